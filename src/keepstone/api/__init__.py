@@ -1,0 +1,1 @@
+"""HTTP adapters: one module tree per wire dialect, over the same services."""

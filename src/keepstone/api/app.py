@@ -1,0 +1,105 @@
+"""The ASGI application: both dialects' routers over one services context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import swagger_ui_bundle
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.routing import APIRoute
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from keepstone import __version__
+from keepstone.api.errors import error_response, status_of
+from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
+from keepstone.api.vb365 import deps, infrastructure, jobs, organizations, sessions, token
+from keepstone.domain.errors import KeepstoneError
+from keepstone.services.auth import LoginThrottle
+from keepstone.services.context import Context
+
+VB365_VERSIONS = ("v2",)
+VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, behind authentication
+    (token.router, "Auth", False),
+    (organizations.router, "Organizations", True),
+    (jobs.router, "Jobs", True),
+    (sessions.router, "JobSessions", True),
+    (infrastructure.router, "Infrastructure", True),
+]
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(title="Keepstone", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/swagger/openapi.json")
+    app.state.ctx = ctx
+    app.state.login_throttle = LoginThrottle()
+    templates: list[str] = []
+    for version in VB365_VERSIONS:
+        for router, tag, protected in VB365_ROUTERS:
+            app.include_router(router, prefix=f"/{version}", tags=[tag],
+                               dependencies=[Depends(deps.principal)] if protected else [])
+            templates += [f"/{version}{route.path}" for route in router.routes
+                          if isinstance(route, APIRoute)]
+    _add_swagger(app)
+    _add_error_handlers(app)
+    app.add_middleware(CaseInsensitivePaths, templates=templates)
+    app.add_middleware(BodyLimit)
+    app.add_middleware(RequestContext)
+    return app
+
+
+def _add_swagger(app: FastAPI) -> None:
+    app.mount("/swagger/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+              name="swagger-static")
+
+    @app.get("/swagger", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/swagger/openapi.json", title="Keepstone API",
+                                   swagger_js_url="/swagger/static/swagger-ui-bundle.js",
+                                   swagger_css_url="/swagger/static/swagger-ui.css",
+                                   swagger_favicon_url="/swagger/static/favicon-32x32.png")
+
+    @app.get("/swagger/ui/index", include_in_schema=False)
+    def vendor_swagger_path() -> RedirectResponse:
+        return RedirectResponse("/swagger")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(KeepstoneError)
+    async def domain_error(request: Request, error: KeepstoneError) -> Response:
+        status = status_of(error)
+        headers = {"WWW-Authenticate": 'Bearer realm="keepstone"'} if status == 401 else None
+        return error_response(request.url.path, status, error.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, error: RequestValidationError) -> Response:
+        return error_response(request.url.path, 400, describe_validation_error(error.errors()))
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        message = {404: f"no resource at {request.url.path}",
+                   405: f"{request.method} is not allowed on {request.url.path}"}
+        return error_response(request.url.path, error.status_code,
+                              message.get(error.status_code, str(error.detail)),
+                              dict(error.headers) if error.headers else None)
+
+
+def describe_validation_error(errors: Any) -> str:
+    """One sentence naming the first offending property, e.g. ``schedulePolicy.type: ...``."""
+    first = list(errors)[0]
+    if first["type"] == "json_invalid":
+        return f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(": ")
+    location = [str(part) for part in first["loc"]]
+    source = location[0] if location else "body"
+    path = ".".join(location[1:])
+    if first["type"] == "missing" and not path:
+        return "a JSON request body is required"
+    message = first["msg"].removeprefix("Value error, ")
+    where = path or ("request body" if source == "body" else source)
+    if source in ("query", "path", "header"):
+        where = f"{source} parameter {path}"
+    return f"{where}: {message}"

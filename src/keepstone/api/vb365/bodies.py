@@ -1,0 +1,223 @@
+"""Request bodies of the JSON dialect, parsed as the vendor's (Newtonsoft) server does.
+
+Property names are case-insensitive, booleans and numbers may come as strings, enum values are
+case-insensitive, unknown and read-only properties are ignored, and ``null`` means "not sent".
+Each body converts itself to the domain's edit value, so handlers stay thin.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from datetime import time
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic.alias_generators import to_camel
+
+from keepstone.domain.jobs import BackupType, ItemType, JobEdit, ScheduleEdit
+from keepstone.domain.policy import HOURS_PER_WEEK, DailyType, Period, ScheduleType
+from keepstone.domain.retention import (
+    RetentionFrequency,
+    RetentionPeriodType,
+    RetentionType,
+    YearlyPeriod,
+)
+from keepstone.services.catalog import OrganizationEdit, ProxyEdit, RepositoryEdit
+
+E = TypeVar("E", bound=enum.Enum)
+_TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
+
+
+def _any_case(enum_type: type[E]) -> BeforeValidator:
+    by_lower = {member.value.lower(): member for member in enum_type}
+
+    def canonical(value: Any) -> Any:
+        return by_lower.get(value.lower(), value) if isinstance(value, str) else value
+
+    return BeforeValidator(canonical)
+
+
+def _time_of_day(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    match = _TIME_OF_DAY.match(value.strip())
+    hours, minutes, seconds = (int(g or 0) for g in match.groups()) if match else (-1, -1, -1)
+    if not (0 <= hours < 24 and 0 <= minutes < 60 and 0 <= seconds < 60):
+        raise ValueError(f"'{value}' is not a time of day in the form HH:mm:ss")
+    return time(hours, minutes, seconds)
+
+
+def _exactly_a_week(value: list[bool]) -> list[bool]:
+    if len(value) != HOURS_PER_WEEK:
+        raise ValueError(
+            f"must have exactly {HOURS_PER_WEEK} booleans (7 days x 24 hours, Sunday first); "
+            f"got {len(value)}"
+        )
+    return value
+
+
+TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+AWeek = Annotated[list[bool], AfterValidator(_exactly_a_week)]
+AnyScheduleType = Annotated[ScheduleType, _any_case(ScheduleType)]
+AnyDailyType = Annotated[DailyType, _any_case(DailyType)]
+AnyPeriod = Annotated[Period, _any_case(Period)]
+AnyBackupType = Annotated[BackupType, _any_case(BackupType)]
+AnyItemType = Annotated[ItemType, _any_case(ItemType)]
+AnyRetentionType = Annotated[RetentionType, _any_case(RetentionType)]
+AnyRetentionPeriodType = Annotated[RetentionPeriodType, _any_case(RetentionPeriodType)]
+AnyYearlyPeriod = Annotated[YearlyPeriod, _any_case(YearlyPeriod)]
+AnyRetentionFrequency = Annotated[RetentionFrequency, _any_case(RetentionFrequency)]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, extra="ignore", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_property_case(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        aliases = {(f.alias or name).lower(): f.alias or name for name, f in cls.model_fields.items()}
+        return {aliases.get(k.lower(), k) if isinstance(k, str) else k: v for k, v in data.items()}
+
+
+class BackupWindowSettingsBody(WireModel):
+    backup_window: AWeek | None = None
+    minute_offset: int | None = None
+
+
+class SchedulePolicyBody(WireModel):
+    type: AnyScheduleType | None = None
+    daily_type: AnyDailyType | None = None
+    daily_time: TimeOfDay | None = None
+    periodically_every: AnyPeriod | None = None
+    backup_window_enabled: bool | None = None
+    backup_window_settings: BackupWindowSettingsBody | None = None
+    retry_enabled: bool | None = None
+    retry_number: int | None = None
+    retry_wait_interval: int | None = None
+
+    def to_edit(self) -> ScheduleEdit:
+        window = self.backup_window_settings
+        return ScheduleEdit(
+            type=self.type,
+            daily_type=self.daily_type,
+            daily_time=self.daily_time,
+            periodically_every=self.periodically_every,
+            backup_window_enabled=self.backup_window_enabled,
+            backup_window=tuple(window.backup_window) if window and window.backup_window else None,
+            minute_offset=window.minute_offset if window else None,
+            retry_enabled=self.retry_enabled,
+            retry_number=self.retry_number,
+            retry_wait_interval=self.retry_wait_interval,
+        )
+
+
+class JobItemBody(WireModel):
+    """A selected or excluded item (``RESTJobItemComposed``); kept as sent, keys normalised."""
+
+    model_config = ConfigDict(alias_generator=to_camel, extra="allow", frozen=True)
+    type: AnyItemType
+    id: str | None = None
+    mailbox: bool | None = None
+    archive_mailbox: bool | None = None
+    one_drive: bool | None = None
+    user: dict[str, Any] | None = None
+    group: dict[str, Any] | None = None
+    folders: list[str] | None = None
+
+    def record(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class JobBody(WireModel):
+    """The body of ``PUT /v2/Jobs/{id}`` and ``POST /v2/Organizations/{id}/Jobs`` (seed 003)."""
+
+    name: str | None = None
+    description: str | None = None
+    backup_type: AnyBackupType | None = None
+    schedule_policy: SchedulePolicyBody | None = None
+    proxy_id: str | None = None
+    repository_id: str | None = None
+    is_enabled: bool | None = None
+    is_run: bool | None = None
+    run_now: bool | None = None
+    selected_items: list[JobItemBody] | None = None
+    excluded_items: list[JobItemBody] | None = None
+
+    def to_edit(self) -> JobEdit:
+        return JobEdit(
+            name=self.name,
+            description=self.description,
+            backup_type=self.backup_type,
+            schedule=self.schedule_policy.to_edit() if self.schedule_policy else None,
+            repository_id=self.repository_id,
+            proxy_id=self.proxy_id,
+            is_enabled=self.is_enabled,
+            selected_items=_records(self.selected_items),
+            excluded_items=_records(self.excluded_items),
+            run_now=bool(self.is_run or self.run_now),
+        )
+
+
+def _records(items: list[JobItemBody] | None) -> list[dict[str, Any]] | None:
+    return None if items is None else [item.record() for item in items]
+
+
+class LocalSettingsBody(WireModel):
+    path: str | None = None
+
+
+class OrganizationBody(WireModel):
+    type: str | None = None
+    name: str | None = None
+    description: str | None = None
+    local_settings: LocalSettingsBody | None = None
+
+    def to_edit(self) -> OrganizationEdit:
+        kind = {"local": "Local", "office365": "Office365", "imap": "Imap"}.get(
+            (self.type or "").lower(), self.type)
+        return OrganizationEdit(name=self.name, description=self.description, type=kind,
+                                local_path=self.local_settings.path if self.local_settings else None)
+
+
+class ProxyBody(WireModel):
+    description: str | None = None
+    threads_number: int | None = None
+
+    def to_edit(self) -> ProxyEdit:
+        return ProxyEdit(description=self.description, threads_number=self.threads_number)
+
+
+class RepositoryBody(WireModel):
+    name: str | None = None
+    description: str | None = None
+    path: str | None = None
+    proxy_id: str | None = None
+    retention_type: AnyRetentionType | None = None
+    retention_period_type: AnyRetentionPeriodType | None = None
+    daily_retention_period: int | None = None
+    monthly_retention_period: int | None = None
+    yearly_retention_period: AnyYearlyPeriod | None = None
+    retention_frequency_type: AnyRetentionFrequency | None = None
+    daily_time: TimeOfDay | None = None
+    daily_type: AnyDailyType | None = None
+
+    def to_edit(self) -> RepositoryEdit:
+        retention = {
+            field: value
+            for field, value in (
+                ("retention_type", self.retention_type),
+                ("period_type", self.retention_period_type),
+                ("daily_period", self.daily_retention_period),
+                ("monthly_period", self.monthly_retention_period),
+                ("yearly_period", self.yearly_retention_period),
+                ("frequency", self.retention_frequency_type),
+                ("daily_time", self.daily_time),
+                ("daily_type", self.daily_type),
+            )
+            if value is not None
+        }
+        return RepositoryEdit(name=self.name, description=self.description, path=self.path,
+                              proxy_id=self.proxy_id, retention=retention or None)

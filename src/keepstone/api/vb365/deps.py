@@ -1,0 +1,45 @@
+"""What every JSON-dialect handler needs: the services context, the caller, links, responses."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.responses import JSONResponse
+
+from keepstone.api.errors import JSON_MEDIA_TYPE
+from keepstone.api.vb365.views import LinkBuilder
+from keepstone.domain.errors import Unauthenticated
+from keepstone.services import auth
+from keepstone.services.context import Context
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def context(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def principal(request: Request, ctx: Annotated[Context, Depends(context)]) -> auth.Principal:
+    """The authenticated caller, authorised for this request's method (reads vs writes)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("authorization is required: send 'Authorization: Bearer <access_token>'")
+    caller = auth.authenticate(ctx, token.strip())
+    action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
+    auth.authorize(caller, action)
+    return caller
+
+
+def links(request: Request) -> LinkBuilder:
+    version = request.url.path.split("/")[1]
+    return LinkBuilder(str(request.base_url), version)
+
+
+Ctx = Annotated[Context, Depends(context)]
+Link = Annotated[LinkBuilder, Depends(links)]
+
+
+def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE)

@@ -1,0 +1,57 @@
+"""Proxies and backup repositories."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.responses import Response
+
+from keepstone.api.plumbing import plain
+from keepstone.api.vb365 import views
+from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
+from keepstone.api.vb365.deps import Ctx, Link, json
+from keepstone.services import catalog
+
+router = APIRouter()
+
+
+@router.get("/Proxies")
+def list_proxies(ctx: Ctx, link: Link) -> Response:
+    now = ctx.clock.now()
+    return json([views.proxy(p, link, now) for p in catalog.list_proxies(ctx)])
+
+
+@router.get("/Proxies/{proxy_id}")
+def get_proxy(proxy_id: str, ctx: Ctx, link: Link) -> Response:
+    return json(views.proxy(catalog.get_proxy(ctx, proxy_id), link, ctx.clock.now()))
+
+
+@router.put("/Proxies/{proxy_id}")
+def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, link: Link) -> Response:
+    return json(views.proxy(catalog.edit_proxy(ctx, proxy_id, body.to_edit()), link, ctx.clock.now()))
+
+
+@router.get("/BackupRepositories")
+def list_repositories(ctx: Ctx, link: Link, proxyId: str | None = None) -> Response:  # noqa: N803
+    repos = catalog.list_repositories(ctx)
+    return json([views.repository(r, link) for r in repos if proxyId in (None, r.proxy_id)])
+
+
+@router.get("/BackupRepositories/{repo_id}")
+def get_repository(repo_id: str, ctx: Ctx, link: Link) -> Response:
+    return json(views.repository(catalog.get_repository(ctx, repo_id), link))
+
+
+@router.post("/BackupRepositories")
+def create_repository(body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
+    return json(views.repository(catalog.create_repository(ctx, body.to_edit()), link))
+
+
+@router.put("/BackupRepositories/{repo_id}")
+def edit_repository(repo_id: str, body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
+    return json(views.repository(catalog.edit_repository(ctx, repo_id, body.to_edit()), link))
+
+
+@router.delete("/BackupRepositories/{repo_id}", status_code=204)
+def delete_repository(repo_id: str, ctx: Ctx) -> Response:
+    catalog.delete_repository(ctx, repo_id)
+    return plain(204)

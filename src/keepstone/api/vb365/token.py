@@ -1,0 +1,78 @@
+"""``POST /v2/Token``: the OAuth2-style password and refresh-token grants."""
+
+from __future__ import annotations
+
+import json as jsonlib
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from keepstone.api.vb365.deps import context, json
+from keepstone.api.vb365.views import iso
+from keepstone.domain.errors import BadCredentials, InvalidInput
+from keepstone.services import auth
+
+router = APIRouter()
+
+
+@router.post("/Token", summary="Log in (password grant) or refresh a token pair")
+async def token(request: Request) -> Response:
+    fields = _fields(await request.body(), request.headers.get("content-type", ""))
+    grant = (fields.get("grant_type") or "password").lower()
+    ctx = context(request)
+    address = request.client.host if request.client else "unknown"
+    throttle: auth.LoginThrottle = request.app.state.login_throttle
+    wait = throttle.wait_needed(address, ctx.clock.now())
+    if wait.total_seconds() > 0:
+        seconds = max(1, round(wait.total_seconds()))
+        return json({"message": f"too many failed logins from this address; retry in {seconds} s"},
+                    429, headers={"Retry-After": str(seconds)})
+    try:
+        if grant == "password":
+            issued = await run_in_threadpool(auth.login, ctx, _required(fields, "username"),
+                                             _required(fields, "password"))
+        elif grant == "refresh_token":
+            issued = await run_in_threadpool(auth.refresh, ctx, _required(fields, "refresh_token"))
+        else:
+            raise InvalidInput(f"grant_type '{grant}' is not supported; use password or "
+                               "refresh_token", "grant_type")
+    except BadCredentials:
+        throttle.failed(address, ctx.clock.now())
+        raise
+    throttle.succeeded(address)
+    return json({
+        "access_token": issued.access_token,
+        "token_type": "bearer",
+        "expires_in": issued.expires_in,
+        "refresh_token": issued.refresh_token,
+        "userName": issued.user_name,
+        ".issued": iso(issued.issued),
+        ".expires": iso(issued.expires),
+    })
+
+
+def _fields(body: bytes, content_type: str) -> dict[str, str]:
+    """Form-encoded (the vendor's documented form) or JSON; names are case-insensitive."""
+    text = body.decode("utf-8", errors="replace")
+    raw: Any
+    if "json" in content_type.lower() or text.lstrip().startswith("{"):
+        try:
+            raw = jsonlib.loads(text)
+        except ValueError:
+            raise InvalidInput("request body is not valid JSON") from None
+        if not isinstance(raw, dict):
+            raise InvalidInput("request body must be a JSON object")
+        items = raw.items()
+    else:
+        items = parse_qsl(text, keep_blank_values=True)
+    return {str(k).lower(): "" if v is None else str(v) for k, v in items}
+
+
+def _required(fields: dict[str, str], name: str) -> str:
+    value = fields.get(name, "")
+    if not value:
+        raise InvalidInput(f"{name} is required", name)
+    return value

@@ -1,0 +1,188 @@
+"""The v2 representations: what the vendor's v2 server returns for each resource.
+
+Later versions add their own modules beside this one; handlers pick the module by version.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from keepstone.domain.jobs import SessionStatus
+from keepstone.services.catalog import disk_space, proxy_status
+from keepstone.store.codecs import policy_from_record, retention_from_record
+from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy, Repository
+
+Links = dict[str, dict[str, str]]
+
+
+class LinkBuilder:
+    """Absolute hrefs for one request: ``https://host:port/v2/jobs/<id>``."""
+
+    def __init__(self, base_url: str, version: str) -> None:
+        self.root = f"{base_url.rstrip('/')}/{version}"
+
+    def __call__(self, *parts: str) -> dict[str, str]:
+        return {"href": "/".join((self.root, *parts))}
+
+
+def iso(instant: datetime | None) -> str | None:
+    """ISO 8601 UTC as the vendor writes it: seven fraction digits when there is a fraction."""
+    if instant is None:
+        return None
+    instant = instant.astimezone(UTC)
+    fraction = f".{instant.microsecond:06d}0" if instant.microsecond else ""
+    return f"{instant:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
+def job(row: Job, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "lastRun": iso(row.last_run),
+        "nextRun": iso(row.next_run),
+        "isEnabled": row.is_enabled,
+        "backupType": row.backup_type,
+        "lastStatus": row.last_status or "NotConfigured",
+        "schedulePolicy": schedule_policy(row.schedule_policy),
+        "proxyId": row.proxy_id,
+        "repositoryId": row.repository_id,
+        "_links": {
+            "self": link("jobs", row.id),
+            "organization": link("organizations", row.organization_id),
+            "backupRepository": link("backuprepositories", row.repository_id),
+            "jobsessions": link("jobs", row.id, "jobsessions"),
+            "selectedItems": link("jobs", row.id, "selecteditems"),
+            "excludedItems": link("jobs", row.id, "excludeditems"),
+        },
+    }
+
+
+def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
+    policy = policy_from_record(record)
+    return {
+        "type": policy.type.value,
+        "dailyType": policy.daily_type.value,
+        "dailyTime": policy.daily_time.isoformat(timespec="seconds"),
+        "periodicallyEvery": policy.periodically_every.value,
+        "backupWindowEnabled": policy.backup_window_enabled,
+        "backupWindowSettings": {
+            "backupWindow": list(policy.backup_window),
+            "minuteOffset": policy.minute_offset,
+        },
+        "retryEnabled": policy.retry_enabled,
+        "retryNumber": policy.retry_number,
+        "retryWaitInterval": policy.retry_wait_interval,
+    }
+
+
+def organization(row: Organization, link: LinkBuilder, backed_up: bool) -> dict[str, Any]:
+    return {
+        "type": row.type,
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "localSettings": {"path": row.settings.get("path")},
+        "isBackedup": backed_up,
+        "_links": {"self": link("organizations", row.id), "jobs": link("organizations", row.id, "jobs")},
+        "_actions": {},
+    }
+
+
+def proxy(row: Proxy, link: LinkBuilder, now: datetime) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "hostName": row.host_name,
+        "description": row.description,
+        "port": row.port,
+        "threadsNumber": row.threads_number,
+        "enableNetworkthrottling": False,
+        "throttlingValue": 0,
+        "throttlingUnit": "MBs",
+        "status": proxy_status(row, now),
+        "_links": {"self": link("proxies", row.id),
+                   "repositories": link(f"backuprepositories?proxyId={row.id}")},
+    }
+
+
+def repository(row: Repository, link: LinkBuilder) -> dict[str, Any]:
+    retention = retention_from_record(row.retention)
+    space = disk_space(row.path)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "path": row.path,
+        "proxyId": row.proxy_id,
+        "retentionType": retention.retention_type.value,
+        "retentionPeriodType": retention.period_type.value,
+        "dailyRetentionPeriod": retention.daily_period,
+        "monthlyRetentionPeriod": retention.monthly_period,
+        "yearlyRetentionPeriod": retention.yearly_period.value,
+        "retentionFrequencyType": retention.frequency.value,
+        "dailyTime": retention.daily_time.isoformat(timespec="seconds"),
+        "dailyType": retention.daily_type.value,
+        "capacity": space.capacity,
+        "freeSpace": space.free,
+        "_links": {"self": link("backuprepositories", row.id), "proxy": link("proxies", row.proxy_id)},
+    }
+
+
+def job_session(row: JobSession, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "creationTime": iso(row.creation_time),
+        "endTime": iso(row.end_time),
+        "progress": row.progress,
+        "status": row.status,
+        "retryCount": row.retry_count,
+        "details": row.details,
+        "statistics": v2_statistics(row.statistics, SessionStatus(row.status)),
+        "_links": {
+            "self": link("jobsessions", row.id),
+            "log": link("jobsessions", row.id, "logitems"),
+            "job": link("jobs", row.job_id),
+        },
+    }
+
+
+def v2_statistics(stats: dict[str, Any], status: SessionStatus) -> dict[str, Any]:
+    """v2 writes statistics as human-readable strings: ``832.4 KB/s (52 items/s)``."""
+    seconds = float(stats.get("duration_seconds", 0))
+    read_bytes, items = int(stats.get("read_bytes", 0)), int(stats.get("read_items", 0))
+
+    def rate(amount: int) -> float:
+        return amount / seconds if seconds > 0 else 0.0
+
+    return {
+        "processingRate": f"{human_bytes(rate(read_bytes))}/s ({round(rate(items))} items/s)",
+        "readRate": f"{human_bytes(rate(read_bytes))}/s",
+        "writeRate": f"{human_bytes(rate(int(stats.get('written_bytes', 0))))}/s",
+        "transferredData": human_bytes(int(stats.get("transferred_bytes", 0))),
+        "processedObjects": items,
+        "bottleneck": stats.get("bottleneck", "NA"),
+    }
+
+
+def human_bytes(amount: float) -> str:
+    """``0 B``, ``634.0 KB``, ``1.5 MB``: binary multiples, as the vendor prints them."""
+    if amount < 1024:
+        return f"{int(amount)} B"
+    for unit in ("KB", "MB", "GB", "TB", "PB"):
+        amount /= 1024
+        if amount < 1024 or unit == "PB":
+            break
+    return f"{amount:.1f} {unit}"
+
+
+def log_item(row: LogItem, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "usn": row.usn,
+        "title": f"[{row.status}] {row.message}",
+        "creationTime": iso(row.creation_time),
+        "endTime": iso(row.end_time),
+        "_links": {"self": link("jobsessions", row.session_id, "logitems", row.id),
+                   "jobSession": link("jobsessions", row.session_id)},
+    }

@@ -1,0 +1,1 @@
+"""The ``keepstone`` command line."""

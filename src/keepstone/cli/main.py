@@ -1,0 +1,121 @@
+"""``keepstone serve`` and ``keepstone admin ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from keepstone import logs
+from keepstone.domain.errors import KeepstoneError
+from keepstone.server import ServeOptions, ServerError, open_context, resolve_data_dir, serve
+from keepstone.services import auth
+from keepstone.services.context import Context
+
+app = typer.Typer(help="Keepstone backup server.", no_args_is_help=True, add_completion=False)
+admin = typer.Typer(help="Administer users and tokens.", no_args_is_help=True)
+users = typer.Typer(help="Add, list, remove users and change passwords.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+admin.add_typer(users, name="user")
+console = Console()
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
+                    "(default: $KEEPSTONE_DATA_DIR or ~/.local/share/keepstone).")]
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 4443,
+    data_dir: DataDir = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS.")] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
+    tls_self_signed: Annotated[bool, typer.Option(
+        help="Serve HTTPS with a certificate made on first start and kept in the data directory."
+    )] = False,
+    timezone: Annotated[str | None, typer.Option(
+        help="IANA time zone schedules' dailyTime is read in (default $KEEPSTONE_TIMEZONE or UTC)."
+    )] = None,
+) -> None:
+    """Run the server until SIGTERM or Ctrl-C."""
+    logs.configure()
+    options = ServeOptions(resolve_data_dir(data_dir), host, port, tls_cert, tls_key,
+                           tls_self_signed, timezone)
+    try:
+        serve(options, say=lambda text: console.print(text, highlight=False, markup=False))
+    except ServerError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from None
+
+
+def _ctx(data_dir: Path | None) -> Context:
+    return open_context(resolve_data_dir(data_dir))
+
+
+def _fail(error: KeepstoneError) -> typer.Exit:
+    console.print(f"[red]error:[/red] {error.message}")
+    return typer.Exit(1)
+
+
+def _password(given: str | None) -> str:
+    if given:
+        return given
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users.command("add")
+def user_add(
+    name: str,
+    role: Annotated[auth.Role, typer.Option(help="Administrator or ReadOnly.")] = auth.Role.ADMINISTRATOR,
+    password: Annotated[str | None, typer.Option(help="Asked for when not given.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a user."""
+    try:
+        auth.add_user(_ctx(data_dir), name, _password(password), role)
+    except KeepstoneError as error:
+        raise _fail(error) from None
+    console.print(f"Added user '{name}' ({role.value})")
+
+
+@users.command("list")
+def user_list(data_dir: DataDir = None) -> None:
+    """List users and their roles."""
+    table = Table("Name", "Role", "Created (UTC)")
+    for user in auth.list_users(_ctx(data_dir)):
+        table.add_row(user.name, user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
+    console.print(table)
+
+
+@users.command("remove")
+def user_remove(name: str, data_dir: DataDir = None) -> None:
+    """Remove a user; their tokens stop working at once."""
+    try:
+        auth.remove_user(_ctx(data_dir), name)
+    except KeepstoneError as error:
+        raise _fail(error) from None
+    console.print(f"Removed user '{name}'")
+
+
+@users.command("passwd")
+def user_passwd(name: str, password: Annotated[str | None, typer.Option()] = None,
+                data_dir: DataDir = None) -> None:
+    """Change a user's password; their tokens are revoked."""
+    try:
+        auth.set_password(_ctx(data_dir), name, _password(password))
+    except KeepstoneError as error:
+        raise _fail(error) from None
+    console.print(f"Changed the password of '{name}' and revoked their tokens")
+
+
+@users.command("revoke-tokens")
+def user_revoke_tokens(name: str, data_dir: DataDir = None) -> None:
+    """Revoke every access and refresh token of a user."""
+    try:
+        auth.revoke_tokens(_ctx(data_dir), name)
+    except KeepstoneError as error:
+        raise _fail(error) from None
+    console.print(f"Revoked the tokens of '{name}'")

@@ -1,0 +1,1 @@
+"""Pure rules of Keepstone: no I/O, no clock reads, no wire formats."""

@@ -1,0 +1,43 @@
+"""Errors the domain and services raise; each wire dialect maps them to its own status and body."""
+
+from __future__ import annotations
+
+
+class KeepstoneError(Exception):
+    """Base of every error a client may see. ``message`` is safe to show."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(KeepstoneError):
+    """The request names something wrong; ``prop`` is the offending property path, if any."""
+
+    def __init__(self, message: str, prop: str | None = None) -> None:
+        super().__init__(message)
+        self.prop = prop
+
+
+class NotFound(KeepstoneError):
+    pass
+
+
+class Conflict(KeepstoneError):
+    """The request is valid but the current state forbids it (for example, deleting a used repository)."""
+
+
+class PreconditionFailed(KeepstoneError):
+    """An ``If-Match`` precondition no longer holds."""
+
+
+class Unauthenticated(KeepstoneError):
+    pass
+
+
+class Forbidden(KeepstoneError):
+    pass
+
+
+class BadCredentials(KeepstoneError):
+    """Wrong user name or password: deliberately does not say which."""

@@ -1,0 +1,123 @@
+"""The schedule policy of a job, as one immutable value shared by both wire dialects."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import time
+
+from keepstone.domain.errors import InvalidInput
+
+HOURS_PER_WEEK = 168
+MAX_RETRY_NUMBER = 777  # the vendor's UI caps retries at 777; anything above is a typo
+MAX_RETRY_WAIT_MINUTES = 10_080  # one week
+MAX_MINUTE_OFFSET = 14 * 60  # the widest real UTC offsets are -12:00 and +14:00
+
+
+class ScheduleType(enum.StrEnum):
+    DAILY = "Daily"
+    PERIODICALLY = "Periodically"
+    MANUAL_ONLY = "ManualOnly"
+
+
+class DailyType(enum.StrEnum):
+    EVERYDAY = "Everyday"
+    WORKDAYS = "Workdays"
+    WEEKENDS = "Weekends"
+    MONDAY = "Monday"
+    TUESDAY = "Tuesday"
+    WEDNESDAY = "Wednesday"
+    THURSDAY = "Thursday"
+    FRIDAY = "Friday"
+    SATURDAY = "Saturday"
+    SUNDAY = "Sunday"
+
+    def weekdays(self) -> frozenset[int]:
+        """Python weekday numbers (Monday = 0) on which a daily job of this type runs."""
+        match self:
+            case DailyType.EVERYDAY:
+                return frozenset(range(7))
+            case DailyType.WORKDAYS:
+                return frozenset(range(5))
+            case DailyType.WEEKENDS:
+                return frozenset({5, 6})
+        return frozenset({_DAY_NAMES.index(self.value)})
+
+
+_DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+class Period(enum.StrEnum):
+    MINUTES5 = "Minutes5"
+    MINUTES10 = "Minutes10"
+    MINUTES15 = "Minutes15"
+    MINUTES30 = "Minutes30"
+    HOURS1 = "Hours1"
+    HOURS2 = "Hours2"
+    HOURS4 = "Hours4"
+    HOURS8 = "Hours8"
+    HOURS12 = "Hours12"
+
+    @property
+    def minutes(self) -> int:
+        unit, count = re.fullmatch(r"(Minutes|Hours)(\d+)", self.value).groups()  # type: ignore[union-attr]
+        return int(count) * (60 if unit == "Hours" else 1)
+
+
+ALWAYS_OPEN: tuple[bool, ...] = (True,) * HOURS_PER_WEEK
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePolicy:
+    """When a job runs.
+
+    ``backup_window`` holds 168 hours, hour 0 being Sunday 00:00-01:00 on the window's clock,
+    which runs ``minute_offset`` minutes ahead of UTC (the seed: "the current minute offset from
+    the UTC time").
+    """
+
+    type: ScheduleType = ScheduleType.DAILY
+    daily_type: DailyType = DailyType.EVERYDAY
+    daily_time: time = time(15, 0, 0)
+    periodically_every: Period = Period.HOURS1
+    backup_window_enabled: bool = False
+    backup_window: tuple[bool, ...] = field(default=ALWAYS_OPEN)
+    minute_offset: int = 0
+    retry_enabled: bool = True
+    retry_number: int = 3
+    retry_wait_interval: int = 10
+
+    def __post_init__(self) -> None:
+        validate_policy(self)
+
+
+def validate_policy(policy: SchedulePolicy) -> None:
+    """Raise InvalidInput naming the first property whose value cannot be a schedule."""
+    window = "schedulePolicy.backupWindowSettings"
+    if len(policy.backup_window) != HOURS_PER_WEEK:
+        raise InvalidInput(
+            f"{window}.backupWindow must have exactly {HOURS_PER_WEEK} booleans "
+            f"(7 days x 24 hours, Sunday first); got {len(policy.backup_window)}",
+            f"{window}.backupWindow",
+        )
+    if not -MAX_MINUTE_OFFSET <= policy.minute_offset <= MAX_MINUTE_OFFSET:
+        raise InvalidInput(
+            f"{window}.minuteOffset must be between {-MAX_MINUTE_OFFSET} and {MAX_MINUTE_OFFSET}",
+            f"{window}.minuteOffset",
+        )
+    if policy.backup_window_enabled and not any(policy.backup_window):
+        raise InvalidInput(
+            f"{window}.backupWindow allows no hour at all while backupWindowEnabled is true",
+            f"{window}.backupWindow",
+        )
+    if not 0 <= policy.retry_number <= MAX_RETRY_NUMBER:
+        raise InvalidInput(
+            f"schedulePolicy.retryNumber must be between 0 and {MAX_RETRY_NUMBER}",
+            "schedulePolicy.retryNumber",
+        )
+    if not 1 <= policy.retry_wait_interval <= MAX_RETRY_WAIT_MINUTES:
+        raise InvalidInput(
+            f"schedulePolicy.retryWaitInterval must be between 1 and {MAX_RETRY_WAIT_MINUTES} minutes",
+            "schedulePolicy.retryWaitInterval",
+        )

@@ -1,0 +1,1 @@
+"""Proxies: workers that claim queued job runs and execute them."""

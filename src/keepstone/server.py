@@ -1,0 +1,215 @@
+"""Running a Keepstone server: its data directory, first-start bootstrap, TLS, and lifecycle."""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import os
+import secrets
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import IO
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import structlog
+import uvicorn
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from keepstone.api.app import create_app
+from keepstone.clock import Clock, SystemClock
+from keepstone.proxy.worker import ProxyWorker
+from keepstone.services import auth, catalog
+from keepstone.services.context import Context
+from keepstone.store.db import Database, sqlite_url
+
+log = structlog.get_logger("keepstone.server")
+DATABASE_FILE = "keepstone.db"
+INITIAL_PASSWORD_FILE = "initial-admin-password"
+
+
+class ServerError(Exception):
+    """A reason the server cannot start, worded for the person starting it."""
+
+
+def resolve_data_dir(option: Path | None) -> Path:
+    """``--data-dir``, else ``$KEEPSTONE_DATA_DIR``, else ``~/.local/share/keepstone``."""
+    chosen = option or os.environ.get("KEEPSTONE_DATA_DIR") or "~/.local/share/keepstone"
+    return Path(chosen).expanduser().resolve()
+
+
+def resolve_timezone(name: str | None) -> tzinfo:
+    """The server's time zone (schedules' ``dailyTime`` is read in it): ``$KEEPSTONE_TIMEZONE``."""
+    name = name or os.environ.get("KEEPSTONE_TIMEZONE") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ServerError(f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)") from None
+
+
+class DataDirLock:
+    """An exclusive lock on the data directory, so two servers never share one catalog."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "keepstone.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise ServerError(f"another Keepstone server (pid {holder}) is already using the data "
+                              f"directory {self.path.parent}; stop it or choose another --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -> Context:
+    """The catalog of ``data_dir``, migrated to the newest schema."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(sqlite_url(data_dir / DATABASE_FILE))
+    db.migrate()
+    return Context(db=db, clock=clock or SystemClock(), tz=tz)
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrap:
+    proxy_id: str
+    generated_password: str | None
+
+
+def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
+    """First start creates the local proxy, the default repository and the administrator;
+    later starts find and reuse them."""
+    proxy = catalog.ensure_local_proxy(ctx)
+    catalog.ensure_default_repository(ctx, data_dir / "repository")
+    generated = None
+    if not auth.list_users(ctx):
+        name = os.environ.get("KEEPSTONE_ADMIN_USER") or "admin"
+        password = os.environ.get("KEEPSTONE_ADMIN_PASSWORD")
+        if not password:
+            password = generated = secrets.token_urlsafe(18)
+            _write_private(data_dir / INITIAL_PASSWORD_FILE, password + "\n")
+        auth.add_user(ctx, name, password, auth.Role.ADMINISTRATOR)
+    return Bootstrap(proxy.id, generated)
+
+
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def self_signed_certificate(data_dir: Path) -> tuple[Path, Path]:
+    """A certificate made on first use and kept in ``<data-dir>/tls`` for later starts."""
+    folder = data_dir / "tls"
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+    folder.mkdir(mode=0o700, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    host = socket.gethostname()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=825))
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName(host), x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            x509.IPAddress(ipaddress.ip_address("::1")),
+        ]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    _write_private(key_path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode())
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 4443
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_self_signed: bool = False
+    timezone: str | None = None
+
+
+def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
+    """Run until SIGTERM or Ctrl-C, then stop the proxy and release the data directory."""
+    tz = resolve_timezone(options.timezone)
+    options.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    lock = DataDirLock(options.data_dir)
+    lock.acquire()
+    try:
+        ctx = open_context(options.data_dir, tz=tz)
+        started = bootstrap(ctx, options.data_dir)
+        if started.generated_password:
+            say(f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
+                f"password: {started.generated_password}\n(also written to "
+                f"{options.data_dir / INITIAL_PASSWORD_FILE}; change it with 'keepstone admin user passwd')")
+        cert, key = _tls_files(options)
+        if cert is None and not is_loopback(options.host):
+            say(f"WARNING: serving plain HTTP on non-loopback address {options.host}: passwords and "
+                "tokens cross the network unencrypted; use --tls-self-signed or --tls-cert/--tls-key")
+        worker = ProxyWorker(ctx, started.proxy_id)
+        ctx.wake_proxies = worker.wake
+        worker.start()
+        scheme = "https" if cert else "http"
+        say(f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
+            f"(data directory {options.data_dir})")
+        config = uvicorn.Config(create_app(ctx), host=options.host, port=options.port,
+                                ssl_certfile=cert, ssl_keyfile=key, log_config=None,
+                                access_log=False, timeout_graceful_shutdown=10)
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            worker.stop()
+            ctx.db.dispose()
+            say("Keepstone stopped")
+    finally:
+        lock.release()
+
+
+def _tls_files(options: ServeOptions) -> tuple[str | None, str | None]:
+    if options.tls_self_signed:
+        cert, key = self_signed_certificate(options.data_dir)
+        return str(cert), str(key)
+    if (options.tls_cert is None) != (options.tls_key is None):
+        raise ServerError("--tls-cert and --tls-key go together")
+    for path in (options.tls_cert, options.tls_key):
+        if path is not None and not path.is_file():
+            raise ServerError(f"TLS file {path} does not exist")
+    return (str(options.tls_cert), str(options.tls_key)) if options.tls_cert else (None, None)

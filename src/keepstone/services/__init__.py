@@ -1,0 +1,1 @@
+"""Use cases: the one place operations live. Both wire dialects call these and nothing else."""

@@ -1,0 +1,310 @@
+"""Organizations, proxies and repositories: the things jobs refer to."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, true
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import Conflict, InvalidInput, NotFound
+from keepstone.domain.jobs import check_description, check_name
+from keepstone.domain.retention import RetentionPolicy
+from keepstone.services.context import Context, new_id
+from keepstone.store.codecs import retention_from_record, retention_to_record
+from keepstone.store.tables import Job, Organization, Proxy, Repository
+
+T = TypeVar("T")
+
+SUPPORTED_ORGANIZATION_TYPES = ("Local",)
+PROXY_PORT = 9193
+PROXY_THREADS = 64
+HEARTBEAT_STALE_AFTER = timedelta(seconds=60)
+
+# ---- organizations ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationEdit:
+    name: str | None = None
+    description: str | None = None
+    type: str | None = None
+    local_path: str | None = None
+
+
+def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
+    if spec.type is None:
+        raise InvalidInput("type is required", "type")
+    if spec.type not in SUPPORTED_ORGANIZATION_TYPES:
+        raise InvalidInput(
+            f"organization type '{spec.type}' is not supported yet; supported types: "
+            + ", ".join(SUPPORTED_ORGANIZATION_TYPES),
+            "type",
+        )
+    if spec.local_path is None:
+        raise InvalidInput("localSettings.path is required for a Local organization",
+                           "localSettings.path")
+    name = check_name(spec.name or "")
+    org = Organization(id=new_id(), name=name, type=spec.type,
+                       description=check_description(spec.description or ""),
+                       settings={"path": _existing_directory(spec.local_path)},
+                       created_at=ctx.clock.now())
+    with ctx.db.write() as s:
+        _ensure_unique(s, Organization, name, None)
+        s.add(org)
+    return org
+
+
+def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Organization:
+    with ctx.db.write() as s:
+        org = get_organization_in(s, org_id)
+        if edit.type is not None and edit.type != org.type:
+            raise InvalidInput("type of an organization cannot be changed", "type")
+        if edit.name is not None:
+            org.name = check_name(edit.name)
+            _ensure_unique(s, Organization, org.name, org.id)
+        if edit.description is not None:
+            org.description = check_description(edit.description)
+        if edit.local_path is not None:
+            org.settings = {**org.settings, "path": _existing_directory(edit.local_path)}
+    return org
+
+
+def delete_organization(ctx: Context, org_id: str) -> None:
+    with ctx.db.write() as s:
+        org = get_organization_in(s, org_id)
+        jobs = s.scalar(select(func.count()).select_from(Job).where(Job.organization_id == org.id))
+        if jobs:
+            raise Conflict(f"organization '{org.name}' still has {jobs} job(s); delete them first")
+        s.delete(org)
+
+
+def list_organizations(ctx: Context) -> list[Organization]:
+    with ctx.db.read() as s:
+        return list(s.scalars(select(Organization).order_by(Organization.name)))
+
+
+def get_organization(ctx: Context, org_id: str) -> Organization:
+    with ctx.db.read() as s:
+        return get_organization_in(s, org_id)
+
+
+def get_organization_in(s: Session, org_id: str) -> Organization:
+    return _get(s, Organization, org_id, "organization")
+
+
+def _existing_directory(path: str) -> str:
+    if not os.path.isabs(path):
+        raise InvalidInput(f"localSettings.path must be an absolute path; got '{path}'",
+                           "localSettings.path")
+    if not os.path.isdir(path):
+        raise InvalidInput(f"localSettings.path '{path}' is not an existing directory",
+                           "localSettings.path")
+    return os.path.normpath(path)
+
+
+# ---- proxies ----------------------------------------------------------------------------------
+
+
+def ensure_local_proxy(ctx: Context) -> Proxy:
+    with ctx.db.write() as s:
+        proxy = s.scalar(select(Proxy).where(Proxy.is_local.is_(True)))
+        if proxy is None:
+            proxy = Proxy(id=new_id(), host_name=socket.gethostname(), description="Built-in proxy",
+                          port=PROXY_PORT, threads_number=PROXY_THREADS, is_local=True,
+                          heartbeat_at=None)
+            s.add(proxy)
+    return proxy
+
+
+def heartbeat(ctx: Context, proxy_id: str) -> None:
+    with ctx.db.write() as s:
+        _get(s, Proxy, proxy_id, "proxy").heartbeat_at = ctx.clock.now()
+
+
+def proxy_status(proxy: Proxy, now: datetime) -> str:
+    alive = proxy.heartbeat_at is not None and now - proxy.heartbeat_at < HEARTBEAT_STALE_AFTER
+    return "Online" if alive else "Offline"
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEdit:
+    description: str | None = None
+    threads_number: int | None = None
+
+
+def edit_proxy(ctx: Context, proxy_id: str, edit: ProxyEdit) -> Proxy:
+    with ctx.db.write() as s:
+        proxy = _get(s, Proxy, proxy_id, "proxy")
+        if edit.description is not None:
+            proxy.description = check_description(edit.description)
+        if edit.threads_number is not None:
+            if not 1 <= edit.threads_number <= 512:
+                raise InvalidInput("threadsNumber must be between 1 and 512", "threadsNumber")
+            proxy.threads_number = edit.threads_number
+    return proxy
+
+
+def list_proxies(ctx: Context) -> list[Proxy]:
+    with ctx.db.read() as s:
+        return list(s.scalars(select(Proxy).order_by(Proxy.host_name)))
+
+
+def get_proxy(ctx: Context, proxy_id: str) -> Proxy:
+    with ctx.db.read() as s:
+        return _get(s, Proxy, proxy_id, "proxy")
+
+
+# ---- repositories -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryEdit:
+    name: str | None = None
+    description: str | None = None
+    path: str | None = None
+    proxy_id: str | None = None
+    retention: dict[str, Any] | None = None  # RetentionPolicy field name -> new value
+
+
+@dataclass(frozen=True, slots=True)
+class DiskSpace:
+    capacity: int
+    free: int
+
+
+def create_repository(ctx: Context, spec: RepositoryEdit) -> Repository:
+    if spec.path is None:
+        raise InvalidInput("path is required", "path")
+    name = check_name(spec.name or "")
+    retention = _edited_retention(RetentionPolicy(), spec.retention)
+    with ctx.db.write() as s:
+        proxy_id = spec.proxy_id or _local_proxy_id(s)
+        _get(s, Proxy, proxy_id, "proxy", prop="proxyId")
+        _ensure_unique(s, Repository, name, None)
+        path = _repository_directory(s, spec.path, None)
+        repo = Repository(id=new_id(), name=name, description=check_description(spec.description or ""),
+                          path=path, proxy_id=proxy_id, retention=retention_to_record(retention))
+        s.add(repo)
+    return repo
+
+
+def edit_repository(ctx: Context, repo_id: str, edit: RepositoryEdit) -> Repository:
+    with ctx.db.write() as s:
+        repo = get_repository_in(s, repo_id)
+        if edit.name is not None:
+            repo.name = check_name(edit.name)
+            _ensure_unique(s, Repository, repo.name, repo.id)
+        if edit.description is not None:
+            repo.description = check_description(edit.description)
+        if edit.path is not None and os.path.normpath(edit.path) != repo.path:
+            raise InvalidInput("path of an existing repository cannot be changed", "path")
+        if edit.proxy_id is not None:
+            repo.proxy_id = _get(s, Proxy, edit.proxy_id, "proxy", prop="proxyId").id
+        if edit.retention:
+            current = retention_from_record(repo.retention)
+            repo.retention = retention_to_record(_edited_retention(current, edit.retention))
+    return repo
+
+
+def delete_repository(ctx: Context, repo_id: str) -> None:
+    with ctx.db.write() as s:
+        repo = get_repository_in(s, repo_id)
+        names = list(s.scalars(select(Job.name).where(Job.repository_id == repo.id)))
+        if names:
+            raise Conflict(f"repository '{repo.name}' is in use by job(s) {', '.join(names)}")
+        s.delete(repo)
+
+
+def list_repositories(ctx: Context) -> list[Repository]:
+    with ctx.db.read() as s:
+        return list(s.scalars(select(Repository).order_by(Repository.name)))
+
+
+def get_repository(ctx: Context, repo_id: str) -> Repository:
+    with ctx.db.read() as s:
+        return get_repository_in(s, repo_id)
+
+
+def get_repository_in(s: Session, repo_id: str, prop: str | None = None) -> Repository:
+    return _get(s, Repository, repo_id, "repository", prop=prop)
+
+
+def ensure_default_repository(ctx: Context, path: Path) -> Repository:
+    with ctx.db.read() as s:
+        existing = s.scalar(select(Repository).where(Repository.path == str(path)))
+    return existing or create_repository(ctx, RepositoryEdit(name="Default Backup Repository",
+                                                             path=str(path)))
+
+
+def disk_space(path: str) -> DiskSpace:
+    """Capacity and free space of the file system holding ``path`` (or its nearest ancestor)."""
+    probe = Path(path)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    usage = shutil.disk_usage(probe)
+    return DiskSpace(usage.total, usage.free)
+
+
+def _edited_retention(current: RetentionPolicy, changes: dict[str, Any] | None) -> RetentionPolicy:
+    return replace(current, **changes) if changes else current
+
+
+def _repository_directory(s: Session, path: str, own_id: str | None) -> str:
+    if not os.path.isabs(path):
+        raise InvalidInput(f"path must be an absolute path; got '{path}'", "path")
+    path = os.path.normpath(path)
+    clash = s.scalar(select(Repository).where(Repository.path == path, _other_than(Repository, own_id)))
+    if clash is not None:
+        raise InvalidInput(f"path '{path}' is already used by repository '{clash.name}'", "path")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise InvalidInput(f"path '{path}' cannot be created: {error.strerror}", "path") from None
+    if not os.access(path, os.W_OK):
+        raise InvalidInput(f"path '{path}' is not writable by the server", "path")
+    return path
+
+
+def _local_proxy_id(s: Session) -> str:
+    proxy_id = s.scalar(select(Proxy.id).where(Proxy.is_local.is_(True)))
+    assert proxy_id is not None, "the local proxy is created at start-up"
+    return proxy_id
+
+
+# ---- shared lookups ---------------------------------------------------------------------------
+
+
+def _get(s: Session, table: type[T], row_id: str, what: str, prop: str | None = None) -> T:
+    row = s.get(table, row_id)
+    if row is None:
+        message = f"{what} '{row_id}' does not exist"
+        # A dangling reference inside a body is bad input (400); a missing URL target is 404.
+        raise InvalidInput(message, prop) if prop else NotFound(message)
+    return row
+
+
+def _ensure_unique(s: Session, table: type[Organization] | type[Repository], name: str,
+                   own_id: str | None) -> None:
+    clash = s.scalar(
+        select(table.id).where(func.lower(table.name) == name.lower(), _other_than(table, own_id))
+    )
+    if clash is not None:
+        raise InvalidInput(f"the name '{name}' is already taken", "name")
+
+
+def _other_than(table: type[Organization] | type[Repository], own_id: str | None) -> Any:
+    """A filter excluding the row being edited (none when creating: ``id != NULL`` is never true)."""
+    return table.id != own_id if own_id is not None else true()
+
+
+def backed_up_organizations(ctx: Context) -> set[str]:
+    """Ids of organizations with at least one successful backup."""
+    with ctx.db.read() as s:
+        return set(s.scalars(select(Job.organization_id).where(Job.last_backup.is_not(None))))

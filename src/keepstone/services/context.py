@@ -1,0 +1,28 @@
+"""What every use case needs: the database, the clock, the server's time zone, and a way to wake
+the proxies when there is new work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, tzinfo
+
+from keepstone.clock import Clock
+from keepstone.store.db import Database
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class Context:
+    db: Database
+    clock: Clock
+    tz: tzinfo = UTC
+    wake_proxies: Callable[[], None] = field(default=_nothing)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,145 @@
+"""Backup jobs: create, edit (the seed 003 PUT), delete, enable/disable, and their next run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
+from keepstone.domain.jobs import BackupType, JobEdit, check_description, check_name, check_scope
+from keepstone.domain.policy import SchedulePolicy
+from keepstone.domain.schedule import next_run
+from keepstone.services import runs
+from keepstone.services.catalog import get_organization_in, get_repository_in
+from keepstone.services.context import Context, new_id
+from keepstone.store.codecs import policy_from_record, policy_to_record
+from keepstone.store.tables import Job, JobSession, Proxy
+
+
+@dataclass(frozen=True, slots=True)
+class JobEditResult:
+    job: Job
+    started: JobSession | None
+
+
+def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
+    if spec.name is None:
+        raise InvalidInput("name is required", "name")
+    if spec.repository_id is None:
+        raise InvalidInput("repositoryId is required", "repositoryId")
+    with ctx.db.write() as s:
+        org = get_organization_in(s, org_id)
+        job = Job(id=new_id(), organization_id=org.id, name="", description="",
+                  backup_type=BackupType.ENTIRE_ORGANIZATION.value, selected_items=[],
+                  excluded_items=[], schedule_policy=policy_to_record(SchedulePolicy()),
+                  repository_id="", proxy_id="", is_enabled=True, last_run=None, last_backup=None,
+                  last_status=None, next_run=None, version=0)
+        _apply(s, job, spec, ctx.clock.now(), ctx.tz)
+        s.add(job)
+    return JobEditResult(job, _run_now(ctx, job, spec))
+
+
+def edit_job(ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None) -> JobEditResult:
+    """Apply a partial edit atomically: all of it or, on any invalid property, none of it."""
+    with ctx.db.write() as s:
+        job = get_job_in(s, job_id)
+        if if_match is not None and if_match != job.version:
+            raise PreconditionFailed(
+                f"job '{job.name}' was changed by someone else (version {job.version}, "
+                f"If-Match {if_match}); fetch it again and reapply your change"
+            )
+        _apply(s, job, edit, ctx.clock.now(), ctx.tz)
+    return JobEditResult(job, _run_now(ctx, job, edit))
+
+
+def set_enabled(ctx: Context, job_id: str, enabled: bool) -> Job:
+    return edit_job(ctx, job_id, JobEdit(is_enabled=enabled)).job
+
+
+def delete_job(ctx: Context, job_id: str) -> None:
+    with ctx.db.write() as s:
+        job = get_job_in(s, job_id)
+        runs.stop_active_in(s, job, ctx.clock.now(), "the job was deleted")
+        s.delete(job)
+
+
+def list_jobs(ctx: Context, org_id: str | None = None) -> list[Job]:
+    with ctx.db.read() as s:
+        query = select(Job).order_by(Job.name)
+        if org_id is not None:
+            get_organization_in(s, org_id)
+            query = query.where(Job.organization_id == org_id)
+        return list(s.scalars(query))
+
+
+def get_job(ctx: Context, job_id: str) -> Job:
+    with ctx.db.read() as s:
+        return get_job_in(s, job_id)
+
+
+def get_job_in(s: Session, job_id: str) -> Job:
+    job = s.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job '{job_id}' does not exist")
+    return job
+
+
+def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:
+    """Disabled jobs have no next run; the schedule decides for enabled ones."""
+    if not job.is_enabled:
+        return None
+    return next_run(policy_from_record(job.schedule_policy), now, tz)
+
+
+def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
+    """Validate every property of ``edit`` against ``job``, then change ``job`` in place."""
+    if edit.name is not None:
+        job.name = check_name(edit.name)
+        _ensure_unique_name(s, job)
+    if edit.description is not None:
+        job.description = check_description(edit.description)
+    if edit.schedule is not None:
+        job.schedule_policy = policy_to_record(
+            edit.schedule.apply(policy_from_record(job.schedule_policy))
+        )
+    if edit.repository_id is not None:
+        job.repository_id = get_repository_in(s, edit.repository_id, prop="repositoryId").id
+    if edit.proxy_id is not None:
+        if s.get(Proxy, edit.proxy_id) is None:
+            raise InvalidInput(f"proxy '{edit.proxy_id}' does not exist", "proxyId")
+        job.proxy_id = edit.proxy_id
+    elif not job.proxy_id:
+        job.proxy_id = get_repository_in(s, job.repository_id).proxy_id
+    if edit.backup_type is not None:
+        job.backup_type = edit.backup_type.value
+    if edit.selected_items is not None:
+        job.selected_items = edit.selected_items
+    if edit.excluded_items is not None:
+        job.excluded_items = edit.excluded_items
+    check_scope(BackupType(job.backup_type), job.selected_items)
+    if edit.is_enabled is not None:
+        job.is_enabled = edit.is_enabled
+    job.next_run = compute_next_run(job, now, tz)
+    job.version += 1
+
+
+def _ensure_unique_name(s: Session, job: Job) -> None:
+    clash = s.scalar(
+        select(Job.id).where(
+            Job.organization_id == job.organization_id,
+            func.lower(Job.name) == job.name.lower(),
+            Job.id != job.id,
+        )
+    )
+    if clash is not None:
+        raise InvalidInput(f"the organization already has a job named '{job.name}'", "name")
+
+
+def _run_now(ctx: Context, job: Job, edit: JobEdit) -> JobSession | None:
+    """IsRun/runNow: start the job right after the edit; an already active run is left alone."""
+    if not edit.run_now:
+        return None
+    return runs.start_job(ctx, job.id, "Started by the edit's IsRun", already_active_ok=True)

@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy tables, migrations and the transaction boundary."""

@@ -1,0 +1,71 @@
+"""How domain values are kept in JSON columns: a stable, dialect-independent record form."""
+
+from __future__ import annotations
+
+from datetime import time
+from typing import Any
+
+from keepstone.domain.policy import DailyType, Period, SchedulePolicy, ScheduleType
+from keepstone.domain.retention import (
+    RetentionFrequency,
+    RetentionPeriodType,
+    RetentionPolicy,
+    RetentionType,
+    YearlyPeriod,
+)
+
+
+def policy_to_record(policy: SchedulePolicy) -> dict[str, Any]:
+    return {
+        "type": policy.type.value,
+        "daily_type": policy.daily_type.value,
+        "daily_time": policy.daily_time.isoformat(timespec="seconds"),
+        "periodically_every": policy.periodically_every.value,
+        "backup_window_enabled": policy.backup_window_enabled,
+        "backup_window": "".join("1" if hour else "0" for hour in policy.backup_window),
+        "minute_offset": policy.minute_offset,
+        "retry_enabled": policy.retry_enabled,
+        "retry_number": policy.retry_number,
+        "retry_wait_interval": policy.retry_wait_interval,
+    }
+
+
+def policy_from_record(record: dict[str, Any]) -> SchedulePolicy:
+    return SchedulePolicy(
+        type=ScheduleType(record["type"]),
+        daily_type=DailyType(record["daily_type"]),
+        daily_time=time.fromisoformat(record["daily_time"]),
+        periodically_every=Period(record["periodically_every"]),
+        backup_window_enabled=record["backup_window_enabled"],
+        backup_window=tuple(bit == "1" for bit in record["backup_window"]),
+        minute_offset=record["minute_offset"],
+        retry_enabled=record["retry_enabled"],
+        retry_number=record["retry_number"],
+        retry_wait_interval=record["retry_wait_interval"],
+    )
+
+
+def retention_to_record(policy: RetentionPolicy) -> dict[str, Any]:
+    return {
+        "retention_type": policy.retention_type.value,
+        "period_type": policy.period_type.value,
+        "daily_period": policy.daily_period,
+        "monthly_period": policy.monthly_period,
+        "yearly_period": policy.yearly_period.value,
+        "frequency": policy.frequency.value,
+        "daily_time": policy.daily_time.isoformat(timespec="seconds"),
+        "daily_type": policy.daily_type.value,
+    }
+
+
+def retention_from_record(record: dict[str, Any]) -> RetentionPolicy:
+    return RetentionPolicy(
+        retention_type=RetentionType(record["retention_type"]),
+        period_type=RetentionPeriodType(record["period_type"]),
+        daily_period=record["daily_period"],
+        monthly_period=record["monthly_period"],
+        yearly_period=YearlyPeriod(record["yearly_period"]),
+        frequency=RetentionFrequency(record["frequency"]),
+        daily_time=time.fromisoformat(record["daily_time"]),
+        daily_type=DailyType(record["daily_type"]),
+    )

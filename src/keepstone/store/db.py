@@ -1,0 +1,85 @@
+"""The database: engine set-up, migrations, and the read/write transaction boundary.
+
+SQLite is the embedded default. Writers take the database lock up front (``BEGIN IMMEDIATE``) so a
+read-modify-write such as a partial job edit is serialised and can never be half-applied or lose
+another writer's change; readers use plain deferred transactions and, thanks to WAL, never wait.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._reader = _make_engine(url, immediate=False)
+        self._writer = _make_engine(url, immediate=True)
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (creates it on first start)."""
+        with self._writer.begin() as connection:
+            config = _alembic_config(self.url)
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self._reader.dispose()
+        self._writer.dispose()
+
+
+def _make_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, pool_size=8, max_overflow=8)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine, immediate=immediate)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("keepstone.store") / "migrations"))
+    config.set_main_option("sqlalchemy.url", url)
+    return config

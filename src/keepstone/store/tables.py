@@ -1,0 +1,139 @@
+"""The catalog's tables (SQLAlchemy 2 typed declarative).
+
+Times are stored as naive UTC datetimes; the ``UtcDateTime`` type adds the zone back on read.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+
+
+class Token(Base):
+    """An access or refresh token; only its SHA-256 is kept, so a stolen database grants nothing."""
+
+    __tablename__ = "tokens"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "access" | "refresh"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    description: Mapped[str] = mapped_column(Text, default="")
+    settings: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Proxy(Base):
+    __tablename__ = "proxies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    host_name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    port: Mapped[int]
+    threads_number: Mapped[int]
+    is_local: Mapped[bool]
+    heartbeat_at: Mapped[datetime | None]
+
+
+class Repository(Base):
+    __tablename__ = "repositories"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    path: Mapped[str] = mapped_column(Text)
+    proxy_id: Mapped[str] = mapped_column(ForeignKey("proxies.id"))
+    retention: Mapped[dict[str, Any]]
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    backup_type: Mapped[str] = mapped_column(String(32))
+    selected_items: Mapped[list[Any]]
+    excluded_items: Mapped[list[Any]]
+    schedule_policy: Mapped[dict[str, Any]]
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id"), index=True)
+    proxy_id: Mapped[str] = mapped_column(ForeignKey("proxies.id"))
+    is_enabled: Mapped[bool]
+    last_run: Mapped[datetime | None]
+    last_backup: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    next_run: Mapped[datetime | None] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag: bumped by every edit
+
+
+class JobSession(Base):
+    __tablename__ = "job_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16))
+    creation_time: Mapped[datetime]
+    end_time: Mapped[datetime | None]
+    progress: Mapped[int] = mapped_column(default=0)
+    retry_count: Mapped[int] = mapped_column(default=0)
+    statistics: Mapped[dict[str, Any]]
+    details: Mapped[str] = mapped_column(Text, default="")
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(36))
+    __table_args__ = (
+        Index("ix_job_sessions_job_created", "job_id", "creation_time"),
+        Index("ix_job_sessions_status", "status"),
+    )
+
+
+class LogItem(Base):
+    __tablename__ = "log_items"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("job_sessions.id", ondelete="CASCADE"), index=True
+    )
+    usn: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))  # Running | Success | Warning | Failed | Stopped
+    message: Mapped[str] = mapped_column(Text)
+    creation_time: Mapped[datetime]
+    end_time: Mapped[datetime | None]
