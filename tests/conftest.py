@@ -1,0 +1,145 @@
+"""Shared fixtures: a real SQLite data directory, an injected clock, the app and a logged-in client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import settings
+
+from keepstone.api.app import create_app
+from keepstone.clock import ManualClock
+from keepstone.proxy.worker import ProxyWorker
+from keepstone.server import bootstrap, open_context
+from keepstone.services import auth
+from keepstone.services.context import Context
+
+ADMIN_PASSWORD = "correct horse battery"
+READER_PASSWORD = "reader password"
+BASE_URL = "https://backup.example.test:4443"
+# Wednesday 10 June 2026, 10:00 UTC: a fixed "now" for every test unless it moves the clock.
+START = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def ctx(data_dir: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+    monkeypatch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    monkeypatch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
+    context = open_context(data_dir, clock)
+    bootstrap(context, data_dir)
+    yield context
+    context.db.dispose()
+
+
+@pytest.fixture
+def proxy(ctx: Context) -> ProxyWorker:
+    """The local proxy, driven step by step by the test (``proxy.run_one()``)."""
+    from keepstone.services import catalog
+
+    local = next(p for p in catalog.list_proxies(ctx) if p.is_local)
+    catalog.heartbeat(ctx, local.id)
+    return ProxyWorker(ctx, local.id)
+
+
+class Api:
+    """A client of the JSON dialect with a bearer token, speaking to the real app."""
+
+    def __init__(self, client: TestClient, token: str | None) -> None:
+        self.client = client
+        self.token = token
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return headers | (extra or {})
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.client.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.client.post(path, json=body, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def put(self, path: str, body: Any = None, **kw: Any) -> Any:
+        return self.client.put(path, json=body, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)
+
+
+def login(client: TestClient, user: str, password: str) -> str:
+    response = client.post("/v2/Token", data={"grant_type": "password", "username": user,
+                                              "password": password})
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token
+
+
+@pytest.fixture
+def client(ctx: Context) -> Iterator[TestClient]:
+    with TestClient(create_app(ctx), base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api(client: TestClient) -> Api:
+    return Api(client, login(client, "admin", ADMIN_PASSWORD))
+
+
+@pytest.fixture
+def reader(client: TestClient, ctx: Context) -> Api:
+    auth.add_user(ctx, "reader", READER_PASSWORD, auth.Role.READ_ONLY)
+    return Api(client, login(client, "reader", READER_PASSWORD))
+
+
+@pytest.fixture
+def org_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "org"
+    (root / "alice" / "Mail").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture
+def org(api: Api, org_dir: Path) -> dict[str, Any]:
+    response = api.post("/v2/Organizations",
+                        {"type": "Local", "name": "example.test", "localSettings": {"path": str(org_dir)}})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+@pytest.fixture
+def repo(api: Api) -> dict[str, Any]:
+    repos = api.get("/v2/BackupRepositories").json()
+    assert len(repos) == 1
+    body: dict[str, Any] = repos[0]
+    return body
+
+
+@pytest.fixture
+def job(api: Api, org: dict[str, Any], repo: dict[str, Any]) -> dict[str, Any]:
+    response = api.post(f"/v2/Organizations/{org['id']}/Jobs",
+                        {"name": "test_job", "backupType": "EntireOrganization",
+                         "repositoryId": repo["id"]})
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+# CI runs a fixed set of examples so a green build stays green; developers' runs explore new ones.
+if os.environ.get("CI"):
+    settings.register_profile("ci", derandomize=True, deadline=None)
+    settings.load_profile("ci")
