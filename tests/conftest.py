@@ -1,4 +1,4 @@
-"""Shared fixtures: a real SQLite data directory, an injected clock, the app and a logged-in client."""
+"""Shared fixtures: a real SQLite data directory, an injected clock, the app, logged-in clients."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def ctx(data_dir: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 @pytest.fixture
-def proxy(ctx: Context) -> ProxyWorker:
+def worker(ctx: Context) -> ProxyWorker:
     """The local proxy, driven step by step by the test (``proxy.run_one()``)."""
     from keepstone.services import catalog
 
@@ -71,18 +71,23 @@ class Api:
         return self.client.get(path, headers=self._headers(kw.pop("headers", None)), **kw)
 
     def post(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.client.post(path, json=body, headers=self._headers(kw.pop("headers", None)), **kw)
+        return self.client.post(
+            path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
+        )
 
     def put(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self.client.put(path, json=body, headers=self._headers(kw.pop("headers", None)), **kw)
+        return self.client.put(
+            path, json=body, headers=self._headers(kw.pop("headers", None)), **kw
+        )
 
     def delete(self, path: str, **kw: Any) -> Any:
         return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)
 
 
 def login(client: TestClient, user: str, password: str) -> str:
-    response = client.post("/v2/Token", data={"grant_type": "password", "username": user,
-                                              "password": password})
+    response = client.post(
+        "/v2/Token", data={"grant_type": "password", "username": user, "password": password}
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["access_token"]
     return token
@@ -114,8 +119,10 @@ def org_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def org(api: Api, org_dir: Path) -> dict[str, Any]:
-    response = api.post("/v2/Organizations",
-                        {"type": "Local", "name": "example.test", "localSettings": {"path": str(org_dir)}})
+    response = api.post(
+        "/v2/Organizations",
+        {"type": "Local", "name": "example.test", "localSettings": {"path": str(org_dir)}},
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -131,9 +138,10 @@ def repo(api: Api) -> dict[str, Any]:
 
 @pytest.fixture
 def job(api: Api, org: dict[str, Any], repo: dict[str, Any]) -> dict[str, Any]:
-    response = api.post(f"/v2/Organizations/{org['id']}/Jobs",
-                        {"name": "test_job", "backupType": "EntireOrganization",
-                         "repositoryId": repo["id"]})
+    response = api.post(
+        f"/v2/Organizations/{org['id']}/Jobs",
+        {"name": "test_job", "backupType": "EntireOrganization", "repositoryId": repo["id"]},
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body

@@ -1,4 +1,4 @@
-"""The time source, injected everywhere so schedules, expiry and retries are tested without sleeping."""
+"""The time source, injected so schedules, expiry and retries are tested without sleeping."""
 
 from __future__ import annotations
 

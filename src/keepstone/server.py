@@ -49,7 +49,9 @@ def resolve_timezone(name: str | None) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ServerError(f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)") from None
+        raise ServerError(
+            f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)"
+        ) from None
 
 
 class DataDirLock:
@@ -67,8 +69,10 @@ class DataDirLock:
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             handle.close()
-            raise ServerError(f"another Keepstone server (pid {holder}) is already using the data "
-                              f"directory {self.path.parent}; stop it or choose another --data-dir") from None
+            raise ServerError(
+                f"another Keepstone server (pid {holder}) is already using the data "
+                f"directory {self.path.parent}; stop it or choose another --data-dir"
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -130,19 +134,33 @@ def self_signed_certificate(data_dir: Path) -> tuple[Path, Path]:
     now = datetime.now(UTC)
     certificate = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=825))
-        .add_extension(x509.SubjectAlternativeName([
-            x509.DNSName(host), x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1")),
-        ]), critical=False)
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=825))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName(host),
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.IPAddress(ipaddress.ip_address("::1")),
+                ]
+            ),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
-    _write_private(key_path, key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode())
+    _write_private(
+        key_path,
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode(),
+    )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
@@ -177,22 +195,37 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         ctx = open_context(options.data_dir, tz=tz)
         started = bootstrap(ctx, options.data_dir)
         if started.generated_password:
-            say(f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
+            say(
+                f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
                 f"password: {started.generated_password}\n(also written to "
-                f"{options.data_dir / INITIAL_PASSWORD_FILE}; change it with 'keepstone admin user passwd')")
+                f"{options.data_dir / INITIAL_PASSWORD_FILE}; "
+                "change it with 'keepstone admin user passwd')"
+            )
         cert, key = _tls_files(options)
         if cert is None and not is_loopback(options.host):
-            say(f"WARNING: serving plain HTTP on non-loopback address {options.host}: passwords and "
-                "tokens cross the network unencrypted; use --tls-self-signed or --tls-cert/--tls-key")
+            say(
+                f"WARNING: serving plain HTTP on non-loopback address {options.host}: passwords "
+                "and tokens cross the network unencrypted; use --tls-self-signed or "
+                "--tls-cert/--tls-key"
+            )
         worker = ProxyWorker(ctx, started.proxy_id)
         ctx.wake_proxies = worker.wake
         worker.start()
         scheme = "https" if cert else "http"
-        say(f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
-            f"(data directory {options.data_dir})")
-        config = uvicorn.Config(create_app(ctx), host=options.host, port=options.port,
-                                ssl_certfile=cert, ssl_keyfile=key, log_config=None,
-                                access_log=False, timeout_graceful_shutdown=10)
+        say(
+            f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
+            f"(data directory {options.data_dir})"
+        )
+        config = uvicorn.Config(
+            create_app(ctx),
+            host=options.host,
+            port=options.port,
+            ssl_certfile=cert,
+            ssl_keyfile=key,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
         try:
             uvicorn.Server(config).run()
         finally:

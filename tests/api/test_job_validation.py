@@ -13,41 +13,100 @@ WEEK = [True] * 168
 INVALID_BODIES: list[tuple[str, Any, str]] = [
     # (case, body, text the message must contain)
     ("dailyType without type", {"schedulePolicy": {"dailyType": "Monday"}}, "schedulePolicy.type"),
-    ("dailyTime without type", {"schedulePolicy": {"dailyTime": "08:00:00"}}, "schedulePolicy.type"),
-    ("periodicallyEvery without type", {"schedulePolicy": {"periodicallyEvery": "Hours1"}},
-     "schedulePolicy.type"),
-    ("167 booleans", {"schedulePolicy": {"backupWindowSettings": {"backupWindow": [True] * 167}}},
-     "backupWindow"),
-    ("169 booleans", {"schedulePolicy": {"backupWindowSettings": {"backupWindow": [True] * 169}}},
-     "backupWindow"),
-    ("window of strings", {"schedulePolicy": {"backupWindowSettings": {"backupWindow": ["x"] * 168}}},
-     "backupWindow"),
-    ("window not a list", {"schedulePolicy": {"backupWindowSettings": {"backupWindow": True}}},
-     "backupWindow"),
-    ("enabled window that allows nothing", {"schedulePolicy": {
-        "backupWindowEnabled": True, "backupWindowSettings": {"backupWindow": [False] * 168}}},
-     "backupWindow"),
+    (
+        "dailyTime without type",
+        {"schedulePolicy": {"dailyTime": "08:00:00"}},
+        "schedulePolicy.type",
+    ),
+    (
+        "periodicallyEvery without type",
+        {"schedulePolicy": {"periodicallyEvery": "Hours1"}},
+        "schedulePolicy.type",
+    ),
+    (
+        "167 booleans",
+        {"schedulePolicy": {"backupWindowSettings": {"backupWindow": [True] * 167}}},
+        "backupWindow",
+    ),
+    (
+        "169 booleans",
+        {"schedulePolicy": {"backupWindowSettings": {"backupWindow": [True] * 169}}},
+        "backupWindow",
+    ),
+    (
+        "window of strings",
+        {"schedulePolicy": {"backupWindowSettings": {"backupWindow": ["x"] * 168}}},
+        "backupWindow",
+    ),
+    (
+        "window not a list",
+        {"schedulePolicy": {"backupWindowSettings": {"backupWindow": True}}},
+        "backupWindow",
+    ),
+    (
+        "enabled window that allows nothing",
+        {
+            "schedulePolicy": {
+                "backupWindowEnabled": True,
+                "backupWindowSettings": {"backupWindow": [False] * 168},
+            }
+        },
+        "backupWindow",
+    ),
     ("unknown schedule type", {"schedulePolicy": {"type": "Hourly"}}, "schedulePolicy.type"),
-    ("unknown daily type", {"schedulePolicy": {"type": "Daily", "dailyType": "Funday"}},
-     "schedulePolicy.dailyType"),
-    ("unknown period", {"schedulePolicy": {"type": "Periodically", "periodicallyEvery": "Hours3"}},
-     "schedulePolicy.periodicallyEvery"),
+    (
+        "unknown daily type",
+        {"schedulePolicy": {"type": "Daily", "dailyType": "Funday"}},
+        "schedulePolicy.dailyType",
+    ),
+    (
+        "unknown period",
+        {"schedulePolicy": {"type": "Periodically", "periodicallyEvery": "Hours3"}},
+        "schedulePolicy.periodicallyEvery",
+    ),
     ("unknown backup type", {"backupType": "Everything"}, "backupType"),
     ("negative retryNumber", {"schedulePolicy": {"retryNumber": -1}}, "schedulePolicy.retryNumber"),
-    ("absurd retryNumber", {"schedulePolicy": {"retryNumber": 10**9}}, "schedulePolicy.retryNumber"),
-    ("fractional retryNumber", {"schedulePolicy": {"retryNumber": 2.5}}, "schedulePolicy.retryNumber"),
-    ("zero retryWaitInterval", {"schedulePolicy": {"retryWaitInterval": 0}},
-     "schedulePolicy.retryWaitInterval"),
-    ("dailyTime 25:00:00", {"schedulePolicy": {"type": "Daily", "dailyTime": "25:00:00"}},
-     "schedulePolicy.dailyTime"),
-    ("dailyTime 08:60:00", {"schedulePolicy": {"type": "Daily", "dailyTime": "08:60:00"}},
-     "schedulePolicy.dailyTime"),
-    ("dailyTime not a time", {"schedulePolicy": {"type": "Daily", "dailyTime": "eight"}},
-     "schedulePolicy.dailyTime"),
-    ("minuteOffset out of range", {"schedulePolicy": {"backupWindowSettings": {"minuteOffset": 100000}}},
-     "minuteOffset"),
+    (
+        "absurd retryNumber",
+        {"schedulePolicy": {"retryNumber": 10**9}},
+        "schedulePolicy.retryNumber",
+    ),
+    (
+        "fractional retryNumber",
+        {"schedulePolicy": {"retryNumber": 2.5}},
+        "schedulePolicy.retryNumber",
+    ),
+    (
+        "zero retryWaitInterval",
+        {"schedulePolicy": {"retryWaitInterval": 0}},
+        "schedulePolicy.retryWaitInterval",
+    ),
+    (
+        "dailyTime 25:00:00",
+        {"schedulePolicy": {"type": "Daily", "dailyTime": "25:00:00"}},
+        "schedulePolicy.dailyTime",
+    ),
+    (
+        "dailyTime 08:60:00",
+        {"schedulePolicy": {"type": "Daily", "dailyTime": "08:60:00"}},
+        "schedulePolicy.dailyTime",
+    ),
+    (
+        "dailyTime not a time",
+        {"schedulePolicy": {"type": "Daily", "dailyTime": "eight"}},
+        "schedulePolicy.dailyTime",
+    ),
+    (
+        "minuteOffset out of range",
+        {"schedulePolicy": {"backupWindowSettings": {"minuteOffset": 100000}}},
+        "minuteOffset",
+    ),
     ("unknown proxyId", {"proxyId": "5a905bb5-9071-433c-9d2f-f805d4da2cf4"}, "proxyId"),
-    ("unknown repositoryId", {"repositoryId": "a740fb93-4de8-4de4-977e-765dd092748f"}, "repositoryId"),
+    (
+        "unknown repositoryId",
+        {"repositoryId": "a740fb93-4de8-4de4-977e-765dd092748f"},
+        "repositoryId",
+    ),
     ("name as a number", {"name": 5}, "name"),
     ("empty name", {"name": "  "}, "name"),
     ("isEnabled not a boolean", {"isEnabled": "perhaps"}, "isEnabled"),
@@ -59,7 +118,9 @@ INVALID_BODIES: list[tuple[str, Any, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("case", "body", "names"), INVALID_BODIES, ids=[c[0] for c in INVALID_BODIES])
+@pytest.mark.parametrize(
+    ("case", "body", "names"), INVALID_BODIES, ids=[c[0] for c in INVALID_BODIES]
+)
 def test_invalid_edit_is_refused_and_changes_nothing(
     api: Api, job: dict[str, Any], case: str, body: Any, names: str
 ) -> None:
@@ -72,25 +133,32 @@ def test_invalid_edit_is_refused_and_changes_nothing(
     assert after.headers["etag"] == before.headers["etag"]
 
 
-def test_a_valid_property_beside_an_invalid_one_is_not_applied(api: Api, job: dict[str, Any]) -> None:
-    response = api.put(f"/v2/Jobs/{job['id']}", {"description": "new",
-                                                 "schedulePolicy": {"dailyType": "Monday"}})
+def test_a_valid_property_beside_an_invalid_one_is_not_applied(
+    api: Api, job: dict[str, Any]
+) -> None:
+    response = api.put(
+        f"/v2/Jobs/{job['id']}", {"description": "new", "schedulePolicy": {"dailyType": "Monday"}}
+    )
     assert response.status_code == 400
     assert api.get(f"/v2/Jobs/{job['id']}").json()["description"] == ""
 
 
 def test_body_that_is_not_json(api: Api, job: dict[str, Any]) -> None:
-    response = api.client.put(f"/v2/Jobs/{job['id']}", content=b"{name: oops",
-                              headers={"Authorization": f"Bearer {api.token}",
-                                       "Content-Type": "application/json"})
+    response = api.client.put(
+        f"/v2/Jobs/{job['id']}",
+        content=b"{name: oops",
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["message"]
 
 
 def test_empty_body(api: Api, job: dict[str, Any]) -> None:
-    response = api.client.put(f"/v2/Jobs/{job['id']}", content=b"",
-                              headers={"Authorization": f"Bearer {api.token}",
-                                       "Content-Type": "application/json"})
+    response = api.client.put(
+        f"/v2/Jobs/{job['id']}",
+        content=b"",
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["message"]
 
@@ -110,9 +178,11 @@ def test_chunked_body_over_the_limit(api: Api, job: dict[str, Any]) -> None:
             yield b"y" * 4096
         yield b'"}'
 
-    response = api.client.put(f"/v2/Jobs/{job['id']}", content=chunks(),
-                              headers={"Authorization": f"Bearer {api.token}",
-                                       "Content-Type": "application/json"})
+    response = api.client.put(
+        f"/v2/Jobs/{job['id']}",
+        content=chunks(),
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert api.get(f"/v2/Jobs/{job['id']}").json()["description"] == ""
 
@@ -124,17 +194,24 @@ def test_unknown_job_is_404(api: Api) -> None:
     assert api.get("/v2/Jobs/not-even-a-uuid").status_code == 404
 
 
-def test_duplicate_job_name_in_one_organization(api: Api, job: dict[str, Any],
-                                                org: dict[str, Any], repo: dict[str, Any]) -> None:
-    other = api.post(f"/v2/Organizations/{org['id']}/Jobs",
-                     {"name": "other", "repositoryId": repo["id"]}).json()
+def test_duplicate_job_name_in_one_organization(
+    api: Api, job: dict[str, Any], org: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    other = api.post(
+        f"/v2/Organizations/{org['id']}/Jobs", {"name": "other", "repositoryId": repo["id"]}
+    ).json()
     response = api.put(f"/v2/Jobs/{other['id']}", {"name": "TEST_JOB"})
     assert response.status_code == 400 and "name" in response.json()["message"]
 
 
 def test_read_only_properties_are_ignored(api: Api, job: dict[str, Any]) -> None:
-    body = {"id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6", "lastRun": "2017-06-06T15:18:22.6664413Z",
-            "nextRun": "2017-06-13T15:00:00Z", "lastStatus": "Success", "_links": {}}
+    body = {
+        "id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6",
+        "lastRun": "2017-06-06T15:18:22.6664413Z",
+        "nextRun": "2017-06-13T15:00:00Z",
+        "lastStatus": "Success",
+        "_links": {},
+    }
     before = api.get(f"/v2/Jobs/{job['id']}").json()
     assert api.put(f"/v2/Jobs/{job['id']}", body).status_code == 200
     assert api.get(f"/v2/Jobs/{job['id']}").json() == before

@@ -10,29 +10,60 @@ from tests.conftest import Api
 
 # "Now" is Wednesday 2026-06-10 10:00 UTC (tests/conftest.py START).
 CASES: list[tuple[str, dict[str, Any], str | None]] = [
-    ("daily everyday later today", {"type": "Daily", "dailyType": "Everyday", "dailyTime": "22:00:00"},
-     "2026-06-10T22:00:00Z"),
-    ("daily everyday earlier today", {"type": "Daily", "dailyType": "Everyday", "dailyTime": "08:00:00"},
-     "2026-06-11T08:00:00Z"),
-    ("workdays", {"type": "Daily", "dailyType": "Workdays", "dailyTime": "09:00:00"},
-     "2026-06-11T09:00:00Z"),
-    ("weekends", {"type": "Daily", "dailyType": "Weekends", "dailyTime": "09:00:00"},
-     "2026-06-13T09:00:00Z"),
-    ("monday", {"type": "Daily", "dailyType": "Monday", "dailyTime": "07:15:00"},
-     "2026-06-15T07:15:00Z"),
-    ("wednesday later today", {"type": "Daily", "dailyType": "Wednesday", "dailyTime": "10:30:00"},
-     "2026-06-10T10:30:00Z"),
-    ("every 5 minutes", {"type": "Periodically", "periodicallyEvery": "Minutes5"}, "2026-06-10T10:05:00Z"),
+    (
+        "daily everyday later today",
+        {"type": "Daily", "dailyType": "Everyday", "dailyTime": "22:00:00"},
+        "2026-06-10T22:00:00Z",
+    ),
+    (
+        "daily everyday earlier today",
+        {"type": "Daily", "dailyType": "Everyday", "dailyTime": "08:00:00"},
+        "2026-06-11T08:00:00Z",
+    ),
+    (
+        "workdays",
+        {"type": "Daily", "dailyType": "Workdays", "dailyTime": "09:00:00"},
+        "2026-06-11T09:00:00Z",
+    ),
+    (
+        "weekends",
+        {"type": "Daily", "dailyType": "Weekends", "dailyTime": "09:00:00"},
+        "2026-06-13T09:00:00Z",
+    ),
+    (
+        "monday",
+        {"type": "Daily", "dailyType": "Monday", "dailyTime": "07:15:00"},
+        "2026-06-15T07:15:00Z",
+    ),
+    (
+        "wednesday later today",
+        {"type": "Daily", "dailyType": "Wednesday", "dailyTime": "10:30:00"},
+        "2026-06-10T10:30:00Z",
+    ),
+    (
+        "every 5 minutes",
+        {"type": "Periodically", "periodicallyEvery": "Minutes5"},
+        "2026-06-10T10:05:00Z",
+    ),
     ("every hour", {"type": "Periodically", "periodicallyEvery": "Hours1"}, "2026-06-10T11:00:00Z"),
-    ("every 8 hours", {"type": "Periodically", "periodicallyEvery": "Hours8"}, "2026-06-10T16:00:00Z"),
-    ("every 12 hours", {"type": "Periodically", "periodicallyEvery": "Hours12"}, "2026-06-10T12:00:00Z"),
+    (
+        "every 8 hours",
+        {"type": "Periodically", "periodicallyEvery": "Hours8"},
+        "2026-06-10T16:00:00Z",
+    ),
+    (
+        "every 12 hours",
+        {"type": "Periodically", "periodicallyEvery": "Hours12"},
+        "2026-06-10T12:00:00Z",
+    ),
     ("manual only", {"type": "ManualOnly"}, None),
 ]
 
 
 @pytest.mark.parametrize(("case", "policy", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_next_run_per_schedule(api: Api, job: dict[str, Any], case: str, policy: dict[str, Any],
-                               expected: str | None) -> None:
+def test_next_run_per_schedule(
+    api: Api, job: dict[str, Any], case: str, policy: dict[str, Any], expected: str | None
+) -> None:
     assert api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": policy}).status_code == 200
     assert api.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] == expected, case
 
@@ -43,30 +74,44 @@ def window(open_hours: set[int]) -> list[bool]:
 
 def test_periodic_runs_only_in_window_hours(api: Api, job: dict[str, Any]) -> None:
     # Wednesday is day 3 (Sunday first): allow Wednesday 14:00-16:00 only.
-    policy = {"type": "Periodically", "periodicallyEvery": "Hours1", "backupWindowEnabled": True,
-              "backupWindowSettings": {"backupWindow": window({3 * 24 + 14, 3 * 24 + 15})}}
+    policy = {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours1",
+        "backupWindowEnabled": True,
+        "backupWindowSettings": {"backupWindow": window({3 * 24 + 14, 3 * 24 + 15})},
+    }
     api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": policy})
     assert api.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] == "2026-06-10T14:00:00Z"
 
 
 def test_daily_slot_outside_window_is_skipped(api: Api, job: dict[str, Any]) -> None:
     # Daily at 12:00, but the window only opens on Fridays (day 5) 12:00-13:00.
-    policy = {"type": "Daily", "dailyType": "Everyday", "dailyTime": "12:00:00",
-              "backupWindowEnabled": True,
-              "backupWindowSettings": {"backupWindow": window({5 * 24 + 12})}}
+    policy = {
+        "type": "Daily",
+        "dailyType": "Everyday",
+        "dailyTime": "12:00:00",
+        "backupWindowEnabled": True,
+        "backupWindowSettings": {"backupWindow": window({5 * 24 + 12})},
+    }
     api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": policy})
     assert api.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] == "2026-06-12T12:00:00Z"
 
 
 def test_window_minute_offset_shifts_the_window(api: Api, job: dict[str, Any]) -> None:
     # The window's clock runs 120 minutes ahead of UTC: its Wednesday 14:00 is 12:00 UTC.
-    policy = {"type": "Periodically", "periodicallyEvery": "Hours1", "backupWindowEnabled": True,
-              "backupWindowSettings": {"backupWindow": window({3 * 24 + 14}), "minuteOffset": 120}}
+    policy = {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours1",
+        "backupWindowEnabled": True,
+        "backupWindowSettings": {"backupWindow": window({3 * 24 + 14}), "minuteOffset": 120},
+    }
     api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": policy})
     assert api.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] == "2026-06-10T12:00:00Z"
 
 
-def test_disabled_job_has_no_next_run_and_enabling_restores_it(api: Api, job: dict[str, Any]) -> None:
+def test_disabled_job_has_no_next_run_and_enabling_restores_it(
+    api: Api, job: dict[str, Any]
+) -> None:
     api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"type": "Daily", "dailyTime": "22:00:00"}})
     assert api.post(f"/v2/Jobs/{job['id']}/Action", {"disable": None}).status_code == 200
     assert api.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] is None
@@ -76,5 +121,9 @@ def test_disabled_job_has_no_next_run_and_enabling_restores_it(api: Api, job: di
 
 def test_new_job_gets_the_default_schedule_and_its_next_run(api: Api, job: dict[str, Any]) -> None:
     policy = job["schedulePolicy"]
-    assert (policy["type"], policy["dailyType"], policy["dailyTime"]) == ("Daily", "Everyday", "15:00:00")
+    assert (policy["type"], policy["dailyType"], policy["dailyTime"]) == (
+        "Daily",
+        "Everyday",
+        "15:00:00",
+    )
     assert job["nextRun"] == "2026-06-10T15:00:00Z"

@@ -82,26 +82,39 @@ ELLIPSIS
 
 @pytest.fixture
 def seed_job(api: Api, ctx: Context, job: dict[str, Any], repo: dict[str, Any]) -> dict[str, Any]:
-    """The job of the seed's example: id 70a8cbaf-..., its proxy and repository under the seed's ids,
+    """The job of the seed's example: id 70a8cbaf-..., its proxy and repository with the seed's ids,
     already a SelectedItems job (the example edits its scope, which needs selected items)."""
     selected = [{"type": "User", "user": {"id": "u-1", "name": "alice"}, "mailbox": True}]
-    assert api.put(f"/v2/Jobs/{job['id']}", {"backupType": "SelectedItems",
-                                             "selectedItems": selected}).status_code == 200
+    assert (
+        api.put(
+            f"/v2/Jobs/{job['id']}", {"backupType": "SelectedItems", "selectedItems": selected}
+        ).status_code
+        == 200
+    )
     with ctx.db.write() as s:
         s.execute(text("PRAGMA defer_foreign_keys=ON"))  # rename ids, then their references
         s.execute(update(Proxy).values(id=SEED_PROXY_ID))
-        s.execute(update(Repository).where(Repository.id == repo["id"]).values(
-            id=SEED_REPOSITORY_ID, proxy_id=SEED_PROXY_ID))
-        s.execute(update(Job).where(Job.id == job["id"]).values(
-            id=SEED_JOB_ID, proxy_id=SEED_PROXY_ID, repository_id=SEED_REPOSITORY_ID))
+        s.execute(
+            update(Repository)
+            .where(Repository.id == repo["id"])
+            .values(id=SEED_REPOSITORY_ID, proxy_id=SEED_PROXY_ID)
+        )
+        s.execute(
+            update(Job)
+            .where(Job.id == job["id"])
+            .values(id=SEED_JOB_ID, proxy_id=SEED_PROXY_ID, repository_id=SEED_REPOSITORY_ID)
+        )
     body: dict[str, Any] = api.get(f"/v2/Jobs/{SEED_JOB_ID}").json()
     return body
 
 
 def test_seed_example_exchange_verbatim(api: Api, seed_job: dict[str, Any]) -> None:
-    assert len(json.loads(SEED_BODY)["schedulePolicy"]["backupWindowSettings"]["backupWindow"]) == 168
+    assert (
+        len(json.loads(SEED_BODY)["schedulePolicy"]["backupWindowSettings"]["backupWindow"]) == 168
+    )
     response = api.client.put(
-        f"/v2/Jobs/{SEED_JOB_ID}", content=SEED_BODY.encode(),
+        f"/v2/Jobs/{SEED_JOB_ID}",
+        content=SEED_BODY.encode(),
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"},
     )
     assert response.status_code == 200
@@ -116,10 +129,15 @@ def test_seed_example_exchange_verbatim(api: Api, seed_job: dict[str, Any]) -> N
     assert edited["proxyId"] == SEED_PROXY_ID
     assert edited["repositoryId"] == SEED_REPOSITORY_ID
     assert edited["schedulePolicy"] == {
-        "type": "Daily", "dailyType": "Wednesday", "dailyTime": "08:00:00",
-        "periodicallyEvery": "Hours1", "backupWindowEnabled": True,
+        "type": "Daily",
+        "dailyType": "Wednesday",
+        "dailyTime": "08:00:00",
+        "periodicallyEvery": "Hours1",
+        "backupWindowEnabled": True,
         "backupWindowSettings": {"backupWindow": [True] * 168, "minuteOffset": 0},
-        "retryEnabled": True, "retryNumber": 3, "retryWaitInterval": 10,
+        "retryEnabled": True,
+        "retryNumber": 3,
+        "retryWaitInterval": 10,
     }
     # Read-only properties of the body are ignored: lastStatus and lastRun are the server's own.
     assert edited["lastStatus"] != "Success" or edited["lastRun"] != "2017-06-06T15:18:22.6664413Z"
@@ -138,41 +156,101 @@ def test_one_property_body_changes_only_that_property(api: Api, job: dict[str, A
 
 
 def test_schedule_partial_edit_keeps_other_schedule_settings(api: Api, job: dict[str, Any]) -> None:
-    api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"type": "Daily", "dailyType": "Friday",
-                                                         "dailyTime": "22:30:00"}})
-    assert api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"retryNumber": 7}}).status_code == 200
+    api.put(
+        f"/v2/Jobs/{job['id']}",
+        {"schedulePolicy": {"type": "Daily", "dailyType": "Friday", "dailyTime": "22:30:00"}},
+    )
+    assert (
+        api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"retryNumber": 7}}).status_code == 200
+    )
     policy = api.get(f"/v2/Jobs/{job['id']}").json()["schedulePolicy"]
-    assert (policy["dailyType"], policy["dailyTime"], policy["retryNumber"]) == ("Friday", "22:30:00", 7)
+    assert (policy["dailyType"], policy["dailyTime"], policy["retryNumber"]) == (
+        "Friday",
+        "22:30:00",
+        7,
+    )
 
 
 def test_property_names_case_insensitive_and_string_booleans(api: Api, job: dict[str, Any]) -> None:
-    body = {"Name": "Daily", "DESCRIPTION": "ABC", "BackupType": "entireOrganization",
-            "SchedulePolicy": {"TYPE": "daily", "DailyType": "weekends", "DAILYTIME": "08:00:00",
-                               "BackupWindowEnabled": "false", "RetryEnabled": "true",
-                               "RetryNumber": 5, "RetryWaitInterval": 15},
-            "IsEnabled": "true"}
+    body = {
+        "Name": "Daily",
+        "DESCRIPTION": "ABC",
+        "BackupType": "entireOrganization",
+        "SchedulePolicy": {
+            "TYPE": "daily",
+            "DailyType": "weekends",
+            "DAILYTIME": "08:00:00",
+            "BackupWindowEnabled": "false",
+            "RetryEnabled": "true",
+            "RetryNumber": 5,
+            "RetryWaitInterval": 15,
+        },
+        "IsEnabled": "true",
+    }
     assert api.put(f"/v2/Jobs/{job['id']}", body).status_code == 200
     edited = api.get(f"/v2/Jobs/{job['id']}").json()
-    assert (edited["name"], edited["description"], edited["backupType"]) == ("Daily", "ABC",
-                                                                            "EntireOrganization")
+    assert (edited["name"], edited["description"], edited["backupType"]) == (
+        "Daily",
+        "ABC",
+        "EntireOrganization",
+    )
     policy = edited["schedulePolicy"]
-    assert (policy["type"], policy["dailyType"], policy["dailyTime"]) == ("Daily", "Weekends", "08:00:00")
-    assert (policy["retryEnabled"], policy["retryNumber"], policy["retryWaitInterval"]) == (True, 5, 15)
+    assert (policy["type"], policy["dailyType"], policy["dailyTime"]) == (
+        "Daily",
+        "Weekends",
+        "08:00:00",
+    )
+    assert (policy["retryEnabled"], policy["retryNumber"], policy["retryWaitInterval"]) == (
+        True,
+        5,
+        15,
+    )
     assert policy["backupWindowEnabled"] is False
 
 
 def test_seed_enum_spellings(api: Api, job: dict[str, Any]) -> None:
     """Every value the seed lists, in the seed's own spelling."""
-    for daily_type in ("Everyday", "Weekends", "Workdays", "Monday", "Tuesday", "Wednesday",
-                       "Thursday", "Friday", "Saturday", "Sunday"):
-        assert api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {
-            "type": "daily", "dailyType": daily_type}}).status_code == 200
+    for daily_type in (
+        "Everyday",
+        "Weekends",
+        "Workdays",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+    ):
+        assert (
+            api.put(
+                f"/v2/Jobs/{job['id']}",
+                {"schedulePolicy": {"type": "daily", "dailyType": daily_type}},
+            ).status_code
+            == 200
+        )
         assert api.get(f"/v2/Jobs/{job['id']}").json()["schedulePolicy"]["dailyType"] == daily_type
-    for every in ("Minutes5", "Minutes10", "Minutes15", "Minutes30", "Hours1", "Hours2", "Hours4",
-                  "Hours8", "Hours12"):
-        assert api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {
-            "type": "Periodically", "periodicallyEvery": every.lower()}}).status_code == 200
-        assert api.get(f"/v2/Jobs/{job['id']}").json()["schedulePolicy"]["periodicallyEvery"] == every
+    for every in (
+        "Minutes5",
+        "Minutes10",
+        "Minutes15",
+        "Minutes30",
+        "Hours1",
+        "Hours2",
+        "Hours4",
+        "Hours8",
+        "Hours12",
+    ):
+        assert (
+            api.put(
+                f"/v2/Jobs/{job['id']}",
+                {"schedulePolicy": {"type": "Periodically", "periodicallyEvery": every.lower()}},
+            ).status_code
+            == 200
+        )
+        assert (
+            api.get(f"/v2/Jobs/{job['id']}").json()["schedulePolicy"]["periodicallyEvery"] == every
+        )
 
 
 def test_is_enabled_is_writable(api: Api, job: dict[str, Any]) -> None:

@@ -8,8 +8,8 @@ import swagger_ui_bundle
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -33,17 +33,27 @@ VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, beh
 
 
 def create_app(ctx: Context) -> FastAPI:
-    app = FastAPI(title="Keepstone", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url="/swagger/openapi.json")
+    app = FastAPI(
+        title="Keepstone",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/swagger/openapi.json",
+    )
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle()
     templates: list[str] = []
     for version in VB365_VERSIONS:
         for router, tag, protected in VB365_ROUTERS:
-            app.include_router(router, prefix=f"/{version}", tags=[tag],
-                               dependencies=[Depends(deps.principal)] if protected else [])
-            templates += [f"/{version}{route.path}" for route in router.routes
-                          if isinstance(route, APIRoute)]
+            app.include_router(
+                router,
+                prefix=f"/{version}",
+                tags=[tag],
+                dependencies=[Depends(deps.principal)] if protected else [],
+            )
+            templates += [
+                f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
+            ]
     _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
@@ -53,15 +63,21 @@ def create_app(ctx: Context) -> FastAPI:
 
 
 def _add_swagger(app: FastAPI) -> None:
-    app.mount("/swagger/static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
-              name="swagger-static")
+    app.mount(
+        "/swagger/static",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger-static",
+    )
 
     @app.get("/swagger", include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/swagger/openapi.json", title="Keepstone API",
-                                   swagger_js_url="/swagger/static/swagger-ui-bundle.js",
-                                   swagger_css_url="/swagger/static/swagger-ui.css",
-                                   swagger_favicon_url="/swagger/static/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url="/swagger/openapi.json",
+            title="Keepstone API",
+            swagger_js_url="/swagger/static/swagger-ui-bundle.js",
+            swagger_css_url="/swagger/static/swagger-ui.css",
+            swagger_favicon_url="/swagger/static/favicon-32x32.png",
+        )
 
     @app.get("/swagger/ui/index", include_in_schema=False)
     def vendor_swagger_path() -> RedirectResponse:
@@ -81,18 +97,25 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
-        message = {404: f"no resource at {request.url.path}",
-                   405: f"{request.method} is not allowed on {request.url.path}"}
-        return error_response(request.url.path, error.status_code,
-                              message.get(error.status_code, str(error.detail)),
-                              dict(error.headers) if error.headers else None)
+        message = {
+            404: f"no resource at {request.url.path}",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }
+        return error_response(
+            request.url.path,
+            error.status_code,
+            message.get(error.status_code, str(error.detail)),
+            dict(error.headers) if error.headers else None,
+        )
 
 
 def describe_validation_error(errors: Any) -> str:
     """One sentence naming the first offending property, e.g. ``schedulePolicy.type: ...``."""
-    first = list(errors)[0]
+    first = next(iter(errors))
     if first["type"] == "json_invalid":
-        return f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(": ")
+        return f"request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".rstrip(
+            ": "
+        )
     location = [str(part) for part in first["loc"]]
     source = location[0] if location else "body"
     path = ".".join(location[1:])

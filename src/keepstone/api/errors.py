@@ -35,9 +35,11 @@ def status_of(error: KeepstoneError) -> int:
     return 500
 
 
-def error_response(path: str, status: int, message: str,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    path: str, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
     """The error body of the dialect that owns ``path``."""
     del path  # only the JSON dialect exists so far; the Enterprise Manager one will branch here
-    return JSONResponse({"message": message}, status_code=status, headers=headers,
-                        media_type=JSON_MEDIA_TYPE)
+    return JSONResponse(
+        {"message": message}, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE
+    )

@@ -44,8 +44,10 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
@@ -54,10 +56,17 @@ class RequestContext:
             except Exception:
                 log.exception("unhandled error", method=scope["method"], path=scope["path"])
                 if not response_started:
-                    message = f"Internal server error; quote request id {request_id} when reporting it"
+                    message = (
+                        f"Internal server error; quote request id {request_id} when reporting it"
+                    )
                     await error_response(scope["path"], 500, message)(scope, receive, send_with_id)
-            log.info("request", method=scope["method"], path=scope["path"], status=status,
-                     ms=round((time.perf_counter() - started) * 1000, 2))
+            log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=status,
+                ms=round((time.perf_counter() - started) * 1000, 2),
+            )
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
@@ -140,9 +149,13 @@ def _canonicaliser(paths: list[str]) -> Callable[[str], str]:
         if len(segments) < 2:
             return path
         for template in templates.get((len(segments), segments[1].lower()), []):
-            if all(t.startswith("{") or t.lower() == s.lower() for t, s in zip(template, segments, strict=True)):
-                return "/".join(s if t.startswith("{") else t
-                                for t, s in zip(template, segments, strict=True))
+            if all(
+                t.startswith("{") or t.lower() == s.lower()
+                for t, s in zip(template, segments, strict=True)
+            ):
+                return "/".join(
+                    s if t.startswith("{") else t for t, s in zip(template, segments, strict=True)
+                )
         return path
 
     return canonical

@@ -22,8 +22,13 @@ app.add_typer(admin, name="admin")
 admin.add_typer(users, name="user")
 console = Console()
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
-                    "(default: $KEEPSTONE_DATA_DIR or ~/.local/share/keepstone).")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Data directory (default: $KEEPSTONE_DATA_DIR or ~/.local/share/keepstone).",
+    ),
+]
 
 
 @app.command("serve")
@@ -33,17 +38,24 @@ def serve_command(
     data_dir: DataDir = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
-    tls_self_signed: Annotated[bool, typer.Option(
-        help="Serve HTTPS with a certificate made on first start and kept in the data directory."
-    )] = False,
-    timezone: Annotated[str | None, typer.Option(
-        help="IANA time zone schedules' dailyTime is read in (default $KEEPSTONE_TIMEZONE or UTC)."
-    )] = None,
+    tls_self_signed: Annotated[
+        bool,
+        typer.Option(
+            help="Serve HTTPS with a certificate made on first start, kept in the data dir."
+        ),
+    ] = False,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            help="IANA time zone of schedules' dailyTime (default $KEEPSTONE_TIMEZONE, UTC)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
-    options = ServeOptions(resolve_data_dir(data_dir), host, port, tls_cert, tls_key,
-                           tls_self_signed, timezone)
+    options = ServeOptions(
+        resolve_data_dir(data_dir), host, port, tls_cert, tls_key, tls_self_signed, timezone
+    )
     try:
         serve(options, say=lambda text: console.print(text, highlight=False, markup=False))
     except ServerError as error:
@@ -69,7 +81,9 @@ def _password(given: str | None) -> str:
 @users.command("add")
 def user_add(
     name: str,
-    role: Annotated[auth.Role, typer.Option(help="Administrator or ReadOnly.")] = auth.Role.ADMINISTRATOR,
+    role: Annotated[
+        auth.Role, typer.Option(help="Administrator or ReadOnly.")
+    ] = auth.Role.ADMINISTRATOR,
     password: Annotated[str | None, typer.Option(help="Asked for when not given.")] = None,
     data_dir: DataDir = None,
 ) -> None:
@@ -101,8 +115,9 @@ def user_remove(name: str, data_dir: DataDir = None) -> None:
 
 
 @users.command("passwd")
-def user_passwd(name: str, password: Annotated[str | None, typer.Option()] = None,
-                data_dir: DataDir = None) -> None:
+def user_passwd(
+    name: str, password: Annotated[str | None, typer.Option()] = None, data_dir: DataDir = None
+) -> None:
     """Change a user's password; their tokens are revoked."""
     try:
         auth.set_password(_ctx(data_dir), name, _password(password))

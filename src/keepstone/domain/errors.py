@@ -15,7 +15,7 @@ class InvalidInput(KeepstoneError):
     """The request names something wrong; ``prop`` is the offending property path, if any."""
 
     def __init__(self, message: str, prop: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(f"{prop}: {message}" if prop and prop not in message else message)
         self.prop = prop
 
 
@@ -24,7 +24,7 @@ class NotFound(KeepstoneError):
 
 
 class Conflict(KeepstoneError):
-    """The request is valid but the current state forbids it (for example, deleting a used repository)."""
+    """The request is valid but the current state forbids it (e.g. deleting a used repository)."""
 
 
 class PreconditionFailed(KeepstoneError):

@@ -78,7 +78,7 @@ class ScheduleEdit:
                 + ", ".join(f"schedulePolicy.{name}" for name in needs_type),
                 "schedulePolicy.type",
             )
-        changes = {
+        changes: dict[str, Any] = {
             field: value
             for field, value in (
                 ("type", self.type),

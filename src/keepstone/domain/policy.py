@@ -118,6 +118,6 @@ def validate_policy(policy: SchedulePolicy) -> None:
         )
     if not 1 <= policy.retry_wait_interval <= MAX_RETRY_WAIT_MINUTES:
         raise InvalidInput(
-            f"schedulePolicy.retryWaitInterval must be between 1 and {MAX_RETRY_WAIT_MINUTES} minutes",
+            f"schedulePolicy.retryWaitInterval must be 1 to {MAX_RETRY_WAIT_MINUTES} minutes",
             "schedulePolicy.retryWaitInterval",
         )

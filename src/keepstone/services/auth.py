@@ -71,12 +71,16 @@ class IssuedTokens:
 def authorize(principal: Principal, action: Action) -> None:
     """Administrators may do everything; ReadOnly users may only read."""
     if action is Action.WRITE and principal.role is not Role.ADMINISTRATOR:
-        raise Forbidden(f"user '{principal.user_name}' has the ReadOnly role and may not change anything")
+        raise Forbidden(
+            f"user '{principal.user_name}' has the ReadOnly role and may not change anything"
+        )
 
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password")
+        raise InvalidInput(
+            f"password must be at least {MIN_PASSWORD_LENGTH} characters", "password"
+        )
     return _hasher.hash(password)
 
 
@@ -94,8 +98,13 @@ def add_user(ctx: Context, name: str, password: str, role: Role) -> User:
     with ctx.db.write() as s:
         if s.scalar(select(User).where(User.name == name)) is not None:
             raise Conflict(f"user '{name}' already exists")
-        user = User(id=new_id(), name=name, password_hash=password_hash, role=role.value,
-                    created_at=ctx.clock.now())
+        user = User(
+            id=new_id(),
+            name=name,
+            password_hash=password_hash,
+            role=role.value,
+            created_at=ctx.clock.now(),
+        )
         s.add(user)
     return user
 
@@ -197,8 +206,17 @@ def _issue(s: Session, user: User, now: datetime) -> IssuedTokens:
         ("access", access, ACCESS_TOKEN_LIFETIME),
         ("refresh", refresh_value, REFRESH_TOKEN_LIFETIME),
     ):
-        s.add(Token(id=new_id(), user_id=user.id, kind=kind, token_hash=_digest(value),
-                    issued_at=now, expires_at=now + lifetime, revoked_at=None))
+        s.add(
+            Token(
+                id=new_id(),
+                user_id=user.id,
+                kind=kind,
+                token_hash=_digest(value),
+                issued_at=now,
+                expires_at=now + lifetime,
+                revoked_at=None,
+            )
+        )
     return IssuedTokens(access, refresh_value, user.name, now, now + ACCESS_TOKEN_LIFETIME)
 
 
@@ -219,8 +237,12 @@ class LoginThrottle:
     wait doubles with each further failure up to ``max_delay``. A success clears the address.
     """
 
-    def __init__(self, free_failures: int = 5, first_delay: timedelta = timedelta(seconds=1),
-                 max_delay: timedelta = timedelta(minutes=5)) -> None:
+    def __init__(
+        self,
+        free_failures: int = 5,
+        first_delay: timedelta = timedelta(seconds=1),
+        max_delay: timedelta = timedelta(minutes=5),
+    ) -> None:
         self.free_failures = free_failures
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -233,7 +255,7 @@ class LoginThrottle:
             count, last = self._failures.get(address, (0, now))
         if count < self.free_failures:
             return timedelta(0)
-        delay = min(self.first_delay * 2 ** (count - self.free_failures), self.max_delay)
+        delay = min(self.first_delay * (1 << (count - self.free_failures)), self.max_delay)
         return max(last + delay - now, timedelta(0))
 
     def failed(self, address: str, now: datetime) -> None:

@@ -48,13 +48,18 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
             "type",
         )
     if spec.local_path is None:
-        raise InvalidInput("localSettings.path is required for a Local organization",
-                           "localSettings.path")
+        raise InvalidInput(
+            "localSettings.path is required for a Local organization", "localSettings.path"
+        )
     name = check_name(spec.name or "")
-    org = Organization(id=new_id(), name=name, type=spec.type,
-                       description=check_description(spec.description or ""),
-                       settings={"path": _existing_directory(spec.local_path)},
-                       created_at=ctx.clock.now())
+    org = Organization(
+        id=new_id(),
+        name=name,
+        type=spec.type,
+        description=check_description(spec.description or ""),
+        settings={"path": _existing_directory(spec.local_path)},
+        created_at=ctx.clock.now(),
+    )
     with ctx.db.write() as s:
         _ensure_unique(s, Organization, name, None)
         s.add(org)
@@ -101,11 +106,13 @@ def get_organization_in(s: Session, org_id: str) -> Organization:
 
 def _existing_directory(path: str) -> str:
     if not os.path.isabs(path):
-        raise InvalidInput(f"localSettings.path must be an absolute path; got '{path}'",
-                           "localSettings.path")
+        raise InvalidInput(
+            f"localSettings.path must be an absolute path; got '{path}'", "localSettings.path"
+        )
     if not os.path.isdir(path):
-        raise InvalidInput(f"localSettings.path '{path}' is not an existing directory",
-                           "localSettings.path")
+        raise InvalidInput(
+            f"localSettings.path '{path}' is not an existing directory", "localSettings.path"
+        )
     return os.path.normpath(path)
 
 
@@ -116,9 +123,15 @@ def ensure_local_proxy(ctx: Context) -> Proxy:
     with ctx.db.write() as s:
         proxy = s.scalar(select(Proxy).where(Proxy.is_local.is_(True)))
         if proxy is None:
-            proxy = Proxy(id=new_id(), host_name=socket.gethostname(), description="Built-in proxy",
-                          port=PROXY_PORT, threads_number=PROXY_THREADS, is_local=True,
-                          heartbeat_at=None)
+            proxy = Proxy(
+                id=new_id(),
+                host_name=socket.gethostname(),
+                description="Built-in proxy",
+                port=PROXY_PORT,
+                threads_number=PROXY_THREADS,
+                is_local=True,
+                heartbeat_at=None,
+            )
             s.add(proxy)
     return proxy
 
@@ -189,8 +202,14 @@ def create_repository(ctx: Context, spec: RepositoryEdit) -> Repository:
         _get(s, Proxy, proxy_id, "proxy", prop="proxyId")
         _ensure_unique(s, Repository, name, None)
         path = _repository_directory(s, spec.path, None)
-        repo = Repository(id=new_id(), name=name, description=check_description(spec.description or ""),
-                          path=path, proxy_id=proxy_id, retention=retention_to_record(retention))
+        repo = Repository(
+            id=new_id(),
+            name=name,
+            description=check_description(spec.description or ""),
+            path=path,
+            proxy_id=proxy_id,
+            retention=retention_to_record(retention),
+        )
         s.add(repo)
     return repo
 
@@ -239,8 +258,9 @@ def get_repository_in(s: Session, repo_id: str, prop: str | None = None) -> Repo
 def ensure_default_repository(ctx: Context, path: Path) -> Repository:
     with ctx.db.read() as s:
         existing = s.scalar(select(Repository).where(Repository.path == str(path)))
-    return existing or create_repository(ctx, RepositoryEdit(name="Default Backup Repository",
-                                                             path=str(path)))
+    return existing or create_repository(
+        ctx, RepositoryEdit(name="Default Backup Repository", path=str(path))
+    )
 
 
 def disk_space(path: str) -> DiskSpace:
@@ -260,7 +280,9 @@ def _repository_directory(s: Session, path: str, own_id: str | None) -> str:
     if not os.path.isabs(path):
         raise InvalidInput(f"path must be an absolute path; got '{path}'", "path")
     path = os.path.normpath(path)
-    clash = s.scalar(select(Repository).where(Repository.path == path, _other_than(Repository, own_id)))
+    clash = s.scalar(
+        select(Repository).where(Repository.path == path, _other_than(Repository, own_id))
+    )
     if clash is not None:
         raise InvalidInput(f"path '{path}' is already used by repository '{clash.name}'", "path")
     try:
@@ -290,8 +312,9 @@ def _get(s: Session, table: type[T], row_id: str, what: str, prop: str | None = 
     return row
 
 
-def _ensure_unique(s: Session, table: type[Organization] | type[Repository], name: str,
-                   own_id: str | None) -> None:
+def _ensure_unique(
+    s: Session, table: type[Organization] | type[Repository], name: str, own_id: str | None
+) -> None:
     clash = s.scalar(
         select(table.id).where(func.lower(table.name) == name.lower(), _other_than(table, own_id))
     )
@@ -300,7 +323,7 @@ def _ensure_unique(s: Session, table: type[Organization] | type[Repository], nam
 
 
 def _other_than(table: type[Organization] | type[Repository], own_id: str | None) -> Any:
-    """A filter excluding the row being edited (none when creating: ``id != NULL`` is never true)."""
+    """A filter excluding the row being edited (none on create: ``id != NULL`` is never true)."""
     return table.id != own_id if own_id is not None else true()
 
 

@@ -32,17 +32,32 @@ def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
         raise InvalidInput("repositoryId is required", "repositoryId")
     with ctx.db.write() as s:
         org = get_organization_in(s, org_id)
-        job = Job(id=new_id(), organization_id=org.id, name="", description="",
-                  backup_type=BackupType.ENTIRE_ORGANIZATION.value, selected_items=[],
-                  excluded_items=[], schedule_policy=policy_to_record(SchedulePolicy()),
-                  repository_id="", proxy_id="", is_enabled=True, last_run=None, last_backup=None,
-                  last_status=None, next_run=None, version=0)
+        job = Job(
+            id=new_id(),
+            organization_id=org.id,
+            name="",
+            description="",
+            backup_type=BackupType.ENTIRE_ORGANIZATION.value,
+            selected_items=[],
+            excluded_items=[],
+            schedule_policy=policy_to_record(SchedulePolicy()),
+            repository_id="",
+            proxy_id="",
+            is_enabled=True,
+            last_run=None,
+            last_backup=None,
+            last_status=None,
+            next_run=None,
+            version=0,
+        )
         _apply(s, job, spec, ctx.clock.now(), ctx.tz)
         s.add(job)
     return JobEditResult(job, _run_now(ctx, job, spec))
 
 
-def edit_job(ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None) -> JobEditResult:
+def edit_job(
+    ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None
+) -> JobEditResult:
     """Apply a partial edit atomically: all of it or, on any invalid property, none of it."""
     with ctx.db.write() as s:
         job = get_job_in(s, job_id)

@@ -27,8 +27,9 @@ EMPTY_STATISTICS: dict[str, int | str] = {
 }
 
 
-def start_job(ctx: Context, job_id: str, reason: str, *, already_active_ok: bool = False
-              ) -> JobSession | None:
+def start_job(
+    ctx: Context, job_id: str, reason: str, *, already_active_ok: bool = False
+) -> JobSession | None:
     now = ctx.clock.now()
     with ctx.db.write() as s:
         job = _job(s, job_id)
@@ -37,14 +38,24 @@ def start_job(ctx: Context, job_id: str, reason: str, *, already_active_ok: bool
             if already_active_ok:
                 return None
             raise Conflict(f"job '{job.name}' is already running (session {active.id})")
-        session = JobSession(id=new_id(), job_id=job.id, status=SessionStatus.QUEUED.value,
-                             creation_time=now, end_time=None, progress=0, retry_count=0,
-                             statistics=dict(EMPTY_STATISTICS), details=reason,
-                             stop_requested=False, claimed_by=None)
+        session = JobSession(
+            id=new_id(),
+            job_id=job.id,
+            status=SessionStatus.QUEUED.value,
+            creation_time=now,
+            end_time=None,
+            progress=0,
+            retry_count=0,
+            statistics=dict(EMPTY_STATISTICS),
+            details=reason,
+            stop_requested=False,
+            claimed_by=None,
+        )
         s.add(session)
         s.flush()
-        add_log_in(s, session.id, SessionStatus.SUCCESS,
-                   f"Job started at {_us_time(now)}", now, end=now)
+        add_log_in(
+            s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now, end=now
+        )
         job.last_status = SessionStatus.QUEUED.value
     ctx.wake_proxies()
     return session
@@ -61,7 +72,7 @@ def stop_job(ctx: Context, job_id: str) -> JobSession:
 
 
 def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession | None:
-    """Stop the job's active session: a queued one at once, a running one at its proxy's next check."""
+    """Stop the job's active session: a queued one at once, a running one at its proxy's check."""
     session = _active_session(s, job.id)
     if session is None:
         return None
@@ -90,8 +101,13 @@ def claim_next(ctx: Context, proxy_id: str) -> tuple[JobSession, Job, Organizati
         session.claimed_by = proxy_id
         job.last_status = SessionStatus.RUNNING.value
         job.last_run = session.creation_time
-        add_log_in(s, session.id, SessionStatus.RUNNING,
-                   f"Processing organization {org.name} on proxy {proxy_id}", now)
+        add_log_in(
+            s,
+            session.id,
+            SessionStatus.RUNNING,
+            f"Processing organization {org.name} on proxy {proxy_id}",
+            now,
+        )
         return session, job, org
 
 
@@ -108,8 +124,9 @@ def finish(ctx: Context, session_id: str, status: SessionStatus, message: str) -
         return session
 
 
-def finish_in(s: Session, session: JobSession, status: SessionStatus, message: str,
-              now: datetime) -> None:
+def finish_in(
+    s: Session, session: JobSession, status: SessionStatus, message: str, now: datetime
+) -> None:
     session.status = status.value
     session.end_time = now
     add_log_in(s, session.id, status, message, now, end=now)
@@ -121,17 +138,31 @@ def finish_in(s: Session, session: JobSession, status: SessionStatus, message: s
             job.last_backup = session.creation_time
 
 
-def add_log_in(s: Session, session_id: str, status: SessionStatus, message: str, now: datetime,
-               end: datetime | None = None) -> LogItem:
+def add_log_in(
+    s: Session,
+    session_id: str,
+    status: SessionStatus,
+    message: str,
+    now: datetime,
+    end: datetime | None = None,
+) -> LogItem:
     usn = (s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id)) or 0) + 1
-    item = LogItem(id=new_id(), session_id=session_id, usn=usn, status=status.value,
-                   message=message, creation_time=now, end_time=end)
+    item = LogItem(
+        id=new_id(),
+        session_id=session_id,
+        usn=usn,
+        status=status.value,
+        message=message,
+        creation_time=now,
+        end_time=end,
+    )
     s.add(item)
     return item
 
 
-def list_sessions(ctx: Context, job_id: str | None = None, offset: int = 0,
-                  limit: int | None = None) -> list[JobSession]:
+def list_sessions(
+    ctx: Context, job_id: str | None = None, offset: int = 0, limit: int | None = None
+) -> list[JobSession]:
     with ctx.db.read() as s:
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
         if job_id is not None:
@@ -155,25 +186,38 @@ def get_session_in(s: Session, session_id: str) -> JobSession:
 def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(s.scalars(select(LogItem).where(LogItem.session_id == session_id)
-                              .order_by(LogItem.usn)))
+        return list(
+            s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
+        )
 
 
 def fail_orphans(ctx: Context, proxy_id: str) -> int:
-    """At start-up, sessions this proxy was running when the server died can never finish: fail them."""
+    """At start-up, sessions this proxy ran when the server died can never finish: fail them."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        orphans = list(s.scalars(select(JobSession).where(
-            JobSession.status == SessionStatus.RUNNING.value, JobSession.claimed_by == proxy_id)))
+        orphans = list(
+            s.scalars(
+                select(JobSession).where(
+                    JobSession.status == SessionStatus.RUNNING.value,
+                    JobSession.claimed_by == proxy_id,
+                )
+            )
+        )
         for session in orphans:
-            finish_in(s, session, SessionStatus.FAILED,
-                      "The server stopped while this session was running", now)
+            finish_in(
+                s,
+                session,
+                SessionStatus.FAILED,
+                "The server stopped while this session was running",
+                now,
+            )
         return len(orphans)
 
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:
-    return s.scalar(select(JobSession).where(JobSession.job_id == job_id,
-                                             JobSession.status.in_(ACTIVE)))
+    return s.scalar(
+        select(JobSession).where(JobSession.job_id == job_id, JobSession.status.in_(ACTIVE))
+    )
 
 
 def _job(s: Session, job_id: str) -> Job:

@@ -80,6 +80,8 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 
 def _alembic_config(url: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(resources.files("keepstone.store") / "migrations"))
+    config.set_main_option(
+        "script_location", str(resources.files("keepstone.store") / "migrations")
+    )
     config.set_main_option("sqlalchemy.url", url)
     return config

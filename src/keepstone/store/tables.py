@@ -6,7 +6,7 @@ Times are stored as naive UTC datetimes; the ``UtcDateTime`` type adds the zone 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
@@ -29,7 +29,11 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UtcDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
 
 
 class User(Base):
@@ -133,7 +137,9 @@ class LogItem(Base):
         ForeignKey("job_sessions.id", ondelete="CASCADE"), index=True
     )
     usn: Mapped[int]
-    status: Mapped[str] = mapped_column(String(16))  # Running | Success | Warning | Failed | Stopped
+    status: Mapped[str] = mapped_column(
+        String(16)
+    )  # Running | Success | Warning | Failed | Stopped
     message: Mapped[str] = mapped_column(Text)
     creation_time: Mapped[datetime]
     end_time: Mapped[datetime | None]

@@ -78,7 +78,9 @@ class WireModel(BaseModel):
     def _fold_property_case(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        aliases = {(f.alias or name).lower(): f.alias or name for name, f in cls.model_fields.items()}
+        aliases = {
+            (f.alias or name).lower(): f.alias or name for name, f in cls.model_fields.items()
+        }
         return {aliases.get(k.lower(), k) if isinstance(k, str) else k: v for k, v in data.items()}
 
 
@@ -177,9 +179,14 @@ class OrganizationBody(WireModel):
 
     def to_edit(self) -> OrganizationEdit:
         kind = {"local": "Local", "office365": "Office365", "imap": "Imap"}.get(
-            (self.type or "").lower(), self.type)
-        return OrganizationEdit(name=self.name, description=self.description, type=kind,
-                                local_path=self.local_settings.path if self.local_settings else None)
+            (self.type or "").lower(), self.type
+        )
+        return OrganizationEdit(
+            name=self.name,
+            description=self.description,
+            type=kind,
+            local_path=self.local_settings.path if self.local_settings else None,
+        )
 
 
 class ProxyBody(WireModel):
@@ -219,5 +226,10 @@ class RepositoryBody(WireModel):
             )
             if value is not None
         }
-        return RepositoryEdit(name=self.name, description=self.description, path=self.path,
-                              proxy_id=self.proxy_id, retention=retention or None)
+        return RepositoryEdit(
+            name=self.name,
+            description=self.description,
+            path=self.path,
+            proxy_id=self.proxy_id,
+            retention=retention or None,
+        )

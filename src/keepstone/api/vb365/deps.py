@@ -25,7 +25,9 @@ def principal(request: Request, ctx: Annotated[Context, Depends(context)]) -> au
     """The authenticated caller, authorised for this request's method (reads vs writes)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("authorization is required: send 'Authorization: Bearer <access_token>'")
+        raise Unauthenticated(
+            "authorization is required: send 'Authorization: Bearer <access_token>'"
+        )
     caller = auth.authenticate(ctx, token.strip())
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)

@@ -27,11 +27,13 @@ def get_proxy(proxy_id: str, ctx: Ctx, link: Link) -> Response:
 
 @router.put("/Proxies/{proxy_id}")
 def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, link: Link) -> Response:
-    return json(views.proxy(catalog.edit_proxy(ctx, proxy_id, body.to_edit()), link, ctx.clock.now()))
+    return json(
+        views.proxy(catalog.edit_proxy(ctx, proxy_id, body.to_edit()), link, ctx.clock.now())
+    )
 
 
 @router.get("/BackupRepositories")
-def list_repositories(ctx: Ctx, link: Link, proxyId: str | None = None) -> Response:  # noqa: N803
+def list_repositories(ctx: Ctx, link: Link, proxyId: str | None = None) -> Response:
     repos = catalog.list_repositories(ctx)
     return json([views.repository(r, link) for r in repos if proxyId in (None, r.proxy_id)])
 

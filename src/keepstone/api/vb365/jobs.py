@@ -56,10 +56,14 @@ def create_job(org_id: str, body: JobBody, ctx: Ctx, link: Link) -> Response:
     return json(views.job(job, link), headers={"ETag": etag(job)})
 
 
-@router.put("/Jobs/{job_id}", response_class=Response,
-            responses={200: {"description": "The job was changed; the body is empty."}})
-def edit_job(job_id: str, body: JobBody, ctx: Ctx,
-             if_match: str | None = Header(default=None)) -> Response:
+@router.put(
+    "/Jobs/{job_id}",
+    response_class=Response,
+    responses={200: {"description": "The job was changed; the body is empty."}},
+)
+def edit_job(
+    job_id: str, body: JobBody, ctx: Ctx, if_match: str | None = Header(default=None)
+) -> Response:
     job = jobs.edit_job(ctx, job_id, body.to_edit(), expected_version(if_match)).job
     response = plain(200)
     response.headers["ETag"] = etag(job)
@@ -90,8 +94,11 @@ def job_action(job_id: str, body: dict[str, Any], ctx: Ctx) -> Response:
     """``{"start": null}`` and friends: exactly one action property, its value ignored."""
     names = [name.lower() for name in body]
     if len(names) != 1 or names[0] not in ACTIONS:
-        raise InvalidInput("the body must hold exactly one action: " +
-                           ", ".join(f'{{"{a}": null}}' for a in ACTIONS), "action")
+        raise InvalidInput(
+            "the body must hold exactly one action: "
+            + ", ".join(f'{{"{a}": null}}' for a in ACTIONS),
+            "action",
+        )
     match names[0]:
         case "start":
             runs.start_job(ctx, job_id, "Started by user")

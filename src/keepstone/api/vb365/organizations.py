@@ -17,8 +17,9 @@ router = APIRouter()
 @router.get("/Organizations")
 def list_organizations(ctx: Ctx, link: Link) -> Response:
     backed_up = catalog.backed_up_organizations(ctx)
-    return json([views.organization(o, link, o.id in backed_up)
-                 for o in catalog.list_organizations(ctx)])
+    return json(
+        [views.organization(o, link, o.id in backed_up) for o in catalog.list_organizations(ctx)]
+    )
 
 
 @router.get("/Organizations/{org_id}")

@@ -22,9 +22,12 @@ def list_sessions(ctx: Ctx, link: Link, offset: Offset = 0, limit: Limit = None)
 
 
 @router.get("/Jobs/{job_id}/JobSessions")
-def list_job_sessions(job_id: str, ctx: Ctx, link: Link, offset: Offset = 0,
-                      limit: Limit = None) -> Response:
-    return json([views.job_session(s, link) for s in runs.list_sessions(ctx, job_id, offset, limit)])
+def list_job_sessions(
+    job_id: str, ctx: Ctx, link: Link, offset: Offset = 0, limit: Limit = None
+) -> Response:
+    return json(
+        [views.job_session(s, link) for s in runs.list_sessions(ctx, job_id, offset, limit)]
+    )
 
 
 @router.get("/JobSessions/{session_id}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as jsonlib
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -28,36 +29,45 @@ async def token(request: Request) -> Response:
     wait = throttle.wait_needed(address, ctx.clock.now())
     if wait.total_seconds() > 0:
         seconds = max(1, round(wait.total_seconds()))
-        return json({"message": f"too many failed logins from this address; retry in {seconds} s"},
-                    429, headers={"Retry-After": str(seconds)})
+        return json(
+            {"message": f"too many failed logins from this address; retry in {seconds} s"},
+            429,
+            headers={"Retry-After": str(seconds)},
+        )
     try:
         if grant == "password":
-            issued = await run_in_threadpool(auth.login, ctx, _required(fields, "username"),
-                                             _required(fields, "password"))
+            issued = await run_in_threadpool(
+                auth.login, ctx, _required(fields, "username"), _required(fields, "password")
+            )
         elif grant == "refresh_token":
             issued = await run_in_threadpool(auth.refresh, ctx, _required(fields, "refresh_token"))
         else:
-            raise InvalidInput(f"grant_type '{grant}' is not supported; use password or "
-                               "refresh_token", "grant_type")
+            raise InvalidInput(
+                f"grant_type '{grant}' is not supported; use password or refresh_token",
+                "grant_type",
+            )
     except BadCredentials:
         throttle.failed(address, ctx.clock.now())
         raise
     throttle.succeeded(address)
-    return json({
-        "access_token": issued.access_token,
-        "token_type": "bearer",
-        "expires_in": issued.expires_in,
-        "refresh_token": issued.refresh_token,
-        "userName": issued.user_name,
-        ".issued": iso(issued.issued),
-        ".expires": iso(issued.expires),
-    })
+    return json(
+        {
+            "access_token": issued.access_token,
+            "token_type": "bearer",
+            "expires_in": issued.expires_in,
+            "refresh_token": issued.refresh_token,
+            "userName": issued.user_name,
+            ".issued": iso(issued.issued),
+            ".expires": iso(issued.expires),
+        }
+    )
 
 
 def _fields(body: bytes, content_type: str) -> dict[str, str]:
     """Form-encoded (the vendor's documented form) or JSON; names are case-insensitive."""
     text = body.decode("utf-8", errors="replace")
     raw: Any
+    items: Iterable[tuple[Any, Any]]
     if "json" in content_type.lower() or text.lstrip().startswith("{"):
         try:
             raw = jsonlib.loads(text)

@@ -85,7 +85,10 @@ def organization(row: Organization, link: LinkBuilder, backed_up: bool) -> dict[
         "description": row.description,
         "localSettings": {"path": row.settings.get("path")},
         "isBackedup": backed_up,
-        "_links": {"self": link("organizations", row.id), "jobs": link("organizations", row.id, "jobs")},
+        "_links": {
+            "self": link("organizations", row.id),
+            "jobs": link("organizations", row.id, "jobs"),
+        },
         "_actions": {},
     }
 
@@ -101,8 +104,10 @@ def proxy(row: Proxy, link: LinkBuilder, now: datetime) -> dict[str, Any]:
         "throttlingValue": 0,
         "throttlingUnit": "MBs",
         "status": proxy_status(row, now),
-        "_links": {"self": link("proxies", row.id),
-                   "repositories": link(f"backuprepositories?proxyId={row.id}")},
+        "_links": {
+            "self": link("proxies", row.id),
+            "repositories": link(f"backuprepositories?proxyId={row.id}"),
+        },
     }
 
 
@@ -125,7 +130,10 @@ def repository(row: Repository, link: LinkBuilder) -> dict[str, Any]:
         "dailyType": retention.daily_type.value,
         "capacity": space.capacity,
         "freeSpace": space.free,
-        "_links": {"self": link("backuprepositories", row.id), "proxy": link("proxies", row.proxy_id)},
+        "_links": {
+            "self": link("backuprepositories", row.id),
+            "proxy": link("proxies", row.proxy_id),
+        },
     }
 
 
@@ -183,6 +191,8 @@ def log_item(row: LogItem, link: LinkBuilder) -> dict[str, Any]:
         "title": f"[{row.status}] {row.message}",
         "creationTime": iso(row.creation_time),
         "endTime": iso(row.end_time),
-        "_links": {"self": link("jobsessions", row.session_id, "logitems", row.id),
-                   "jobSession": link("jobsessions", row.session_id)},
+        "_links": {
+            "self": link("jobsessions", row.session_id, "logitems", row.id),
+            "jobSession": link("jobsessions", row.session_id),
+        },
     }

@@ -13,7 +13,9 @@ connection = config.attributes.get("connection")
 
 def run() -> None:
     if connection is not None:
-        context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+        context.configure(
+            connection=connection, target_metadata=Base.metadata, render_as_batch=True
+        )
         context.run_migrations()
         return
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
