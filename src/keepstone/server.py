@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import os
 import secrets
+import signal
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -31,6 +34,7 @@ from keepstone.store.db import Database, sqlite_url
 log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
 INITIAL_PASSWORD_FILE = "initial-admin-password"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class ServerError(Exception):
@@ -101,11 +105,12 @@ class Bootstrap:
 
 def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
     """First start creates the local proxy, the default repository and the administrator;
-    later starts find and reuse them."""
+    later starts find and reuse them. A catalog left without any administrator gets one again,
+    so an operator can never lock themselves out."""
     proxy = catalog.ensure_local_proxy(ctx)
     catalog.ensure_default_repository(ctx, data_dir / "repository")
     generated = None
-    if not auth.list_users(ctx):
+    if not any(user.role == auth.Role.ADMINISTRATOR for user in auth.list_users(ctx)):
         name = os.environ.get("KEEPSTONE_ADMIN_USER") or "admin"
         password = os.environ.get("KEEPSTONE_ADMIN_PASSWORD")
         if not password:
@@ -227,13 +232,30 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             timeout_graceful_shutdown=10,
         )
         try:
-            uvicorn.Server(config).run()
+            _Server(config).run()
         finally:
             worker.stop()
             ctx.db.dispose()
             say("Keepstone stopped")
     finally:
         lock.release()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would kill the process
+    before the proxy stops and the data directory is released; here a signal simply means stop."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def _tls_files(options: ServeOptions) -> tuple[str | None, str | None]:

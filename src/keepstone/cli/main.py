@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from keepstone import logs
 from keepstone.domain.errors import KeepstoneError
@@ -20,7 +21,7 @@ admin = typer.Typer(help="Administer users and tokens.", no_args_is_help=True)
 users = typer.Typer(help="Add, list, remove users and change passwords.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 admin.add_typer(users, name="user")
-console = Console()
+console = Console(soft_wrap=True)  # never hard-wrap paths and passwords in logs or pipes
 
 DataDir = Annotated[
     Path | None,
@@ -57,9 +58,9 @@ def serve_command(
         resolve_data_dir(data_dir), host, port, tls_cert, tls_key, tls_self_signed, timezone
     )
     try:
-        serve(options, say=lambda text: console.print(text, highlight=False, markup=False))
+        serve(options, say=say)
     except ServerError as error:
-        console.print(f"[red]error:[/red] {error}")
+        say_error(str(error))
         raise typer.Exit(1) from None
 
 
@@ -68,8 +69,18 @@ def _ctx(data_dir: Path | None) -> Context:
 
 
 def _fail(error: KeepstoneError) -> typer.Exit:
-    console.print(f"[red]error:[/red] {error.message}")
+    say_error(error.message)
     return typer.Exit(1)
+
+
+def say(text: str) -> None:
+    """Print text as it is: user names and paths are never read as Rich markup."""
+    console.print(text, markup=False, highlight=False)
+
+
+def say_error(text: str) -> None:
+    console.print("[red]error:[/red] ", end="")
+    say(text)
 
 
 def _password(given: str | None) -> str:
@@ -92,7 +103,7 @@ def user_add(
         auth.add_user(_ctx(data_dir), name, _password(password), role)
     except KeepstoneError as error:
         raise _fail(error) from None
-    console.print(f"Added user '{name}' ({role.value})")
+    say(f"Added user '{name}' ({role.value})")
 
 
 @users.command("list")
@@ -100,7 +111,7 @@ def user_list(data_dir: DataDir = None) -> None:
     """List users and their roles."""
     table = Table("Name", "Role", "Created (UTC)")
     for user in auth.list_users(_ctx(data_dir)):
-        table.add_row(user.name, user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
+        table.add_row(Text(user.name), user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
     console.print(table)
 
 
@@ -111,7 +122,7 @@ def user_remove(name: str, data_dir: DataDir = None) -> None:
         auth.remove_user(_ctx(data_dir), name)
     except KeepstoneError as error:
         raise _fail(error) from None
-    console.print(f"Removed user '{name}'")
+    say(f"Removed user '{name}'")
 
 
 @users.command("passwd")
@@ -123,7 +134,7 @@ def user_passwd(
         auth.set_password(_ctx(data_dir), name, _password(password))
     except KeepstoneError as error:
         raise _fail(error) from None
-    console.print(f"Changed the password of '{name}' and revoked their tokens")
+    say(f"Changed the password of '{name}' and revoked their tokens")
 
 
 @users.command("revoke-tokens")
@@ -133,4 +144,4 @@ def user_revoke_tokens(name: str, data_dir: DataDir = None) -> None:
         auth.revoke_tokens(_ctx(data_dir), name)
     except KeepstoneError as error:
         raise _fail(error) from None
-    console.print(f"Revoked the tokens of '{name}'")
+    say(f"Revoked the tokens of '{name}'")

@@ -7,6 +7,7 @@ another writer's change; readers use plain deferred transactions and, thanks to 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -32,6 +33,9 @@ class Database:
         self._writer = _make_engine(url, immediate=True)
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        # Writers of this process queue here rather than in SQLite's busy handler, whose sleeps
+        # (up to 100 ms each) would turn brief contention into long tail latencies.
+        self._write_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (creates it on first start)."""
@@ -47,7 +51,7 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write_sessions() as session, session.begin():
+        with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:

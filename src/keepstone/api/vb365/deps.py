@@ -16,25 +16,25 @@ from keepstone.services.context import Context
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
     ctx: Context = request.app.state.ctx
     return ctx
 
 
-def principal(request: Request, ctx: Annotated[Context, Depends(context)]) -> auth.Principal:
+def principal(request: Request) -> auth.Principal:
     """The authenticated caller, authorised for this request's method (reads vs writes)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
             "authorization is required: send 'Authorization: Bearer <access_token>'"
         )
-    caller = auth.authenticate(ctx, token.strip())
+    caller = auth.authenticate(request.app.state.ctx, token.strip())
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)
     return caller
 
 
-def links(request: Request) -> LinkBuilder:
+async def links(request: Request) -> LinkBuilder:
     version = request.url.path.split("/")[1]
     return LinkBuilder(str(request.base_url), version)
 

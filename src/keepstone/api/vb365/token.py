@@ -11,10 +11,11 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from keepstone.api.vb365.deps import context, json
+from keepstone.api.vb365.deps import json
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import BadCredentials, InvalidInput
 from keepstone.services import auth
+from keepstone.services.context import Context
 
 router = APIRouter()
 
@@ -23,7 +24,7 @@ router = APIRouter()
 async def token(request: Request) -> Response:
     fields = _fields(await request.body(), request.headers.get("content-type", ""))
     grant = (fields.get("grant_type") or "password").lower()
-    ctx = context(request)
+    ctx: Context = request.app.state.ctx
     address = request.client.host if request.client else "unknown"
     throttle: auth.LoginThrottle = request.app.state.login_throttle
     wait = throttle.wait_needed(address, ctx.clock.now())
