@@ -1,5 +1,5 @@
-"""API benchmark: PUT /v2/Jobs/{id} with the seed 003 body at 16 concurrent connections, beside the
-same server's cheapest authenticated GET as its ceiling, in one run against a real `keepstone serve`.
+"""API benchmark: PUT /v2/Jobs/{id} with the seed 003 body at 16 concurrent connections, beside
+the same server's cheapest authenticated GET as its ceiling, in one run against `keepstone serve`.
 
     uv run python bench/api.py [--seconds 10] [--connections 16] [--write docs/benchmarks.md]
 
@@ -31,14 +31,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark-password"
 WEEK = [True] * 168
 SEED_BODY: dict[str, Any] = {
-    "id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6", "name": "test_job", "description": "",
-    "lastRun": "2017-06-06T15:18:22.6664413Z", "nextRun": "2017-06-13T15:00:00Z",
-    "isEnabled": True, "backupType": "SelectedItems", "lastStatus": "Success",
+    "id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6",
+    "name": "test_job",
+    "description": "",
+    "lastRun": "2017-06-06T15:18:22.6664413Z",
+    "nextRun": "2017-06-13T15:00:00Z",
+    "isEnabled": True,
+    "backupType": "SelectedItems",
+    "lastStatus": "Success",
     "schedulePolicy": {
         "backupWindowEnabled": True,
         "backupWindowSettings": {"backupWindow": WEEK, "minuteOffset": 0},
-        "type": "Daily", "dailyType": "Wednesday", "dailyTime": "08:00:00",
-        "retryEnabled": True, "retryNumber": 3, "retryWaitInterval": 10,
+        "type": "Daily",
+        "dailyType": "Wednesday",
+        "dailyTime": "08:00:00",
+        "retryEnabled": True,
+        "retryNumber": 3,
+        "retryWaitInterval": 10,
     },
     "isRun": "false",
 }
@@ -80,9 +89,20 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     env = os.environ | {"KEEPSTONE_ADMIN_PASSWORD": PASSWORD}
     log = (data_dir.parent / "server.log").open("wb")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from keepstone.cli.main import app; app()", "serve",
-         "--data-dir", str(data_dir), "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-c",
+            "from keepstone.cli.main import app; app()",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -95,27 +115,49 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def prepare(base: str, org_dir: Path) -> tuple[dict[str, str], str, str]:
-    token = httpx.post(f"{base}/v2/Token", data={"grant_type": "password", "username": "admin",
-                                                 "password": PASSWORD}).json()["access_token"]
+    token = httpx.post(
+        f"{base}/v2/Token",
+        data={"grant_type": "password", "username": "admin", "password": PASSWORD},
+    ).json()["access_token"]
     headers = {"Authorization": f"Bearer {token}"}
-    org = httpx.post(f"{base}/v2/Organizations", headers=headers, json={
-        "type": "Local", "name": "bench", "localSettings": {"path": str(org_dir)}}).json()
+    org = httpx.post(
+        f"{base}/v2/Organizations",
+        headers=headers,
+        json={"type": "Local", "name": "bench", "localSettings": {"path": str(org_dir)}},
+    ).json()
     repo = httpx.get(f"{base}/v2/BackupRepositories", headers=headers).json()[0]
-    job = httpx.post(f"{base}/v2/Organizations/{org['id']}/Jobs", headers=headers, json={
-        "name": "test_job", "repositoryId": repo["id"], "backupType": "SelectedItems",
-        "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}]}).json()
+    job = httpx.post(
+        f"{base}/v2/Organizations/{org['id']}/Jobs",
+        headers=headers,
+        json={
+            "name": "test_job",
+            "repositoryId": repo["id"],
+            "backupType": "SelectedItems",
+            "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}],
+        },
+    ).json()
     proxy = httpx.get(f"{base}/v2/Proxies", headers=headers).json()[0]
     body = SEED_BODY | {"proxyId": proxy["id"], "repositoryId": repo["id"]}
     SEED_BODY.update(body)
     return headers, job["id"], proxy["id"]
 
 
-async def load(name: str, base: str, headers: dict[str, str], method: str, path: str,
-               body: Any, connections: int, seconds: float) -> Result:
+async def load(
+    name: str,
+    base: str,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: Any,
+    connections: int,
+    seconds: float,
+) -> Result:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     latencies: list[float] = []
     errors = 0
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+    async with httpx.AsyncClient(
+        base_url=base, headers=headers, limits=limits, timeout=30
+    ) as client:
         stop_at = time.perf_counter() + seconds
 
         async def worker() -> None:
@@ -146,30 +188,55 @@ end
 """
 
 
-def load_with_wrk(name: str, base: str, headers: dict[str, str], method: str, path: str,
-                  body: Any, connections: int, seconds: float) -> Result:
+def load_with_wrk(
+    name: str,
+    base: str,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: Any,
+    connections: int,
+    seconds: float,
+) -> Result:
     """wrk (Debian) drives the load from C, so the Python server, not the client, is measured."""
     script = WRK_SCRIPT % {
-        "method": method, "authorization": headers["Authorization"],
+        "method": method,
+        "authorization": headers["Authorization"],
         "body": f"wrk.body = [[{json.dumps(body)}]]" if body is not None else "",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
-        out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", lua.name,
-                              f"{base}{path}"], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", lua.name, f"{base}{path}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
     requests, duration_us, p50_us, p99_us, errors = (int(f) for f in fields)
     # wrk reports percentiles, not samples: keep them as a two-point latency list.
-    return Result(name, requests, duration_us / 1e6, [p50_us / 1000, p99_us / 1000], errors,
-                  p50_ms=p50_us / 1000, p99_ms=p99_us / 1000)
+    return Result(
+        name,
+        requests,
+        duration_us / 1e6,
+        [p50_us / 1000, p99_us / 1000],
+        errors,
+        p50_ms=p50_us / 1000,
+        p99_ms=p99_us / 1000,
+    )
 
 
 def table(results: list[Result], ceiling: Result) -> str:
-    lines = ["| request | req/s | p50 ms | p99 ms | errors | vs ceiling |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| request | req/s | p50 ms | p99 ms | errors | vs ceiling |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in results:
-        lines.append(f"| {r.name} | {r.throughput:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.errors} | "
-                     f"{r.throughput / ceiling.throughput:.2f} |")
+        lines.append(
+            f"| {r.name} | {r.throughput:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.errors} | "
+            f"{r.throughput / ceiling.throughput:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -177,13 +244,24 @@ def write_section(path: Path, title: str, text: str) -> None:
     existing = path.read_text() if path.exists() else "# Benchmarks\n"
     section = f"## {title}\n\n{text.strip()}\n"
     pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    updated = pattern.sub(section + "\n", existing) if pattern.search(existing) else (
-        existing.rstrip() + "\n\n" + section)
+    updated = (
+        pattern.sub(section + "\n", existing)
+        if pattern.search(existing)
+        else (existing.rstrip() + "\n\n" + section)
+    )
     path.write_text(updated.rstrip() + "\n")
 
 
-def measure(name: str, base: str, headers: dict[str, str], method: str, path: str, body: Any,
-            connections: int, seconds: float) -> Result:
+def measure(
+    name: str,
+    base: str,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    body: Any,
+    connections: int,
+    seconds: float,
+) -> Result:
     if shutil.which("wrk"):
         return load_with_wrk(name, base, headers, method, path, body, connections, seconds)
     return asyncio.run(load(name, base, headers, method, path, body, connections, seconds))
@@ -203,11 +281,15 @@ def main() -> None:
         try:
             base = f"http://127.0.0.1:{port}"
             headers, job_id, proxy_id = prepare(base, org_dir)
-            runs = [("GET /v2/Proxies/{id}", "GET", f"/v2/Proxies/{proxy_id}", None),
-                    ("GET /v2/Jobs/{id}", "GET", f"/v2/Jobs/{job_id}", None),
-                    ("PUT /v2/Jobs/{id} (seed 003 body)", "PUT", f"/v2/Jobs/{job_id}", SEED_BODY)]
-            results = [measure(name, base, headers, method, path, body, args.connections,
-                               args.seconds) for name, method, path, body in runs]
+            runs = [
+                ("GET /v2/Proxies/{id}", "GET", f"/v2/Proxies/{proxy_id}", None),
+                ("GET /v2/Jobs/{id}", "GET", f"/v2/Jobs/{job_id}", None),
+                ("PUT /v2/Jobs/{id} (seed 003 body)", "PUT", f"/v2/Jobs/{job_id}", SEED_BODY),
+            ]
+            results = [
+                measure(name, base, headers, method, path, body, args.connections, args.seconds)
+                for name, method, path, body in runs
+            ]
         finally:
             server.terminate()
             server.wait(10)

@@ -204,13 +204,21 @@ def run_cli(
     )
 
 
-def run_clis(*commands: Sequence[str], env: dict[str, str] | None = None,
-             timeout: float = CLI_TIMEOUT) -> list[subprocess.CompletedProcess[str]]:
+def run_clis(
+    *commands: Sequence[str], env: dict[str, str] | None = None, timeout: float = CLI_TIMEOUT
+) -> list[subprocess.CompletedProcess[str]]:
     """Run several ``keepstone`` commands at once (they are independent); their results in order."""
-    processes = [subprocess.Popen(keepstone_command(*args), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                                  env=env if env is not None else process_env())
-                 for args in commands]
+    processes = [
+        subprocess.Popen(
+            keepstone_command(*args),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env if env is not None else process_env(),
+        )
+        for args in commands
+    ]
     results = []
     try:
         for process in processes:

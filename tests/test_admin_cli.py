@@ -76,8 +76,11 @@ def test_add_then_list_shows_the_users_and_their_roles(tmp_path: Path) -> None:
 
     listing = run_cli(*user_args(data_dir, "list"))
     assert listing.returncode == 0, output_of(listing)
-    rows = {line.split()[1]: line for line in listing.stdout.splitlines()
-            if line.split()[1:2] in (["alice"], ["bob"])}
+    rows = {
+        line.split()[1]: line
+        for line in listing.stdout.splitlines()
+        if line.split()[1:2] in (["alice"], ["bob"])
+    }
     assert set(rows) == {"alice", "bob"}, listing.stdout
     assert "ReadOnly" in rows["alice"] and "Administrator" not in rows["alice"]
     assert "Administrator" in rows["bob"]
@@ -101,9 +104,11 @@ def test_user_names_are_printed_verbatim(tmp_path: Path) -> None:
 
 def test_commands_on_an_unknown_user_fail_clearly(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    results = run_clis(user_args(data_dir, "remove", "nobody"),
-                       user_args(data_dir, "passwd", "nobody", "--password", "long-enough"),
-                       user_args(data_dir, "revoke-tokens", "nobody"))
+    results = run_clis(
+        user_args(data_dir, "remove", "nobody"),
+        user_args(data_dir, "passwd", "nobody", "--password", "long-enough"),
+        user_args(data_dir, "revoke-tokens", "nobody"),
+    )
     for result in results:
         output = output_of(result)
         assert result.returncode == 1, (result.args, output)
@@ -128,12 +133,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """A running server, plus the users the CLI added to its data directory while it runs."""
     root = tmp_path_factory.mktemp("live")
     data_dir = root / "data"
-    server = start_server(root / "logs", data_dir,
-                          env=process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD))
+    server = start_server(
+        root / "logs", data_dir, env=process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    )
     try:
-        results = run_clis(*(user_args(data_dir, "add", user.name, "--role", user.role,
-                                       "--password", user.password)
-                             for user in (READER, CHANGER, HOLDER, LEAVER)))
+        results = run_clis(
+            *(
+                user_args(
+                    data_dir, "add", user.name, "--role", user.role, "--password", user.password
+                )
+                for user in (READER, CHANGER, HOLDER, LEAVER)
+            )
+        )
         for result in results:
             assert result.returncode == 0, (result.args, output_of(result))
         yield Live(server, data_dir)
@@ -146,8 +157,15 @@ def test_a_readonly_user_may_read_but_not_write(live: Live) -> None:
         token = login(client, READER.name, READER.password)
         assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 200
         assert client.get("/v2/Organizations", headers=bearer(token)).status_code == 200
-        refused = client.post("/v2/Organizations", headers=bearer(token), json={
-            "type": "Local", "name": "not allowed", "localSettings": {"path": "/tmp/nowhere"}})
+        refused = client.post(
+            "/v2/Organizations",
+            headers=bearer(token),
+            json={
+                "type": "Local",
+                "name": "not allowed",
+                "localSettings": {"path": "/tmp/nowhere"},
+            },
+        )
         assert refused.status_code == 403, refused.text
         assert refused.headers["content-type"].startswith("application/json")
         message = refused.json()["message"]
@@ -188,14 +206,16 @@ def test_passwd_changes_the_password_and_revokes_existing_tokens(live: Live) -> 
         old_token, old_refresh = issued["access_token"], issued["refresh_token"]
         assert client.get("/v2/Jobs", headers=bearer(old_token)).status_code == 200
 
-        changed = run_cli(*user_args(live.data_dir, "passwd", CHANGER.name,
-                                     "--password", "a-new-password"))
+        changed = run_cli(
+            *user_args(live.data_dir, "passwd", CHANGER.name, "--password", "a-new-password")
+        )
         assert changed.returncode == 0, output_of(changed)
 
         assert client.get("/v2/Jobs", headers=bearer(old_token)).status_code == 401
         assert token_response(client, CHANGER.name, CHANGER.password).status_code == 400
-        refreshed = client.post("/v2/Token", data={"grant_type": "refresh_token",
-                                                   "refresh_token": old_refresh})
+        refreshed = client.post(
+            "/v2/Token", data={"grant_type": "refresh_token", "refresh_token": old_refresh}
+        )
         assert refreshed.status_code == 400
         new_token = login(client, CHANGER.name, "a-new-password")
         assert client.get("/v2/Jobs", headers=bearer(new_token)).status_code == 200
@@ -215,8 +235,10 @@ def test_revoke_tokens_invalidates_every_token_but_not_the_password(live: Live) 
             response = client.get("/v2/Jobs", headers=bearer(token))
             assert response.status_code == 401
             assert response.json()["message"]
-        refreshed = client.post("/v2/Token", data={"grant_type": "refresh_token",
-                                                   "refresh_token": first["refresh_token"]})
+        refreshed = client.post(
+            "/v2/Token",
+            data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        )
         assert refreshed.status_code == 400
         fresh = login(client, HOLDER.name, HOLDER.password)
         assert client.get("/v2/Jobs", headers=bearer(fresh)).status_code == 200
@@ -237,8 +259,10 @@ def test_remove_makes_the_users_tokens_fail(live: Live) -> None:
 
 
 def test_passwords_are_stored_as_argon2id_hashes(live: Live) -> None:
-    users = {name: stored for name, stored in
-             db_rows(live.data_dir, "SELECT name, password_hash FROM users")}
+    users = {
+        name: stored
+        for name, stored in db_rows(live.data_dir, "SELECT name, password_hash FROM users")
+    }
     assert {"admin", READER.name} <= set(users)
     for name, stored in users.items():
         assert stored.startswith("$argon2id$"), name

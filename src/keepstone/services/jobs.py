@@ -111,7 +111,7 @@ def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:
 
 def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
     """Validate every property of ``edit`` against ``job``, then change ``job`` in place."""
-    if edit.name is not None:
+    if edit.name is not None and check_name(edit.name) != job.name:
         job.name = check_name(edit.name)
         _ensure_unique_name(s, job)
     if edit.description is not None:
@@ -120,9 +120,9 @@ def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> No
         job.schedule_policy = policy_to_record(
             edit.schedule.apply(policy_from_record(job.schedule_policy))
         )
-    if edit.repository_id is not None:
+    if edit.repository_id is not None and edit.repository_id != job.repository_id:
         job.repository_id = get_repository_in(s, edit.repository_id, prop="repositoryId").id
-    if edit.proxy_id is not None:
+    if edit.proxy_id is not None and edit.proxy_id != job.proxy_id:
         if s.get(Proxy, edit.proxy_id) is None:
             raise InvalidInput(f"proxy '{edit.proxy_id}' does not exist", "proxyId")
         job.proxy_id = edit.proxy_id

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -31,14 +32,17 @@ class Database:
         self.url = url
         self._reader = _make_engine(url, immediate=False)
         self._writer = _make_engine(url, immediate=True)
-        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False)
-        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False)
+        # No autoflush: a use case reads what it needs, then writes once at commit.
+        self._read_sessions = sessionmaker(self._reader, expire_on_commit=False, autoflush=False)
+        self._write_sessions = sessionmaker(self._writer, expire_on_commit=False, autoflush=False)
         # Writers of this process queue here rather than in SQLite's busy handler, whose sleeps
         # (up to 100 ms each) would turn brief contention into long tail latencies.
         self._write_lock = threading.Lock()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (creates it on first start)."""
+        from alembic import command  # imported here: heavy, and needed once per start
+
         with self._writer.begin() as connection:
             config = _alembic_config(self.url)
             config.attributes["connection"] = connection
@@ -60,7 +64,9 @@ class Database:
 
 
 def _make_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, pool_size=8, max_overflow=8)
+    # Enough pooled connections for every request thread plus the proxy: an overflow connection
+    # is closed after use, and reopening one (with its PRAGMAs) on each request is costly.
+    engine = create_engine(url, pool_size=24, max_overflow=8)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, immediate=immediate)
     return engine
@@ -83,6 +89,8 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 
 
 def _alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option(
         "script_location", str(resources.files("keepstone.store") / "migrations")
