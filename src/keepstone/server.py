@@ -27,6 +27,7 @@ from cryptography.x509.oid import NameOID
 from keepstone.api.app import create_app
 from keepstone.clock import Clock, SystemClock
 from keepstone.proxy.worker import ProxyWorker
+from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog
 from keepstone.services.context import Context
 from keepstone.store.db import Database, sqlite_url
@@ -216,6 +217,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         worker = ProxyWorker(ctx, started.proxy_id)
         ctx.wake_proxies = worker.wake
         worker.start()
+        scheduler = Scheduler(ctx)
+        scheduler.start()
         scheme = "https" if cert else "http"
         say(
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
@@ -234,6 +237,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         try:
             _Server(config).run()
         finally:
+            scheduler.stop()
             worker.stop()
             ctx.db.dispose()
             say("Keepstone stopped")

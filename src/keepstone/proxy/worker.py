@@ -3,30 +3,40 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import structlog
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.proxy.executor import (
+    RENEW_EVERY_SECONDS,
+    Executor,
+    RunContext,
+    StopRun,
+    no_connector,
+)
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
-from keepstone.sources import why_unavailable
 
 log = structlog.get_logger(__name__)
 POLL_SECONDS = 1.0
 
 
 class ProxyWorker:
-    def __init__(self, ctx: Context, proxy_id: str) -> None:
+    def __init__(self, ctx: Context, proxy_id: str, executor: Executor = no_connector,
+                 renew_every: float = RENEW_EVERY_SECONDS) -> None:
         self.ctx = ctx
         self.proxy_id = proxy_id
+        self.executor = executor
+        self.renew_every = renew_every
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="keepstone-proxy", daemon=True)
 
     def start(self) -> None:
-        failed = runs.fail_orphans(self.ctx, self.proxy_id)
-        if failed:
-            log.warning("orphaned sessions failed", count=failed)
+        abandoned = runs.abandon_runs_of(self.ctx, self.proxy_id)
+        if abandoned:
+            log.warning("runs interrupted by the last stop", count=abandoned)
         catalog.heartbeat(self.ctx, self.proxy_id)
         self._thread.start()
 
@@ -50,11 +60,26 @@ class ProxyWorker:
             self._wake.clear()
 
     def run_one(self) -> bool:
-        """Execute one queued run, if any; returns whether there was one."""
+        """Execute one startable queued run, if any; returns whether there was one."""
         claimed = runs.claim_next(self.ctx, self.proxy_id)
         if claimed is None:
             return False
-        session, job, org = claimed
-        log.info("run claimed", session=session.id, job=job.name)
-        runs.finish(self.ctx, session.id, SessionStatus.FAILED, why_unavailable(org))
+        log.info("run claimed", session=claimed.session_id, job=claimed.job_name)
+        run = RunContext(self.ctx, claimed, self.proxy_id, renew_every=self.renew_every)
+        started = time.monotonic()
+        retryable = True
+        try:
+            outcome = self.executor(run)
+            # An executor that saw a stop reason and returned early ends as that reason says.
+            status, message = (run.stop.status, run.stop.message) if run.stop else (
+                outcome.status, outcome.message)
+            retryable = outcome.retryable
+        except StopRun as stop:
+            status, message = stop.status, stop.message
+        except Exception as error:  # a broken source fails the attempt, never the proxy
+            log.exception("run failed", session=claimed.session_id)
+            status, message = SessionStatus.FAILED, f"Run failed: {error}"
+        run.report(duration_seconds=round(time.monotonic() - started))
+        runs.end_attempt(self.ctx, claimed, self.proxy_id, status, message,
+                         dict(run.statistics), run.progress, retryable=retryable)
         return True

@@ -1,22 +1,31 @@
-"""Job runs: sessions from Queued to their end state, and their log.
+"""Job runs: sessions from Queued to their end state, their attempts, retries and log.
 
-A job never has two active sessions: starting one checks for an active session inside the same
-write transaction that inserts the new one.
+A session is one run of a job. It is created by a manual start or by the scheduler for one
+scheduled instant (unique per job), claimed by a proxy under a lease the proxy keeps renewing,
+and retried in place when an attempt fails. A job never has two active sessions: every path that
+creates one checks, inside the same write transaction, that none is active.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, NotFound
 from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.policy import SchedulePolicy
+from keepstone.domain.retries import next_attempt_at, window_deadline
+from keepstone.domain.schedule import next_run, next_window_open, window_allows
 from keepstone.services.context import Context, new_id
-from keepstone.store.tables import Job, JobSession, LogItem, Organization
+from keepstone.store.codecs import policy_from_record
+from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
+LEASE = timedelta(seconds=30)
 EMPTY_STATISTICS: dict[str, int | str] = {
     "read_bytes": 0,
     "read_items": 0,
@@ -27,9 +36,13 @@ EMPTY_STATISTICS: dict[str, int | str] = {
 }
 
 
+# ---- starting ---------------------------------------------------------------------------------
+
+
 def start_job(
     ctx: Context, job_id: str, reason: str, *, already_active_ok: bool = False
 ) -> JobSession | None:
+    """A manual start: runs now, whatever the schedule and the backup window say."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
         job = _job(s, job_id)
@@ -38,27 +51,68 @@ def start_job(
             if already_active_ok:
                 return None
             raise Conflict(f"job '{job.name}' is already running (session {active.id})")
-        session = JobSession(
-            id=new_id(),
-            job_id=job.id,
-            status=SessionStatus.QUEUED.value,
-            creation_time=now,
-            end_time=None,
-            progress=0,
-            retry_count=0,
-            statistics=dict(EMPTY_STATISTICS),
-            details=reason,
-            stop_requested=False,
-            claimed_by=None,
-        )
-        s.add(session)
-        s.flush()
-        add_log_in(
-            s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now, end=now
-        )
-        job.last_status = SessionStatus.QUEUED.value
+        session = _new_session(s, job, now, reason, scheduled_for=None)
     ctx.wake_proxies()
     return session
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    started: int
+    skipped_busy: int
+
+
+def dispatch_due(ctx: Context) -> Dispatch:
+    """The scheduler's tick: queue a run for every enabled job whose next run has come.
+
+    Runs missed while the server was down collapse into one run now (if the window allows now),
+    because the job's next run is recomputed from now, not from the missed slot.
+    """
+    now = ctx.clock.now()
+    started = skipped = 0
+    with ctx.db.write() as s:
+        due = list(s.scalars(select(Job).where(Job.is_enabled.is_(True), Job.next_run <= now)))
+        busy = _jobs_with_active_sessions(s, [job.id for job in due])
+        for job in due:
+            policy = policy_from_record(job.schedule_policy)
+            slot = job.next_run
+            assert slot is not None
+            if job.id in busy:
+                add_log_in(s, busy[job.id], SessionStatus.WARNING,
+                           f"Scheduled run at {_us_time(slot)} skipped: this run was still active",
+                           now, end=now)
+                skipped += 1
+            elif window_allows(policy, now):
+                _new_session(s, job, now, f"Scheduled run for {_us_time(slot)}", scheduled_for=slot)
+                started += 1
+            job.next_run = next_run(policy, now, ctx.tz)
+    if started:
+        ctx.wake_proxies()
+    return Dispatch(started, skipped)
+
+
+def earliest_next_run(ctx: Context) -> datetime | None:
+    with ctx.db.read() as s:
+        return s.scalar(select(func.min(Job.next_run)).where(Job.is_enabled.is_(True)))
+
+
+def _new_session(s: Session, job: Job, now: datetime, reason: str,
+                 scheduled_for: datetime | None) -> JobSession:
+    session = JobSession(id=new_id(), job_id=job.id, status=SessionStatus.QUEUED.value,
+                         creation_time=now, end_time=None, progress=0, retry_count=0,
+                         statistics=dict(EMPTY_STATISTICS), details=reason, stop_requested=False,
+                         claimed_by=None, scheduled_for=scheduled_for,
+                         manual=scheduled_for is None, not_before=None, lease_expires_at=None,
+                         attempt_started_at=None)
+    s.add(session)
+    add_log_in(s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now,
+               end=now, usn=1)
+    job.last_status = SessionStatus.QUEUED.value
+    job.last_run = now
+    return session
+
+
+# ---- stopping ---------------------------------------------------------------------------------
 
 
 def stop_job(ctx: Context, job_id: str) -> JobSession:
@@ -82,33 +136,172 @@ def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession 
     return session
 
 
-def claim_next(ctx: Context, proxy_id: str) -> tuple[JobSession, Job, Organization] | None:
-    """Take the oldest queued session for this proxy and mark it Running, atomically."""
+# ---- proxies: claiming, renewing, ending attempts ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    session_id: str
+    attempt: int  # the session's retry count when claimed: identifies this attempt
+    job_id: str
+    job_name: str
+    organization: Organization
+    policy: SchedulePolicy
+    manual: bool
+    deadline: datetime | None  # the backup window's close, for scheduled runs
+
+
+def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
+    """Take the oldest startable queued session of this proxy's jobs and mark it Running.
+
+    A scheduled run (or its retry) whose window is closed right now is not started: it waits,
+    still Queued, for the window's next opening.
+    """
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        row = s.execute(
+        rows = s.execute(
             select(JobSession, Job, Organization)
             .join(Job, Job.id == JobSession.job_id)
             .join(Organization, Organization.id == Job.organization_id)
-            .where(JobSession.status == SessionStatus.QUEUED.value, Job.proxy_id == proxy_id)
+            .where(JobSession.status == SessionStatus.QUEUED.value, Job.proxy_id == proxy_id,
+                   (JobSession.not_before.is_(None)) | (JobSession.not_before <= now))
             .order_by(JobSession.creation_time)
-            .limit(1)
-        ).first()
-        if row is None:
-            return None
-        session, job, org = row
-        session.status = SessionStatus.RUNNING.value
-        session.claimed_by = proxy_id
-        job.last_status = SessionStatus.RUNNING.value
-        job.last_run = session.creation_time
-        add_log_in(
-            s,
-            session.id,
-            SessionStatus.RUNNING,
-            f"Processing organization {org.name} on proxy {proxy_id}",
-            now,
-        )
-        return session, job, org
+        ).all()
+        for session, job, org in rows:
+            policy = policy_from_record(job.schedule_policy)
+            if not session.manual and not window_allows(policy, now):
+                session.not_before = next_window_open(policy, now)
+                add_log_in(s, session.id, SessionStatus.WARNING, "Waiting for the backup window "
+                           f"to open at {_us_time(session.not_before)}" if session.not_before else
+                           "Waiting for the backup window to open", now, end=now)
+                continue
+            session.status = SessionStatus.RUNNING.value
+            session.claimed_by = proxy_id
+            session.lease_expires_at = now + LEASE
+            session.attempt_started_at = now
+            session.not_before = None
+            job.last_status = SessionStatus.RUNNING.value
+            attempt = "" if session.retry_count == 0 else f" (retry {session.retry_count})"
+            add_log_in(s, session.id, SessionStatus.RUNNING,
+                       f"Processing organization {org.name}{attempt} on proxy "
+                       f"{_proxy_name(s, proxy_id)}", now)
+            deadline = window_deadline(policy, now, manual=session.manual)
+            return ClaimedRun(session.id, session.retry_count, job.id, job.name, org, policy,
+                              session.manual, deadline)
+    return None
+
+
+class RunState(enum.Enum):
+    CONTINUE = "continue"
+    STOP_REQUESTED = "stop requested"
+    LOST = "lost"  # another party ended this attempt (lease expired and reaped, job deleted)
+
+
+def renew_lease(ctx: Context, run: ClaimedRun, proxy_id: str,
+                statistics: dict[str, int | str] | None = None, progress: int | None = None
+                ) -> RunState:
+    """The running proxy's heartbeat: extend the lease, publish progress, learn of a stop."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        session = s.get(JobSession, run.session_id)
+        if not _still_ours(session, run, proxy_id):
+            return RunState.LOST
+        assert session is not None
+        session.lease_expires_at = now + LEASE
+        if statistics is not None:
+            session.statistics = statistics
+        if progress is not None:
+            session.progress = progress
+        return RunState.STOP_REQUESTED if session.stop_requested else RunState.CONTINUE
+
+
+def end_attempt(ctx: Context, run: ClaimedRun, proxy_id: str, status: SessionStatus,
+                message: str, statistics: dict[str, int | str], progress: int, *,
+                retryable: bool = True) -> JobSession | None:
+    """Record how an attempt ended; a failed one is retried in place when the policy allows."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        session = s.get(JobSession, run.session_id)
+        if not _still_ours(session, run, proxy_id):
+            return None  # reaped or deleted meanwhile: someone else has recorded its end
+        assert session is not None
+        session.statistics, session.progress = statistics, progress
+        if status is SessionStatus.FAILED and retryable:
+            fail_attempt_in(s, session, run.policy, message, now)
+        else:
+            finish_in(s, session, status, message, now)
+    return session
+
+
+def fail_attempt_in(s: Session, session: JobSession, policy: SchedulePolicy, message: str,
+                    now: datetime) -> None:
+    retry_at = None if session.stop_requested else next_attempt_at(
+        policy, session.retry_count, now, manual=session.manual)
+    if retry_at is None:
+        finish_in(s, session, SessionStatus.FAILED, message, now)
+        return
+    session.retry_count += 1
+    session.status = SessionStatus.QUEUED.value
+    session.claimed_by = None
+    session.lease_expires_at = None
+    session.not_before = retry_at
+    add_log_in(s, session.id, SessionStatus.WARNING,
+               f"{message}. Retry {session.retry_count} of {policy.retry_number} "
+               f"at {_us_time(retry_at)}", now, end=now)
+    job = s.get(Job, session.job_id)
+    if job is not None:
+        job.last_status = SessionStatus.QUEUED.value
+
+
+def reap_lost_runs(ctx: Context) -> int:
+    """Running sessions whose proxy stopped renewing its lease: their attempt failed."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        lost = list(s.scalars(select(JobSession).where(
+            JobSession.status == SessionStatus.RUNNING.value, JobSession.lease_expires_at < now)))
+        for session in lost:
+            job = s.get(Job, session.job_id)
+            assert job is not None
+            proxy = _proxy_name(s, session.claimed_by)
+            fail_attempt_in(s, session, policy_from_record(job.schedule_policy),
+                            f"Proxy {proxy} stopped responding during the run", now)
+    return len(lost)
+
+
+def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
+    """At a proxy's start: what it was running before it restarted can never finish."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        orphans = list(s.scalars(select(JobSession).where(
+            JobSession.status == SessionStatus.RUNNING.value, JobSession.claimed_by == proxy_id)))
+        for session in orphans:
+            job = s.get(Job, session.job_id)
+            assert job is not None
+            fail_attempt_in(s, session, policy_from_record(job.schedule_policy),
+                            "The proxy restarted while this run was in progress", now)
+    return len(orphans)
+
+
+def _still_ours(session: JobSession | None, run: ClaimedRun, proxy_id: str) -> bool:
+    return (session is not None and session.status == SessionStatus.RUNNING.value
+            and session.claimed_by == proxy_id and session.retry_count == run.attempt)
+
+
+# ---- ending and logging -----------------------------------------------------------------------
+
+
+def finish_in(s: Session, session: JobSession, status: SessionStatus, message: str,
+              now: datetime) -> None:
+    session.status = status.value
+    session.end_time = now
+    session.lease_expires_at = None
+    session.not_before = None
+    add_log_in(s, session.id, status, message, now, end=now)
+    job = s.get(Job, session.job_id)
+    if job is not None:
+        job.last_status = status.value
+        if status in (SessionStatus.SUCCESS, SessionStatus.WARNING):
+            job.last_backup = session.creation_time
 
 
 def add_log(ctx: Context, session_id: str, status: SessionStatus, message: str) -> None:
@@ -117,52 +310,24 @@ def add_log(ctx: Context, session_id: str, status: SessionStatus, message: str) 
         add_log_in(s, session_id, status, message, now, end=now)
 
 
-def finish(ctx: Context, session_id: str, status: SessionStatus, message: str) -> JobSession:
-    with ctx.db.write() as s:
-        session = get_session_in(s, session_id)
-        finish_in(s, session, status, message, ctx.clock.now())
-        return session
-
-
-def finish_in(
-    s: Session, session: JobSession, status: SessionStatus, message: str, now: datetime
-) -> None:
-    session.status = status.value
-    session.end_time = now
-    add_log_in(s, session.id, status, message, now, end=now)
-    job = s.get(Job, session.job_id)
-    if job is not None:
-        job.last_status = status.value
-        job.last_run = session.creation_time
-        if status in (SessionStatus.SUCCESS, SessionStatus.WARNING):
-            job.last_backup = session.creation_time
-
-
-def add_log_in(
-    s: Session,
-    session_id: str,
-    status: SessionStatus,
-    message: str,
-    now: datetime,
-    end: datetime | None = None,
-) -> LogItem:
-    usn = (s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id)) or 0) + 1
-    item = LogItem(
-        id=new_id(),
-        session_id=session_id,
-        usn=usn,
-        status=status.value,
-        message=message,
-        creation_time=now,
-        end_time=end,
-    )
+def add_log_in(s: Session, session_id: str, status: SessionStatus, message: str, now: datetime,
+               end: datetime | None = None, usn: int | None = None) -> LogItem:
+    """Append a log item; ``usn`` (its sequence number) is looked up unless the caller knows it."""
+    if usn is None:
+        s.flush()  # earlier items of this transaction count for the sequence number
+        last = s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id))
+        usn = (last or 0) + 1
+    item = LogItem(id=new_id(), session_id=session_id, usn=usn, status=status.value,
+                   message=message, creation_time=now, end_time=end)
     s.add(item)
     return item
 
 
-def list_sessions(
-    ctx: Context, job_id: str | None = None, offset: int = 0, limit: int | None = None
-) -> list[JobSession]:
+# ---- reading ----------------------------------------------------------------------------------
+
+
+def list_sessions(ctx: Context, job_id: str | None = None, offset: int = 0,
+                  limit: int | None = None) -> list[JobSession]:
     with ctx.db.read() as s:
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
         if job_id is not None:
@@ -186,38 +351,22 @@ def get_session_in(s: Session, session_id: str) -> JobSession:
 def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(
-            s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
-        )
-
-
-def fail_orphans(ctx: Context, proxy_id: str) -> int:
-    """At start-up, sessions this proxy ran when the server died can never finish: fail them."""
-    now = ctx.clock.now()
-    with ctx.db.write() as s:
-        orphans = list(
-            s.scalars(
-                select(JobSession).where(
-                    JobSession.status == SessionStatus.RUNNING.value,
-                    JobSession.claimed_by == proxy_id,
-                )
-            )
-        )
-        for session in orphans:
-            finish_in(
-                s,
-                session,
-                SessionStatus.FAILED,
-                "The server stopped while this session was running",
-                now,
-            )
-        return len(orphans)
+        return list(s.scalars(select(LogItem).where(LogItem.session_id == session_id)
+                              .order_by(LogItem.usn)))
 
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:
-    return s.scalar(
-        select(JobSession).where(JobSession.job_id == job_id, JobSession.status.in_(ACTIVE))
-    )
+    return s.scalar(select(JobSession).where(JobSession.job_id == job_id,
+                                             JobSession.status.in_(ACTIVE)))
+
+
+def _jobs_with_active_sessions(s: Session, job_ids: list[str]) -> dict[str, str]:
+    """job id -> its active session's id, for the given jobs."""
+    if not job_ids:
+        return {}
+    rows = s.execute(select(JobSession.job_id, JobSession.id).where(
+        JobSession.job_id.in_(job_ids), JobSession.status.in_(ACTIVE)))
+    return {job_id: session_id for job_id, session_id in rows}
 
 
 def _job(s: Session, job_id: str) -> Job:
@@ -225,6 +374,11 @@ def _job(s: Session, job_id: str) -> Job:
     if job is None:
         raise NotFound(f"job '{job_id}' does not exist")
     return job
+
+
+def _proxy_name(s: Session, proxy_id: str | None) -> str:
+    proxy = s.get(Proxy, proxy_id) if proxy_id else None
+    return proxy.host_name if proxy else str(proxy_id)
 
 
 def _us_time(instant: datetime) -> str:

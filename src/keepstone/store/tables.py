@@ -124,9 +124,19 @@ class JobSession(Base):
     details: Mapped[str] = mapped_column(Text, default="")
     stop_requested: Mapped[bool] = mapped_column(default=False)
     claimed_by: Mapped[str | None] = mapped_column(String(36))
+    # The scheduled instant this session runs (None for manual starts): unique per job, so a
+    # restart or a second scheduler can never run one slot twice.
+    scheduled_for: Mapped[datetime | None]
+    manual: Mapped[bool] = mapped_column(default=False)
+    # A queued session waits until then (a retry's wait, or its backup window's opening).
+    not_before: Mapped[datetime | None]
+    # The proxy running the session renews this; once it passes, the attempt is lost.
+    lease_expires_at: Mapped[datetime | None]
+    attempt_started_at: Mapped[datetime | None]
     __table_args__ = (
         Index("ix_job_sessions_job_created", "job_id", "creation_time"),
         Index("ix_job_sessions_status", "status"),
+        Index("ux_job_sessions_job_slot", "job_id", "scheduled_for", unique=True),
     )
 
 

@@ -1,0 +1,93 @@
+"""What a proxy does with a claimed run, and what the run may ask of its proxy while it works.
+
+An ``Executor`` is called with a ``RunContext``; it reads the organization, reports progress and
+checks ``should_stop()`` between items. Its return value (or exception) ends the attempt.
+Organization connectors provide executors (the engine issue); without one a run fails honestly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from keepstone.domain.jobs import SessionStatus
+from keepstone.services import runs
+from keepstone.services.context import Context
+from keepstone.sources import why_unavailable
+
+RENEW_EVERY_SECONDS = 1.0  # how stale a stop request or lease may get: "stop" acts within this
+
+
+class StopRun(Exception):
+    """Raised by ``RunContext.check()`` to unwind an executor that must stop now."""
+
+    def __init__(self, status: SessionStatus, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: SessionStatus  # Success, Warning or Failed
+    message: str
+    retryable: bool = True  # False for failures no retry can mend (a missing connector)
+
+
+@dataclass
+class RunContext:
+    ctx: Context
+    run: runs.ClaimedRun
+    proxy_id: str
+    statistics: dict[str, int | str] = field(default_factory=lambda: dict(runs.EMPTY_STATISTICS))
+    progress: int = 0
+    renew_every: float = RENEW_EVERY_SECONDS
+    _renewed_at: float = field(default=0.0)
+    stop: StopRun | None = None
+
+    def should_stop(self) -> StopRun | None:
+        """Why this run must stop now (user stop, backup window, lost claim), or None."""
+        if self.stop is None:
+            self.stop = self._stop_reason()
+        return self.stop
+
+    def check(self) -> None:
+        if (reason := self.should_stop()) is not None:
+            raise reason
+
+    def log(self, status: SessionStatus, message: str) -> None:
+        runs.add_log(self.ctx, self.run.session_id, status, message)
+
+    def report(self, *, progress: int | None = None, **statistics: int | str) -> None:
+        """Publish progress; it reaches the session at the next lease renewal (or at once)."""
+        if progress is not None:
+            self.progress = progress
+        self.statistics.update(statistics)
+
+    def _stop_reason(self) -> StopRun | None:
+        deadline = self.run.deadline
+        if deadline is not None and self.ctx.clock.now() >= deadline:
+            return StopRun(SessionStatus.STOPPED,
+                           f"The backup window closed at {runs._us_time(deadline)}; the work "
+                           "finished so far is kept and the next run continues from it")
+        if time.monotonic() - self._renewed_at < self.renew_every:
+            return None
+        return self.renew()
+
+    def renew(self) -> StopRun | None:
+        self._renewed_at = time.monotonic()
+        state = runs.renew_lease(self.ctx, self.run, self.proxy_id, dict(self.statistics),
+                                 self.progress)
+        if state is runs.RunState.STOP_REQUESTED:
+            return StopRun(SessionStatus.STOPPED, "Job stopped by user")
+        if state is runs.RunState.LOST:
+            return StopRun(SessionStatus.FAILED, "This proxy lost its claim on the run")
+        return None
+
+
+Executor = Callable[[RunContext], Outcome]
+
+
+def no_connector(run: RunContext) -> Outcome:
+    return Outcome(SessionStatus.FAILED, why_unavailable(run.run.organization), retryable=False)
