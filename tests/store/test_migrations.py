@@ -32,12 +32,17 @@ def test_a_catalog_at_the_first_revision_migrates_forward_keeping_its_rows(tmp_p
     command.upgrade(config, "0001")
     engine = create_engine(url)
     with engine.begin() as connection:
-        connection.execute(text(
-            "INSERT INTO users (id, name, password_hash, role, created_at) "
-            "VALUES ('u1', 'old-admin', 'x', 'Administrator', '2026-01-01 00:00:00')"))
+        connection.execute(
+            text(
+                "INSERT INTO users (id, name, password_hash, role, created_at) "
+                "VALUES ('u1', 'old-admin', 'x', 'Administrator', '2026-01-01 00:00:00')"
+            )
+        )
     db.migrate()  # what every later start does
     with engine.connect() as connection:
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert (
+            connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        )
         assert connection.execute(text("SELECT name FROM users")).scalar() == "old-admin"
     columns = {c["name"] for c in inspect(engine).get_columns("job_sessions")}
     assert {"scheduled_for", "not_before", "lease_expires_at", "manual"} <= columns

@@ -24,7 +24,9 @@ def next_attempt_at(
     return next_window_open(policy, at)
 
 
-def window_deadline(policy: SchedulePolicy, started_at: datetime, *, manual: bool) -> datetime | None:
+def window_deadline(
+    policy: SchedulePolicy, started_at: datetime, *, manual: bool
+) -> datetime | None:
     """When a running attempt must stop because its backup window closes (None: never).
 
     Decision (docs/scheduling.md): the window governs scheduled runs and their retries; a manual

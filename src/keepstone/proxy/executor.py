@@ -68,17 +68,20 @@ class RunContext:
     def _stop_reason(self) -> StopRun | None:
         deadline = self.run.deadline
         if deadline is not None and self.ctx.clock.now() >= deadline:
-            return StopRun(SessionStatus.STOPPED,
-                           f"The backup window closed at {runs._us_time(deadline)}; the work "
-                           "finished so far is kept and the next run continues from it")
+            return StopRun(
+                SessionStatus.STOPPED,
+                f"The backup window closed at {runs._us_time(deadline)}; the work "
+                "finished so far is kept and the next run continues from it",
+            )
         if time.monotonic() - self._renewed_at < self.renew_every:
             return None
         return self.renew()
 
     def renew(self) -> StopRun | None:
         self._renewed_at = time.monotonic()
-        state = runs.renew_lease(self.ctx, self.run, self.proxy_id, dict(self.statistics),
-                                 self.progress)
+        state = runs.renew_lease(
+            self.ctx, self.run, self.proxy_id, dict(self.statistics), self.progress
+        )
         if state is runs.RunState.STOP_REQUESTED:
             return StopRun(SessionStatus.STOPPED, "Job stopped by user")
         if state is runs.RunState.LOST:

@@ -23,8 +23,13 @@ POLL_SECONDS = 1.0
 
 
 class ProxyWorker:
-    def __init__(self, ctx: Context, proxy_id: str, executor: Executor = no_connector,
-                 renew_every: float = RENEW_EVERY_SECONDS) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        proxy_id: str,
+        executor: Executor = no_connector,
+        renew_every: float = RENEW_EVERY_SECONDS,
+    ) -> None:
         self.ctx = ctx
         self.proxy_id = proxy_id
         self.executor = executor
@@ -71,8 +76,11 @@ class ProxyWorker:
         try:
             outcome = self.executor(run)
             # An executor that saw a stop reason and returned early ends as that reason says.
-            status, message = (run.stop.status, run.stop.message) if run.stop else (
-                outcome.status, outcome.message)
+            status, message = (
+                (run.stop.status, run.stop.message)
+                if run.stop
+                else (outcome.status, outcome.message)
+            )
             retryable = outcome.retryable
         except StopRun as stop:
             status, message = stop.status, stop.message
@@ -80,6 +88,14 @@ class ProxyWorker:
             log.exception("run failed", session=claimed.session_id)
             status, message = SessionStatus.FAILED, f"Run failed: {error}"
         run.report(duration_seconds=round(time.monotonic() - started))
-        runs.end_attempt(self.ctx, claimed, self.proxy_id, status, message,
-                         dict(run.statistics), run.progress, retryable=retryable)
+        runs.end_attempt(
+            self.ctx,
+            claimed,
+            self.proxy_id,
+            status,
+            message,
+            dict(run.statistics),
+            run.progress,
+            retryable=retryable,
+        )
         return True

@@ -78,9 +78,14 @@ def dispatch_due(ctx: Context) -> Dispatch:
             slot = job.next_run
             assert slot is not None
             if job.id in busy:
-                add_log_in(s, busy[job.id], SessionStatus.WARNING,
-                           f"Scheduled run at {_us_time(slot)} skipped: this run was still active",
-                           now, end=now)
+                add_log_in(
+                    s,
+                    busy[job.id],
+                    SessionStatus.WARNING,
+                    f"Scheduled run at {_us_time(slot)} skipped: this run was still active",
+                    now,
+                    end=now,
+                )
                 skipped += 1
             elif window_allows(policy, now):
                 _new_session(s, job, now, f"Scheduled run for {_us_time(slot)}", scheduled_for=slot)
@@ -96,17 +101,31 @@ def earliest_next_run(ctx: Context) -> datetime | None:
         return s.scalar(select(func.min(Job.next_run)).where(Job.is_enabled.is_(True)))
 
 
-def _new_session(s: Session, job: Job, now: datetime, reason: str,
-                 scheduled_for: datetime | None) -> JobSession:
-    session = JobSession(id=new_id(), job_id=job.id, status=SessionStatus.QUEUED.value,
-                         creation_time=now, end_time=None, progress=0, retry_count=0,
-                         statistics=dict(EMPTY_STATISTICS), details=reason, stop_requested=False,
-                         claimed_by=None, scheduled_for=scheduled_for,
-                         manual=scheduled_for is None, not_before=None, lease_expires_at=None,
-                         attempt_started_at=None)
+def _new_session(
+    s: Session, job: Job, now: datetime, reason: str, scheduled_for: datetime | None
+) -> JobSession:
+    session = JobSession(
+        id=new_id(),
+        job_id=job.id,
+        status=SessionStatus.QUEUED.value,
+        creation_time=now,
+        end_time=None,
+        progress=0,
+        retry_count=0,
+        statistics=dict(EMPTY_STATISTICS),
+        details=reason,
+        stop_requested=False,
+        claimed_by=None,
+        scheduled_for=scheduled_for,
+        manual=scheduled_for is None,
+        not_before=None,
+        lease_expires_at=None,
+        attempt_started_at=None,
+    )
     s.add(session)
-    add_log_in(s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now,
-               end=now, usn=1)
+    add_log_in(
+        s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now, end=now, usn=1
+    )
     job.last_status = SessionStatus.QUEUED.value
     job.last_run = now
     return session
@@ -163,17 +182,27 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
             select(JobSession, Job, Organization)
             .join(Job, Job.id == JobSession.job_id)
             .join(Organization, Organization.id == Job.organization_id)
-            .where(JobSession.status == SessionStatus.QUEUED.value, Job.proxy_id == proxy_id,
-                   (JobSession.not_before.is_(None)) | (JobSession.not_before <= now))
+            .where(
+                JobSession.status == SessionStatus.QUEUED.value,
+                Job.proxy_id == proxy_id,
+                (JobSession.not_before.is_(None)) | (JobSession.not_before <= now),
+            )
             .order_by(JobSession.creation_time)
         ).all()
         for session, job, org in rows:
             policy = policy_from_record(job.schedule_policy)
             if not session.manual and not window_allows(policy, now):
                 session.not_before = next_window_open(policy, now)
-                add_log_in(s, session.id, SessionStatus.WARNING, "Waiting for the backup window "
-                           f"to open at {_us_time(session.not_before)}" if session.not_before else
-                           "Waiting for the backup window to open", now, end=now)
+                add_log_in(
+                    s,
+                    session.id,
+                    SessionStatus.WARNING,
+                    f"Waiting for the backup window to open at {_us_time(session.not_before)}"
+                    if session.not_before
+                    else "Waiting for the backup window to open",
+                    now,
+                    end=now,
+                )
                 continue
             session.status = SessionStatus.RUNNING.value
             session.claimed_by = proxy_id
@@ -182,12 +211,24 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
             session.not_before = None
             job.last_status = SessionStatus.RUNNING.value
             attempt = "" if session.retry_count == 0 else f" (retry {session.retry_count})"
-            add_log_in(s, session.id, SessionStatus.RUNNING,
-                       f"Processing organization {org.name}{attempt} on proxy "
-                       f"{_proxy_name(s, proxy_id)}", now)
+            add_log_in(
+                s,
+                session.id,
+                SessionStatus.RUNNING,
+                f"Processing organization {org.name}{attempt} on proxy {_proxy_name(s, proxy_id)}",
+                now,
+            )
             deadline = window_deadline(policy, now, manual=session.manual)
-            return ClaimedRun(session.id, session.retry_count, job.id, job.name, org, policy,
-                              session.manual, deadline)
+            return ClaimedRun(
+                session.id,
+                session.retry_count,
+                job.id,
+                job.name,
+                org,
+                policy,
+                session.manual,
+                deadline,
+            )
     return None
 
 
@@ -197,9 +238,13 @@ class RunState(enum.Enum):
     LOST = "lost"  # another party ended this attempt (lease expired and reaped, job deleted)
 
 
-def renew_lease(ctx: Context, run: ClaimedRun, proxy_id: str,
-                statistics: dict[str, int | str] | None = None, progress: int | None = None
-                ) -> RunState:
+def renew_lease(
+    ctx: Context,
+    run: ClaimedRun,
+    proxy_id: str,
+    statistics: dict[str, int | str] | None = None,
+    progress: int | None = None,
+) -> RunState:
     """The running proxy's heartbeat: extend the lease, publish progress, learn of a stop."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
@@ -215,9 +260,17 @@ def renew_lease(ctx: Context, run: ClaimedRun, proxy_id: str,
         return RunState.STOP_REQUESTED if session.stop_requested else RunState.CONTINUE
 
 
-def end_attempt(ctx: Context, run: ClaimedRun, proxy_id: str, status: SessionStatus,
-                message: str, statistics: dict[str, int | str], progress: int, *,
-                retryable: bool = True) -> JobSession | None:
+def end_attempt(
+    ctx: Context,
+    run: ClaimedRun,
+    proxy_id: str,
+    status: SessionStatus,
+    message: str,
+    statistics: dict[str, int | str],
+    progress: int,
+    *,
+    retryable: bool = True,
+) -> JobSession | None:
     """Record how an attempt ended; a failed one is retried in place when the policy allows."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
@@ -233,10 +286,14 @@ def end_attempt(ctx: Context, run: ClaimedRun, proxy_id: str, status: SessionSta
     return session
 
 
-def fail_attempt_in(s: Session, session: JobSession, policy: SchedulePolicy, message: str,
-                    now: datetime) -> None:
-    retry_at = None if session.stop_requested else next_attempt_at(
-        policy, session.retry_count, now, manual=session.manual)
+def fail_attempt_in(
+    s: Session, session: JobSession, policy: SchedulePolicy, message: str, now: datetime
+) -> None:
+    retry_at = (
+        None
+        if session.stop_requested
+        else next_attempt_at(policy, session.retry_count, now, manual=session.manual)
+    )
     if retry_at is None:
         finish_in(s, session, SessionStatus.FAILED, message, now)
         return
@@ -245,9 +302,14 @@ def fail_attempt_in(s: Session, session: JobSession, policy: SchedulePolicy, mes
     session.claimed_by = None
     session.lease_expires_at = None
     session.not_before = retry_at
-    add_log_in(s, session.id, SessionStatus.WARNING,
-               f"{message}. Retry {session.retry_count} of {policy.retry_number} "
-               f"at {_us_time(retry_at)}", now, end=now)
+    add_log_in(
+        s,
+        session.id,
+        SessionStatus.WARNING,
+        f"{message}. Retry {session.retry_count} of {policy.retry_number} at {_us_time(retry_at)}",
+        now,
+        end=now,
+    )
     job = s.get(Job, session.job_id)
     if job is not None:
         job.last_status = SessionStatus.QUEUED.value
@@ -257,14 +319,25 @@ def reap_lost_runs(ctx: Context) -> int:
     """Running sessions whose proxy stopped renewing its lease: their attempt failed."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        lost = list(s.scalars(select(JobSession).where(
-            JobSession.status == SessionStatus.RUNNING.value, JobSession.lease_expires_at < now)))
+        lost = list(
+            s.scalars(
+                select(JobSession).where(
+                    JobSession.status == SessionStatus.RUNNING.value,
+                    JobSession.lease_expires_at < now,
+                )
+            )
+        )
         for session in lost:
             job = s.get(Job, session.job_id)
             assert job is not None
             proxy = _proxy_name(s, session.claimed_by)
-            fail_attempt_in(s, session, policy_from_record(job.schedule_policy),
-                            f"Proxy {proxy} stopped responding during the run", now)
+            fail_attempt_in(
+                s,
+                session,
+                policy_from_record(job.schedule_policy),
+                f"Proxy {proxy} stopped responding during the run",
+                now,
+            )
     return len(lost)
 
 
@@ -272,26 +345,42 @@ def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
     """At a proxy's start: what it was running before it restarted can never finish."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        orphans = list(s.scalars(select(JobSession).where(
-            JobSession.status == SessionStatus.RUNNING.value, JobSession.claimed_by == proxy_id)))
+        orphans = list(
+            s.scalars(
+                select(JobSession).where(
+                    JobSession.status == SessionStatus.RUNNING.value,
+                    JobSession.claimed_by == proxy_id,
+                )
+            )
+        )
         for session in orphans:
             job = s.get(Job, session.job_id)
             assert job is not None
-            fail_attempt_in(s, session, policy_from_record(job.schedule_policy),
-                            "The proxy restarted while this run was in progress", now)
+            fail_attempt_in(
+                s,
+                session,
+                policy_from_record(job.schedule_policy),
+                "The proxy restarted while this run was in progress",
+                now,
+            )
     return len(orphans)
 
 
 def _still_ours(session: JobSession | None, run: ClaimedRun, proxy_id: str) -> bool:
-    return (session is not None and session.status == SessionStatus.RUNNING.value
-            and session.claimed_by == proxy_id and session.retry_count == run.attempt)
+    return (
+        session is not None
+        and session.status == SessionStatus.RUNNING.value
+        and session.claimed_by == proxy_id
+        and session.retry_count == run.attempt
+    )
 
 
 # ---- ending and logging -----------------------------------------------------------------------
 
 
-def finish_in(s: Session, session: JobSession, status: SessionStatus, message: str,
-              now: datetime) -> None:
+def finish_in(
+    s: Session, session: JobSession, status: SessionStatus, message: str, now: datetime
+) -> None:
     session.status = status.value
     session.end_time = now
     session.lease_expires_at = None
@@ -310,15 +399,29 @@ def add_log(ctx: Context, session_id: str, status: SessionStatus, message: str) 
         add_log_in(s, session_id, status, message, now, end=now)
 
 
-def add_log_in(s: Session, session_id: str, status: SessionStatus, message: str, now: datetime,
-               end: datetime | None = None, usn: int | None = None) -> LogItem:
+def add_log_in(
+    s: Session,
+    session_id: str,
+    status: SessionStatus,
+    message: str,
+    now: datetime,
+    end: datetime | None = None,
+    usn: int | None = None,
+) -> LogItem:
     """Append a log item; ``usn`` (its sequence number) is looked up unless the caller knows it."""
     if usn is None:
         s.flush()  # earlier items of this transaction count for the sequence number
         last = s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id))
         usn = (last or 0) + 1
-    item = LogItem(id=new_id(), session_id=session_id, usn=usn, status=status.value,
-                   message=message, creation_time=now, end_time=end)
+    item = LogItem(
+        id=new_id(),
+        session_id=session_id,
+        usn=usn,
+        status=status.value,
+        message=message,
+        creation_time=now,
+        end_time=end,
+    )
     s.add(item)
     return item
 
@@ -326,8 +429,9 @@ def add_log_in(s: Session, session_id: str, status: SessionStatus, message: str,
 # ---- reading ----------------------------------------------------------------------------------
 
 
-def list_sessions(ctx: Context, job_id: str | None = None, offset: int = 0,
-                  limit: int | None = None) -> list[JobSession]:
+def list_sessions(
+    ctx: Context, job_id: str | None = None, offset: int = 0, limit: int | None = None
+) -> list[JobSession]:
     with ctx.db.read() as s:
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
         if job_id is not None:
@@ -351,21 +455,26 @@ def get_session_in(s: Session, session_id: str) -> JobSession:
 def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(s.scalars(select(LogItem).where(LogItem.session_id == session_id)
-                              .order_by(LogItem.usn)))
+        return list(
+            s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
+        )
 
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:
-    return s.scalar(select(JobSession).where(JobSession.job_id == job_id,
-                                             JobSession.status.in_(ACTIVE)))
+    return s.scalar(
+        select(JobSession).where(JobSession.job_id == job_id, JobSession.status.in_(ACTIVE))
+    )
 
 
 def _jobs_with_active_sessions(s: Session, job_ids: list[str]) -> dict[str, str]:
     """job id -> its active session's id, for the given jobs."""
     if not job_ids:
         return {}
-    rows = s.execute(select(JobSession.job_id, JobSession.id).where(
-        JobSession.job_id.in_(job_ids), JobSession.status.in_(ACTIVE)))
+    rows = s.execute(
+        select(JobSession.job_id, JobSession.id).where(
+            JobSession.job_id.in_(job_ids), JobSession.status.in_(ACTIVE)
+        )
+    )
     return {job_id: session_id for job_id, session_id in rows}
 
 

@@ -31,6 +31,11 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("job_sessions") as batch:
         batch.drop_index("ux_job_sessions_job_slot")
-        for column in ("attempt_started_at", "lease_expires_at", "not_before", "manual",
-                       "scheduled_for"):
+        for column in (
+            "attempt_started_at",
+            "lease_expires_at",
+            "not_before",
+            "manual",
+            "scheduled_for",
+        ):
             batch.drop_column(column)
