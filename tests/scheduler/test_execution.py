@@ -50,7 +50,8 @@ def test_failed_attempts_are_retried_in_the_same_session(
     [run] = sessions(api, job)
     assert (run["status"], run["retryCount"]) == ("Queued", 1)
     assert log_titles(api, run)[-1] == (
-        "[Warning] Run failed: source unreachable (attempt 1). Retry 1 of 2 at 6/10/2026 10:10:00 AM"
+        "[Warning] Run failed: source unreachable (attempt 1). "
+        "Retry 1 of 2 at 6/10/2026 10:10:00 AM"
     )
     assert not proxy.run_one()  # the retry waits its interval
     clock.advance(timedelta(minutes=10))
