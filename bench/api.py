@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import platform
-import re
 import shutil
 import socket
 import statistics
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from common import write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark-password"
@@ -242,18 +243,6 @@ def table(results: list[Result], ceiling: Result) -> str:
             f"{r.throughput / ceiling.throughput:.2f} |"
         )
     return "\n".join(lines)
-
-
-def write_section(path: Path, title: str, text: str) -> None:
-    existing = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"## {title}\n\n{text.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(title)}\n.*?(?=^## |\Z)", re.S | re.M)
-    updated = (
-        pattern.sub(section + "\n", existing)
-        if pattern.search(existing)
-        else (existing.rstrip() + "\n\n" + section)
-    )
-    path.write_text(updated.rstrip() + "\n")
 
 
 def measure(

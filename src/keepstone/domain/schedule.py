@@ -17,6 +17,7 @@ HORIZON = timedelta(days=400)  # later than this a slot counts as "never"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MINUTE = timedelta(minutes=1)
 _DAY = timedelta(days=1)
+_WEEK = timedelta(days=7)
 _MINUTES_PER_WEEK = HOURS_PER_WEEK * 60
 _EPOCH_WEEK_HOUR = 4 * 24  # 1970-01-01 was a Thursday: 96 hours after Sunday 00:00
 
@@ -150,7 +151,9 @@ def _next_daily(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> datetime
     horizon = after + HORIZON
     # Start a day early: a wall time pushed forward over a DST gap can cross midnight.
     day = after.astimezone(tz).date() - _DAY
-    for _ in range(HORIZON.days + 3):
+    last_day = day + HORIZON + 3 * _DAY
+    refused_since: tuple[timedelta | None, date] = (None, day)  # (offset, first refused day)
+    while day <= last_day:
         if day.weekday() in weekdays:
             slot = _daily_slot(day, wall, tz)
             if slot > after:
@@ -158,8 +161,33 @@ def _next_daily(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> datetime
                     return None
                 if window_allows(policy, slot):
                     return slot
+                offset = _offset(day, wall, tz)
+                if offset != refused_since[0]:
+                    refused_since = (offset, day)
+                elif day - refused_since[1] >= _WEEK:
+                    # A whole week of slots at this UTC offset was refused, and the window repeats
+                    # weekly: nothing changes until the zone's offset does. Jump there.
+                    day = _next_offset_change(day, wall, tz, offset, last_day)
+                    continue
         day += _DAY
     return None
+
+
+def _offset(day: date, wall: time, tz: tzinfo) -> timedelta | None:
+    return datetime.combine(day, wall, tz).utcoffset()
+
+
+def _next_offset_change(
+    day: date, wall: time, tz: tzinfo, offset: timedelta | None, last_day: date
+) -> date:
+    """The first day after ``day`` whose ``wall`` time has another UTC offset (or past
+    ``last_day``), probing a week at a time: zones change offset at most twice a year."""
+    while day <= last_day and _offset(day + _WEEK, wall, tz) == offset:
+        day += _WEEK
+    day += _DAY
+    while day <= last_day and _offset(day, wall, tz) == offset:
+        day += _DAY
+    return day
 
 
 def _daily_slot(day: date, wall: time, tz: tzinfo) -> datetime:
