@@ -15,11 +15,13 @@ import sqlite3
 import ssl
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -468,3 +470,43 @@ def test_a_signal_stops_the_server_cleanly_and_releases_the_data_dir(
             assert client.get("/swagger/openapi.json").status_code == 200
     finally:
         again.stop()
+
+
+# ---- the scheduler and the proxy inside the real server ------------------------------------------
+
+
+def test_the_server_schedules_and_runs_jobs(
+    admin: httpx.Client, first_start: ServerProcess, tmp_path: Path
+) -> None:
+    """A job due in two seconds is queued by the server's scheduler within a second of its time,
+    and its proxy thread runs it (to an honest failure: no connector exists yet)."""
+    org_dir = tmp_path / "org"
+    org_dir.mkdir()
+    org = admin.post(
+        "/v2/Organizations",
+        json={"type": "Local", "name": "scheduled.test", "localSettings": {"path": str(org_dir)}},
+    ).json()
+    repo = admin.get("/v2/BackupRepositories").json()[0]
+    job = admin.post(
+        f"/v2/Organizations/{org['id']}/Jobs",
+        json={"name": "soon", "repositoryId": repo["id"], "schedulePolicy": {"type": "ManualOnly"}},
+    ).json()
+    assert first_start.data_dir is not None
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    with sqlite3.connect(first_start.data_dir / "keepstone.db") as db:  # as if its slot came
+        db.execute(
+            "UPDATE jobs SET next_run = ? WHERE id = ?",
+            (due.replace(tzinfo=None).isoformat(sep=" "), job["id"]),
+        )
+    deadline = time.monotonic() + 10
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not (runs and runs[0]["status"] == "Failed"):
+        time.sleep(0.1)
+        runs = admin.get(f"/v2/Jobs/{job['id']}/JobSessions").json()
+    [run] = runs
+    assert run["status"] == "Failed"
+    created = datetime.fromisoformat(run["creationTime"].replace("Z", "+00:00"))
+    assert timedelta(0) <= created - due < timedelta(seconds=1)
+    titles = [i["title"] for i in admin.get(f"/v2/JobSessions/{run['id']}/LogItems").json()]
+    assert titles[-1].startswith("[Failed] No connector for organization type 'Local'")
+    assert admin.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] is None  # ManualOnly again
