@@ -3,7 +3,8 @@ the same server's cheapest authenticated GET as its ceiling, in one run against 
 
     uv run python bench/api.py [--seconds 10] [--connections 16] [--write docs/benchmarks.md]
 
-Prints a table and, with --write, replaces the "API" section of docs/benchmarks.md.
+Load comes from Debian's wrk when installed (so the client's CPU does not cap the server), else
+from httpx. Prints a table and, with --write, replaces its section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,56 +29,57 @@ import httpx
 
 from common import write_section
 
-ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "benchmark-password"
-WEEK = [True] * 168
-SEED_BODY: dict[str, Any] = {
-    "id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6",
-    "name": "test_job",
-    "description": "",
-    "lastRun": "2017-06-06T15:18:22.6664413Z",
-    "nextRun": "2017-06-13T15:00:00Z",
-    "isEnabled": True,
-    "backupType": "SelectedItems",
-    "lastStatus": "Success",
-    "schedulePolicy": {
-        "backupWindowEnabled": True,
-        "backupWindowSettings": {"backupWindow": WEEK, "minuteOffset": 0},
-        "type": "Daily",
-        "dailyType": "Wednesday",
-        "dailyTime": "08:00:00",
-        "retryEnabled": True,
-        "retryNumber": 3,
-        "retryWaitInterval": 10,
-    },
-    "isRun": "false",
-}
+
+
+def seed_body(proxy_id: str, repository_id: str) -> dict[str, Any]:
+    """Seed 003's example body, its ids those of this server."""
+    return {
+        "id": "e1714f5b-e51b-496b-9e46-e7bf979aa6d6",
+        "name": "test_job",
+        "description": "",
+        "lastRun": "2017-06-06T15:18:22.6664413Z",
+        "nextRun": "2017-06-13T15:00:00Z",
+        "isEnabled": True,
+        "backupType": "SelectedItems",
+        "lastStatus": "Success",
+        "schedulePolicy": {
+            "backupWindowEnabled": True,
+            "backupWindowSettings": {"backupWindow": [True] * 168, "minuteOffset": 0},
+            "type": "Daily",
+            "dailyType": "Wednesday",
+            "dailyTime": "08:00:00",
+            "retryEnabled": True,
+            "retryNumber": 3,
+            "retryWaitInterval": 10,
+        },
+        "proxyId": proxy_id,
+        "repositoryId": repository_id,
+        "isRun": "false",
+    }
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    method: str
+    path: str
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class Result:
-    name: str
+    load: Load
     requests: int
     seconds: float
-    latencies_ms: list[float]
-    errors: int
-    p50_ms: float | None = None
-    p99_ms: float | None = None
+    non_2xx: int
+    p50: float
+    p99: float
 
     @property
     def throughput(self) -> float:
         return self.requests / self.seconds
-
-    @property
-    def p50(self) -> float:
-        return self.p50_ms if self.p50_ms is not None else statistics.median(self.latencies_ms)
-
-    @property
-    def p99(self) -> float:
-        if self.p99_ms is not None:
-            return self.p99_ms
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
 def free_port() -> int:
@@ -115,21 +117,22 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     raise SystemExit("the server did not start")
 
 
-def prepare(base: str, org_dir: Path) -> tuple[dict[str, str], str, str]:
+def prepare(base: str, org_dir: Path) -> list[Load]:
+    """An organization and a job to edit; the loads to run against them."""
     token = httpx.post(
         f"{base}/v2/Token",
         data={"grant_type": "password", "username": "admin", "password": PASSWORD},
     ).json()["access_token"]
-    headers = {"Authorization": f"Bearer {token}"}
+    auth = {"Authorization": f"Bearer {token}"}
     org = httpx.post(
         f"{base}/v2/Organizations",
-        headers=headers,
+        headers=auth,
         json={"type": "Local", "name": "bench", "localSettings": {"path": str(org_dir)}},
     ).json()
-    repo = httpx.get(f"{base}/v2/BackupRepositories", headers=headers).json()[0]
+    repo = httpx.get(f"{base}/v2/BackupRepositories", headers=auth).json()[0]
     job = httpx.post(
         f"{base}/v2/Organizations/{org['id']}/Jobs",
-        headers=headers,
+        headers=auth,
         json={
             "name": "test_job",
             "repositoryId": repo["id"],
@@ -137,48 +140,56 @@ def prepare(base: str, org_dir: Path) -> tuple[dict[str, str], str, str]:
             "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}],
         },
     ).json()
-    proxy = httpx.get(f"{base}/v2/Proxies", headers=headers).json()[0]
-    body = SEED_BODY | {"proxyId": proxy["id"], "repositoryId": repo["id"]}
-    SEED_BODY.update(body)
-    return headers, job["id"], proxy["id"]
+    proxy = httpx.get(f"{base}/v2/Proxies", headers=auth).json()[0]
+    return [
+        Load("GET /v2/Jobs without a token (401)", "GET", "/v2/Jobs"),
+        Load("GET /v2/Proxies/{id}", "GET", f"/v2/Proxies/{proxy['id']}", headers=auth),
+        Load("GET /v2/Jobs/{id}", "GET", f"/v2/Jobs/{job['id']}", headers=auth),
+        Load(
+            "PUT /v2/Jobs/{id} (seed 003 body)",
+            "PUT",
+            f"/v2/Jobs/{job['id']}",
+            seed_body(proxy["id"], repo["id"]),
+            headers=auth,
+        ),
+    ]
 
 
-async def load(
-    name: str,
-    base: str,
-    headers: dict[str, str],
-    method: str,
-    path: str,
-    body: Any,
-    connections: int,
-    seconds: float,
-) -> Result:
+async def load_with_httpx(load: Load, base: str, connections: int, seconds: float) -> Result:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     latencies: list[float] = []
-    errors = 0
+    non_2xx = 0
     async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, timeout=30
+        base_url=base, headers=load.headers, limits=limits, timeout=30
     ) as client:
         stop_at = time.perf_counter() + seconds
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal non_2xx
             while time.perf_counter() < stop_at:
                 started = time.perf_counter()
-                response = await client.request(method, path, json=body)
+                response = await client.request(load.method, load.path, json=load.body)
                 latencies.append((time.perf_counter() - started) * 1000)
-                errors += response.status_code != 200
+                non_2xx += not response.is_success
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - started
-    return Result(name, len(latencies), elapsed, latencies, errors)
+    ordered = sorted(latencies)
+    return Result(
+        load,
+        len(ordered),
+        elapsed,
+        non_2xx,
+        statistics.median(ordered),
+        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+    )
 
 
 WRK_SCRIPT = """
 wrk.method = "%(method)s"
-%(authorization)s
 wrk.headers["Content-Type"] = "application/json"
+%(headers)s
 %(body)s
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -189,47 +200,38 @@ end
 """
 
 
-def load_with_wrk(
-    name: str,
-    base: str,
-    headers: dict[str, str],
-    method: str,
-    path: str,
-    body: Any,
-    connections: int,
-    seconds: float,
-) -> Result:
-    """wrk (Debian) drives the load from C, so the Python server, not the client, is measured."""
+def load_with_wrk(load: Load, base: str, connections: int, seconds: float) -> Result:
     script = WRK_SCRIPT % {
-        "method": method,
-        "authorization": (
-            f'wrk.headers["Authorization"] = "{headers["Authorization"]}"'
-            if "Authorization" in headers
-            else ""
-        ),
-        "body": f"wrk.body = [[{json.dumps(body)}]]" if body is not None else "",
+        "method": load.method,
+        "headers": "\n".join(f'wrk.headers["{k}"] = "{v}"' for k, v in load.headers.items()),
+        "body": f"wrk.body = [[{json.dumps(load.body)}]]" if load.body is not None else "",
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as lua:
         lua.write(script)
         lua.flush()
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "-s", lua.name, f"{base}{path}"],
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds:g}s",
+                "-s",
+                lua.name,
+                f"{base}{load.path}",
+            ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-    fields = next(line for line in out.splitlines() if line.startswith("RESULT")).split()[1:]
-    requests, duration_us, p50_us, p99_us, errors = (int(f) for f in fields)
-    # wrk reports percentiles, not samples: keep them as a two-point latency list.
-    return Result(
-        name,
-        requests,
-        duration_us / 1e6,
-        [p50_us / 1000, p99_us / 1000],
-        errors,
-        p50_ms=p50_us / 1000,
-        p99_ms=p99_us / 1000,
-    )
+    line = next(line for line in out.splitlines() if line.startswith("RESULT"))
+    requests, duration_us, p50_us, p99_us, non_2xx = (int(f) for f in line.split()[1:])
+    return Result(load, requests, duration_us / 1e6, non_2xx, p50_us / 1000, p99_us / 1000)
+
+
+def measure(load: Load, base: str, connections: int, seconds: float) -> Result:
+    if shutil.which("wrk"):
+        return load_with_wrk(load, base, connections, seconds)
+    return asyncio.run(load_with_httpx(load, base, connections, seconds))
 
 
 def table(results: list[Result], ceiling: Result) -> str:
@@ -237,27 +239,12 @@ def table(results: list[Result], ceiling: Result) -> str:
         "| request | req/s | p50 ms | p99 ms | non-2xx | vs ceiling |",
         "|---|---|---|---|---|---|",
     ]
-    for r in results:
-        lines.append(
-            f"| {r.name} | {r.throughput:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.errors} | "
-            f"{r.throughput / ceiling.throughput:.2f} |"
-        )
+    lines += [
+        f"| {r.load.name} | {r.throughput:,.0f} | {r.p50:.1f} | {r.p99:.1f} | {r.non_2xx} "
+        f"| {r.throughput / ceiling.throughput:.2f} |"
+        for r in results
+    ]
     return "\n".join(lines)
-
-
-def measure(
-    name: str,
-    base: str,
-    headers: dict[str, str],
-    method: str,
-    path: str,
-    body: Any,
-    connections: int,
-    seconds: float,
-) -> Result:
-    if shutil.which("wrk"):
-        return load_with_wrk(name, base, headers, method, path, body, connections, seconds)
-    return asyncio.run(load(name, base, headers, method, path, body, connections, seconds))
 
 
 def main() -> None:
@@ -273,25 +260,9 @@ def main() -> None:
         server = start_server(data_dir, port)
         try:
             base = f"http://127.0.0.1:{port}"
-            headers, job_id, proxy_id = prepare(base, org_dir)
-            runs = [
-                ("GET /v2/Jobs without a token (401)", "GET", "/v2/Jobs", None),
-                ("GET /v2/Proxies/{id}", "GET", f"/v2/Proxies/{proxy_id}", None),
-                ("GET /v2/Jobs/{id}", "GET", f"/v2/Jobs/{job_id}", None),
-                ("PUT /v2/Jobs/{id} (seed 003 body)", "PUT", f"/v2/Jobs/{job_id}", SEED_BODY),
-            ]
             results = [
-                measure(
-                    name,
-                    base,
-                    {} if "401" in name else headers,
-                    method,
-                    path,
-                    body,
-                    args.connections,
-                    args.seconds,
-                )
-                for name, method, path, body in runs
+                measure(load, base, args.connections, args.seconds)
+                for load in prepare(base, org_dir)
             ]
         finally:
             server.terminate()

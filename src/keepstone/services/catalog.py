@@ -251,6 +251,10 @@ def get_repository(ctx: Context, repo_id: str) -> Repository:
         return get_repository_in(s, repo_id)
 
 
+def get_job_in(s: Session, job_id: str) -> Job:
+    return _get(s, Job, job_id, "job")
+
+
 def get_repository_in(s: Session, repo_id: str, prop: str | None = None) -> Repository:
     return _get(s, Repository, repo_id, "repository", prop=prop)
 

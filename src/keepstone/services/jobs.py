@@ -8,12 +8,12 @@ from datetime import datetime, tzinfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
+from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.domain.jobs import BackupType, JobEdit, check_description, check_name, check_scope
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.schedule import next_run
 from keepstone.services import runs
-from keepstone.services.catalog import get_organization_in, get_repository_in
+from keepstone.services.catalog import get_job_in, get_organization_in, get_repository_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.tables import Job, JobSession, Proxy
@@ -93,13 +93,6 @@ def list_jobs(ctx: Context, org_id: str | None = None) -> list[Job]:
 def get_job(ctx: Context, job_id: str) -> Job:
     with ctx.db.read() as s:
         return get_job_in(s, job_id)
-
-
-def get_job_in(s: Session, job_id: str) -> Job:
-    job = s.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job '{job_id}' does not exist")
-    return job
 
 
 def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:

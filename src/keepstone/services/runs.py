@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
+from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy
@@ -45,7 +47,7 @@ def start_job(
     """A manual start: runs now, whatever the schedule and the backup window say."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        job = _job(s, job_id)
+        job = get_job_in(s, job_id)
         active = _active_session(s, job.id)
         if active is not None:
             if already_active_ok:
@@ -136,7 +138,7 @@ def _new_session(
 
 def stop_job(ctx: Context, job_id: str) -> JobSession:
     with ctx.db.write() as s:
-        job = _job(s, job_id)
+        job = get_job_in(s, job_id)
         session = stop_active_in(s, job, ctx.clock.now(), "stopped by user")
         if session is None:
             raise Conflict(f"job '{job.name}' is not running")
@@ -317,53 +319,39 @@ def fail_attempt_in(
 
 def reap_lost_runs(ctx: Context) -> int:
     """Running sessions whose proxy stopped renewing its lease: their attempt failed."""
-    now = ctx.clock.now()
-    with ctx.db.write() as s:
-        lost = list(
-            s.scalars(
-                select(JobSession).where(
-                    JobSession.status == SessionStatus.RUNNING.value,
-                    JobSession.lease_expires_at < now,
-                )
-            )
-        )
-        for session in lost:
-            job = s.get(Job, session.job_id)
-            assert job is not None
-            proxy = _proxy_name(s, session.claimed_by)
-            fail_attempt_in(
-                s,
-                session,
-                policy_from_record(job.schedule_policy),
-                f"Proxy {proxy} stopped responding during the run",
-                now,
-            )
-    return len(lost)
+    return _fail_running(
+        ctx,
+        JobSession.lease_expires_at < ctx.clock.now(),
+        "Proxy {proxy} stopped responding during the run",
+    )
 
 
 def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
     """At a proxy's start: what it was running before it restarted can never finish."""
+    return _fail_running(
+        ctx, JobSession.claimed_by == proxy_id, "The proxy restarted while this run was in progress"
+    )
+
+
+def _fail_running(ctx: Context, which: Any, message: str) -> int:
+    """Fail the current attempt of the running sessions ``which`` selects (retries apply)."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        orphans = list(
+        sessions = list(
             s.scalars(
-                select(JobSession).where(
-                    JobSession.status == SessionStatus.RUNNING.value,
-                    JobSession.claimed_by == proxy_id,
-                )
+                select(JobSession).where(JobSession.status == SessionStatus.RUNNING.value, which)
             )
         )
-        for session in orphans:
-            job = s.get(Job, session.job_id)
-            assert job is not None
+        for session in sessions:
+            job = get_job_in(s, session.job_id)
             fail_attempt_in(
                 s,
                 session,
                 policy_from_record(job.schedule_policy),
-                "The proxy restarted while this run was in progress",
+                message.format(proxy=_proxy_name(s, session.claimed_by)),
                 now,
             )
-    return len(orphans)
+    return len(sessions)
 
 
 def _still_ours(session: JobSession | None, run: ClaimedRun, proxy_id: str) -> bool:
@@ -435,7 +423,7 @@ def list_sessions(
     with ctx.db.read() as s:
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
         if job_id is not None:
-            _job(s, job_id)
+            get_job_in(s, job_id)
             query = query.where(JobSession.job_id == job_id)
         return list(s.scalars(query.offset(offset).limit(limit)))
 
@@ -476,13 +464,6 @@ def _jobs_with_active_sessions(s: Session, job_ids: list[str]) -> dict[str, str]
         )
     )
     return {job_id: session_id for job_id, session_id in rows}
-
-
-def _job(s: Session, job_id: str) -> Job:
-    job = s.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job '{job_id}' does not exist")
-    return job
 
 
 def _proxy_name(s: Session, proxy_id: str | None) -> str:
