@@ -17,14 +17,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, NotFound
-from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
-from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy
+from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy, Repository
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 LEASE = timedelta(seconds=30)
@@ -161,6 +161,17 @@ def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession 
 
 
 @dataclass(frozen=True, slots=True)
+class JobScope:
+    """What the run backs up, and where to: read at claim time, fixed for the attempt."""
+
+    backup_type: BackupType
+    selected_items: list[dict[str, Any]]
+    excluded_items: list[dict[str, Any]]
+    repository_id: str
+    repository_path: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
     session_id: str
     attempt: int  # the session's retry count when claimed: identifies this attempt
@@ -170,6 +181,7 @@ class ClaimedRun:
     policy: SchedulePolicy
     manual: bool
     deadline: datetime | None  # the backup window's close, for scheduled runs
+    scope: JobScope
 
 
 def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
@@ -221,16 +233,12 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 now,
             )
             deadline = window_deadline(policy, now, manual=session.manual)
-            return ClaimedRun(
-                session.id,
-                session.retry_count,
-                job.id,
-                job.name,
-                org,
-                policy,
-                session.manual,
-                deadline,
-            )
+            repo = s.get(Repository, job.repository_id)
+            assert repo is not None  # a repository in use cannot be deleted
+            scope = JobScope(BackupType(job.backup_type), job.selected_items,
+                             job.excluded_items, repo.id, repo.path)
+            return ClaimedRun(session.id, session.retry_count, job.id, job.name, org, policy,
+                              session.manual, deadline, scope)
     return None
 
 

@@ -153,3 +153,45 @@ class LogItem(Base):
     message: Mapped[str] = mapped_column(Text)
     creation_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
+
+
+class RestorePoint(Base):
+    """The catalog's copy of a snapshot in a repository: rebuilt from the repository on attach."""
+
+    __tablename__ = "restore_points"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    repository_id: Mapped[str] = mapped_column(
+        ForeignKey("repositories.id", ondelete="CASCADE"), index=True
+    )
+    snapshot_id: Mapped[str] = mapped_column(String(64))
+    job_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    organization_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # One restore point per run: a retried or re-recorded session can never add a second.
+    session_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    backup_time: Mapped[datetime]
+    is_exchange: Mapped[bool]
+    is_onedrive: Mapped[bool]
+    item_count: Mapped[int]
+    size: Mapped[int]
+    __table_args__ = (
+        Index("ux_restore_points_snapshot", "repository_id", "snapshot_id", unique=True),
+    )
+
+
+class RestoreSession(Base):
+    """An explore of one restore point: browse, save and put back its items until stopped."""
+
+    __tablename__ = "restore_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    restore_point_id: Mapped[str] = mapped_column(
+        ForeignKey("restore_points.id", ondelete="CASCADE"), index=True
+    )
+    organization_id: Mapped[str | None] = mapped_column(String(36))
+    type: Mapped[str] = mapped_column(String(16))  # Vex (mail) | Veod (OneDrive)
+    state: Mapped[str] = mapped_column(String(16))  # Working | Stopped
+    result: Mapped[str] = mapped_column(String(16))  # Success | Warning | Failed
+    creation_time: Mapped[datetime]
+    end_time: Mapped[datetime | None]
+    initiated_by: Mapped[str] = mapped_column(String(255))
+    details: Mapped[str] = mapped_column(Text, default="")
+    statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.units import human_bytes
 from keepstone.services.catalog import disk_space, proxy_status
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy, Repository
@@ -171,17 +172,6 @@ def v2_statistics(stats: dict[str, Any], status: SessionStatus) -> dict[str, Any
         "processedObjects": items,
         "bottleneck": stats.get("bottleneck", "NA"),
     }
-
-
-def human_bytes(amount: float) -> str:
-    """``0 B``, ``634.0 KB``, ``1.5 MB``: binary multiples, as the vendor prints them."""
-    if amount < 1024:
-        return f"{int(amount)} B"
-    for unit in ("KB", "MB", "GB", "TB", "PB"):
-        amount /= 1024
-        if amount < 1024 or unit == "PB":
-            break
-    return f"{amount:.1f} {unit}"
 
 
 def log_item(row: LogItem, link: LinkBuilder) -> dict[str, Any]:

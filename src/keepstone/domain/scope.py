@@ -1,0 +1,65 @@
+"""What a job backs up: its users and, per user, the mailbox and/or the drive.
+
+Selected and excluded items are the vendor's ``RESTJobItemComposed`` records; a user item names
+its user by ``user.id`` or ``user.name``, a ``PartialOrganization`` item stands for every user;
+the ``mailbox`` and ``oneDrive`` flags narrow an item to those parts (neither set: both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from keepstone.domain.jobs import BackupType
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    mailbox: bool
+    onedrive: bool
+
+    def __bool__(self) -> bool:
+        return self.mailbox or self.onedrive
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeUser:
+    name: str
+    id: str
+
+
+def resolve_scope(backup_type: BackupType, selected: list[dict[str, Any]],
+                  excluded: list[dict[str, Any]], users: Iterable[ScopeUser]) -> dict[str, Parts]:
+    """user name -> the parts of that user the job backs up (users with no part are absent)."""
+    scope: dict[str, Parts] = {}
+    for user in users:
+        wanted = Parts(True, True) if backup_type is BackupType.ENTIRE_ORGANIZATION else _parts(
+            selected, user)
+        unwanted = _parts(excluded, user)
+        parts = Parts(wanted.mailbox and not unwanted.mailbox,
+                      wanted.onedrive and not unwanted.onedrive)
+        if parts:
+            scope[user.name] = parts
+    return scope
+
+
+def _parts(items: list[dict[str, Any]], user: ScopeUser) -> Parts:
+    """The union of the parts the user items naming ``user`` cover."""
+    mailbox = onedrive = False
+    for item in items:
+        if item.get("type") not in ("User", "PartialOrganization") or not _names(item, user):
+            continue
+        flags = (item.get("mailbox"), item.get("oneDrive"))
+        whole = all(flag is None for flag in flags)
+        mailbox |= whole or bool(flags[0])
+        onedrive |= whole or bool(flags[1])
+    return Parts(mailbox, onedrive)
+
+
+def _names(item: dict[str, Any], user: ScopeUser) -> bool:
+    if item.get("type") == "PartialOrganization":
+        return True
+    who = item.get("user") or {}
+    return user.id in (who.get("id"), item.get("id")) or user.name in (who.get("name"),
+                                                                        who.get("displayName"))

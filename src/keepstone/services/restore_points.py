@@ -1,0 +1,109 @@
+"""Restore points: the catalog's view of the snapshots in each repository.
+
+The repository is the truth (it is self-describing); the catalog rows are a cache that a backup
+run adds to and that attaching a repository rebuilds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import NotFound
+from keepstone.services.context import Context, new_id
+from keepstone.store.tables import RestorePoint
+
+TAG_JOB, TAG_ORGANIZATION, TAG_SESSION = "job_id", "organization_id", "session_id"
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotFacts:
+    """What the catalog keeps of one snapshot."""
+
+    snapshot_id: str
+    time: datetime
+    tags: dict[str, str]
+    item_count: int
+    size: int
+    has_mail: bool
+    has_files: bool
+
+
+def record(ctx: Context, repository_id: str, facts: SnapshotFacts) -> RestorePoint:
+    """Add a snapshot to the catalog, once: a session or snapshot already recorded is returned."""
+    with ctx.db.write() as s:
+        existing = _existing(s, repository_id, facts)
+        if existing is not None:
+            return existing
+        point = _row(repository_id, facts)
+        s.add(point)
+        try:
+            s.flush()
+        except IntegrityError:  # lost a race with another recorder of the same run
+            s.rollback()
+            raise
+        return point
+
+
+def rebuild(ctx: Context, repository_id: str, snapshots: list[SnapshotFacts]) -> int:
+    """Make the catalog of one repository match its snapshots; returns how many were added."""
+    with ctx.db.write() as s:
+        known = {p.snapshot_id: p for p in s.scalars(
+            select(RestorePoint).where(RestorePoint.repository_id == repository_id))}
+        present = {facts.snapshot_id for facts in snapshots}
+        for snapshot_id, point in known.items():
+            if snapshot_id not in present:
+                s.delete(point)
+        added = [_row(repository_id, f) for f in snapshots if f.snapshot_id not in known]
+        s.add_all(added)
+        return len(added)
+
+
+def list_points(ctx: Context, *, job_id: str | None = None, organization_id: str | None = None,
+                repository_id: str | None = None) -> list[RestorePoint]:
+    with ctx.db.read() as s:
+        query = select(RestorePoint).order_by(RestorePoint.backup_time.desc())
+        for column, value in ((RestorePoint.job_id, job_id),
+                              (RestorePoint.organization_id, organization_id),
+                              (RestorePoint.repository_id, repository_id)):
+            if value is not None:
+                query = query.where(column == value)
+        return list(s.scalars(query))
+
+
+def get_point(ctx: Context, point_id: str) -> RestorePoint:
+    with ctx.db.read() as s:
+        point = s.get(RestorePoint, point_id)
+    if point is None:
+        raise NotFound(f"restore point '{point_id}' does not exist")
+    return point
+
+
+def point_at(ctx: Context, instant: datetime, *, job_id: str | None = None,
+             organization_id: str | None = None) -> RestorePoint:
+    """The latest restore point taken at or before ``instant`` (what "explore at time" means)."""
+    candidates = [p for p in list_points(ctx, job_id=job_id, organization_id=organization_id)
+                  if p.backup_time <= instant]
+    if not candidates:
+        raise NotFound(f"no restore point exists at or before {instant.isoformat()}")
+    return candidates[0]
+
+
+def _existing(s: Session, repository_id: str, facts: SnapshotFacts) -> RestorePoint | None:
+    session_id = facts.tags.get(TAG_SESSION)
+    query = select(RestorePoint).where(
+        (RestorePoint.repository_id == repository_id) & (RestorePoint.snapshot_id == facts.snapshot_id)
+        | ((RestorePoint.session_id == session_id) if session_id else False))
+    return s.scalar(query)
+
+
+def _row(repository_id: str, facts: SnapshotFacts) -> RestorePoint:
+    return RestorePoint(id=new_id(), repository_id=repository_id, snapshot_id=facts.snapshot_id,
+                        job_id=facts.tags.get(TAG_JOB), organization_id=facts.tags.get(TAG_ORGANIZATION),
+                        session_id=facts.tags.get(TAG_SESSION), backup_time=facts.time,
+                        is_exchange=facts.has_mail, is_onedrive=facts.has_files,
+                        item_count=facts.item_count, size=facts.size)
