@@ -479,7 +479,7 @@ def test_the_server_schedules_and_runs_jobs(
     admin: httpx.Client, first_start: ServerProcess, tmp_path: Path
 ) -> None:
     """A job due in two seconds is queued by the server's scheduler within a second of its time,
-    and its proxy thread runs it (to an honest failure: no connector exists yet)."""
+    and its proxy thread runs it: a real backup of the (empty) organization, one restore point."""
     org_dir = tmp_path / "org"
     org_dir.mkdir()
     org = admin.post(
@@ -500,13 +500,14 @@ def test_the_server_schedules_and_runs_jobs(
         )
     deadline = time.monotonic() + 10
     runs: list[dict[str, Any]] = []
-    while time.monotonic() < deadline and not (runs and runs[0]["status"] == "Failed"):
+    while time.monotonic() < deadline and not (runs and runs[0]["status"] == "Success"):
         time.sleep(0.1)
         runs = admin.get(f"/v2/Jobs/{job['id']}/JobSessions").json()
     [run] = runs
-    assert run["status"] == "Failed"
+    assert run["status"] == "Success"
     created = datetime.fromisoformat(run["creationTime"].replace("Z", "+00:00"))
     assert timedelta(0) <= created - due < timedelta(seconds=1)
     titles = [i["title"] for i in admin.get(f"/v2/JobSessions/{run['id']}/LogItems").json()]
-    assert titles[-1].startswith("[Failed] No connector for organization type 'Local'")
+    assert titles[-1].startswith("[Success] Backup finished: 0 users")
+    assert len(admin.get(f"/v2/RestorePoints?jobId={job['id']}").json()) == 1
     assert admin.get(f"/v2/Jobs/{job['id']}").json()["nextRun"] is None  # ManualOnly again

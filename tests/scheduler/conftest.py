@@ -19,7 +19,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import catalog
 from keepstone.services.context import Context
-from tests.conftest import ADMIN_PASSWORD, Api, login
+from tests.conftest import ADMIN_PASSWORD, Api, LongLivedApi, login
 
 Step = Callable[[RunContext, int], None]
 
@@ -97,27 +97,6 @@ def log_titles(api: Api, session: dict[str, Any]) -> list[str]:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-class LongLivedApi(Api):
-    """An API client for tests that move the clock by days: it logs in again when its token
-    expires, as a real client does with its refresh token."""
-
-    def _send(self, method: str, path: str, **kw: Any) -> Any:
-        response = getattr(super(), method)(path, **kw)
-        if response.status_code == 401:
-            self.token = login(self.client, "admin", ADMIN_PASSWORD)
-            response = getattr(super(), method)(path, **kw)
-        return response
-
-    def get(self, path: str, **kw: Any) -> Any:
-        return self._send("get", path, **kw)
-
-    def post(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self._send("post", path, body=body, **kw)
-
-    def put(self, path: str, body: Any = None, **kw: Any) -> Any:
-        return self._send("put", path, body=body, **kw)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from keepstone.api.vb365.views import v2_statistics
 from keepstone.clock import ManualClock
@@ -16,7 +16,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
-from keepstone.store.tables import JobSession
+from keepstone.store.tables import JobSession, Organization
 from tests.conftest import Api
 from tests.scheduler.conftest import (
     ScriptedExecutor,
@@ -134,12 +134,18 @@ def test_a_retry_outside_the_window_waits_for_it(
 
 
 def test_a_permanent_failure_is_not_retried(api: Api, job: dict[str, Any], ctx: Context) -> None:
-    """Without a connector nothing a retry could change: fail once, no retries queued."""
+    """An organization type with no connector yet (as a newer catalog might hold): nothing a
+    retry could change, so the run fails once and no retry is queued."""
+    with ctx.db.write() as s:
+        s.execute(update(Organization).values(type="Office365"))
     local = next(p for p in catalog.list_proxies(ctx) if p.is_local)
     start(api, job)
     assert ProxyWorker(ctx, local.id).run_one()
     [run] = sessions(api, job)
     assert (run["status"], run["retryCount"]) == ("Failed", 0)
+    assert log_titles(api, run)[-1].startswith(
+        "[Failed] No connector for organization type 'Office365'"
+    )
 
 
 # ---- the backup window at run time --------------------------------------------------------------

@@ -7,7 +7,6 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
 from keepstone.store.db import Database, sqlite_url

@@ -21,7 +21,15 @@ from starlette.responses import Response
 from keepstone import __version__
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
-from keepstone.api.vb365 import deps, infrastructure, jobs, organizations, sessions, token
+from keepstone.api.vb365 import (
+    deps,
+    infrastructure,
+    jobs,
+    organizations,
+    restore,
+    sessions,
+    token,
+)
 from keepstone.domain.errors import KeepstoneError
 from keepstone.services.auth import LoginThrottle
 from keepstone.services.context import Context
@@ -34,7 +42,10 @@ VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, beh
     (jobs.router, "Jobs", True),
     (sessions.router, "JobSessions", True),
     (infrastructure.router, "Infrastructure", True),
+    (restore.router, "Restore", True),
 ]
+# Restore paths the issue names under /v8 too (explore, sessions); the other versions come later.
+EXTRA_VERSIONED: list[tuple[str, APIRouter, str]] = [("v8", restore.router, "Restore")]
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -59,6 +70,13 @@ def create_app(ctx: Context) -> FastAPI:
             templates += [
                 f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
             ]
+    for version, router, tag in EXTRA_VERSIONED:
+        app.include_router(
+            router, prefix=f"/{version}", tags=[tag], dependencies=[Depends(deps.principal)]
+        )
+        templates += [
+            f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
+        ]
     _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)

@@ -6,30 +6,23 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from keepstone import logs
+from keepstone.cli.common import DataDir, console, context, fail, say, say_error
+from keepstone.cli.repo import repo_app, restore_app
 from keepstone.domain.errors import KeepstoneError
-from keepstone.server import ServeOptions, ServerError, open_context, resolve_data_dir, serve
+from keepstone.server import ServeOptions, ServerError, resolve_data_dir, serve
 from keepstone.services import auth
-from keepstone.services.context import Context
 
 app = typer.Typer(help="Keepstone backup server.", no_args_is_help=True, add_completion=False)
 admin = typer.Typer(help="Administer users and tokens.", no_args_is_help=True)
 users = typer.Typer(help="Add, list, remove users and change passwords.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 admin.add_typer(users, name="user")
-console = Console(soft_wrap=True)  # never hard-wrap paths and passwords in logs or pipes
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir",
-        help="Data directory (default: $KEEPSTONE_DATA_DIR or ~/.local/share/keepstone).",
-    ),
-]
+app.add_typer(repo_app, name="repo")
+app.add_typer(restore_app, name="restore")
 
 
 @app.command("serve")
@@ -64,25 +57,6 @@ def serve_command(
         raise typer.Exit(1) from None
 
 
-def _ctx(data_dir: Path | None) -> Context:
-    return open_context(resolve_data_dir(data_dir))
-
-
-def _fail(error: KeepstoneError) -> typer.Exit:
-    say_error(error.message)
-    return typer.Exit(1)
-
-
-def say(text: str) -> None:
-    """Print text as it is: user names and paths are never read as Rich markup."""
-    console.print(text, markup=False, highlight=False)
-
-
-def say_error(text: str) -> None:
-    console.print("[red]error:[/red] ", end="")
-    say(text)
-
-
 def _password(given: str | None) -> str:
     if given:
         return given
@@ -100,9 +74,9 @@ def user_add(
 ) -> None:
     """Add a user."""
     try:
-        auth.add_user(_ctx(data_dir), name, _password(password), role)
+        auth.add_user(context(data_dir), name, _password(password), role)
     except KeepstoneError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     say(f"Added user '{name}' ({role.value})")
 
 
@@ -110,7 +84,7 @@ def user_add(
 def user_list(data_dir: DataDir = None) -> None:
     """List users and their roles."""
     table = Table("Name", "Role", "Created (UTC)")
-    for user in auth.list_users(_ctx(data_dir)):
+    for user in auth.list_users(context(data_dir)):
         table.add_row(Text(user.name), user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
     console.print(table)
 
@@ -119,9 +93,9 @@ def user_list(data_dir: DataDir = None) -> None:
 def user_remove(name: str, data_dir: DataDir = None) -> None:
     """Remove a user; their tokens stop working at once."""
     try:
-        auth.remove_user(_ctx(data_dir), name)
+        auth.remove_user(context(data_dir), name)
     except KeepstoneError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     say(f"Removed user '{name}'")
 
 
@@ -131,9 +105,9 @@ def user_passwd(
 ) -> None:
     """Change a user's password; their tokens are revoked."""
     try:
-        auth.set_password(_ctx(data_dir), name, _password(password))
+        auth.set_password(context(data_dir), name, _password(password))
     except KeepstoneError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     say(f"Changed the password of '{name}' and revoked their tokens")
 
 
@@ -141,7 +115,7 @@ def user_passwd(
 def user_revoke_tokens(name: str, data_dir: DataDir = None) -> None:
     """Revoke every access and refresh token of a user."""
     try:
-        auth.revoke_tokens(_ctx(data_dir), name)
+        auth.revoke_tokens(context(data_dir), name)
     except KeepstoneError as error:
-        raise _fail(error) from None
+        raise fail(error) from None
     say(f"Revoked the tokens of '{name}'")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import enum
 from dataclasses import dataclass
-from datetime import time
+from datetime import datetime, time, timedelta
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.policy import DailyType
@@ -64,3 +65,38 @@ class RetentionPolicy:
                 f"monthlyRetentionPeriod must be between 1 and {MAX_MONTHLY_PERIOD} months",
                 "monthlyRetentionPeriod",
             )
+
+
+def keep_after(policy: RetentionPolicy, now: datetime) -> datetime | None:
+    """Restore points older than this instant expire (None: keep forever)."""
+    match policy.period_type:
+        case RetentionPeriodType.DAILY:
+            return now - timedelta(days=policy.daily_period)
+        case RetentionPeriodType.MONTHLY:
+            return _months_before(now, policy.monthly_period)
+    if policy.yearly_period is YearlyPeriod.KEEP:
+        return None
+    years = int(policy.yearly_period.value.removeprefix("Years").removeprefix("Year"))
+    return _months_before(now, 12 * years)
+
+
+def expired_snapshots(
+    policy: RetentionPolicy, snapshots: list[tuple[str, datetime]], now: datetime
+) -> list[str]:
+    """Snapshot-based retention: the ids of restore points older than the retention period.
+
+    The newest restore point is never expired, so a job that stopped running keeps its last
+    state however old it is.
+    """
+    cutoff = keep_after(policy, now)
+    if cutoff is None or not snapshots:
+        return []
+    newest = max(snapshots, key=lambda s: s[1])[0]
+    return [sid for sid, taken in snapshots if taken < cutoff and sid != newest]
+
+
+def _months_before(instant: datetime, months: int) -> datetime:
+    month_index = instant.year * 12 + instant.month - 1 - months
+    year, month = divmod(month_index, 12)
+    day = min(instant.day, calendar.monthrange(year, month + 1)[1])
+    return instant.replace(year=year, month=month + 1, day=day)

@@ -7,6 +7,7 @@ the ``mailbox`` and ``oneDrive`` flags narrow an item to those parts (neither se
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,22 +24,35 @@ class Parts:
         return self.mailbox or self.onedrive
 
 
+def stable_user_id(organization_id: str, user: str) -> str:
+    """A user's UUID in an organization whose own user ids are names (a Local directory)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone:{organization_id}:{user}"))
+
+
 @dataclass(frozen=True, slots=True)
 class ScopeUser:
     name: str
     id: str
 
 
-def resolve_scope(backup_type: BackupType, selected: list[dict[str, Any]],
-                  excluded: list[dict[str, Any]], users: Iterable[ScopeUser]) -> dict[str, Parts]:
+def resolve_scope(
+    backup_type: BackupType,
+    selected: list[dict[str, Any]],
+    excluded: list[dict[str, Any]],
+    users: Iterable[ScopeUser],
+) -> dict[str, Parts]:
     """user name -> the parts of that user the job backs up (users with no part are absent)."""
     scope: dict[str, Parts] = {}
     for user in users:
-        wanted = Parts(True, True) if backup_type is BackupType.ENTIRE_ORGANIZATION else _parts(
-            selected, user)
+        wanted = (
+            Parts(True, True)
+            if backup_type is BackupType.ENTIRE_ORGANIZATION
+            else _parts(selected, user)
+        )
         unwanted = _parts(excluded, user)
-        parts = Parts(wanted.mailbox and not unwanted.mailbox,
-                      wanted.onedrive and not unwanted.onedrive)
+        parts = Parts(
+            wanted.mailbox and not unwanted.mailbox, wanted.onedrive and not unwanted.onedrive
+        )
         if parts:
             scope[user.name] = parts
     return scope
@@ -61,5 +75,7 @@ def _names(item: dict[str, Any], user: ScopeUser) -> bool:
     if item.get("type") == "PartialOrganization":
         return True
     who = item.get("user") or {}
-    return user.id in (who.get("id"), item.get("id")) or user.name in (who.get("name"),
-                                                                        who.get("displayName"))
+    return user.id in (who.get("id"), item.get("id")) or user.name in (
+        who.get("name"),
+        who.get("displayName"),
+    )

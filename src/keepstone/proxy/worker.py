@@ -8,12 +8,12 @@ import time
 import structlog
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.proxy.backup import run_backup
 from keepstone.proxy.executor import (
     RENEW_EVERY_SECONDS,
     Executor,
     RunContext,
     StopRun,
-    no_connector,
 )
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
@@ -27,7 +27,7 @@ class ProxyWorker:
         self,
         ctx: Context,
         proxy_id: str,
-        executor: Executor = no_connector,
+        executor: Executor = run_backup,
         renew_every: float = RENEW_EVERY_SECONDS,
     ) -> None:
         self.ctx = ctx

@@ -17,6 +17,7 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.retention import RetentionPolicy
 from keepstone.services.context import Context, new_id
+from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
 from keepstone.store.tables import Job, Organization, Proxy, Repository
 
@@ -102,6 +103,12 @@ def get_organization(ctx: Context, org_id: str) -> Organization:
 
 def get_organization_in(s: Session, org_id: str) -> Organization:
     return _get(s, Organization, org_id, "organization")
+
+
+def organization_users(ctx: Context, org_id: str) -> list[LocalUser]:
+    """The users found in the organization's source now."""
+    org = get_organization(ctx, org_id)
+    return LocalOrganization(Path(org.settings["path"])).users()
 
 
 def _existing_directory(path: str) -> str:

@@ -52,8 +52,12 @@ def record(ctx: Context, repository_id: str, facts: SnapshotFacts) -> RestorePoi
 def rebuild(ctx: Context, repository_id: str, snapshots: list[SnapshotFacts]) -> int:
     """Make the catalog of one repository match its snapshots; returns how many were added."""
     with ctx.db.write() as s:
-        known = {p.snapshot_id: p for p in s.scalars(
-            select(RestorePoint).where(RestorePoint.repository_id == repository_id))}
+        known = {
+            p.snapshot_id: p
+            for p in s.scalars(
+                select(RestorePoint).where(RestorePoint.repository_id == repository_id)
+            )
+        }
         present = {facts.snapshot_id for facts in snapshots}
         for snapshot_id, point in known.items():
             if snapshot_id not in present:
@@ -63,13 +67,20 @@ def rebuild(ctx: Context, repository_id: str, snapshots: list[SnapshotFacts]) ->
         return len(added)
 
 
-def list_points(ctx: Context, *, job_id: str | None = None, organization_id: str | None = None,
-                repository_id: str | None = None) -> list[RestorePoint]:
+def list_points(
+    ctx: Context,
+    *,
+    job_id: str | None = None,
+    organization_id: str | None = None,
+    repository_id: str | None = None,
+) -> list[RestorePoint]:
     with ctx.db.read() as s:
         query = select(RestorePoint).order_by(RestorePoint.backup_time.desc())
-        for column, value in ((RestorePoint.job_id, job_id),
-                              (RestorePoint.organization_id, organization_id),
-                              (RestorePoint.repository_id, repository_id)):
+        for column, value in (
+            (RestorePoint.job_id, job_id),
+            (RestorePoint.organization_id, organization_id),
+            (RestorePoint.repository_id, repository_id),
+        ):
             if value is not None:
                 query = query.where(column == value)
         return list(s.scalars(query))
@@ -83,11 +94,19 @@ def get_point(ctx: Context, point_id: str) -> RestorePoint:
     return point
 
 
-def point_at(ctx: Context, instant: datetime, *, job_id: str | None = None,
-             organization_id: str | None = None) -> RestorePoint:
+def point_at(
+    ctx: Context,
+    instant: datetime,
+    *,
+    job_id: str | None = None,
+    organization_id: str | None = None,
+) -> RestorePoint:
     """The latest restore point taken at or before ``instant`` (what "explore at time" means)."""
-    candidates = [p for p in list_points(ctx, job_id=job_id, organization_id=organization_id)
-                  if p.backup_time <= instant]
+    candidates = [
+        p
+        for p in list_points(ctx, job_id=job_id, organization_id=organization_id)
+        if p.backup_time <= instant
+    ]
     if not candidates:
         raise NotFound(f"no restore point exists at or before {instant.isoformat()}")
     return candidates[0]
@@ -96,14 +115,24 @@ def point_at(ctx: Context, instant: datetime, *, job_id: str | None = None,
 def _existing(s: Session, repository_id: str, facts: SnapshotFacts) -> RestorePoint | None:
     session_id = facts.tags.get(TAG_SESSION)
     query = select(RestorePoint).where(
-        (RestorePoint.repository_id == repository_id) & (RestorePoint.snapshot_id == facts.snapshot_id)
-        | ((RestorePoint.session_id == session_id) if session_id else False))
+        (RestorePoint.repository_id == repository_id)
+        & (RestorePoint.snapshot_id == facts.snapshot_id)
+        | ((RestorePoint.session_id == session_id) if session_id else False)
+    )
     return s.scalar(query)
 
 
 def _row(repository_id: str, facts: SnapshotFacts) -> RestorePoint:
-    return RestorePoint(id=new_id(), repository_id=repository_id, snapshot_id=facts.snapshot_id,
-                        job_id=facts.tags.get(TAG_JOB), organization_id=facts.tags.get(TAG_ORGANIZATION),
-                        session_id=facts.tags.get(TAG_SESSION), backup_time=facts.time,
-                        is_exchange=facts.has_mail, is_onedrive=facts.has_files,
-                        item_count=facts.item_count, size=facts.size)
+    return RestorePoint(
+        id=new_id(),
+        repository_id=repository_id,
+        snapshot_id=facts.snapshot_id,
+        job_id=facts.tags.get(TAG_JOB),
+        organization_id=facts.tags.get(TAG_ORGANIZATION),
+        session_id=facts.tags.get(TAG_SESSION),
+        backup_time=facts.time,
+        is_exchange=facts.has_mail,
+        is_onedrive=facts.has_files,
+        item_count=facts.item_count,
+        size=facts.size,
+    )

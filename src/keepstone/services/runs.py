@@ -235,10 +235,24 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
             deadline = window_deadline(policy, now, manual=session.manual)
             repo = s.get(Repository, job.repository_id)
             assert repo is not None  # a repository in use cannot be deleted
-            scope = JobScope(BackupType(job.backup_type), job.selected_items,
-                             job.excluded_items, repo.id, repo.path)
-            return ClaimedRun(session.id, session.retry_count, job.id, job.name, org, policy,
-                              session.manual, deadline, scope)
+            scope = JobScope(
+                BackupType(job.backup_type),
+                job.selected_items,
+                job.excluded_items,
+                repo.id,
+                repo.path,
+            )
+            return ClaimedRun(
+                session.id,
+                session.retry_count,
+                job.id,
+                job.name,
+                org,
+                policy,
+                session.manual,
+                deadline,
+                scope,
+            )
     return None
 
 

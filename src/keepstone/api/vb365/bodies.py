@@ -29,7 +29,7 @@ E = TypeVar("E", bound=enum.Enum)
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
-def _any_case(enum_type: type[E]) -> BeforeValidator:
+def any_case(enum_type: type[E]) -> BeforeValidator:
     by_lower = {member.value.lower(): member for member in enum_type}
 
     def canonical(value: Any) -> Any:
@@ -59,15 +59,15 @@ def _exactly_a_week(value: list[bool]) -> list[bool]:
 
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
 AWeek = Annotated[list[bool], AfterValidator(_exactly_a_week)]
-AnyScheduleType = Annotated[ScheduleType, _any_case(ScheduleType)]
-AnyDailyType = Annotated[DailyType, _any_case(DailyType)]
-AnyPeriod = Annotated[Period, _any_case(Period)]
-AnyBackupType = Annotated[BackupType, _any_case(BackupType)]
-AnyItemType = Annotated[ItemType, _any_case(ItemType)]
-AnyRetentionType = Annotated[RetentionType, _any_case(RetentionType)]
-AnyRetentionPeriodType = Annotated[RetentionPeriodType, _any_case(RetentionPeriodType)]
-AnyYearlyPeriod = Annotated[YearlyPeriod, _any_case(YearlyPeriod)]
-AnyRetentionFrequency = Annotated[RetentionFrequency, _any_case(RetentionFrequency)]
+AnyScheduleType = Annotated[ScheduleType, any_case(ScheduleType)]
+AnyDailyType = Annotated[DailyType, any_case(DailyType)]
+AnyPeriod = Annotated[Period, any_case(Period)]
+AnyBackupType = Annotated[BackupType, any_case(BackupType)]
+AnyItemType = Annotated[ItemType, any_case(ItemType)]
+AnyRetentionType = Annotated[RetentionType, any_case(RetentionType)]
+AnyRetentionPeriodType = Annotated[RetentionPeriodType, any_case(RetentionPeriodType)]
+AnyYearlyPeriod = Annotated[YearlyPeriod, any_case(YearlyPeriod)]
+AnyRetentionFrequency = Annotated[RetentionFrequency, any_case(RetentionFrequency)]
 
 
 class WireModel(BaseModel):

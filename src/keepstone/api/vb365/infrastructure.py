@@ -9,7 +9,7 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
 from keepstone.api.vb365.deps import Ctx, Link, json
-from keepstone.services import catalog
+from keepstone.services import catalog, maintenance
 
 router = APIRouter()
 
@@ -45,7 +45,32 @@ def get_repository(repo_id: str, ctx: Ctx, link: Link) -> Response:
 
 @router.post("/BackupRepositories")
 def create_repository(body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
-    return json(views.repository(catalog.create_repository(ctx, body.to_edit()), link))
+    row, _ = maintenance.add_repository(ctx, body.to_edit())
+    return json(views.repository(row, link))
+
+
+@router.post("/BackupRepositories/{repo_id}/verify")
+def verify_repository(repo_id: str, ctx: Ctx) -> Response:
+    result = maintenance.verify(ctx, repo_id)
+    return json(
+        {
+            "ok": result.ok,
+            "checkedBytes": result.checked_bytes,
+            "damagedPacks": result.damaged_packs,
+            "damagedRestorePoints": result.damaged_restore_points,
+            "damagedItems": [
+                {"restorePointId": point, "item": key} for point, key in result.damaged_items
+            ],
+        }
+    )
+
+
+@router.post("/BackupRepositories/{repo_id}/applyRetention")
+def apply_retention(repo_id: str, ctx: Ctx) -> Response:
+    result = maintenance.apply_retention(ctx, repo_id)
+    return json(
+        {"removedRestorePoints": result.removed_restore_points, "freedBytes": result.freed_bytes}
+    )
 
 
 @router.put("/BackupRepositories/{repo_id}")

@@ -12,6 +12,7 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import JobBody
 from keepstone.api.vb365.deps import Ctx, Link, json
+from keepstone.api.vb365.restore import Caller, ExploreBody, start_explore
 from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.services import jobs, runs
 from keepstone.store.tables import Job
@@ -86,12 +87,12 @@ def excluded_items(job_id: str, ctx: Ctx) -> Response:
     return json(jobs.get_job(ctx, job_id).excluded_items)
 
 
-ACTIONS = ("start", "stop", "enable", "disable")
+ACTIONS = ("start", "stop", "enable", "disable", "explore")
 
 
 @router.post("/Jobs/{job_id}/Action", response_class=Response)
-def job_action(job_id: str, body: dict[str, Any], ctx: Ctx) -> Response:
-    """``{"start": null}`` and friends: exactly one action property, its value ignored."""
+def job_action(job_id: str, body: dict[str, Any], ctx: Ctx, link: Link, caller: Caller) -> Response:
+    """``{"start": null}`` and friends: exactly one action property; only explore has options."""
     names = [name.lower() for name in body]
     if len(names) != 1 or names[0] not in ACTIONS:
         raise InvalidInput(
@@ -106,4 +107,7 @@ def job_action(job_id: str, body: dict[str, Any], ctx: Ctx) -> Response:
             runs.stop_job(ctx, job_id)
         case "enable" | "disable":
             jobs.set_enabled(ctx, job_id, names[0] == "enable")
+        case "explore":
+            options = ExploreBody.model_validate(next(iter(body.values())) or {})
+            return start_explore(ctx, caller, options, link, job_id=job_id)
     return plain(200)

@@ -28,6 +28,16 @@ def get_organization(org_id: str, ctx: Ctx, link: Link) -> Response:
     return json(views.organization(org, link, org.id in catalog.backed_up_organizations(ctx)))
 
 
+@router.get("/Organizations/{org_id}/Users")
+def list_users(org_id: str, ctx: Ctx, link: Link) -> Response:
+    return json(
+        [
+            views.organization_user(org_id, user, link)
+            for user in catalog.organization_users(ctx, org_id)
+        ]
+    )
+
+
 @router.post("/Organizations")
 def create_organization(body: OrganizationBody, ctx: Ctx, link: Link) -> Response:
     org = catalog.create_organization(ctx, body.to_edit())

@@ -9,10 +9,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.scope import stable_user_id
 from keepstone.domain.units import human_bytes
 from keepstone.services.catalog import disk_space, proxy_status
 from keepstone.store.codecs import policy_from_record, retention_from_record
-from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy, Repository
+from keepstone.store.tables import (
+    Job,
+    JobSession,
+    LogItem,
+    Organization,
+    Proxy,
+    Repository,
+    RestorePoint,
+    RestoreSession,
+)
 
 Links = dict[str, dict[str, str]]
 
@@ -89,8 +99,23 @@ def organization(row: Organization, link: LinkBuilder, backed_up: bool) -> dict[
         "_links": {
             "self": link("organizations", row.id),
             "jobs": link("organizations", row.id, "jobs"),
+            "users": link("organizations", row.id, "users"),
         },
         "_actions": {},
+    }
+
+
+def organization_user(org_id: str, user: Any, link: LinkBuilder) -> dict[str, Any]:
+    identifier = stable_user_id(org_id, user.name)
+    return {
+        "id": identifier,
+        "displayName": user.name,
+        "name": user.name,
+        "type": "User",
+        "locationType": "OnPremises",
+        "hasMailbox": user.has_mailbox,
+        "hasOneDrive": user.has_onedrive,
+        "_links": {"self": link("organizations", org_id, "users", identifier)},
     }
 
 
@@ -185,4 +210,119 @@ def log_item(row: LogItem, link: LinkBuilder) -> dict[str, Any]:
             "self": link("jobsessions", row.session_id, "logitems", row.id),
             "jobSession": link("jobsessions", row.session_id),
         },
+    }
+
+
+def restore_point(row: RestorePoint, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "repositoryId": row.repository_id,
+        "jobId": row.job_id,
+        "organizationId": row.organization_id,
+        "backupTime": iso(row.backup_time),
+        "isExchange": row.is_exchange,
+        "isSharePoint": False,
+        "isOneDrive": row.is_onedrive,
+        "isTeams": False,
+        "isLongTermCopy": False,
+        "_links": {
+            "self": link("restorepoints", row.id),
+            "backupRepository": link("backuprepositories", row.repository_id),
+        }
+        | ({"job": link("jobs", row.job_id)} if row.job_id else {}),
+    }
+
+
+def restore_session(row: RestoreSession, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": f"Restore session {row.creation_time:%Y-%m-%d %H:%M:%S}",
+        "organization": row.organization_id,
+        "type": row.type,
+        "creationTime": iso(row.creation_time),
+        "endTime": iso(row.end_time),
+        "state": row.state,
+        "result": row.result,
+        "initiatedBy": row.initiated_by,
+        "details": row.details,
+        "statistics": row.statistics,
+        "_links": {
+            "self": link("restoresessions", row.id),
+            "mailboxes": link("restoresessions", row.id, "organization", "mailboxes"),
+            "oneDrives": link("restoresessions", row.id, "organization", "onedrives"),
+        },
+    }
+
+
+def restore_owner(
+    session_id: str, collection: str, owner: Any, link: LinkBuilder
+) -> dict[str, Any]:
+    base = ("restoresessions", session_id, "organization", collection, owner.id)
+    children = ("folders", "items") if collection == "mailboxes" else ("folders", "documents")
+    return {
+        "id": owner.id,
+        "name": owner.name,
+        "email": f"{owner.name}@local",
+        "_links": {"self": link(*base)} | {child: link(*base, child) for child in children},
+    }
+
+
+def restore_folder(folder: Any) -> dict[str, Any]:
+    return {"id": folder.id, "name": folder.name, "path": folder.path, "parentId": folder.parent_id}
+
+
+def restore_item(item: Any, identifier: str) -> dict[str, Any]:
+    common = {
+        "id": identifier,
+        "size": item.size,
+        "modificationTime": iso(datetime.fromtimestamp(item.mtime, UTC)),
+    }
+    if item.kind == "mail":
+        meta = item.meta
+        return common | {
+            "itemClass": "IPM.Note",
+            "folder": item.path,
+            "subject": meta.get("subject", ""),
+            "from": meta.get("from", ""),
+            "to": meta.get("to", ""),
+            "received": meta.get("date", ""),
+            "flags": meta.get("flags", ""),
+        }
+    return common | {"name": item.path.rsplit("/", 1)[-1], "path": item.path}
+
+
+def restore_counts(counts: Any) -> dict[str, int]:
+    return {
+        "restoredItemsCount": counts.restored,
+        "skippedItemsCount": counts.skipped,
+        "failedItemsCount": counts.failed,
+        "restoredBytes": counts.bytes,
+    }
+
+
+def page(
+    results: list[dict[str, Any]], offset: int, limit: int, total: int, url: str
+) -> dict[str, Any]:
+    """The vendor's page envelope, with first/prev/self/next links."""
+
+    def at(start: int) -> dict[str, str]:
+        base = url.split("?", 1)[0]
+        query = [
+            p
+            for p in (url.split("?", 1)[1].split("&") if "?" in url else [])
+            if p and not p.startswith(("offset=", "limit="))
+        ]
+        return {"href": f"{base}?{'&'.join([*query, f'offset={start}', f'limit={limit}'])}"}
+
+    links = {"first": at(0), "self": at(offset)}
+    if offset > 0:
+        links["prev"] = at(max(0, offset - limit))
+    if offset + limit < total:
+        links["next"] = at(offset + limit)
+    return {
+        "offset": offset,
+        "limit": limit,
+        "totalCount": total,
+        "results": results,
+        "_links": links,
     }

@@ -1,0 +1,106 @@
+"""The envelope of every stored object (optional zstd, then optional AES-256-GCM), and blob ids."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import zstandard
+from blake3 import blake3
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from keepstone.engine.errors import RepositoryCorrupt
+
+BytesLike = bytes | bytearray | memoryview
+
+ZSTD_LEVEL = 3
+NONCE_SIZE = 12
+TAG_SIZE = 16
+_STORED = b"\x00"
+_COMPRESSED = b"\x01"
+# A frame claiming more than this is corrupt: no object of the format gets near it.
+_MAX_PLAINTEXT = 1 << 31
+
+
+class Codec:
+    """Encodes and decodes objects and computes blob ids; safe to share between threads."""
+
+    def __init__(
+        self,
+        data_key: bytes | None,
+        id_key: bytes | None,
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self._aead = AESGCM(data_key) if data_key is not None else None
+        self._id_key = id_key
+        self._random = random_bytes
+        # zstd contexts are not thread-safe but are costly to create: one per thread.
+        self._local = threading.local()
+
+    @property
+    def encrypted(self) -> bool:
+        return self._aead is not None
+
+    def blob_id(self, data: BytesLike) -> bytes:
+        if self._id_key is None:
+            return blake3(data).digest()
+        return blake3(data, key=self._id_key).digest()
+
+    def encode(self, plain: BytesLike) -> bytes:
+        packed = self._compressor().compress(plain)
+        flag, body = (_COMPRESSED, packed) if len(packed) < len(plain) else (_STORED, plain)
+        inner = b"".join((flag, body))
+        if self._aead is None:
+            return inner
+        nonce = self._random(NONCE_SIZE)
+        return b"".join((nonce, self._aead.encrypt(nonce, inner, None)))
+
+    def decode(self, stored: BytesLike, what: str, raw_length: int | None = None) -> bytes:
+        inner = self._decrypt(stored, what) if self._aead is not None else memoryview(stored)
+        if len(inner) < 1:
+            raise RepositoryCorrupt(f"{what} is empty")
+        flag, body = inner[:1], inner[1:]
+        if flag == _STORED:
+            plain = bytes(body)
+        elif flag == _COMPRESSED:
+            plain = self._decompress(body, what, raw_length)
+        else:
+            raise RepositoryCorrupt(f"{what} has an unknown encoding {bytes(flag).hex()}")
+        if raw_length is not None and len(plain) != raw_length:
+            raise RepositoryCorrupt(f"{what} has {len(plain)} bytes, {raw_length} expected")
+        return plain
+
+    def _decrypt(self, stored: BytesLike, what: str) -> memoryview:
+        assert self._aead is not None
+        if len(stored) < NONCE_SIZE + TAG_SIZE + 1:
+            raise RepositoryCorrupt(f"{what} is too short to be encrypted")
+        view = memoryview(stored)
+        try:
+            return memoryview(self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], None))
+        except InvalidTag:
+            raise RepositoryCorrupt(f"{what} fails authentication (damaged or foreign)") from None
+
+    def _decompress(self, body: memoryview, what: str, raw_length: int | None) -> bytes:
+        try:
+            size = zstandard.frame_content_size(body)
+        except zstandard.ZstdError:
+            size = -1
+        if size < 0 or size > _MAX_PLAINTEXT or raw_length not in (None, size):
+            raise RepositoryCorrupt(f"{what} has a bad zstd frame header")
+        try:
+            return self._decompressor().decompress(body)
+        except zstandard.ZstdError as e:
+            raise RepositoryCorrupt(f"{what} does not decompress: {e}") from None
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        compressor: zstandard.ZstdCompressor | None = getattr(self._local, "c", None)
+        if compressor is None:
+            compressor = self._local.c = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        return compressor
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        decompressor: zstandard.ZstdDecompressor | None = getattr(self._local, "d", None)
+        if decompressor is None:
+            decompressor = self._local.d = zstandard.ZstdDecompressor()
+        return decompressor

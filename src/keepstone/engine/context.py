@@ -1,0 +1,151 @@
+"""What every part of an open repository shares: store, codec, chunker, in-memory index."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import threading
+import time
+from collections.abc import Mapping, Sequence
+
+import structlog
+from blake3 import blake3
+
+from keepstone.engine.chunker import Chunker
+from keepstone.engine.codec import BytesLike, Codec
+from keepstone.engine.config import RepoConfig
+from keepstone.engine.errors import (
+    ObjectExists,
+    ObjectNotFound,
+    RepositoryCorrupt,
+    SnapshotNotFound,
+    UnsupportedFormat,
+)
+from keepstone.engine.index import BlobLocation, Index, encode_index, parse_index
+from keepstone.engine.keys import MasterKey
+from keepstone.engine.model import Item, Snapshot, parse_tree
+from keepstone.engine.options import Options
+from keepstone.engine.pack import PackEntry, pack_path
+from keepstone.engine.store import ObjectStore
+
+log = structlog.get_logger(__name__)
+
+INDEX_PREFIX = "index/"
+SNAPSHOT_PREFIX = "snapshots/"
+PackMap = Mapping[str, Sequence[PackEntry]]
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
+
+
+class RepoContext:
+    def __init__(
+        self, store: ObjectStore, config: RepoConfig, master: MasterKey | None, options: Options
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.options = options
+        data_key, id_key = (master.data_key, master.id_key) if master else (None, None)
+        self.codec = Codec(data_key, id_key, options.random_bytes)
+        self.chunker = Chunker(config.chunker, master.chunker_seed if master else 0)
+        self.index = Index()
+        self.index_files: set[str] = set()
+        self.bad_index: dict[str, str] = {}  # index files that did not decode -> why
+        self._index_mutex = threading.Lock()
+        self._last_refresh = float("-inf")
+
+    def put_hashed(self, prefix: str, data: bytes) -> str:
+        """Store ``data`` under the BLAKE3 of its bytes; an existing object has the same bytes."""
+        object_id = blake3(data).hexdigest()
+        name = pack_path(object_id) if prefix == "packs/" else prefix + object_id
+        with contextlib.suppress(ObjectExists):
+            self.store.put(name, data)
+        return object_id
+
+    def load_index_file(self, name: str) -> dict[str, list[PackEntry]]:
+        data = self.store.get(name)
+        if blake3(data).hexdigest() != name.removeprefix(INDEX_PREFIX):
+            raise RepositoryCorrupt(f"{name} does not match its name")
+        return parse_index(self.codec.decode(data, name), name)
+
+    def write_index(self, packs: PackMap) -> str:
+        """Put an index file for durable ``packs`` and let this process deduplicate against it."""
+        name = INDEX_PREFIX + self.put_hashed(INDEX_PREFIX, self.codec.encode(encode_index(packs)))
+        with self._index_mutex:
+            for pack_id, entries in packs.items():
+                self.index.add(pack_id, entries)
+            self.index_files.add(name)
+        return name
+
+    def refresh_index(self, *, only_if_due: bool = False) -> None:
+        """Load index files written since the last look; start over if any known one vanished
+        (a prune replaced them), so no location of a deleted pack survives."""
+        with self._index_mutex:
+            now = time.monotonic()
+            if only_if_due and now - self._last_refresh < self.options.index_refresh:
+                return
+            self._last_refresh = now
+            names = set(self.store.list(INDEX_PREFIX))
+            known = self.index_files | set(self.bad_index)
+            full = not known <= names
+            index = Index() if full else self.index
+            if full:
+                self.index_files, self.bad_index = set(), {}
+            for name in sorted(names if full else names - known):
+                self._load_into(index, name)
+            self.index = index
+
+    def _load_into(self, index: Index, name: str) -> None:
+        try:
+            packs = self.load_index_file(name)
+        except ObjectNotFound:
+            return  # deleted since the listing: its replacement is in the listing too
+        except (RepositoryCorrupt, UnsupportedFormat) as e:
+            log.warning("engine.index_unreadable", name=name, error=e.message)
+            self.bad_index[name] = e.message
+            return
+        for pack_id, entries in packs.items():
+            index.add(pack_id, entries)
+        self.index_files.add(name)
+
+    def read_blob(self, blob_id: bytes) -> bytes:
+        """A blob's plaintext, checked against its id. A pack may have been rewritten by a prune
+        since the index was read: re-read the index once before giving up."""
+        for attempt in range(2):
+            location = self.index.get(blob_id)
+            if location is not None:
+                try:
+                    return self.read_at(blob_id, location)
+                except ObjectNotFound:
+                    pass
+            if attempt == 0:
+                self.refresh_index()
+        raise RepositoryCorrupt(f"blob {blob_id.hex()} is missing from the repository")
+
+    def read_at(self, blob_id: bytes, location: BlobLocation) -> bytes:
+        path = pack_path(location.pack)
+        data = self.store.get_range(path, location.offset, location.length)
+        return self.open_blob(blob_id, data, location.raw_length, path)
+
+    def open_blob(self, blob_id: bytes, data: BytesLike, raw_length: int, where: str) -> bytes:
+        what = f"blob {blob_id.hex()} in {where}"
+        plain = self.codec.decode(data, what, raw_length)
+        if self.codec.blob_id(plain) != blob_id:
+            raise RepositoryCorrupt(f"{what} does not match its id")
+        return plain
+
+    def snapshot_ids(self) -> list[str]:
+        return [n.removeprefix(SNAPSHOT_PREFIX) for n in self.store.list(SNAPSHOT_PREFIX)]
+
+    def load_snapshot(self, snapshot_id: str) -> Snapshot:
+        if not _HEX_ID.fullmatch(snapshot_id):
+            raise SnapshotNotFound(f"no snapshot {snapshot_id!r}")
+        name = SNAPSHOT_PREFIX + snapshot_id
+        try:
+            data = self.store.get(name)
+        except ObjectNotFound:
+            raise SnapshotNotFound(f"no snapshot {snapshot_id}") from None
+        if blake3(data).hexdigest() != snapshot_id:
+            raise RepositoryCorrupt(f"{name} does not match its name")
+        return Snapshot.parse(snapshot_id, self.codec.decode(data, name))
+
+    def load_tree(self, tree_id: str) -> list[Item]:
+        return parse_tree(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id}")

@@ -1,0 +1,183 @@
+"""Object stores: the only I/O the engine does. Objects are immutable, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Protocol
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorrupt
+
+# Names are slash-separated; components are plain (no "..", no hidden files, no spaces).
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+_TMP = "tmp"
+
+
+class ObjectStore(Protocol):
+    def put(self, name: str, data: bytes) -> None:
+        """Store ``data`` atomically and durably; raise ``ObjectExists`` if ``name`` exists."""
+        ...
+
+    def get(self, name: str) -> bytes: ...
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        """Exactly ``length`` bytes at ``offset`` (``RepositoryCorrupt`` if it is shorter)."""
+        ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Every name starting with ``prefix``, sorted."""
+        ...
+
+    def delete(self, name: str) -> None: ...
+
+    def size(self, name: str) -> int: ...
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name) or name.split("/", 1)[0] == _TMP:
+        raise InvalidInput(f"not a valid object name: {name!r}")
+    return name
+
+
+class LocalStore:
+    """Objects as files below ``root``; temporary files live in ``root/tmp``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def put(self, name: str, data: bytes) -> None:
+        final = self._path(name)
+        tmp = self._tmp_dir() / f"{secrets.token_hex(8)}.tmp"
+        try:
+            _write_synced(tmp, data)
+            self._make_dirs(final.parent)
+            _link_no_replace(tmp, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(final.parent)
+
+    def get(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {name} does not exist") from None
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            fd = os.open(self._path(name), os.O_RDONLY)
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {name} does not exist") from None
+        try:
+            return _pread_exact(fd, name, offset, length)
+        finally:
+            os.close(fd)
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def list(self, prefix: str) -> list[str]:
+        head, _, _ = prefix.rpartition("/")
+        start = self.root / head if head else self.root
+        names = [n for n in _walk(start, head) if n.startswith(prefix)]
+        return sorted(n for n in names if n.split("/", 1)[0] != _TMP)
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {name} does not exist") from None
+        _fsync_dir(path.parent)
+
+    def size(self, name: str) -> int:
+        try:
+            return self._path(name).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {name} does not exist") from None
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.root / _TMP
+        if not tmp.is_dir():
+            self._make_dirs(tmp)
+        return tmp
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create ``directory`` and make its entry durable in its parent."""
+        if directory.is_dir():
+            return
+        if directory == self.root:
+            directory.mkdir(parents=True, exist_ok=True)
+            return
+        self._make_dirs(directory.parent)
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir()
+            _fsync_dir(directory.parent)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _link_no_replace(tmp: Path, final: Path) -> None:
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise ObjectExists(f"object {final.name} already exists") from None
+    except OSError as e:
+        # Some file systems have no hard links: rename after a check (racy, but names are hashes).
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if final.exists():
+            raise ObjectExists(f"object {final.name} already exists") from None
+        os.rename(tmp, final)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pread_exact(fd: int, name: str, offset: int, length: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    while len(data) < length:
+        more = os.pread(fd, length - len(data), offset + len(data))
+        if not more:
+            raise RepositoryCorrupt(f"object {name} is shorter than {offset + length} bytes")
+        data += more
+    return data
+
+
+def _walk(directory: Path, prefix: str) -> list[str]:
+    try:
+        entries = list(os.scandir(directory))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    names: list[str] = []
+    for entry in entries:
+        name = f"{prefix}/{entry.name}" if prefix else entry.name
+        if entry.is_dir(follow_symlinks=False):
+            names.extend(_walk(Path(entry.path), name))
+        elif not entry.name.startswith("."):
+            names.append(name)
+    return names

@@ -1,0 +1,306 @@
+"""One backup run: chunks content into packs, items into tree blobs, and ends in a snapshot."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
+from types import TracebackType
+
+import structlog
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.engine import wire
+from keepstone.engine.chunker import Source
+from keepstone.engine.codec import BytesLike
+from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
+from keepstone.engine.errors import BackupFailed
+from keepstone.engine.locks import Lock
+from keepstone.engine.model import Item, Snapshot, SnapshotInfo, WriterStats
+from keepstone.engine.pack import DATA, TREE, PackBuilder, PackEntry
+
+log = structlog.get_logger(__name__)
+
+TREE_MAX_ITEMS = 10_000
+TREE_MAX_BYTES = 4 * 1024 * 1024
+
+OnDurable = Callable[[str, list[PackEntry]], None]
+
+
+class BackupWriter:
+    """``add_file``, ``known`` and ``add_item`` may be called from many threads at once;
+    ``commit`` or ``abort`` once, after they have all returned."""
+
+    def __init__(
+        self, ctx: RepoContext, lock: Lock, tags: dict[str, str], parent: str | None
+    ) -> None:
+        self._ctx = ctx
+        self._lock = lock
+        self._tags = dict(tags)
+        self._parent = parent
+        self.stats = WriterStats()
+        self._mutex = threading.Lock()  # guards _own, _pack, _unindexed, stats
+        self._own: set[bytes] = set()  # every blob this run stored, in whatever state
+        self._pack = PackBuilder()
+        self._unindexed: dict[str, list[PackEntry]] = {}  # durable packs no index names yet
+        self._uploads = _Uploads(ctx, self._pack_durable)
+        self._trees = _TreeBuilder()
+        self._items_mutex = threading.Lock()
+        self._failure: BaseException | None = None
+        self._closed = False
+        # A run dropped without commit or abort must not hold its lock (and block prune) forever.
+        self._finalizer = weakref.finalize(self, _abandon, lock)
+
+    # -- content -------------------------------------------------------------------------
+
+    def add_file(self, stream: Source) -> tuple[tuple[str, ...], int, int]:
+        """Chunk, deduplicate and store ``stream``: (chunk ids, plaintext bytes, bytes stored)."""
+        self._check_usable()
+        ids: list[str] = []
+        size = stored = 0
+        for data in self._ctx.chunker.chunks(stream):
+            blob_id = self._ctx.codec.blob_id(data)
+            stored += self._store(blob_id, DATA, data)
+            ids.append(blob_id.hex())
+            size += len(data)
+        with self._mutex:
+            self.stats.files += 1
+            self.stats.bytes_read += size
+        return tuple(ids), size, stored
+
+    def known(self, chunk_ids: Iterable[str]) -> bool:
+        """Whether every chunk is in the repository or this run, so an item can be reused."""
+        return all(self._has(parse_chunk_id(c)) for c in chunk_ids)
+
+    def add_item(self, item: Item) -> None:
+        self._check_usable()
+        missing = [c for c in item.chunks if not self._has(parse_chunk_id(c))]
+        if missing:
+            raise InvalidInput(f"item {item.key!r} names chunks this repository lacks: {missing}")
+        with self._items_mutex:
+            full = self._trees.add(item)
+            if full is not None:
+                self._store_tree(full)
+        with self._mutex:
+            self.stats.items += 1
+
+    # -- ending --------------------------------------------------------------------------
+
+    def commit(self, time: datetime | None = None) -> str:
+        """Store everything, then the snapshot; returns the snapshot id."""
+        with self._closing():
+            with self._items_mutex:
+                last = self._trees.take()
+                if last is not None:
+                    self._store_tree(last)
+            self._finish_packs()
+            self._raise_failure()
+            self._lock.check()
+            return self._write_snapshot(time or self._ctx.options.clock.now())
+
+    def abort(self) -> None:
+        """Keep what is finished (packs and their index, for later runs), write no snapshot.
+        Does nothing once the run is committed or aborted (even by a failed ``commit``)."""
+        if self._closed:
+            return
+        with self._closing():
+            self._finish_packs()
+
+    def __enter__(self) -> BackupWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if not self._closed:
+            self.abort()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _has(self, blob_id: bytes) -> bool:
+        return blob_id in self._own or blob_id in self._ctx.index
+
+    def _store(self, blob_id: bytes, blob_type: int, data: BytesLike) -> int:
+        with self._mutex:
+            if blob_id in self._own or blob_id in self._ctx.index:
+                self.stats.chunks_dedup += blob_type == DATA
+                return 0
+            self._own.add(blob_id)  # reserved: other threads now count it as stored
+        try:
+            encoded = self._ctx.codec.encode(data)
+        except BaseException as e:
+            self._failure = self._failure or e  # other threads may already count on this blob
+            raise
+        with self._mutex:
+            self._pack.add(blob_id, blob_type, encoded, len(data))
+            if blob_type == DATA:
+                self.stats.chunks_new += 1
+                self.stats.bytes_new += len(data)
+            self.stats.bytes_stored += len(encoded)
+            full = None
+            if self._pack.size >= self._ctx.options.pack_size:
+                full, self._pack = self._pack, PackBuilder()
+        if full is not None:
+            self._uploads.submit(full)
+            self._refresh_index()
+        return len(encoded)
+
+    def _refresh_index(self) -> None:
+        """Learn what other processes finished since, to deduplicate against it."""
+        try:
+            self._ctx.refresh_index(only_if_due=True)
+        except Exception as e:  # only deduplication suffers
+            log.warning("engine.index_refresh_failed", error=repr(e))
+
+    def _store_tree(self, data: bytes) -> None:
+        tree_id = self._ctx.codec.blob_id(data)
+        self._store(tree_id, TREE, data)
+        self._trees.ids.append(tree_id.hex())
+
+    def _pack_durable(self, pack_id: str, entries: list[PackEntry]) -> None:
+        """Runs in an upload thread once a pack is durable."""
+        with self._mutex:
+            self._unindexed[pack_id] = entries
+            self.stats.packs += 1
+            batch = None
+            if len(self._unindexed) >= self._ctx.options.index_every:
+                batch, self._unindexed = self._unindexed, {}
+        if batch:
+            self._ctx.write_index(batch)
+
+    def _finish_packs(self) -> None:
+        with self._mutex:
+            pack, self._pack = self._pack, PackBuilder()
+        if pack.entries:
+            self._uploads.submit(pack)
+        self._uploads.drain()
+        with self._mutex:
+            batch, self._unindexed = self._unindexed, {}
+        if batch:
+            self._ctx.write_index(batch)
+
+    def _write_snapshot(self, time: datetime) -> str:
+        trees = self._trees
+        info = SnapshotInfo("", time, self._tags, self._parent, trees.count, trees.size)
+        data = self._ctx.codec.encode(Snapshot(info, tuple(trees.ids)).to_bytes())
+        return self._ctx.put_hashed(SNAPSHOT_PREFIX, data)
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise InvalidInput("this backup run is already committed or aborted")
+        self._raise_failure()
+
+    def _raise_failure(self) -> None:
+        failure = self._failure or self._uploads.failure
+        if failure is not None:
+            raise BackupFailed(
+                f"this backup run could not store its data: {failure!r}"
+            ) from failure
+
+    @contextlib.contextmanager
+    def _closing(self) -> Iterator[None]:
+        if self._closed:
+            raise InvalidInput("this backup run is already committed or aborted")
+        self._closed = True
+        self._finalizer.detach()
+        try:
+            yield
+        finally:
+            self._uploads.close()
+            try:
+                self._lock.release()
+            except Exception as e:  # a stale lock is harmless; the result above matters
+                log.warning("engine.lock_release_failed", error=str(e))
+
+
+def _abandon(lock: Lock) -> None:
+    # Its upload threads end with their pool; its unindexed packs are left for prune.
+    log.warning("engine.writer_abandoned", detail="neither committed nor aborted")
+    lock.release()
+
+
+class _TreeBuilder:
+    """Items as canonical JSON, cut into tree blobs of bounded size."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.count = 0
+        self.size = 0
+        self._items: list[bytes] = []
+        self._bytes = 0
+
+    def add(self, item: Item) -> bytes | None:
+        """Add ``item``; the JSON of a full tree blob when this one filled it."""
+        encoded = wire.dumps(item.to_json())
+        self._items.append(encoded)
+        self._bytes += len(encoded) + 1
+        self.count += 1
+        self.size += item.size
+        if len(self._items) >= TREE_MAX_ITEMS or self._bytes >= TREE_MAX_BYTES:
+            return self.take()
+        return None
+
+    def take(self) -> bytes | None:
+        if not self._items:
+            return None
+        # The same bytes as wire.dumps(list of items): compact JSON joins with bare commas.
+        data = b"[" + b",".join(self._items) + b"]"
+        self._items, self._bytes = [], 0
+        return data
+
+
+class _Uploads:
+    """A few upload threads; ``submit`` blocks while ``options.uploads`` packs are in flight,
+    which bounds memory. The first failure is kept for the writer to raise."""
+
+    def __init__(self, ctx: RepoContext, on_durable: OnDurable) -> None:
+        self._ctx = ctx
+        self._on_durable = on_durable
+        self._slots = threading.Semaphore(ctx.options.uploads)
+        self._pool = ThreadPoolExecutor(ctx.options.uploads, thread_name_prefix="ks-upload")
+        self._futures: list[Future[None]] = []
+        self._mutex = threading.Lock()
+        self.failure: BaseException | None = None
+
+    def submit(self, pack: PackBuilder) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(self._upload, pack)
+        with self._mutex:
+            self._futures = [f for f in self._futures if not f.done()] + [future]
+
+    def drain(self) -> None:
+        """Wait until every submitted pack is durable or failed."""
+        with self._mutex:
+            pending = self._futures
+        wait(pending)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _upload(self, pack: PackBuilder) -> None:
+        try:
+            pack_id, data = pack.finish(self._ctx.codec)
+            self._ctx.put_hashed("packs/", data)
+            self._on_durable(pack_id, pack.entries)
+        except BaseException as e:  # recorded before the future completes: drain() sees it
+            log.error("engine.upload_failed", error=repr(e))
+            with self._mutex:
+                self.failure = self.failure or e
+        finally:
+            self._slots.release()
+
+
+def parse_chunk_id(text: str) -> bytes:
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != wire.ID_SIZE:
+        raise InvalidInput(f"not a chunk id: {text!r}")
+    return raw

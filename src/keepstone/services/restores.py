@@ -1,0 +1,367 @@
+"""Restore sessions: explore a restore point, browse its mailboxes and drives, save items, and
+put items back into the organization (to their place or another user's).
+
+A session opens its restore point's repository once and keeps the snapshot's items in memory
+(a small LRU), so browsing and saving one item cost no repeated index or tree reads.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import uuid
+import zipfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+
+from sqlalchemy import select
+
+from keepstone.domain.errors import Conflict, InvalidInput, NotFound
+from keepstone.domain.scope import stable_user_id as user_id
+from keepstone.engine import Item, Repository
+from keepstone.proxy.backup import open_repository
+from keepstone.services import restore_points
+from keepstone.services.catalog import get_organization_in
+from keepstone.services.context import Context, new_id
+from keepstone.sources.local import LocalOrganization
+from keepstone.store.tables import Repository as RepositoryRow
+from keepstone.store.tables import RestorePoint
+from keepstone.store.tables import RestoreSession as SessionRow
+
+OPEN_BROWSERS = 8
+
+
+class Collision(enum.StrEnum):
+    SKIP = "skip"
+    OVERWRITE = "overwrite"
+    KEEP_BOTH = "keepBoth"
+
+
+def item_id(key: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone-item:{key}"))
+
+
+def folder_id(user: str, kind: str, path: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone-folder:{user}/{kind}/{path}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    id: str
+    name: str
+    path: str
+    parent_id: str | None
+
+
+@dataclass
+class Browser:
+    """The items of one restore point, indexed the ways clients browse them."""
+
+    repository: Repository
+    organization_id: str
+    items: list[Item]
+
+    def __post_init__(self) -> None:
+        self.by_id = {item_id(item.key): item for item in self.items}
+        self.owners = {user_id(self.organization_id, i.user): i.user for i in self.items}
+
+    def owners_with(self, kind: str) -> list[Owner]:
+        names = sorted({i.user for i in self.items if i.kind == kind})
+        return [Owner(user_id(self.organization_id, n), n) for n in names]
+
+    def user(self, owner_id: str) -> str:
+        if owner_id not in self.owners:
+            raise NotFound(f"'{owner_id}' is not a mailbox or drive in this restore point")
+        return self.owners[owner_id]
+
+    def folders(self, owner_id: str, kind: str) -> list[Folder]:
+        user = self.user(owner_id)
+        paths: set[str] = set()
+        for item in self.items:
+            if item.user == user and item.kind == kind:
+                folder = item.path if kind == "mail" else str(PurePosixPath(item.path).parent)
+                parts = PurePosixPath(folder).parts if folder not in (".", "") else ()
+                paths.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+        return [
+            Folder(
+                folder_id(user, kind, p),
+                PurePosixPath(p).name,
+                p,
+                folder_id(user, kind, str(PurePosixPath(p).parent)) if "/" in p else None,
+            )
+            for p in sorted(paths)
+        ]
+
+    def contents(self, owner_id: str, kind: str, folder: str | None) -> list[Item]:
+        """Items of one owner and kind, in one folder (by id) or all of them."""
+        user = self.user(owner_id)
+        path = None
+        if folder is not None:
+            matches = [f.path for f in self.folders(owner_id, kind) if f.id == folder]
+            if not matches:
+                raise NotFound(f"folder '{folder}' does not exist in this restore point")
+            path = matches[0]
+        return [
+            i
+            for i in self.items
+            if i.user == user and i.kind == kind and (path is None or _folder_of(i) == path)
+        ]
+
+    def item(self, owner_id: str, identifier: str) -> Item:
+        found = self.by_id.get(identifier)
+        if found is None or found.user != self.user(owner_id):
+            raise NotFound(f"item '{identifier}' does not exist in this restore point")
+        return found
+
+
+def _folder_of(item: Item) -> str:
+    return item.path if item.kind == "mail" else str(PurePosixPath(item.path).parent)
+
+
+_browsers: OrderedDict[str, Browser] = OrderedDict()
+_browsers_lock = threading.Lock()
+
+
+# ---- sessions ---------------------------------------------------------------------------------
+
+
+def explore_at(
+    ctx: Context,
+    *,
+    at: datetime | None,
+    user_name: str,
+    job_id: str | None = None,
+    organization_id: str | None = None,
+    kind: str = "Vex",
+) -> SessionRow:
+    """Open a restore session on the restore point taken at (or last before) ``at``."""
+    point = restore_points.point_at(
+        ctx, at or ctx.clock.now(), job_id=job_id, organization_id=organization_id
+    )
+    return explore(ctx, point, user_name=user_name, kind=kind)
+
+
+def explore(ctx: Context, point: RestorePoint, *, user_name: str, kind: str = "Vex") -> SessionRow:
+    """Open a restore session on one restore point."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        session = SessionRow(
+            id=new_id(),
+            restore_point_id=point.id,
+            organization_id=point.organization_id,
+            type=kind,
+            state="Working",
+            result="Success",
+            creation_time=now,
+            end_time=None,
+            initiated_by=user_name,
+            details=f"Restore point of {point.backup_time.isoformat()}",
+            statistics={"restored": 0, "skipped": 0, "failed": 0, "bytes": 0},
+        )
+        s.add(session)
+    return session
+
+
+def list_sessions(ctx: Context) -> list[SessionRow]:
+    with ctx.db.read() as s:
+        return list(s.scalars(select(SessionRow).order_by(SessionRow.creation_time.desc())))
+
+
+def get_session(ctx: Context, session_id: str) -> SessionRow:
+    with ctx.db.read() as s:
+        session = s.get(SessionRow, session_id)
+    if session is None:
+        raise NotFound(f"restore session '{session_id}' does not exist")
+    return session
+
+
+def stop(ctx: Context, session_id: str) -> SessionRow:
+    with ctx.db.write() as s:
+        session = s.get(SessionRow, session_id)
+        if session is None:
+            raise NotFound(f"restore session '{session_id}' does not exist")
+        if session.state == "Working":
+            session.state, session.end_time = "Stopped", ctx.clock.now()
+    with _browsers_lock:
+        _browsers.pop(session_id, None)
+    return session
+
+
+def browser(ctx: Context, session_id: str) -> Browser:
+    """The open session's items (loaded once per session, kept in a small LRU)."""
+    with _browsers_lock:
+        if session_id in _browsers:
+            _browsers.move_to_end(session_id)
+            return _browsers[session_id]
+    session = get_session(ctx, session_id)
+    if session.state != "Working":
+        raise Conflict(f"restore session '{session_id}' is stopped")
+    with ctx.db.read() as s:
+        point = s.get(RestorePoint, session.restore_point_id)
+        assert point is not None  # sessions cascade with their restore point
+        repo_row = s.get(RepositoryRow, point.repository_id)
+        assert repo_row is not None
+    repository = open_repository(repo_row.path)
+    loaded = Browser(
+        repository, point.organization_id or "", list(repository.items(point.snapshot_id))
+    )
+    with _browsers_lock:
+        _browsers[session_id] = loaded
+        while len(_browsers) > OPEN_BROWSERS:
+            _browsers.popitem(last=False)
+    return loaded
+
+
+# ---- getting data out ---------------------------------------------------------------------------
+
+
+def save_name(item: Item) -> str:
+    if item.kind == "mail":
+        subject = str(item.meta.get("subject") or "message")
+        safe = "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip()[:80]
+        return f"{safe or 'message'}.eml"
+    return PurePosixPath(item.path).name
+
+
+def stream_item(
+    ctx: Context, session_id: str, owner_id: str, identifier: str
+) -> tuple[Item, Iterator[bytes]]:
+    view = browser(ctx, session_id)
+    item = view.item(owner_id, identifier)
+    return item, view.repository.read(item)
+
+
+def write_zip(
+    ctx: Context, session_id: str, owner_id: str, identifiers: list[str], target: Path
+) -> int:
+    """Several items as one zip file; returns how many went in."""
+    if not identifiers:
+        raise InvalidInput("ids must list at least one item", "ids")
+    view = browser(ctx, session_id)
+    items = [view.item(owner_id, identifier) for identifier in identifiers]
+    names: set[str] = set()
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for item in items:
+            name = _unique(
+                f"{item.path}/{save_name(item)}" if item.kind == "mail" else item.path, names
+            )
+            with archive.open(name, "w") as entry:
+                for chunk in view.repository.read(item):
+                    entry.write(chunk)
+    return len(items)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        stem = PurePosixPath(name)
+        candidate = str(stem.with_name(f"{stem.stem} ({n}){stem.suffix}"))
+    taken.add(candidate)
+    return candidate
+
+
+# ---- putting data back --------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreCounts:
+    restored: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+
+
+def restore(
+    ctx: Context,
+    session_id: str,
+    owner_id: str,
+    identifiers: list[str] | None,
+    *,
+    kind: str,
+    to_user: str | None = None,
+    to_folder: str | None = None,
+    collision: Collision = Collision.KEEP_BOTH,
+) -> RestoreCounts:
+    """Write items of one kind (``mail`` or ``file``) back into the organization: to their own
+    place, or to ``to_user`` and/or ``to_folder``. ``identifiers`` None means all of the owner's."""
+    view = browser(ctx, session_id)
+    items = (
+        [view.item(owner_id, i) for i in identifiers]
+        if identifiers is not None
+        else view.contents(owner_id, kind, None)
+    )
+    if any(item.kind != kind for item in items):
+        raise InvalidInput(f"only {kind} items can be restored here", "ids")
+    user = view.user(owner_id)
+    source = _organization_source(ctx, view.organization_id)
+    target_user = to_user or user
+    if target_user not in {u.name for u in source.users()}:
+        raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
+    counts = RestoreCounts()
+    for item in items:
+        data = b"".join(view.repository.read(item))
+        try:
+            written = _put_back(source, item, data, target_user, to_folder, collision)
+        except OSError:
+            counts.failed += 1
+            continue
+        if written is None:
+            counts.skipped += 1
+        else:
+            counts.restored += 1
+            counts.bytes += len(data)
+    _add_statistics(ctx, session_id, counts)
+    return counts
+
+
+def _put_back(
+    source: LocalOrganization,
+    item: Item,
+    data: bytes,
+    user: str,
+    folder: str | None,
+    collision: Collision,
+) -> Path | None:
+    if item.kind == "mail":
+        unique = str(item.meta.get("change_token") or "") or None  # the Maildir unique name
+        return source.restore_message(
+            user,
+            folder or item.path,
+            data,
+            str(item.meta.get("flags", "")),
+            unique,
+            collision.value,
+        )
+    path = f"{folder.strip('/')}/{item.path}" if folder else item.path
+    return source.restore_file(user, path, data, item.mtime, item.mode, collision.value)
+
+
+def _organization_source(ctx: Context, organization_id: str) -> LocalOrganization:
+    with ctx.db.read() as s:
+        org = get_organization_in(s, organization_id)
+    if org.type != "Local":
+        raise InvalidInput(f"items cannot be put back into a {org.type} organization yet")
+    return LocalOrganization(Path(org.settings["path"]))
+
+
+def _add_statistics(ctx: Context, session_id: str, counts: RestoreCounts) -> None:
+    with ctx.db.write() as s:
+        session = s.get(SessionRow, session_id)
+        if session is None:
+            return
+        totals = dict(session.statistics)
+        for name in ("restored", "skipped", "failed", "bytes"):
+            totals[name] = int(totals.get(name, 0)) + getattr(counts, name)
+        session.statistics = totals
+        if counts.failed:
+            session.result = "Warning"

@@ -1,0 +1,60 @@
+"""LocalStore: atomic, never-overwriting puts; ranges; listing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.engine import LocalStore, ObjectExists, ObjectNotFound, RepositoryCorrupt
+
+
+def test_put_get_and_range(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put("packs/ab/abcdef", b"0123456789")
+    assert store.get("packs/ab/abcdef") == b"0123456789"
+    assert store.get_range("packs/ab/abcdef", 3, 4) == b"3456"
+    assert store.size("packs/ab/abcdef") == 10
+    assert store.exists("packs/ab/abcdef")
+    with pytest.raises(RepositoryCorrupt):
+        store.get_range("packs/ab/abcdef", 8, 4)
+
+
+def test_put_never_overwrites(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.put("config", b"first")
+    with pytest.raises(ObjectExists):
+        store.put("config", b"second")
+    assert store.get("config") == b"first"
+    assert list((tmp_path / "tmp").iterdir()) == []  # the temporary file is gone
+
+
+def test_list_delete_and_missing(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    for name in ("index/b", "index/a", "packs/00/x", "packs/01/y", "snapshots/s"):
+        store.put(name, b"")
+    assert store.list("index/") == ["index/a", "index/b"]
+    assert store.list("packs/") == ["packs/00/x", "packs/01/y"]
+    assert store.list("packs/01") == ["packs/01/y"]
+    assert "tmp" not in "".join(store.list(""))
+    store.delete("index/a")
+    assert store.list("index/") == ["index/b"]
+    for call in (store.get, store.delete, store.size):
+        with pytest.raises(ObjectNotFound):
+            call("index/a")
+    assert not store.exists("index/a")
+    assert store.list("locks/") == []
+
+
+@pytest.mark.parametrize("name", ["", "/etc/passwd", "../x", "a/../b", "tmp/x", "a//b", ".x"])
+def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidInput):
+        LocalStore(tmp_path).put(name, b"")
+
+
+def test_root_is_created_on_first_put(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "not" / "yet")
+    assert store.list("") == [] and not store.exists("config")
+    store.put("config", b"{}")
+    assert store.get("config") == b"{}"
