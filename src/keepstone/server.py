@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from keepstone.api.app import create_app
 from keepstone.clock import Clock, SystemClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
@@ -224,6 +223,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
             f"(data directory {options.data_dir})"
         )
+        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
+
         config = uvicorn.Config(
             create_app(ctx),
             host=options.host,

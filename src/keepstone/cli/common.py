@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,9 +11,11 @@ from rich.console import Console
 
 from keepstone.domain.errors import KeepstoneError
 from keepstone.server import open_context, resolve_data_dir
+from keepstone.services import catalog
 from keepstone.services.context import Context
 
-console = Console(soft_wrap=True)  # never hard-wrap paths and passwords in logs or pipes
+# Never hard-wrap paths and passwords; off a terminal, leave room for tables of full UUIDs.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 DataDir = Annotated[
     Path | None,
@@ -24,7 +27,10 @@ DataDir = Annotated[
 
 
 def context(data_dir: Path | None) -> Context:
-    return open_context(resolve_data_dir(data_dir))
+    """The data directory's catalog, with its local proxy (repositories belong to a proxy)."""
+    ctx = open_context(resolve_data_dir(data_dir))
+    catalog.ensure_local_proxy(ctx)
+    return ctx
 
 
 def say(text: str) -> None:

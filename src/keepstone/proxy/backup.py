@@ -19,7 +19,14 @@ from typing import Any, BinaryIO
 from keepstone.domain.jobs import SessionStatus
 from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_id
 from keepstone.domain.units import human_bytes
-from keepstone.engine import BackupWriter, Item, LocalStore, Repository, SnapshotInfo
+from keepstone.engine import (
+    BackupWriter,
+    Item,
+    LocalStore,
+    Repository,
+    RepositoryExists,
+    SnapshotInfo,
+)
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points
 from keepstone.sources.local import LocalOrganization, SourceItem
@@ -39,7 +46,10 @@ def open_repository(path: str) -> Repository:
     """The repository at ``path``, created on first use (unencrypted: the API sets no password)."""
     store = LocalStore(Path(path))
     if not store.exists("config"):
-        return Repository.init(store)
+        try:
+            return Repository.init(store)
+        except RepositoryExists:  # another run initialised it a moment ago
+            pass
     return Repository.open(store)
 
 
@@ -203,12 +213,22 @@ class LocalBackup:
 
     def _record(self, repo: Repository, snapshot_id: str) -> None:
         info = next(s for s in repo.snapshots() if s.id == snapshot_id)
-        restore_points.record(self.run.ctx, self.claim.scope.repository_id, facts_of(repo, info))
+        kinds = {
+            kind
+            for kind, count in (("mail", self.total.messages), ("file", self.total.files))
+            if count
+        }
+        restore_points.record(
+            self.run.ctx, self.claim.scope.repository_id, facts_of(repo, info, kinds)
+        )
 
 
-def facts_of(repo: Repository, info: SnapshotInfo) -> restore_points.SnapshotFacts:
-    """What the catalog keeps of a snapshot."""
-    kinds = {item.kind for item in repo.items(info.id)}
+def facts_of(
+    repo: Repository, info: SnapshotInfo, kinds: set[str] | None = None
+) -> restore_points.SnapshotFacts:
+    """What the catalog keeps of a snapshot; ``kinds`` of its items are read when not given."""
+    if kinds is None:
+        kinds = {item.kind for item in repo.items(info.id)}
     return restore_points.SnapshotFacts(
         snapshot_id=info.id,
         time=info.time,
