@@ -16,6 +16,7 @@ from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
+from keepstone.services import maintenance
 from keepstone.services.context import Context
 from keepstone.store.tables import JobSession
 from tests.backup.conftest import Organization, run_job
@@ -156,4 +157,90 @@ def test_retention_on_demand_removes_expired_points_and_frees_their_data(
     assert result["freedBytes"] >= 2 * 1024 * 1024
     [left] = api.get(f"/v2/RestorePoints?jobId={org_job['id']}").json()
     assert left["backupTime"] == "2026-06-13T10:00:00Z"
+    assert api.post(f"/v2/BackupRepositories/{repo['id']}/verify").json()["ok"] is True
+
+
+def test_retention_runs_by_itself_at_the_repository_retention_time(
+    ctx: Context,
+    api: Api,
+    organization: Organization,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    repo: dict[str, Any],
+    clock: ManualClock,
+) -> None:
+    from keepstone.scheduler import Scheduler
+
+    assert (
+        api.put(
+            f"/v2/BackupRepositories/{repo['id']}",
+            {
+                "retentionPeriodType": "Daily",
+                "dailyRetentionPeriod": 2,
+                "retentionFrequencyType": "Daily",
+                "dailyType": "Everyday",
+                "dailyTime": "18:00:00",
+            },
+        ).status_code
+        == 200
+    )
+    scheduler = Scheduler(ctx)
+    scheduler.tick()  # first sight of the repository: retention counts from now
+    run_job(api, org_job, backup_proxy)
+    clock.advance(timedelta(days=3))
+    run_job(api, org_job, backup_proxy)
+    assert len(api.get(f"/v2/RestorePoints?jobId={org_job['id']}").json()) == 2
+    scheduler.tick()
+    scheduler.wait_for_retention()  # 13 June 10:00: retention ran at 18:00 days ago, is due
+    [left] = api.get(f"/v2/RestorePoints?jobId={org_job['id']}").json()
+    assert left["backupTime"] == "2026-06-13T10:00:00Z"
+    scheduler.tick()
+    scheduler.wait_for_retention()
+    clock.advance(timedelta(hours=7, minutes=59))  # 17:59: not yet the next retention time
+    assert maintenance.due_retention(ctx) == []
+    clock.advance(timedelta(minutes=1))
+    assert maintenance.due_retention(ctx) == [repo["id"]]
+
+
+def test_item_level_retention_removes_old_items_from_every_restore_point(
+    api: Api,
+    organization: Organization,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    repo: dict[str, Any],
+    clock: ManualClock,
+) -> None:
+    import os
+
+    old = organization.file("alice", "old-report.bin", size=1024 * 1024)
+    year_ago = clock.now().timestamp() - 400 * 86400
+    os.utime(old, (year_ago, year_ago))
+    run_job(api, org_job, backup_proxy)
+    clock.advance(timedelta(days=1))
+    run_job(api, org_job, backup_proxy)
+    assert (
+        api.put(
+            f"/v2/BackupRepositories/{repo['id']}",
+            {
+                "retentionType": "ItemLevel",
+                "retentionPeriodType": "Yearly",
+                "yearlyRetentionPeriod": "Year1",
+            },
+        ).status_code
+        == 200
+    )
+    result = api.post(f"/v2/BackupRepositories/{repo['id']}/applyRetention").json()
+    assert (result["removedRestorePoints"], result["removedItems"]) == (0, 2)
+    assert result["freedBytes"] >= 1024 * 1024
+    points = api.get(f"/v2/RestorePoints?jobId={org_job['id']}").json()
+    assert len(points) == 2
+    for point in points:
+        session = api.post(
+            f"/v2/Jobs/{org_job['id']}/Action",
+            {"explore": {"dateTime": point["backupTime"], "type": "veod"}},
+        ).json()
+        base = f"/v2/RestoreSessions/{session['id']}/Organization/OneDrives"
+        alice = next(d for d in api.get(base).json() if d["name"] == "alice")
+        names = {d["name"] for d in api.get(f"{base}/{alice['id']}/Documents").json()["results"]}
+        assert "old-report.bin" not in names and "cat.jpg" in names
     assert api.post(f"/v2/BackupRepositories/{repo['id']}/verify").json()["ok"] is True

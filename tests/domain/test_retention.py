@@ -55,3 +55,15 @@ def test_the_newest_point_always_survives_and_only_old_ones_expire(
     assert newest not in expired
     for sid, taken in points:
         assert (sid in expired) == (taken < NOW - timedelta(days=days) and sid != newest)
+
+
+def test_next_retention_run_daily_and_monthly() -> None:
+    from keepstone.domain.policy import DailyType
+    from keepstone.domain.retention import RetentionFrequency, next_retention_run
+
+    daily = RetentionPolicy(daily_type=DailyType.WEEKENDS)  # 18:00 by default
+    assert next_retention_run(daily, NOW, UTC) == datetime(2026, 6, 13, 18, tzinfo=UTC)
+    monthly = RetentionPolicy(frequency=RetentionFrequency.MONTHLY)
+    assert next_retention_run(monthly, NOW, UTC) == datetime(2026, 7, 1, 18, tzinfo=UTC)
+    december = datetime(2026, 12, 5, tzinfo=UTC)
+    assert next_retention_run(monthly, december, UTC) == datetime(2027, 1, 1, 18, tzinfo=UTC)

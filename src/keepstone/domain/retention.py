@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import enum
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.policy import DailyType
@@ -100,3 +100,25 @@ def _months_before(instant: datetime, months: int) -> datetime:
     year, month = divmod(month_index, 12)
     day = min(instant.day, calendar.monthrange(year, month + 1)[1])
     return instant.replace(year=year, month=month + 1, day=day)
+
+
+def next_retention_run(policy: RetentionPolicy, after: datetime, tz: tzinfo) -> datetime:
+    """When retention next runs: daily at ``daily_time`` on ``daily_type`` days, or monthly on
+    the first day of the month at ``daily_time`` (on the server's clock, like job schedules)."""
+    from keepstone.domain.policy import SchedulePolicy, ScheduleType
+    from keepstone.domain.schedule import next_run
+
+    if policy.frequency is RetentionFrequency.DAILY:
+        daily = SchedulePolicy(
+            type=ScheduleType.DAILY, daily_type=policy.daily_type, daily_time=policy.daily_time
+        )
+        found = next_run(daily, after, tz)
+        assert found is not None  # a daily schedule without a window always has a next slot
+        return found
+    local = after.astimezone(tz)
+    first = local.replace(
+        day=1, hour=policy.daily_time.hour, minute=policy.daily_time.minute, second=0, microsecond=0
+    )
+    if first <= local:
+        first = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    return first.astimezone(UTC)

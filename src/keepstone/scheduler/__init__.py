@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import structlog
 
-from keepstone.services import runs
+from keepstone.services import maintenance, runs
 from keepstone.services.context import Context
 
 log = structlog.get_logger(__name__)
@@ -20,6 +20,7 @@ class Scheduler:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._stopping = threading.Event()
+        self._retaining: dict[str, threading.Thread] = {}  # repository id -> its retention run
         self._thread = threading.Thread(target=self._loop, name="keepstone-scheduler", daemon=True)
 
     def tick(self) -> runs.Dispatch:
@@ -30,7 +31,37 @@ class Scheduler:
         dispatch = runs.dispatch_due(self.ctx)
         if dispatch.started or dispatch.skipped_busy:
             log.info("scheduled runs", started=dispatch.started, busy=dispatch.skipped_busy)
+        for repo_id in maintenance.due_retention(self.ctx):
+            self._start_retention(repo_id)
         return dispatch
+
+    def _start_retention(self, repo_id: str) -> None:
+        """Retention (with its prune) runs beside the scheduler, so it never delays a dispatch."""
+        running = self._retaining.get(repo_id)
+        if running is not None and running.is_alive():
+            return
+        thread = threading.Thread(
+            target=self._apply_retention, args=(repo_id,), name="keepstone-retention", daemon=True
+        )
+        self._retaining[repo_id] = thread
+        thread.start()
+
+    def wait_for_retention(self) -> None:
+        for thread in list(self._retaining.values()):
+            thread.join()
+
+    def _apply_retention(self, repo_id: str) -> None:
+        try:
+            result = maintenance.apply_retention(self.ctx, repo_id)
+        except Exception:  # one broken repository must not stop scheduling
+            log.exception("retention failed", repository=repo_id)
+            return
+        log.info(
+            "retention applied",
+            repository=repo_id,
+            removed=result.removed_restore_points,
+            freed=result.freed_bytes,
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -38,6 +69,7 @@ class Scheduler:
     def stop(self) -> None:
         self._stopping.set()
         self._thread.join(timeout=10)
+        self.wait_for_retention()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

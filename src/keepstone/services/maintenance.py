@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
-from keepstone.domain.retention import expired_snapshots
+from keepstone.domain.retention import (
+    RetentionType,
+    expired_snapshots,
+    keep_after,
+    next_retention_run,
+)
 from keepstone.engine import LocalStore, Repository
 from keepstone.proxy.backup import facts_of, open_repository
 from keepstone.services import catalog, restore_points
@@ -68,20 +74,73 @@ def verify(ctx: Context, repo_id: str, progress: Progress | None = None) -> Veri
 @dataclass(frozen=True, slots=True)
 class RetentionResult:
     removed_restore_points: int
+    removed_items: int
     freed_bytes: int
 
 
 def apply_retention(ctx: Context, repo_id: str) -> RetentionResult:
-    """Forget the snapshots the repository's retention policy expires, then prune."""
+    """Apply the repository's retention policy (snapshot-based: forget expired restore points;
+    item-level: drop expired items from every restore point), then prune."""
     row = catalog.get_repository(ctx, repo_id)
     repo: Repository = open_repository(row.path)
-    infos = repo.snapshots()
-    expired = expired_snapshots(
-        retention_from_record(row.retention),
-        [(info.id, info.time) for info in infos],
-        ctx.clock.now(),
-    )
-    repo.forget(expired)
+    policy = retention_from_record(row.retention)
+    expired: list[str] = []
+    removed_items = 0
+    if policy.retention_type is RetentionType.SNAPSHOT_BASED:
+        taken = [(info.id, info.time) for info in repo.snapshots()]
+        expired = expired_snapshots(policy, taken, ctx.clock.now())
+        repo.forget(expired)
+    else:
+        removed_items = _expire_items(repo, keep_after(policy, ctx.clock.now()))
     freed = repo.prune().freed_bytes
     rebuild_catalog(ctx, row)
-    return RetentionResult(len(expired), freed)
+    with ctx.db.write() as s:
+        stored = s.get(RepositoryRow, row.id)
+        if stored is not None:
+            stored.retention_applied_at = ctx.clock.now()
+    return RetentionResult(len(expired), removed_items, freed)
+
+
+def _expire_items(repo: Repository, cutoff: datetime | None) -> int:
+    """Item-level retention: items last modified before ``cutoff`` leave every restore point.
+    A snapshot that loses items is rewritten (same time and tags), then the old one forgotten."""
+    if cutoff is None:
+        return 0
+    removed = 0
+    for info in repo.snapshots():
+        items = list(repo.items(info.id))
+        kept = [item for item in items if item.mtime >= cutoff.timestamp()]
+        if len(kept) == len(items):
+            continue
+        writer = repo.writer(dict(info.tags), parent=info.parent)
+        try:
+            for item in kept:
+                writer.add_item(item)
+            writer.commit(info.time)
+        except BaseException:
+            writer.abort()
+            raise
+        repo.forget([info.id])
+        removed += len(items) - len(kept)
+    return removed
+
+
+def due_retention(ctx: Context) -> list[str]:
+    """Ids of repositories whose retention time has come since retention last ran there."""
+    now = ctx.clock.now()
+    due = []
+    for row in catalog.list_repositories(ctx):
+        since = row.retention_applied_at
+        if since is None:  # never ran: start counting from now, do not expire at first sight
+            _mark_retention(ctx, row.id, now)
+            continue
+        if next_retention_run(retention_from_record(row.retention), since, ctx.tz) <= now:
+            due.append(row.id)
+    return due
+
+
+def _mark_retention(ctx: Context, repo_id: str, when: datetime) -> None:
+    with ctx.db.write() as s:
+        stored = s.get(RepositoryRow, repo_id)
+        if stored is not None and stored.retention_applied_at is None:
+            stored.retention_applied_at = when

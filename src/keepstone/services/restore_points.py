@@ -50,7 +50,11 @@ def record(ctx: Context, repository_id: str, facts: SnapshotFacts) -> RestorePoi
 
 
 def rebuild(ctx: Context, repository_id: str, snapshots: list[SnapshotFacts]) -> int:
-    """Make the catalog of one repository match its snapshots; returns how many were added."""
+    """Make the catalog of one repository match its snapshots; returns how many were added.
+
+    A snapshot rewritten by item-level retention keeps its run's session tag: its restore point
+    keeps its id and follows the new snapshot.
+    """
     with ctx.db.write() as s:
         known = {
             p.snapshot_id: p
@@ -59,12 +63,34 @@ def rebuild(ctx: Context, repository_id: str, snapshots: list[SnapshotFacts]) ->
             )
         }
         present = {facts.snapshot_id for facts in snapshots}
+        orphans = {
+            p.session_id: p for sid, p in known.items() if sid not in present and p.session_id
+        }
+        added = 0
+        for facts in snapshots:
+            if facts.snapshot_id in known:
+                continue
+            moved = orphans.pop(facts.tags.get(TAG_SESSION, ""), None)
+            if moved is not None:
+                _follow(moved, facts)
+            else:
+                s.add(_row(repository_id, facts))
+                added += 1
+        for point in orphans.values():  # what no snapshot holds any more
+            s.delete(point)
         for snapshot_id, point in known.items():
-            if snapshot_id not in present:
+            if snapshot_id not in present and not point.session_id:
                 s.delete(point)
-        added = [_row(repository_id, f) for f in snapshots if f.snapshot_id not in known]
-        s.add_all(added)
-        return len(added)
+        return added
+
+
+def _follow(point: RestorePoint, facts: SnapshotFacts) -> None:
+    point.snapshot_id, point.item_count, point.size = (
+        facts.snapshot_id,
+        facts.item_count,
+        facts.size,
+    )
+    point.is_exchange, point.is_onedrive = facts.has_mail, facts.has_files
 
 
 def list_points(

@@ -87,6 +87,8 @@ class Repository(Base):
     path: Mapped[str] = mapped_column(Text)
     proxy_id: Mapped[str] = mapped_column(ForeignKey("proxies.id"))
     retention: Mapped[dict[str, Any]]
+    # When retention last ran here; the scheduler runs it again at the policy's next time.
+    retention_applied_at: Mapped[datetime | None]
 
 
 class Job(Base):

@@ -69,7 +69,11 @@ def verify_repository(repo_id: str, ctx: Ctx) -> Response:
 def apply_retention(repo_id: str, ctx: Ctx) -> Response:
     result = maintenance.apply_retention(ctx, repo_id)
     return json(
-        {"removedRestorePoints": result.removed_restore_points, "freedBytes": result.freed_bytes}
+        {
+            "removedRestorePoints": result.removed_restore_points,
+            "removedItems": result.removed_items,
+            "freedBytes": result.freed_bytes,
+        }
     )
 
 
