@@ -757,7 +757,8 @@ def keepstone_text(run: Run) -> str:
     return (
         f"Keepstone's child processes, whole wall time with Python start-up, imports and opening "
         f"the catalog: {wall}. Their peak RSS, with in brackets what the child already held when "
-        "the step began (Python, the open catalog and Keepstone's modules): {memory}; saving single "
+        f"the step began (Python, the open catalog and Keepstone's modules): {memory}; saving "
+        f"single "
         f"items {run.save['rss'] / MB:.0f} MB. The job runs' own summaries: {said}."
     )
 
