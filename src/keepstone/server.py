@@ -94,7 +94,7 @@ def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(sqlite_url(data_dir / DATABASE_FILE))
     db.migrate()
-    return Context(db=db, clock=clock or SystemClock(), tz=tz)
+    return Context(db=db, clock=clock or SystemClock(), tz=tz, secrets_dir=data_dir / "secrets")
 
 
 @dataclass(frozen=True, slots=True)

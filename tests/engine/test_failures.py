@@ -3,6 +3,7 @@ repository that verifies."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,12 @@ class FlakyStore(LocalStore):
         super().__init__(root)
         self.good = good
 
-    def put(self, name: str, data: bytes) -> None:
+    def put_parts(self, name: str, parts: Sequence[bytes]) -> None:
         if name.startswith("packs/"):
             if self.good <= 0:
                 raise OSError(28, "No space left on device")
             self.good -= 1
-        super().put(name, data)
+        super().put_parts(name, parts)
 
 
 def test_failed_uploads_stop_the_run(tmp_path: Path) -> None:

@@ -48,13 +48,17 @@ class Codec:
         return blake3(data, key=self._id_key).digest()
 
     def encode(self, plain: BytesLike) -> bytes:
+        return b"".join(self.encode_parts(plain))
+
+    def encode_parts(self, plain: BytesLike) -> tuple[bytes, bytes]:
+        """The envelope as two pieces whose concatenation is ``encode(plain)``: packs write them
+        as they are, which saves copying every chunk once more under the GIL."""
         packed = self._compressor().compress(plain)
         flag, body = (_COMPRESSED, packed) if len(packed) < len(plain) else (_STORED, plain)
-        inner = b"".join((flag, body))
         if self._aead is None:
-            return inner
+            return flag, bytes(body)  # a copy only when body is a view of a reused buffer
         nonce = self._random(NONCE_SIZE)
-        return b"".join((nonce, self._aead.encrypt(nonce, inner, None)))
+        return nonce, self._aead.encrypt(nonce, b"".join((flag, body)), None)
 
     def decode(self, stored: BytesLike, what: str, raw_length: int | None = None) -> bytes:
         inner = self._decrypt(stored, what) if self._aead is not None else memoryview(stored)

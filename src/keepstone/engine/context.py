@@ -26,7 +26,7 @@ from keepstone.engine.keys import MasterKey
 from keepstone.engine.model import Item, Snapshot, parse_tree
 from keepstone.engine.options import Options
 from keepstone.engine.pack import PackEntry, pack_path
-from keepstone.engine.store import ObjectStore
+from keepstone.engine.store import ObjectStore, put_parts
 
 log = structlog.get_logger(__name__)
 
@@ -55,10 +55,14 @@ class RepoContext:
     def put_hashed(self, prefix: str, data: bytes) -> str:
         """Store ``data`` under the BLAKE3 of its bytes; an existing object has the same bytes."""
         object_id = blake3(data).hexdigest()
-        name = pack_path(object_id) if prefix == "packs/" else prefix + object_id
+        name = prefix + object_id
         with contextlib.suppress(ObjectExists):
             self.store.put(name, data)
         return object_id
+
+    def put_pack(self, pack_id: str, parts: Sequence[bytes]) -> None:
+        with contextlib.suppress(ObjectExists):  # same name, same bytes
+            put_parts(self.store, pack_path(pack_id), parts)
 
     def load_index_file(self, name: str) -> dict[str, list[PackEntry]]:
         data = self.store.get(name)

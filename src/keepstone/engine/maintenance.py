@@ -153,7 +153,7 @@ class _Pruner:
                 plan.keep[pack_id] = _unique(self.entries[pack_id])
                 continue
             for entry, stored in blobs:
-                builder.add(entry.id, entry.type, stored, entry.raw_length)
+                builder.add(entry.id, entry.type, (stored,), entry.raw_length)
                 if builder.size >= self.ctx.options.pack_size:
                     self._flush(builder, new_packs)
                     builder = PackBuilder()
@@ -178,9 +178,9 @@ class _Pruner:
         return blobs
 
     def _flush(self, builder: PackBuilder, new_packs: dict[str, list[PackEntry]]) -> None:
-        pack_id, data = builder.finish(self.ctx.codec)
-        self.ctx.put_hashed("packs/", data)
-        self.sizes[pack_id] = len(data)
+        pack_id, parts = builder.finish(self.ctx.codec)
+        self.ctx.put_pack(pack_id, parts)
+        self.sizes[pack_id] = sum(len(part) for part in parts)
         new_packs[pack_id] = builder.entries
 
     def _size(self, pack_id: str) -> int:

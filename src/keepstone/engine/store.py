@@ -7,8 +7,9 @@ import errno
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorrupt
@@ -16,6 +17,9 @@ from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorr
 # Names are slash-separated; components are plain (no "..", no hidden files, no spaces).
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _TMP = "tmp"
+
+
+_IOV_MAX = 1024  # POSIX guarantees at least this many buffers per writev
 
 
 class ObjectStore(Protocol):
@@ -40,6 +44,21 @@ class ObjectStore(Protocol):
     def size(self, name: str) -> int: ...
 
 
+@runtime_checkable
+class PartsStore(Protocol):
+    """A store that can write an object given in pieces without joining them first."""
+
+    def put_parts(self, name: str, parts: Sequence[bytes]) -> None: ...
+
+
+def put_parts(store: ObjectStore, name: str, parts: Sequence[bytes]) -> None:
+    """``store.put`` of the concatenation of ``parts``, joined only if the store needs it."""
+    if isinstance(store, PartsStore):
+        store.put_parts(name, parts)
+    else:
+        store.put(name, b"".join(parts))
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name) or name.split("/", 1)[0] == _TMP:
         raise InvalidInput(f"not a valid object name: {name!r}")
@@ -56,10 +75,13 @@ class LocalStore:
         return self.root / check_name(name)
 
     def put(self, name: str, data: bytes) -> None:
+        self.put_parts(name, (data,))
+
+    def put_parts(self, name: str, parts: Sequence[bytes]) -> None:
         final = self._path(name)
         tmp = self._tmp_dir() / f"{secrets.token_hex(8)}.tmp"
         try:
-            _write_synced(tmp, data)
+            _write_synced(tmp, parts)
             self._make_dirs(final.parent)
             _link_no_replace(tmp, final)
         finally:
@@ -125,15 +147,27 @@ class LocalStore:
             _fsync_dir(directory.parent)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, [memoryview(p) for p in parts if p])
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, views: list[memoryview]) -> None:
+    """writev (which releases the GIL) until every view is written, short writes included."""
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + _IOV_MAX])
+        while written:
+            if written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
+            else:
+                views[first] = views[first][written:]
+                written = 0
 
 
 def _link_no_replace(tmp: Path, final: Path) -> None:

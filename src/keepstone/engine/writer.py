@@ -133,23 +133,24 @@ class BackupWriter:
                 return 0
             self._own.add(blob_id)  # reserved: other threads now count it as stored
         try:
-            encoded = self._ctx.codec.encode(data)
+            encoded = self._ctx.codec.encode_parts(data)
         except BaseException as e:
             self._failure = self._failure or e  # other threads may already count on this blob
             raise
+        stored = len(encoded[0]) + len(encoded[1])
         with self._mutex:
             self._pack.add(blob_id, blob_type, encoded, len(data))
             if blob_type == DATA:
                 self.stats.chunks_new += 1
                 self.stats.bytes_new += len(data)
-            self.stats.bytes_stored += len(encoded)
+            self.stats.bytes_stored += stored
             full = None
             if self._pack.size >= self._ctx.options.pack_size:
                 full, self._pack = self._pack, PackBuilder()
         if full is not None:
             self._uploads.submit(full)
             self._refresh_index()
-        return len(encoded)
+        return stored
 
     def _refresh_index(self) -> None:
         """Learn what other processes finished since, to deduplicate against it."""
@@ -285,8 +286,8 @@ class _Uploads:
 
     def _upload(self, pack: PackBuilder) -> None:
         try:
-            pack_id, data = pack.finish(self._ctx.codec)
-            self._ctx.put_hashed("packs/", data)
+            pack_id, parts = pack.finish(self._ctx.codec)
+            self._ctx.put_pack(pack_id, parts)
             self._on_durable(pack_id, pack.entries)
         except BaseException as e:  # recorded before the future completes: drain() sees it
             log.error("engine.upload_failed", error=repr(e))

@@ -19,16 +19,9 @@ from typing import Any, BinaryIO
 from keepstone.domain.jobs import SessionStatus
 from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_id
 from keepstone.domain.units import human_bytes
-from keepstone.engine import (
-    BackupWriter,
-    Item,
-    LocalStore,
-    Repository,
-    RepositoryExists,
-    SnapshotInfo,
-)
+from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
-from keepstone.services import restore_points
+from keepstone.services import restore_points, vault
 from keepstone.sources.local import LocalOrganization, SourceItem
 
 WORKERS = 2
@@ -40,17 +33,6 @@ def run_backup(run: RunContext) -> Outcome:
     if run.run.organization.type != "Local":
         return no_connector(run)
     return LocalBackup(run).execute()
-
-
-def open_repository(path: str) -> Repository:
-    """The repository at ``path``, created on first use (unencrypted: the API sets no password)."""
-    store = LocalStore(Path(path))
-    if not store.exists("config"):
-        try:
-            return Repository.init(store)
-        except RepositoryExists:  # another run initialised it a moment ago
-            pass
-    return Repository.open(store)
 
 
 @dataclass
@@ -78,7 +60,9 @@ class LocalBackup:
         self._lock = threading.Lock()
 
     def execute(self) -> Outcome:
-        repo = open_repository(self.claim.scope.repository_path)
+        repo = vault.open_repository(
+            self.run.ctx, self.claim.scope.repository_id, self.claim.scope.repository_path
+        )
         users = self.source.users()
         org_id = self.claim.organization.id
         scope = resolve_scope(

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.retention import RetentionPolicy
+from keepstone.services import vault
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
@@ -246,6 +247,7 @@ def delete_repository(ctx: Context, repo_id: str) -> None:
         if names:
             raise Conflict(f"repository '{repo.name}' is in use by job(s) {', '.join(names)}")
         s.delete(repo)
+    vault.forget_password(ctx, repo_id)
 
 
 def list_repositories(ctx: Context) -> list[Repository]:

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, tzinfo
+from pathlib import Path
 
 from keepstone.clock import Clock
 from keepstone.store.db import Database
@@ -22,6 +23,7 @@ class Context:
     clock: Clock
     tz: tzinfo = UTC
     wake_proxies: Callable[[], None] = field(default=_nothing)
+    secrets_dir: Path | None = None  # where repository passwords are kept (services.vault)
 
 
 def new_id() -> str:

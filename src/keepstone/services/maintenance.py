@@ -17,9 +17,10 @@ from keepstone.domain.retention import (
     next_retention_run,
 )
 from keepstone.engine import LocalStore, Repository
-from keepstone.proxy.backup import facts_of, open_repository
-from keepstone.services import catalog, restore_points
+from keepstone.proxy.backup import facts_of
+from keepstone.services import catalog, restore_points, vault
 from keepstone.services.context import Context
+from keepstone.services.vault import open_repository
 from keepstone.store.codecs import retention_from_record
 from keepstone.store.tables import Repository as RepositoryRow
 
@@ -32,7 +33,7 @@ def is_repository(path: str) -> bool:
 
 def rebuild_catalog(ctx: Context, row: RepositoryRow) -> int:
     """Make the catalog's restore points of ``row`` match its snapshots; returns the new count."""
-    repo = open_repository(row.path)
+    repo = open_repository(ctx, row.id, row.path)
     return restore_points.rebuild(ctx, row.id, [facts_of(repo, info) for info in repo.snapshots()])
 
 
@@ -41,10 +42,24 @@ def attach(ctx: Context, path: str, name: str) -> tuple[RepositoryRow, int]:
     return add_repository(ctx, catalog.RepositoryEdit(name=name, path=path))
 
 
-def add_repository(ctx: Context, spec: catalog.RepositoryEdit) -> tuple[RepositoryRow, int]:
+def add_repository(
+    ctx: Context, spec: catalog.RepositoryEdit, password: str | None = None
+) -> tuple[RepositoryRow, int]:
     """Create a repository; when its path already holds one, attach it: the catalog gets its
-    restore points back (the server's database is only a cache of the repository)."""
+    restore points back (the server's database is only a cache of the repository).
+
+    With a password the repository is created encrypted (or must already be, with that password);
+    the password is kept in the vault for unattended runs. Nothing is kept when it does not fit.
+    """
     row = catalog.create_repository(ctx, spec)
+    try:
+        if password is not None or is_repository(row.path):
+            vault.open_or_create(row.path, password)
+        if password is not None:
+            vault.keep_password(ctx, row.id, password)
+    except BaseException:
+        catalog.delete_repository(ctx, row.id)
+        raise
     return row, rebuild_catalog(ctx, row) if is_repository(row.path) else 0
 
 
@@ -60,7 +75,7 @@ class VerifyResult:
 def verify(ctx: Context, repo_id: str, progress: Progress | None = None) -> VerifyResult:
     """Read everything back and check every hash; name what is damaged in the catalog's terms."""
     row = catalog.get_repository(ctx, repo_id)
-    report = open_repository(row.path).verify(read_data=True, progress=progress)
+    report = open_repository(ctx, row.id, row.path).verify(read_data=True, progress=progress)
     points = {p.snapshot_id: p.id for p in restore_points.list_points(ctx, repository_id=row.id)}
     return VerifyResult(
         ok=report.ok,
@@ -82,7 +97,7 @@ def apply_retention(ctx: Context, repo_id: str) -> RetentionResult:
     """Apply the repository's retention policy (snapshot-based: forget expired restore points;
     item-level: drop expired items from every restore point), then prune."""
     row = catalog.get_repository(ctx, repo_id)
-    repo: Repository = open_repository(row.path)
+    repo: Repository = open_repository(ctx, row.id, row.path)
     policy = retention_from_record(row.retention)
     expired: list[str] = []
     removed_items = 0

@@ -22,10 +22,10 @@ from sqlalchemy import select
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
-from keepstone.proxy.backup import open_repository
 from keepstone.services import restore_points
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
+from keepstone.services.vault import open_repository
 from keepstone.sources.local import LocalOrganization
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestorePoint
@@ -210,7 +210,7 @@ def browser(ctx: Context, session_id: str) -> Browser:
         assert point is not None  # sessions cascade with their restore point
         repo_row = s.get(RepositoryRow, point.repository_id)
         assert repo_row is not None
-    repository = open_repository(repo_row.path)
+    repository = open_repository(ctx, repo_row.id, repo_row.path)
     loaded = Browser(
         repository, point.organization_id or "", list(repository.items(point.snapshot_id))
     )

@@ -198,6 +198,7 @@ class ProxyBody(WireModel):
 
 
 class RepositoryBody(WireModel):
+    encryption_password: str | None = None  # Keepstone's: write-only, kept outside the catalog
     name: str | None = None
     description: str | None = None
     path: str | None = None

@@ -9,7 +9,8 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
 from keepstone.api.vb365.deps import Ctx, Link, json
-from keepstone.services import catalog, maintenance
+from keepstone.domain.errors import InvalidInput
+from keepstone.services import catalog, maintenance, vault
 
 router = APIRouter()
 
@@ -35,18 +36,28 @@ def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, link: Link) -> Response
 @router.get("/BackupRepositories")
 def list_repositories(ctx: Ctx, link: Link, proxyId: str | None = None) -> Response:
     repos = catalog.list_repositories(ctx)
-    return json([views.repository(r, link) for r in repos if proxyId in (None, r.proxy_id)])
+    return json(
+        [
+            views.repository(r, link, vault.password_of(ctx, r.id) is not None)
+            for r in repos
+            if proxyId in (None, r.proxy_id)
+        ]
+    )
 
 
 @router.get("/BackupRepositories/{repo_id}")
 def get_repository(repo_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(views.repository(catalog.get_repository(ctx, repo_id), link))
+    return json(
+        views.repository(
+            catalog.get_repository(ctx, repo_id), link, vault.password_of(ctx, repo_id) is not None
+        )
+    )
 
 
 @router.post("/BackupRepositories")
 def create_repository(body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
-    row, _ = maintenance.add_repository(ctx, body.to_edit())
-    return json(views.repository(row, link))
+    row, _ = maintenance.add_repository(ctx, body.to_edit(), body.encryption_password)
+    return json(views.repository(row, link, encrypted=body.encryption_password is not None))
 
 
 @router.post("/BackupRepositories/{repo_id}/verify")
@@ -79,7 +90,15 @@ def apply_retention(repo_id: str, ctx: Ctx) -> Response:
 
 @router.put("/BackupRepositories/{repo_id}")
 def edit_repository(repo_id: str, body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
-    return json(views.repository(catalog.edit_repository(ctx, repo_id, body.to_edit()), link))
+    if body.encryption_password is not None:
+        raise InvalidInput("a repository's password cannot be changed", "encryptionPassword")
+    return json(
+        views.repository(
+            catalog.edit_repository(ctx, repo_id, body.to_edit()),
+            link,
+            vault.password_of(ctx, repo_id) is not None,
+        )
+    )
 
 
 @router.delete("/BackupRepositories/{repo_id}", status_code=204)

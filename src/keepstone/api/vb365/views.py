@@ -137,7 +137,7 @@ def proxy(row: Proxy, link: LinkBuilder, now: datetime) -> dict[str, Any]:
     }
 
 
-def repository(row: Repository, link: LinkBuilder) -> dict[str, Any]:
+def repository(row: Repository, link: LinkBuilder, encrypted: bool = False) -> dict[str, Any]:
     retention = retention_from_record(row.retention)
     space = disk_space(row.path)
     return {
@@ -154,6 +154,7 @@ def repository(row: Repository, link: LinkBuilder) -> dict[str, Any]:
         "retentionFrequencyType": retention.frequency.value,
         "dailyTime": retention.daily_time.isoformat(timespec="seconds"),
         "dailyType": retention.daily_type.value,
+        "isEncrypted": encrypted,
         "capacity": space.capacity,
         "freeSpace": space.free,
         "_links": {
