@@ -8,6 +8,7 @@ A session opens its restore point's repository once and keeps the snapshot's ite
 from __future__ import annotations
 
 import enum
+import io
 import threading
 import uuid
 import zipfile
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 
@@ -309,9 +311,9 @@ def restore(
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
     counts = RestoreCounts()
     for item in items:
-        data = b"".join(view.repository.read(item))
         try:
-            written = _put_back(source, item, data, target_user, to_folder, collision)
+            stream = io.BufferedReader(ChunkReader(view.repository.read(item)), 1 << 20)
+            written = _put_back(source, item, stream, target_user, to_folder, collision)
         except OSError:
             counts.failed += 1
             continue
@@ -319,15 +321,36 @@ def restore(
             counts.skipped += 1
         else:
             counts.restored += 1
-            counts.bytes += len(data)
+            counts.bytes += item.size
     _add_statistics(ctx, session_id, counts)
     return counts
+
+
+class ChunkReader(io.RawIOBase):
+    """An item's chunks as a readable stream, so putting a large file back never buffers it."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def _put_back(
     source: LocalOrganization,
     item: Item,
-    data: bytes,
+    data: BinaryIO,
     user: str,
     folder: str | None,
     collision: Collision,

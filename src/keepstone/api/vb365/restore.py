@@ -182,7 +182,6 @@ def _listing(
     collection: str,
     owner_id: str,
     ctx: Any,
-    link: views.LinkBuilder,
     request: Request,
     folder_id: str | None,
     offset: int,
@@ -198,13 +197,12 @@ def list_messages(
     session_id: str,
     owner_id: str,
     ctx: Ctx,
-    link: Link,
     request: Request,
     folderId: str | None = None,
     offset: Offset = 0,
     limit: Limit = 30,
 ) -> Response:
-    return _listing(session_id, "mailboxes", owner_id, ctx, link, request, folderId, offset, limit)
+    return _listing(session_id, "mailboxes", owner_id, ctx, request, folderId, offset, limit)
 
 
 @router.get("/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents")
@@ -212,13 +210,12 @@ def list_documents(
     session_id: str,
     owner_id: str,
     ctx: Ctx,
-    link: Link,
     request: Request,
     folderId: str | None = None,
     offset: Offset = 0,
     limit: Limit = 30,
 ) -> Response:
-    return _listing(session_id, "onedrives", owner_id, ctx, link, request, folderId, offset, limit)
+    return _listing(session_id, "onedrives", owner_id, ctx, request, folderId, offset, limit)
 
 
 # ---- get data out ------------------------------------------------------------------------------
