@@ -212,3 +212,35 @@ def test_selected_items_back_up_only_what_they_select(
     base = f"/v2/RestoreSessions/{explored}/Organization"
     assert [m["name"] for m in api.get(f"{base}/Mailboxes").json()] == ["bob"]
     assert api.get(f"{base}/OneDrives").json() == []
+
+
+def test_explore_forms_stop_and_copy_to(
+    api: Api, organization: Organization, org_job: dict[str, Any], backup_proxy: ProxyWorker
+) -> None:
+    run_job(api, org_job, backup_proxy)
+    v8 = api.post(f"/v8/Jobs/{org_job['id']}/explore", {"type": "Veod"})
+    assert v8.status_code == 201 and v8.json()["type"] == "Veod"
+    assert v8.json()["_links"]["self"]["href"].startswith("https://backup.example.test:4443/v8/")
+    org = org_job["organization"]
+    by_org = api.post(f"/v2/Organizations/{org['id']}/explore", {"dateTime": "2026.06.10 10:00:00"})
+    assert by_org.status_code == 200 and by_org.json()["state"] == "Working"
+    too_early = api.post(f"/v2/Organizations/{org['id']}/explore", {"dateTime": "2020-01-01"})
+    assert too_early.status_code == 404 and "no restore point" in too_early.json()["message"]
+    bad_time = api.post(f"/v2/Jobs/{org_job['id']}/explore", {"dateTime": "yesterday"})
+    assert bad_time.status_code == 400 and "dateTime" in bad_time.json()["message"]
+
+    session = by_org.json()["id"]
+    base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
+    bob = next(m for m in api.get(base).json() if m["name"] == "bob")
+    copied = api.post(f"{base}/{bob['id']}/copyTo", {"userName": "alice", "folder": "From Bob"})
+    assert copied.json()["restoredItemsCount"] == 1
+    assert len(list((organization.root / "alice/Mail/.From Bob/cur").iterdir())) == 1
+    assert (
+        api.post(f"{base}/{bob['id']}/restoreTo", {}).status_code == 400
+    )  # restoreTo needs a target
+
+    stopped = api.post(f"/v2/RestoreSessions/{session}/stop")
+    assert stopped.json()["state"] == "Stopped" and stopped.json()["endTime"] is not None
+    assert api.get(base).status_code == 409  # a stopped session serves nothing more
+    listed = {s["id"]: s["state"] for s in api.get("/v2/RestoreSessions").json()}
+    assert listed[session] == "Stopped" and listed[v8.json()["id"]] == "Working"
