@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from keepstone.clock import Clock, SystemClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
-from keepstone.services import auth, catalog
+from keepstone.services import auth, catalog, tasks
 from keepstone.services.context import Context
 from keepstone.store.db import Database, sqlite_url
 
@@ -199,6 +199,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     try:
         ctx = open_context(options.data_dir, tz=tz)
         started = bootstrap(ctx, options.data_dir)
+        tasks.fail_interrupted(ctx)
         if started.generated_password:
             say(
                 f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "

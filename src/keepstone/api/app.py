@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from keepstone import __version__
+from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
@@ -77,6 +78,8 @@ def create_app(ctx: Context) -> FastAPI:
         templates += [
             f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
         ]
+    app.include_router(em_routes.router, tags=["Enterprise Manager"])
+    templates += [route.path for route in em_routes.router.routes if isinstance(route, APIRoute)]
     _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
@@ -119,12 +122,21 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeepstoneError)
     async def domain_error(request: Request, error: KeepstoneError) -> Response:
         status = status_of(error)
-        headers = {"WWW-Authenticate": 'Bearer realm="keepstone"'} if status == 401 else None
-        return error_response(request.url.path, status, error.message, headers)
+        em = request.url.path.startswith("/api")
+        challenge = 'Basic realm="RestSvc"' if em else 'Bearer realm="keepstone"'
+        headers = {"WWW-Authenticate": challenge} if status == 401 else None
+        return error_response(
+            request.url.path, status, error.message, headers, request.headers.get("accept", "")
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> Response:
-        return error_response(request.url.path, 400, describe_validation_error(error.errors()))
+        return error_response(
+            request.url.path,
+            400,
+            describe_validation_error(error.errors()),
+            accept=request.headers.get("accept", ""),
+        )
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> Response:
@@ -137,6 +149,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             error.status_code,
             message.get(error.status_code, str(error.detail)),
             dict(error.headers) if error.headers else None,
+            request.headers.get("accept", ""),
         )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+from xml.sax.saxutils import escape
+
 from starlette.responses import JSONResponse, Response
 
 from keepstone.domain.errors import (
@@ -16,6 +19,8 @@ from keepstone.domain.errors import (
 )
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+EM_NAMESPACE = "http://www.veeam.com/ent/v1.0"
+QUOTES = {'"': "&quot;"}
 
 STATUS_OF: dict[type[KeepstoneError], int] = {
     InvalidInput: 400,
@@ -36,10 +41,30 @@ def status_of(error: KeepstoneError) -> int:
 
 
 def error_response(
-    path: str, status: int, message: str, headers: dict[str, str] | None = None
+    path: str, status: int, message: str, headers: dict[str, str] | None = None, accept: str = ""
 ) -> Response:
     """The error body of the dialect that owns ``path``."""
-    del path  # only the JSON dialect exists so far; the Enterprise Manager one will branch here
+    if path == "/api" or path.startswith("/api/"):
+        return em_error(status, message, headers, accept)
     return JSONResponse(
         {"message": message}, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE
+    )
+
+
+def em_error(status: int, message: str, headers: dict[str, str] | None, accept: str) -> Response:
+    """``<Error Message StatusCode Status/>`` in the EM namespace, or its JSON form."""
+    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    if "json" in accept.lower():
+        return JSONResponse(
+            {"Message": message, "StatusCode": status, "Status": reason},
+            status_code=status,
+            headers=headers,
+            media_type=JSON_MEDIA_TYPE,
+        )
+    body = (
+        f'<?xml version="1.0" encoding="utf-8"?>\n<Error xmlns="{EM_NAMESPACE}" '
+        f'Message="{escape(message, QUOTES)}" StatusCode="{status}" Status="{reason}" />'
+    )
+    return Response(
+        body, status_code=status, headers=headers, media_type="application/xml; charset=utf-8"
     )

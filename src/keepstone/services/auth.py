@@ -27,7 +27,7 @@ from keepstone.domain.errors import (
     Unauthenticated,
 )
 from keepstone.services.context import Context, new_id
-from keepstone.store.tables import Token, User
+from keepstone.store.tables import LogonSession, Token, User
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 REFRESH_TOKEN_LIFETIME = timedelta(days=14)
@@ -268,3 +268,75 @@ class LoginThrottle:
     def succeeded(self, address: str) -> None:
         with self._lock:
             self._failures.pop(address, None)
+
+
+# ---- Enterprise Manager logon sessions -----------------------------------------------------------
+
+LOGON_IDLE_TIMEOUT = timedelta(minutes=15)
+
+
+@dataclass(frozen=True, slots=True)
+class Logon:
+    session_id: str
+    token: str
+    principal: Principal
+
+
+def start_logon(ctx: Context, name: str, password: str) -> Logon:
+    """Basic-auth logon of the Enterprise Manager dialect: same users and roles as bearer tokens."""
+    with ctx.db.read() as s:
+        user = s.scalar(select(User).where(User.name == name))
+    if not _password_matches(user.password_hash if user else None, password) or user is None:
+        raise BadCredentials("the user name or password is incorrect")
+    token, now = secrets.token_urlsafe(24), ctx.clock.now()
+    with ctx.db.write() as s:
+        session = LogonSession(
+            id=new_id(),
+            user_id=user.id,
+            token_hash=_digest(token),
+            created_at=now,
+            last_used_at=now,
+            ended_at=None,
+        )
+        s.add(session)
+    return Logon(session.id, token, Principal(user.id, user.name, Role(user.role)))
+
+
+def resume_logon(ctx: Context, token: str) -> tuple[Principal, str]:
+    """The caller and logon session of a token; each use restarts the 15-minute idle clock."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        row = s.execute(
+            select(LogonSession, User)
+            .join(User, User.id == LogonSession.user_id)
+            .where(LogonSession.token_hash == _digest(token))
+        ).first()
+        if row is None:
+            raise Unauthenticated("the logon session is not valid")
+        session, user = row
+        if session.ended_at is not None:
+            raise Unauthenticated("the logon session has ended")
+        if now - session.last_used_at >= LOGON_IDLE_TIMEOUT:
+            raise Unauthenticated("the logon session expired after 15 idle minutes")
+        session.last_used_at = now
+        return Principal(user.id, user.name, Role(user.role)), session.id
+
+
+def get_logon(ctx: Context, session_id: str, caller: Principal) -> LogonSession:
+    with ctx.db.read() as s:
+        session = s.get(LogonSession, session_id)
+    if (
+        session is None
+        or session.ended_at is not None
+        or (session.user_id != caller.user_id and caller.role is not Role.ADMINISTRATOR)
+    ):
+        raise NotFound(f"logon session '{session_id}' does not exist")
+    return session
+
+
+def end_logon(ctx: Context, session_id: str, caller: Principal) -> None:
+    get_logon(ctx, session_id, caller)
+    with ctx.db.write() as s:
+        session = s.get(LogonSession, session_id)
+        assert session is not None
+        session.ended_at = ctx.clock.now()

@@ -151,3 +151,41 @@ def _run_now(ctx: Context, job: Job, edit: JobEdit) -> JobSession | None:
     if not edit.run_now:
         return None
     return runs.start_job(ctx, job.id, "Started by the edit's IsRun", already_active_ok=True)
+
+
+def clone_job(ctx: Context, job_id: str) -> Job:
+    """A copy of a job under a new name, disabled so it never runs twice the work unasked."""
+    with ctx.db.write() as s:
+        source = get_job_in(s, job_id)
+        taken = {
+            n.lower()
+            for n in s.scalars(
+                select(Job.name).where(Job.organization_id == source.organization_id)
+            )
+        }
+        name = next(
+            candidate
+            for n in range(1, 10_000)
+            if (candidate := f"{source.name} clone" + (f" {n}" if n > 1 else "")).lower()
+            not in taken
+        )
+        clone = Job(
+            id=new_id(),
+            organization_id=source.organization_id,
+            name=name,
+            description=source.description,
+            backup_type=source.backup_type,
+            selected_items=list(source.selected_items),
+            excluded_items=list(source.excluded_items),
+            schedule_policy=dict(source.schedule_policy),
+            repository_id=source.repository_id,
+            proxy_id=source.proxy_id,
+            is_enabled=False,
+            last_run=None,
+            last_backup=None,
+            last_status=None,
+            next_run=None,
+            version=1,
+        )
+        s.add(clone)
+    return clone

@@ -197,3 +197,32 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
+
+
+class LogonSession(Base):
+    """An Enterprise Manager logon session: a token (kept hashed) that expires when idle."""
+
+    __tablename__ = "logon_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
+class Task(Base):
+    """An asynchronous operation a client polls (``task-<number>``); survives restarts."""
+
+    __tablename__ = "tasks"
+    # A deleted task-N is never handed out again.
+    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+    number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    logon_session_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))  # Running | Finished
+    success: Mapped[bool | None]
+    message: Mapped[str] = mapped_column(Text, default="")
+    related: Mapped[dict[str, Any]]  # links the finished task offers (a clone's new job)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]

@@ -1,0 +1,370 @@
+"""The Enterprise Manager dialect's resources: ``/api/``, logon sessions, jobs and tasks.
+
+Every write that changes a job is an asynchronous operation: the answer is ``202 Accepted`` with a
+``Task`` the client polls (seed 000), even when the work is quick, so clients have one rule.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from lxml import etree
+from starlette.responses import JSONResponse, Response
+
+from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
+from keepstone.api.em.xml import child, element, links, parse_body, render, text_of, to_json
+from keepstone.api.errors import JSON_MEDIA_TYPE
+from keepstone.api.vb365.views import iso
+from keepstone.domain.errors import BadCredentials, InvalidInput, Unauthenticated
+from keepstone.domain.jobs import JobEdit
+from keepstone.services import auth, jobs, runs, tasks
+from keepstone.services.context import Context
+from keepstone.store.codecs import policy_from_record
+from keepstone.store.tables import Job, Task
+
+router = APIRouter(prefix="/api")
+SESSION_HEADER = "X-RestSvcSessionId"
+VERSIONS = ("v1_1", "v1_2", "v1_3", "v1_4", "v1_5", "v1_6", "v1_7")
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    principal: auth.Principal
+    logon_session_id: str
+    base: str  # https://host:port/api
+
+    def href(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
+
+
+def _ctx(request: Request) -> Context:
+    ctx: Context = request.app.state.ctx
+    return ctx
+
+
+def _base(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/api"
+
+
+def caller(request: Request) -> Caller:
+    """The logon session's user: the token from the cookie (which wins, as in EM) or header."""
+    token = request.cookies.get(SESSION_HEADER) or request.headers.get(SESSION_HEADER)
+    if not token:
+        raise Unauthenticated(f"log on first (POST /api/sessionMngr/) and send {SESSION_HEADER}")
+    principal, session_id = auth.resume_logon(_ctx(request), token)
+    action = auth.Action.READ if request.method in ("GET", "HEAD") else auth.Action.WRITE
+    auth.authorize(principal, action)
+    return Caller(principal, session_id, _base(request))
+
+
+Who = Annotated[Caller, Depends(caller)]
+
+
+def answer(
+    request: Request,
+    document: etree._Element,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """XML, or JSON when the client asks for it."""
+    if "json" in request.headers.get("accept", "").lower():
+        return JSONResponse(to_json(document), status, headers, media_type=JSON_MEDIA_TYPE)
+    return Response(render(document), status, headers, media_type="application/xml; charset=utf-8")
+
+
+# ---- discovery and logon ----------------------------------------------------------------------
+
+
+@router.get("/")
+def enterprise_manager(request: Request) -> Response:
+    base = _base(request)
+    versions = element(
+        "SupportedVersions",
+        None,
+        *(
+            element(
+                "SupportedVersion",
+                {"Name": v},
+                links(("Create", f"{base}/sessionMngr/?v={v}", "LogonSession")),
+            )
+            for v in VERSIONS
+        ),
+    )
+    document = element(
+        "EnterpriseManager",
+        {"Href": f"{base}/", "Type": "EnterpriseManager"},
+        links(
+            ("Down", f"{base}/logonSessions", "LogonSessionList"),
+            ("Create", f"{base}/sessionMngr/?v=latest", "LogonSession"),
+        ),
+        versions,
+    )
+    return answer(request, document)
+
+
+@router.post("/sessionMngr/")
+def log_on(request: Request, v: str = "latest") -> Response:
+    if v != "latest" and v not in VERSIONS:
+        raise InvalidInput(
+            f"API version '{v}' is not supported; use latest or one of " + ", ".join(VERSIONS), "v"
+        )
+    name, password = _basic_credentials(request)
+    try:
+        logon = auth.start_logon(_ctx(request), name, password)
+    except BadCredentials:
+        raise Unauthenticated("the user name or password is incorrect") from None
+    base = _base(request)
+    headers = {
+        SESSION_HEADER: logon.token,
+        "Location": f"{base}/logonSessions/{logon.session_id}",
+        "Set-Cookie": f"{SESSION_HEADER}={logon.token}; Path=/api; HttpOnly; SameSite=Strict",
+    }
+    return answer(
+        request, logon_session(base, logon.session_id, logon.principal.user_name), 201, headers
+    )
+
+
+def _basic_credentials(request: Request) -> tuple[str, str]:
+    scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
+    try:
+        name, found, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        found = ""
+    if scheme.lower() != "basic" or not found:
+        raise Unauthenticated("log on with HTTP Basic authentication")
+    return name, password
+
+
+def logon_session(base: str, session_id: str, user: str) -> etree._Element:
+    href = f"{base}/logonSessions/{session_id}"
+    return element(
+        "LogonSession",
+        {"Href": href, "Type": "LogonSession"},
+        links(
+            ("Up", f"{base}/", "EnterpriseManager"),
+            ("Down", f"{base}/jobs", "JobReferenceList"),
+            ("Down", f"{base}/jobs?format=Entity", "JobList"),
+            ("Down", f"{base}/tasks", "TaskList"),
+            ("Delete", href, None),
+        ),
+        child("UserName", user),
+        child("SessionId", session_id),
+    )
+
+
+@router.get("/logonSessions/{session_id}")
+def get_logon_session(session_id: str, request: Request, who: Who) -> Response:
+    auth.get_logon(_ctx(request), session_id, who.principal)
+    return answer(request, logon_session(who.base, session_id, who.principal.user_name))
+
+
+@router.delete("/logonSessions/{session_id}", status_code=204)
+def log_off(session_id: str, request: Request, who: Who) -> Response:
+    auth.end_logon(_ctx(request), session_id, who.principal)
+    return Response(status_code=204)
+
+
+# ---- jobs -------------------------------------------------------------------------------------
+
+
+def job_uid(job: Job) -> str:
+    return f"urn:veeam:Job:{job.id}"
+
+
+def job_links(who: Caller, job: Job) -> etree._Element:
+    href = who.href("jobs", job.id)
+    return links(
+        ("Up", who.href("jobs"), "JobReferenceList"),
+        ("Alternate", href, "JobReference"),
+        ("Edit", f"{href}?action=edit", "Job"),
+        ("Start", f"{href}?action=start", None),
+        ("Stop", f"{href}?action=stop", None),
+        ("Retry", f"{href}?action=retry", None),
+        ("Clone", f"{href}?action=clone", "Job"),
+        ("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled", None),
+    )
+
+
+def job_reference(who: Caller, job: Job, tag: str = "EntityRef") -> etree._Element:
+    return element(
+        tag,
+        {
+            "Href": who.href("jobs", job.id),
+            "Type": "JobReference",
+            "Name": job.name,
+            "UID": job_uid(job),
+        },
+        links(("Alternate", f"{who.href('jobs', job.id)}?format=Entity", "Job")),
+    )
+
+
+def job_entity(who: Caller, job: Job) -> etree._Element:
+    policy = policy_from_record(job.schedule_policy)
+    return element(
+        "Job",
+        {
+            "Href": f"{who.href('jobs', job.id)}?format=Entity",
+            "Type": "Job",
+            "Name": job.name,
+            "UID": job_uid(job),
+        },
+        job_links(who, job),
+        child("JobType", "Backup"),
+        child("Platform", "Microsoft365"),
+        child("Description", job.description),
+        child("ScheduleConfigured", _bool(policy.type.value != "ManualOnly")),
+        child("ScheduleEnabled", _bool(job.is_enabled)),
+        child("NextRun", iso(job.next_run)),
+        render_schedule_options(policy),
+    )
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, who: Who, format: str = "References") -> Response:
+    rows = jobs.list_jobs(_ctx(request))
+    if format.lower() == "entity":
+        return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
+    return answer(
+        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in rows))
+    )
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, request: Request, who: Who, format: str = "Reference") -> Response:
+    job = jobs.get_job(_ctx(request), job_id)
+    return answer(
+        request, job_entity(who, job) if format.lower() == "entity" else job_reference(who, job)
+    )
+
+
+@router.put("/jobs/{job_id}")
+async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit") -> Response:
+    """Seed 000: the body conforms to RestAPI.xsd and holds the whole job or only what changes."""
+    if action.lower() != "edit":
+        raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
+    document = parse_body(await request.body(), "Job")
+    edit = job_edit(document)
+    ctx = _ctx(request)
+    jobs.get_job(ctx, job_id)  # an unknown job is a 404 now, not a failed task later
+
+    def work() -> tuple[str, dict[str, Any]]:
+        jobs.edit_job(ctx, job_id, edit)
+        return "Ok", {}
+
+    return task_accepted(request, who, tasks.submit(ctx, who.logon_session_id, "EditJob", work))
+
+
+def job_edit(document: etree._Element) -> JobEdit:
+    """What a Job body changes. Its attributes (Href, Type, Name, UID) identify the job and are
+    required by the schema, so they are not edits; JobType, Platform, ScheduleConfigured and
+    NextRun are read-only and ignored, like read-only JSON properties."""
+    if document.find("{http://www.veeam.com/ent/v1.0}JobInfo") is not None:
+        raise InvalidInput(
+            "JobInfo (backup objects of a virtual machine job) cannot be edited: "
+            "Keepstone jobs protect organizations",
+            "Job/JobInfo",
+        )
+    enabled = text_of(document, "ScheduleEnabled")
+    options = document.find("{http://www.veeam.com/ent/v1.0}JobScheduleOptions")
+    return JobEdit(
+        description=text_of(document, "Description"),
+        is_enabled=None if enabled is None else enabled.strip() in ("true", "1"),
+        schedule=None if options is None else parse_schedule_options(options),
+    )
+
+
+ACTIONS = {
+    "start": "StartJob",
+    "stop": "StopJob",
+    "retry": "RetryJob",
+    "togglescheduleenabled": "UpdateJob",
+    "clone": "CloneJob",
+}
+
+
+@router.post("/jobs/{job_id}")
+def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Response:
+    operation = ACTIONS.get(action.lower())
+    if operation is None:
+        raise InvalidInput(f"action must be one of {', '.join(sorted(ACTIONS))}", "action")
+    ctx = _ctx(request)
+    job = jobs.get_job(ctx, job_id)
+
+    def work() -> tuple[str, dict[str, Any]]:
+        match operation:
+            case "StartJob" | "RetryJob":
+                runs.start_job(ctx, job.id, f"Started through Enterprise Manager ({action})")
+                return f'Job "{job.name}" triggered to start.', {}
+            case "StopJob":
+                runs.stop_job(ctx, job.id)
+                return f'Job "{job.name}" triggered to stop.', {}
+            case "UpdateJob":
+                changed = jobs.set_enabled(ctx, job.id, not jobs.get_job(ctx, job.id).is_enabled)
+                state = "enabled" if changed.is_enabled else "disabled"
+                return f'Schedule of job "{job.name}" {state}.', {}
+        clone = jobs.clone_job(ctx, job.id)
+        return f'Job "{job.name}" cloned as "{clone.name}".', {"job": clone.id}
+
+    return task_accepted(request, who, tasks.submit(ctx, who.logon_session_id, operation, work))
+
+
+# ---- tasks ------------------------------------------------------------------------------------
+
+
+def task_number(task_id: str) -> int:
+    number = task_id.removeprefix("task-")
+    if not number.isdigit():
+        raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
+    return int(number)
+
+
+def task_document(who: Caller, task: Task) -> etree._Element:
+    href = who.href("tasks", f"task-{task.number}")
+    entries: list[tuple[str, str, str | None]] = [("Delete", href, "Task")]
+    if "job" in task.related:
+        entries.append(("Related", who.href("jobs", task.related["job"]), "JobReference"))
+    result = None
+    if task.state == "Finished":
+        result = element(
+            "Result", {"Success": _bool(bool(task.success))}, child("Message", task.message)
+        )
+    return element(
+        "Task",
+        {"Href": href, "Type": "Task"},
+        links(*entries),
+        child("TaskId", f"task-{task.number}"),
+        child("State", task.state),
+        child("Operation", task.operation),
+        result,
+    )
+
+
+def task_accepted(request: Request, who: Caller, task: Task) -> Response:
+    href = who.href("tasks", f"task-{task.number}")
+    return answer(request, task_document(who, task), 202, {"Location": href})
+
+
+@router.get("/tasks")
+def list_tasks(request: Request, who: Who) -> Response:
+    found = tasks.list_for(_ctx(request), who.logon_session_id)
+    return answer(request, element("Tasks", None, *(task_document(who, t) for t in found)))
+
+
+@router.get("/tasks/{task_id}")
+def get_task(task_id: str, request: Request, who: Who) -> Response:
+    return answer(request, task_document(who, tasks.get(_ctx(request), task_number(task_id))))
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+def delete_task(task_id: str, request: Request, who: Who) -> Response:
+    del who
+    tasks.cancel(_ctx(request), task_number(task_id))
+    return Response(status_code=204)

@@ -1,0 +1,115 @@
+"""Tasks: asynchronous operations a client polls until they are ``Finished``.
+
+A task row is written before its work starts and finished by the worker thread that does it, so
+a task survives a restart of the server (a task that was running then is finished as failed).
+Finished tasks are kept for ``KEEP_FINISHED`` and then forgotten.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, select
+
+from keepstone.domain.errors import KeepstoneError, NotFound
+from keepstone.services.context import Context
+from keepstone.store.tables import Task
+
+log = structlog.get_logger(__name__)
+KEEP_FINISHED = timedelta(hours=24)
+Work = Callable[[], tuple[str, dict[str, Any]]]  # returns (message, related links)
+
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keepstone-task")
+
+
+def submit(ctx: Context, logon_session_id: str | None, operation: str, work: Work) -> Task:
+    """Record a Running task and do ``work`` on a worker thread; its outcome finishes the task."""
+    with ctx.db.write() as s:
+        task = Task(
+            logon_session_id=logon_session_id,
+            operation=operation,
+            state="Running",
+            success=None,
+            message="",
+            related={},
+            created_at=ctx.clock.now(),
+            finished_at=None,
+        )
+        s.add(task)
+        s.flush()
+    _pool.submit(_run, ctx, task.number, work)
+    return task
+
+
+def _run(ctx: Context, number: int, work: Work) -> None:
+    with ctx.db.read() as s:
+        if s.get(Task, number) is None:  # deleted (cancelled) before it started
+            return
+    try:
+        message, related = work()
+        _finish(ctx, number, True, message, related)
+    except KeepstoneError as error:
+        _finish(ctx, number, False, error.message, {})
+    except Exception:
+        log.exception("task failed", task=number)
+        _finish(ctx, number, False, "The operation failed unexpectedly; see the server log", {})
+
+
+def _finish(
+    ctx: Context, number: int, success: bool, message: str, related: dict[str, Any]
+) -> None:
+    with ctx.db.write() as s:
+        task = s.get(Task, number)
+        if task is None or task.state == "Finished":
+            return
+        task.state, task.success, task.message = "Finished", success, message
+        task.related, task.finished_at = related, ctx.clock.now()
+
+
+def get(ctx: Context, number: int) -> Task:
+    _forget_old(ctx)
+    with ctx.db.read() as s:
+        task = s.get(Task, number)
+    if task is None:
+        raise NotFound(f"task 'task-{number}' does not exist")
+    return task
+
+
+def list_for(ctx: Context, logon_session_id: str) -> list[Task]:
+    _forget_old(ctx)
+    with ctx.db.read() as s:
+        return list(
+            s.scalars(
+                select(Task).where(Task.logon_session_id == logon_session_id).order_by(Task.number)
+            )
+        )
+
+
+def cancel(ctx: Context, number: int) -> None:
+    """Delete a task: one not started yet never runs; a running one's result is not recorded."""
+    get(ctx, number)
+    with ctx.db.write() as s:
+        s.execute(delete(Task).where(Task.number == number))
+
+
+def fail_interrupted(ctx: Context) -> int:
+    """At start-up: tasks that were running when the server stopped can never finish."""
+    with ctx.db.write() as s:
+        running = list(s.scalars(select(Task).where(Task.state == "Running")))
+        for task in running:
+            task.state, task.success, task.finished_at = "Finished", False, ctx.clock.now()
+            task.message = "The server stopped before this operation finished"
+        return len(running)
+
+
+def _forget_old(ctx: Context) -> None:
+    with ctx.db.write() as s:
+        s.execute(
+            delete(Task).where(
+                Task.state == "Finished", Task.finished_at < ctx.clock.now() - KEEP_FINISHED
+            )
+        )
