@@ -216,7 +216,7 @@ class Task(Base):
 
     __tablename__ = "tasks"
     # A deleted task-N is never handed out again.
-    __table_args__: ClassVar[dict[str, Any]] = {"sqlite_autoincrement": True}
+    __table_args__ = {"sqlite_autoincrement": True}  # noqa: RUF012 (SQLAlchemy reads it as is)
     number: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     logon_session_id: Mapped[str | None] = mapped_column(String(36), index=True)
     operation: Mapped[str] = mapped_column(String(64))
