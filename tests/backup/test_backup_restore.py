@@ -244,3 +244,29 @@ def test_explore_forms_stop_and_copy_to(
     assert api.get(base).status_code == 409  # a stopped session serves nothing more
     listed = {s["id"]: s["state"] for s in api.get("/v2/RestoreSessions").json()}
     assert listed[session] == "Stopped" and listed[v8.json()["id"]] == "Working"
+
+
+def test_a_running_put_back_publishes_its_counts_as_it_goes(
+    api: Api,
+    organization: Organization,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    monkeypatch: Any,
+) -> None:
+    from keepstone.services import restores
+
+    seen: list[dict[str, int]] = []
+    publish = restores._add_statistics
+
+    def watched(ctx: Any, session_id: str, counts: Any) -> None:
+        publish(ctx, session_id, counts)
+        seen.append(dict(api.get(f"/v2/RestoreSessions/{session_id}").json()["statistics"]))
+
+    monkeypatch.setattr(restores, "PROGRESS_EVERY_SECONDS", 0)  # publish after every item
+    monkeypatch.setattr(restores, "_add_statistics", watched)
+    run_job(api, org_job, backup_proxy)
+    session = explore(api, org_job)
+    base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
+    alice = next(m for m in api.get(base).json() if m["name"] == "alice")
+    api.post(f"{base}/{alice['id']}/restoreTo", {"userName": "bob", "folder": "Copy"})
+    assert [s["restored"] for s in seen] == [1, 2, 3, 4, 4]  # moving, then the final total

@@ -10,11 +10,12 @@ from __future__ import annotations
 import enum
 import io
 import threading
+import time
 import uuid
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -34,6 +35,7 @@ from keepstone.store.tables import RestorePoint
 from keepstone.store.tables import RestoreSession as SessionRow
 
 OPEN_BROWSERS = 8
+PROGRESS_EVERY_SECONDS = 1.0  # how often a running put-back publishes its counts
 
 
 class Collision(enum.StrEnum):
@@ -282,6 +284,14 @@ class RestoreCounts:
     failed: int = 0
     bytes: int = 0
 
+    def since(self, earlier: RestoreCounts) -> RestoreCounts:
+        return RestoreCounts(
+            self.restored - earlier.restored,
+            self.skipped - earlier.skipped,
+            self.failed - earlier.failed,
+            self.bytes - earlier.bytes,
+        )
+
 
 def restore(
     ctx: Context,
@@ -309,7 +319,8 @@ def restore(
     target_user = to_user or user
     if target_user not in {u.name for u in source.users()}:
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
-    counts = RestoreCounts()
+    counts, published = RestoreCounts(), RestoreCounts()
+    last_published = time.monotonic()
     for item in items:
         try:
             stream = io.BufferedReader(ChunkReader(view.repository.read(item)), 1 << 20)
@@ -322,7 +333,10 @@ def restore(
         else:
             counts.restored += 1
             counts.bytes += item.size
-    _add_statistics(ctx, session_id, counts)
+        if time.monotonic() - last_published >= PROGRESS_EVERY_SECONDS:
+            _add_statistics(ctx, session_id, counts.since(published))  # visible while it runs
+            published, last_published = replace(counts), time.monotonic()
+    _add_statistics(ctx, session_id, counts.since(published))
     return counts
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from lxml import etree
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
@@ -250,16 +251,18 @@ async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit"
     """Seed 000: the body conforms to RestAPI.xsd and holds the whole job or only what changes."""
     if action.lower() != "edit":
         raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
-    document = parse_body(await request.body(), "Job")
-    edit = job_edit(document)
+    edit = job_edit(parse_body(await request.body(), "Job"))
     ctx = _ctx(request)
-    jobs.get_job(ctx, job_id)  # an unknown job is a 404 now, not a failed task later
 
     def work() -> tuple[str, dict[str, Any]]:
         jobs.edit_job(ctx, job_id, edit)
         return "Ok", {}
 
-    return task_accepted(request, who, tasks.submit(ctx, who.logon_session_id, "EditJob", work))
+    def accept() -> Task:
+        jobs.get_job(ctx, job_id)  # an unknown job is a 404 now, not a failed task later
+        return tasks.submit(ctx, who.logon_session_id, "EditJob", work)
+
+    return task_accepted(request, who, await run_in_threadpool(accept))
 
 
 def job_edit(document: etree._Element) -> JobEdit:
