@@ -70,7 +70,7 @@ class RunContext:
         if deadline is not None and self.ctx.clock.now() >= deadline:
             return StopRun(
                 SessionStatus.STOPPED,
-                f"The backup window closed at {runs._us_time(deadline)}; the work "
+                f"The backup window closed at {runs.log_time(deadline)}; the work "
                 "finished so far is kept and the next run continues from it",
             )
         if time.monotonic() - self._renewed_at < self.renew_every:

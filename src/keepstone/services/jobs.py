@@ -74,6 +74,14 @@ def set_enabled(ctx: Context, job_id: str, enabled: bool) -> Job:
     return edit_job(ctx, job_id, JobEdit(is_enabled=enabled)).job
 
 
+def toggle_schedule(ctx: Context, job_id: str) -> Job:
+    """Enable a disabled job's schedule or disable an enabled one, in one transaction."""
+    with ctx.db.write() as s:
+        job = get_job_in(s, job_id)
+        _apply(s, job, JobEdit(is_enabled=not job.is_enabled), ctx.clock.now(), ctx.tz)
+    return job
+
+
 def delete_job(ctx: Context, job_id: str) -> None:
     with ctx.db.write() as s:
         job = get_job_in(s, job_id)

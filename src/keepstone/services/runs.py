@@ -84,13 +84,13 @@ def dispatch_due(ctx: Context) -> Dispatch:
                     s,
                     busy[job.id],
                     SessionStatus.WARNING,
-                    f"Scheduled run at {_us_time(slot)} skipped: this run was still active",
+                    f"Scheduled run at {log_time(slot)} skipped: this run was still active",
                     now,
                     end=now,
                 )
                 skipped += 1
             elif window_allows(policy, now):
-                _new_session(s, job, now, f"Scheduled run for {_us_time(slot)}", scheduled_for=slot)
+                _new_session(s, job, now, f"Scheduled run for {log_time(slot)}", scheduled_for=slot)
                 started += 1
             job.next_run = next_run(policy, now, ctx.tz)
     if started:
@@ -126,7 +126,7 @@ def _new_session(
     )
     s.add(session)
     add_log_in(
-        s, session.id, SessionStatus.SUCCESS, f"Job started at {_us_time(now)}", now, end=now, usn=1
+        s, session.id, SessionStatus.SUCCESS, f"Job started at {log_time(now)}", now, end=now, usn=1
     )
     job.last_status = SessionStatus.QUEUED.value
     job.last_run = now
@@ -211,7 +211,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                     s,
                     session.id,
                     SessionStatus.WARNING,
-                    f"Waiting for the backup window to open at {_us_time(session.not_before)}"
+                    f"Waiting for the backup window to open at {log_time(session.not_before)}"
                     if session.not_before
                     else "Waiting for the backup window to open",
                     now,
@@ -330,7 +330,7 @@ def fail_attempt_in(
         s,
         session.id,
         SessionStatus.WARNING,
-        f"{message}. Retry {session.retry_count} of {policy.retry_number} at {_us_time(retry_at)}",
+        f"{message}. Retry {session.retry_count} of {policy.retry_number} at {log_time(retry_at)}",
         now,
         end=now,
     )
@@ -493,7 +493,7 @@ def _proxy_name(s: Session, proxy_id: str | None) -> str:
     return proxy.host_name if proxy else str(proxy_id)
 
 
-def _us_time(instant: datetime) -> str:
+def log_time(instant: datetime) -> str:
     """The vendor's log style: ``4/4/2017 12:07:21 AM`` (UTC)."""
     hour = instant.hour % 12 or 12
     suffix = "AM" if instant.hour < 12 else "PM"

@@ -310,7 +310,7 @@ def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Res
                 runs.stop_job(ctx, job.id)
                 return f'Job "{job.name}" triggered to stop.', {}
             case "UpdateJob":
-                changed = jobs.set_enabled(ctx, job.id, not jobs.get_job(ctx, job.id).is_enabled)
+                changed = jobs.toggle_schedule(ctx, job.id)
                 state = "enabled" if changed.is_enabled else "disabled"
                 return f'Schedule of job "{job.name}" {state}.', {}
         clone = jobs.clone_job(ctx, job.id)
