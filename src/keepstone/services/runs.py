@@ -146,6 +146,35 @@ def stop_job(ctx: Context, job_id: str) -> JobSession:
     return session
 
 
+def stop_session(ctx: Context, session_id: str) -> JobSession:
+    """Stop one session, which must be the job's active one."""
+    with ctx.db.write() as s:
+        session = get_session_in(s, session_id)
+        if session.status not in ACTIVE:
+            raise Conflict(f"job session '{session_id}' is not running")
+        stopped = stop_active_in(
+            s, get_job_in(s, session.job_id), ctx.clock.now(), "stopped by user"
+        )
+        assert stopped is not None
+    ctx.wake_proxies()
+    return stopped
+
+
+def failure_of(ctx: Context, session_id: str) -> str:
+    """The message of a session's last failure log item ("" when none)."""
+    with ctx.db.read() as s:
+        message = s.scalar(
+            select(LogItem.message)
+            .where(
+                LogItem.session_id == session_id,
+                LogItem.status.in_((SessionStatus.FAILED.value, SessionStatus.STOPPED.value)),
+            )
+            .order_by(LogItem.usn.desc())
+            .limit(1)
+        )
+    return message or ""
+
+
 def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession | None:
     """Stop the job's active session: a queued one at once, a running one at its proxy's check."""
     session = _active_session(s, job.id)

@@ -16,16 +16,17 @@ from lxml import etree
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
+from keepstone import __version__
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.xml import child, element, links, parse_body, render, text_of, to_json
 from keepstone.api.errors import JSON_MEDIA_TYPE
 from keepstone.api.vb365.views import iso
-from keepstone.domain.errors import BadCredentials, InvalidInput, Unauthenticated
+from keepstone.domain.errors import BadCredentials, InvalidInput, NotFound, Unauthenticated
 from keepstone.domain.jobs import JobEdit
-from keepstone.services import auth, jobs, runs, tasks
+from keepstone.services import auth, catalog, jobs, runs, tasks
 from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
-from keepstone.store.tables import Job, Task
+from keepstone.store.tables import Job, JobSession, Repository, Task
 
 router = APIRouter(prefix="/api")
 SESSION_HEADER = "X-RestSvcSessionId"
@@ -371,3 +372,215 @@ def delete_task(task_id: str, request: Request, who: Who) -> Response:
     del who
     tasks.cancel(_ctx(request), task_number(task_id))
     return Response(status_code=204)
+
+
+# ---- backup sessions --------------------------------------------------------------------------
+
+# Session status -> (EM State, EM Result). A stopped run did not complete: Failed, with the reason.
+SESSION_STATES = {
+    "Queued": ("Starting", "None"),
+    "Running": ("Working", "None"),
+    "Success": ("Stopped", "Success"),
+    "Warning": ("Stopped", "Warning"),
+    "Failed": ("Stopped", "Failed"),
+    "Stopped": ("Stopped", "Failed"),
+}
+
+
+def session_href(who: Caller, session: JobSession) -> str:
+    return who.href("backupSessions", session.id)
+
+
+def session_reference(
+    who: Caller, session: JobSession, job_name: str, tag: str = "EntityRef"
+) -> etree._Element:
+    return element(
+        tag,
+        {
+            "Href": session_href(who, session),
+            "Type": "BackupJobSessionReference",
+            "Name": f"{job_name}@{iso(session.creation_time)}",
+            "UID": f"urn:veeam:BackupJobSession:{session.id}",
+        },
+        links(("Alternate", f"{session_href(who, session)}?format=Entity", "BackupJobSession")),
+    )
+
+
+def session_entity(who: Caller, session: JobSession, job_name: str, failure: str) -> etree._Element:
+    state, result = SESSION_STATES[session.status]
+    href = session_href(who, session)
+    return element(
+        "BackupJobSession",
+        {
+            "Href": f"{href}?format=Entity",
+            "Type": "BackupJobSession",
+            "Name": f"{job_name}@{iso(session.creation_time)}",
+            "UID": f"urn:veeam:BackupJobSession:{session.id}",
+        },
+        links(
+            ("Up", who.href("backupSessions"), "BackupJobSessionReferenceList"),
+            ("Up", who.href("jobs", session.job_id), "JobReference"),
+            ("Stop", f"{href}?action=stop", None),
+        ),
+        child("JobUid", f"urn:veeam:Job:{session.job_id}"),
+        child("JobName", job_name),
+        child("JobType", "Backup"),
+        child("CreationTimeUTC", iso(session.creation_time)),
+        child("EndTimeUTC", iso(session.end_time)),
+        child("State", state),
+        child("Result", result),
+        child("Progress", str(session.progress)),
+        child("FailureMessage", failure),
+        child("IsRetry", _bool(session.retry_count > 0)),
+    )
+
+
+def _sessions_document(
+    request: Request, who: Caller, rows: list[JobSession], format: str
+) -> Response:
+    ctx = _ctx(request)
+    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
+    if format.lower() == "entity":
+        return answer(
+            request,
+            element(
+                "BackupJobSessions",
+                None,
+                *(
+                    session_entity(who, s, names.get(s.job_id, ""), runs.failure_of(ctx, s.id))
+                    for s in rows
+                ),
+            ),
+        )
+    return answer(
+        request,
+        element(
+            "EntityReferences",
+            None,
+            *(session_reference(who, s, names.get(s.job_id, ""), "Ref") for s in rows),
+        ),
+    )
+
+
+@router.get("/backupSessions")
+def list_backup_sessions(request: Request, who: Who, format: str = "References") -> Response:
+    return _sessions_document(request, who, runs.list_sessions(_ctx(request)), format)
+
+
+@router.get("/jobs/{job_id}/backupSessions")
+def list_job_backup_sessions(
+    job_id: str, request: Request, who: Who, format: str = "References"
+) -> Response:
+    return _sessions_document(request, who, runs.list_sessions(_ctx(request), job_id), format)
+
+
+@router.get("/backupSessions/{session_id}")
+def get_backup_session(
+    session_id: str, request: Request, who: Who, format: str = "Reference"
+) -> Response:
+    ctx = _ctx(request)
+    session = runs.get_session(ctx, session_id)
+    name = jobs.get_job(ctx, session.job_id).name
+    if format.lower() == "entity":
+        return answer(request, session_entity(who, session, name, runs.failure_of(ctx, session.id)))
+    return answer(request, session_reference(who, session, name))
+
+
+@router.post("/backupSessions/{session_id}")
+def backup_session_action(
+    session_id: str, request: Request, who: Who, action: str = ""
+) -> Response:
+    if action.lower() != "stop":
+        raise InvalidInput("action must be stop", "action")
+    ctx = _ctx(request)
+    session = runs.get_session(ctx, session_id)
+
+    def work() -> tuple[str, dict[str, Any]]:
+        runs.stop_session(ctx, session.id)
+        return f"Session {session.id} triggered to stop.", {}
+
+    return task_accepted(request, who, tasks.submit(ctx, who.logon_session_id, "StopJob", work))
+
+
+# ---- repositories and this backup server ------------------------------------------------------
+
+
+@router.get("/repositories")
+def list_repositories(request: Request, who: Who, format: str = "References") -> Response:
+    rows = catalog.list_repositories(_ctx(request))
+    if format.lower() == "entity":
+        return answer(
+            request, element("Repositories", None, *(repository_entity(who, r) for r in rows))
+        )
+    return answer(
+        request,
+        element(
+            "EntityReferences",
+            None,
+            *(
+                element(
+                    "Ref",
+                    {
+                        "Href": who.href("repositories", r.id),
+                        "Type": "RepositoryReference",
+                        "Name": r.name,
+                        "UID": f"urn:veeam:Repository:{r.id}",
+                    },
+                )
+                for r in rows
+            ),
+        ),
+    )
+
+
+@router.get("/repositories/{repo_id}")
+def get_repository(repo_id: str, request: Request, who: Who) -> Response:
+    return answer(request, repository_entity(who, catalog.get_repository(_ctx(request), repo_id)))
+
+
+def repository_entity(who: Caller, row: Repository) -> etree._Element:
+    space = catalog.disk_space(row.path)
+    return element(
+        "Repository",
+        {
+            "Href": who.href("repositories", row.id),
+            "Type": "Repository",
+            "Name": row.name,
+            "UID": f"urn:veeam:Repository:{row.id}",
+        },
+        links(("Up", who.href("repositories"), "RepositoryReferenceList")),
+        child("Capacity", str(space.capacity)),
+        child("FreeSpace", str(space.free)),
+    )
+
+
+@router.get("/backupServers")
+def list_backup_servers(request: Request, who: Who) -> Response:
+    return answer(request, element("BackupServers", None, backup_server(request, who)))
+
+
+@router.get("/backupServers/{server_id}")
+def get_backup_server(server_id: str, request: Request, who: Who) -> Response:
+    if server_id != SERVER_ID:
+        raise NotFound(f"backup server '{server_id}' does not exist")
+    return answer(request, backup_server(request, who))
+
+
+SERVER_ID = "00000000-0000-0000-0000-000000000001"  # this server: the only one there is
+
+
+def backup_server(request: Request, who: Caller) -> etree._Element:
+    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    return element(
+        "BackupServer",
+        {
+            "Href": who.href("backupServers", SERVER_ID),
+            "Type": "BackupServer",
+            "Name": request.url.hostname or "",
+            "UID": f"urn:veeam:BackupServer:{SERVER_ID}",
+        },
+        links(("Up", who.href("backupServers"), "BackupServerReferenceList")),
+        child("Description", "Keepstone backup server"),
+        child("Port", str(port)),
+        child("Version", __version__),
+    )
