@@ -62,3 +62,58 @@ def test_repositories_and_the_backup_server(em: Em, repo: dict[str, Any]) -> Non
     assert em.xml("GET", server.get("Href", "").split("4443", 1)[1]).tag.endswith("BackupServer")
     assert em.request("GET", "/api/backupServers/other").status_code == 404
     assert em.request("GET", "/api/repositories/nope").status_code == 404
+
+
+def test_the_query_service(
+    em: Em, api: Api, job: dict[str, Any], org: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    for name in ("alpha", "beta", "gamma"):
+        api.post(f"/v2/Organizations/{org['id']}/Jobs", {"name": name, "repositoryId": repo["id"]})
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"disable": None})
+    refs = em.xml("GET", "/api/query?type=Job&filter=ScheduleEnabled==true&sortDesc=name")
+    assert [r.get("Name") for r in refs.findall("e:Refs/e:Ref", N)] == ["gamma", "beta", "alpha"]
+    paging = refs.find("e:PagingInfo", N)
+    assert paging is not None and (paging.get("PageNum"), paging.get("PagesCount")) == ("1", "1")
+
+    page = em.xml(
+        "GET",
+        '/api/query?type=job&format=Entities&filter=(name=="alpha",name==beta)'
+        "&sortAsc=Name&pageSize=1&page=2",
+    )
+    [entity] = page.findall("e:Entities/e:Jobs/e:Job", N)
+    assert entity.get("Name") == "beta"
+    paging = page.find("e:PagingInfo", N)
+    assert paging is not None and (paging.get("PageSize"), paging.get("PagesCount")) == ("1", "2")
+    rels = [link.get("Rel") for link in paging.iterfind("e:Links/e:Link", N)]
+    assert rels == ["First", "Previous", "Last"]
+
+    servers = em.xml("GET", "/api/query?type=BackupServer&format=Entities")
+    assert len(servers.findall("e:Entities/e:BackupServers/e:BackupServer", N)) == 1
+    repos = em.xml("GET", "/api/query?type=Repository&filter=freespace>0")
+    assert len(repos.findall("e:Refs/e:Ref", N)) == 1
+    as_json = em.request(
+        "GET", "/api/query?type=Job&filter=name==alpha", headers={"Accept": "application/json"}
+    ).json()
+    assert as_json["Refs"][0]["Name"] == "alpha" and as_json["PagingInfo"]["PagesCount"] == "1"
+
+    for bad in (
+        "type=Planet",
+        "type=Job&filter=name==",
+        "type=Job&format=Rows",
+        "type=Job&pageSize=0",
+    ):
+        response = em.request("GET", f"/api/query?{bad}")
+        assert response.status_code == 400, bad
+
+
+def test_query_backup_sessions_by_result_order(
+    em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker
+) -> None:
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
+    worker.run_one()
+    found = em.xml(
+        "GET", "/api/query?type=BackupJobSession&filter=result<=warning;jobname==test_job"
+    )
+    assert len(found.findall("e:Refs/e:Ref", N)) == 1
+    none = em.xml("GET", "/api/query?type=BackupJobSession&filter=result>warning")
+    assert none.findall("e:Refs/e:Ref", N) == []

@@ -23,7 +23,17 @@ SCHEMA_PATH = Path(__file__).with_name("RestAPI.xsd")
 _DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 # Elements holding a list of one kind of child become JSON arrays; the repeated children of a
 # list document are gathered under a plural name (``<EntityReferences><Ref/>`` -> ``Refs``).
-_CONTAINERS = {"Links", "SupportedVersions", "TimePeriods", "Schedule"}
+_CONTAINERS = {
+    "Links",
+    "SupportedVersions",
+    "TimePeriods",
+    "Schedule",
+    "Refs",
+    "Jobs",
+    "BackupJobSessions",
+    "Repositories",
+    "BackupServers",
+}
 _PLURALS = {
     "Ref": "Refs",
     "Job": "Jobs",

@@ -1,0 +1,155 @@
+"""The Enterprise Manager query service's filter grammar, as pure functions.
+
+    filter := or ; or := and ("," and)* ; and := term (";" term)* ;
+    term   := "(" or ")" | NAME OP VALUE ; OP := "==" | "!=" | ">=" | "<=" | ">" | "<"
+    VALUE  := a bare word, or "a quoted string" with "" for a quote inside
+
+Names and text values compare case-insensitively; numbers and ISO dates compare as such; a
+field with an order (``Result``: Success < Warning < Failed) compares by that order.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from keepstone.domain.errors import InvalidInput
+
+Row = Mapping[str, Any]  # lower-case field name -> value
+Predicate = Callable[[Row], bool]
+ORDERS: dict[str, list[str]] = {"result": ["none", "success", "warning", "failed"]}
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    ">=": operator.ge,
+    "<=": operator.le,
+    ">": operator.gt,
+    "<": operator.lt,
+}
+_TOKEN = re.compile(
+    r'\s*(?:(?P<quoted>"(?:[^"]|"")*")|(?P<op>==|!=|>=|<=|>|<)|(?P<punct>[;,()])'
+    r'|(?P<word>[^\s;,()=!<>"]+))'
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    kind: str
+    text: str
+
+
+def tokens(text: str) -> list[Token]:
+    found, position = [], 0
+    while position < len(text):
+        match = _TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip() == "":
+                break
+            raise InvalidInput(
+                f"filter: unexpected '{text[position : position + 10]}' at position {position}",
+                "filter",
+            )
+        kind = match.lastgroup or ""
+        value = match.group(kind)
+        if kind == "quoted":
+            value = value[1:-1].replace('""', '"')
+        found.append(Token(kind, value))
+        position = match.end()
+    return found
+
+
+def parse_filter(text: str) -> Predicate:
+    """The predicate a filter expression stands for; a 400 naming ``filter`` if it is not one."""
+    parser = _Parser(tokens(text))
+    predicate = parser.disjunction()
+    if parser.position != len(parser.items):
+        raise InvalidInput(f"filter: unexpected '{parser.items[parser.position].text}'", "filter")
+    return predicate
+
+
+class _Parser:
+    def __init__(self, items: list[Token]) -> None:
+        self.items, self.position = items, 0
+
+    def peek(self) -> Token | None:
+        return self.items[self.position] if self.position < len(self.items) else None
+
+    def take(self, kind: str, text: str | None = None) -> Token:
+        token = self.peek()
+        if token is None or token.kind != kind or (text is not None and token.text != text):
+            wanted = text or kind
+            got = "the end" if token is None else f"'{token.text}'"
+            raise InvalidInput(f"filter: expected {wanted}, found {got}", "filter")
+        self.position += 1
+        return token
+
+    def disjunction(self) -> Predicate:
+        parts = [self.conjunction()]
+        while (token := self.peek()) is not None and token.text == ",":
+            self.position += 1
+            parts.append(self.conjunction())
+        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+
+    def conjunction(self) -> Predicate:
+        parts = [self.term()]
+        while (token := self.peek()) is not None and token.text == ";":
+            self.position += 1
+            parts.append(self.term())
+        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+
+    def term(self) -> Predicate:
+        token = self.peek()
+        if token is not None and token.text == "(":
+            self.position += 1
+            inner = self.disjunction()
+            self.take("punct", ")")
+            return inner
+        name = self.take("word").text.lower()
+        compare = _OPERATORS[self.take("op").text]
+        value_token = self.peek()
+        if value_token is None or value_token.kind not in ("word", "quoted"):
+            raise InvalidInput(f"filter: {name} needs a value", "filter")
+        self.position += 1
+        wanted = value_token.text
+        return lambda row: name in row and _compare(name, row[name], wanted, compare)
+
+
+def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], bool]) -> bool:
+    left, right = _comparable(name, actual), _comparable(name, wanted)
+    if type(left) is not type(right):
+        left, right = str(actual).lower(), wanted.lower()
+    try:
+        return bool(compare(left, right))
+    except TypeError:
+        return False
+
+
+def _comparable(name: str, value: Any) -> Any:
+    """Orders, numbers and dates compare as such; everything else as lower-case text."""
+    if value is None:
+        return ""
+    text = str(value).lower()
+    if name in ORDERS and text in ORDERS[name]:
+        return ORDERS[name].index(text)
+    if isinstance(value, bool) or text in ("true", "false"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+    except ValueError:
+        return text
+
+
+def sort_key(field: str) -> Callable[[Row], Any]:
+    name = field.lower()
+    return lambda row: (
+        str(type(_comparable(name, row.get(name)))),
+        _comparable(name, row.get(name)),
+    )
