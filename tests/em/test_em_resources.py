@@ -117,3 +117,26 @@ def test_query_backup_sessions_by_result_order(
     assert len(found.findall("e:Refs/e:Ref", N)) == 1
     none = em.xml("GET", "/api/query?type=BackupJobSession&filter=result>warning")
     assert none.findall("e:Refs/e:Ref", N) == []
+
+
+def test_summary_reports(
+    em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker, clock: Any
+) -> None:
+    from datetime import timedelta
+
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
+    clock.advance(timedelta(seconds=42))
+    worker.run_one()
+    overview = em.xml("GET", "/api/reports/summary/overview")
+    assert overview.findtext("e:ScheduledJobs", namespaces=N) == "1"
+    assert overview.findtext("e:SuccessfulVmLastestStates", namespaces=N) == "1"
+    assert overview.findtext("e:RepositoryServers", namespaces=N) == "1"
+    stats = em.xml("GET", "/api/reports/summary/job_statistics")
+    assert stats.findtext("e:TotalJobRuns", namespaces=N) == "1"
+    assert stats.findtext("e:SuccessfulJobRuns", namespaces=N) == "1"
+    assert stats.findtext("e:MaxJobDuration", namespaces=N) == "42"
+    assert stats.findtext("e:MaxDurationBackupJobName", namespaces=N) == "test_job"
+    repository = em.xml("GET", "/api/reports/summary/repository")
+    [period] = repository.findall("e:Period", N)
+    assert period.findtext("e:Name", namespaces=N) == "Default Backup Repository"
+    assert int(period.findtext("e:BackupSize", namespaces=N) or 0) > 0

@@ -47,3 +47,28 @@ def test_a_catalog_at_the_first_revision_migrates_forward_keeping_its_rows(tmp_p
     columns = {c["name"] for c in inspect(engine).get_columns("job_sessions")}
     assert {"scheduled_for", "not_before", "lease_expires_at", "manual"} <= columns
     db.migrate()  # and again: a no-op
+
+
+def test_opening_a_catalog_while_another_process_writes_waits_instead_of_failing(
+    tmp_path: Path,
+) -> None:
+    """A CLI command beside a server that is still creating the catalog: switching a database
+    to WAL fails at once while another connection writes (SQLite calls no busy handler for it),
+    so the open must wait its turn instead of failing."""
+    import sqlite3
+    import threading
+    import time
+
+    path = tmp_path / "busy.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE early (x)")  # not in WAL yet, as during a first start
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT INTO early VALUES (1)")
+    threading.Timer(0.5, lambda: holder.execute("COMMIT")).start()
+    started = time.monotonic()
+    db = Database(sqlite_url(path))
+    db.migrate()
+    with db.read() as s:
+        assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert time.monotonic() - started >= 0.4  # it waited for the writer, then went on
+    holder.close()

@@ -7,7 +7,9 @@ another writer's change; readers use plain deferred transactions and, thanks to 
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -77,15 +79,31 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" hook issue BEGIN
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")  # first: the rest may wait
+        _ensure_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _ensure_wal(cursor: Any) -> None:
+    """WAL is a property of the database file: switch only a database not yet in it. Switching
+    needs a moment of exclusive access, which SQLite reports busy at once (no busy handler) while
+    another process writes, so a contended switch is retried briefly."""
+    if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+        return
+    for attempt in range(50):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)
 
 
 def _alembic_config(url: str) -> Config:

@@ -24,7 +24,7 @@ from keepstone.api.errors import JSON_MEDIA_TYPE
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import BadCredentials, InvalidInput, NotFound, Unauthenticated
 from keepstone.domain.jobs import JobEdit
-from keepstone.services import auth, catalog, jobs, runs, tasks
+from keepstone.services import auth, catalog, jobs, reports, runs, tasks
 from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, JobSession, Repository, Task
@@ -765,3 +765,88 @@ def _paging_links(request: Request, page: int, pages: int) -> etree._Element:
         entries.append(("Next", at(page + 1), None))
     entries.append(("Last", at(pages), None))
     return links(*entries)
+
+
+# ---- summary reports --------------------------------------------------------------------------
+
+
+@router.get("/reports/summary/overview")
+def overview_report(request: Request, who: Who) -> Response:
+    figures = reports.overview(_ctx(request))
+    return answer(
+        request,
+        element(
+            "OverviewReportFrame",
+            {"Href": who.href("reports", "summary", "overview"), "Type": "OverviewReportFrame"},
+            *(
+                child(name, str(value))
+                for name, value in (
+                    ("BackupServers", 1),
+                    ("ProxyServers", figures.proxies),
+                    ("RepositoryServers", figures.repositories),
+                    ("RunningJobs", figures.running_jobs),
+                    ("ScheduledJobs", figures.scheduled_jobs),
+                    ("SuccessfulVmLastestStates", figures.successful),
+                    ("WarningVmLastestStates", figures.warning),
+                    ("FailedVmLastestStates", figures.failed),
+                )
+            ),
+        ),
+    )
+
+
+@router.get("/reports/summary/job_statistics")
+def job_statistics_report(request: Request, who: Who) -> Response:
+    figures = reports.job_statistics(_ctx(request))
+    return answer(
+        request,
+        element(
+            "JobStatisticsReportFrame",
+            {
+                "Href": who.href("reports", "summary", "job_statistics"),
+                "Type": "JobStatisticsReportFrame",
+            },
+            *(
+                child(name, str(value))
+                for name, value in (
+                    ("RunningJobs", figures.running_jobs),
+                    ("ScheduledJobs", figures.scheduled_jobs),
+                    ("ScheduledBackupJobs", figures.scheduled_jobs),
+                    ("ScheduledReplicaJobs", 0),
+                    ("TotalJobRuns", figures.total_runs),
+                    ("SuccessfulJobRuns", figures.successful_runs),
+                    ("WarningsJobRuns", figures.warning_runs),
+                    ("FailedJobRuns", figures.failed_runs),
+                    ("MaxJobDuration", figures.longest_seconds),
+                    ("MaxBackupJobDuration", figures.longest_seconds),
+                    ("MaxReplicaJobDuration", 0),
+                    ("MaxDurationBackupJobName", figures.longest_job),
+                    ("MaxDurationReplicaJobName", ""),
+                    ("BackupJobStatusReportLink", who.href("backupSessions")),
+                )
+            ),
+        ),
+    )
+
+
+@router.get("/reports/summary/repository")
+def repository_report(request: Request, who: Who) -> Response:
+    periods = (
+        element(
+            "Period",
+            None,
+            child("Name", use.name),
+            child("Capacity", str(use.capacity)),
+            child("FreeSpace", str(use.free)),
+            child("BackupSize", str(use.backup_size)),
+        )
+        for use in reports.repository_use(_ctx(request))
+    )
+    return answer(
+        request,
+        element(
+            "RepositoryReportFrame",
+            {"Href": who.href("reports", "summary", "repository"), "Type": "RepositoryReportFrame"},
+            *periods,
+        ),
+    )
