@@ -244,3 +244,46 @@ def test_item_level_retention_removes_old_items_from_every_restore_point(
         names = {d["name"] for d in api.get(f"{base}/{alice['id']}/Documents").json()["results"]}
         assert "old-report.bin" not in names and "cat.jpg" in names
     assert api.post(f"/v2/BackupRepositories/{repo['id']}/verify").json()["ok"] is True
+
+
+def poll(api: Api, href: str) -> dict[str, Any]:
+    path = href.split("4443", 1)[1]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        task: dict[str, Any] = api.get(path).json()
+        if task["state"] == "Finished":
+            return task
+        time.sleep(0.02)
+    raise AssertionError(f"{href} did not finish")
+
+
+def test_long_operations_answer_202_with_a_location_on_request(
+    api: Api,
+    organization: Organization,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    repo: dict[str, Any],
+) -> None:
+    prefer = {"Prefer": "respond-async"}
+    started = api.post(f"/v2/Jobs/{org_job['id']}/Action", {"start": None}, headers=prefer)
+    assert started.status_code == 202 and started.headers["preference-applied"] == "respond-async"
+    backup_proxy.run_one()
+    session = api.get(started.headers["location"].split("4443", 1)[1]).json()
+    assert session["status"] == "Success"
+
+    verify = api.post(f"/v2/BackupRepositories/{repo['id']}/verify", headers=prefer)
+    assert verify.status_code == 202 and verify.json()["state"] == "Running"
+    finished = poll(api, verify.headers["location"])
+    assert finished["success"] is True and finished["result"]["ok"] is True
+
+    explored = api.post(f"/v2/Jobs/{org_job['id']}/Action", {"explore": {}}).json()["id"]
+    base = f"/v2/RestoreSessions/{explored}/Organization/Mailboxes"
+    bob = next(m for m in api.get(base).json() if m["name"] == "bob")
+    restore = api.post(
+        f"{base}/{bob['id']}/restoreTo", {"userName": "alice", "folder": "Bob"}, headers=prefer
+    )
+    assert restore.status_code == 202
+    result = poll(api, restore.headers["location"])["result"]
+    assert result["restoredItemsCount"] == 1
+    assert api.get("/v2/Tasks/nope").status_code == 400
+    assert api.get("/v2/Tasks/task-9999").status_code == 404

@@ -31,6 +31,7 @@ from keepstone.api.vb365 import (
     sessions,
     token,
 )
+from keepstone.api.vb365 import tasks as vb365_tasks
 from keepstone.domain.errors import KeepstoneError
 from keepstone.services.auth import LoginThrottle
 from keepstone.services.context import Context
@@ -44,6 +45,7 @@ VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, beh
     (sessions.router, "JobSessions", True),
     (infrastructure.router, "Infrastructure", True),
     (restore.router, "Restore", True),
+    (vb365_tasks.router, "Tasks", True),
 ]
 # Restore paths the issue names under /v8 too (explore, sessions); the other versions come later.
 EXTRA_VERSIONED: list[tuple[str, APIRouter, str]] = [("v8", restore.router, "Restore")]

@@ -164,3 +164,9 @@ def _canonicaliser(paths: list[str]) -> Callable[[str], str]:
 def plain(status: int, media_type: str = "application/json; charset=utf-8") -> Response:
     """An empty response with the JSON content type the vendor sends even for empty bodies."""
     return Response(status_code=status, media_type=media_type)
+
+
+def plain_with(status: int, headers: dict[str, str]) -> Response:
+    response = plain(status)
+    response.headers.update(headers)
+    return response

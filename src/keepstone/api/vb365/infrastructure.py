@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
 from keepstone.api.vb365.deps import Ctx, Link, json
+from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import catalog, maintenance, vault
 
@@ -61,19 +64,32 @@ def create_repository(body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
 
 
 @router.post("/BackupRepositories/{repo_id}/verify")
-def verify_repository(repo_id: str, ctx: Ctx) -> Response:
-    result = maintenance.verify(ctx, repo_id)
-    return json(
-        {
-            "ok": result.ok,
-            "checkedBytes": result.checked_bytes,
-            "damagedPacks": result.damaged_packs,
-            "damagedRestorePoints": result.damaged_restore_points,
-            "damagedItems": [
-                {"restorePointId": point, "item": key} for point, key in result.damaged_items
-            ],
-        }
-    )
+def verify_repository(repo_id: str, request: Request, ctx: Ctx, link: Link) -> Response:
+    """Reads the whole repository back: ``Prefer: respond-async`` makes it a task to poll."""
+    catalog.get_repository(ctx, repo_id)
+
+    def work() -> tuple[str, dict[str, Any]]:
+        report = verify_report(maintenance.verify(ctx, repo_id))
+        return (
+            "Repository is intact" if report["ok"] else "Repository is damaged",
+            {"result": report},
+        )
+
+    if wants_async(request):
+        return accepted(ctx, link, "VerifyRepository", work)
+    return json(work()[1]["result"])
+
+
+def verify_report(result: maintenance.VerifyResult) -> dict[str, Any]:
+    return {
+        "ok": result.ok,
+        "checkedBytes": result.checked_bytes,
+        "damagedPacks": result.damaged_packs,
+        "damagedRestorePoints": result.damaged_restore_points,
+        "damagedItems": [
+            {"restorePointId": point, "item": key} for point, key in result.damaged_items
+        ],
+    }
 
 
 @router.post("/BackupRepositories/{repo_id}/applyRetention")

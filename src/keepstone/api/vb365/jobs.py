@@ -5,14 +5,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Header, Request
 from starlette.responses import Response
 
-from keepstone.api.plumbing import plain
+from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import JobBody
 from keepstone.api.vb365.deps import Ctx, Link, json
 from keepstone.api.vb365.restore import Caller, ExploreBody, start_explore
+from keepstone.api.vb365.tasks import wants_async
 from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.services import jobs, runs
 from keepstone.store.tables import Job
@@ -91,7 +92,9 @@ ACTIONS = ("start", "stop", "enable", "disable", "explore")
 
 
 @router.post("/Jobs/{job_id}/Action", response_class=Response)
-def job_action(job_id: str, body: dict[str, Any], ctx: Ctx, link: Link, caller: Caller) -> Response:
+def job_action(
+    job_id: str, body: dict[str, Any], request: Request, ctx: Ctx, link: Link, caller: Caller
+) -> Response:
     """``{"start": null}`` and friends: exactly one action property; only explore has options."""
     names = [name.lower() for name in body]
     if len(names) != 1 or names[0] not in ACTIONS:
@@ -102,7 +105,10 @@ def job_action(job_id: str, body: dict[str, Any], ctx: Ctx, link: Link, caller: 
         )
     match names[0]:
         case "start":
-            runs.start_job(ctx, job_id, "Started by user")
+            session = runs.start_job(ctx, job_id, "Started by user")
+            if wants_async(request) and session is not None:  # poll the run itself
+                href = link("jobsessions", session.id)["href"]
+                return plain_with(202, {"Location": href, "Preference-Applied": "respond-async"})
         case "stop":
             runs.stop_job(ctx, job_id)
         case "enable" | "disable":

@@ -16,6 +16,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import WireModel, any_case
 from keepstone.api.vb365.deps import Ctx, Link, json, principal
+from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
 from keepstone.services import restore_points, restores
@@ -277,6 +278,8 @@ def save_many(session_id: str, owner_id: str, body: ItemsBody, ctx: Ctx) -> Resp
 
 
 def _put_back(
+    request: Request,
+    link: views.LinkBuilder,
     session_id: str,
     kind: str,
     owner_id: str,
@@ -285,20 +288,28 @@ def _put_back(
     body: ItemsBody | None,
     elsewhere: bool,
 ) -> Response:
-    body = body or ItemsBody()
-    if elsewhere and not body.user_name and not body.folder:
+    """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
+    options = body or ItemsBody()
+    if elsewhere and not options.user_name and not options.folder:
         raise InvalidInput("restoreTo needs userName and/or folder", "userName")
-    counts = restores.restore(
-        ctx,
-        session_id,
-        owner_id,
-        ids,
-        kind=kind,
-        to_user=body.user_name,
-        to_folder=body.folder,
-        collision=body.collision_policy or Collision.KEEP_BOTH,
-    )
-    return json(views.restore_counts(counts))
+    restores.browser(ctx, session_id).user(owner_id)  # a wrong session or owner is a 4xx now
+
+    def work() -> tuple[str, dict[str, Any]]:
+        counts = restores.restore(
+            ctx,
+            session_id,
+            owner_id,
+            ids,
+            kind=kind,
+            to_user=options.user_name,
+            to_folder=options.folder,
+            collision=options.collision_policy or Collision.KEEP_BOTH,
+        )
+        return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
+
+    if wants_async(request):
+        return accepted(ctx, link, "Restore", work)
+    return json(work()[1]["result"])
 
 
 ACTIONS = {"restore": False, "restoreTo": True, "copyTo": True}
@@ -307,14 +318,27 @@ ACTIONS = {"restore": False, "restoreTo": True, "copyTo": True}
 def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
     """The put-back handlers of one action: for listed (or all) items, and for one item."""
 
-    def listed(session_id: str, owner_id: str, ctx: Ctx, body: ItemsBody | None = None) -> Response:
+    def listed(
+        session_id: str,
+        owner_id: str,
+        request: Request,
+        ctx: Ctx,
+        link: Link,
+        body: ItemsBody | None = None,
+    ) -> Response:
         ids = body.ids if body else None
-        return _put_back(session_id, kind, owner_id, ids, ctx, body, elsewhere)
+        return _put_back(request, link, session_id, kind, owner_id, ids, ctx, body, elsewhere)
 
     def one(
-        session_id: str, owner_id: str, item: str, ctx: Ctx, body: ItemsBody | None = None
+        session_id: str,
+        owner_id: str,
+        item: str,
+        request: Request,
+        ctx: Ctx,
+        link: Link,
+        body: ItemsBody | None = None,
     ) -> Response:
-        return _put_back(session_id, kind, owner_id, [item], ctx, body, elsewhere)
+        return _put_back(request, link, session_id, kind, owner_id, [item], ctx, body, elsewhere)
 
     return listed, one
 

@@ -1,0 +1,56 @@
+"""Asynchronous operations of the JSON dialect: ``Prefer: respond-async`` on a long operation
+answers ``202 Accepted`` with a ``Location`` to poll, backed by the same persisted tasks as the
+Enterprise Manager dialect."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from keepstone.api.vb365.deps import Ctx, Link, json
+from keepstone.api.vb365.views import LinkBuilder, iso
+from keepstone.domain.errors import InvalidInput
+from keepstone.services import tasks
+from keepstone.services.context import Context
+from keepstone.store.tables import Task
+
+router = APIRouter()
+
+
+def wants_async(request: Request) -> bool:
+    return "respond-async" in request.headers.get("prefer", "").lower()
+
+
+def accepted(ctx: Context, link: LinkBuilder, operation: str, work: tasks.Work) -> Response:
+    """Run ``work`` as a task; answer 202 with where to poll it."""
+    task = tasks.submit(ctx, None, operation, work)
+    href = link("tasks", f"task-{task.number}")["href"]
+    return json(
+        task_view(task, link),
+        202,
+        headers={"Location": href, "Preference-Applied": "respond-async"},
+    )
+
+
+def task_view(task: Task, link: LinkBuilder) -> dict[str, Any]:
+    return {
+        "id": f"task-{task.number}",
+        "operation": task.operation,
+        "state": task.state,
+        "success": task.success,
+        "message": task.message,
+        "result": task.related.get("result"),
+        "creationTime": iso(task.created_at),
+        "endTime": iso(task.finished_at),
+        "_links": {"self": link("tasks", f"task-{task.number}")},
+    }
+
+
+@router.get("/Tasks/{task_id}")
+def get_task(task_id: str, ctx: Ctx, link: Link) -> Response:
+    number = task_id.removeprefix("task-")
+    if not number.isdigit():
+        raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
+    return json(task_view(tasks.get(ctx, int(number)), link))
