@@ -140,3 +140,26 @@ def test_summary_reports(
     [period] = repository.findall("e:Period", N)
     assert period.findtext("e:Name", namespaces=N) == "Default Backup Repository"
     assert int(period.findtext("e:BackupSize", namespaces=N) or 0) > 0
+
+
+def test_restore_points(em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker) -> None:
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
+    worker.run_one()
+    [point] = api.get("/v2/RestorePoints").json()
+    [ref] = em.xml("GET", "/api/restorePoints").findall("e:Ref", N)
+    assert ref.get("UID") == f"urn:veeam:RestorePoint:{point['id']}"
+    entity = em.xml("GET", f"/api/restorePoints/{point['id']}?format=Entity")
+    assert entity.findtext("e:BackupDateUTC", namespaces=N) == point["backupTime"]
+    assert entity.get("Name") == f"test_job@{point['backupTime']}"
+    listed = em.xml("GET", "/api/restorePoints?format=Entity")
+    assert len(listed.findall("e:RestorePoint", N)) == 1
+    assert em.request("GET", "/api/restorePoints/nope").status_code == 404
+
+
+def test_query_restore_points(em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker) -> None:
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
+    worker.run_one()
+    found = em.xml("GET", "/api/query?type=RestorePoint&format=Entities&filter=jobname==test_job")
+    assert len(found.findall("e:Entities/e:RestorePoints/e:RestorePoint", N)) == 1
+    none = em.xml("GET", "/api/query?type=RestorePoint&filter=backupdate<2020-01-01T00:00:00Z")
+    assert none.findall("e:Refs/e:Ref", N) == []

@@ -24,10 +24,10 @@ from keepstone.api.errors import JSON_MEDIA_TYPE
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import BadCredentials, InvalidInput, NotFound, Unauthenticated
 from keepstone.domain.jobs import JobEdit
-from keepstone.services import auth, catalog, jobs, reports, runs, tasks
+from keepstone.services import auth, catalog, jobs, reports, restore_points, runs, tasks
 from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
-from keepstone.store.tables import Job, JobSession, Repository, Task
+from keepstone.store.tables import Job, JobSession, Repository, RestorePoint, Task
 
 router = APIRouter(prefix="/api")
 SESSION_HEADER = "X-RestSvcSessionId"
@@ -691,12 +691,37 @@ def _server_rows(request: Request, who: Caller) -> list[Found]:
     return [Found(fields, ref, entity)]
 
 
+def _restore_point_rows(request: Request, who: Caller) -> list[Found]:
+    ctx = _ctx(request)
+    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
+    rows = []
+    for point in restore_points.list_points(ctx):
+        name = names.get(point.job_id or "", "")
+        fields = {
+            "name": f"{name}@{iso(point.backup_time)}",
+            "jobname": name,
+            "uid": f"urn:veeam:RestorePoint:{point.id}",
+            "backupdate": iso(point.backup_time),
+            "backupdateutc": iso(point.backup_time),
+        }
+        rows.append(
+            Found(
+                fields,
+                restore_point_reference(who, point, name, "Ref"),
+                restore_point_entity(who, point, name),
+            )
+        )
+    return rows
+
+
 QUERY_TYPES = {
     "job": ("Jobs", _job_rows),
     "backupjobsession": ("BackupJobSessions", _session_rows),
     "repository": ("Repositories", _repository_rows),
     "backupserver": ("BackupServers", _server_rows),
+    "restorepoint": ("RestorePoints", _restore_point_rows),
 }
+QUERY_TYPE_NAMES = ("Job", "BackupJobSession", "Repository", "BackupServer", "RestorePoint")
 
 
 @router.get("/query")
@@ -714,8 +739,7 @@ def query(
     kind = QUERY_TYPES.get(type.lower())
     if kind is None:
         raise InvalidInput(
-            f"query type '{type}' is not supported; use one of "
-            + ", ".join(("Job", "BackupJobSession", "Repository", "BackupServer")),
+            f"query type '{type}' is not supported; use one of " + ", ".join(QUERY_TYPE_NAMES),
             "type",
         )
     if format.lower() not in ("refs", "entities"):
@@ -850,3 +874,87 @@ def repository_report(request: Request, who: Who) -> Response:
             *periods,
         ),
     )
+
+
+# ---- restore points ---------------------------------------------------------------------------
+
+
+def restore_point_entity(who: Caller, point: RestorePoint, job_name: str) -> etree._Element:
+    href = who.href("restorePoints", point.id)
+    name = f"{job_name}@{iso(point.backup_time)}"
+    return element(
+        "RestorePoint",
+        {
+            "Href": f"{href}?format=Entity",
+            "Type": "RestorePoint",
+            "Name": name,
+            "UID": f"urn:veeam:RestorePoint:{point.id}",
+        },
+        links(("Up", who.href("restorePoints"), "RestorePointReferenceList")),
+        element(
+            "Ref",
+            {
+                "Href": who.href("repositories", point.repository_id),
+                "Type": "RepositoryReference",
+                "Name": point.repository_id,
+                "UID": f"urn:veeam:Repository:{point.repository_id}",
+            },
+        ),
+        child("BackupDateUTC", iso(point.backup_time)),
+    )
+
+
+def restore_point_reference(
+    who: Caller, point: RestorePoint, job_name: str, tag: str = "EntityRef"
+) -> etree._Element:
+    return element(
+        tag,
+        {
+            "Href": who.href("restorePoints", point.id),
+            "Type": "RestorePointReference",
+            "Name": f"{job_name}@{iso(point.backup_time)}",
+            "UID": f"urn:veeam:RestorePoint:{point.id}",
+        },
+        links(
+            ("Alternate", f"{who.href('restorePoints', point.id)}?format=Entity", "RestorePoint")
+        ),
+    )
+
+
+@router.get("/restorePoints")
+def list_restore_points(request: Request, who: Who, format: str = "References") -> Response:
+    ctx = _ctx(request)
+    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
+    points = restore_points.list_points(ctx)
+    if format.lower() == "entity":
+        return answer(
+            request,
+            element(
+                "RestorePoints",
+                None,
+                *(restore_point_entity(who, p, names.get(p.job_id or "", "")) for p in points),
+            ),
+        )
+    return answer(
+        request,
+        element(
+            "EntityReferences",
+            None,
+            *(
+                restore_point_reference(who, p, names.get(p.job_id or "", ""), "Ref")
+                for p in points
+            ),
+        ),
+    )
+
+
+@router.get("/restorePoints/{point_id}")
+def get_restore_point(
+    point_id: str, request: Request, who: Who, format: str = "Reference"
+) -> Response:
+    ctx = _ctx(request)
+    point = restore_points.get_point(ctx, point_id)
+    name = {j.id: j.name for j in jobs.list_jobs(ctx)}.get(point.job_id or "", "")
+    if format.lower() == "entity":
+        return answer(request, restore_point_entity(who, point, name))
+    return answer(request, restore_point_reference(who, point, name))
