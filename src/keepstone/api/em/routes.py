@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -794,26 +795,35 @@ def _paging_links(request: Request, page: int, pages: int) -> etree._Element:
 # ---- summary reports --------------------------------------------------------------------------
 
 
+def report_frame(
+    who: Caller, tag: str, path: str, fields: Iterable[tuple[str, object]]
+) -> etree._Element:
+    """A summary report: a frame of named figures, in the schema's order."""
+    return element(
+        tag,
+        {"Href": who.href("reports", "summary", path), "Type": tag},
+        *(child(name, str(value)) for name, value in fields),
+    )
+
+
 @router.get("/reports/summary/overview")
 def overview_report(request: Request, who: Who) -> Response:
-    figures = reports.overview(_ctx(request))
+    f = reports.overview(_ctx(request))
     return answer(
         request,
-        element(
+        report_frame(
+            who,
             "OverviewReportFrame",
-            {"Href": who.href("reports", "summary", "overview"), "Type": "OverviewReportFrame"},
-            *(
-                child(name, str(value))
-                for name, value in (
-                    ("BackupServers", 1),
-                    ("ProxyServers", figures.proxies),
-                    ("RepositoryServers", figures.repositories),
-                    ("RunningJobs", figures.running_jobs),
-                    ("ScheduledJobs", figures.scheduled_jobs),
-                    ("SuccessfulVmLastestStates", figures.successful),
-                    ("WarningVmLastestStates", figures.warning),
-                    ("FailedVmLastestStates", figures.failed),
-                )
+            "overview",
+            (
+                ("BackupServers", 1),
+                ("ProxyServers", f.proxies),
+                ("RepositoryServers", f.repositories),
+                ("RunningJobs", f.running_jobs),
+                ("ScheduledJobs", f.scheduled_jobs),
+                ("SuccessfulVmLastestStates", f.successful),
+                ("WarningVmLastestStates", f.warning),
+                ("FailedVmLastestStates", f.failed),
             ),
         ),
     )
@@ -821,33 +831,28 @@ def overview_report(request: Request, who: Who) -> Response:
 
 @router.get("/reports/summary/job_statistics")
 def job_statistics_report(request: Request, who: Who) -> Response:
-    figures = reports.job_statistics(_ctx(request))
+    f = reports.job_statistics(_ctx(request))
     return answer(
         request,
-        element(
+        report_frame(
+            who,
             "JobStatisticsReportFrame",
-            {
-                "Href": who.href("reports", "summary", "job_statistics"),
-                "Type": "JobStatisticsReportFrame",
-            },
-            *(
-                child(name, str(value))
-                for name, value in (
-                    ("RunningJobs", figures.running_jobs),
-                    ("ScheduledJobs", figures.scheduled_jobs),
-                    ("ScheduledBackupJobs", figures.scheduled_jobs),
-                    ("ScheduledReplicaJobs", 0),
-                    ("TotalJobRuns", figures.total_runs),
-                    ("SuccessfulJobRuns", figures.successful_runs),
-                    ("WarningsJobRuns", figures.warning_runs),
-                    ("FailedJobRuns", figures.failed_runs),
-                    ("MaxJobDuration", figures.longest_seconds),
-                    ("MaxBackupJobDuration", figures.longest_seconds),
-                    ("MaxReplicaJobDuration", 0),
-                    ("MaxDurationBackupJobName", figures.longest_job),
-                    ("MaxDurationReplicaJobName", ""),
-                    ("BackupJobStatusReportLink", who.href("backupSessions")),
-                )
+            "job_statistics",
+            (
+                ("RunningJobs", f.running_jobs),
+                ("ScheduledJobs", f.scheduled_jobs),
+                ("ScheduledBackupJobs", f.scheduled_jobs),
+                ("ScheduledReplicaJobs", 0),
+                ("TotalJobRuns", f.total_runs),
+                ("SuccessfulJobRuns", f.successful_runs),
+                ("WarningsJobRuns", f.warning_runs),
+                ("FailedJobRuns", f.failed_runs),
+                ("MaxJobDuration", f.longest_seconds),
+                ("MaxBackupJobDuration", f.longest_seconds),
+                ("MaxReplicaJobDuration", 0),
+                ("MaxDurationBackupJobName", f.longest_job),
+                ("MaxDurationReplicaJobName", ""),
+                ("BackupJobStatusReportLink", who.href("backupSessions")),
             ),
         ),
     )
