@@ -71,6 +71,7 @@ def test_backup_change_backup_and_restore_every_point_byte_for_byte(
     first = run_job(api, org_job, backup_proxy)
     assert first["status"] == "Success", api.get(f"/v2/JobSessions/{first['id']}/LogItems").json()
     assert first["statistics"]["processedObjects"] == 9
+    assert not first["statistics"]["processingRate"].startswith("0 B/s")  # even a fast run
     state_one = by_subject(organization)
 
     # Change everything a user changes: new, edited, re-flagged, moved and deleted items.

@@ -40,7 +40,7 @@ class RunContext:
     ctx: Context
     run: runs.ClaimedRun
     proxy_id: str
-    statistics: dict[str, int | str] = field(default_factory=lambda: dict(runs.EMPTY_STATISTICS))
+    statistics: runs.Statistics = field(default_factory=lambda: dict(runs.EMPTY_STATISTICS))
     progress: int = 0
     renew_every: float = RENEW_EVERY_SECONDS
     _renewed_at: float = field(default=0.0)
@@ -59,7 +59,7 @@ class RunContext:
     def log(self, status: SessionStatus, message: str) -> None:
         runs.add_log(self.ctx, self.run.session_id, status, message)
 
-    def report(self, *, progress: int | None = None, **statistics: int | str) -> None:
+    def report(self, *, progress: int | None = None, **statistics: float | str) -> None:
         """Publish progress; it reaches the session at the next lease renewal (or at once)."""
         if progress is not None:
             self.progress = progress

@@ -87,7 +87,9 @@ class ProxyWorker:
         except Exception as error:  # a broken source fails the attempt, never the proxy
             log.exception("run failed", session=claimed.session_id)
             status, message = SessionStatus.FAILED, f"Run failed: {error}"
-        run.report(duration_seconds=round(time.monotonic() - started))
+        run.report(
+            duration_seconds=round(time.monotonic() - started, 3)
+        )  # fast runs have rates too
         runs.end_attempt(
             self.ctx,
             claimed,

@@ -28,7 +28,8 @@ from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 LEASE = timedelta(seconds=30)
-EMPTY_STATISTICS: dict[str, int | str] = {
+Statistics = dict[str, float | str]  # counters, seconds (with fractions) and the bottleneck
+EMPTY_STATISTICS: Statistics = {
     "read_bytes": 0,
     "read_items": 0,
     "transferred_bytes": 0,
@@ -295,7 +296,7 @@ def renew_lease(
     ctx: Context,
     run: ClaimedRun,
     proxy_id: str,
-    statistics: dict[str, int | str] | None = None,
+    statistics: Statistics | None = None,
     progress: int | None = None,
 ) -> RunState:
     """The running proxy's heartbeat: extend the lease, publish progress, learn of a stop."""
@@ -319,7 +320,7 @@ def end_attempt(
     proxy_id: str,
     status: SessionStatus,
     message: str,
-    statistics: dict[str, int | str],
+    statistics: Statistics,
     progress: int,
     *,
     retryable: bool = True,
