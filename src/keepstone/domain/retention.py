@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 from keepstone.domain.errors import InvalidInput
-from keepstone.domain.policy import DailyType
+from keepstone.domain.policy import DailyType, SchedulePolicy, ScheduleType
+from keepstone.domain.schedule import next_run
 
 MAX_DAILY_PERIOD = 9999
 MAX_MONTHLY_PERIOD = 999
@@ -105,9 +106,6 @@ def _months_before(instant: datetime, months: int) -> datetime:
 def next_retention_run(policy: RetentionPolicy, after: datetime, tz: tzinfo) -> datetime:
     """When retention next runs: daily at ``daily_time`` on ``daily_type`` days, or monthly on
     the first day of the month at ``daily_time`` (on the server's clock, like job schedules)."""
-    from keepstone.domain.policy import SchedulePolicy, ScheduleType
-    from keepstone.domain.schedule import next_run
-
     if policy.frequency is RetentionFrequency.DAILY:
         daily = SchedulePolicy(
             type=ScheduleType.DAILY, daily_type=policy.daily_type, daily_time=policy.daily_time

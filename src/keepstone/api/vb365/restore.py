@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.background import BackgroundTask
@@ -236,8 +237,6 @@ def _download(item: Item, chunks: Iterator[bytes]) -> StreamingResponse:
 
 
 def _quote(name: str) -> str:
-    from urllib.parse import quote
-
     return quote(name, safe="")
 
 
