@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -228,17 +229,20 @@ def test_selected_and_excluded_items(api: Api, job: dict[str, Any]) -> None:
         ).status_code
         == 200
     )
-    assert api.get(f"/v2/Jobs/{job['id']}/SelectedItems").json() == [
-        {
-            "type": "User",
-            "user": {"id": "u1", "displayName": "Alice"},
-            "mailbox": True,
-            "oneDrive": False,
-        }
-    ]
-    assert api.get(f"/v2/Jobs/{job['id']}/ExcludedItems").json() == [
-        {"type": "User", "user": {"id": "u2"}}
-    ]
+    # Stored as sent (names and values normalised), each with an id it can be addressed by.
+    (selected,) = api.get(f"/v2/Jobs/{job['id']}/SelectedItems").json()
+    assert str(uuid.UUID(selected.pop("id"))) and selected.pop("_links")
+    assert selected == {
+        "type": "User",
+        "user": {"id": "u1", "displayName": "Alice"},
+        "mailbox": True,
+        "oneDrive": False,
+    }
+    (excluded,) = api.get(f"/v2/Jobs/{job['id']}/ExcludedItems").json()
+    assert {k: v for k, v in excluded.items() if k not in ("id", "_links")} == {
+        "type": "User",
+        "user": {"id": "u2"},
+    }
 
 
 def test_create_job_requires_name_and_repository(

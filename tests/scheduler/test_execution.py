@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from keepstone.api.vb365.views import v2_statistics
+from keepstone.api.vb365.versions import ApiVersion, LinkBuilder
+from keepstone.api.vb365.views import statistics
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import RunContext
@@ -333,7 +334,11 @@ def test_progress_and_statistics_move_while_the_session_runs(
     assert log_titles(api, final)[-1] == "[Success] Processed 3 items"
 
 
-def test_v2_statistics_strings() -> None:
+def api_version(version: int) -> ApiVersion:
+    return ApiVersion(version, LinkBuilder("https://backup.example.test", f"v{version}"))
+
+
+def test_statistics_are_strings_in_v2_and_numbers_from_v3() -> None:
     stats = {
         "read_bytes": 852_378,
         "read_items": 52,
@@ -342,7 +347,7 @@ def test_v2_statistics_strings() -> None:
         "duration_seconds": 1,
         "bottleneck": "Source",
     }
-    assert v2_statistics(stats, SessionStatus.SUCCESS) == {
+    assert statistics(stats, api_version(2)) == {
         "processingRate": "832.4 KB/s (52 items/s)",
         "readRate": "832.4 KB/s",
         "writeRate": "38.1 MB/s",
@@ -350,3 +355,13 @@ def test_v2_statistics_strings() -> None:
         "processedObjects": 52,
         "bottleneck": "Source",
     }
+    for version in range(3, 9):
+        assert statistics(stats, api_version(version)) == {
+            "processingRateBytesPS": 852_378,
+            "processingRateItemsPS": 52,
+            "readRateBytesPS": 852_378,
+            "writeRateBytesPS": 39_951_155,
+            "transferredDataBytes": 1_572_864,
+            "processedObjects": 52,
+            "bottleneck": "Source",
+        }

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import swagger_ui_bundle
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -25,6 +25,7 @@ from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestConte
 from keepstone.api.vb365 import (
     deps,
     infrastructure,
+    instance,
     jobs,
     organizations,
     restore,
@@ -32,14 +33,16 @@ from keepstone.api.vb365 import (
     token,
 )
 from keepstone.api.vb365 import tasks as vb365_tasks
+from keepstone.api.vb365.pages import PageSets
+from keepstone.api.vb365.versions import VERSIONS, VersionedRouter
 from keepstone.domain.errors import KeepstoneError
 from keepstone.services.auth import LoginThrottle
 from keepstone.services.context import Context
 
-VB365_VERSIONS = ("v2",)
 WORKER_THREADS = int(os.environ.get("KEEPSTONE_WORKER_THREADS", "8"))
-VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, behind authentication
+VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behind authentication
     (token.router, "Auth", False),
+    (instance.router, "ServiceInstance", True),
     (organizations.router, "Organizations", True),
     (jobs.router, "Jobs", True),
     (sessions.router, "JobSessions", True),
@@ -47,8 +50,6 @@ VB365_ROUTERS: list[tuple[APIRouter, str, bool]] = [  # router, OpenAPI tag, beh
     (restore.router, "Restore", True),
     (vb365_tasks.router, "Tasks", True),
 ]
-# Restore paths the issue names under /v8 too (explore, sessions); the other versions come later.
-EXTRA_VERSIONED: list[tuple[str, APIRouter, str]] = [("v8", restore.router, "Restore")]
 
 
 def create_app(ctx: Context) -> FastAPI:
@@ -61,25 +62,20 @@ def create_app(ctx: Context) -> FastAPI:
     )
     app.state.ctx = ctx
     app.state.login_throttle = LoginThrottle()
+    app.state.page_sets = PageSets()
     templates: list[str] = []
-    for version in VB365_VERSIONS:
-        for router, tag, protected in VB365_ROUTERS:
+    for number in VERSIONS:
+        for versioned, tag, protected in VB365_ROUTERS:
+            router = versioned.for_version(number)
             app.include_router(
                 router,
-                prefix=f"/{version}",
-                tags=[tag],
+                prefix=f"/v{number}",
+                tags=[f"v{number} {tag}"],
                 dependencies=[Depends(deps.principal)] if protected else [],
             )
             templates += [
-                f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
+                f"/v{number}{route.path}" for route in router.routes if isinstance(route, APIRoute)
             ]
-    for version, router, tag in EXTRA_VERSIONED:
-        app.include_router(
-            router, prefix=f"/{version}", tags=[tag], dependencies=[Depends(deps.principal)]
-        )
-        templates += [
-            f"/{version}{route.path}" for route in router.routes if isinstance(route, APIRoute)
-        ]
     app.include_router(em_routes.router, tags=["Enterprise Manager"])
     templates += [route.path for route in em_routes.router.routes if isinstance(route, APIRoute)]
     _add_swagger(app)

@@ -89,10 +89,16 @@ class LocalBackup:
                 except OSError as error:
                     warnings += 1
                     self.run.log(
-                        SessionStatus.WARNING, f"User {user.name}: cannot be read: {error}"
+                        SessionStatus.WARNING,
+                        f"User {user.name}: cannot be read: {error}",
+                        (stable_user_id(org_id, user.name), user.name),
                     )
                     continue
-                self.run.log(SessionStatus.SUCCESS, f"User {user.name}: {counts.describe()}")
+                self.run.log(
+                    SessionStatus.SUCCESS,
+                    f"User {user.name}: {counts.describe()}",
+                    (stable_user_id(org_id, user.name), user.name),
+                )
             snapshot_id = writer.commit(self.run.ctx.clock.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again

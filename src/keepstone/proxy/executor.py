@@ -56,8 +56,11 @@ class RunContext:
         if (reason := self.should_stop()) is not None:
             raise reason
 
-    def log(self, status: SessionStatus, message: str) -> None:
-        runs.add_log(self.ctx, self.run.session_id, status, message)
+    def log(
+        self, status: SessionStatus, message: str, subject: tuple[str, str] | None = None
+    ) -> None:
+        """Log to the session; ``subject`` (id, name) is the user the item is the outcome of."""
+        runs.add_log(self.ctx, self.run.session_id, status, message, subject)
 
     def report(self, *, progress: int | None = None, **statistics: float | str) -> None:
         """Publish progress; it reaches the session at the next lease renewal (or at once)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from keepstone.services import vault
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
-from keepstone.store.tables import Job, Organization, Proxy, Repository
+from keepstone.store.tables import Job, Organization, Proxy, Repository, RestorePoint
 
 T = TypeVar("T")
 
@@ -340,7 +341,23 @@ def _other_than(table: type[Organization] | type[Repository], own_id: str | None
     return table.id != own_id if own_id is not None else true()
 
 
-def backed_up_organizations(ctx: Context) -> set[str]:
-    """Ids of organizations with at least one successful backup."""
+def organization_backups(ctx: Context) -> dict[str, tuple[datetime, datetime]]:
+    """The first and last backup time of every organization that has restore points."""
     with ctx.db.read() as s:
-        return set(s.scalars(select(Job.organization_id).where(Job.last_backup.is_not(None))))
+        rows = s.execute(
+            select(
+                RestorePoint.organization_id,
+                func.min(RestorePoint.backup_time),
+                func.max(RestorePoint.backup_time),
+            )
+            .where(RestorePoint.organization_id.is_not(None))
+            .group_by(RestorePoint.organization_id)
+        )
+        return {str(org): (first, last) for org, first, last in rows}
+
+
+def installation_id(ctx: Context) -> str:
+    """This installation's id: stable for the life of the catalog (derived from its local
+    proxy, which is created once, at the first start)."""
+    with ctx.db.read() as s:
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"keepstone:{_local_proxy_id(s)}"))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keepstone.domain.errors import InvalidInput, PreconditionFailed
+from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from keepstone.domain.jobs import BackupType, JobEdit, check_description, check_name, check_scope
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.schedule import next_run
@@ -132,14 +133,63 @@ def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> No
     if edit.backup_type is not None:
         job.backup_type = edit.backup_type.value
     if edit.selected_items is not None:
-        job.selected_items = edit.selected_items
+        job.selected_items = _with_ids(edit.selected_items)
     if edit.excluded_items is not None:
-        job.excluded_items = edit.excluded_items
+        job.excluded_items = _with_ids(edit.excluded_items)
     check_scope(BackupType(job.backup_type), job.selected_items)
     if edit.is_enabled is not None:
         job.is_enabled = edit.is_enabled
     job.next_run = compute_next_run(job, now, tz)
     job.version += 1
+
+
+def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every item gets an id (kept if it had one) so it can be addressed as a sub-resource."""
+    return [item if item.get("id") else item | {"id": new_id()} for item in items]
+
+
+# ---- selected and excluded items as sub-resources ---------------------------------------------
+
+ITEM_LISTS = {"selected": "selected_items", "excluded": "excluded_items"}
+
+
+def job_items(ctx: Context, job_id: str, which: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = getattr(get_job(ctx, job_id), ITEM_LISTS[which])
+    return items
+
+
+def job_item(ctx: Context, job_id: str, which: str, item_id: str) -> dict[str, Any]:
+    for item in job_items(ctx, job_id, which):
+        if item.get("id") == item_id:
+            return item
+    raise NotFound(f"job '{job_id}' has no {which} item '{item_id}'")
+
+
+def change_items(
+    ctx: Context,
+    job_id: str,
+    which: str,
+    add: list[dict[str, Any]] | None = None,
+    remove: list[str] | None = None,
+    replace: tuple[str, dict[str, Any]] | None = None,
+) -> Job:
+    """Add, remove or replace items of one list, in one validated, versioned edit."""
+    with ctx.db.write() as s:
+        job = get_job_in(s, job_id)
+        items = list(getattr(job, ITEM_LISTS[which]))
+        known = {item.get("id") for item in items}
+        missing = [i for i in (remove or []) + ([replace[0]] if replace else []) if i not in known]
+        if missing:
+            raise NotFound(f"job '{job.name}' has no {which} item '{missing[0]}'")
+        items = [item for item in items if item.get("id") not in set(remove or [])]
+        if replace is not None:
+            items = [replace[1] | {"id": replace[0]} if i["id"] == replace[0] else i for i in items]
+        items += add or []
+        edit = (
+            JobEdit(selected_items=items) if which == "selected" else JobEdit(excluded_items=items)
+        )
+        _apply(s, job, edit, ctx.clock.now(), ctx.tz)
+    return job
 
 
 def _ensure_unique_name(s: Session, job: Job) -> None:

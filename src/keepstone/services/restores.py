@@ -16,7 +16,7 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -241,6 +241,12 @@ def stream_item(
 ) -> tuple[Item, Iterator[bytes]]:
     view = browser(ctx, session_id)
     item = view.item(owner_id, identifier)
+    started = ctx.clock.now()
+    record_event(
+        ctx,
+        session_id,
+        Event("Save", "Success", f"Saved {save_name(item)}", started, item, view.user(owner_id)),
+    )
     return item, view.repository.read(item)
 
 
@@ -252,6 +258,7 @@ def write_zip(
         raise InvalidInput("ids must list at least one item", "ids")
     view = browser(ctx, session_id)
     items = [view.item(owner_id, identifier) for identifier in identifiers]
+    owner, started = view.user(owner_id), ctx.clock.now()
     names: set[str] = set()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
         for item in items:
@@ -261,7 +268,57 @@ def write_zip(
             with archive.open(name, "w") as entry:
                 for chunk in view.repository.read(item):
                     entry.write(chunk)
+    record_event(
+        ctx,
+        session_id,
+        Event("Save", "Success", f"Saved {len(items)} items as a zip file", started, None, owner),
+    )
     return len(items)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One operation of a restore session, for its event list."""
+
+    type: str  # Save | Restore
+    status: str  # Success | Warning | Failed
+    message: str
+    started: datetime
+    item: Item | None
+    source: str
+    target: str = ""
+
+
+def record_event(ctx: Context, session_id: str, event: Event) -> None:
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        session = s.get(SessionRow, session_id)
+        if session is None:
+            return
+        seconds = max(0, int((now - event.started).total_seconds()))
+        session.events = [
+            *session.events,
+            {
+                "id": new_id(),
+                "order": len(session.events) + 1,
+                "type": event.type,
+                "status": event.status,
+                "title": f"{event.type} {event.status.lower()}",
+                "message": event.message,
+                "startTime": _iso(event.started),
+                "endTime": _iso(now),
+                "duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+                "itemName": save_name(event.item) if event.item else "",
+                "itemType": event.item.kind if event.item else "",
+                "itemSizeBytes": event.item.size if event.item else 0,
+                "source": event.source,
+                "target": event.target,
+            },
+        ]
+
+
+def _iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()
 
 
 def _unique(name: str, taken: set[str]) -> str:
@@ -320,7 +377,7 @@ def restore(
     if target_user not in {u.name for u in source.users()}:
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
     counts, published = RestoreCounts(), RestoreCounts()
-    last_published = time.monotonic()
+    last_published, started = time.monotonic(), ctx.clock.now()
     for item in items:
         try:
             stream = io.BufferedReader(ChunkReader(view.repository.read(item)), 1 << 20)
@@ -337,6 +394,21 @@ def restore(
             _add_statistics(ctx, session_id, counts.since(published))  # visible while it runs
             published, last_published = replace(counts), time.monotonic()
     _add_statistics(ctx, session_id, counts.since(published))
+    where = "/".join(p for p in (target_user, to_folder) if p)
+    record_event(
+        ctx,
+        session_id,
+        Event(
+            "Restore",
+            "Warning" if counts.failed else "Success",
+            f"Restored {counts.restored} items to {where} ({counts.skipped} skipped, "
+            f"{counts.failed} failed)",
+            started,
+            items[0] if len(items) == 1 else None,
+            user,
+            where,
+        ),
+    )
     return counts
 
 

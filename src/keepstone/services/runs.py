@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, NotFound
@@ -433,10 +433,19 @@ def finish_in(
             job.last_backup = session.creation_time
 
 
-def add_log(ctx: Context, session_id: str, status: SessionStatus, message: str) -> None:
+def add_log(
+    ctx: Context,
+    session_id: str,
+    status: SessionStatus,
+    message: str,
+    subject: tuple[str, str] | None = None,
+) -> None:
+    """Append a log item; ``subject`` (id, name) marks it as the outcome for one user."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        add_log_in(s, session_id, status, message, now, end=now)
+        item = add_log_in(s, session_id, status, message, now, end=now)
+        if subject is not None:
+            item.subject_id, item.subject_name = subject
 
 
 def add_log_in(
@@ -469,15 +478,48 @@ def add_log_in(
 # ---- reading ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SessionFilter:
+    """Which sessions a listing shows; ``created_until`` pins a listed set for paging."""
+
+    job_id: str | None = None
+    ended_after: datetime | None = None
+    ended_before: datetime | None = None
+    status: SessionStatus | None = None
+    created_until: datetime | None = None
+    job_type: str = "Backup"  # Keepstone runs backup jobs only: a Copy filter finds nothing
+
+    def apply(self, query: Any) -> Any:
+        conditions = [
+            JobSession.job_id == self.job_id if self.job_id else None,
+            JobSession.end_time >= self.ended_after if self.ended_after else None,
+            JobSession.end_time <= self.ended_before if self.ended_before else None,
+            JobSession.status == self.status.value if self.status else None,
+            JobSession.creation_time <= self.created_until if self.created_until else None,
+            false() if self.job_type.lower() != "backup" else None,
+        ]
+        return query.where(*(c for c in conditions if c is not None))
+
+
 def list_sessions(
-    ctx: Context, job_id: str | None = None, offset: int = 0, limit: int | None = None
+    ctx: Context,
+    job_id: str | None = None,
+    offset: int = 0,
+    limit: int | None = None,
+    where: SessionFilter | None = None,
 ) -> list[JobSession]:
+    """Newest first; ``where`` filters (``job_id`` is a shorthand for its job filter)."""
+    where = where or SessionFilter(job_id=job_id)
     with ctx.db.read() as s:
+        if where.job_id is not None:
+            get_job_in(s, where.job_id)
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
-        if job_id is not None:
-            get_job_in(s, job_id)
-            query = query.where(JobSession.job_id == job_id)
-        return list(s.scalars(query.offset(offset).limit(limit)))
+        return list(s.scalars(where.apply(query).offset(offset).limit(limit)))
+
+
+def count_sessions(ctx: Context, where: SessionFilter) -> int:
+    with ctx.db.read() as s:
+        return s.scalar(where.apply(select(func.count()).select_from(JobSession))) or 0
 
 
 def get_session(ctx: Context, session_id: str) -> JobSession:
@@ -498,6 +540,19 @@ def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
         return list(
             s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
         )
+
+
+def get_log_item(ctx: Context, session_id: str, item_id: str) -> LogItem:
+    with ctx.db.read() as s:
+        item = s.get(LogItem, item_id)
+        if item is None or item.session_id != session_id:
+            raise NotFound(f"log item '{item_id}' of job session '{session_id}' does not exist")
+        return item
+
+
+def processed_objects(ctx: Context, session_id: str) -> list[LogItem]:
+    """The users a run processed: its log items about one user each, in order."""
+    return [item for item in list_log_items(ctx, session_id) if item.subject_id is not None]
 
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:

@@ -155,6 +155,9 @@ class LogItem(Base):
     message: Mapped[str] = mapped_column(Text)
     creation_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
+    # The user the item is about (the run's processed objects); None for the run's own items.
+    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    subject_name: Mapped[str | None] = mapped_column(String(255))
 
 
 class RestorePoint(Base):
@@ -197,6 +200,7 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
+    events: Mapped[list[Any]] = mapped_column(default=list)  # each save or restore, as it ran
 
 
 class LogonSession(Base):

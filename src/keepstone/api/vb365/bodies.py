@@ -163,6 +163,27 @@ class JobBody(WireModel):
         )
 
 
+class NewJobBody(JobBody):
+    """v8's ``POST /Jobs`` (``RESTCreateBackupJob``): a job body naming its organization."""
+
+    organization_id: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _organization_required(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not any(
+            isinstance(k, str) and k.lower() == "organizationid" and v for k, v in data.items()
+        ):
+            raise ValueError("organizationId is required")
+        return data
+
+
+class StartBody(WireModel):
+    """``POST /Jobs/{id}/start``: ``full`` asks for an active full backup."""
+
+    full: bool | None = None
+
+
 def _records(items: list[JobItemBody] | None) -> list[dict[str, Any]] | None:
     return None if items is None else [item.record() for item in items]
 

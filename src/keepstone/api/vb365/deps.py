@@ -8,7 +8,6 @@ from fastapi import Depends, Request
 from starlette.responses import JSONResponse
 
 from keepstone.api.errors import JSON_MEDIA_TYPE
-from keepstone.api.vb365.views import LinkBuilder
 from keepstone.domain.errors import Unauthenticated
 from keepstone.services import auth
 from keepstone.services.context import Context
@@ -34,13 +33,8 @@ def principal(request: Request) -> auth.Principal:
     return caller
 
 
-async def links(request: Request) -> LinkBuilder:
-    version = request.url.path.split("/")[1]
-    return LinkBuilder(str(request.base_url), version)
-
-
 Ctx = Annotated[Context, Depends(context)]
-Link = Annotated[LinkBuilder, Depends(links)]
+Caller = Annotated[auth.Principal, Depends(principal)]
 
 
 def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -1,70 +1,112 @@
-"""Proxies and backup repositories."""
+"""Proxies, backup repositories and the encryption keys of encrypted repositories."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
-from keepstone.api.vb365.deps import Ctx, Link, json
+from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
-from keepstone.domain.errors import InvalidInput
+from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
+from keepstone.domain.errors import InvalidInput, NotFound
 from keepstone.services import catalog, maintenance, vault
+from keepstone.services.context import Context
+from keepstone.store.tables import Repository
 
-router = APIRouter()
+router = VersionedRouter()
+
+
+def _edited(api: ApiVersion, body: dict[str, Any]) -> Response:
+    """An edited proxy or repository: shown up to v5; v6/v7 answer 200 and v8 204, both empty."""
+    if api.number <= 5:
+        return json(body)
+    return plain(204 if api.at_least(8) else 200)
+
+
+# ---- proxies -----------------------------------------------------------------------------------
 
 
 @router.get("/Proxies")
-def list_proxies(ctx: Ctx, link: Link) -> Response:
+def list_proxies(
+    request: Request, ctx: Ctx, api: Version, paging: Paging, extendedView: bool = True
+) -> Response:
     now = ctx.clock.now()
-    return json([views.proxy(p, link, now) for p in catalog.list_proxies(ctx)])
+    render = partial(views.proxy, api=api, now=now)
+    rows = partial(catalog.list_proxies, ctx)
+    return json(listing(request, api, "proxies", rows, render, paging, now))
 
 
 @router.get("/Proxies/{proxy_id}")
-def get_proxy(proxy_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(views.proxy(catalog.get_proxy(ctx, proxy_id), link, ctx.clock.now()))
+def get_proxy(proxy_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
+    return json(views.proxy(catalog.get_proxy(ctx, proxy_id), api, ctx.clock.now()))
 
 
-@router.put("/Proxies/{proxy_id}")
-def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, link: Link) -> Response:
-    return json(
-        views.proxy(catalog.edit_proxy(ctx, proxy_id, body.to_edit()), link, ctx.clock.now())
-    )
+@router.put("/Proxies/{proxy_id}", response_class=Response)
+def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, api: Version) -> Response:
+    proxy = catalog.edit_proxy(ctx, proxy_id, body.to_edit())
+    return _edited(api, views.proxy(proxy, api, ctx.clock.now()))
+
+
+# ---- repositories ------------------------------------------------------------------------------
+
+
+def _repository(ctx: Context, row: Repository, api: ApiVersion) -> dict[str, Any]:
+    return views.repository(row, api, vault.password_of(ctx, row.id) is not None)
 
 
 @router.get("/BackupRepositories")
-def list_repositories(ctx: Ctx, link: Link, proxyId: str | None = None) -> Response:
-    repos = catalog.list_repositories(ctx)
-    return json(
-        [
-            views.repository(r, link, vault.password_of(ctx, r.id) is not None)
-            for r in repos
-            if proxyId in (None, r.proxy_id)
-        ]
-    )
+def list_repositories(
+    request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
+    proxyId: str | None = None,
+    longTerm: bool | None = None,
+) -> Response:
+    def rows() -> list[Repository]:
+        if longTerm:  # Keepstone has no long-term (archive) repositories
+            return []
+        return [r for r in catalog.list_repositories(ctx) if proxyId in (None, r.proxy_id)]
+
+    render = partial(_repository, ctx, api=api)
+    return json(listing(request, api, "repositories", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/BackupRepositories/{repo_id}")
-def get_repository(repo_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(
-        views.repository(
-            catalog.get_repository(ctx, repo_id), link, vault.password_of(ctx, repo_id) is not None
-        )
-    )
+def get_repository(repo_id: str, ctx: Ctx, api: Version) -> Response:
+    return json(_repository(ctx, catalog.get_repository(ctx, repo_id), api))
 
 
 @router.post("/BackupRepositories")
-def create_repository(body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
+def create_repository(body: RepositoryBody, ctx: Ctx, api: Version) -> Response:
     row, _ = maintenance.add_repository(ctx, body.to_edit(), body.encryption_password)
-    return json(views.repository(row, link, encrypted=body.encryption_password is not None))
+    encrypted = body.encryption_password is not None
+    return json(views.repository(row, api, encrypted=encrypted), api.created)
+
+
+@router.put("/BackupRepositories/{repo_id}", response_class=Response)
+def edit_repository(repo_id: str, body: RepositoryBody, ctx: Ctx, api: Version) -> Response:
+    if body.encryption_password is not None:
+        raise InvalidInput("a repository's password cannot be changed", "encryptionPassword")
+    row = catalog.edit_repository(ctx, repo_id, body.to_edit())
+    return _edited(api, _repository(ctx, row, api))
+
+
+@router.delete("/BackupRepositories/{repo_id}", status_code=204)
+def delete_repository(repo_id: str, ctx: Ctx) -> Response:
+    catalog.delete_repository(ctx, repo_id)
+    return plain(204)
 
 
 @router.post("/BackupRepositories/{repo_id}/verify")
-def verify_repository(repo_id: str, request: Request, ctx: Ctx, link: Link) -> Response:
+def verify_repository(repo_id: str, request: Request, ctx: Ctx, api: Version) -> Response:
     """Reads the whole repository back: ``Prefer: respond-async`` makes it a task to poll."""
     catalog.get_repository(ctx, repo_id)
 
@@ -76,7 +118,7 @@ def verify_repository(repo_id: str, request: Request, ctx: Ctx, link: Link) -> R
         )
 
     if wants_async(request):
-        return accepted(ctx, link, "VerifyRepository", work)
+        return accepted(ctx, api.link, "VerifyRepository", work)
     return json(work()[1]["result"])
 
 
@@ -104,20 +146,23 @@ def apply_retention(repo_id: str, ctx: Ctx) -> Response:
     )
 
 
-@router.put("/BackupRepositories/{repo_id}")
-def edit_repository(repo_id: str, body: RepositoryBody, ctx: Ctx, link: Link) -> Response:
-    if body.encryption_password is not None:
-        raise InvalidInput("a repository's password cannot be changed", "encryptionPassword")
-    return json(
-        views.repository(
-            catalog.edit_repository(ctx, repo_id, body.to_edit()),
-            link,
-            vault.password_of(ctx, repo_id) is not None,
-        )
-    )
+# ---- encryption keys ---------------------------------------------------------------------------
 
 
-@router.delete("/BackupRepositories/{repo_id}", status_code=204)
-def delete_repository(repo_id: str, ctx: Ctx) -> Response:
-    catalog.delete_repository(ctx, repo_id)
-    return plain(204)
+def _encrypted(ctx: Context) -> list[Repository]:
+    return [r for r in catalog.list_repositories(ctx) if vault.password_of(ctx, r.id) is not None]
+
+
+@router.get("/EncryptionKeys", since=6)
+def list_encryption_keys(ctx: Ctx, api: Version, description: str | None = None) -> Response:
+    keys = [views.encryption_key(r, api) for r in _encrypted(ctx)]
+    wanted = (description or "").lower()
+    return json([k for k in keys if wanted in k["description"].lower()])
+
+
+@router.get("/EncryptionKeys/{key_id}", since=6)
+def get_encryption_key(key_id: str, ctx: Ctx, api: Version) -> Response:
+    for repo in _encrypted(ctx):
+        if views.encryption_key_id(repo.id) == key_id:
+            return json(views.encryption_key(repo, api))
+    raise NotFound(f"encryption key '{key_id}' does not exist")

@@ -1,24 +1,27 @@
-"""Jobs: list, get, create, the seed 003 PUT, delete and actions."""
+"""Jobs: list, get, create, the seed 003 PUT, delete, actions, and their selected/excluded items."""
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from functools import partial
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import Header, Query, Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
-from keepstone.api.vb365.bodies import JobBody
-from keepstone.api.vb365.deps import Ctx, Link, json
-from keepstone.api.vb365.restore import Caller, ExploreBody, start_explore
+from keepstone.api.vb365.bodies import JobBody, JobItemBody, NewJobBody, StartBody
+from keepstone.api.vb365.deps import Caller, Ctx, json
+from keepstone.api.vb365.pages import Paging, listing
+from keepstone.api.vb365.restore import ExploreBody, start_explore
 from keepstone.api.vb365.tasks import wants_async
+from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.services import jobs, runs
 from keepstone.store.tables import Job
 
-router = APIRouter()
+router = VersionedRouter()
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 
 
@@ -37,25 +40,44 @@ def expected_version(if_match: str | None) -> int | None:
 
 
 @router.get("/Jobs")
-def list_jobs(ctx: Ctx, link: Link) -> Response:
-    return json([views.job(j, link) for j in jobs.list_jobs(ctx)])
+def list_jobs(
+    request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
+    organizationId: str | None = None,
+    repositoryId: str | None = None,
+) -> Response:
+    def rows() -> list[Job]:
+        found = jobs.list_jobs(ctx, organizationId)
+        return [j for j in found if repositoryId in (None, j.repository_id)]
+
+    render = partial(views.job, api=api)
+    return json(listing(request, api, "jobs", rows, render, paging, ctx.clock.now()))
 
 
-@router.get("/Organizations/{org_id}/Jobs")
-def list_organization_jobs(org_id: str, ctx: Ctx, link: Link) -> Response:
-    return json([views.job(j, link) for j in jobs.list_jobs(ctx, org_id)])
+@router.get("/Organizations/{org_id}/Jobs", until=7)
+def list_organization_jobs(org_id: str, ctx: Ctx, api: Version) -> Response:
+    return json([views.job(j, api) for j in jobs.list_jobs(ctx, org_id)])
 
 
 @router.get("/Jobs/{job_id}")
-def get_job(job_id: str, ctx: Ctx, link: Link) -> Response:
+def get_job(job_id: str, ctx: Ctx, api: Version) -> Response:
     job = jobs.get_job(ctx, job_id)
-    return json(views.job(job, link), headers={"ETag": etag(job)})
+    return json(views.job(job, api), headers={"ETag": etag(job)})
 
 
-@router.post("/Organizations/{org_id}/Jobs")
-def create_job(org_id: str, body: JobBody, ctx: Ctx, link: Link) -> Response:
+@router.post("/Organizations/{org_id}/Jobs", until=7)
+def create_organization_job(org_id: str, body: JobBody, ctx: Ctx, api: Version) -> Response:
     job = jobs.create_job(ctx, org_id, body.to_edit()).job
-    return json(views.job(job, link), headers={"ETag": etag(job)})
+    return json(views.job(job, api), api.created, headers={"ETag": etag(job)})
+
+
+@router.post("/Jobs", since=8)
+def create_job(body: NewJobBody, ctx: Ctx, api: Version) -> Response:
+    """v8 creates jobs at ``/Jobs`` with the organization in the body, and answers 201."""
+    job = jobs.create_job(ctx, body.organization_id, body.to_edit()).job
+    return json(views.job(job, api), api.created, headers={"ETag": etag(job)})
 
 
 @router.put(
@@ -64,10 +86,14 @@ def create_job(org_id: str, body: JobBody, ctx: Ctx, link: Link) -> Response:
     responses={200: {"description": "The job was changed; the body is empty."}},
 )
 def edit_job(
-    job_id: str, body: JobBody, ctx: Ctx, if_match: str | None = Header(default=None)
+    job_id: str,
+    body: JobBody,
+    ctx: Ctx,
+    api: Version,
+    if_match: str | None = Header(default=None),
 ) -> Response:
     job = jobs.edit_job(ctx, job_id, body.to_edit(), expected_version(if_match)).job
-    response = plain(200)
+    response = plain(204 if api.at_least(6) else 200)
     response.headers["ETag"] = etag(job)
     return response
 
@@ -78,22 +104,106 @@ def delete_job(job_id: str, ctx: Ctx) -> Response:
     return plain(204)
 
 
-@router.get("/Jobs/{job_id}/SelectedItems")
-def selected_items(job_id: str, ctx: Ctx) -> Response:
-    return json(jobs.get_job(ctx, job_id).selected_items)
+# ---- selected and excluded items -------------------------------------------------------------
+
+ITEM_KINDS = {"SelectedItems": "selected", "ExcludedItems": "excluded"}
 
 
-@router.get("/Jobs/{job_id}/ExcludedItems")
-def excluded_items(job_id: str, ctx: Ctx) -> Response:
-    return json(jobs.get_job(ctx, job_id).excluded_items)
+def _item_routes(collection: str, which: str) -> None:
+    base = f"/Jobs/{{job_id}}/{collection}"
+    kind = collection.lower()
+
+    def list_items(
+        job_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+    ) -> Response:
+        rows = partial(jobs.job_items, ctx, job_id, which)
+        render = partial(views.job_item, job_id, kind=kind, api=api)
+        return json(listing(request, api, "jobItems", rows, render, paging, ctx.clock.now()))
+
+    def add_items(job_id: str, body: list[JobItemBody], ctx: Ctx) -> Response:
+        jobs.change_items(ctx, job_id, which, add=[item.record() for item in body])
+        return plain(204)
+
+    def remove_items(
+        job_id: str, ctx: Ctx, ids: Annotated[list[str] | None, Query()] = None
+    ) -> Response:
+        names = [i for part in ids or [] for i in part.split(",") if i]
+        if not names:
+            raise InvalidInput("ids must name at least one item", "ids")
+        jobs.change_items(ctx, job_id, which, remove=names)
+        return plain(204)
+
+    def get_item(job_id: str, item_id: str, ctx: Ctx, api: Version) -> Response:
+        return json(views.job_item(job_id, jobs.job_item(ctx, job_id, which, item_id), kind, api))
+
+    def put_item(job_id: str, item_id: str, body: JobItemBody, ctx: Ctx) -> Response:
+        jobs.change_items(ctx, job_id, which, replace=(item_id, body.record()))
+        return plain(204)
+
+    router.get(base)(list_items)
+    router.post(base, since=6)(add_items)
+    router.delete(base, since=6)(remove_items)
+    router.get(f"{base}/{{item_id}}", since=6)(get_item)
+    router.put(f"{base}/{{item_id}}", since=6)(put_item)
+
+
+for _collection, _which in ITEM_KINDS.items():
+    _item_routes(_collection, _which)
+
+
+# ---- actions ---------------------------------------------------------------------------------
+
+
+def _start(request: Request, ctx: Ctx, api: Version, job_id: str) -> Response:
+    """Start a run; v8 answers with the session, ``Prefer: respond-async`` with where to poll."""
+    session = runs.start_job(ctx, job_id, "Started by user")
+    if wants_async(request) and session is not None:
+        href = api.link("jobsessions", session.id)["href"]
+        return plain_with(202, {"Location": href, "Preference-Applied": "respond-async"})
+    if api.at_least(8):
+        shown = session or runs.list_sessions(ctx, job_id, 0, 1)[0]
+        return json(views.job_session(shown, api, jobs.get_job(ctx, job_id)))
+    return plain(204 if api.at_least(6) else 200)
+
+
+@router.post("/Jobs/{job_id}/start", since=6, response_class=Response)
+def start(
+    job_id: str, request: Request, ctx: Ctx, api: Version, body: StartBody | None = None
+) -> Response:
+    # Every Keepstone restore point is complete (incremental forever over deduplicated chunks),
+    # so an active full backup ({"full": true}) would store nothing more: it runs as any run.
+    return _start(request, ctx, api, job_id)
+
+
+@router.post("/Jobs/{job_id}/stop", since=6, response_class=Response)
+def stop(job_id: str, ctx: Ctx) -> Response:
+    runs.stop_job(ctx, job_id)
+    return plain(204)
+
+
+@router.post("/Jobs/{job_id}/enable", since=6, response_class=Response)
+def enable(job_id: str, ctx: Ctx) -> Response:
+    jobs.set_enabled(ctx, job_id, True)
+    return plain(204)
+
+
+@router.post("/Jobs/{job_id}/disable", since=6, response_class=Response)
+def disable(job_id: str, ctx: Ctx) -> Response:
+    jobs.set_enabled(ctx, job_id, False)
+    return plain(204)
+
+
+@router.post("/Jobs/{job_id}/explore")  # v2-v5 also via /Action, as the vendor did
+def explore(job_id: str, body: ExploreBody, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    return start_explore(ctx, caller, body, api, job_id=job_id)
 
 
 ACTIONS = ("start", "stop", "enable", "disable", "explore")
 
 
-@router.post("/Jobs/{job_id}/Action", response_class=Response)
+@router.post("/Jobs/{job_id}/Action", until=5, response_class=Response)
 def job_action(
-    job_id: str, body: dict[str, Any], request: Request, ctx: Ctx, link: Link, caller: Caller
+    job_id: str, body: dict[str, Any], request: Request, ctx: Ctx, api: Version, caller: Caller
 ) -> Response:
     """``{"start": null}`` and friends: exactly one action property; only explore has options."""
     names = [name.lower() for name in body]
@@ -105,15 +215,12 @@ def job_action(
         )
     match names[0]:
         case "start":
-            session = runs.start_job(ctx, job_id, "Started by user")
-            if wants_async(request) and session is not None:  # poll the run itself
-                href = link("jobsessions", session.id)["href"]
-                return plain_with(202, {"Location": href, "Preference-Applied": "respond-async"})
+            return _start(request, ctx, api, job_id)
         case "stop":
             runs.stop_job(ctx, job_id)
         case "enable" | "disable":
             jobs.set_enabled(ctx, job_id, names[0] == "enable")
         case "explore":
             options = ExploreBody.model_validate(next(iter(body.values())) or {})
-            return start_explore(ctx, caller, options, link, job_id=job_id)
+            return start_explore(ctx, caller, options, api, job_id=job_id)
     return plain(200)

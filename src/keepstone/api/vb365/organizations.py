@@ -1,56 +1,108 @@
-"""Organizations: the protected tenants."""
+"""Organizations, their users and licensing, and the licensed users across them."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from functools import partial
+from typing import Any
+
+from fastapi import Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import OrganizationBody
-from keepstone.api.vb365.deps import Ctx, Link, json
-from keepstone.services import catalog
+from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.pages import Paging, listing
+from keepstone.api.vb365.versions import Version, VersionedRouter
+from keepstone.domain.errors import NotFound
+from keepstone.domain.scope import stable_user_id
+from keepstone.services import catalog, licensing
+from keepstone.sources.local import LocalUser
+from keepstone.store.tables import Organization
 
-router = APIRouter()
+router = VersionedRouter()
 
 
 @router.get("/Organizations")
-def list_organizations(ctx: Ctx, link: Link) -> Response:
-    backed_up = catalog.backed_up_organizations(ctx)
-    return json(
-        [views.organization(o, link, o.id in backed_up) for o in catalog.list_organizations(ctx)]
-    )
+def list_organizations(
+    request: Request, ctx: Ctx, api: Version, paging: Paging, extendedView: bool = True
+) -> Response:
+    backups = catalog.organization_backups(ctx)
+
+    def render(org: Organization) -> dict[str, Any]:
+        return views.organization(org, api, backups.get(org.id))
+
+    rows = partial(catalog.list_organizations, ctx)
+    return json(listing(request, api, "organizations", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/Organizations/{org_id}")
-def get_organization(org_id: str, ctx: Ctx, link: Link) -> Response:
+def get_organization(org_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
     org = catalog.get_organization(ctx, org_id)
-    return json(views.organization(org, link, org.id in catalog.backed_up_organizations(ctx)))
-
-
-@router.get("/Organizations/{org_id}/Users")
-def list_users(org_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(
-        [
-            views.organization_user(org_id, user, link)
-            for user in catalog.organization_users(ctx, org_id)
-        ]
-    )
+    return json(views.organization(org, api, catalog.organization_backups(ctx).get(org.id)))
 
 
 @router.post("/Organizations")
-def create_organization(body: OrganizationBody, ctx: Ctx, link: Link) -> Response:
+def create_organization(body: OrganizationBody, ctx: Ctx, api: Version) -> Response:
     org = catalog.create_organization(ctx, body.to_edit())
-    return json(views.organization(org, link, False))
+    return json(views.organization(org, api, None), api.created)
 
 
 @router.put("/Organizations/{org_id}", response_class=Response)
-def edit_organization(org_id: str, body: OrganizationBody, ctx: Ctx) -> Response:
+def edit_organization(org_id: str, body: OrganizationBody, ctx: Ctx, api: Version) -> Response:
     catalog.edit_organization(ctx, org_id, body.to_edit())
-    return plain(200)
+    return plain(204 if api.at_least(6) else 200)
 
 
 @router.delete("/Organizations/{org_id}", status_code=204)
 def delete_organization(org_id: str, ctx: Ctx) -> Response:
     catalog.delete_organization(ctx, org_id)
     return plain(204)
+
+
+@router.get("/Organizations/{org_id}/Users")
+def list_users(
+    org_id: str,
+    request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
+    userName: str | None = None,
+    displayName: str | None = None,
+) -> Response:
+    wanted = [n.lower() for n in (userName, displayName) if n]
+
+    def rows() -> list[LocalUser]:
+        users = catalog.organization_users(ctx, org_id)
+        return [u for u in users if all(n in u.name.lower() for n in wanted)]
+
+    render = partial(views.organization_user, org_id, api=api)
+    return json(listing(request, api, "users", rows, render, paging, ctx.clock.now()))
+
+
+@router.get("/Organizations/{org_id}/Users/{user_id}", since=6)
+def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
+    for user in catalog.organization_users(ctx, org_id):
+        if stable_user_id(org_id, user.name) == user_id:
+            return json(views.organization_user(org_id, user, api))
+    raise NotFound(f"organization '{org_id}' has no user '{user_id}'")
+
+
+@router.get("/Organizations/{org_id}/LicensingInformation", since=6)
+def licensing_information(org_id: str, ctx: Ctx) -> Response:
+    catalog.get_organization(ctx, org_id)
+    return json(views.licensing(len(licensing.licensed_users(ctx, org_id))))
+
+
+@router.get("/LicensedUsers", since=6)
+def licensed_users(
+    request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
+    organizationId: str | None = None,
+    name: str | None = None,
+) -> Response:
+    rows = partial(licensing.licensed_users, ctx, organizationId, name)
+    render = partial(views.licensed_user, api=api)
+    return json(listing(request, api, "licensedUsers", rows, render, paging, ctx.clock.now()))

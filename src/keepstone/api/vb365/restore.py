@@ -6,28 +6,30 @@ import re
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response, StreamingResponse
 
+from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import WireModel, any_case
-from keepstone.api.vb365.deps import Ctx, Link, json, principal
+from keepstone.api.vb365.deps import Caller, Ctx, json
+from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
+from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
 from keepstone.services import restore_points, restores
 from keepstone.services.auth import Principal
 from keepstone.services.restores import Collision
+from keepstone.store.tables import RestorePoint
 
-router = APIRouter()
-Caller = Annotated[Principal, Depends(principal)]
-Offset = Annotated[int, Query(ge=0)]
-Limit = Annotated[int, Query(ge=1, le=10_000)]
+router = VersionedRouter()
 KINDS = {"mailboxes": "mail", "onedrives": "file"}
 
 # ---- restore points -----------------------------------------------------------------------------
@@ -35,27 +37,34 @@ KINDS = {"mailboxes": "mail", "onedrives": "file"}
 
 @router.get("/RestorePoints")
 def list_restore_points(
+    request: Request,
     ctx: Ctx,
-    link: Link,
+    api: Version,
+    paging: Paging,
     jobId: str | None = None,
     organizationId: str | None = None,
     repositoryId: str | None = None,
+    orderAsc: bool = False,
 ) -> Response:
-    points = restore_points.list_points(
-        ctx, job_id=jobId, organization_id=organizationId, repository_id=repositoryId
-    )
-    return json([views.restore_point(p, link) for p in points])
+    def rows() -> list[RestorePoint]:
+        points = restore_points.list_points(
+            ctx, job_id=jobId, organization_id=organizationId, repository_id=repositoryId
+        )
+        return sorted(points, key=lambda p: p.backup_time, reverse=not orderAsc)
+
+    render = partial(views.restore_point, api=api)
+    return json(listing(request, api, "restorePoints", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/RestorePoints/{point_id}")
-def get_restore_point(point_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(views.restore_point(restore_points.get_point(ctx, point_id), link))
+def get_restore_point(point_id: str, ctx: Ctx, api: Version) -> Response:
+    return json(views.restore_point(restore_points.get_point(ctx, point_id), api))
 
 
-@router.get("/Jobs/{job_id}/RestorePoints")
-def list_job_restore_points(job_id: str, ctx: Ctx, link: Link) -> Response:
+@router.get("/Jobs/{job_id}/RestorePoints", until=5)
+def list_job_restore_points(job_id: str, ctx: Ctx, api: Version) -> Response:
     return json(
-        [views.restore_point(p, link) for p in restore_points.list_points(ctx, job_id=job_id)]
+        [views.restore_point(p, api) for p in restore_points.list_points(ctx, job_id=job_id)]
     )
 
 
@@ -94,7 +103,7 @@ def start_explore(
     ctx: Any,
     caller: Principal,
     body: ExploreBody,
-    link: views.LinkBuilder,
+    api: ApiVersion,
     *,
     job_id: str | None = None,
     organization_id: str | None = None,
@@ -107,44 +116,59 @@ def start_explore(
         organization_id=organization_id,
         kind=explore_kind(body.type),
     )
-    return json(views.restore_session(session, link), 201 if link.root.endswith("/v8") else 200)
-
-
-@router.post("/Jobs/{job_id}/explore")
-def explore_job(job_id: str, body: ExploreBody, ctx: Ctx, link: Link, caller: Caller) -> Response:
-    return start_explore(ctx, caller, body, link, job_id=job_id)
+    return json(views.restore_session(session, api), api.created)
 
 
 @router.post("/Organizations/{org_id}/explore")
 def explore_organization(
-    org_id: str, body: ExploreBody, ctx: Ctx, link: Link, caller: Caller
+    org_id: str, body: ExploreBody, ctx: Ctx, api: Version, caller: Caller
 ) -> Response:
-    return start_explore(ctx, caller, body, link, organization_id=org_id)
+    return start_explore(ctx, caller, body, api, organization_id=org_id)
 
 
 # ---- sessions -----------------------------------------------------------------------------------
 
 
 @router.get("/RestoreSessions")
-def list_sessions(ctx: Ctx, link: Link) -> Response:
-    return json([views.restore_session(s, link) for s in restores.list_sessions(ctx)])
+def list_sessions(request: Request, ctx: Ctx, api: Version, paging: Paging) -> Response:
+    rows = partial(restores.list_sessions, ctx)
+    render = partial(views.restore_session, api=api)
+    return json(listing(request, api, "restoreSessions", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/RestoreSessions/{session_id}")
-def get_session(session_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(views.restore_session(restores.get_session(ctx, session_id), link))
+def get_session(session_id: str, ctx: Ctx, api: Version) -> Response:
+    return json(views.restore_session(restores.get_session(ctx, session_id), api))
 
 
-@router.post("/RestoreSessions/{session_id}/stop")
-def stop_session(session_id: str, ctx: Ctx, link: Link) -> Response:
-    return json(views.restore_session(restores.stop(ctx, session_id), link))
+@router.post("/RestoreSessions/{session_id}/stop", response_class=Response)
+def stop_session(session_id: str, ctx: Ctx, api: Version) -> Response:
+    """Up to v5 the stopped session is shown; v6/v7 answer 200 and v8 204, both empty."""
+    session = restores.stop(ctx, session_id)
+    if api.at_least(6):
+        return plain(204 if api.at_least(8) else 200)
+    return json(views.restore_session(session, api))
 
 
-@router.post("/RestoreSessions/{session_id}/Action")
-def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, link: Link) -> Response:
+@router.post("/RestoreSessions/{session_id}/Action", until=5)
+def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, api: Version) -> Response:
     if [k.lower() for k in body] != ["stop"]:
         raise InvalidInput('the body must be {"stop": null}', "action")
-    return json(views.restore_session(restores.stop(ctx, session_id), link))
+    return json(views.restore_session(restores.stop(ctx, session_id), api))
+
+
+@router.get("/RestoreSessions/{session_id}/Events", since=6)
+def list_events(
+    session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+) -> Response:
+    rows = partial(lambda: restores.get_session(ctx, session_id).events)
+    render = partial(views.restore_event, session_id, api=api)
+    return json(listing(request, api, "events", rows, render, paging, ctx.clock.now()))
+
+
+@router.get("/RestoreSessions/{session_id}/Statistics", since=8)
+def session_statistics(session_id: str, ctx: Ctx) -> Response:
+    return json(views.restore_statistics(restores.get_session(ctx, session_id)))
 
 
 # ---- browse -------------------------------------------------------------------------------------
@@ -158,10 +182,12 @@ def _kind(collection: str) -> str:
 
 
 @router.get("/RestoreSessions/{session_id}/Organization/{collection}")
-def list_owners(session_id: str, collection: str, ctx: Ctx, link: Link) -> Response:
-    kind = _kind(collection)
-    owners = restores.browser(ctx, session_id).owners_with(kind)
-    return json([views.restore_owner(session_id, collection.lower(), o, link) for o in owners])
+def list_owners(
+    session_id: str, collection: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+) -> Response:
+    rows = partial(restores.browser(ctx, session_id).owners_with, _kind(collection))
+    render = partial(views.restore_owner, session_id, collection.lower(), api=api)
+    return json(listing(request, api, "restoreOwners", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/RestoreSessions/{session_id}/Organization/{collection}/{owner_id}/Folders")
@@ -169,55 +195,60 @@ def list_folders(
     session_id: str,
     collection: str,
     owner_id: str,
+    request: Request,
     ctx: Ctx,
-    link: Link,
+    api: Version,
+    paging: Paging,
     parentId: str | None = None,
 ) -> Response:
-    folders = restores.browser(ctx, session_id).folders(owner_id, _kind(collection))
-    if parentId is not None:
-        folders = [f for f in folders if f.parent_id == parentId]
-    return json([views.restore_folder(f) for f in folders])
+    def rows() -> list[Any]:
+        folders = restores.browser(ctx, session_id).folders(owner_id, _kind(collection))
+        return [f for f in folders if parentId in (None, f.parent_id)]
+
+    render = partial(views.restore_folder, owner_id)
+    return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
 
 
-def _listing(
+def _contents(
+    request: Request,
+    ctx: Any,
+    api: ApiVersion,
+    paging: Any,
     session_id: str,
     collection: str,
     owner_id: str,
-    ctx: Any,
-    request: Request,
     folder_id: str | None,
-    offset: int,
-    limit: int,
 ) -> Response:
-    items = restores.browser(ctx, session_id).contents(owner_id, _kind(collection), folder_id)
-    page = [views.restore_item(i, restores.item_id(i.key)) for i in items[offset : offset + limit]]
-    return json(views.page(page, offset, limit, len(items), str(request.url)))
+    browser = restores.browser(ctx, session_id)
+    rows = partial(browser.contents, owner_id, _kind(collection), folder_id)
+    render = views.restore_item
+    return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
 
 
 @router.get("/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Items")
 def list_messages(
     session_id: str,
     owner_id: str,
-    ctx: Ctx,
     request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
     folderId: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 30,
 ) -> Response:
-    return _listing(session_id, "mailboxes", owner_id, ctx, request, folderId, offset, limit)
+    return _contents(request, ctx, api, paging, session_id, "mailboxes", owner_id, folderId)
 
 
 @router.get("/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents")
 def list_documents(
     session_id: str,
     owner_id: str,
-    ctx: Ctx,
     request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
     folderId: str | None = None,
-    offset: Offset = 0,
-    limit: Limit = 30,
 ) -> Response:
-    return _listing(session_id, "onedrives", owner_id, ctx, request, folderId, offset, limit)
+    return _contents(request, ctx, api, paging, session_id, "onedrives", owner_id, folderId)
 
 
 # ---- get data out ------------------------------------------------------------------------------
@@ -278,7 +309,7 @@ def save_many(session_id: str, owner_id: str, body: ItemsBody, ctx: Ctx) -> Resp
 
 def _put_back(
     request: Request,
-    link: views.LinkBuilder,
+    api: ApiVersion,
     session_id: str,
     kind: str,
     owner_id: str,
@@ -307,7 +338,7 @@ def _put_back(
         return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
 
     if wants_async(request):
-        return accepted(ctx, link, "Restore", work)
+        return accepted(ctx, api.link, "Restore", work)
     return json(work()[1]["result"])
 
 
@@ -322,11 +353,11 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         owner_id: str,
         request: Request,
         ctx: Ctx,
-        link: Link,
+        api: Version,
         body: ItemsBody | None = None,
     ) -> Response:
         ids = body.ids if body else None
-        return _put_back(request, link, session_id, kind, owner_id, ids, ctx, body, elsewhere)
+        return _put_back(request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere)
 
     def one(
         session_id: str,
@@ -334,10 +365,10 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         item: str,
         request: Request,
         ctx: Ctx,
-        link: Link,
+        api: Version,
         body: ItemsBody | None = None,
     ) -> Response:
-        return _put_back(request, link, session_id, kind, owner_id, [item], ctx, body, elsewhere)
+        return _put_back(request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere)
 
     return listed, one
 
@@ -346,21 +377,9 @@ def _owner_routes(collection: str, items: str) -> None:
     base = f"/RestoreSessions/{{session_id}}/Organization/{collection}/{{owner_id}}"
     for action, elsewhere in ACTIONS.items():
         all_items, one_item = _handlers(_kind(collection), elsewhere)
-        router.add_api_route(
-            f"{base}/{action}", all_items, methods=["POST"], name=f"{collection}-{action}"
-        )
-        router.add_api_route(
-            f"{base}/{items}/{action}",
-            all_items,
-            methods=["POST"],
-            name=f"{collection}-{items}-{action}",
-        )
-        router.add_api_route(
-            f"{base}/{items}/{{item}}/{action}",
-            one_item,
-            methods=["POST"],
-            name=f"{collection}-{items}-one-{action}",
-        )
+        router.post(f"{base}/{action}")(all_items)
+        router.post(f"{base}/{items}/{action}")(all_items)
+        router.post(f"{base}/{items}/{{item}}/{action}")(one_item)
 
 
 _owner_routes("Mailboxes", "Items")

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.responses import Response
 
-from keepstone.api.vb365.deps import Ctx, Link, json
-from keepstone.api.vb365.views import LinkBuilder, iso
+from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.versions import LinkBuilder, Version, VersionedRouter, iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import tasks
 from keepstone.services.context import Context
 from keepstone.store.tables import Task
 
-router = APIRouter()
+router = VersionedRouter()
 
 
 def wants_async(request: Request) -> bool:
@@ -49,8 +49,8 @@ def task_view(task: Task, link: LinkBuilder) -> dict[str, Any]:
 
 
 @router.get("/Tasks/{task_id}")
-def get_task(task_id: str, ctx: Ctx, link: Link) -> Response:
+def get_task(task_id: str, ctx: Ctx, api: Version) -> Response:
     number = task_id.removeprefix("task-")
     if not number.isdigit():
         raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
-    return json(task_view(tasks.get(ctx, int(number)), link))
+    return json(task_view(tasks.get(ctx, int(number)), api.link))

@@ -7,17 +7,18 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from keepstone.api.vb365.deps import json
-from keepstone.api.vb365.views import iso
+from keepstone.api.plumbing import plain
+from keepstone.api.vb365.deps import json, principal
+from keepstone.api.vb365.versions import Version, VersionedRouter, iso
 from keepstone.domain.errors import BadCredentials, InvalidInput
 from keepstone.services import auth
 from keepstone.services.context import Context
 
-router = APIRouter()
+router = VersionedRouter()
 
 
 @router.post("/Token", summary="Log in (password grant) or refresh a token pair")
@@ -87,3 +88,12 @@ def _required(fields: dict[str, str], name: str) -> str:
     if not value:
         raise InvalidInput(f"{name} is required", name)
     return value
+
+
+@router.post("/Token/logout", since=7, summary="Revoke the access token of this request")
+def logout(request: Request, api: Version) -> Response:
+    """Ends the caller's login: the access token sent with this request stops working."""
+    principal(request)
+    token = request.headers["authorization"].partition(" ")[2].strip()
+    auth.revoke_token(request.app.state.ctx, token)
+    return plain(204 if api.at_least(8) else 200)

@@ -1,16 +1,20 @@
-"""The v2 representations: what the vendor's v2 server returns for each resource.
+"""Representations of the JSON dialect, one function per resource for every version.
 
-Later versions add their own modules beside this one; handlers pick the module by version.
+What differs between versions (field names, string vs numeric statistics, which fields exist)
+is decided here from the request's :class:`ApiVersion`; handlers never branch on versions.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from keepstone.domain.jobs import SessionStatus
+from keepstone import __version__
+from keepstone.api.vb365.versions import ApiVersion, LinkBuilder, iso
 from keepstone.domain.scope import stable_user_id
 from keepstone.domain.units import human_bytes
+from keepstone.services import restores
 from keepstone.services.catalog import disk_space, proxy_status
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
@@ -24,30 +28,18 @@ from keepstone.store.tables import (
     RestoreSession,
 )
 
-Links = dict[str, dict[str, str]]
+__all__ = ["LinkBuilder", "iso"]
+KEY_NAMESPACE = uuid.UUID("6f1c9a52-58a3-4d7e-9a55-0c6a39f2b3e1")
 
 
-class LinkBuilder:
-    """Absolute hrefs for one request: ``https://host:port/v2/jobs/<id>``."""
-
-    def __init__(self, base_url: str, version: str) -> None:
-        self.root = f"{base_url.rstrip('/')}/{version}"
-
-    def __call__(self, *parts: str) -> dict[str, str]:
-        return {"href": "/".join((self.root, *parts))}
+def _present(body: dict[str, Any], *names: str) -> dict[str, Any]:
+    """Drops the named properties when they are None: the spec does not let them be null."""
+    return {k: v for k, v in body.items() if not (k in names and v is None)}
 
 
-def iso(instant: datetime | None) -> str | None:
-    """ISO 8601 UTC as the vendor writes it: seven fraction digits when there is a fraction."""
-    if instant is None:
-        return None
-    instant = instant.astimezone(UTC)
-    fraction = f".{instant.microsecond:06d}0" if instant.microsecond else ""
-    return f"{instant:%Y-%m-%dT%H:%M:%S}{fraction}Z"
-
-
-def job(row: Job, link: LinkBuilder) -> dict[str, Any]:
-    return {
+def job(row: Job, api: ApiVersion) -> dict[str, Any]:
+    link = api.link
+    body: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
         "description": row.description,
@@ -57,17 +49,39 @@ def job(row: Job, link: LinkBuilder) -> dict[str, Any]:
         "backupType": row.backup_type,
         "lastStatus": row.last_status or "NotConfigured",
         "schedulePolicy": schedule_policy(row.schedule_policy),
-        "proxyId": row.proxy_id,
         "repositoryId": row.repository_id,
-        "_links": {
-            "self": link("jobs", row.id),
-            "organization": link("organizations", row.organization_id),
-            "backupRepository": link("backuprepositories", row.repository_id),
-            "jobsessions": link("jobs", row.id, "jobsessions"),
-            "selectedItems": link("jobs", row.id, "selecteditems"),
-            "excludedItems": link("jobs", row.id, "excludeditems"),
-        },
     }
+    if api.number <= 5:
+        body["proxyId"] = row.proxy_id
+    if 6 <= api.number <= 7:  # v8 reads the items through the sub-resources only
+        body["selectedItems"] = [
+            job_item(row.id, i, "selecteditems", api) for i in row.selected_items
+        ]
+        body["excludedItems"] = [
+            job_item(row.id, i, "excludeditems", api) for i in row.excluded_items
+        ]
+    if api.at_least(7):
+        body["lastBackup"] = iso(row.last_backup)
+    if api.at_least(8):
+        body["organizationId"] = row.organization_id
+        body["eTag"] = row.version
+    body["_links"] = {
+        "self": link("jobs", row.id),
+        "organization": link("organizations", row.organization_id),
+        "backupRepository": link("backuprepositories", row.repository_id),
+        "jobsessions": link("jobs", row.id, "jobsessions"),
+        "selectedItems": link("jobs", row.id, "selecteditems"),
+        "excludedItems": link("jobs", row.id, "excludeditems"),
+    }
+    return body
+
+
+def job_item(job_id: str, record: dict[str, Any], kind: str, api: ApiVersion) -> dict[str, Any]:
+    """A selected or excluded item as stored, with its id and link."""
+    body = dict(record)
+    if "id" in body:
+        body["_links"] = {"self": api.link("jobs", job_id, kind, str(body["id"]))}
+    return body
 
 
 def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
@@ -88,24 +102,41 @@ def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def organization(row: Organization, link: LinkBuilder, backed_up: bool) -> dict[str, Any]:
-    return {
-        "type": row.type,
+def organization(row: Organization, api: ApiVersion, backups: Any) -> dict[str, Any]:
+    """``backups``: the organization's first and last backup times, or None if never backed up."""
+    link = api.link
+    first, last = backups or (None, None)
+    body: dict[str, Any] = {
+        # v2 shows Keepstone's own source type; later versions the vendor's enum, in which a
+        # directory read on the server's disk is an on-premises organization.
+        "type": row.type if api.number == 2 else "OnPremises",
         "id": row.id,
         "name": row.name,
         "description": row.description,
         "localSettings": {"path": row.settings.get("path")},
-        "isBackedup": backed_up,
-        "_links": {
-            "self": link("organizations", row.id),
-            "jobs": link("organizations", row.id, "jobs"),
-            "users": link("organizations", row.id, "users"),
-        },
-        "_actions": {},
+        "isBackedup": backups is not None,
     }
+    if api.at_least(3):
+        body |= {
+            "officeName": row.name,
+            "region": "Worldwide",
+            "isExchangeOnline": False,
+            "isSharePointOnline": False,
+            "isTeamsOnline": False,
+            "isTeamsChatsOnline": False,
+            "firstBackuptime": iso(first),
+            "lastBackuptime": iso(last),
+        }
+    body["_links"] = {
+        "self": link("organizations", row.id),
+        "jobs": link("organizations", row.id, "jobs"),
+        "users": link("organizations", row.id, "users"),
+    }
+    body["_actions"] = {}
+    return body
 
 
-def organization_user(org_id: str, user: Any, link: LinkBuilder) -> dict[str, Any]:
+def organization_user(org_id: str, user: Any, api: ApiVersion) -> dict[str, Any]:
     identifier = stable_user_id(org_id, user.name)
     return {
         "id": identifier,
@@ -115,32 +146,62 @@ def organization_user(org_id: str, user: Any, link: LinkBuilder) -> dict[str, An
         "locationType": "OnPremises",
         "hasMailbox": user.has_mailbox,
         "hasOneDrive": user.has_onedrive,
-        "_links": {"self": link("organizations", org_id, "users", identifier)},
+        "_links": {"self": api.link("organizations", org_id, "users", identifier)},
     }
 
 
-def proxy(row: Proxy, link: LinkBuilder, now: datetime) -> dict[str, Any]:
+def licensing(licensed: int) -> dict[str, int]:
+    return {"licensedUsers": licensed, "newUsers": 0}
+
+
+def licensed_user(user: Any, api: ApiVersion) -> dict[str, Any]:
     return {
-        "id": row.id,
-        "hostName": row.host_name,
-        "description": row.description,
-        "port": row.port,
-        "threadsNumber": row.threads_number,
-        "enableNetworkthrottling": False,
-        "throttlingValue": 0,
-        "throttlingUnit": "MBs",
-        "status": proxy_status(row, now),
+        "id": user.id,
+        "name": user.name,
+        "isBackedUp": True,
+        "lastBackupDate": iso(user.last_backup),
+        "licenseState": "Licensed",
+        "organizationId": user.organization_id,
+        "organizationName": user.organization_name,
         "_links": {
-            "self": link("proxies", row.id),
-            "repositories": link(f"backuprepositories?proxyId={row.id}"),
+            "self": api.link("licensedusers", user.id),
+            "organization": api.link("organizations", user.organization_id),
         },
     }
 
 
-def repository(row: Repository, link: LinkBuilder, encrypted: bool = False) -> dict[str, Any]:
+def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
+    throttling = "enableNetworkThrottling" if api.at_least(6) else "enableNetworkthrottling"
+    body: dict[str, Any] = {
+        "id": row.id,
+        "hostName": row.host_name,
+        "description": row.description,
+        "port": row.port,
+        throttling: False,
+        "throttlingValue": 0,
+        "throttlingUnit": "MBs",
+        "status": proxy_status(row, now),
+    }
+    if api.number <= 7:
+        body["threadsNumber"] = row.threads_number
+    if api.at_least(6):
+        body["type"] = "Local"
+    if api.at_least(7):
+        body["fqdn"] = row.host_name
+    if api.at_least(8):
+        body |= {"maintenanceModeState": "Disabled", "version": __version__}
+    body["_links"] = {
+        "self": api.link("proxies", row.id),
+        "repositories": api.link(f"backuprepositories?proxyId={row.id}"),
+    }
+    return body
+
+
+def repository(row: Repository, api: ApiVersion, encrypted: bool = False) -> dict[str, Any]:
     retention = retention_from_record(row.retention)
     space = disk_space(row.path)
-    return {
+    bytes_suffix = "Bytes" if api.at_least(6) else ""
+    body: dict[str, Any] = {
         "id": row.id,
         "name": row.name,
         "description": row.description,
@@ -155,17 +216,49 @@ def repository(row: Repository, link: LinkBuilder, encrypted: bool = False) -> d
         "dailyTime": retention.daily_time.isoformat(timespec="seconds"),
         "dailyType": retention.daily_type.value,
         "isEncrypted": encrypted,
-        "capacity": space.capacity,
-        "freeSpace": space.free,
+        f"capacity{bytes_suffix}": space.capacity,
+        f"freeSpace{bytes_suffix}": space.free,
+    }
+    if api.at_least(6):
+        body |= {
+            "isLongTerm": False,
+            "encryptionKeyId": encryption_key_id(row.id) if encrypted else None,
+        }
+    if api.at_least(8):
+        body |= {
+            "isOutdated": False,
+            "isOutOfSync": False,
+            "isIndexed": True,
+            "isMigrationLocked": False,
+            "isOutOfOrder": False,
+        }
+    body["_links"] = {
+        "self": api.link("backuprepositories", row.id),
+        "proxy": api.link("proxies", row.proxy_id),
+    }
+    return body
+
+
+def encryption_key_id(repository_id: str) -> str:
+    """The key of an encrypted repository: its password, named by an id derived from the repo."""
+    return str(uuid.uuid5(KEY_NAMESPACE, repository_id))
+
+
+def encryption_key(row: Repository, api: ApiVersion) -> dict[str, Any]:
+    key_id = encryption_key_id(row.id)
+    return {
+        "id": key_id,
+        "description": f"Password of repository {row.name} (never shown)",
         "_links": {
-            "self": link("backuprepositories", row.id),
-            "proxy": link("proxies", row.proxy_id),
+            "self": api.link("encryptionkeys", key_id),
+            "backupRepository": api.link("backuprepositories", row.id),
         },
     }
 
 
-def job_session(row: JobSession, link: LinkBuilder) -> dict[str, Any]:
-    return {
+def job_session(row: JobSession, api: ApiVersion, job: Job | None = None) -> dict[str, Any]:
+    link = api.link
+    body: dict[str, Any] = {
         "id": row.id,
         "creationTime": iso(row.creation_time),
         "endTime": iso(row.end_time),
@@ -173,49 +266,97 @@ def job_session(row: JobSession, link: LinkBuilder) -> dict[str, Any]:
         "status": row.status,
         "retryCount": row.retry_count,
         "details": row.details,
-        "statistics": v2_statistics(row.statistics, SessionStatus(row.status)),
-        "_links": {
-            "self": link("jobsessions", row.id),
-            "log": link("jobsessions", row.id, "logitems"),
-            "job": link("jobs", row.job_id),
-        },
+        "statistics": statistics(row.statistics, api),
     }
+    if api.at_least(7):
+        body |= {
+            "mainSessionId": row.id,
+            "jobType": "Backup",
+            "jobWillBeRetried": row.not_before is not None and row.end_time is None,
+        }
+        if job is not None:
+            body["repositoryId"] = job.repository_id
+    if api.at_least(8):
+        body["jobId"] = row.job_id
+    body["_links"] = {
+        "self": link("jobsessions", row.id),
+        "log": link("jobsessions", row.id, "logitems"),
+        "job": link("jobs", row.job_id),
+    }
+    return body
 
 
-def v2_statistics(stats: dict[str, Any], status: SessionStatus) -> dict[str, Any]:
-    """v2 writes statistics as human-readable strings: ``832.4 KB/s (52 items/s)``."""
+def statistics(stats: dict[str, Any], api: ApiVersion) -> dict[str, Any]:
+    """v2 writes statistics as human-readable strings (``832.4 KB/s (52 items/s)``); v3 on, as
+    whole numbers of bytes and items per second."""
     seconds = float(stats.get("duration_seconds", 0))
     read_bytes, items = int(stats.get("read_bytes", 0)), int(stats.get("read_items", 0))
+    written, transferred = (
+        int(stats.get("written_bytes", 0)),
+        int(stats.get("transferred_bytes", 0)),
+    )
+    bottleneck = stats.get("bottleneck", "NA")
 
     def rate(amount: int) -> float:
         return amount / seconds if seconds > 0 else 0.0
 
+    if api.at_least(3):
+        return {
+            "processingRateBytesPS": round(rate(read_bytes)),
+            "processingRateItemsPS": round(rate(items)),
+            "readRateBytesPS": round(rate(read_bytes)),
+            "writeRateBytesPS": round(rate(written)),
+            "transferredDataBytes": transferred,
+            "processedObjects": items,
+            "bottleneck": bottleneck,
+        }
     return {
         "processingRate": f"{human_bytes(rate(read_bytes))}/s ({round(rate(items))} items/s)",
         "readRate": f"{human_bytes(rate(read_bytes))}/s",
-        "writeRate": f"{human_bytes(rate(int(stats.get('written_bytes', 0))))}/s",
-        "transferredData": human_bytes(int(stats.get("transferred_bytes", 0))),
+        "writeRate": f"{human_bytes(rate(written))}/s",
+        "transferredData": human_bytes(transferred),
         "processedObjects": items,
-        "bottleneck": stats.get("bottleneck", "NA"),
+        "bottleneck": bottleneck,
     }
 
 
-def log_item(row: LogItem, link: LinkBuilder) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "usn": row.usn,
-        "title": f"[{row.status}] {row.message}",
+# v8 log items carry a type instead of a "[Status] message" title.
+LOG_TYPES = {"Success": "Success", "Warning": "Warning", "Failed": "Error", "Running": "Running"}
+LOG_TYPES |= {"Queued": "Running", "Stopped": "Stop"}
+
+
+def log_item(row: LogItem, api: ApiVersion) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": row.id, "usn": row.usn}
+    if api.at_least(8):
+        body |= {"type": LOG_TYPES.get(row.status, "Running"), "message": row.message}
+    else:
+        body["title"] = f"[{row.status}] {row.message}"
+    end = row.end_time if api.number == 2 else row.end_time or row.creation_time
+    body |= {
         "creationTime": iso(row.creation_time),
-        "endTime": iso(row.end_time),
+        "endTime": iso(end),
         "_links": {
-            "self": link("jobsessions", row.session_id, "logitems", row.id),
-            "jobSession": link("jobsessions", row.session_id),
+            "self": api.link("jobsessions", row.session_id, "logitems", row.id),
+            "jobSession": api.link("jobsessions", row.session_id),
         },
     }
+    return body
 
 
-def restore_point(row: RestorePoint, link: LinkBuilder) -> dict[str, Any]:
+def processed_object(row: LogItem, api: ApiVersion) -> dict[str, Any]:
+    """A user a run processed, from the log item the run wrote about it."""
     return {
+        "id": row.subject_id,
+        "type": "User",
+        "status": row.status if row.status in ("Success", "Warning") else "Failed",
+        "name": row.subject_name,
+        "_links": {"jobSession": api.link("jobsessions", row.session_id)},
+    }
+
+
+def restore_point(row: RestorePoint, api: ApiVersion) -> dict[str, Any]:
+    link = api.link
+    body: dict[str, Any] = {
         "id": row.id,
         "repositoryId": row.repository_id,
         "jobId": row.job_id,
@@ -226,15 +367,19 @@ def restore_point(row: RestorePoint, link: LinkBuilder) -> dict[str, Any]:
         "isOneDrive": row.is_onedrive,
         "isTeams": False,
         "isLongTermCopy": False,
-        "_links": {
-            "self": link("restorepoints", row.id),
-            "backupRepository": link("backuprepositories", row.repository_id),
-        }
-        | ({"job": link("jobs", row.job_id)} if row.job_id else {}),
+        "isRetrieved": False,
     }
+    if api.at_least(7):
+        body |= {"isCopy": False, "isDeleted": False}
+    body["_links"] = {
+        "self": link("restorepoints", row.id),
+        "backupRepository": link("backuprepositories", row.repository_id),
+    } | ({"job": link("jobs", row.job_id)} if row.job_id else {})
+    return _present(body, "jobId", "organizationId")
 
 
-def restore_session(row: RestoreSession, link: LinkBuilder) -> dict[str, Any]:
+def restore_session(row: RestoreSession, api: ApiVersion) -> dict[str, Any]:
+    link = api.link
     return {
         "id": row.id,
         "name": f"Restore session {row.creation_time:%Y-%m-%d %H:%M:%S}",
@@ -255,9 +400,8 @@ def restore_session(row: RestoreSession, link: LinkBuilder) -> dict[str, Any]:
     }
 
 
-def restore_owner(
-    session_id: str, collection: str, owner: Any, link: LinkBuilder
-) -> dict[str, Any]:
+def restore_owner(session_id: str, collection: str, owner: Any, api: ApiVersion) -> dict[str, Any]:
+    link = api.link
     base = ("restoresessions", session_id, "organization", collection, owner.id)
     children = ("folders", "items") if collection == "mailboxes" else ("folders", "documents")
     return {
@@ -268,13 +412,19 @@ def restore_owner(
     }
 
 
-def restore_folder(folder: Any) -> dict[str, Any]:
-    return {"id": folder.id, "name": folder.name, "path": folder.path, "parentId": folder.parent_id}
+def restore_folder(owner_id: str, folder: Any) -> dict[str, Any]:
+    return {
+        "id": folder.id,
+        "name": folder.name,
+        "path": folder.path,
+        "parentId": folder.parent_id,
+        "mailboxId": owner_id,
+    }
 
 
-def restore_item(item: Any, identifier: str) -> dict[str, Any]:
+def restore_item(item: Any) -> dict[str, Any]:
     common = {
-        "id": identifier,
+        "id": restores.item_id(item.key),
         "size": item.size,
         "modificationTime": iso(datetime.fromtimestamp(item.mtime, UTC)),
     }
@@ -301,29 +451,77 @@ def restore_counts(counts: Any) -> dict[str, int]:
     }
 
 
-def page(
-    results: list[dict[str, Any]], offset: int, limit: int, total: int, url: str
-) -> dict[str, Any]:
-    """The vendor's page envelope, with first/prev/self/next links."""
-
-    def at(start: int) -> dict[str, str]:
-        base = url.split("?", 1)[0]
-        query = [
-            p
-            for p in (url.split("?", 1)[1].split("&") if "?" in url else [])
-            if p and not p.startswith(("offset=", "limit="))
-        ]
-        return {"href": f"{base}?{'&'.join([*query, f'offset={start}', f'limit={limit}'])}"}
-
-    links = {"first": at(0), "self": at(offset)}
-    if offset > 0:
-        links["prev"] = at(max(0, offset - limit))
-    if offset + limit < total:
-        links["next"] = at(offset + limit)
+def restore_event(session_id: str, event: dict[str, Any], api: ApiVersion) -> dict[str, Any]:
+    """One operation of a restore session (a save, a restore), as recorded when it ran."""
     return {
-        "offset": offset,
-        "limit": limit,
-        "totalCount": total,
-        "results": results,
-        "_links": links,
+        "id": event["id"],
+        "type": event["type"],
+        "status": event["status"],
+        "title": event["title"],
+        "message": event["message"],
+        "startTime": iso(datetime.fromisoformat(event["startTime"])),
+        "endTime": iso(datetime.fromisoformat(event["endTime"])) if event.get("endTime") else None,
+        "duration": event.get("duration", "00:00:00"),
+        "order": event["order"],
+        "itemName": event.get("itemName", ""),
+        "itemType": event.get("itemType", ""),
+        "itemSizeBytes": event.get("itemSizeBytes", 0),
+        "source": event.get("source", ""),
+        "target": event.get("target", ""),
+        "_links": {"restoreSession": api.link("restoresessions", session_id)},
+    }
+
+
+ROLES = {
+    "Administrator": "Changes and reads everything: jobs, repositories, restores, users.",
+    "ReadOnly": "Reads configuration, sessions and restore points; changes nothing.",
+}
+
+
+def role_id(role: str) -> str:
+    return str(uuid.uuid5(KEY_NAMESPACE, f"role:{role}"))
+
+
+def rbac_role(role: str, api: ApiVersion) -> dict[str, Any]:
+    identifier = role_id(role)
+    return {
+        "id": identifier,
+        "name": role,
+        "description": ROLES[role],
+        "roleType": "EntireOrganization",
+        "_links": {
+            "self": api.link("rbacroles", identifier),
+            "operators": api.link("rbacroles", identifier, "operators"),
+        },
+    }
+
+
+def rbac_operator(role: str, user: Any, api: ApiVersion) -> dict[str, Any]:
+    return {
+        "type": "User",
+        "id": user.id,
+        "user": {"id": user.id, "displayName": user.name, "name": user.name, "type": "User"},
+        "_links": {"self": api.link("rbacroles", role_id(role), "operators", user.id)},
+    }
+
+
+def service_instance(installation_id: str) -> dict[str, str]:
+    return {"installationId": installation_id, "version": __version__}
+
+
+def restore_portal_settings() -> dict[str, Any]:
+    """Keepstone has no self-service restore portal (it needs an Entra ID application)."""
+    return {"isEnabled": False}
+
+
+def restore_statistics(row: RestoreSession) -> dict[str, Any]:
+    """v8's counts of what a restore session put back, over all its restores."""
+    stats = row.statistics
+    restored, failed, skipped = (int(stats.get(k, 0)) for k in ("restored", "failed", "skipped"))
+    return {
+        "totalItemsCount": restored + failed + skipped,
+        "restoredItemsCount": restored,
+        "failedItemsCount": failed,
+        "skippedItemsCount": skipped,
+        "items": [],
     }

@@ -1,0 +1,143 @@
+"""Lists of the JSON dialect: bare arrays in old versions, the vendor's page envelope in new ones.
+
+A page is ``{offset, limit, setId, totalCount, results, _links}`` with first/prev/self/next links.
+``setId`` names a snapshot of the listed set: a client that passes it back pages through the same
+results even while the catalog changes underneath (the vendor's "cached request").
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+from urllib.parse import parse_qsl, urlencode
+
+from fastapi import Depends, Query, Request
+
+from keepstone.api.vb365.versions import ApiVersion
+from keepstone.domain.errors import InvalidInput
+
+DEFAULT_LIMIT, MAX_LIMIT = 30, 10_000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    offset: int
+    limit: int | None  # None: not sent (bare arrays then list everything)
+    set_id: str | None
+
+    @property
+    def size(self) -> int:
+        return self.limit or DEFAULT_LIMIT
+
+
+def page_request(
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
+    setId: Annotated[str | None, Query()] = None,
+) -> PageRequest:
+    if setId is not None:
+        try:
+            setId = str(uuid.UUID(setId))
+        except ValueError:
+            raise InvalidInput(f"'{setId}' is not a set id (a UUID)", "setId") from None
+    return PageRequest(offset, limit, setId)
+
+
+Paging = Annotated[PageRequest, Depends(page_request)]
+
+
+class PageSets:
+    """Recently listed sets by id; bounded in number and age, so memory stays small."""
+
+    def __init__(self, capacity: int = 256, ttl: timedelta = timedelta(minutes=30)) -> None:
+        self._sets: OrderedDict[str, tuple[datetime, Any]] = OrderedDict()
+        self._capacity, self._ttl = capacity, ttl
+        self._lock = threading.Lock()
+
+    def remember(self, collection: str, snapshot: Any, now: datetime) -> str:
+        set_id = str(uuid.uuid4())
+        with self._lock:
+            self._sets[set_id] = (now, (collection, snapshot))
+            while len(self._sets) > self._capacity:
+                self._sets.popitem(last=False)
+        return set_id
+
+    def recall(self, collection: str, set_id: str, now: datetime) -> Any:
+        with self._lock:
+            entry = self._sets.get(set_id)
+            if entry is None or now - entry[0] > self._ttl or entry[1][0] != collection:
+                raise InvalidInput(
+                    f"set '{set_id}' is unknown or expired here; list again without setId",
+                    "setId",
+                )
+            return entry[1][1]
+
+    def snapshot(
+        self, collection: str, set_id: str | None, take: Callable[[], Any], now: datetime
+    ) -> tuple[str, Any]:
+        """The set a page request reads: the one it names, or a new one ``take`` captures."""
+        if set_id is not None:
+            return set_id, self.recall(collection, set_id, now)
+        snapshot = take()
+        return self.remember(collection, snapshot, now), snapshot
+
+
+def page_sets(request: Request) -> PageSets:
+    sets: PageSets = request.app.state.page_sets
+    return sets
+
+
+def envelope(
+    request: Request, results: list[Any], paging: PageRequest, total: int, set_id: str
+) -> dict[str, Any]:
+    """The vendor's page: the results plus links to the first, previous, this and next page."""
+    offset, limit = paging.offset, paging.size
+    kept = [
+        (k, v)
+        for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+        if k.lower() not in ("offset", "limit", "setid")
+    ]
+    base = str(request.url).split("?", 1)[0]
+
+    def at(start: int) -> dict[str, str]:
+        query = [*kept, ("offset", str(start)), ("limit", str(limit)), ("setId", set_id)]
+        return {"href": f"{base}?{urlencode(query)}"}
+
+    links = {"first": at(0), "self": at(offset)}
+    if offset > 0:
+        links["prev"] = at(max(0, offset - limit))
+    if offset + limit < total:
+        links["next"] = at(offset + limit)
+    return {
+        "offset": offset,
+        "limit": limit,
+        "setId": set_id,
+        "totalCount": total,
+        "results": results,
+        "_links": links,
+    }
+
+
+def listing(
+    request: Request,
+    api: ApiVersion,
+    collection: str,
+    rows: Callable[[], Sequence[Any]],
+    render: Callable[[Any], dict[str, Any]],
+    paging: PageRequest,
+    now: datetime,
+) -> Any:
+    """A whole collection listed in memory, answered as this version lists ``collection``."""
+    if not api.pages(collection):
+        everything = list(rows())
+        end = None if paging.limit is None else paging.offset + paging.limit
+        return [render(row) for row in everything[paging.offset : end]]
+    take = lambda: list(rows())  # noqa: E731
+    set_id, snapshot = page_sets(request).snapshot(collection, paging.set_id, take, now)
+    window = snapshot[paging.offset : paging.offset + paging.size]
+    return envelope(request, [render(row) for row in window], paging, len(snapshot), set_id)

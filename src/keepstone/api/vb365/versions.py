@@ -1,0 +1,139 @@
+"""API versions of the JSON dialect: which routes each version has, and the request's version.
+
+One set of handlers serves ``/v2`` … ``/v8``. A route declares the versions it exists in
+(``since``/``until``); what differs inside a shared route (field names, paging, status codes) is
+decided by the representation code from the request's :class:`ApiVersion`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Request
+
+OLDEST, NEWEST = 2, 8
+VERSIONS = tuple(range(OLDEST, NEWEST + 1))
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LinkBuilder:
+    """Absolute hrefs for one request: ``https://host:port/v8/jobs/<id>``."""
+
+    def __init__(self, base_url: str, version: str) -> None:
+        self.root = f"{base_url.rstrip('/')}/{version}"
+
+    def __call__(self, *parts: str) -> dict[str, str]:
+        return {"href": "/".join((self.root, *parts))}
+
+
+def iso(instant: datetime | None) -> str | None:
+    """ISO 8601 UTC as the vendor writes it: seven fraction digits when there is a fraction."""
+    if instant is None:
+        return None
+    instant = instant.astimezone(UTC)
+    fraction = f".{instant.microsecond:06d}0" if instant.microsecond else ""
+    return f"{instant:%Y-%m-%dT%H:%M:%S}{fraction}Z"
+
+
+# The first version whose list of each collection is a page (v2-v4 have bare arrays; v5 pages
+# sessions; v6/v7 page what the OpenAPI specs page; v8 pages almost everything).
+PAGED_SINCE = {
+    "jobSessions": 5,
+    "logItems": 6,
+    "users": 6,
+    "restoreSessions": 6,
+    "events": 6,
+    "licensedUsers": 6,
+    "processedObjects": 7,
+    "restorePoints": 7,
+    "jobs": 8,
+    "organizations": 8,
+    "proxies": 8,
+    "repositories": 8,
+    "jobItems": 8,
+    "restoreOwners": 6,
+    "restoreFolders": 6,
+    "restoreItems": OLDEST,  # always paged: a mailbox can hold a million messages
+}
+
+
+@dataclass(frozen=True)
+class ApiVersion:
+    """The version a request addressed, and links in that version's URL space."""
+
+    number: int
+    link: LinkBuilder
+
+    def at_least(self, number: int) -> bool:
+        return self.number >= number
+
+    def pages(self, collection: str) -> bool:
+        """Whether this version answers ``collection`` with the page envelope or a bare array."""
+        return self.number >= PAGED_SINCE[collection]
+
+    @property
+    def created(self) -> int:
+        """v8 answers a create with 201; earlier versions with 200."""
+        return 201 if self.number >= 8 else 200
+
+
+async def api_version(request: Request) -> ApiVersion:
+    prefix = request.url.path.split("/")[1].lower()
+    return ApiVersion(int(prefix[1:]), LinkBuilder(str(request.base_url), prefix))
+
+
+Version = Annotated[ApiVersion, Depends(api_version)]
+
+
+@dataclass(frozen=True)
+class _Route:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    since: int
+    until: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class VersionedRouter:
+    """Collects routes with the versions they exist in; builds one APIRouter per version."""
+
+    def __init__(self) -> None:
+        self._routes: list[_Route] = []
+
+    def route(
+        self, method: str, path: str, *, since: int = OLDEST, until: int = NEWEST, **options: Any
+    ) -> Callable[[F], F]:
+        def register(endpoint: F) -> F:
+            self._routes.append(_Route(method, path, endpoint, since, until, options))
+            return endpoint
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route("PUT", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[F], F]:
+        return self.route("DELETE", path, **kw)
+
+    def for_version(self, number: int) -> APIRouter:
+        router = APIRouter()
+        for route in self._routes:
+            if route.since <= number <= route.until:
+                router.add_api_route(
+                    route.path,
+                    route.endpoint,
+                    methods=[route.method],
+                    name=f"v{number} {route.method} {route.path}",
+                    **route.options,
+                )
+        return router
