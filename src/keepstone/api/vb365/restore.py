@@ -201,11 +201,16 @@ def list_folders(
     paging: Paging,
     parentId: str | None = None,
 ) -> Response:
+    browser = restores.browser(ctx, session_id)
+    kind = _kind(collection)
+
     def rows() -> list[Any]:
-        folders = restores.browser(ctx, session_id).folders(owner_id, _kind(collection))
+        folders = browser.folders(owner_id, kind)
         return [f for f in folders if parentId in (None, f.parent_id)]
 
-    render = partial(views.restore_folder, owner_id)
+    owner = restores.Owner(owner_id, browser.user(owner_id))
+    newest = views.newest_by_folder(browser.contents(owner_id, kind, None))
+    render = partial(views.restore_folder, owner, newest)
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
 
 
@@ -221,7 +226,7 @@ def _contents(
 ) -> Response:
     browser = restores.browser(ctx, session_id)
     rows = partial(browser.contents, owner_id, _kind(collection), folder_id)
-    render = views.restore_item
+    render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
     return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
 
 
@@ -339,7 +344,10 @@ def _put_back(
 
     if wants_async(request):
         return accepted(ctx, api.link, "Restore", work)
-    return json(work()[1]["result"])
+    counts = work()[1]["result"]
+    # v8 names the restore session whose Events and Statistics describe the restore; here the
+    # restore has already finished when the answer comes, so its counts come along too.
+    return json({"sessionId": session_id} | counts if api.at_least(8) else counts)
 
 
 ACTIONS = {"restore": False, "restoreTo": True, "copyTo": True}

@@ -6,6 +6,7 @@ is decided here from the request's :class:`ApiVersion`; handlers never branch on
 
 from __future__ import annotations
 
+import email.utils
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -412,34 +413,68 @@ def restore_owner(session_id: str, collection: str, owner: Any, api: ApiVersion)
     }
 
 
-def restore_folder(owner_id: str, folder: Any) -> dict[str, Any]:
+def restore_folder(owner: Any, newest: dict[str, float], folder: Any) -> dict[str, Any]:
+    """A folder of a mailbox or OneDrive; its times are those of the newest item under it."""
+    changed = iso(datetime.fromtimestamp(newest.get(folder.path, 0), UTC))
     return {
         "id": folder.id,
         "name": folder.name,
         "path": folder.path,
         "parentId": folder.parent_id,
-        "mailboxId": owner_id,
+        "mailboxId": owner.id,
+        "oneDriveId": owner.id,
+        "isFolder": True,
+        "createdBy": owner.name,
+        "modifiedBy": owner.name,
+        "creationTime": changed,
+        "modificationTime": changed,
     }
 
 
-def restore_item(item: Any) -> dict[str, Any]:
-    common = {
-        "id": restores.item_id(item.key),
-        "size": item.size,
-        "modificationTime": iso(datetime.fromtimestamp(item.mtime, UTC)),
-    }
+def newest_by_folder(items: list[Any]) -> dict[str, float]:
+    """The newest modification time under every folder path, in one pass over the items."""
+    newest: dict[str, float] = {}
+    for item in items:
+        parts = item.path.split("/")
+        for depth in range(len(parts) + 1):
+            folder = "/".join(parts[:depth])
+            newest[folder] = max(newest.get(folder, 0.0), item.mtime)
+    return newest
+
+
+def restore_item(owner: Any, item: Any) -> dict[str, Any]:
+    changed = iso(datetime.fromtimestamp(item.mtime, UTC))
+    common = {"id": restores.item_id(item.key), "size": item.size, "modificationTime": changed}
     if item.kind == "mail":
         meta = item.meta
         return common | {
+            "mailboxId": owner.id,
             "itemClass": "IPM.Note",
             "folder": item.path,
             "subject": meta.get("subject", ""),
             "from": meta.get("from", ""),
             "to": meta.get("to", ""),
-            "received": meta.get("date", ""),
+            "received": _mail_date(str(meta.get("date", ""))) or changed,
             "flags": meta.get("flags", ""),
         }
-    return common | {"name": item.path.rsplit("/", 1)[-1], "path": item.path}
+    return common | {
+        "oneDriveId": owner.id,
+        "name": item.path.rsplit("/", 1)[-1],
+        "path": item.path,
+        "sizeBytes": item.size,
+        "isFolder": False,
+        "createdBy": owner.name,
+        "modifiedBy": owner.name,
+        "creationTime": changed,
+    }
+
+
+def _mail_date(header: str) -> str | None:
+    """A message's Date header (RFC 5322) as ISO 8601, or None when it is missing or garbled."""
+    try:
+        return iso(email.utils.parsedate_to_datetime(header))
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def restore_counts(counts: Any) -> dict[str, int]:
