@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from keepstone.proxy.worker import ProxyWorker
 from tests.backup.conftest import Organization
-from tests.conftest import ADMIN_PASSWORD, Api, login
+from tests.conftest import ADMIN_PASSWORD, Api
 from tests.contract.openapi import Operation, implemented_operations, spec
 
 pytest_plugins = ["tests.backup.conftest"]

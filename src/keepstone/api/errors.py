@@ -33,6 +33,18 @@ STATUS_OF: dict[type[KeepstoneError], int] = {
 }
 
 
+# v8's RESTExceptionInfo.errorCode, by status (v7's enum has only ProxyOffline, which Keepstone's
+# in-process proxy never is, so v7 errors carry no code). 401 and 429 have no code in the enum.
+V8_ERROR_CODES = {
+    400: "ParameterValidationFailure",
+    403: "ResourceAccessDenied",
+    404: "ResourceNotFound",
+    405: "HttpError",
+    409: "OperationConflict",
+    412: "OutdatedChangeToken",
+}
+
+
 def status_of(error: KeepstoneError) -> int:
     for kind in type(error).__mro__:
         if kind in STATUS_OF:
@@ -46,9 +58,16 @@ def error_response(
     """The error body of the dialect that owns ``path``."""
     if path == "/api" or path.startswith("/api/"):
         return em_error(status, message, headers, accept)
-    return JSONResponse(
-        {"message": message}, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE
-    )
+    body: dict[str, str] = {"message": message}
+    if _version_of(path) >= 8 and status in V8_ERROR_CODES:
+        body["errorCode"] = V8_ERROR_CODES[status]
+    return JSONResponse(body, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE)
+
+
+def _version_of(path: str) -> int:
+    """The API version a JSON-dialect path addresses (``/v8/Jobs`` is 8); 0 when none."""
+    prefix = path.split("/")[1].lower() if path.count("/") else ""
+    return int(prefix[1:]) if prefix[:1] == "v" and prefix[1:].isdigit() else 0
 
 
 def em_error(status: int, message: str, headers: dict[str, str] | None, accept: str) -> Response:
