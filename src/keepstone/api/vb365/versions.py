@@ -103,6 +103,7 @@ class VersionedRouter:
 
     def __init__(self) -> None:
         self._routes: list[_Route] = []
+        self._built: dict[int, APIRouter] = {}
 
     def route(
         self, method: str, path: str, *, since: int = OLDEST, until: int = NEWEST, **options: Any
@@ -126,6 +127,13 @@ class VersionedRouter:
         return self.route("DELETE", path, **kw)
 
     def for_version(self, number: int) -> APIRouter:
+        """The routes of one version, built once per process (building them is the slow part
+        of creating an app: FastAPI analyses every handler's signature)."""
+        if number not in self._built:
+            self._built[number] = self._build(number)
+        return self._built[number]
+
+    def _build(self, number: int) -> APIRouter:
         router = APIRouter()
         for route in self._routes:
             if route.since <= number <= route.until:
