@@ -137,7 +137,10 @@ def listing(
         everything = list(rows())
         end = None if paging.limit is None else paging.offset + paging.limit
         return [render(row) for row in everything[paging.offset : end]]
-    take = lambda: list(rows())  # noqa: E731
+
+    def take() -> list[Any]:
+        return list(rows())
+
     set_id, snapshot = page_sets(request).snapshot(collection, paging.set_id, take, now)
     window = snapshot[paging.offset : paging.offset + paging.size]
     return envelope(request, [render(row) for row in window], paging, len(snapshot), set_id)

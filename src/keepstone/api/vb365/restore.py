@@ -161,7 +161,9 @@ def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, api: Version
 def list_events(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    rows = partial(lambda: restores.get_session(ctx, session_id).events)
+    def rows() -> list[Any]:
+        return restores.get_session(ctx, session_id).events
+
     render = partial(views.restore_event, session_id, api=api)
     return json(listing(request, api, "events", rows, render, paging, ctx.clock.now()))
 
