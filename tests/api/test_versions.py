@@ -11,10 +11,10 @@ from fastapi.testclient import TestClient
 
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from tests.backup.conftest import run_job
 from tests.conftest import ADMIN_PASSWORD, Api
+from tests.local_org import backup_proxy, org_job, organization, run_job
 
-pytest_plugins = ["tests.backup.conftest"]
+__all__ = ["backup_proxy", "org_job", "organization"]  # fixtures
 VERSIONS = range(2, 9)
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from tests.backup.conftest import Organization, run_job
 from tests.conftest import Api
+from tests.local_org import Organization, run_job
 
 
 def explore(api: Api, job: dict[str, Any], when: str | None = None, kind: str = "vex") -> str:

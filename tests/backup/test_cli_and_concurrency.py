@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 from keepstone.cli.main import app
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services.context import Context
-from tests.backup.conftest import Organization, run_job
 from tests.conftest import Api
+from tests.local_org import Organization, run_job
 
 runner = CliRunner()
 

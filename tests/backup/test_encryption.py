@@ -13,8 +13,8 @@ from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
-from tests.backup.conftest import Organization, run_job
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, login
+from tests.local_org import Organization, run_job
 
 PASSWORD = "correct horse battery staple"
 

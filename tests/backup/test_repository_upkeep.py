@@ -19,8 +19,8 @@ from keepstone.server import bootstrap, open_context
 from keepstone.services import maintenance
 from keepstone.services.context import Context
 from keepstone.store.tables import JobSession
-from tests.backup.conftest import Organization, run_job
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, login
+from tests.local_org import Organization, run_job
 
 
 def test_a_stopped_run_keeps_its_finished_chunks_for_the_next_run(

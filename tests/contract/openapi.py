@@ -58,13 +58,11 @@ INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 FORMATS = FormatChecker(formats=())
 
 
-@FORMATS.checks("uuid")
 def is_uuid(instance: object) -> bool:
     """Canonical 8-4-4-4-12 hex digits (no braces, no URN prefix, no missing dashes)."""
     return not isinstance(instance, str) or _UUID.match(instance) is not None
 
 
-@FORMATS.checks("date-time")
 def is_date_time(instance: object) -> bool:
     """RFC 3339: a full date, a time with seconds, optional fraction, and ``Z`` or an offset."""
     if not isinstance(instance, str):
@@ -80,13 +78,17 @@ def is_date_time(instance: object) -> bool:
 
 def _integer_format(low: int, high: int) -> Callable[[object], bool]:
     def in_range(instance: object) -> bool:
-        if isinstance(instance, bool) or not isinstance(instance, int | float):
+        if isinstance(instance, bool):
             return True
-        return float(instance).is_integer() and low <= instance <= high
+        if isinstance(instance, float):  # 3.0 is an integer in JSON; the "type" keyword decides
+            return instance.is_integer() and low <= instance <= high
+        return not isinstance(instance, int) or low <= instance <= high
 
     return in_range
 
 
+FORMATS.checks("uuid")(is_uuid)
+FORMATS.checks("date-time")(is_date_time)
 for _name, (_low, _high) in INT_RANGES.items():
     FORMATS.checks(_name)(_integer_format(_low, _high))
 
@@ -362,7 +364,10 @@ def _json_content_key(content: dict[str, Any], content_type: str) -> str | None:
 
 def _describe(where: str, error: ValidationError, body: bytes) -> str:
     pointer = _pointer(error.absolute_path)
-    schema_path = "/".join(str(part) for part in error.absolute_schema_path)
+    parts = list(error.absolute_schema_path)
+    if parts[:2] == ["allOf", 0]:  # the wrapper Spec._validator puts around every schema
+        parts = parts[2:]
+    schema_path = "/".join(str(part) for part in parts)
     return (
         f"{where}: instance at {pointer}: {error.message}\n"
         f"  (schema keyword {error.validator!r} at {schema_path})\n"

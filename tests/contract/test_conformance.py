@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keepstone.proxy.worker import ProxyWorker
-from tests.backup.conftest import Organization
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.contract.openapi import Operation, implemented_operations, spec
+from tests.local_org import Organization, backup_proxy, organization
 
-pytest_plugins = ["tests.backup.conftest"]
+__all__ = ["backup_proxy", "organization"]  # fixtures
 
 
 class Checked:
@@ -240,6 +240,7 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     base = f"/RestoreSessions/{session['id']}/organization"
     mailboxes = v.results(f"{base}/mailboxes")
     alice = next(m for m in mailboxes if m["name"] == "alice")
+    assert v.json("get", f"{base}/mailboxes/{alice['id']}")["name"] == "alice"
     v.results(f"{base}/mailboxes/{alice['id']}/folders")
     messages = v.results(f"{base}/mailboxes/{alice['id']}/items")
     one = messages[0]["id"]
@@ -258,6 +259,7 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     drives = f"/RestoreSessions/{files['id']}/Organization/OneDrives"
     owners = v.results(drives)
     owner = next(o for o in owners if o["name"] == "alice")
+    assert v.json("get", f"{drives}/{owner['id']}")["name"] == "alice"
     v.results(f"{drives}/{owner['id']}/Folders")
     documents = v.results(f"{drives}/{owner['id']}/Documents")
     doc = documents[0]["id"]

@@ -99,7 +99,8 @@ def test_a_status_the_operation_does_not_declare_fails() -> None:
 def test_errors_fall_back_to_default_and_need_a_message() -> None:
     check_job({"message": "job 'x' does not exist"}, status=404)
     check_job({"message": "no", "errorCode": "ResourceNotFound", "stackTrace": None}, status=404)
-    for body in ({}, {"message": ""}, {"Message": "wrong case"}, {"message": 42}, []):
+    bodies: list[Any] = [{}, {"message": ""}, {"Message": "wrong case"}, {"message": 42}, []]
+    for body in bodies:
         with pytest.raises(AssertionError):
             check_job(body, status=400)
     with pytest.raises(AssertionError, match="errorCode"):

@@ -22,6 +22,7 @@ from keepstone.api.vb365.versions import ApiVersion
 from keepstone.domain.errors import InvalidInput
 
 DEFAULT_LIMIT, MAX_LIMIT = 30, 10_000
+MAX_OFFSET = 2**31 - 1  # the specs' offset is an int32
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PageRequest:
 
 
 def page_request(
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     limit: Annotated[int | None, Query(ge=1, le=MAX_LIMIT)] = None,
     setId: Annotated[str | None, Query()] = None,
 ) -> PageRequest:

@@ -183,37 +183,74 @@ def _kind(collection: str) -> str:
     return kind
 
 
-@router.get("/RestoreSessions/{session_id}/Organization/{collection}")
-def list_owners(
-    session_id: str, collection: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+def _owners(
+    request: Request, ctx: Any, api: ApiVersion, paging: Any, session_id: str, collection: str
 ) -> Response:
-    rows = partial(restores.browser(ctx, session_id).owners_with, _kind(collection))
-    render = partial(views.restore_owner, session_id, collection.lower(), api=api)
+    rows = partial(restores.browser(ctx, session_id).owners_with, KINDS[collection])
+    render = partial(views.restore_owner, session_id, collection, api=api)
     return json(listing(request, api, "restoreOwners", rows, render, paging, ctx.clock.now()))
 
 
-@router.get("/RestoreSessions/{session_id}/Organization/{collection}/{owner_id}/Folders")
-def list_folders(
+def _owner(ctx: Any, api: ApiVersion, session_id: str, collection: str, owner_id: str) -> Response:
+    browser = restores.browser(ctx, session_id)
+    owner = restores.Owner(owner_id, browser.user(owner_id))
+    return json(views.restore_owner(session_id, collection, owner, api))
+
+
+def _folders(
+    request: Request,
+    ctx: Any,
+    api: ApiVersion,
+    paging: Any,
     session_id: str,
     collection: str,
     owner_id: str,
-    request: Request,
-    ctx: Ctx,
-    api: Version,
-    paging: Paging,
-    parentId: str | None = None,
+    parent_id: str | None,
 ) -> Response:
     browser = restores.browser(ctx, session_id)
-    kind = _kind(collection)
+    kind = KINDS[collection]
 
     def rows() -> list[Any]:
         folders = browser.folders(owner_id, kind)
-        return [f for f in folders if parentId in (None, f.parent_id)]
+        return [f for f in folders if parent_id in (None, f.parent_id)]
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
     newest = views.newest_by_folder(browser.contents(owner_id, kind, None))
     render = partial(views.restore_folder, owner, newest)
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
+
+
+def _browse_routes(collection: str) -> None:
+    """The owners (mailboxes or OneDrives) of a restore session, one owner, its folders."""
+    base = f"/RestoreSessions/{{session_id}}/Organization/{collection}"
+    name = collection.lower()
+
+    def list_owners(
+        session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+    ) -> Response:
+        return _owners(request, ctx, api, paging, session_id, name)
+
+    def get_owner(session_id: str, owner_id: str, ctx: Ctx, api: Version) -> Response:
+        return _owner(ctx, api, session_id, name, owner_id)
+
+    def list_folders(
+        session_id: str,
+        owner_id: str,
+        request: Request,
+        ctx: Ctx,
+        api: Version,
+        paging: Paging,
+        parentId: str | None = None,
+    ) -> Response:
+        return _folders(request, ctx, api, paging, session_id, name, owner_id, parentId)
+
+    router.get(base)(list_owners)
+    router.get(f"{base}/{{owner_id}}")(get_owner)
+    router.get(f"{base}/{{owner_id}}/Folders")(list_folders)
+
+
+_browse_routes("Mailboxes")
+_browse_routes("OneDrives")
 
 
 def _contents(
@@ -227,7 +264,7 @@ def _contents(
     folder_id: str | None,
 ) -> Response:
     browser = restores.browser(ctx, session_id)
-    rows = partial(browser.contents, owner_id, _kind(collection), folder_id)
+    rows = partial(browser.contents, owner_id, KINDS[collection], folder_id)
     render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
     return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
 
