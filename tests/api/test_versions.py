@@ -50,12 +50,8 @@ def test_token_in_every_version(client: TestClient, version: int) -> None:
 
 def test_logout_revokes_the_token_from_v7(client: TestClient) -> None:
     def fresh() -> Api:
-        return Api(
-            client,
-            Api(client, None)
-            .client.post("/v8/token", data={"username": "admin", "password": ADMIN_PASSWORD})
-            .json()["access_token"],
-        )
+        form = {"username": "admin", "password": ADMIN_PASSWORD}
+        return Api(client, client.post("/v8/token", data=form).json()["access_token"])
 
     assert fresh().post("/v6/token/logout").status_code == 404
     for version, status in ((7, 200), (8, 204)):
