@@ -61,6 +61,11 @@ def test_logout_revokes_the_token_from_v7(client: TestClient) -> None:
     assert Api(client, None).post("/v8/token/logout").status_code == 401
 
 
+def test_a_read_only_user_can_log_out(client: TestClient, reader: Api) -> None:
+    assert reader.post("/v8/token/logout").status_code == 204
+    assert reader.get("/v8/Jobs").status_code == 401
+
+
 def test_job_representation_by_version(api: Api, job: dict[str, Any]) -> None:
     shapes = {v: api.get(f"/v{v}/Jobs/{job['id']}").json() for v in VERSIONS}
     for version, shape in shapes.items():

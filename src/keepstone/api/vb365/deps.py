@@ -20,14 +20,18 @@ async def context(request: Request) -> Context:
     return ctx
 
 
-def principal(request: Request) -> auth.Principal:
-    """The authenticated caller, authorised for this request's method (reads vs writes)."""
+def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
             "authorization is required: send 'Authorization: Bearer <access_token>'"
         )
-    caller = auth.authenticate(request.app.state.ctx, token.strip())
+    return token.strip()
+
+
+def principal(request: Request) -> auth.Principal:
+    """The authenticated caller, authorised for this request's method (reads vs writes)."""
+    caller = auth.authenticate(request.app.state.ctx, bearer_token(request))
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)
     return caller

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
-from keepstone.api.vb365.deps import json, principal
+from keepstone.api.vb365.deps import bearer_token, json
 from keepstone.api.vb365.versions import Version, VersionedRouter, iso
 from keepstone.domain.errors import BadCredentials, InvalidInput
 from keepstone.services import auth
@@ -92,8 +92,9 @@ def _required(fields: dict[str, str], name: str) -> str:
 
 @router.post("/Token/logout", since=7, summary="Revoke the access token of this request")
 def logout(request: Request, api: Version) -> Response:
-    """Ends the caller's login: the access token sent with this request stops working."""
-    principal(request)
-    token = request.headers["authorization"].partition(" ")[2].strip()
+    """Ends the caller's login: the access token sent with this request stops working. Any
+    authenticated user may log out, ReadOnly ones included (it changes nothing but the token)."""
+    token = bearer_token(request)
+    auth.authenticate(request.app.state.ctx, token)
     auth.revoke_token(request.app.state.ctx, token)
     return plain(204 if api.at_least(8) else 200)
