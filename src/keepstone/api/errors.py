@@ -7,6 +7,7 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import JSONResponse, Response
 
+from keepstone.api.vb365.versions import version_of
 from keepstone.domain.errors import (
     BadCredentials,
     Conflict,
@@ -59,15 +60,9 @@ def error_response(
     if path == "/api" or path.startswith("/api/"):
         return em_error(status, message, headers, accept)
     body: dict[str, str] = {"message": message}
-    if _version_of(path) >= 8 and status in V8_ERROR_CODES:
+    if version_of(path) >= 8 and status in V8_ERROR_CODES:
         body["errorCode"] = V8_ERROR_CODES[status]
     return JSONResponse(body, status_code=status, headers=headers, media_type=JSON_MEDIA_TYPE)
-
-
-def _version_of(path: str) -> int:
-    """The API version a JSON-dialect path addresses (``/v8/Jobs`` is 8); 0 when none."""
-    prefix = path.split("/")[1].lower() if path.count("/") else ""
-    return int(prefix[1:]) if prefix[:1] == "v" and prefix[1:].isdigit() else 0
 
 
 def em_error(status: int, message: str, headers: dict[str, str] | None, accept: str) -> Response:

@@ -12,7 +12,6 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from keepstone.domain.errors import NotFound
 from keepstone.domain.jobs import SessionStatus
 from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession, LogItem, Organization
@@ -55,10 +54,3 @@ def licensed_users(
             LicensedUser(str(user_id), str(name), org_id, org_name, last)
             for user_id, name, org_id, org_name, last in s.execute(query)
         ]
-
-
-def licensed_user(ctx: Context, user_id: str) -> LicensedUser:
-    for user in licensed_users(ctx):
-        if user.id == user_id:
-            return user
-    raise NotFound(f"licensed user '{user_id}' does not exist")

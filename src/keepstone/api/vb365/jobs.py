@@ -157,12 +157,12 @@ for _collection, _which in ITEM_KINDS.items():
 def _start(request: Request, ctx: Ctx, api: Version, job_id: str) -> Response:
     """Start a run; v8 answers with the session, ``Prefer: respond-async`` with where to poll."""
     session = runs.start_job(ctx, job_id, "Started by user")
-    if wants_async(request) and session is not None:
+    assert session is not None  # a start refuses (409) while a run is active; it never skips
+    if wants_async(request):
         href = api.link("jobsessions", session.id)["href"]
         return plain_with(202, {"Location": href, "Preference-Applied": "respond-async"})
     if api.at_least(8):
-        shown = session or runs.list_sessions(ctx, job_id, 0, 1)[0]
-        return json(views.job_session(shown, api, jobs.get_job(ctx, job_id)))
+        return json(views.job_session(session, api, jobs.get_job(ctx, job_id)))
     return plain(204 if api.at_least(6) else 200)
 
 

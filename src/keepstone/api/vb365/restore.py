@@ -176,13 +176,6 @@ def session_statistics(session_id: str, ctx: Ctx) -> Response:
 # ---- browse -------------------------------------------------------------------------------------
 
 
-def _kind(collection: str) -> str:
-    kind = KINDS.get(collection.lower())
-    if kind is None:
-        raise InvalidInput(f"'{collection}' is not Mailboxes or OneDrives", "path")
-    return kind
-
-
 def _owners(
     request: Request, ctx: Any, api: ApiVersion, paging: Any, session_id: str, collection: str
 ) -> Response:
@@ -220,8 +213,25 @@ def _folders(
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
 
 
-def _browse_routes(collection: str) -> None:
-    """The owners (mailboxes or OneDrives) of a restore session, one owner, its folders."""
+def _contents(
+    request: Request,
+    ctx: Any,
+    api: ApiVersion,
+    paging: Any,
+    session_id: str,
+    collection: str,
+    owner_id: str,
+    folder_id: str | None,
+) -> Response:
+    browser = restores.browser(ctx, session_id)
+    rows = partial(browser.contents, owner_id, KINDS[collection], folder_id)
+    render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
+    return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
+
+
+def _browse_routes(collection: str, items: str) -> None:
+    """The owners (mailboxes or OneDrives) of a restore session, one owner, its folders and its
+    items (messages or documents)."""
     base = f"/RestoreSessions/{{session_id}}/Organization/{collection}"
     name = collection.lower()
 
@@ -244,55 +254,25 @@ def _browse_routes(collection: str) -> None:
     ) -> Response:
         return _folders(request, ctx, api, paging, session_id, name, owner_id, parentId)
 
+    def list_contents(
+        session_id: str,
+        owner_id: str,
+        request: Request,
+        ctx: Ctx,
+        api: Version,
+        paging: Paging,
+        folderId: str | None = None,
+    ) -> Response:
+        return _contents(request, ctx, api, paging, session_id, name, owner_id, folderId)
+
     router.get(base)(list_owners)
     router.get(f"{base}/{{owner_id}}")(get_owner)
     router.get(f"{base}/{{owner_id}}/Folders")(list_folders)
+    router.get(f"{base}/{{owner_id}}/{items}")(list_contents)
 
 
-_browse_routes("Mailboxes")
-_browse_routes("OneDrives")
-
-
-def _contents(
-    request: Request,
-    ctx: Any,
-    api: ApiVersion,
-    paging: Any,
-    session_id: str,
-    collection: str,
-    owner_id: str,
-    folder_id: str | None,
-) -> Response:
-    browser = restores.browser(ctx, session_id)
-    rows = partial(browser.contents, owner_id, KINDS[collection], folder_id)
-    render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
-    return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
-
-
-@router.get("/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Items")
-def list_messages(
-    session_id: str,
-    owner_id: str,
-    request: Request,
-    ctx: Ctx,
-    api: Version,
-    paging: Paging,
-    folderId: str | None = None,
-) -> Response:
-    return _contents(request, ctx, api, paging, session_id, "mailboxes", owner_id, folderId)
-
-
-@router.get("/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents")
-def list_documents(
-    session_id: str,
-    owner_id: str,
-    request: Request,
-    ctx: Ctx,
-    api: Version,
-    paging: Paging,
-    folderId: str | None = None,
-) -> Response:
-    return _contents(request, ctx, api, paging, session_id, "onedrives", owner_id, folderId)
+_browse_routes("Mailboxes", "Items")
+_browse_routes("OneDrives", "Documents")
 
 
 # ---- get data out ------------------------------------------------------------------------------
@@ -423,7 +403,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
 def _owner_routes(collection: str, items: str) -> None:
     base = f"/RestoreSessions/{{session_id}}/Organization/{collection}/{{owner_id}}"
     for action, elsewhere in ACTIONS.items():
-        all_items, one_item = _handlers(_kind(collection), elsewhere)
+        all_items, one_item = _handlers(KINDS[collection.lower()], elsewhere)
         router.post(f"{base}/{action}")(all_items)
         router.post(f"{base}/{items}/{action}")(all_items)
         router.post(f"{base}/{items}/{{item}}/{action}")(one_item)

@@ -80,9 +80,15 @@ class ApiVersion:
         return 201 if self.number >= 8 else 200
 
 
+def version_of(path: str) -> int:
+    """The API version a JSON-dialect path addresses (``/v8/Jobs`` is 8); 0 when none."""
+    prefix = path.split("/")[1].lower() if path.count("/") else ""
+    return int(prefix[1:]) if prefix[:1] == "v" and prefix[1:].isdigit() else 0
+
+
 async def api_version(request: Request) -> ApiVersion:
-    prefix = request.url.path.split("/")[1].lower()
-    return ApiVersion(int(prefix[1:]), LinkBuilder(str(request.base_url), prefix))
+    number = version_of(request.url.path)
+    return ApiVersion(number, LinkBuilder(str(request.base_url), f"v{number}"))
 
 
 Version = Annotated[ApiVersion, Depends(api_version)]
