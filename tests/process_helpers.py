@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-READY_TIMEOUT = 10.0
-STOP_TIMEOUT = 10.0
-CLI_TIMEOUT = 30.0
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+CLI_TIMEOUT = 120.0
 # Children may cache compiled bytecode here (outside the source tree and the venv): every server
 # and CLI process imports the whole application, and compiling it each time doubles start-up.
 PYCACHE_DIR = Path(tempfile.gettempdir()) / f"keepstone-tests-pycache-{os.getuid()}"

@@ -44,7 +44,7 @@ from tests.process_helpers import (
 PASSWORD_LINE = re.compile(r"Created administrator '(?P<name>[^']+)' with password: (?P<pw>\S+)")
 STOPPED = "Keepstone stopped"
 # Several servers start at once on what may be a two-core machine: allow them longer.
-FLEET_READY_TIMEOUT = 30.0
+FLEET_READY_TIMEOUT = 120.0
 # Operators' data directories are often deep; messages must still name them intact.
 LONG_NAME = "an-operators-rather-long-but-perfectly-ordinary-keepstone-data-directory"
 ENV_ADMIN_USER, ENV_ADMIN_PASSWORD = "operator", "s3cret-enough"
