@@ -177,12 +177,12 @@ def test_tokens_and_passwords_are_stored_hashed(ctx: Context, api: Api) -> None:
 
 
 def test_revoked_tokens_stop_working(ctx: Context, api: Api) -> None:
-    auth.revoke_tokens(ctx, "admin")
+    auth.revoke_tokens(ctx, "admin", by="operator")
     assert api.get("/v2/Jobs").status_code == 401
 
 
 def test_changing_the_password_revokes_tokens(ctx: Context, api: Api, client: TestClient) -> None:
-    auth.set_password(ctx, "admin", "a new long password")
+    auth.set_password(ctx, "admin", "a new long password", by="operator")
     assert api.get("/v2/Jobs").status_code == 401
     assert password_grant(client).status_code == 400
     assert password_grant(client, password="a new long password").status_code == 200
