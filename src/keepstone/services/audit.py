@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import InvalidInput
-from keepstone.services.context import Context, new_id
+from keepstone.services.context import Context
 from keepstone.store.tables import AuditEvent
 
 __all__ = ["AuditAction", "AuditEvent", "Entry", "Origin", "add", "audited_users", "events"]
@@ -62,7 +62,6 @@ def add(s: Session, now: datetime, entry: Entry) -> None:
     """Append ``entry`` inside the caller's transaction (it stands or falls with the change)."""
     s.add(
         AuditEvent(
-            id=new_id(),
             time=now,
             action=entry.action.value,
             outcome="Success" if entry.success else "Failure",
@@ -91,7 +90,7 @@ def events(
     """The newest ``limit`` events (at or after ``since``), newest first."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", "limit")
-    query = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id).limit(limit)
+    query = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id.desc()).limit(limit)
     if since is not None:
         query = query.where(AuditEvent.time >= since)
     if organization_id is not None:

@@ -61,9 +61,15 @@ class _Count:
 
 
 class LoginGuard:
-    def __init__(self, clock: Clock, max_verifications: int = MAX_VERIFICATIONS) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        max_verifications: int = MAX_VERIFICATIONS,
+        queue_seconds: float = VERIFY_QUEUE_SECONDS,
+    ) -> None:
         self.clock = clock
         self.max_verifications = max_verifications
+        self.queue_seconds = queue_seconds
         self._counts: OrderedDict[tuple[str, str], _Count] = OrderedDict()
         self._lock = threading.Lock()
         self._verifying = threading.BoundedSemaphore(max_verifications)
@@ -74,20 +80,29 @@ class LoginGuard:
     def attempt(self, user_name: str, address: str) -> Iterator[None]:
         """Count one login attempt, or refuse it (TooManyAttempts) while its key must wait.
         Leaving the block normally means the password was right; an exception means it was not
-        (the attempt stays counted)."""
+        (the attempt stays counted), except Busy: that password was never checked."""
         pair, user = ("pair", f"{user_name.casefold()}\0{address}"), ("user", user_name.casefold())
         self._reserve(pair, user)
-        yield
+        try:
+            yield
+        except Busy:
+            self._refund(pair, user)
+            raise
+        self._refund(pair, user)
         with self._lock:
-            self._counts.pop(pair, None)
-            counted = self._counts.get(user)
-            if counted is not None:  # a success is no failure, but clears nobody's record
-                counted.failures = max(0, counted.failures - 1)
+            self._counts.pop(pair, None)  # a success clears its own key, and nobody else's
+
+    def _refund(self, *keys: tuple[str, str]) -> None:
+        with self._lock:
+            for key in keys:
+                counted = self._counts.get(key)
+                if counted is not None:
+                    counted.failures = max(0, counted.failures - 1)
 
     @contextmanager
     def verifying(self) -> Iterator[None]:
         """A slot to run one password verification in (at most ``max_verifications`` at once)."""
-        if not self._verifying.acquire(timeout=VERIFY_QUEUE_SECONDS):
+        if not self._verifying.acquire(timeout=self.queue_seconds):
             raise Busy("the server is busy verifying other logins; retry in 1 s", 1)
         with self._lock:
             self._active += 1

@@ -241,7 +241,8 @@ class AuditEvent(Base):
     organization user whose data it was (or the Keepstone user a revocation was about)."""
 
     __tablename__ = "audit_events"
-    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # A sequence number: events of one instant keep the order they happened in.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     time: Mapped[datetime] = mapped_column(index=True)
     action: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(16))  # Success | Failure
@@ -251,4 +252,7 @@ class AuditEvent(Base):
     organization_id: Mapped[str | None] = mapped_column(String(36))
     subject: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any]]
-    __table_args__ = (Index("ix_audit_events_organization_time", "organization_id", "time"),)
+    __table_args__ = (
+        Index("ix_audit_events_organization_time", "organization_id", "time"),
+        {"sqlite_autoincrement": True},  # never reuse a number, even after the newest is gone
+    )

@@ -30,7 +30,7 @@ def upgrade() -> None:
         batch.create_index("ix_tokens_expires_at", ["expires_at"])
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("time", sa.DateTime(), nullable=False),
         sa.Column("action", sa.String(32), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("organization_id", sa.String(36), nullable=True),
         sa.Column("subject", sa.String(255), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_audit_events_time", "audit_events", ["time"])
     op.create_index(
