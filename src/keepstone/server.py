@@ -236,6 +236,9 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             ssl_keyfile=key,
             log_config=None,
             access_log=False,
+            # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
+            # --trusted-proxy list is believed (api/client_address.py).
+            proxy_headers=False,
             timeout_graceful_shutdown=10,
         )
         try:

@@ -88,9 +88,20 @@ class LoginGuard:
         except Busy:
             self._refund(pair, user)
             raise
+        except BaseException:
+            self._restart_delay(pair, user)  # the wait runs from the answer, not the question
+            raise
         self._refund(pair, user)
         with self._lock:
             self._counts.pop(pair, None)  # a success clears its own key, and nobody else's
+
+    def _restart_delay(self, *keys: tuple[str, str]) -> None:
+        now = self.clock.now()
+        with self._lock:
+            for key in keys:
+                counted = self._counts.get(key)
+                if counted is not None:
+                    counted.last = max(counted.last, now)
 
     def _refund(self, *keys: tuple[str, str]) -> None:
         with self._lock:
