@@ -4,13 +4,16 @@ administrators only; the access log's ``user=`` field."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from keepstone.api.app import create_app
+from keepstone.cli.main import app
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
@@ -172,3 +175,35 @@ def test_the_access_log_names_the_authenticated_user(api: Api, client: TestClien
         client.post("/api/sessionMngr/?v=latest", headers=basic("admin", ADMIN_PASSWORD))
     requests = [(e["path"], e.get("user")) for e in logs if e["event"] == "request"]
     assert requests == [("/v2/Jobs", "admin"), ("/v2/Jobs", None), ("/api/sessionMngr/", "admin")]
+
+
+def test_restore_commands_of_the_cli_are_audited(
+    ctx: Context,
+    api: Api,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    run_job(api, org_job, backup_proxy)
+    [point] = api.get("/v2/RestorePoints").json()
+    out = tmp_path / "saved"
+    for args in (
+        ["save", point["id"], "--user", "alice", "--to", str(out)],
+        ["put-back", point["id"], "--user", "bob", "--collision", "skip"],
+    ):
+        result = CliRunner().invoke(app, ["restore", *args, "--data-dir", str(data_dir)])
+        assert result.exit_code == 0, result.output
+
+    trail = list(reversed(audit.events(ctx, organization_id=org_job["organization"]["id"])))
+    assert [(e.action, e.subject, e.dialect) for e in trail] == [
+        ("Explore", None, "cli"),
+        ("Save", "alice", "cli"),
+        ("Explore", None, "cli"),
+        ("Restore", "bob", "cli"),  # bob's mail
+        ("Restore", "bob", "cli"),  # bob's files
+    ]
+    assert all(e.user_name.endswith("(keepstone CLI)") for e in trail)
+    saved = trail[1]
+    assert (saved.details["to"], saved.details["items"]) == (str(out / "alice"), 7)
+    assert saved.details["restorePoint"] == point["id"]
