@@ -1,9 +1,11 @@
-"""``keepstone admin user ...`` as real processes, on their own and against a running server that
-shares the data directory: roles, password changes, token revocation, removal, and how passwords
-and tokens are stored."""
+"""``keepstone admin user ...`` and ``keepstone admin audit`` as real processes, on their own and
+against a running server that shares the data directory: roles, password changes, token and
+logon-session revocation, removal, the audit trail, and how passwords and tokens are stored."""
 
 from __future__ import annotations
 
+import base64
+import json
 import sqlite3
 import subprocess
 from collections.abc import Iterator
@@ -52,6 +54,23 @@ def output_of(result: subprocess.CompletedProcess[str]) -> str:
 def db_rows(data_dir: Path, query: str, *params: str) -> list[tuple[str, ...]]:
     with sqlite3.connect(data_dir / "keepstone.db") as db:
         return [tuple(row) for row in db.execute(query, params)]
+
+
+def em_logon(client: httpx.Client, name: str, password: str) -> dict[str, str]:
+    """The session header of a new Enterprise Manager logon session (cookies are not kept)."""
+    credentials = base64.b64encode(f"{name}:{password}".encode()).decode()
+    response = client.post(
+        "/api/sessionMngr/?v=latest", headers={"Authorization": f"Basic {credentials}"}
+    )
+    assert response.status_code == 201, response.text
+    client.cookies.clear()
+    return {"X-RestSvcSessionId": response.headers["X-RestSvcSessionId"]}
+
+
+def em_works(client: httpx.Client, session: dict[str, str]) -> bool:
+    status = client.get("/api/jobs", headers=session).status_code
+    client.cookies.clear()
+    return bool(status == 200)
 
 
 def password_hash(data_dir: Path, name: str) -> str:
@@ -205,6 +224,8 @@ def test_passwd_changes_the_password_and_revokes_existing_tokens(live: Live) -> 
         issued = token_response(client, CHANGER.name, CHANGER.password).json()
         old_token, old_refresh = issued["access_token"], issued["refresh_token"]
         assert client.get("/v2/Jobs", headers=bearer(old_token)).status_code == 200
+        session = em_logon(client, CHANGER.name, CHANGER.password)
+        assert em_works(client, session)
 
         changed = run_cli(
             *user_args(live.data_dir, "passwd", CHANGER.name, "--password", "a-new-password")
@@ -212,6 +233,7 @@ def test_passwd_changes_the_password_and_revokes_existing_tokens(live: Live) -> 
         assert changed.returncode == 0, output_of(changed)
 
         assert client.get("/v2/Jobs", headers=bearer(old_token)).status_code == 401
+        assert not em_works(client, session)
         assert token_response(client, CHANGER.name, CHANGER.password).status_code == 400
         refreshed = client.post(
             "/v2/Token", data={"grant_type": "refresh_token", "refresh_token": old_refresh}
@@ -227,9 +249,12 @@ def test_revoke_tokens_invalidates_every_token_but_not_the_password(live: Live) 
         second = login(client, HOLDER.name, HOLDER.password)
         for token in (first["access_token"], second):
             assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 200
+        session = em_logon(client, HOLDER.name, HOLDER.password)
+        assert em_works(client, session)
 
         revoked = run_cli(*user_args(live.data_dir, "revoke-tokens", HOLDER.name))
         assert revoked.returncode == 0, output_of(revoked)
+        assert not em_works(client, session)
 
         for token in (first["access_token"], second):
             response = client.get("/v2/Jobs", headers=bearer(token))
@@ -248,12 +273,15 @@ def test_remove_makes_the_users_tokens_fail(live: Live) -> None:
     with live.client() as client:
         token = login(client, LEAVER.name, LEAVER.password)
         assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 200
+        session = em_logon(client, LEAVER.name, LEAVER.password)
+        assert em_works(client, session)
 
         removed = run_cli(*user_args(live.data_dir, "remove", LEAVER.name))
         assert removed.returncode == 0, output_of(removed)
         assert f"Removed user '{LEAVER.name}'" in removed.stdout
 
         assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 401
+        assert not em_works(client, session)
         assert token_response(client, LEAVER.name, LEAVER.password).status_code == 400
     assert db_rows(live.data_dir, "SELECT name FROM users WHERE name = ?", LEAVER.name) == []
 
@@ -284,3 +312,42 @@ def test_tokens_are_stored_only_as_hashes(live: Live) -> None:
     for path in live.data_dir.glob("keepstone.db*"):
         raw = path.read_bytes()
         assert access.encode() not in raw and refresh.encode() not in raw, path.name
+
+
+def test_audit_lists_logins_and_revocations_newest_first(live: Live) -> None:
+    with live.client() as client:
+        assert token_response(client, "audited", "not the password").status_code == 400
+        login(client, READER.name, READER.password)
+    revoked = run_cli(*user_args(live.data_dir, "revoke-tokens", READER.name))
+    assert revoked.returncode == 0, output_of(revoked)
+
+    listing = run_cli("admin", "audit", "--limit", "3", "--data-dir", str(live.data_dir))
+    assert listing.returncode == 0, output_of(listing)
+    lines = [
+        line
+        for line in listing.stdout.splitlines()
+        if "(keepstone CLI)" in line or "127.0.0.1" in line
+    ]
+    assert len(lines) == 3, listing.stdout
+    assert "RevokeTokens" in lines[0] and f"user {READER.name}" in lines[0]
+    assert "Login" in lines[1] and "Success" in lines[1] and READER.name in lines[1]
+    assert "vb365" in lines[1] and "127.0.0.1" in lines[1]
+    assert "Login" in lines[2] and "Failure" in lines[2] and "audited" in lines[2]
+
+    future = run_cli("admin", "audit", "--since", "2999-01-01", "--data-dir", str(live.data_dir))
+    assert future.returncode == 0, output_of(future)
+    assert "Login" not in future.stdout and "RevokeTokens" not in future.stdout
+    wrong = run_cli("admin", "audit", "--limit", "0", "--data-dir", str(live.data_dir))
+    assert wrong.returncode == 1 and "limit" in output_of(wrong)
+    assert "Traceback" not in output_of(wrong)
+
+
+def test_the_access_log_carries_the_user_name(live: Live) -> None:
+    with live.client() as client:
+        token = login(client, READER.name, READER.password)
+        marker = "access-log-user-check"
+        client.get("/v2/Jobs", headers=bearer(token) | {"X-Request-Id": marker})
+        client.get("/v2/Jobs", headers={"X-Request-Id": marker + "-anonymous"})
+    lines = [json.loads(line) for line in live.server.stderr.splitlines() if marker in line]
+    users = {line["request_id"]: line.get("user") for line in lines if line["event"] == "request"}
+    assert users == {marker: READER.name, marker + "-anonymous": None}

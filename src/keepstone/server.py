@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from keepstone.api.client_address import Network
 from keepstone.clock import Clock, SystemClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
@@ -188,6 +189,7 @@ class ServeOptions:
     tls_key: Path | None = None
     tls_self_signed: bool = False
     timezone: str | None = None
+    trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For the server believes
 
 
 def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
@@ -227,13 +229,16 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
 
         config = uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, options.trusted_proxies),
             host=options.host,
             port=options.port,
             ssl_certfile=cert,
             ssl_keyfile=key,
             log_config=None,
             access_log=False,
+            # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
+            # --trusted-proxy list is believed (api/client_address.py).
+            proxy_headers=False,
             timeout_graceful_shutdown=10,
         )
         try:

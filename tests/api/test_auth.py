@@ -177,12 +177,12 @@ def test_tokens_and_passwords_are_stored_hashed(ctx: Context, api: Api) -> None:
 
 
 def test_revoked_tokens_stop_working(ctx: Context, api: Api) -> None:
-    auth.revoke_tokens(ctx, "admin")
+    auth.revoke_tokens(ctx, "admin", by="operator")
     assert api.get("/v2/Jobs").status_code == 401
 
 
 def test_changing_the_password_revokes_tokens(ctx: Context, api: Api, client: TestClient) -> None:
-    auth.set_password(ctx, "admin", "a new long password")
+    auth.set_password(ctx, "admin", "a new long password", by="operator")
     assert api.get("/v2/Jobs").status_code == 401
     assert password_grant(client).status_code == 400
     assert password_grant(client, password="a new long password").status_code == 200
@@ -217,3 +217,75 @@ def test_read_only_role_reads_but_cannot_write(
         assert "ReadOnly" in response.json()["message"]
     assert api.get(f"/v2/Jobs/{job['id']}").json()["name"] == "test_job"
     assert api.get(f"/v2/Jobs/{job['id']}/JobSessions").json() == []
+
+
+# ---- token families, logout, purge ---------------------------------------------------------------
+
+
+def refresh_grant(client: TestClient, refresh_token: str) -> Any:
+    return client.post(
+        "/v2/Token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}
+    )
+
+
+def works(client: TestClient, access_token: str) -> bool:
+    status = client.get("/v2/Jobs", headers={"Authorization": f"Bearer {access_token}"})
+    return bool(status.status_code == 200)
+
+
+@pytest.mark.parametrize("version", [7, 8])
+def test_logout_revokes_the_refresh_token_of_the_pair(client: TestClient, version: int) -> None:
+    pair = password_grant(client).json()
+    other = password_grant(client).json()  # another login of the same user
+    logout = client.post(
+        f"/v{version}/Token/logout", headers={"Authorization": f"Bearer {pair['access_token']}"}
+    )
+    assert logout.status_code == (204 if version == 8 else 200)
+    assert not works(client, pair["access_token"])
+    assert refresh_grant(client, pair["refresh_token"]).status_code == 400
+    assert works(client, other["access_token"])  # logging out ends one login, not every login
+    assert refresh_grant(client, other["refresh_token"]).status_code == 200
+
+
+def test_logout_also_ends_the_pairs_rotated_from_the_same_login(client: TestClient) -> None:
+    first = password_grant(client).json()
+    second = refresh_grant(client, first["refresh_token"]).json()
+    headers = {"Authorization": f"Bearer {second['access_token']}"}
+    assert client.post("/v8/Token/logout", headers=headers).status_code == 204
+    assert not works(client, first["access_token"])
+    assert refresh_grant(client, second["refresh_token"]).status_code == 400
+
+
+def test_reusing_a_rotated_refresh_token_revokes_its_whole_family(client: TestClient) -> None:
+    stolen = password_grant(client).json()
+    unrelated = password_grant(client).json()
+    rotated = refresh_grant(client, stolen["refresh_token"]).json()
+    latest = refresh_grant(client, rotated["refresh_token"]).json()
+    assert works(client, latest["access_token"])
+
+    replayed = refresh_grant(client, stolen["refresh_token"])  # the thief, or the victim, replays
+    assert replayed.status_code == 400
+    assert not works(client, latest["access_token"])
+    assert not works(client, rotated["access_token"])
+    assert refresh_grant(client, latest["refresh_token"]).status_code == 400
+    assert works(client, unrelated["access_token"])  # other logins are not its family
+
+
+def test_expired_tokens_are_purged_on_login(
+    ctx: Context, client: TestClient, clock: ManualClock
+) -> None:
+    for _ in range(3):
+        pair = password_grant(client).json()
+    refresh_grant(client, pair["refresh_token"])
+    assert token_rows(ctx) == 8
+    clock.advance(timedelta(days=1))
+    password_grant(client)  # the access tokens expired; the refresh tokens live 14 days
+    assert token_rows(ctx) == 4 + 2
+    clock.advance(timedelta(days=14))
+    password_grant(client)
+    assert token_rows(ctx) == 2  # only the pair just issued
+
+
+def token_rows(ctx: Context) -> int:
+    with ctx.db.read() as s:
+        return len(list(s.scalars(select(Token.id))))

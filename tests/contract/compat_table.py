@@ -75,8 +75,9 @@ REASONS: list[tuple[str, str]] = [
     ),
     (
         r"/AuditItems(/|$)",
-        "audit notifications are emails, and Keepstone sends none; a restore session records "
-        "who opened it (`initiatedBy`) and every request is logged with its request id",
+        "audit notifications are emails, and Keepstone sends none: every user is audited "
+        "always, so audit items cannot be added or removed; `GET` lists the users whose data "
+        "the audit trail records operations on, and `keepstone admin audit` lists the events",
     ),
     (
         r"^/(License|licensing|LicensedUsers)(/|$)",

@@ -86,6 +86,7 @@ def test_every_implemented_operation_conforms(
     spare_job = _jobs(v, org, job, repo)
     _sessions(v, job, setup["proxy"])
     _restore(v, org, job)
+    _audit(v, org)
     v.call("delete", f"/Jobs/{spare_job}", status=204)
 
     missing = implemented_operations(client.app, version) - v.exercised
@@ -278,3 +279,11 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     if v.version >= 8:
         stats = v.json("get", f"/RestoreSessions/{session['id']}/Statistics")
         assert stats["restoredItemsCount"] > 0
+
+
+def _audit(v: Checked, org: dict[str, Any]) -> None:
+    if v.version < 6:
+        return
+    items = v.results(f"/Organizations/{org['id']}/AuditItems")
+    assert {i["user"]["name"] for i in items} == {"alice"}  # whose data _restore got out
+    assert {i["type"] for i in items} == {"User"}

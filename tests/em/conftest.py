@@ -24,6 +24,7 @@ class Em:
     def __init__(self, client: TestClient, token: str | None) -> None:
         self.client = client
         self.token = token
+        self.location = ""  # the logon session's path, when known
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         headers = ({"X-RestSvcSessionId": self.token} if self.token else {}) | kw.pop("headers", {})

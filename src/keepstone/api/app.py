@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from keepstone import __version__
+from keepstone.api.client_address import Network
 from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
@@ -35,9 +36,9 @@ from keepstone.api.vb365 import (
 from keepstone.api.vb365 import tasks as vb365_tasks
 from keepstone.api.vb365.pages import PageSets
 from keepstone.api.vb365.versions import VERSIONS, VersionedRouter
-from keepstone.domain.errors import KeepstoneError
-from keepstone.services.auth import LoginThrottle
+from keepstone.domain.errors import KeepstoneError, RetryLater
 from keepstone.services.context import Context
+from keepstone.services.login_guard import LoginGuard
 
 WORKER_THREADS = int(os.environ.get("KEEPSTONE_WORKER_THREADS", "8"))
 VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behind authentication
@@ -52,7 +53,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
 ]
 
 
-def create_app(ctx: Context) -> FastAPI:
+def create_app(ctx: Context, trusted_proxies: tuple[Network, ...] = ()) -> FastAPI:
     app = FastAPI(
         title="Keepstone",
         version=__version__,
@@ -61,7 +62,8 @@ def create_app(ctx: Context) -> FastAPI:
         openapi_url="/swagger/openapi.json",
     )
     app.state.ctx = ctx
-    app.state.login_throttle = LoginThrottle()
+    app.state.login_guard = LoginGuard(ctx.clock)
+    app.state.trusted_proxies = trusted_proxies
     app.state.page_sets = PageSets()
     templates: list[str] = []
     for number in VERSIONS:
@@ -123,6 +125,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         em = request.url.path.startswith("/api")
         challenge = 'Basic realm="RestSvc"' if em else 'Bearer realm="keepstone"'
         headers = {"WWW-Authenticate": challenge} if status == 401 else None
+        if isinstance(error, RetryLater):
+            headers = {"Retry-After": str(error.retry_after)}
         return error_response(
             request.url.path, status, error.message, headers, request.headers.get("accept", "")
         )

@@ -10,12 +10,14 @@ from starlette.responses import JSONResponse, Response
 from keepstone.api.vb365.versions import version_of
 from keepstone.domain.errors import (
     BadCredentials,
+    Busy,
     Conflict,
     Forbidden,
     InvalidInput,
     KeepstoneError,
     NotFound,
     PreconditionFailed,
+    TooManyAttempts,
     Unauthenticated,
 )
 
@@ -31,6 +33,8 @@ STATUS_OF: dict[type[KeepstoneError], int] = {
     NotFound: 404,
     Conflict: 409,
     PreconditionFailed: 412,
+    TooManyAttempts: 429,
+    Busy: 503,
 }
 
 

@@ -1,7 +1,8 @@
 """Cross-cutting HTTP concerns shared by both dialects, as small pure-ASGI middlewares.
 
-- ``RequestContext``: a request id on every response and log line, structured access logs, and a
-  generic 500 (never a stack trace) when anything escapes a handler.
+- ``RequestContext``: a request id on every response and log line, structured access logs (with
+  the authenticated user's name, ``user=``, once a handler knows it), and a generic 500 (never a
+  stack trace) when anything escapes a handler.
 - ``BodyLimit``: request bodies over the limit are refused before a handler sees them.
 - ``CaseInsensitivePaths``: ``/v2/jobs`` reaches the route declared as ``/v2/Jobs``.
 """
@@ -34,7 +35,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -66,6 +68,7 @@ class RequestContext:
                 path=scope["path"],
                 status=status,
                 ms=round((time.perf_counter() - started) * 1000, 2),
+                **({"user": state["user_name"]} if state.get("user_name") else {}),
             )
 
 

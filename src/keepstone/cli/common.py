@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -46,3 +47,13 @@ def say_error(text: str) -> None:
 def fail(error: KeepstoneError) -> typer.Exit:
     say_error(error.message)
     return typer.Exit(1)
+
+
+def operator() -> str:
+    """Who runs this command, for the audit trail: the operating-system account, which is what
+    the data directory's file permissions trust."""
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):  # no user name for this uid (a bare container)
+        account = "unknown"
+    return f"{account} (keepstone CLI)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,14 +12,15 @@ from rich.table import Table
 from rich.text import Text
 
 from keepstone import logs
-from keepstone.cli.common import DataDir, console, context, fail, say, say_error
+from keepstone.api.client_address import parse_networks
+from keepstone.cli.common import DataDir, console, context, fail, operator, say, say_error
 from keepstone.cli.repo import repo_app, restore_app
 from keepstone.domain.errors import KeepstoneError
 from keepstone.server import ServeOptions, ServerError, resolve_data_dir, serve
-from keepstone.services import auth
+from keepstone.services import audit, auth
 
 app = typer.Typer(help="Keepstone backup server.", no_args_is_help=True, add_completion=False)
-admin = typer.Typer(help="Administer users and tokens.", no_args_is_help=True)
+admin = typer.Typer(help="Administer users and tokens; read the audit trail.", no_args_is_help=True)
 users = typer.Typer(help="Add, list, remove users and change passwords.", no_args_is_help=True)
 app.add_typer(admin, name="admin")
 admin.add_typer(users, name="user")
@@ -44,11 +47,32 @@ def serve_command(
             help="IANA time zone of schedules' dailyTime (default $KEEPSTONE_TIMEZONE, UTC)."
         ),
     ] = None,
+    trusted_proxy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A reverse proxy (ADDR or ADDR/CIDR) whose X-Forwarded-For is believed; "
+            "repeatable (default $KEEPSTONE_TRUSTED_PROXIES, comma-separated)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
+    try:
+        proxies = parse_networks(
+            trusted_proxy or os.environ.get("KEEPSTONE_TRUSTED_PROXIES", "").split(",")
+        )
+    except ValueError as error:
+        say_error(f"--trusted-proxy: {error}")
+        raise typer.Exit(2) from None
     options = ServeOptions(
-        resolve_data_dir(data_dir), host, port, tls_cert, tls_key, tls_self_signed, timezone
+        resolve_data_dir(data_dir),
+        host,
+        port,
+        tls_cert,
+        tls_key,
+        tls_self_signed,
+        timezone,
+        proxies,
     )
     try:
         serve(options, say=say)
@@ -91,9 +115,9 @@ def user_list(data_dir: DataDir = None) -> None:
 
 @users.command("remove")
 def user_remove(name: str, data_dir: DataDir = None) -> None:
-    """Remove a user; their tokens stop working at once."""
+    """Remove a user; their tokens and logon sessions stop working at once."""
     try:
-        auth.remove_user(context(data_dir), name)
+        auth.remove_user(context(data_dir), name, by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Removed user '{name}'")
@@ -103,9 +127,9 @@ def user_remove(name: str, data_dir: DataDir = None) -> None:
 def user_passwd(
     name: str, password: Annotated[str | None, typer.Option()] = None, data_dir: DataDir = None
 ) -> None:
-    """Change a user's password; their tokens are revoked."""
+    """Change a user's password; their tokens and logon sessions are revoked."""
     try:
-        auth.set_password(context(data_dir), name, _password(password))
+        auth.set_password(context(data_dir), name, _password(password), by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Changed the password of '{name}' and revoked their tokens")
@@ -113,9 +137,47 @@ def user_passwd(
 
 @users.command("revoke-tokens")
 def user_revoke_tokens(name: str, data_dir: DataDir = None) -> None:
-    """Revoke every access and refresh token of a user."""
+    """Revoke every access and refresh token and every logon session of a user."""
     try:
-        auth.revoke_tokens(context(data_dir), name)
+        auth.revoke_tokens(context(data_dir), name, by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Revoked the tokens of '{name}'")
+
+
+@admin.command("audit")
+def audit_list(
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="Only events at or after this time (ISO 8601; UTC unless it says)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many events.")] = 100,
+    data_dir: DataDir = None,
+) -> None:
+    """List the audit trail, most recent first: logins, revocations, saves and restores."""
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    try:
+        found = audit.events(context(data_dir), since=since, limit=limit)
+    except KeepstoneError as error:
+        raise fail(error) from None
+    table = Table("Time (UTC)", "Action", "Outcome", "User", "Address", "Dialect", "About")
+    for event in found:
+        table.add_row(
+            f"{event.time:%Y-%m-%d %H:%M:%S}",
+            event.action,
+            event.outcome,
+            Text(event.user_name),
+            Text(event.address or ""),
+            event.dialect or "",
+            Text(_about(event)),
+        )
+    console.print(table)
+
+
+def _about(event: audit.AuditEvent) -> str:
+    parts = [f"user {event.subject}"] if event.subject else []
+    if event.organization_id:
+        parts.append(f"organization {event.organization_id}")
+    parts += [f"{key}={value}" for key, value in sorted(event.details.items())]
+    return "; ".join(parts)

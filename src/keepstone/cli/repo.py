@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from keepstone.cli.common import DataDir, console, context, fail, say
+from keepstone.cli.common import DataDir, console, context, fail, operator, say
 from keepstone.domain.errors import KeepstoneError, NotFound
 from keepstone.services import catalog, maintenance, restore_points, restores
 from keepstone.services.context import Context
@@ -143,6 +143,7 @@ def save(
                     for chunk in view.repository.read(item):
                         out.write(chunk)
                         bar.advance(task, len(chunk))
+        restores.record_saved(ctx, session, user, len(items), str(to / user), by=operator())
         restores.stop(ctx, session)
     except KeepstoneError as error:
         raise fail(error) from None
@@ -175,6 +176,7 @@ def put_back(
                         kind=kind,
                         to_user=to_user,
                         collision=collision,
+                        by=operator(),
                     )
                     counts.restored += done.restored
                     counts.skipped += done.skipped
@@ -187,7 +189,7 @@ def put_back(
 
 def _session_on(ctx: Context, point_id: str) -> str:
     point = restore_points.get_point(ctx, point_id)
-    return restores.explore(ctx, point, user_name="keepstone CLI").id
+    return restores.explore(ctx, point, user_name=operator()).id
 
 
 def _free(path: Path) -> Path:

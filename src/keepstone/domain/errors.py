@@ -41,3 +41,19 @@ class Forbidden(KeepstoneError):
 
 class BadCredentials(KeepstoneError):
     """Wrong user name or password: deliberately does not say which."""
+
+
+class RetryLater(KeepstoneError):
+    """The request may succeed later: ``retry_after`` seconds from now (a ``Retry-After``)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooManyAttempts(RetryLater):
+    """Too many failed logins for this user name (from this address, or from anywhere)."""
+
+
+class Busy(RetryLater):
+    """The server is at capacity for this kind of work (password verifications)."""

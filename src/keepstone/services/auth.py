@@ -1,7 +1,12 @@
 """Users, passwords, tokens and roles.
 
 Passwords are hashed with Argon2id; tokens are random, opaque, and only their SHA-256 is stored.
-Access tokens live 60 minutes; refresh tokens live 14 days and rotate: using one revokes it.
+Access tokens live 60 minutes; refresh tokens live 14 days and rotate: using one revokes it. The
+tokens of one login form a family: logging out ends the family, and presenting a refresh token
+that was already rotated (a stolen copy, or the thief's) revokes the whole family (OAuth 2.0
+Security BCP). Enterprise Manager logon sessions end after 15 idle minutes and at most 8 hours
+after logon. A password change, ``revoke-tokens`` and removing a user end all of the user's
+tokens and logon sessions. Logins of both dialects pass the same ``LoginGuard``.
 """
 
 from __future__ import annotations
@@ -9,13 +14,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import (
@@ -26,11 +30,16 @@ from keepstone.domain.errors import (
     NotFound,
     Unauthenticated,
 )
+from keepstone.services import audit
+from keepstone.services.audit import AuditAction, Entry, Origin
 from keepstone.services.context import Context, new_id
+from keepstone.services.login_guard import LoginGuard
 from keepstone.store.tables import LogonSession, Token, User
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 REFRESH_TOKEN_LIFETIME = timedelta(days=14)
+LOGON_IDLE_TIMEOUT = timedelta(minutes=15)
+LOGON_LIFETIME = timedelta(hours=8)
 MIN_PASSWORD_LENGTH = 8
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id (RFC 9106 low-memory profile)
@@ -46,6 +55,7 @@ class Role(enum.StrEnum):
 class Action(enum.Enum):
     READ = "read"
     WRITE = "write"
+    READ_AUDIT = "read the audit trail"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +79,17 @@ class IssuedTokens:
 
 
 def authorize(principal: Principal, action: Action) -> None:
-    """Administrators may do everything; ReadOnly users may only read."""
-    if action is Action.WRITE and principal.role is not Role.ADMINISTRATOR:
+    """Administrators may do everything; ReadOnly users may only read, and not the audit trail
+    (it names every user and address that logged in)."""
+    if action is Action.READ or principal.role is Role.ADMINISTRATOR:
+        return
+    if action is Action.WRITE:
         raise Forbidden(
             f"user '{principal.user_name}' has the ReadOnly role and may not change anything"
         )
+    raise Forbidden(
+        f"user '{principal.user_name}' has the ReadOnly role and may not {action.value}"
+    )
 
 
 def hash_password(password: str) -> str:
@@ -114,24 +130,31 @@ def list_users(ctx: Context) -> list[User]:
         return list(s.scalars(select(User).order_by(User.name)))
 
 
-def remove_user(ctx: Context, name: str) -> None:
+def remove_user(ctx: Context, name: str, by: str) -> None:
+    """Remove a user: their tokens and logon sessions go with them (foreign-key cascade)."""
     with ctx.db.write() as s:
         user = _user_named(s, name)
         s.delete(user)
+        audit.add(s, ctx.clock.now(), Entry(AuditAction.USER_REMOVAL, by, subject=name))
 
 
-def set_password(ctx: Context, name: str, password: str) -> None:
-    """Change a password and revoke every token the user holds."""
+def set_password(ctx: Context, name: str, password: str, by: str) -> None:
+    """Change a password and end every token and logon session the user holds."""
     password_hash = hash_password(password)
+    now = ctx.clock.now()
     with ctx.db.write() as s:
         user = _user_named(s, name)
         user.password_hash = password_hash
-        _revoke_all(s, user.id, ctx.clock.now())
+        _revoke_all(s, user.id, now)
+        audit.add(s, now, Entry(AuditAction.PASSWORD_CHANGE, by, subject=name))
 
 
-def revoke_tokens(ctx: Context, name: str) -> None:
+def revoke_tokens(ctx: Context, name: str, by: str) -> None:
+    """End every access and refresh token and every logon session of a user."""
+    now = ctx.clock.now()
     with ctx.db.write() as s:
-        _revoke_all(s, _user_named(s, name).id, ctx.clock.now())
+        _revoke_all(s, _user_named(s, name).id, now)
+        audit.add(s, now, Entry(AuditAction.REVOKE_TOKENS, by, subject=name))
 
 
 def _user_named(s: Session, name: str) -> User:
@@ -147,30 +170,107 @@ def _revoke_all(s: Session, user_id: str, now: datetime) -> None:
         .where(Token.user_id == user_id, Token.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+    s.execute(
+        update(LogonSession)
+        .where(LogonSession.user_id == user_id, LogonSession.ended_at.is_(None))
+        .values(ended_at=now)
+    )
+
+
+# ---- password checks, through the login guard -------------------------------------------------
+
+
+def _verified_user(
+    ctx: Context, guard: LoginGuard, name: str, password: str, origin: Origin
+) -> User:
+    """The user whose name and password these are; a wrong pair is audited and refused."""
+    with guard.attempt(name, origin.address or "unknown"):
+        with ctx.db.read() as s:
+            user = s.scalar(select(User).where(User.name == name))
+        with guard.verifying():
+            matches = _password_matches(user.password_hash if user else None, password)
+        if not matches or user is None:
+            audit.record(ctx, Entry(AuditAction.LOGIN, name[:255], origin, success=False))
+            raise BadCredentials("the user name or password is incorrect")
+    return user
+
+
+def _password_matches(password_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def purge_expired(s: Session, now: datetime) -> None:
+    """Forget tokens past their expiry and logon sessions that ended or expired. A rotated refresh
+    token is kept until it expires: its reuse must still be recognised (and punished)."""
+    s.execute(delete(Token).where(Token.expires_at <= now))
+    s.execute(
+        delete(LogonSession).where(
+            or_(
+                LogonSession.ended_at.is_not(None),
+                LogonSession.last_used_at <= now - LOGON_IDLE_TIMEOUT,
+                LogonSession.created_at <= now - LOGON_LIFETIME,
+            )
+        )
+    )
 
 
 # ---- tokens ----------------------------------------------------------------------------------
 
 
-def login(ctx: Context, name: str, password: str) -> IssuedTokens:
-    with ctx.db.read() as s:
-        user = s.scalar(select(User).where(User.name == name))
-    if not _password_matches(user.password_hash if user else None, password) or user is None:
-        raise BadCredentials("the user name or password is incorrect")
+def login(
+    ctx: Context, guard: LoginGuard, name: str, password: str, origin: Origin
+) -> IssuedTokens:
+    user = _verified_user(ctx, guard, name, password, origin)
+    now = ctx.clock.now()
     with ctx.db.write() as s:
-        return _issue(s, user, ctx.clock.now())
+        purge_expired(s, now)
+        audit.add(s, now, Entry(AuditAction.LOGIN, user.name, origin))
+        return _issue(s, user, now, family_id=new_id())
 
 
-def refresh(ctx: Context, refresh_token: str) -> IssuedTokens:
+def refresh(ctx: Context, refresh_token: str, origin: Origin) -> IssuedTokens:
     now = ctx.clock.now()
     with ctx.db.write() as s:
         token = s.scalar(select(Token).where(Token.token_hash == _digest(refresh_token)))
-        if token is None or token.kind != "refresh" or token.revoked_at or token.expires_at <= now:
-            raise BadCredentials("the refresh token is invalid, expired or already used")
-        token.revoked_at = now  # rotation: a refresh token works once
-        user = s.get(User, token.user_id)
-        assert user is not None  # tokens cascade with their user
-        return _issue(s, user, now)
+        issued = _rotate(s, token, now, origin) if token and token.kind == "refresh" else None
+    if issued is None:
+        raise BadCredentials("the refresh token is invalid, expired or already used")
+    return issued
+
+
+def _rotate(s: Session, token: Token, now: datetime, origin: Origin) -> IssuedTokens | None:
+    """A new pair for a live refresh token (which stops working); None for a dead one. A token
+    that was already rotated is being replayed: its whole family is revoked."""
+    user = s.get(User, token.user_id)
+    assert user is not None  # tokens cascade with their user
+    if token.expires_at <= now:
+        return None
+    if token.revoked_at is not None:
+        revoked = _revoke_family(s, token.family_id, now)
+        if revoked:
+            entry = Entry(
+                AuditAction.REFRESH_TOKEN_REUSE,
+                user.name,
+                origin,
+                success=False,
+                details={"revokedTokens": revoked},
+            )
+            audit.add(s, now, entry)
+        return None
+    token.revoked_at = now  # rotation: a refresh token works once
+    return _issue(s, user, now, family_id=token.family_id)
+
+
+def _revoke_family(s: Session, family_id: str, now: datetime) -> int:
+    result = s.execute(
+        update(Token)
+        .where(Token.family_id == family_id, Token.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def authenticate(ctx: Context, access_token: str) -> Principal:
@@ -191,16 +291,22 @@ def authenticate(ctx: Context, access_token: str) -> Principal:
     return Principal(user_id, user_name, Role(role))
 
 
-def revoke_token(ctx: Context, token_value: str) -> None:
+def log_out(ctx: Context, access_token: str, origin: Origin) -> None:
+    """End the login this access token belongs to: it, its refresh token, and every token
+    rotated from the same login stop working."""
+    caller = authenticate(ctx, access_token)
+    now = ctx.clock.now()
     with ctx.db.write() as s:
-        s.execute(
-            update(Token)
-            .where(Token.token_hash == _digest(token_value), Token.revoked_at.is_(None))
-            .values(revoked_at=ctx.clock.now())
+        family = s.scalar(select(Token.family_id).where(Token.token_hash == _digest(access_token)))
+        revoked = _revoke_family(s, family, now) if family else 0
+        audit.add(
+            s,
+            now,
+            Entry(AuditAction.LOGOUT, caller.user_name, origin, details={"revokedTokens": revoked}),
         )
 
 
-def _issue(s: Session, user: User, now: datetime) -> IssuedTokens:
+def _issue(s: Session, user: User, now: datetime, family_id: str) -> IssuedTokens:
     access, refresh_value = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     for kind, value, lifetime in (
         ("access", access, ACCESS_TOKEN_LIFETIME),
@@ -212,6 +318,7 @@ def _issue(s: Session, user: User, now: datetime) -> IssuedTokens:
                 user_id=user.id,
                 kind=kind,
                 token_hash=_digest(value),
+                family_id=family_id,
                 issued_at=now,
                 expires_at=now + lifetime,
                 revoked_at=None,
@@ -220,59 +327,7 @@ def _issue(s: Session, user: User, now: datetime) -> IssuedTokens:
     return IssuedTokens(access, refresh_value, user.name, now, now + ACCESS_TOKEN_LIFETIME)
 
 
-def _password_matches(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
-        return False
-
-
-# ---- throttling of failed logins ----------------------------------------------------------------
-
-
-class LoginThrottle:
-    """Slows down password guessing per client address.
-
-    After ``free_failures`` consecutive failures an address must wait before its next attempt; the
-    wait doubles with each further failure up to ``max_delay``. A success clears the address.
-    """
-
-    def __init__(
-        self,
-        free_failures: int = 5,
-        first_delay: timedelta = timedelta(seconds=1),
-        max_delay: timedelta = timedelta(minutes=5),
-    ) -> None:
-        self.free_failures = free_failures
-        self.first_delay = first_delay
-        self.max_delay = max_delay
-        self._failures: dict[str, tuple[int, datetime]] = {}
-        self._lock = threading.Lock()
-
-    def wait_needed(self, address: str, now: datetime) -> timedelta:
-        """How long this address must still wait before it may try again (zero if it may now)."""
-        with self._lock:
-            count, last = self._failures.get(address, (0, now))
-        if count < self.free_failures:
-            return timedelta(0)
-        delay = min(self.first_delay * (1 << (count - self.free_failures)), self.max_delay)
-        return max(last + delay - now, timedelta(0))
-
-    def failed(self, address: str, now: datetime) -> None:
-        with self._lock:
-            count, _ = self._failures.get(address, (0, now))
-            self._failures[address] = (count + 1, now)
-            if len(self._failures) > 100_000:  # bound memory under a distributed attack
-                self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, address: str) -> None:
-        with self._lock:
-            self._failures.pop(address, None)
-
-
 # ---- Enterprise Manager logon sessions -----------------------------------------------------------
-
-LOGON_IDLE_TIMEOUT = timedelta(minutes=15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +337,13 @@ class Logon:
     principal: Principal
 
 
-def start_logon(ctx: Context, name: str, password: str) -> Logon:
-    """Basic-auth logon of the Enterprise Manager dialect: same users and roles as bearer tokens."""
-    with ctx.db.read() as s:
-        user = s.scalar(select(User).where(User.name == name))
-    if not _password_matches(user.password_hash if user else None, password) or user is None:
-        raise BadCredentials("the user name or password is incorrect")
+def start_logon(ctx: Context, guard: LoginGuard, name: str, password: str, origin: Origin) -> Logon:
+    """Basic-auth logon of the Enterprise Manager dialect: same users, roles and guard as the
+    bearer tokens of the JSON dialect."""
+    user = _verified_user(ctx, guard, name, password, origin)
     token, now = secrets.token_urlsafe(24), ctx.clock.now()
     with ctx.db.write() as s:
+        purge_expired(s, now)
         session = LogonSession(
             id=new_id(),
             user_id=user.id,
@@ -299,11 +353,13 @@ def start_logon(ctx: Context, name: str, password: str) -> Logon:
             ended_at=None,
         )
         s.add(session)
+        audit.add(s, now, Entry(AuditAction.LOGIN, user.name, origin))
     return Logon(session.id, token, Principal(user.id, user.name, Role(user.role)))
 
 
 def resume_logon(ctx: Context, token: str) -> tuple[Principal, str]:
-    """The caller and logon session of a token; each use restarts the 15-minute idle clock."""
+    """The caller and logon session of a token; each use restarts the 15-minute idle clock,
+    none extends the 8 hours a session may last."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
         row = s.execute(
@@ -318,6 +374,10 @@ def resume_logon(ctx: Context, token: str) -> tuple[Principal, str]:
             raise Unauthenticated("the logon session has ended")
         if now - session.last_used_at >= LOGON_IDLE_TIMEOUT:
             raise Unauthenticated("the logon session expired after 15 idle minutes")
+        if now - session.created_at >= LOGON_LIFETIME:
+            raise Unauthenticated(
+                "the logon session expired: it lasts at most 8 hours; log on again"
+            )
         session.last_used_at = now
         return Principal(user.id, user.name, Role(user.role)), session.id
 
@@ -334,9 +394,18 @@ def get_logon(ctx: Context, session_id: str, caller: Principal) -> LogonSession:
     return session
 
 
-def end_logon(ctx: Context, session_id: str, caller: Principal) -> None:
+def end_logon(ctx: Context, session_id: str, caller: Principal, origin: Origin) -> None:
+    """Log off: any user may end their own session (administrators anyone's)."""
     get_logon(ctx, session_id, caller)
+    now = ctx.clock.now()
     with ctx.db.write() as s:
         session = s.get(LogonSession, session_id)
         assert session is not None
-        session.ended_at = ctx.clock.now()
+        session.ended_at = now
+        audit.add(
+            s,
+            now,
+            Entry(
+                AuditAction.LOGOUT, caller.user_name, origin, details={"logonSession": session_id}
+            ),
+        )

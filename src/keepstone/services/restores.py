@@ -25,7 +25,8 @@ from sqlalchemy import select
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
-from keepstone.services import restore_points
+from keepstone.services import audit, restore_points
+from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.vault import open_repository
@@ -172,6 +173,11 @@ def explore(ctx: Context, point: RestorePoint, *, user_name: str, kind: str = "V
             statistics={"restored": 0, "skipped": 0, "failed": 0, "bytes": 0},
         )
         s.add(session)
+        details = {"restoreSession": session.id, "restorePoint": point.id, "type": kind}
+        entry = Entry(
+            AuditAction.EXPLORE, user_name, organization_id=point.organization_id, details=details
+        )
+        audit.add(s, now, entry)
     return session
 
 
@@ -237,23 +243,24 @@ def save_name(item: Item) -> str:
 
 
 def stream_item(
-    ctx: Context, session_id: str, owner_id: str, identifier: str
+    ctx: Context, session_id: str, owner_id: str, identifier: str, *, by: str
 ) -> tuple[Item, Iterator[bytes]]:
+    """One item's content, for ``by`` to download."""
     view = browser(ctx, session_id)
     item = view.item(owner_id, identifier)
     started = ctx.clock.now()
+    message = f"Saved {save_name(item)}"
+    owner = view.user(owner_id)
     record_event(
-        ctx,
-        session_id,
-        Event("Save", "Success", f"Saved {save_name(item)}", started, item, view.user(owner_id)),
+        ctx, session_id, Event("Save", "Success", message, started, item, owner, "download", by)
     )
     return item, view.repository.read(item)
 
 
 def write_zip(
-    ctx: Context, session_id: str, owner_id: str, identifiers: list[str], target: Path
+    ctx: Context, session_id: str, owner_id: str, identifiers: list[str], target: Path, *, by: str
 ) -> int:
-    """Several items as one zip file; returns how many went in."""
+    """Several items as one zip file, for ``by`` to download; returns how many went in."""
     if not identifiers:
         raise InvalidInput("ids must list at least one item", "ids")
     view = browser(ctx, session_id)
@@ -268,12 +275,24 @@ def write_zip(
             with archive.open(name, "w") as entry:
                 for chunk in view.repository.read(item):
                     entry.write(chunk)
+    message = f"Saved {len(items)} items as a zip file"
     record_event(
         ctx,
         session_id,
-        Event("Save", "Success", f"Saved {len(items)} items as a zip file", started, None, owner),
+        Event("Save", "Success", message, started, None, owner, "zip download", by, len(items)),
     )
     return len(items)
+
+
+def record_saved(
+    ctx: Context, session_id: str, owner: str, count: int, to: str, *, by: str
+) -> None:
+    """``by`` wrote ``count`` items of ``owner`` into the directory ``to`` (outside the API)."""
+    message = f"Saved {count} items into {to}"
+    started = ctx.clock.now()
+    record_event(
+        ctx, session_id, Event("Save", "Success", message, started, None, owner, to, by, count)
+    )
 
 
 @dataclass(frozen=True)
@@ -287,14 +306,21 @@ class Event:
     item: Item | None
     source: str
     target: str = ""
+    by: str = ""  # the Keepstone user who did it
+    count: int = 1  # how many items it was about
+
+
+AUDIT_ACTIONS = {"Save": AuditAction.SAVE, "Restore": AuditAction.RESTORE}
 
 
 def record_event(ctx: Context, session_id: str, event: Event) -> None:
+    """Add ``event`` to the session's events, and to the audit trail."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
         session = s.get(SessionRow, session_id)
         if session is None:
             return
+        audit.add(s, now, _audit_entry(session, event))
         seconds = max(0, int((now - event.started).total_seconds()))
         session.events = [
             *session.events,
@@ -315,6 +341,26 @@ def record_event(ctx: Context, session_id: str, event: Event) -> None:
                 "target": event.target,
             },
         ]
+
+
+def _audit_entry(session: SessionRow, event: Event) -> Entry:
+    details: dict[str, Any] = {
+        "restoreSession": session.id,
+        "restorePoint": session.restore_point_id,
+        "to": event.target,
+        "items": event.count,
+        "message": event.message,
+    }
+    if event.item is not None:
+        details["item"] = event.item.path
+    return Entry(
+        AUDIT_ACTIONS[event.type],
+        event.by,
+        success=event.status != "Failed",
+        organization_id=session.organization_id,
+        subject=event.source,
+        details=details,
+    )
 
 
 def _iso(instant: datetime) -> str:
@@ -360,9 +406,11 @@ def restore(
     to_user: str | None = None,
     to_folder: str | None = None,
     collision: Collision = Collision.KEEP_BOTH,
+    by: str,
 ) -> RestoreCounts:
-    """Write items of one kind (``mail`` or ``file``) back into the organization: to their own
-    place, or to ``to_user`` and/or ``to_folder``. ``identifiers`` None means all of the owner's."""
+    """Write items of one kind (``mail`` or ``file``) back into the organization, for ``by``: to
+    their own place, or to ``to_user`` and/or ``to_folder``. ``identifiers`` None means all of
+    the owner's."""
     view = browser(ctx, session_id)
     items = (
         [view.item(owner_id, i) for i in identifiers]
@@ -407,6 +455,8 @@ def restore(
             items[0] if len(items) == 1 else None,
             user,
             where,
+            by,
+            len(items),
         ),
     )
     return counts

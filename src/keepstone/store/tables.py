@@ -53,8 +53,10 @@ class Token(Base):
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # "access" | "refresh"
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # One login's tokens: its first pair and every pair rotated from it (logout ends them all).
+    family_id: Mapped[str] = mapped_column(String(36), index=True)
     issued_at: Mapped[datetime]
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
     revoked_at: Mapped[datetime | None]
 
 
@@ -230,3 +232,27 @@ class Task(Base):
     related: Mapped[dict[str, Any]]  # links the finished task offers (a clone's new job)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """One entry of the append-only audit trail: a login, a revocation, a save or a put-back.
+
+    ``organization_id`` is set for events about an organization's data; ``subject`` names the
+    organization user whose data it was (or the Keepstone user a revocation was about)."""
+
+    __tablename__ = "audit_events"
+    # A sequence number: events of one instant keep the order they happened in.
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[datetime] = mapped_column(index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))  # Success | Failure
+    user_name: Mapped[str] = mapped_column(String(255))  # who did it (as given, for a login)
+    address: Mapped[str | None] = mapped_column(String(64))
+    dialect: Mapped[str | None] = mapped_column(String(16))  # vb365 | em | cli
+    organization_id: Mapped[str | None] = mapped_column(String(36))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    details: Mapped[dict[str, Any]]
+    __table_args__ = (
+        Index("ix_audit_events_organization_time", "organization_id", "time"),
+        {"sqlite_autoincrement": True},  # never reuse a number, even after the newest is gone
+    )

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from keepstone import __version__
+from keepstone.api.client_address import client_address
 from keepstone.api.em.query import parse_filter, sort_key
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.xml import NS, child, element, links, parse_body, render, text_of, to_json
@@ -26,6 +27,7 @@ from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import BadCredentials, InvalidInput, NotFound, Unauthenticated
 from keepstone.domain.jobs import JobEdit
 from keepstone.services import auth, catalog, jobs, reports, restore_points, runs, tasks
+from keepstone.services.audit import Origin
 from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, JobSession, Repository, RestorePoint, Task
@@ -54,18 +56,31 @@ def _base(request: Request) -> str:
     return f"{str(request.base_url).rstrip('/')}/api"
 
 
-def caller(request: Request) -> Caller:
-    """The logon session's user: the token from the cookie (which wins, as in EM) or header."""
+def logged_on(request: Request) -> Caller:
+    """The logon session's user: the token from the cookie (which wins, as in EM) or header. No
+    role check: logging off changes only one's own session, so ReadOnly users may do it too."""
     token = request.cookies.get(SESSION_HEADER) or request.headers.get(SESSION_HEADER)
     if not token:
         raise Unauthenticated(f"log on first (POST /api/sessionMngr/) and send {SESSION_HEADER}")
     principal, session_id = auth.resume_logon(_ctx(request), token)
-    action = auth.Action.READ if request.method in ("GET", "HEAD") else auth.Action.WRITE
-    auth.authorize(principal, action)
+    request.state.user_name = principal.user_name
     return Caller(principal, session_id, _base(request))
 
 
+def caller(request: Request) -> Caller:
+    """The logged-on user, authorised for this request's method (reads vs writes)."""
+    who = logged_on(request)
+    action = auth.Action.READ if request.method in ("GET", "HEAD") else auth.Action.WRITE
+    auth.authorize(who.principal, action)
+    return who
+
+
 Who = Annotated[Caller, Depends(caller)]
+LoggedOn = Annotated[Caller, Depends(logged_on)]
+
+
+def _origin(request: Request) -> Origin:
+    return Origin(client_address(request), "em")
 
 
 def answer(
@@ -117,10 +132,12 @@ def log_on(request: Request, v: str = "latest") -> Response:
             f"API version '{v}' is not supported; use latest or one of " + ", ".join(VERSIONS), "v"
         )
     name, password = _basic_credentials(request)
+    guard = request.app.state.login_guard
     try:
-        logon = auth.start_logon(_ctx(request), name, password)
+        logon = auth.start_logon(_ctx(request), guard, name, password, _origin(request))
     except BadCredentials:
         raise Unauthenticated("the user name or password is incorrect") from None
+    request.state.user_name = logon.principal.user_name
     base = _base(request)
     headers = {
         SESSION_HEADER: logon.token,
@@ -167,8 +184,8 @@ def get_logon_session(session_id: str, request: Request, who: Who) -> Response:
 
 
 @router.delete("/logonSessions/{session_id}", status_code=204)
-def log_off(session_id: str, request: Request, who: Who) -> Response:
-    auth.end_logon(_ctx(request), session_id, who.principal)
+def log_off(session_id: str, request: Request, who: LoggedOn) -> Response:
+    auth.end_logon(_ctx(request), session_id, who.principal, _origin(request))
     return Response(status_code=204)
 
 

@@ -32,6 +32,7 @@ def bearer_token(request: Request) -> str:
 def principal(request: Request) -> auth.Principal:
     """The authenticated caller, authorised for this request's method (reads vs writes)."""
     caller = auth.authenticate(request.app.state.ctx, bearer_token(request))
+    request.state.user_name = caller.user_name  # for the access log
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)
     return caller

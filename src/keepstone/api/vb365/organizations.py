@@ -1,4 +1,4 @@
-"""Organizations, their users and licensing, and the licensed users across them."""
+"""Organizations, their users, licensing and audit items, and the licensed users across them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from starlette.responses import Response
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import OrganizationBody
-from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import NotFound
 from keepstone.domain.scope import stable_user_id
-from keepstone.services import catalog, licensing
+from keepstone.services import audit, auth, catalog, licensing
 from keepstone.sources.local import LocalUser
 from keepstone.store.tables import Organization
 
@@ -86,6 +86,17 @@ def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
         if stable_user_id(org_id, user.name) == user_id:
             return json(views.organization_user(org_id, user, api))
     raise NotFound(f"organization '{org_id}' has no user '{user_id}'")
+
+
+@router.get("/Organizations/{org_id}/AuditItems", since=6)
+def list_audit_items(org_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    """The organization's users whose backed-up data the audit trail records operations on
+    (explore, save, put back), as the vendor's audit items of type User. Administrators only;
+    every event itself is listed by ``keepstone admin audit``."""
+    auth.authorize(caller, auth.Action.READ_AUDIT)
+    catalog.get_organization(ctx, org_id)
+    names = audit.audited_users(ctx, org_id)
+    return json([views.audit_item(org_id, name, api) for name in names])
 
 
 @router.get("/Organizations/{org_id}/LicensingInformation", since=6)

@@ -299,8 +299,8 @@ def _quote(name: str) -> str:
 @router.post(
     "/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents/{item}/save"
 )
-def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx) -> Response:
-    found, chunks = restores.stream_item(ctx, session_id, owner_id, item)
+def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx, caller: Caller) -> Response:
+    found, chunks = restores.stream_item(ctx, session_id, owner_id, item, by=caller.user_name)
     return _download(found, chunks)
 
 
@@ -313,10 +313,12 @@ class ItemsBody(WireModel):
 
 @router.post("/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Items/save")
 @router.post("/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents/save")
-def save_many(session_id: str, owner_id: str, body: ItemsBody, ctx: Ctx) -> Response:
+def save_many(
+    session_id: str, owner_id: str, body: ItemsBody, ctx: Ctx, caller: Caller
+) -> Response:
     target = Path(tempfile.mkstemp(suffix=".zip")[1])
     try:
-        restores.write_zip(ctx, session_id, owner_id, body.ids or [], target)
+        restores.write_zip(ctx, session_id, owner_id, body.ids or [], target, by=caller.user_name)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -341,6 +343,7 @@ def _put_back(
     ctx: Any,
     body: ItemsBody | None,
     elsewhere: bool,
+    by: str,
 ) -> Response:
     """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
     options = body or ItemsBody()
@@ -358,6 +361,7 @@ def _put_back(
             to_user=options.user_name,
             to_folder=options.folder,
             collision=options.collision_policy or Collision.KEEP_BOTH,
+            by=by,
         )
         return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
 
@@ -381,10 +385,13 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         request: Request,
         ctx: Ctx,
         api: Version,
+        caller: Caller,
         body: ItemsBody | None = None,
     ) -> Response:
         ids = body.ids if body else None
-        return _put_back(request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere)
+        return _put_back(
+            request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller.user_name
+        )
 
     def one(
         session_id: str,
@@ -393,9 +400,12 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         request: Request,
         ctx: Ctx,
         api: Version,
+        caller: Caller,
         body: ItemsBody | None = None,
     ) -> Response:
-        return _put_back(request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere)
+        return _put_back(
+            request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere, caller.user_name
+        )
 
     return listed, one
 

@@ -11,11 +11,13 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from keepstone.api.client_address import client_address
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365.deps import bearer_token, json
 from keepstone.api.vb365.versions import Version, VersionedRouter, iso
-from keepstone.domain.errors import BadCredentials, InvalidInput
+from keepstone.domain.errors import InvalidInput
 from keepstone.services import auth
+from keepstone.services.audit import Origin
 from keepstone.services.context import Context
 
 router = VersionedRouter()
@@ -23,35 +25,31 @@ router = VersionedRouter()
 
 @router.post("/Token", summary="Log in (password grant) or refresh a token pair")
 async def token(request: Request) -> Response:
+    """Password logins pass the login guard (429 with Retry-After while a user name must wait,
+    503 with Retry-After when too many passwords are being verified); refresh tokens are long
+    random values nobody can guess, so refreshing is not throttled."""
     fields = _fields(await request.body(), request.headers.get("content-type", ""))
     grant = (fields.get("grant_type") or "password").lower()
     ctx: Context = request.app.state.ctx
-    address = request.client.host if request.client else "unknown"
-    throttle: auth.LoginThrottle = request.app.state.login_throttle
-    wait = throttle.wait_needed(address, ctx.clock.now())
-    if wait.total_seconds() > 0:
-        seconds = max(1, round(wait.total_seconds()))
-        return json(
-            {"message": f"too many failed logins from this address; retry in {seconds} s"},
-            429,
-            headers={"Retry-After": str(seconds)},
+    origin = Origin(client_address(request), "vb365")
+    if grant == "password":
+        issued = await run_in_threadpool(
+            auth.login,
+            ctx,
+            request.app.state.login_guard,
+            _required(fields, "username"),
+            _required(fields, "password"),
+            origin,
         )
-    try:
-        if grant == "password":
-            issued = await run_in_threadpool(
-                auth.login, ctx, _required(fields, "username"), _required(fields, "password")
-            )
-        elif grant == "refresh_token":
-            issued = await run_in_threadpool(auth.refresh, ctx, _required(fields, "refresh_token"))
-        else:
-            raise InvalidInput(
-                f"grant_type '{grant}' is not supported; use password or refresh_token",
-                "grant_type",
-            )
-    except BadCredentials:
-        throttle.failed(address, ctx.clock.now())
-        raise
-    throttle.succeeded(address)
+    elif grant == "refresh_token":
+        issued = await run_in_threadpool(
+            auth.refresh, ctx, _required(fields, "refresh_token"), origin
+        )
+    else:
+        raise InvalidInput(
+            f"grant_type '{grant}' is not supported; use password or refresh_token", "grant_type"
+        )
+    request.state.user_name = issued.user_name
     return json(
         {
             "access_token": issued.access_token,
@@ -90,11 +88,11 @@ def _required(fields: dict[str, str], name: str) -> str:
     return value
 
 
-@router.post("/Token/logout", since=7, summary="Revoke the access token of this request")
+@router.post("/Token/logout", since=7, summary="Revoke the tokens of this request's login")
 def logout(request: Request, api: Version) -> Response:
-    """Ends the caller's login: the access token sent with this request stops working. Any
-    authenticated user may log out, ReadOnly ones included (it changes nothing but the token)."""
-    token = bearer_token(request)
-    auth.authenticate(request.app.state.ctx, token)
-    auth.revoke_token(request.app.state.ctx, token)
+    """Ends the caller's login: the access token sent with this request, its refresh token and
+    every token rotated from the same login stop working. Any authenticated user may log out,
+    ReadOnly ones included (it changes nothing but their own tokens)."""
+    origin = Origin(client_address(request), "vb365")
+    auth.log_out(request.app.state.ctx, bearer_token(request), origin)
     return plain(204 if api.at_least(8) else 200)

@@ -151,6 +151,25 @@ def organization_user(org_id: str, user: Any, api: ApiVersion) -> dict[str, Any]
     }
 
 
+def audit_item(org_id: str, user_name: str, api: ApiVersion) -> dict[str, Any]:
+    """An organization user the audit trail records operations on (an audit item of type User)."""
+    identifier = stable_user_id(org_id, user_name)
+    user_link = api.link("organizations", org_id, "users", identifier)
+    return {
+        "id": identifier,
+        "type": "User",
+        "user": {
+            "id": identifier,
+            "displayName": user_name,
+            "name": user_name,
+            "type": "User",
+            "locationType": "OnPremises",
+            "_links": {"self": user_link},
+        },
+        "_links": {"user": user_link},
+    }
+
+
 def licensing(licensed: int) -> dict[str, int]:
     return {"licensedUsers": licensed, "newUsers": 0}
 

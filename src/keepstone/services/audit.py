@@ -1,0 +1,110 @@
+"""The audit trail: who logged in (or failed to), whose credentials were revoked, and who got
+which backed-up data out (saved, downloaded) or put it back, and where.
+
+Append-only: events are written by the services as the thing happens and never changed; they
+are read newest first, for the whole server or for one organization.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.services.context import Context
+from keepstone.store.tables import AuditEvent
+
+__all__ = ["AuditAction", "AuditEvent", "Entry", "Origin", "add", "audited_users", "events"]
+
+MAX_LIMIT = 10_000
+
+
+class AuditAction(enum.StrEnum):
+    LOGIN = "Login"
+    LOGOUT = "Logout"
+    REVOKE_TOKENS = "RevokeTokens"
+    PASSWORD_CHANGE = "PasswordChange"
+    USER_REMOVAL = "UserRemoval"
+    REFRESH_TOKEN_REUSE = "RefreshTokenReuse"
+    EXPLORE = "Explore"
+    SAVE = "Save"
+    RESTORE = "Restore"
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from: the client's address and the API dialect it spoke."""
+
+    address: str | None = None
+    dialect: str = "cli"  # vb365 | em | cli
+
+
+CLI = Origin()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    action: AuditAction
+    user_name: str
+    origin: Origin = CLI
+    success: bool = True
+    organization_id: str | None = None
+    subject: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def add(s: Session, now: datetime, entry: Entry) -> None:
+    """Append ``entry`` inside the caller's transaction (it stands or falls with the change)."""
+    s.add(
+        AuditEvent(
+            time=now,
+            action=entry.action.value,
+            outcome="Success" if entry.success else "Failure",
+            user_name=entry.user_name,
+            address=entry.origin.address,
+            dialect=entry.origin.dialect,
+            organization_id=entry.organization_id,
+            subject=entry.subject,
+            details=entry.details,
+        )
+    )
+
+
+def record(ctx: Context, entry: Entry) -> None:
+    with ctx.db.write() as s:
+        add(s, ctx.clock.now(), entry)
+
+
+def events(
+    ctx: Context,
+    *,
+    since: datetime | None = None,
+    limit: int = 100,
+    organization_id: str | None = None,
+) -> list[AuditEvent]:
+    """The newest ``limit`` events (at or after ``since``), newest first."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", "limit")
+    query = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id.desc()).limit(limit)
+    if since is not None:
+        query = query.where(AuditEvent.time >= since)
+    if organization_id is not None:
+        query = query.where(AuditEvent.organization_id == organization_id)
+    with ctx.db.read() as s:
+        return list(s.scalars(query))
+
+
+def audited_users(ctx: Context, organization_id: str) -> list[str]:
+    """The organization's users whose backed-up data the trail records anything about."""
+    with ctx.db.read() as s:
+        names = s.scalars(
+            select(AuditEvent.subject)
+            .where(AuditEvent.organization_id == organization_id, AuditEvent.subject.is_not(None))
+            .distinct()
+        )
+        return sorted(name for name in names if name)
