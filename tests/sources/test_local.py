@@ -154,7 +154,8 @@ def test_a_mail_item_describes_its_file(org: LocalOrganization, root: Path) -> N
         st_.st_mtime,
         stat.S_IMODE(st_.st_mode),
     )
-    assert item.change_token == "4000.M1P1.host"
+    # The unique name, then what a rewrite changes (a rename for new flags changes none of it).
+    assert item.change_token == f"4000.M1P1.host:{st_.st_size}:{st_.st_mtime_ns}:{st_.st_ino}"
     assert item.meta == {
         "folder_dir": ".Entw&APw-rfe",
         "file_name": "4000.M1P1.host:2,D",
@@ -311,7 +312,7 @@ def test_a_file_item_describes_its_file(org: LocalOrganization, root: Path) -> N
     assert (item.user, item.kind, item.source_path, item.size) == ("alice", "file", path, 17)
     assert (item.mtime, item.mode) == (1_700_000_000.5, stat.S_IMODE(st_.st_mode))
     assert item.meta == {"inode": st_.st_ino}
-    assert item.change_token == f"17:{st_.st_mtime_ns}:{st_.st_ino}"
+    assert item.change_token == f"17:{st_.st_mtime_ns}:{st_.st_ino}:{st_.st_ctime_ns}"
     assert read(item) == b"quarterly report\n"
     empty = items["alice/drive/Documents/empty.txt"]
     assert (empty.size, read(empty)) == (0, b"")
@@ -441,7 +442,7 @@ def test_restoring_into_the_inbox_from_a_stream_without_a_unique_name(tmp_path: 
     unique, _, info = written.name.partition(":")
     assert FRESH_UNIQUE.match(unique) and info == "2,"
     [item] = org.mailbox_items("erin")
-    assert (item.path, item.change_token, read(item)) == ("Inbox", unique, data)
+    assert (item.path, item.key, read(item)) == ("Inbox", f"erin/mail/{unique}", data)
 
 
 def test_restore_message_collisions(org: LocalOrganization, root: Path) -> None:
@@ -461,7 +462,7 @@ def test_restore_message_collisions(org: LocalOrganization, root: Path) -> None:
     assert over == inbox / "cur" / "1001.M1P1.host:2,FS"
     assert not (inbox / "new" / "1001.M1P1.host").exists()
     inbox_items = [i for i in org.mailbox_items("alice") if i.path == "Inbox"]
-    assert [read(i) for i in inbox_items if i.change_token == "1001.M1P1.host"] == [data]
+    assert [read(i) for i in inbox_items if i.key == "alice/mail/1001.M1P1.host"] == [data]
     assert len(inbox_items) == 4
 
     # The same unique name in another folder is no collision.
@@ -497,7 +498,7 @@ def test_restore_message_sees_changes_made_by_others_between_restores(
         ("Inbox", "S", ".hidden", "skip"),
         ("Inbox", "S", "", "skip"),
         ("../escape", "S", None, "skip"),
-        ("a.b", "S", None, "skip"),
+        ("a/./b", "S", None, "skip"),
         ("Archive//2024", "S", None, "skip"),
         ("", "S", None, "skip"),
     ],
