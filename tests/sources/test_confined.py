@@ -47,6 +47,13 @@ def test_a_mount_point_is_refused(tmp_path: Path) -> None:
         pytest.skip("/proc is not a separate mount here")
     with pytest.raises(Refused, match="another file system"):
         ConfinedRoot(Path("/")).walk(["proc"])
+    skipped: list[Skipped] = []
+    users = LocalOrganization(Path("/"), on_skip=skipped.append).users()
+    assert "proc" not in [user.name for user in users]
+    assert (
+        Skipped("proc", "proc", "is on another file system (a mount point), not a user directory")
+        in skipped
+    )
 
 
 def test_files_are_opened_without_following_links_or_blocking_on_fifos(tree: Path) -> None:

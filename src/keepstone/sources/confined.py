@@ -245,6 +245,3 @@ class ConfinedRoot:
                 current.close()
             current = following
         return current
-
-    def display(self, relative: str) -> str:
-        return display(str(self.path / relative) if relative else str(self.path))

@@ -175,13 +175,13 @@ class LocalOrganization:
         users = []
         with self.confined.open() as root:
             for entry in root.entries():
-                name = entry.name
-                if name.startswith(".") or not self._is_user_dir(root, entry):
-                    continue
-                users.append(_describe_user(root, name))
+                if not entry.name.startswith(".") and self._may_be_user(entry):
+                    user = self._describe_user(root, entry.name)
+                    if user is not None:
+                        users.append(user)
         return users
 
-    def _is_user_dir(self, root: Directory, entry: os.DirEntry[str]) -> bool:
+    def _may_be_user(self, entry: os.DirEntry[str]) -> bool:
         name = entry.name
         if entry.is_symlink():
             self._skip(name, name, "is a symbolic link, not a user directory")
@@ -191,10 +191,21 @@ class LocalOrganization:
         if not is_text(name):
             self._skip(display(name), name, "is not a valid UTF-8 name, so not a user")
             return False
-        if entry.stat(follow_symlinks=False).st_dev != root.device:
-            self._skip(name, name, "is on another file system (a mount point), not a user")
-            return False
         return True
+
+    def _describe_user(self, root: Directory, name: str) -> LocalUser | None:
+        """What the user has; None if the directory is a mount (or became a link). Unknown is
+        not absent: an unreadable user directory is listed with both trees, so that reading
+        them raises for that user rather than the trees vanishing."""
+        try:
+            user_dir = root.child(name)
+        except Refused as refused:
+            self._skip(name, name, f"{refused.why}, not a user directory")
+            return None
+        except OSError:
+            return LocalUser(name, True, True)
+        with user_dir:
+            return LocalUser(name, _may_exist(user_dir, MAIL_DIR), _may_exist(user_dir, DRIVE_DIR))
 
     def mail_folders(self, user: str) -> list[str]:
         """Folder paths, "Inbox" first; empty if the user has no mailbox."""
@@ -552,17 +563,6 @@ class _MessageOpener:
                     return sub_dir, entry.name
             sub_dir.close()
         return None
-
-
-def _describe_user(root: Directory, name: str) -> LocalUser:
-    """What the user has; unknown is not absent: an unreadable user directory is listed with
-    both trees, so that reading them raises for that user rather than the trees vanishing."""
-    try:
-        user_dir = root.child(name)
-    except (OSError, Refused):
-        return LocalUser(name, True, True)
-    with user_dir:
-        return LocalUser(name, _may_exist(user_dir, MAIL_DIR), _may_exist(user_dir, DRIVE_DIR))
 
 
 def _may_exist(directory: Directory, name: str) -> bool:
