@@ -238,7 +238,13 @@ class _TreeBuilder:
 
     def add(self, item: Item) -> bytes | None:
         """Add ``item``; the JSON of a full tree blob when this one filled it."""
-        encoded = wire.dumps(item.to_json())
+        try:
+            encoded = wire.dumps(item.to_json())
+        except UnicodeEncodeError:  # a lone surrogate (an undecoded file name): refuse the item
+            raise InvalidInput(
+                f"item {item.key.encode('utf-8', 'backslashreplace').decode()!r} holds text "
+                "that is not valid Unicode"
+            ) from None
         self._items.append(encoded)
         self._bytes += len(encoded) + 1
         self.count += 1

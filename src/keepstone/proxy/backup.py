@@ -3,6 +3,11 @@
 Unchanged items (same change token as in the job's previous restore point, their chunks still in
 the repository) are carried over without being read. Files are chunked, hashed, compressed and
 stored by a small thread pool (the engine releases the GIL in its hot loops).
+
+One bad item never fails a run: an item the source cannot give (a link, a FIFO, a file that
+vanished, an unreadable one), or a part of a user that cannot be read at all, is a warning log
+item with the user as its subject; the session ends ``Warning`` and the restore point holds
+everything else. Only the repository failing (or the organization's root) fails the run.
 """
 
 from __future__ import annotations
@@ -10,22 +15,27 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.domain.jobs import SessionStatus
 from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_id
 from keepstone.domain.units import human_bytes
 from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points, vault
-from keepstone.sources.local import LocalOrganization, SourceItem
+from keepstone.sources.confined import OpenedFile
+from keepstone.sources.local import LocalOrganization, Skipped, SourceItem
+from keepstone.sources.names import display
 
 WORKERS = 2
 IN_FLIGHT = 16  # items read ahead of the one being recorded: bounds memory
+ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
 
 
 def run_backup(run: RunContext) -> Outcome:
@@ -50,12 +60,32 @@ class Counts:
         )
 
 
+class UnreadableItem(Exception):
+    """The source could not give an item's content: the item is skipped, the run goes on."""
+
+
+@dataclass
+class UserRun:
+    """One user's part of a run: counts, and what went wrong (per item, per part)."""
+
+    name: str
+    subject: tuple[str, str]
+    counts: Counts = field(default_factory=Counts)
+    parts: int = 0
+    failed_parts: int = 0
+    warnings: int = 0
+
+
 class LocalBackup:
     def __init__(self, run: RunContext) -> None:
         self.run = run
         self.claim = run.run
-        self.source = LocalOrganization(Path(self.claim.organization.settings["path"]))
+        self.source = LocalOrganization(
+            Path(self.claim.organization.settings["path"]), on_skip=self._skipped
+        )
         self.total = Counts()
+        self.warnings = 0
+        self._warned: dict[str, int] = {}
         self.source_seconds = self.target_seconds = 0.0
         self._lock = threading.Lock()
 
@@ -64,17 +94,15 @@ class LocalBackup:
             self.run.ctx, self.claim.scope.repository_id, self.claim.scope.repository_path
         )
         users = self.source.users()
-        org_id = self.claim.organization.id
         scope = resolve_scope(
             self.claim.scope.backup_type,
             self.claim.scope.selected_items,
             self.claim.scope.excluded_items,
-            [ScopeUser(u.name, stable_user_id(org_id, u.name)) for u in users],
+            [ScopeUser(u.name, self._subject(u.name)[0]) for u in users],
         )
         parent = self._parent(repo)
         previous = {item.key: item for item in repo.items(parent)} if parent else {}
         writer = repo.writer(self._tags(), parent=parent)
-        warnings = 0
         try:
             for user in users:
                 parts = scope.get(user.name)
@@ -84,56 +112,86 @@ class LocalBackup:
                 parts = Parts(
                     parts.mailbox and user.has_mailbox, parts.onedrive and user.has_onedrive
                 )
-                try:
-                    counts = self._backup_user(writer, user.name, parts, previous)
-                except OSError as error:
-                    warnings += 1
-                    self.run.log(
-                        SessionStatus.WARNING,
-                        f"User {user.name}: cannot be read: {error}",
-                        (stable_user_id(org_id, user.name), user.name),
-                    )
-                    continue
-                self.run.log(
-                    SessionStatus.SUCCESS,
-                    f"User {user.name}: {counts.describe()}",
-                    (stable_user_id(org_id, user.name), user.name),
-                )
+                self._finish_user(self._backup_user(writer, user.name, parts, previous))
             snapshot_id = writer.commit(self.run.ctx.clock.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again
             raise
         self._record(repo, snapshot_id)
-        status = SessionStatus.WARNING if warnings else SessionStatus.SUCCESS
+        status = SessionStatus.WARNING if self.warnings else SessionStatus.SUCCESS
         return Outcome(
             status,
             f"Backup finished: {len(scope)} users, {self.total.describe()}"
-            + (f"; {warnings} users could not be read" if warnings else ""),
+            + (f"; {self.warnings} warnings (items not read)" if self.warnings else ""),
         )
+
+    # ----- warnings: one log item per skipped item, with its user as the subject -----
+
+    def _subject(self, user: str) -> tuple[str, str]:
+        return stable_user_id(self.claim.organization.id, user), user
+
+    def _skipped(self, skipped: Skipped) -> None:
+        self._warn(skipped.user, f"cannot be read: {skipped.path}: {skipped.reason}")
+
+    def _warn(self, user: str, text: str) -> None:
+        """A warning about one item or part of ``user``; past ``ITEM_WARNINGS`` for a user
+        they are only counted (a tree of a million links must not write a million log items)."""
+        self.warnings += 1
+        self._warned[user] = self._warned.get(user, 0) + 1
+        if self._warned[user] <= ITEM_WARNINGS:
+            self.run.log(SessionStatus.WARNING, f"User {user}: {text}", self._subject(user))
+
+    def _finish_user(self, user: UserRun) -> None:
+        unlisted = self._warned.get(user.name, 0) - ITEM_WARNINGS
+        if unlisted > 0:
+            self.run.log(
+                SessionStatus.WARNING,
+                f"User {user.name}: {unlisted} more items could not be read (not listed)",
+                user.subject,
+            )
+        if user.parts and user.failed_parts == user.parts:
+            return  # nothing of this user was read: no success to report
+        self.run.log(
+            SessionStatus.SUCCESS, f"User {user.name}: {user.counts.describe()}", user.subject
+        )
+
+    # ----- one user -----
 
     def _backup_user(
         self, writer: BackupWriter, user: str, parts: Parts, previous: dict[str, Item]
-    ) -> Counts:
-        counts = Counts()
+    ) -> UserRun:
+        state = UserRun(user, self._subject(user))
         sources: list[Iterator[SourceItem]] = []
         if parts.mailbox:
-            sources.append(self.source.mailbox_items(user))
+            sources.append(self._guarded(state, self.source.mailbox_items, user))
         if parts.onedrive:
-            sources.append(self.source.onedrive_items(user))
+            sources.append(self._guarded(state, self.source.onedrive_items, user))
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
-            pending: list[tuple[SourceItem, Future[Item] | Item]] = []
+            pending: deque[tuple[SourceItem, Future[Stored] | Item]] = deque()
             for source in sources:
                 for item in source:
                     pending.append((item, self._plan(pool, writer, item, previous.get(item.key))))
                     if len(pending) >= IN_FLIGHT:
-                        self._record_item(writer, *pending.pop(0), counts)
+                        self._record_item(writer, *pending.popleft(), state)
             for entry in pending:
-                self._record_item(writer, *entry, counts)
-        return counts
+                self._record_item(writer, *entry, state)
+        return state
+
+    def _guarded(
+        self, state: UserRun, scan: Callable[[str], Iterator[SourceItem]], user: str
+    ) -> Iterator[SourceItem]:
+        """A part's items; if the part itself cannot be read (its directory is missing, a link,
+        unreadable), one warning, and the user's other part still goes on."""
+        state.parts += 1
+        try:
+            yield from scan(user)
+        except (OSError, InvalidInput) as error:
+            state.failed_parts += 1
+            self._warn(user, f"cannot be read: {_why(error)}")
 
     def _plan(
         self, pool: ThreadPoolExecutor, writer: BackupWriter, item: SourceItem, before: Item | None
-    ) -> Future[Item] | Item:
+    ) -> Future[Stored] | Item:
         """An unchanged item is carried over as is; anything else is read and stored."""
         if (
             before is not None
@@ -145,15 +203,25 @@ class LocalBackup:
             )
         return pool.submit(self._store, writer, item)
 
-    def _store(self, writer: BackupWriter, item: SourceItem) -> Item:
+    def _store(self, writer: BackupWriter, item: SourceItem) -> Stored:
+        """Read and store the item's content (in a pool thread). Failures of the source become
+        ``UnreadableItem``; failures of the repository propagate and fail the run."""
         started = time.perf_counter()
-        with item.open() as stream:
+        try:
+            stream = item.open()
+        except (OSError, InvalidInput) as error:
+            raise UnreadableItem(_why(error)) from error
+        with stream:
             timed = TimedReader(stream)
             chunks, size, new = writer.add_file(timed)
+            changed = _changed_while_read(stream, size)
         with self._lock:  # statistics only; the pool's threads add to them
             self.source_seconds += timed.seconds
             self.target_seconds += time.perf_counter() - started - timed.seconds
-        return Item(
+        meta = _meta(item)
+        if changed:
+            meta["change_token"] = ""  # not what was read: the next run reads it again
+        stored = Item(
             key=item.key,
             user=item.user,
             kind=item.kind,
@@ -161,24 +229,39 @@ class LocalBackup:
             size=size,
             mtime=item.mtime,
             mode=item.mode,
-            meta=_meta(item) | {"new_bytes": new},
+            meta=meta,
             chunks=chunks,
         )
+        return Stored(stored, new, changed)
 
     def _record_item(
-        self, writer: BackupWriter, source: SourceItem, planned: Future[Item] | Item, counts: Counts
+        self,
+        writer: BackupWriter,
+        source: SourceItem,
+        planned: Future[Stored] | Item,
+        user: UserRun,
     ) -> None:
         self.run.check()
-        stored = planned.result() if isinstance(planned, Future) else planned
         fresh = isinstance(planned, Future)
-        new_bytes = int(stored.meta.pop("new_bytes", 0)) if fresh else 0
-        writer.add_item(stored)
-        for tally in (counts, self.total):
+        try:
+            outcome = planned.result() if isinstance(planned, Future) else Stored(planned)
+            writer.add_item(outcome.item)
+        except (UnreadableItem, InvalidInput) as error:
+            self._warn(user.name, f"cannot be read: {source_text(source)}: {_why(error)}")
+            return
+        if outcome.changed:
+            self._warn(
+                user.name,
+                f"{source_text(source)} changed while it was read: the copy kept may mix old "
+                "and new content, and the next run reads it again",
+            )
+        stored = outcome.item
+        for tally in (user.counts, self.total):
             tally.messages += source.kind == "mail"
             tally.files += source.kind == "file"
             tally.unchanged += not fresh
             tally.bytes_read += stored.size if fresh else 0
-            tally.bytes_new += new_bytes
+            tally.bytes_new += outcome.new_bytes
         self.run.report(
             progress=self.total.messages + self.total.files,
             read_items=self.total.messages + self.total.files,
@@ -230,8 +313,41 @@ def facts_of(
     )
 
 
+@dataclass(frozen=True)
+class Stored:
+    """An item ready for the snapshot: ``new_bytes`` it added to the repository, and whether
+    its file ``changed`` while it was read."""
+
+    item: Item
+    new_bytes: int = 0
+    changed: bool = False
+
+
+def source_text(item: SourceItem) -> str:
+    """How a warning names an item: where it lives, for people."""
+    if item.kind == "mail":
+        return f"message {item.meta.get('file_name', '')} in {item.path}"
+    return f"OneDrive/{item.path}"
+
+
+def _why(error: BaseException) -> str:
+    if isinstance(error, KeepstoneError):
+        return error.message
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return display(str(error))
+
+
+def _changed_while_read(stream: OpenedFile, size: int) -> bool:
+    try:
+        return stream.changed(size)
+    except OSError as error:
+        raise UnreadableItem(_why(error)) from error
+
+
 class TimedReader(io.RawIOBase):
-    """A stream that counts the time spent reading the source: the bottleneck statistic."""
+    """A stream that counts the time spent reading the source (the bottleneck statistic); an
+    error of the source while reading is the item's, not the run's (``UnreadableItem``)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
@@ -242,13 +358,19 @@ class TimedReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         started = time.perf_counter()
-        data = self.stream.read(size)
+        try:
+            data = self.stream.read(size)
+        except OSError as error:
+            raise UnreadableItem(_why(error)) from error
         self.seconds += time.perf_counter() - started
         return data
 
     def readinto(self, buffer: Any) -> int:
         started = time.perf_counter()
-        count = self.stream.readinto(buffer)  # type: ignore[attr-defined]
+        try:
+            count = self.stream.readinto(buffer)  # type: ignore[attr-defined]
+        except OSError as error:
+            raise UnreadableItem(_why(error)) from error
         self.seconds += time.perf_counter() - started
         return int(count or 0)
 

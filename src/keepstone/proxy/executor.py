@@ -15,6 +15,7 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.services import runs
 from keepstone.services.context import Context
 from keepstone.sources import why_unavailable
+from keepstone.sources.names import display
 
 RENEW_EVERY_SECONDS = 1.0  # how stale a stop request or lease may get: "stop" acts within this
 
@@ -60,7 +61,8 @@ class RunContext:
         self, status: SessionStatus, message: str, subject: tuple[str, str] | None = None
     ) -> None:
         """Log to the session; ``subject`` (id, name) is the user the item is the outcome of."""
-        runs.add_log(self.ctx, self.run.session_id, status, message, subject)
+        # Messages may quote names from a source: never a lone surrogate in the catalog or JSON.
+        runs.add_log(self.ctx, self.run.session_id, status, display(message), subject)
 
     def report(self, *, progress: int | None = None, **statistics: float | str) -> None:
         """Publish progress; it reaches the session at the next lease renewal (or at once)."""

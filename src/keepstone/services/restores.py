@@ -30,13 +30,15 @@ from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.vault import open_repository
-from keepstone.sources.local import LocalOrganization
+from keepstone.sources import names
+from keepstone.sources.local import LocalOrganization, message_unique
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestorePoint
 from keepstone.store.tables import RestoreSession as SessionRow
 
 OPEN_BROWSERS = 8
 PROGRESS_EVERY_SECONDS = 1.0  # how often a running put-back publishes its counts
+FAILURE_EVENTS = 100  # failed items of one put-back recorded as events, one each
 
 
 class Collision(enum.StrEnum):
@@ -330,7 +332,7 @@ def record_event(ctx: Context, session_id: str, event: Event) -> None:
                 "type": event.type,
                 "status": event.status,
                 "title": f"{event.type} {event.status.lower()}",
-                "message": event.message,
+                "message": names.display(event.message),  # never a lone surrogate in JSON
                 "startTime": _iso(event.started),
                 "endTime": _iso(now),
                 "duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
@@ -430,8 +432,11 @@ def restore(
         try:
             stream = io.BufferedReader(ChunkReader(view.repository.read(item)), 1 << 20)
             written = _put_back(source, item, stream, target_user, to_folder, collision)
-        except OSError:
+        except (OSError, InvalidInput) as error:
+            if len(items) == 1 and isinstance(error, InvalidInput):
+                raise  # one item asked for: its refusal is the answer (a 400 naming the path)
             counts.failed += 1
+            _item_failed(ctx, session_id, item, user, error, counts.failed)
             continue
         if written is None:
             counts.skipped += 1
@@ -460,6 +465,28 @@ def restore(
         ),
     )
     return counts
+
+
+def _item_failed(
+    ctx: Context,
+    session_id: str,
+    item: Item,
+    source: str,
+    error: OSError | InvalidInput,
+    failures: int,
+) -> None:
+    """One item of a put-back could not be written: the rest goes on; the first failures are
+    events naming the item and why (a bounded number, whatever the size of the put-back)."""
+    if failures > FAILURE_EVENTS:
+        return
+    why = error.message if isinstance(error, InvalidInput) else (error.strerror or str(error))
+    record_event(
+        ctx,
+        session_id,
+        Event(
+            "Restore", "Failed", f"Cannot restore {item.path}: {why}", ctx.clock.now(), item, source
+        ),
+    )
 
 
 class ChunkReader(io.RawIOBase):
@@ -491,17 +518,21 @@ def _put_back(
     folder: str | None,
     collision: Collision,
 ) -> Path | None:
+    """Write one item back; names come from their exact bytes when the item kept them."""
     if item.kind == "mail":
-        unique = str(item.meta.get("change_token") or "") or None  # the Maildir unique name
+        file_name = names.exact(item.meta, "file_name")
         return source.restore_message(
             user,
             folder or item.path,
             data,
             str(item.meta.get("flags", "")),
-            unique,
+            message_unique(file_name) if file_name else None,
             collision.value,
+            # Back into its own folder: the directory's own name, not the shown path re-encoded.
+            dir_name=None if folder else names.exact(item.meta, "folder_dir"),
         )
-    path = f"{folder.strip('/')}/{item.path}" if folder else item.path
+    path = names.exact(item.meta, "path", shown=item.path) or item.path
+    path = f"{folder.strip('/')}/{path}" if folder else path
     return source.restore_file(user, path, data, item.mtime, item.mode, collision.value)
 
 

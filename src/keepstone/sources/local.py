@@ -6,24 +6,43 @@ Layout under the organization root::
     <root>/<user>/Mail/.<Name>[.<Sub>]/{cur,...}  other folders, names in modified UTF-7
     <root>/<user>/OneDrive/...                    a plain file tree
 
+The users of an organization are trusted with nothing: every directory is reached from the root
+through ``confined`` (directory descriptors, no link ever followed, no mount crossed), on scans
+and on restores alike. A user directory that is a link is not a user; a link, mount, FIFO or
+device below it is skipped on backup and reported through ``on_skip`` (a per-item warning), and
+refused on restore (``confined.Refused``, a 400).
+
 Scans are streaming generators in a deterministic (name-sorted) order and cost one ``stat`` per
-file (mail: one ``fstat`` on the descriptor that also reads the header block). Errors reading a
-user's tree propagate from that user's iterator, so the caller can fail one user and go on.
+file (mail: one ``fstat`` on the descriptor that also reads the header block). An item keeps its
+directory open, so reading it later opens it by name in that directory, never by path. A bad
+item (unreadable, vanished, a link, a FIFO) is skipped and reported; only a user's own
+directory, ``Mail`` or ``OneDrive`` failing ends that part of the user's scan with an error.
+
+Names are data (``names``): an item's ``path`` is always valid Unicode, and a name that is not
+UTF-8 keeps its exact bytes in the item's metadata (``path_bytes``, ``folder_dir_bytes``,
+``file_name_bytes``), which restores use to write it back byte for byte.
+
+Change tokens: a OneDrive file's is ``size:mtime_ns:inode:ctime_ns`` (ctime catches a rewrite
+that restored the old mtime, as ``touch -r``, ``cp -p`` and ``rsync -t`` do); a message's is
+``unique:size:mtime_ns:inode`` without ctime, because every flag change renames a message and so
+changes its ctime: with ctime, marking a mailbox read would re-read all of it. The cost of that
+choice: a message rewritten in place with the same size, its mtime put back, is not read again
+until it changes otherwise (Maildir messages are immutable by convention, and only its owner can
+rewrite it).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 import secrets
-import shutil
 import socket
 import stat
-import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -31,6 +50,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from keepstone.domain.errors import InvalidInput
+from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refused
+from keepstone.sources.names import display, is_text, key_part, put_exact
 
 MAIL_DIR = "Mail"
 DRIVE_DIR = "OneDrive"
@@ -42,9 +63,9 @@ HEADER_LIMIT = 64 * 1024
 _READ_CHUNK = 8 * 1024
 _HEADERS = ("subject", "from", "to", "date")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 # Maildir flags (uppercase) plus Dovecot keyword letters (lowercase) are kept as they are.
 _FLAG_CHARS = re.compile(r"[A-Za-z]*")
+_MAIL_SUBS = ("cur", "new")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +73,22 @@ class LocalUser:
     name: str
     has_mailbox: bool
     has_onedrive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something a scan left out: ``path`` (text) is relative to the organization root."""
+
+    user: str
+    path: str
+    reason: str
+
+
+SkipHandler = Callable[[Skipped], None]
+
+
+def _ignore(_: Skipped) -> None:
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,74 +102,129 @@ class SourceItem:
     mode: int
     meta: dict[str, Any]
     change_token: str
-    source_path: Path
+    source_path: Path  # where it was found, for people; never opened by this path
+    opener: Callable[[], OpenedFile] = field(compare=False, repr=False)
 
-    def open(self) -> BinaryIO:
-        """Open the item for reading; a message re-flagged since the scan is found by its name."""
-        try:
-            return _open_no_follow(self.source_path)
-        except FileNotFoundError:
-            if self.kind != "mail":
-                raise
-            moved = _find_message(self.source_path.parent.parent, self.change_token)
-            if moved is None:
-                raise
-            return _open_no_follow(moved)
+    @classmethod
+    def of_file(
+        cls,
+        st: os.stat_result,
+        *,
+        key: str,
+        user: str,
+        kind: str,
+        path: str,
+        meta: dict[str, Any],
+        change_token: str,
+        source_path: Path,
+        opener: Callable[[], OpenedFile],
+    ) -> SourceItem:
+        """The item of a file whose status is ``st``."""
+        mode = stat.S_IMODE(st.st_mode)
+        return cls(
+            key,
+            user,
+            kind,
+            path,
+            st.st_size,
+            st.st_mtime,
+            mode,
+            meta,
+            change_token,
+            source_path,
+            opener,
+        )
+
+    def open(self) -> OpenedFile:
+        """Open the item for reading, by name in the directory it was found in (a message
+        re-flagged since the scan is found again by its unique name)."""
+        return self.opener()
 
 
 @dataclass(slots=True)
 class _FolderIndex:
-    """The unique names a Maildir folder holds; valid while ``cur``/``new`` mtimes are unchanged."""
+    """The unique names a Maildir folder holds, as (sub, file name); valid while the mtimes of
+    ``cur``/``new`` are unchanged."""
 
     stamp: tuple[int, int]
-    files: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class _Folder:
-    path: str  # "Inbox", "Archive/2024"
-    dir_name: str  # "", ".Archive.2024"
-    dir: Path
+    path: str  # "Inbox", "Archive/2024" (text, for people)
+    dir_name: str  # "", ".Archive.2024" (the directory's own name)
 
 
 class LocalOrganization:
     """One Local organization. Restores into one folder should not run concurrently."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, on_skip: SkipHandler | None = None) -> None:
         self.root = root
+        self.confined = ConfinedRoot(root)
+        self._on_skip = on_skip or _ignore
         # Restoring a whole mailbox checks collisions per message: cache each folder's listing
         # instead of rescanning it every time (quadratic for large folders).
-        self._indexes: dict[Path, _FolderIndex] = {}
+        self._indexes: dict[tuple[str, str], _FolderIndex] = {}
 
     # ----- reading -----
 
     def users(self) -> list[LocalUser]:
-        """Users sorted by name; non-directories and names starting with "." are ignored."""
+        """Users sorted by name: real directories (not links, not mounts) with a UTF-8 name;
+        names starting with "." are ignored."""
         users = []
-        for entry in _sorted_entries(self.root):
-            if entry.name.startswith(".") or not entry.is_dir():
-                continue
-            user_dir = Path(entry.path)
-            users.append(
-                LocalUser(
-                    name=entry.name,
-                    has_mailbox=_may_exist(user_dir / MAIL_DIR),
-                    has_onedrive=_may_exist(user_dir / DRIVE_DIR),
-                )
-            )
+        with self.confined.open() as root:
+            for entry in root.entries():
+                if not entry.name.startswith(".") and self._may_be_user(entry):
+                    user = self._describe_user(root, entry.name)
+                    if user is not None:
+                        users.append(user)
         return users
+
+    def _may_be_user(self, entry: os.DirEntry[str]) -> bool:
+        name = entry.name
+        if entry.is_symlink():
+            self._skip(name, name, "is a symbolic link, not a user directory")
+            return False
+        if not entry.is_dir(follow_symlinks=False):
+            return False
+        if not is_text(name):
+            self._skip(display(name), name, "is not a valid UTF-8 name, so not a user")
+            return False
+        return True
+
+    def _describe_user(self, root: Directory, name: str) -> LocalUser | None:
+        """What the user has; None if the directory is a mount (or became a link). Unknown is
+        not absent: an unreadable user directory is listed with both trees, so that reading
+        them raises for that user rather than the trees vanishing."""
+        try:
+            user_dir = root.child(name)
+        except Refused as refused:
+            self._skip(name, name, f"{refused.why}, not a user directory")
+            return None
+        except OSError:
+            return LocalUser(name, True, True)
+        with user_dir:
+            return LocalUser(name, _may_exist(user_dir, MAIL_DIR), _may_exist(user_dir, DRIVE_DIR))
 
     def mail_folders(self, user: str) -> list[str]:
         """Folder paths, "Inbox" first; empty if the user has no mailbox."""
-        return [folder.path for folder in _list_folders(self._user_dir(user) / MAIL_DIR)]
+        mail = self._area(user, MAIL_DIR)
+        if mail is None:
+            return []
+        with mail:
+            return [folder.path for folder in self._folders(user, mail)]
 
     def mailbox_items(self, user: str) -> Iterator[SourceItem]:
         """Every message in ``cur/`` and ``new/`` of every folder (never ``tmp/``), once each."""
-        return _scan_mailbox(user, self._user_dir(user) / MAIL_DIR)
+        self._check_user(user)
+        return self._scan_mailbox(user)
 
     def onedrive_items(self, user: str) -> Iterator[SourceItem]:
-        """Regular files of the user's OneDrive, depth first in name order; symlinks are skipped."""
-        return _scan_drive(user, self._user_dir(user) / DRIVE_DIR)
+        """Regular files of the user's OneDrive, depth first in name order; links, FIFOs,
+        devices and mounts are skipped and reported."""
+        self._check_user(user)
+        return self._scan_drive(user)
 
     # ----- restoring -----
 
@@ -144,28 +236,54 @@ class LocalOrganization:
         flags: str,
         unique: str | None,
         collision: str,
+        *,
+        dir_name: str | None = None,
     ) -> Path | None:
-        """Deliver a message into ``folder``'s ``cur/`` (via ``tmp/``); None if skipped."""
+        """Deliver a message into ``folder``'s ``cur/`` (via ``tmp/``); None if skipped.
+        ``dir_name``, the folder's exact Maildir++ directory as backed up, wins over ``folder``
+        (a path of names, encoded here)."""
         _check_collision(collision)
         flags = _normalize_flags(flags)
         if unique is not None:
             _check_unique(unique)
-        user_dir = self._user_dir(user)
-        folder_dir = _ensure_folder(user_dir, _folder_dir_name(folder))
-        index, existing = self._lookup(folder_dir, unique)
+        dir_name = _folder_dir_name(folder) if dir_name is None else _checked_dir_name(dir_name)
+        self._check_user(user)
+        parts = [user, MAIL_DIR, dir_name] if dir_name else [user, MAIL_DIR]
+        with contextlib.ExitStack() as opened:
+            folder_dir = opened.enter_context(self.confined.walk(parts, create=True))
+            subs = {
+                sub: opened.enter_context(folder_dir.child(sub, create=True, mode=0o700))
+                for sub in _ALL_SUBS
+            }
+            if dir_name:
+                # Courier and Dovecot mark Maildir++ subfolders with this empty file.
+                folder_dir.touch("maildirfolder")
+            name = self._deliver((user, dir_name), subs, data, flags, unique, collision)
+        return None if name is None else self.root.joinpath(*parts, "cur", name)
+
+    def _deliver(
+        self,
+        folder_key: tuple[str, str],
+        subs: dict[str, Directory],
+        data: bytes | BinaryIO,
+        flags: str,
+        unique: str | None,
+        collision: str,
+    ) -> str | None:
+        index, existing = self._lookup(folder_key, subs, unique)
         if existing is not None and collision == "skip":
             return None
         if unique is None or (existing is not None and collision == "keepBoth"):
             unique = _fresh_unique(index)
             existing = None
-        target = folder_dir / "cur" / f"{unique}:2,{flags}"
-        _write_atomically(folder_dir / "tmp", target, data)
+        name = f"{unique}:2,{flags}"
+        subs["cur"].write_file(name, data, temp_dir=subs["tmp"])
         # Overwrite: the old copy goes only after the new one is in place (never zero copies).
-        if existing is not None and existing != target:
-            existing.unlink(missing_ok=True)
-        index.files[unique] = target
-        index.stamp = _folder_stamp(folder_dir)
-        return target
+        if existing is not None and existing != ("cur", name):
+            subs[existing[0]].unlink(existing[1])
+        index.files[unique] = ("cur", name)
+        index.stamp = _folder_stamp(subs)
+        return name
 
     def restore_file(
         self,
@@ -176,197 +294,292 @@ class LocalOrganization:
         mode: int,
         collision: str,
     ) -> Path | None:
-        """Write a OneDrive file atomically with its mtime and mode; None if skipped."""
+        """Write a OneDrive file atomically with its mtime and mode (never setuid, setgid or
+        sticky); None if skipped. ``path`` may hold names that are not UTF-8 (surrogate
+        escapes, as ``os.fsdecode`` gives them)."""
         _check_collision(collision)
         parts = _drive_parts(path)
-        user_dir = self._user_dir(user)
-        user_dir.mkdir(exist_ok=True)
-        parent = _ensure_drive_parents(user_dir / DRIVE_DIR, parts[:-1], path)
-        target = parent / parts[-1]
-        if os.path.lexists(target):
-            if collision == "skip":
-                return None
-            if collision == "keepBoth":
-                target = _restored_name(target)
-        _write_atomically(parent, target, data, mtime=mtime, mode=mode)
-        return target
+        self._check_user(user)
+        with self.confined.walk([user, DRIVE_DIR, *parts[:-1]], create=True) as parent:
+            name = parts[-1]
+            if parent.lstat(name) is not None:
+                if collision == "skip":
+                    return None
+                if collision == "keepBoth":
+                    name = _restored_name(parent, name)
+            parent.write_file(name, data, mode=mode, mtime=mtime)
+        return self.root.joinpath(user, DRIVE_DIR, *parts[:-1], name)
 
     # ----- helpers needing the instance -----
 
-    def _user_dir(self, user: str) -> Path:
-        if not user or user.startswith(".") or "/" in user or "\0" in user:
-            raise InvalidInput(f"not a user of this organization: {user!r}", "user")
-        return self.root / user
+    def _check_user(self, user: str) -> None:
+        if not user or user.startswith(".") or "/" in user or "\0" in user or not is_text(user):
+            raise InvalidInput(f"not a user of this organization: {display(user)!r}", "user")
 
-    def _lookup(self, folder_dir: Path, unique: str | None) -> tuple[_FolderIndex, Path | None]:
-        """The folder's index and the file now holding ``unique``, if any."""
-        index = self._index(folder_dir)
+    def _skip(self, user: str, path: str, reason: str) -> None:
+        self._on_skip(Skipped(user, display(path), reason))
+
+    def _skip_error(self, user: str, path: str, error: OSError | Refused) -> None:
+        self._skip(user, path, _reason(error))
+
+    def _area(self, user: str, area: str) -> Directory | None:
+        """The user's ``Mail`` or ``OneDrive``, None when absent; a link is refused."""
+        self._check_user(user)
+        with self.confined.walk([user]) as user_dir:
+            try:
+                return user_dir.child(area)
+            except FileNotFoundError:
+                return None
+
+    def _lookup(
+        self, folder_key: tuple[str, str], subs: dict[str, Directory], unique: str | None
+    ) -> tuple[_FolderIndex, tuple[str, str] | None]:
+        """The folder's index and where ``unique`` is now, if anywhere."""
+        index = self._index(folder_key, subs)
         existing = index.files.get(unique) if unique is not None else None
         # Directory mtimes are coarse (a few ms): a hit is cheap to confirm, so a message moved
         # in the same tick as our last write is looked up again rather than trusted.
-        if existing is not None and not os.path.lexists(existing):
-            index = self._index(folder_dir, rescan=True)
+        if existing is not None and subs[existing[0]].lstat(existing[1]) is None:
+            index = self._index(folder_key, subs, rescan=True)
             existing = index.files.get(unique) if unique is not None else None
         return index, existing
 
-    def _index(self, folder_dir: Path, rescan: bool = False) -> _FolderIndex:
-        stamp = _folder_stamp(folder_dir)
-        cached = self._indexes.get(folder_dir)
+    def _index(
+        self, folder_key: tuple[str, str], subs: dict[str, Directory], rescan: bool = False
+    ) -> _FolderIndex:
+        stamp = _folder_stamp(subs)
+        cached = self._indexes.get(folder_key)
         if cached is not None and cached.stamp == stamp and not rescan:
             return cached
         index = _FolderIndex(stamp)
-        for sub in ("cur", "new"):
-            for entry in _sorted_entries_if_any(folder_dir / sub):
+        for sub in _MAIL_SUBS:
+            for entry in subs[sub].entries():
                 if not entry.name.startswith("."):
-                    index.files.setdefault(_split_name(entry.name)[0], Path(entry.path))
-        self._indexes[folder_dir] = index
+                    index.files.setdefault(_split_name(entry.name)[0], (sub, entry.name))
+        self._indexes[folder_key] = index
         return index
 
+    # ----- scanning -----
 
-# ----- scanning -----
+    def _folders(self, user: str, mail: Directory) -> list[_Folder]:
+        folders = [_Folder(INBOX, "")]
+        for entry in mail.entries():
+            name = entry.name
+            if len(name) < 2 or not name.startswith("."):
+                continue
+            if entry.is_symlink():
+                self._skip(user, mail.below(name), "is a symbolic link, not followed")
+            elif entry.is_dir(follow_symlinks=False) and self._is_maildir(user, mail, name):
+                folders.append(_Folder(_folder_path(name), name))
+        folders[1:] = sorted(folders[1:], key=lambda folder: folder.path.split("/"))
+        return folders
 
+    def _is_maildir(self, user: str, mail: Directory, name: str) -> bool:
+        # Skips dot-directories that are not folders (e.g. a ".notmuch" database).
+        try:
+            with mail.child(name) as folder_dir:
+                return any(_may_exist(folder_dir, sub) for sub in _MAIL_SUBS)
+        except (OSError, Refused) as error:
+            self._skip_error(user, mail.below(name), error)
+            return False
 
-def _scan_mailbox(user: str, mail_dir: Path) -> Iterator[SourceItem]:
-    # A message caught mid-move may show up in two folders: the key names it, so list it once.
-    seen: set[str] = set()
-    for folder in _list_folders(mail_dir):
-        for sub in ("cur", "new"):
-            for entry in _sorted_entries_if_any(folder.dir / sub):
-                if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                    continue
-                unique, flags = _split_name(entry.name)
-                if unique in seen:
-                    continue
-                item = _mail_item(user, folder, entry, unique, flags)
+    def _scan_mailbox(self, user: str) -> Iterator[SourceItem]:
+        mail = self._area(user, MAIL_DIR)
+        if mail is None:
+            return
+        # A message caught mid-move may show up in two folders: the key names it, so list it once.
+        seen: set[str] = set()
+        for folder in self._folders(user, mail):
+            for sub_dir in self._folder_subs(user, mail, folder):
+                for entry in self._listing(user, sub_dir):
+                    unique, flags = _split_name(entry.name)
+                    if unique in seen or not self._is_file(user, sub_dir, entry):
+                        continue
+                    item = self._mail_item(user, folder, sub_dir, entry.name, (unique, flags))
+                    if item is not None:
+                        seen.add(unique)
+                        yield item
+
+    def _folder_subs(self, user: str, mail: Directory, folder: _Folder) -> Iterator[Directory]:
+        """The folder's ``cur`` and ``new`` that exist; one that cannot be opened is skipped."""
+        try:
+            folder_dir = mail.child(folder.dir_name) if folder.dir_name else mail
+        except (OSError, Refused) as error:
+            self._skip_error(user, mail.below(folder.dir_name), error)
+            return
+        for sub in _MAIL_SUBS:
+            try:
+                yield folder_dir.child(sub)
+            except FileNotFoundError:
+                continue
+            except (OSError, Refused) as error:
+                self._skip_error(user, folder_dir.below(sub), error)
+
+    def _listing(
+        self, user: str, directory: Directory, *, dot_files: bool = False
+    ) -> list[os.DirEntry[str]]:
+        """The directory's entries (dot files only if asked); a listing that fails is skipped."""
+        try:
+            entries = directory.entries()
+            return entries if dot_files else [e for e in entries if not e.name.startswith(".")]
+        except OSError as error:
+            self._skip_error(user, directory.path, error)
+            return []
+
+    def _is_file(self, user: str, directory: Directory, entry: os.DirEntry[str]) -> bool:
+        """A regular file: a link or special file is reported, a subdirectory ignored."""
+        if entry.is_file(follow_symlinks=False):
+            return True
+        if entry.is_symlink():
+            self._skip(user, directory.below(entry.name), "is a symbolic link, not followed")
+        elif not entry.is_dir(follow_symlinks=False):
+            self._skip(user, directory.below(entry.name), "is not a regular file")
+        return False
+
+    def _mail_item(
+        self, user: str, folder: _Folder, sub_dir: Directory, name: str, split: tuple[str, str]
+    ) -> SourceItem | None:
+        """The message's item; None if it vanished since the listing (expunged or moved)."""
+        unique, flags = split
+        try:
+            fd, st = sub_dir.open_fd(name)
+        except FileNotFoundError:
+            return None
+        except (OSError, Refused) as error:
+            self._skip_error(user, sub_dir.below(name), error)
+            return None
+        try:
+            headers = _parse_headers(_read_header_block(fd))
+        finally:
+            os.close(fd)
+        meta: dict[str, Any] = {}
+        put_exact(meta, "folder_dir", folder.dir_name)
+        put_exact(meta, "file_name", name)
+        meta["flags"] = flags
+        meta.update(headers)
+        return SourceItem.of_file(
+            st,
+            key=f"{user}/mail/{key_part(unique)}",
+            user=user,
+            kind="mail",
+            path=folder.path,
+            meta=meta,
+            change_token=f"{key_part(unique)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
+            source_path=self.root / sub_dir.path / name,
+            opener=_MessageOpener(self.confined, sub_dir, name, unique),
+        )
+
+    def _scan_drive(self, user: str) -> Iterator[SourceItem]:
+        drive = self._area(user, DRIVE_DIR)
+        if drive is None:
+            return
+        prefix_len = len(drive.path) + 1
+        # An explicit stack of sorted listings: no recursion limit on deep trees, stable order.
+        # Each level keeps its directory open; items found in it hold it until they are read.
+        stack = [(drive, iter(drive.entries()))]
+        while stack:
+            directory, entries = stack[-1]
+            entry = next(entries, None)
+            if entry is None:
+                stack.pop()
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                below = self._subdirectory(user, directory, entry.name)
+                if below is not None:
+                    stack.append((below, iter(self._listing(user, below, dot_files=True))))
+            elif self._is_file(user, directory, entry):
+                item = self._file_item(user, directory, entry, prefix_len)
                 if item is not None:
-                    seen.add(unique)
                     yield item
 
-
-def _mail_item(
-    user: str, folder: _Folder, entry: os.DirEntry[str], unique: str, flags: str
-) -> SourceItem | None:
-    """The message's item, or None if it vanished since the listing (expunged or moved)."""
-    try:
-        fd = os.open(entry.path, _OPEN_FLAGS)
-    except FileNotFoundError:
-        return None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+    def _subdirectory(self, user: str, directory: Directory, name: str) -> Directory | None:
+        try:
+            return directory.child(name)
+        except FileNotFoundError:  # removed since the listing
             return None
-        headers = _parse_headers(_read_header_block(fd))
-    finally:
-        os.close(fd)
-    meta: dict[str, Any] = {"folder_dir": folder.dir_name, "file_name": entry.name, "flags": flags}
-    meta.update(headers)
-    return SourceItem(
-        key=f"{user}/mail/{unique}",
-        user=user,
-        kind="mail",
-        path=folder.path,
-        size=st.st_size,
-        mtime=st.st_mtime,
-        mode=stat.S_IMODE(st.st_mode),
-        meta=meta,
-        change_token=unique,
-        source_path=Path(entry.path),
-    )
+        except (OSError, Refused) as error:
+            self._skip_error(user, directory.below(name), error)
+            return None
+
+    def _file_item(
+        self, user: str, directory: Directory, entry: os.DirEntry[str], prefix_len: int
+    ) -> SourceItem | None:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # deleted since the listing
+            return None
+        except OSError as error:
+            self._skip_error(user, directory.below(entry.name), error)
+            return None
+        if st.st_dev != directory.device:
+            self._skip(user, directory.below(entry.name), "is a mount point, not followed")
+            return None
+        rel = directory.below(entry.name)[prefix_len:]
+        meta: dict[str, Any] = {"inode": st.st_ino}
+        put_exact(meta, "path", rel, shown=False)
+        name = entry.name
+        return SourceItem.of_file(
+            st,
+            key=f"{user}/drive/{key_part(rel)}",
+            user=user,
+            kind="file",
+            path=display(rel),
+            meta=meta,
+            change_token=f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}",
+            source_path=self.root / directory.path / name,
+            opener=lambda: directory.open_file(name),
+        )
 
 
-def _scan_drive(user: str, drive_dir: Path) -> Iterator[SourceItem]:
-    if not _may_exist(drive_dir):
-        _require_user_dir(drive_dir.parent)
-        return
-    prefix_len = len(str(drive_dir)) + 1
-    # An explicit stack of sorted listings: no recursion limit on deep trees, stable order.
-    stack = [iter(_sorted_entries(drive_dir))]
-    while stack:
-        entry = next(stack[-1], None)
-        if entry is None:
-            stack.pop()
-            continue
-        if entry.is_symlink():
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            listing = _sorted_entries_if_any(Path(entry.path))
-            stack.append(iter(listing))
-        elif entry.is_file(follow_symlinks=False):
-            item = _file_item(user, entry, entry.path[prefix_len:].replace(os.sep, "/"))
-            if item is not None:
-                yield item
+@dataclass(frozen=True, slots=True)
+class _MessageOpener:
+    """Opens a message where the scan saw it, else (re-flagged or read since) by its unique
+    name in the same folder's ``cur``/``new``, walking there again from the root."""
 
+    root: ConfinedRoot
+    sub_dir: Directory
+    name: str
+    unique: str
 
-def _file_item(user: str, entry: os.DirEntry[str], rel: str) -> SourceItem | None:
-    try:
-        st = entry.stat(follow_symlinks=False)
-    except FileNotFoundError:  # deleted since the listing
+    def __call__(self) -> OpenedFile:
+        try:
+            return self.sub_dir.open_file(self.name)
+        except FileNotFoundError:
+            moved = self._find()
+            if moved is None:
+                raise
+            with moved[0]:
+                return moved[0].open_file(moved[1])
+
+    def _find(self) -> tuple[Directory, str] | None:
+        folder_parts = self.sub_dir.path.split("/")[:-1]  # "<user>/Mail[/.Folder]"
+        for sub in _MAIL_SUBS:
+            try:
+                sub_dir = self.root.walk([*folder_parts, sub])
+            except FileNotFoundError:
+                continue
+            for entry in sub_dir.entries():
+                if _split_name(entry.name)[0] == self.unique:
+                    return sub_dir, entry.name
+            sub_dir.close()
         return None
-    return SourceItem(
-        key=f"{user}/drive/{rel}",
-        user=user,
-        kind="file",
-        path=rel,
-        size=st.st_size,
-        mtime=st.st_mtime,
-        mode=stat.S_IMODE(st.st_mode),
-        meta={"inode": st.st_ino},
-        change_token=f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}",
-        source_path=Path(entry.path),
-    )
 
 
-def _list_folders(mail_dir: Path) -> list[_Folder]:
+def _may_exist(directory: Directory, name: str) -> bool:
+    """False only if ``name`` is known absent (a link counts as present: reading it reports)."""
     try:
-        entries = _sorted_entries(mail_dir)
-    except FileNotFoundError:
-        _require_user_dir(mail_dir.parent)
-        return []
-    folders = [
-        _Folder(_folder_path(entry.name), entry.name, Path(entry.path))
-        for entry in entries
-        if len(entry.name) > 1
-        and entry.name.startswith(".")
-        and entry.is_dir(follow_symlinks=False)
-        and _is_maildir(Path(entry.path))
-    ]
-    folders.sort(key=lambda folder: folder.path.split("/"))
-    return [_Folder(INBOX, "", mail_dir), *folders]
-
-
-def _is_maildir(folder_dir: Path) -> bool:
-    # Skips dot-directories that are not folders (e.g. a ".notmuch" database).
-    return _may_exist(folder_dir / "cur") or _may_exist(folder_dir / "new")
-
-
-def _sorted_entries(directory: Path) -> list[os.DirEntry[str]]:
-    with os.scandir(directory) as it:
-        return sorted(it, key=lambda entry: entry.name)
-
-
-def _sorted_entries_if_any(directory: Path) -> list[os.DirEntry[str]]:
-    """Like ``_sorted_entries``, but a directory that is absent (or just removed) is empty."""
-    try:
-        return _sorted_entries(directory)
-    except FileNotFoundError:
-        return []
-
-
-def _may_exist(path: Path) -> bool:
-    """False only if ``path`` is known absent: an unreadable entry counts as present, so the
-    caller goes on to list it and the real error surfaces for that user rather than vanishing."""
-    try:
-        os.stat(path)
-    except FileNotFoundError:
-        return False
+        return directory.lstat(name) is not None
     except OSError:
         return True
-    return True
 
 
-def _require_user_dir(user_dir: Path) -> None:
-    if not stat.S_ISDIR(os.stat(user_dir).st_mode):
-        raise NotADirectoryError(f"not a user directory: {user_dir}")
+def _reason(error: OSError | Refused) -> str:
+    if isinstance(error, Refused):
+        return f"{error.why}, not followed"
+    return error.strerror or str(error)
+
+
+_ALL_SUBS = ("cur", "new", "tmp")
 
 
 # ----- messages -----
@@ -377,6 +590,11 @@ def _split_name(name: str) -> tuple[str, str]:
     unique, _, info = name.partition(":")
     flags = "".join(sorted(set(info[2:]))) if info.startswith("2,") else ""
     return unique, flags
+
+
+def message_unique(file_name: str) -> str:
+    """The Maildir unique name in a message's file name."""
+    return _split_name(file_name)[0]
 
 
 def _read_header_block(fd: int) -> bytes:
@@ -430,32 +648,8 @@ def _decode_header_value(value: str) -> str:
         return value
 
 
-def _find_message(folder_dir: Path, unique: str) -> Path | None:
-    for sub in ("cur", "new"):
-        for entry in _sorted_entries_if_any(folder_dir / sub):
-            if _split_name(entry.name)[0] == unique:
-                return Path(entry.path)
-    return None
-
-
-def _folder_stamp(folder_dir: Path) -> tuple[int, int]:
-    return (
-        os.stat(folder_dir / "cur").st_mtime_ns,
-        os.stat(folder_dir / "new").st_mtime_ns,
-    )
-
-
-def _ensure_folder(user_dir: Path, dir_name: str) -> Path:
-    """Create the Maildir++ folder (``cur``/``new``/``tmp``) if missing; return its directory."""
-    user_dir.mkdir(exist_ok=True)
-    mail_dir = user_dir / MAIL_DIR
-    folder_dir = mail_dir / dir_name if dir_name else mail_dir
-    for sub in ("cur", "new", "tmp"):
-        (folder_dir / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
-    if dir_name:
-        # Courier and Dovecot mark Maildir++ subfolders with this empty file.
-        (folder_dir / "maildirfolder").touch(exist_ok=True)
-    return folder_dir
+def _folder_stamp(subs: dict[str, Directory]) -> tuple[int, int]:
+    return subs["cur"].stamp(), subs["new"].stamp()
 
 
 def _fresh_unique(index: _FolderIndex) -> str:
@@ -487,29 +681,47 @@ def _check_collision(collision: str) -> None:
 
 # ----- folder names: Maildir++ with modified UTF-7 (RFC 3501 section 5.1.3) -----
 
+# Names that must never be shown as one component of a folder path.
+_NOT_A_NAME = ("", ".", "..")
+
 
 def _folder_path(dir_name: str) -> str:
-    """``.Archive.2024`` -> ``Archive/2024``; a part that is not valid modified UTF-7 is kept."""
-    return "/".join(_mutf7_decode_or_raw(part) for part in dir_name[1:].split("."))
+    """``.Archive.2024`` -> ``Archive/2024``, for people (restores use the directory's own name).
+    A part that is not valid modified UTF-7, or decodes to something that is not one name
+    (``&AC4ALg-`` is ``..``, ``&AC8-`` holds ``/``), is shown as it is written."""
+    return "/".join(_shown_part(part) for part in dir_name[1:].split("."))
+
+
+def _shown_part(part: str) -> str:
+    if not part:
+        return "\ufffd"
+    try:
+        decoded = _mutf7_decode(part)
+    except ValueError:
+        return display(part)
+    if decoded in _NOT_A_NAME or "/" in decoded or "\0" in decoded:
+        return display(part)
+    return display(decoded)
 
 
 def _folder_dir_name(folder: str) -> str:
-    """``Inbox`` -> ``""``; ``Archive/2024`` -> ``.Archive.2024`` (parts in modified UTF-7)."""
+    """``Inbox`` -> ``""``; ``Archive/2024`` -> ``.Archive.2024`` (parts in modified UTF-7, and
+    a "." inside a name encoded too, since "." separates Maildir++ levels)."""
     if folder.casefold() == INBOX.casefold():
         return ""
     parts = folder.split("/")
     for part in parts:
-        # "." is the Maildir++ hierarchy separator, so it cannot appear inside a name.
-        if not part or "." in part or "\0" in part:
-            raise InvalidInput(f"not a restorable mail folder: {folder!r}", "folder")
-    return "." + ".".join(_mutf7_encode(part) for part in parts)
+        if part in _NOT_A_NAME or "\0" in part:
+            raise InvalidInput(f"not a restorable mail folder: {display(folder)!r}", "folder")
+    return "." + ".".join(_mutf7_encode(part, also=".") for part in parts)
 
 
-def _mutf7_decode_or_raw(text: str) -> str:
-    try:
-        return _mutf7_decode(text)
-    except ValueError:
-        return text
+def _checked_dir_name(dir_name: str) -> str:
+    """A folder's directory as backed up: "" (the Inbox) or one ``.``-name below ``Mail``."""
+    dot_name = dir_name.startswith(".") and dir_name not in _NOT_A_NAME
+    if dir_name and (not dot_name or "/" in dir_name or "\0" in dir_name):
+        raise InvalidInput(f"not a Maildir++ folder directory: {display(dir_name)!r}", "folder")
+    return dir_name
 
 
 def _mutf7_decode(text: str) -> str:
@@ -538,15 +750,16 @@ def _mutf7_decode_run(encoded: str) -> str:
         raise ValueError(f"invalid modified UTF-7 run {encoded!r}") from exc
 
 
-def _mutf7_encode(text: str) -> str:
+def _mutf7_encode(text: str, also: str = "") -> str:
+    """Modified UTF-7; characters in ``also`` are base64-encoded though printable."""
     out: list[str] = []
     run: list[str] = []
     for char in [*text, ""]:  # "" flushes the last run
-        if char and not (" " <= char <= "~"):
+        if char and (not (" " <= char <= "~") or char in also):
             run.append(char)
             continue
         if run:
-            raw = "".join(run).encode("utf-16-be")
+            raw = "".join(run).encode("utf-16-be", "surrogatepass")
             out.append(
                 "&" + base64.b64encode(raw).decode("ascii").rstrip("=").replace("/", ",") + "-"
             )
@@ -561,72 +774,20 @@ def _mutf7_encode(text: str) -> str:
 def _drive_parts(path: str) -> list[str]:
     """Split a relative posix path, refusing anything that could leave the user's OneDrive."""
     parts = path.split("/")
-    if path.startswith("/") or any(part in ("", ".", "..") or "\0" in part for part in parts):
-        raise InvalidInput(f"path escapes the user's OneDrive or is not relative: {path!r}", "path")
+    if path.startswith("/") or any(part in _NOT_A_NAME or "\0" in part for part in parts):
+        raise InvalidInput(
+            f"path escapes the user's OneDrive or is not relative: {display(path)!r}", "path"
+        )
     return parts
 
 
-def _ensure_drive_parents(drive_dir: Path, parents: list[str], path: str) -> Path:
-    """Create the parent directories one by one, refusing to pass through a symlink."""
-    current = drive_dir
-    current.mkdir(exist_ok=True)
-    for part in parents:
-        current = current / part
-        try:
-            current.mkdir()
-        except FileExistsError:
-            if current.is_symlink():
-                raise InvalidInput(f"path goes through a symlink: {path!r}", "path") from None
-    return current
-
-
-def _restored_name(target: Path) -> Path:
+def _restored_name(directory: Directory, name: str) -> str:
     """``name.ext`` -> ``name (restored).ext``, then ``name (restored 2).ext``, ... (first free)."""
-    stem, suffix = PurePosixPath(target.name).stem, PurePosixPath(target.name).suffix
+    stem, suffix = PurePosixPath(name).stem, PurePosixPath(name).suffix
     number = 1
     while True:
         label = "restored" if number == 1 else f"restored {number}"
-        candidate = target.with_name(f"{stem} ({label}){suffix}")
-        if not os.path.lexists(candidate):
+        candidate = f"{stem} ({label}){suffix}"
+        if directory.lstat(candidate) is None:
             return candidate
         number += 1
-
-
-# ----- writing -----
-
-
-def _write_atomically(
-    temp_dir: Path,
-    target: Path,
-    data: bytes | BinaryIO,
-    *,
-    mtime: float | None = None,
-    mode: int | None = None,
-) -> None:
-    """Write a temp file in ``temp_dir``, fsync, set mode and mtime, rename it to ``target``."""
-    fd, temp_name = tempfile.mkstemp(dir=temp_dir, prefix=".keepstone-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if isinstance(data, bytes):
-                out.write(data)
-            else:
-                shutil.copyfileobj(data, out)
-            out.flush()
-            if mode is not None:
-                os.fchmod(out.fileno(), stat.S_IMODE(mode))
-            os.fsync(out.fileno())
-        if mtime is not None:
-            os.utime(temp_name, (mtime, mtime))
-        os.rename(temp_name, target)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
-def _open_no_follow(path: Path) -> BinaryIO:
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
