@@ -20,14 +20,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tokens") as batch:
-        # Tokens issued before this revision each form their own family (their own id).
-        batch.add_column(sa.Column("family_id", sa.String(36), nullable=True))
-    op.execute("UPDATE tokens SET family_id = id WHERE family_id IS NULL")
-    with op.batch_alter_table("tokens") as batch:
-        batch.alter_column("family_id", existing_type=sa.String(36), nullable=False)
-        batch.create_index("ix_tokens_family_id", ["family_id"])
-        batch.create_index("ix_tokens_expires_at", ["expires_at"])
+    # A plain ADD COLUMN (no table copy); tokens issued before this revision each form their own
+    # family (their own id).
+    op.add_column(
+        "tokens",
+        sa.Column("family_id", sa.String(36), nullable=False, server_default=sa.text("''")),
+    )
+    op.execute("UPDATE tokens SET family_id = id")
+    op.create_index("ix_tokens_family_id", "tokens", ["family_id"])
+    op.create_index("ix_tokens_expires_at", "tokens", ["expires_at"])
     op.create_table(
         "audit_events",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -52,7 +53,7 @@ def downgrade() -> None:
     op.drop_index("ix_audit_events_organization_time", "audit_events")
     op.drop_index("ix_audit_events_time", "audit_events")
     op.drop_table("audit_events")
+    op.drop_index("ix_tokens_expires_at", "tokens")
+    op.drop_index("ix_tokens_family_id", "tokens")
     with op.batch_alter_table("tokens") as batch:
-        batch.drop_index("ix_tokens_expires_at")
-        batch.drop_index("ix_tokens_family_id")
         batch.drop_column("family_id")
