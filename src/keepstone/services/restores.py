@@ -436,7 +436,7 @@ def restore(
             if len(items) == 1 and isinstance(error, InvalidInput):
                 raise  # one item asked for: its refusal is the answer (a 400 naming the path)
             counts.failed += 1
-            _item_failed(ctx, session_id, item, user, error, counts.failed)
+            _item_failed(ctx, session_id, item, user, error, counts.failed, by)
             continue
         if written is None:
             counts.skipped += 1
@@ -474,6 +474,7 @@ def _item_failed(
     source: str,
     error: OSError | InvalidInput,
     failures: int,
+    by: str,
 ) -> None:
     """One item of a put-back could not be written: the rest goes on; the first failures are
     events naming the item and why (a bounded number, whatever the size of the put-back)."""
@@ -484,7 +485,13 @@ def _item_failed(
         ctx,
         session_id,
         Event(
-            "Restore", "Failed", f"Cannot restore {item.path}: {why}", ctx.clock.now(), item, source
+            "Restore",
+            "Failed",
+            f"Cannot restore {item.path}: {why}",
+            ctx.clock.now(),
+            item,
+            source,
+            by=by,
         ),
     )
 
