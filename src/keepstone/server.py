@@ -35,6 +35,9 @@ log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
 INITIAL_PASSWORD_FILE = "initial-admin-password"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
+CATALOG_SUFFIXES = ("-wal", "-shm", "-journal")
 
 
 class ServerError(Exception):
@@ -91,10 +94,29 @@ class DataDirLock:
 
 def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -> Context:
     """The catalog of ``data_dir``, migrated to the newest schema."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_data_dir(data_dir)
     db = Database(sqlite_url(data_dir / DATABASE_FILE))
     db.migrate()
-    return Context(db=db, clock=clock or SystemClock(), tz=tz, secrets_dir=data_dir / "secrets")
+    return Context(
+        db=db,
+        clock=clock or SystemClock(),
+        tz=tz,
+        secrets_dir=data_dir / "secrets",
+        data_dir=data_dir,
+    )
+
+
+def make_private_data_dir(data_dir: Path) -> None:
+    """The data directory 0700 and the catalog 0600, whatever the umask and whatever an older
+    version left: the catalog holds every password hash. SQLite gives its ``-wal`` and ``-shm``
+    files the database file's mode, so the database is created 0600 before SQLite opens it."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+    os.chmod(data_dir, PRIVATE_DIRECTORY)
+    database = data_dir / DATABASE_FILE
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    for path in (database, *(data_dir / f"{DATABASE_FILE}{s}" for s in CATALOG_SUFFIXES)):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, PRIVATE_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +143,9 @@ def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
 
 
 def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(handle.fileno(), PRIVATE_FILE)
         handle.write(text)
 
 
@@ -193,7 +216,7 @@ class ServeOptions:
 def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     """Run until SIGTERM or Ctrl-C, then stop the proxy and release the data directory."""
     tz = resolve_timezone(options.timezone)
-    options.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    options.data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
