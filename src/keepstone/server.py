@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -211,11 +212,34 @@ class ServeOptions:
     tls_key: Path | None = None
     tls_self_signed: bool = False
     timezone: str | None = None
+    public_url: str | None = None
+
+
+def resolve_public_url(option: str | None) -> str | None:
+    """``--public-url``, else ``$KEEPSTONE_PUBLIC_URL``, else none (links then use the address
+    the server listens on)."""
+    from keepstone.api.public_url import PublicUrlError, check_public_url
+
+    chosen = option or os.environ.get("KEEPSTONE_PUBLIC_URL")
+    try:
+        return check_public_url(chosen) if chosen else None
+    except PublicUrlError as error:
+        raise ServerError(str(error)) from None
+
+
+def strict_tls(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's TLS context, held to TLS 1.2 or newer by the server itself rather than by
+    whatever the Python or OpenSSL build defaults to."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+    return context
 
 
 def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     """Run until SIGTERM or Ctrl-C, then stop the proxy and release the data directory."""
     tz = resolve_timezone(options.timezone)
+    public = resolve_public_url(options.public_url)
     options.data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     lock = DataDirLock(options.data_dir)
     lock.acquire()
@@ -250,11 +274,12 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
 
         config = uvicorn.Config(
-            create_app(ctx),
+            create_app(ctx, public),
             host=options.host,
             port=options.port,
             ssl_certfile=cert,
             ssl_keyfile=key,
+            ssl_context_factory=strict_tls if cert else None,
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from keepstone import __version__
 from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
+from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
     deps,
@@ -39,6 +40,7 @@ from keepstone.domain.errors import KeepstoneError
 from keepstone.services.auth import LoginThrottle
 from keepstone.services.context import Context
 
+SWAGGER_PAGE = "/swagger"
 WORKER_THREADS = int(os.environ.get("KEEPSTONE_WORKER_THREADS", "8"))
 VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behind authentication
     (token.router, "Auth", False),
@@ -52,7 +54,9 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
 ]
 
 
-def create_app(ctx: Context) -> FastAPI:
+def create_app(ctx: Context, public: str | None = None) -> FastAPI:
+    """The application; ``public`` is the ``--public-url`` links are built on (else the address
+    each request arrived on; see ``api.public_url``)."""
     app = FastAPI(
         title="Keepstone",
         version=__version__,
@@ -61,6 +65,7 @@ def create_app(ctx: Context) -> FastAPI:
         openapi_url="/swagger/openapi.json",
     )
     app.state.ctx = ctx
+    app.state.public_url = public
     app.state.login_throttle = LoginThrottle()
     app.state.page_sets = PageSets()
     templates: list[str] = []
@@ -78,10 +83,11 @@ def create_app(ctx: Context) -> FastAPI:
             ]
     app.include_router(em_routes.router, tags=["Enterprise Manager"])
     templates += [route.path for route in em_routes.router.routes if isinstance(route, APIRoute)]
-    _add_swagger(app)
+    swagger_policy = _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
     app.add_middleware(BodyLimit)
+    app.add_middleware(SecurityHeaders, public=public, pages={SWAGGER_PAGE: swagger_policy})
     app.add_middleware(RequestContext)
     return app
 
@@ -94,26 +100,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def _add_swagger(app: FastAPI) -> None:
+def _add_swagger(app: FastAPI) -> str:
+    """Serve Swagger UI from local assets; returns the page's Content-Security-Policy."""
     app.mount(
         "/swagger/static",
         StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
         name="swagger-static",
     )
+    page = get_swagger_ui_html(
+        openapi_url="/swagger/openapi.json",
+        title="Keepstone API",
+        swagger_js_url="/swagger/static/swagger-ui-bundle.js",
+        swagger_css_url="/swagger/static/swagger-ui.css",
+        swagger_favicon_url="/swagger/static/favicon-32x32.png",
+    ).body
 
-    @app.get("/swagger", include_in_schema=False)
+    @app.get(SWAGGER_PAGE, include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/swagger/openapi.json",
-            title="Keepstone API",
-            swagger_js_url="/swagger/static/swagger-ui-bundle.js",
-            swagger_css_url="/swagger/static/swagger-ui.css",
-            swagger_favicon_url="/swagger/static/favicon-32x32.png",
-        )
+        return HTMLResponse(page)
 
     @app.get("/swagger/ui/index", include_in_schema=False)
     def vendor_swagger_path() -> RedirectResponse:
-        return RedirectResponse("/swagger")
+        return RedirectResponse(SWAGGER_PAGE)
+
+    return page_policy(bytes(page).decode())
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -44,11 +44,25 @@ def serve_command(
             help="IANA time zone of schedules' dailyTime (default $KEEPSTONE_TIMEZONE, UTC)."
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL clients reach the server at, for absolute links (default "
+            "$KEEPSTONE_PUBLIC_URL, else the address listened on; never the Host header)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
     options = ServeOptions(
-        resolve_data_dir(data_dir), host, port, tls_cert, tls_key, tls_self_signed, timezone
+        resolve_data_dir(data_dir),
+        host,
+        port,
+        tls_cert,
+        tls_key,
+        tls_self_signed,
+        timezone,
+        public_url,
     )
     try:
         serve(options, say=say)
