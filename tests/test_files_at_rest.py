@@ -13,13 +13,19 @@ from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from keepstone.engine import LocalStore, Repository
 from tests.local_org import Organization
-from tests.process_helpers import bearer, login, process_env, start_server
+from tests.process_helpers import (
+    add_job,
+    add_local_organization,
+    bearer,
+    login,
+    process_env,
+    start_server,
+)
 
 PASSWORD = "an attached repository's password"
 RUN_DEADLINE = 60.0
@@ -66,13 +72,13 @@ def wider_than_private(root: Path, old: AbstractSet[Path] = frozenset()) -> list
     return wrong
 
 
-def run_to_success(client: httpx.Client, job: dict[str, Any]) -> None:
-    assert client.post(f"/v2/Jobs/{job['id']}/Action", json={"start": None}).status_code == 200
+def run_to_success(client: httpx.Client, job_id: str) -> None:
+    assert client.post(f"/v2/Jobs/{job_id}/Action", json={"start": None}).status_code == 200
     deadline = time.monotonic() + RUN_DEADLINE
     status = None
     while time.monotonic() < deadline and status != "Success":
         time.sleep(0.1)
-        runs = client.get(f"/v2/Jobs/{job['id']}/JobSessions").json()
+        runs = client.get(f"/v2/Jobs/{job_id}/JobSessions").json()
         status = runs[0]["status"] if runs else None
         assert status not in ("Failed", "Warning"), runs
     assert status == "Success"
@@ -99,10 +105,7 @@ def test_a_backup_under_a_permissive_umask_leaves_only_private_files(tmp_path: P
     try:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
             client.headers.update(bearer(login(client, "admin", ADMIN_PASSWORD)))
-            organization = client.post(
-                "/v2/Organizations",
-                json={"type": "Local", "name": "acme", "localSettings": {"path": str(org.root)}},
-            ).json()
+            org_id = add_local_organization(client, "acme", org.root)
             default = client.get("/v2/BackupRepositories").json()[0]
             second = client.post(
                 "/v2/BackupRepositories",
@@ -110,11 +113,7 @@ def test_a_backup_under_a_permissive_umask_leaves_only_private_files(tmp_path: P
             )
             assert second.status_code == 200, second.text
             for number, repository in enumerate((default, second.json())):
-                job = client.post(
-                    f"/v2/Organizations/{organization['id']}/Jobs",
-                    json={"name": f"job{number}", "repositoryId": repository["id"]},
-                ).json()
-                run_to_success(client, job)
+                run_to_success(client, add_job(client, org_id, f"job{number}", repository["id"]))
         # While the server runs, SQLite's WAL and shared-memory files exist beside the catalog.
         catalog = [data_dir / f"keepstone.db{suffix}" for suffix in ("", "-wal", "-shm")]
         assert {p.name: oct(mode(p)) for p in catalog} == {p.name: oct(0o600) for p in catalog}

@@ -11,6 +11,7 @@ import signal
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -39,6 +40,8 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
 CATALOG_SUFFIXES = ("-wal", "-shm", "-journal")
+# How long a stop waits for a running backup or retention to reach its next stop check.
+STOP_GRACE_SECONDS = 120.0
 
 
 class ServerError(Exception):
@@ -287,12 +290,28 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         try:
             _Server(config).run()
         finally:
-            scheduler.stop()
-            worker.stop()
+            stop_background_work(scheduler, worker)
             ctx.db.dispose()
             say("Keepstone stopped")
     finally:
         lock.release()
+        log.info("data directory released", data_dir=str(options.data_dir))
+
+
+def stop_background_work(scheduler: Scheduler, worker: ProxyWorker) -> None:
+    """Stop the scheduler, the retention runs, the proxy's backup and the tasks, and wait for
+    them: the data-directory lock may be released only when nothing of this server still writes
+    (a server started next must never run beside this one's backup). Work that will not stop
+    within ``STOP_GRACE_SECONDS`` ends with the process, which frees the lock only then."""
+    log.info("stopping background work")
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    stopped = scheduler.stop(STOP_GRACE_SECONDS)
+    stopped = worker.stop(max(0.0, deadline - time.monotonic())) and stopped
+    if not stopped:
+        log.error("background work did not stop in time; exiting", seconds=STOP_GRACE_SECONDS)
+        os._exit(1)  # the kernel frees the lock as the last thread of the process dies
+    tasks.stop_workers()
+    log.info("background work stopped")
 
 
 class _Server(uvicorn.Server):

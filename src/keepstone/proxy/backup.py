@@ -122,13 +122,19 @@ class LocalBackup:
             sources.append(self.source.onedrive_items(user))
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
             pending: list[tuple[SourceItem, Future[Item] | Item]] = []
-            for source in sources:
-                for item in source:
-                    pending.append((item, self._plan(pool, writer, item, previous.get(item.key))))
-                    if len(pending) >= IN_FLIGHT:
-                        self._record_item(writer, *pending.pop(0), counts)
-            for entry in pending:
-                self._record_item(writer, *entry, counts)
+            try:
+                for source in sources:
+                    for item in source:
+                        planned = self._plan(pool, writer, item, previous.get(item.key))
+                        pending.append((item, planned))
+                        if len(pending) >= IN_FLIGHT:
+                            self._record_item(writer, *pending.pop(0), counts)
+                for entry in pending:
+                    self._record_item(writer, *entry, counts)
+            except BaseException:
+                # A stopped run must end now: the items read ahead are not stored.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return counts
 
     def _plan(
