@@ -111,11 +111,14 @@ def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -
 
 
 def make_private_data_dir(data_dir: Path) -> None:
-    """The data directory 0700 and the catalog 0600, whatever the umask and whatever an older
-    version left: the catalog holds every password hash. SQLite gives its ``-wal`` and ``-shm``
-    files the database file's mode, so the database is created 0600 before SQLite opens it."""
+    """The data directory and its secrets 0700 and the catalog 0600, whatever the umask and
+    whatever an older version left: the catalog holds every password hash. SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's mode, so the database is created 0600 before
+    SQLite opens it."""
     data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     os.chmod(data_dir, PRIVATE_DIRECTORY)
+    if (data_dir / "secrets").is_dir():
+        os.chmod(data_dir / "secrets", PRIVATE_DIRECTORY)
     database = data_dir / DATABASE_FILE
     os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
     for path in (database, *(data_dir / f"{DATABASE_FILE}{s}" for s in CATALOG_SUFFIXES)):
