@@ -87,8 +87,9 @@ def create_app(ctx: Context, public: str | None = None) -> FastAPI:
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
     app.add_middleware(BodyLimit)
-    app.add_middleware(SecurityHeaders, public=public, pages={SWAGGER_PAGE: swagger_policy})
     app.add_middleware(RequestContext)
+    # Outermost, so that even RequestContext's generic 500 carries the headers.
+    app.add_middleware(SecurityHeaders, public=public, pages={SWAGGER_PAGE: swagger_policy})
     return app
 
 
