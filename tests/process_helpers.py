@@ -33,6 +33,7 @@ SERVER_ENV_VARS = (
     "KEEPSTONE_ADMIN_PASSWORD",
     "KEEPSTONE_TIMEZONE",
     "KEEPSTONE_TRUSTED_PROXIES",
+    "KEEPSTONE_PUBLIC_URL",
 )
 
 
@@ -250,3 +251,24 @@ def login(client: httpx.Client, username: str, password: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def add_local_organization(client: httpx.Client, name: str, root: Path) -> str:
+    """``POST /v2/Organizations`` of a Local organization at ``root``; returns its id."""
+    response = client.post(
+        "/v2/Organizations",
+        json={"type": "Local", "name": name, "localSettings": {"path": str(root)}},
+    )
+    assert response.status_code == 200, response.text
+    org_id: str = response.json()["id"]
+    return org_id
+
+
+def add_job(client: httpx.Client, org_id: str, name: str, repository_id: str) -> str:
+    """A manual job of the whole organization into ``repository_id``; returns its id."""
+    response = client.post(
+        f"/v2/Organizations/{org_id}/Jobs", json={"name": name, "repositoryId": repository_id}
+    )
+    assert response.status_code == 200, response.text
+    job_id: str = response.json()["id"]
+    return job_id

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import signal
+import socket
 import sqlite3
 import ssl
 import stat
@@ -25,11 +26,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from keepstone.server import strict_tls
 from tests.process_helpers import (
     ServerProcess,
     bearer,
@@ -48,6 +51,8 @@ FLEET_READY_TIMEOUT = 120.0
 # Operators' data directories are often deep; messages must still name them intact.
 LONG_NAME = "an-operators-rather-long-but-perfectly-ordinary-keepstone-data-directory"
 ENV_ADMIN_USER, ENV_ADMIN_PASSWORD = "operator", "s3cret-enough"
+PUBLIC_URL = "https://backup.public.example:9443"
+EVIL_HOST = {"Host": "evil.example"}
 
 
 def printed_password(server: ServerProcess) -> str:
@@ -393,6 +398,103 @@ def test_tls_with_an_own_certificate_serves_that_certificate(fleet: Fleet) -> No
     with httpx.Client(verify=https_context(cert_path), timeout=10) as client:
         assert client.get(f"{server.base_url}/swagger/openapi.json").status_code == 200
     assert not (server.data_dir / "tls").exists()
+
+
+def tls_client(version: ssl.TLSVersion) -> ssl.SSLContext:
+    """A client speaking exactly ``version``, with every cipher this OpenSSL still has, so that
+    only the server can be the one refusing an old protocol."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    context.minimum_version = context.maximum_version = version
+    return context
+
+
+def handshake(port: int, version: ssl.TLSVersion) -> str:
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        tls_client(version).wrap_socket(raw) as tls,
+    ):
+        return tls.version() or ""
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_below_1_2_is_refused_by_the_server(fleet: Fleet, tmp_path: Path) -> None:
+    server = fleet.ready("tls-all-interfaces")
+    assert handshake(server.port, ssl.TLSVersion.TLSv1_2) == "TLSv1.2"
+    assert handshake(server.port, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
+    with pytest.raises(ssl.SSLError) as refused:
+        handshake(server.port, ssl.TLSVersion.TLSv1_1)
+    # The refusal is the server's: this client does complete TLS 1.1 with a server that allows it.
+    assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1 is deprecated:DeprecationWarning")
+def test_the_server_sets_its_own_tls_floor_whatever_the_default(fleet: Fleet) -> None:
+    """``strict_tls`` raises the floor of a context whose default would allow TLS 1.0."""
+    cert, key = fleet.root / "pki" / "own-cert.pem", fleet.root / "pki" / "own-key.pem"
+
+    def permissive() -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.load_cert_chain(cert, key)
+        return context
+
+    config = uvicorn.Config(lambda: None, ssl_certfile=str(cert), ssl_keyfile=str(key))
+    assert strict_tls(config, permissive).minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_https_answers_carry_hsts_and_a_secure_httponly_session_cookie(fleet: Fleet) -> None:
+    server = fleet.ready("tls-all-interfaces")
+    assert server.data_dir is not None
+    credentials = ("admin", initial_password(server.data_dir))
+    with httpx.Client(base_url=server.base_url, verify=False, timeout=10) as client:
+        logon = client.post("/api/sessionMngr/?v=latest", auth=credentials)
+        assert logon.status_code == 201, logon.text
+        cookie = logon.headers["set-cookie"]
+        assert all(flag in cookie for flag in ("; Secure", "; HttpOnly", "; SameSite=Strict"))
+        assert logon.headers["cache-control"] == "no-store"
+        assert logon.headers["strict-transport-security"].startswith("max-age=")
+        for answer in (logon, client.get("/v2/no-such-thing")):
+            assert answer.headers["x-content-type-options"] == "nosniff"
+            assert answer.headers["x-frame-options"] == "DENY"
+
+
+def test_links_use_the_bound_address_not_the_host_header(first_start: ServerProcess) -> None:
+    assert first_start.data_dir is not None
+    with admin_client(first_start, initial_password(first_start.data_dir)) as client:
+        answer = client.get("/v8/BackupRepositories", headers=EVIL_HOST)
+    assert "evil.example" not in answer.text
+    assert answer.json()["_links"]["self"]["href"].startswith(f"{first_start.base_url}/v8/")
+
+
+def test_links_use_the_configured_public_url(tmp_path: Path) -> None:
+    env = process_env(KEEPSTONE_PUBLIC_URL=PUBLIC_URL + "/")
+    server = start_server(
+        tmp_path / "logs", tmp_path / "data", env=env, ready_timeout=FLEET_READY_TIMEOUT
+    )
+    try:
+        password = initial_password(tmp_path / "data")
+        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+            token = login(client, "admin", password)
+            answer = client.get("/v8/BackupRepositories", headers=EVIL_HOST | bearer(token))
+            logon = client.post("/api/sessionMngr/?v=latest", auth=("admin", password))
+    finally:
+        server.stop()
+    assert answer.json()["_links"]["self"]["href"].startswith(f"{PUBLIC_URL}/v8/")
+    assert logon.headers["location"].startswith(f"{PUBLIC_URL}/api/logonSessions/")
+
+
+def test_a_malformed_public_url_stops_the_start(tmp_path: Path) -> None:
+    server = start_server(
+        tmp_path / "logs", tmp_path / "data", "--public-url", "ftp://x/", wait=False
+    )
+    try:
+        assert server.process.wait(timeout=30) == 1
+        assert "public URL 'ftp://x/'" in server.output
+    finally:
+        server.stop()
 
 
 # ---- restarts and stopping (each test runs its own servers) ----------------------------------

@@ -9,7 +9,9 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -36,6 +38,11 @@ log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
 INITIAL_PASSWORD_FILE = "initial-admin-password"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+PRIVATE_DIRECTORY = 0o700
+PRIVATE_FILE = 0o600
+CATALOG_SUFFIXES = ("-wal", "-shm", "-journal")
+# How long a stop waits for a running backup or retention to reach its next stop check.
+STOP_GRACE_SECONDS = 120.0
 
 
 class ServerError(Exception):
@@ -92,10 +99,32 @@ class DataDirLock:
 
 def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -> Context:
     """The catalog of ``data_dir``, migrated to the newest schema."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_data_dir(data_dir)
     db = Database(sqlite_url(data_dir / DATABASE_FILE))
     db.migrate()
-    return Context(db=db, clock=clock or SystemClock(), tz=tz, secrets_dir=data_dir / "secrets")
+    return Context(
+        db=db,
+        clock=clock or SystemClock(),
+        tz=tz,
+        secrets_dir=data_dir / "secrets",
+        data_dir=data_dir,
+    )
+
+
+def make_private_data_dir(data_dir: Path) -> None:
+    """The data directory and its secrets 0700 and the catalog 0600, whatever the umask and
+    whatever an older version left: the catalog holds every password hash. SQLite gives its
+    ``-wal`` and ``-shm`` files the database file's mode, so the database is created 0600 before
+    SQLite opens it."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
+    os.chmod(data_dir, PRIVATE_DIRECTORY)
+    if (data_dir / "secrets").is_dir():
+        os.chmod(data_dir / "secrets", PRIVATE_DIRECTORY)
+    database = data_dir / DATABASE_FILE
+    os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
+    for path in (database, *(data_dir / f"{DATABASE_FILE}{s}" for s in CATALOG_SUFFIXES)):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, PRIVATE_FILE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +151,9 @@ def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
 
 
 def _write_private(path: Path, text: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
     with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(handle.fileno(), PRIVATE_FILE)
         handle.write(text)
 
 
@@ -190,12 +220,35 @@ class ServeOptions:
     tls_self_signed: bool = False
     timezone: str | None = None
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For the server believes
+    public_url: str | None = None
+
+
+def resolve_public_url(option: str | None) -> str | None:
+    """``--public-url``, else ``$KEEPSTONE_PUBLIC_URL``, else none (links then use the address
+    the server listens on)."""
+    from keepstone.api.public_url import PublicUrlError, check_public_url
+
+    chosen = option or os.environ.get("KEEPSTONE_PUBLIC_URL")
+    try:
+        return check_public_url(chosen) if chosen else None
+    except PublicUrlError as error:
+        raise ServerError(str(error)) from None
+
+
+def strict_tls(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """uvicorn's TLS context, held to TLS 1.2 or newer by the server itself rather than by
+    whatever the Python or OpenSSL build defaults to."""
+    context = default()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
+    return context
 
 
 def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     """Run until SIGTERM or Ctrl-C, then stop the proxy and release the data directory."""
     tz = resolve_timezone(options.timezone)
-    options.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    public = resolve_public_url(options.public_url)
+    options.data_dir.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIRECTORY)
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
@@ -229,11 +282,12 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
 
         config = uvicorn.Config(
-            create_app(ctx, options.trusted_proxies),
+            create_app(ctx, trusted_proxies=options.trusted_proxies, public=public),
             host=options.host,
             port=options.port,
             ssl_certfile=cert,
             ssl_keyfile=key,
+            ssl_context_factory=strict_tls if cert else None,
             log_config=None,
             access_log=False,
             # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
@@ -244,12 +298,28 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         try:
             _Server(config).run()
         finally:
-            scheduler.stop()
-            worker.stop()
+            stop_background_work(scheduler, worker)
             ctx.db.dispose()
             say("Keepstone stopped")
     finally:
         lock.release()
+        log.info("data directory released", data_dir=str(options.data_dir))
+
+
+def stop_background_work(scheduler: Scheduler, worker: ProxyWorker) -> None:
+    """Stop the scheduler, the retention runs, the proxy's backup and the tasks, and wait for
+    them: the data-directory lock may be released only when nothing of this server still writes
+    (a server started next must never run beside this one's backup). Work that will not stop
+    within ``STOP_GRACE_SECONDS`` ends with the process, which frees the lock only then."""
+    log.info("stopping background work")
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    stopped = scheduler.stop(STOP_GRACE_SECONDS)
+    stopped = worker.stop(max(0.0, deadline - time.monotonic())) and stopped
+    if not stopped:
+        log.error("background work did not stop in time; exiting", seconds=STOP_GRACE_SECONDS)
+        os._exit(1)  # the kernel frees the lock as the last thread of the process dies
+    tasks.stop_workers()
+    log.info("background work stopped")
 
 
 class _Server(uvicorn.Server):

@@ -27,6 +27,8 @@ def test_unhandled_exception_is_a_generic_500_with_request_id(
         "message": f"Internal server error; quote request id {request_id} when reporting it"
     }
     assert "secret" not in response.text and "Traceback" not in response.text
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
     monkeypatch.undo()
     assert api.get("/v2/Jobs").status_code == 200  # the server stays up
 

@@ -132,7 +132,7 @@ def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy(ctx: Contex
 
 
 def test_forwarded_for_from_a_trusted_proxy_names_the_client(ctx: Context) -> None:
-    app = create_app(ctx, parse_networks(["10.0.0.0/8"]))
+    app = create_app(ctx, trusted_proxies=parse_networks(["10.0.0.0/8"]))
     proxy = client_at(app, "10.0.0.1")
     attacker = {"X-Forwarded-For": f"192.0.2.1, {ATTACKER}, 10.0.0.7"}  # right-most untrusted
     for _ in range(PAIR_FREE):

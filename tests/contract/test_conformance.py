@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,7 +167,8 @@ def _infrastructure(v: Checked, repo: dict[str, Any]) -> None:
         "/BackupRepositories",
         {
             "name": f"sealed {v.version}",
-            "path": f"{repo['path']}-sealed-{v.version}",
+            # beside the data directory: nothing but the default repository may be inside it
+            "path": str(Path(repo["path"]).parent.parent / f"sealed-{v.version}"),
             "encryptionPassword": "correct horse",
         },
         status=201 if v.version >= 8 else 200,

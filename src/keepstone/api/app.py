@@ -22,6 +22,7 @@ from keepstone import __version__
 from keepstone.api.client_address import Network
 from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
+from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
     deps,
@@ -40,6 +41,7 @@ from keepstone.domain.errors import KeepstoneError, RetryLater
 from keepstone.services.context import Context
 from keepstone.services.login_guard import LoginGuard
 
+SWAGGER_PAGE = "/swagger"
 WORKER_THREADS = int(os.environ.get("KEEPSTONE_WORKER_THREADS", "8"))
 VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behind authentication
     (token.router, "Auth", False),
@@ -53,7 +55,12 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
 ]
 
 
-def create_app(ctx: Context, trusted_proxies: tuple[Network, ...] = ()) -> FastAPI:
+def create_app(
+    ctx: Context, *, trusted_proxies: tuple[Network, ...] = (), public: str | None = None
+) -> FastAPI:
+    """The application. ``trusted_proxies`` are the peers whose ``X-Forwarded-For`` is believed
+    (``api.client_address``); ``public`` is the ``--public-url`` links are built on (else the
+    address each request arrived on; see ``api.public_url``)."""
     app = FastAPI(
         title="Keepstone",
         version=__version__,
@@ -64,6 +71,7 @@ def create_app(ctx: Context, trusted_proxies: tuple[Network, ...] = ()) -> FastA
     app.state.ctx = ctx
     app.state.login_guard = LoginGuard(ctx.clock)
     app.state.trusted_proxies = trusted_proxies
+    app.state.public_url = public
     app.state.page_sets = PageSets()
     templates: list[str] = []
     for number in VERSIONS:
@@ -80,11 +88,13 @@ def create_app(ctx: Context, trusted_proxies: tuple[Network, ...] = ()) -> FastA
             ]
     app.include_router(em_routes.router, tags=["Enterprise Manager"])
     templates += [route.path for route in em_routes.router.routes if isinstance(route, APIRoute)]
-    _add_swagger(app)
+    swagger_policy = _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext)
+    # Outermost, so that even RequestContext's generic 500 carries the headers.
+    app.add_middleware(SecurityHeaders, public=public, pages={SWAGGER_PAGE: swagger_policy})
     return app
 
 
@@ -96,26 +106,30 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
-def _add_swagger(app: FastAPI) -> None:
+def _add_swagger(app: FastAPI) -> str:
+    """Serve Swagger UI from local assets; returns the page's Content-Security-Policy."""
     app.mount(
         "/swagger/static",
         StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
         name="swagger-static",
     )
+    page = get_swagger_ui_html(
+        openapi_url="/swagger/openapi.json",
+        title="Keepstone API",
+        swagger_js_url="/swagger/static/swagger-ui-bundle.js",
+        swagger_css_url="/swagger/static/swagger-ui.css",
+        swagger_favicon_url="/swagger/static/favicon-32x32.png",
+    ).body
 
-    @app.get("/swagger", include_in_schema=False)
+    @app.get(SWAGGER_PAGE, include_in_schema=False)
     def swagger() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/swagger/openapi.json",
-            title="Keepstone API",
-            swagger_js_url="/swagger/static/swagger-ui-bundle.js",
-            swagger_css_url="/swagger/static/swagger-ui.css",
-            swagger_favicon_url="/swagger/static/favicon-32x32.png",
-        )
+        return HTMLResponse(page)
 
     @app.get("/swagger/ui/index", include_in_schema=False)
     def vendor_swagger_path() -> RedirectResponse:
-        return RedirectResponse("/swagger")
+        return RedirectResponse(SWAGGER_PAGE)
+
+    return page_policy(bytes(page).decode())
 
 
 def _add_error_handlers(app: FastAPI) -> None:

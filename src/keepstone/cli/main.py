@@ -54,6 +54,13 @@ def serve_command(
             "repeatable (default $KEEPSTONE_TRUSTED_PROXIES, comma-separated)."
         ),
     ] = None,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            help="URL clients reach the server at, for absolute links (default "
+            "$KEEPSTONE_PUBLIC_URL, else the address listened on; never the Host header)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
@@ -73,6 +80,7 @@ def serve_command(
         tls_self_signed,
         timezone,
         proxies,
+        public_url,
     )
     try:
         serve(options, say=say)

@@ -1,4 +1,9 @@
-"""Object stores: the only I/O the engine does. Objects are immutable, written atomically."""
+"""Object stores: the only I/O the engine does. Objects are immutable, written atomically.
+
+A repository is private to the server's user: every file it writes is 0600 and every directory
+0700, set explicitly so that neither the process umask nor an attached repository's history can
+widen them.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,8 @@ from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorr
 # Names are slash-separated; components are plain (no "..", no hidden files, no spaces).
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
 _TMP = "tmp"
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
 
 
 _IOV_MAX = 1024  # POSIX guarantees at least this many buffers per writev
@@ -73,6 +80,12 @@ class LocalStore:
 
     def _path(self, name: str) -> Path:
         return self.root / check_name(name)
+
+    def make_private(self) -> None:
+        """Restrict the repository's root to the server's user (0700): whatever an attached or
+        older repository holds below it becomes unreachable to anyone else."""
+        if self.root.is_dir():
+            os.chmod(self.root, DIRECTORY_MODE)
 
     def put(self, name: str, data: bytes) -> None:
         self.put_parts(name, (data,))
@@ -139,17 +152,20 @@ class LocalStore:
         if directory.is_dir():
             return
         if directory == self.root:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(parents=True, exist_ok=True, mode=DIRECTORY_MODE)
+            os.chmod(directory, DIRECTORY_MODE)
             return
         self._make_dirs(directory.parent)
         with contextlib.suppress(FileExistsError):
-            directory.mkdir()
+            directory.mkdir(mode=DIRECTORY_MODE)
+            os.chmod(directory, DIRECTORY_MODE)  # mkdir's mode is filtered by the umask
             _fsync_dir(directory.parent)
 
 
 def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
+        os.fchmod(fd, FILE_MODE)  # open's mode is filtered by the umask
         _write_all(fd, [memoryview(p) for p in parts if p])
         os.fsync(fd)
     finally:

@@ -168,13 +168,19 @@ class LocalBackup:
             sources.append(self._guarded(state, self.source.onedrive_items, user))
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
             pending: deque[tuple[SourceItem, Future[Stored] | Item]] = deque()
-            for source in sources:
-                for item in source:
-                    pending.append((item, self._plan(pool, writer, item, previous.get(item.key))))
-                    if len(pending) >= IN_FLIGHT:
-                        self._record_item(writer, *pending.popleft(), state)
-            for entry in pending:
-                self._record_item(writer, *entry, state)
+            try:
+                for source in sources:
+                    for item in source:
+                        planned = self._plan(pool, writer, item, previous.get(item.key))
+                        pending.append((item, planned))
+                        if len(pending) >= IN_FLIGHT:
+                            self._record_item(writer, *pending.popleft(), state)
+                for entry in pending:
+                    self._record_item(writer, *entry, state)
+            except BaseException:
+                # A stopped run must end now: the items read ahead are not stored.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
         return state
 
     def _guarded(

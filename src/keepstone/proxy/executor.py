@@ -7,6 +7,7 @@ Organization connectors provide executors (the engine issue); without one a run 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +19,10 @@ from keepstone.sources import why_unavailable
 from keepstone.sources.names import display
 
 RENEW_EVERY_SECONDS = 1.0  # how stale a stop request or lease may get: "stop" acts within this
+SHUTDOWN_MESSAGE = (
+    "The server was stopped during this run; the work finished so far is kept and the next "
+    "attempt continues from it"
+)
 
 
 class StopRun(Exception):
@@ -46,6 +51,7 @@ class RunContext:
     renew_every: float = RENEW_EVERY_SECONDS
     _renewed_at: float = field(default=0.0)
     stop: StopRun | None = None
+    shutting_down: threading.Event = field(default_factory=threading.Event)  # set by the proxy
 
     def should_stop(self) -> StopRun | None:
         """Why this run must stop now (user stop, backup window, lost claim), or None."""
@@ -71,6 +77,8 @@ class RunContext:
         self.statistics.update(statistics)
 
     def _stop_reason(self) -> StopRun | None:
+        if self.shutting_down.is_set():  # a failed attempt, so the retry policy brings it back
+            return StopRun(SessionStatus.FAILED, SHUTDOWN_MESSAGE)
         deadline = self.run.deadline
         if deadline is not None and self.ctx.clock.now() >= deadline:
             return StopRun(

@@ -48,10 +48,14 @@ class ProxyWorker:
     def wake(self) -> None:
         self._wake.set()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop claiming runs, make the running one stop at its next check, and wait for it
+        (up to ``timeout`` seconds); returns whether the proxy thread has ended."""
         self._stopping.set()
         self._wake.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -70,7 +74,13 @@ class ProxyWorker:
         if claimed is None:
             return False
         log.info("run claimed", session=claimed.session_id, job=claimed.job_name)
-        run = RunContext(self.ctx, claimed, self.proxy_id, renew_every=self.renew_every)
+        run = RunContext(
+            self.ctx,
+            claimed,
+            self.proxy_id,
+            renew_every=self.renew_every,
+            shutting_down=self._stopping,
+        )
         started = time.monotonic()
         retryable = True
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import structlog
@@ -66,10 +67,15 @@ class Scheduler:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop scheduling and wait (up to ``timeout`` seconds) for the scheduler thread and the
+        retention runs it started; returns whether all of them have ended."""
         self._stopping.set()
-        self._thread.join(timeout=10)
-        self.wait_for_retention()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in [self._thread, *self._retaining.values()]:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in [self._thread, *self._retaining.values()])
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

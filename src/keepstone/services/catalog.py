@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
+from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
 from keepstone.services import vault
 from keepstone.services.context import Context, new_id
@@ -26,6 +27,8 @@ from keepstone.store.tables import Job, Organization, Proxy, Repository, Restore
 T = TypeVar("T")
 
 SUPPORTED_ORGANIZATION_TYPES = ("Local",)
+ORGANIZATION_PATH = "localSettings.path"
+REPOSITORY_PATH = "path"
 PROXY_PORT = 9193
 PROXY_THREADS = 64
 HEARTBEAT_STALE_AFTER = timedelta(seconds=60)
@@ -65,6 +68,7 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
     )
     with ctx.db.write() as s:
         _ensure_unique(s, Organization, name, None)
+        _refuse_overlap(s, ctx, org.settings["path"], ORGANIZATION_PATH)
         s.add(org)
     return org
 
@@ -80,7 +84,9 @@ def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Orga
         if edit.description is not None:
             org.description = check_description(edit.description)
         if edit.local_path is not None:
-            org.settings = {**org.settings, "path": _existing_directory(edit.local_path)}
+            path = _existing_directory(edit.local_path)
+            _refuse_overlap(s, ctx, path, ORGANIZATION_PATH)
+            org.settings = {**org.settings, "path": path}
     return org
 
 
@@ -201,7 +207,10 @@ class DiskSpace:
     free: int
 
 
-def create_repository(ctx: Context, spec: RepositoryEdit) -> Repository:
+def create_repository(
+    ctx: Context, spec: RepositoryEdit, *, inside_data_dir: bool = False
+) -> Repository:
+    """A new repository; ``inside_data_dir`` only for the server's own default repository."""
     if spec.path is None:
         raise InvalidInput("path is required", "path")
     name = check_name(spec.name or "")
@@ -210,7 +219,8 @@ def create_repository(ctx: Context, spec: RepositoryEdit) -> Repository:
         proxy_id = spec.proxy_id or _local_proxy_id(s)
         _get(s, Proxy, proxy_id, "proxy", prop="proxyId")
         _ensure_unique(s, Repository, name, None)
-        path = _repository_directory(s, spec.path, None)
+        _refuse_overlap(s, ctx, spec.path, REPOSITORY_PATH, data_dir=not inside_data_dir)
+        path = _repository_directory(spec.path)
         repo = Repository(
             id=new_id(),
             name=name,
@@ -273,7 +283,7 @@ def ensure_default_repository(ctx: Context, path: Path) -> Repository:
     with ctx.db.read() as s:
         existing = s.scalar(select(Repository).where(Repository.path == str(path)))
     return existing or create_repository(
-        ctx, RepositoryEdit(name="Default Backup Repository", path=str(path))
+        ctx, RepositoryEdit(name="Default Backup Repository", path=str(path)), inside_data_dir=True
     )
 
 
@@ -290,22 +300,49 @@ def _edited_retention(current: RetentionPolicy, changes: dict[str, Any] | None) 
     return replace(current, **changes) if changes else current
 
 
-def _repository_directory(s: Session, path: str, own_id: str | None) -> str:
+def _repository_directory(path: str) -> str:
     if not os.path.isabs(path):
         raise InvalidInput(f"path must be an absolute path; got '{path}'", "path")
     path = os.path.normpath(path)
-    clash = s.scalar(
-        select(Repository).where(Repository.path == path, _other_than(Repository, own_id))
-    )
-    if clash is not None:
-        raise InvalidInput(f"path '{path}' is already used by repository '{clash.name}'", "path")
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o700, exist_ok=True)
     except OSError as error:
         raise InvalidInput(f"path '{path}' cannot be created: {error.strerror}", "path") from None
     if not os.access(path, os.W_OK):
         raise InvalidInput(f"path '{path}' is not writable by the server", "path")
     return path
+
+
+def _refuse_overlap(
+    s: Session, ctx: Context, path: str, prop: str, *, data_dir: bool = True
+) -> None:
+    """Refuse a new organization or repository ``path`` that is, contains or lies inside the
+    data directory (the catalog and the secrets), a repository, or (for a repository) an
+    organization: a source must never back up a repository or the server's own secrets, and
+    two repositories must never share files. Compared as real paths (links and ``..`` resolved).
+    """
+    if not os.path.isabs(path):
+        return  # the caller refuses it, naming the property
+    places = _occupied_places(s, ctx, data_dir=data_dir, organizations=prop == REPOSITORY_PATH)
+    clash = first_overlap(os.path.realpath(path), places)
+    if clash is not None:
+        raise InvalidInput(f"{prop} '{os.path.normpath(path)}' overlaps {clash}", prop)
+
+
+def _occupied_places(
+    s: Session, ctx: Context, *, data_dir: bool, organizations: bool
+) -> dict[str, str]:
+    """Description -> real path of every place a new path must stay clear of."""
+    places: dict[str, str] = {}
+    if data_dir and ctx.data_dir is not None:
+        places[f"the server's data directory '{ctx.data_dir}'"] = os.path.realpath(ctx.data_dir)
+    for repo in s.scalars(select(Repository)):
+        places[f"repository '{repo.name}' at '{repo.path}'"] = os.path.realpath(repo.path)
+    if organizations:
+        for org in s.scalars(select(Organization)):
+            where = org.settings["path"]
+            places[f"organization '{org.name}' at '{where}'"] = os.path.realpath(where)
+    return places
 
 
 def _local_proxy_id(s: Session) -> str:

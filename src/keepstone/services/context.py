@@ -24,6 +24,7 @@ class Context:
     tz: tzinfo = UTC
     wake_proxies: Callable[[], None] = field(default=_nothing)
     secrets_dir: Path | None = None  # where repository passwords are kept (services.vault)
+    data_dir: Path | None = None  # no repository or organization may overlap it
 
 
 def new_id() -> str:

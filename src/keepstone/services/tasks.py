@@ -26,6 +26,12 @@ Work = Callable[[], tuple[str, dict[str, Any]]]  # returns (message, related lin
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keepstone-task")
 
 
+def stop_workers() -> None:
+    """At server stop: tasks not started yet are dropped (the next start fails them, as it does
+    every task left running), and the running ones are waited for."""
+    _pool.shutdown(wait=True, cancel_futures=True)
+
+
 def submit(ctx: Context, logon_session_id: str | None, operation: str, work: Work) -> Task:
     """Record a Running task and do ``work`` on a worker thread; its outcome finishes the task."""
     with ctx.db.write() as s:

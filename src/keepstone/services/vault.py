@@ -3,11 +3,15 @@
 The server must open encrypted repositories unattended (scheduled runs), so it keeps each
 repository's password, but beside the catalog, not in it: a file per repository in
 ``<data-dir>/secrets`` (mode 0600), so a copied or attached catalog never carries passwords.
+A password file is replaced atomically and durably: it may be the only copy of the key to an
+encrypted repository, so a crash or power loss must leave either the old or the new password.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from pathlib import Path
 
 from keepstone.domain.errors import InvalidInput
@@ -37,9 +41,32 @@ def keep_password(ctx: Context, repo_id: str, password: str) -> None:
             "this server keeps no secrets: it has no data directory", "encryptionPassword"
         )
     path.parent.mkdir(mode=0o700, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(password)
+    os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+    write_durably(path, password.encode())
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` (mode 0600): a temporary file in the same directory,
+    fsynced, renamed over ``path``, then the directory fsynced, so the name never points at a
+    missing, empty or partial file, before or after a crash."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def forget_password(ctx: Context, repo_id: str) -> None:
@@ -57,6 +84,7 @@ def open_or_create(path: str, password: str | None) -> Repository:
     """Open the repository at ``path``, or create it there; a wrong or missing password is bad
     input naming ``encryptionPassword``."""
     store = LocalStore(Path(path))
+    store.make_private()
     try:
         if not store.exists("config"):
             try:

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from keepstone import __version__
+from keepstone.api import public_url
 from keepstone.api.client_address import client_address
 from keepstone.api.em.query import parse_filter, sort_key
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
@@ -53,7 +54,7 @@ def _ctx(request: Request) -> Context:
 
 
 def _base(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/api"
+    return f"{public_url.base_url(request)}/api"
 
 
 def logged_on(request: Request) -> Caller:
@@ -142,11 +143,18 @@ def log_on(request: Request, v: str = "latest") -> Response:
     headers = {
         SESSION_HEADER: logon.token,
         "Location": f"{base}/logonSessions/{logon.session_id}",
-        "Set-Cookie": f"{SESSION_HEADER}={logon.token}; Path=/api; HttpOnly; SameSite=Strict",
+        "Set-Cookie": session_cookie(request, logon.token),
     }
     return answer(
         request, logon_session(base, logon.session_id, logon.principal.user_name), 201, headers
     )
+
+
+def session_cookie(request: Request, token: str) -> str:
+    """The logon session's cookie: never readable by scripts nor sent cross-site, and over HTTPS
+    never sent over plain HTTP."""
+    secure = "; Secure" if public_url.is_secure(request) else ""
+    return f"{SESSION_HEADER}={token}; Path=/api; HttpOnly; SameSite=Strict{secure}"
 
 
 def _basic_credentials(request: Request) -> tuple[str, str]:
@@ -589,13 +597,13 @@ SERVER_ID = "00000000-0000-0000-0000-000000000001"  # this server: the only one 
 
 
 def backup_server(request: Request, who: Caller) -> etree._Element:
-    port = request.url.port or (443 if request.url.scheme == "https" else 80)
+    host, port = public_url.host_and_port(request)
     return element(
         "BackupServer",
         {
             "Href": who.href("backupServers", SERVER_ID),
             "Type": "BackupServer",
-            "Name": request.url.hostname or "",
+            "Name": host,
             "UID": f"urn:veeam:BackupServer:{SERVER_ID}",
         },
         links(("Up", who.href("backupServers"), "BackupServerReferenceList")),

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Query, Request
 
+from keepstone.api import public_url
 from keepstone.api.vb365.versions import ApiVersion
 from keepstone.domain.errors import InvalidInput
 
@@ -103,7 +104,7 @@ def envelope(
         for k, v in parse_qsl(request.url.query, keep_blank_values=True)
         if k.lower() not in ("offset", "limit", "setid")
     ]
-    base = str(request.url).split("?", 1)[0]
+    base = public_url.base_url(request) + request.url.path
 
     def at(start: int) -> dict[str, str]:
         query = [*kept, ("offset", str(start)), ("limit", str(limit)), ("setId", set_id)]

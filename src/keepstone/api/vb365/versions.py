@@ -14,6 +14,8 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 
+from keepstone.api import public_url
+
 OLDEST, NEWEST = 2, 8
 VERSIONS = tuple(range(OLDEST, NEWEST + 1))
 F = TypeVar("F", bound=Callable[..., Any])
@@ -88,7 +90,7 @@ def version_of(path: str) -> int:
 
 async def api_version(request: Request) -> ApiVersion:
     number = version_of(request.url.path)
-    return ApiVersion(number, LinkBuilder(str(request.base_url), f"v{number}"))
+    return ApiVersion(number, LinkBuilder(public_url.base_url(request), f"v{number}"))
 
 
 Version = Annotated[ApiVersion, Depends(api_version)]

@@ -1,0 +1,81 @@
+"""Response headers that every answer carries, whatever route or error produced it.
+
+- ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` and a Content-Security-Policy:
+  API answers are data, never a page to run or frame (``default-src 'none'``); an HTML page the
+  server serves (Swagger UI) gets a policy allowing only its own assets and its hashed inline
+  script.
+- ``Strict-Transport-Security`` when clients reach the server over HTTPS.
+- ``Cache-Control: no-store`` and ``Pragma: no-cache`` unless a handler chose otherwise: answers
+  carry tokens, session ids and users' backed-up data, which no cache may keep. Only static assets
+  (``/swagger/static``) are cacheable.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keepstone.api import public_url
+
+API_POLICY = "default-src 'none'; frame-ancestors 'none'"
+HSTS = "max-age=31536000"
+STATIC_PREFIX = "/swagger/static/"
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.DOTALL)
+
+
+def page_policy(html: str) -> str:
+    """A policy for one of our HTML pages: its assets from this origin, its inline scripts by
+    hash, nothing else (no eval, no framing, no form posts elsewhere)."""
+    hashes = " ".join(
+        f"'sha256-{base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()}'"
+        for script in _INLINE_SCRIPT.findall(html)
+    )
+    return (
+        f"default-src 'none'; script-src 'self' {hashes}; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
+class SecurityHeaders:
+    """Adds the headers above to every HTTP response (a header a handler set is kept)."""
+
+    def __init__(
+        self, app: ASGIApp, public: str | None = None, pages: dict[str, str] | None = None
+    ) -> None:
+        self.app = app
+        self.public = public
+        self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self._headers_for(scope)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((n, v) for n, v in extra if n not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _headers_for(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        path: str = scope["path"]
+        headers = {
+            "x-content-type-options": "nosniff",
+            "x-frame-options": "DENY",
+            "content-security-policy": self.pages.get(path, API_POLICY),
+        }
+        if not path.startswith(STATIC_PREFIX):
+            headers |= {"cache-control": "no-store", "pragma": "no-cache"}
+        if (self.public or public_url.bound_address(scope)).startswith("https://"):
+            headers["strict-transport-security"] = HSTS
+        return [(name.encode(), value.encode()) for name, value in headers.items()]
