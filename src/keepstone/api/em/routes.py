@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -254,7 +255,7 @@ async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit"
     """Seed 000: the body conforms to RestAPI.xsd and holds the whole job or only what changes."""
     if action.lower() != "edit":
         raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
-    edit = job_edit(parse_body(await request.body(), "Job"))
+    edit = job_edit(parse_body(await request.body(), "Job", request.headers.get("content-type")))
     ctx = _ctx(request)
 
     def work() -> tuple[str, dict[str, Any]]:
@@ -325,11 +326,20 @@ def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Res
 # ---- tasks ------------------------------------------------------------------------------------
 
 
+TASK_ID = re.compile(r"task-([0-9]+)")
+MAX_TASK_NUMBER = 2**63 - 1  # SQLite's INTEGER: no task can have a larger number
+
+
 def task_number(task_id: str) -> int:
-    number = task_id.removeprefix("task-")
-    if not number.isdigit():
+    """The number of ``task-N``: a 400 if it is not of that form (ASCII digits only), a 404 if
+    it is beyond any number a task can have."""
+    match = TASK_ID.fullmatch(task_id)
+    if match is None:
         raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
-    return int(number)
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(MAX_TASK_NUMBER)) or int(digits) > MAX_TASK_NUMBER:
+        raise NotFound(f"task '{task_id}' does not exist")
+    return int(digits)
 
 
 def task_document(who: Caller, task: Task) -> etree._Element:
