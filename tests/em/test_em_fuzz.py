@@ -155,7 +155,18 @@ def mutated_job(template: etree._Element, draw: Callable[[Any], Any]) -> bytes:
         elif node is not document and node.getparent() is not None and draw(st.booleans()):
             node.getparent().remove(node)  # type: ignore[union-attr]
     body = etree.tostring(document, encoding="unicode")
+    if draw(st.booleans()):  # the same document with a DTD: entities for the ban to stop
+        declaration = draw(st.sampled_from(DECLARATIONS))
+        body = declaration + body.replace("</Description>", "&e;</Description>", 1)
     return encoded(body, draw(ENCODINGS))
+
+
+DECLARATIONS = [
+    '<!DOCTYPE Job [<!ENTITY e "x">]>',
+    '<!DOCTYPE Job [<!ENTITY e SYSTEM "file:///etc/passwd">]>',
+    '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE Job [<!ENTITY e "x">]>',
+    '<!doctype Job SYSTEM "http://127.0.0.1:9/x.dtd">',
+]
 
 
 @st.composite

@@ -270,3 +270,23 @@ def test_error_messages_quoting_bad_input_stay_valid_xml(em: Em) -> None:
     response = em.request("GET", "/api/query", params={"type": "Job", "filter": "name \x01\x7f"})
     message = refused(response, 400, "filter")
     assert "\x01" not in message and "\ufffd" in message
+
+
+@pytest.mark.parametrize(
+    ("query", "prop"),
+    [
+        ("page=2147483648", "page"),  # PageNum is an xsd:int
+        ("page=99999999999999999999999999", "page"),
+        ("page=0", "page"),
+        ("pageSize=10001", "pageSize"),
+        ("pageSize=99999999999999999999999999", "pageSize"),
+        ("pageSize=x", "pageSize"),
+    ],
+)
+def test_pages_out_of_range_are_400_naming_the_parameter(em: Em, query: str, prop: str) -> None:
+    refused(em.request("GET", f"/api/query?type=Job&{query}"), 400, prop)
+
+
+def test_the_last_representable_page_is_valid_xml(em: Em) -> None:
+    paging = em.xml("GET", "/api/query?type=Job&page=2147483647").find("e:PagingInfo", N)
+    assert paging is not None and paging.get("PageNum") == "2147483647"

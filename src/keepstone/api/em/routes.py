@@ -732,6 +732,7 @@ QUERY_TYPES = {
     "backupserver": ("BackupServers", _server_rows),
     "restorepoint": ("RestorePoints", _restore_point_rows),
 }
+MAX_PAGE = 2**31 - 1  # PagingInfo's PageNum is an xsd:int
 QUERY_TYPE_NAMES = ("Job", "BackupJobSession", "Repository", "BackupServer", "RestorePoint")
 
 
@@ -755,8 +756,10 @@ def query(
         )
     if format.lower() not in ("refs", "entities"):
         raise InvalidInput("format must be Refs or Entities", "format")
-    if not 1 <= pageSize <= 10_000 or page < 1:
-        raise InvalidInput("pageSize must be 1 to 10000 and page at least 1", "pageSize")
+    if not 1 <= pageSize <= 10_000:
+        raise InvalidInput("must be 1 to 10000", "pageSize")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"must be 1 to {MAX_PAGE}", "page")
     found = kind[1](request, who)
     if filter:
         keep = parse_filter(filter)
