@@ -113,6 +113,16 @@ INVALID_BODIES: list[tuple[str, Any, str]] = [
     ("schedulePolicy not an object", {"schedulePolicy": [1, 2]}, "schedulePolicy"),
     ("SelectedItems without items", {"backupType": "SelectedItems"}, "selectedItems"),
     ("selected item of unknown type", {"selectedItems": [{"type": "Planet"}]}, "selectedItems"),
+    ("name with a control character", {"name": "bad\x07name"}, "name"),
+    ("name with NUL", {"name": "bad\x00name"}, "name"),
+    ("name with a line break", {"name": "two\nlines"}, "name"),
+    ("name with a tab", {"name": "tab\tbed"}, "name"),
+    ("name with DEL", {"name": "del\x7f"}, "name"),
+    ("name with a C1 control", {"name": "c1\x85"}, "name"),
+    ("name with U+FFFE", {"name": "not\ufffea character"}, "name"),
+    ("name with U+FFFF", {"name": "not\uffffa character"}, "name"),
+    ("description with a control character", {"description": "a\x01b"}, "description"),
+    ("description with U+FFFF", {"description": "a\uffffb"}, "description"),
     ("body is an array", [1, 2, 3], "request body"),
     ("body is a string", "name", "request body"),
 ]
@@ -215,3 +225,37 @@ def test_read_only_properties_are_ignored(api: Api, job: dict[str, Any]) -> None
     before = api.get(f"/v2/Jobs/{job['id']}").json()
     assert api.put(f"/v2/Jobs/{job['id']}", body).status_code == 200
     assert api.get(f"/v2/Jobs/{job['id']}").json() == before
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "x\\udfffy", "\\udc00\\ud800"])
+@pytest.mark.parametrize("prop", ["name", "description"])
+def test_lone_surrogates_are_refused_naming_the_property(
+    api: Api, job: dict[str, Any], escaped: str, prop: str
+) -> None:
+    before = api.get(f"/v2/Jobs/{job['id']}").json()
+    response = api.client.put(
+        f"/v2/Jobs/{job['id']}",
+        content=f'{{"{prop}": "{escaped}"}}'.encode(),
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400, response.text
+    assert prop in response.json()["message"]
+    assert api.get(f"/v2/Jobs/{job['id']}").json() == before
+
+
+def test_a_new_job_with_a_control_character_in_its_name_is_refused(
+    api: Api, org: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    response = api.post(
+        f"/v2/Organizations/{org['id']}/Jobs",
+        {"name": "nightly\x1b[2J", "repositoryId": repo["id"]},
+    )
+    assert response.status_code == 400 and "name" in response.json()["message"]
+    assert "U+001B" in response.json()["message"]
+    assert api.get(f"/v2/Organizations/{org['id']}/Jobs").json() == []
+
+
+def test_line_breaks_and_tabs_are_kept_in_descriptions(api: Api, job: dict[str, Any]) -> None:
+    text = "first line\r\n\tsecond line"
+    assert api.put(f"/v2/Jobs/{job['id']}", {"description": text}).status_code == 200
+    assert api.get(f"/v2/Jobs/{job['id']}").json()["description"] == text

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
-from xml.sax.saxutils import escape
 
 from starlette.responses import JSONResponse, Response
 
+from keepstone.api.em.xml import element, render
 from keepstone.api.vb365.versions import version_of
 from keepstone.domain.errors import (
     BadCredentials,
@@ -22,8 +22,6 @@ from keepstone.domain.errors import (
 )
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
-EM_NAMESPACE = "http://www.veeam.com/ent/v1.0"
-QUOTES = {'"': "&quot;"}
 
 STATUS_OF: dict[type[KeepstoneError], int] = {
     InvalidInput: 400,
@@ -70,19 +68,20 @@ def error_response(
 
 
 def em_error(status: int, message: str, headers: dict[str, str] | None, accept: str) -> Response:
-    """``<Error Message StatusCode Status/>`` in the EM namespace, or its JSON form."""
+    """``<Error Message StatusCode Status/>`` in the EM namespace, or its JSON form. Built like
+    every EM answer, so a message quoting the client's bad input is still valid XML and UTF-8."""
     reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    error = element("Error", {"Message": message, "StatusCode": str(status), "Status": reason})
     if "json" in accept.lower():
         return JSONResponse(
-            {"Message": message, "StatusCode": status, "Status": reason},
+            {"Message": error.get("Message"), "StatusCode": status, "Status": reason},
             status_code=status,
             headers=headers,
             media_type=JSON_MEDIA_TYPE,
         )
-    body = (
-        f'<?xml version="1.0" encoding="utf-8"?>\n<Error xmlns="{EM_NAMESPACE}" '
-        f'Message="{escape(message, QUOTES)}" StatusCode="{status}" Status="{reason}" />'
-    )
     return Response(
-        body, status_code=status, headers=headers, media_type="application/xml; charset=utf-8"
+        render(error),
+        status_code=status,
+        headers=headers,
+        media_type="application/xml; charset=utf-8",
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.policy import DailyType, Period, SchedulePolicy, ScheduleType
+from keepstone.domain.text import check_characters
 
 MAX_NAME_LENGTH = 255
 MAX_DESCRIPTION_LENGTH = 4096
@@ -112,7 +113,8 @@ class JobEdit:
 
 
 def check_name(name: str) -> str:
-    stripped = name.strip()
+    """A name of a job, organization or repository: one line of 1 to 255 characters."""
+    stripped = check_characters(name, "name", one_line=True).strip()
     if not stripped:
         raise InvalidInput("name must not be empty", "name")
     if len(stripped) > MAX_NAME_LENGTH:
@@ -121,6 +123,7 @@ def check_name(name: str) -> str:
 
 
 def check_description(description: str) -> str:
+    check_characters(description, "description", one_line=False)
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise InvalidInput(
             f"description must be at most {MAX_DESCRIPTION_LENGTH} characters", "description"

@@ -6,21 +6,27 @@
 
 Names and text values compare case-insensitively; numbers and ISO dates compare as such; a
 field with an order (``Result``: Success < Warning < Failed) compares by that order.
+
+Parentheses nest at most ``MAX_NESTING`` levels deep: the parser is recursive, and a deeper
+filter is refused like any other malformed one (a 400 naming ``filter``), never a crash. Sorting
+is a total order over whatever a field holds (numbers, then dates, then text), so it never fails.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from keepstone.domain.errors import InvalidInput
 
 Row = Mapping[str, Any]  # lower-case field name -> value
 Predicate = Callable[[Row], bool]
+MAX_NESTING = 32
 ORDERS: dict[str, list[str]] = {"result": ["none", "success", "warning", "failed"]}
 _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -73,7 +79,7 @@ def parse_filter(text: str) -> Predicate:
 
 class _Parser:
     def __init__(self, items: list[Token]) -> None:
-        self.items, self.position = items, 0
+        self.items, self.position, self.depth = items, 0, 0
 
     def peek(self) -> Token | None:
         return self.items[self.position] if self.position < len(self.items) else None
@@ -104,10 +110,7 @@ class _Parser:
     def term(self) -> Predicate:
         token = self.peek()
         if token is not None and token.text == "(":
-            self.position += 1
-            inner = self.disjunction()
-            self.take("punct", ")")
-            return inner
+            return self.parenthesized()
         name = self.take("word").text.lower()
         compare = _OPERATORS[self.take("op").text]
         value_token = self.peek()
@@ -116,6 +119,20 @@ class _Parser:
         self.position += 1
         wanted = value_token.text
         return lambda row: name in row and _compare(name, row[name], wanted, compare)
+
+    def parenthesized(self) -> Predicate:
+        if self.depth == MAX_NESTING:
+            raise InvalidInput(
+                f"filter: parentheses nest more than {MAX_NESTING} levels deep "
+                f"(at position {self.position})",
+                "filter",
+            )
+        self.position += 1
+        self.depth += 1
+        inner = self.disjunction()
+        self.take("punct", ")")
+        self.depth -= 1
+        return inner
 
 
 def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], bool]) -> bool:
@@ -129,7 +146,9 @@ def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], 
 
 
 def _comparable(name: str, value: Any) -> Any:
-    """Orders, numbers and dates compare as such; everything else as lower-case text."""
+    """Orders, numbers and dates compare as such; everything else as lower-case text. Dates
+    become their distance from 0001-01-01 UTC (a date without an offset counts as UTC), so dates
+    with and without offsets compare, and no offset pushes one out of range."""
     if value is None:
         return ""
     text = str(value).lower()
@@ -138,18 +157,28 @@ def _comparable(name: str, value: Any) -> Any:
     if isinstance(value, bool) or text in ("true", "false"):
         return text
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        return number if math.isfinite(number) else text
     try:
-        return datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
     except ValueError:
         return text
+    return moment.replace(tzinfo=None) - datetime.min - (moment.utcoffset() or timedelta())
 
 
-def sort_key(field: str) -> Callable[[Row], Any]:
+# Sort rank of each kind of comparable value: all numbers, then all dates, then all text.
+_RANKS = {int: 0, float: 0, timedelta: 1, str: 2}
+
+
+def sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
+    """A key that orders rows by ``field`` whatever mix of values it holds: never raises."""
     name = field.lower()
-    return lambda row: (
-        str(type(_comparable(name, row.get(name)))),
-        _comparable(name, row.get(name)),
-    )
+
+    def key(row: Row) -> tuple[int, Any]:
+        value = _comparable(name, row.get(name))
+        return _RANKS[type(value)], value
+
+    return key

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -279,7 +280,7 @@ async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit"
     """Seed 000: the body conforms to RestAPI.xsd and holds the whole job or only what changes."""
     if action.lower() != "edit":
         raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
-    edit = job_edit(parse_body(await request.body(), "Job"))
+    edit = job_edit(parse_body(await request.body(), "Job", request.headers.get("content-type")))
     ctx = _ctx(request)
 
     def work() -> tuple[str, dict[str, Any]]:
@@ -350,11 +351,20 @@ def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Res
 # ---- tasks ------------------------------------------------------------------------------------
 
 
+TASK_ID = re.compile(r"task-([0-9]+)")
+MAX_TASK_NUMBER = 2**63 - 1  # SQLite's INTEGER: no task can have a larger number
+
+
 def task_number(task_id: str) -> int:
-    number = task_id.removeprefix("task-")
-    if not number.isdigit():
+    """The number of ``task-N``: a 400 if it is not of that form (ASCII digits only), a 404 if
+    it is beyond any number a task can have."""
+    match = TASK_ID.fullmatch(task_id)
+    if match is None:
         raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
-    return int(number)
+    digits = match.group(1).lstrip("0") or "0"
+    if len(digits) > len(str(MAX_TASK_NUMBER)) or int(digits) > MAX_TASK_NUMBER:
+        raise NotFound(f"task '{task_id}' does not exist")
+    return int(digits)
 
 
 def task_document(who: Caller, task: Task) -> etree._Element:
@@ -747,6 +757,7 @@ QUERY_TYPES = {
     "backupserver": ("BackupServers", _server_rows),
     "restorepoint": ("RestorePoints", _restore_point_rows),
 }
+MAX_PAGE = 2**31 - 1  # PagingInfo's PageNum is an xsd:int
 QUERY_TYPE_NAMES = ("Job", "BackupJobSession", "Repository", "BackupServer", "RestorePoint")
 
 
@@ -770,8 +781,10 @@ def query(
         )
     if format.lower() not in ("refs", "entities"):
         raise InvalidInput("format must be Refs or Entities", "format")
-    if not 1 <= pageSize <= 10_000 or page < 1:
-        raise InvalidInput("pageSize must be 1 to 10000 and page at least 1", "pageSize")
+    if not 1 <= pageSize <= 10_000:
+        raise InvalidInput("must be 1 to 10000", "pageSize")
+    if not 1 <= page <= MAX_PAGE:
+        raise InvalidInput(f"must be 1 to {MAX_PAGE}", "page")
     found = kind[1](request, who)
     if filter:
         keep = parse_filter(filter)

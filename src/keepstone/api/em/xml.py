@@ -1,26 +1,33 @@
 """XML of the Enterprise Manager dialect: safe parsing, schema validation, rendering, and JSON.
 
-Safety first: a body with a DOCTYPE is refused before any parser sees it, entities are never
-expanded or fetched, and every request body must be a schema-valid document of the expected
-root element in the ``http://www.veeam.com/ent/v1.0`` namespace.
+Safety first: a body is decoded (whatever its encoding, see ``xml_encoding``) and one with a
+DOCTYPE is refused before any parser sees it; the parser reads exactly that decoded text, never
+expands or fetches entities, and every request body must be a schema-valid document of the
+expected root element in the ``http://www.veeam.com/ent/v1.0`` namespace. On the way out, every
+element is built by ``element``, which replaces what XML cannot carry, so no stored text can make
+a listing fail.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lxml import etree
 
+from keepstone.api.em.xml_encoding import body_text
 from keepstone.domain.errors import InvalidInput
+from keepstone.domain.text import xml_safe
 
 NS = "http://www.veeam.com/ent/v1.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 XSD = "http://www.w3.org/2001/XMLSchema"
 SCHEMA_PATH = Path(__file__).with_name("RestAPI.xsd")
-_DOCTYPE = re.compile(rb"<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+_DOCTYPE = re.compile("<!DOCTYPE|<!ENTITY", re.IGNORECASE)
+_XML_MEDIA_TYPE = re.compile(r"^\s*(application|text)/([a-z0-9.+-]+\+)?xml\s*(;|$)", re.IGNORECASE)
 # Elements holding a list of one kind of child become JSON arrays; the repeated children of a
 # list document are gathered under a plural name (``<EntityReferences><Ref/>`` -> ``Refs``).
 _CONTAINERS = {
@@ -45,12 +52,26 @@ _PLURALS = {
 
 
 @cache
+def _schema_document() -> etree._ElementTree:
+    return etree.parse(str(SCHEMA_PATH))
+
+
+_per_thread = threading.local()
+
+
 def schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(SCHEMA_PATH)))
+    """This thread's validator: one validator keeps the errors of its last run in its
+    ``error_log``, so threads validating at once must not share it."""
+    validator: etree.XMLSchema | None = getattr(_per_thread, "schema", None)
+    if validator is None:
+        validator = _per_thread.schema = etree.XMLSchema(_schema_document())
+    return validator
 
 
-def _parser() -> etree.XMLParser:
+def request_parser() -> etree.XMLParser:
+    # The parser gets the text re-encoded as UTF-8 whatever the declaration says (encoding=).
     return etree.XMLParser(
+        encoding="utf-8",
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -60,16 +81,28 @@ def _parser() -> etree.XMLParser:
     )
 
 
-def parse_body(body: bytes, root: str) -> etree._Element:
+def parse_body(body: bytes, root: str, content_type: str | None = None) -> etree._Element:
     """The request body as a schema-valid ``root`` element, or a 400 saying what is wrong."""
-    if _DOCTYPE.search(body):
-        raise InvalidInput("XML bodies must not contain a DOCTYPE or entity declarations", "body")
-    if not body.strip():
+    if content_type and not _XML_MEDIA_TYPE.match(content_type):
+        raise InvalidInput(
+            f"the body must be XML (application/xml or text/xml), not {content_type}",
+            "Content-Type",
+        )
+    text = body_text(body, content_type)
+    if not text.strip():
         raise InvalidInput(f"a <{root}> XML body is required", "body")
+    if _DOCTYPE.search(text):
+        raise InvalidInput("XML bodies must not contain a DOCTYPE or entity declarations", "body")
     try:
-        document = etree.fromstring(body, _parser())
+        document = etree.fromstring(text.encode("utf-8"), request_parser())
     except etree.XMLSyntaxError as error:
         raise InvalidInput(f"the body is not well-formed XML: {error}", "body") from None
+    _check_root(document, root)
+    _check_schema(document)
+    return document
+
+
+def _check_root(document: etree._Element, root: str) -> None:
     expected = f"{{{NS}}}{root}"
     if document.tag != expected:
         raise InvalidInput(
@@ -77,12 +110,15 @@ def parse_body(body: bytes, root: str) -> etree._Element:
             f"got {etree.QName(document).text}",
             "body",
         )
-    if not schema().validate(document):
-        first = schema().error_log.filter_from_errors()[0]
+
+
+def _check_schema(document: etree._Element) -> None:
+    validator = schema()
+    if not validator.validate(document):
+        first = validator.error_log.filter_from_errors()[0]
         raise InvalidInput(
             f"the body does not conform to RestAPI.xsd: line {first.line}: {first.message}", "body"
         )
-    return document
 
 
 def element(
@@ -93,14 +129,14 @@ def element(
 ) -> etree._Element:
     made = etree.Element(
         f"{{{NS}}}{name}",
-        {k: v for k, v in (attributes or {}).items()},
+        {k: xml_safe(v) for k, v in (attributes or {}).items()},
         nsmap={None: NS, "xsd": XSD, "xsi": XSI},
     )
     for child in children:
         if child is not None:
             made.append(child)
     if text is not None:
-        made.text = text
+        made.text = xml_safe(text)
     return made
 
 
