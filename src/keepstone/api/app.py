@@ -21,6 +21,7 @@ from starlette.responses import Response
 from keepstone import __version__
 from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
+from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
     deps,
@@ -81,6 +82,7 @@ def create_app(ctx: Context) -> FastAPI:
     _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
+    app.add_middleware(WellFormedInput)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext)
     return app
