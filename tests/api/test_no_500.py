@@ -81,7 +81,9 @@ def test_invalid_utf8_in_form_fields_and_query_parameters_is_refused(api: Api) -
     assert_refused(api.get("/v2/Jobs?organizationId=%ED%B2%80"), 400, "organizationId", "UTF-8")
     assert_refused(api.get("/v8/Jobs/%ED%B2%80"), 400, "path", "UTF-8")
     body = b'{"name": "caf\xe9"}'
-    assert_refused(send(api, "POST", "/v2/Organizations", body, "application/json"), 400, "UTF-8")
+    assert send(api, "POST", "/v2/Organizations", body, "application/json").status_code == 400
+    utf16 = '{"type": "Local", "name": "\\udc80"}'.encode("utf-16")  # no content type
+    assert_refused(send(api, "POST", "/v2/Organizations", utf16, ""), 400, "name", "surrogate")
 
 
 def test_nul_in_a_path_like_property_is_refused(

@@ -52,9 +52,9 @@ def _constant(text: str) -> _Refused:
 
 
 def load_json(raw: bytes) -> Any:
-    """The JSON value of ``raw``; ``ValueError`` if it is not JSON, ``InvalidInput`` if it is
-    JSON that no handler may see."""
-    text = decode(raw, json.detect_encoding(raw), "request body")
+    """The JSON value of ``raw``; ``ValueError`` if it is not JSON (an XML body without a
+    content type, bytes that are not text), ``InvalidInput`` if it is JSON no handler may see."""
+    text = raw.decode(json.detect_encoding(raw))  # UnicodeDecodeError: not JSON either
     try:
         value = json.loads(text, parse_int=_integer, parse_float=_real, parse_constant=_constant)
     except RecursionError:
