@@ -21,7 +21,7 @@ REPLACEMENT = "_"
 # Separators, the drive colon and what Windows cannot hold in a name; every control character
 # (C0, DEL, C1); and the lone surrogates a non-UTF-8 name decodes to.
 _UNSAFE = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f-\x9f\ud800-\udfff]')
-_WINDOWS_DEVICES = frozenset(
+WINDOWS_DEVICES = frozenset(
     {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10)), *(f"LPT{n}" for n in range(10))}
 )
 _HASH_CHARS = 8
@@ -33,7 +33,7 @@ def safe_component(name: str) -> str:
     text = text.strip(" ")
     if not text.strip("."):  # "", ".", "..", "...": nothing but dots is never a name
         text = REPLACEMENT + text
-    if text.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_DEVICES:
+    if text.split(".", 1)[0].rstrip(" ").upper() in WINDOWS_DEVICES:
         text = REPLACEMENT + text
     return _fit(text, name)
 
