@@ -23,6 +23,7 @@ from keepstone.api.client_address import Network
 from keepstone.api.em import routes as em_routes
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import SecurityHeaders, page_policy
+from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
     deps,
@@ -91,6 +92,7 @@ def create_app(
     swagger_policy = _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
+    app.add_middleware(WellFormedInput)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestContext)
     # Outermost, so that even RequestContext's generic 500 carries the headers.

@@ -26,7 +26,9 @@ MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class RequestContext:
+class HttpMiddleware:
+    """A pure-ASGI middleware that sees HTTP requests (``handle``) and passes the rest on."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -34,6 +36,14 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestContext(HttpMiddleware):
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -80,17 +90,14 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """Buffers the request body up to ``limit`` bytes; a larger body is refused with a 400."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self.app = app
+        super().__init__(app)
         self.limit = limit
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             await self._refuse(scope, receive, send)
@@ -109,21 +116,26 @@ class BodyLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if delivered:
-                return await receive()
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, replaying(whole, receive), send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         message = f"request body is larger than the limit of {self.limit} bytes"
         await error_response(scope["path"], 400, message)(scope, receive, send)
+
+
+def replaying(first: Message, receive: Receive) -> Receive:
+    """``receive`` that hands out ``first`` (a body already read) once, then the real ones."""
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if delivered:
+            return await receive()
+        delivered = True
+        return first
+
+    return replay
 
 
 class CaseInsensitivePaths:

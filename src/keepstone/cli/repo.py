@@ -13,8 +13,10 @@ from rich.text import Text
 
 from keepstone.cli.common import DataDir, console, context, fail, operator, say
 from keepstone.domain.errors import KeepstoneError, NotFound
+from keepstone.domain.names import safe_component
 from keepstone.services import catalog, maintenance, restore_points, restores
 from keepstone.services.context import Context
+from keepstone.services.save_tree import SaveTree
 from keepstone.store.tables import Repository
 
 repo_app = typer.Typer(
@@ -129,25 +131,22 @@ def save(
         items = [i for i in view.items if i.user == user]
         if not items:
             raise NotFound(f"user '{user}' has no items in restore point {point}")
-        with bytes_progress() as bar:
+        with bytes_progress() as bar, SaveTree(to) as tree:
             task = bar.add_task(f"Saving {len(items)} items", total=sum(i.size for i in items))
             for item in items:
-                name = (
-                    f"Mail/{item.path}/{restores.save_name(item)}"
-                    if item.kind == "mail"
-                    else f"OneDrive/{item.path}"
-                )
-                target = _free(to / user / name)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with target.open("wb") as out:
+                top = "Mail" if item.kind == "mail" else "OneDrive"
+                _path, out = tree.create([safe_component(user), top, *restores.save_parts(item)])
+                with out:
                     for chunk in view.repository.read(item):
                         out.write(chunk)
                         bar.advance(task, len(chunk))
-        restores.record_saved(ctx, session, user, len(items), str(to / user), by=operator())
+        restores.record_saved(
+            ctx, session, user, len(items), str(to / safe_component(user)), by=operator()
+        )
         restores.stop(ctx, session)
     except KeepstoneError as error:
         raise fail(error) from None
-    say(f"Saved {len(items)} items of {user} into {to / user}")
+    say(f"Saved {len(items)} items of {user} into {to / safe_component(user)}")
 
 
 @restore_app.command("put-back")
@@ -190,11 +189,3 @@ def put_back(
 def _session_on(ctx: Context, point_id: str) -> str:
     point = restore_points.get_point(ctx, point_id)
     return restores.explore(ctx, point, user_name=operator()).id
-
-
-def _free(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem} ({n}){path.suffix}")
-    return candidate

@@ -23,6 +23,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
+from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
 from keepstone.services import audit, restore_points
@@ -122,6 +123,11 @@ class Browser:
             for i in self.items
             if i.user == user and i.kind == kind and (path is None or _folder_of(i) == path)
         ]
+
+    def items_of(self, owner_id: str, identifiers: list[str]) -> list[Item]:
+        """The owner's items by id, each once however often it is listed (in first-listed
+        order): one dictionary lookup per distinct id, so 25,000 repeats cost 25,000 steps."""
+        return [self.item(owner_id, identifier) for identifier in dict.fromkeys(identifiers)]
 
     def item(self, owner_id: str, identifier: str) -> Item:
         found = self.by_id.get(identifier)
@@ -241,7 +247,7 @@ def save_name(item: Item) -> str:
         subject = str(item.meta.get("subject") or "message")
         safe = "".join(c if c.isalnum() or c in " -_." else "_" for c in subject).strip()[:80]
         return f"{safe or 'message'}.eml"
-    return PurePosixPath(item.path).name
+    return safe_component(PurePosixPath(item.path).name)
 
 
 def stream_item(
@@ -262,18 +268,15 @@ def stream_item(
 def write_zip(
     ctx: Context, session_id: str, owner_id: str, identifiers: list[str], target: Path, *, by: str
 ) -> int:
-    """Several items as one zip file, for ``by`` to download; returns how many went in."""
+    """Several items as one zip file; returns how many went in. An id listed twice is saved
+    once, and every entry name is built from safe components (names are data, never paths)."""
     if not identifiers:
         raise InvalidInput("ids must list at least one item", "ids")
     view = browser(ctx, session_id)
-    items = [view.item(owner_id, identifier) for identifier in identifiers]
+    items = view.items_of(owner_id, identifiers)
     owner, started = view.user(owner_id), ctx.clock.now()
-    names: set[str] = set()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item in items:
-            name = _unique(
-                f"{item.path}/{save_name(item)}" if item.kind == "mail" else item.path, names
-            )
+        for item, name in zip(items, entry_names(items), strict=True):
             with archive.open(name, "w") as entry:
                 for chunk in view.repository.read(item):
                     entry.write(chunk)
@@ -295,6 +298,27 @@ def record_saved(
     record_event(
         ctx, session_id, Event("Save", "Success", message, started, None, owner, to, by, count)
     )
+
+
+def save_parts(item: Item) -> list[str]:
+    """Where a saved item goes, relative to the save's root, as safe components: a message as
+    ``<folder>/.../<subject>.eml``, a file at its drive path."""
+    parts = (
+        [*item.path.split("/"), save_name(item)] if item.kind == "mail" else item.path.split("/")
+    )
+    return safe_parts(parts)
+
+
+def entry_names(items: list[Item]) -> list[str]:
+    """Zip entry names of ``items``: safe components joined by ``/``; two items that would get
+    the same name are both kept, the second with a numbered suffix (per folder)."""
+    per_folder: dict[tuple[str, ...], UniqueNames] = {}
+    names = []
+    for item in items:
+        *folders, name = save_parts(item)
+        unique = per_folder.setdefault(tuple(folders), UniqueNames()).claim(name)
+        names.append("/".join([*folders, unique]))
+    return names
 
 
 @dataclass(frozen=True)
@@ -369,16 +393,6 @@ def _iso(instant: datetime) -> str:
     return instant.astimezone(UTC).isoformat()
 
 
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, n = name, 1
-    while candidate in taken:
-        n += 1
-        stem = PurePosixPath(name)
-        candidate = str(stem.with_name(f"{stem.stem} ({n}){stem.suffix}"))
-    taken.add(candidate)
-    return candidate
-
-
 # ---- putting data back --------------------------------------------------------------------------
 
 
@@ -415,7 +429,7 @@ def restore(
     the owner's."""
     view = browser(ctx, session_id)
     items = (
-        [view.item(owner_id, i) for i in identifiers]
+        view.items_of(owner_id, identifiers)
         if identifiers is not None
         else view.contents(owner_id, kind, None)
     )

@@ -21,6 +21,7 @@ from keepstone.store.tables import Task
 
 log = structlog.get_logger(__name__)
 KEEP_FINISHED = timedelta(hours=24)
+LARGEST_NUMBER = 2**63 - 1  # task numbers are SQLite INTEGER keys
 Work = Callable[[], tuple[str, dict[str, Any]]]  # returns (message, related links)
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="keepstone-task")
@@ -78,6 +79,8 @@ def _finish(
 
 def get(ctx: Context, number: int) -> Task:
     _forget_old(ctx)
+    if not 0 < number <= LARGEST_NUMBER:  # SQLite could not even look it up
+        raise NotFound(f"task 'task-{number}' does not exist")
     with ctx.db.read() as s:
         task = s.get(Task, number)
     if task is None:

@@ -12,9 +12,18 @@ import re
 from datetime import time
 from typing import Annotated, Any, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import BackupType, ItemType, JobEdit, ScheduleEdit
 from keepstone.domain.policy import HOURS_PER_WEEK, DailyType, Period, ScheduleType
 from keepstone.domain.retention import (
@@ -26,6 +35,7 @@ from keepstone.domain.retention import (
 from keepstone.services.catalog import OrganizationEdit, ProxyEdit, RepositoryEdit
 
 E = TypeVar("E", bound=enum.Enum)
+M = TypeVar("M", bound=BaseModel)
 _TIME_OF_DAY = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 
@@ -57,7 +67,16 @@ def _exactly_a_week(value: list[bool]) -> list[bool]:
     return value
 
 
+def _no_nul(value: str) -> str:
+    # A path (or a name that becomes one) with NUL cannot reach any filesystem call: refuse it.
+    if "\0" in value:
+        raise ValueError("must not contain NUL (\\u0000)")
+    return value
+
+
 TimeOfDay = Annotated[time, BeforeValidator(_time_of_day)]
+PathText = Annotated[str, AfterValidator(_no_nul)]  # a path, or a name used as a path segment
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what SQLite's INTEGER holds
 AWeek = Annotated[list[bool], AfterValidator(_exactly_a_week)]
 AnyScheduleType = Annotated[ScheduleType, any_case(ScheduleType)]
 AnyDailyType = Annotated[DailyType, any_case(DailyType)]
@@ -84,9 +103,23 @@ class WireModel(BaseModel):
         return {aliases.get(k.lower(), k) if isinstance(k, str) else k: v for k, v in data.items()}
 
 
+def parse_nested(model: type[M], value: Any, where: str) -> M:
+    """``value`` (a property of a body already parsed) as ``model``; ``null`` is an empty one.
+    A wrong value is the client's 400, naming the property below ``where``."""
+    try:
+        return model.model_validate({} if value is None else value)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = ".".join([where, *(str(part) for part in first["loc"])])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "model_type":
+            message = "must be a JSON object or null"
+        raise InvalidInput(message, path) from None
+
+
 class BackupWindowSettingsBody(WireModel):
     backup_window: AWeek | None = None
-    minute_offset: int | None = None
+    minute_offset: Int64 | None = None
 
 
 class SchedulePolicyBody(WireModel):
@@ -97,8 +130,8 @@ class SchedulePolicyBody(WireModel):
     backup_window_enabled: bool | None = None
     backup_window_settings: BackupWindowSettingsBody | None = None
     retry_enabled: bool | None = None
-    retry_number: int | None = None
-    retry_wait_interval: int | None = None
+    retry_number: Int64 | None = None
+    retry_wait_interval: Int64 | None = None
 
     def to_edit(self) -> ScheduleEdit:
         window = self.backup_window_settings
@@ -189,7 +222,7 @@ def _records(items: list[JobItemBody] | None) -> list[dict[str, Any]] | None:
 
 
 class LocalSettingsBody(WireModel):
-    path: str | None = None
+    path: PathText | None = None
 
 
 class OrganizationBody(WireModel):
@@ -212,7 +245,7 @@ class OrganizationBody(WireModel):
 
 class ProxyBody(WireModel):
     description: str | None = None
-    threads_number: int | None = None
+    threads_number: Int64 | None = None
 
     def to_edit(self) -> ProxyEdit:
         return ProxyEdit(description=self.description, threads_number=self.threads_number)
@@ -222,12 +255,12 @@ class RepositoryBody(WireModel):
     encryption_password: str | None = None  # Keepstone's: write-only, kept outside the catalog
     name: str | None = None
     description: str | None = None
-    path: str | None = None
+    path: PathText | None = None
     proxy_id: str | None = None
     retention_type: AnyRetentionType | None = None
     retention_period_type: AnyRetentionPeriodType | None = None
-    daily_retention_period: int | None = None
-    monthly_retention_period: int | None = None
+    daily_retention_period: Int64 | None = None
+    monthly_retention_period: Int64 | None = None
     yearly_retention_period: AnyYearlyPeriod | None = None
     retention_frequency_type: AnyRetentionFrequency | None = None
     daily_time: TimeOfDay | None = None

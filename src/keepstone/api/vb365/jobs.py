@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import Header, Query, Request
 from starlette.responses import Response
 
+from keepstone.api.inputs import INT64_MAX, shorten
 from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
-from keepstone.api.vb365.bodies import JobBody, JobItemBody, NewJobBody, StartBody
+from keepstone.api.vb365.bodies import JobBody, JobItemBody, NewJobBody, StartBody, parse_nested
 from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.restore import ExploreBody, start_explore
@@ -22,7 +23,7 @@ from keepstone.services import jobs, runs
 from keepstone.store.tables import Job
 
 router = VersionedRouter()
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+_ETAG = re.compile(r'^\s*(?:W/)?"([0-9]{1,19})"\s*$')  # versions are SQLite int64s
 
 
 def etag(job: Job) -> str:
@@ -34,8 +35,10 @@ def expected_version(if_match: str | None) -> int | None:
     if if_match is None or if_match.strip() == "*":
         return None
     match = _ETAG.match(if_match)
-    if match is None:
-        raise PreconditionFailed(f"If-Match '{if_match}' is not an ETag this server issued")
+    if match is None or int(match.group(1)) > INT64_MAX:
+        raise PreconditionFailed(
+            f"If-Match '{shorten(if_match, 40)}' is not an ETag this server issued"
+        )
     return int(match.group(1))
 
 
@@ -221,6 +224,6 @@ def job_action(
         case "enable" | "disable":
             jobs.set_enabled(ctx, job_id, names[0] == "enable")
         case "explore":
-            options = ExploreBody.model_validate(next(iter(body.values())) or {})
+            options = parse_nested(ExploreBody, next(iter(body.values())), "explore")
             return start_explore(ctx, caller, options, api, job_id=job_id)
     return plain(200)

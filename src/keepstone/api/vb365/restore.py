@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
-from keepstone.api.vb365.bodies import WireModel, any_case
+from keepstone.api.vb365.bodies import PathText, WireModel, any_case
 from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
@@ -85,9 +85,12 @@ def explore_time(text: str | None) -> datetime | None:
     normal = re.sub(r"^(\d{4})\.(\d{2})\.(\d{2})", r"\1-\2-\3", text.strip()).replace("Z", "+00:00")
     try:
         instant = datetime.fromisoformat(normal)
-    except ValueError:
-        raise InvalidInput(f"'{text}' is not a date and time", "dateTime") from None
-    return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+        # In UTC, 0001-01-01T00:00+01:00 and 9999-12-31T23:59-01:00 fall outside years 1-9999.
+        return instant.replace(tzinfo=UTC) if instant.tzinfo is None else instant.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput(
+            f"'{text}' is not a date and time between years 1 and 9999", "dateTime"
+        ) from None
 
 
 def explore_kind(text: str | None) -> str:
@@ -306,8 +309,8 @@ def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx, caller: Caller
 
 class ItemsBody(WireModel):
     ids: list[str] | None = None
-    user_name: str | None = None
-    folder: str | None = None
+    user_name: PathText | None = None
+    folder: PathText | None = None
     collision_policy: Annotated[Collision, any_case(Collision)] | None = None
 
 

@@ -4,11 +4,13 @@ Enterprise Manager dialect."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
 from starlette.responses import Response
 
+from keepstone.api.inputs import shorten
 from keepstone.api.vb365.deps import Ctx, json
 from keepstone.api.vb365.versions import LinkBuilder, Version, VersionedRouter, iso
 from keepstone.domain.errors import InvalidInput
@@ -17,6 +19,7 @@ from keepstone.services.context import Context
 from keepstone.store.tables import Task
 
 router = VersionedRouter()
+_TASK_ID = re.compile(r"^(?:task-)?([0-9]{1,30})$")  # services.tasks.get bounds the number
 
 
 def wants_async(request: Request) -> bool:
@@ -50,7 +53,7 @@ def task_view(task: Task, link: LinkBuilder) -> dict[str, Any]:
 
 @router.get("/Tasks/{task_id}")
 def get_task(task_id: str, ctx: Ctx, api: Version) -> Response:
-    number = task_id.removeprefix("task-")
-    if not number.isdigit():
-        raise InvalidInput(f"'{task_id}' is not a task id (task-N)", "taskId")
-    return json(task_view(tasks.get(ctx, int(number)), api.link))
+    match = _TASK_ID.match(task_id)
+    if match is None:
+        raise InvalidInput(f"'{shorten(task_id, 40)}' is not a task id (task-N)", "taskId")
+    return json(task_view(tasks.get(ctx, int(match.group(1))), api.link))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json as jsonlib
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from keepstone.api import inputs
 from keepstone.api.client_address import client_address
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365.deps import bearer_token, json
@@ -65,19 +64,17 @@ async def token(request: Request) -> Response:
 
 def _fields(body: bytes, content_type: str) -> dict[str, str]:
     """Form-encoded (the vendor's documented form) or JSON; names are case-insensitive."""
-    text = body.decode("utf-8", errors="replace")
-    raw: Any
     items: Iterable[tuple[Any, Any]]
-    if "json" in content_type.lower() or text.lstrip().startswith("{"):
+    if "json" in content_type.lower() or body.lstrip().startswith(b"{"):
         try:
-            raw = jsonlib.loads(text)
+            raw = inputs.load_json(body)
         except ValueError:
             raise InvalidInput("request body is not valid JSON") from None
         if not isinstance(raw, dict):
             raise InvalidInput("request body must be a JSON object")
         items = raw.items()
     else:
-        items = parse_qsl(text, keep_blank_values=True)
+        items = inputs.fields(body, "form field")
     return {str(k).lower(): "" if v is None else str(v) for k, v in items}
 
 

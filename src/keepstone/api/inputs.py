@@ -1,0 +1,154 @@
+"""The text of a request is well-formed before any handler reads it.
+
+Every request passes ``WellFormedInput``: its path and query must be valid UTF-8 once
+percent-decoded, a form body's fields too, and a JSON body (one FastAPI would parse: no
+content type, or a JSON one) must hold only real Unicode (no lone surrogates, which SQLite and
+the filesystem cannot store), numbers that fit SQLite's 64-bit integers (or are finite floats),
+and nest at most ``MAX_DEPTH`` levels. What breaks a rule is refused with a 400 that names the
+property; a body that is not JSON at all is left to the handler, which says so in its own words.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from starlette.types import Receive, Scope, Send
+
+from keepstone.api.errors import error_response
+from keepstone.api.plumbing import HttpMiddleware, replaying
+from keepstone.domain.errors import InvalidInput
+
+MAX_DEPTH = 64
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_INT64_DIGITS = 19
+
+
+class _Refused:
+    """A JSON number that cannot be kept, standing in for it until the walk names its place."""
+
+    def __init__(self, text: str, why: str) -> None:
+        self.text, self.why = text, why
+
+
+def _integer(text: str) -> int | _Refused:
+    digits = text.lstrip("-")
+    if len(digits) <= _INT64_DIGITS and INT64_MIN <= (value := int(text)) <= INT64_MAX:
+        return value
+    return _Refused(text, "is out of range (integers must fit in 64 bits)")
+
+
+def _real(text: str) -> float | _Refused:
+    value = float(text)
+    return value if math.isfinite(value) else _Refused(text, "is not a finite number")
+
+
+def _constant(text: str) -> _Refused:
+    return _Refused(text, "is not a number (NaN and Infinity are not JSON)")
+
+
+def load_json(raw: bytes) -> Any:
+    """The JSON value of ``raw``; ``ValueError`` if it is not JSON (an XML body without a
+    content type, bytes that are not text), ``InvalidInput`` if it is JSON no handler may see."""
+    text = raw.decode(json.detect_encoding(raw))  # UnicodeDecodeError: not JSON either
+    try:
+        value = json.loads(text, parse_int=_integer, parse_float=_real, parse_constant=_constant)
+    except RecursionError:
+        raise InvalidInput(f"request body is nested deeper than {MAX_DEPTH} levels") from None
+    check_value(value)
+    return value
+
+
+def check_value(value: Any) -> None:
+    """Walk a parsed JSON value without recursion; refuse the first bad string or number."""
+    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while pending:
+        node, where, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidInput(f"nested deeper than {MAX_DEPTH} levels", where or "request body")
+        if isinstance(node, _Refused):
+            raise InvalidInput(f"{shorten(node.text)} {node.why}", where or "request body")
+        if isinstance(node, str):
+            check_text(node, where or "request body")
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                check_text(key, f"{where}.{_printable(key)}".lstrip(".") or "request body")
+                pending.append((child, f"{where}.{key}".lstrip("."), depth + 1))
+        elif isinstance(node, list):
+            pending.extend((child, f"{where}[{n}]", depth + 1) for n, child in enumerate(node))
+
+
+def check_text(text: str, where: str) -> None:
+    if _LONE_SURROGATE.search(text):
+        raise InvalidInput("contains a lone surrogate (not valid Unicode)", _printable(where))
+
+
+def decode(raw: bytes, encoding: str, where: str) -> str:
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError:
+        raise InvalidInput(f"is not valid {encoding.upper()}", where) from None
+
+
+def fields(raw: bytes, kind: str) -> list[tuple[str, str]]:
+    """``a=1&b=2`` (``+`` for space) of a form body or a query (``kind`` names them in errors),
+    each name and value strictly UTF-8 once percent-decoded."""
+    found = []
+    for pair in raw.split(b"&"):
+        if not pair:
+            continue
+        name, _, value = pair.replace(b"+", b" ").partition(b"=")
+        key = decode(unquote_to_bytes(name), "utf-8", f"{kind} name")
+        found.append((key, decode(unquote_to_bytes(value), "utf-8", f"{kind} {_printable(key)}")))
+    return found
+
+
+class WellFormedInput(HttpMiddleware):
+    """Refuses, with the dialect's 400, a request whose path, query or body breaks the rules
+    above; sits inside ``BodyLimit``, which has already buffered the body."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        body = message.get("body", b"") if message["type"] == "http.request" else b""
+        try:
+            check_request(scope, body)
+        except InvalidInput as error:
+            await error_response(scope["path"], 400, error.message)(scope, receive, send)
+            return
+        await self.app(scope, replaying(message, receive), send)
+
+
+def check_request(scope: Scope, body: bytes) -> None:
+    raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
+    decode(unquote_to_bytes(raw_path.partition(b"?")[0]), "utf-8", "path")
+    fields(scope.get("query_string", b""), "query parameter")
+    if not body:
+        return
+    media_type = _header(scope, b"content-type").partition(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        fields(body, "form field")
+    elif not media_type or media_type.endswith(("/json", "+json")):
+        try:
+            load_json(body)
+        except ValueError:  # not JSON: the handler's parser says so
+            return
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to quote in a message: lone surrogates escaped, at most 100 characters."""
+    return shorten(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
