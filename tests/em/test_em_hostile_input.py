@@ -118,6 +118,18 @@ def test_the_content_type_charset_is_honoured(em: Em, api: Api, job: dict[str, A
     assert api.get(f"/v2/Jobs/{job['id']}").json()["description"] == "café"
 
 
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain"])
+def test_xml_sent_with_another_type_is_read(
+    em: Em, api: Api, job: dict[str, Any], content_type: str
+) -> None:
+    """``curl -d @job.xml`` declares a form: the XML is read all the same."""
+    body = f"{JOB_OPEN}<Description>sent as {content_type}</Description></Job>".encode()
+    response = put_job(em, job, body, {"Content-Type": content_type})
+    assert response.status_code == 202, response.text
+    em.wait_for(response.headers["location"])
+    assert api.get(f"/v2/Jobs/{job['id']}").json()["description"] == f"sent as {content_type}"
+
+
 HUGE_ATTRIBUTE = f'<Job xmlns="http://www.veeam.com/ent/v1.0" Href="{"h" * 900_000}" '
 MALFORMED: list[tuple[str, bytes, str, str]] = [  # case, body, Content-Type, what the message says
     ("empty", b"", "application/xml", "body is required"),
@@ -154,8 +166,8 @@ MALFORMED: list[tuple[str, bytes, str, str]] = [  # case, body, Content-Type, wh
     ("wrong root", b'<Task xmlns="http://www.veeam.com/ent/v1.0"/>', "text/xml", "<Job>"),
     ("no namespace", b'<Job Href="x" Name="n" UID="u"/>', "application/xml", "namespace"),
     ("JSON", b'{"Description": "x"}', "application/json", "Content-Type"),
-    ("form", b"Description=x", "application/x-www-form-urlencoded", "Content-Type"),
-    ("plain text", JOB_OPEN.encode() + b"</Job>", "text/plain", "Content-Type"),
+    ("JSON by suffix", b'{"Description": "x"}', "application/problem+json", "Content-Type"),
+    ("form that is not XML", b"Description=x", "application/x-www-form-urlencoded", "well-formed"),
     (
         "huge attribute",
         (HUGE_ATTRIBUTE + 'Name="n" UID="u"><Description>x</Description></Job>').encode(),
