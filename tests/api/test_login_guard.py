@@ -18,7 +18,7 @@ from sqlalchemy import select
 
 from keepstone.api.app import create_app
 from keepstone.api.client_address import parse_networks
-from keepstone.api.errors import EM_NAMESPACE
+from keepstone.api.em.xml import NS as EM_NAMESPACE
 from keepstone.clock import ManualClock
 from keepstone.services import auth
 from keepstone.services.context import Context
