@@ -340,8 +340,9 @@ def _occupied_places(
         places[f"repository '{repo.name}' at '{repo.path}'"] = os.path.realpath(repo.path)
     if organizations:
         for org in s.scalars(select(Organization)):
-            where = org.settings["path"]
-            places[f"organization '{org.name}' at '{where}'"] = os.path.realpath(where)
+            where = org.settings.get("path")  # only organizations on a local path occupy one
+            if isinstance(where, str):
+                places[f"organization '{org.name}' at '{where}'"] = os.path.realpath(where)
     return places
 
 
