@@ -1,16 +1,16 @@
 """Saving items as files under a directory (``keepstone restore save --to DIR``) without ever
 leaving it.
 
-Every component below DIR is a ``names.safe_component`` and is walked with directory file
-descriptors: a directory is created or opened with ``O_NOFOLLOW``, a file created with
-``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symbolic link planted inside DIR (or swapped in while the
-save runs) is never followed, and an existing file is never overwritten: the item gets a
-numbered name beside it instead, as two items whose names sanitize to the same one do.
+Every component below DIR is a ``names.safe_component`` and is walked by ``sources.confined``
+(each directory opened from its parent's descriptor, never through a link or across a mount);
+a file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symbolic link planted inside DIR
+(or swapped in while the save runs) is never followed, and an existing file is never
+overwritten: the item gets a numbered name beside it instead, as two items whose names sanitize
+to the same one do.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from types import TracebackType
@@ -18,8 +18,8 @@ from typing import BinaryIO
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.names import UniqueNames
+from keepstone.sources.confined import ConfinedRoot, Directory, Refused
 
-_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -29,7 +29,7 @@ class SaveTree:
     def __init__(self, root: Path) -> None:
         root.mkdir(parents=True, exist_ok=True)
         self.root = Path(os.path.realpath(root))
-        self._fds: dict[tuple[str, ...], int] = {(): os.open(self.root, _DIRECTORY)}
+        self._dirs: dict[tuple[str, ...], Directory] = {(): ConfinedRoot(self.root).open()}
         self._names: dict[tuple[str, ...], UniqueNames] = {}
         self._actual: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
 
@@ -42,9 +42,9 @@ class SaveTree:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        for directory in self._dirs.values():
+            directory.close()
+        self._dirs.clear()
 
     def create(self, parts: list[str]) -> tuple[Path, BinaryIO]:
         """A new file at ``parts`` (safe components: folders, then the name), or at a numbered
@@ -56,7 +56,7 @@ class SaveTree:
         while True:
             name = names.claim(parts[-1])
             try:
-                fd = os.open(name, _NEW_FILE, 0o600, dir_fd=self._fds[actual])
+                fd = os.open(name, _NEW_FILE, 0o600, dir_fd=self._dirs[actual].fd)
             except FileExistsError:  # a file, directory or link already there: not ours
                 continue
             path = self._inside(Path(self.root, *actual, name))
@@ -71,18 +71,15 @@ class SaveTree:
         parent = self._actual[folders[:-1]]
         names = self._names.setdefault(parent, UniqueNames())
         name = names.claim(folders[-1])
-        while (fd := self._open_or_make(parent, name)) is None:
+        while (directory := self._open_or_make(parent, name)) is None:
             name = names.claim(folders[-1])
         self._actual[folders] = (*parent, name)
-        self._fds[(*parent, name)] = fd
+        self._dirs[(*parent, name)] = directory
 
-    def _open_or_make(self, parent: tuple[str, ...], name: str) -> int | None:
-        parent_fd = self._fds[parent]
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(name, 0o700, dir_fd=parent_fd)
+    def _open_or_make(self, parent: tuple[str, ...], name: str) -> Directory | None:
         try:
-            return os.open(name, _DIRECTORY, dir_fd=parent_fd)
-        except OSError:  # a link (ELOOP) or a file (ENOTDIR): never followed
+            return self._dirs[parent].child(name, create=True, mode=0o700)
+        except (Refused, NotADirectoryError):  # a link, a mount or a file: never followed
             return None
 
     def _inside(self, path: Path) -> Path:
