@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from keepstone import __version__
 from keepstone.api.client_address import Network
-from keepstone.api.em import routes as em_routes
+from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.inputs import WellFormedInput
@@ -87,8 +87,9 @@ def create_app(
             templates += [
                 f"/v{number}{route.path}" for route in router.routes if isinstance(route, APIRoute)
             ]
-    app.include_router(em_routes.router, tags=["Enterprise Manager"])
-    templates += [route.path for route in em_routes.router.routes if isinstance(route, APIRoute)]
+    for em_router in em_resources.ROUTERS:
+        app.include_router(em_router, tags=["Enterprise Manager"])
+        templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
     swagger_policy = _add_swagger(app)
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)

@@ -11,90 +11,38 @@ import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from keepstone import __version__
 from keepstone.api import public_url
-from keepstone.api.client_address import client_address
+from keepstone.api.em.deps import (
+    SESSION_HEADER,
+    Caller,
+    LoggedOn,
+    Who,
+    answer,
+    base_of,
+    boolean,
+    ctx_of,
+    origin_of,
+)
 from keepstone.api.em.query import parse_filter, sort_key
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
-from keepstone.api.em.xml import NS, child, element, links, parse_body, render, text_of, to_json
-from keepstone.api.errors import JSON_MEDIA_TYPE
+from keepstone.api.em.xml import NS, child, element, links, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import BadCredentials, InvalidInput, NotFound, Unauthenticated
 from keepstone.domain.jobs import JobEdit
 from keepstone.services import auth, catalog, jobs, reports, restore_points, runs, tasks
-from keepstone.services.audit import Origin
-from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, JobSession, Repository, RestorePoint, Task
 
 router = APIRouter(prefix="/api")
-SESSION_HEADER = "X-RestSvcSessionId"
 VERSIONS = ("v1_1", "v1_2", "v1_3", "v1_4", "v1_5", "v1_6", "v1_7")
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    principal: auth.Principal
-    logon_session_id: str
-    base: str  # https://host:port/api
-
-    def href(self, *parts: str) -> str:
-        return "/".join((self.base, *parts))
-
-
-def _ctx(request: Request) -> Context:
-    ctx: Context = request.app.state.ctx
-    return ctx
-
-
-def _base(request: Request) -> str:
-    return f"{public_url.base_url(request)}/api"
-
-
-def logged_on(request: Request) -> Caller:
-    """The logon session's user: the token from the cookie (which wins, as in EM) or header. No
-    role check: logging off changes only one's own session, so ReadOnly users may do it too."""
-    token = request.cookies.get(SESSION_HEADER) or request.headers.get(SESSION_HEADER)
-    if not token:
-        raise Unauthenticated(f"log on first (POST /api/sessionMngr/) and send {SESSION_HEADER}")
-    principal, session_id = auth.resume_logon(_ctx(request), token)
-    request.state.user_name = principal.user_name
-    return Caller(principal, session_id, _base(request))
-
-
-def caller(request: Request) -> Caller:
-    """The logged-on user, authorised for this request's method (reads vs writes)."""
-    who = logged_on(request)
-    action = auth.Action.READ if request.method in ("GET", "HEAD") else auth.Action.WRITE
-    auth.authorize(who.principal, action)
-    return who
-
-
-Who = Annotated[Caller, Depends(caller)]
-LoggedOn = Annotated[Caller, Depends(logged_on)]
-
-
-def _origin(request: Request) -> Origin:
-    return Origin(client_address(request), "em")
-
-
-def answer(
-    request: Request,
-    document: etree._Element,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    """XML, or JSON when the client asks for it."""
-    if "json" in request.headers.get("accept", "").lower():
-        return JSONResponse(to_json(document), status, headers, media_type=JSON_MEDIA_TYPE)
-    return Response(render(document), status, headers, media_type="application/xml; charset=utf-8")
 
 
 # ---- discovery and logon ----------------------------------------------------------------------
@@ -102,7 +50,7 @@ def answer(
 
 @router.get("/")
 def enterprise_manager(request: Request) -> Response:
-    base = _base(request)
+    base = base_of(request)
     versions = element(
         "SupportedVersions",
         None,
@@ -136,11 +84,11 @@ def log_on(request: Request, v: str = "latest") -> Response:
     name, password = _basic_credentials(request)
     guard = request.app.state.login_guard
     try:
-        logon = auth.start_logon(_ctx(request), guard, name, password, _origin(request))
+        logon = auth.start_logon(ctx_of(request), guard, name, password, origin_of(request))
     except BadCredentials:
         raise Unauthenticated("the user name or password is incorrect") from None
     request.state.user_name = logon.principal.user_name
-    base = _base(request)
+    base = base_of(request)
     headers = {
         SESSION_HEADER: logon.token,
         "Location": f"{base}/logonSessions/{logon.session_id}",
@@ -188,13 +136,13 @@ def logon_session(base: str, session_id: str, user: str) -> etree._Element:
 
 @router.get("/logonSessions/{session_id}")
 def get_logon_session(session_id: str, request: Request, who: Who) -> Response:
-    auth.get_logon(_ctx(request), session_id, who.principal)
+    auth.get_logon(ctx_of(request), session_id, who.principal)
     return answer(request, logon_session(who.base, session_id, who.principal.user_name))
 
 
 @router.delete("/logonSessions/{session_id}", status_code=204)
 def log_off(session_id: str, request: Request, who: LoggedOn) -> Response:
-    auth.end_logon(_ctx(request), session_id, who.principal, _origin(request))
+    auth.end_logon(ctx_of(request), session_id, who.principal, origin_of(request))
     return Response(status_code=204)
 
 
@@ -246,20 +194,16 @@ def job_entity(who: Caller, job: Job) -> etree._Element:
         child("JobType", "Backup"),
         child("Platform", "Microsoft365"),
         child("Description", job.description),
-        child("ScheduleConfigured", _bool(policy.type.value != "ManualOnly")),
-        child("ScheduleEnabled", _bool(job.is_enabled)),
+        child("ScheduleConfigured", boolean(policy.type.value != "ManualOnly")),
+        child("ScheduleEnabled", boolean(job.is_enabled)),
         child("NextRun", iso(job.next_run)),
         render_schedule_options(policy),
     )
 
 
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
-
-
 @router.get("/jobs")
 def list_jobs(request: Request, who: Who, format: str = "References") -> Response:
-    rows = jobs.list_jobs(_ctx(request))
+    rows = jobs.list_jobs(ctx_of(request))
     if format.lower() == "entity":
         return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
     return answer(
@@ -269,7 +213,7 @@ def list_jobs(request: Request, who: Who, format: str = "References") -> Respons
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, request: Request, who: Who, format: str = "Reference") -> Response:
-    job = jobs.get_job(_ctx(request), job_id)
+    job = jobs.get_job(ctx_of(request), job_id)
     return answer(
         request, job_entity(who, job) if format.lower() == "entity" else job_reference(who, job)
     )
@@ -281,7 +225,7 @@ async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit"
     if action.lower() != "edit":
         raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
     edit = job_edit(parse_body(await request.body(), "Job", request.headers.get("content-type")))
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
 
     def work() -> tuple[str, dict[str, Any]]:
         jobs.edit_job(ctx, job_id, edit)
@@ -327,7 +271,7 @@ def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Res
     operation = ACTIONS.get(action.lower())
     if operation is None:
         raise InvalidInput(f"action must be one of {', '.join(sorted(ACTIONS))}", "action")
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     job = jobs.get_job(ctx, job_id)
 
     def work() -> tuple[str, dict[str, Any]]:
@@ -375,7 +319,7 @@ def task_document(who: Caller, task: Task) -> etree._Element:
     result = None
     if task.state == "Finished":
         result = element(
-            "Result", {"Success": _bool(bool(task.success))}, child("Message", task.message)
+            "Result", {"Success": boolean(bool(task.success))}, child("Message", task.message)
         )
     return element(
         "Task",
@@ -395,19 +339,19 @@ def task_accepted(request: Request, who: Caller, task: Task) -> Response:
 
 @router.get("/tasks")
 def list_tasks(request: Request, who: Who) -> Response:
-    found = tasks.list_for(_ctx(request), who.logon_session_id)
+    found = tasks.list_for(ctx_of(request), who.logon_session_id)
     return answer(request, element("Tasks", None, *(task_document(who, t) for t in found)))
 
 
 @router.get("/tasks/{task_id}")
 def get_task(task_id: str, request: Request, who: Who) -> Response:
-    return answer(request, task_document(who, tasks.get(_ctx(request), task_number(task_id))))
+    return answer(request, task_document(who, tasks.get(ctx_of(request), task_number(task_id))))
 
 
 @router.delete("/tasks/{task_id}", status_code=204)
 def delete_task(task_id: str, request: Request, who: Who) -> Response:
     del who
-    tasks.cancel(_ctx(request), task_number(task_id))
+    tasks.cancel(ctx_of(request), task_number(task_id))
     return Response(status_code=204)
 
 
@@ -468,14 +412,14 @@ def session_entity(who: Caller, session: JobSession, job_name: str, failure: str
         child("Result", result),
         child("Progress", str(session.progress)),
         child("FailureMessage", failure),
-        child("IsRetry", _bool(session.retry_count > 0)),
+        child("IsRetry", boolean(session.retry_count > 0)),
     )
 
 
 def _sessions_document(
     request: Request, who: Caller, rows: list[JobSession], format: str
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
     if format.lower() == "entity":
         return answer(
@@ -501,21 +445,21 @@ def _sessions_document(
 
 @router.get("/backupSessions")
 def list_backup_sessions(request: Request, who: Who, format: str = "References") -> Response:
-    return _sessions_document(request, who, runs.list_sessions(_ctx(request)), format)
+    return _sessions_document(request, who, runs.list_sessions(ctx_of(request)), format)
 
 
 @router.get("/jobs/{job_id}/backupSessions")
 def list_job_backup_sessions(
     job_id: str, request: Request, who: Who, format: str = "References"
 ) -> Response:
-    return _sessions_document(request, who, runs.list_sessions(_ctx(request), job_id), format)
+    return _sessions_document(request, who, runs.list_sessions(ctx_of(request), job_id), format)
 
 
 @router.get("/backupSessions/{session_id}")
 def get_backup_session(
     session_id: str, request: Request, who: Who, format: str = "Reference"
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     session = runs.get_session(ctx, session_id)
     name = jobs.get_job(ctx, session.job_id).name
     if format.lower() == "entity":
@@ -529,7 +473,7 @@ def backup_session_action(
 ) -> Response:
     if action.lower() != "stop":
         raise InvalidInput("action must be stop", "action")
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     session = runs.get_session(ctx, session_id)
 
     def work() -> tuple[str, dict[str, Any]]:
@@ -544,7 +488,7 @@ def backup_session_action(
 
 @router.get("/repositories")
 def list_repositories(request: Request, who: Who, format: str = "References") -> Response:
-    rows = catalog.list_repositories(_ctx(request))
+    rows = catalog.list_repositories(ctx_of(request))
     if format.lower() == "entity":
         return answer(
             request, element("Repositories", None, *(repository_entity(who, r) for r in rows))
@@ -572,7 +516,7 @@ def list_repositories(request: Request, who: Who, format: str = "References") ->
 
 @router.get("/repositories/{repo_id}")
 def get_repository(repo_id: str, request: Request, who: Who) -> Response:
-    return answer(request, repository_entity(who, catalog.get_repository(_ctx(request), repo_id)))
+    return answer(request, repository_entity(who, catalog.get_repository(ctx_of(request), repo_id)))
 
 
 def repository_entity(who: Caller, row: Repository) -> etree._Element:
@@ -635,7 +579,7 @@ class Found:
 
 def _job_rows(request: Request, who: Caller) -> list[Found]:
     rows = []
-    for job in jobs.list_jobs(_ctx(request)):
+    for job in jobs.list_jobs(ctx_of(request)):
         entity = job_entity(who, job)
         fields = {
             "name": job.name,
@@ -643,7 +587,7 @@ def _job_rows(request: Request, who: Caller) -> list[Found]:
             "jobtype": "Backup",
             "platform": "Microsoft365",
             "description": job.description,
-            "scheduleenabled": _bool(job.is_enabled),
+            "scheduleenabled": boolean(job.is_enabled),
             "nextrun": iso(job.next_run),
             "scheduleconfigured": entity.findtext(f"{{{NS}}}ScheduleConfigured"),
         }
@@ -652,7 +596,7 @@ def _job_rows(request: Request, who: Caller) -> list[Found]:
 
 
 def _session_rows(request: Request, who: Caller) -> list[Found]:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
     rows = []
     for session in runs.list_sessions(ctx):
@@ -671,7 +615,7 @@ def _session_rows(request: Request, who: Caller) -> list[Found]:
             "state": state,
             "result": result,
             "progress": session.progress,
-            "isretry": _bool(session.retry_count > 0),
+            "isretry": boolean(session.retry_count > 0),
         }
         rows.append(
             Found(
@@ -685,7 +629,7 @@ def _session_rows(request: Request, who: Caller) -> list[Found]:
 
 def _repository_rows(request: Request, who: Caller) -> list[Found]:
     rows = []
-    for repo in catalog.list_repositories(_ctx(request)):
+    for repo in catalog.list_repositories(ctx_of(request)):
         entity = repository_entity(who, repo)
         ref = element(
             "Ref",
@@ -728,7 +672,7 @@ def _server_rows(request: Request, who: Caller) -> list[Found]:
 
 
 def _restore_point_rows(request: Request, who: Caller) -> list[Found]:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
     rows = []
     for point in restore_points.list_points(ctx):
@@ -819,7 +763,7 @@ def query(
 def _paging_links(request: Request, page: int, pages: int) -> etree._Element:
     def at(number: int) -> str:
         params = dict(request.query_params) | {"page": str(number)}
-        return f"{_base(request)}/query?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return f"{base_of(request)}/query?" + "&".join(f"{k}={v}" for k, v in params.items())
 
     entries: list[tuple[str, str, str | None]] = [("First", at(1), None)]
     if page > 1:
@@ -846,7 +790,7 @@ def report_frame(
 
 @router.get("/reports/summary/overview")
 def overview_report(request: Request, who: Who) -> Response:
-    f = reports.overview(_ctx(request))
+    f = reports.overview(ctx_of(request))
     return answer(
         request,
         report_frame(
@@ -869,7 +813,7 @@ def overview_report(request: Request, who: Who) -> Response:
 
 @router.get("/reports/summary/job_statistics")
 def job_statistics_report(request: Request, who: Who) -> Response:
-    f = reports.job_statistics(_ctx(request))
+    f = reports.job_statistics(ctx_of(request))
     return answer(
         request,
         report_frame(
@@ -907,7 +851,7 @@ def repository_report(request: Request, who: Who) -> Response:
             child("FreeSpace", str(use.free)),
             child("BackupSize", str(use.backup_size)),
         )
-        for use in reports.repository_use(_ctx(request))
+        for use in reports.repository_use(ctx_of(request))
     )
     return answer(
         request,
@@ -966,7 +910,7 @@ def restore_point_reference(
 
 @router.get("/restorePoints")
 def list_restore_points(request: Request, who: Who, format: str = "References") -> Response:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
     points = restore_points.list_points(ctx)
     if format.lower() == "entity":
@@ -995,7 +939,7 @@ def list_restore_points(request: Request, who: Who, format: str = "References") 
 def get_restore_point(
     point_id: str, request: Request, who: Who, format: str = "Reference"
 ) -> Response:
-    ctx = _ctx(request)
+    ctx = ctx_of(request)
     point = restore_points.get_point(ctx, point_id)
     name = {j.id: j.name for j in jobs.list_jobs(ctx)}.get(point.job_id or "", "")
     if format.lower() == "entity":
