@@ -8,6 +8,7 @@ import base64
 import json
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -348,6 +349,16 @@ def test_the_access_log_carries_the_user_name(live: Live) -> None:
         marker = "access-log-user-check"
         client.get("/v2/Jobs", headers=bearer(token) | {"X-Request-Id": marker})
         client.get("/v2/Jobs", headers={"X-Request-Id": marker + "-anonymous"})
-    lines = [json.loads(line) for line in live.server.stderr.splitlines() if marker in line]
-    users = {line["request_id"]: line.get("user") for line in lines if line["event"] == "request"}
-    assert users == {marker: READER.name, marker + "-anonymous": None}
+    wanted = {marker: READER.name, marker + "-anonymous": None}
+    # The access log line is written after the response is sent: wait for it, do not race it.
+    deadline = time.monotonic() + 60
+    while (users := logged_users(live.server.stderr, marker)).keys() != wanted.keys():
+        assert time.monotonic() < deadline, f"access log lines never appeared: {users}"
+        time.sleep(0.05)
+    assert users == wanted
+
+
+def logged_users(log: str, marker: str) -> dict[str, str | None]:
+    """request id -> the user its access log line names, for the requests carrying ``marker``."""
+    lines = [json.loads(line) for line in log.splitlines() if marker in line]
+    return {line["request_id"]: line.get("user") for line in lines if line["event"] == "request"}
