@@ -152,10 +152,11 @@ class _Reader:
 
     def _derived(self, form: TypeForm, key: str, derivation: etree._Element) -> None:
         base = derivation.get("base", "")
-        if self._is_xsd(derivation, base) or base.split(":")[-1] in self._simple:
+        local = base.split(":")[-1]
+        if self._is_xsd(derivation, base) or local in self._simple:
             form.text = self._scalar(derivation, base)
-        elif base in self._complex:
-            inherited = self._type_form(base, self._complex[base])
+        elif local in self._complex:
+            inherited = self._type_form(local, self._complex[local])
             form.extends = _local(derivation) == "extension"
             form.attributes.update(inherited.attributes)
             form.children.update(inherited.children)
