@@ -6,7 +6,7 @@ from http import HTTPStatus
 
 from starlette.responses import JSONResponse, Response
 
-from keepstone.api.em.xml import element, render
+from keepstone.api.em.xml import element, render, to_json
 from keepstone.api.vb365.versions import version_of
 from keepstone.domain.errors import (
     BadCredentials,
@@ -74,7 +74,7 @@ def em_error(status: int, message: str, headers: dict[str, str] | None, accept: 
     error = element("Error", {"Message": message, "StatusCode": str(status), "Status": reason})
     if "json" in accept.lower():
         return JSONResponse(
-            {"Message": error.get("Message"), "StatusCode": status, "Status": reason},
+            to_json(error),
             status_code=status,
             headers=headers,
             media_type=JSON_MEDIA_TYPE,

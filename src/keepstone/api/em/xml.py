@@ -1,4 +1,4 @@
-"""XML of the Enterprise Manager dialect: safe parsing, schema validation, rendering, and JSON.
+"""XML of the Enterprise Manager dialect: safe parsing, schema validation and rendering.
 
 Safety first: a body is decoded (whatever its encoding, see ``xml_encoding``) and one with a
 DOCTYPE is refused before any parser sees it; the parser reads exactly that decoded text, never
@@ -12,50 +12,24 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import cache
-from pathlib import Path
-from typing import Any
 
 from lxml import etree
 
+# ``to_json`` lives in its own module and is re-exported: callers keep importing it here.
+from keepstone.api.em.json_document import to_json as to_json
 from keepstone.api.em.xml_encoding import body_text
+from keepstone.api.em.xsd import NS as NS
+from keepstone.api.em.xsd import SCHEMA_PATH as SCHEMA_PATH
+from keepstone.api.em.xsd import XSD as XSD
+from keepstone.api.em.xsd import schema_document
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.text import xml_safe
 
-NS = "http://www.veeam.com/ent/v1.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-XSD = "http://www.w3.org/2001/XMLSchema"
-SCHEMA_PATH = Path(__file__).with_name("RestAPI.xsd")
 _DOCTYPE = re.compile("<!DOCTYPE|<!ENTITY", re.IGNORECASE)
 # A body declared as JSON is a confused client; any other type (curl -d sends a form type,
 # some scripts text/plain) is read as XML, as a lenient server would, and must still parse.
 _JSON_MEDIA_TYPE = re.compile(r"^\s*application/([a-z0-9.+-]+\+)?json\s*(;|$)", re.IGNORECASE)
-# Elements holding a list of one kind of child become JSON arrays; the repeated children of a
-# list document are gathered under a plural name (``<EntityReferences><Ref/>`` -> ``Refs``).
-_CONTAINERS = {
-    "Links",
-    "SupportedVersions",
-    "TimePeriods",
-    "Schedule",
-    "Refs",
-    "Jobs",
-    "BackupJobSessions",
-    "Repositories",
-    "BackupServers",
-}
-_PLURALS = {
-    "Ref": "Refs",
-    "Job": "Jobs",
-    "Task": "Tasks",
-    "LogonSession": "LogonSessions",
-    "Days": "Days",
-    "Months": "Months",
-}
-
-
-@cache
-def _schema_document() -> etree._ElementTree:
-    return etree.parse(str(SCHEMA_PATH))
 
 
 _per_thread = threading.local()
@@ -66,7 +40,7 @@ def schema() -> etree.XMLSchema:
     ``error_log``, so threads validating at once must not share it."""
     validator: etree.XMLSchema | None = getattr(_per_thread, "schema", None)
     if validator is None:
-        validator = _per_thread.schema = etree.XMLSchema(_schema_document())
+        validator = _per_thread.schema = etree.XMLSchema(schema_document())
     return validator
 
 
@@ -166,24 +140,3 @@ def render(document: etree._Element) -> bytes:
 def text_of(document: etree._Element, name: str) -> str | None:
     found = document.find(f"{{{NS}}}{name}")
     return None if found is None else (found.text or "")
-
-
-def to_json(node: etree._Element) -> dict[str, Any]:
-    """The JSON form clients get with ``Accept: application/json``: attributes and child
-    elements as PascalCase properties, repeated elements (``Links`` entries, refs) as arrays."""
-    result: dict[str, Any] = {k: v for k, v in node.attrib.items() if not k.startswith("{")}
-    for item in node:
-        if not isinstance(item.tag, str):
-            continue
-        name = etree.QName(item).localname
-        if name in _CONTAINERS:
-            result[name] = [to_json(entry) for entry in item if isinstance(entry.tag, str)]
-            continue
-        value: Any = to_json(item) if len(item) or item.attrib else (item.text or "")
-        if name in _PLURALS:
-            result.setdefault(_PLURALS[name], []).append(value)
-        else:
-            result[name] = value
-    if node.text and node.text.strip() and len(node) == 0 and node.attrib:
-        result["Value"] = node.text
-    return result
