@@ -15,8 +15,9 @@ from keepstone.api.em.deps import (
     boolean,
     ctx_of,
 )
+from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import child, element, links
+from keepstone.api.em.xml import child, element
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import jobs, runs, tasks
@@ -40,36 +41,63 @@ def session_href(who: Caller, session: JobSession) -> str:
     return who.href("backupSessions", session.id)
 
 
+def session_name(session: JobSession, job_name: str) -> str:
+    return f"{job_name}@{iso(session.creation_time)}"
+
+
+def _session_links(who: Caller, session: JobSession, job_name: str, alternate: Link) -> list[Link]:
+    """backupsessions_id.html: Up server (by name: clients find a session's server there), Up
+    job, Alternate, Down task sessions."""
+    href = session_href(who, session)
+    return [
+        server_up(who),
+        Link("Up", who.href("jobs", session.job_id), "JobReference", job_name),
+        alternate,
+        Link("Down", f"{href}/taskSessions", "BackupTaskSessionReferenceList"),
+    ]
+
+
 def session_reference(
     who: Caller, session: JobSession, job_name: str, tag: str = "EntityRef"
 ) -> etree._Element:
+    href = session_href(who, session)
+    name = session_name(session, job_name)
     return element(
         tag,
         {
-            "Href": session_href(who, session),
+            "Href": href,
             "Type": "BackupJobSessionReference",
-            "Name": f"{job_name}@{iso(session.creation_time)}",
+            "Name": name,
             "UID": f"urn:veeam:BackupJobSession:{session.id}",
         },
-        links(("Alternate", f"{session_href(who, session)}?format=Entity", "BackupJobSession")),
+        links_of(
+            *_session_links(
+                who,
+                session,
+                job_name,
+                Link("Alternate", entity_href(href), "BackupJobSession", name),
+            )
+        ),
     )
 
 
 def session_entity(who: Caller, session: JobSession, job_name: str, failure: str) -> etree._Element:
+    """backupsessions_id.html; its Related restore point link is left out (a Keepstone run
+    makes one restore point per organization it saves, found under /restorePoints)."""
     state, result = SESSION_STATES[session.status]
     href = session_href(who, session)
+    name = session_name(session, job_name)
+    alternate = Link("Alternate", href, "BackupJobSessionReference", name)
     return element(
         "BackupJobSession",
         {
-            "Href": f"{href}?format=Entity",
+            "Href": entity_href(href),
             "Type": "BackupJobSession",
-            "Name": f"{job_name}@{iso(session.creation_time)}",
+            "Name": name,
             "UID": f"urn:veeam:BackupJobSession:{session.id}",
         },
-        links(
-            ("Up", who.href("backupSessions"), "BackupJobSessionReferenceList"),
-            ("Up", who.href("jobs", session.job_id), "JobReference"),
-            ("Stop", f"{href}?action=stop", None),
+        links_of(
+            *_session_links(who, session, job_name, alternate), Link("Stop", f"{href}?action=stop")
         ),
         child("JobUid", f"urn:veeam:Job:{session.job_id}"),
         child("JobName", job_name),

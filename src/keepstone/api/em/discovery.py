@@ -19,6 +19,8 @@ from keepstone.api.em.deps import (
     ctx_of,
     origin_of,
 )
+from keepstone.api.em.directory import LOGON_SESSION_LINKS
+from keepstone.api.em.hypermedia import Link, links_of
 from keepstone.api.em.xml import child, element, links
 from keepstone.domain.errors import BadCredentials, InvalidInput, Unauthenticated
 from keepstone.services import auth
@@ -102,19 +104,33 @@ def _basic_credentials(request: Request) -> tuple[str, str]:
 
 
 def logon_session(base: str, session_id: str, user: str) -> etree._Element:
+    """loginsessions.html: the vendor's links, in its order (see ``directory``)."""
     href = f"{base}/logonSessions/{session_id}"
     return element(
         "LogonSession",
         {"Href": href, "Type": "LogonSession"},
-        links(
-            ("Up", f"{base}/", "EnterpriseManager"),
-            ("Down", f"{base}/jobs", "JobReferenceList"),
-            ("Down", f"{base}/jobs?format=Entity", "JobList"),
-            ("Down", f"{base}/tasks", "TaskList"),
-            ("Delete", href, None),
+        links_of(
+            *(
+                Link(rel, f"{base}/{path.replace('{session}', session_id)}", kind, name)
+                for rel, path, kind, name in LOGON_SESSION_LINKS
+            )
         ),
         child("UserName", user),
         child("SessionId", session_id),
+    )
+
+
+@router.get("/logonSessions")
+def list_logon_sessions(request: Request, who: Who) -> Response:
+    """The live logon sessions: the caller's own, or everyone's for an administrator."""
+    found = auth.list_logons(ctx_of(request), who.principal)
+    return answer(
+        request,
+        element(
+            "LogonSessions",
+            None,
+            *(logon_session(who.base, session.id, name) for session, name in found),
+        ),
     )
 
 

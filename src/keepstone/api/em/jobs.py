@@ -20,9 +20,10 @@ from keepstone.api.em.deps import (
     boolean,
     ctx_of,
 )
+from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import child, element, links, parse_body, text_of
+from keepstone.api.em.xml import child, element, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import JobEdit
@@ -38,29 +39,36 @@ def job_uid(job: Job) -> str:
 
 
 def job_links(who: Caller, job: Job) -> etree._Element:
+    """The vendor's order (jobs_id.html): Up server, Alternate, Edit, Clone, toggle, Down
+    includes and sessions, Start, Stop, Retry. Create ObjectInJob is left out: Keepstone jobs
+    protect organizations, not objects added one by one."""
     href = who.href("jobs", job.id)
-    return links(
-        ("Up", who.href("jobs"), "JobReferenceList"),
-        ("Alternate", href, "JobReference"),
-        ("Edit", f"{href}?action=edit", "Job"),
-        ("Start", f"{href}?action=start", None),
-        ("Stop", f"{href}?action=stop", None),
-        ("Retry", f"{href}?action=retry", None),
-        ("Clone", f"{href}?action=clone", "Job"),
-        ("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled", None),
+    return links_of(
+        server_up(who),
+        Link("Alternate", href, "JobReference", job.name),
+        Link("Edit", href, "JobReference", job.name),
+        Link("Clone", f"{href}?action=clone"),
+        Link("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled"),
+        Link("Down", f"{href}/includes", "ObjectInJobList"),
+        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
+        Link("Start", f"{href}?action=start"),
+        Link("Stop", f"{href}?action=stop"),
+        Link("Retry", f"{href}?action=retry"),
     )
 
 
 def job_reference(who: Caller, job: Job, tag: str = "EntityRef") -> etree._Element:
+    """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
+    Down its sessions."""
+    href = who.href("jobs", job.id)
     return element(
         tag,
-        {
-            "Href": who.href("jobs", job.id),
-            "Type": "JobReference",
-            "Name": job.name,
-            "UID": job_uid(job),
-        },
-        links(("Alternate", f"{who.href('jobs', job.id)}?format=Entity", "Job")),
+        {"Href": href, "Type": "JobReference", "Name": job.name, "UID": job_uid(job)},
+        links_of(
+            server_up(who),
+            Link("Alternate", entity_href(href), "Job", job.name),
+            Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
+        ),
     )
 
 
@@ -85,14 +93,28 @@ def job_entity(who: Caller, job: Job) -> etree._Element:
     )
 
 
-@router.get("/jobs")
-def list_jobs(request: Request, who: Who, format: str = "References") -> Response:
+def jobs_document(request: Request, who: Caller, format: str) -> Response:
+    """Every job: references, or entities with ``format=Entity``."""
     rows = jobs.list_jobs(ctx_of(request))
     if format.lower() == "entity":
         return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
     return answer(
         request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in rows))
     )
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, who: Who, format: str = "References") -> Response:
+    return jobs_document(request, who, format)
+
+
+@router.get("/jobs/{job_id}/includes")
+def list_job_includes(job_id: str, request: Request, who: Who) -> Response:
+    """A job's objects (``ObjectsInJob``): none, since a Keepstone job protects a whole
+    organization rather than objects included one by one."""
+    del who
+    jobs.get_job(ctx_of(request), job_id)
+    return answer(request, element("ObjectsInJob"))
 
 
 @router.get("/jobs/{job_id}")

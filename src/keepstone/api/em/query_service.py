@@ -1,170 +1,104 @@
-"""The query service: ``/api/query``, filters, sorts and pages over every queryable type."""
+"""The query service: ``/api/querySvc`` (its entry point) and ``/api/query``, which filters,
+sorts and pages over every type of ``query_types``.
+
+A result nests as RestAPI.xsd's ``QueryResultType`` says: ``Refs/Ref`` or
+``Entities/<list>/<item>`` with the list element the schema's ``EntitiesType`` names
+(``Entities/BackupJobSessions/BackupJobSession``); tasks, which have no references, come as
+``Resources/Tasks``. A type newer than the shipped schema (agents, NAS, CDP, ...) nests the same
+way under its plural name, outside the schema.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from keepstone import __version__
-from keepstone.api.em.backup_servers import backup_server
-from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, session_reference
-from keepstone.api.em.deps import (
-    Caller,
-    Who,
-    answer,
-    base_of,
-    boolean,
-    ctx_of,
-)
-from keepstone.api.em.jobs import job_entity, job_reference, job_uid
+from keepstone.api.em.deps import Who, answer, base_of
+from keepstone.api.em.hypermedia import Link, links_of
 from keepstone.api.em.query import parse_filter, sort_key
-from keepstone.api.em.repositories import repository_entity
-from keepstone.api.em.restore_points import restore_point_entity, restore_point_reference
-from keepstone.api.em.xml import NS, element, links
-from keepstone.api.vb365.views import iso
+from keepstone.api.em.query_types import QUERY_TYPE_NAMES, query_type
+from keepstone.api.em.queryable import Found, QueryType
+from keepstone.api.em.schema_names import query_container
+from keepstone.api.em.xml import element
 from keepstone.domain.errors import InvalidInput
-from keepstone.services import catalog, jobs, restore_points, runs
 
 router = APIRouter(prefix="/api")
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    fields: dict[str, Any]  # lower-case names, as filters and sorts name them
-    ref: etree._Element
-    entity: etree._Element
-
-
-def _job_rows(request: Request, who: Caller) -> list[Found]:
-    rows = []
-    for job in jobs.list_jobs(ctx_of(request)):
-        entity = job_entity(who, job)
-        fields = {
-            "name": job.name,
-            "uid": job_uid(job),
-            "jobtype": "Backup",
-            "platform": "Microsoft365",
-            "description": job.description,
-            "scheduleenabled": boolean(job.is_enabled),
-            "nextrun": iso(job.next_run),
-            "scheduleconfigured": entity.findtext(f"{{{NS}}}ScheduleConfigured"),
-        }
-        rows.append(Found(fields, job_reference(who, job, "Ref"), entity))
-    return rows
-
-
-def _session_rows(request: Request, who: Caller) -> list[Found]:
-    ctx = ctx_of(request)
-    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
-    rows = []
-    for session in runs.list_sessions(ctx):
-        name = names.get(session.job_id, "")
-        state, result = SESSION_STATES[session.status]
-        fields = {
-            "name": f"{name}@{iso(session.creation_time)}",
-            "jobname": name,
-            "uid": f"urn:veeam:BackupJobSession:{session.id}",
-            "jobuid": f"urn:veeam:Job:{session.job_id}",
-            "jobtype": "Backup",
-            "creationtime": iso(session.creation_time),
-            "creationtimeutc": iso(session.creation_time),
-            "endtime": iso(session.end_time),
-            "endtimeutc": iso(session.end_time),
-            "state": state,
-            "result": result,
-            "progress": session.progress,
-            "isretry": boolean(session.retry_count > 0),
-        }
-        rows.append(
-            Found(
-                fields,
-                session_reference(who, session, name, "Ref"),
-                session_entity(who, session, name, runs.failure_of(ctx, session.id)),
-            )
-        )
-    return rows
-
-
-def _repository_rows(request: Request, who: Caller) -> list[Found]:
-    rows = []
-    for repo in catalog.list_repositories(ctx_of(request)):
-        entity = repository_entity(who, repo)
-        ref = element(
-            "Ref",
-            {
-                "Href": who.href("repositories", repo.id),
-                "Type": "RepositoryReference",
-                "Name": repo.name,
-                "UID": f"urn:veeam:Repository:{repo.id}",
-            },
-        )
-        fields = {
-            "name": repo.name,
-            "uid": ref.get("UID"),
-            "capacity": int(entity.findtext(f"{{{NS}}}Capacity") or 0),
-            "freespace": int(entity.findtext(f"{{{NS}}}FreeSpace") or 0),
-        }
-        rows.append(Found(fields, ref, entity))
-    return rows
-
-
-def _server_rows(request: Request, who: Caller) -> list[Found]:
-    entity = backup_server(request, who)
-    ref = element(
-        "Ref",
-        {
-            "Href": entity.get("Href", ""),
-            "Type": "BackupServerReference",
-            "Name": entity.get("Name", ""),
-            "UID": entity.get("UID", ""),
-        },
-    )
-    fields = {
-        "name": entity.get("Name"),
-        "uid": entity.get("UID"),
-        "description": entity.findtext(f"{{{NS}}}Description"),
-        "port": int(entity.findtext(f"{{{NS}}}Port") or 0),
-        "version": __version__,
-    }
-    return [Found(fields, ref, entity)]
-
-
-def _restore_point_rows(request: Request, who: Caller) -> list[Found]:
-    ctx = ctx_of(request)
-    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
-    rows = []
-    for point in restore_points.list_points(ctx):
-        name = names.get(point.job_id or "", "")
-        fields = {
-            "name": f"{name}@{iso(point.backup_time)}",
-            "jobname": name,
-            "uid": f"urn:veeam:RestorePoint:{point.id}",
-            "backupdate": iso(point.backup_time),
-            "backupdateutc": iso(point.backup_time),
-        }
-        rows.append(
-            Found(
-                fields,
-                restore_point_reference(who, point, name, "Ref"),
-                restore_point_entity(who, point, name),
-            )
-        )
-    return rows
-
-
-QUERY_TYPES = {
-    "job": ("Jobs", _job_rows),
-    "backupjobsession": ("BackupJobSessions", _session_rows),
-    "repository": ("Repositories", _repository_rows),
-    "backupserver": ("BackupServers", _server_rows),
-    "restorepoint": ("RestorePoints", _restore_point_rows),
-}
 MAX_PAGE = 2**31 - 1  # PagingInfo's PageNum is an xsd:int
-QUERY_TYPE_NAMES = ("Job", "BackupJobSession", "Repository", "BackupServer", "RestorePoint")
+__all__ = ["QUERY_TYPE_NAMES", "router"]
+
+# The vendor's /querySvc links in its order (querysvc.html): (link Type, query type, sort field).
+QUERY_SERVICE_LINKS = (
+    ("VmRestorePointList", "VmRestorePoint", "name"),
+    ("VAppRestorePointList", "VAppRestorePoint", "name"),
+    ("VmReplicaPointList", "VmReplicaPoint", "name"),
+    ("TaskList", "Task", "TaskUid"),
+    ("JobList", "Job", "name"),
+    ("RestorePointList", "RestorePoint", "name"),
+    ("BackupTaskSessionList", "BackupTaskSession", "name"),
+    ("ReplicaTaskSessionList", "ReplicaTaskSession", "name"),
+    ("RestoreSessionList", "RestoreSession", "name"),
+    ("RepositoryList", "Repository", "name"),
+    ("BackupList", "Backup", "name"),
+    ("ReplicaList", "Replica", "name"),
+    ("HierarchyRootList", "HierarchyRoot", "name"),
+    ("BackupJobSessionList", "BackupJobSession", "name"),
+    ("ReplicaJobSessionList", "ReplicaJobSession", "name"),
+    ("BackupServerList", "BackupServer", "name"),
+    ("ManagedServerList", "ManagedServer", "name"),
+    ("FailoverPlanList", "FailoverPlan", "name"),
+    ("WanAcceleratorList", "WanAccelerator", "name"),
+    ("CloudGatewayList", "CloudGateway", "name"),
+    ("CloudTenantList", "CloudTenant", "name"),
+    ("PasswordKeyList", "Passwords", "BackupServerUid"),
+    ("CredentialsList", "Credentials", "BackupServerUid"),
+    ("CloudReplicaList", "CloudReplica", "name"),
+    ("BackupFileList", "BackupFile", "name"),
+    ("VCloudOrganizationConfigList", "VCloudOrganizationConfig", "name"),
+    ("CloudSubtenantList", "CloudSubtenant", "Name"),
+    ("CloudHardwarePlanList", "CloudHardwarePlan", "Name"),
+    ("CloudPublicIpAddressList", "CloudPublicIpAddress", "Name"),
+    ("AgentBackupJobList", "AgentBackupJob", "name"),
+    ("AgentRestorePointList", "AgentRestorePoint", "name"),
+    ("AgentProtectionGroupList", "AgentProtectionGroup", "name"),
+    ("DiscoveredComputerList", "DiscoveredComputer", "name"),
+    ("CloudFailoverPlanList", "CloudFailoverPlan", "Name"),
+    ("CloudGatewayPoolList", "CloudGatewayPool", "Name"),
+    ("VSphereSelfServiceConfigList", "VsphereSelfServiceConfig", "Name"),
+    ("NasJobList", "NasJob", "name"),
+    ("FileServerList", "FileServer", "name"),
+    ("VAppReplicaPointList", "vAppReplicaPoint", "name"),
+)
+
+
+@router.get("/querySvc")
+def query_service(request: Request, who: Who) -> Response:
+    """querysvc.html: up to the caller's logon session, then one preconfigured query per type."""
+    base = base_of(request)
+    queries = (
+        Link(
+            "Down",
+            f"{base}/query?"
+            + urlencode(
+                {"type": kind, "format": "Entities", "sortAsc": sort, "pageSize": 15, "page": 1}
+            ),
+            link_type,
+        )
+        for link_type, kind, sort in QUERY_SERVICE_LINKS
+    )
+    return answer(
+        request,
+        element(
+            "QuerySvc",
+            {"Href": who.href("querySvc"), "Type": "QueryService"},
+            links_of(
+                Link("Up", who.href("logonSessions", who.logon_session_id), "LogonSession"),
+                *queries,
+            ),
+        ),
+    )
 
 
 @router.get("/query")
@@ -179,7 +113,7 @@ def query(
     pageSize: int = 100,
     page: int = 1,
 ) -> Response:
-    kind = QUERY_TYPES.get(type.lower())
+    kind = query_type(type)
     if kind is None:
         raise InvalidInput(
             f"query type '{type}' is not supported; use one of " + ", ".join(QUERY_TYPE_NAMES),
@@ -191,46 +125,51 @@ def query(
         raise InvalidInput("must be 1 to 10000", "pageSize")
     if not 1 <= page <= MAX_PAGE:
         raise InvalidInput(f"must be 1 to {MAX_PAGE}", "page")
-    found = kind[1](request, who)
-    if filter:
-        keep = parse_filter(filter)
-        found = [row for row in found if keep(row.fields)]
-    if sortAsc or sortDesc:
-        found.sort(
-            key=lambda row: sort_key(sortAsc or sortDesc or "")(row.fields),
-            reverse=bool(sortDesc and not sortAsc),
-        )
+    found = _sorted(_filtered(kind.rows(request, who), filter), sortAsc, sortDesc)
     pages = max(1, -(-len(found) // pageSize))
     shown = found[(page - 1) * pageSize : page * pageSize]
-    listing = (
-        element("Refs", None, *(row.ref for row in shown))
-        if format.lower() == "refs"
-        else element("Entities", None, element(kind[0], None, *(row.entity for row in shown)))
+    paging = element(
+        "PagingInfo",
+        {"PageNum": str(page), "PageSize": str(pageSize), "PagesCount": str(pages)},
+        _paging_links(request, page, pages),
     )
-    return answer(
-        request,
-        element(
-            "QueryResult",
-            None,
-            listing,
-            element(
-                "PagingInfo",
-                {"PageNum": str(page), "PageSize": str(pageSize), "PagesCount": str(pages)},
-                _paging_links(request, page, pages),
-            ),
-        ),
-    )
+    return answer(request, element("QueryResult", None, _listing(kind, shown, format), paging))
+
+
+def _filtered(found: list[Found], text: str | None) -> list[Found]:
+    if not text:
+        return found
+    keep = parse_filter(text)
+    return [row for row in found if keep(row.fields)]
+
+
+def _sorted(found: list[Found], ascending: str | None, descending: str | None) -> list[Found]:
+    field = ascending or descending
+    if not field:
+        return found
+    return sorted(found, key=lambda row: sort_key(field)(row.fields), reverse=not ascending)
+
+
+def _listing(kind: QueryType, shown: list[Found], format: str) -> etree._Element:
+    """``Refs``, or the list of entities nested as the schema nests it."""
+    holder, plural = query_container(kind.item) or ("Entities", f"{kind.item}s")
+    if format.lower() == "refs" and holder == "Entities":
+        return element("Refs", None, *(row.ref for row in shown))
+    return element(holder, None, element(plural, None, *(row.entity for row in shown)))
 
 
 def _paging_links(request: Request, page: int, pages: int) -> etree._Element:
+    """First, Previous, Next, Last: this query with another page, its parameters encoded so a
+    filter holding ``&``, ``;`` or spaces survives the round trip."""
+
     def at(number: int) -> str:
         params = dict(request.query_params) | {"page": str(number)}
-        return f"{base_of(request)}/query?" + "&".join(f"{k}={v}" for k, v in params.items())
+        return f"{base_of(request)}/query?{urlencode(params)}"
 
-    entries: list[tuple[str, str, str | None]] = [("First", at(1), None)]
+    entries = [Link("First", at(1))]
     if page > 1:
-        entries.append(("Previous", at(page - 1), None))
+        entries.append(Link("Previous", at(page - 1)))
     if page < pages:
-        entries.append(("Next", at(page + 1), None))
-    entries.append(("Last", at(pages), None))
-    return links(*entries)
+        entries.append(Link("Next", at(page + 1)))
+    entries.append(Link("Last", at(pages)))
+    return links_of(*entries)

@@ -14,6 +14,7 @@ from keepstone.api.em.deps import (
     answer,
     ctx_of,
 )
+from keepstone.api.em.hypermedia import Link, links_of
 from keepstone.api.em.xml import child, element
 from keepstone.services import reports
 
@@ -28,6 +29,33 @@ def report_frame(
         tag,
         {"Href": who.href("reports", "summary", path), "Type": tag},
         *(child(name, str(value)) for name, value in fields),
+    )
+
+
+# The reports index (reports_summary.html): (path, Name) of each report frame, in its order.
+SUMMARY_REPORTS = (
+    ("overview", "Overview"),
+    ("vms_overview", "VmsOverview"),
+    ("job_statistics", "JobStatistics"),
+    ("processed_vms", "ProcessedVms"),
+    ("repository", "Repositories"),
+)
+
+
+@router.get("/reports/summary")
+def summary_reports(request: Request, who: Who) -> Response:
+    """``SummaryReport``: a Down link to each report frame, named as the vendor names them."""
+    frames = (
+        Link("Down", who.href("reports", "summary", path), "ReportFrame", name)
+        for path, name in SUMMARY_REPORTS
+    )
+    return answer(
+        request,
+        element(
+            "SummaryReport",
+            {"Href": who.href("reports", "summary"), "Type": "SummaryReport"},
+            links_of(*frames),
+        ),
     )
 
 

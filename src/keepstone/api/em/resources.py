@@ -7,7 +7,9 @@ from fastapi import APIRouter
 from keepstone.api.em import (
     backup_servers,
     backup_sessions,
+    backups,
     discovery,
+    empty_collections,
     jobs,
     query_service,
     reports,
@@ -23,7 +25,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     backup_sessions.router,
     repositories.router,
     backup_servers.router,
+    backups.router,
     restore_points.router,
     query_service.router,
     reports.router,
+    empty_collections.router,
 )

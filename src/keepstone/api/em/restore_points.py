@@ -1,4 +1,4 @@
-"""Restore points: ``/api/restorePoints``."""
+"""Restore points: ``/api/restorePoints`` and a backup's (restorepoints_id.html)."""
 
 from __future__ import annotations
 
@@ -6,38 +6,50 @@ from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response
 
-from keepstone.api.em.deps import (
-    Caller,
-    Who,
-    answer,
-    ctx_of,
-)
-from keepstone.api.em.xml import child, element, links
+from keepstone.api.em.backups import Names, backup_of
+from keepstone.api.em.deps import Caller, Who, answer, ctx_of
+from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
+from keepstone.api.em.xml import child, element
 from keepstone.api.vb365.views import iso
-from keepstone.services import jobs, restore_points
+from keepstone.services import restore_points
 from keepstone.store.tables import RestorePoint
 
 router = APIRouter(prefix="/api")
 
 
-def restore_point_entity(who: Caller, point: RestorePoint, job_name: str) -> etree._Element:
+def point_name(point: RestorePoint, names: Names) -> str:
+    return f"{names.job(point.job_id or '')}@{iso(point.backup_time)}"
+
+
+def _point_links(who: Caller, point: RestorePoint, names: Names, alternate: Link) -> etree._Element:
+    """restorepoints_id.html: Up backup (its job's), Up server, Alternate. Its Down lists of VM
+    and vApp restore points and Related backup files are left out: a Keepstone restore point
+    holds an organization's mail and files, none of those."""
+    entries = [server_up(who), alternate]
+    if point.job_id is not None:
+        backup = who.href("backups", point.job_id)
+        entries.insert(0, Link("Up", backup, "BackupReference", names.job(point.job_id)))
+    return links_of(*entries)
+
+
+def restore_point_entity(who: Caller, point: RestorePoint, names: Names) -> etree._Element:
     href = who.href("restorePoints", point.id)
-    name = f"{job_name}@{iso(point.backup_time)}"
+    name = point_name(point, names)
     return element(
         "RestorePoint",
         {
-            "Href": f"{href}?format=Entity",
+            "Href": entity_href(href),
             "Type": "RestorePoint",
             "Name": name,
             "UID": f"urn:veeam:RestorePoint:{point.id}",
         },
-        links(("Up", who.href("restorePoints"), "RestorePointReferenceList")),
+        _point_links(who, point, names, Link("Alternate", href, "RestorePointReference", name)),
         element(
             "Ref",
             {
                 "Href": who.href("repositories", point.repository_id),
                 "Type": "RepositoryReference",
-                "Name": point.repository_id,
+                "Name": names.repository(point.repository_id),
                 "UID": f"urn:veeam:Repository:{point.repository_id}",
             },
         ),
@@ -46,56 +58,61 @@ def restore_point_entity(who: Caller, point: RestorePoint, job_name: str) -> etr
 
 
 def restore_point_reference(
-    who: Caller, point: RestorePoint, job_name: str, tag: str = "EntityRef"
+    who: Caller, point: RestorePoint, names: Names, tag: str = "EntityRef"
 ) -> etree._Element:
+    href = who.href("restorePoints", point.id)
+    name = point_name(point, names)
     return element(
         tag,
         {
-            "Href": who.href("restorePoints", point.id),
+            "Href": href,
             "Type": "RestorePointReference",
-            "Name": f"{job_name}@{iso(point.backup_time)}",
+            "Name": name,
             "UID": f"urn:veeam:RestorePoint:{point.id}",
         },
-        links(
-            ("Alternate", f"{who.href('restorePoints', point.id)}?format=Entity", "RestorePoint")
-        ),
+        _point_links(who, point, names, Link("Alternate", entity_href(href), "RestorePoint", name)),
     )
 
 
-@router.get("/restorePoints")
-def list_restore_points(request: Request, who: Who, format: str = "References") -> Response:
-    ctx = ctx_of(request)
-    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
-    points = restore_points.list_points(ctx)
+def _points_document(
+    request: Request, who: Caller, points: list[RestorePoint], format: str
+) -> Response:
+    names = Names(request)
     if format.lower() == "entity":
         return answer(
             request,
-            element(
-                "RestorePoints",
-                None,
-                *(restore_point_entity(who, p, names.get(p.job_id or "", "")) for p in points),
-            ),
+            element("RestorePoints", None, *(restore_point_entity(who, p, names) for p in points)),
         )
     return answer(
         request,
         element(
             "EntityReferences",
             None,
-            *(
-                restore_point_reference(who, p, names.get(p.job_id or "", ""), "Ref")
-                for p in points
-            ),
+            *(restore_point_reference(who, p, names, "Ref") for p in points),
         ),
     )
+
+
+@router.get("/restorePoints")
+def list_restore_points(request: Request, who: Who, format: str = "References") -> Response:
+    return _points_document(request, who, restore_points.list_points(ctx_of(request)), format)
+
+
+@router.get("/backups/{backup_id}/restorePoints")
+def list_backup_restore_points(
+    backup_id: str, request: Request, who: Who, format: str = "References"
+) -> Response:
+    backup = backup_of(request, backup_id)
+    points = restore_points.list_points(ctx_of(request), job_id=backup.job_id)
+    return _points_document(request, who, points, format)
 
 
 @router.get("/restorePoints/{point_id}")
 def get_restore_point(
     point_id: str, request: Request, who: Who, format: str = "Reference"
 ) -> Response:
-    ctx = ctx_of(request)
-    point = restore_points.get_point(ctx, point_id)
-    name = {j.id: j.name for j in jobs.list_jobs(ctx)}.get(point.job_id or "", "")
+    point = restore_points.get_point(ctx_of(request), point_id)
+    names = Names(request)
     if format.lower() == "entity":
-        return answer(request, restore_point_entity(who, point, name))
-    return answer(request, restore_point_reference(who, point, name))
+        return answer(request, restore_point_entity(who, point, names))
+    return answer(request, restore_point_reference(who, point, names))
