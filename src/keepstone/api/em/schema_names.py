@@ -42,6 +42,15 @@ def query_container(item: str) -> tuple[str, str] | None:
 
 
 @cache
+def entities_choices() -> frozenset[str]:
+    """The lists ``Entities`` of a query result may hold, per the schema."""
+    found = _schema_document().xpath(
+        "//xs:complexType[@name='EntitiesType']/xs:choice/xs:element/@name", namespaces=_XS
+    )
+    return frozenset(str(name) for name in found)
+
+
+@cache
 def list_root(item: str) -> str | None:
     """The global element of a list of ``item`` entities (``Job`` -> ``Jobs``), or None when the
     schema declares none."""
