@@ -10,10 +10,27 @@ import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
 
-from keepstone.api.em.xml import NS, schema
+from keepstone.api.em.schema_names import entities_choices
+from keepstone.api.em.xml import NS, SCHEMA_PATH, XSD, schema
 from tests.conftest import ADMIN_PASSWORD
 
 N = {"e": NS}
+DECLARED = frozenset(
+    str(name)
+    for name in etree.parse(str(SCHEMA_PATH)).xpath("//xs:element/@name", namespaces={"xs": XSD})
+)
+
+
+def outside_schema(document: etree._Element) -> set[str]:
+    """Elements the shipped RestAPI.xsd does not declare (anywhere, or, for a query result's
+    entities, in ``EntitiesType``): the vendor's resources newer than it (agents, NAS, CDP,
+    Cloud Connect failover, ...), which cannot be validated against it."""
+    names = {etree.QName(e).localname for e in document.iter() if isinstance(e.tag, str)}
+    undeclared = names - DECLARED
+    entities = document.find("e:Entities/*", N)
+    if entities is not None and etree.QName(entities).localname not in entities_choices():
+        undeclared.add(etree.QName(entities).localname)
+    return undeclared
 
 
 def basic(user: str, password: str) -> dict[str, str]:
@@ -32,7 +49,8 @@ class Em:
         kind = response.headers.get("content-type", "")
         if kind.startswith("application/xml") and response.content:
             document = etree.fromstring(response.content)
-            assert schema().validate(document), (path, schema().error_log, response.text)
+            if not outside_schema(document):
+                assert schema().validate(document), (path, schema().error_log, response.text)
         return response
 
     def xml(self, method: str, path: str, **kw: Any) -> etree._Element:

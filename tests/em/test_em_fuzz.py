@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from keepstone.api.em.query import MAX_NESTING
-from keepstone.api.em.routes import QUERY_TYPE_NAMES
+from keepstone.api.em.query_service import QUERY_TYPE_NAMES
 from keepstone.domain.text import xml_safe
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import auth, tasks

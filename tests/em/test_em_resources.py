@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from keepstone.api.em.xml import NS
 from keepstone.proxy.worker import ProxyWorker
 from tests.conftest import Api
 from tests.em.conftest import Em, N
@@ -52,14 +53,19 @@ def test_stop_a_queued_backup_session(em: Em, api: Api, job: dict[str, Any]) -> 
 def test_repositories_and_the_backup_server(em: Em, repo: dict[str, Any]) -> None:
     [ref] = em.xml("GET", "/api/repositories").findall("e:Ref", N)
     assert ref.get("UID") == f"urn:veeam:Repository:{repo['id']}"
-    entity = em.xml("GET", f"/api/repositories/{repo['id']}")
+    assert em.xml("GET", f"/api/repositories/{repo['id']}").tag == f"{{{NS}}}EntityRef"
+    entity = em.xml("GET", f"/api/repositories/{repo['id']}?format=Entity")
     assert int(entity.findtext("e:Capacity", namespaces=N) or 0) == repo["capacity"]
     assert int(entity.findtext("e:FreeSpace", namespaces=N) or 0) > 0
     listed = em.xml("GET", "/api/repositories?format=Entity")
     assert len(listed.findall("e:Repository", N)) == 1
-    [server] = em.xml("GET", "/api/backupServers").findall("e:BackupServer", N)
+    # Without a format a list is references (backupservers.html), even of the one server.
+    [server_ref] = em.xml("GET", "/api/backupServers").findall("e:Ref", N)
+    assert server_ref.get("Type") == "BackupServerReference"
+    [server] = em.xml("GET", "/api/backupServers?format=Entity").findall("e:BackupServer", N)
     assert server.findtext("e:Port", namespaces=N) == "4443"
-    assert em.xml("GET", server.get("Href", "").split("4443", 1)[1]).tag.endswith("BackupServer")
+    path = server.get("Href", "").split("4443", 1)[1]
+    assert path.endswith("?format=Entity") and em.xml("GET", path).tag == f"{{{NS}}}BackupServer"
     assert em.request("GET", "/api/backupServers/other").status_code == 404
     assert em.request("GET", "/api/repositories/nope").status_code == 404
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from keepstone.api.em.query import MAX_NESTING, parse_filter, sort_key
+from keepstone.api.vb365.versions import iso
 from keepstone.domain.errors import InvalidInput
 
 ROWS = [
@@ -222,3 +223,22 @@ ANY_VALUE = st.one_of(
 def test_sorting_any_values_never_raises(values: list[object]) -> None:
     rows = [{"v": value} for value in values]
     assert len(sorted(rows, key=sort_key("v"))) == len(values)
+
+
+ZONELESS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M", "%Y-%m-%d")
+INSTANTS = st.datetimes(min_value=datetime(1000, 1, 1), max_value=datetime(9000, 1, 1))
+
+
+@given(INSTANTS, INSTANTS, st.sampled_from(ZONELESS), st.sampled_from([">=", "<", "=="]))
+def test_a_date_without_a_zone_is_utc(
+    row_time: datetime, wanted: datetime, layout: str, operator: str
+) -> None:
+    """Issue 11: a filter date without a zone (``CreationTime>=2026-12-01T16:37:22``) means UTC,
+    against rows written as the API writes them (UTC with ``Z``, seven fraction digits)."""
+    text = wanted.strftime(layout)
+    row = iso(row_time.replace(tzinfo=UTC))
+    meant = datetime.strptime(text, layout)
+    expected = {">=": row_time >= meant, "<": row_time < meant, "==": row_time == meant}
+    assert (
+        parse_filter(f"CreationTime{operator}{text}")({"creationtime": row}) is expected[operator]
+    )

@@ -409,3 +409,23 @@ def end_logon(ctx: Context, session_id: str, caller: Principal, origin: Origin) 
                 AuditAction.LOGOUT, caller.user_name, origin, details={"logonSession": session_id}
             ),
         )
+
+
+def list_logons(ctx: Context, caller: Principal) -> list[tuple[LogonSession, str]]:
+    """The live logon sessions a caller may see, with their user names, oldest first: its own,
+    or everyone's for an administrator (the rule ``get_logon`` applies to one)."""
+    now = ctx.clock.now()
+    query = (
+        select(LogonSession, User.name)
+        .join(User, User.id == LogonSession.user_id)
+        .where(
+            LogonSession.ended_at.is_(None),
+            LogonSession.last_used_at > now - LOGON_IDLE_TIMEOUT,
+            LogonSession.created_at > now - LOGON_LIFETIME,
+        )
+        .order_by(LogonSession.created_at)
+    )
+    if caller.role is not Role.ADMINISTRATOR:
+        query = query.where(LogonSession.user_id == caller.user_id)
+    with ctx.db.read() as s:
+        return [(session, name) for session, name in s.execute(query).tuples()]

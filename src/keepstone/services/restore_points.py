@@ -162,3 +162,22 @@ def _row(repository_id: str, facts: SnapshotFacts) -> RestorePoint:
         item_count=facts.item_count,
         size=facts.size,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JobBackup:
+    """A job's backup: the restore points one job made, kept where its latest one is."""
+
+    job_id: str
+    repository_id: str
+    latest: datetime
+
+
+def job_backups(ctx: Context, repository_id: str | None = None) -> list[JobBackup]:
+    """One backup per job that has restore points (the Enterprise Manager ``Backup``), in one
+    query; with ``repository_id``, only those kept there."""
+    found: dict[str, JobBackup] = {}
+    for point in list_points(ctx):  # newest first: the first point of a job is its latest
+        if point.job_id is not None and point.job_id not in found:
+            found[point.job_id] = JobBackup(point.job_id, point.repository_id, point.backup_time)
+    return [b for b in found.values() if repository_id in (None, b.repository_id)]

@@ -4,6 +4,30 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keepstone.api.em import routes
+from keepstone.api.em import (
+    backup_servers,
+    backup_sessions,
+    backups,
+    discovery,
+    empty_collections,
+    jobs,
+    query_service,
+    reports,
+    repositories,
+    restore_points,
+    tasks,
+)
 
-ROUTERS: tuple[APIRouter, ...] = (routes.router,)
+ROUTERS: tuple[APIRouter, ...] = (
+    discovery.router,
+    jobs.router,
+    tasks.router,
+    backup_sessions.router,
+    repositories.router,
+    backup_servers.router,
+    backups.router,
+    restore_points.router,
+    query_service.router,
+    reports.router,
+    empty_collections.router,
+)

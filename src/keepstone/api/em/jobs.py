@@ -1,0 +1,198 @@
+"""Jobs: ``/api/jobs``, their edits and actions.
+
+Every write that changes a job is an asynchronous operation: the answer is ``202 Accepted`` with a
+``Task`` the client polls (seed 000), even when the work is quick, so clients have one rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from lxml import etree
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from keepstone.api.em.deps import (
+    Caller,
+    Who,
+    answer,
+    boolean,
+    ctx_of,
+)
+from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
+from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
+from keepstone.api.em.tasks import task_accepted
+from keepstone.api.em.xml import child, element, parse_body, text_of
+from keepstone.api.vb365.views import iso
+from keepstone.domain.errors import InvalidInput
+from keepstone.domain.jobs import JobEdit
+from keepstone.services import jobs, runs, tasks
+from keepstone.store.codecs import policy_from_record
+from keepstone.store.tables import Job, Task
+
+router = APIRouter(prefix="/api")
+
+
+def job_uid(job: Job) -> str:
+    return f"urn:veeam:Job:{job.id}"
+
+
+def job_links(who: Caller, job: Job) -> etree._Element:
+    """The vendor's order (jobs_id.html): Up server, Alternate, Edit, Clone, toggle, Down
+    includes and sessions, Start, Stop, Retry. Create ObjectInJob is left out: Keepstone jobs
+    protect organizations, not objects added one by one."""
+    href = who.href("jobs", job.id)
+    return links_of(
+        server_up(who),
+        Link("Alternate", href, "JobReference", job.name),
+        Link("Edit", href, "JobReference", job.name),
+        Link("Clone", f"{href}?action=clone"),
+        Link("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled"),
+        Link("Down", f"{href}/includes", "ObjectInJobList"),
+        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
+        Link("Start", f"{href}?action=start"),
+        Link("Stop", f"{href}?action=stop"),
+        Link("Retry", f"{href}?action=retry"),
+    )
+
+
+def job_reference(who: Caller, job: Job, tag: str = "EntityRef") -> etree._Element:
+    """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
+    Down its sessions."""
+    href = who.href("jobs", job.id)
+    return element(
+        tag,
+        {"Href": href, "Type": "JobReference", "Name": job.name, "UID": job_uid(job)},
+        links_of(
+            server_up(who),
+            Link("Alternate", entity_href(href), "Job", job.name),
+            Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
+        ),
+    )
+
+
+def job_entity(who: Caller, job: Job) -> etree._Element:
+    policy = policy_from_record(job.schedule_policy)
+    return element(
+        "Job",
+        {
+            "Href": f"{who.href('jobs', job.id)}?format=Entity",
+            "Type": "Job",
+            "Name": job.name,
+            "UID": job_uid(job),
+        },
+        job_links(who, job),
+        child("JobType", "Backup"),
+        child("Platform", "Microsoft365"),
+        child("Description", job.description),
+        child("ScheduleConfigured", boolean(policy.type.value != "ManualOnly")),
+        child("ScheduleEnabled", boolean(job.is_enabled)),
+        child("NextRun", iso(job.next_run)),
+        render_schedule_options(policy),
+    )
+
+
+def jobs_document(request: Request, who: Caller, format: str) -> Response:
+    """Every job: references, or entities with ``format=Entity``."""
+    rows = jobs.list_jobs(ctx_of(request))
+    if format.lower() == "entity":
+        return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
+    return answer(
+        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in rows))
+    )
+
+
+@router.get("/jobs")
+def list_jobs(request: Request, who: Who, format: str = "References") -> Response:
+    return jobs_document(request, who, format)
+
+
+@router.get("/jobs/{job_id}/includes")
+def list_job_includes(job_id: str, request: Request, who: Who) -> Response:
+    """A job's objects (``ObjectsInJob``): none, since a Keepstone job protects a whole
+    organization rather than objects included one by one."""
+    del who
+    jobs.get_job(ctx_of(request), job_id)
+    return answer(request, element("ObjectsInJob"))
+
+
+@router.get("/jobs/{job_id}")
+def get_job(job_id: str, request: Request, who: Who, format: str = "Reference") -> Response:
+    job = jobs.get_job(ctx_of(request), job_id)
+    return answer(
+        request, job_entity(who, job) if format.lower() == "entity" else job_reference(who, job)
+    )
+
+
+@router.put("/jobs/{job_id}")
+async def edit_job(job_id: str, request: Request, who: Who, action: str = "edit") -> Response:
+    """Seed 000: the body conforms to RestAPI.xsd and holds the whole job or only what changes."""
+    if action.lower() != "edit":
+        raise InvalidInput(f"PUT takes ?action=edit, not '{action}'", "action")
+    edit = job_edit(parse_body(await request.body(), "Job", request.headers.get("content-type")))
+    ctx = ctx_of(request)
+
+    def work() -> tuple[str, dict[str, Any]]:
+        jobs.edit_job(ctx, job_id, edit)
+        return "Ok", {}
+
+    def accept() -> Task:
+        jobs.get_job(ctx, job_id)  # an unknown job is a 404 now, not a failed task later
+        return tasks.submit(ctx, who.logon_session_id, "EditJob", work)
+
+    return task_accepted(request, who, await run_in_threadpool(accept))
+
+
+def job_edit(document: etree._Element) -> JobEdit:
+    """What a Job body changes. Its attributes (Href, Type, Name, UID) identify the job and are
+    required by the schema, so they are not edits; JobType, Platform, ScheduleConfigured and
+    NextRun are read-only and ignored, like read-only JSON properties."""
+    if document.find("{http://www.veeam.com/ent/v1.0}JobInfo") is not None:
+        raise InvalidInput(
+            "JobInfo (backup objects of a virtual machine job) cannot be edited: "
+            "Keepstone jobs protect organizations",
+            "Job/JobInfo",
+        )
+    enabled = text_of(document, "ScheduleEnabled")
+    options = document.find("{http://www.veeam.com/ent/v1.0}JobScheduleOptions")
+    return JobEdit(
+        description=text_of(document, "Description"),
+        is_enabled=None if enabled is None else enabled.strip() in ("true", "1"),
+        schedule=None if options is None else parse_schedule_options(options),
+    )
+
+
+ACTIONS = {
+    "start": "StartJob",
+    "stop": "StopJob",
+    "retry": "RetryJob",
+    "togglescheduleenabled": "UpdateJob",
+    "clone": "CloneJob",
+}
+
+
+@router.post("/jobs/{job_id}")
+def job_action(job_id: str, request: Request, who: Who, action: str = "") -> Response:
+    operation = ACTIONS.get(action.lower())
+    if operation is None:
+        raise InvalidInput(f"action must be one of {', '.join(sorted(ACTIONS))}", "action")
+    ctx = ctx_of(request)
+    job = jobs.get_job(ctx, job_id)
+
+    def work() -> tuple[str, dict[str, Any]]:
+        match operation:
+            case "StartJob" | "RetryJob":
+                runs.start_job(ctx, job.id, f"Started through Enterprise Manager ({action})")
+                return f'Job "{job.name}" triggered to start.', {}
+            case "StopJob":
+                runs.stop_job(ctx, job.id)
+                return f'Job "{job.name}" triggered to stop.', {}
+            case "UpdateJob":
+                changed = jobs.toggle_schedule(ctx, job.id)
+                state = "enabled" if changed.is_enabled else "disabled"
+                return f'Schedule of job "{job.name}" {state}.', {}
+        clone = jobs.clone_job(ctx, job.id)
+        return f'Job "{job.name}" cloned as "{clone.name}".', {"job": clone.id}
+
+    return task_accepted(request, who, tasks.submit(ctx, who.logon_session_id, operation, work))

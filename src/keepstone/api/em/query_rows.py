@@ -1,0 +1,144 @@
+"""The rows of each query type Keepstone has objects of, with the fields the vendor's query pages
+name (get_query_<type>.html), lower-cased."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from keepstone import __version__
+from keepstone.api.em.backup_servers import backup_server, server_reference
+from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, session_reference
+from keepstone.api.em.backups import Names, backup_entity, backup_reference
+from keepstone.api.em.deps import Caller, boolean, ctx_of
+from keepstone.api.em.jobs import job_entity, job_reference, job_uid
+from keepstone.api.em.queryable import Found
+from keepstone.api.em.repositories import repository_entity, repository_reference
+from keepstone.api.em.restore_points import (
+    point_name,
+    restore_point_entity,
+    restore_point_reference,
+)
+from keepstone.api.em.tasks import task_document
+from keepstone.api.em.xml import NS
+from keepstone.api.vb365.views import iso
+from keepstone.services import catalog, jobs, restore_points, runs, tasks
+
+
+def job_rows(request: Request, who: Caller) -> list[Found]:
+    rows = []
+    for job in jobs.list_jobs(ctx_of(request)):
+        entity = job_entity(who, job)
+        fields = {
+            "name": job.name,
+            "uid": job_uid(job),
+            "jobtype": "Backup",
+            "platform": "Microsoft365",
+            "description": job.description,
+            "scheduleenabled": boolean(job.is_enabled),
+            "nextrun": iso(job.next_run),
+            "scheduleconfigured": entity.findtext(f"{{{NS}}}ScheduleConfigured"),
+        }
+        rows.append(Found(fields, job_reference(who, job, "Ref"), entity))
+    return rows
+
+
+def session_rows(request: Request, who: Caller) -> list[Found]:
+    ctx = ctx_of(request)
+    names = {j.id: j.name for j in jobs.list_jobs(ctx)}
+    rows = []
+    for session in runs.list_sessions(ctx):
+        name = names.get(session.job_id, "")
+        state, result = SESSION_STATES[session.status]
+        fields = {
+            "name": f"{name}@{iso(session.creation_time)}",
+            "jobname": name,
+            "uid": f"urn:veeam:BackupJobSession:{session.id}",
+            "jobuid": f"urn:veeam:Job:{session.job_id}",
+            "jobtype": "Backup",
+            "creationtime": iso(session.creation_time),
+            "creationtimeutc": iso(session.creation_time),
+            "endtime": iso(session.end_time),
+            "endtimeutc": iso(session.end_time),
+            "state": state,
+            "result": result,
+            "progress": session.progress,
+            "isretry": boolean(session.retry_count > 0),
+        }
+        rows.append(
+            Found(
+                fields,
+                session_reference(who, session, name, "Ref"),
+                session_entity(who, session, name, runs.failure_of(ctx, session.id)),
+            )
+        )
+    return rows
+
+
+def repository_rows(request: Request, who: Caller) -> list[Found]:
+    rows = []
+    for repo in catalog.list_repositories(ctx_of(request)):
+        entity = repository_entity(who, repo)
+        fields = {
+            "name": repo.name,
+            "uid": entity.get("UID"),
+            "capacity": int(entity.findtext(f"{{{NS}}}Capacity") or 0),
+            "freespace": int(entity.findtext(f"{{{NS}}}FreeSpace") or 0),
+        }
+        rows.append(Found(fields, repository_reference(who, repo, "Ref"), entity))
+    return rows
+
+
+def server_rows(request: Request, who: Caller) -> list[Found]:
+    entity = backup_server(request, who)
+    fields = {
+        "name": entity.get("Name"),
+        "uid": entity.get("UID"),
+        "description": entity.findtext(f"{{{NS}}}Description"),
+        "port": int(entity.findtext(f"{{{NS}}}Port") or 0),
+        "version": __version__,
+    }
+    return [Found(fields, server_reference(who, "Ref"), entity)]
+
+
+def restore_point_rows(request: Request, who: Caller) -> list[Found]:
+    names = Names(request)
+    rows = []
+    for point in restore_points.list_points(ctx_of(request)):
+        fields = {
+            "name": point_name(point, names),
+            "jobname": names.job(point.job_id or ""),
+            "uid": f"urn:veeam:RestorePoint:{point.id}",
+            "backupdate": iso(point.backup_time),
+            "backupdateutc": iso(point.backup_time),
+        }
+        rows.append(
+            Found(
+                fields,
+                restore_point_reference(who, point, names, "Ref"),
+                restore_point_entity(who, point, names),
+            )
+        )
+    return rows
+
+
+def task_rows(request: Request, who: Caller) -> list[Found]:
+    """The tasks of the caller's logon session (get_query_task.html), as resources."""
+    rows = []
+    for task in tasks.list_for(ctx_of(request), who.logon_session_id):
+        fields = {
+            "taskid": f"task-{task.number}",
+            "state": task.state,
+            "operation": task.operation,
+        }
+        rows.append(Found(fields, None, task_document(who, task)))
+    return rows
+
+
+def backup_rows(request: Request, who: Caller) -> list[Found]:
+    names = Names(request)
+    rows = []
+    for backup in restore_points.job_backups(ctx_of(request)):
+        entity = backup_entity(who, backup, names)
+        fields = {"name": entity.get("Name"), "uid": entity.get("UID"), "platform": "Microsoft365"}
+        rows.append(Found(fields, backup_reference(who, backup, names, "Ref"), entity))
+    return rows
