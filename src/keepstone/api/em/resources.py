@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from keepstone.api.em import routes
+from keepstone.api.em import protection_reports, routes, task_sessions
 
-ROUTERS: tuple[APIRouter, ...] = (routes.router,)
+ROUTERS: tuple[APIRouter, ...] = (
+    routes.router,
+    task_sessions.router,
+    protection_reports.router,
+)
