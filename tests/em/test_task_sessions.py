@@ -208,12 +208,15 @@ def test_a_run_stopped_during_a_user_closes_that_users_task_as_stopped(
 
 
 def test_a_crashed_attempt_fails_its_running_users_and_its_retry_takes_their_rows_over(
-    ctx: Context, worker: ProxyWorker, job: dict[str, Any]
+    em: Em, ctx: Context, worker: ProxyWorker, job: dict[str, Any]
 ) -> None:
     runs.start_job(ctx, job["id"], "test")
     claimed = runs.claim_next(ctx, worker.proxy_id)
     assert claimed is not None
     task_id = task_sessions.start(ctx, claimed.session_id, ("u-1", "alice"))
+    running = em.xml("GET", f"/api/backupTaskSessions/{task_id}?format=Entity")
+    assert (text(running, "State"), text(running, "Result")) == ("Working", "None")
+    assert running.find("e:EndTimeUTC", N) is None
     assert runs.abandon_runs_of(ctx, worker.proxy_id) == 1  # the proxy restarted mid-run
     row = rows_of(ctx, claimed.session_id)["alice"]
     assert row.status == "Failed" and "restarted" in row.reason and row.end_time is not None
