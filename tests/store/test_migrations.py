@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
+from keepstone.services import runs, task_sessions
+from keepstone.services.context import Context
 from keepstone.store.db import Database, sqlite_url
 from keepstone.store.tables import Base
 
@@ -72,3 +75,27 @@ def test_opening_a_catalog_while_another_process_writes_waits_instead_of_failing
         assert s.execute(text("PRAGMA journal_mode")).scalar() == "wal"
     assert time.monotonic() - started >= 0.4  # it waited for the writer, then went on
     holder.close()
+
+
+def test_a_catalog_with_runs_from_before_task_sessions_gains_them_and_keeps_its_runs(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    """Revision 0009 on a catalog of revision 0008 that holds a job session: the session stays,
+    and the engine can record its users."""
+    from alembic import command
+
+    from keepstone.store.db import _alembic_config
+
+    session = runs.start_job(ctx, job["id"], "before the upgrade")
+    assert session is not None
+    config = _alembic_config(ctx.db.url)
+    command.downgrade(config, "0008")
+    engine = create_engine(ctx.db.url)
+    assert "task_sessions" not in inspect(engine).get_table_names()
+
+    ctx.db.migrate()
+    assert "task_sessions" in inspect(engine).get_table_names()
+    assert runs.get_session(ctx, session.id).details == "before the upgrade"
+    task = task_sessions.start(ctx, session.id, ("user-1", "alice"))
+    assert [t.task.id for t in task_sessions.tasks_of(ctx, session.id)] == [task]
+    engine.dispose()

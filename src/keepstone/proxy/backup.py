@@ -29,6 +29,7 @@ from keepstone.domain.units import human_bytes
 from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points, vault
+from keepstone.services.task_sessions import UserTally
 from keepstone.sources.confined import OpenedFile
 from keepstone.sources.local import LocalOrganization, Skipped, SourceItem
 from keepstone.sources.names import display
@@ -52,6 +53,12 @@ class Counts:
     unchanged: int = 0
     bytes_read: int = 0
     bytes_new: int = 0
+    bytes_total: int = 0  # of every item kept, unchanged ones included
+
+    def tally(self) -> UserTally:
+        return UserTally(
+            self.messages + self.files, self.bytes_total, self.bytes_read, self.bytes_new
+        )
 
     def describe(self) -> str:
         return (
@@ -70,10 +77,10 @@ class UserRun:
 
     name: str
     subject: tuple[str, str]
+    task_id: str  # the user's task session
     counts: Counts = field(default_factory=Counts)
     parts: int = 0
     failed_parts: int = 0
-    warnings: int = 0
 
 
 class LocalBackup:
@@ -86,6 +93,7 @@ class LocalBackup:
         self.total = Counts()
         self.warnings = 0
         self._warned: dict[str, int] = {}
+        self._first_warning: dict[str, str] = {}  # per user: its task session's reason
         self.source_seconds = self.target_seconds = 0.0
         self._lock = threading.Lock()
 
@@ -138,29 +146,45 @@ class LocalBackup:
         they are only counted (a tree of a million links must not write a million log items)."""
         self.warnings += 1
         self._warned[user] = self._warned.get(user, 0) + 1
+        self._first_warning.setdefault(user, text)
         if self._warned[user] <= ITEM_WARNINGS:
             self.run.log(SessionStatus.WARNING, f"User {user}: {text}", self._subject(user))
 
     def _finish_user(self, user: UserRun) -> None:
-        unlisted = self._warned.get(user.name, 0) - ITEM_WARNINGS
+        warned = self._warned.get(user.name, 0)
+        unlisted = warned - ITEM_WARNINGS
         if unlisted > 0:
             self.run.log(
                 SessionStatus.WARNING,
                 f"User {user.name}: {unlisted} more items could not be read (not listed)",
                 user.subject,
             )
-        if user.parts and user.failed_parts == user.parts:
+        status, reason = self._user_outcome(user, warned)
+        self.run.finish_task(user.task_id, status, user.counts.tally(), reason)
+        if status is SessionStatus.FAILED:
             return  # nothing of this user was read: no success to report
         self.run.log(
             SessionStatus.SUCCESS, f"User {user.name}: {user.counts.describe()}", user.subject
         )
+
+    def _user_outcome(self, user: UserRun, warned: int) -> tuple[SessionStatus, str]:
+        """Failed when no part of the user could be read, Warning when some items could not;
+        the reason names the first problem and how many there were."""
+        if not warned:
+            return SessionStatus.SUCCESS, ""
+        first = self._first_warning[user.name]
+        reason = first if warned == 1 else f"{warned} warnings; the first: {first}"
+        if user.parts and user.failed_parts == user.parts:
+            return SessionStatus.FAILED, reason
+        return SessionStatus.WARNING, reason
 
     # ----- one user -----
 
     def _backup_user(
         self, writer: BackupWriter, user: str, parts: Parts, previous: dict[str, Item]
     ) -> UserRun:
-        state = UserRun(user, self._subject(user))
+        subject = self._subject(user)
+        state = UserRun(user, subject, self.run.start_task(subject))
         sources: list[Iterator[SourceItem]] = []
         if parts.mailbox:
             sources.append(self._guarded(state, self.source.mailbox_items, user))
@@ -268,6 +292,7 @@ class LocalBackup:
             tally.unchanged += not fresh
             tally.bytes_read += stored.size if fresh else 0
             tally.bytes_new += outcome.new_bytes
+            tally.bytes_total += stored.size
         self.run.report(
             progress=self.total.messages + self.total.files,
             read_items=self.total.messages + self.total.files,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import runs
+from keepstone.services import runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.sources import why_unavailable
 from keepstone.sources.names import display
@@ -69,6 +69,20 @@ class RunContext:
         """Log to the session; ``subject`` (id, name) is the user the item is the outcome of."""
         # Messages may quote names from a source: never a lone surrogate in the catalog or JSON.
         runs.add_log(self.ctx, self.run.session_id, status, display(message), subject)
+
+    def start_task(self, subject: tuple[str, str]) -> str:
+        """The run starts a user (``subject``: id, name): its task session, Running; its id."""
+        return task_sessions.start(self.ctx, self.run.session_id, (subject[0], display(subject[1])))
+
+    def finish_task(
+        self,
+        task_id: str,
+        status: SessionStatus,
+        tally: task_sessions.UserTally,
+        reason: str = "",
+    ) -> None:
+        """The run is done with a user: how it ended and what it read and wrote."""
+        task_sessions.finish(self.ctx, task_id, status, tally, display(reason))
 
     def report(self, *, progress: int | None = None, **statistics: float | str) -> None:
         """Publish progress; it reaches the session at the next lease renewal (or at once)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -10,7 +12,14 @@ from sqlalchemy import func, select
 from keepstone.domain.jobs import SessionStatus
 from keepstone.services import catalog
 from keepstone.services.context import Context
-from keepstone.store.tables import Job, JobSession, Proxy, Repository
+from keepstone.store.tables import (
+    Job,
+    JobSession,
+    Proxy,
+    Repository,
+    RestorePoint,
+    TaskSession,
+)
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 
@@ -120,3 +129,124 @@ def _scheduled(ctx: Context) -> int:
             )
             or 0
         )
+
+
+# ---- protected objects: the vendor's "VMs" are Keepstone's users (mailbox and OneDrive owners) --
+
+BACKED_UP = (SessionStatus.SUCCESS.value, SessionStatus.WARNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFacts:
+    """What the protection reports read of one task session (one user of one run)."""
+
+    object_id: str
+    status: str  # the task's
+    session_id: str
+    session_status: str  # its job session's: only a run that ended well left a restore point
+    creation_time: datetime
+    end_time: datetime | None
+    total_bytes: int
+    written_bytes: int
+
+    @property
+    def backed_up(self) -> bool:
+        """The user's items reached a restore point in this run."""
+        return self.status in BACKED_UP and self.session_status in BACKED_UP
+
+
+@dataclass(frozen=True, slots=True)
+class PointFacts:
+    """A restore point: its job, time and the job session that wrote it."""
+
+    job_id: str | None
+    backup_time: datetime
+    session_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class VmsOverview:
+    protected: int  # users some run processed
+    backed_up: int  # users with their items in a restore point
+    restore_points: int
+    full_points_size: int  # bytes the first restore point of each job added to its repository
+    incremental_points_size: int  # bytes every later restore point added
+    source_size: int  # the backed-up users' data, as of each one's latest backup
+    success_percents: int  # of ended tasks, those that backed their user up
+
+
+def vms_overview(tasks: Sequence[TaskFacts], points: Sequence[PointFacts]) -> VmsOverview:
+    """The vendor's VM overview for users. Pure: the catalog's facts in, the figures out."""
+    backed = [t for t in tasks if t.backed_up]
+    latest: dict[str, TaskFacts] = {}
+    for task in sorted(backed, key=lambda t: t.creation_time):
+        latest[task.object_id] = task
+    written: dict[str, int] = {}
+    for task in backed:
+        written[task.session_id] = written.get(task.session_id, 0) + task.written_bytes
+    first_of_job: dict[str | None, PointFacts] = {}
+    for point in sorted(points, key=lambda p: p.backup_time):
+        first_of_job.setdefault(point.job_id, point)
+    full = {p.session_id for p in first_of_job.values()}
+    ended = [t for t in tasks if t.status != SessionStatus.RUNNING.value]
+    return VmsOverview(
+        protected=len({t.object_id for t in tasks}),
+        backed_up=len(latest),
+        restore_points=len(points),
+        full_points_size=sum(
+            written.get(p.session_id or "", 0) for p in points if p.session_id in full
+        ),
+        incremental_points_size=sum(
+            written.get(p.session_id or "", 0) for p in points if p.session_id not in full
+        ),
+        source_size=sum(t.total_bytes for t in latest.values()),
+        success_percents=(100 * sum(t.backed_up for t in ended)) // len(ended) if ended else 0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedDay:
+    start: datetime  # the day's midnight, in the server's time zone
+    backed_up: int  # distinct users whose items reached a restore point that day
+
+
+def processed_per_day(
+    tasks: Sequence[TaskFacts], today: date, tz: tzinfo, days: int = 7
+) -> list[ProcessedDay]:
+    """Users backed up on each of the last ``days`` days (today first, days without any too), a
+    task counting on the day it ended. Pure."""
+    users_on: dict[date, set[str]] = {}
+    for task in tasks:
+        if task.backed_up and task.end_time is not None:
+            users_on.setdefault(task.end_time.astimezone(tz).date(), set()).add(task.object_id)
+    result = []
+    for back in range(days):
+        day = today - timedelta(days=back)
+        midnight = datetime.combine(day, time(), tzinfo=tz)
+        result.append(ProcessedDay(midnight, len(users_on.get(day, ()))))
+    return result
+
+
+def task_facts(ctx: Context) -> list[TaskFacts]:
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(
+                TaskSession.object_id,
+                TaskSession.status,
+                TaskSession.session_id,
+                JobSession.status,
+                TaskSession.creation_time,
+                TaskSession.end_time,
+                TaskSession.total_bytes,
+                TaskSession.written_bytes,
+            ).join(JobSession, JobSession.id == TaskSession.session_id)
+        ).all()
+    return [TaskFacts(*row) for row in rows]
+
+
+def point_facts(ctx: Context) -> list[PointFacts]:
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(RestorePoint.job_id, RestorePoint.backup_time, RestorePoint.session_id)
+        ).all()
+    return [PointFacts(*row) for row in rows]

@@ -21,6 +21,7 @@ from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
+from keepstone.services import task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
@@ -351,6 +352,7 @@ def fail_attempt_in(
     if retry_at is None:
         finish_in(s, session, SessionStatus.FAILED, message, now)
         return
+    task_sessions.close_running_in(s, session.id, SessionStatus.FAILED, message, now)
     session.retry_count += 1
     session.status = SessionStatus.QUEUED.value
     session.claimed_by = None
@@ -425,6 +427,7 @@ def finish_in(
     session.end_time = now
     session.lease_expires_at = None
     session.not_before = None
+    task_sessions.close_running_in(s, session.id, status, message, now)
     add_log_in(s, session.id, status, message, now, end=now)
     job = s.get(Job, session.job_id)
     if job is not None:
@@ -548,11 +551,6 @@ def get_log_item(ctx: Context, session_id: str, item_id: str) -> LogItem:
         if item is None or item.session_id != session_id:
             raise NotFound(f"log item '{item_id}' of job session '{session_id}' does not exist")
         return item
-
-
-def processed_objects(ctx: Context, session_id: str) -> list[LogItem]:
-    """The users a run processed: its log items about one user each, in order."""
-    return [item for item in list_log_items(ctx, session_id) if item.subject_id is not None]
 
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:

@@ -162,6 +162,30 @@ class LogItem(Base):
     subject_name: Mapped[str | None] = mapped_column(String(255))
 
 
+class TaskSession(Base):
+    """One protected user's part of a job session (the EM ``BackupTaskSession``): written when
+    the engine starts the user and when it finishes it, never per item."""
+
+    __tablename__ = "task_sessions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("job_sessions.id", ondelete="CASCADE"))
+    object_id: Mapped[str] = mapped_column(String(36), index=True)  # the log items' subject_id
+    name: Mapped[str] = mapped_column(String(255))
+    # Running | Success | Warning | Failed | Stopped
+    status: Mapped[str] = mapped_column(String(16))
+    creation_time: Mapped[datetime] = mapped_column(index=True)
+    end_time: Mapped[datetime | None]
+    items: Mapped[int] = mapped_column(default=0)  # messages and files in the restore point
+    total_bytes: Mapped[int] = mapped_column(default=0)  # their size, unchanged ones included
+    read_bytes: Mapped[int] = mapped_column(default=0)  # read from the source this run
+    written_bytes: Mapped[int] = mapped_column(default=0)  # new in the repository (deduplicated)
+    reason: Mapped[str] = mapped_column(Text, default="")  # why Warning or Failed
+    __table_args__ = (
+        # One row per user per session: a retried attempt takes its user's row over.
+        Index("ux_task_sessions_session_object", "session_id", "object_id", unique=True),
+    )
+
+
 class RestorePoint(Base):
     """The catalog's copy of a snapshot in a repository: rebuilt from the repository on attach."""
 

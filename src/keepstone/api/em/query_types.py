@@ -8,7 +8,7 @@ line here (``"BackupTaskSession": QueryType("BackupTaskSession", its_rows)``).
 
 from __future__ import annotations
 
-from keepstone.api.em import query_rows
+from keepstone.api.em import query_rows, task_sessions
 from keepstone.api.em.queryable import QueryType
 
 QUERY_TYPES: dict[str, QueryType] = {
@@ -19,7 +19,7 @@ QUERY_TYPES: dict[str, QueryType] = {
     "BackupFile": QueryType("BackupFile"),
     "BackupJobSession": QueryType("BackupJobSession", query_rows.session_rows),
     "BackupServer": QueryType("BackupServer", query_rows.server_rows),
-    "BackupTaskSession": QueryType("BackupTaskSession"),
+    "BackupTaskSession": QueryType("BackupTaskSession", task_sessions.query_rows),
     "CdpPolicy": QueryType("CdpPolicy"),
     "CdpReplica": QueryType("CdpReplica"),
     "CdpReplicaSession": QueryType("CdpReplicaSession"),

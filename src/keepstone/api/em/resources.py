@@ -11,10 +11,12 @@ from keepstone.api.em import (
     discovery,
     empty_collections,
     jobs,
+    protection_reports,
     query_service,
     reports,
     repositories,
     restore_points,
+    task_sessions,
     tasks,
 )
 
@@ -29,5 +31,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     restore_points.router,
     query_service.router,
     reports.router,
-    empty_collections.router,
+    task_sessions.router,
+    protection_reports.router,
+    empty_collections.router,  # last: a real list of the same path must answer first
 )

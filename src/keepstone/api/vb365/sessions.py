@@ -16,7 +16,7 @@ from keepstone.api.vb365.pages import Paging, envelope, listing, page_sets
 from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import jobs, runs
+from keepstone.services import jobs, runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.store.tables import LogItem
 
@@ -128,6 +128,6 @@ def get_log_item(session_id: str, item_id: str, ctx: Ctx, api: Version) -> Respo
 def processed_objects(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    rows = partial(runs.processed_objects, ctx, session_id)
+    rows = partial(task_sessions.processed_objects, ctx, session_id)
     render = partial(views.processed_object, api=api)
     return json(listing(request, api, "processedObjects", rows, render, paging, ctx.clock.now()))

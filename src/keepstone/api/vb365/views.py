@@ -27,6 +27,7 @@ from keepstone.store.tables import (
     Repository,
     RestorePoint,
     RestoreSession,
+    TaskSession,
 )
 
 __all__ = ["LinkBuilder", "iso"]
@@ -363,13 +364,14 @@ def log_item(row: LogItem, api: ApiVersion) -> dict[str, Any]:
     return body
 
 
-def processed_object(row: LogItem, api: ApiVersion) -> dict[str, Any]:
-    """A user a run processed, from the log item the run wrote about it."""
+def processed_object(row: TaskSession, api: ApiVersion) -> dict[str, Any]:
+    """A user a run processed, from its task session (a stopped user did not complete: the
+    schema's statuses are Success, Warning and Failed)."""
     return {
-        "id": row.subject_id,
+        "id": row.object_id,
         "type": "User",
         "status": row.status if row.status in ("Success", "Warning") else "Failed",
-        "name": row.subject_name,
+        "name": row.name,
         "_links": {"jobSession": api.link("jobsessions", row.session_id)},
     }
 
