@@ -120,6 +120,8 @@ def _server(v: Checked) -> None:
     instance = v.json("get", "/ServiceInstance")
     assert uuid.UUID(instance["installationId"]) and instance["version"]
     assert v.json("get", "/RestorePortalSettings")["isEnabled"] is False
+    licence = v.json("get", "/License")
+    assert (licence["status"], licence["type"], licence["usedNumber"]) == ("Valid", "Community", 2)
     roles = v.json("get", "/RbacRoles")
     admin = next(r for r in roles if r["name"] == "Administrator")
     v.json("get", f"/RbacRoles/{admin['id']}")
