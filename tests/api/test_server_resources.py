@@ -112,6 +112,9 @@ def test_every_rbac_role_names_its_organization(api: Api, tmp_path: Path, versio
         ("ReadOnly", "EntireOrganization"),
     }
     assert len({r["id"] for r in roles}) == 4
+    for org in orgs:
+        own = api.get(f"/v{version}/Organizations/{org}/RbacRoles").json()
+        assert own == [r for r in roles if r["organizationId"] == org] and len(own) == 2
     for role in roles:
         assert api.get(f"/v{version}/RbacRoles/{role['id']}").json() == role
         operators = api.get(f"/v{version}/RbacRoles/{role['id']}/operators").json()

@@ -49,6 +49,12 @@ def list_roles(ctx: Ctx, api: Version) -> Response:
     return json([views.rbac_role(role, org, api) for role, org in _roles(ctx)])
 
 
+@router.get("/Organizations/{org_id}/RbacRoles", since=6)
+def list_organization_roles(org_id: str, ctx: Ctx, api: Version) -> Response:
+    org = catalog.get_organization(ctx, org_id)
+    return json([views.rbac_role(role, org, api) for role, _ in views.scoped_roles([org])])
+
+
 @router.get("/RbacRoles/{role_id}", since=6)
 def get_role(role_id: str, ctx: Ctx, api: Version) -> Response:
     return json(views.rbac_role(*_role(ctx, role_id), api))
