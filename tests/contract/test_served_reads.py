@@ -289,7 +289,10 @@ def test_v2_lists_have_the_v2_shapes(api: Api, populated: dict[str, Any]) -> Non
     for bare in ("/v2/Jobs", "/v2/Organizations", "/v2/Proxies", "/v2/BackupRepositories"):
         assert isinstance(api.get(bare).json(), list), bare
     org = populated["orgs"]["globex"]["id"]
-    assert isinstance(api.get(f"/v2/Organizations/{org}/Users").json(), list)
+    users = api.get(f"/v2/Organizations/{org}/Users").json()
+    assert isinstance(users, list) and len(users) == 3
+    one = api.get(f"/v3/Organizations/{org}/Users/{users[0]['id']}")  # a v3 resource
+    assert one.status_code == 200 and one.json()["name"] == users[0]["name"]
     assert api.get(f"/v2/Organizations/{org}/LicensingInformation").json() == {
         "licensedUsers": 3,
         "newUsers": 0,

@@ -80,7 +80,8 @@ def list_users(
     return json(listing(request, api, "users", rows, render, paging, ctx.clock.now()))
 
 
-@router.get("/Organizations/{org_id}/Users/{user_id}", since=6)
+# Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_organizations_id_users_id.html).
+@router.get("/Organizations/{org_id}/Users/{user_id}", since=3)
 def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
     for user in catalog.organization_users(ctx, org_id):
         if stable_user_id(org_id, user.name) == user_id:
