@@ -3,10 +3,12 @@ portal settings and the RBAC roles, each with the values Keepstone knows."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from keepstone.proxy.load import LoadMonitor, memory_percent
 from keepstone.proxy.worker import ProxyWorker
@@ -120,3 +122,44 @@ def test_every_rbac_role_names_its_organization(api: Api, tmp_path: Path, versio
         operators = api.get(f"/v{version}/RbacRoles/{role['id']}/operators").json()
         names = {o["user"]["name"] for o in operators}
         assert names == ({"admin"} if role["name"] == "Administrator" else set())
+
+
+def _statements(ctx: Context, read: Callable[[], Any]) -> int:
+    """How many SQL statements ``read`` runs against the catalog."""
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = ctx.db._reader
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        read()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(seen)
+
+
+def test_roles_and_the_licence_cost_the_same_few_statements_for_many_organizations(
+    api: Api, ctx: Context, tmp_path: Path
+) -> None:
+    def add(first: int, last: int) -> None:
+        for n in range(first, last):
+            root = tmp_path / f"org{n}"
+            Organization(root).user("alice")
+            created = api.post(
+                "/v2/Organizations",
+                {"type": "Local", "name": root.name, "localSettings": {"path": str(root)}},
+            )
+            assert created.status_code == 200, created.text
+
+    def cost() -> int:
+        return _statements(ctx, lambda: api.get("/v8/RbacRoles")) + _statements(
+            ctx, lambda: api.get("/v8/License")
+        )
+
+    add(0, 3)
+    few = cost()
+    add(3, 12)
+    assert len(api.get("/v8/RbacRoles").json()) == 24
+    assert cost() == few  # no statement per organization
