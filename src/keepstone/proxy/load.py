@@ -49,7 +49,7 @@ def memory_percent(proc: Path = PROC) -> float | None:
         lines = (proc / "meminfo").read_text(encoding="ascii").splitlines()
     except OSError:
         return None
-    kilobytes = {}
+    kilobytes: dict[str, int] = {}
     for line in lines:
         name, _, rest = line.partition(":")
         kilobytes[name] = int(rest.split()[0]) if rest.split() else 0

@@ -32,6 +32,7 @@ def _edited(api: ApiVersion, body: dict[str, Any]) -> Response:
 
 
 # ---- proxies -----------------------------------------------------------------------------------
+# Keepstone's only proxy is built into the server: the host it measures (load.HOST) is this one.
 
 
 @router.get("/Proxies")
