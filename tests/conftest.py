@@ -83,6 +83,14 @@ class Api:
     def delete(self, path: str, **kw: Any) -> Any:
         return self.client.delete(path, headers=self._headers(kw.pop("headers", None)), **kw)
 
+    def rows(self, path: str) -> list[Any]:
+        """The items of a list, whether the version answers a bare array or a page."""
+        response = self.get(path)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        found: list[Any] = body["results"] if isinstance(body, dict) else body
+        return found
+
 
 class LongLivedApi(Api):
     """An API client for tests that move the clock by days: it logs in again when its token

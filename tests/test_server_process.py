@@ -220,6 +220,20 @@ def test_first_start_registers_the_local_proxy_online(admin: httpx.Client) -> No
     assert proxies[0]["status"] == "Online"
 
 
+def test_the_running_proxy_reports_the_load_of_its_host(admin: httpx.Client) -> None:
+    """The proxy measures its host at every heartbeat; v8 shows the figures (a first read may
+    come before the first tick of CPU time has passed: poll)."""
+    deadline = time.monotonic() + 60
+    while True:
+        proxy = admin.get("/v8/Proxies").json()["results"][0]
+        if proxy["cpuUsagePercent"] is not None:
+            break
+        assert time.monotonic() < deadline, "the proxy never reported its CPU use"
+        time.sleep(0.1)
+    assert 0.0 <= proxy["cpuUsagePercent"] <= 100.0
+    assert 0.0 < proxy["memoryUsagePercent"] <= 100.0
+
+
 def test_first_start_creates_the_default_repository(
     first_start: ServerProcess, admin: httpx.Client
 ) -> None:

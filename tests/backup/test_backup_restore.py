@@ -29,9 +29,7 @@ def everything_in(api: Api, session: str) -> dict[str, bytes]:
         ("Mailboxes", "Items", "mail"),
         ("OneDrives", "Documents", "file"),
     ):
-        owners = api.get(f"{base}/{collection}")
-        assert owners.status_code == 200, owners.text
-        for owner in owners.json():
+        for owner in api.rows(f"{base}/{collection}?limit=1000"):
             page = api.get(f"{base}/{collection}/{owner['id']}/{listing}?limit=1000").json()
             for entry in page["results"]:
                 saved = api.post(f"{base}/{collection}/{owner['id']}/{listing}/{entry['id']}/save")
@@ -108,10 +106,10 @@ def test_mail_browsing_and_the_zip_of_several_items(
     run_job(api, org_job, backup_proxy)
     session = explore(api, org_job)
     base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
-    mailboxes = {m["name"]: m for m in api.get(base).json()}
+    mailboxes = {m["name"]: m for m in api.rows(base)}
     assert set(mailboxes) == {"alice", "bob"}
     alice = mailboxes["alice"]["id"]
-    folders = {f["path"]: f for f in api.get(f"{base}/{alice}/Folders").json()}
+    folders = {f["path"]: f for f in api.rows(f"{base}/{alice}/Folders?limit=1000")}
     assert set(folders) == {"Inbox", "Sent", "Archive", "Archive/2024"}
     inbox = api.get(f"{base}/{alice}/Items?folderId={folders['Inbox']['id']}").json()
     assert inbox["totalCount"] == 2 and {i["subject"] for i in inbox["results"]} == {
@@ -142,12 +140,12 @@ def test_restore_to_the_original_place_and_to_another_user(
     (organization.root / "alice/OneDrive/Documents/plan.txt").write_bytes(b"scribbled over")
     session = explore(api, org_job)
     base = f"/v2/RestoreSessions/{session}/Organization"
-    alice_mail = next(m for m in api.get(f"{base}/Mailboxes").json() if m["name"] == "alice")
+    alice_mail = next(m for m in api.rows(f"{base}/Mailboxes") if m["name"] == "alice")
     restored = api.post(f"{base}/Mailboxes/{alice_mail['id']}/restore", {"collisionPolicy": "skip"})
     assert restored.status_code == 200, restored.text
     assert restored.json()["restoredItemsCount"] == 1  # the deleted sent message
     assert restored.json()["skippedItemsCount"] == 3  # the rest was still there
-    alice_drive = next(d for d in api.get(f"{base}/OneDrives").json() if d["name"] == "alice")
+    alice_drive = next(d for d in api.rows(f"{base}/OneDrives") if d["name"] == "alice")
     overwrite = api.post(
         f"{base}/OneDrives/{alice_drive['id']}/restore", {"collisionPolicy": "overwrite"}
     )
@@ -211,8 +209,8 @@ def test_selected_items_back_up_only_what_they_select(
     assert session["statistics"]["processedObjects"] == 1
     explored = explore(api, org_job)
     base = f"/v2/RestoreSessions/{explored}/Organization"
-    assert [m["name"] for m in api.get(f"{base}/Mailboxes").json()] == ["bob"]
-    assert api.get(f"{base}/OneDrives").json() == []
+    assert [m["name"] for m in api.rows(f"{base}/Mailboxes")] == ["bob"]
+    assert api.rows(f"{base}/OneDrives") == []
 
 
 def test_explore_forms_stop_and_copy_to(
@@ -232,7 +230,7 @@ def test_explore_forms_stop_and_copy_to(
 
     session = by_org.json()["id"]
     base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
-    bob = next(m for m in api.get(base).json() if m["name"] == "bob")
+    bob = next(m for m in api.rows(base) if m["name"] == "bob")
     copied = api.post(f"{base}/{bob['id']}/copyTo", {"userName": "alice", "folder": "From Bob"})
     assert copied.json()["restoredItemsCount"] == 1
     assert len(list((organization.root / "alice/Mail/.From Bob/cur").iterdir())) == 1
@@ -243,7 +241,7 @@ def test_explore_forms_stop_and_copy_to(
     stopped = api.post(f"/v2/RestoreSessions/{session}/stop")
     assert stopped.json()["state"] == "Stopped" and stopped.json()["endTime"] is not None
     assert api.get(base).status_code == 409  # a stopped session serves nothing more
-    listed = {s["id"]: s["state"] for s in api.get("/v2/RestoreSessions").json()}
+    listed = {s["id"]: s["state"] for s in api.rows("/v2/RestoreSessions?limit=1000")}
     assert listed[session] == "Stopped" and listed[v8.json()["id"]] == "Working"
 
 
@@ -268,6 +266,6 @@ def test_a_running_put_back_publishes_its_counts_as_it_goes(
     run_job(api, org_job, backup_proxy)
     session = explore(api, org_job)
     base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
-    alice = next(m for m in api.get(base).json() if m["name"] == "alice")
+    alice = next(m for m in api.rows(base) if m["name"] == "alice")
     api.post(f"{base}/{alice['id']}/restoreTo", {"userName": "bob", "folder": "Copy"})
     assert [s["restored"] for s in seen] == [1, 2, 3, 4, 4]  # moving, then the final total

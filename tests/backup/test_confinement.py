@@ -87,7 +87,7 @@ def summary_of(api: Api, session: dict[str, Any], user: str) -> str:
 
 
 def owner_id(api: Api, session: str, collection: str, name: str) -> str:
-    owners = api.get(f"/v2/RestoreSessions/{session}/Organization/{collection}").json()
+    owners = api.rows(f"/v2/RestoreSessions/{session}/Organization/{collection}")
     found: str = next(o["id"] for o in owners if o["name"] == name)
     return found
 

@@ -48,7 +48,7 @@ def test_an_encrypted_repository_end_to_end(
 
     explored = api.post(f"/v2/Jobs/{org_job['id']}/Action", {"explore": {}}).json()["id"]
     base = f"/v2/RestoreSessions/{explored}/Organization/OneDrives"
-    alice = next(d for d in api.get(base).json() if d["name"] == "alice")
+    alice = next(d for d in api.rows(base) if d["name"] == "alice")
     plan = next(
         d
         for d in api.get(f"{base}/{alice['id']}/Documents").json()["results"]

@@ -58,7 +58,7 @@ def hostile(organization: Organization) -> Organization:
 
 def saved_zip(api: Api, session: str, collection: str, listing: str) -> zipfile.ZipFile:
     base = f"/v2/RestoreSessions/{session}/Organization/{collection}"
-    [alice] = [o for o in api.get(base).json() if o["name"] == "alice"]
+    [alice] = [o for o in api.rows(base) if o["name"] == "alice"]
     items = api.get(f"{base}/{alice['id']}/{listing}?limit=1000").json()["results"]
     response = api.post(f"{base}/{alice['id']}/{listing}/save", {"ids": [i["id"] for i in items]})
     assert response.status_code == 200, response.text
@@ -215,7 +215,7 @@ def one_mail(
     run_job(api, org_job, backup_proxy)
     session = explore(api, org_job)
     base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
-    owner = api.get(base).json()[0]["id"]
+    owner = api.rows(base)[0]["id"]
     first = api.get(f"{base}/{owner}/Items?limit=1").json()["results"][0]["id"]
     yield session, owner, first
 

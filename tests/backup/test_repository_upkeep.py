@@ -100,7 +100,7 @@ def test_verify_names_the_damage_and_undamaged_items_still_restore(
 
     session = api.post(f"/v2/Jobs/{org_job['id']}/Action", {"explore": {}}).json()["id"]
     base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes"
-    for mailbox in api.get(base).json():
+    for mailbox in api.rows(base):
         for item in api.get(f"{base}/{mailbox['id']}/Items").json()["results"]:
             assert api.post(f"{base}/{mailbox['id']}/Items/{item['id']}/save").status_code == 200
 
@@ -240,7 +240,7 @@ def test_item_level_retention_removes_old_items_from_every_restore_point(
             {"explore": {"dateTime": point["backupTime"], "type": "veod"}},
         ).json()
         base = f"/v2/RestoreSessions/{session['id']}/Organization/OneDrives"
-        alice = next(d for d in api.get(base).json() if d["name"] == "alice")
+        alice = next(d for d in api.rows(base) if d["name"] == "alice")
         names = {d["name"] for d in api.get(f"{base}/{alice['id']}/Documents").json()["results"]}
         assert "old-report.bin" not in names and "cat.jpg" in names
     assert api.post(f"/v2/BackupRepositories/{repo['id']}/verify").json()["ok"] is True
@@ -278,7 +278,7 @@ def test_long_operations_answer_202_with_a_location_on_request(
 
     explored = api.post(f"/v2/Jobs/{org_job['id']}/Action", {"explore": {}}).json()["id"]
     base = f"/v2/RestoreSessions/{explored}/Organization/Mailboxes"
-    bob = next(m for m in api.get(base).json() if m["name"] == "bob")
+    bob = next(m for m in api.rows(base) if m["name"] == "bob")
     restore = api.post(
         f"{base}/{bob['id']}/restoreTo", {"userName": "alice", "folder": "Bob"}, headers=prefer
     )

@@ -82,7 +82,8 @@ REASONS: list[tuple[str, str]] = [
     (
         r"^/(License|licensing|LicensedUsers)(/|$)",
         "Keepstone needs no licence: there is none to install, update, report on or revoke "
-        "from a user (`GET /LicensedUsers` lists the users that have backups)",
+        "from a user (`GET /License` describes Keepstone's: valid, unlimited, never expiring; "
+        "`GET /LicensedUsers` lists the users that have backups)",
     ),
     (
         r"^/Reports/",
@@ -174,9 +175,9 @@ REASONS: list[tuple[str, str]] = [
     ),
     (
         r"RbacRoles",
-        "roles are Keepstone's fixed Administrator and ReadOnly roles and operators are its "
-        "users, managed with `keepstone admin user`: they cannot be created, changed or deleted "
-        "through the API, and roles have no item scopes",
+        "roles are Keepstone's fixed Administrator and ReadOnly roles, listed once per "
+        "organization, and operators are its users, managed with `keepstone admin user`: they "
+        "cannot be created, changed or deleted through the API, and roles have no item scopes",
     ),
     (
         r"^/ExclusionSettings$",
@@ -274,6 +275,10 @@ DIFFERENCES: dict[str, str] = {
     "/BackupRepositories/{repositoryId}": (
         "the path of an existing repository cannot change (400); a repository used by a job "
         "cannot be deleted (409)"
+    ),
+    "/License": (
+        "type `Community`, status `Valid`, no expiry (`null`), `totalNumber` the int32 maximum "
+        "(no limit), `usedNumber` the users with a backup, `licenseID` the installation's id"
     ),
     "/Proxies/{proxyId}": (
         "only the built-in local proxy exists; PUT changes `description` and `threadsNumber`"

@@ -81,7 +81,7 @@ def test_every_implemented_operation_conforms(
     v = Checked(api, version)
     org, job, repo = setup["org"], setup["job"], setup["repo"]
     _auth(v, client)
-    _server(v)
+    _server(v, org)
     _organizations(v, org)
     _infrastructure(v, repo)
     spare_job = _jobs(v, org, job, repo)
@@ -116,11 +116,15 @@ def _auth(v: Checked, client: TestClient) -> None:
         assert session.api.get(f"/v{v.version}/ServiceInstance").status_code == 401
 
 
-def _server(v: Checked) -> None:
+def _server(v: Checked, org: dict[str, Any]) -> None:
     instance = v.json("get", "/ServiceInstance")
     assert uuid.UUID(instance["installationId"]) and instance["version"]
     assert v.json("get", "/RestorePortalSettings")["isEnabled"] is False
+    licence = v.json("get", "/License")
+    assert (licence["status"], licence["type"], licence["usedNumber"]) == ("Valid", "Community", 2)
     roles = v.json("get", "/RbacRoles")
+    assert {r["organizationId"] for r in roles} == {org["id"]}
+    assert v.json("get", f"/Organizations/{org['id']}/RbacRoles") == roles
     admin = next(r for r in roles if r["name"] == "Administrator")
     v.json("get", f"/RbacRoles/{admin['id']}")
     (operator,) = v.json("get", f"/RbacRoles/{admin['id']}/operators")

@@ -8,6 +8,7 @@ import time
 import structlog
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.proxy import load
 from keepstone.proxy.backup import run_backup
 from keepstone.proxy.executor import (
     RENEW_EVERY_SECONDS,
@@ -61,6 +62,7 @@ class ProxyWorker:
         while not self._stopping.is_set():
             try:
                 catalog.heartbeat(self.ctx, self.proxy_id)
+                load.HOST.sample()  # the host's CPU use since the last heartbeat
                 while not self._stopping.is_set() and self.run_one():
                     pass
             except Exception:  # the worker must outlive any one bad run

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from keepstone.domain.jobs import SessionStatus
+from keepstone.services import catalog
 from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession, LogItem, Organization
 
@@ -54,3 +55,24 @@ def licensed_users(
             LicensedUser(str(user_id), str(name), org_id, org_name, last)
             for user_id, name, org_id, org_name, last in s.execute(query)
         ]
+
+
+# Keepstone is free software: nothing limits how many users it backs up. The vendor's largest
+# unit count (an int32) stands for "no limit", so clients that compute usage see ~0 %.
+UNLIMITED_UNITS = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class License:
+    """What Keepstone's "licence" is: valid for ever, for any number of users."""
+
+    installation_id: str
+    used_units: int  # users with a backup: what the vendor's licence counts
+    new_units: int = 0  # the vendor's "new user" status does not exist: every user is Licensed
+    total_units: int = UNLIMITED_UNITS
+    status: str = "Valid"
+    type: str = "Community"  # the spec's free, perpetual edition
+
+
+def license_of(ctx: Context) -> License:
+    return License(catalog.installation_id(ctx), used_units=len(licensed_users(ctx)))

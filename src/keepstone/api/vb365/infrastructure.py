@@ -16,6 +16,7 @@ from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput, NotFound
+from keepstone.proxy import load
 from keepstone.services import catalog, maintenance, vault
 from keepstone.services.context import Context
 from keepstone.store.tables import Repository
@@ -31,6 +32,7 @@ def _edited(api: ApiVersion, body: dict[str, Any]) -> Response:
 
 
 # ---- proxies -----------------------------------------------------------------------------------
+# Keepstone's only proxy is built into the server: the host it measures (load.HOST) is this one.
 
 
 @router.get("/Proxies")
@@ -38,20 +40,21 @@ def list_proxies(
     request: Request, ctx: Ctx, api: Version, paging: Paging, extendedView: bool = True
 ) -> Response:
     now = ctx.clock.now()
-    render = partial(views.proxy, api=api, now=now)
+    render = partial(views.proxy, api=api, now=now, load=load.HOST.current())
     rows = partial(catalog.list_proxies, ctx)
     return json(listing(request, api, "proxies", rows, render, paging, now))
 
 
 @router.get("/Proxies/{proxy_id}")
 def get_proxy(proxy_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
-    return json(views.proxy(catalog.get_proxy(ctx, proxy_id), api, ctx.clock.now()))
+    proxy = catalog.get_proxy(ctx, proxy_id)
+    return json(views.proxy(proxy, api, ctx.clock.now(), load.HOST.current()))
 
 
 @router.put("/Proxies/{proxy_id}", response_class=Response)
 def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, api: Version) -> Response:
     proxy = catalog.edit_proxy(ctx, proxy_id, body.to_edit())
-    return _edited(api, views.proxy(proxy, api, ctx.clock.now()))
+    return _edited(api, views.proxy(proxy, api, ctx.clock.now(), load.HOST.current()))
 
 
 # ---- repositories ------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def list_users(
     return json(listing(request, api, "users", rows, render, paging, ctx.clock.now()))
 
 
-@router.get("/Organizations/{org_id}/Users/{user_id}", since=6)
+# Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_organizations_id_users_id.html).
+@router.get("/Organizations/{org_id}/Users/{user_id}", since=3)
 def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
     for user in catalog.organization_users(ctx, org_id):
         if stable_user_id(org_id, user.name) == user_id:
@@ -99,13 +100,16 @@ def list_audit_items(org_id: str, ctx: Ctx, api: Version, caller: Caller) -> Res
     return json([views.audit_item(org_id, name, api) for name in names])
 
 
-@router.get("/Organizations/{org_id}/LicensingInformation", since=6)
+# In every version since v2 (helpcenter.veeam.com/archive/vbo365/20/rest/
+# get_organizations_id_licensing_information.html).
+@router.get("/Organizations/{org_id}/LicensingInformation")
 def licensing_information(org_id: str, ctx: Ctx) -> Response:
     catalog.get_organization(ctx, org_id)
     return json(views.licensing(len(licensing.licensed_users(ctx, org_id))))
 
 
-@router.get("/LicensedUsers", since=6)
+# Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_licensedusers.html).
+@router.get("/LicensedUsers", since=3)
 def licensed_users(
     request: Request,
     ctx: Ctx,

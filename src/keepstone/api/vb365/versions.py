@@ -40,13 +40,20 @@ def iso(instant: datetime | None) -> str | None:
     return f"{instant:%Y-%m-%dT%H:%M:%S}{fraction}Z"
 
 
-# The first version whose list of each collection is a page (v2-v4 have bare arrays; v5 pages
-# sessions; v6/v7 page what the OpenAPI specs page; v8 pages almost everything).
+# The first version whose list of each collection is a page; before it, a bare array. v6-v8 follow
+# the vendor's OpenAPI specs (a `PageOf...` response; tests/contract checks every served list
+# against them). v2-v5 follow the archived references (helpcenter.veeam.com/archive/vbo365/
+# {20,30,40,50}/rest/...): plain arrays for jobs, organizations, users, proxies, repositories and
+# restore points (`jobs.html`, `organizations_id_users.html`, ...); v5 pages job sessions
+# (`get_job_sessions.html`); a restore session's mailboxes, OneDrives and folders are paged from v1
+# on (`pagination.html` of every version pages `/RestoreSessions/{id}/Organization/Mailboxes` and
+# `.../Folders`); and `/RestoreSessions` itself answers a page in v2 as the product did (issue 11:
+# v2 clients read `results`), although the v2 resource page sketches it as an array.
 PAGED_SINCE = {
     "jobSessions": 5,
     "logItems": 6,
     "users": 6,
-    "restoreSessions": 6,
+    "restoreSessions": OLDEST,
     "events": 6,
     "licensedUsers": 6,
     "processedObjects": 7,
@@ -56,8 +63,8 @@ PAGED_SINCE = {
     "proxies": 8,
     "repositories": 8,
     "jobItems": 8,
-    "restoreOwners": 6,
-    "restoreFolders": 6,
+    "restoreOwners": OLDEST,
+    "restoreFolders": OLDEST,
     "restoreItems": OLDEST,  # always paged: a mailbox can hold a million messages
 }
 

@@ -15,8 +15,10 @@ from keepstone import __version__
 from keepstone.api.vb365.versions import ApiVersion, LinkBuilder, iso
 from keepstone.domain.scope import stable_user_id
 from keepstone.domain.units import human_bytes
+from keepstone.proxy.load import Load
 from keepstone.services import restores
 from keepstone.services.catalog import disk_space, proxy_status
+from keepstone.services.licensing import License
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
     Job,
@@ -191,7 +193,8 @@ def licensed_user(user: Any, api: ApiVersion) -> dict[str, Any]:
     }
 
 
-def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
+def proxy(row: Proxy, api: ApiVersion, now: datetime, load: Load) -> dict[str, Any]:
+    """``load``: how busy the proxy's host is (v8 reports it)."""
     throttling = "enableNetworkThrottling" if api.at_least(6) else "enableNetworkthrottling"
     body: dict[str, Any] = {
         "id": row.id,
@@ -210,7 +213,12 @@ def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
     if api.at_least(7):
         body["fqdn"] = row.host_name
     if api.at_least(8):
-        body |= {"maintenanceModeState": "Disabled", "version": __version__}
+        body |= {
+            "maintenanceModeState": "Disabled",
+            "version": __version__,
+            "cpuUsagePercent": load.cpu_percent,
+            "memoryUsagePercent": load.memory_percent,
+        }
     body["_links"] = {
         "self": api.link("proxies", row.id),
         "repositories": api.link(f"backuprepositories?proxyId={row.id}"),
@@ -534,30 +542,39 @@ ROLES = {
 }
 
 
-def role_id(role: str) -> str:
-    return str(uuid.uuid5(KEY_NAMESPACE, f"role:{role}"))
+def role_id(role: str, organization_id: str) -> str:
+    return str(uuid.uuid5(KEY_NAMESPACE, f"role:{role}:{organization_id}"))
 
 
-def rbac_role(role: str, api: ApiVersion) -> dict[str, Any]:
-    identifier = role_id(role)
+def scoped_roles(organizations: list[Organization]) -> list[tuple[str, Organization]]:
+    """Keepstone's roles as the vendor's schema can say them. A vendor role belongs to one
+    organization (``organizationId`` is a uuid, never null) and Keepstone's roles are global, so
+    each role is listed once per organization, covering all of it (``EntireOrganization``)."""
+    return [(role, org) for org in organizations for role in ROLES]
+
+
+def rbac_role(role: str, org: Organization, api: ApiVersion) -> dict[str, Any]:
+    identifier = role_id(role, org.id)
     return {
         "id": identifier,
+        "organizationId": org.id,
         "name": role,
-        "description": ROLES[role],
+        "description": f"{ROLES[role]} Keepstone roles are global: this one in {org.name}.",
         "roleType": "EntireOrganization",
         "_links": {
             "self": api.link("rbacroles", identifier),
             "operators": api.link("rbacroles", identifier, "operators"),
+            "organization": api.link("organizations", org.id),
         },
     }
 
 
-def rbac_operator(role: str, user: Any, api: ApiVersion) -> dict[str, Any]:
+def rbac_operator(role: str, org_id: str, user: Any, api: ApiVersion) -> dict[str, Any]:
     return {
         "type": "User",
         "id": user.id,
         "user": {"id": user.id, "displayName": user.name, "name": user.name, "type": "User"},
-        "_links": {"self": api.link("rbacroles", role_id(role), "operators", user.id)},
+        "_links": {"self": api.link("rbacroles", role_id(role, org_id), "operators", user.id)},
     }
 
 
@@ -565,9 +582,42 @@ def service_instance(installation_id: str) -> dict[str, str]:
     return {"installationId": installation_id, "version": __version__}
 
 
-def restore_portal_settings() -> dict[str, Any]:
-    """Keepstone has no self-service restore portal (it needs an Entra ID application)."""
-    return {"isEnabled": False}
+def license_body(facts: License, api: ApiVersion) -> dict[str, Any]:
+    """The installed licence (``RESTLicense``). Keepstone needs none: it is always valid, for any
+    number of users, and never expires (the spec's ``null`` expiration); it is issued to no
+    one, so the contact fields are empty. Its id is the installation's."""
+    body: dict[str, Any] = {
+        "licenseID": facts.installation_id,
+        "email": "",
+        "status": facts.status,
+        "type": facts.type,
+        "licensedTo": "Keepstone",
+        "totalNumber": facts.total_units,
+        "usedNumber": facts.used_units,
+        "newNumber": facts.new_units,
+        "supportID": "",
+    }
+    if api.at_least(7):
+        return body | {"licenseExpires": None, "gracePeriodExpires": None, "package": ""}
+    return body | {"expirationDate": None, "contactPerson": "", "supportExpirationDate": None}
+
+
+# No Microsoft Entra application is configured: there is no Restore Portal (the nil UUID is what
+# the vendor's settings hold until one is).
+NO_APPLICATION = "00000000-0000-0000-0000-000000000000"
+
+
+def restore_portal_settings(api: ApiVersion, base_url: str) -> dict[str, Any]:
+    """Keepstone has no self-service restore portal (it needs an Entra ID application); the
+    address a portal would use is this server's own."""
+    body: dict[str, Any] = {
+        "applicationId": NO_APPLICATION,
+        "msalAuthorityUri": "",
+        "isEnabled": False,
+    }
+    if api.at_least(7):
+        body["restorePortalUri"] = base_url
+    return body
 
 
 def restore_statistics(row: RestoreSession) -> dict[str, Any]:
