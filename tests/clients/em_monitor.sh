@@ -19,7 +19,9 @@ free_warn=${4:-5}
 headers=$(mktemp)
 trap 'rm -f "$headers"' EXIT
 
-unknown() { echo "UNKNOWN - $*"; exit 3; }
+# UNKNOWN is said on the script's own stdout (fd 3), also from inside $(...) substitutions.
+exec 3>&1
+unknown() { echo "UNKNOWN - $*" >&3; exit 3; }
 
 status=$(curl -sS -o /dev/null -D "$headers" -w '%{http_code}' -X POST \
   -u "$user:$password" "$url/api/sessionMngr/?v=latest") || unknown "cannot reach $url"

@@ -134,6 +134,22 @@ def test_the_prometheus_style_collector_reads_everything(served: Served) -> None
     assert metrics["veeam_em_collector_entities_read"] >= len(made.jobs) + len(made.sessions)
 
 
+def test_the_vb365_check_reads_jobs_sessions_and_the_license(served: Served) -> None:
+    assert shutil.which("jq"), "jq is missing: scripts/test installs it"
+    done = _run(
+        "bash", str(HERE / "vb365_check.sh"), served.server.base_url, "admin", ADMIN_PASSWORD
+    )
+    shown = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    # VB365 calls a run stopped before it started "Stopped" (EM calls it Failed): a warning.
+    assert done.returncode == 1, shown
+    assert done.stdout.startswith(f"WARNING - last session warned or stopped: {FAILED_JOB};"), shown
+    assert f"jobs={len(JOBS)} sessions={len(served.catalog.sessions)}" in done.stdout, shown
+    licensed = {user for users in served.catalog.users_per_session.values() for user in users}
+    assert f"licensed_users={len(licensed)}" in done.stdout, shown
+    assert re.search(r"license Valid until \d{4}-\d\d-\d\dT", done.stdout), shown
+    assert not done.stderr, shown
+
+
 def _metrics(text: str) -> Iterator[tuple[str, float]]:
     for line in text.splitlines():
         name, _, value = line.rpartition(" ")
