@@ -6,7 +6,7 @@
 #
 # Gets a token (POST /v8/Token, grant_type=password), reads every job (/v8/Jobs) and every job
 # session (/v8/JobSessions, page by page), takes each job's newest session, and reads the license
-# (/v8/License: status, expiry, licensed users). Exit status: 0 OK, 1 WARNING (a job's last
+# (/v8/License: status, expiry or "never" when it has none, licensed users). Exit status: 0 OK, 1 WARNING (a job's last
 # session warned or was stopped, or the license is not Valid), 2 CRITICAL (a job's last session
 # failed), 3 UNKNOWN (the API could not be read).
 set -uo pipefail
@@ -53,7 +53,7 @@ failed=$(echo "$last" | jq -r '[.[] | select(.status == "Failed") | .job] | join
 warned=$(echo "$last" | jq -r '[.[] | select(.status == "Warning" or .status == "Stopped")
   | .job] | join(", ")')
 read -r lic_status lic_expires lic_used < <(echo "$license" \
-  | jq -r '"\(.status) \(.licenseExpires) \(.usedNumber)"') || unknown "/v8/License is not a license"
+  | jq -r '"\(.status) \(.licenseExpires // "never") \(.usedNumber)"') || unknown "/v8/License is not a license"
 
 curl -sS -o /dev/null -X POST -H "Authorization: Bearer $token" "$url/v8/Token/logout" || true
 
