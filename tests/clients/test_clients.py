@@ -14,16 +14,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from keepstone.api.app import create_app
-from keepstone.clock import ManualClock
-from keepstone.proxy.backup import run_backup
-from keepstone.proxy.worker import ProxyWorker
-from keepstone.server import bootstrap, open_context
-from keepstone.services import catalog as catalog_service
-from tests.conftest import ADMIN_PASSWORD, BASE_URL, LongLivedApi, login
-from tests.contract.em_catalog import FAILED_JOB, JOBS, Catalog, build
+from tests.conftest import ADMIN_PASSWORD
+from tests.contract.em_catalog import FAILED_JOB, JOBS, Catalog, made_catalog
 from tests.process_helpers import ServerProcess, process_env, start_server
 
 HERE = Path(__file__).resolve().parent
@@ -36,32 +29,14 @@ class Served:
     catalog: Catalog
 
 
-def _made_catalog(root: Path, data_dir: Path) -> Catalog:
-    """The catalog, made in-process by the real engine in the last two hours (so a client's
-    "last 24 hours" sees every run), then closed for the server to open."""
-    clock = ManualClock(datetime.now(UTC) - timedelta(hours=2))
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        env.delenv("KEEPSTONE_ADMIN_USER", raising=False)
-        ctx = open_context(data_dir, clock)
-        try:
-            bootstrap(ctx, data_dir)
-            local = next(p for p in catalog_service.list_proxies(ctx) if p.is_local)
-            proxy = ProxyWorker(ctx, local.id, run_backup, renew_every=0)
-            with TestClient(create_app(ctx), base_url=BASE_URL) as client:
-                api = LongLivedApi(client, login(client, "admin", ADMIN_PASSWORD))
-                return build(api, proxy, root, lambda: clock.advance(timedelta(minutes=5)))
-        finally:
-            ctx.db.dispose()
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("clients")
-    data_dir = root / "data"
-    made = _made_catalog(root, data_dir)
+    # made in the last hour, so that a client's "last 24 hours" sees every run
+    with made_catalog(root, datetime.now(UTC) - timedelta(hours=1)) as (_, made):
+        pass
     server = start_server(
-        root / "logs", data_dir, env=process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD)
+        root / "logs", root / "data", env=process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD)
     )
     try:
         yield Served(server, made)

@@ -5,13 +5,23 @@ read it; ``Catalog`` says what they must find."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+from fastapi.testclient import TestClient
+
+from keepstone.api.app import create_app
+from keepstone.clock import ManualClock
+from keepstone.proxy.backup import run_backup
 from keepstone.proxy.worker import ProxyWorker
-from tests.conftest import Api
+from keepstone.server import bootstrap, open_context
+from keepstone.services import catalog as catalog_service
+from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, login
 from tests.local_org import Organization
 
 # organization -> its users; job name -> (organization, repository index, runs that back up)
@@ -118,3 +128,24 @@ def _read_back(api: Api, catalog: Catalog, organizations: dict[str, dict[str, An
     assert len(catalog.jobs) == len(JOBS)
     assert len(catalog.sessions) == len(catalog.users_per_session)
     return catalog
+
+
+@contextmanager
+def made_catalog(root: Path, start: datetime) -> Iterator[tuple[TestClient, Catalog]]:
+    """A data directory ``root/data`` holding the catalog, made by the app and the local proxy's
+    engine as time goes on from ``start`` (five minutes between runs); the app's client stays
+    open until the block ends, when the catalog is closed (a server may then open it)."""
+    clock = ManualClock(start)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        env.delenv("KEEPSTONE_ADMIN_USER", raising=False)
+        ctx = open_context(root / "data", clock)
+        try:
+            bootstrap(ctx, root / "data")
+            local = next(p for p in catalog_service.list_proxies(ctx) if p.is_local)
+            proxy = ProxyWorker(ctx, local.id, run_backup, renew_every=0)
+            with TestClient(create_app(ctx), base_url=BASE_URL) as client:
+                api = LongLivedApi(client, login(client, "admin", ADMIN_PASSWORD))
+                yield client, build(api, proxy, root, lambda: clock.advance(timedelta(minutes=5)))
+        finally:
+            ctx.db.dispose()

@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,16 +25,11 @@ from fastapi.testclient import TestClient
 from lxml import etree
 
 from keepstone.api.em.xml import NS
-from keepstone.clock import ManualClock
-from keepstone.proxy.worker import ProxyWorker
-from tests.conftest import ADMIN_PASSWORD, Api
+from tests.conftest import ADMIN_PASSWORD, START
 from tests.contract import em_json_check
-from tests.contract.em_catalog import FAILED_JOB, Catalog, build
+from tests.contract.em_catalog import FAILED_JOB, Catalog, made_catalog
 from tests.contract.em_compat_table import EMPTY, SERVED, Resource, app_operations, rows
 from tests.em.conftest import basic
-from tests.local_org import api, backup_proxy
-
-__all__ = ["api", "backup_proxy"]  # fixtures
 
 XML, JSON = "application/xml", "application/json"
 N = {"e": NS}
@@ -98,14 +92,21 @@ def _path(url: str) -> str:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-@pytest.fixture
-def catalog(api: Api, backup_proxy: ProxyWorker, tmp_path: Path, clock: ManualClock) -> Catalog:
-    return build(api, backup_proxy, tmp_path, lambda: clock.advance(timedelta(hours=1)))
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Catalog]]:
+    """One catalog for the module's tests, which only read it."""
+    with made_catalog(tmp_path_factory.mktemp("em-contract"), START) as made:
+        yield made
 
 
 @pytest.fixture
-def reader(client: TestClient, catalog: Catalog) -> Reader:
-    return Reader(client)  # after the catalog: its runs moved the clock past older logons
+def catalog(made: tuple[TestClient, Catalog]) -> Catalog:
+    return made[1]
+
+
+@pytest.fixture
+def reader(made: tuple[TestClient, Catalog]) -> Reader:
+    return Reader(made[0])
 
 
 def _documented(statuses: tuple[str, ...]) -> list[tuple[Resource, str]]:
