@@ -117,7 +117,8 @@ def _value(node: etree._Element, declaration: XsdElement) -> Any:
         if str(name).startswith("{"):
             continue  # xsi:type, xsi:nil: XML instance machinery, not data
         attribute = kind.attributes.get(name)
-        result[str(name)] = text if attribute is None else _scalar(text, attribute.type)
+        known = attribute.type if attribute is not None else None
+        result[str(name)] = text if known is None else _scalar(text, known)
     if isinstance(kind.content, XsdSimpleType):
         result["Value"] = _scalar(node.text or "", kind.content)
         return result

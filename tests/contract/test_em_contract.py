@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -284,7 +284,7 @@ def test_the_failed_run_is_reported_failed(reader: Reader, catalog: Catalog) -> 
     assert all(isinstance(s["IsRetry"], bool) for s in sessions)
 
 
-QUERY_TYPES = {
+QUERY_TYPES: dict[str, Callable[[Catalog], int]] = {
     "Job": lambda c: len(c.jobs),
     "BackupJobSession": lambda c: len(c.sessions),
     "Repository": lambda c: len(c.repositories),
