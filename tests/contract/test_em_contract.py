@@ -195,8 +195,7 @@ def test_every_entity_and_list_reached_by_links_answers(reader: Reader, catalog:
         seen.add(url)
         document = reader.both(url)
         if document is not None:
-            queue.extend(href for href in _followed(document) if _path(href) not in seen)
-        queue = [_path(href) for href in queue]
+            queue.extend(path for path in map(_path, _followed(document)) if path not in seen)
     entities = [url for url in seen if re.fullmatch(r"/api/\w+/[^/?]+\?format=Entity", url)]
     assert len(entities) >= len(catalog.jobs) + len(catalog.sessions), sorted(seen)
     assert not reader.problems, "\n".join(reader.problems)
