@@ -1,7 +1,9 @@
 """A metrics collector for Veeam Backup Enterprise Manager, in the style of the Prometheus
-exporters written for it: log on, read every list the logon session links to, then every entity
-of those lists (its ``Alternate`` link, ``format=Entity``), the query service with a filter, and
-print metrics lines. JSON only (``Accept: application/json``), with httpx.
+exporters written for it: log on, read every list the logon session links to (the vendor's
+LogonSession links each collection with ``Rel="Down"``: helpcenter.veeam.com/docs/backup/rest/
+loginsessions_id.html), then every entity of those lists (its ``Alternate`` link,
+``format=Entity``), the query service with a filter, and print metrics lines. JSON only
+(``Accept: application/json``), with httpx.
 
     python em_collector.py URL USER PASSWORD
 
