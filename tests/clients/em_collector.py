@@ -41,7 +41,8 @@ class Collector:
         return response.json()
 
     def lists(self) -> dict[str, list[dict[str, Any]]]:
-        """Every list the logon session links to (``Rel="Down"``), by its link's Type."""
+        """Every reference list the logon session links to (``Rel="Down"``), by its path: two
+        lists may share a Type (``/api/backupSessions``, ``/api/systemSessions``)."""
         found: dict[str, list[dict[str, Any]]] = {}
         for link in self.logon.get("Links", []):
             if link.get("Rel") != "Down" or not link.get("Type", "").endswith("ReferenceList"):
@@ -49,7 +50,7 @@ class Collector:
             body = self.get(link["Href"])
             self.lists_read += 1
             if body is not None:
-                found[link["Type"]] = list(body.get("Refs", []))
+                found[httpx.URL(link["Href"]).path] = list(body.get("Refs", []))
         return found
 
     def entity(self, ref: dict[str, Any]) -> dict[str, Any] | None:
@@ -70,11 +71,12 @@ def metric(name: str, value: float, **labels: str) -> str:
 
 def collect(collector: Collector) -> list[str]:
     lines: list[str] = []
-    entities: dict[str, list[dict[str, Any]]] = {}
-    for kind, refs in collector.lists().items():
-        lines.append(metric("objects", len(refs), list=kind.removesuffix("ReferenceList")))
-        entities[kind] = [e for e in map(collector.entity, refs) if e is not None]
-    for session in entities.get("BackupJobSessionReferenceList", []):
+    entities: dict[str, list[dict[str, Any]]] = {}  # entity Type -> entities
+    for path, refs in collector.lists().items():
+        lines.append(metric("objects", len(refs), list=path))
+        for entity in filter(None, map(collector.entity, refs)):
+            entities.setdefault(entity.get("Type", ""), []).append(entity)
+    for session in entities.get("BackupJobSession", []):
         server = session["Links"][0].get("Name", "") if session.get("Links") else ""
         lines.append(
             metric(
@@ -85,7 +87,7 @@ def collect(collector: Collector) -> list[str]:
                 created=session.get("CreationTimeUTC", ""),
             )
         )
-    for repository in entities.get("RepositoryReferenceList", []):
+    for repository in entities.get("Repository", []):
         name = repository.get("Name", "")
         lines.append(metric("repository_capacity_bytes", repository["Capacity"], repository=name))
         lines.append(metric("repository_free_bytes", repository["FreeSpace"], repository=name))

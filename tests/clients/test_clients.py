@@ -88,10 +88,11 @@ def test_the_prometheus_style_collector_reads_everything(served: Served) -> None
     assert done.returncode == 0, shown
     metrics = dict(_metrics(done.stdout))
     made = served.catalog
-    assert metrics['veeam_em_objects{list="Job"}'] == len(made.jobs), shown
-    assert metrics['veeam_em_objects{list="BackupJobSession"}'] == len(made.sessions), shown
-    assert metrics['veeam_em_objects{list="Repository"}'] == len(made.repositories), shown
-    assert metrics['veeam_em_objects{list="RestorePoint"}'] == len(made.restore_points), shown
+    assert metrics['veeam_em_objects{list="/api/jobs"}'] == len(made.jobs), shown
+    assert metrics['veeam_em_objects{list="/api/backupSessions"}'] == len(made.sessions), shown
+    assert metrics['veeam_em_objects{list="/api/repositories"}'] == len(made.repositories), shown
+    assert metrics['veeam_em_objects{list="/api/restorePoints"}'] == len(made.restore_points)
+    assert metrics['veeam_em_objects{list="/api/backupTaskSessions"}'] == made.task_sessions
     results = [v for k, v in metrics.items() if k.startswith("veeam_em_backup_session_result{")]
     assert sorted(results) == sorted(
         2.0 if not users else 0.0 for users in made.users_per_session.values()

@@ -42,8 +42,13 @@ SERVED, EMPTY, NOT_SERVED = "served", "empty", "not served"
 NO_OBJECTS: list[tuple[str, str]] = [
     (
         r"^/(replicas|vmReplicaPoints|vAppReplicaPoints|replicaSessions|replicaTaskSessions|"
-        r"failoverPlans)$",
+        r"failoverPlans)$|^/repositories/\{ID\}/replicas$",
         "Keepstone replicates nothing: it keeps backups in repositories only",
+    ),
+    (
+        r"^/systemSessions$",
+        "Keepstone is its own backup server: there are no Enterprise Manager system sessions "
+        "(collecting data from backup servers) to list",
     ),
     (r"^/cdp", "Keepstone has no continuous data protection (CDP) replication"),
     (
@@ -114,6 +119,15 @@ REASONS: list[tuple[str, str]] = [
     (r"^/nas(/|$)", "Keepstone has no file share (NAS) backup jobs or file servers"),
     (r"^/cloud(/|$)", "Keepstone is no Veeam Cloud Connect service provider"),
     (
+        r"^/(vCloud|selfService)(/|$)",
+        "there is no VMware Cloud Director and no vSphere Self-Service Backup Portal to configure",
+    ),
+    (
+        r"^/systemSessions(/|$)",
+        "Keepstone is its own backup server: there are no Enterprise Manager system sessions",
+    ),
+    (r"/replicas$", "Keepstone replicates nothing: it keeps backups in repositories only"),
+    (
         r"^/(wanAccelerators|externalRepositories)(/|$)|/externalRepositories$",
         "Keepstone has no WAN accelerators and no external (cloud object storage) repositories",
     ),
@@ -153,6 +167,7 @@ class Resource:
     root: str
     entity_root: str | None
     page: str
+    source: str  # "page": the roots were read on the resource's page; "rule": the pages' rule
 
     @property
     def is_collection(self) -> bool:
@@ -187,6 +202,7 @@ def resources() -> tuple[Resource, ...]:
             root=row["root"],
             entity_root=None if row["entity_root"] == "-" else row["entity_root"],
             page=row["page"],
+            source=row["from"],
         )
         for row in table
     )

@@ -169,7 +169,10 @@ def test_every_documented_collection_answers_valid_xml_and_the_xsds_json(
             if document is None:
                 continue
             got = etree.QName(document).localname
-            if (query or root == "EntityReferences") and got != root:
+            # a list answers EntityReferences without a format (issue 11); an entity list's
+            # root is checked where the resource's page shows it
+            documented = root == "EntityReferences" or resource.source == "page"
+            if documented and got != root:
                 reader.problems.append(f"GET {url}{query}: root <{got}>, documented <{root}>")
             if status == EMPTY and _items(document):
                 reader.problems.append(f"GET {url}{query}: marked empty, lists items")
