@@ -73,3 +73,12 @@ def test_every_em_route_is_a_resource_of_the_vendors_reference() -> None:
     # A route outside the list would be a path Keepstone invented, or a gap in the list.
     documented = {template_key(resource.path) for resource in resources()}
     assert sorted(set(app_operations()) - documented) == []
+
+
+def test_the_resource_list_names_each_resource_once_with_known_methods() -> None:
+    keys = [template_key(resource.path) for resource in resources()]
+    assert sorted(k for k in set(keys) if keys.count(k) > 1) == []
+    for resource in resources():
+        assert resource.path.startswith("/") and resource.methods, resource
+        assert set(resource.methods) <= {"GET", "POST", "PUT", "DELETE"}, resource
+        assert resource.source in ("page", "rule"), resource

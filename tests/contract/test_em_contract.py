@@ -362,6 +362,7 @@ def test_a_filtered_sorted_query_is_the_matching_part_of_the_whole(
         ]
 
     ascending = entities("&sortAsc=CreationTime")
+    assert ascending, f"the query service lists no {kind}"
     assert [t for _, t in ascending] == sorted(t for _, t in ascending), ascending
     descending = entities("&sortDesc=CreationTime")
     assert [t for _, t in descending] == sorted((t for _, t in ascending), reverse=True)
