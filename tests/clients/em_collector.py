@@ -34,7 +34,8 @@ class Collector:
         self.entities_read = 0
 
     def get(self, href: str, **params: str) -> Any:
-        response = self.http.get(href, params=params)
+        # params=None keeps a query the href carries (?format=Entity); {} would drop it
+        response = self.http.get(href, params=params or None)
         if response.status_code != 200:
             self.errors.append(f"GET {response.request.url}: {response.status_code}")
             return None
