@@ -141,7 +141,12 @@ REASONS: list[tuple[str, str]] = [
         "agent management sessions belong to Veeam Agent backup jobs, which Keepstone has not",
     ),
     (
-        r"^/(querySvc|reports)$|^/reports/summary$|^/reports/summary/(vms_overview|processed_vms)$",
+        r"^/reports$",
+        "the reporting service's entry point is not served; its one report collection, "
+        "`/api/reports/summary`, is",
+    ),
+    (
+        r"^/querySvc$|^/reports/summary$|^/reports/summary/(vms_overview|processed_vms)$",
         "not served yet",
     ),
     (r"^/logonSessions$", "not served yet: `GET /api/logonSessions/{id}` shows one session"),
