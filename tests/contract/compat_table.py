@@ -311,13 +311,16 @@ def version_less(template: str) -> str:
     return re.sub(r"^/v\d+(?=/)", "", template)
 
 
-def reason_for(path: str) -> str:
-    """The first reason whose pattern matches ``path`` (version-less)."""
-    for pattern, reason in REASONS:
+def reason_for(
+    path: str, reasons: Sequence[tuple[str, str]] | None = None, table: str = __name__
+) -> str:
+    """The first reason of ``reasons`` (this module's ``REASONS`` by default) whose pattern
+    matches ``path``; ``table`` names the module that holds them, for the error."""
+    for pattern, reason in REASONS if reasons is None else reasons:
         if re.search(pattern, path, re.IGNORECASE):
             return reason
     raise UnexplainedPath(
-        f"{path} is not served and no entry of REASONS in {__name__} says why; add one"
+        f"{path} is not served and no entry of REASONS in {table} says why; add one"
     )
 
 
@@ -416,38 +419,58 @@ def render(implemented: Mapping[int, set[Operation] | frozenset[Operation]]) -> 
     return "\n".join([legend, "", *counts, "", header, *lines])
 
 
-def rewrite(document: str, region: str) -> str:
+@dataclass(frozen=True)
+class Region:
+    """Where a generated table lives in ``docs/compatibility.md``: its markers, and the section
+    title it is appended under when the markers are absent."""
+
+    begin: str
+    end: str
+    title: str
+
+
+VB365_REGION = Region(BEGIN, END, SECTION_TITLE)
+
+
+def rewrite(document: str, region: str, where: Region = VB365_REGION) -> str:
     """``document`` with the text between the markers replaced by ``region`` (the section is
     appended at the end when the markers are absent)."""
-    block = f"{BEGIN}\n{region}\n{END}"
-    if BEGIN in document and END in document:
-        start = document.index(BEGIN)
-        end = document.index(END, start) + len(END)
+    block = f"{where.begin}\n{region}\n{where.end}"
+    if where.begin in document and where.end in document:
+        start = document.index(where.begin)
+        end = document.index(where.end, start) + len(where.end)
         return document[:start] + block + document[end:]
-    return document.rstrip("\n") + f"\n\n{SECTION_TITLE}\n\n{block}\n"
+    return document.rstrip("\n") + f"\n\n{where.title}\n\n{block}\n"
 
 
-def committed_region(document: str) -> str | None:
-    if BEGIN not in document or END not in document:
+def committed_region(document: str, where: Region = VB365_REGION) -> str | None:
+    if where.begin not in document or where.end not in document:
         return None
-    start = document.index(BEGIN) + len(BEGIN)
-    return document[start : document.index(END, start)].strip("\n")
+    start = document.index(where.begin) + len(where.begin)
+    return document[start : document.index(where.end, start)].strip("\n")
+
+
+def print_or_write(
+    argv: Sequence[str] | None, region: str, where: Region, usage: str | None
+) -> int:
+    """The command line of a table generator: print ``region``, or write it into the doc with
+    ``--write``."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args == ["--write"]:
+        DOC.write_text(rewrite(DOC.read_text(encoding="utf-8"), region, where), encoding="utf-8")
+        print(f"rewrote the generated region {where.begin} of {DOC}")
+    elif not args:
+        print(region)
+    else:
+        print(usage, file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from tests.contract.served import implemented_by_version
 
-    args = list(sys.argv[1:] if argv is None else argv)
-    region = render(implemented_by_version())
-    if args == ["--write"]:
-        DOC.write_text(rewrite(DOC.read_text(encoding="utf-8"), region), encoding="utf-8")
-        print(f"rewrote the generated region of {DOC}")
-    elif not args:
-        print(region)
-    else:
-        print(__doc__, file=sys.stderr)
-        return 2
-    return 0
+    return print_or_write(argv, render(implemented_by_version()), VB365_REGION, __doc__)
 
 
 if __name__ == "__main__":
