@@ -108,6 +108,10 @@ def restore_point_rows(request: Request, who: Caller) -> list[Found]:
             "name": point_name(point, names),
             "jobname": names.job(point.job_id or ""),
             "uid": f"urn:veeam:RestorePoint:{point.id}",
+            # The vendor's restore point query fields name the point's time CreationTime
+            # (get_restorepoints_id.html); its entity calls it BackupDateUTC.
+            "creationtime": iso(point.backup_time),
+            "creationtimeutc": iso(point.backup_time),
             "backupdate": iso(point.backup_time),
             "backupdateutc": iso(point.backup_time),
         }
