@@ -136,8 +136,13 @@ def _fetch_batch(wire: Wire, batch: list[int], on_skip: Skip | None) -> Iterator
     items = b"(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])"
     result = wire.exchange(b"UID", b"FETCH", uid_set(batch), items)
     got: dict[int, Message] = {}
+    unreadable: dict[int, str] = {}
     for data in fetched(result.untagged):
-        message = _message(data)
+        try:
+            message = _message(data)
+        except ProtocolError as error:  # one odd answer (a bad date, size) costs one message
+            unreadable[as_int(data[b"UID"])] = error.message
+            continue
         if message is not None:
             got[message.uid] = message
     if result.status != b"OK":
@@ -147,16 +152,19 @@ def _fetch_batch(wire: Wire, batch: list[int], on_skip: Skip | None) -> Iterator
         if len(batch) > 1:
             # one unreadable message must not cost the others: the rest one by one
             for uid in batch:
-                if uid not in got:
-                    got.update((m.uid, m) for m in _fetch_batch(wire, [uid], on_skip))
-        elif not got and on_skip:
+                if uid in got:
+                    yield got.pop(uid)
+                else:
+                    yield from _fetch_batch(wire, [uid], on_skip)
+            return
+        if not got and on_skip:
             on_skip(batch[0], f"the server could not read it: {error.message}")
             return
     for uid in batch:
         if uid in got:
             yield got.pop(uid)
         elif on_skip:
-            on_skip(uid, "the server returned no body")
+            on_skip(uid, unreadable.get(uid, "the server returned no body"))
 
 
 def _message(data: dict[bytes, Value]) -> Message | None:
