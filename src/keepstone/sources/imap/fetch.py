@@ -140,8 +140,8 @@ def _fetch_batch(wire: Wire, batch: list[int], on_skip: Skip | None) -> Iterator
     for data in fetched(result.untagged):
         try:
             message = _message(data)
-        except ProtocolError as error:  # one odd answer (a bad date, size) costs one message
-            unreadable[as_int(data[b"UID"])] = error.message
+        except ProtocolError as odd:  # one odd answer (a bad date, size) costs one message
+            unreadable[as_int(data[b"UID"])] = odd.message
             continue
         if message is not None:
             got[message.uid] = message
