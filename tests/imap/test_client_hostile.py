@@ -225,3 +225,43 @@ def test_greeting_bye_is_connection_lost() -> None:
 
     with scripted(script) as endpoint, pytest.raises(ConnectionLost, match="too many"):
         connect(endpoint, Password("a", "b"))
+
+
+def test_header_fields_spelled_otherwise_still_give_the_message_id() -> None:
+    def then(reader: BinaryIO, conn: socket.socket) -> None:
+        conn.sendall(
+            b'* 1 FETCH (UID 5 BODY[HEADER.FIELDS ("Message-ID")] {23}\r\n'
+            b"Message-Id: <A@b>  \r\n\r\n)\r\n" + tag_of(reader) + b" OK\r\n"
+        )
+        tag_of(reader)  # LOGOUT
+
+    with scripted(selected(then)) as endpoint, connect(endpoint, Password("a", "b")) as session:
+        session.select(INBOX)
+        assert session.message_ids() == {"<A@b>": [5]}
+
+
+def test_unsolicited_flag_updates_do_not_break_envelopes_or_sizes() -> None:
+    def then(reader: BinaryIO, conn: socket.socket) -> None:
+        unsolicited = b"* 3 FETCH (UID 9 FLAGS (\\Seen) MODSEQ (12))\r\n"
+        conn.sendall(
+            unsolicited + b'* 1 FETCH (UID 1 RFC822.SIZE 4 INTERNALDATE " 1-Jan-2024 10:00:00 '
+            b'+0200" FLAGS () BODY[HEADER.FIELDS (MESSAGE-ID)] {2}\r\n\r\n)\r\n'
+            + tag_of(reader)
+            + b" OK\r\n"
+        )
+        conn.sendall(
+            unsolicited + b"* 1 FETCH (UID 1 RFC822.SIZE 4)\r\n" + tag_of(reader) + b" OK\r\n"
+        )
+        conn.sendall(
+            unsolicited + b'* 1 FETCH (UID 1 RFC822.SIZE 4 INTERNALDATE " 1-Jan-2024 10:00:00 '
+            b'+0200" FLAGS () BODY[] {4}\r\nbody)\r\n' + tag_of(reader) + b" OK\r\n"
+        )
+        tag_of(reader)  # LOGOUT
+
+    with scripted(selected(then)) as endpoint, connect(endpoint, Password("a", "b")) as session:
+        session.select(INBOX)
+        envelopes = session.fetch_envelopes([1])
+        messages = list(session.fetch_messages([1]))
+    assert [(e.uid, e.size, e.message_id) for e in envelopes] == [(1, 4, "")]
+    assert envelopes[0].internal_date.utcoffset() is not None
+    assert [(m.uid, m.body) for m in messages] == [(1, b"body")]
