@@ -66,7 +66,9 @@ class ImapSession:
     def close(self) -> None:
         """LOGOUT when the connection still works; the socket is closed either way."""
         if not self._wire.dead:
-            with contextlib.suppress(ImapError):
+            with contextlib.suppress(ImapError, OSError):
+                # a polite goodbye, but a stalled server must not hold the caller for long
+                self._wire.sock.settimeout(min(self._wire.sock.gettimeout() or 5.0, 5.0))
                 self._wire.run(b"LOGOUT")
         self._wire.close()
 
