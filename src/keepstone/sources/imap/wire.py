@@ -90,7 +90,7 @@ class Wire:
             while True:
                 line = self._reader.readline(MAX_LINE)
                 if not line:
-                    raise ConnectionLost("the server closed the connection")
+                    raise ConnectionLost(self.dead or "the server closed the connection")
                 if not line.endswith(b"\n"):
                     raise ProtocolError("a server response line is too long")
                 literal = _LITERAL_END.search(line)
