@@ -111,9 +111,12 @@ class RunAs:
         return cls(account.pw_name, group, account.pw_uid, account.pw_gid)
 
     def prefix(self) -> list[str]:
+        """``setpriv``: as root, drop to this account; always, end Dovecot with its parent (a
+        killed test run leaves no server behind)."""
+        orphan = ["setpriv", "--pdeathsig", "TERM"]
         if os.geteuid() != 0:
-            return []
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+            return orphan
+        return [*orphan, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
 
 
 def _group_name(gid: int) -> str:
@@ -152,6 +155,15 @@ class DovecotServer:
         if self.variant == "oauth2":
             self.oauth = OAuthServer().start()
         self._run_as = RunAs.current()
+        for _ in range(3):
+            if self._launch():
+                return self
+        self.stop()
+        raise RuntimeError("Dovecot found no free port in 3 attempts")
+
+    def _launch(self) -> bool:
+        """Start on fresh free ports; False when one was taken meanwhile (try again)."""
+        assert self._run_as is not None
         self.root = Path(tempfile.mkdtemp(prefix=f"ks-dovecot-{self.variant}-"))
         self.port, self.tls_port = free_port(), free_port()
         self._write_files()
@@ -167,13 +179,21 @@ class DovecotServer:
             wait_for_port(self.tls_port, START_DEADLINE, self._process)
         except Exception as error:
             log = self.log_tail()
+            self._halt()
+            if "Address already in use" in log:
+                return False
             self.stop()
             raise RuntimeError(f"Dovecot did not start: {error}\n{log}") from error
-        return self
+        return True
 
     def stop(self) -> None:
         if self.oauth is not None:
             self.oauth.stop()
+            self.oauth = None
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop the instance (its master stops every child) and remove its directory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
