@@ -9,8 +9,10 @@ it runs as that user.
 
 Variants: ``default`` (CONDSTORE, QRESYNC, SPECIAL-USE folders, separator ``/``), ``minimal``
 (the capability list of a server without CONDSTORE, QRESYNC, LIST-STATUS, ESEARCH, MULTIAPPEND,
-as Microsoft 365 or Yahoo), ``dot`` (hierarchy separator ``.``), ``oauth2`` (XOAUTH2 checked
-against a local token introspection server, see ``tests/oauth_server.py``).
+as Microsoft 365 or Yahoo), ``dot`` (hierarchy separator ``.``), ``prefixed`` (separator ``.``
+and every folder below the personal namespace prefix ``INBOX.``, as Courier and Cyrus),
+``oauth2`` (XOAUTH2 checked against a local token introspection server, see
+``tests/oauth_server.py``).
 
 ``WireTap`` is a TCP relay to put between a client and the server: it counts the client's
 commands and the bytes each way, and can cut or stall the connection on demand.
@@ -129,7 +131,7 @@ def _group_name(gid: int) -> str:
 class DovecotServer:
     """One Dovecot instance; ``start()`` then ``stop()`` (or use it as a context manager)."""
 
-    variant: str = "default"  # default, minimal, dot, oauth2
+    variant: str = "default"  # default, minimal, dot, prefixed, oauth2
     separator: str = "/"
     ca: trustme.CA = field(default_factory=trustme.CA)
     oauth: OAuthServer | None = None  # the oauth2 variant's token authority
@@ -150,7 +152,7 @@ class DovecotServer:
             raise RuntimeError(
                 "Dovecot is not installed: run scripts/test (installs dovecot-imapd)"
             )
-        if self.variant == "dot":
+        if self.variant in ("dot", "prefixed"):
             self.separator = "."
         if self.variant == "oauth2":
             self.oauth = OAuthServer().start()
@@ -312,6 +314,8 @@ class DovecotServer:
             return maildir
         if self.separator == "/":  # LAYOUT=fs
             return maildir.joinpath(*folder.split("/"))
+        if self.variant == "prefixed":
+            folder = folder.removeprefix("INBOX.")
         return maildir / ("." + folder)  # Maildir++
 
     def kick(self, user: str) -> None:
@@ -373,6 +377,8 @@ class DovecotServer:
         capability = (
             f"imap_capability = {MINIMAL_CAPABILITIES}\n" if self.variant == "minimal" else ""
         )
+        # "prefixed": every folder below INBOX (Courier's and Cyrus's way)
+        prefix = "  prefix = INBOX.\n" if self.variant == "prefixed" else ""
         return f"""\
 protocols = imap
 listen = 127.0.0.1
@@ -441,6 +447,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = {self.separator}
+{prefix}
 {mailboxes}}}
 """
 

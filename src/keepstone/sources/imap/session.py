@@ -49,6 +49,7 @@ class ImapSession:
         self._selected: tuple[Folder, FolderStatus, bool] | None = None
         self._separator: tuple[str | None] | None = None
         self._known: dict[str, Folder] | None = None  # by wire name, for ensure_folder
+        self._prefix: str | None = None
 
     # ----- lifetime -----
 
@@ -102,11 +103,18 @@ class ImapSession:
             self._separator = (folders.separator_of(self._wire),)
         return self._separator[0]
 
+    def personal_prefix(self) -> str:
+        """Where new top-level folders go (``INBOX.`` on Courier and Cyrus, usually "")."""
+        if self._prefix is None:
+            self._prefix = folders.personal_prefix(self._wire, self.capabilities)
+        return self._prefix
+
     def ensure_folder(self, path: Sequence[str]) -> Folder:
         if self._known is None:
             self.folders()
         assert self._known is not None
-        return folders.ensure_folder(self._wire, path, self._known, self.separator())
+        separator, prefix = self.separator(), self.personal_prefix()
+        return folders.ensure_folder(self._wire, path, self._known, separator, prefix)
 
     # ----- the selected folder -----
 
