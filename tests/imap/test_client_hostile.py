@@ -12,6 +12,7 @@ from typing import BinaryIO
 import pytest
 
 from keepstone.sources.imap import (
+    Appended,
     AuthenticationFailed,
     ConnectionLost,
     Endpoint,
@@ -52,12 +53,14 @@ def tag_of(reader: BinaryIO) -> bytes:
     return reader.readline().split(b" ", 1)[0]
 
 
-def logged_in(then: Script) -> Script:
+def logged_in(then: Script, multiappend: bool = False) -> Script:
+    caps = b"IMAP4rev1 LITERAL+ CONDSTORE QRESYNC" + (
+        b" MULTIAPPEND UIDPLUS" if multiappend else b""
+    )
+
     def script(reader: BinaryIO, conn: socket.socket) -> None:
         conn.sendall(CAPS)
-        conn.sendall(
-            tag_of(reader) + b" OK [CAPABILITY IMAP4rev1 LITERAL+ CONDSTORE QRESYNC] in\r\n"
-        )
+        conn.sendall(tag_of(reader) + b" OK [CAPABILITY " + caps + b"] in\r\n")
         conn.sendall(tag_of(reader) + b" OK enabled\r\n")  # ENABLE QRESYNC
         then(reader, conn)
 
@@ -265,3 +268,40 @@ def test_unsolicited_flag_updates_do_not_break_envelopes_or_sizes() -> None:
     assert [(e.uid, e.size, e.message_id) for e in envelopes] == [(1, 4, "")]
     assert envelopes[0].internal_date.utcoffset() is not None
     assert [(m.uid, m.body) for m in messages] == [(1, b"body")]
+
+
+def read_command(reader: BinaryIO) -> tuple[bytes, list[bytes]]:
+    """A whole client command (LITERAL+ literals read): its tag and its literals."""
+    line = reader.readline()
+    tag = line.split(b" ", 1)[0]
+    literals = []
+    while line.endswith(b"+}\r\n"):
+        size = int(line[line.rindex(b"{") + 1 : -4])
+        literals.append(reader.read(size))
+        line = reader.readline()
+    return tag, literals
+
+
+def test_a_refused_message_is_left_out_and_the_batch_goes_in() -> None:
+    def then(reader: BinaryIO, conn: socket.socket) -> None:
+        tag, bodies = read_command(reader)
+        assert len(bodies) == 3
+        conn.sendall(tag + b" NO [CANNOT] message 2 is not acceptable\r\n")
+        for uid, _ in enumerate(bodies, start=10):
+            tag, (body,) = read_command(reader)
+            if body == b"bad":
+                conn.sendall(tag + b" NO [CANNOT] not acceptable\r\n")
+            else:
+                conn.sendall(tag + b" OK [APPENDUID 7 %d] done\r\n" % uid)
+        tag_of(reader)  # LOGOUT
+
+    failed: list[tuple[int, str]] = []
+    messages = [Appended(b"one"), Appended(b"bad"), Appended(b"three")]
+    with (
+        scripted(logged_in(then, multiappend=True)) as endpoint,
+        connect(endpoint, Password("a", "b")) as session,
+    ):
+        uids = session.append(INBOX, messages, on_fail=lambda i, r: failed.append((i, r)))
+    assert uids == [10, None, 12]
+    assert [index for index, _ in failed] == [1]
+    assert "not acceptable" in failed[0][1]

@@ -167,8 +167,16 @@ class ImapSession:
 
     # ----- any folder -----
 
-    def append(self, folder: Folder, messages: Sequence[Appended]) -> list[int | None]:
-        return appending.append(self._wire, folder, messages, self.capabilities)
+    def append(
+        self,
+        folder: Folder,
+        messages: Sequence[Appended],
+        on_fail: Callable[[int, str], None] | None = None,
+    ) -> list[int | None]:
+        """MULTIAPPEND batches when the server has it, else one APPEND each; the new UIDs
+        (APPENDUID) or None. A message the server refuses raises ``ProtocolError``, or with
+        ``on_fail(index, reason)`` is reported and left out (None) while the rest go in."""
+        return appending.append(self._wire, folder, messages, self.capabilities, on_fail)
 
     def _current(self) -> tuple[Folder, FolderStatus, bool]:
         if self._wire.dead:

@@ -240,7 +240,7 @@ def failure(result: Result, verb: bytes) -> ImapError:
         verb.upper() in (b"LOGIN", b"AUTHENTICATE") and result.status == b"NO"
     ):
         return AuthenticationFailed(f"the server refused the login ({said})")
-    if code == b"NONEXISTENT":
+    if code in (b"NONEXISTENT", b"TRYCREATE"):
         return FolderMissing(f"{name}: no such folder ({said})")
     return ProtocolError(f"{name} failed: {result.status.decode()} {said}")
 
