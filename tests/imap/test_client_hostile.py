@@ -61,7 +61,6 @@ def logged_in(then: Script, multiappend: bool = False) -> Script:
     def script(reader: BinaryIO, conn: socket.socket) -> None:
         conn.sendall(CAPS)
         conn.sendall(tag_of(reader) + b" OK [CAPABILITY " + caps + b"] in\r\n")
-        conn.sendall(tag_of(reader) + b" OK enabled\r\n")  # ENABLE QRESYNC
         then(reader, conn)
 
     return script
@@ -69,6 +68,7 @@ def logged_in(then: Script, multiappend: bool = False) -> Script:
 
 def selected(then: Script) -> Script:
     def script(reader: BinaryIO, conn: socket.socket) -> None:
+        conn.sendall(tag_of(reader) + b" OK enabled\r\n")  # ENABLE QRESYNC, before SELECT
         tag = tag_of(reader)
         conn.sendall(b"* 3 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n* OK [UIDNEXT 4] x\r\n")
         conn.sendall(b"* OK [HIGHESTMODSEQ 9] x\r\n" + tag + b" OK [READ-ONLY] done\r\n")

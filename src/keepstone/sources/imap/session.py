@@ -33,9 +33,6 @@ def connect(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
         wire.literal_plus = "LITERAL+" in before
         capabilities = log_in(wire, credentials, before)
         wire.literal_plus = "LITERAL+" in capabilities
-        if "QRESYNC" in capabilities:
-            # VANISHED answers need it; it also turns CONDSTORE on (RFC 7162 section 3.2.3)
-            wire.run(b"ENABLE", b"QRESYNC")
         return ImapSession(wire, capabilities)
     except BaseException:
         wire.close()
@@ -50,6 +47,7 @@ class ImapSession:
         self._separator: tuple[str | None] | None = None
         self._known: dict[str, Folder] | None = None  # by wire name, for ensure_folder
         self._prefix: str | None = None
+        self._enabled = False  # ENABLE QRESYNC sent
 
     # ----- lifetime -----
 
@@ -93,6 +91,12 @@ class ImapSession:
         return folders.status(self._wire, folder, self.capabilities)
 
     def select(self, folder: Folder, readonly: bool = True) -> FolderStatus:
+        if self._selected is None and "QRESYNC" in self.capabilities and not self._enabled:
+            # VANISHED answers need it (it turns CONDSTORE on too, RFC 7162 section 3.2.3);
+            # ENABLE is allowed before the first SELECT only, and a session that never selects
+            # (nothing changed) saves the round trip
+            self._wire.run(b"ENABLE", b"QRESYNC")
+            self._enabled = True
         self._selected = None
         found = folders.select(self._wire, folder, readonly, self.capabilities)
         self._selected = (folder, found, readonly)
