@@ -40,6 +40,9 @@ def connect(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
 
 
 class ImapSession:
+    """One connection, used by one thread at a time (parallelism = more sessions). After
+    ``ConnectionLost`` it is dead (``alive`` is False): the caller connects again."""
+
     def __init__(self, wire: Wire, capabilities: frozenset[str]) -> None:
         self._wire = wire
         self.capabilities = capabilities
