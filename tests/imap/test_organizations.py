@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
-from tests.contract.openapi import spec
-from tests.imap_server import MASTER_LOGIN, MASTER_PASSWORD, DovecotServer, free_port
-from tests.oauth_server import EXPIRES_IN
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.server import bootstrap, open_context
 from keepstone.services import catalog, imap_logins, imap_settings, oauth_tokens
 from keepstone.sources import imap
+from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
+from tests.contract.openapi import spec
+from tests.imap_server import MASTER_LOGIN, MASTER_PASSWORD, DovecotServer, free_port
+from tests.oauth_server import EXPIRES_IN
 
 VERSIONS = (2, 8)
 ALICE, BOB = "alice@example.org", "bob@example.org"
