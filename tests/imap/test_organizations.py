@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
+from keepstone.domain.errors import Conflict
 from keepstone.server import bootstrap, open_context
 from keepstone.services import catalog, imap_logins, imap_settings, oauth_tokens
 from keepstone.sources import imap
@@ -553,3 +554,26 @@ def test_a_v2_get_sent_back_as_a_put_changes_nothing_and_tries_no_login(
     with NothingStored(api, data_dir, 2):
         assert api.put(path, api.get(path).json()).status_code == 200
     assert api.get(path).json() == org and tried == []
+
+
+def test_lost_secrets_are_shown_missing_and_a_put_that_gives_them_repairs_the_organization(
+    api: Api, mail: Mail, data_dir: Path, name: str
+) -> None:
+    org = created(api, 8, tls(mail), name)
+    path = f"/v8/Organizations/{org['id']}"
+    (data_dir / "secrets" / f"organization-{org['id']}").unlink()
+    shown = api.get(path).json()["imapSettings"]["users"]
+    assert [u["hasPassword"] for u in shown] == [False, False]
+    ctx = api.client.app.state.ctx
+    with pytest.raises(Conflict, match="missing"):
+        imap_settings.access_of(ctx, catalog.get_organization(ctx, org["id"]))
+    refused(
+        api.put(path, {"description": "x"} | {"imapSettings": {}}),
+        8,
+        "imapSettings.users[0].password:",
+    )
+    assert api.put(path, {"imapSettings": {"users": users(mail)}}).status_code == 204
+    shown = api.get(path).json()["imapSettings"]["users"]
+    assert [u["hasPassword"] for u in shown] == [True, True]
+    access = imap_settings.access_of(ctx, catalog.get_organization(ctx, org["id"]))
+    assert set(access.logins) == {ALICE, BOB} and access.max_connections == 4
