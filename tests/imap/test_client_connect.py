@@ -118,6 +118,22 @@ def test_wrong_password(imap_user: ImapUser) -> None:
     assert "wrong" not in caught.value.message
 
 
+@pytest.mark.parametrize("which", ["default", "minimal"])
+def test_non_ascii_password_is_sent_as_a_literal(
+    which: str, dovecot: DovecotServer, dovecot_minimal: DovecotServer
+) -> None:
+    """8-bit passwords go as literals: LITERAL+ on the default server, a synchronizing literal
+    (waiting for the server's go-ahead) on the minimal one."""
+    from keepstone.sources.imap import Password
+
+    server = dovecot if which == "default" else dovecot_minimal
+    name, password = server.add_user(password='pässwörd ✓ "quoted" \\ back')
+    with connect(server.endpoint(), Password(name, password)) as session:
+        assert session.alive
+    with pytest.raises(AuthenticationFailed):
+        connect(server.endpoint(), Password(name, "pässwörd"))
+
+
 def test_unreachable_port_and_host() -> None:
     from keepstone.sources.imap import Endpoint, Password
 
@@ -188,3 +204,20 @@ def test_throttling_codes_map_to_throttled(code: bytes, text: bytes, after: floa
     assert isinstance(error, Throttled)
     assert error.retryable
     assert error.retry_after == after
+
+
+def test_an_unchanged_mailbox_costs_three_commands(
+    imap_user: ImapUser, dovecot: DovecotServer
+) -> None:
+    """Log in, LIST with every folder's status (LIST-STATUS), log out: what a no-change
+    incremental needs; QRESYNC is enabled only once a folder is opened."""
+    with WireTap(dovecot.host, dovecot.port) as tap:
+        with connect(tapped(tap, dovecot), imap_user.credentials) as session:
+            assert all(folder.status is not None for folder in session.folders())
+        assert tap.commands == ["LOGIN", "LIST", "LOGOUT"]
+        tap.reset_counts()
+        with connect(tapped(tap, dovecot), imap_user.credentials) as session:
+            inbox = next(f for f in session.folders() if f.wire_name == "INBOX")
+            session.select(inbox)
+            session.select(inbox)
+        assert tap.commands == ["LOGIN", "LIST", "ENABLE", "EXAMINE", "EXAMINE", "LOGOUT"]
