@@ -56,7 +56,18 @@ def run_backup(run: RunContext) -> Outcome:
     if organization.type == "Local":
         root = Path(organization.settings["path"])
         return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
+    if organization.type == "Imap":
+        return Backup(run, _imap_connector(run)).execute()
     return no_connector(run)
+
+
+def _imap_connector(run: RunContext) -> ConnectorFactory:
+    # Imported here: the IMAP adapter and its settings load only for IMAP runs.
+    from keepstone.services import imap_settings
+    from keepstone.sources.imap.backup import ImapBackup
+
+    access = imap_settings.access_of(run.ctx, run.run.organization)
+    return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
 
 
 @dataclass
