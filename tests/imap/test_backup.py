@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +29,18 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
 from keepstone.services import catalog, restore_points, vault
 from keepstone.services.context import Context
-from keepstone.sources.imap import ConnectionLost, Throttled
+from keepstone.sources.connector import PreviousPoint
+from keepstone.sources.imap import (
+    ConnectionLost,
+    Credentials,
+    Endpoint,
+    ImapAccess,
+    ImapSession,
+    Password,
+    Security,
+    Throttled,
+    connect,
+)
 from keepstone.sources.imap import backup as imap_backup
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
 from tests.imap_server import DovecotServer, Seeded, WireTap
@@ -461,3 +473,50 @@ def test_a_throttled_server_is_waited_for_as_it_asks() -> None:
     assert retry.delay(1, Throttled("slow down", retry_after=900)) == 60.0
     delays = [retry.delay(n, ConnectionLost("bye")) for n in range(1, 6)]
     assert all(0.5 <= d <= 4.0 for d in delays) and delays[-1] >= 2.0  # capped, jittered
+
+
+def test_mailboxes_are_read_in_parallel_within_the_connection_limit(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five mailboxes, at most two connections: the first two readers must be connected at the
+    same time (a barrier that only two simultaneous logins pass), never more than two."""
+    users = [user_of(dovecot) for _ in range(5)]
+    for name, _ in users:
+        dovecot.seed(name, "INBOX", seeded(3, name))
+    monkeypatch.setattr(imap_backup, "BUFFER_BYTES", 1)  # readers wait for the run to consume
+    both = threading.Barrier(2, timeout=30)
+    lock = threading.Lock()
+    open_now, most, logins = [0], [0], [0]
+
+    def counted(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
+        session = connect(endpoint, credentials)
+        with lock:
+            open_now[0] += 1
+            most[0] = max(most[0], open_now[0])
+            logins[0] += 1
+            first_two = logins[0] <= 2
+        if first_two:
+            both.wait()
+        closing = session.close
+
+        def close() -> None:
+            with lock:
+                open_now[0] -= 1
+            closing()
+
+        session.close = close  # type: ignore[method-assign]
+        return session
+
+    access = ImapAccess(
+        dovecot.endpoint(Security.NONE),
+        {name: Password(name, password) for name, password in users},
+        max_connections=2,
+    )
+    connector = imap_backup.ImapBackup(access, on_skip=print, connector=counted)
+    try:
+        connector.start([(name, ["mailbox"]) for name, _ in users], PreviousPoint())
+        got = {name: list(connector.items(name, "mailbox")) for name, _ in users}
+    finally:
+        connector.close()
+    assert most[0] == 2 and logins[0] == 5 and open_now[0] == 0
+    assert all(sum(i.kind == "mail" for i in items) == 3 for items in got.values())

@@ -354,22 +354,28 @@ class _MailboxReader:
         kept = {uid: item for uid, item in before.messages.items() if uid not in gone}
         new = sorted(uid for uid in changes.flags if uid not in before.messages and uid not in gone)
         self._carry_flagged(kept, flags, folder)
-        complete = self._fetch(session, folder, status, new)
+        complete = self._fetch_new(session, folder, status, new)
         self._give_folder(folder, status, complete=complete, count=len(kept) + len(new))
 
     def _full(
         self, session: ImapSession, folder: Folder, status: FolderStatus, before: _FolderState
     ) -> None:
-        """A UID+FLAGS scan: messages already stored keep their content, new ones are matched
-        against the previous restore point by Message-ID and size, then downloaded."""
+        """A UID+FLAGS scan: messages already stored keep their content and get the flags
+        seen now; the others are new."""
         current = session.uids_and_flags()
         kept = {uid: item for uid, item in before.messages.items() if uid in current}
         self._carry_flagged(kept, current, folder)
         new = sorted(uid for uid in current if uid not in kept)
-        remapped = self._remap(session, folder, status, new) if new and self.previous else set()
-        fetch = [uid for uid in new if uid not in remapped]
-        complete = self._fetch(session, folder, status, fetch)
+        complete = self._fetch_new(session, folder, status, new)
         self._give_folder(folder, status, complete=complete, count=len(current))
+
+    def _fetch_new(
+        self, session: ImapSession, folder: Folder, status: FolderStatus, new: list[int]
+    ) -> bool:
+        """New UIDs: those the previous restore point already holds (a move, a rename, a new
+        UIDVALIDITY) re-mapped, the rest downloaded."""
+        remapped = self._remap(session, folder, status, new) if new and self.previous else set()
+        return self._fetch(session, folder, status, [uid for uid in new if uid not in remapped])
 
     def _remap(
         self, session: ImapSession, folder: Folder, status: FolderStatus, uids: list[int]
