@@ -75,6 +75,7 @@ from keepstone.sources.names import display, key_part
 
 MESSAGE_MODE = 0o600
 BUFFER_BYTES = 32 << 20  # per mailbox read ahead: bounds memory with max_connections
+ENTRY_BYTES = 4096  # what an item costs besides its body (its description, its metadata)
 _MAILDIR_LETTERS = {
     "\\draft": "D",
     "\\flagged": "F",
@@ -418,7 +419,7 @@ class _MailboxReader:
                 self._skip(folder, f"message UID {uid} cannot be read: {reason}")
 
             for message in session.fetch_messages(wanted, on_skip=refused):
-                self._give(_message_item(self.user, folder, status, message))
+                self._give(_message_item(self.user, folder, status, message), len(message.body))
                 got += 1
         # Fewer than asked: expunged meanwhile, or refused: the next run scans the folder.
         return got == len(uids)
@@ -451,10 +452,12 @@ class _MailboxReader:
         messages = status.messages if count is None else count
         self._give(_folder_item(self.user, folder, status, messages, complete))
 
-    def _give(self, item: SourceItem) -> None:
+    def _give(self, item: SourceItem, body_bytes: int = 0) -> None:
+        """Hand ``item`` to the run; ``body_bytes``: its content held in memory (a fetched
+        body), which the buffer's bound counts."""
         if item.key in self.given:
             return
-        self.buffer.put(item, item.size if item.previous is None else 0)
+        self.buffer.put(item, ENTRY_BYTES + body_bytes)
         self.given.add(item.key)
 
     def _skip(self, folder: Folder, reason: str) -> None:
