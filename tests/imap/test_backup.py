@@ -520,3 +520,50 @@ def test_mailboxes_are_read_in_parallel_within_the_connection_limit(
         connector.close()
     assert most[0] == 2 and logins[0] == 5 and open_now[0] == 0
     assert all(sum(i.kind == "mail" for i in items) == 3 for items in got.values())
+
+
+class ThrottledOnce:
+    """A session whose first body fetch gives one message, then ``NO [THROTTLED]``."""
+
+    throttled = 0
+
+    def __init__(self, session: ImapSession) -> None:
+        self._session = session
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session, name)
+
+    def fetch_messages(self, uids: Any, **kwargs: Any) -> Iterator[Any]:
+        messages = self._session.fetch_messages(uids, **kwargs)
+        if ThrottledOnce.throttled:
+            yield from messages
+            return
+        yield next(messages)
+        ThrottledOnce.throttled += 1
+        raise Throttled("NO [THROTTLED] slow down", retry_after=0.05)
+
+
+def test_throttling_mid_folder_resumes_where_it_was(dovecot: DovecotServer) -> None:
+    user, password = user_of(dovecot)
+    dovecot.seed(user, "INBOX", seeded(8, "inbox"))
+    dovecot.seed(user, "Archive", seeded(4, "archive"))
+    sessions: list[ImapSession] = []
+
+    def flaky(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
+        sessions.append(connect(endpoint, credentials))
+        return ThrottledOnce(sessions[-1])  # type: ignore[return-value]
+
+    access = ImapAccess(dovecot.endpoint(Security.NONE), {user: Password(user, password)})
+    connector = imap_backup.ImapBackup(access, on_skip=print, connector=flaky)
+    try:
+        connector.start([(user, ["mailbox"])], PreviousPoint())
+        items = [i for i in connector.items(user, "mailbox") if i.kind == "mail"]
+    finally:
+        connector.close()
+    assert ThrottledOnce.throttled == 1 and len(sessions) == 1  # the same session, waited
+    bodies = {(i.meta["folder_wire"], i.meta["uid"]): i.open().read() for i in items}
+    assert len(bodies) == len(items) == 12  # each message once
+    expected = {
+        (wire, uid): body for (wire, _, uid), (body, _, _) in server_view(dovecot, user).items()
+    }
+    assert bodies == expected

@@ -285,7 +285,8 @@ class _MailboxReader:
             try:
                 return work(session)
             except (ConnectionLost, Throttled, Unreachable) as error:
-                self._disconnect()
+                if not (isinstance(error, Throttled) and session.alive):
+                    self._disconnect()  # a throttled session that still works is kept
                 attempt += 1
                 if attempt >= self.retry.attempts:
                     raise
@@ -416,7 +417,8 @@ class _MailboxReader:
         if wanted:
 
             def refused(uid: int, reason: str) -> None:
-                self._skip(folder, f"message UID {uid} cannot be read: {reason}")
+                if "no longer in the folder" not in reason:  # expunged meanwhile: not a loss
+                    self._skip(folder, f"message UID {uid} cannot be read: {reason}")
 
             for message in session.fetch_messages(wanted, on_skip=refused):
                 self._give(_message_item(self.user, folder, status, message), len(message.body))
