@@ -29,7 +29,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
 from keepstone.services import catalog, restore_points, vault
 from keepstone.services.context import Context
-from keepstone.sources.connector import PreviousPoint
+from keepstone.sources.connector import PartFailed, PreviousPoint, SourceItem
 from keepstone.sources.imap import (
     ConnectionLost,
     Credentials,
@@ -567,3 +567,58 @@ def test_throttling_mid_folder_resumes_where_it_was(dovecot: DovecotServer) -> N
         (wire, uid): body for (wire, _, uid), (body, _, _) in server_view(dovecot, user).items()
     }
     assert bodies == expected
+
+
+def test_a_mailbox_that_keeps_failing_is_a_part_failure_that_keeps_its_last_state(
+    dovecot: DovecotServer,
+) -> None:
+    user, password = user_of(dovecot)
+    dovecot.seed(user, "INBOX", seeded(3, "inbox"))
+    access = ImapAccess(dovecot.endpoint(Security.NONE), {user: Password(user, password)})
+
+    def read(connector: imap_backup.ImapBackup, previous: PreviousPoint) -> list[SourceItem]:
+        got: list[SourceItem] = []
+        try:
+            connector.start([(user, ["mailbox"])], previous)
+            got.extend(connector.items(user, "mailbox"))
+        finally:
+            connector.close()
+        return got
+
+    first = read(imap_backup.ImapBackup(access, on_skip=print), PreviousPoint())
+    previous = PreviousPoint(
+        [
+            Item(
+                i.key,
+                i.user,
+                i.kind,
+                i.path,
+                i.size,
+                i.mtime,
+                i.mode,
+                i.meta | {"change_token": i.change_token},
+            )
+            for i in first
+        ]
+    )
+    dovecot.seed(user, "INBOX", seeded(1, "new"))
+
+    def dropping(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
+        session = connect(endpoint, credentials)
+
+        def lost(*_: object, **__: object) -> None:
+            raise ConnectionLost("BYE going away")
+
+        session.select = lost  # type: ignore[method-assign,assignment]
+        return session
+
+    carried: list[SourceItem] = []
+    with pytest.raises(PartFailed, match="BYE going away"):
+        connector = imap_backup.ImapBackup(access, on_skip=print, connector=dropping)
+        try:
+            connector.start([(user, ["mailbox"])], previous)
+            for item in connector.items(user, "mailbox"):
+                carried.append(item)
+        finally:
+            connector.close()
+    assert sorted(i.key for i in carried) == sorted(i.key for i in first)  # the last state
