@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap_utf7
 from imapclient.exceptions import LoginError
 
 from keepstone.api.app import create_app
@@ -264,7 +264,10 @@ def fill_mailbox(server: DovecotServer, user: str) -> None:
     with server.client(user) as client:
         for name in ("Données", "Données/Été 2024", "Archive/2024"):
             client.create_folder(name)
-    server.seed(user, "Données/Été 2024", seeded(2, "été", ("\\Flagged",)))
+    # the fixture's seeding sends the folder's wire name (modified UTF-7) as it is
+    server.seed(
+        user, imap_utf7.encode("Données/Été 2024").decode(), seeded(2, "été", ("\\Flagged",))
+    )
     server.seed(user, "Archive/2024", seeded(1, "old"))
 
 
