@@ -378,3 +378,25 @@ def test_a_connection_cut_mid_restore_loses_and_duplicates_nothing(
     assert counts(outcomes) == (35, 0, 0)
     assert tap.cuts == 1 and len(pauses) == 1 and tap.connections == connections + 2
     assert snapshot(imap_user) == before  # every message once
+
+
+def test_one_refused_or_unreadable_message_fails_alone(imap_user: ImapUser) -> None:
+    imap_user.server.seed(imap_user.name, "INBOX", seeded(8))
+    backup = Backup(imap_user)
+    refused, unreadable = backup.items[2], backup.items[5]
+    backup.contents[refused.key] = b""  # the server refuses an empty message
+    read = backup.read
+
+    def reading(item: Item) -> BinaryIO:
+        if item is unreadable:
+            raise OSError(5, "Input/output error")
+        return read(item)
+
+    backup.read = reading  # type: ignore[method-assign]
+    outcomes = put_back(ImapTarget(access(imap_user)), backup, imap_user.name, "Copy")
+    assert counts(outcomes) == (6, 0, 2)
+    failed = {o.item.key: o.why for o in outcomes if o.error is not None}
+    assert set(failed) == {refused.key, unreadable.key}
+    assert "Input/output error" in failed[unreadable.key]
+    kept = {body for body, _, _ in snapshot(imap_user)[("Copy",)]}
+    assert kept == {backup.contents[i.key] for i in backup.items if i.key not in failed}

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
-from keepstone.domain.errors import InvalidInput
+from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.engine import Item
 from keepstone.sources.imap.errors import ImapError, ProtocolError, Throttled
 from keepstone.sources.imap.model import Appended, Folder, ImapAccess
@@ -119,6 +119,7 @@ class _Restore:
         self.folder = folder
         self.session: ImapSession | None = None
         self.gave_up: ImapError | None = None
+        self.landed = 0
 
     def run(self) -> Iterator[Outcome]:
         try:
@@ -179,7 +180,9 @@ class _Restore:
                 yield Outcome(item)
             else:
                 todo.append(item)
-        for batch in _batches(todo):
+        # without MULTIAPPEND, one message per APPEND: a refusal or a cut then concerns one
+        most = BATCH_COUNT if "MULTIAPPEND" in self._session().capabilities else 1
+        for batch in _batches(todo, most):
             if self.gave_up is not None:
                 yield from (Outcome(item, error=self.gave_up) for item in batch)
             else:
@@ -197,26 +200,23 @@ class _Restore:
         for item in batch:
             try:
                 messages.append((item, appended(item, self.read(item).read())))
-            except (OSError, ValueError) as error:
+            except (OSError, ValueError, KeepstoneError) as error:
                 yield Outcome(item, error=_unreadable(error))
-        pending = messages
-        while pending:
-            try:
-                self._append(state, pending)
-            except ProtocolError as error:
-                # refused (too large, bad date...): with MULTIAPPEND the whole batch was refused
-                # (it is atomic), so each message goes on its own to find the one at fault
-                if len(pending) == 1:
-                    yield Outcome(pending[0][0], error=error)
-                    return
-                for one in pending:
+        try:
+            self._append(state, messages)
+        except ImapError as error:
+            # what went in before the failure (found again after a cut) is restored
+            landed, rest = messages[: self.landed], messages[self.landed :]
+            yield from self._done(state, [item for item, _ in landed])
+            if isinstance(error, ProtocolError) and len(rest) > 1:
+                # refused (too large, bad date...): a MULTIAPPEND is refused whole (it is
+                # atomic), so each message goes on its own to find the one at fault
+                for one in rest:
                     yield from self._single(state, one)
-                return
-            except ImapError as error:
-                yield from (Outcome(item, error=error) for item, _ in pending)
-                return
-            yield from self._done(state, [item for item, _ in pending])
+            else:
+                yield from (Outcome(item, error=error) for item, _ in rest)
             return
+        yield from self._done(state, [item for item, _ in messages])
 
     def _single(self, state: _FolderState, message: tuple[Item, Appended]) -> Iterator[Outcome]:
         try:
@@ -248,9 +248,17 @@ class _Restore:
     def _append(self, state: _FolderState, messages: list[tuple[Item, Appended]]) -> None:
         """Append ``messages`` once, whatever the connection does: after a retryable failure,
         the part already in is found and only the rest is sent again."""
-        rest = messages
+        rest, unsure = messages, False  # unsure: an attempt may have put part of rest in
+        self.landed = 0  # how many of messages are known to be in, when this raises
         for attempt in range(ATTEMPTS):
             try:
+                if unsure:
+                    count = self._landed(state, rest)
+                    rest, unsure = rest[count:], False
+                    self.landed += count
+                    if not rest:
+                        return
+                unsure = True
                 uids = self._session().append(state.folder, [m for _, m in rest])
             except ImapError as error:
                 if not error.retryable or attempt == ATTEMPTS - 1:
@@ -258,14 +266,6 @@ class _Restore:
                         self.gave_up = error
                     raise
                 self._pause(error, attempt)
-                try:
-                    rest = rest[self._landed(state, rest) :]
-                except ImapError as again:
-                    if not again.retryable:
-                        raise
-                    continue
-                if not rest:
-                    return
                 continue
             self._count(state, rest, uids)
             return
@@ -279,12 +279,13 @@ class _Restore:
         status = session.select(state.folder, readonly=False)
         now = session.message_ids()
         low, high = 0, len(sent)
+        earlier: dict[str, int] = {}  # copies of the same Message-ID sent before this one
         for index, (item, _) in enumerate(sent):
             mid = message_id(item)
             if not mid:
                 continue
-            earlier = sum(1 for other, _ in sent[:index] if message_id(other) == mid)
-            if len(now.get(mid, ())) > state.expected(mid) + earlier:
+            earlier[mid] = earlier.get(mid, 0) + 1
+            if len(now.get(mid, ())) >= state.expected(mid) + earlier[mid]:
                 low = index + 1
             else:
                 high = min(high, index)
@@ -355,11 +356,11 @@ def _by_folder(items: Sequence[Item]) -> dict[tuple[str, str], list[Item]]:
     return groups
 
 
-def _batches(items: Sequence[Item]) -> Iterator[Sequence[Item]]:
-    """Consecutive runs of at most BATCH_COUNT items and BATCH_BYTES bytes (at least one)."""
+def _batches(items: Sequence[Item], most: int) -> Iterator[Sequence[Item]]:
+    """Consecutive runs of at most ``most`` items and BATCH_BYTES bytes (at least one)."""
     start, total = 0, 0
     for index, item in enumerate(items):
-        if index > start and (index - start >= BATCH_COUNT or total + item.size > BATCH_BYTES):
+        if index > start and (index - start >= most or total + item.size > BATCH_BYTES):
             yield items[start:index]
             start, total = index, 0
         total += item.size
@@ -367,7 +368,7 @@ def _batches(items: Sequence[Item]) -> Iterator[Sequence[Item]]:
         yield items[start:]
 
 
-def _unreadable(error: OSError | ValueError) -> ImapError:
+def _unreadable(error: OSError | ValueError | KeepstoneError) -> ImapError:
     return ProtocolError(f"the backed-up message cannot be read: {error}")
 
 
