@@ -5,7 +5,9 @@ folder names, and a connection cut in the middle."""
 from __future__ import annotations
 
 import math
+import socket
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
 from typing import BinaryIO
@@ -400,3 +402,31 @@ def test_one_refused_or_unreadable_message_fails_alone(imap_user: ImapUser) -> N
     assert "Input/output error" in failed[unreadable.key]
     kept = {body for body, _, _ in snapshot(imap_user)[("Copy",)]}
     assert kept == {backup.contents[i.key] for i in backup.items if i.key not in failed}
+
+
+def test_an_unreachable_server_fails_every_item_after_backing_off(imap_user: ImapUser) -> None:
+    imap_user.server.seed(imap_user.name, "INBOX", seeded(3))
+    backup = Backup(imap_user)
+    with socket.socket() as closed:  # a port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        base = imap_user.endpoint(Security.NONE)
+        gone = Endpoint(base.host, closed.getsockname()[1], base.security, base.trust)
+        pauses: list[float] = []
+        target = ImapTarget(access(imap_user, endpoint=gone), sleep=pauses.append)
+        outcomes = put_back(target, backup, imap_user.name, "Copy")
+    assert counts(outcomes) == (0, 0, 3)
+    assert pauses == [0.5, 1.0, 2.0, 4.0]  # five tries, doubling waits
+    assert all(o.error is not None and o.error.retryable for o in outcomes)  # type: ignore[union-attr]
+
+
+def test_only_messages_backed_up_from_imap_go_into_an_imap_organization(
+    imap_user: ImapUser,
+) -> None:
+    imap_user.server.seed(imap_user.name, "INBOX", seeded(1))
+    backup = Backup(imap_user)
+    local = replace(backup.items[0], meta={"flags": "S", "file_name": "1.host:2,S"})
+    with pytest.raises(InvalidInput, match="Local organization"):
+        put_back(ImapTarget(access(imap_user)), backup, imap_user.name, items=[local])
+    drive = replace(backup.items[0], kind="file")
+    with pytest.raises(InvalidInput, match="mailboxes only"):
+        put_back(ImapTarget(access(imap_user)), backup, imap_user.name, items=[drive])

@@ -130,7 +130,7 @@ class _Restore:
 
     def _run(self) -> Iterator[Outcome]:
         try:
-            session = self._session()
+            session = self._retrying(self._session)
         except ImapError as error:
             yield from (Outcome(item, error=error) for item in self.items)
             return
