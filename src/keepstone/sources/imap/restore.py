@@ -250,25 +250,20 @@ class _Restore:
         the part already in is found and only the rest is sent again."""
         rest, unsure = messages, False  # unsure: an attempt may have put part of rest in
         self.landed = 0  # how many of messages are known to be in, when this raises
-        for attempt in range(ATTEMPTS):
-            try:
-                if unsure:
-                    count = self._landed(state, rest)
-                    rest, unsure = rest[count:], False
-                    self.landed += count
-                    if not rest:
-                        return
-                unsure = True
-                uids = self._session().append(state.folder, [m for _, m in rest])
-            except ImapError as error:
-                if not error.retryable or attempt == ATTEMPTS - 1:
-                    if error.retryable:
-                        self.gave_up = error
-                    raise
-                self._pause(error, attempt)
-                continue
+
+        def attempt() -> None:
+            nonlocal rest, unsure
+            if unsure:
+                count = self._landed(state, rest)
+                rest, unsure = rest[count:], False
+                self.landed += count
+                if not rest:
+                    return
+            unsure = True
+            uids = self._session().append(state.folder, [m for _, m in rest])
             self._count(state, rest, uids)
-            return
+
+        self._retrying(attempt)
 
     def _landed(self, state: _FolderState, sent: list[tuple[Item, Appended]]) -> int:
         """How many of ``sent`` (a prefix: APPENDs go in order, a MULTIAPPEND all or none)
