@@ -59,6 +59,14 @@ def dovecot_dot() -> Iterator[DovecotServer]:
     yield from _server("dot")
 
 
+@pytest.fixture(scope="session")
+def dovecot_oauth2() -> Iterator[DovecotServer]:
+    """XOAUTH2 (and passwords) against ``server.oauth``, a local token authority: its
+    ``token_url`` (client credentials ``oauth.client_id``/``oauth.client_secret``) issues
+    tokens Dovecot accepts for every mailbox; ``oauth.issue()`` makes one directly."""
+    yield from _server("oauth2")
+
+
 def new_user(server: DovecotServer) -> ImapUser:
     name, password = server.add_user()
     return ImapUser(server, name, password)
@@ -78,6 +86,11 @@ def minimal_user(dovecot_minimal: DovecotServer) -> ImapUser:
 @pytest.fixture
 def dot_user(dovecot_dot: DovecotServer) -> ImapUser:
     return new_user(dovecot_dot)
+
+
+@pytest.fixture
+def oauth_user(dovecot_oauth2: DovecotServer) -> ImapUser:
+    return new_user(dovecot_oauth2)
 
 
 @pytest.fixture

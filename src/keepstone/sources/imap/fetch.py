@@ -56,21 +56,15 @@ def uids_and_flags(wire: Wire) -> dict[int, tuple[str, ...]]:
 
 def changes_since(wire: Wire, modseq: int, qresync: bool, uid_limit: int) -> FlagChanges:
     modifier = b"(CHANGEDSINCE %d%s)" % (modseq, b" VANISHED" if qresync else b"")
-    result = wire.run(b"UID", b"FETCH", b"1:*", b"(UID FLAGS MODSEQ)", modifier)
-    flags: dict[int, tuple[str, ...]] = {}
-    highest = modseq
-    for data in fetched(result.untagged):
-        flags[as_int(data[b"UID"])] = flags_of(data.get(b"FLAGS", []))
-        found = data.get(b"MODSEQ")
-        if isinstance(found, list) and found:
-            highest = max(highest, as_int(found[0]))
+    result = wire.run(b"UID", b"FETCH", b"1:*", b"(UID FLAGS)", modifier)
+    flags = {as_int(d[b"UID"]): flags_of(d.get(b"FLAGS", [])) for d in fetched(result.untagged)}
     vanished: set[int] | None = set() if qresync else None
     if vanished is not None:
         for response in result.untagged:
             match = _VANISHED.match(response.head)
             if match:
                 vanished.update(parse_uid_set(match.group(1), uid_limit))
-    return FlagChanges(flags, None if vanished is None else frozenset(vanished), highest)
+    return FlagChanges(flags, None if vanished is None else frozenset(vanished))
 
 
 def fetch_envelopes(wire: Wire, uids: Sequence[int]) -> list[Envelope]:

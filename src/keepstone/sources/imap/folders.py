@@ -13,10 +13,11 @@ from collections.abc import Sequence
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.sources.imap import mutf7
-from keepstone.sources.imap.errors import FolderMissing, ProtocolError
+from keepstone.sources.imap.errors import FolderMissing, ImapError, ProtocolError
 from keepstone.sources.imap.model import Folder, FolderStatus
 from keepstone.sources.imap.parse import Response, Value, as_int, as_list, as_text, pairs, values
 from keepstone.sources.imap.wire import Arg, Result, Wire, failure, quoted
+from keepstone.sources.names import display
 
 INBOX = "Inbox"
 ROLES = {
@@ -64,7 +65,9 @@ def separator_of(wire: Wire) -> str | None:
 
 
 def status(wire: Wire, folder: Folder, capabilities: frozenset[str]) -> FolderStatus:
-    result = wire.run(b"STATUS", quoted(folder.wire_name), status_items(capabilities))
+    result = wire.exchange(b"STATUS", quoted(folder.wire_name), status_items(capabilities))
+    if result.status != b"OK":
+        raise _not_opened(result, b"STATUS", folder)
     for response in result.untagged:
         if response.head.upper().startswith(b"* STATUS "):
             items = values(response, len(b"* STATUS "))
@@ -80,12 +83,16 @@ def select(
         args.append(b"(CONDSTORE)")
     result = wire.exchange(*args)
     if result.status != b"OK":
-        error = failure(result, b"SELECT")
-        if result.status == b"NO" and not isinstance(error, FolderMissing) and not error.retryable:
-            # servers without the NONEXISTENT code (RFC 5530) just say NO
-            raise FolderMissing(f"{folder.wire_name!r} cannot be opened: {error.message}")
-        raise error
+        raise _not_opened(result, b"SELECT", folder)
     return _selected(result)
+
+
+def _not_opened(result: Result, verb: bytes, folder: Folder) -> ImapError:
+    error = failure(result, verb)
+    if result.status == b"NO" and not error.retryable:
+        # servers without the NONEXISTENT code (RFC 5530) just say NO
+        return FolderMissing(f"{display(folder.wire_name)!r} cannot be opened: {error.message}")
+    return error
 
 
 def _selected(result: Result) -> FolderStatus:

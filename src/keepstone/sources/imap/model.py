@@ -122,11 +122,12 @@ class Folder:
 @dataclass(frozen=True)
 class FlagChanges:
     """Flags of the messages changed since a modseq; ``vanished``: UIDs expunged since then, or
-    None when the server cannot say (no QRESYNC): the caller diffs UIDs."""
+    None when the server cannot say (no QRESYNC): the caller diffs UIDs. The modseq to keep
+    for the next run is the one ``select`` returned before this call (changes racing with it
+    are reported again next time, never lost)."""
 
     flags: dict[int, tuple[str, ...]]
     vanished: frozenset[int] | None
-    highestmodseq: int | None = None
 
 
 @dataclass(frozen=True)

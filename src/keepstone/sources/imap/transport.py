@@ -37,7 +37,7 @@ def open_wire(endpoint: Endpoint) -> tuple[Wire, Response]:
 def _tcp(endpoint: Endpoint) -> socket.socket:
     where = f"{endpoint.host}:{endpoint.port}"
     try:
-        return socket.create_connection(
+        sock = socket.create_connection(
             (endpoint.host, endpoint.port), timeout=endpoint.timeouts.connect
         )
     except TimeoutError as error:
@@ -46,6 +46,9 @@ def _tcp(endpoint: Endpoint) -> socket.socket:
         raise Unreachable(f"{endpoint.host}: host name not found ({error.strerror})") from error
     except OSError as error:
         raise Unreachable(f"cannot connect to {where}: {error.strerror or error}") from error
+    # commands go out whole; small ones must not wait for the previous segment's ACK
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def _tls(sock: socket.socket, endpoint: Endpoint) -> ssl.SSLSocket:

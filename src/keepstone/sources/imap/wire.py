@@ -134,23 +134,23 @@ class Wire:
         return self._finish(tag, untagged, challenge)
 
     def _send_command(self, tag: bytes, args: tuple[Arg, ...], untagged: list[Response]) -> None:
-        line = [tag]
+        """The whole command in one send (one TCP segment train, no Nagle wait on its tail),
+        except where a synchronizing literal must wait for the server's go-ahead."""
+        out = [tag]
         for arg in args:
             if isinstance(arg, bytes):
-                line.append(arg)
+                out += [b" ", arg]
                 continue
             size = len(arg.data)
             if self.literal_plus:
-                line.append(b"{%d+}\r\n" % size)
-                self._send(b" ".join(line) + arg.data)
-                line = [b""]
+                out += [b" {%d+}\r\n" % size, arg.data]
                 continue
-            line.append(b"{%d}\r\n" % size)
-            self._send(b" ".join(line))
+            out.append(b" {%d}\r\n" % size)
+            self._send(b"".join(out))
             self._await_continuation(tag, untagged)
-            self._send(arg.data)
-            line = [b""]
-        self._send(b" ".join(line) + b"\r\n")
+            out = [arg.data]
+        out.append(b"\r\n")
+        self._send(b"".join(out))
 
     def _await_continuation(self, tag: bytes, untagged: list[Response]) -> None:
         while True:
