@@ -16,7 +16,15 @@ import pytest
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
-from keepstone.sources.imap import Endpoint, Folder, ImapAccess, Message, Security, connect
+from keepstone.sources.imap import (
+    Appended,
+    Endpoint,
+    Folder,
+    ImapAccess,
+    Message,
+    Security,
+    connect,
+)
 from keepstone.sources.imap import restore as imap_restore
 from keepstone.sources.imap.restore import ImapTarget
 from keepstone.sources.names import key_part
@@ -51,6 +59,15 @@ def seeded(n: int, start: int = 0, no_id_every: int = 5) -> list[tuple[bytes, li
         )
         for i in range(start, start + n)
     ]
+
+
+def seed_by_name(
+    user: ImapUser, path: tuple[str, ...], messages: list[tuple[bytes, list[str], datetime]]
+) -> None:
+    """Seed a folder with a name that is not ASCII (the fixture's seed takes wire names)."""
+    with connect(user.endpoint(Security.NONE), user.credentials) as session:
+        folder = session.ensure_folder(path)
+        session.append(folder, [Appended(body, tuple(f), date) for body, f, date in messages])
 
 
 def access(user: ImapUser, *others: ImapUser, endpoint: Endpoint | None = None) -> ImapAccess:
@@ -176,7 +193,7 @@ def folder_names(user: ImapUser) -> set[str]:
 def mailbox(imap_user: ImapUser) -> ImapUser:
     imap_user.server.seed(imap_user.name, "INBOX", seeded(12))
     imap_user.server.seed(imap_user.name, "Sent", seeded(3, start=100))
-    imap_user.server.seed(imap_user.name, "Projekte/Données été", seeded(4, start=200))
+    seed_by_name(imap_user, ("Projekte", "Données été"), seeded(4, start=200))
     return imap_user
 
 
