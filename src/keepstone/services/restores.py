@@ -25,12 +25,13 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
-from keepstone.services import audit, restore_points
+from keepstone.services import audit, imap_settings, restore_points
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.vault import open_repository
 from keepstone.sources import names
+from keepstone.sources.imap.restore import ImapTarget
 from keepstone.sources.targets import (
     ChunkReader,
     LocalTarget,
@@ -526,6 +527,8 @@ def restore_target(ctx: Context, organization_id: str) -> RestoreTarget:
         org = get_organization_in(s, organization_id)
     if org.type == "Local":
         return LocalTarget(Path(org.settings["path"]))
+    if org.type == "Imap":
+        return ImapTarget(imap_settings.access_of(ctx, org))
     raise InvalidInput(f"items cannot be put back into a {org.type} organization yet")
 
 
