@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
@@ -21,8 +21,10 @@ from keepstone.sources.imap import (
     Endpoint,
     Folder,
     ImapAccess,
+    ImapSession,
     Message,
     Security,
+    Throttled,
     connect,
 )
 from keepstone.sources.imap import restore as imap_restore
@@ -455,3 +457,37 @@ def test_only_messages_backed_up_from_imap_go_into_an_imap_organization(
     drive = replace(backup.items[0], kind="file")
     with pytest.raises(InvalidInput, match="mailboxes only"):
         put_back(ImapTarget(access(imap_user)), backup, imap_user.name, items=[drive])
+
+
+class ThrottledOnce(ImapTarget):
+    """The real server, but its first APPEND is answered as Microsoft 365 answers when busy."""
+
+    def __init__(self, access: ImapAccess, sleep: Callable[[float], None]) -> None:
+        super().__init__(access, sleep)
+        self.throttled = 0
+
+    def connect(self, user: str) -> ImapSession:
+        session = super().connect(user)
+        real = session.append
+
+        def append(folder: Folder, messages: Sequence[Appended]) -> list[int | None]:
+            if not self.throttled:
+                self.throttled += 1
+                raise Throttled("Request is throttled. Suggested Backoff Time: 3000 ms", 3.0)
+            return real(folder, messages)
+
+        session.append = append  # type: ignore[method-assign]
+        return session
+
+
+def test_throttling_waits_as_the_server_says_and_duplicates_nothing(imap_user: ImapUser) -> None:
+    imap_user.server.seed(imap_user.name, "INBOX", seeded(30))
+    backup = Backup(imap_user)
+    before = snapshot(imap_user)
+    delete_everything(imap_user)
+    pauses: list[float] = []
+    target = ThrottledOnce(access(imap_user), pauses.append)
+    outcomes = put_back(target, backup, imap_user.name)
+    assert counts(outcomes) == (30, 0, 0)
+    assert target.throttled == 1 and pauses == [3.0]
+    assert snapshot(imap_user) == before
