@@ -491,3 +491,19 @@ def test_throttling_waits_as_the_server_says_and_duplicates_nothing(imap_user: I
     assert counts(outcomes) == (30, 0, 0)
     assert target.throttled == 1 and pauses == [3.0]
     assert snapshot(imap_user) == before
+
+
+def test_in_place_finds_a_special_use_folder_by_its_role(imap_user: ImapUser) -> None:
+    """Mail backed up from a server whose Sent folder had another name goes to this one's."""
+    imap_user.server.seed(imap_user.name, "Sent", seeded(3))
+    backup = Backup(imap_user)
+    assert {i.meta["role"] for i in backup.items} == {"\\Sent"}
+    elsewhere = [
+        replace(i, path="Gesendete Objekte", meta=i.meta | {"folder_wire": "Gesendete Objekte"})
+        for i in backup.items
+    ]
+    before = snapshot(imap_user)
+    delete_everything(imap_user)
+    outcomes = put_back(ImapTarget(access(imap_user)), backup, imap_user.name, items=elsewhere)
+    assert counts(outcomes) == (3, 0, 0)
+    assert snapshot(imap_user) == before  # into Sent, no "Gesendete Objekte" made

@@ -149,16 +149,19 @@ class _Restore:
             yield from self._into(chosen, self.items)
             return
         try:
-            known = {f.wire_name: f for f in self._retrying(session.folders)}
+            existing = self._retrying(lambda: self._session().folders())
         except ImapError as error:
             yield from (Outcome(item, error=error) for item in self.items)
             return
-        for (wire, path), group in _by_folder(self.items).items():
+        known = {f.wire_name: f for f in existing}
+        # a special-use folder named otherwise on this server (Sent, "Gesendete Objekte")
+        roles = {f.role: f for f in existing if f.role and f.selectable}
+        for (wire, path, role), group in _by_folder(self.items).items():
             if self.gave_up is not None:
                 yield from (Outcome(item, error=self.gave_up) for item in group)
                 continue
             try:
-                chosen = known.get(wire) or self._ensure(tuple(path.split("/")))
+                chosen = known.get(wire) or roles.get(role) or self._ensure(tuple(path.split("/")))
             except (ImapError, InvalidInput) as error:
                 yield from (Outcome(item, error=error) for item in group)
                 continue
@@ -342,11 +345,13 @@ class _Restore:
             self.session = None
 
 
-def _by_folder(items: Sequence[Item]) -> dict[tuple[str, str], list[Item]]:
-    """Items grouped by the folder they were backed up from, in first-seen order."""
-    groups: dict[tuple[str, str], list[Item]] = {}
+def _by_folder(items: Sequence[Item]) -> dict[tuple[str, str, str], list[Item]]:
+    """Items grouped by the folder they were backed up from (wire name, display path,
+    special-use role), in first-seen order."""
+    groups: dict[tuple[str, str, str], list[Item]] = {}
     for item in items:
-        key = (str(item.meta.get("folder_wire") or ""), item.path)
+        role = str(item.meta.get("role") or "")
+        key = (str(item.meta.get("folder_wire") or ""), item.path, role)
         groups.setdefault(key, []).append(item)
     return groups
 
