@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from io import BytesIO
+from pathlib import Path
 from typing import BinaryIO
 
 import pytest
@@ -30,7 +31,7 @@ from keepstone.sources.imap import (
 from keepstone.sources.imap import restore as imap_restore
 from keepstone.sources.imap.restore import ImapTarget
 from keepstone.sources.names import key_part
-from keepstone.sources.targets import Collision, Outcome, Placement
+from keepstone.sources.targets import Collision, LocalTarget, Outcome, Placement
 from tests.imap.conftest import ImapUser, new_user
 from tests.imap_server import DovecotServer, WireTap
 
@@ -507,3 +508,15 @@ def test_in_place_finds_a_special_use_folder_by_its_role(imap_user: ImapUser) ->
     outcomes = put_back(ImapTarget(access(imap_user)), backup, imap_user.name, items=elsewhere)
     assert counts(outcomes) == (3, 0, 0)
     assert snapshot(imap_user) == before  # into Sent, no "Gesendete Objekte" made
+
+
+def test_a_local_organization_refuses_messages_backed_up_from_imap(
+    imap_user: ImapUser, tmp_path: Path
+) -> None:
+    imap_user.server.seed(imap_user.name, "INBOX", seeded(1))
+    backup = Backup(imap_user)
+    (tmp_path / imap_user.name).mkdir()
+    target = LocalTarget(tmp_path)
+    with pytest.raises(InvalidInput, match="Imap organization"):
+        target.put_back(backup.items, backup.read, Placement(imap_user.name, None, Collision.SKIP))
+    assert list((tmp_path / imap_user.name).iterdir()) == []
