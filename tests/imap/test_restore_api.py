@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import zipfile
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -91,7 +92,13 @@ def folder_item(user: str, message: Item) -> Item:
 
 
 def explore(api: Api, org: Org) -> str:
-    response = api.post(f"/v2/Organizations/{org['id']}/explore", {})
+    return explore_at(api, org, None)
+
+
+def explore_at(api: Api, org: Org, when: datetime | None) -> str:
+    """A restore session on the organization's restore point at ``when`` (None: the latest)."""
+    body = {"dateTime": when.isoformat()} if when else {}
+    response = api.post(f"/v2/Organizations/{org['id']}/explore", body)
     assert response.status_code in (200, 201), response.text
     session: str = response.json()["id"]
     return session
