@@ -520,3 +520,24 @@ def test_a_local_organization_refuses_messages_backed_up_from_imap(
     with pytest.raises(InvalidInput, match="Imap organization"):
         target.put_back(backup.items, backup.read, Placement(imap_user.name, None, Collision.SKIP))
     assert list((tmp_path / imap_user.name).iterdir()) == []
+
+
+class WithoutUidplus(ImapTarget):
+    """The real server, as one without UIDPLUS (no UID EXPUNGE) would show itself."""
+
+    def connect(self, user: str) -> ImapSession:
+        session = super().connect(user)
+        session.capabilities = session.capabilities - {"UIDPLUS"}
+        return session
+
+
+def test_overwrite_without_uidplus_is_refused_before_anything_is_written(
+    mailbox: ImapUser,
+) -> None:
+    backup = Backup(mailbox)
+    before = snapshot(mailbox)
+    target = WithoutUidplus(access(mailbox))
+    with pytest.raises(InvalidInput, match="UIDPLUS"):
+        put_back(target, backup, mailbox.name, collision=Collision.OVERWRITE)
+    assert snapshot(mailbox) == before
+    assert counts(put_back(target, backup, mailbox.name, collision=Collision.SKIP)) == (2, 17, 0)
