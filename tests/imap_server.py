@@ -65,10 +65,11 @@ SPECIAL_FOLDERS = {
     "Junk": "\\Junk",
     "Archive": "\\Archive",
 }
-# What a server without change tracking advertises (Dovecot's own list minus the extensions).
+# What a server without change tracking advertises (Dovecot's own list minus the extensions,
+# and minus LITERAL+ so that synchronizing literals are exercised too).
 MINIMAL_CAPABILITIES = (
     "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE SORT SORT=DISPLAY THREAD=REFERENCES "
-    "THREAD=REFS THREAD=ORDEREDSUBJECT LITERAL+ NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
+    "THREAD=REFS THREAD=ORDEREDSUBJECT NAMESPACE UIDPLUS MOVE SPECIAL-USE UNSELECT "
     "CHILDREN I18NLEVEL=1 WITHIN ESORT SEARCHRES LIST-EXTENDED"
 )
 START_DEADLINE = 60.0
@@ -239,13 +240,16 @@ class DovecotServer:
     # ----- users -----
 
     def add_user(self, name: str | None = None, password: str | None = None) -> tuple[str, str]:
-        """A fresh user (unique name when none is given); passwd-file is re-read on change."""
+        """A fresh user (a unique name when none is given), usable at once (its own passwd-file).
+        Any password without ``:`` or a line break (the passwd-file syntax)."""
         with self._lock:
             self._counter += 1
             name = name or f"user{self._counter}"
             password = password or f"pw-{name}-{os.urandom(4).hex()}"
             if name in self.passwords or not re.fullmatch(r"[A-Za-z0-9._@+-]+", name):
                 raise ValueError(f"bad or duplicate test user name {name!r}")
+            if re.search(r"[:\r\n\0]", password):
+                raise ValueError("a test password cannot hold ':' or a line break")
             self.passwords[name] = password
             self._write_users()
         return name, password

@@ -118,6 +118,22 @@ def test_wrong_password(imap_user: ImapUser) -> None:
     assert "wrong" not in caught.value.message
 
 
+@pytest.mark.parametrize("which", ["default", "minimal"])
+def test_non_ascii_password_is_sent_as_a_literal(
+    which: str, dovecot: DovecotServer, dovecot_minimal: DovecotServer
+) -> None:
+    """8-bit passwords go as literals: LITERAL+ on the default server, a synchronizing literal
+    (waiting for the server's go-ahead) on the minimal one."""
+    from keepstone.sources.imap import Password
+
+    server = dovecot if which == "default" else dovecot_minimal
+    name, password = server.add_user(password='pässwörd ✓ "quoted" \\ back')
+    with connect(server.endpoint(), Password(name, password)) as session:
+        assert session.alive
+    with pytest.raises(AuthenticationFailed):
+        connect(server.endpoint(), Password(name, "pässwörd"))
+
+
 def test_unreachable_port_and_host() -> None:
     from keepstone.sources.imap import Endpoint, Password
 

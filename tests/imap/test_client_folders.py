@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 
 from keepstone.domain.errors import InvalidInput
-from keepstone.sources.imap import FolderMissing, ProtocolError, Security, connect, mutf7
+from keepstone.sources.imap import FolderMissing, Password, ProtocolError, Security, connect, mutf7
 from keepstone.sources.imap.folders import _folder, display_path
 from keepstone.sources.imap.model import Folder
 from keepstone.sources.imap.parse import Response, values
 from keepstone.sources.imap.wire import Literal, quoted
-from tests.imap.conftest import ImapUser
+from tests.imap.conftest import ImapUser, tapped
+from tests.imap_server import DovecotServer, WireTap
 
 
 def test_special_use_roles_and_status(imap_user: ImapUser) -> None:
@@ -131,3 +132,20 @@ def test_select_missing_folder(imap_user: ImapUser) -> None:
             session.select(gone)
         with pytest.raises(FolderMissing):
             session.status(gone)
+
+
+def test_ensure_folder_work_is_linear(dovecot: DovecotServer) -> None:
+    """F folders cost one LIST, one separator LIST and one CREATE each (parents once)."""
+    counts = {}
+    for n in (5, 20):
+        name, password = dovecot.add_user()
+        with (
+            WireTap(dovecot.host, dovecot.port) as tap,
+            connect(tapped(tap, dovecot), Password(name, password)) as session,
+        ):
+            tap.reset_counts()
+            for i in range(n):
+                session.ensure_folder(["Restored", f"F{i}"])
+                session.ensure_folder(["Restored", f"F{i}"])  # again: no command
+            counts[n] = (tap.count("LIST"), tap.count("CREATE"))
+    assert counts == {5: (2, 6), 20: (2, 21)}

@@ -14,15 +14,17 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
-from tests.contract.openapi import spec
-from tests.imap_server import MASTER_LOGIN, MASTER_PASSWORD, DovecotServer, free_port
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
+from keepstone.domain.errors import Conflict
 from keepstone.server import bootstrap, open_context
-from keepstone.services import imap_logins, imap_settings
+from keepstone.services import catalog, imap_logins, imap_settings, oauth_tokens
 from keepstone.sources import imap
+from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
+from tests.contract.openapi import spec
+from tests.imap_server import MASTER_LOGIN, MASTER_PASSWORD, DovecotServer, free_port
+from tests.oauth_server import EXPIRES_IN
 
 VERSIONS = (2, 8)
 ALICE, BOB = "alice@example.org", "bob@example.org"
@@ -453,3 +455,125 @@ def test_logins_run_in_parallel_up_to_max_connections(server: DovecotServer) -> 
     calls.clear()
     imap_logins.check_logins(configured, names[:2], connect=counting)
     assert sorted(calls) == sorted(names[:2])
+
+
+# ---- OAuth2 -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def oauth_server() -> Iterator[DovecotServer]:
+    """Dovecot checking XOAUTH2 tokens by introspection at its local authority
+    (``server.oauth``), which also issues them by the client-credentials grant."""
+    with NoPenaltyDovecot(variant="oauth2") as dovecot:
+        yield dovecot
+
+
+def oauth(server: DovecotServer, **client: Any) -> dict[str, Any]:
+    authority = server.oauth
+    assert authority is not None
+    names = [server.add_user()[0], server.add_user()[0]]
+    return {
+        "host": "127.0.0.1",
+        "port": server.tls_port,
+        "caCertificate": server.ca_pem,
+        "authentication": "OAuth2",
+        "oauth": {
+            "tokenUrl": authority.token_url,
+            "clientId": authority.client_id,
+            "clientSecret": authority.client_secret,
+            "scope": "https://outlook.office365.com/.default",
+        }
+        | client,
+        "users": [{"name": n} for n in names],
+    }
+
+
+def test_oauth2_logs_in_with_one_token_and_keeps_the_client_secret_write_only(
+    api: Api, oauth_server: DovecotServer, data_dir: Path, name: str
+) -> None:
+    authority = oauth_server.oauth
+    assert authority is not None
+    asked = authority.token_requests
+    org = created(api, 8, oauth(oauth_server), name)
+    assert authority.token_requests == asked + 1  # one token for both users' logins
+    shown = org["imapSettings"]["oauth"]
+    assert shown["hasClientSecret"] is True and "clientSecret" not in shown
+    text = api.get(f"/v2/Organizations/{org['id']}").text
+    assert authority.client_secret not in text
+    assert authority.client_secret.encode() not in catalog_bytes(data_dir)
+    ctx = api.client.app.state.ctx
+    access = imap_settings.access_of(ctx, catalog.get_organization(ctx, org["id"]))
+    for credentials in access.logins.values():
+        assert isinstance(credentials, imap.OAuth2)
+        with imap.connect(access.endpoint, credentials) as session:
+            assert "INBOX" in {f.wire_name for f in session.folders()}
+    assert authority.token_requests == asked + 1  # still cached
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_oauth2_with_a_wrong_client_secret_or_no_token_endpoint_stores_nothing(
+    api: Api, oauth_server: DovecotServer, data_dir: Path, version: int, name: str
+) -> None:
+    with NothingStored(api, data_dir, version):
+        wrong = oauth(oauth_server, clientSecret="wrong-secret-3b9f")
+        message = refused(
+            create(api, version, wrong, name), version, "imapSettings.oauth.clientSecret:"
+        )
+        assert "wrong-secret-3b9f" not in message and "invalid_client" in message
+        gone = oauth(oauth_server, tokenUrl=f"http://127.0.0.1:{free_port()}/token")
+        refused(create(api, version, gone, name), version, "imapSettings.oauth.tokenUrl:")
+
+
+def test_a_token_is_cached_until_shortly_before_it_expires(oauth_server: DovecotServer) -> None:
+    authority = oauth_server.oauth
+    assert authority is not None
+    now = [1000.0]
+    source = oauth_tokens.TokenSource(
+        authority.token_url, authority.client_id, authority.client_secret, "", lambda: now[0]
+    )
+    first = source()
+    now[0] += EXPIRES_IN - oauth_tokens.EARLY - 1
+    assert source() == first and source.fetches == 1
+    now[0] += 2
+    assert source() != first and source.fetches == 2
+
+
+def test_a_v2_get_sent_back_as_a_put_changes_nothing_and_tries_no_login(
+    api: Api, mail: Mail, data_dir: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = created(api, 2, tls(mail), name)
+    path = f"/v2/Organizations/{org['id']}"
+    tried: list[str] = []
+    check = imap_logins.check_logins
+
+    def recording(configured: imap_settings.Configured, names: Any, **kw: Any) -> None:
+        tried.extend(names)
+        check(configured, names, **kw)
+
+    monkeypatch.setattr(imap_logins, "check_logins", recording)
+    with NothingStored(api, data_dir, 2):
+        assert api.put(path, api.get(path).json()).status_code == 200
+    assert api.get(path).json() == org and tried == []
+
+
+def test_lost_secrets_are_shown_missing_and_a_put_that_gives_them_repairs_the_organization(
+    api: Api, mail: Mail, data_dir: Path, name: str
+) -> None:
+    org = created(api, 8, tls(mail), name)
+    path = f"/v8/Organizations/{org['id']}"
+    (data_dir / "secrets" / f"organization-{org['id']}").unlink()
+    shown = api.get(path).json()["imapSettings"]["users"]
+    assert [u["hasPassword"] for u in shown] == [False, False]
+    ctx = api.client.app.state.ctx
+    with pytest.raises(Conflict, match="missing"):
+        imap_settings.access_of(ctx, catalog.get_organization(ctx, org["id"]))
+    refused(
+        api.put(path, {"description": "x"} | {"imapSettings": {}}),
+        8,
+        "imapSettings.users[0].password:",
+    )
+    assert api.put(path, {"imapSettings": {"users": users(mail)}}).status_code == 204
+    shown = api.get(path).json()["imapSettings"]["users"]
+    assert [u["hasPassword"] for u in shown] == [True, True]
+    access = imap_settings.access_of(ctx, catalog.get_organization(ctx, org["id"]))
+    assert set(access.logins) == {ALICE, BOB} and access.max_connections == 4

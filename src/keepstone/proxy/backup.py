@@ -1,7 +1,9 @@
 """A job run's real work: read the organization in scope and write one restore point.
 
-Unchanged items (same change token as in the job's previous restore point, their chunks still in
-the repository) are carried over without being read. Files are chunked, hashed, compressed and
+The organization's type picks its connector (``sources.connector``: Local, Imap); everything
+else is the same for every source. Unchanged items (same change token as in the job's previous
+restore point, or the previous item the connector names, their chunks still in the repository)
+are carried over without being read. Files are chunked, hashed, compressed and
 stored by a small thread pool (the engine releases the GIL in its hot loops).
 
 One bad item never fails a run: an item the source cannot give (a link, a FIFO, a file that
@@ -16,7 +18,7 @@ import io
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,8 +32,17 @@ from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points, vault
 from keepstone.services.task_sessions import UserTally
-from keepstone.sources.confined import OpenedFile
-from keepstone.sources.local import LocalOrganization, Skipped, SourceItem
+from keepstone.sources.connector import (
+    Connector,
+    ConnectorFactory,
+    Part,
+    PartFailed,
+    PreviousPoint,
+    Skipped,
+    SourceItem,
+    Watched,
+)
+from keepstone.sources.local import LocalOrganization
 from keepstone.sources.names import display
 
 WORKERS = 2
@@ -41,9 +52,22 @@ ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
 
 def run_backup(run: RunContext) -> Outcome:
     """The executor of every job run: the organization's type picks the connector."""
-    if run.run.organization.type != "Local":
-        return no_connector(run)
-    return LocalBackup(run).execute()
+    organization = run.run.organization
+    if organization.type == "Local":
+        root = Path(organization.settings["path"])
+        return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
+    if organization.type == "Imap":
+        return Backup(run, _imap_connector(run)).execute()
+    return no_connector(run)
+
+
+def _imap_connector(run: RunContext) -> ConnectorFactory:
+    # Imported here: the IMAP adapter and its settings load only for IMAP runs.
+    from keepstone.services import imap_settings
+    from keepstone.sources.imap.backup import ImapBackup
+
+    access = imap_settings.access_of(run.ctx, run.run.organization)
+    return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
 
 
 @dataclass
@@ -83,13 +107,13 @@ class UserRun:
     failed_parts: int = 0
 
 
-class LocalBackup:
-    def __init__(self, run: RunContext) -> None:
+class Backup:
+    """One run of any organization through its connector."""
+
+    def __init__(self, run: RunContext, connector: ConnectorFactory) -> None:
         self.run = run
         self.claim = run.run
-        self.source = LocalOrganization(
-            Path(self.claim.organization.settings["path"]), on_skip=self._skipped
-        )
+        self.source: Connector = connector(self._skipped)
         self.total = Counts()
         self.warnings = 0
         self._warned: dict[str, int] = {}
@@ -98,6 +122,12 @@ class LocalBackup:
         self._lock = threading.Lock()
 
     def execute(self) -> Outcome:
+        try:
+            return self._execute()
+        finally:
+            self.source.close()
+
+    def _execute(self) -> Outcome:
         repo = vault.open_repository(
             self.run.ctx, self.claim.scope.repository_id, self.claim.scope.repository_path
         )
@@ -108,19 +138,19 @@ class LocalBackup:
             self.claim.scope.excluded_items,
             [ScopeUser(u.name, self._subject(u.name)[0]) for u in users],
         )
+        plan: list[tuple[str, list[Part]]] = []
+        for user in users:
+            chosen = scope.get(user.name)
+            if chosen is not None:
+                plan.append((user.name, _parts(chosen, user.has_mailbox, user.has_onedrive)))
         parent = self._parent(repo)
-        previous = {item.key: item for item in repo.items(parent)} if parent else {}
+        previous = PreviousPoint(list(repo.items(parent)) if parent else [])
+        self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
         try:
-            for user in users:
-                parts = scope.get(user.name)
-                if parts is None:
-                    continue
+            for user_name, parts in plan:
                 self.run.check()
-                parts = Parts(
-                    parts.mailbox and user.has_mailbox, parts.onedrive and user.has_onedrive
-                )
-                self._finish_user(self._backup_user(writer, user.name, parts, previous))
+                self._finish_user(self._backup_user(writer, user_name, parts, previous))
             snapshot_id = writer.commit(self.run.ctx.clock.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again
@@ -181,15 +211,11 @@ class LocalBackup:
     # ----- one user -----
 
     def _backup_user(
-        self, writer: BackupWriter, user: str, parts: Parts, previous: dict[str, Item]
+        self, writer: BackupWriter, user: str, parts: list[Part], previous: PreviousPoint
     ) -> UserRun:
         subject = self._subject(user)
         state = UserRun(user, subject, self.run.start_task(subject))
-        sources: list[Iterator[SourceItem]] = []
-        if parts.mailbox:
-            sources.append(self._guarded(state, self.source.mailbox_items, user))
-        if parts.onedrive:
-            sources.append(self._guarded(state, self.source.onedrive_items, user))
+        sources = [self._guarded(state, user, part) for part in parts]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
             pending: deque[tuple[SourceItem, Future[Stored] | Item]] = deque()
             try:
@@ -207,15 +233,14 @@ class LocalBackup:
                 raise
         return state
 
-    def _guarded(
-        self, state: UserRun, scan: Callable[[str], Iterator[SourceItem]], user: str
-    ) -> Iterator[SourceItem]:
+    def _guarded(self, state: UserRun, user: str, part: Part) -> Iterator[SourceItem]:
         """A part's items; if the part itself cannot be read (its directory is missing, a link,
-        unreadable), one warning, and the user's other part still goes on."""
+        unreadable; a mailbox server that keeps failing), one warning, and the user's other part
+        still goes on."""
         state.parts += 1
         try:
-            yield from scan(user)
-        except (OSError, InvalidInput) as error:
+            yield from self.source.items(user, part)
+        except (OSError, InvalidInput, PartFailed) as error:
             state.failed_parts += 1
             self._warn(user, f"cannot be read: {_why(error)}")
 
@@ -231,6 +256,18 @@ class LocalBackup:
             return replace(
                 before, path=item.path, mtime=item.mtime, mode=item.mode, meta=_meta(item)
             )
+        same = item.previous
+        if same is not None and writer.known(same.chunks):
+            # The same content under a new key (the connector knows): nothing to read.
+            return replace(
+                same,
+                key=item.key,
+                user=item.user,
+                path=item.path,
+                mtime=item.mtime,
+                mode=item.mode,
+                meta=_meta(item),
+            )
         return pool.submit(self._store, writer, item)
 
     def _store(self, writer: BackupWriter, item: SourceItem) -> Stored:
@@ -244,7 +281,7 @@ class LocalBackup:
         with stream:
             timed = TimedReader(stream)
             chunks, size, new = writer.add_file(timed)
-            changed = _changed_while_read(stream, size)
+            changed = isinstance(stream, Watched) and _changed_while_read(stream, size)
         with self._lock:  # statistics only; the pool's threads add to them
             self.source_seconds += timed.seconds
             self.target_seconds += time.perf_counter() - started - timed.seconds
@@ -286,6 +323,8 @@ class LocalBackup:
                 "and new content, and the next run reads it again",
             )
         stored = outcome.item
+        if source.kind == "folder":
+            return  # a folder's state: no content, not counted
         for tally in (user.counts, self.total):
             tally.messages += source.kind == "mail"
             tally.files += source.kind == "file"
@@ -357,7 +396,10 @@ class Stored:
 def source_text(item: SourceItem) -> str:
     """How a warning names an item: where it lives, for people."""
     if item.kind == "mail":
-        return f"message {item.meta.get('file_name', '')} in {item.path}"
+        name = item.meta.get("file_name") or f"UID {item.meta.get('uid', '')}"
+        return f"message {name} in {item.path}"
+    if item.kind == "folder":
+        return f"folder {item.path}"
     return f"OneDrive/{item.path}"
 
 
@@ -369,7 +411,7 @@ def _why(error: BaseException) -> str:
     return display(str(error))
 
 
-def _changed_while_read(stream: OpenedFile, size: int) -> bool:
+def _changed_while_read(stream: Watched, size: int) -> bool:
     try:
         return stream.changed(size)
     except OSError as error:
@@ -404,6 +446,15 @@ class TimedReader(io.RawIOBase):
             raise UnreadableItem(_why(error)) from error
         self.seconds += time.perf_counter() - started
         return int(count or 0)
+
+
+def _parts(chosen: Parts, has_mailbox: bool, has_onedrive: bool) -> list[Part]:
+    parts: list[Part] = []
+    if chosen.mailbox and has_mailbox:
+        parts.append("mailbox")
+    if chosen.onedrive and has_onedrive:
+        parts.append("onedrive")
+    return parts
 
 
 def _meta(item: SourceItem) -> dict[str, object]:

@@ -155,7 +155,10 @@ def _edit_imap_organization(
         check_name(edit.name)
     if edit.description is not None:
         check_description(edit.description)
-    before = imap_settings.configured_of(ctx, current)
+    # Secrets the vault lost (a catalog copied without them) are simply not kept: the edit
+    # must give them again, which is how such an organization is repaired.
+    kept_secrets = imap_settings.kept_secrets(ctx, current) or imap_settings.ImapSecrets()
+    before = imap_settings.Configured(imap_settings.from_record(current.settings), kept_secrets)
     after = imap_settings.parse(edit.imap_settings, before)
     imap_logins.check_logins(after, imap_logins.logins_to_check(before, after))
     secret = imap_settings.secrets_name(current.id)

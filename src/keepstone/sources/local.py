@@ -42,7 +42,7 @@ import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -51,6 +51,9 @@ from typing import Any, BinaryIO
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refused
+from keepstone.sources.connector import Part, PreviousPoint, SkipHandler
+from keepstone.sources.connector import Skipped as Skipped  # re-exported: older imports
+from keepstone.sources.connector import SourceItem as SourceItem
 from keepstone.sources.names import display, is_text, key_part, put_exact
 
 MAIL_DIR = "Mail"
@@ -75,70 +78,38 @@ class LocalUser:
     has_onedrive: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
-    """Something a scan left out: ``path`` (text) is relative to the organization root."""
-
-    user: str
-    path: str
-    reason: str
-
-
-SkipHandler = Callable[[Skipped], None]
-
-
 def _ignore(_: Skipped) -> None:
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class SourceItem:
-    key: str
-    user: str
-    kind: str
-    path: str
-    size: int
-    mtime: float
-    mode: int
-    meta: dict[str, Any]
-    change_token: str
-    source_path: Path  # where it was found, for people; never opened by this path
-    opener: Callable[[], OpenedFile] = field(compare=False, repr=False)
-
-    @classmethod
-    def of_file(
-        cls,
-        st: os.stat_result,
-        *,
-        key: str,
-        user: str,
-        kind: str,
-        path: str,
-        meta: dict[str, Any],
-        change_token: str,
-        source_path: Path,
-        opener: Callable[[], OpenedFile],
-    ) -> SourceItem:
-        """The item of a file whose status is ``st``."""
-        mode = stat.S_IMODE(st.st_mode)
-        return cls(
-            key,
-            user,
-            kind,
-            path,
-            st.st_size,
-            st.st_mtime,
-            mode,
-            meta,
-            change_token,
-            source_path,
-            opener,
-        )
-
-    def open(self) -> OpenedFile:
-        """Open the item for reading, by name in the directory it was found in (a message
-        re-flagged since the scan is found again by its unique name)."""
-        return self.opener()
+def _item_of_file(
+    st: os.stat_result,
+    *,
+    key: str,
+    user: str,
+    kind: str,
+    path: str,
+    meta: dict[str, Any],
+    change_token: str,
+    source_path: Path,
+    opener: Callable[[], OpenedFile],
+) -> SourceItem:
+    """The item of a file whose status is ``st``; reading it opens it by name in the directory
+    it was found in (a message re-flagged since the scan is found again by its unique name)."""
+    mode = stat.S_IMODE(st.st_mode)
+    return SourceItem(
+        key,
+        user,
+        kind,
+        path,
+        st.st_size,
+        st.st_mtime,
+        mode,
+        meta,
+        change_token,
+        source_path,
+        opener,
+    )
 
 
 @dataclass(slots=True)
@@ -225,6 +196,17 @@ class LocalOrganization:
         devices and mounts are skipped and reported."""
         self._check_user(user)
         return self._scan_drive(user)
+
+    # ----- the backup connector (``sources.connector``) -----
+
+    def start(self, plan: Sequence[tuple[str, Sequence[Part]]], previous: PreviousPoint) -> None:
+        """Nothing to prepare: change tokens carry the state, and the scans are lazy."""
+
+    def items(self, user: str, part: Part) -> Iterator[SourceItem]:
+        return self.mailbox_items(user) if part == "mailbox" else self.onedrive_items(user)
+
+    def close(self) -> None:
+        """Nothing is held between items (each item's directory closes with it)."""
 
     # ----- restoring -----
 
@@ -457,7 +439,7 @@ class LocalOrganization:
         put_exact(meta, "file_name", name)
         meta["flags"] = flags
         meta.update(headers)
-        return SourceItem.of_file(
+        return _item_of_file(
             st,
             key=f"{user}/mail/{key_part(unique)}",
             user=user,
@@ -518,7 +500,7 @@ class LocalOrganization:
         meta: dict[str, Any] = {"inode": st.st_ino}
         put_exact(meta, "path", rel, shown=False)
         name = entry.name
-        return SourceItem.of_file(
+        return _item_of_file(
             st,
             key=f"{user}/drive/{key_part(rel)}",
             user=user,
@@ -615,6 +597,14 @@ def _header_end(data: bytes) -> int | None:
         return 0
     match = _HEADER_END.search(data)
     return match.start() if match else None
+
+
+def headers_of(message: bytes) -> dict[str, str]:
+    """Subject, From, To, Date of a message in memory, parsed as for a Maildir message (only
+    its header block, never more than ``HEADER_LIMIT``); used by the IMAP connector too."""
+    block = message[:HEADER_LIMIT]
+    end = _header_end(block)
+    return _parse_headers(block if end is None else block[:end])
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:

@@ -30,7 +30,6 @@ ID_BATCH = 2000  # UIDs per envelope/size FETCH (keeps command lines short)
 _FETCH = re.compile(rb"\* \d+ FETCH ", re.I)
 _VANISHED = re.compile(rb"\* VANISHED (?:\(EARLIER\) )?([0-9:,]+)", re.I)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:.|\r?\n[ \t])*)", re.I | re.M)
-_HEADER_FIELDS = b"BODY[HEADER.FIELDS (MESSAGE-ID)]"
 
 Skip = Callable[[int, str], None]
 
@@ -72,16 +71,12 @@ def fetch_envelopes(wire: Wire, uids: Sequence[int]) -> list[Envelope]:
     for batch in _chunks(sorted(set(uids)), ID_BATCH):
         items = b"(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
         result = wire.run(b"UID", b"FETCH", uid_set(batch), items)
+        wanted = set(batch)
         for data in fetched(result.untagged):
-            out.append(
-                Envelope(
-                    uid=as_int(data[b"UID"]),
-                    size=as_int(data.get(b"RFC822.SIZE")),
-                    internal_date=internal_date(data.get(b"INTERNALDATE")),
-                    flags=flags_of(data.get(b"FLAGS", [])),
-                    message_id=message_id_of(data.get(_HEADER_FIELDS)),
-                )
-            )
+            envelope = _envelope(data)
+            # unsolicited FETCH answers (flag updates) and unreadable dates are not envelopes
+            if envelope is not None and envelope.uid in wanted:
+                out.append(envelope)
     out.sort(key=lambda envelope: envelope.uid)
     return out
 
@@ -90,12 +85,36 @@ def message_ids(wire: Wire) -> dict[str, list[int]]:
     result = wire.run(b"UID", b"FETCH", b"1:*", b"(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
     out: dict[str, list[int]] = {}
     for data in fetched(result.untagged):
-        found = message_id_of(data.get(_HEADER_FIELDS))
+        found = message_id_of(_header_block(data))
         if found:
             out.setdefault(found, []).append(as_int(data[b"UID"]))
     for uids in out.values():
         uids.sort()
     return out
+
+
+def _envelope(data: dict[bytes, Value]) -> Envelope | None:
+    if b"RFC822.SIZE" not in data or b"INTERNALDATE" not in data:
+        return None
+    try:
+        return Envelope(
+            uid=as_int(data[b"UID"]),
+            size=as_int(data[b"RFC822.SIZE"]),
+            internal_date=internal_date(data[b"INTERNALDATE"]),
+            flags=flags_of(data.get(b"FLAGS", [])),
+            message_id=message_id_of(_header_block(data)),
+        )
+    except ProtocolError:
+        return None
+
+
+def _header_block(data: dict[bytes, Value]) -> Value:
+    """The ``BODY[HEADER.FIELDS ...]`` item, however the server spells the field list
+    (``(MESSAGE-ID)``, ``("Message-ID")``)."""
+    for key, value in data.items():
+        if key.startswith(b"BODY[HEADER.FIELDS"):
+            return value
+    return None
 
 
 def message_id_of(header: Value) -> str:
@@ -112,8 +131,11 @@ def sizes(wire: Wire, uids: Sequence[int]) -> dict[int, int]:
     out: dict[int, int] = {}
     for batch in _chunks(sorted(set(uids)), ID_BATCH):
         result = wire.run(b"UID", b"FETCH", uid_set(batch), b"(UID RFC822.SIZE)")
+        wanted = set(batch)
         for data in fetched(result.untagged):
-            out[as_int(data[b"UID"])] = as_int(data.get(b"RFC822.SIZE"))
+            uid = as_int(data[b"UID"])
+            if uid in wanted and isinstance(data.get(b"RFC822.SIZE"), bytes):
+                out[uid] = as_int(data[b"RFC822.SIZE"])
     return out
 
 
@@ -136,8 +158,13 @@ def _fetch_batch(wire: Wire, batch: list[int], on_skip: Skip | None) -> Iterator
     items = b"(UID RFC822.SIZE INTERNALDATE FLAGS BODY.PEEK[])"
     result = wire.exchange(b"UID", b"FETCH", uid_set(batch), items)
     got: dict[int, Message] = {}
+    unreadable: dict[int, str] = {}
     for data in fetched(result.untagged):
-        message = _message(data)
+        try:
+            message = _message(data)
+        except ProtocolError as odd:  # one odd answer (a bad date, size) costs one message
+            unreadable[as_int(data[b"UID"])] = odd.message
+            continue
         if message is not None:
             got[message.uid] = message
     if result.status != b"OK":
@@ -147,16 +174,19 @@ def _fetch_batch(wire: Wire, batch: list[int], on_skip: Skip | None) -> Iterator
         if len(batch) > 1:
             # one unreadable message must not cost the others: the rest one by one
             for uid in batch:
-                if uid not in got:
-                    got.update((m.uid, m) for m in _fetch_batch(wire, [uid], on_skip))
-        elif not got and on_skip:
+                if uid in got:
+                    yield got.pop(uid)
+                else:
+                    yield from _fetch_batch(wire, [uid], on_skip)
+            return
+        if not got and on_skip:
             on_skip(batch[0], f"the server could not read it: {error.message}")
             return
     for uid in batch:
         if uid in got:
             yield got.pop(uid)
         elif on_skip:
-            on_skip(uid, "the server returned no body")
+            on_skip(uid, unreadable.get(uid, "the server returned no body"))
 
 
 def _message(data: dict[bytes, Value]) -> Message | None:

@@ -116,10 +116,12 @@ def _selected(result: Result) -> FolderStatus:
 
 
 def ensure_folder(
-    wire: Wire, path: Sequence[str], existing: list[Folder], separator: str | None
+    wire: Wire, path: Sequence[str], known: dict[str, Folder], separator: str | None
 ) -> Folder:
     """Create the folder at display ``path`` (and its missing parents); the existing one if
-    it is there. A part holding the separator is refused, never split."""
+    it is there. A part holding the separator is refused, never split. ``known`` (wire name ->
+    folder, from one LIST) saves a LIST per call and learns the folders made here; a folder
+    someone else made meanwhile answers ``[ALREADYEXISTS]``, which is fine."""
     if not path:
         raise InvalidInput("a folder path needs at least one name", "folder")
     parts = list(path)
@@ -135,7 +137,6 @@ def ensure_folder(
     encoded = [
         "INBOX" if i == 0 and p.upper() == "INBOX" else mutf7.encode(p) for i, p in enumerate(parts)
     ]
-    known = {folder.wire_name: folder for folder in existing}
     for depth in range(1, len(encoded) + 1):
         name = (separator or "").join(encoded[:depth])
         if name in known or name.upper() == "INBOX":
@@ -143,13 +144,10 @@ def ensure_folder(
         result = wire.exchange(b"CREATE", quoted(name))
         if result.status != b"OK" and b"ALREADYEXISTS" not in result.code.upper():
             raise failure(result, b"CREATE")
+        known[name] = Folder(name, display_path(name, separator), separator, None, True)
     wire_name = (separator or "").join(encoded)
     return known.get(wire_name) or Folder(
-        wire_name=wire_name,
-        path=display_path(wire_name, separator),
-        separator=separator,
-        role=None,
-        selectable=True,
+        wire_name, display_path(wire_name, separator), separator, None, True
     )
 
 

@@ -48,6 +48,7 @@ class ImapSession:
         self.capabilities = capabilities
         self._selected: tuple[Folder, FolderStatus, bool] | None = None
         self._separator: tuple[str | None] | None = None
+        self._known: dict[str, Folder] | None = None  # by wire name, for ensure_folder
 
     # ----- lifetime -----
 
@@ -65,7 +66,9 @@ class ImapSession:
     def close(self) -> None:
         """LOGOUT when the connection still works; the socket is closed either way."""
         if not self._wire.dead:
-            with contextlib.suppress(ImapError):
+            with contextlib.suppress(ImapError, OSError):
+                # a polite goodbye, but a stalled server must not hold the caller for long
+                self._wire.sock.settimeout(min(self._wire.sock.gettimeout() or 5.0, 5.0))
                 self._wire.run(b"LOGOUT")
         self._wire.close()
 
@@ -81,7 +84,9 @@ class ImapSession:
     # ----- folders -----
 
     def folders(self) -> list[Folder]:
-        return folders.list_folders(self._wire, self.capabilities)
+        found = folders.list_folders(self._wire, self.capabilities)
+        self._known = {folder.wire_name: folder for folder in found}
+        return found
 
     def status(self, folder: Folder) -> FolderStatus:
         return folders.status(self._wire, folder, self.capabilities)
@@ -98,7 +103,10 @@ class ImapSession:
         return self._separator[0]
 
     def ensure_folder(self, path: Sequence[str]) -> Folder:
-        return folders.ensure_folder(self._wire, path, self.folders(), self.separator())
+        if self._known is None:
+            self.folders()
+        assert self._known is not None
+        return folders.ensure_folder(self._wire, path, self._known, self.separator())
 
     # ----- the selected folder -----
 

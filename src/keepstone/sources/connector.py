@@ -1,0 +1,123 @@
+"""What every organization connector gives the backup executor (``proxy.backup``).
+
+A connector lists an organization's users and, per user and part (mailbox, OneDrive), streams
+``SourceItem``s. The executor does the rest the same way for every source: carrying unchanged
+items over, reading and storing the others, warnings, task sessions, progress, the snapshot.
+
+- An item's ``opener`` gives its content as a stream: a file opened on demand (Local) or bytes
+  already in memory (an IMAP body fetched in a batch). A stream that can tell whether its source
+  changed while it was read implements ``Watched``; others are taken as read.
+- An item is carried over without being read when the previous restore point has an item under
+  the same key with the same change token, or when the connector names that item explicitly in
+  ``previous`` (the content is known to be the same under a new key: an IMAP folder whose
+  UIDVALIDITY changed, a message found again by Message-ID and size).
+- The previous restore point (``PreviousPoint``) is given to the connector before the run reads
+  anything, so an incremental connector can keep its own state there (IMAP: per folder).
+- Something the connector leaves out is reported through the ``SkipHandler`` it was made with
+  (a per-item warning); a part of a user that cannot be read at all raises ``PartFailed`` (or an
+  ``OSError``/``InvalidInput``) from its iterator: a per-user warning, the run goes on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+
+from keepstone.domain.errors import KeepstoneError
+from keepstone.engine import Item
+
+Part = Literal["mailbox", "onedrive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Something a scan left out: ``path`` (text) names it for people."""
+
+    user: str
+    path: str
+    reason: str
+
+
+SkipHandler = Callable[[Skipped], None]
+
+
+@runtime_checkable
+class Watched(Protocol):
+    """A stream that knows whether its source changed while ``bytes_read`` bytes were read."""
+
+    def changed(self, bytes_read: int) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItem:
+    key: str
+    user: str
+    kind: str
+    path: str
+    size: int
+    mtime: float
+    mode: int
+    meta: dict[str, Any]
+    change_token: str
+    source_path: Path | None  # where it was found, for people; never opened by this path
+    opener: Callable[[], BinaryIO] = field(compare=False, repr=False)
+    # The previous restore point's item with the same content, under another key (see above).
+    previous: Item | None = field(default=None, compare=False, repr=False)
+
+    def open(self) -> BinaryIO:
+        return self.opener()
+
+
+class SourceUser(Protocol):
+    """A user of the organization and which parts it has."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def has_mailbox(self) -> bool: ...
+    @property
+    def has_onedrive(self) -> bool: ...
+
+
+class PartFailed(KeepstoneError):
+    """A part of a user could not be read (after the connector's own retries)."""
+
+
+class PreviousPoint:
+    """The job's previous restore point, by key and by user (empty for a first run)."""
+
+    def __init__(self, items: Sequence[Item] = ()) -> None:
+        self._by_key = {item.key: item for item in items}
+        self._by_user: dict[str, list[Item]] = defaultdict(list)
+        for item in self._by_key.values():
+            self._by_user[item.user].append(item)
+
+    def get(self, key: str) -> Item | None:
+        return self._by_key.get(key)
+
+    def of_user(self, user: str) -> list[Item]:
+        return self._by_user.get(user, [])
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+
+class Connector(Protocol):
+    """One organization, read for one run."""
+
+    def users(self) -> Sequence[SourceUser]: ...
+
+    def start(self, plan: Sequence[tuple[str, Sequence[Part]]], previous: PreviousPoint) -> None:
+        """Called once before ``items``: the users and parts the run will ask for, in that
+        order (a connector may start reading ahead), and the previous restore point."""
+
+    def items(self, user: str, part: Part) -> Iterator[SourceItem]: ...
+
+    def close(self) -> None:
+        """The run is over (or stopping): release connections, end read-ahead."""
+
+
+ConnectorFactory = Callable[[SkipHandler], Connector]
