@@ -9,8 +9,10 @@ it runs as that user.
 
 Variants: ``default`` (CONDSTORE, QRESYNC, SPECIAL-USE folders, separator ``/``), ``minimal``
 (the capability list of a server without CONDSTORE, QRESYNC, LIST-STATUS, ESEARCH, MULTIAPPEND,
-as Microsoft 365 or Yahoo), ``dot`` (hierarchy separator ``.``), ``oauth2`` (XOAUTH2 checked
-against a local token introspection server, see ``tests/oauth_server.py``).
+as Microsoft 365 or Yahoo), ``dot`` (hierarchy separator ``.``), ``prefixed`` (separator ``.``
+and every folder below the personal namespace prefix ``INBOX.``, as Courier and Cyrus),
+``oauth2`` (XOAUTH2 checked against a local token introspection server, see
+``tests/oauth_server.py``).
 
 ``WireTap`` is a TCP relay to put between a client and the server: it counts the client's
 commands and the bytes each way, and can cut or stall the connection on demand.
@@ -111,9 +113,12 @@ class RunAs:
         return cls(account.pw_name, group, account.pw_uid, account.pw_gid)
 
     def prefix(self) -> list[str]:
+        """``setpriv``: as root, drop to this account; always, end Dovecot with its parent (a
+        killed test run leaves no server behind)."""
+        orphan = ["setpriv", "--pdeathsig", "TERM"]
         if os.geteuid() != 0:
-            return []
-        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+            return orphan
+        return [*orphan, f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
 
 
 def _group_name(gid: int) -> str:
@@ -126,7 +131,7 @@ def _group_name(gid: int) -> str:
 class DovecotServer:
     """One Dovecot instance; ``start()`` then ``stop()`` (or use it as a context manager)."""
 
-    variant: str = "default"  # default, minimal, dot, oauth2
+    variant: str = "default"  # default, minimal, dot, prefixed, oauth2
     separator: str = "/"
     ca: trustme.CA = field(default_factory=trustme.CA)
     oauth: OAuthServer | None = None  # the oauth2 variant's token authority
@@ -147,11 +152,20 @@ class DovecotServer:
             raise RuntimeError(
                 "Dovecot is not installed: run scripts/test (installs dovecot-imapd)"
             )
-        if self.variant == "dot":
+        if self.variant in ("dot", "prefixed"):
             self.separator = "."
         if self.variant == "oauth2":
             self.oauth = OAuthServer().start()
         self._run_as = RunAs.current()
+        for _ in range(3):
+            if self._launch():
+                return self
+        self.stop()
+        raise RuntimeError("Dovecot found no free port in 3 attempts")
+
+    def _launch(self) -> bool:
+        """Start on fresh free ports; False when one was taken meanwhile (try again)."""
+        assert self._run_as is not None
         self.root = Path(tempfile.mkdtemp(prefix=f"ks-dovecot-{self.variant}-"))
         self.port, self.tls_port = free_port(), free_port()
         self._write_files()
@@ -167,13 +181,21 @@ class DovecotServer:
             wait_for_port(self.tls_port, START_DEADLINE, self._process)
         except Exception as error:
             log = self.log_tail()
+            self._halt()
+            if "Address already in use" in log:
+                return False
             self.stop()
             raise RuntimeError(f"Dovecot did not start: {error}\n{log}") from error
-        return self
+        return True
 
     def stop(self) -> None:
         if self.oauth is not None:
             self.oauth.stop()
+            self.oauth = None
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop the instance (its master stops every child) and remove its directory."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -292,6 +314,8 @@ class DovecotServer:
             return maildir
         if self.separator == "/":  # LAYOUT=fs
             return maildir.joinpath(*folder.split("/"))
+        if self.variant == "prefixed":
+            folder = folder.removeprefix("INBOX.")
         return maildir / ("." + folder)  # Maildir++
 
     def kick(self, user: str) -> None:
@@ -353,6 +377,8 @@ class DovecotServer:
         capability = (
             f"imap_capability = {MINIMAL_CAPABILITIES}\n" if self.variant == "minimal" else ""
         )
+        # "prefixed": every folder below INBOX (Courier's and Cyrus's way)
+        prefix = "  prefix = INBOX.\n" if self.variant == "prefixed" else ""
         return f"""\
 protocols = imap
 listen = 127.0.0.1
@@ -421,6 +447,7 @@ userdb {{
 namespace inbox {{
   inbox = yes
   separator = {self.separator}
+{prefix}
 {mailboxes}}}
 """
 

@@ -67,6 +67,12 @@ def dovecot_oauth2() -> Iterator[DovecotServer]:
     yield from _server("oauth2")
 
 
+@pytest.fixture(scope="session")
+def dovecot_prefixed() -> Iterator[DovecotServer]:
+    """Separator ``.`` and every folder below the namespace prefix ``INBOX.`` (Courier, Cyrus)."""
+    yield from _server("prefixed")
+
+
 def new_user(server: DovecotServer) -> ImapUser:
     name, password = server.add_user()
     return ImapUser(server, name, password)
@@ -86,6 +92,11 @@ def minimal_user(dovecot_minimal: DovecotServer) -> ImapUser:
 @pytest.fixture
 def dot_user(dovecot_dot: DovecotServer) -> ImapUser:
     return new_user(dovecot_dot)
+
+
+@pytest.fixture
+def prefixed_user(dovecot_prefixed: DovecotServer) -> ImapUser:
+    return new_user(dovecot_prefixed)
 
 
 @pytest.fixture

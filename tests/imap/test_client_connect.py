@@ -204,3 +204,20 @@ def test_throttling_codes_map_to_throttled(code: bytes, text: bytes, after: floa
     assert isinstance(error, Throttled)
     assert error.retryable
     assert error.retry_after == after
+
+
+def test_an_unchanged_mailbox_costs_three_commands(
+    imap_user: ImapUser, dovecot: DovecotServer
+) -> None:
+    """Log in, LIST with every folder's status (LIST-STATUS), log out: what a no-change
+    incremental needs; QRESYNC is enabled only once a folder is opened."""
+    with WireTap(dovecot.host, dovecot.port) as tap:
+        with connect(tapped(tap, dovecot), imap_user.credentials) as session:
+            assert all(folder.status is not None for folder in session.folders())
+        assert tap.commands == ["LOGIN", "LIST", "LOGOUT"]
+        tap.reset_counts()
+        with connect(tapped(tap, dovecot), imap_user.credentials) as session:
+            inbox = next(f for f in session.folders() if f.wire_name == "INBOX")
+            session.select(inbox)
+            session.select(inbox)
+        assert tap.commands == ["LOGIN", "LIST", "ENABLE", "EXAMINE", "EXAMINE", "LOGOUT"]

@@ -149,3 +149,16 @@ def test_ensure_folder_work_is_linear(dovecot: DovecotServer) -> None:
                 session.ensure_folder(["Restored", f"F{i}"])  # again: no command
             counts[n] = (tap.count("LIST"), tap.count("CREATE"))
     assert counts == {5: (2, 6), 20: (2, 21)}
+
+
+def test_new_folders_go_below_the_namespace_prefix(prefixed_user: ImapUser) -> None:
+    with connect(prefixed_user.endpoint(), prefixed_user.credentials) as session:
+        assert session.personal_prefix() == "INBOX."
+        made = session.ensure_folder(["Restored", "Été"])
+        inbox_child = session.ensure_folder(["Inbox", "Kept"])
+        listed = {folder.wire_name: folder for folder in session.folders()}
+        roles = {folder.role: folder.wire_name for folder in listed.values() if folder.role}
+    assert made.wire_name == "INBOX.Restored.&AMk-t&AOk-"
+    assert listed[made.wire_name].path == ("Inbox", "Restored", "Été")
+    assert inbox_child.wire_name == "INBOX.Kept"
+    assert roles["\\Sent"] == "INBOX.Sent"

@@ -30,21 +30,10 @@ VERSIONS = (2, 8)
 ALICE, BOB = "alice@example.org", "bob@example.org"
 
 
-class NoPenaltyDovecot(DovecotServer):
-    """The fixture's Dovecot without its per-address authentication penalty (2 to 15 s after
-    each failed login, for every login from that address, the right ones too): these tests
-    fail logins on purpose and must stay fast. Without the change they are only slower."""
-
-    def _config(self) -> str:
-        anvil = "service anvil {\n  chroot =\n"
-        no_penalty = anvil + "  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n"
-        return super()._config().replace(anvil, no_penalty)
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[DovecotServer]:
-    with NoPenaltyDovecot() as dovecot:
-        yield dovecot
+def server(dovecot: DovecotServer) -> DovecotServer:
+    """The session's Dovecot (tests/imap/conftest.py; no penalty after failed logins)."""
+    return dovecot
 
 
 @dataclass(frozen=True)
@@ -461,11 +450,10 @@ def test_logins_run_in_parallel_up_to_max_connections(server: DovecotServer) -> 
 
 
 @pytest.fixture(scope="module")
-def oauth_server() -> Iterator[DovecotServer]:
+def oauth_server(dovecot_oauth2: DovecotServer) -> DovecotServer:
     """Dovecot checking XOAUTH2 tokens by introspection at its local authority
     (``server.oauth``), which also issues them by the client-credentials grant."""
-    with NoPenaltyDovecot(variant="oauth2") as dovecot:
-        yield dovecot
+    return dovecot_oauth2
 
 
 def oauth(server: DovecotServer, **client: Any) -> dict[str, Any]:

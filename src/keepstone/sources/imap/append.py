@@ -5,7 +5,7 @@ per message; each with its flags (never ``\\Recent``) and INTERNALDATE; the new 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from keepstone.sources.imap.errors import ProtocolError
 from keepstone.sources.imap.model import Appended, Folder
@@ -17,6 +17,7 @@ BATCH_BYTES = 16 << 20
 # a flag or keyword as an IMAP atom (RFC 3501 flag-keyword / "\" atom): nothing that could
 # end the list or start another argument
 _FLAG = re.compile(r"\\?[!#$&'+,\-./0-9:;<=>?@A-Z\[^_`a-z|}~]+")
+Failed = Callable[[int, str], None]
 _APPENDUID = re.compile(rb"APPENDUID (\d+) ([0-9:,]+)", re.I)
 
 
@@ -26,14 +27,40 @@ def flag_list(flags: Sequence[str]) -> bytes:
 
 
 def append(
-    wire: Wire, folder: Folder, messages: Sequence[Appended], capabilities: frozenset[str]
+    wire: Wire,
+    folder: Folder,
+    messages: Sequence[Appended],
+    capabilities: frozenset[str],
+    on_fail: Failed | None = None,
 ) -> list[int | None]:
-    if "MULTIAPPEND" not in capabilities:
-        return [uid for message in messages for uid in _send(wire, folder, [message])]
+    """New UIDs in order (None where unknown). A message the server refuses (a plain ``NO``)
+    raises, or with ``on_fail`` is reported by its index and left out: its batch is sent
+    again one by one so the others still go in."""
+    multi = "MULTIAPPEND" in capabilities
     out: list[int | None] = []
-    for batch in _batches(messages):
-        out.extend(_send(wire, folder, batch))
+    start = 0
+    for batch in _batches(messages) if multi else ([m] for m in messages):
+        out.extend(_isolating(wire, folder, batch, start, on_fail))
+        start += len(batch)
     return out
+
+
+def _isolating(
+    wire: Wire, folder: Folder, batch: Sequence[Appended], start: int, on_fail: Failed | None
+) -> list[int | None]:
+    try:
+        return _send(wire, folder, batch)
+    except ProtocolError as error:
+        if on_fail is None:
+            raise
+        if len(batch) == 1:
+            on_fail(start, error.message)
+            return [None]
+        return [
+            uid
+            for offset, message in enumerate(batch)
+            for uid in _isolating(wire, folder, [message], start + offset, on_fail)
+        ]
 
 
 def _send(wire: Wire, folder: Folder, batch: Sequence[Appended]) -> list[int | None]:

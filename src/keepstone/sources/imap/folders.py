@@ -64,6 +64,21 @@ def separator_of(wire: Wire) -> str | None:
     return None
 
 
+def personal_prefix(wire: Wire, capabilities: frozenset[str]) -> str:
+    """The personal namespace's prefix (``INBOX.`` on Courier and Cyrus, usually ""): new
+    folders go below it, or such servers refuse them."""
+    if "NAMESPACE" not in capabilities:
+        return ""
+    result = wire.run(b"NAMESPACE")
+    for response in result.untagged:
+        if response.head.upper().startswith(b"* NAMESPACE "):
+            personal = values(response, len(b"* NAMESPACE "))[0]
+            if isinstance(personal, list) and personal and isinstance(personal[0], list):
+                first = personal[0][0]
+                return as_text(first) if isinstance(first, bytes) else ""
+    return ""
+
+
 def status(wire: Wire, folder: Folder, capabilities: frozenset[str]) -> FolderStatus:
     result = wire.exchange(b"STATUS", quoted(folder.wire_name), status_items(capabilities))
     if result.status != b"OK":
@@ -116,12 +131,18 @@ def _selected(result: Result) -> FolderStatus:
 
 
 def ensure_folder(
-    wire: Wire, path: Sequence[str], known: dict[str, Folder], separator: str | None
+    wire: Wire,
+    path: Sequence[str],
+    known: dict[str, Folder],
+    separator: str | None,
+    prefix: str = "",
 ) -> Folder:
     """Create the folder at display ``path`` (and its missing parents); the existing one if
     it is there. A part holding the separator is refused, never split. ``known`` (wire name ->
     folder, from one LIST) saves a LIST per call and learns the folders made here; a folder
-    someone else made meanwhile answers ``[ALREADYEXISTS]``, which is fine."""
+    someone else made meanwhile answers ``[ALREADYEXISTS]``, which is fine. A path that does
+    not start at the Inbox goes below the personal namespace ``prefix`` (its display path then
+    starts with it: ``("Inbox", "Restored")`` on a server whose folders live below INBOX)."""
     if not path:
         raise InvalidInput("a folder path needs at least one name", "folder")
     parts = list(path)
@@ -137,15 +158,17 @@ def ensure_folder(
     encoded = [
         "INBOX" if i == 0 and p.upper() == "INBOX" else mutf7.encode(p) for i, p in enumerate(parts)
     ]
+    if encoded[0] == "INBOX" or (prefix and encoded[0] == prefix.rstrip(separator or "")):
+        prefix = ""  # the path names its place already
     for depth in range(1, len(encoded) + 1):
-        name = (separator or "").join(encoded[:depth])
+        name = prefix + (separator or "").join(encoded[:depth])
         if name in known or name.upper() == "INBOX":
             continue
         result = wire.exchange(b"CREATE", quoted(name))
         if result.status != b"OK" and b"ALREADYEXISTS" not in result.code.upper():
             raise failure(result, b"CREATE")
         known[name] = Folder(name, display_path(name, separator), separator, None, True)
-    wire_name = (separator or "").join(encoded)
+    wire_name = prefix + (separator or "").join(encoded)
     return known.get(wire_name) or Folder(
         wire_name, display_path(wire_name, separator), separator, None, True
     )

@@ -33,9 +33,6 @@ def connect(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
         wire.literal_plus = "LITERAL+" in before
         capabilities = log_in(wire, credentials, before)
         wire.literal_plus = "LITERAL+" in capabilities
-        if "QRESYNC" in capabilities:
-            # VANISHED answers need it; it also turns CONDSTORE on (RFC 7162 section 3.2.3)
-            wire.run(b"ENABLE", b"QRESYNC")
         return ImapSession(wire, capabilities)
     except BaseException:
         wire.close()
@@ -43,12 +40,17 @@ def connect(endpoint: Endpoint, credentials: Credentials) -> ImapSession:
 
 
 class ImapSession:
+    """One connection, used by one thread at a time (parallelism = more sessions). After
+    ``ConnectionLost`` it is dead (``alive`` is False): the caller connects again."""
+
     def __init__(self, wire: Wire, capabilities: frozenset[str]) -> None:
         self._wire = wire
         self.capabilities = capabilities
         self._selected: tuple[Folder, FolderStatus, bool] | None = None
         self._separator: tuple[str | None] | None = None
         self._known: dict[str, Folder] | None = None  # by wire name, for ensure_folder
+        self._prefix: str | None = None
+        self._enabled = False  # ENABLE QRESYNC sent
 
     # ----- lifetime -----
 
@@ -92,6 +94,12 @@ class ImapSession:
         return folders.status(self._wire, folder, self.capabilities)
 
     def select(self, folder: Folder, readonly: bool = True) -> FolderStatus:
+        if self._selected is None and "QRESYNC" in self.capabilities and not self._enabled:
+            # VANISHED answers need it (it turns CONDSTORE on too, RFC 7162 section 3.2.3);
+            # ENABLE is allowed before the first SELECT only, and a session that never selects
+            # (nothing changed) saves the round trip
+            self._wire.run(b"ENABLE", b"QRESYNC")
+            self._enabled = True
         self._selected = None
         found = folders.select(self._wire, folder, readonly, self.capabilities)
         self._selected = (folder, found, readonly)
@@ -102,11 +110,18 @@ class ImapSession:
             self._separator = (folders.separator_of(self._wire),)
         return self._separator[0]
 
+    def personal_prefix(self) -> str:
+        """Where new top-level folders go (``INBOX.`` on Courier and Cyrus, usually "")."""
+        if self._prefix is None:
+            self._prefix = folders.personal_prefix(self._wire, self.capabilities)
+        return self._prefix
+
     def ensure_folder(self, path: Sequence[str]) -> Folder:
         if self._known is None:
             self.folders()
         assert self._known is not None
-        return folders.ensure_folder(self._wire, path, self._known, self.separator())
+        separator, prefix = self.separator(), self.personal_prefix()
+        return folders.ensure_folder(self._wire, path, self._known, separator, prefix)
 
     # ----- the selected folder -----
 
@@ -159,8 +174,16 @@ class ImapSession:
 
     # ----- any folder -----
 
-    def append(self, folder: Folder, messages: Sequence[Appended]) -> list[int | None]:
-        return appending.append(self._wire, folder, messages, self.capabilities)
+    def append(
+        self,
+        folder: Folder,
+        messages: Sequence[Appended],
+        on_fail: Callable[[int, str], None] | None = None,
+    ) -> list[int | None]:
+        """MULTIAPPEND batches when the server has it, else one APPEND each; the new UIDs
+        (APPENDUID) or None. A message the server refuses raises ``ProtocolError``, or with
+        ``on_fail(index, reason)`` is reported and left out (None) while the rest go in."""
+        return appending.append(self._wire, folder, messages, self.capabilities, on_fail)
 
     def _current(self) -> tuple[Folder, FolderStatus, bool]:
         if self._wire.dead:

@@ -90,7 +90,7 @@ class Wire:
             while True:
                 line = self._reader.readline(MAX_LINE)
                 if not line:
-                    raise ConnectionLost("the server closed the connection")
+                    raise ConnectionLost(self.dead or "the server closed the connection")
                 if not line.endswith(b"\n"):
                     raise ProtocolError("a server response line is too long")
                 literal = _LITERAL_END.search(line)
@@ -240,7 +240,7 @@ def failure(result: Result, verb: bytes) -> ImapError:
         verb.upper() in (b"LOGIN", b"AUTHENTICATE") and result.status == b"NO"
     ):
         return AuthenticationFailed(f"the server refused the login ({said})")
-    if code == b"NONEXISTENT":
+    if code in (b"NONEXISTENT", b"TRYCREATE"):
         return FolderMissing(f"{name}: no such folder ({said})")
     return ProtocolError(f"{name} failed: {result.status.decode()} {said}")
 
