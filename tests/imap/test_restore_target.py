@@ -541,3 +541,19 @@ def test_overwrite_without_uidplus_is_refused_before_anything_is_written(
         put_back(target, backup, mailbox.name, collision=Collision.OVERWRITE)
     assert snapshot(mailbox) == before
     assert counts(put_back(target, backup, mailbox.name, collision=Collision.SKIP)) == (2, 17, 0)
+
+
+def test_folders_are_made_below_the_personal_namespace_prefix(prefixed_user: ImapUser) -> None:
+    """On a server keeping every folder below ``INBOX.`` (Courier, Cyrus), in place and into a
+    requested folder both work."""
+    server = prefixed_user.server
+    server.seed(prefixed_user.name, "INBOX", seeded(3))
+    seed_by_name(prefixed_user, ("Projekte", "Été"), seeded(2, start=50))
+    backup = Backup(prefixed_user)
+    before = snapshot(prefixed_user)
+    delete_everything(prefixed_user)
+    target = ImapTarget(access(prefixed_user))
+    assert counts(put_back(target, backup, prefixed_user.name)) == (5, 0, 0)
+    assert snapshot(prefixed_user) == before
+    assert counts(put_back(target, backup, prefixed_user.name, "Kopie/Neu")) == (5, 0, 0)
+    assert "INBOX.Kopie.Neu" in folder_names(prefixed_user)
