@@ -7,7 +7,6 @@ A session opens its restore point's repository once and keeps the snapshot's ite
 
 from __future__ import annotations
 
-import enum
 import io
 import threading
 import time
@@ -26,13 +25,21 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
-from keepstone.services import audit, restore_points
+from keepstone.services import audit, imap_settings, restore_points
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.vault import open_repository
 from keepstone.sources import names
-from keepstone.sources.local import LocalOrganization, message_unique
+from keepstone.sources.imap.restore import ImapTarget
+from keepstone.sources.targets import (
+    ChunkReader,
+    LocalTarget,
+    Outcome,
+    Placement,
+    RestoreTarget,
+)
+from keepstone.sources.targets import Collision as Collision  # part of this service's API
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestorePoint
 from keepstone.store.tables import RestoreSession as SessionRow
@@ -40,12 +47,6 @@ from keepstone.store.tables import RestoreSession as SessionRow
 OPEN_BROWSERS = 8
 PROGRESS_EVERY_SECONDS = 1.0  # how often a running put-back publishes its counts
 FAILURE_EVENTS = 100  # failed items of one put-back recorded as events, one each
-
-
-class Collision(enum.StrEnum):
-    SKIP = "skip"
-    OVERWRITE = "overwrite"
-    KEEP_BOTH = "keepBoth"
 
 
 def item_id(key: str) -> str:
@@ -128,6 +129,10 @@ class Browser:
         """The owner's items by id, each once however often it is listed (in first-listed
         order): one dictionary lookup per distinct id, so 25,000 repeats cost 25,000 steps."""
         return [self.item(owner_id, identifier) for identifier in dict.fromkeys(identifiers)]
+
+    def reader(self, item: Item) -> BinaryIO:
+        """The item's content as a stream, read from the repository as it is consumed."""
+        return io.BufferedReader(ChunkReader(self.repository.read(item)), 1 << 20)
 
     def item(self, owner_id: str, identifier: str) -> Item:
         found = self.by_id.get(identifier)
@@ -436,44 +441,27 @@ def restore(
     if any(item.kind != kind for item in items):
         raise InvalidInput(f"only {kind} items can be restored here", "ids")
     user = view.user(owner_id)
-    source = _organization_source(ctx, view.organization_id)
+    target = restore_target(ctx, view.organization_id)
     target_user = to_user or user
-    if target_user not in {u.name for u in source.users()}:
+    if target_user not in target.users():
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
-    counts, published = RestoreCounts(), RestoreCounts()
-    last_published, started = time.monotonic(), ctx.clock.now()
-    for item in items:
-        try:
-            stream = io.BufferedReader(ChunkReader(view.repository.read(item)), 1 << 20)
-            written = _put_back(source, item, stream, target_user, to_folder, collision)
-        except (OSError, InvalidInput) as error:
-            if len(items) == 1 and isinstance(error, InvalidInput):
-                raise  # one item asked for: its refusal is the answer (a 400 naming the path)
-            counts.failed += 1
-            _item_failed(ctx, session_id, item, user, error, counts.failed, by)
-            continue
-        if written is None:
-            counts.skipped += 1
-        else:
-            counts.restored += 1
-            counts.bytes += item.size
-        if time.monotonic() - last_published >= PROGRESS_EVERY_SECONDS:
-            _add_statistics(ctx, session_id, counts.since(published))  # visible while it runs
-            published, last_published = replace(counts), time.monotonic()
-    _add_statistics(ctx, session_id, counts.since(published))
-    where = "/".join(p for p in (target_user, to_folder) if p)
+    where = Placement(target_user, to_folder, collision)
+    started = ctx.clock.now()
+    outcomes = target.put_back(items, view.reader, where)
+    counts = _put_back(ctx, session_id, outcomes, user, by, single=len(items) == 1)
+    shown = "/".join(p for p in (target_user, to_folder) if p)
     record_event(
         ctx,
         session_id,
         Event(
             "Restore",
             "Warning" if counts.failed else "Success",
-            f"Restored {counts.restored} items to {where} ({counts.skipped} skipped, "
+            f"Restored {counts.restored} items to {shown} ({counts.skipped} skipped, "
             f"{counts.failed} failed)",
             started,
             items[0] if len(items) == 1 else None,
             user,
-            where,
+            shown,
             by,
             len(items),
         ),
@@ -481,88 +469,67 @@ def restore(
     return counts
 
 
-def _item_failed(
+def _put_back(
     ctx: Context,
     session_id: str,
-    item: Item,
-    source: str,
-    error: OSError | InvalidInput,
-    failures: int,
+    outcomes: Iterator[Outcome],
+    user: str,
     by: str,
+    *,
+    single: bool,
+) -> RestoreCounts:
+    """Count the outcomes as they come, publishing the counts every second while it runs."""
+    counts, published = RestoreCounts(), RestoreCounts()
+    last_published = time.monotonic()
+    for outcome in outcomes:
+        if single and isinstance(outcome.error, InvalidInput):
+            raise outcome.error  # one item asked for: its refusal is the answer (a 400)
+        if outcome.error is not None:
+            counts.failed += 1
+            _item_failed(ctx, session_id, outcome, user, counts.failed, by)
+        elif outcome.restored:
+            counts.restored += 1
+            counts.bytes += outcome.item.size
+        else:
+            counts.skipped += 1
+        if time.monotonic() - last_published >= PROGRESS_EVERY_SECONDS:
+            _add_statistics(ctx, session_id, counts.since(published))  # visible while it runs
+            published, last_published = replace(counts), time.monotonic()
+    _add_statistics(ctx, session_id, counts.since(published))
+    return counts
+
+
+def _item_failed(
+    ctx: Context, session_id: str, outcome: Outcome, source: str, failures: int, by: str
 ) -> None:
     """One item of a put-back could not be written: the rest goes on; the first failures are
     events naming the item and why (a bounded number, whatever the size of the put-back)."""
     if failures > FAILURE_EVENTS:
         return
-    why = error.message if isinstance(error, InvalidInput) else (error.strerror or str(error))
     record_event(
         ctx,
         session_id,
         Event(
             "Restore",
             "Failed",
-            f"Cannot restore {item.path}: {why}",
+            f"Cannot restore {outcome.item.path}: {outcome.why}",
             ctx.clock.now(),
-            item,
+            outcome.item,
             source,
             by=by,
         ),
     )
 
 
-class ChunkReader(io.RawIOBase):
-    """An item's chunks as a readable stream, so putting a large file back never buffers it."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def _put_back(
-    source: LocalOrganization,
-    item: Item,
-    data: BinaryIO,
-    user: str,
-    folder: str | None,
-    collision: Collision,
-) -> Path | None:
-    """Write one item back; names come from their exact bytes when the item kept them."""
-    if item.kind == "mail":
-        file_name = names.exact(item.meta, "file_name")
-        return source.restore_message(
-            user,
-            folder or item.path,
-            data,
-            str(item.meta.get("flags", "")),
-            message_unique(file_name) if file_name else None,
-            collision.value,
-            # Back into its own folder: the directory's own name, not the shown path re-encoded.
-            dir_name=None if folder else names.exact(item.meta, "folder_dir"),
-        )
-    path = names.exact(item.meta, "path", shown=item.path) or item.path
-    path = f"{folder.strip('/')}/{path}" if folder else path
-    return source.restore_file(user, path, data, item.mtime, item.mode, collision.value)
-
-
-def _organization_source(ctx: Context, organization_id: str) -> LocalOrganization:
+def restore_target(ctx: Context, organization_id: str) -> RestoreTarget:
+    """The organization as a put-back writes into it."""
     with ctx.db.read() as s:
         org = get_organization_in(s, organization_id)
-    if org.type != "Local":
-        raise InvalidInput(f"items cannot be put back into a {org.type} organization yet")
-    return LocalOrganization(Path(org.settings["path"]))
+    if org.type == "Local":
+        return LocalTarget(Path(org.settings["path"]))
+    if org.type == "Imap":
+        return ImapTarget(imap_settings.access_of(ctx, org))
+    raise InvalidInput(f"items cannot be put back into a {org.type} organization yet")
 
 
 def _add_statistics(ctx: Context, session_id: str, counts: RestoreCounts) -> None:
