@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orggen import FIRST, LAST, TextBank
+from orggen import _write as write_file
 
 DOMAIN = "example.test"
 BIG_USER = "big"
@@ -229,12 +229,4 @@ def _make_folder(root: Path, directory: str) -> None:
 
 def _deliver(folder: Path, unique: str, data: bytes, flags: str, date: int) -> None:
     virtual = len(data) + data.count(b"\n")  # the size with CRLF line ends, as IMAP counts it
-    path = folder / "cur" / f"{unique},S={len(data)},W={virtual}:2,{flags}"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.utime(path, (date, date))
+    write_file(folder / "cur" / f"{unique},S={len(data)},W={virtual}:2,{flags}", data, date)
