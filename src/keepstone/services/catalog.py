@@ -18,7 +18,7 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
-from keepstone.services import vault
+from keepstone.services import imap_logins, imap_settings, vault
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
@@ -26,7 +26,7 @@ from keepstone.store.tables import Job, Organization, Proxy, Repository, Restore
 
 T = TypeVar("T")
 
-SUPPORTED_ORGANIZATION_TYPES = ("Local",)
+SUPPORTED_ORGANIZATION_TYPES = ("Local", "Imap")
 ORGANIZATION_PATH = "localSettings.path"
 REPOSITORY_PATH = "path"
 PROXY_PORT = 9193
@@ -42,6 +42,7 @@ class OrganizationEdit:
     description: str | None = None
     type: str | None = None
     local_path: str | None = None
+    imap_settings: Any = None  # the body's imapSettings as sent (services.imap_settings parses it)
 
 
 def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
@@ -53,6 +54,9 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
             + ", ".join(SUPPORTED_ORGANIZATION_TYPES),
             "type",
         )
+    _refuse_other_settings(spec.type, spec)
+    if spec.type == imap_settings.IMAP_TYPE:
+        return _create_imap_organization(ctx, spec)
     if spec.local_path is None:
         raise InvalidInput(
             "localSettings.path is required for a Local organization", "localSettings.path"
@@ -73,20 +77,101 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
     return org
 
 
+def _create_imap_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
+    """Parsed, checked (every login tried) and only then stored: the row and its secrets
+    together, or neither."""
+    if spec.imap_settings is None:
+        raise InvalidInput("is required for an Imap organization", imap_settings.PREFIX)
+    name = check_name(spec.name or "")
+    description = check_description(spec.description or "")
+    configured = imap_settings.parse(spec.imap_settings)
+    with ctx.db.read() as s:
+        _ensure_unique(s, Organization, name, None)  # before minutes of logins, not after
+    imap_logins.check_logins(configured, [u.name for u in configured.settings.users])
+    org = Organization(
+        id=new_id(),
+        name=name,
+        type=imap_settings.IMAP_TYPE,
+        description=description,
+        settings=imap_settings.to_record(configured.settings),
+        created_at=ctx.clock.now(),
+    )
+    secret = imap_settings.secrets_name(org.id)
+    try:
+        with ctx.db.write() as s:
+            _ensure_unique(s, Organization, name, None)
+            s.add(org)
+            s.flush()
+            vault.keep_secret(
+                ctx, secret, imap_settings.encode_secrets(configured.secrets), imap_settings.PREFIX
+            )
+    except BaseException:
+        vault.forget_secret(ctx, secret)
+        raise
+    return org
+
+
+def _refuse_other_settings(kind: str, edit: OrganizationEdit) -> None:
+    """Each type has its own settings: the other type's are a mistake, not something to drop."""
+    if kind == imap_settings.IMAP_TYPE and edit.local_path is not None:
+        raise InvalidInput("is for Local organizations, not Imap ones", "localSettings")
+    if kind != imap_settings.IMAP_TYPE and edit.imap_settings is not None:
+        raise InvalidInput(f"is for Imap organizations, not {kind} ones", imap_settings.PREFIX)
+
+
 def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Organization:
+    current = get_organization(ctx, org_id)
+    _refuse_other_settings(current.type, edit)
+    if edit.imap_settings is not None:
+        return _edit_imap_organization(ctx, current, edit)
     with ctx.db.write() as s:
         org = get_organization_in(s, org_id)
-        if edit.type is not None and edit.type != org.type:
-            raise InvalidInput("type of an organization cannot be changed", "type")
-        if edit.name is not None:
-            org.name = check_name(edit.name)
-            _ensure_unique(s, Organization, org.name, org.id)
-        if edit.description is not None:
-            org.description = check_description(edit.description)
+        _edit_common(s, org, edit)
         if edit.local_path is not None:
             path = _existing_directory(edit.local_path)
             _refuse_overlap(s, ctx, path, ORGANIZATION_PATH)
             org.settings = {**org.settings, "path": path}
+    return org
+
+
+def _edit_common(s: Session, org: Organization, edit: OrganizationEdit) -> None:
+    if edit.type is not None and edit.type != org.type:
+        raise InvalidInput("type of an organization cannot be changed", "type")
+    if edit.name is not None:
+        org.name = check_name(edit.name)
+        _ensure_unique(s, Organization, org.name, org.id)
+    if edit.description is not None:
+        org.description = check_description(edit.description)
+
+
+def _edit_imap_organization(
+    ctx: Context, current: Organization, edit: OrganizationEdit
+) -> Organization:
+    """The edited settings, with the logins they change tried first; then the row and the
+    secrets replaced together (the old secrets put back if the row cannot be written)."""
+    if edit.type is not None and edit.type != current.type:
+        raise InvalidInput("type of an organization cannot be changed", "type")
+    if edit.name is not None:
+        check_name(edit.name)
+    if edit.description is not None:
+        check_description(edit.description)
+    before = imap_settings.configured_of(ctx, current)
+    after = imap_settings.parse(edit.imap_settings, before)
+    imap_logins.check_logins(after, imap_logins.logins_to_check(before, after))
+    secret = imap_settings.secrets_name(current.id)
+    kept = vault.read_secret(ctx, secret)
+    try:
+        with ctx.db.write() as s:
+            org = get_organization_in(s, current.id)
+            _edit_common(s, org, edit)
+            org.settings = imap_settings.to_record(after.settings)
+            vault.keep_secret(
+                ctx, secret, imap_settings.encode_secrets(after.secrets), imap_settings.PREFIX
+            )
+    except BaseException:
+        if kept is not None:
+            vault.keep_secret(ctx, secret, kept, imap_settings.PREFIX)
+        raise
     return org
 
 
@@ -97,6 +182,7 @@ def delete_organization(ctx: Context, org_id: str) -> None:
         if jobs:
             raise Conflict(f"organization '{org.name}' still has {jobs} job(s); delete them first")
         s.delete(org)
+    vault.forget_secret(ctx, imap_settings.secrets_name(org_id))
 
 
 def list_organizations(ctx: Context) -> list[Organization]:
@@ -114,8 +200,12 @@ def get_organization_in(s: Session, org_id: str) -> Organization:
 
 
 def organization_users(ctx: Context, org_id: str) -> list[LocalUser]:
-    """The users found in the organization's source now."""
+    """The users found in the organization's source now (an IMAP organization's: the
+    configured list, each with a mailbox and no drive)."""
     org = get_organization(ctx, org_id)
+    if org.type == imap_settings.IMAP_TYPE:
+        users = imap_settings.from_record(org.settings).users
+        return sorted((LocalUser(u.name, True, False) for u in users), key=lambda u: u.name)
     return LocalOrganization(Path(org.settings["path"])).users()
 
 

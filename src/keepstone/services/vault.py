@@ -1,10 +1,12 @@
-"""Repository passwords, and opening repositories with them.
+"""The server's secrets (repository passwords, organization credentials), and opening
+repositories with their passwords.
 
-The server must open encrypted repositories unattended (scheduled runs), so it keeps each
-repository's password, but beside the catalog, not in it: a file per repository in
-``<data-dir>/secrets`` (mode 0600), so a copied or attached catalog never carries passwords.
-A password file is replaced atomically and durably: it may be the only copy of the key to an
-encrypted repository, so a crash or power loss must leave either the old or the new password.
+The server must open encrypted repositories and log in to mail servers unattended (scheduled
+runs), so it keeps those secrets, but beside the catalog, not in it: a file per owner in
+``<data-dir>/secrets`` (``repository-<id>``, ``organization-<id>``; mode 0600 in a 0700
+directory), so a copied or attached catalog never carries them. A secret file is replaced
+atomically and durably: it may be the only copy of the key to an encrypted repository, so a
+crash or power loss must leave either the old or the new content.
 """
 
 from __future__ import annotations
@@ -25,24 +27,40 @@ from keepstone.engine import (
 from keepstone.services.context import Context
 
 
-def _path(ctx: Context, repo_id: str) -> Path | None:
-    return ctx.secrets_dir / f"repository-{repo_id}" if ctx.secrets_dir else None
+def _path(ctx: Context, name: str) -> Path | None:
+    return ctx.secrets_dir / name if ctx.secrets_dir else None
+
+
+def read_secret(ctx: Context, name: str) -> bytes | None:
+    """The secret file ``name`` (e.g. ``organization-<id>``), or None if there is none."""
+    path = _path(ctx, name)
+    return path.read_bytes() if path is not None and path.exists() else None
+
+
+def keep_secret(ctx: Context, name: str, data: bytes, prop: str) -> None:
+    """Replace the secret file ``name`` with ``data``; ``prop`` names the property that carried
+    it, for the 400 of a server without a data directory."""
+    path = _path(ctx, name)
+    if path is None:
+        raise InvalidInput("this server keeps no secrets: it has no data directory", prop)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
+    write_durably(path, data)
+
+
+def forget_secret(ctx: Context, name: str) -> None:
+    path = _path(ctx, name)
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def password_of(ctx: Context, repo_id: str) -> str | None:
-    path = _path(ctx, repo_id)
-    return path.read_text() if path is not None and path.exists() else None
+    data = read_secret(ctx, f"repository-{repo_id}")
+    return data.decode() if data is not None else None
 
 
 def keep_password(ctx: Context, repo_id: str, password: str) -> None:
-    path = _path(ctx, repo_id)
-    if path is None:
-        raise InvalidInput(
-            "this server keeps no secrets: it has no data directory", "encryptionPassword"
-        )
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(path.parent, 0o700)  # mkdir's mode is filtered by the umask
-    write_durably(path, password.encode())
+    keep_secret(ctx, f"repository-{repo_id}", password.encode(), "encryptionPassword")
 
 
 def write_durably(path: Path, data: bytes) -> None:
@@ -70,9 +88,7 @@ def write_durably(path: Path, data: bytes) -> None:
 
 
 def forget_password(ctx: Context, repo_id: str) -> None:
-    path = _path(ctx, repo_id)
-    if path is not None:
-        path.unlink(missing_ok=True)
+    forget_secret(ctx, f"repository-{repo_id}")
 
 
 def open_repository(ctx: Context, repo_id: str, path: str) -> Repository:

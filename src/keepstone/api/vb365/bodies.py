@@ -230,6 +230,9 @@ class OrganizationBody(WireModel):
     name: str | None = None
     description: str | None = None
     local_settings: LocalSettingsBody | None = None
+    # Kept as sent: its rules cross properties and a PUT merges it into what is kept, so
+    # services.imap_settings parses it (and names ``imapSettings.users[1].password``).
+    imap_settings: dict[str, Any] | None = None
 
     def to_edit(self) -> OrganizationEdit:
         kind = {"local": "Local", "office365": "Office365", "imap": "Imap"}.get(
@@ -240,6 +243,7 @@ class OrganizationBody(WireModel):
             description=self.description,
             type=kind,
             local_path=self.local_settings.path if self.local_settings else None,
+            imap_settings=self.imap_settings,
         )
 
 

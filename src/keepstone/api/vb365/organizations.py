@@ -13,10 +13,11 @@ from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import OrganizationBody
 from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
-from keepstone.api.vb365.versions import Version, VersionedRouter
+from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import NotFound
 from keepstone.domain.scope import stable_user_id
-from keepstone.services import audit, auth, catalog, licensing
+from keepstone.services import audit, auth, catalog, imap_settings, licensing
+from keepstone.services.context import Context
 from keepstone.sources.local import LocalUser
 from keepstone.store.tables import Organization
 
@@ -30,7 +31,7 @@ def list_organizations(
     backups = catalog.organization_backups(ctx)
 
     def render(org: Organization) -> dict[str, Any]:
-        return views.organization(org, api, backups.get(org.id))
+        return _organization(ctx, org, api, backups.get(org.id))
 
     rows = partial(catalog.list_organizations, ctx)
     return json(listing(request, api, "organizations", rows, render, paging, ctx.clock.now()))
@@ -39,13 +40,17 @@ def list_organizations(
 @router.get("/Organizations/{org_id}")
 def get_organization(org_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
     org = catalog.get_organization(ctx, org_id)
-    return json(views.organization(org, api, catalog.organization_backups(ctx).get(org.id)))
+    return json(_organization(ctx, org, api, catalog.organization_backups(ctx).get(org.id)))
 
 
 @router.post("/Organizations")
 def create_organization(body: OrganizationBody, ctx: Ctx, api: Version) -> Response:
     org = catalog.create_organization(ctx, body.to_edit())
-    return json(views.organization(org, api, None), api.created)
+    return json(_organization(ctx, org, api, None), api.created)
+
+
+def _organization(ctx: Context, org: Organization, api: ApiVersion, backups: Any) -> dict[str, Any]:
+    return views.organization(org, api, backups, imap_settings.kept_secrets(ctx, org))
 
 
 @router.put("/Organizations/{org_id}", response_class=Response)

@@ -18,6 +18,13 @@ from keepstone.domain.units import human_bytes
 from keepstone.proxy.load import Load
 from keepstone.services import restores
 from keepstone.services.catalog import disk_space, proxy_status
+from keepstone.services.imap_settings import (
+    IMAP_TYPE,
+    Authentication,
+    ImapSecrets,
+    ImapSettings,
+    from_record,
+)
 from keepstone.services.licensing import License
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
@@ -106,20 +113,27 @@ def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def organization(row: Organization, api: ApiVersion, backups: Any) -> dict[str, Any]:
-    """``backups``: the organization's first and last backup times, or None if never backed up."""
+def organization(
+    row: Organization, api: ApiVersion, backups: Any, secrets: ImapSecrets | None = None
+) -> dict[str, Any]:
+    """``backups``: the organization's first and last backup times, or None if never backed up;
+    ``secrets``: an IMAP organization's kept secrets (only whether each is there is shown)."""
     link = api.link
     first, last = backups or (None, None)
     body: dict[str, Any] = {
         # v2 shows Keepstone's own source type; later versions the vendor's enum, in which a
-        # directory read on the server's disk is an on-premises organization.
+        # directory read on the server's disk, or a mail server the organization runs, is an
+        # on-premises organization.
         "type": row.type if api.number == 2 else "OnPremises",
         "id": row.id,
         "name": row.name,
         "description": row.description,
-        "localSettings": {"path": row.settings.get("path")},
-        "isBackedup": backups is not None,
     }
+    if row.type == IMAP_TYPE:
+        body["imapSettings"] = imap_settings_view(from_record(row.settings), secrets)
+    else:
+        body["localSettings"] = {"path": row.settings.get("path")}
+    body["isBackedup"] = backups is not None
     if api.at_least(3):
         body |= {
             "officeName": row.name,
@@ -137,6 +151,45 @@ def organization(row: Organization, api: ApiVersion, backups: Any) -> dict[str, 
         "users": link("organizations", row.id, "users"),
     }
     body["_actions"] = {}
+    return body
+
+
+def imap_settings_view(settings: ImapSettings, secrets: ImapSecrets | None) -> dict[str, Any]:
+    """``imapSettings`` as the body gives it, without a secret: ``hasPassword``,
+    ``hasClientSecret`` say whether the vault holds each one."""
+    held = secrets or ImapSecrets()
+    body: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "security": settings.security.value,
+        "verifyCertificate": settings.verify_certificate,
+        "allowCleartext": settings.allow_cleartext,
+        "authentication": settings.authentication.value,
+        "maxConnections": settings.max_connections,
+    }
+    if settings.ca_certificate:
+        body["caCertificate"] = settings.ca_certificate
+    if settings.certificate_fingerprint:
+        body["certificateFingerprint"] = settings.certificate_fingerprint
+    password_users = settings.authentication is Authentication.PASSWORD
+    body["users"] = [
+        {"name": u.name, "login": u.login}
+        | ({"hasPassword": u.name in held.passwords} if password_users else {})
+        for u in settings.users
+    ]
+    if settings.master_user:
+        body["masterUser"] = {
+            "login": settings.master_user.login,
+            "separator": settings.master_user.separator,
+            "hasPassword": held.master_password is not None,
+        }
+    if settings.oauth:
+        body["oauth"] = {
+            "tokenUrl": settings.oauth.token_url,
+            "clientId": settings.oauth.client_id,
+            "scope": settings.oauth.scope,
+            "hasClientSecret": held.client_secret is not None,
+        }
     return body
 
 
