@@ -40,6 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -259,7 +260,7 @@ class KeepstoneApi:
         self.summaries[label] = f"{session['status']}: {said[-1] if said else ''}"
         if session["status"] not in ("Success", "Warning"):
             raise RuntimeError(f"Keepstone {label} backup ended {session['status']}: {said}")
-        step.note = session["status"]
+        step.note = f"{session_seconds(session):.2f} s"
         return step
 
     def run_job(self) -> dict[str, Any]:
@@ -303,6 +304,12 @@ class KeepstoneApi:
                 self.server.wait()
             self.server = None
         self.http.close()
+
+
+def session_seconds(session: dict[str, Any]) -> float:
+    """The server's own duration of a job session: from its creation to its end."""
+    begun, ended = (datetime.fromisoformat(session[k]) for k in ("creationTime", "endTime"))
+    return (ended - begun).total_seconds()
 
 
 def first(answer: Any) -> dict[str, Any]:
@@ -726,8 +733,10 @@ def keepstone_text(run: Run) -> str:
         f"{phase} {s.client_cpu:.1f} s (Dovecot {s.server_cpu:.1f} s)"
         for phase, s in ks.steps.items()
     )
+    own = ", ".join(f"{phase} {s.note}" for phase, s in ks.steps.items())
     extra = f" **Problem:** {ks.problem}." if ks.problem else ""
     return (
+        f"The job sessions' own durations (creation to end, as the server records them): {own}. "
         f"Keepstone's server process CPU per run: {cpu}; its peak RSS over the whole benchmark "
         f"{run.keepstone_rss / MB:,.0f} MB. The job runs' own summaries: {said}.{extra}"
     )
