@@ -55,6 +55,7 @@ from dovecot import PLAIN_APPEND_HOST, Dovecot
 from dovecot import free_port as free_tcp_port
 
 TITLE = "IMAP: Keepstone vs mbsync"
+SCRIPT_DIR = Path(__file__).resolve().parent
 SEED = 20261203
 MB = 1_000_000
 CHANGE = 0.01
@@ -549,7 +550,24 @@ def versions() -> dict[str, str]:
         "mbsync": mbsync.split()[-1] if mbsync else "?",
         "dovecot": dovecot.stdout.split()[0] if dovecot.stdout else "?",
         "keepstone": version("keepstone"),
+        "code": code_measured(),
     }
+
+
+def code_measured() -> str:
+    """The commit measured, and the heads of a merge not yet committed (a trial merge)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=SCRIPT_DIR)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    merging = Path(SCRIPT_DIR, git("rev-parse", "--git-path", "MERGE_HEAD") or "-")
+    if merging.is_file():
+        heads = [git("rev-parse", "--short", line) for line in merging.read_text().split()]
+        return f"commit {head} with an uncommitted merge of {', '.join(heads)}"
+    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--", "src") else ""
+    return f"commit {head}{dirty}"
 
 
 # ----- the report ------------------------------------------------------------------------------
@@ -701,12 +719,12 @@ def setup_text(run: Run, command: str) -> str:
 
 def tools_text(run: Run) -> str:
     v = run.versions
-    return (
-        f"Keepstone {v['keepstone']}: one `keepstone serve` process; an `Imap` organization "
-        "(`POST /v8/Organizations`, security `None` on loopback, 4 connections), a job over the "
-        "whole organization started with `POST /v8/Jobs/{id}/start`, its session polled every "
-        "50 ms until it ended (the time is the client's, from the start request to the end "
-        "seen); the default repository (deduplicated, compressed). Restores: "
+    text = (
+        f"Keepstone {v['keepstone']} ({v['code']}): one `keepstone serve` process; an `Imap` "
+        "organization (`POST /v8/Organizations`, security `None` on loopback, 4 connections), a "
+        "job over the whole organization started with `POST /v8/Jobs/{id}/start`, its session "
+        "polled every 50 ms until it ended (the time is the client's, from the start request to "
+        "the end seen); the default repository (deduplicated, compressed). Restores: "
         "`POST /v8/Organizations/{id}/explore`, then `restoreTo` a new folder of the same user "
         "(the server has MULTIAPPEND); the APPEND row is the same restore after "
         f"`PUT /v8/Organizations/{{id}}` pointed the organization at {PLAIN_APPEND_HOST}, where "
@@ -722,6 +740,7 @@ def tools_text(run: Run) -> str:
         "Dovecot's (all its processes). Ratios are Keepstone's time divided by the other's: "
         "below 1 is better for Keepstone. MB = 10^6 bytes."
     )
+    return text
 
 
 def keepstone_text(run: Run) -> str:
