@@ -88,7 +88,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+def start_server(data_dir: Path, port: int, wait: float = 30) -> subprocess.Popen[bytes]:
     env = os.environ | {"KEEPSTONE_ADMIN_PASSWORD": PASSWORD}
     log = (data_dir.parent / "server.log").open("wb")
     process = subprocess.Popen(
@@ -106,7 +106,7 @@ def start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/swagger/openapi.json", timeout=1)
