@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import msal  # type: ignore[import-untyped]
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
 from keepstone.sources.graph.errors import TokenError
@@ -36,8 +36,8 @@ class AppCredentials:
 
 
 def certificate_credential(pfx_base64: str, password: str | None) -> dict[str, str]:
-    """MSAL's certificate credential from a base64 PFX: the private key (PEM) and the SHA-1
-    thumbprint of the certificate (the assertion's ``x5t``)."""
+    """MSAL's certificate credential from a base64 PFX: the private key and the certificate
+    (PEM), from which MSAL computes the assertion's thumbprint."""
     try:
         data = base64.b64decode(pfx_base64, validate=True)
         key, certificate, _ = pkcs12.load_key_and_certificates(
@@ -54,9 +54,11 @@ def certificate_credential(pfx_base64: str, password: str | None) -> dict[str, s
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    # with the certificate itself MSAL signs PS256 with x5t#S256 (Entra's current form) and
+    # sends x5c; a bare SHA-1 thumbprint would fall back to the older RS256/x5t
     return {
         "private_key": pem.decode(),
-        "thumbprint": certificate.fingerprint(hashes.SHA1()).hex().upper(),
+        "public_certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
     }
 
 
@@ -79,10 +81,18 @@ class MsalHttpClient:
         data: Any = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        return self._http.post(url, params=params, data=data, headers=kwargs.get("headers"))
+        return self._http.post(url, params=params, data=_form(data), headers=kwargs.get("headers"))
 
     def close(self) -> None:
         self._http.close()
+
+
+def _form(data: Any) -> Any:
+    """MSAL hands some form values (the client assertion) over as bytes; ``requests`` encodes
+    them as their text, httpx would send their Python repr."""
+    if not isinstance(data, Mapping):
+        return data
+    return {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
 
 
 class TokenSource:
