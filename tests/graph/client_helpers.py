@@ -33,6 +33,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    cut_at: int | None = None  # send only this many body bytes, then reset the connection
 
     @classmethod
     def json(cls, document: object, status: int = 200, **headers: str) -> Answer:
@@ -76,18 +77,23 @@ def _make_handler(server: Scripted) -> type[BaseHTTPRequestHandler]:
             server.seen.append(seen)
             answer = server.handler[0](seen)
             if isinstance(answer, str):
-                self.connection.setsockopt(
-                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                )
-                self.close_connection = True
-                self.connection.close()
+                self._reset()
                 return
             self.send_response(answer.status)
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(answer.body)))
             self.end_headers()
-            self.wfile.write(answer.body)
+            self.wfile.write(answer.body[: answer.cut_at])
+            if answer.cut_at is not None:  # a clean close mid-body: every byte sent arrives
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.close_connection = True
+
+        def _reset(self) -> None:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
 
         do_GET = do_POST = _any
 

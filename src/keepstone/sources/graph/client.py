@@ -170,13 +170,8 @@ class GraphClient:
                 continue
             if response.status_code < 400:
                 return response
-            wait = retry_after_seconds(
-                response.headers.get("Retry-After"), response.headers.get("Date")
-            )
             status = response.status_code
-            if status in GATED_STATUSES and wait is not None and gated < self.gated_attempts:
-                with self._lock:
-                    self.discipline.throttled(scope, self.clock(), wait)
+            if self._gated(scope, response, gated):
                 gated += 1
                 continue
             if status in RETRY_STATUSES and self.backoff.delay(attempt, 0.0) is not None:
@@ -186,6 +181,23 @@ class GraphClient:
             raise graph_error(status, response.content, response.headers.get("request-id"))
 
     # -- the discipline -----------------------------------------------------------------
+
+    def _gated(self, scope: str, response: httpx.Response, gated: int) -> bool:
+        """Close the scope's gate for a 429/503/504 naming a Retry-After (True: try again once
+        it opens); past ``gated_attempts`` such answers the call fails as throttled."""
+        wait = retry_after_seconds(
+            response.headers.get("Retry-After"), response.headers.get("Date")
+        )
+        if response.status_code not in GATED_STATUSES or wait is None:
+            return False
+        if gated >= self.gated_attempts:
+            response.read()
+            raise graph_error(
+                response.status_code, response.content, response.headers.get("request-id")
+            )
+        with self._lock:
+            self.discipline.throttled(scope, self.clock(), wait)
+        return True
 
     def _pause(self, attempt: int, error: Exception | None) -> None:
         delay = self.backoff.delay(attempt, self.jitter())
@@ -251,16 +263,7 @@ class GraphClient:
                     response.read()
                 finally:
                     response.close()
-            wait = retry_after_seconds(
-                response.headers.get("Retry-After"), response.headers.get("Date")
-            )
-            if (
-                response.status_code in GATED_STATUSES
-                and wait is not None
-                and gated < self.gated_attempts
-            ):
-                with self._lock:
-                    self.discipline.throttled(scope, self.clock(), wait)
+            if self._gated(scope, response, gated):
                 gated += 1
                 continue
             if response.status_code in RETRY_STATUSES:
