@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, directory
+from tests.graph_fake import auth, directory, mail
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.graph_auth import fake_of
 from tests.graph_fake.state import FakeState
@@ -32,6 +32,19 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/organization", directory.organization, methods=["GET"]),
         Route("/v1.0/users", directory.list_users, methods=["GET"]),
         Route("/v1.0/users/{user}", directory.get_user, methods=["GET"]),
+        Route("/v1.0/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
+            mail.child_folders,
+            methods=["GET"],
+        ),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages/delta",
+            mail.message_delta,
+            methods=["GET"],
+        ),
+        Route("/v1.0/users/{user}/messages/{message}", mail.get_message, methods=["GET"]),
+        Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
         Route("/{rest:path}", unknown_segment),
     ]
     app = Starlette(routes=routes)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -11,7 +9,7 @@ from tests.graph_fake import paging
 from tests.graph_fake.access_tokens import Caller
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.graph_auth import fake_of, graph_route
-from tests.graph_fake.query import BadQuery, parse_select, parse_top, project, refuse_options
+from tests.graph_fake.query import BadQuery, parse_select, project, refuse_options
 from tests.graph_fake.state import USER_PROPERTIES
 
 USER_TYPE = "Microsoft.DirectoryServices.User"
@@ -36,14 +34,13 @@ def _users_page_request(request: Request) -> tuple[int, int, list[str] | None]:
     """(offset, page size, select) from a first request or from a `$skiptoken` link."""
     params = request.query_params
     refuse_options(params.keys(), {"$select", "$top", "$skiptoken"})
+    try:
+        offset, top, frozen, raw = paging.page_of(fake_of(request).token_key, params, 100, 999)
+    except paging.BadSkipToken as exc:
+        raise BadQuery("Request_BadRequest", "The $skiptoken is invalid.") from exc
     if "$skiptoken" in params:
-        try:
-            frozen = paging.unseal(fake_of(request).token_key, params["$skiptoken"])
-        except paging.BadSkipToken as exc:
-            raise BadQuery("Request_BadRequest", "The $skiptoken is invalid.") from exc
-        return int(frozen["offset"]), int(frozen["top"]), frozen["select"]
-    select = parse_select(params.get("$select"), USER_PROPERTIES, USER_TYPE)
-    return 0, parse_top(params.get("$top"), 100, 999), select
+        return offset, top, frozen
+    return offset, top, parse_select(raw, USER_PROPERTIES, USER_TYPE)
 
 
 @graph_route(*READ_USERS)
@@ -54,15 +51,20 @@ async def list_users(request: Request, caller: Caller) -> Response:
     except BadQuery as exc:
         return graph_error(400, exc.code, exc.message, state.clock.now())
     with state.lock:
-        users = list(state.tenants[caller.tenant_id].users.values())
-    page = [project(u.to_json(), select) for u in users[offset : offset + top]]
+        users = [u.to_json() for u in state.tenants[caller.tenant_id].users.values()]
     context = "users" if select is None else f"users({','.join(select)})"
-    body: dict[str, object] = {"@odata.context": f"{graph_base(request)}/$metadata#{context}"}
-    if offset + top < len(users):
-        token = paging.seal(state.token_key, {"offset": offset + top, "top": top, "select": select})
-        body["@odata.nextLink"] = f"{graph_base(request)}/users?" + urlencode({"$skiptoken": token})
-    body["value"] = page
-    return JSONResponse(body)
+    base = graph_base(request)
+    return JSONResponse(
+        paging.list_body(
+            state.token_key,
+            users,
+            offset,
+            top,
+            select,
+            f"{base}/$metadata#{context}",
+            f"{base}/users",
+        )
+    )
 
 
 @graph_route(*READ_USERS)

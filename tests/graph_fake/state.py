@@ -16,6 +16,7 @@ from typing import Any
 from cryptography import x509
 
 from keepstone.clock import Clock, ManualClock
+from tests.graph_fake.mailbox import Mailbox
 
 # Application permissions a test app gets unless it says otherwise (graph.md §1.1).
 DEFAULT_ROLES = frozenset({"User.Read.All", "Organization.Read.All", "Mail.ReadWrite"})
@@ -104,6 +105,12 @@ class FakeState:
         self.graph_resources: set[str] = {GRAPH_RESOURCE}
         self.token_lifetime_seconds = 3599
         self.tokens_issued = 0
+        self.mailboxes: dict[str, Mailbox] = {}
+        # Delta rounds: round id -> (folder id, generation, the message ids it returns in order).
+        self.delta_rounds: dict[str, tuple[str, int, list[str]]] = {}
+        # Replays (graph.md §2.5): each delta page after the first repeats the previous page's
+        # last item, as Exchange may; a client must merge by id.
+        self.delta_replays = False
 
     def add_tenant(self, domain: str, display_name: str = "Contoso") -> Tenant:
         with self.lock:
@@ -134,6 +141,12 @@ class FakeState:
             user = User(str(uuid.uuid4()), upn, display_name or name, upn)
             tenant.users[user.id] = user
             return user
+
+    def add_mailbox(self, user: User) -> Mailbox:
+        with self.lock:
+            mailbox = Mailbox(user.id)
+            self.mailboxes[user.id] = mailbox
+            return mailbox
 
     def find_tenant(self, name: str) -> Tenant | None:
         """A tenant by GUID or by its domain name, as the login URL's path segment allows."""
