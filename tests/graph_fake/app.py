@@ -7,12 +7,14 @@ sends a Graph request to the login URL (or the reverse) gets a 404, not an answe
 from __future__ import annotations
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from tests.graph_fake import auth, directory, mail
 from tests.graph_fake.errors import graph_error
+from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
 from tests.graph_fake.state import FakeState
 
@@ -47,7 +49,7 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
         Route("/{rest:path}", unknown_segment),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])
     app.state.fake = state
     return app
 

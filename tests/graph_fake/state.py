@@ -16,7 +16,9 @@ from typing import Any
 from cryptography import x509
 
 from keepstone.clock import Clock, ManualClock
+from tests.graph_fake.faults import Faults
 from tests.graph_fake.mailbox import Mailbox
+from tests.graph_fake.throttle import ThrottleBook
 
 # Application permissions a test app gets unless it says otherwise (graph.md §1.1).
 DEFAULT_ROLES = frozenset({"User.Read.All", "Organization.Read.All", "Mail.ReadWrite"})
@@ -111,6 +113,8 @@ class FakeState:
         # Replays (graph.md §2.5): each delta page after the first repeats the previous page's
         # last item, as Exchange may; a client must merge by id.
         self.delta_replays = False
+        self.throttle = ThrottleBook()
+        self.faults = Faults()
 
     def add_tenant(self, domain: str, display_name: str = "Contoso") -> Tenant:
         with self.lock:
