@@ -110,6 +110,7 @@ class TokenSource:
             )
         else:
             raise CredentialError("neither applicationSecret nor applicationCertificate given")
+        self._http = http_client
         self._scopes = [endpoints.scope]
         self._lock = threading.Lock()
         self._app = msal.ConfidentialClientApplication(
@@ -131,3 +132,6 @@ class TokenSource:
                 str(error.get("error_description", "the login service gave no token")),
             )
         return str(token)
+
+    def close(self) -> None:
+        self._http.close()
