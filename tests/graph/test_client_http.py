@@ -254,3 +254,19 @@ def test_retry_after_reads_seconds_and_dates() -> None:
     assert retry_after_seconds("soon") is None
     date = "Thu, 03 Dec 2026 08:00:00 GMT"
     assert retry_after_seconds("Thu, 03 Dec 2026 08:00:30 GMT", date) == 30.0
+
+
+def test_content_follows_its_redirect_to_the_download_url(
+    server: Scripted, fake_time: FakeTime
+) -> None:
+    def handle(seen: Seen) -> Answer:
+        if seen.path.endswith("/content"):
+            return Answer(302, {"Location": f"{server.url}/download?tempauth=t"})
+        return Answer(200, {}, b"file bytes")
+
+    server.serve(handle)
+    assert _client(server, fake_time).get_bytes("/v1.0/drives/d/items/i/content") == b"file bytes"
+    assert [s.path for s in server.seen] == [
+        "/v1.0/drives/d/items/i/content",
+        "/download?tempauth=t",
+    ]

@@ -7,6 +7,7 @@ threads, each thread working on one mailbox (``scope``)."""
 
 from __future__ import annotations
 
+import io
 import random
 import ssl
 import threading
@@ -25,6 +26,7 @@ from keepstone.sources.graph.settings import GraphEndpoints
 
 MAILBOX_CONCURRENCY = 4  # Outlook's documented limit per app and mailbox (graph.md §2.2)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
 GATED_STATUSES = frozenset({429, 503, 504})  # where a Retry-After closes the scope
 
 
@@ -124,8 +126,6 @@ class GraphClient:
         return PageWalk(self, url, scope, dict(headers or {}))
 
     def get_bytes(self, url: str, *, scope: str = APP_SCOPE) -> bytes:
-        import io
-
         sink = io.BytesIO()
         self.download(url, sink, scope=scope)
         return sink.getvalue()
@@ -247,7 +247,7 @@ class GraphClient:
     def _stream(self, url: str, scope: str, headers: Mapping[str, str]) -> Iterator[httpx.Response]:
         """A streamed GET that has passed the discipline: gated and throttled answers are
         waited for here, so a caller only sees a 2xx body or a typed error."""
-        gated = 0
+        gated = redirects = 0
         while True:
             with self._slot(scope):
                 self._await_turn(scope)
@@ -263,6 +263,11 @@ class GraphClient:
                     response.read()
                 finally:
                     response.close()
+            location = response.headers.get("Location")
+            if 300 <= response.status_code < 400 and location and redirects < MAX_REDIRECTS:
+                url = location  # `/content` answers 302 to the pre-authenticated download URL
+                redirects += 1
+                continue
             if self._gated(scope, response, gated):
                 gated += 1
                 continue
