@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO
@@ -32,6 +32,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog, tasks
 from keepstone.services.context import Context
+from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, sqlite_url
 
 log = structlog.get_logger("keepstone.server")
@@ -97,7 +98,12 @@ class DataDirLock:
             self._file = None
 
 
-def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -> Context:
+def open_context(
+    data_dir: Path,
+    clock: Clock | None = None,
+    tz: tzinfo = UTC,
+    graph: GraphEndpoints | None = None,
+) -> Context:
     """The catalog of ``data_dir``, migrated to the newest schema."""
     make_private_data_dir(data_dir)
     db = Database(sqlite_url(data_dir / DATABASE_FILE))
@@ -108,6 +114,7 @@ def open_context(data_dir: Path, clock: Clock | None = None, tz: tzinfo = UTC) -
         tz=tz,
         secrets_dir=data_dir / "secrets",
         data_dir=data_dir,
+        graph=graph or GraphEndpoints(),
     )
 
 
@@ -221,6 +228,7 @@ class ServeOptions:
     timezone: str | None = None
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For the server believes
     public_url: str | None = None
+    graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # where the Graph connector goes
 
 
 def resolve_public_url(option: str | None) -> str | None:
@@ -252,7 +260,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
-        ctx = open_context(options.data_dir, tz=tz)
+        ctx = open_context(options.data_dir, tz=tz, graph=options.graph)
         started = bootstrap(ctx, options.data_dir)
         tasks.fail_interrupted(ctx)
         if started.generated_password:

@@ -18,6 +18,7 @@ from keepstone.cli.repo import repo_app, restore_app
 from keepstone.domain.errors import KeepstoneError
 from keepstone.server import ServeOptions, ServerError, resolve_data_dir, serve
 from keepstone.services import audit, auth
+from keepstone.sources.graph.settings import EndpointError, GraphEndpoints
 
 app = typer.Typer(help="Keepstone backup server.", no_args_is_help=True, add_completion=False)
 admin = typer.Typer(help="Administer users and tokens; read the audit trail.", no_args_is_help=True)
@@ -61,6 +62,20 @@ def serve_command(
             "$KEEPSTONE_PUBLIC_URL, else the address listened on; never the Host header)."
         ),
     ] = None,
+    graph_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Microsoft Graph (or a Graph-compatible service), https only (default "
+            "$KEEPSTONE_GRAPH_URL, else https://graph.microsoft.com)."
+        ),
+    ] = None,
+    login_url: Annotated[
+        str | None,
+        typer.Option(
+            help="The login service for app-only tokens, https only (default "
+            "$KEEPSTONE_LOGIN_URL, else https://login.microsoftonline.com)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
@@ -70,6 +85,11 @@ def serve_command(
         )
     except ValueError as error:
         say_error(f"--trusted-proxy: {error}")
+        raise typer.Exit(2) from None
+    try:
+        graph = GraphEndpoints.resolve(graph_url, login_url)
+    except EndpointError as error:
+        say_error(str(error))
         raise typer.Exit(2) from None
     options = ServeOptions(
         resolve_data_dir(data_dir),
@@ -81,6 +101,7 @@ def serve_command(
         timezone,
         proxies,
         public_url,
+        graph,
     )
     try:
         serve(options, say=say)

@@ -10,6 +10,7 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 
 from keepstone.clock import Clock
+from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database
 
 
@@ -25,6 +26,7 @@ class Context:
     wake_proxies: Callable[[], None] = field(default=_nothing)
     secrets_dir: Path | None = None  # where repository passwords are kept (services.vault)
     data_dir: Path | None = None  # no repository or organization may overlap it
+    graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # --graph-url/--login-url
 
 
 def new_id() -> str:

@@ -1,0 +1,1 @@
+"""Microsoft Graph: endpoints, TLS, app-only tokens and the throttled HTTP client."""

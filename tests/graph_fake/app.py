@@ -1,0 +1,68 @@
+"""The two Starlette apps: Graph (`/v1.0/...`) and the login host (`/{tenant}/oauth2/...`).
+
+They are separate apps on separate ports, as Graph and Entra are separate hosts: a client that
+sends a Graph request to the login URL (or the reverse) gets a 404, not an answer.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from tests.graph_fake import auth, directory, mail
+from tests.graph_fake.errors import graph_error
+from tests.graph_fake.gate import GraphGate
+from tests.graph_fake.graph_auth import fake_of
+from tests.graph_fake.state import FakeState
+
+
+async def unknown_segment(request: Request) -> Response:
+    segment = request.path_params["rest"].split("/")[-1]
+    return graph_error(
+        400,
+        "BadRequest",
+        f"Resource not found for the segment '{segment}'.",
+        fake_of(request).clock.now(),
+    )
+
+
+def graph_app(state: FakeState) -> Starlette:
+    routes = [
+        Route("/v1.0/organization", directory.organization, methods=["GET"]),
+        Route("/v1.0/users", directory.list_users, methods=["GET"]),
+        Route("/v1.0/users/{user}", directory.get_user, methods=["GET"]),
+        Route("/v1.0/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
+            mail.child_folders,
+            methods=["GET"],
+        ),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages/delta",
+            mail.message_delta,
+            methods=["GET"],
+        ),
+        Route("/v1.0/users/{user}/messages/{message}", mail.get_message, methods=["GET"]),
+        Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        Route("/{rest:path}", unknown_segment),
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])
+    app.state.fake = state
+    return app
+
+
+def login_app(state: FakeState) -> Starlette:
+    routes = [
+        Route("/{tenant}/oauth2/v2.0/token", auth.token_endpoint, methods=["POST"]),
+        Route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            auth.openid_configuration,
+            methods=["GET"],
+        ),
+    ]
+    app = Starlette(routes=routes)
+    app.state.fake = state
+    return app

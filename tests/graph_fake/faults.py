@@ -1,0 +1,48 @@
+"""Injected faults by rule: every Nth request to a path pattern gets an error status, a reset
+connection, or is held until the test releases it (to make requests overlap on purpose)."""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FaultRule:
+    """`action`: an HTTP status (500, 502, 503, 504, 507), "reset", or "hold"."""
+
+    pattern: str
+    action: int | str
+    every: int = 1
+    retry_after: int | None = None
+    limit: int | None = None
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, path: str) -> bool:
+        """Count a request to a matching path; True when this one gets the fault."""
+        if re.search(self.pattern, path) is None:
+            return False
+        if self.limit is not None and self.fired >= self.limit:
+            return False
+        self.seen += 1
+        if self.seen % self.every != 0:
+            return False
+        self.fired += 1
+        return True
+
+
+@dataclass
+class Faults:
+    rules: list[FaultRule] = field(default_factory=list)
+    # Held requests wait (without blocking the server's loop) until this is set.
+    release: threading.Event = field(default_factory=threading.Event)
+    held: int = 0
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        self.rules.append(rule)
+        return rule
+
+    def pick(self, path: str) -> FaultRule | None:
+        return next((rule for rule in self.rules if rule.matches(path)), None)

@@ -1,0 +1,202 @@
+"""Mail routes: folders (top level, children, hidden ones on request), message delta, messages.
+
+Each handler resolves the mailbox first: an unknown user is `ErrorInvalidUser`, a user without
+a mailbox `MailboxNotEnabledForRESTAPI`, an unknown folder or message `ErrorItemNotFound`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from tests.graph_fake import delta, paging
+from tests.graph_fake.access_tokens import Caller
+from tests.graph_fake.directory import graph_base
+from tests.graph_fake.errors import graph_error
+from tests.graph_fake.graph_auth import fake_of, graph_route
+from tests.graph_fake.mailbox import MESSAGE_PROPERTIES, Mailbox, MailFolder
+from tests.graph_fake.query import BadQuery, parse_select, project, refuse_options
+from tests.graph_fake.state import FakeState
+
+READ_MAIL = ("Mail.Read", "Mail.ReadWrite", "Mail.ReadBasic.All")
+MESSAGE_TYPE = "microsoft.graph.message"
+FOLDER_PROPERTIES = frozenset(
+    {
+        "id",
+        "displayName",
+        "parentFolderId",
+        "childFolderCount",
+        "unreadItemCount",
+        "totalItemCount",
+        "sizeInBytes",
+        "isHidden",
+    }
+)
+MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
+
+
+class NotFound(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
+    users = state.tenants[caller.tenant_id].users.values()
+    user = next(
+        (u for u in users if key == u.id or key.lower() == u.user_principal_name.lower()), None
+    )
+    if user is None:
+        raise NotFound("ErrorInvalidUser", f"The requested user '{key}' is invalid.")
+    if user.id not in state.mailboxes:
+        raise NotFound(
+            "MailboxNotEnabledForRESTAPI",
+            "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+        )
+    return state.mailboxes[user.id]
+
+
+def _folder(mailbox: Mailbox, key: str) -> MailFolder:
+    folder = mailbox.folder(key)
+    if folder is None:
+        raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
+    return folder
+
+
+def _answer_errors(exc: Exception, state: FakeState) -> Response:
+    if isinstance(exc, NotFound):
+        return graph_error(404, exc.code, exc.message, state.clock.now())
+    if isinstance(exc, BadQuery):
+        return graph_error(400, exc.code, exc.message, state.clock.now())
+    if isinstance(exc, delta.SyncStateNotFound):
+        return graph_error(410, "SyncStateNotFound", str(exc), state.clock.now())
+    if isinstance(exc, delta.SyncStateInvalid):
+        return graph_error(400, "SyncStateInvalid", "The sync state is invalid.", state.clock.now())
+    raise exc
+
+
+def _folder_page(request: Request, caller: Caller, children_of: str | None) -> Response:
+    state = fake_of(request)
+    params = request.query_params
+    try:
+        refuse_options(params.keys(), {"$select", "$top", "$skiptoken"})
+        with state.lock:
+            mailbox = _mailbox(state, caller, request.path_params["user"])
+            parent = _folder(mailbox, children_of) if children_of else mailbox.root
+            hidden = params.get("includeHiddenFolders", "").lower() == "true"
+            folders = [f.to_json(mailbox) for f in mailbox.children(parent.id, hidden)]
+        offset, top, frozen, raw = paging.page_of(state.token_key, params, 10, 1000)
+        select = (
+            frozen
+            if "$skiptoken" in params
+            else parse_select(raw, FOLDER_PROPERTIES, "microsoft.graph.mailFolder")
+        )
+    except paging.BadSkipToken:
+        return graph_error(
+            400, "ErrorInvalidUrlQuery", "The $skiptoken is invalid.", state.clock.now()
+        )
+    except (NotFound, BadQuery) as exc:
+        return _answer_errors(exc, state)
+    if select is not None and "id" not in select:
+        select = ["id", *select]
+    link = str(request.url.replace(query=""))
+    if hidden:
+        link += "?includeHiddenFolders=true"
+    body = paging.list_body(
+        state.token_key,
+        folders,
+        offset,
+        top,
+        select,
+        f"{graph_base(request)}/$metadata#users('{request.path_params['user']}')/mailFolders",
+        link,
+    )
+    return JSONResponse(body)
+
+
+@graph_route(*READ_MAIL)
+async def list_folders(request: Request, caller: Caller) -> Response:
+    return _folder_page(request, caller, None)
+
+
+@graph_route(*READ_MAIL)
+async def child_folders(request: Request, caller: Caller) -> Response:
+    return _folder_page(request, caller, request.path_params["folder"])
+
+
+def _page_size(request: Request) -> int:
+    match = MAXPAGESIZE.search(request.headers.get("prefer", ""))
+    if match is None:
+        return delta.DEFAULT_PAGE_SIZE
+    return max(1, min(int(match.group(1)), delta.MAX_PAGE_SIZE))
+
+
+@graph_route(*READ_MAIL)
+async def message_delta(request: Request, caller: Caller) -> Response:
+    state = fake_of(request)
+    params = request.query_params
+    size = _page_size(request)
+    try:
+        refuse_options(params.keys(), {"$select", "$skiptoken", "$deltatoken"})
+        with state.lock:
+            mailbox = _mailbox(state, caller, request.path_params["user"])
+            folder = _folder(mailbox, request.path_params["folder"])
+            if "$skiptoken" in params:
+                position = delta.resume_page(state, mailbox, folder, params["$skiptoken"])
+            elif "$deltatoken" in params:
+                since, select = delta.resume_delta(state, mailbox, folder, params["$deltatoken"])
+                position = delta.start_round(state, mailbox, folder, select, since)
+            else:
+                select = parse_select(params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
+                position = delta.start_round(state, mailbox, folder, select, None)
+            link = str(request.url.replace(query=""))
+            body = delta.page(state, mailbox, folder, position, size, link)
+    except (NotFound, BadQuery, delta.SyncStateNotFound, delta.SyncStateInvalid) as exc:
+        return _answer_errors(exc, state)
+    body = {"@odata.context": f"{graph_base(request)}/$metadata#Collection(message)"} | body
+    headers = (
+        {"Preference-Applied": f"odata.maxpagesize={size}"} if "prefer" in request.headers else {}
+    )
+    return JSONResponse(body, headers=headers)
+
+
+def _message(request: Request, caller: Caller) -> tuple[FakeState, Mailbox, str]:
+    state = fake_of(request)
+    mailbox = _mailbox(state, caller, request.path_params["user"])
+    message_id = request.path_params["message"]
+    if message_id not in mailbox.messages:
+        raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
+    return state, mailbox, message_id
+
+
+@graph_route(*READ_MAIL)
+async def get_message(request: Request, caller: Caller) -> Response:
+    state = fake_of(request)
+    try:
+        refuse_options(request.query_params.keys(), {"$select"})
+        with state.lock:
+            _, mailbox, message_id = _message(request, caller)
+            full = mailbox.messages[message_id].to_json()
+        select = parse_select(request.query_params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
+    except (NotFound, BadQuery) as exc:
+        return _answer_errors(exc, state)
+    if select is not None:
+        full = {"@odata.etag": full["@odata.etag"]} | project(
+            full, ["id", *[s for s in select if s != "id"]]
+        )
+    return JSONResponse(full)
+
+
+@graph_route("Mail.Read", "Mail.ReadWrite")
+async def message_mime(request: Request, caller: Caller) -> Response:
+    """`$value`: the stored MIME, whole, as the doc example answers it (text/plain)."""
+    state = fake_of(request)
+    try:
+        with state.lock:
+            _, mailbox, message_id = _message(request, caller)
+            mime = mailbox.messages[message_id].mime
+    except NotFound as exc:
+        return _answer_errors(exc, state)
+    return Response(mime, media_type="text/plain")

@@ -1,0 +1,167 @@
+"""A user's Exchange mailbox in the fake: folders, messages (MIME bytes), a change log per folder.
+
+The change log is what message delta reads: every add, update and removal appends the message
+id with a new sequence number (graph.md §6.2 "append-only change log with sequence numbers").
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import message_from_bytes, policy
+from typing import Any
+
+WELL_KNOWN = {
+    "inbox": "Inbox",
+    "drafts": "Drafts",
+    "sentitems": "Sent Items",
+    "deleteditems": "Deleted Items",
+    "archive": "Archive",
+}
+
+
+def exchange_id(prefix: str = "AAMkAG") -> str:
+    """An id in Exchange's style: long, base64url, case-sensitive."""
+    return prefix + base64.urlsafe_b64encode(secrets.token_bytes(33)).decode()
+
+
+@dataclass
+class MailFolder:
+    id: str
+    display_name: str
+    parent_id: str
+    is_hidden: bool = False
+    well_known: str | None = None
+
+    def to_json(self, mailbox: Mailbox) -> dict[str, Any]:
+        messages = [m for m in mailbox.messages.values() if m.folder_id == self.id]
+        return {
+            "id": self.id,
+            "displayName": self.display_name,
+            "parentFolderId": self.parent_id,
+            "childFolderCount": len(mailbox.children(self.id, hidden=True)),
+            "unreadItemCount": sum(1 for m in messages if not m.is_read),
+            "totalItemCount": len(messages),
+            "sizeInBytes": sum(len(m.mime) for m in messages),
+            "isHidden": self.is_hidden,
+        }
+
+
+@dataclass
+class Message:
+    id: str
+    folder_id: str
+    mime: bytes
+    received: datetime
+    last_modified: datetime
+    is_read: bool = False
+    is_draft: bool = False
+    flag_status: str = "notFlagged"
+    categories: list[str] = field(default_factory=list)
+    change_key: str = field(default_factory=lambda: exchange_id("CQAAABYAAA"))
+
+    def to_json(self) -> dict[str, Any]:
+        parsed = message_from_bytes(self.mime, policy=policy.default)
+        stamp = self.received.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "@odata.type": "#microsoft.graph.message",
+            "@odata.etag": f'W/"{self.change_key}"',
+            "id": self.id,
+            "createdDateTime": stamp,
+            "lastModifiedDateTime": self.last_modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "changeKey": self.change_key,
+            "categories": list(self.categories),
+            "receivedDateTime": stamp,
+            "sentDateTime": stamp,
+            "hasAttachments": any(True for _ in parsed.iter_attachments())
+            if parsed.is_multipart()
+            else False,
+            "internetMessageId": str(parsed.get("Message-ID", "")),
+            "subject": str(parsed.get("Subject", "")),
+            "importance": "normal",
+            "parentFolderId": self.folder_id,
+            "isRead": self.is_read,
+            "isDraft": self.is_draft,
+            "flag": {"flagStatus": self.flag_status},
+        }
+
+
+# Properties `$select` may name on a message.
+MESSAGE_PROPERTIES = frozenset(Message("", "", b"", datetime.min, datetime.min).to_json()) - {
+    "@odata.type",
+    "@odata.etag",
+}
+
+
+class Mailbox:
+    """Folders, messages and the per-folder change log of one user's mailbox."""
+
+    def __init__(self, owner_id: str) -> None:
+        self.owner_id = owner_id
+        self.root = MailFolder(exchange_id("AAMkAGroot"), "Top of Information Store", "", True)
+        self.folders: dict[str, MailFolder] = {self.root.id: self.root}
+        self.messages: dict[str, Message] = {}
+        self.sequence = 0
+        # folder id -> [(sequence, message id)]
+        self.changes: dict[str, list[tuple[int, str]]] = {}
+        # folder id -> current sync state generation (graph.md §2.5)
+        self.generations: dict[str, int] = {}
+        for well_known, name in WELL_KNOWN.items():
+            self.add_folder(name, well_known=well_known)
+
+    def add_folder(
+        self,
+        name: str,
+        parent: MailFolder | None = None,
+        hidden: bool = False,
+        well_known: str | None = None,
+    ) -> MailFolder:
+        folder = MailFolder(
+            exchange_id("AAMkAGfld"), name, (parent or self.root).id, hidden, well_known
+        )
+        self.folders[folder.id] = folder
+        return folder
+
+    def children(self, parent_id: str, hidden: bool) -> list[MailFolder]:
+        return [
+            f
+            for f in self.folders.values()
+            if f.parent_id == parent_id and (hidden or not f.is_hidden)
+        ]
+
+    def folder(self, key: str) -> MailFolder | None:
+        """A folder by id (case-sensitive) or well-known name (case-insensitive)."""
+        if key in self.folders:
+            return self.folders[key]
+        if key.lower() == "msgfolderroot":
+            return self.root
+        return next((f for f in self.folders.values() if f.well_known == key.lower()), None)
+
+    def _log(self, folder_id: str, message_id: str) -> None:
+        self.sequence += 1
+        self.changes.setdefault(folder_id, []).append((self.sequence, message_id))
+
+    def add_message(self, folder: MailFolder, mime: bytes, when: datetime) -> Message:
+        message = Message(exchange_id(), folder.id, mime, when, when)
+        self.messages[message.id] = message
+        self._log(folder.id, message.id)
+        return message
+
+    def update_message(self, message_id: str, when: datetime, **changes: Any) -> Message:
+        message = self.messages[message_id]
+        for name, value in changes.items():
+            setattr(message, name, value)
+        message.last_modified = when
+        message.change_key = exchange_id("CQAAABYAAA")
+        self._log(message.folder_id, message.id)
+        return message
+
+    def delete_message(self, message_id: str) -> None:
+        message = self.messages.pop(message_id)
+        self._log(message.folder_id, message.id)
+
+    def invalidate_delta(self, folder_id: str) -> None:
+        """Forget the folder's sync states: every earlier delta or next link then gets 410."""
+        self.generations[folder_id] = self.generations.get(folder_id, 0) + 10
