@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, directory, mail
+from tests.graph_fake import auth, directory, mail, onedrive
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
@@ -47,6 +47,12 @@ def graph_app(state: FakeState) -> Starlette:
         ),
         Route("/v1.0/users/{user}/messages/{message}", mail.get_message, methods=["GET"]),
         Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        Route("/v1.0/users/{user}/drive", onedrive.user_drive, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/root/delta", onedrive.drive_delta, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/root/delta", onedrive.drive_delta, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/{item}", onedrive.get_item, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/{item}/content", onedrive.item_content, methods=["GET"]),
+        Route("/_download/{item}", onedrive.download, methods=["GET"]),
         Route("/{rest:path}", unknown_segment),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])

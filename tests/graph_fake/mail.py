@@ -44,10 +44,7 @@ class NotFound(Exception):
 
 
 def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
-    users = state.tenants[caller.tenant_id].users.values()
-    user = next(
-        (u for u in users if key == u.id or key.lower() == u.user_principal_name.lower()), None
-    )
+    user = state.tenants[caller.tenant_id].find_user(key)
     if user is None:
         raise NotFound("ErrorInvalidUser", f"The requested user '{key}' is invalid.")
     if user.id not in state.mailboxes:
@@ -65,7 +62,7 @@ def _folder(mailbox: Mailbox, key: str) -> MailFolder:
     return folder
 
 
-def _answer_errors(exc: Exception, state: FakeState) -> Response:
+def refusal_response(exc: Exception, state: FakeState) -> Response:
     if isinstance(exc, NotFound):
         return graph_error(404, exc.code, exc.message, state.clock.now())
     if isinstance(exc, BadQuery):
@@ -98,7 +95,7 @@ def _folder_page(request: Request, caller: Caller, children_of: str | None) -> R
             400, "ErrorInvalidUrlQuery", "The $skiptoken is invalid.", state.clock.now()
         )
     except (NotFound, BadQuery) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     if select is not None and "id" not in select:
         select = ["id", *select]
     link = str(request.url.replace(query=""))
@@ -154,7 +151,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
             link = str(request.url.replace(query=""))
             body = delta.page(state, mailbox, folder, position, size, link)
     except (NotFound, BadQuery, delta.SyncStateNotFound, delta.SyncStateInvalid) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     body = {"@odata.context": f"{graph_base(request)}/$metadata#Collection(message)"} | body
     headers = (
         {"Preference-Applied": f"odata.maxpagesize={size}"} if "prefer" in request.headers else {}
@@ -181,7 +178,7 @@ async def get_message(request: Request, caller: Caller) -> Response:
             full = mailbox.messages[message_id].to_json()
         select = parse_select(request.query_params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
     except (NotFound, BadQuery) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     if select is not None:
         full = {"@odata.etag": full["@odata.etag"]} | project(
             full, ["id", *[s for s in select if s != "id"]]
@@ -198,5 +195,5 @@ async def message_mime(request: Request, caller: Caller) -> Response:
             _, mailbox, message_id = _message(request, caller)
             mime = mailbox.messages[message_id].mime
     except NotFound as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     return Response(mime, media_type="text/plain")
