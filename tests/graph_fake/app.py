@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, directory, mail, onedrive
+from tests.graph_fake import auth, directory, mail, mail_create, onedrive
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
@@ -44,6 +44,12 @@ def graph_app(state: FakeState) -> Starlette:
             "/v1.0/users/{user}/mailFolders/{folder}/messages/delta",
             mail.message_delta,
             methods=["GET"],
+        ),
+        Route("/v1.0/users/{user}/messages", mail_create.create_message, methods=["POST"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages",
+            mail_create.create_in_folder,
+            methods=["POST"],
         ),
         Route("/v1.0/users/{user}/messages/{message}", mail.get_message, methods=["GET"]),
         Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),

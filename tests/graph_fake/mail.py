@@ -43,7 +43,7 @@ class NotFound(Exception):
         self.code, self.message = code, message
 
 
-def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
+def mailbox_of(state: FakeState, caller: Caller, key: str) -> Mailbox:
     user = state.tenants[caller.tenant_id].find_user(key)
     if user is None:
         raise NotFound("ErrorInvalidUser", f"The requested user '{key}' is invalid.")
@@ -55,7 +55,7 @@ def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
     return state.mailboxes[user.id]
 
 
-def _folder(mailbox: Mailbox, key: str) -> MailFolder:
+def folder_of(mailbox: Mailbox, key: str) -> MailFolder:
     folder = mailbox.folder(key)
     if folder is None:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
@@ -80,8 +80,8 @@ def _folder_page(request: Request, caller: Caller, children_of: str | None) -> R
     try:
         refuse_options(params.keys(), {"$select", "$top", "$skiptoken"})
         with state.lock:
-            mailbox = _mailbox(state, caller, request.path_params["user"])
-            parent = _folder(mailbox, children_of) if children_of else mailbox.root
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            parent = folder_of(mailbox, children_of) if children_of else mailbox.root
             hidden = params.get("includeHiddenFolders", "").lower() == "true"
             folders = [f.to_json(mailbox) for f in mailbox.children(parent.id, hidden)]
         offset, top, frozen, raw = paging.page_of(state.token_key, params, 10, 1000)
@@ -138,8 +138,8 @@ async def message_delta(request: Request, caller: Caller) -> Response:
     try:
         refuse_options(params.keys(), {"$select", "$skiptoken", "$deltatoken"})
         with state.lock:
-            mailbox = _mailbox(state, caller, request.path_params["user"])
-            folder = _folder(mailbox, request.path_params["folder"])
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            folder = folder_of(mailbox, request.path_params["folder"])
             if "$skiptoken" in params:
                 position = delta.resume_page(state, mailbox, folder, params["$skiptoken"])
             elif "$deltatoken" in params:
@@ -161,7 +161,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
 
 def _message(request: Request, caller: Caller) -> tuple[FakeState, Mailbox, str]:
     state = fake_of(request)
-    mailbox = _mailbox(state, caller, request.path_params["user"])
+    mailbox = mailbox_of(state, caller, request.path_params["user"])
     message_id = request.path_params["message"]
     if message_id not in mailbox.messages:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
