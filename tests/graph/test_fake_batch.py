@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.graph.fake_client import client, graph_code
-from tests.graph.test_fake_mail import Mail, _mime
+from tests.graph.fake_mail import Mail, mime_of
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.throttle import Limits
 
@@ -35,7 +35,7 @@ def test_batch_runs_inner_requests_and_returns_mime_base64(mail: Mail) -> None:
     assert answer.status_code == 200
     by_id = {r["id"]: r for r in answer.json()["responses"]}
     assert set(by_id) == {"0", "1", "2"}
-    assert all(base64.b64decode(by_id[str(n)]["body"]) == _mime(n) for n in range(3))
+    assert all(base64.b64decode(by_id[str(n)]["body"]) == mime_of(n) for n in range(3))
 
 
 def test_batch_limits_and_dependencies(mail: Mail) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.graph.fake_client import bearer, client, graph_code
-from tests.graph.test_fake_mail import SECRET, Mail, _mime
+from tests.graph.fake_mail import SECRET, Mail, mime_of
 from tests.graph_fake.server import FakeGraph
 
 
@@ -26,13 +26,13 @@ def _post(mail: Mail, path: str, content: bytes, content_type: str) -> Any:
 
 
 def test_mime_create_is_a_draft_in_drafts_with_the_same_bytes(mail: Mail) -> None:
-    created = _post(mail, "/messages", base64.b64encode(_mime(7)), "text/plain")
+    created = _post(mail, "/messages", base64.b64encode(mime_of(7)), "text/plain")
     assert created.status_code == 201
     body = created.json()
     drafts = mail.mailbox.folder("drafts")
     assert drafts is not None
     assert body["isDraft"] is True and body["parentFolderId"] == drafts.id
-    assert mail.get(f"{mail.base}/messages/{body['id']}/$value").content == _mime(7)
+    assert mail.get(f"{mail.base}/messages/{body['id']}/$value").content == mime_of(7)
     entries, _, _ = mail.delta_round(f"{mail.base}/mailFolders/drafts/messages/delta")
     assert [e["id"] for e in entries] == [body["id"]]
 
@@ -66,7 +66,7 @@ def test_create_refusals(mail: Mail, graph_fake: FakeGraph) -> None:
     big = base64.b64encode(b"x" * (3 * 1024 * 1024 + 1))  # > 4 MB once base64-encoded
     assert graph_code(_post(mail, "/messages", big, "text/plain"))[0] == 413
     mime_in_folder = _post(
-        mail, "/mailFolders/inbox/messages", base64.b64encode(_mime(1)), "text/plain"
+        mail, "/mailFolders/inbox/messages", base64.b64encode(mime_of(1)), "text/plain"
     )
     assert mime_in_folder.status_code == 415  # MIME works only on /messages
     assert graph_code(_post(mail, "/messages", b"{", "application/json")) == (
@@ -77,6 +77,6 @@ def test_create_refusals(mail: Mail, graph_fake: FakeGraph) -> None:
     reader = graph_fake.state.add_app(tenant, secret=SECRET, roles=frozenset({"Mail.Read"}))
     headers = bearer(mail.http, graph_fake, reader, SECRET) | {"Content-Type": "text/plain"}
     refused = mail.http.post(
-        f"{mail.base}/messages", content=base64.b64encode(_mime(1)), headers=headers
+        f"{mail.base}/messages", content=base64.b64encode(mime_of(1)), headers=headers
     )
     assert graph_code(refused) == (403, "Authorization_RequestDenied")
