@@ -6,18 +6,9 @@ import base64
 from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from tests.graph.fake_client import client, graph_code
+from tests.graph.fake_client import graph_code
 from tests.graph.fake_mail import Mail, mime_of
-from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.throttle import Limits
-
-
-@pytest.fixture
-def mail(graph_fake: FakeGraph) -> Any:
-    with client(graph_fake) as http:
-        yield Mail(graph_fake, http)
 
 
 def _batch(mail: Mail, requests: list[dict[str, Any]]) -> Any:

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import pytest
 
 from keepstone.clock import ManualClock
-from tests.graph.fake_client import client, graph_code
+from tests.graph.fake_client import graph_code
 from tests.graph.fake_mail import SELECT, Mail, mime_of
 from tests.graph_fake.server import FakeGraph
-
-
-@pytest.fixture
-def mail(graph_fake: FakeGraph) -> Any:
-    with client(graph_fake) as http:
-        yield Mail(graph_fake, http)
 
 
 def test_folders_top_level_hidden_and_children(mail: Mail) -> None:

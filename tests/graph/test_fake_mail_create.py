@@ -7,17 +7,9 @@ import base64
 import json
 from typing import Any
 
-import pytest
-
-from tests.graph.fake_client import bearer, client, graph_code
+from tests.graph.fake_client import bearer, graph_code
 from tests.graph.fake_mail import SECRET, Mail, mime_of
 from tests.graph_fake.server import FakeGraph
-
-
-@pytest.fixture
-def mail(graph_fake: FakeGraph) -> Any:
-    with client(graph_fake) as http:
-        yield Mail(graph_fake, http)
 
 
 def _post(mail: Mail, path: str, content: bytes, content_type: str) -> Any:
