@@ -155,3 +155,31 @@ def test_quickxorhash_folds_inputs_longer_than_the_register() -> None:
     for i, b in enumerate(len(data).to_bytes(8, "little")):
         digest[12 + i] ^= b
     assert quickxorhash(data) == base64.b64encode(bytes(digest)).decode()
+
+
+def test_reset_delta_state_gives_410_with_a_restart_location(files: Files) -> None:
+    now = files.fake.state.clock.now()
+    with files.fake.state.lock:
+        for n in range(5):
+            files.drive.add(f"f{n}", now, b"x")
+    first = files.get(f"{files.base}/root/delta?$top=2").json()
+    _, delta_link, _ = files.round(f"{files.base}/root/delta")
+    with files.fake.state.lock:
+        files.drive.invalidate_delta()
+    for stale in (first["@odata.nextLink"], delta_link):
+        gone = files.get(stale)
+        assert graph_code(gone) == (410, "resyncRequired")
+        assert gone.json()["error"]["innerError"]["code"] == "resyncChangesApplyDifferences"
+        assert gone.headers["Location"] == f"{files.base}/root/delta"
+    restarted, _, _ = files.round(gone.headers["Location"])
+    assert len(restarted) == 6  # the root and five files, each once
+
+
+def test_old_rounds_are_forgotten_so_memory_stays_bounded(files: Files) -> None:
+    with files.fake.state.lock:
+        files.drive.add("f", files.fake.state.clock.now(), b"x")
+    first = files.get(f"{files.base}/root/delta?$top=1").json()
+    for _ in range(8):
+        files.round(f"{files.base}/root/delta")
+    assert len(files.fake.state.delta_rounds) == 8
+    assert graph_code(files.get(first["@odata.nextLink"])) == (410, "resyncRequired")

@@ -63,6 +63,8 @@ class Drive:
         self.tombstones: dict[str, DriveItem] = {}
         self.sequence = 0
         self.changes: list[tuple[int, str]] = []
+        # Bumped to invalidate every delta and next link (410 resync, graph.md §2.5).
+        self.generation = 1
         self._log(self.root.id)
 
     def _log(self, changed: str) -> None:
@@ -123,6 +125,9 @@ class Drive:
         }
         body["folder" if gone.is_folder else "file"] = {}
         return body
+
+    def invalidate_delta(self) -> None:
+        self.generation += 1
 
     def depth(self, of: str) -> int:
         item = self.items[of]

@@ -51,6 +51,12 @@ ITEM_PROPERTIES = frozenset(
     }
 )
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Rounds kept per drive: a client re-asking an old page of a long-gone round gets a 410.
+KEPT_ROUNDS = 8
+
+
+class ResyncRequired(Exception):
+    """A delta or next link from before the drive's delta state was reset."""
 
 
 def _drive_by_owner(state: FakeState, caller: Caller, key: str) -> Drive:
@@ -150,6 +156,8 @@ def _start(state: FakeState, drive: Drive, params: Any) -> dict[str, Any]:
         raise BadQuery("invalidRequest", "Invalid delta token.") from exc
     if sealed.get("drive") != drive.id or sealed.get("kind") not in ("page", "delta"):
         raise BadQuery("invalidRequest", "Invalid delta token.")
+    if sealed.get("generation") != drive.generation:
+        raise ResyncRequired()
     if sealed["kind"] == "page":
         return sealed
     latest: dict[str, int] = {}
@@ -164,9 +172,13 @@ def _start(state: FakeState, drive: Drive, params: Any) -> dict[str, Any]:
 def _new_round(
     state: FakeState, drive: Drive, ids: list[str], select: list[str] | None, top: int
 ) -> dict[str, Any]:
+    mine = [r for r, (drive_id, _, _) in state.delta_rounds.items() if drive_id == drive.id]
+    for old in mine[: max(0, len(mine) - KEPT_ROUNDS + 1)]:
+        del state.delta_rounds[old]
     round_id = str(uuid.uuid4())
     state.delta_rounds[round_id] = (drive.id, 0, ids)
     return {
+        "generation": drive.generation,
         "kind": "page",
         "drive": drive.id,
         "round": round_id,
@@ -187,7 +199,7 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
             drive = _drive(state, caller, request.path_params["drive"])
             position = _start(state, drive, params)
             if position["round"] not in state.delta_rounds:
-                raise BadQuery("invalidRequest", "Invalid delta token.")
+                raise ResyncRequired()
             ids = state.delta_rounds[position["round"]][2]
             offset, top = position["offset"], position["top"]
             value = [
@@ -196,6 +208,8 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
             ]
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
+    except ResyncRequired:
+        return _resync(request, state)
     link = str(request.url.replace(query=""))
     metadata = f"{str(request.base_url).rstrip('/')}/v1.0/$metadata"
     body: dict[str, Any] = {"@odata.context": f"{metadata}#Collection(driveItem)"}
@@ -206,6 +220,7 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
         sealed = {
             "kind": "delta",
             "drive": drive.id,
+            "generation": drive.generation,
             "upto": position["upto"],
             "select": position["select"],
             "top": top,
@@ -215,6 +230,18 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
         )
     body["value"] = value
     return JSONResponse(body)
+
+
+def _resync(request: Request, state: FakeState) -> Response:
+    """410 with `Location`: a fresh enumeration, to be merged with local state by id."""
+    return graph_error(
+        410,
+        "resyncRequired",
+        "Resync required. Replace any local items with the server's version.",
+        state.clock.now(),
+        {"Location": str(request.url.replace(query=""))},
+        inner_code="resyncChangesApplyDifferences",
+    )
 
 
 @graph_route(*READ_FILES)
