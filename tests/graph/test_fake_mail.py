@@ -121,3 +121,12 @@ def test_mime_and_json_message(mail: Mail) -> None:
     clock.advance(timedelta(hours=2))
     expired = mail.get(f"{mail.base}/messages/{message_id}/$value")
     assert graph_code(expired) == (401, "InvalidAuthenticationToken")
+
+
+def test_mailbox_settings_tell_shared_mailboxes(mail: Mail) -> None:
+    assert mail.get(f"{mail.base}/mailboxSettings").json()["userPurpose"] == "user"
+    mail.mailbox.purpose = "shared"
+    settings = mail.get(f"{mail.base}/mailboxSettings").json()
+    archive = mail.mailbox.folder("archive")
+    assert archive is not None
+    assert settings["userPurpose"] == "shared" and settings["archiveFolder"] == archive.id

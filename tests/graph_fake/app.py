@@ -34,6 +34,7 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/organization", directory.organization, methods=["GET"]),
         Route("/v1.0/users", directory.list_users, methods=["GET"]),
         Route("/v1.0/users/{user}", directory.get_user, methods=["GET"]),
+        Route("/v1.0/users/{user}/mailboxSettings", mail.mailbox_settings, methods=["GET"]),
         Route("/v1.0/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
         Route(
             "/v1.0/users/{user}/mailFolders/{folder}/childFolders",

@@ -197,3 +197,24 @@ async def message_mime(request: Request, caller: Caller) -> Response:
     except NotFound as exc:
         return refusal_response(exc, state)
     return Response(mime, media_type="text/plain")
+
+
+@graph_route("MailboxSettings.Read", "MailboxSettings.ReadWrite")
+async def mailbox_settings(request: Request, caller: Caller) -> Response:
+    """`userPurpose` tells user from shared mailboxes; `archiveFolder` is the archive's id."""
+    state = fake_of(request)
+    try:
+        with state.lock:
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            archive = folder_of(mailbox, "archive")
+    except NotFound as exc:
+        return refusal_response(exc, state)
+    return JSONResponse(
+        {
+            "@odata.context": f"{graph_base(request)}/$metadata#users('{mailbox.owner_id}')/"
+            "mailboxSettings",
+            "archiveFolder": archive.id,
+            "timeZone": "UTC",
+            "userPurpose": mailbox.purpose,
+        }
+    )

@@ -23,7 +23,13 @@ from tests.graph_fake.throttle import ThrottleBook
 
 # Application permissions a test app gets unless it says otherwise (graph.md §1.1).
 DEFAULT_ROLES = frozenset(
-    {"User.Read.All", "Organization.Read.All", "Mail.ReadWrite", "Files.ReadWrite.All"}
+    {
+        "User.Read.All",
+        "Organization.Read.All",
+        "Mail.ReadWrite",
+        "MailboxSettings.Read",
+        "Files.ReadWrite.All",
+    }
 )
 # Resource identifiers whose `/.default` scope the token endpoint accepts; the fake's own Graph
 # base URL is added when the server starts, so a client may derive the scope from its setting.
