@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.graph.fake_client import client
+from tests.graph.fake_mail import Mail
 from tests.graph_fake.server import FakeGraph, start_fake
 from tests.graph_fake.state import FakeState
 
@@ -32,3 +34,10 @@ def graph_fake(_fake_server: FakeGraph) -> FakeGraph:
 @pytest.fixture
 def ca_pem(graph_fake: FakeGraph) -> Path:
     return graph_fake.ca_pem
+
+
+@pytest.fixture
+def mail(graph_fake: FakeGraph) -> Iterator[Mail]:
+    """A tenant with one mailbox, an app token and a client trusting the fake's CA."""
+    with client(graph_fake) as http:
+        yield Mail(graph_fake, http)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ssl
+from datetime import timedelta
 from typing import Any
 
 import httpx
 
+from keepstone.clock import ManualClock
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp
 
@@ -32,6 +34,13 @@ def bearer(http: httpx.Client, fake: FakeGraph, app: RegisteredApp, secret: str)
     answer = request_token(http, fake, app.tenant_id, app, client_secret=secret)
     assert answer.status_code == 200, answer.text
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def advance(fake: FakeGraph, seconds: int) -> None:
+    """Move the fake's clock (tests drive time rather than sleep)."""
+    clock = fake.state.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(timedelta(seconds=seconds))
 
 
 def aadsts(answer: httpx.Response) -> tuple[int, str, int]:

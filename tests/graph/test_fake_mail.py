@@ -3,70 +3,13 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
-import httpx
 import pytest
 
 from keepstone.clock import ManualClock
-from tests.graph.fake_client import bearer, client, graph_code
-from tests.graph_fake.mailbox import Mailbox
+from tests.graph.fake_client import graph_code
+from tests.graph.fake_mail import SELECT, Mail, mime_of
 from tests.graph_fake.server import FakeGraph
-from tests.graph_fake.state import User
-
-SECRET = "s3cret"
-SELECT = "id,parentFolderId,lastModifiedDateTime,isRead,internetMessageId"
-
-
-def _mime(n: int) -> bytes:
-    return (
-        f"From: a@example.com\r\nTo: b@example.com\r\nSubject: message {n}\r\n"
-        f"Message-ID: <m{n}@example.com>\r\nDate: Wed, 10 Jun 2026 10:00:00 +0000\r\n\r\n"
-        f"body {n}\r\n"
-    ).encode()
-
-
-class Mail:
-    """A tenant with one mailbox, an app's token, and URL helpers."""
-
-    def __init__(self, fake: FakeGraph, http: httpx.Client) -> None:
-        state = fake.state
-        tenant = state.add_tenant("contoso.onmicrosoft.com")
-        self.user: User = state.add_user(tenant, "adele")
-        self.mailbox: Mailbox = state.add_mailbox(self.user)
-        self.fake, self.http = fake, http
-        self.headers = bearer(http, fake, state.add_app(tenant, secret=SECRET), SECRET)
-        self.base = f"{fake.graph_url}/v1.0/users/{self.user.id}"
-
-    def get(self, url: str, **headers: str) -> httpx.Response:
-        return self.http.get(url, headers=self.headers | headers)
-
-    def add(self, folder_key: str, count: int) -> list[str]:
-        folder = self.mailbox.folder(folder_key)
-        assert folder is not None
-        now = self.fake.state.clock.now()
-        with self.fake.state.lock:
-            return [self.mailbox.add_message(folder, _mime(n), now).id for n in range(count)]
-
-    def delta_round(self, url: str, page_size: int = 10) -> tuple[list[dict[str, Any]], str, int]:
-        """All entries of one round, its delta link and the number of requests it took."""
-        entries: list[dict[str, Any]] = []
-        requests = 0
-        while True:
-            answer = self.get(url, Prefer=f"odata.maxpagesize={page_size}")
-            requests += 1
-            assert answer.status_code == 200, answer.text
-            body = answer.json()
-            entries += body["value"]
-            if "@odata.deltaLink" in body:
-                return entries, body["@odata.deltaLink"], requests
-            url = body["@odata.nextLink"]
-
-
-@pytest.fixture
-def mail(graph_fake: FakeGraph) -> Any:
-    with client(graph_fake) as http:
-        yield Mail(graph_fake, http)
 
 
 def test_folders_top_level_hidden_and_children(mail: Mail) -> None:
@@ -165,7 +108,7 @@ def test_replays_repeat_items_a_client_must_merge(mail: Mail) -> None:
 def test_mime_and_json_message(mail: Mail) -> None:
     (message_id,) = mail.add("inbox", 1)
     mime = mail.get(f"{mail.base}/messages/{message_id}/$value")
-    assert mime.status_code == 200 and mime.content == _mime(0)
+    assert mime.status_code == 200 and mime.content == mime_of(0)
     assert mime.headers["content-type"].startswith("text/plain")
     one = mail.get(f"{mail.base}/messages/{message_id}?$select=subject").json()
     assert one["subject"] == "message 0" and set(one) == {"@odata.etag", "id", "subject"}
@@ -178,3 +121,12 @@ def test_mime_and_json_message(mail: Mail) -> None:
     clock.advance(timedelta(hours=2))
     expired = mail.get(f"{mail.base}/messages/{message_id}/$value")
     assert graph_code(expired) == (401, "InvalidAuthenticationToken")
+
+
+def test_mailbox_settings_tell_shared_mailboxes(mail: Mail) -> None:
+    assert mail.get(f"{mail.base}/mailboxSettings").json()["userPurpose"] == "user"
+    mail.mailbox.purpose = "shared"
+    settings = mail.get(f"{mail.base}/mailboxSettings").json()
+    archive = mail.mailbox.folder("archive")
+    assert archive is not None
+    assert settings["userPurpose"] == "shared" and settings["archiveFolder"] == archive.id

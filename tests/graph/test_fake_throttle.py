@@ -11,8 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from keepstone.clock import ManualClock
-from tests.graph.fake_client import bearer, client, graph_code
+from tests.graph.fake_client import advance, bearer, client, graph_code
 from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.throttle import Limits
@@ -36,9 +35,7 @@ class Org:
         return self.http.get(url, headers=headers or self.headers)
 
     def advance(self, seconds: int) -> None:
-        clock = self.fake.state.clock
-        assert isinstance(clock, ManualClock)
-        clock.advance(timedelta(seconds=seconds))
+        advance(self.fake, seconds)
 
 
 @pytest.fixture

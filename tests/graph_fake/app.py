@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, directory, mail
+from tests.graph_fake import auth, batch, directory, mail, mail_create, onedrive
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
@@ -34,6 +34,7 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/organization", directory.organization, methods=["GET"]),
         Route("/v1.0/users", directory.list_users, methods=["GET"]),
         Route("/v1.0/users/{user}", directory.get_user, methods=["GET"]),
+        Route("/v1.0/users/{user}/mailboxSettings", mail.mailbox_settings, methods=["GET"]),
         Route("/v1.0/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
         Route(
             "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
@@ -45,8 +46,21 @@ def graph_app(state: FakeState) -> Starlette:
             mail.message_delta,
             methods=["GET"],
         ),
+        Route("/v1.0/users/{user}/messages", mail_create.create_message, methods=["POST"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages",
+            mail_create.create_in_folder,
+            methods=["POST"],
+        ),
         Route("/v1.0/users/{user}/messages/{message}", mail.get_message, methods=["GET"]),
         Route("/v1.0/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        Route("/v1.0/users/{user}/drive", onedrive.user_drive, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/root/delta", onedrive.drive_delta, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/root/delta", onedrive.drive_delta, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/{item}", onedrive.get_item, methods=["GET"]),
+        Route("/v1.0/drives/{drive}/items/{item}/content", onedrive.item_content, methods=["GET"]),
+        Route("/_download/{item}", onedrive.download, methods=["GET"]),
+        Route("/v1.0/$batch", batch.batch, methods=["POST"]),
         Route("/{rest:path}", unknown_segment),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])

@@ -72,11 +72,7 @@ async def get_user(request: Request, caller: Caller) -> Response:
     state = fake_of(request)
     key = request.path_params["user"]
     with state.lock:
-        users = state.tenants[caller.tenant_id].users.values()
-        user = next(
-            (u for u in users if key in (u.id,) or key.lower() == u.user_principal_name.lower()),
-            None,
-        )
+        user = state.tenants[caller.tenant_id].find_user(key)
     if user is None:
         return graph_error(
             404,

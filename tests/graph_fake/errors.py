@@ -14,20 +14,19 @@ def graph_error(
     message: str,
     now: datetime,
     headers: dict[str, str] | None = None,
+    inner_code: str | None = None,
 ) -> JSONResponse:
-    """`{"error": {"code", "message", "innerError": {"request-id", "date"}}}` (graph.md §2.4)."""
+    """`{"error": {"code", "message", "innerError": {"request-id", "date"}}}` (graph.md §2.4);
+    `inner_code` is the more specific code some errors nest in `innerError`."""
     request_id = str(uuid.uuid4())
-    body = {
-        "error": {
-            "code": code,
-            "message": message,
-            "innerError": {
-                "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
-                "request-id": request_id,
-                "client-request-id": request_id,
-            },
-        }
+    inner: dict[str, str] = {
+        "date": now.strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": request_id,
     }
+    if inner_code is not None:
+        inner["code"] = inner_code
+    body = {"error": {"code": code, "message": message, "innerError": inner}}
     all_headers = {"request-id": request_id, "client-request-id": request_id}
     all_headers.update(headers or {})
     return JSONResponse(body, status_code=status, headers=all_headers)

@@ -40,11 +40,7 @@ def _mailbox_key(state: FakeState, scope: Scope) -> tuple[str, str] | None:
         return None
     key = match.group(1)
     with state.lock:
-        users = state.tenants[caller.tenant_id].users.values()
-        user = next(
-            (u for u in users if key == u.id or key.lower() == u.user_principal_name.lower()),
-            None,
-        )
+        user = state.tenants[caller.tenant_id].find_user(key)
     return caller.client_id, user.id if user else key.lower()
 
 

@@ -43,11 +43,8 @@ class NotFound(Exception):
         self.code, self.message = code, message
 
 
-def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
-    users = state.tenants[caller.tenant_id].users.values()
-    user = next(
-        (u for u in users if key == u.id or key.lower() == u.user_principal_name.lower()), None
-    )
+def mailbox_of(state: FakeState, caller: Caller, key: str) -> Mailbox:
+    user = state.tenants[caller.tenant_id].find_user(key)
     if user is None:
         raise NotFound("ErrorInvalidUser", f"The requested user '{key}' is invalid.")
     if user.id not in state.mailboxes:
@@ -58,14 +55,14 @@ def _mailbox(state: FakeState, caller: Caller, key: str) -> Mailbox:
     return state.mailboxes[user.id]
 
 
-def _folder(mailbox: Mailbox, key: str) -> MailFolder:
+def folder_of(mailbox: Mailbox, key: str) -> MailFolder:
     folder = mailbox.folder(key)
     if folder is None:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
     return folder
 
 
-def _answer_errors(exc: Exception, state: FakeState) -> Response:
+def refusal_response(exc: Exception, state: FakeState) -> Response:
     if isinstance(exc, NotFound):
         return graph_error(404, exc.code, exc.message, state.clock.now())
     if isinstance(exc, BadQuery):
@@ -83,8 +80,8 @@ def _folder_page(request: Request, caller: Caller, children_of: str | None) -> R
     try:
         refuse_options(params.keys(), {"$select", "$top", "$skiptoken"})
         with state.lock:
-            mailbox = _mailbox(state, caller, request.path_params["user"])
-            parent = _folder(mailbox, children_of) if children_of else mailbox.root
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            parent = folder_of(mailbox, children_of) if children_of else mailbox.root
             hidden = params.get("includeHiddenFolders", "").lower() == "true"
             folders = [f.to_json(mailbox) for f in mailbox.children(parent.id, hidden)]
         offset, top, frozen, raw = paging.page_of(state.token_key, params, 10, 1000)
@@ -98,7 +95,7 @@ def _folder_page(request: Request, caller: Caller, children_of: str | None) -> R
             400, "ErrorInvalidUrlQuery", "The $skiptoken is invalid.", state.clock.now()
         )
     except (NotFound, BadQuery) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     if select is not None and "id" not in select:
         select = ["id", *select]
     link = str(request.url.replace(query=""))
@@ -141,8 +138,8 @@ async def message_delta(request: Request, caller: Caller) -> Response:
     try:
         refuse_options(params.keys(), {"$select", "$skiptoken", "$deltatoken"})
         with state.lock:
-            mailbox = _mailbox(state, caller, request.path_params["user"])
-            folder = _folder(mailbox, request.path_params["folder"])
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            folder = folder_of(mailbox, request.path_params["folder"])
             if "$skiptoken" in params:
                 position = delta.resume_page(state, mailbox, folder, params["$skiptoken"])
             elif "$deltatoken" in params:
@@ -154,7 +151,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
             link = str(request.url.replace(query=""))
             body = delta.page(state, mailbox, folder, position, size, link)
     except (NotFound, BadQuery, delta.SyncStateNotFound, delta.SyncStateInvalid) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     body = {"@odata.context": f"{graph_base(request)}/$metadata#Collection(message)"} | body
     headers = (
         {"Preference-Applied": f"odata.maxpagesize={size}"} if "prefer" in request.headers else {}
@@ -164,7 +161,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
 
 def _message(request: Request, caller: Caller) -> tuple[FakeState, Mailbox, str]:
     state = fake_of(request)
-    mailbox = _mailbox(state, caller, request.path_params["user"])
+    mailbox = mailbox_of(state, caller, request.path_params["user"])
     message_id = request.path_params["message"]
     if message_id not in mailbox.messages:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
@@ -181,7 +178,7 @@ async def get_message(request: Request, caller: Caller) -> Response:
             full = mailbox.messages[message_id].to_json()
         select = parse_select(request.query_params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
     except (NotFound, BadQuery) as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     if select is not None:
         full = {"@odata.etag": full["@odata.etag"]} | project(
             full, ["id", *[s for s in select if s != "id"]]
@@ -198,5 +195,26 @@ async def message_mime(request: Request, caller: Caller) -> Response:
             _, mailbox, message_id = _message(request, caller)
             mime = mailbox.messages[message_id].mime
     except NotFound as exc:
-        return _answer_errors(exc, state)
+        return refusal_response(exc, state)
     return Response(mime, media_type="text/plain")
+
+
+@graph_route("MailboxSettings.Read", "MailboxSettings.ReadWrite")
+async def mailbox_settings(request: Request, caller: Caller) -> Response:
+    """`userPurpose` tells user from shared mailboxes; `archiveFolder` is the archive's id."""
+    state = fake_of(request)
+    try:
+        with state.lock:
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            archive = folder_of(mailbox, "archive")
+    except NotFound as exc:
+        return refusal_response(exc, state)
+    return JSONResponse(
+        {
+            "@odata.context": f"{graph_base(request)}/$metadata#users('{mailbox.owner_id}')/"
+            "mailboxSettings",
+            "archiveFolder": archive.id,
+            "timeZone": "UTC",
+            "userPurpose": mailbox.purpose,
+        }
+    )

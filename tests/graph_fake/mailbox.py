@@ -100,6 +100,8 @@ class Mailbox:
 
     def __init__(self, owner_id: str) -> None:
         self.owner_id = owner_id
+        # mailboxSettings.userPurpose: user, shared, room, equipment, linked, others.
+        self.purpose = "user"
         self.root = MailFolder(exchange_id("AAMkAGroot"), "Top of Information Store", "", True)
         self.folders: dict[str, MailFolder] = {self.root.id: self.root}
         self.messages: dict[str, Message] = {}

@@ -16,12 +16,21 @@ from typing import Any
 from cryptography import x509
 
 from keepstone.clock import Clock, ManualClock
+from tests.graph_fake.drive import Drive
 from tests.graph_fake.faults import Faults
 from tests.graph_fake.mailbox import Mailbox
 from tests.graph_fake.throttle import ThrottleBook
 
 # Application permissions a test app gets unless it says otherwise (graph.md §1.1).
-DEFAULT_ROLES = frozenset({"User.Read.All", "Organization.Read.All", "Mail.ReadWrite"})
+DEFAULT_ROLES = frozenset(
+    {
+        "User.Read.All",
+        "Organization.Read.All",
+        "Mail.ReadWrite",
+        "MailboxSettings.Read",
+        "Files.ReadWrite.All",
+    }
+)
 # Resource identifiers whose `/.default` scope the token endpoint accepts; the fake's own Graph
 # base URL is added when the server starts, so a client may derive the scope from its setting.
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -78,6 +87,18 @@ class Tenant:
     display_name: str
     users: dict[str, User] = field(default_factory=dict)
 
+    def find_user(self, key: str) -> User | None:
+        """A user by id (exact) or by user principal name (case-insensitive), as Graph allows."""
+        lowered = key.lower()
+        return next(
+            (
+                u
+                for u in self.users.values()
+                if key == u.id or lowered == u.user_principal_name.lower()
+            ),
+            None,
+        )
+
     def to_organization(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -114,6 +135,8 @@ class FakeState:
         # last item, as Exchange may; a client must merge by id.
         self.delta_replays = False
         self.throttle = ThrottleBook()
+        self.drives: dict[str, Drive] = {}
+        self.download_url_lifetime_seconds = 3600
         self.faults = Faults()
 
     def add_tenant(self, domain: str, display_name: str = "Contoso") -> Tenant:
@@ -151,6 +174,12 @@ class FakeState:
             mailbox = Mailbox(user.id)
             self.mailboxes[user.id] = mailbox
             return mailbox
+
+    def add_drive(self, user: User) -> Drive:
+        with self.lock:
+            drive = Drive(user.id, self.clock.now())
+            self.drives[user.id] = drive
+            return drive
 
     def find_tenant(self, name: str) -> Tenant | None:
         """A tenant by GUID or by its domain name, as the login URL's path segment allows."""
