@@ -17,6 +17,9 @@ def _served(
 ) -> tuple[int, list[ServeOptions], str]:
     seen: list[ServeOptions] = []
     monkeypatch.setattr(main, "serve", lambda options, say: seen.append(options))
+    # serve configures logging onto the runner's stderr, closed once it returns: later tests
+    # would log into a closed file
+    monkeypatch.setattr(main.logs, "configure", lambda: None)
     result = CliRunner().invoke(main.app, ["serve", *args])
     return result.exit_code, seen, result.output
 
