@@ -44,6 +44,9 @@ def _find_certificate(app: RegisteredApp, header: dict[str, object]) -> x509.Cer
         wanted, index = header.get("x5t#S256"), 1
     else:
         raise AssertionRefused(700027, f"Client assertion uses an unsupported algorithm '{alg}'.")
+    # Entra accepts the base64url thumbprint with or without its "=" padding (MSAL pads it).
+    if isinstance(wanted, str):
+        wanted = wanted.rstrip("=")
     for cert in app.certificates:
         if thumbprints(cert)[index] == wanted:
             return cert
