@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 from keepstone.clock import ManualClock
+from keepstone.domain.jobs import BackupType
+from keepstone.domain.scope import ScopeUser, resolve_scope
 from keepstone.scheduler import Scheduler
 from keepstone.services import catalog, m365_directory, m365_settings
 from keepstone.sources.graph import directory
@@ -79,9 +81,18 @@ def test_users_carry_their_mailbox_type_drive_and_vendor_id(org_env: OrgEnv) -> 
     for key in (hybrid["id"], no_mail.id, f"NoMail@{DOMAIN}"):
         assert org_env.api.get(f"{base}/{key}").json()["id"] == hybrid["id"]
     assert org_env.api.get(f"{base}/{uuid.uuid4()}").status_code == 404
-    # jobs select users from the same list
+    # jobs select users from the same list, naming them by the listed id
     listed = catalog.organization_users(org_env.ctx, org["id"])
     assert [u.name for u in listed] == sorted(users)
+    ids = m365_directory.vendor_user_ids(org_env.ctx, org["id"])
+    assert ids == {name: user["id"] for name, user in users.items()}
+    scope = resolve_scope(
+        BackupType.SELECTED_ITEMS,
+        [{"type": "User", "user": {"id": hybrid["id"]}, "mailbox": True}],
+        [],
+        [ScopeUser(name, ids[name]) for name in ids],
+    )
+    assert list(scope) == [f"nomail@{DOMAIN}"]
 
 
 def test_user_filters_wildcards_and_locations(org_env: OrgEnv) -> None:
