@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.domain.throttle import Backoff
-from keepstone.engine import Item
+from keepstone.engine import Item, Repository
 from keepstone.proxy.backup import Backup
 from keepstone.proxy.executor import Outcome, RunContext
 from keepstone.proxy.worker import ProxyWorker
@@ -207,8 +207,11 @@ class Runs:
         items = self.api.get(f"/v2/JobSessions/{session['id']}/LogItems").json()
         return [item["title"] for item in items]
 
+    def repository(self) -> Repository:
+        return vault.open_repository(self.ctx, self.repo["id"], self.repo["path"])
+
     def stored(self) -> dict[str, tuple[Item, bytes]]:
-        repo = vault.open_repository(self.ctx, self.repo["id"], self.repo["path"])
+        repo = self.repository()
         mine = [s for s in repo.snapshots() if s.tags.get(restore_points.TAG_JOB) == self.job["id"]]
         last = mine[-1].id
         return {i.key: (i, b"".join(repo.read(i))) for i in repo.items(last)}
