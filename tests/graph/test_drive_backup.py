@@ -174,3 +174,17 @@ def test_a_large_file_streams_through_a_spill_on_disk(tenancy: Tenancy) -> None:
             assert stream.read() == content
         rest = list(items)  # the state item comes once the download is done
     assert [i.key for i in rest] == [f"{user.name}/graph-drive-state"] and not skipped
+
+
+def test_a_run_without_changes_costs_two_requests_and_reads_nothing(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 30)
+    assert runs.run()["status"] == "Success"
+    first = runs.files(user)
+    assert runs.tenancy.transport is not None
+    runs.tenancy.transport.reset()
+    session = runs.run()
+    assert session["status"] == "Success"
+    assert runs.files(user) == first
+    assert runs.counts["graph"] == 2 and runs.counts["download"] == 0  # the drive, one delta
+    assert any("30 files (30 unchanged)" in t for t in runs.log(session))

@@ -10,24 +10,20 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.graph.fake_client import advance, bearer, client, graph_code
-from tests.graph_fake.drive import Drive
+from tests.graph.fake_client import advance, client, graph_code
+from tests.graph.test_fake_drive import Files
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.uploads import uploads
 
 UNIT = 320 * 1024
-SECRET = "s3cret"
 
 
-class Writes:
+class Writes(Files):
+    """The fake drive test's tenant, user, drive and token, with the write calls."""
+
     def __init__(self, fake: FakeGraph, http: httpx.Client) -> None:
-        state = fake.state
-        tenant = state.add_tenant("contoso.onmicrosoft.com")
-        self.user = state.add_user(tenant, "adele")
-        self.drive: Drive = state.add_drive(self.user)
-        self.fake, self.http = fake, http
-        self.headers = bearer(http, fake, state.add_app(tenant, secret=SECRET), SECRET)
-        self.base = f"{fake.graph_url}/v1.0/drives/{self.drive.id}/items"
+        super().__init__(fake, http)
+        self.base = f"{self.base}/items"
 
     def put(self, name: str, content: bytes, behaviour: str | None = None) -> httpx.Response:
         query = f"?@microsoft.graph.conflictBehavior={behaviour}" if behaviour else ""
