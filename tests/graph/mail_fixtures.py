@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -57,6 +57,12 @@ class Counted(httpx.BaseTransport):
         self.per_user: Counter[str] = Counter()
         self.in_flight: Counter[str] = Counter()
         self.most_in_flight: Counter[str] = Counter()
+        self.statuses: Counter[int] = Counter()
+        # Retry-After: per mailbox, the instant before which no request may be sent, and the
+        # requests sent before it all the same (measured on the fake's clock)
+        self.closed_until: dict[str, float] = {}
+        self.premature = 0
+        self.now: Callable[[], float] = lambda: 0.0
         self.lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
@@ -67,11 +73,19 @@ class Counted(httpx.BaseTransport):
             self.per_user[user] += 1
             self.in_flight[user] += 1
             self.most_in_flight[user] = max(self.most_in_flight[user], self.in_flight[user])
+            self.premature += self.now() < self.closed_until.get(user, float("-inf"))
         try:
-            return self.inner.handle_request(request)
+            response = self.inner.handle_request(request)
         finally:
             with self.lock:
                 self.in_flight[user] -= 1
+        retry_after = response.headers.get("Retry-After")
+        with self.lock:
+            self.statuses[response.status_code] += 1
+            if retry_after is not None and response.status_code in (429, 503, 504):
+                until = self.now() + float(retry_after)
+                self.closed_until[user] = max(self.closed_until.get(user, until), until)
+        return response
 
     def total(self) -> int:
         return sum(self.kinds.values())
@@ -145,6 +159,7 @@ class Org:
         counted = Counted(httpx.HTTPTransport(verify=tls))
         self.counted.append(counted)
         clock = self.clock
+        counted.now = lambda: clock.now().timestamp()
         client = GraphClient(
             endpoints,
             tokens,
@@ -205,11 +220,14 @@ def read_mailbox(
     previous: list[Item],
     mailbox: MailboxKind = "primary",
     page_size: int = 500,
+    fetchers: int = 4,
 ) -> Run:
     """One MailboxBackup pass; the content of every item given with content is read."""
     skipped: list[Skipped] = []
     with org.client() as client:
-        backup = MailboxBackup(client, user, mailbox, previous, skipped.append, page_size=page_size)
+        backup = MailboxBackup(
+            client, user, mailbox, previous, skipped.append, page_size=page_size, fetchers=fetchers
+        )
         items = list(backup.items())
         requests = org.requests.total()
     contents = {}
