@@ -145,7 +145,10 @@ class MailboxBackup:
         done: set[str] = set()
         try:
             if self.mailbox == "archive":
-                self.base = self._archive_base()
+                archive = self._archive_base()
+                if archive is None:
+                    return  # no In-Place Archive: nothing to back up, nothing wrong
+                self.base = archive
             folders = self._folders()
             self._resolve_roles(folders)
             with ThreadPoolExecutor(self.fetchers, thread_name_prefix="keepstone-mail") as pool:
@@ -160,12 +163,13 @@ class MailboxBackup:
     def _label(self) -> str:
         return "archive mailbox" if self.mailbox == "archive" else "mailbox"
 
-    def _archive_base(self) -> str:
-        """The documented (beta) way to the In-Place Archive: its mailbox id as a user."""
+    def _archive_base(self) -> str | None:
+        """The documented (beta) way to the In-Place Archive: its mailbox id as a user; None
+        when the user has none (Graph v1.0 cannot tell beforehand, so the job may ask anyway)."""
         settings = self._get(f"/beta/users/{quote(self.user.graph_id, safe='')}/settings/exchange")
         archive = settings.get("inPlaceArchiveMailboxId")
         if not isinstance(archive, str) or not archive:
-            raise PartFailed("the user has no In-Place Archive mailbox")
+            return None
         return f"/beta/users/{quote(archive, safe='')}"
 
     # ----- requests -----
