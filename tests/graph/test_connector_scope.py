@@ -4,6 +4,8 @@ on-premises GUID)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from keepstone.domain.jobs import BackupType
 from keepstone.domain.scope import Parts, ScopeUser, resolve_scope
 
@@ -14,7 +16,7 @@ BOB = ScopeUser("bob@contoso.test", "stable-b", "5b1a0f0e-0000-4000-8000-0000000
 
 
 def test_the_archive_is_taken_only_where_an_item_selects_it() -> None:
-    selected = [
+    selected: list[dict[str, Any]] = [
         {"type": "User", "user": {"id": VENDOR}, "mailbox": True, "archiveMailbox": True},
         {"type": "User", "user": {"name": "bob@contoso.test"}},
     ]
