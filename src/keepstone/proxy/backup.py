@@ -1,9 +1,9 @@
 """A job run's real work: read the organization in scope and write one restore point.
 
-The organization's type picks its connector (``sources.connector``: Local, Imap); everything
-else is the same for every source. Unchanged items (same change token as in the job's previous
-restore point, or the previous item the connector names, their chunks still in the repository)
-are carried over without being read. Files are chunked, hashed, compressed and
+The organization's type picks its connector (``sources.connector``: Local, Imap, Office365);
+everything else is the same for every source. Unchanged items (same change token as in the
+job's previous restore point, or the previous item the connector names, their chunks still in
+the repository) are carried over without being read. Files are chunked, hashed, compressed and
 stored by a small thread pool (the engine releases the GIL in its hot loops).
 
 One bad item never fails a run: an item the source cannot give (a link, a FIFO, a file that
@@ -40,6 +40,7 @@ from keepstone.sources.connector import (
     PreviousPoint,
     Skipped,
     SourceItem,
+    SourceUser,
     Watched,
 )
 from keepstone.sources.local import LocalOrganization
@@ -58,6 +59,8 @@ def run_backup(run: RunContext) -> Outcome:
         return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
     if organization.type == "Imap":
         return Backup(run, _imap_connector(run)).execute()
+    if organization.type == "Office365":
+        return Backup(run, _office365_connector(run)).execute()
     return no_connector(run)
 
 
@@ -68,6 +71,17 @@ def _imap_connector(run: RunContext) -> ConnectorFactory:
 
     access = imap_settings.access_of(run.ctx, run.run.organization)
     return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
+
+
+def _office365_connector(run: RunContext) -> ConnectorFactory:
+    # Imported here: the Graph connector and its settings load only for Office365 runs.
+    from keepstone.services import m365_settings
+    from keepstone.sources.graph.connector import Office365Backup
+
+    organization = run.run.organization
+    access = m365_settings.access_of(run.ctx, organization)
+    users = m365_settings.graph_users(run.ctx, organization)
+    return lambda on_skip: Office365Backup(access, users, on_skip, check=run.check)
 
 
 @dataclass
@@ -136,13 +150,16 @@ class Backup:
             self.claim.scope.backup_type,
             self.claim.scope.selected_items,
             self.claim.scope.excluded_items,
-            [ScopeUser(u.name, self._subject(u.name)[0]) for u in users],
+            [
+                ScopeUser(u.name, self._subject(u.name)[0], getattr(u, "graph_id", ""))
+                for u in users
+            ],
         )
         plan: list[tuple[str, list[Part]]] = []
         for user in users:
             chosen = scope.get(user.name)
             if chosen is not None:
-                plan.append((user.name, _parts(chosen, user.has_mailbox, user.has_onedrive)))
+                plan.append((user.name, _parts(chosen, user)))
         parent = self._parent(repo)
         previous = PreviousPoint(list(repo.items(parent)) if parent else [])
         self.source.start(plan, previous)
@@ -396,7 +413,11 @@ class Stored:
 def source_text(item: SourceItem) -> str:
     """How a warning names an item: where it lives, for people."""
     if item.kind == "mail":
-        name = item.meta.get("file_name") or f"UID {item.meta.get('uid', '')}"
+        name = item.meta.get("file_name") or (
+            f"'{item.meta.get('subject', '')}'"
+            if item.meta.get("source") == "graph"
+            else f"UID {item.meta.get('uid', '')}"
+        )
         return f"message {name} in {item.path}"
     if item.kind == "folder":
         return f"folder {item.path}"
@@ -448,11 +469,13 @@ class TimedReader(io.RawIOBase):
         return int(count or 0)
 
 
-def _parts(chosen: Parts, has_mailbox: bool, has_onedrive: bool) -> list[Part]:
+def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
     parts: list[Part] = []
-    if chosen.mailbox and has_mailbox:
+    if chosen.mailbox and user.has_mailbox:
         parts.append("mailbox")
-    if chosen.onedrive and has_onedrive:
+    if chosen.archive and getattr(user, "has_archive", False):
+        parts.append("archive")  # only an Office365 user has an In-Place Archive
+    if chosen.onedrive and user.has_onedrive:
         parts.append("onedrive")
     return parts
 
