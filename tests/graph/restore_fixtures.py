@@ -23,8 +23,10 @@ from keepstone.engine import Item
 from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.auth import AppCredentials, MsalHttpClient, TokenSource
 from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.mail_restore import put_back_mail
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.sources.graph.tls import graph_tls_context
+from keepstone.sources.targets import Outcome, Placement
 from tests.graph_fake.mailbox import Mailbox, MailFolder, Message
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, Tenant
@@ -118,6 +120,14 @@ def connect(org: Org) -> Iterator[Connected]:
     finally:
         client.close()
         tokens.close()
+
+
+def run(
+    connected: Connected, org: Org, items: list[Item], contents: Contents, where: Placement
+) -> list[Outcome]:
+    """Put ``items`` back into ``where.user``'s mailbox, all outcomes gathered."""
+    user = org.users[where.user]
+    return list(put_back_mail(connected.client, user, items, contents, where))
 
 
 # ----- backed-up-shaped items -----

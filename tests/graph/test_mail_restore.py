@@ -11,17 +11,15 @@ from datetime import timedelta
 import pytest
 
 from keepstone.engine import Item
-from keepstone.sources.graph.mail_restore import put_back_mail
-from keepstone.sources.targets import Collision, Outcome, Placement
+from keepstone.sources.targets import Collision, Placement
 from tests.graph.restore_fixtures import (
     WHEN,
-    Connected,
     Contents,
-    Org,
     connect,
     graph_item,
     mime,
     new_org,
+    run,
     semantic,
     tree,
 )
@@ -30,13 +28,6 @@ from tests.graph_fake.mailbox import Message
 from tests.graph_fake.server import FakeGraph
 
 KEEP = Collision.KEEP_BOTH
-
-
-def _run(
-    connected: Connected, org: Org, items: list[Item], contents: Contents, where: Placement
-) -> list[Outcome]:
-    user = org.users[where.user]
-    return list(put_back_mail(connected.client, user, items, contents, where))
 
 
 def _place(
@@ -84,7 +75,7 @@ def test_messages_come_back_non_draft_with_dates_flags_content_and_folders(
         ),
     ]
     with connect(org) as connected:
-        outcomes = _run(connected, org, items, contents, _place())
+        outcomes = run(connected, org, items, contents, _place())
     assert [(o.restored, o.error) for o in outcomes] == [(True, None)] * 3
     landed = tree(org.mailboxes["adele"])
     assert sorted(landed) == ["Inbox", "Inbox/Projects/2024", "Sent Items"]
@@ -120,7 +111,7 @@ def test_a_draft_stays_a_draft_in_its_folder(graph_fake: FakeGraph) -> None:
         mime(1),
     )
     with connect(org) as connected:
-        assert _run(connected, org, [item], contents, _place())[0].restored
+        assert run(connected, org, [item], contents, _place())[0].restored
     made = _only(tree(org.mailboxes["adele"])["Drafts"])
     assert made.is_draft and semantic(made.mime) == semantic(mime(1))
 
@@ -130,11 +121,15 @@ def test_large_attachments_go_through_upload_sessions_without_the_token(
 ) -> None:
     org = new_org(graph_fake, "adele")
     contents = Contents()
-    big, middle, small = os.urandom(6 * 1024 * 1024 + 1000), os.urandom(2_500_000), os.urandom(900_000)
+    big, middle, small = (
+        os.urandom(6 * 1024 * 1024 + 1000),
+        os.urandom(2_500_000),
+        os.urandom(900_000),
+    )
     content = mime(1, attachments=(("big.bin", big), ("middle.bin", middle), ("small.bin", small)))
     item = contents.add(graph_item("adele", 1, content), content)
     with connect(org) as connected:
-        outcome = _run(connected, org, [item], contents, _place())[0]
+        outcome = run(connected, org, [item], contents, _place())[0]
         seen = connected.transport
     assert outcome.restored and outcome.error is None
     made = _only(tree(org.mailboxes["adele"])["Inbox"])
@@ -158,7 +153,7 @@ def test_a_message_whose_attachment_fails_is_removed_and_fails(graph_fake: FakeG
     item = contents.add(graph_item("adele", 1, content), content)
     graph_fake.state.faults.add(FaultRule(r"/createUploadSession$", 507))
     with connect(org) as connected:
-        outcome = _run(connected, org, [item], contents, _place())[0]
+        outcome = run(connected, org, [item], contents, _place())[0]
     assert not outcome.restored and "507" in outcome.why
     assert org.mailboxes["adele"].messages == {}  # no message left without its attachment
 
@@ -174,9 +169,9 @@ def test_collision_policies_by_internet_message_id(
     contents = Contents()
     items = [contents.add(graph_item("adele", n, mime(n)), mime(n)) for n in range(3)]
     with connect(org) as connected:
-        assert all(o.restored for o in _run(connected, org, items, contents, _place()))
+        assert all(o.restored for o in run(connected, org, items, contents, _place()))
         before = set(org.mailboxes["adele"].messages)
-        again = _run(connected, org, items, contents, _place(collision=collision))
+        again = run(connected, org, items, contents, _place(collision=collision))
     assert sum(o.restored for o in again) == restored
     assert all(o.error is None for o in again)
     inbox = tree(org.mailboxes["adele"])["Inbox"]
@@ -195,7 +190,7 @@ def test_restore_to_another_mailbox_and_folder(graph_fake: FakeGraph) -> None:
         contents.add(graph_item("adele", 2, mime(2), folder=("Inbox", "Deep"), role=None), mime(2)),
     ]
     with connect(org) as connected:
-        outcomes = _run(connected, org, items, contents, _place("bob", "Restored/From Adele"))
+        outcomes = run(connected, org, items, contents, _place("bob", "Restored/From Adele"))
     assert all(o.restored for o in outcomes)
     assert org.mailboxes["adele"].messages == {}
     landed = tree(org.mailboxes["bob"])
@@ -233,7 +228,7 @@ def test_items_of_other_organizations_restore_with_their_flags(graph_fake: FakeG
     contents.add(maildir, mime(1))
     contents.add(imap, mime(2))
     with connect(org) as connected:
-        outcomes = _run(connected, org, [maildir, imap], contents, _place())
+        outcomes = run(connected, org, [maildir, imap], contents, _place())
     assert all(o.restored for o in outcomes)
     landed = tree(org.mailboxes["adele"])
     letters, sent = _only(landed["Archive/2023"]), _only(landed["Sent Items"])
