@@ -122,7 +122,7 @@ def test_large_attachments_go_through_upload_sessions_without_the_token(
     org = new_org(graph_fake, "adele")
     contents = Contents()
     big, middle, small = (
-        os.urandom(6 * 1024 * 1024 + 1000),
+        os.urandom(4 * 1024 * 1024 + 1000),
         os.urandom(2_500_000),
         os.urandom(900_000),
     )
@@ -136,7 +136,7 @@ def test_large_attachments_go_through_upload_sessions_without_the_token(
     assert semantic(made.mime) == semantic(content)
     assert not made.is_draft
     # the create carries what fits under 4 MB; the 2.5 MB one follows alone (under 3 MB it
-    # may not use a session); the 6 MB one takes a session and two fragments under 4 MB
+    # may not use a session); the 4 MB one takes a session and two fragments under 4 MB
     assert seen.count("POST", "/mailFolders/inbox/messages") == 1
     assert seen.count("POST", "/attachments/createUploadSession") == 1
     assert seen.count("POST", "/attachments") == 2
