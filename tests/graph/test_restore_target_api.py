@@ -10,10 +10,18 @@ from typing import Any
 
 from keepstone.proxy.backup import facts_of
 from keepstone.services import restore_points, vault
-from tests.graph.org_fixtures import SECRET, OrgEnv, org_body, org_env, pfx_of, tenant_with_users
+from tests.graph.org_fixtures import (
+    SECRET,
+    OrgEnv,
+    _org_server,
+    org_body,
+    org_env,
+    pfx_of,
+    tenant_with_users,
+)
 from tests.graph.restore_fixtures import graph_item, mime, semantic, tree
 
-__all__ = ["org_env"]
+__all__ = ["_org_server", "org_env"]
 USER = "user000@contoso.onmicrosoft.com"
 OTHER = "user001@contoso.onmicrosoft.com"
 ROLES_WITHOUT_MAIL = frozenset({"User.Read.All", "Organization.Read.All", "Files.ReadWrite.All"})

@@ -21,6 +21,7 @@ from tests.graph_fake import (
     mail,
     mail_create,
     onedrive,
+    uploads,
 )
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
@@ -73,6 +74,17 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/drives/{drive}/items/{item}", onedrive.get_item, methods=["GET"]),
         Route("/v1.0/drives/{drive}/items/{item}/content", onedrive.item_content, methods=["GET"]),
         Route("/_download/{item}", onedrive.download, methods=["GET"]),
+        # OneDrive writes (m365-drive): folders, simple and session uploads, the upload host
+        Route(
+            "/v1.0/drives/{drive}/items/{parent}/children", uploads.create_child, methods=["POST"]
+        ),
+        Route(
+            "/v1.0/drives/{drive}/items/{parent}:/{rest:path}",
+            uploads.by_path,
+            methods=["GET", "PUT", "POST"],
+        ),
+        Route("/v1.0/drives/{drive}/items/{item}", uploads.patch_item, methods=["PATCH"]),
+        Route("/_upload/{session}", uploads.upload_host, methods=["GET", "PUT", "DELETE"]),
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
         # restore (mail): folders, collision lookup, delete, attachments, the upload host
         Route("/v1.0/users/{user}/mailFolders", folders_create.create_top_folder, methods=["POST"]),
@@ -109,6 +121,23 @@ def graph_app(state: FakeState) -> Starlette:
             attachments.cancel_upload,
             methods=["DELETE"],
         ),
+        # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
+        # for In-Place Archives (settings/exchange, then the archive's id as a user)
+        Route("/v1.0/users/{user}/mailFolders/{folder}", mail.get_folder, methods=["GET"]),
+        Route("/beta/users/{user}/settings/exchange", mail.exchange_settings, methods=["GET"]),
+        Route("/beta/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/childFolders",
+            mail.child_folders,
+            methods=["GET"],
+        ),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/messages/delta",
+            mail.message_delta,
+            methods=["GET"],
+        ),
+        Route("/beta/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        # -- end of mail backup
         Route("/{rest:path}", unknown_segment),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])
