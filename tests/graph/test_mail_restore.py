@@ -237,3 +237,60 @@ def test_items_of_other_organizations_restore_with_their_flags(graph_fake: FakeG
     assert (sent.is_read, sent.flag_status, sent.is_draft) == (True, "notFlagged", False)
     assert sent.received == WHEN.replace(hour=6, minute=0, second=0)
     assert semantic(sent.mime) == semantic(mime(2))
+
+
+def test_a_real_backup_restores_into_another_mailbox_the_same(graph_fake: FakeGraph) -> None:
+    """MailboxBackup (m365-mail) reads adele's mailbox; the restore into bob's gives the same
+    folder tree, the same messages (G9) with the same read and flag state and dates."""
+    from keepstone.sources.graph.mail_backup import MailboxBackup
+
+    org = new_org(graph_fake, "adele", "bob")
+    source = org.mailboxes["adele"]
+    inbox, sent = source.folder("inbox"), source.folder("sentitems")
+    assert inbox is not None and sent is not None
+    nested = source.add_folder("2024", source.add_folder("Projects", inbox))
+    now = graph_fake.state.clock.now()
+    plan = [(inbox, 0), (inbox, 1), (sent, 2), (nested, 3), (nested, 4)]
+    for folder, n in plan:
+        content = mime(n, attachments=(("a.bin", bytes([n]) * 5000),) if n % 2 else ())
+        made = source.add_message(folder, content, now - timedelta(days=n))
+        source.update_message(
+            made.id, now, is_read=n % 2 == 0, flag_status=("flagged" if n == 3 else "notFlagged")
+        )
+    contents = Contents()
+    with connect(org) as connected:
+        backed = list(
+            MailboxBackup(
+                connected.client, org.users["adele"], "primary", [], lambda s: None
+            ).items()
+        )
+        items = []
+        for found in backed:
+            if found.kind != "mail":
+                continue
+            item = Item(
+                found.key,
+                found.user,
+                found.kind,
+                found.path,
+                found.size,
+                found.mtime,
+                found.mode,
+                found.meta,
+            )
+            items.append(contents.add(item, found.open().read()))
+        bob = org.users["bob"].name
+        outcomes = run(connected, org, items, contents, _place("bob"))
+    assert len(items) == 5 and all(o.restored for o in outcomes)
+
+    def shape(mailbox_messages: dict[str, list[Message]]) -> dict[str, list[tuple[object, ...]]]:
+        return {
+            path: sorted(
+                (str(semantic(m.mime)), m.is_read, m.flag_status, m.received, m.is_draft)
+                for m in messages
+            )
+            for path, messages in mailbox_messages.items()
+        }
+
+    assert bob == "bob@contoso.onmicrosoft.com"
+    assert shape(tree(org.mailboxes["bob"])) == shape(tree(source))
