@@ -294,3 +294,23 @@ def test_a_real_backup_restores_into_another_mailbox_the_same(graph_fake: FakeGr
 
     assert bob == "bob@contoso.onmicrosoft.com"
     assert shape(tree(org.mailboxes["bob"])) == shape(tree(source))
+
+
+def test_archive_mailbox_items_and_hostile_folder_names_stay_data(graph_fake: FakeGraph) -> None:
+    org = new_org(graph_fake, "adele")
+    contents = Contents()
+    archived = graph_item("adele", 1, mime(1), folder=("Inbox",), role="inbox", mailbox="archive")
+    hostile = graph_item("adele", 2, mime(2), folder=("..", "a/b", "x\u202ey"), role=None)
+    contents.add(archived, mime(1))
+    contents.add(hostile, mime(2))
+    with connect(org) as connected:
+        outcomes = run(connected, org, [archived, hostile], contents, _place())
+    assert all(o.restored for o in outcomes)
+    mailbox = org.mailboxes["adele"]
+    # Graph v1.0 writes no In-Place Archive: its folders go under the target's Archive
+    assert len(tree(mailbox)["Archive/Inbox"]) == 1
+    made = [f for f in mailbox.folders.values() if f.display_name in ("..", "a/b", "x\u202ey")]
+    assert sorted(f.display_name for f in made) == ["..", "a/b", "x\u202ey"]
+    names = {f.id: f for f in mailbox.folders.values()}
+    leaf = next(f for f in made if f.display_name == "x\u202ey")
+    assert names[names[leaf.parent_id].parent_id].display_name == ".."
