@@ -86,6 +86,8 @@ def test_only_the_internet_message_id_filter_is_served(mail: Mail) -> None:
     )
     assert graph_code(mail.get(url + "?$filter=subject eq 's'"))[0] == 400
     assert graph_code(mail.get(url + "?$orderby=subject"))[0] == 400
+    bad_select = "?$filter=internetMessageId eq 'x'&$select=id,nope"
+    assert graph_code(mail.get(url + bad_select)) == (400, "Request_BadRequest")
 
 
 def test_attachments_small_and_by_upload_session(mail: Mail) -> None:

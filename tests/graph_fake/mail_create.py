@@ -34,8 +34,8 @@ from tests.graph_fake.directory import graph_base
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.graph_auth import fake_of, graph_route
 from tests.graph_fake.mail import NotFound, folder_of, mailbox_of, refusal_response
-from tests.graph_fake.mailbox import Mailbox, MailFolder, Message
-from tests.graph_fake.query import BadQuery, refuse_options
+from tests.graph_fake.mailbox import MESSAGE_PROPERTIES, Mailbox, MailFolder, Message
+from tests.graph_fake.query import BadQuery, parse_select, project, refuse_options
 from tests.graph_fake.state import FakeState
 
 MAX_BODY = 4 * 1024 * 1024
@@ -402,11 +402,12 @@ async def find_in_folder(request: Request, caller: Caller) -> Response:
     try:
         refuse_options(params.keys(), {"$filter", "$select"})
         wanted = _message_id_filter(params.get("$filter"))
+        select = parse_select(params.get("$select"), MESSAGE_PROPERTIES, "microsoft.graph.message")
         with state.lock:
             mailbox = mailbox_of(state, caller, request.path_params["user"])
             folder = folder_of(mailbox, request.path_params["folder"])
             found = [
-                m.to_json()
+                project(m.to_json(), select)
                 for m in mailbox.messages.values()
                 if m.folder_id == folder.id and _internet_id(m) == wanted
             ]
