@@ -12,7 +12,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, batch, directory, mail, mail_create, onedrive, uploads
+from tests.graph_fake import (
+    attachments,
+    auth,
+    batch,
+    directory,
+    folders_create,
+    mail,
+    mail_create,
+    onedrive,
+    uploads,
+)
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
@@ -76,6 +86,41 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/drives/{drive}/items/{item}", uploads.patch_item, methods=["PATCH"]),
         Route("/_upload/{session}", uploads.upload_host, methods=["GET", "PUT", "DELETE"]),
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
+        # restore (mail): folders, collision lookup, delete, attachments, the upload host
+        Route("/v1.0/users/{user}/mailFolders", folders_create.create_top_folder, methods=["POST"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
+            folders_create.create_child_folder,
+            methods=["POST"],
+        ),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages",
+            mail_create.find_in_folder,
+            methods=["GET"],
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}", mail_create.delete_message, methods=["DELETE"]
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}/attachments",
+            attachments.add_attachment,
+            methods=["POST"],
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}/attachments/createUploadSession",
+            attachments.create_upload_session,
+            methods=["POST"],
+        ),
+        Route(
+            "/_outlook/attachmentSessions/{session}",
+            attachments.upload_fragment,
+            methods=["PUT"],
+        ),
+        Route(
+            "/_outlook/attachmentSessions/{session}",
+            attachments.cancel_upload,
+            methods=["DELETE"],
+        ),
         # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
         # for In-Place Archives (settings/exchange, then the archive's id as a user)
         Route("/v1.0/users/{user}/mailFolders/{folder}", mail.get_folder, methods=["GET"]),
