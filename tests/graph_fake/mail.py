@@ -30,7 +30,6 @@ FOLDER_PROPERTIES = frozenset(
         "childFolderCount",
         "unreadItemCount",
         "totalItemCount",
-        "sizeInBytes",
         "isHidden",
     }
 )

@@ -91,9 +91,7 @@ async def user_drive(request: Request, caller: Caller) -> Response:
             "id": drive.id,
             "driveType": "business",
             "name": "OneDrive",
-            "owner": {
-                "user": {"id": owner.id, "displayName": owner.display_name, "email": owner.mail}
-            },
+            "owner": {"user": {"id": owner.id, "displayName": owner.display_name}},
             "quota": {
                 "total": 1 << 40,
                 "used": used,
