@@ -16,6 +16,7 @@ from tests.graph_fake import auth, batch, directory, mail, mail_create, onedrive
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
+from tests.graph_fake.sharepoint import ResourceUnitGate
 from tests.graph_fake.state import FakeState
 
 
@@ -63,7 +64,9 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
         Route("/{rest:path}", unknown_segment),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])
+    # Outlook throttling and faults first, then SharePoint/OneDrive resource units (m365-e2e).
+    middleware = [Middleware(GraphGate), Middleware(ResourceUnitGate)]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.fake = state
     return app
 

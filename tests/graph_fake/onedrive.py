@@ -22,6 +22,7 @@ from tests.graph_fake.errors import graph_error
 from tests.graph_fake.graph_auth import fake_of, graph_route
 from tests.graph_fake.mail import NotFound, refusal_response
 from tests.graph_fake.query import BadQuery, parse_top, refuse_options
+from tests.graph_fake.sharepoint import APP_SCOPE_KEY
 from tests.graph_fake.state import FakeState
 
 READ_FILES = ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All")
@@ -105,7 +106,15 @@ async def user_drive(request: Request, caller: Caller) -> Response:
 def download_url(state: FakeState, request: Request, drive: Drive, item_id: str) -> str:
     expires = state.now_ts() + state.download_url_lifetime_seconds
     tempauth = paging.seal(
-        state.token_key, {"kind": "tempauth", "drive": drive.id, "item": item_id, "exp": expires}
+        state.token_key,
+        {
+            "kind": "tempauth",
+            "drive": drive.id,
+            "item": item_id,
+            "exp": expires,
+            # The app the URL was given to: its (app, tenant) resource units pay the download.
+            "app": request.scope.get(APP_SCOPE_KEY, ""),
+        },
     )
     base = str(request.base_url).rstrip("/")
     return f"{base}/_download/{item_id}?" + urlencode({"tempauth": tempauth})
