@@ -35,6 +35,10 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/organization", directory.organization, methods=["GET"]),
         Route("/v1.0/users", directory.list_users, methods=["GET"]),
         Route("/v1.0/users/{user}", directory.get_user, methods=["GET"]),
+        # organization cache (m365-org): groups, their members, SharePoint sites
+        Route("/v1.0/groups", directory.list_groups, methods=["GET"]),
+        Route("/v1.0/groups/{group}/members", directory.group_members, methods=["GET"]),
+        Route("/v1.0/sites/getAllSites", directory.all_sites, methods=["GET"]),
         Route("/v1.0/users/{user}/mailboxSettings", mail.mailbox_settings, methods=["GET"]),
         Route("/v1.0/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
         Route(

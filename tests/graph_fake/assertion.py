@@ -84,7 +84,8 @@ def _check_claims(
             700023, "Client assertion audience claim does not match Realm issuer."
         )
     exp, nbf = claims.get("exp"), claims.get("nbf", 0)
-    if not isinstance(exp, int) or not isinstance(nbf, int):
+    # RFC 7519 NumericDate: any JSON number (MSAL sends time.time() fractions), never a bool
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (exp, nbf)):
         raise AssertionRefused(50013, "Assertion is invalid: exp and nbf must be numbers.")
     if now >= exp + SKEW_SECONDS or now + SKEW_SECONDS < nbf:
         raise AssertionRefused(

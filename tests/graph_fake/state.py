@@ -18,8 +18,10 @@ from cryptography import x509
 from keepstone.clock import Clock, ManualClock
 from tests.graph_fake.drive import Drive
 from tests.graph_fake.faults import Faults
+from tests.graph_fake.groups import Group
 from tests.graph_fake.mailbox import Mailbox
 from tests.graph_fake.sharepoint import ResourceUnitBook
+from tests.graph_fake.sites import Site
 from tests.graph_fake.throttle import ThrottleBook
 
 # Application permissions a test app gets unless it says otherwise (graph.md §1.1).
@@ -30,6 +32,9 @@ DEFAULT_ROLES = frozenset(
         "Mail.ReadWrite",
         "MailboxSettings.Read",
         "Files.ReadWrite.All",
+        # what a backup application also has to list the organization's groups and sites
+        "Group.Read.All",
+        "Sites.Read.All",
     }
 )
 # Resource identifiers whose `/.default` scope the token endpoint accepts; the fake's own Graph
@@ -55,6 +60,10 @@ class User:
     user_type: str = "Member"
     account_enabled: bool = True
     office_location: str | None = None
+    # directory sync from on-premises AD (tests/graph_fake/directory.py's hybrid users)
+    on_premises_sync_enabled: bool | None = None
+    on_premises_immutable_id: str | None = None
+    on_premises_sid: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The user as Graph's default projection plus the properties a backup asks for."""
@@ -73,7 +82,9 @@ class User:
             "businessPhones": [],
             "preferredLanguage": None,
             "assignedLicenses": [],
-            "onPremisesSyncEnabled": None,
+            "onPremisesSyncEnabled": self.on_premises_sync_enabled,
+            "onPremisesImmutableId": self.on_premises_immutable_id,
+            "onPremisesSecurityIdentifier": self.on_premises_sid,
         }
 
 
@@ -87,6 +98,8 @@ class Tenant:
     domain: str
     display_name: str
     users: dict[str, User] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)  # tests/graph_fake/groups.py
+    sites: list[Site] = field(default_factory=list)  # tests/graph_fake/sites.py
 
     def find_user(self, key: str) -> User | None:
         """A user by id (exact) or by user principal name (case-insensitive), as Graph allows."""

@@ -18,7 +18,7 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
-from keepstone.services import imap_logins, imap_settings, vault
+from keepstone.services import imap_logins, imap_settings, m365_directory, m365_settings, vault
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
@@ -26,7 +26,7 @@ from keepstone.store.tables import Job, Organization, Proxy, Repository, Restore
 
 T = TypeVar("T")
 
-SUPPORTED_ORGANIZATION_TYPES = ("Local", "Imap")
+SUPPORTED_ORGANIZATION_TYPES = ("Local", "Imap", "Office365")
 ORGANIZATION_PATH = "localSettings.path"
 REPOSITORY_PATH = "path"
 PROXY_PORT = 9193
@@ -43,6 +43,9 @@ class OrganizationEdit:
     type: str | None = None
     local_path: str | None = None
     imap_settings: Any = None  # the body's imapSettings as sent (services.imap_settings parses it)
+    # An Office365 organization's properties as sent (exchangeOnlineSettings, isExchangeOnline,
+    # region, ...; services.m365_settings parses them); None when none was sent.
+    office365: dict[str, Any] | None = None
 
 
 def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
@@ -57,6 +60,8 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
     _refuse_other_settings(spec.type, spec)
     if spec.type == imap_settings.IMAP_TYPE:
         return _create_imap_organization(ctx, spec)
+    if spec.type == m365_settings.OFFICE365_TYPE:
+        return _create_office365_organization(ctx, spec)
     if spec.local_path is None:
         raise InvalidInput(
             "localSettings.path is required for a Local organization", "localSettings.path"
@@ -111,12 +116,107 @@ def _create_imap_organization(ctx: Context, spec: OrganizationEdit) -> Organizat
     return org
 
 
+def _create_office365_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
+    """Parsed, checked against the tenant (a token, then ``GET /organization``) and only then
+    stored with its secret; the first sync of the organization cache runs before the answer,
+    so the organization's users can be listed (and selected by jobs) at once."""
+    configured = m365_settings.parse(spec.office365 or {})
+    description = check_description(spec.description or "")
+    if spec.name is not None:
+        check_name(spec.name)
+    configured = m365_settings.checked(ctx, configured, _office365_where(spec))
+    settings = configured.settings
+    name = check_name(spec.name or settings.initial_domain or settings.tenant)
+    org = Organization(
+        id=new_id(),
+        name=name,
+        type=m365_settings.OFFICE365_TYPE,
+        description=description,
+        settings=m365_settings.to_record(settings),
+        created_at=ctx.clock.now(),
+    )
+    _store_with_secret(
+        ctx,
+        org,
+        m365_settings.secrets_name(org.id),
+        m365_settings.encode_secrets(configured.secrets),
+    )
+    m365_directory.sync(
+        ctx, org.id, m365_settings.access_of(ctx, org), sharepoint=settings.is_sharepoint_online
+    )
+    return org
+
+
+def _office365_where(spec: OrganizationEdit) -> str:
+    """The settings object a credential refusal names: the one that carried the credential."""
+    sent = spec.office365 or {}
+    return next(
+        (name for name in m365_settings.SERVICES if sent.get(name) is not None),
+        m365_settings.EXCHANGE,
+    )
+
+
+def _store_with_secret(ctx: Context, org: Organization, secret: str, data: bytes) -> None:
+    """The row and its secret together, or neither."""
+    try:
+        with ctx.db.write() as s:
+            _ensure_unique(s, Organization, org.name, None)
+            s.add(org)
+            s.flush()
+            vault.keep_secret(ctx, secret, data, m365_settings.EXCHANGE)
+    except BaseException:
+        vault.forget_secret(ctx, secret)
+        raise
+
+
+def _edit_office365_organization(
+    ctx: Context, current: Organization, edit: OrganizationEdit
+) -> Organization:
+    """The edit merged into what is kept; changed credentials (or another tenant or
+    application) are checked first; then the row and the secret replaced together."""
+    if edit.type is not None and edit.type != current.type:
+        raise InvalidInput("type of an organization cannot be changed", "type")
+    if edit.name is not None:
+        check_name(edit.name)
+    if edit.description is not None:
+        check_description(edit.description)
+    kept_secrets = m365_settings.kept_secrets(ctx, current)
+    before = m365_settings.Configured(
+        m365_settings.from_record(current.settings),
+        kept_secrets or m365_settings.M365Secrets(),
+        credentials_changed=False,
+    )
+    after = m365_settings.parse(edit.office365 or {}, before)
+    after = m365_settings.checked(ctx, after, _office365_where(edit))
+    secret = m365_settings.secrets_name(current.id)
+    kept = vault.read_secret(ctx, secret)
+    try:
+        with ctx.db.write() as s:
+            org = get_organization_in(s, current.id)
+            _edit_common(s, org, edit)
+            org.settings = m365_settings.to_record(after.settings)
+            vault.keep_secret(
+                ctx, secret, m365_settings.encode_secrets(after.secrets), m365_settings.EXCHANGE
+            )
+    except BaseException:
+        if kept is not None:
+            vault.keep_secret(ctx, secret, kept, m365_settings.EXCHANGE)
+        raise
+    return org
+
+
 def _refuse_other_settings(kind: str, edit: OrganizationEdit) -> None:
     """Each type has its own settings: the other type's are a mistake, not something to drop."""
     if kind == imap_settings.IMAP_TYPE and edit.local_path is not None:
         raise InvalidInput("is for Local organizations, not Imap ones", "localSettings")
     if kind != imap_settings.IMAP_TYPE and edit.imap_settings is not None:
         raise InvalidInput(f"is for Imap organizations, not {kind} ones", imap_settings.PREFIX)
+    if kind == m365_settings.OFFICE365_TYPE and edit.local_path is not None:
+        raise InvalidInput("is for Local organizations, not Office365 ones", "localSettings")
+    sent = edit.office365 or {}
+    for name in m365_settings.SERVICES:
+        if kind != m365_settings.OFFICE365_TYPE and sent.get(name) is not None:
+            raise InvalidInput(f"is for Office365 organizations, not {kind} ones", name)
 
 
 def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Organization:
@@ -124,6 +224,8 @@ def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Orga
     _refuse_other_settings(current.type, edit)
     if edit.imap_settings is not None:
         return _edit_imap_organization(ctx, current, edit)
+    if current.type == m365_settings.OFFICE365_TYPE:
+        return _edit_office365_organization(ctx, current, edit)
     with ctx.db.write() as s:
         org = get_organization_in(s, org_id)
         _edit_common(s, org, edit)
@@ -204,8 +306,13 @@ def get_organization_in(s: Session, org_id: str) -> Organization:
 
 def organization_users(ctx: Context, org_id: str) -> list[LocalUser]:
     """The users found in the organization's source now (an IMAP organization's: the
-    configured list, each with a mailbox and no drive)."""
+    configured list, each with a mailbox and no drive; an Office365 organization's: its cache)."""
     org = get_organization(ctx, org_id)
+    if org.type == m365_settings.OFFICE365_TYPE:
+        return [
+            LocalUser(u.name, u.has_mailbox, u.has_onedrive)
+            for u in m365_directory.graph_users(ctx, org.id)
+        ]
     if org.type == imap_settings.IMAP_TYPE:
         users = imap_settings.from_record(org.settings).users
         return sorted((LocalUser(u.name, True, False) for u in users), key=lambda u: u.name)

@@ -280,3 +280,90 @@ class AuditEvent(Base):
         Index("ix_audit_events_organization_time", "organization_id", "time"),
         {"sqlite_autoincrement": True},  # never reuse a number, even after the newest is gone
     )
+
+
+# ---- the Office365 organization cache (services/m365_directory.py) ------------------------------
+# One row per directory object, replaced by each sync; Graph's ids are kept as Graph gives them
+# (an Entra object id, a SharePoint site id ``host,collection,web``).
+
+
+class M365User(Base):
+    __tablename__ = "m365_users"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    onprem_guid: Mapped[str] = mapped_column(String(36))  # zeros for a cloud-only user
+    name: Mapped[str] = mapped_column(String(255), index=True)  # the UPN, lower-cased
+    display_name: Mapped[str] = mapped_column(Text)
+    mail: Mapped[str | None] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(16))  # User | Shared | Public
+    location: Mapped[str] = mapped_column(String(16))  # Cloud | Hybrid
+    office: Mapped[str | None] = mapped_column(Text)
+    onprem_sid: Mapped[str | None] = mapped_column(String(184))
+    licenses: Mapped[list[Any]]  # skuIds
+    has_mailbox: Mapped[bool]
+    has_archive: Mapped[bool]
+    has_onedrive: Mapped[bool]
+    drive_id: Mapped[str | None] = mapped_column(String(255))
+    drive_url: Mapped[str | None] = mapped_column(Text)
+
+
+class M365Group(Base):
+    __tablename__ = "m365_groups"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    onprem_guid: Mapped[str] = mapped_column(String(36))
+    display_name: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(String(320))  # mail, else the mail nickname
+    description: Mapped[str | None] = mapped_column(Text)
+    mail: Mapped[str | None] = mapped_column(String(320))
+    kind: Mapped[str] = mapped_column(String(32))  # Office365 | Security | Distribution | ...
+    location: Mapped[str] = mapped_column(String(16))
+    onprem_sid: Mapped[str | None] = mapped_column(String(184))
+    is_team: Mapped[bool]
+
+
+class M365GroupMember(Base):
+    __tablename__ = "m365_group_members"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    member_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # User | Group | Unknown
+    name: Mapped[str] = mapped_column(Text)
+    login: Mapped[str | None] = mapped_column(String(320))
+    is_cloud: Mapped[bool]
+
+
+class M365Site(Base):
+    __tablename__ = "m365_sites"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    graph_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    title: Mapped[str] = mapped_column(Text)
+    is_personal: Mapped[bool]
+
+
+class M365SyncState(Base):
+    """The organization cache's last and current sync (``RESTOrganizationSyncState``)."""
+
+    __tablename__ = "m365_sync_states"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    last_type: Mapped[str | None] = mapped_column(String(16))
+    last_result: Mapped[str | None] = mapped_column(String(16))  # Success | Error
+    last_start: Mapped[datetime | None]
+    last_end: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    current_type: Mapped[str | None] = mapped_column(String(16))
+    current_status: Mapped[str | None] = mapped_column(String(16))  # Queued | Running
+    current_scheduled: Mapped[datetime | None]
+    current_start: Mapped[datetime | None]

@@ -233,6 +233,38 @@ class OrganizationBody(WireModel):
     # Kept as sent: its rules cross properties and a PUT merges it into what is kept, so
     # services.imap_settings parses it (and names ``imapSettings.users[1].password``).
     imap_settings: dict[str, Any] | None = None
+    # Office365 (RESTOffice365ConnectionSettings and the flags): kept as sent, for the same
+    # reasons; services.m365_settings parses them and names the property it refuses.
+    exchange_online_settings: Any = None
+    share_point_online_settings: Any = None
+    region: Any = None
+    is_exchange_online: Any = None
+    is_share_point_online: Any = None
+    is_teams_online: Any = None
+    is_teams_chats_online: Any = None
+    configure_application: Any = None
+    new_application_name: Any = None
+    user_code: Any = None
+
+    def office365(self) -> dict[str, Any] | None:
+        """The Office365 properties sent, by their vendor names (None if none was)."""
+        sent = self.model_dump(
+            by_alias=True,
+            include={
+                "exchange_online_settings",
+                "share_point_online_settings",
+                "region",
+                "is_exchange_online",
+                "is_share_point_online",
+                "is_teams_online",
+                "is_teams_chats_online",
+                "configure_application",
+                "new_application_name",
+                "user_code",
+            },
+            exclude_none=True,
+        )
+        return sent or None
 
     def to_edit(self) -> OrganizationEdit:
         kind = {"local": "Local", "office365": "Office365", "imap": "Imap"}.get(
@@ -244,7 +276,19 @@ class OrganizationBody(WireModel):
             type=kind,
             local_path=self.local_settings.path if self.local_settings else None,
             imap_settings=self.imap_settings,
+            office365=self.office365(),
         )
+
+
+class SyncKind(enum.Enum):
+    INCREMENTAL = "Incremental"
+    FULL = "Full"
+
+
+class SyncOptionsBody(WireModel):
+    """``POST /Organizations/{id}/Sync`` (``RESTOrganizationSyncOptions``)."""
+
+    type: Annotated[SyncKind, any_case(SyncKind)] | None = None
 
 
 class ProxyBody(WireModel):

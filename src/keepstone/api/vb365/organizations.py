@@ -9,14 +9,14 @@ from fastapi import Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
-from keepstone.api.vb365 import views
+from keepstone.api.vb365 import org_objects, views
 from keepstone.api.vb365.bodies import OrganizationBody
 from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import NotFound
 from keepstone.domain.scope import stable_user_id
-from keepstone.services import audit, auth, catalog, imap_settings, licensing
+from keepstone.services import audit, auth, catalog, imap_settings, licensing, m365_settings
 from keepstone.services.context import Context
 from keepstone.sources.local import LocalUser
 from keepstone.store.tables import Organization
@@ -35,6 +35,12 @@ def list_organizations(
 
     rows = partial(catalog.list_organizations, ctx)
     return json(listing(request, api, "organizations", rows, render, paging, ctx.clock.now()))
+
+
+# Before /Organizations/{org_id}, which would take "SyncState" for an id.
+@router.get("/Organizations/SyncState", since=8)
+def sync_states(ctx: Ctx, api: Version) -> Response:
+    return org_objects.get_sync_states(ctx, api)
 
 
 @router.get("/Organizations/{org_id}")
@@ -74,7 +80,14 @@ def list_users(
     paging: Paging,
     userName: str | None = None,
     displayName: str | None = None,
+    locationFilter: str | None = None,
 ) -> Response:
+    if catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE:
+        return json(
+            org_objects.list_users(
+                org_id, request, ctx, api, paging, userName, displayName, locationFilter
+            )
+        )
     wanted = [n.lower() for n in (userName, displayName) if n]
 
     def rows() -> list[LocalUser]:
@@ -88,10 +101,15 @@ def list_users(
 # Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_organizations_id_users_id.html).
 @router.get("/Organizations/{org_id}/Users/{user_id}", since=3)
 def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
+    if catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE:
+        return json(org_objects.get_user(org_id, user_id, ctx, api))
     for user in catalog.organization_users(ctx, org_id):
         if stable_user_id(org_id, user.name) == user_id:
             return json(views.organization_user(org_id, user, api))
     raise NotFound(f"organization '{org_id}' has no user '{user_id}'")
+
+
+org_objects.install(router)
 
 
 @router.get("/Organizations/{org_id}/AuditItems", since=6)

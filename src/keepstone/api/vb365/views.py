@@ -26,11 +26,19 @@ from keepstone.services.imap_settings import (
     from_record,
 )
 from keepstone.services.licensing import License
+from keepstone.services.m365_directory import vendor_id
+from keepstone.services.m365_settings import OFFICE365_TYPE, M365Settings
+from keepstone.services.m365_settings import from_record as m365_from_record
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
     Job,
     JobSession,
     LogItem,
+    M365Group,
+    M365GroupMember,
+    M365Site,
+    M365SyncState,
+    M365User,
     Organization,
     Proxy,
     Repository,
@@ -129,6 +137,8 @@ def organization(
         "name": row.name,
         "description": row.description,
     }
+    if row.type == OFFICE365_TYPE:
+        return office365_organization(row, api, backups)
     if row.type == IMAP_TYPE:
         body["imapSettings"] = imap_settings_view(from_record(row.settings), secrets)
     else:
@@ -684,3 +694,207 @@ def restore_statistics(row: RestoreSession) -> dict[str, Any]:
         "skippedItemsCount": skipped,
         "items": [],
     }
+
+
+# ---- Office365 organizations and their objects (RESTOffice365ConnectionSettings, RESTUser...) ----
+
+
+def office365_organization(row: Organization, api: ApiVersion, backups: Any) -> dict[str, Any]:
+    """An Office365 organization: its application and tenant, never its secret (whether one is
+    kept shows as the certificate's thumbprint, or not at all for a client secret)."""
+    settings = m365_from_record(row.settings)
+    first, last = backups or (None, None)
+    body: dict[str, Any] = {
+        "type": "Office365",
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "officeName": settings.initial_domain or settings.tenant,
+        "region": settings.region,
+        "isExchangeOnline": settings.is_exchange_online,
+        "isSharePointOnline": settings.is_sharepoint_online,
+        "isTeamsOnline": settings.is_teams_online,
+        "isTeamsChatsOnline": settings.is_teams_chats_online,
+        "exchangeOnlineSettings": office365_settings(settings),
+        "sharePointOnlineSettings": office365_settings(settings)
+        | {"sharePointSaveAllWebParts": settings.sharepoint_save_all_web_parts},
+        "isBackedup": backups is not None,
+        "firstBackuptime": iso(first),
+        "lastBackuptime": iso(last),
+    }
+    if api.at_least(8):
+        body["msid"] = settings.tenant_id
+    if not api.at_least(7):
+        body.pop("description")
+    body["_links"] = {
+        "self": api.link("organizations", row.id),
+        "jobs": api.link("organizations", row.id, "jobs"),
+        "users": api.link("organizations", row.id, "users"),
+        "groups": api.link("organizations", row.id, "groups"),
+        "sites": api.link("organizations", row.id, "sites"),
+        "teams": api.link("organizations", row.id, "teams"),
+    }
+    body["_actions"] = {}
+    return body
+
+
+def office365_settings(settings: M365Settings) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "useApplicationOnlyAuth": True,
+        "officeOrganizationName": settings.initial_domain or settings.tenant,
+        "applicationId": settings.application_id,
+        "useCustomVeeamAADApplication": True,
+    }
+    if settings.certificate_thumbprint:
+        body["applicationCertificateThumbprint"] = settings.certificate_thumbprint
+    return body
+
+
+def _location(location: str) -> str:
+    return location if location in ("Cloud", "Hybrid", "OnPremises") else "Cloud"
+
+
+def m365_user(org_id: str, row: M365User, api: ApiVersion) -> dict[str, Any]:
+    identifier = vendor_id(row.graph_id, row.onprem_guid)
+    body: dict[str, Any] = {
+        "id": identifier,
+        "displayName": row.display_name,
+        "name": row.mail or row.name,
+        "type": row.kind,
+        "locationType": _location(row.location),
+    }
+    if api.at_least(7):
+        body["onPremisesSid"] = row.onprem_sid
+        body["office"] = row.office
+    if api.at_least(8):
+        body["msid"] = row.graph_id
+        body["assignedLicenses"] = [
+            {"skuId": sku, "detectedSkuType": "Other"} for sku in row.licenses
+        ]
+    user_link = api.link("organizations", org_id, "users", identifier)
+    body["_links"] = {
+        "self": user_link,
+        "organization": api.link("organizations", org_id),
+        "onedrives": api.link("organizations", org_id, "users", identifier, "onedrives"),
+    }
+    return body
+
+
+def m365_onedrive(org_id: str, row: M365User, api: ApiVersion) -> dict[str, Any]:
+    identifier = vendor_id(row.graph_id, row.onprem_guid)
+    return {
+        "id": row.drive_id or row.graph_id,
+        "name": "OneDrive",
+        "url": row.drive_url,
+        "_links": {"user": api.link("organizations", org_id, "users", identifier)},
+    }
+
+
+def m365_group(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
+    identifier = vendor_id(row.graph_id, row.onprem_guid)
+    body: dict[str, Any] = {
+        "id": identifier,
+        "displayName": row.display_name,
+        "name": row.name,
+        "type": row.kind,
+        "locationType": _location(row.location),
+    }
+    if api.at_least(7):
+        body["onPremisesSid"] = row.onprem_sid
+    if api.at_least(8):
+        body["msid"] = row.graph_id
+    body["_links"] = {
+        "self": api.link("organizations", org_id, "groups", identifier),
+        "members": api.link("organizations", org_id, "groups", identifier, "members"),
+    }
+    return body
+
+
+def m365_member(
+    org_id: str, group_id: str, row: M365GroupMember, api: ApiVersion
+) -> dict[str, Any]:
+    return {
+        "groupId": group_id,
+        "name": row.name,
+        "login": row.login,
+        "type": row.kind,
+        "isCloud": row.is_cloud,
+        "_links": {"group": api.link("organizations", org_id, "groups", group_id)},
+    }
+
+
+def site_id(row: M365Site) -> str:
+    """The site's id in the vendor's API: a UUID, the site collection's when Graph's composite
+    id (``host,collection,web``) carries one, else one derived from Graph's id."""
+    parts = row.graph_id.split(",")
+    for part in parts[1:2]:
+        try:
+            return str(uuid.UUID(part))
+        except ValueError:
+            break
+    return str(uuid.uuid5(KEY_NAMESPACE, f"site:{row.graph_id}"))
+
+
+def m365_site(org_id: str, row: M365Site, api: ApiVersion) -> dict[str, Any]:
+    identifier = site_id(row)
+    body: dict[str, Any] = {
+        "id": identifier,
+        "url": row.url,
+        "parentUrl": None,
+        "name": row.name,
+        "title": row.title,
+        "isCloud": True,
+        "isPersonal": row.is_personal,
+        "isAvailable": True,
+    }
+    if api.at_least(8):
+        body["msid"] = row.graph_id
+    body["_links"] = {"self": api.link("organizations", org_id, "sites", identifier)}
+    return body
+
+
+def m365_team(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": row.graph_id,
+        "displayName": row.display_name,
+        "description": row.description,
+        "mail": row.mail,
+    }
+    if api.at_least(8):
+        body["msid"] = row.graph_id
+    body["_links"] = {"self": api.link("organizations", org_id, "teams", row.graph_id)}
+    return body
+
+
+def sync_state_v7(row: M365SyncState) -> dict[str, Any]:
+    """v7's ``RESTOrganizationSyncState``: the last sync's type, status and time."""
+    return {
+        "type": row.last_type or row.current_type,
+        "status": row.last_result or "None",
+        "lastSyncTime": iso(row.last_end),
+        "error": row.last_error,
+    }
+
+
+def sync_state(row: M365SyncState, api: ApiVersion) -> dict[str, Any]:
+    """v8's ``RESTOrganizationSyncState``: the last sync and the one queued or running."""
+    if not api.at_least(8):
+        return sync_state_v7(row)
+    body: dict[str, Any] = {"organizationId": row.organization_id, "lastSyncState": None}
+    if row.last_result is not None:
+        body["lastSyncState"] = {
+            "type": row.last_type,
+            "result": row.last_result,
+            "startTime": iso(row.last_start),
+            "endTime": iso(row.last_end),
+            "error": row.last_error,
+        }
+    if row.current_status is not None:
+        body["currentSyncState"] = {
+            "type": row.current_type,
+            "scheduledTime": iso(row.current_scheduled),
+            "startTime": iso(row.current_start),
+            "status": row.current_status,
+        }
+    body["_links"] = {"organization": api.link("organizations", row.organization_id)}
+    return body

@@ -1,0 +1,364 @@
+"""The Office365 organization cache: the tenant's users, groups (with members), sites and teams,
+one catalog row per object, refreshed by a sync (the create, ``POST /Organizations/{id}/Sync``,
+and the scheduler every :data:`SYNC_INTERVAL`), and the sync's state as the vendor reports it.
+
+A sync reads each part of the directory whole (``sources.graph.directory``) and replaces that
+part's rows in one transaction, so a listing never sees half a sync; a part Graph refuses (the
+application lacks ``Group.Read.All`` or ``Sites.Read.All``) keeps its previous rows and makes the
+sync's result ``Error`` naming what failed, while the other parts are still refreshed. Only one
+sync of an organization runs at a time; background syncs run on their own threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import NotFound
+from keepstone.services.context import Context
+from keepstone.sources.graph import directory
+from keepstone.sources.graph.access import GraphAccess, GraphUser
+from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.directory import Counter
+from keepstone.sources.graph.errors import GraphError, TokenError
+from keepstone.store.tables import (
+    M365Group,
+    M365GroupMember,
+    M365Site,
+    M365SyncState,
+    M365User,
+    Organization,
+)
+
+log = structlog.get_logger(__name__)
+OFFICE365 = "Office365"
+SYNC_INTERVAL = timedelta(hours=1)  # the periodic sync: new users appear within the hour
+FULL = "Full"
+
+
+# ---- reading the cache ------------------------------------------------------------------------
+
+
+def vendor_id(graph_id: str, onprem_guid: str) -> str:
+    """The vendor's id of a user or group: the Entra object id followed by the on-premises
+    GUID, zeros for a cloud-only object (graph.md §5.2)."""
+    return f"{graph_id}{onprem_guid}"
+
+
+def cached_users(ctx: Context, org_id: str) -> list[M365User]:
+    with ctx.db.read() as s:
+        return list(
+            s.scalars(
+                select(M365User).where(M365User.organization_id == org_id).order_by(M365User.name)
+            )
+        )
+
+
+def graph_user(row: M365User) -> GraphUser:
+    return GraphUser(
+        name=row.name,
+        graph_id=row.graph_id,
+        display_name=row.display_name,
+        kind=row.kind,
+        has_mailbox=row.has_mailbox,
+        has_archive=row.has_archive,
+        has_onedrive=row.has_onedrive,
+    )
+
+
+def graph_users(ctx: Context, org_id: str) -> list[GraphUser]:
+    return [graph_user(row) for row in cached_users(ctx, org_id)]
+
+
+def find_user(ctx: Context, org_id: str, user_id: str) -> M365User:
+    """A cached user by the vendor's id, its bare Entra id, or its name (UPN)."""
+    key = user_id.strip().lower()
+    with ctx.db.read() as s:
+        rows = s.scalars(
+            select(M365User).where(
+                M365User.organization_id == org_id,
+                (M365User.graph_id == key[:36]) | (M365User.name == key),
+            )
+        )
+        for row in rows:
+            if key in (vendor_id(row.graph_id, row.onprem_guid), row.graph_id, row.name):
+                return row
+    raise NotFound(f"organization '{org_id}' has no user '{user_id}'")
+
+
+def cached_groups(ctx: Context, org_id: str, *, teams: bool = False) -> list[M365Group]:
+    query = select(M365Group).where(M365Group.organization_id == org_id)
+    if teams:
+        query = query.where(M365Group.is_team.is_(True))
+    with ctx.db.read() as s:
+        return list(s.scalars(query.order_by(M365Group.display_name, M365Group.graph_id)))
+
+
+def find_group(ctx: Context, org_id: str, group_id: str, *, team: bool = False) -> M365Group:
+    key = group_id.strip().lower()
+    for row in cached_groups(ctx, org_id, teams=team):
+        if key in (vendor_id(row.graph_id, row.onprem_guid), row.graph_id):
+            return row
+    raise NotFound(f"organization '{org_id}' has no {'team' if team else 'group'} '{group_id}'")
+
+
+def cached_members(ctx: Context, org_id: str, group_id: str) -> list[M365GroupMember]:
+    with ctx.db.read() as s:
+        return list(
+            s.scalars(
+                select(M365GroupMember)
+                .where(
+                    M365GroupMember.organization_id == org_id,
+                    M365GroupMember.group_id == group_id,
+                )
+                .order_by(M365GroupMember.name, M365GroupMember.member_id)
+            )
+        )
+
+
+def cached_sites(ctx: Context, org_id: str) -> list[M365Site]:
+    with ctx.db.read() as s:
+        return list(
+            s.scalars(
+                select(M365Site).where(M365Site.organization_id == org_id).order_by(M365Site.url)
+            )
+        )
+
+
+def sync_state(ctx: Context, org_id: str) -> M365SyncState:
+    with ctx.db.read() as s:
+        row = s.get(M365SyncState, org_id)
+    return row or M365SyncState(organization_id=org_id)
+
+
+def sync_states(ctx: Context) -> list[M365SyncState]:
+    with ctx.db.read() as s:
+        ids = list(
+            s.scalars(
+                select(Organization.id)
+                .where(Organization.type == OFFICE365)
+                .order_by(Organization.name)
+            )
+        )
+        kept = {row.organization_id: row for row in s.scalars(select(M365SyncState))}
+    return [kept.get(i) or M365SyncState(organization_id=i) for i in ids]
+
+
+# ---- a sync -----------------------------------------------------------------------------------
+
+
+@dataclass
+class SyncResult:
+    counter: Counter
+    errors: list[str]
+
+
+def sync(ctx: Context, org_id: str, access: GraphAccess, *, sharepoint: bool = True) -> SyncResult:
+    """Read the directory through ``access`` and replace the cached parts it could read; the
+    state says Running meanwhile and the result afterwards. Never raises for Graph's refusals:
+    they are the result's errors."""
+    started = ctx.clock.now()
+    _set_state(ctx, org_id, current_status="Running", current_type=FULL, current_start=started)
+    counter, errors = Counter(), []
+    try:
+        with access.client() as client:
+            for part, read in _parts(sharepoint):
+                error = _sync_part(ctx, org_id, client, counter, part, read)
+                if error:
+                    errors.append(error)
+                if error and part == "users" and _fatal(error):
+                    break  # the login itself failed: the other parts would fail alike
+    except Exception as error:  # a failed sync is a state to report, never a crashed thread
+        log.exception("organization sync failed", organization=org_id)
+        errors.append(f"sync failed: {type(error).__name__}")
+    _finish(ctx, org_id, started, errors)
+    return SyncResult(counter, errors)
+
+
+def _fatal(error: str) -> bool:
+    return error.startswith("users: the login service")
+
+
+Reader = Callable[[Context, str, GraphClient, Counter], None]
+
+
+def _parts(sharepoint: bool) -> list[tuple[str, Reader]]:
+    parts: list[tuple[str, Reader]] = [("users", _sync_users), ("groups", _sync_groups)]
+    return [*parts, ("sites", _sync_sites)] if sharepoint else parts
+
+
+def _sync_part(
+    ctx: Context, org_id: str, client: GraphClient, counter: Counter, part: str, read: Reader
+) -> str | None:
+    try:
+        read(ctx, org_id, client, counter)
+    except TokenError as error:
+        return f"{part}: the login service refused the application: {error.code}"
+    except GraphError as error:
+        return f"{part}: Graph answered {error.status} {error.code}: {error.message[:200]}"
+    return None
+
+
+def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    users: list[directory.DirectoryUser] = []
+    for page in directory.list_users(client, counter):
+        users.extend(directory.with_mailboxes_and_drives(client, page, counter))
+    unique = {u.graph_id: u for u in users}  # a replayed page must not double a row
+    rows = [_user_row(org_id, u) for u in unique.values()]
+    _replace(ctx, org_id, [(M365User, rows)])
+
+
+def _user_row(org_id: str, user: directory.DirectoryUser) -> dict[str, Any]:
+    row = asdict(user)
+    row["licenses"] = list(user.licenses)
+    return {"organization_id": org_id, **row}
+
+
+def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    groups = {g.graph_id: g for g in directory.list_groups(client, counter)}
+    members: dict[tuple[str, str], dict[str, Any]] = {}
+    for group in groups.values():
+        for member in directory.list_members(client, group.graph_id, counter):
+            members[(group.graph_id, member.member_id)] = {
+                "organization_id": org_id,
+                "group_id": group.graph_id,
+                **asdict(member),
+            }
+    group_rows = [{"organization_id": org_id, **asdict(g)} for g in groups.values()]
+    _replace(ctx, org_id, [(M365Group, group_rows), (M365GroupMember, list(members.values()))])
+
+
+def _sync_sites(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    sites = {s.graph_id: s for s in directory.list_sites(client, counter)}
+    rows = [{"organization_id": org_id, **asdict(s)} for s in sites.values()]
+    _replace(ctx, org_id, [(M365Site, rows)])
+
+
+Table = type[M365User] | type[M365Group] | type[M365GroupMember] | type[M365Site]
+
+
+def _replace(
+    ctx: Context, org_id: str, parts: Sequence[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    """The organization's rows of each table replaced at once (nothing if it was deleted
+    meanwhile): two statements per table, whatever the number of rows."""
+    with ctx.db.write() as s:
+        if s.get(Organization, org_id) is None:
+            return
+        for table, rows in parts:
+            s.execute(delete(table).where(table.organization_id == org_id))
+            if rows:
+                s.execute(insert(table), rows)
+
+
+def _set_state(ctx: Context, org_id: str, **values: Any) -> None:
+    with ctx.db.write() as s:
+        _state_in(s, org_id, values)
+
+
+def _state_in(s: Session, org_id: str, values: dict[str, Any]) -> None:
+    if s.get(Organization, org_id) is None:
+        return
+    row = s.get(M365SyncState, org_id)
+    if row is None:
+        row = M365SyncState(organization_id=org_id)
+        s.add(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+
+
+def _finish(ctx: Context, org_id: str, started: datetime, errors: list[str]) -> None:
+    _set_state(
+        ctx,
+        org_id,
+        last_type=FULL,
+        last_result="Error" if errors else "Success",
+        last_start=started,
+        last_end=ctx.clock.now(),
+        last_error="; ".join(errors)[:2000] if errors else None,
+        current_status=None,
+        current_type=None,
+        current_scheduled=None,
+        current_start=None,
+    )
+
+
+# ---- background syncs -------------------------------------------------------------------------
+
+AccessOf = Callable[[Context, Organization], GraphAccess]
+
+
+class Syncs:
+    """The background syncs of this process: at most one per organization."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: dict[str, threading.Thread] = {}
+
+    def start(self, ctx: Context, org: Organization, access_of: AccessOf) -> bool:
+        """Queue a sync of ``org`` and start it on a thread; False if one is already running."""
+        with self._lock:
+            running = self._running.get(org.id)
+            if running is not None and running.is_alive():
+                return False
+            _set_state(
+                ctx,
+                org.id,
+                current_status="Queued",
+                current_type=FULL,
+                current_scheduled=ctx.clock.now(),
+                current_start=None,
+            )
+            thread = threading.Thread(
+                target=self._run,
+                args=(ctx, org, access_of),
+                name="keepstone-m365-sync",
+                daemon=True,
+            )
+            self._running[org.id] = thread
+            thread.start()
+            return True
+
+    def _run(self, ctx: Context, org: Organization, access_of: AccessOf) -> None:
+        try:
+            access = access_of(ctx, org)
+        except Exception as error:  # the vault lost the secrets: say so in the state
+            _finish(ctx, org.id, ctx.clock.now(), [f"no credentials: {error}"])
+            return
+        sync(ctx, org.id, access, sharepoint=bool(org.settings.get("isSharePointOnline", True)))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the running syncs; whether all have ended."""
+        with self._lock:
+            threads = list(self._running.values())
+        for thread in threads:
+            thread.join(timeout)
+        return not any(t.is_alive() for t in threads)
+
+
+SYNCS = Syncs()
+
+
+def due_for_sync(ctx: Context) -> list[Organization]:
+    """Office365 organizations whose last sync ended more than :data:`SYNC_INTERVAL` ago (or
+    never), and none of whose syncs is queued or running."""
+    now = ctx.clock.now()
+    with ctx.db.read() as s:
+        orgs = list(s.scalars(select(Organization).where(Organization.type == OFFICE365)))
+        states = {row.organization_id: row for row in s.scalars(select(M365SyncState))}
+    due = []
+    for org in orgs:
+        state = states.get(org.id)
+        if state is not None and state.current_status is not None:
+            continue
+        last = state.last_end if state is not None else None
+        if last is None or now - last >= SYNC_INTERVAL:
+            due.append(org)
+    return due
