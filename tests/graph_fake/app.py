@@ -66,6 +66,23 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/drives/{drive}/items/{item}/content", onedrive.item_content, methods=["GET"]),
         Route("/_download/{item}", onedrive.download, methods=["GET"]),
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
+        # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
+        # for In-Place Archives (settings/exchange, then the archive's id as a user)
+        Route("/v1.0/users/{user}/mailFolders/{folder}", mail.get_folder, methods=["GET"]),
+        Route("/beta/users/{user}/settings/exchange", mail.exchange_settings, methods=["GET"]),
+        Route("/beta/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/childFolders",
+            mail.child_folders,
+            methods=["GET"],
+        ),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/messages/delta",
+            mail.message_delta,
+            methods=["GET"],
+        ),
+        Route("/beta/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        # -- end of mail backup
         Route("/{rest:path}", unknown_segment),
     ]
     # Outlook throttling and faults first, then SharePoint/OneDrive resource units (m365-e2e).

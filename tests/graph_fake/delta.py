@@ -123,15 +123,23 @@ def resume_page(state: FakeState, mailbox: Mailbox, folder: MailFolder, token: s
     )
 
 
-def _entry(mailbox: Mailbox, folder: MailFolder, message_id: str, select: list[str] | None) -> Any:
+def _entry(
+    mailbox: Mailbox,
+    folder: MailFolder,
+    message_id: str,
+    select: list[str] | None,
+    immutable: bool,
+) -> Any:
+    """A message as delta shows it, its id in the form the request preferred."""
     message = mailbox.messages.get(message_id)
     if message is None or message.folder_id != folder.id:
+        former = mailbox.former_rest_ids.get((folder.id, message_id), message_id)
         return {
             "@odata.type": "#microsoft.graph.message",
-            "id": message_id,
+            "id": message_id if immutable else former,
             "@removed": {"reason": "deleted"},
         }
-    full = message.to_json()
+    full = message.to_json() | {"id": message.id_for(immutable)}
     if select is None:
         return full
     # Outlook always returns the id and the etag beside the selected properties.
@@ -147,6 +155,7 @@ def page(
     position: Position,
     size: int,
     link: str,
+    immutable: bool = False,
 ) -> dict[str, Any]:
     """One page of the round, ending in a next link or (last page) a delta link."""
     ids = state.delta_rounds[position.round_id][2]
@@ -154,7 +163,9 @@ def page(
     if state.delta_replays and start > 0:
         start -= 1
     chosen = ids[start : position.offset + size]
-    body: dict[str, Any] = {"value": [_entry(mailbox, folder, i, position.select) for i in chosen]}
+    body: dict[str, Any] = {
+        "value": [_entry(mailbox, folder, i, position.select, immutable) for i in chosen]
+    }
     common = {"folder": folder.id, "select": position.select, "generation": position.generation}
     if position.offset + size < len(ids):
         sealed = common | {

@@ -1,7 +1,11 @@
-"""Mail routes: folders (top level, children, hidden ones on request), message delta, messages.
+"""Mail routes: folders (top level, children, hidden ones on request, one by id or well-known
+name), message delta, messages; the same under `/beta` for In-Place Archives, which only the
+beta mail API reaches, addressed by the `inPlaceArchiveMailboxId` of
+`/beta/users/{id}/settings/exchange`.
 
 Each handler resolves the mailbox first: an unknown user is `ErrorInvalidUser`, a user without
 a mailbox `MailboxNotEnabledForRESTAPI`, an unknown folder or message `ErrorItemNotFound`.
+Message ids come in the form the request's `Prefer: IdType="ImmutableId"` asks for (mailbox.py).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ FOLDER_PROPERTIES = frozenset(
     }
 )
 MAXPAGESIZE = re.compile(r"odata\.maxpagesize\s*=\s*(\d+)", re.IGNORECASE)
+IMMUTABLE_ID = re.compile(r'IdType\s*=\s*"ImmutableId"', re.IGNORECASE)
 
 
 class NotFound(Exception):
@@ -42,7 +47,13 @@ class NotFound(Exception):
         self.code, self.message = code, message
 
 
+def _archive_of(state: FakeState, key: str) -> Mailbox | None:
+    return next((m.archive for m in state.mailboxes.values() if m.archive_id == key), None)
+
+
 def mailbox_of(state: FakeState, caller: Caller, key: str) -> Mailbox:
+    if key.startswith("MBX:") and (archive := _archive_of(state, key)) is not None:
+        return archive
     user = state.tenants[caller.tenant_id].find_user(key)
     if user is None:
         raise NotFound("ErrorInvalidUser", f"The requested user '{key}' is invalid.")
@@ -148,7 +159,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
                 select = parse_select(params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
                 position = delta.start_round(state, mailbox, folder, select, None)
             link = str(request.url.replace(query=""))
-            body = delta.page(state, mailbox, folder, position, size, link)
+            body = delta.page(state, mailbox, folder, position, size, link, _immutable(request))
     except (NotFound, BadQuery, delta.SyncStateNotFound, delta.SyncStateInvalid) as exc:
         return refusal_response(exc, state)
     body = {"@odata.context": f"{graph_base(request)}/$metadata#Collection(message)"} | body
@@ -158,13 +169,18 @@ async def message_delta(request: Request, caller: Caller) -> Response:
     return JSONResponse(body, headers=headers)
 
 
+def _immutable(request: Request) -> bool:
+    return IMMUTABLE_ID.search(request.headers.get("prefer", "")) is not None
+
+
 def _message(request: Request, caller: Caller) -> tuple[FakeState, Mailbox, str]:
+    """The message the path names, by either id form; its immutable id."""
     state = fake_of(request)
     mailbox = mailbox_of(state, caller, request.path_params["user"])
-    message_id = request.path_params["message"]
-    if message_id not in mailbox.messages:
+    message = mailbox.find(request.path_params["message"])
+    if message is None:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
-    return state, mailbox, message_id
+    return state, mailbox, message.id
 
 
 @graph_route(*READ_MAIL)
@@ -174,7 +190,8 @@ async def get_message(request: Request, caller: Caller) -> Response:
         refuse_options(request.query_params.keys(), {"$select"})
         with state.lock:
             _, mailbox, message_id = _message(request, caller)
-            full = mailbox.messages[message_id].to_json()
+            message = mailbox.messages[message_id]
+            full = message.to_json() | {"id": message.id_for(_immutable(request))}
         select = parse_select(request.query_params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
@@ -215,5 +232,43 @@ async def mailbox_settings(request: Request, caller: Caller) -> Response:
             "archiveFolder": archive.id,
             "timeZone": "UTC",
             "userPurpose": mailbox.purpose,
+        }
+    )
+
+
+@graph_route(*READ_MAIL)
+async def get_folder(request: Request, caller: Caller) -> Response:
+    """One folder by id or well-known name (how a client learns which folder is the Inbox)."""
+    state = fake_of(request)
+    try:
+        refuse_options(request.query_params.keys(), {"$select"})
+        select = parse_select(
+            request.query_params.get("$select"), FOLDER_PROPERTIES, "microsoft.graph.mailFolder"
+        )
+        with state.lock:
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            folder = folder_of(mailbox, request.path_params["folder"]).to_json(mailbox)
+    except (NotFound, BadQuery) as exc:
+        return refusal_response(exc, state)
+    return JSONResponse(project(folder, None if select is None else ["id", *select]))
+
+
+@graph_route("User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
+async def exchange_settings(request: Request, caller: Caller) -> Response:
+    """beta `GET /users/{id}/settings/exchange`: the primary and In-Place Archive mailbox ids
+    (the archive's is null when the user has none)."""
+    state = fake_of(request)
+    try:
+        with state.lock:
+            mailbox = mailbox_of(state, caller, request.path_params["user"])
+            tenant = caller.tenant_id
+    except NotFound as exc:
+        return refusal_response(exc, state)
+    return JSONResponse(
+        {
+            "@odata.context": f"{graph_base(request)}/$metadata#users('{mailbox.owner_id}')/"
+            "settings/exchange/$entity",
+            "primaryMailboxId": f"MBX:{mailbox.owner_id.replace('-', '')}@{tenant}",
+            "inPlaceArchiveMailboxId": mailbox.archive_id,
         }
     )

@@ -2,6 +2,15 @@
 
 The change log is what message delta reads: every add, update and removal appends the message
 id with a new sequence number (graph.md §6.2 "append-only change log with sequence numbers").
+
+Ids (graph.md §1.3 "Stable IDs"): a message has an immutable id (`Message.id`, what a request
+with `Prefer: IdType="ImmutableId"` sees) and a REST id that a move between folders changes
+(what a request without it sees). To keep ids simple in tests the first REST id equals the
+immutable id; a move gives a new REST id, so a client without the header sees the moved message
+as a removal and a new message under another id. Either current form finds the message.
+
+An In-Place Archive (`add_archive`) is a mailbox of its own, addressed by its
+`inPlaceArchiveMailboxId` ("MBX:<guid>@<tenant>") through the beta mail API (graph.md §1.3).
 """
 
 from __future__ import annotations
@@ -60,6 +69,10 @@ class Message:
     flag_status: str = "notFlagged"
     categories: list[str] = field(default_factory=list)
     change_key: str = field(default_factory=lambda: exchange_id("CQAAABYAAA"))
+    rest_id: str = ""  # "" until a move gives the message a new REST id
+
+    def id_for(self, immutable: bool) -> str:
+        return self.id if immutable or not self.rest_id else self.rest_id
 
     def to_json(self) -> dict[str, Any]:
         parsed = message_from_bytes(self.mime, policy=policy.default)
@@ -109,8 +122,45 @@ class Mailbox:
         self.changes: dict[str, list[tuple[int, str]]] = {}
         # folder id -> current sync state generation (graph.md §2.5)
         self.generations: dict[str, int] = {}
+        # REST id -> immutable id, for messages a move gave a new REST id
+        self.rest_ids: dict[str, str] = {}
+        # (folder id, immutable id) -> the REST id the message had there (its tombstone's id)
+        self.former_rest_ids: dict[tuple[str, str], str] = {}
+        # Messages delta lists but `$value`/GET no longer finds (deleted in between)
+        self.vanished: set[str] = set()
+        self.archive: Mailbox | None = None
+        self.archive_id: str | None = None
         for well_known, name in WELL_KNOWN.items():
             self.add_folder(name, well_known=well_known)
+
+    def add_archive(self, tenant_id: str) -> Mailbox:
+        """The user's In-Place Archive: a separate mailbox with its own folders."""
+        self.archive = Mailbox(self.owner_id)
+        self.archive_id = f"MBX:{secrets.token_hex(16)}@{tenant_id}"
+        return self.archive
+
+    def find(self, key: str) -> Message | None:
+        """A message by its immutable id or its current REST id (case-sensitive)."""
+        if key in self.vanished:
+            return None
+        return self.messages.get(self.rest_ids.get(key, key))
+
+    def move_message(self, message_id: str, folder: MailFolder, when: datetime) -> Message:
+        """`POST /messages/{id}/move`: a removal in the old folder, an add in the new one, and
+        a new REST id (the immutable id stays)."""
+        message = self.messages[message_id]
+        old_folder = message.folder_id
+        self.former_rest_ids[(old_folder, message.id)] = message.id_for(False)
+        if message.rest_id:
+            del self.rest_ids[message.rest_id]
+        message.rest_id = exchange_id()
+        self.rest_ids[message.rest_id] = message.id
+        message.folder_id = folder.id
+        message.last_modified = when
+        message.change_key = exchange_id("CQAAABYAAA")
+        self._log(old_folder, message.id)
+        self._log(folder.id, message.id)
+        return message
 
     def add_folder(
         self,
@@ -161,6 +211,9 @@ class Mailbox:
 
     def delete_message(self, message_id: str) -> None:
         message = self.messages.pop(message_id)
+        self.former_rest_ids[(message.folder_id, message.id)] = message.id_for(False)
+        if message.rest_id:
+            del self.rest_ids[message.rest_id]
         self._log(message.folder_id, message.id)
 
     def invalidate_delta(self, folder_id: str) -> None:

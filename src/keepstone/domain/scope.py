@@ -2,7 +2,9 @@
 
 Selected and excluded items are the vendor's ``RESTJobItemComposed`` records; a user item names
 its user by ``user.id`` or ``user.name``, a ``PartialOrganization`` item stands for every user;
-the ``mailbox`` and ``oneDrive`` flags narrow an item to those parts (neither set: both).
+the ``mailbox``, ``oneDrive`` and ``archiveMailbox`` flags narrow an item to those parts (none
+set: mailbox and OneDrive). The In-Place Archive is backed up only where an item selects it with
+``archiveMailbox`` (it is a separate, often large mailbox, reached through Graph's beta API).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from keepstone.domain.jobs import BackupType
 class Parts:
     mailbox: bool
     onedrive: bool
+    archive: bool = False
 
     def __bool__(self) -> bool:
-        return self.mailbox or self.onedrive
+        return self.mailbox or self.onedrive or self.archive
 
 
 def stable_user_id(organization_id: str, user: str) -> str:
@@ -51,7 +54,9 @@ def resolve_scope(
         )
         unwanted = _parts(excluded, user)
         parts = Parts(
-            wanted.mailbox and not unwanted.mailbox, wanted.onedrive and not unwanted.onedrive
+            wanted.mailbox and not unwanted.mailbox,
+            wanted.onedrive and not unwanted.onedrive,
+            wanted.archive and not unwanted.archive,
         )
         if parts:
             scope[user.name] = parts
@@ -60,15 +65,16 @@ def resolve_scope(
 
 def _parts(items: list[dict[str, Any]], user: ScopeUser) -> Parts:
     """The union of the parts the user items naming ``user`` cover."""
-    mailbox = onedrive = False
+    mailbox = onedrive = archive = False
     for item in items:
         if item.get("type") not in ("User", "PartialOrganization") or not _names(item, user):
             continue
-        flags = (item.get("mailbox"), item.get("oneDrive"))
+        flags = (item.get("mailbox"), item.get("oneDrive"), item.get("archiveMailbox"))
         whole = all(flag is None for flag in flags)
         mailbox |= whole or bool(flags[0])
         onedrive |= whole or bool(flags[1])
-    return Parts(mailbox, onedrive)
+        archive |= bool(flags[2])
+    return Parts(mailbox, onedrive, archive)
 
 
 def _names(item: dict[str, Any], user: ScopeUser) -> bool:

@@ -40,6 +40,7 @@ from keepstone.sources.connector import (
     PreviousPoint,
     Skipped,
     SourceItem,
+    SourceUser,
     Watched,
 )
 from keepstone.sources.local import LocalOrganization
@@ -142,7 +143,7 @@ class Backup:
         for user in users:
             chosen = scope.get(user.name)
             if chosen is not None:
-                plan.append((user.name, _parts(chosen, user.has_mailbox, user.has_onedrive)))
+                plan.append((user.name, _parts(chosen, user)))
         parent = self._parent(repo)
         previous = PreviousPoint(list(repo.items(parent)) if parent else [])
         self.source.start(plan, previous)
@@ -396,7 +397,11 @@ class Stored:
 def source_text(item: SourceItem) -> str:
     """How a warning names an item: where it lives, for people."""
     if item.kind == "mail":
-        name = item.meta.get("file_name") or f"UID {item.meta.get('uid', '')}"
+        name = item.meta.get("file_name") or (
+            f"'{item.meta.get('subject', '')}'"
+            if item.meta.get("source") == "graph"
+            else f"UID {item.meta.get('uid', '')}"
+        )
         return f"message {name} in {item.path}"
     if item.kind == "folder":
         return f"folder {item.path}"
@@ -448,11 +453,13 @@ class TimedReader(io.RawIOBase):
         return int(count or 0)
 
 
-def _parts(chosen: Parts, has_mailbox: bool, has_onedrive: bool) -> list[Part]:
+def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
     parts: list[Part] = []
-    if chosen.mailbox and has_mailbox:
+    if chosen.mailbox and user.has_mailbox:
         parts.append("mailbox")
-    if chosen.onedrive and has_onedrive:
+    if chosen.archive and getattr(user, "has_archive", False):
+        parts.append("archive")  # only an Office365 user has an In-Place Archive
+    if chosen.onedrive and user.has_onedrive:
         parts.append("onedrive")
     return parts
 

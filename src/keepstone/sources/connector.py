@@ -29,7 +29,7 @@ from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 from keepstone.domain.errors import KeepstoneError
 from keepstone.engine import Item
 
-Part = Literal["mailbox", "onedrive"]
+Part = Literal["mailbox", "archive", "onedrive"]  # archive: the In-Place Archive mailbox
 
 
 @dataclass(frozen=True, slots=True)
