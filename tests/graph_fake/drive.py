@@ -29,14 +29,15 @@ class DriveItem:
     content: bytes
     created: datetime
     modified: datetime
-    version: int = 1
+    version: int = 1  # any change: the eTag
+    content_version: int = 1  # content changes only: the cTag (a rename or move keeps it)
 
     def to_json(self, drive: Drive) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "eTag": f'"{{{self.id}}},{self.version}"',
-            "cTag": f'"c:{{{self.id}}},{self.version}"',
+            "cTag": f'"c:{{{self.id}}},{self.content_version}"',
             "createdDateTime": self.created.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "lastModifiedDateTime": self.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "size": len(self.content) if not self.is_folder else drive.folder_size(self.id),
@@ -106,6 +107,8 @@ class Drive:
         for name, value in values.items():
             setattr(item, name, value)
         item.modified, item.version = when, item.version + 1
+        if "content" in values:
+            item.content_version += 1
         self._log(item.id)
         return item
 

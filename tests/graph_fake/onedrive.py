@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
+from weakref import WeakKeyDictionary
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from tests.graph_fake import paging
 from tests.graph_fake.access_tokens import Caller
 from tests.graph_fake.drive import Drive
 from tests.graph_fake.errors import graph_error
+from tests.graph_fake.gate import _abort_connection
 from tests.graph_fake.graph_auth import fake_of, graph_route
 from tests.graph_fake.mail import NotFound, refusal_response
 from tests.graph_fake.query import BadQuery, parse_top, refuse_options
@@ -52,6 +56,54 @@ ITEM_PROPERTIES = frozenset(
     }
 )
 RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class DownloadFaults:
+    """Switches of the download host, each for its next N answers: a `tempauth` found expired
+    (as when a long run reaches a URL issued over an hour ago), a body cut halfway (the
+    connection dropped after the headers promised the whole file), a body with one byte flipped
+    (what a quickXorHash check exists to catch)."""
+
+    expire: int = 0  # download URLs given by delta, born expired
+    truncate: int = 0
+    corrupt: int = 0
+
+
+DOWNLOAD_FAULTS: WeakKeyDictionary[FakeState, DownloadFaults] = WeakKeyDictionary()
+
+
+def download_faults(state: FakeState) -> DownloadFaults:
+    with state.lock:
+        return DOWNLOAD_FAULTS.setdefault(state, DownloadFaults())
+
+
+def _take(state: FakeState, switch: str) -> bool:
+    with state.lock:
+        faults = DOWNLOAD_FAULTS.get(state)
+        if faults is None or getattr(faults, switch) <= 0:
+            return False
+        setattr(faults, switch, getattr(faults, switch) - 1)
+        return True
+
+
+class CutResponse(Response):
+    """Headers for the whole body, half of it, then the connection dropped."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send(
+            {
+                "type": "http.response.body",
+                "body": self.body[: len(self.body) // 2],
+                "more_body": True,
+            }
+        )
+        _abort_connection(receive)
+
+
 # Rounds kept per drive: a client re-asking an old page of a long-gone round gets a 410.
 KEPT_ROUNDS = 8
 
@@ -103,8 +155,12 @@ async def user_drive(request: Request, caller: Caller) -> Response:
     )
 
 
-def download_url(state: FakeState, request: Request, drive: Drive, item_id: str) -> str:
+def download_url(
+    state: FakeState, request: Request, drive: Drive, item_id: str, *, listed: bool = False
+) -> str:
     expires = state.now_ts() + state.download_url_lifetime_seconds
+    if listed and _take(state, "expire"):
+        expires = state.now_ts()  # as if the run reached it after the URL's lifetime
     tempauth = paging.seal(
         state.token_key,
         {
@@ -121,7 +177,13 @@ def download_url(state: FakeState, request: Request, drive: Drive, item_id: str)
 
 
 def _entry(
-    state: FakeState, request: Request, drive: Drive, entry_id: str, select: list[str] | None
+    state: FakeState,
+    request: Request,
+    drive: Drive,
+    entry_id: str,
+    select: list[str] | None,
+    *,
+    listed: bool = False,
 ) -> dict[str, Any]:
     if entry_id not in drive.items:
         return drive.tombstone_json(entry_id)
@@ -129,7 +191,7 @@ def _entry(
     full = item.to_json(drive)
     wants_url = select is None or "content.downloadUrl" in select
     if not item.is_folder and wants_url:
-        full[DOWNLOAD_URL] = download_url(state, request, drive, item.id)
+        full[DOWNLOAD_URL] = download_url(state, request, drive, item.id, listed=listed)
     if select is None:
         return full
     names = {"id", *select, DOWNLOAD_URL}
@@ -210,7 +272,7 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
             ids = state.delta_rounds[position["round"]][2]
             offset, top = position["offset"], position["top"]
             value = [
-                _entry(state, request, drive, i, position["select"])
+                _entry(state, request, drive, i, position["select"], listed=True)
                 for i in ids[offset : offset + top]
             ]
     except (NotFound, BadQuery) as exc:
@@ -321,13 +383,16 @@ async def download(request: Request) -> Response:
     wanted = _byte_range(request.headers.get("range"), len(content))
     if wanted == "unsatisfiable":
         return Response(status_code=416, headers={"Content-Range": f"bytes */{len(content)}"})
+    if content and _take(state, "corrupt"):
+        content = bytes([content[0] ^ 0xFF]) + content[1:]
+    answer = CutResponse if len(content) > 1 and _take(state, "truncate") else Response
     if wanted is None:
-        return Response(
+        return answer(
             content, media_type="application/octet-stream", headers={"Accept-Ranges": "bytes"}
         )
     assert isinstance(wanted, tuple)
     start, end = wanted
-    return Response(
+    return answer(
         content[start : end + 1],
         status_code=206,
         media_type="application/octet-stream",

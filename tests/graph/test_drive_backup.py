@@ -1,0 +1,275 @@
+"""OneDrive backup through the real executor (``proxy.backup.Backup``, a real repository) with a
+connector that reads only drives, against the strict fake Graph: every stored file's bytes are
+the fake's, incremental runs follow adds, changes, renames, moves and deletes, a delta reset is a
+full re-read merged by id, expired URLs, cut downloads and corrupt bodies are handled, and the
+requests are counted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from keepstone.clock import ManualClock
+from keepstone.engine import Item
+from keepstone.proxy.backup import Backup
+from keepstone.proxy.executor import Outcome, RunContext
+from keepstone.proxy.worker import ProxyWorker
+from keepstone.services import catalog, vault
+from keepstone.services.context import Context
+from keepstone.sources.connector import Part, PreviousPoint, SkipHandler, SourceItem
+from keepstone.sources.graph.access import GraphUser
+from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.drive_backup import DriveBackup
+from tests.conftest import Api
+from tests.graph.drive_fixtures import Tenancy, drive_files, tenancy
+from tests.graph_fake.drive import Drive
+from tests.graph_fake.onedrive import download_faults
+
+__all__ = ["tenancy"]
+
+
+@dataclass
+class DrivesOnly:
+    """The smallest connector around DriveBackup: users with a drive and nothing else."""
+
+    client: GraphClient
+    graph_users: list[GraphUser]
+    on_skip: SkipHandler
+    previous: PreviousPoint = field(default_factory=PreviousPoint)
+    backups: list[DriveBackup] = field(default_factory=list)
+
+    def users(self) -> Sequence[GraphUser]:
+        return self.graph_users
+
+    def start(self, plan: Sequence[tuple[str, Sequence[Part]]], previous: PreviousPoint) -> None:
+        self.previous = previous
+
+    def items(self, user: str, part: Part) -> Iterator[SourceItem]:
+        if part != "onedrive":
+            return iter(())
+        graph_user = next(u for u in self.graph_users if u.name == user)
+        backup = DriveBackup(self.client, graph_user, self.previous.of_user(user), self.on_skip)
+        self.backups.append(backup)
+        return backup.items()
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class Runs:
+    ctx: Context
+    api: Api
+    job: dict[str, Any]
+    repo: dict[str, Any]
+    tenancy: Tenancy
+    users: list[GraphUser] = field(default_factory=list)
+    last: DrivesOnly | None = None
+
+    def run(self) -> dict[str, Any]:
+        clock = self.ctx.clock
+        assert isinstance(clock, ManualClock)
+        clock.advance(timedelta(minutes=1))  # restore points in order
+        local = next(p for p in catalog.list_proxies(self.ctx) if p.is_local)
+        catalog.heartbeat(self.ctx, local.id)
+        with self.tenancy.client() as client:
+
+            def execute(run: RunContext) -> Outcome:
+                def connect(on_skip: SkipHandler) -> DrivesOnly:
+                    self.last = DrivesOnly(client, self.users, on_skip)
+                    return self.last
+
+                return Backup(run, connect).execute()
+
+            proxy = ProxyWorker(self.ctx, local.id, execute, renew_every=0)
+            started = self.api.post(f"/v2/Jobs/{self.job['id']}/Action", {"start": None})
+            assert started.status_code == 200, started.text
+            assert proxy.run_one()
+        session: dict[str, Any] = self.api.get(f"/v2/Jobs/{self.job['id']}/JobSessions").json()[0]
+        return session
+
+    def log(self, session: dict[str, Any]) -> list[str]:
+        items = self.api.get(f"/v2/JobSessions/{session['id']}/LogItems").json()
+        return [item["title"] for item in items]
+
+    def stored(self) -> dict[str, tuple[Item, bytes]]:
+        repo = vault.open_repository(self.ctx, self.repo["id"], self.repo["path"])
+        last = repo.snapshots()[-1].id
+        return {i.key: (i, b"".join(repo.read(i))) for i in repo.items(last)}
+
+    def files(self, user: GraphUser) -> dict[str, tuple[str, bytes]]:
+        """Stored files of ``user``: item id -> (path, bytes)."""
+        return {
+            item.meta["item_id"]: (item.path, content)
+            for item, content in self.stored().values()
+            if item.user == user.name and item.kind == "file"
+        }
+
+    @property
+    def counts(self) -> Any:
+        assert self.tenancy.transport is not None
+        return self.tenancy.transport.counts
+
+
+@pytest.fixture
+def runs(
+    ctx: Context, api: Api, job: dict[str, Any], repo: dict[str, Any], tenancy: Tenancy
+) -> Runs:
+    return Runs(ctx, api, job, repo, tenancy)
+
+
+def add_user(runs: Runs, name: str) -> tuple[GraphUser, Drive]:
+    user, drive = runs.tenancy.add_user(name)
+    assert drive is not None
+    user = GraphUser(user.name, user.graph_id, name, has_mailbox=False)
+    runs.users.append(user)
+    return user, drive
+
+
+def fill(drive: Drive, runs: Runs, files: int) -> None:
+    now = runs.tenancy.now()
+    with runs.tenancy.fake.state.lock:
+        docs = drive.add("Documents", now)
+        deep = drive.add("Été 2024", now, parent=drive.add("Projects", now, parent=docs))
+        for n in range(files):
+            parent = (None, docs, deep)[n % 3]
+            drive.add(f"file {n}.bin", now, bytes([n % 251]) * (n * 37 % 5000), parent)
+
+
+def expected(drive: Drive) -> dict[str, tuple[str, bytes]]:
+    return drive_files(drive)
+
+
+@pytest.mark.parametrize("count", [10, 40])
+def test_first_backup_stores_every_file_byte_for_byte_at_one_request_per_file(
+    runs: Runs, count: int
+) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, count)
+    session = runs.run()
+    assert session["status"] == "Success", runs.log(session)
+    assert runs.files(user) == expected(drive)
+    folders = {
+        i.meta["item_id"]: i.path
+        for i, _ in runs.stored().values()
+        if i.key.startswith(f"{user.name}/graph-drive-folder/")
+    }
+    assert sorted(folders.values()) == [
+        "Documents",
+        "Documents/Projects",
+        "Documents/Projects/Été 2024",
+    ]
+    # 1 drive + 1 delta page (500 a page) + 1 download per file; no per-file metadata GET
+    assert runs.counts["graph"] == 2 and runs.counts["download"] == count
+    item = next(i for i, _ in runs.stored().values() if i.path == "Documents/file 1.bin")
+    assert item.meta["source"] == "graph" and item.meta["quick_xor_hash"]
+    assert item.meta["change_token"] == item.meta["ctag"] and item.mode == 0o644
+
+
+def test_incremental_follows_adds_changes_renames_moves_and_deletes(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 12)
+    assert runs.run()["status"] == "Success"
+    state = runs.tenancy.fake.state
+    now = runs.tenancy.now()
+    by_name = {i.name: i for i in drive.items.values()}
+    with state.lock:
+        drive.add("new.txt", now, b"brand new", by_name["Projects"])
+        drive.change(by_name["file 0.bin"].id, now, content=b"changed")
+        drive.change(by_name["Projects"].id, now, name="Projets")  # renames the subtree
+        drive.change(by_name["file 4.bin"].id, now, parent_id=drive.root.id)  # moved
+        drive.delete(by_name["file 3.bin"].id)
+        drive.delete(by_name["Été 2024"].id)  # a folder and its files
+    runs.tenancy.transport and runs.tenancy.transport.reset()
+    session = runs.run()
+    assert session["status"] == "Success", runs.log(session)
+    assert runs.files(user) == expected(drive)
+    paths = {p for p, _ in runs.files(user).values()}
+    assert "Documents/Projets/new.txt" in paths and "file 4.bin" in paths
+    assert not any("Été" in p for p in paths)
+    # 1 drive + 1 delta page; only the new and the changed file are downloaded
+    assert runs.counts["graph"] == 2 and runs.counts["download"] == 2
+
+
+def test_a_child_listed_before_its_parent_gets_its_path(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    assert runs.run()["status"] == "Success"
+    now = runs.tenancy.now()
+    with runs.tenancy.fake.state.lock:
+        parent = drive.add("Parent", now)
+        child = drive.add("child.txt", now, b"child", drive.add("Sub", now, parent=parent))
+        drive.change(parent.id, now, name="Renamed parent")  # now after its children in delta
+    assert runs.run()["status"] == "Success"
+    stored = runs.files(user)
+    assert stored.get(child.id) == ("Renamed parent/Sub/child.txt", b"child"), runs.stored()
+
+
+def test_a_delta_reset_is_a_full_reread_merged_by_id(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 9)
+    assert runs.run()["status"] == "Success"
+    now = runs.tenancy.now()
+    with runs.tenancy.fake.state.lock:
+        drive.add("after reset.txt", now, b"x")
+        drive.delete(next(i for i in drive.items.values() if i.name == "file 2.bin").id)
+        drive.invalidate_delta()
+    runs.tenancy.transport and runs.tenancy.transport.reset()
+    session = runs.run()
+    assert session["status"] == "Success", runs.log(session)
+    stored = [i for i, _ in runs.stored().values() if i.kind == "file"]
+    assert len(stored) == len({i.key for i in stored}) == len(expected(drive))
+    assert runs.files(user) == expected(drive)
+    # drive, the 410, the full listing; unchanged files carried by cTag, one download
+    assert runs.counts["graph"] == 3 and runs.counts["download"] == 1
+
+
+def test_expired_urls_are_asked_again_and_cut_downloads_resume(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 6)
+    faults = download_faults(runs.tenancy.fake.state)
+    faults.expire, faults.truncate = 2, 2
+    session = runs.run()
+    assert session["status"] == "Success", runs.log(session)
+    assert runs.files(user) == expected(drive)
+    # 2 fresh URLs (GET item) and their downloads; 2 cut bodies resumed with Range
+    assert runs.counts["graph"] == 2 + 2 and runs.counts["download"] == 6 + 2 + 2
+    assert runs.tenancy.transport is not None
+    ranged = [h for m, p, h in runs.tenancy.transport.headers if "range" in h]
+    assert len(ranged) == 2 and all(h["range"].endswith("-") for h in ranged)
+
+
+def test_a_corrupt_body_is_downloaded_again_then_never_stored(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    now = runs.tenancy.now()
+    with runs.tenancy.fake.state.lock:
+        good = drive.add("good.bin", now, b"g" * 1000)
+    faults = download_faults(runs.tenancy.fake.state)
+    faults.corrupt = 1
+    assert runs.run()["status"] == "Success"
+    assert runs.files(user) == expected(drive)  # the second download was right
+
+    with runs.tenancy.fake.state.lock:
+        bad = drive.add("bad.bin", now, b"b" * 1000)
+    faults.corrupt = 2
+    session = runs.run()
+    assert session["status"] == "Warning"
+    assert any("bad.bin" in t and "quickXorHash" in t for t in runs.log(session))
+    assert set(runs.files(user)) == {good.id}  # never a corrupt item stored
+    session = runs.run()  # the delta no longer names it: retried from the state item
+    assert session["status"] == "Success", runs.log(session)
+    assert runs.files(user) == expected(drive) and bad.id in runs.files(user)
+
+
+def test_a_user_without_a_drive_is_a_per_user_warning(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 3)
+    nobody, _ = runs.tenancy.add_user("nodrive", drive=False)
+    runs.users.append(GraphUser(nobody.name, nobody.graph_id, "nodrive", has_mailbox=False))
+    session = runs.run()
+    assert session["status"] == "Warning"
+    assert any("nodrive" in t and "no OneDrive" in t for t in runs.log(session))
+    assert runs.files(user) == expected(drive)
