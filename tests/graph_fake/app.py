@@ -12,7 +12,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from tests.graph_fake import auth, batch, directory, mail, mail_create, onedrive
+from tests.graph_fake import (
+    attachments,
+    auth,
+    batch,
+    directory,
+    folders_create,
+    mail,
+    mail_create,
+    onedrive,
+)
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
@@ -83,6 +92,41 @@ def graph_app(state: FakeState) -> Starlette:
         ),
         Route("/beta/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
         # -- end of mail backup
+        # restore (mail): folders, collision lookup, delete, attachments, the upload host
+        Route("/v1.0/users/{user}/mailFolders", folders_create.create_top_folder, methods=["POST"]),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/childFolders",
+            folders_create.create_child_folder,
+            methods=["POST"],
+        ),
+        Route(
+            "/v1.0/users/{user}/mailFolders/{folder}/messages",
+            mail_create.find_in_folder,
+            methods=["GET"],
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}", mail_create.delete_message, methods=["DELETE"]
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}/attachments",
+            attachments.add_attachment,
+            methods=["POST"],
+        ),
+        Route(
+            "/v1.0/users/{user}/messages/{message}/attachments/createUploadSession",
+            attachments.create_upload_session,
+            methods=["POST"],
+        ),
+        Route(
+            "/_outlook/attachmentSessions/{session}",
+            attachments.upload_fragment,
+            methods=["PUT"],
+        ),
+        Route(
+            "/_outlook/attachmentSessions/{session}",
+            attachments.cancel_upload,
+            methods=["DELETE"],
+        ),
         Route("/{rest:path}", unknown_segment),
     ]
     # Outlook throttling and faults first, then SharePoint/OneDrive resource units (m365-e2e).

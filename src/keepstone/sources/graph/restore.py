@@ -1,0 +1,63 @@
+"""An Office365 organization as a put-back writes into it: messages into mailboxes
+(``mail_restore``), files into OneDrives (``drive_restore``, when it is there).
+
+Users are found by their Keepstone name (the lower-cased user principal name); each put-back
+gets its own Graph client, closed when its outcomes have all been given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.engine import Item
+from keepstone.sources.graph.access import GraphAccess, GraphUser
+from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.mail_restore import put_back_mail
+from keepstone.sources.targets import Outcome, Placement, Reader
+
+PutBack = Callable[[GraphClient, GraphUser, Sequence[Item], Reader, Placement], Iterator[Outcome]]
+
+
+class GraphTarget:
+    """The restore target of an Office365 organization."""
+
+    def __init__(self, access: GraphAccess, users: Sequence[GraphUser]) -> None:
+        self.access = access
+        self.by_name = {user.name: user for user in users}
+
+    def users(self) -> list[str]:
+        return list(self.by_name)
+
+    def put_back(self, items: Sequence[Item], read: Reader, where: Placement) -> Iterator[Outcome]:
+        user = self.by_name.get(where.user)
+        if user is None:
+            raise InvalidInput(
+                f"user '{where.user}' does not exist in the organization", "userName"
+            )
+        put = _put_back_of(items)
+        stack = ExitStack()
+        client = stack.enter_context(self.access.client())
+        try:
+            outcomes = put(client, user, items, read, where)  # refusals raise here, eagerly
+        except BaseException:
+            stack.close()
+            raise
+        return _closing(stack, outcomes)
+
+
+def _put_back_of(items: Sequence[Item]) -> PutBack:
+    kinds = {item.kind for item in items}
+    if kinds <= {"mail"}:
+        return put_back_mail
+    if kinds == {"file"}:
+        raise InvalidInput(
+            "OneDrive files cannot be put back into an Office365 organization yet", "ids"
+        )
+    raise InvalidInput("only messages or only files can be put back at once", "ids")
+
+
+def _closing(stack: ExitStack, outcomes: Iterator[Outcome]) -> Iterator[Outcome]:
+    with stack:
+        yield from outcomes

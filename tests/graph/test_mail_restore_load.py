@@ -1,0 +1,132 @@
+"""What a mail restore costs and how it behaves under pressure: requests for N and 4N messages
+(nothing per message but its create, plus the collision lookup when one is asked for), and a
+run through throttling and injected faults that completes with every message exactly once."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.engine import Item
+from keepstone.sources.graph.mail_restore import put_back_mail
+from keepstone.sources.targets import Collision, Placement
+from tests.graph import restore_fixtures as fx
+from tests.graph_fake.faults import FaultRule
+from tests.graph_fake.server import FakeGraph
+from tests.graph_fake.throttle import Limits
+
+FOLDERS = (("Inbox",), ("Inbox", "A"), ("Archive", "B", "C"))
+
+
+def _items(contents: fx.Contents, count: int) -> list[Item]:
+    items = []
+    for n in range(count):
+        folder = FOLDERS[n % len(FOLDERS)]
+        role = "inbox" if folder == ("Inbox",) else None
+        items.append(
+            contents.add(
+                fx.graph_item("adele", n, fx.mime(n), folder=folder, role=role), fx.mime(n)
+            )
+        )
+    return items
+
+
+def _requests(graph_fake: FakeGraph, count: int, collision: Collision) -> dict[str, int]:
+    org = fx.new_org(graph_fake, "adele")
+    contents = fx.Contents()
+    items = _items(contents, count)
+    with fx.connect(org) as connected:
+        outcomes = fx.run(connected, org, items, contents, Placement("adele", None, collision))
+        seen = connected.transport
+    assert sum(o.restored for o in outcomes) == count
+    return {
+        "create": seen.count("POST", "/messages"),
+        "lookup": seen.count("GET", "/messages"),
+        "folders": seen.count("GET", "/mailFolders") - seen.count("GET", "/messages"),
+        "all": len(seen.seen),
+    }
+
+
+@pytest.mark.parametrize("collision", [Collision.KEEP_BOTH, Collision.SKIP])
+def test_requests_grow_linearly_one_create_per_message(
+    graph_fake: FakeGraph, collision: Collision
+) -> None:
+    small = _requests(graph_fake, 12, collision)
+    graph_fake.reset()
+    large = _requests(graph_fake, 48, collision)
+    lookups = 1 if collision is Collision.SKIP else 0
+    for counts, n in ((small, 12), (large, 48)):
+        assert counts["create"] == n
+        assert counts["lookup"] == n * lookups
+    # the folder tree costs the same whatever the number of messages
+    assert small["folders"] == large["folders"] <= 4
+    assert large["all"] - small["all"] == 36 * (1 + lookups)
+
+
+def test_throttling_and_faults_complete_with_every_message_once(graph_fake: FakeGraph) -> None:
+    org = fx.new_org(graph_fake, "adele")
+    state = graph_fake.state
+    state.throttle.limits = Limits(requests=15, window=timedelta(seconds=60))
+    state.faults.add(FaultRule(r"/messages$", 503, every=4, retry_after=2))
+    state.faults.add(FaultRule(r"/messages$", 500, every=5))
+    state.faults.add(FaultRule(r"/childFolders$", "reset", every=2))
+    contents = fx.Contents()
+    items = _items(contents, 30)
+    with fx.connect(org) as connected:
+        outcomes = fx.run(connected, org, items, contents, Placement("adele", None, Collision.SKIP))
+        slept = connected.slept
+    assert [o.error for o in outcomes] == [None] * 30 and all(o.restored for o in outcomes)
+    landed = fx.tree(org.mailboxes["adele"])
+    ids = sorted(fx.semantic(m.mime)["Message-ID"] for ms in landed.values() for m in ms)
+    assert ids == sorted(f"<m{n}.restore@example.com>" for n in range(30))
+    assert sorted(landed) == ["Archive/B/C", "Inbox", "Inbox/A"]
+    assert state.throttle.refused > 0 and sum(r.fired for r in state.faults.rules) > 5
+    assert slept  # it waited (on the fake's clock) rather than failing
+
+
+def test_a_refused_application_fails_every_item_after_one_try(graph_fake: FakeGraph) -> None:
+    org = fx.new_org(graph_fake, "adele")
+    org.app.secrets[:] = ["another"]
+    contents = fx.Contents()
+    items = _items(contents, 5)
+    with fx.connect(org) as connected:
+        outcomes = fx.run(
+            connected, org, items, contents, Placement("adele", None, Collision.KEEP_BOTH)
+        )
+        assert connected.transport.seen == []  # no Graph request without a token
+    assert [o.restored for o in outcomes] == [False] * 5
+    assert all("AADSTS7000215" in o.why for o in outcomes)
+
+
+def test_refusals_come_before_any_request(graph_fake: FakeGraph) -> None:
+    org = fx.new_org(graph_fake, "adele")
+    org.add("nomail", mailbox=False)
+    contents = fx.Contents()
+    items = _items(contents, 2)
+    file_item = Item("adele/graph-drive/x", "adele", "file", "a.txt", 1, 0.0, 0o600)
+    with fx.connect(org) as connected:
+        client, users = connected.client, org.users
+        with pytest.raises(InvalidInput, match="ids"):
+            put_back_mail(
+                client,
+                users["adele"],
+                [file_item],
+                contents,
+                Placement("adele", None, Collision.SKIP),
+            )
+        with pytest.raises(InvalidInput, match="userName"):
+            put_back_mail(
+                client, users["nomail"], items, contents, Placement("nomail", None, Collision.SKIP)
+            )
+        for folder in ("a//b", "../x", "a/\x00b"):
+            with pytest.raises(InvalidInput, match="folder"):
+                put_back_mail(
+                    client,
+                    users["adele"],
+                    items,
+                    contents,
+                    Placement("adele", folder, Collision.SKIP),
+                )
+        assert connected.transport.seen == []
