@@ -53,16 +53,16 @@ def _requests(graph_fake: FakeGraph, count: int, collision: Collision) -> dict[s
 def test_requests_grow_linearly_one_create_per_message(
     graph_fake: FakeGraph, collision: Collision
 ) -> None:
-    small = _requests(graph_fake, 12, collision)
+    small = _requests(graph_fake, 8, collision)
     graph_fake.reset()
-    large = _requests(graph_fake, 48, collision)
+    large = _requests(graph_fake, 32, collision)
     lookups = 1 if collision is Collision.SKIP else 0
-    for counts, n in ((small, 12), (large, 48)):
+    for counts, n in ((small, 8), (large, 32)):
         assert counts["create"] == n
         assert counts["lookup"] == n * lookups
     # the folder tree costs the same whatever the number of messages
     assert small["folders"] == large["folders"] <= 4
-    assert large["all"] - small["all"] == 36 * (1 + lookups)
+    assert large["all"] - small["all"] == 24 * (1 + lookups)
 
 
 def test_throttling_and_faults_complete_with_every_message_once(graph_fake: FakeGraph) -> None:

@@ -25,12 +25,14 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import Item, Repository
-from keepstone.services import audit, imap_settings, restore_points
+from keepstone.services import audit, imap_settings, m365_restore, m365_settings, restore_points
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
+from keepstone.services.m365_restore import RestoreCredentials
 from keepstone.services.vault import open_repository
 from keepstone.sources import names
+from keepstone.sources.graph.restore import GraphTarget
 from keepstone.sources.imap.restore import ImapTarget
 from keepstone.sources.targets import (
     ChunkReader,
@@ -428,10 +430,12 @@ def restore(
     to_folder: str | None = None,
     collision: Collision = Collision.KEEP_BOTH,
     by: str,
+    target: RestoreTarget | None = None,
 ) -> RestoreCounts:
     """Write items of one kind (``mail`` or ``file``) back into the organization, for ``by``: to
     their own place, or to ``to_user`` and/or ``to_folder``. ``identifiers`` None means all of
-    the owner's."""
+    the owner's. ``target`` is the organization as :func:`session_target` gave it (checked
+    before the restore started), else the organization with its own credentials."""
     view = browser(ctx, session_id)
     items = (
         view.items_of(owner_id, identifiers)
@@ -441,7 +445,7 @@ def restore(
     if any(item.kind != kind for item in items):
         raise InvalidInput(f"only {kind} items can be restored here", "ids")
     user = view.user(owner_id)
-    target = restore_target(ctx, view.organization_id)
+    target = target or restore_target(ctx, view.organization_id)
     target_user = to_user or user
     if target_user not in target.users():
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
@@ -521,10 +525,32 @@ def _item_failed(
     )
 
 
-def restore_target(ctx: Context, organization_id: str) -> RestoreTarget:
+def session_target(
+    ctx: Context, session_id: str, credentials: RestoreCredentials | None = None
+) -> RestoreTarget:
+    """The organization of a restore session as a put-back writes into it, with the
+    credentials a request named (checked now: a refusal is a 400 naming the property)."""
+    return restore_target(ctx, browser(ctx, session_id).organization_id, credentials)
+
+
+def restore_target(
+    ctx: Context, organization_id: str, credentials: RestoreCredentials | None = None
+) -> RestoreTarget:
     """The organization as a put-back writes into it."""
     with ctx.db.read() as s:
         org = get_organization_in(s, organization_id)
+    if credentials is not None and org.type != m365_settings.OFFICE365_TYPE:
+        raise InvalidInput(
+            f"names an application, but a {org.type} organization is written without one",
+            "applicationId",
+        )
+    if org.type == m365_settings.OFFICE365_TYPE:
+        access = (
+            m365_restore.checked_access(ctx, org, credentials)
+            if credentials is not None
+            else m365_settings.access_of(ctx, org)
+        )
+        return GraphTarget(access, m365_settings.graph_users(ctx, org))
     if org.type == "Local":
         return LocalTarget(Path(org.settings["path"]))
     if org.type == "Imap":

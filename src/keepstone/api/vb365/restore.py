@@ -26,6 +26,7 @@ from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
 from keepstone.services import restore_points, restores
 from keepstone.services.auth import Principal
+from keepstone.services.m365_restore import RestoreCredentials, restore_credentials
 from keepstone.services.restores import Collision
 from keepstone.store.tables import RestorePoint
 
@@ -312,6 +313,27 @@ class ItemsBody(WireModel):
     user_name: PathText | None = None
     folder: PathText | None = None
     collision_policy: Annotated[Collision, any_case(Collision)] | None = None
+    # the vendor's Office365 options: the target mailbox, and the application to write with
+    mailbox: PathText | None = None
+    application_id: str | None = None
+    application_secret: str | None = None
+    application_certificate: str | None = None
+    application_certificate_password: str | None = None
+    user_password: str | None = None
+    user_code: str | None = None
+
+    def __repr__(self) -> str:  # the secrets stay out of any log line or traceback
+        return f"ItemsBody(ids={self.ids!r}, userName={self.user_name!r})"
+
+    def credentials(self) -> RestoreCredentials | None:
+        return restore_credentials(
+            application_id=self.application_id,
+            secret=self.application_secret,
+            certificate=self.application_certificate,
+            certificate_password=self.application_certificate_password,
+            user_password=self.user_password,
+            user_code=self.user_code,
+        )
 
 
 @router.post("/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Items/save")
@@ -350,9 +372,12 @@ def _put_back(
 ) -> Response:
     """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
     options = body or ItemsBody()
-    if elsewhere and not options.user_name and not options.folder:
-        raise InvalidInput("restoreTo needs userName and/or folder", "userName")
+    to_user = options.mailbox or options.user_name
+    if elsewhere and not to_user and not options.folder:
+        raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
     restores.browser(ctx, session_id).user(owner_id)  # a wrong session or owner is a 4xx now
+    # the organization, with the application the request named, is checked now: a 400
+    target = restores.session_target(ctx, session_id, options.credentials())
 
     def work() -> tuple[str, dict[str, Any]]:
         counts = restores.restore(
@@ -361,10 +386,11 @@ def _put_back(
             owner_id,
             ids,
             kind=kind,
-            to_user=options.user_name,
+            to_user=to_user,
             to_folder=options.folder,
             collision=options.collision_policy or Collision.KEEP_BOTH,
             by=by,
+            target=target,
         )
         return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
 
