@@ -59,6 +59,8 @@ def run_backup(run: RunContext) -> Outcome:
         return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
     if organization.type == "Imap":
         return Backup(run, _imap_connector(run)).execute()
+    if organization.type == "Office365":
+        return Backup(run, _office365_connector(run)).execute()
     return no_connector(run)
 
 
@@ -69,6 +71,17 @@ def _imap_connector(run: RunContext) -> ConnectorFactory:
 
     access = imap_settings.access_of(run.ctx, run.run.organization)
     return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
+
+
+def _office365_connector(run: RunContext) -> ConnectorFactory:
+    # Imported here: MSAL and the Graph client load only for Office365 runs.
+    from keepstone.services import m365_settings
+    from keepstone.sources.graph.connector import Office365Backup
+
+    organization = run.run.organization
+    access = m365_settings.access_of(run.ctx, organization)
+    users = m365_settings.graph_users(run.ctx, organization)
+    return lambda on_skip: Office365Backup(access, users, on_skip, run.check)
 
 
 @dataclass
