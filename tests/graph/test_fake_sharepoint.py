@@ -191,6 +191,9 @@ def test_outlook_block_counts_premature_requests(drives: Drives) -> None:
     drives.fake.state.throttle.limits = Limits(requests=2)
     assert [drives.folders().status_code for _ in range(3)] == [200, 200, 429]
     assert drives.fake.state.throttle.premature == 0  # the refusal itself is not premature
+    assert drives.folders().status_code == 429  # as soon as one already in flight: not counted
+    assert drives.fake.state.throttle.premature == 0
+    advance(drives.fake, 1)
     assert drives.folders().status_code == 429
     assert drives.fake.state.throttle.premature == 1
 

@@ -112,7 +112,7 @@ class ResourceUnitBook:
             return Verdict()
         budget = self._budget(key, now)
         if budget.block.early(now):
-            self.premature += 1
+            self.premature += budget.block.premature(now)
             return self._refuse(budget, budget.block.penalty)
         wait = self._wait(budget, cost, now)
         if wait is not None:

@@ -8,8 +8,9 @@
   again and pushes the block out by the full penalty (the premature-retry penalty).
 The clock is the fake's, so a test moves time instead of sleeping; the limits are settable, and
 `scaled(k)` divides every window and budget by k (the same rate, shorter windows, Retry-After/k) so
-a benchmark meets Microsoft's limits in minutes (graph.md §6.2 "Clock"). Every request made while
-its scope is blocked is counted in `premature` (a client must never send one).
+a benchmark meets Microsoft's limits in minutes (graph.md §6.2 "Clock"). A request made while its
+scope is blocked is counted in `premature` (a client must never send one) unless it came so soon
+after the refusal that it was already on the wire (`IN_FLIGHT_GRACE`).
 """
 
 from __future__ import annotations
@@ -77,12 +78,18 @@ class Refusal:
     retry_after: int
 
 
+# Requests already on the wire when a scope's first refusal went out (up to 4 per mailbox) arrive
+# just after it: refused and counted by the service, but not a client's premature retry.
+IN_FLIGHT_GRACE = timedelta(milliseconds=500)
+
+
 @dataclass
 class Block:
     """A scope refused until `until`; a request before then restarts it (the penalty)."""
 
     until: datetime | None = None
     penalty: timedelta = timedelta(0)
+    started: datetime | None = None
 
     def early(self, now: datetime) -> bool:
         """True, and the block started again from now, for a request before it has passed."""
@@ -91,9 +98,13 @@ class Block:
         self.until = now + self.penalty
         return True
 
+    def premature(self, now: datetime) -> bool:
+        """Whether a request refused by `early` came later than one in flight could have."""
+        return self.started is not None and now - self.started >= IN_FLIGHT_GRACE
+
     def start(self, now: datetime, wait: timedelta) -> None:
         self.penalty = max(wait, timedelta(seconds=1))
-        self.until = now + self.penalty
+        self.started, self.until = now, now + self.penalty
 
 
 @dataclass
@@ -138,7 +149,7 @@ class ThrottleBook:
     def _blocked(self, scope: _Scope, now: datetime) -> Refusal | None:
         if not scope.block.early(now):
             return None
-        self.premature += 1
+        self.premature += scope.block.premature(now)
         return Refusal("Application is over its resource limit.", seconds(scope.block.penalty))
 
     def _over_budget(self, scope: _Scope, now: datetime) -> Refusal | None:
