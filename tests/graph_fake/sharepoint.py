@@ -13,6 +13,7 @@ RU. `scaled(k)` runs Microsoft's limits k times faster (same rate).
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -106,8 +107,10 @@ class ResourceUnitBook:
     spent: int = 0
     refused: int = 0
     premature: int = 0
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)  # limits on or off
 
     def admit(self, key: tuple[str, str], cost: int, now: datetime) -> Verdict:
+        self.requests[key] += 1
         if not self.limits.enabled:
             return Verdict()
         budget = self._budget(key, now)

@@ -16,7 +16,7 @@ after the refusal that it was already on the wire (`IN_FLIGHT_GRACE`).
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -122,9 +122,12 @@ class ThrottleBook:
     scopes: dict[tuple[str, str], _Scope] = field(default_factory=dict)
     refused: int = 0
     premature: int = 0
+    # Every request per scope, limits on or off (what a benchmark reports as requests/item).
+    requests: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def admit(self, key: tuple[str, str], now: datetime) -> Refusal | None:
         """Count a request; None lets it run (call `release` after), else the 429 to send."""
+        self.requests[key] += 1
         if not self.limits.enabled:
             return None
         scope = self.scopes.get(key)
