@@ -49,13 +49,13 @@ ROOT = SCRIPT_DIR.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # the fake lives in tests/graph_fake
 
-from api import PASSWORD  # noqa: E402
-from common import write_section  # noqa: E402
-
-from keepstone.clock import SystemClock  # noqa: E402
 from tests.graph_fake.server import FakeGraph, start_fake  # noqa: E402
 from tests.graph_fake.sharepoint import microsoft_limits  # noqa: E402
 from tests.graph_fake.state import FakeState, Tenant  # noqa: E402
+
+from api import PASSWORD  # noqa: E402
+from common import write_section  # noqa: E402
+from keepstone.clock import SystemClock  # noqa: E402
 
 TITLE = "Microsoft 365 (Graph): Keepstone against Microsoft's limits"
 MB = 1_000_000
@@ -447,8 +447,9 @@ def report(run: Run, command: str) -> str:
         f"`{command}` on {os.cpu_count()} cores and {memory / 1e9:.0f} GB of RAM, Python "
         f"{platform.python_version()}, 1-minute load average {loads} at the measures (the machine "
         f"is shared). Keepstone {run.code}: one `keepstone serve` process with `--graph-url`/"
-        "`--login-url` at the fake and `SSL_CERT_FILE` its CA; the fake Graph (tests/graph_fake) in "
-        f"the benchmark's process. Time scale k = {c.k:g}: Outlook {10_000 / c.k:,.0f} requests per "
+        "`--login-url` at the fake and `SSL_CERT_FILE` its CA; the fake Graph (tests/graph_fake) "
+        f"in the benchmark's process. Time scale k = {c.k:g}: Outlook {10_000 / c.k:,.0f} requests "
+        "per "
         f"{600 / c.k:g} s per mailbox and 4 in flight, OneDrive {RU_PER_MINUTE / c.k:,.0f} RU per "
         f"{60 / c.k:g} s per (app, tenant) — Microsoft's rates, shorter windows. Messages ~6 KB "
         "in Inbox and two folders; files 4 KB in four folders."
