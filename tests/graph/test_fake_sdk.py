@@ -22,7 +22,10 @@ from kiota_serialization_json.json_serialization_writer import JsonSerialization
 from msgraph.generated.drives.item.items.item.delta.delta_get_response import (
     DeltaGetResponse as DriveDeltaPage,
 )
+from msgraph.generated.models.attachment import Attachment
 from msgraph.generated.models.drive import Drive
+from msgraph.generated.models.file_attachment import FileAttachment
+from msgraph.generated.models.mail_folder import MailFolder
 from msgraph.generated.models.mail_folder_collection_response import (
     MailFolderCollectionResponse,
 )
@@ -32,6 +35,7 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.organization_collection_response import (
     OrganizationCollectionResponse,
 )
+from msgraph.generated.models.upload_session import UploadSession
 from msgraph.generated.models.user import User
 from msgraph.generated.models.user_collection_response import UserCollectionResponse
 from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_get_response import (
@@ -311,3 +315,43 @@ def test_the_check_refuses_what_the_model_does_not_know(
         return
     with pytest.raises(AssertionError, match=complaint):
         assert_graph_shape(Message, payload)
+
+
+def test_restore_side_answers(org: Tenant) -> None:
+    """Folders read and made, a JSON message made, an attachment added, an upload session."""
+    user = f"{org.base}/users/{org.user.id}"
+    assert_graph_shape(MailFolder, org.ok(f"/users/{org.user.id}/mailFolders/inbox"))
+    made = org.http.post(f"{user}/mailFolders", headers=org.headers, json={"displayName": "Kept"})
+    assert made.status_code == 201, made.text
+    folder = assert_graph_shape(MailFolder, made)
+    assert isinstance(folder, MailFolder) and folder.display_name == "Kept"
+    body = {
+        "subject": "restored",
+        "body": {"contentType": "text", "content": "hello"},
+        "toRecipients": [{"emailAddress": {"address": "adele@contoso.onmicrosoft.com"}}],
+        "singleValueExtendedProperties": [{"id": "Integer 0x0E07", "value": "1"}],
+    }
+    created = org.http.post(
+        f"{user}/mailFolders/{folder.id}/messages", headers=org.headers, json=body
+    )
+    assert created.status_code == 201, created.text
+    message = assert_graph_shape(Message, created)
+    assert isinstance(message, Message) and message.is_draft is False
+    attachment = {
+        "@odata.type": "#microsoft.graph.fileAttachment",
+        "name": "a.txt",
+        "contentBytes": "aGVsbG8=",
+    }
+    added = org.http.post(
+        f"{user}/messages/{message.id}/attachments", headers=org.headers, json=attachment
+    )
+    assert added.status_code == 201, added.text
+    assert isinstance(assert_graph_shape(Attachment, added), FileAttachment)
+    session = org.http.post(
+        f"{user}/messages/{message.id}/attachments/createUploadSession",
+        headers=org.headers,
+        json={"AttachmentItem": {"attachmentType": "file", "name": "big.bin", "size": 3 << 20}},
+    )
+    assert session.status_code == 201, session.text
+    upload = assert_graph_shape(UploadSession, session)
+    assert isinstance(upload, UploadSession) and upload.next_expected_ranges == ["0-"]
