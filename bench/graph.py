@@ -51,7 +51,7 @@ if str(ROOT) not in sys.path:
 
 from tests.graph_fake.server import FakeGraph, start_fake  # noqa: E402
 from tests.graph_fake.sharepoint import microsoft_limits  # noqa: E402
-from tests.graph_fake.state import FakeState, Tenant  # noqa: E402
+from tests.graph_fake.state import FakeState, Tenant, User  # noqa: E402
 
 from api import PASSWORD  # noqa: E402
 from common import write_section  # noqa: E402
@@ -119,8 +119,8 @@ def fill_mailbox(state: FakeState, tenant: Tenant, name: str, count: int) -> int
     return size
 
 
-def fill_drive(state: FakeState, tenant: Tenant, name: str, count: int) -> int:
-    user = next(u for u in tenant.users.values() if u.user_principal_name.startswith(name + "@"))
+def fill_drive(state: FakeState, tenant: Tenant, user: User, count: int) -> int:
+    """A OneDrive (its owner has no mailbox) of ``count`` files in four folders."""
     drive = state.add_drive(user)
     now = state.clock.now()
     folders = [drive.add(f"Folder {n}", now) for n in range(4)]
@@ -305,16 +305,18 @@ def run_all(config: Config, work: Path, say: Callable[[str], None]) -> Run:
     try:
         microsoft_limits(state, config.k)
         one = state.add_tenant("one.onmicrosoft.com", "One")
+        files = state.add_tenant("files.onmicrosoft.com", "Files")
         many = state.add_tenant("many.onmicrosoft.com", "Many")
-        apps = {t.id: state.add_app(t, secret=SECRET).client_id for t in (one, many)}
+        apps = {t.id: state.add_app(t, secret=SECRET).client_id for t in (one, files, many)}
         mail_bytes = fill_mailbox(state, one, "big", config.big)
-        fill_drive(state, one, "big", config.files)
+        fill_drive(state, files, state.add_user(files, "owner"), config.files)
         for n in range(config.mailboxes):
             fill_mailbox(state, many, f"user{n:03}", config.each)
         say(f"fake: {config.big} + {config.mailboxes}x{config.each} messages, {config.files} files")
         with keepstone_server(work, fake) as base:
             api = Api(base)
             measure_one(run, api, state, one, apps[one.id], mail_bytes, say)
+            measure_files(run, api, state, files, apps[files.id], say)
             measure_many(run, api, state, many, apps[many.id], say)
         with state.lock:
             run.throttled = {
@@ -342,11 +344,10 @@ def measure_one(
     org = api.organization(tenant, client_id)
     job = api.job(org)
     before = mailbox_requests(state, big.id)
-    with state.lock:
-        drive_before = sum(state.resource_units.requests.values())
+    refused_before = state.throttle.refused
     seconds, session = api.run(job)
     requests = mailbox_requests(state, big.id) - before
-    # Mail and OneDrive are read in parallel; each part's rate is measured over the whole run.
+    refused = state.throttle.refused - refused_before
     run.add(
         Measure(
             "mail backup, one mailbox",
@@ -360,26 +361,15 @@ def measure_one(
     run.add(
         Measure(
             "requests per message",
-            requests / config.big,
+            (requests - refused) / config.big,
             "req/msg",
             None,
-            f"{requests:,} requests to the mailbox (aim <= 1.01)",
+            f"{requests - refused:,} requests answered and {refused:,} refused (429) to the "
+            "mailbox; aim <= 1.01",
         ),
         say,
     )
     run.add(Measure("mail MB/s, one mailbox", mail_bytes / MB / seconds, "MB/s", None), say)
-    with state.lock:
-        drive_requests = sum(state.resource_units.requests.values()) - drive_before
-    run.add(
-        Measure(
-            "OneDrive backup",
-            config.files / seconds,
-            "files/s",
-            RU_PER_MINUTE / 60,
-            f"{config.files:,} files, {drive_requests:,} requests, in the same run",
-        ),
-        say,
-    )
     seconds, counts = api.restore_to(org, big.user_principal_name, "Restored")
     with state.lock:
         box = state.mailboxes[big.id]
@@ -393,6 +383,33 @@ def measure_one(
             None,
             f"{landed:,} of {config.big:,} messages in {seconds:.1f} s "
             f"({landed / seconds:.1f} msg/s); {counts}",
+        ),
+        say,
+    )
+
+
+def measure_files(
+    run: Run, api: Api, state: FakeState, tenant: Tenant, client_id: str, say: Callable[[str], None]
+) -> None:
+    config = run.config
+    job = api.job(api.organization(tenant, client_id))
+    with state.lock:
+        before, refused_before = (
+            sum(state.resource_units.requests.values()),
+            state.resource_units.refused,
+        )
+    seconds, session = api.run(job)
+    with state.lock:
+        requests = sum(state.resource_units.requests.values()) - before
+        refused = state.resource_units.refused - refused_before
+    run.add(
+        Measure(
+            "OneDrive backup",
+            config.files / seconds,
+            "files/s",
+            RU_PER_MINUTE / 60,
+            f"{config.files:,} files in {seconds:.1f} s, {requests:,} requests ({refused:,} "
+            f"refused); session {session['status']}",
         ),
         say,
     )
@@ -451,8 +468,11 @@ def report(run: Run, command: str) -> str:
         f"in the benchmark's process. Time scale k = {c.k:g}: Outlook {10_000 / c.k:,.0f} requests "
         "per "
         f"{600 / c.k:g} s per mailbox and 4 in flight, OneDrive {RU_PER_MINUTE / c.k:,.0f} RU per "
-        f"{60 / c.k:g} s per (app, tenant) — Microsoft's rates, shorter windows. Messages ~6 KB "
-        "in Inbox and two folders; files 4 KB in four folders."
+        f"{60 / c.k:g} s per (app, tenant) — Microsoft's rates, shorter windows. Three tenants "
+        "(one organization and one job each, run one after the other): one mailbox, one "
+        "OneDrive (its owner has no mailbox), many mailboxes. Messages ~6 KB in Inbox and two "
+        "folders; files 4 KB in four folders. Times are the client's, from the job's start "
+        "request to its end seen (polled every 50 ms)."
     )
     lines = [
         "| measure | Keepstone | ceiling | ratio | Corso (published) | notes |",

@@ -24,8 +24,8 @@ def test_a_tiny_configuration_runs_every_measure(tmp_path: Path) -> None:
         "mail backup, one mailbox",
         "requests per message",
         "mail MB/s, one mailbox",
-        "OneDrive backup",
         "restore, one mailbox (restoreTo)",
+        "OneDrive backup",
         "mail backup, 2 mailboxes",
         "no-change incremental",
     ]
