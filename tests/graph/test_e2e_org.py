@@ -1,12 +1,15 @@
 """End to end through the API, the organization half: an edge tenant (a shared mailbox, a user
 without a mailbox, one without a OneDrive) created and listed; credential failures (wrong secret,
 unknown application, missing permission: 400 on create, nothing stored; a secret revoked after
-create: the sync ends in error, cleanly, the cache kept); and the same through a real
-`keepstone serve` process with `--graph-url/--login-url` and `SSL_CERT_FILE`."""
+create: the sync ends in error, cleanly, the cache kept); and a real `keepstone serve` process
+with `--graph-url/--login-url` and `SSL_CERT_FILE`: the organization created, a job run by the
+server's own proxy, the mailbox saved back byte for byte."""
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,7 @@ from keepstone.clock import SystemClock
 from keepstone.services import catalog, m365_settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.graph.fake_client import advance
+from tests.graph.fake_mail import mime_of
 from tests.graph.org_fixtures import DOMAIN, SECRET, OrgEnv, org_body, org_env, sqlite_text
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, Tenant
@@ -30,7 +34,10 @@ def edge_tenant(fake: FakeGraph) -> Tenant:
     state = fake.state
     tenant = state.add_tenant(DOMAIN)
     adele = state.add_user(tenant, "adele", "Adele Vance")
-    state.add_mailbox(adele)
+    inbox = state.add_mailbox(adele).folder("inbox")
+    assert inbox is not None
+    for n in range(3):
+        state.mailboxes[adele.id].add_message(inbox, mime_of(n), state.clock.now())
     state.add_drive(adele)
     helpdesk = state.add_user(tenant, "helpdesk", "Help Desk")
     state.add_mailbox(helpdesk).purpose = "shared"
@@ -147,6 +154,42 @@ def test_a_real_server_process_reaches_the_configured_graph(
             wrong["exchangeOnlineSettings"]["applicationSecret"] = "wrong-secret"
             wrong["sharePointOnlineSettings"]["applicationSecret"] = "wrong-secret"
             assert http.post("/v8/Organizations", json=wrong).status_code == 400
+            backed_up = back_up_and_save(http, created.json()["id"])
     finally:
         server.stop()
     assert SECRET not in server.output and "wrong-secret" not in server.output
+    with graph_fake.state.lock:
+        adele = next(u for u in tenant.users.values() if u.user_principal_name.startswith("ad"))
+        held = sorted(m.mime for m in graph_fake.state.mailboxes[adele.id].messages.values())
+    assert backed_up == held
+
+
+def back_up_and_save(http: httpx.Client, org_id: str) -> list[bytes]:
+    """A job over the organization run by the server's own proxy, then adele's mail saved."""
+    repository = http.get("/v8/BackupRepositories").json()["results"][0]
+    job = http.post(
+        "/v8/Jobs",
+        json={
+            "name": "m365",
+            "organizationId": org_id,
+            "repositoryId": repository["id"],
+            "backupType": "EntireOrganization",
+            "schedulePolicy": {"type": "ManualOnly"},
+        },
+    )
+    assert job.status_code in (200, 201), job.text
+    session = http.post(f"/v8/Jobs/{job.json()['id']}/start").json()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while session["status"] in ("Queued", "Running"):
+        assert time.monotonic() < deadline, session
+        time.sleep(0.1)
+        session = http.get(f"/v8/JobSessions/{session['id']}").json()
+    assert session["status"] == "Success", session
+    explored = http.post(f"/v8/Organizations/{org_id}/explore", json={}).json()["id"]
+    base = f"/v8/RestoreSessions/{explored}/Organization/Mailboxes"
+    owner = next(m for m in http.get(base).json()["results"] if m["name"].startswith("adele"))
+    items = http.get(f"{base}/{owner['id']}/Items").json()["results"]
+    saved = http.post(f"{base}/{owner['id']}/Items/save", json={"ids": [i["id"] for i in items]})
+    assert saved.status_code == 200, saved.text
+    with zipfile.ZipFile(io.BytesIO(saved.content)) as archive:
+        return sorted(archive.read(name) for name in archive.namelist())
