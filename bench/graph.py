@@ -382,7 +382,8 @@ def measure_one(
             "MB/s",
             None,
             f"{landed:,} of {config.big:,} messages in {seconds:.1f} s "
-            f"({landed / seconds:.1f} msg/s); {counts}",
+            f"({landed / seconds:.1f} msg/s); restored {counts.get('restoredItemsCount')}, "
+            f"failed {counts.get('failedItemsCount')}",
         ),
         say,
     )
