@@ -11,13 +11,14 @@ from tests.graph.org_fixtures import (
     DOMAIN,
     SECRET,
     OrgEnv,
+    _org_server,
     org_body,
     org_env,
     pfx_of,
     tenant_with_users,
 )
 
-__all__ = ["org_env"]
+__all__ = ["_org_server", "org_env"]
 
 
 @pytest.mark.parametrize("version", [6, 7, 8])

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import structlog
 
-from keepstone.services import maintenance, runs
+from keepstone.services import m365_directory, m365_settings, maintenance, runs
 from keepstone.services.context import Context
 
 log = structlog.get_logger(__name__)
@@ -34,7 +34,15 @@ class Scheduler:
             log.info("scheduled runs", started=dispatch.started, busy=dispatch.skipped_busy)
         for repo_id in maintenance.due_retention(self.ctx):
             self._start_retention(repo_id)
+        self._start_directory_syncs()
         return dispatch
+
+    def _start_directory_syncs(self) -> None:
+        """Office365 organization caches older than the sync interval are refreshed beside the
+        scheduler (a sync reads the whole directory: it must never delay a dispatch)."""
+        for org in m365_directory.due_for_sync(self.ctx):
+            if m365_directory.SYNCS.start(self.ctx, org, m365_settings.access_of):
+                log.info("organization sync started", organization=org.id)
 
     def _start_retention(self, repo_id: str) -> None:
         """Retention (with its prune) runs beside the scheduler, so it never delays a dispatch."""
@@ -75,7 +83,12 @@ class Scheduler:
         for thread in [self._thread, *self._retaining.values()]:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in [self._thread, *self._retaining.values()])
+        syncs_ended = m365_directory.SYNCS.wait(
+            None if deadline is None else max(0.0, deadline - time.monotonic())
+        )
+        return syncs_ended and not any(
+            t.is_alive() for t in [self._thread, *self._retaining.values()]
+        )
 
     def _loop(self) -> None:
         while not self._stopping.is_set():

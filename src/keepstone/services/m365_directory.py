@@ -334,6 +334,11 @@ class Syncs:
             return
         sync(ctx, org.id, access, sharepoint=bool(org.settings.get("isSharePointOnline", True)))
 
+    def running(self, org_id: str) -> bool:
+        with self._lock:
+            thread = self._running.get(org_id)
+        return thread is not None and thread.is_alive()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the running syncs; whether all have ended."""
         with self._lock:
@@ -356,7 +361,8 @@ def due_for_sync(ctx: Context) -> list[Organization]:
     due = []
     for org in orgs:
         state = states.get(org.id)
-        if state is not None and state.current_status is not None:
+        # a Queued/Running state no thread of this process runs was cut short by a restart
+        if SYNCS.running(org.id):
             continue
         last = state.last_end if state is not None else None
         if last is None or now - last >= SYNC_INTERVAL:

@@ -29,7 +29,12 @@ class GraphAccess:
     def client(self) -> Iterator[GraphClient]:
         """A client with its own token source over one TLS context; both closed on exit."""
         tls = graph_tls_context()
-        tokens = TokenSource(self.endpoints, self.credentials, MsalHttpClient(tls))
+        http = MsalHttpClient(tls)
+        try:  # MSAL reads the authority's metadata at once: a refusal must not leak the socket
+            tokens = TokenSource(self.endpoints, self.credentials, http)
+        except BaseException:
+            http.close()
+            raise
         client = GraphClient(self.endpoints, tokens, tls=tls)
         try:
             yield client
