@@ -20,8 +20,10 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import restore_points, vault
 from keepstone.services.context import Context
 from keepstone.sources.connector import PartFailed, PreviousPoint, Skipped
-from keepstone.sources.graph.access import GraphUser
+from keepstone.sources.graph.access import GraphAccess, GraphUser
+from keepstone.sources.graph.auth import AppCredentials
 from keepstone.sources.graph.connector import Office365Backup
+from keepstone.sources.graph.errors import TokenError
 from keepstone.sources.graph.mail_backup import message_key
 from tests.conftest import Api
 from tests.graph.mail_fixtures import Org, make_org
@@ -177,7 +179,8 @@ def test_connector_reads_mailboxes_in_parallel_and_the_archive(m365: Org) -> Non
         connector.start(plan, PreviousPoint())
         found = {u.name: [i for i in connector.items(u.name, "mailbox")] for u, _ in people}
         archive_items = list(connector.items(archived_user.name, "archive"))
-        with pytest.raises(PartFailed, match="OneDrive"):
+        # a part the user lacks (no OneDrive provisioned) fails alone, as a per-user warning
+        with pytest.raises(PartFailed, match="has no OneDrive"):
             list(connector.items(archived_user.name, "onedrive"))
     finally:
         connector.close()
@@ -187,3 +190,24 @@ def test_connector_reads_mailboxes_in_parallel_and_the_archive(m365: Org) -> Non
     }
     assert skipped == []
     assert max(org.requests.most_in_flight.values()) <= 4
+
+
+def test_refused_application_credentials_fail_the_read(
+    m365: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong secret is the organization's problem, not a user's: the read raises the token
+    error (the executor fails the run), and the secret is in no message."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(m365.fake.ca_pem))
+    user, _ = m365.add_user("adele")
+    wrong = GraphAccess(
+        m365.access.endpoints,
+        AppCredentials(m365.access.credentials.tenant, m365.app.client_id, secret="wrong-Zq8"),
+    )
+    connector = Office365Backup(wrong, [user], print)  # GraphAccess.client(), as in production
+    try:
+        connector.start([(user.name, ["mailbox"])], PreviousPoint())
+        with pytest.raises(TokenError, match="AADSTS7000215") as refused:
+            list(connector.items(user.name, "mailbox"))
+    finally:
+        connector.close()
+    assert "wrong-Zq8" not in str(refused.value)

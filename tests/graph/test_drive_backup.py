@@ -6,142 +6,13 @@ requests are counted."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
-
 import pytest
 
-from keepstone.clock import ManualClock
-from keepstone.engine import Item
-from keepstone.proxy.backup import Backup
-from keepstone.proxy.executor import Outcome, RunContext
-from keepstone.proxy.worker import ProxyWorker
-from keepstone.services import catalog, vault
-from keepstone.services.context import Context
-from keepstone.sources.connector import Part, PreviousPoint, SkipHandler, SourceItem
 from keepstone.sources.graph.access import GraphUser
-from keepstone.sources.graph.client import GraphClient
-from keepstone.sources.graph.drive_backup import DriveBackup
-from tests.conftest import Api
-from tests.graph.drive_fixtures import Tenancy, drive_files, tenancy
-from tests.graph_fake.drive import Drive
+from tests.graph.drive_fixtures import Runs, add_user, expected, fill, runs, server, tenancy
 from tests.graph_fake.onedrive import download_faults
 
-__all__ = ["tenancy"]
-
-
-@dataclass
-class DrivesOnly:
-    """The smallest connector around DriveBackup: users with a drive and nothing else."""
-
-    client: GraphClient
-    graph_users: list[GraphUser]
-    on_skip: SkipHandler
-    previous: PreviousPoint = field(default_factory=PreviousPoint)
-    backups: list[DriveBackup] = field(default_factory=list)
-
-    def users(self) -> Sequence[GraphUser]:
-        return self.graph_users
-
-    def start(self, plan: Sequence[tuple[str, Sequence[Part]]], previous: PreviousPoint) -> None:
-        self.previous = previous
-
-    def items(self, user: str, part: Part) -> Iterator[SourceItem]:
-        if part != "onedrive":
-            return iter(())
-        graph_user = next(u for u in self.graph_users if u.name == user)
-        backup = DriveBackup(self.client, graph_user, self.previous.of_user(user), self.on_skip)
-        self.backups.append(backup)
-        return backup.items()
-
-    def close(self) -> None:
-        pass
-
-
-@dataclass
-class Runs:
-    ctx: Context
-    api: Api
-    job: dict[str, Any]
-    repo: dict[str, Any]
-    tenancy: Tenancy
-    users: list[GraphUser] = field(default_factory=list)
-    last: DrivesOnly | None = None
-
-    def run(self) -> dict[str, Any]:
-        clock = self.ctx.clock
-        assert isinstance(clock, ManualClock)
-        clock.advance(timedelta(minutes=1))  # restore points in order
-        local = next(p for p in catalog.list_proxies(self.ctx) if p.is_local)
-        catalog.heartbeat(self.ctx, local.id)
-        with self.tenancy.client() as client:
-
-            def execute(run: RunContext) -> Outcome:
-                def connect(on_skip: SkipHandler) -> DrivesOnly:
-                    self.last = DrivesOnly(client, self.users, on_skip)
-                    return self.last
-
-                return Backup(run, connect).execute()
-
-            proxy = ProxyWorker(self.ctx, local.id, execute, renew_every=0)
-            started = self.api.post(f"/v2/Jobs/{self.job['id']}/Action", {"start": None})
-            assert started.status_code == 200, started.text
-            assert proxy.run_one()
-        session: dict[str, Any] = self.api.get(f"/v2/Jobs/{self.job['id']}/JobSessions").json()[0]
-        return session
-
-    def log(self, session: dict[str, Any]) -> list[str]:
-        items = self.api.get(f"/v2/JobSessions/{session['id']}/LogItems").json()
-        return [item["title"] for item in items]
-
-    def stored(self) -> dict[str, tuple[Item, bytes]]:
-        repo = vault.open_repository(self.ctx, self.repo["id"], self.repo["path"])
-        last = repo.snapshots()[-1].id
-        return {i.key: (i, b"".join(repo.read(i))) for i in repo.items(last)}
-
-    def files(self, user: GraphUser) -> dict[str, tuple[str, bytes]]:
-        """Stored files of ``user``: item id -> (path, bytes)."""
-        return {
-            item.meta["item_id"]: (item.path, content)
-            for item, content in self.stored().values()
-            if item.user == user.name and item.kind == "file"
-        }
-
-    @property
-    def counts(self) -> Any:
-        assert self.tenancy.transport is not None
-        return self.tenancy.transport.counts
-
-
-@pytest.fixture
-def runs(
-    ctx: Context, api: Api, job: dict[str, Any], repo: dict[str, Any], tenancy: Tenancy
-) -> Runs:
-    return Runs(ctx, api, job, repo, tenancy)
-
-
-def add_user(runs: Runs, name: str) -> tuple[GraphUser, Drive]:
-    user, drive = runs.tenancy.add_user(name)
-    assert drive is not None
-    user = GraphUser(user.name, user.graph_id, name, has_mailbox=False)
-    runs.users.append(user)
-    return user, drive
-
-
-def fill(drive: Drive, runs: Runs, files: int) -> None:
-    now = runs.tenancy.now()
-    with runs.tenancy.fake.state.lock:
-        docs = drive.add("Documents", now)
-        deep = drive.add("Été 2024", now, parent=drive.add("Projects", now, parent=docs))
-        for n in range(files):
-            parent = (None, docs, deep)[n % 3]
-            drive.add(f"file {n}.bin", now, bytes([n % 251]) * (n * 37 % 5000), parent)
-
-
-def expected(drive: Drive) -> dict[str, tuple[str, bytes]]:
-    return drive_files(drive)
+__all__ = ["runs", "server", "tenancy"]
 
 
 @pytest.mark.parametrize("count", [10, 40])
@@ -240,6 +111,8 @@ def test_expired_urls_are_asked_again_and_cut_downloads_resume(runs: Runs) -> No
     assert runs.tenancy.transport is not None
     ranged = [h for m, p, h in runs.tenancy.transport.headers if "range" in h]
     assert len(ranged) == 2 and all(h["range"].endswith("-") for h in ranged)
+    downloads = [h for _, p, h in runs.tenancy.transport.headers if p.startswith("/_download/")]
+    assert downloads and not any("authorization" in h for h in downloads)  # no token leaves
 
 
 def test_a_corrupt_body_is_downloaded_again_then_never_stored(runs: Runs) -> None:

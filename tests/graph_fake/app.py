@@ -21,6 +21,7 @@ from tests.graph_fake import (
     mail,
     mail_create,
     onedrive,
+    uploads,
 )
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
@@ -74,6 +75,17 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/drives/{drive}/items/{item}", onedrive.get_item, methods=["GET"]),
         Route("/v1.0/drives/{drive}/items/{item}/content", onedrive.item_content, methods=["GET"]),
         Route("/_download/{item}", onedrive.download, methods=["GET"]),
+        # OneDrive writes (m365-drive): folders, simple and session uploads, the upload host
+        Route(
+            "/v1.0/drives/{drive}/items/{parent}/children", uploads.create_child, methods=["POST"]
+        ),
+        Route(
+            "/v1.0/drives/{drive}/items/{parent}:/{rest:path}",
+            uploads.by_path,
+            methods=["GET", "PUT", "POST"],
+        ),
+        Route("/v1.0/drives/{drive}/items/{item}", uploads.patch_item, methods=["PATCH"]),
+        Route("/_upload/{session}", uploads.upload_host, methods=["GET", "PUT", "DELETE"]),
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
         # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
         # for In-Place Archives (settings/exchange, then the archive's id as a user)

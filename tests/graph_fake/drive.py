@@ -15,6 +15,10 @@ from typing import Any
 from tests.graph_fake.quickxor import quickxorhash
 
 
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def item_id() -> str:
     """An id in OneDrive for Business style: `01` and 32 base32 characters."""
     return "01" + base64.b32encode(secrets.token_bytes(20)).decode()[:32]
@@ -31,6 +35,9 @@ class DriveItem:
     modified: datetime
     version: int = 1  # any change: the eTag
     content_version: int = 1  # content changes only: the cTag (a rename or move keeps it)
+    # The dates a client set (`fileSystemInfo`); the service's own dates when none was set.
+    client_created: datetime | None = None
+    client_modified: datetime | None = None
 
     def to_json(self, drive: Drive) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -42,6 +49,10 @@ class DriveItem:
             "lastModifiedDateTime": self.modified.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "size": len(self.content) if not self.is_folder else drive.folder_size(self.id),
             "parentReference": drive.parent_reference(self.parent_id),
+            "fileSystemInfo": {
+                "createdDateTime": _stamp(self.client_created or self.created),
+                "lastModifiedDateTime": _stamp(self.client_modified or self.modified),
+            },
         }
         if self.parent_id is None:
             body["root"] = {}

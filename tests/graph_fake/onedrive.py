@@ -155,6 +155,15 @@ async def user_drive(request: Request, caller: Caller) -> Response:
     )
 
 
+def other_origin(request: Request) -> str:
+    """The fake's own server under another host name: a client that sends its Graph token only
+    to the Graph URL treats it as the separate host the real download and upload URLs are on
+    (`*.sharepoint.com`, not `graph.microsoft.com`)."""
+    url = request.base_url
+    host = "localhost" if url.hostname != "localhost" else "127.0.0.1"
+    return str(url.replace(hostname=host)).rstrip("/")
+
+
 def download_url(
     state: FakeState, request: Request, drive: Drive, item_id: str, *, listed: bool = False
 ) -> str:
@@ -172,8 +181,7 @@ def download_url(
             "app": request.scope.get(APP_SCOPE_KEY, ""),
         },
     )
-    base = str(request.base_url).rstrip("/")
-    return f"{base}/_download/{item_id}?" + urlencode({"tempauth": tempauth})
+    return f"{other_origin(request)}/_download/{item_id}?" + urlencode({"tempauth": tempauth})
 
 
 def _entry(

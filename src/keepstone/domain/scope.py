@@ -36,6 +36,9 @@ def stable_user_id(organization_id: str, user: str) -> str:
 class ScopeUser:
     name: str
     id: str
+    # An Office365 user's Entra object id: the vendor's user ids are it followed by the
+    # on-premises GUID (zeros for a cloud-only user), so an item id starting with it names it.
+    object_id: str = ""
 
 
 def resolve_scope(
@@ -81,7 +84,7 @@ def _names(item: dict[str, Any], user: ScopeUser) -> bool:
     if item.get("type") == "PartialOrganization":
         return True
     who = item.get("user") or {}
-    return user.id in (who.get("id"), item.get("id")) or user.name in (
-        who.get("name"),
-        who.get("displayName"),
-    )
+    ids = [i for i in (who.get("id"), item.get("id")) if isinstance(i, str)]
+    if user.id in ids or (user.object_id and any(i.startswith(user.object_id) for i in ids)):
+        return True
+    return user.name in (who.get("name"), who.get("displayName"))

@@ -1,9 +1,9 @@
 """A job run's real work: read the organization in scope and write one restore point.
 
-The organization's type picks its connector (``sources.connector``: Local, Imap); everything
-else is the same for every source. Unchanged items (same change token as in the job's previous
-restore point, or the previous item the connector names, their chunks still in the repository)
-are carried over without being read. Files are chunked, hashed, compressed and
+The organization's type picks its connector (``sources.connector``: Local, Imap, Office365);
+everything else is the same for every source. Unchanged items (same change token as in the
+job's previous restore point, or the previous item the connector names, their chunks still in
+the repository) are carried over without being read. Files are chunked, hashed, compressed and
 stored by a small thread pool (the engine releases the GIL in its hot loops).
 
 One bad item never fails a run: an item the source cannot give (a link, a FIFO, a file that
@@ -74,14 +74,14 @@ def _imap_connector(run: RunContext) -> ConnectorFactory:
 
 
 def _office365_connector(run: RunContext) -> ConnectorFactory:
-    # Imported here: MSAL and the Graph client load only for Office365 runs.
+    # Imported here: the Graph connector and its settings load only for Office365 runs.
     from keepstone.services import m365_settings
     from keepstone.sources.graph.connector import Office365Backup
 
     organization = run.run.organization
     access = m365_settings.access_of(run.ctx, organization)
     users = m365_settings.graph_users(run.ctx, organization)
-    return lambda on_skip: Office365Backup(access, users, on_skip, run.check)
+    return lambda on_skip: Office365Backup(access, users, on_skip, check=run.check)
 
 
 @dataclass
@@ -150,7 +150,10 @@ class Backup:
             self.claim.scope.backup_type,
             self.claim.scope.selected_items,
             self.claim.scope.excluded_items,
-            [ScopeUser(u.name, self._subject(u.name)[0]) for u in users],
+            [
+                ScopeUser(u.name, self._subject(u.name)[0], getattr(u, "graph_id", ""))
+                for u in users
+            ],
         )
         plan: list[tuple[str, list[Part]]] = []
         for user in users:

@@ -18,11 +18,9 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack
-from typing import Any
 
 from keepstone.sources.connector import (
     Part,
-    PartFailed,
     PreviousPoint,
     SkipHandler,
     Skipped,
@@ -30,6 +28,7 @@ from keepstone.sources.connector import (
 )
 from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.drive_backup import DriveBackup
 from keepstone.sources.graph.mail_backup import MailboxBackup, is_carried
 from keepstone.sources.imap.backup import _Buffer, _Closed
 
@@ -155,17 +154,4 @@ def _part_items(
         return MailboxBackup(client, user, "primary", before, on_skip).items()
     if part == "archive":
         return MailboxBackup(client, user, "archive", before, on_skip).items()
-    return _drive_items(client, user, before, on_skip)
-
-
-def _drive_items(
-    client: GraphClient, user: GraphUser, before: Any, on_skip: SkipHandler
-) -> Iterator[SourceItem]:
-    try:
-        from keepstone.sources.graph.drive_backup import (  # type: ignore[import-not-found,import-untyped,unused-ignore]
-            DriveBackup,
-        )
-    except ModuleNotFoundError:
-        raise PartFailed("OneDrive backup is not available yet") from None
-    items: Iterator[SourceItem] = DriveBackup(client, user, before, on_skip).items()
-    return items
+    return DriveBackup(client, user, before, on_skip).items()

@@ -59,6 +59,7 @@ MESSAGE_MODE = 0o600
 PAGE_SIZE = 500  # Outlook's documented delta page maximum (Corso: "[1-500]")
 FOLDER_PAGE = 250
 FETCHERS = 4  # parallel $value requests: Outlook allows 4 in flight per mailbox
+FULL_ROUNDS = 2  # a full read whose state is lost midway is started again once
 IMMUTABLE = 'IdType="ImmutableId"'
 MESSAGE_SELECT = (
     "id,changeKey,receivedDateTime,sentDateTime,internetMessageId,subject,isRead,isDraft,"
@@ -145,7 +146,10 @@ class MailboxBackup:
         done: set[str] = set()
         try:
             if self.mailbox == "archive":
-                self.base = self._archive_base()
+                archive = self._archive_base()
+                if archive is None:
+                    return  # no In-Place Archive: nothing to back up, nothing wrong
+                self.base = archive
             folders = self._folders()
             self._resolve_roles(folders)
             with ThreadPoolExecutor(self.fetchers, thread_name_prefix="keepstone-mail") as pool:
@@ -160,12 +164,13 @@ class MailboxBackup:
     def _label(self) -> str:
         return "archive mailbox" if self.mailbox == "archive" else "mailbox"
 
-    def _archive_base(self) -> str:
-        """The documented (beta) way to the In-Place Archive: its mailbox id as a user."""
+    def _archive_base(self) -> str | None:
+        """The documented (beta) way to the In-Place Archive: its mailbox id as a user; None
+        when the user has none (Graph v1.0 cannot tell beforehand, so the job may ask anyway)."""
         settings = self._get(f"/beta/users/{quote(self.user.graph_id, safe='')}/settings/exchange")
         archive = settings.get("inPlaceArchiveMailboxId")
         if not isinstance(archive, str) or not archive:
-            raise PartFailed("the user has no In-Place Archive mailbox")
+            return None
         return f"/beta/users/{quote(archive, safe='')}"
 
     # ----- requests -----
@@ -270,18 +275,11 @@ class MailboxBackup:
         incremental = (
             before is not None and before.meta.get("complete") is True and isinstance(link, str)
         )
-        outcome = _Pass()
+        start = f"{self.base}/mailFolders/{quote(folder.id, safe='')}/messages/delta"
+        rounds = [(str(link), True)] if incremental else []
+        rounds += [(f"{start}?$select={MESSAGE_SELECT}", False)] * FULL_ROUNDS
         try:
-            if incremental:
-                try:
-                    outcome = yield from self._read(pool, folder, str(link), incremental=True)
-                except GraphSyncStateLost:
-                    incremental = False
-            if not incremental:
-                start = f"{self.base}/mailFolders/{quote(folder.id, safe='')}/messages/delta"
-                outcome = yield from self._read(
-                    pool, folder, f"{start}?$select={MESSAGE_SELECT}", incremental=False
-                )
+            outcome = yield from self._rounds(pool, folder, rounds)
         except GraphNotFound as error:
             if error.code in MAILBOX_GONE:
                 raise
@@ -293,6 +291,19 @@ class MailboxBackup:
             yield from self._carry_folder(folder)
             return
         yield _folder_item(self.user, self.mailbox, folder, outcome)
+
+    def _rounds(
+        self, pool: ThreadPoolExecutor, folder: MailFolder, rounds: list[tuple[str, bool]]
+    ) -> Generator[SourceItem, None, _Pass]:
+        """The first round that completes: a lost sync state (410, at the delta link or at a
+        next link midway) starts the next one, a full read merged by id."""
+        for index, (url, incremental) in enumerate(rounds):
+            try:
+                return (yield from self._read(pool, folder, url, incremental=incremental))
+            except GraphSyncStateLost:
+                if index == len(rounds) - 1:
+                    raise
+        raise AssertionError("no delta round to run")  # rounds always holds a full read
 
     def _read(
         self, pool: ThreadPoolExecutor, folder: MailFolder, url: str, *, incremental: bool
@@ -308,7 +319,7 @@ class MailboxBackup:
         reported: set[str] = set()
         outcome = _Pass()
         for entries, following in self._pages(url, page=True):
-            fetch: list[dict[str, Any]] = []
+            fetch: dict[str, dict[str, Any]] = {}
             for entry in entries:
                 gid = entry.get("id")
                 if not isinstance(gid, str) or not gid:
@@ -316,6 +327,7 @@ class MailboxBackup:
                 if "@removed" in entry:
                     members.pop(gid, None)
                     reported.discard(gid)
+                    fetch.pop(gid, None)
                     continue
                 reported.add(gid)
                 members.pop(gid, None)
@@ -323,12 +335,13 @@ class MailboxBackup:
                     continue  # a replay, or a message this run already holds
                 earlier = self.messages_before.get(gid)
                 if earlier is None or _content_changed(earlier, entry):
-                    fetch.append(entry)
+                    fetch.pop(gid, None)  # a page may name a message twice: the latest wins
+                    fetch[gid] = entry
                 else:
                     self.quiet.pop(gid, None)
                     self.given.add(gid)
                     yield self._updated(folder, earlier, entry)
-            outcome.complete &= yield from self._fetch(pool, folder, fetch)
+            outcome.complete &= yield from self._fetch(pool, folder, list(fetch.values()))
             outcome.delta_link = following
         for gid, item in members.items():
             self.quiet.setdefault(gid, (folder, item))  # unchanged: carried at the end

@@ -1,0 +1,345 @@
+"""Files put back into a user's OneDrive through Graph: in place, into another user's drive, or
+under a folder (``Placement.folder``), folders created as needed.
+
+- Up to ``SIMPLE_LIMIT`` (4 MiB) a file is one ``PUT …/items/{parent}:/{name}:/content``. The
+  Graph v1.0 page allows 250 MB there, the OneDrive API page 4 MB; we keep 4 MiB because a
+  simple upload cannot be resumed (a cut at 249 MB starts again) and carries no metadata.
+  Its dates (``fileSystemInfo``) then go in one ``$batch`` of ``PATCH``es per 20 files.
+- Above, an upload session: ``createUploadSession`` (the dates ride in its ``item``), then
+  fragments of ``CHUNK`` bytes (a multiple of 320 KiB) in order to the upload URL, which takes
+  no Authorization header (the client sends the token to the Graph URL only); after a cut the
+  session's ``nextExpectedRanges`` says where to go on.
+- ``@microsoft.graph.conflictBehavior`` from the collision policy: skip → ``fail`` (a 409 is
+  the file skipped), overwrite → ``replace``, keepBoth → ``rename``.
+
+Names are data: every folder name and file name from a backup goes through
+``domain.names.safe_component`` before it becomes a path segment (and is percent-encoded in the
+URL), so no name can climb out of ``Placement.folder``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+from urllib.parse import quote
+
+from keepstone.domain.errors import InvalidInput
+from keepstone.domain.names import safe_component
+from keepstone.engine import Item
+from keepstone.sources.graph.access import GraphUser
+from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.drive_backup import API, DRIVE_SCOPE
+from keepstone.sources.graph.errors import GraphError
+from keepstone.sources.targets import Collision, Outcome, Placement, Reader
+
+SIMPLE_LIMIT = 4 << 20
+FRAGMENT_UNIT = 320 * 1024
+CHUNK = 32 * FRAGMENT_UNIT  # 10 MiB a fragment
+BATCH = 20  # Graph's most requests in one $batch
+RESUMES = 5  # times one upload session goes on after a cut before the file fails
+BEHAVIOUR = {
+    Collision.SKIP: "fail",
+    Collision.OVERWRITE: "replace",
+    Collision.KEEP_BOTH: "rename",
+}
+BEHAVIOUR_KEY = "@microsoft.graph.conflictBehavior"
+
+
+class Skip(Exception):
+    """The name is taken and the policy is to skip."""
+
+
+@dataclass
+class Dated:
+    """A file written by simple upload, waiting for its dates."""
+
+    item: Item
+    item_id: str
+    dates: dict[str, str]
+
+
+def put_back_files(
+    client: GraphClient, user: GraphUser, items: Sequence[Item], read: Reader, where: Placement
+) -> Iterator[Outcome]:
+    """Write ``items`` into ``user``'s drive at ``where``; one outcome per item. Raises
+    :class:`InvalidInput` before writing anything when the user has no drive."""
+    try:
+        drive = client.get_json(f"{API}/users/{quote(user.graph_id)}/drive", scope=DRIVE_SCOPE)
+    except GraphError as error:
+        raise InvalidInput(
+            f"the OneDrive of {user.name} cannot be written: {error.code}", "user"
+        ) from error
+    drive_id = drive.get("id")
+    if not isinstance(drive_id, str) or not drive_id:
+        raise InvalidInput(f"Graph gave the OneDrive of {user.name} no id", "user")
+    return DriveWriter(client, drive_id, where).put_back(items, read)
+
+
+class DriveWriter:
+    def __init__(self, client: GraphClient, drive_id: str, where: Placement) -> None:
+        self.client = client
+        self.drive = f"{API}/drives/{quote(drive_id)}"
+        self.where = where
+        self.behaviour = BEHAVIOUR[where.collision]
+        self._folders: dict[tuple[str, ...], str] = {(): "root"}
+        self._dated: list[Dated] = []
+
+    def put_back(self, items: Sequence[Item], read: Reader) -> Iterator[Outcome]:
+        for item in items:
+            if item.kind != "file":
+                yield Outcome(item, error=InvalidInput("only files go into a OneDrive", "ids"))
+                continue
+            outcome = self._one(item, read)
+            if outcome is not None:
+                yield outcome
+            if len(self._dated) >= BATCH:
+                yield from self._set_dates()
+        yield from self._set_dates()
+
+    def _one(self, item: Item, read: Reader) -> Outcome | None:
+        """Write one file; None when its outcome waits for its dates."""
+        folder, name = target_of(item, self.where.folder)
+        try:
+            parent = self._folder(folder)
+            with read(item) as data:
+                if item.size <= SIMPLE_LIMIT:
+                    return self._simple(item, parent, name, data)
+                self._session(item, parent, name, data)
+        except Skip:
+            return Outcome(item)
+        except GraphError as error:
+            return Outcome(item, error=OSError(errno.EIO, f"Graph refused it: {error.code}"))
+        except OSError as error:
+            return Outcome(item, error=error)
+        return Outcome(item, restored=True)
+
+    # -- folders ------------------------------------------------------------------------
+
+    def _folder(self, parts: tuple[str, ...]) -> str:
+        """The id of the folder at ``parts`` below the root, made where missing (each level
+        asked once per put-back)."""
+        known = self._folders.get(parts)
+        if known is not None:
+            return known
+        parent = self._folder(parts[:-1])
+        name = parts[-1]
+        try:
+            made = self._post(
+                f"{self.drive}/items/{quote(parent)}/children",
+                {"name": name, "folder": {}, BEHAVIOUR_KEY: "fail"},
+            )
+        except GraphError as error:
+            if error.status != 409:
+                raise
+            made = self.client.get_json(
+                f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}", scope=DRIVE_SCOPE
+            )
+            if "folder" not in made:
+                raise OSError(errno.ENOTDIR, f"a file is in the way of the folder {name}") from None
+        folder_id = made.get("id")
+        if not isinstance(folder_id, str) or not folder_id:
+            raise OSError(errno.EIO, "Graph gave a folder no id")
+        self._folders[parts] = folder_id
+        return folder_id
+
+    # -- simple upload ------------------------------------------------------------------
+
+    def _simple(self, item: Item, parent: str, name: str, data: BinaryIO) -> Outcome | None:
+        content = data.read(SIMPLE_LIMIT + 1)
+        if len(content) > SIMPLE_LIMIT:
+            raise OSError(errno.EFBIG, "the content is larger than the backup said")
+        url = (
+            f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}:/content"
+            f"?{BEHAVIOUR_KEY}={self.behaviour}"
+        )
+        try:
+            response = self.client.request(
+                "PUT",
+                url,
+                scope=DRIVE_SCOPE,
+                headers={"Content-Type": "application/octet-stream"},
+                content=content,
+            )
+        except GraphError as error:
+            if error.status == 409 and self.behaviour == "fail":
+                raise Skip() from None
+            raise
+        written = _json(response.content)
+        item_id = written.get("id")
+        if not isinstance(item_id, str):
+            raise OSError(errno.EIO, "Graph gave the file no id")
+        self._dated.append(Dated(item, item_id, dates_of(item)))
+        return None
+
+    def _set_dates(self) -> Iterator[Outcome]:
+        """The waiting files' dates, 20 ``PATCH``es to a ``$batch``; a file whose dates cannot
+        be set is written but reported failed (its dates are part of it)."""
+        waiting, self._dated = self._dated, []
+        if not waiting:
+            return
+        requests = [
+            {
+                "id": str(n),
+                "method": "PATCH",
+                "url": f"{self.drive.removeprefix(API)}/items/{quote(d.item_id)}",
+                "headers": {"Content-Type": "application/json"},
+                "body": {"fileSystemInfo": d.dates},
+            }
+            for n, d in enumerate(waiting)
+        ]
+        statuses = self._batch(requests)
+        for n, dated in enumerate(waiting):
+            status = statuses.get(str(n), 0)
+            if 200 <= status < 300:
+                yield Outcome(dated.item, restored=True)
+            else:
+                why = f"written, but its dates could not be set (HTTP {status})"
+                yield Outcome(dated.item, error=OSError(errno.EIO, why))
+
+    def _batch(self, requests: list[dict[str, Any]]) -> dict[str, int]:
+        """Run a batch; inner requests throttled (429/503 with Retry-After) go again after the
+        longest wait named, a few times."""
+        statuses: dict[str, int] = {}
+        pending = requests
+        for _ in range(RESUMES):
+            try:
+                answer = self._post(f"{API}/$batch", {"requests": pending})
+            except GraphError:
+                return statuses
+            waits: list[float] = []
+            again: list[dict[str, Any]] = []
+            by_id = {r["id"]: r for r in pending}
+            for response in answer.get("responses", []):
+                if not isinstance(response, dict) or response.get("id") not in by_id:
+                    continue
+                status = int(response.get("status", 0))
+                statuses[response["id"]] = status
+                if status in (429, 503, 504):
+                    again.append(by_id[response["id"]])
+                    headers = response.get("headers") or {}
+                    waits.append(float(str(headers.get("Retry-After", "1"))) or 1.0)
+            if not again:
+                return statuses
+            self.client.sleep(max(waits))
+            pending = again
+        return statuses
+
+    # -- upload sessions ----------------------------------------------------------------
+
+    def _session(self, item: Item, parent: str, name: str, data: BinaryIO) -> None:
+        url = f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}:/createUploadSession"
+        body = {
+            "item": {
+                BEHAVIOUR_KEY: self.behaviour,
+                "name": name,
+                "fileSystemInfo": dates_of(item),
+            }
+        }
+        upload_url = self._post(url, body).get("uploadUrl")
+        if not isinstance(upload_url, str) or not upload_url:
+            raise OSError(errno.EIO, "Graph gave no upload URL")
+        try:
+            self._send(upload_url, item.size, data)
+        except BaseException:
+            self._cancel(upload_url)
+            raise
+
+    def _send(self, upload_url: str, total: int, data: BinaryIO) -> None:
+        """Fragments in order; after a cut (a transport failure, or a 416 for a fragment the
+        service partly kept) the session's ``nextExpectedRanges`` says where to go on, within
+        the fragment still in memory."""
+        offset = 0
+        resumes = 0
+        while offset < total:
+            chunk = data.read(CHUNK)
+            if not chunk or len(chunk) < min(CHUNK, total - offset):
+                raise OSError(errno.EIO, "the backup's content is shorter than its size")
+            start = offset
+            while offset < start + len(chunk):
+                piece = chunk[offset - start :]
+                try:
+                    done = self._put(upload_url, offset, piece, total)
+                except GraphError as error:
+                    if error.status == 409 and self.behaviour == "fail":
+                        raise Skip() from None
+                    if resumes >= RESUMES or error.status not in (416, 0, 500, 502, 503, 504):
+                        raise
+                    resumes += 1
+                    offset = self._next_expected(upload_url, start, start + len(chunk))
+                    continue
+                offset = start + len(chunk)
+                if done:
+                    return
+        raise OSError(errno.EIO, "the upload session did not complete")
+
+    def _put(self, upload_url: str, offset: int, piece: bytes, total: int) -> bool:
+        last = offset + len(piece) - 1
+        response = self.client.request(
+            "PUT",
+            upload_url,
+            scope=DRIVE_SCOPE,
+            headers={"Content-Range": f"bytes {offset}-{last}/{total}"},
+            content=piece,
+        )
+        return response.status_code in (200, 201)
+
+    def _next_expected(self, upload_url: str, low: int, high: int) -> int:
+        status = self.client.get_json(upload_url, scope=DRIVE_SCOPE)
+        ranges = status.get("nextExpectedRanges")
+        first = ranges[0] if isinstance(ranges, list) and ranges else None
+        try:
+            offset = int(str(first).split("-", 1)[0])
+        except ValueError:
+            raise OSError(errno.EIO, "the upload session gave no next range") from None
+        if not low <= offset <= high:
+            raise OSError(errno.EIO, "the upload session lost data already sent")
+        return offset
+
+    def _cancel(self, upload_url: str) -> None:
+        with contextlib.suppress(GraphError, OSError):  # an abandoned session expires anyway
+            self.client.request("DELETE", upload_url, scope=DRIVE_SCOPE)
+
+    def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.client.request(
+            "POST",
+            url,
+            scope=DRIVE_SCOPE,
+            headers={"Content-Type": "application/json"},
+            content=json.dumps(body).encode(),
+        )
+        return _json(response.content)
+
+
+def target_of(item: Item, folder: str | None) -> tuple[tuple[str, ...], str]:
+    """Where a file goes: its folder's parts below the drive's root and its name, each a safe
+    component; under ``folder`` (itself made of safe components) when given."""
+    parts = [p for p in item.path.split("/") if p]
+    shown = item.meta.get("name") if item.meta.get("source") == "graph" else None
+    name = safe_component(shown if isinstance(shown, str) and shown else (parts or [""])[-1])
+    own = [safe_component(p) for p in parts[:-1]]
+    base = [safe_component(p) for p in (folder or "").split("/") if p.strip()]
+    return tuple(base + own), name
+
+
+def dates_of(item: Item) -> dict[str, str]:
+    """``fileSystemInfo`` from the backup: Graph's own dates, or the file's mtime."""
+    modified = item.meta.get("modified") if item.meta.get("source") == "graph" else None
+    created = item.meta.get("created") if item.meta.get("source") == "graph" else None
+    fallback = datetime.fromtimestamp(item.mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "createdDateTime": created if isinstance(created, str) and created else fallback,
+        "lastModifiedDateTime": modified if isinstance(modified, str) and modified else fallback,
+    }
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
