@@ -12,7 +12,17 @@ from keepstone.sources.graph.access import GraphAccess
 from keepstone.sources.graph.restore import GraphTarget
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.sources.targets import Collision, Placement
-from tests.graph.restore_fixtures import Contents, Org, graph_item, mime, new_org, semantic, tree
+from tests.graph.drive_fixtures import drive_files
+from tests.graph.restore_fixtures import (
+    Contents,
+    Org,
+    graph_item,
+    mime,
+    new_org,
+    semantic,
+    tree,
+)
+from tests.graph.test_drive_restore import graph_item as file_item
 from tests.graph_fake.server import FakeGraph
 
 
@@ -79,6 +89,42 @@ def test_refusals(trusting: FakeGraph) -> None:
         target.put_back(items, contents, Placement("nobody@x", None, Collision.SKIP))
     file_item = Item("adele/graph-drive/x", adele, "file", "a.txt", 1, 0.0, 0o600)
     with pytest.raises(InvalidInput, match="ids"):
-        target.put_back([file_item], contents, Placement(adele, None, Collision.SKIP))
-    with pytest.raises(InvalidInput, match="ids"):
         target.put_back([*items, file_item], contents, Placement(adele, None, Collision.SKIP))
+
+
+def test_files_go_into_the_users_onedrive_through_the_same_target(trusting: FakeGraph) -> None:
+    target, org, contents, _ = _target(trusting)
+    drives = {
+        n: trusting.state.add_drive(trusting.state.tenants[org.tenant.id].users[u.graph_id])
+        for n, u in org.users.items()
+    }
+    adele, bob = org.users["adele"].name, org.users["bob"].name
+    files = [
+        contents.add(file_item(adele, "Docs/a.txt", b"alpha"), b"alpha"),
+        contents.add(file_item(adele, "b.bin", bytes(range(256)) * 40), bytes(range(256)) * 40),
+    ]
+    outcomes = list(target.put_back(files, contents, Placement(adele, None, Collision.SKIP)))
+    assert [(o.restored, o.error) for o in outcomes] == [(True, None)] * 2
+    assert sorted(drive_files(drives["adele"]).values()) == [
+        ("Docs/a.txt", b"alpha"),
+        ("b.bin", bytes(range(256)) * 40),
+    ]
+    elsewhere = list(target.put_back(files, contents, Placement(bob, "From Adele", Collision.SKIP)))
+    assert all(o.restored for o in elsewhere)
+    assert sorted(p for p, _ in drive_files(drives["bob"]).values()) == [
+        "From Adele/Docs/a.txt",
+        "From Adele/b.bin",
+    ]
+
+
+def test_an_organization_that_cannot_be_reached_fails_every_item(trusting: FakeGraph) -> None:
+    target, org, contents, items = _target(trusting)
+    org.app.secrets[:] = ["changed since"]
+    adele = org.users["adele"].name
+    trusting.state.add_drive(
+        trusting.state.tenants[org.tenant.id].users[org.users["adele"].graph_id]
+    )
+    for put in (items, [contents.add(file_item(adele, "a.txt", b"a"), b"a")]):
+        outcomes = list(target.put_back(put, contents, Placement(adele, None, Collision.SKIP)))
+        assert [o.restored for o in outcomes] == [False] * len(put)
+        assert all("AADSTS7000215" in o.why for o in outcomes)

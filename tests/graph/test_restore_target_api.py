@@ -10,12 +10,23 @@ from typing import Any
 
 from keepstone.proxy.backup import facts_of
 from keepstone.services import restore_points, vault
-from tests.graph.org_fixtures import SECRET, OrgEnv, org_body, org_env, pfx_of, tenant_with_users
+from tests.graph.drive_fixtures import drive_files
+from tests.graph.org_fixtures import (
+    SECRET,
+    OrgEnv,
+    _org_server,
+    org_body,
+    org_env,
+    pfx_of,
+    tenant_with_users,
+)
 from tests.graph.restore_fixtures import graph_item, mime, semantic, tree
+from tests.graph.test_drive_restore import graph_item as file_item
 
-__all__ = ["org_env"]
+__all__ = ["_org_server", "org_env"]
 USER = "user000@contoso.onmicrosoft.com"
 OTHER = "user001@contoso.onmicrosoft.com"
+FILES = {"Docs/plan.txt": b"the plan", "photo.jpg": bytes(range(256)) * 64}
 ROLES_WITHOUT_MAIL = frozenset({"User.Read.All", "Organization.Read.All", "Files.ReadWrite.All"})
 
 
@@ -34,6 +45,9 @@ def _backed_up(env: OrgEnv, count: int) -> tuple[dict[str, Any], str, str]:
     for n in range(count):
         chunks, _, _ = writer.add_file(mime(n))
         writer.add_item(replace(graph_item(USER, n, mime(n), is_read=n % 2 == 0), chunks=chunks))
+    for path, content in FILES.items():
+        chunks, _, _ = writer.add_file(content)
+        writer.add_item(replace(file_item(USER, path, content), chunks=chunks))
     snapshot_id = writer.commit(env.ctx.clock.now())
     info = next(s for s in repository.snapshots() if s.id == snapshot_id)
     restore_points.record(env.ctx, repo["id"], facts_of(repository, info, {"mail"}))
@@ -43,14 +57,21 @@ def _backed_up(env: OrgEnv, count: int) -> tuple[dict[str, Any], str, str]:
     return org, session, f"{base}/{owner}"
 
 
-def _mailbox(env: OrgEnv, name: str) -> Any:
-    user = next(
-        u
+def _user_id(env: OrgEnv, name: str) -> str:
+    return next(
+        u.id
         for t in env.fake.state.tenants.values()
         for u in t.users.values()
         if u.user_principal_name == name
     )
-    return env.fake.state.mailboxes[user.id]
+
+
+def _mailbox(env: OrgEnv, name: str) -> Any:
+    return env.fake.state.mailboxes[_user_id(env, name)]
+
+
+def _drive(env: OrgEnv, name: str) -> Any:
+    return env.fake.state.drives[_user_id(env, name)]
 
 
 def test_restore_in_place_with_the_stored_application(org_env: OrgEnv) -> None:
@@ -66,6 +87,15 @@ def test_restore_in_place_with_the_stored_application(org_env: OrgEnv) -> None:
     assert not any(m.is_draft for m in inbox)
     again = org_env.api.post(f"{mailbox}/restore", {"collisionPolicy": "skip"}).json()
     assert (again["restoredItemsCount"], again["skippedItemsCount"]) == (0, 4)
+    # the same session's OneDrive, through the same organization target
+    drives = mailbox.split("/Mailboxes/")[0] + "/OneDrives"
+    drive = next(d["id"] for d in org_env.api.rows(drives) if d["name"] == USER)
+    files = org_env.api.post(f"{drives}/{drive}/restoreTo", {"userName": OTHER, "folder": "In"})
+    assert files.status_code == 200, files.text
+    assert files.json()["restoredItemsCount"] == 2
+    assert sorted(drive_files(_drive(org_env, OTHER)).values()) == sorted(
+        (f"In/{path}", content) for path, content in FILES.items()
+    )
 
 
 def test_restore_to_with_a_named_application(org_env: OrgEnv) -> None:

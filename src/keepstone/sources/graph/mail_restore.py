@@ -174,6 +174,9 @@ class _MailRestore:
         self.children: dict[str, dict[str, str]] = {}  # parent key -> lower name -> id
         self.resolved: dict[tuple[str, ...], str] = {}  # (role or "", *names) -> folder key
         self.gone: PutBackFailed | None = None  # why the put-back stopped, if it did
+        # folders this put-back created: empty before it, so nothing there can collide (as
+        # for IMAP, collisions are with what the folder held before the restore)
+        self.created: set[str] = set()
 
     def run(self, items: Sequence[Item]) -> Iterator[Outcome]:
         for item in items:
@@ -210,7 +213,7 @@ class _MailRestore:
         return True
 
     def _existing(self, folder: str, message_id: str) -> list[str]:
-        if self.where.collision is Collision.KEEP_BOTH or not message_id:
+        if self.where.collision is Collision.KEEP_BOTH or not message_id or folder in self.created:
             return []
         query = quote(f"internetMessageId eq '{_quote_filter(message_id)}'", safe="")
         url = f"{self._folder_url(folder)}/messages?$filter={query}&$select=id"
@@ -329,6 +332,7 @@ class _MailRestore:
                 raise
             return known[name.lower()]
         known[name.lower()] = str(made["id"])
+        self.created.add(known[name.lower()])
         return known[name.lower()]
 
     def _listed(self, parent: str, *, fresh: bool) -> dict[str, str]:

@@ -11,7 +11,8 @@ reads them only then):
   decides the draft state, and the read bit agrees with ``isRead``. A backed-up draft gets no
   0x0E07 and stays a draft.
 - ``SystemTime 0x0E06`` PR_MESSAGE_DELIVERY_TIME: ``receivedDateTime``.
-- ``SystemTime 0x0039`` PR_CLIENT_SUBMIT_TIME: ``sentDateTime`` (and the Date header).
+- ``SystemTime 0x0039`` PR_CLIENT_SUBMIT_TIME: the Date header (else ``sentDateTime``), which
+  Exchange renders back as the Date header.
 
 Flag status, importance, categories and read state are JSON properties of the message (``flag``,
 ``importance``, ``categories``, ``isRead``), so 0x1090 (PR_FLAG_STATUS) is not needed. Custom
@@ -202,7 +203,9 @@ def to_graph(mime: bytes, state: MailState) -> GraphMessage:
     message = message_from_bytes(mime, policy=policy.default)
     assert isinstance(message, EmailMessage)
     content, body_part = _body(message)
-    sent = state.sent or _date_header(message)
+    # the Date header is the submit time as the sender wrote it (Exchange derives sentDateTime
+    # from it); the backed-up sentDateTime only stands in when the header is unreadable
+    sent = _date_header(message) or state.sent
     body: dict[str, Any] = {"subject": _header_text(message, "Subject"), "body": content}
     senders = _addresses(message, "From")
     if senders:

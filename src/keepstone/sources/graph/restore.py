@@ -1,5 +1,5 @@
 """An Office365 organization as a put-back writes into it: messages into mailboxes
-(``mail_restore``), files into OneDrives (``drive_restore``, when it is there).
+(``mail_restore``), files into OneDrives (``drive_restore``).
 
 Users are found by their Keepstone name (the lower-cased user principal name); each put-back
 gets its own Graph client, closed when its outcomes have all been given.
@@ -13,8 +13,11 @@ from contextlib import ExitStack
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
 from keepstone.sources.graph.access import GraphAccess, GraphUser
+from keepstone.sources.graph.auth import CredentialError
 from keepstone.sources.graph.client import GraphClient
-from keepstone.sources.graph.mail_restore import put_back_mail
+from keepstone.sources.graph.drive_restore import put_back_files
+from keepstone.sources.graph.errors import GraphError, TokenError
+from keepstone.sources.graph.mail_restore import PutBackFailed, put_back_mail
 from keepstone.sources.targets import Outcome, Placement, Reader
 
 PutBack = Callable[[GraphClient, GraphUser, Sequence[Item], Reader, Placement], Iterator[Outcome]]
@@ -41,6 +44,9 @@ class GraphTarget:
         client = stack.enter_context(self.access.client())
         try:
             outcomes = put(client, user, items, read, where)  # refusals raise here, eagerly
+        except (GraphError, TokenError, CredentialError) as error:
+            stack.close()
+            return _all_failed(items, error)
         except BaseException:
             stack.close()
             raise
@@ -52,10 +58,15 @@ def _put_back_of(items: Sequence[Item]) -> PutBack:
     if kinds <= {"mail"}:
         return put_back_mail
     if kinds == {"file"}:
-        raise InvalidInput(
-            "OneDrive files cannot be put back into an Office365 organization yet", "ids"
-        )
+        return put_back_files
     raise InvalidInput("only messages or only files can be put back at once", "ids")
+
+
+def _all_failed(items: Sequence[Item], error: Exception) -> Iterator[Outcome]:
+    """The organization could not be reached at all (its application refused, Graph down):
+    every item fails with why, as a per-item warning of the restore."""
+    failed = PutBackFailed(f"the organization cannot be written: {error}")
+    yield from (Outcome(item, error=failed) for item in items)
 
 
 def _closing(stack: ExitStack, outcomes: Iterator[Outcome]) -> Iterator[Outcome]:
