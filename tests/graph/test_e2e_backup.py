@@ -19,14 +19,14 @@ import pytest
 from keepstone.proxy.backup import run_backup
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import catalog
-from tests.graph.org_fixtures import DOMAIN, SECRET, OrgEnv, org_body, org_env
+from tests.graph.org_fixtures import DOMAIN, SECRET, OrgEnv, _org_server, org_body, org_env
 from tests.graph.restore_fixtures import semantic, tree
 from tests.graph_fake.drive import Drive
 from tests.graph_fake.mailbox import Mailbox, MailFolder
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, User
 
-__all__ = ["org_env"]
+__all__ = ["_org_server", "org_env"]
 
 
 def mime(n: int, subject: str, when: datetime) -> bytes:
@@ -69,6 +69,7 @@ def make_tenant(fake: FakeGraph) -> Tenant:
     users = {name: state.add_user(tenant, name) for name in ("adele", "bob", "restore")}
     mailboxes = {name: state.add_mailbox(user) for name, user in users.items()}
     drive = state.add_drive(users["adele"])
+    state.add_drive(users["restore"])
     made = Tenant(fake, state.add_app(tenant, secret=SECRET), users, mailboxes, drive)
     inbox = mailboxes["adele"].folder("inbox")
     assert inbox is not None
@@ -187,10 +188,12 @@ class E2E:
         rows = self.env.api.rows(f"/v2/RestoreSessions/{session}/Organization/{kind}")
         return str(next(r["id"] for r in rows if r["name"].split("@")[0] == name))
 
-    def put_back(self, session: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
-        owner = self.owner(session, "Mailboxes", "adele")
+    def put_back(
+        self, session: str, action: str, body: dict[str, Any], kind: str = "Mailboxes"
+    ) -> dict[str, Any]:
+        owner = self.owner(session, kind, "adele")
         answer = self.env.api.post(
-            f"/v2/RestoreSessions/{session}/Organization/Mailboxes/{owner}/{action}", body
+            f"/v2/RestoreSessions/{session}/Organization/{kind}/{owner}/{action}", body
         )
         assert answer.status_code == 200, answer.text
         return dict(answer.json())
@@ -213,6 +216,9 @@ def e2e(org_env: OrgEnv) -> Iterator[E2E]:
     made = E2E(org_env, make_tenant(org_env.fake), worker)
     made.create()
     yield made
+    # The module's server outlives the test: its organization goes, so the job goes first.
+    gone = org_env.api.delete(f"/v2/Jobs/{made.job_id}")
+    assert gone.status_code in (200, 204), gone.text
 
 
 def change_everything(tenant: Tenant) -> None:
@@ -271,6 +277,19 @@ def test_backup_change_backup_and_restore_every_point(e2e: E2E) -> None:
             with e2e.tenant.fake.state.lock:
                 landed = mail_tree(e2e.tenant.mailboxes["restore"])
             assert landed[folder] == flat, (action, n)
+        # the OneDrive put back into another user's drive, below a folder: paths and bytes
+        folder = f"files-{n}"
+        e2e.put_back(
+            session, "restoreTo", {"userName": f"restore@{DOMAIN}", "folder": folder}, "OneDrives"
+        )
+        with e2e.tenant.fake.state.lock:
+            other = e2e.tenant.fake.state.drives[e2e.tenant.users["restore"].id]
+            landed_files = drive_files(other)
+        assert {
+            path.removeprefix(folder + "/"): data
+            for path, data in landed_files.items()
+            if path.startswith(folder + "/")
+        } == point.files, n
         # in place, into the emptied mailbox: the point's folder tree, flags and dates
         adele = e2e.tenant.mailboxes["adele"]
         with e2e.tenant.fake.state.lock:
@@ -279,6 +298,14 @@ def test_backup_change_backup_and_restore_every_point(e2e: E2E) -> None:
         e2e.put_back(session, "restore", {})
         with e2e.tenant.fake.state.lock:
             assert mail_tree(adele) == point.mail, n
+    # the latest OneDrive in place, into the emptied drive
+    drive = e2e.tenant.drive
+    with e2e.tenant.fake.state.lock:
+        for child in drive.children(drive.root.id):
+            drive.delete(child.id)
+    e2e.put_back(e2e.explore(e2e.points[-1]), "restore", {}, "OneDrives")
+    with e2e.tenant.fake.state.lock:
+        assert drive_files(drive) == e2e.points[-1].files
 
 
 def test_no_change_run_stores_nothing_new(e2e: E2E) -> None:

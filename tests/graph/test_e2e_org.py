@@ -20,12 +20,20 @@ from keepstone.services import catalog, m365_settings
 from tests.conftest import ADMIN_PASSWORD
 from tests.graph.fake_client import advance
 from tests.graph.fake_mail import mime_of
-from tests.graph.org_fixtures import DOMAIN, SECRET, OrgEnv, org_body, org_env, sqlite_text
+from tests.graph.org_fixtures import (
+    DOMAIN,
+    SECRET,
+    OrgEnv,
+    _org_server,
+    org_body,
+    org_env,
+    sqlite_text,
+)
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, Tenant
 from tests.process_helpers import process_env, start_server
 
-__all__ = ["org_env"]
+__all__ = ["_org_server", "org_env"]
 WAIT_SECONDS = 60.0
 
 
