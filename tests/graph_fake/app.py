@@ -26,6 +26,7 @@ from tests.graph_fake import (
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.gate import GraphGate
 from tests.graph_fake.graph_auth import fake_of
+from tests.graph_fake.sharepoint import ResourceUnitGate
 from tests.graph_fake.state import FakeState
 
 
@@ -86,6 +87,23 @@ def graph_app(state: FakeState) -> Starlette:
         Route("/v1.0/drives/{drive}/items/{item}", uploads.patch_item, methods=["PATCH"]),
         Route("/_upload/{session}", uploads.upload_host, methods=["GET", "PUT", "DELETE"]),
         Route("/v1.0/$batch", batch.batch, methods=["POST"]),
+        # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
+        # for In-Place Archives (settings/exchange, then the archive's id as a user)
+        Route("/v1.0/users/{user}/mailFolders/{folder}", mail.get_folder, methods=["GET"]),
+        Route("/beta/users/{user}/settings/exchange", mail.exchange_settings, methods=["GET"]),
+        Route("/beta/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/childFolders",
+            mail.child_folders,
+            methods=["GET"],
+        ),
+        Route(
+            "/beta/users/{user}/mailFolders/{folder}/messages/delta",
+            mail.message_delta,
+            methods=["GET"],
+        ),
+        Route("/beta/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
+        # -- end of mail backup
         # restore (mail): folders, collision lookup, delete, attachments, the upload host
         Route("/v1.0/users/{user}/mailFolders", folders_create.create_top_folder, methods=["POST"]),
         Route(
@@ -121,26 +139,11 @@ def graph_app(state: FakeState) -> Starlette:
             attachments.cancel_upload,
             methods=["DELETE"],
         ),
-        # -- mail backup (m365-mail): one folder by id or well-known name; the beta mail API
-        # for In-Place Archives (settings/exchange, then the archive's id as a user)
-        Route("/v1.0/users/{user}/mailFolders/{folder}", mail.get_folder, methods=["GET"]),
-        Route("/beta/users/{user}/settings/exchange", mail.exchange_settings, methods=["GET"]),
-        Route("/beta/users/{user}/mailFolders", mail.list_folders, methods=["GET"]),
-        Route(
-            "/beta/users/{user}/mailFolders/{folder}/childFolders",
-            mail.child_folders,
-            methods=["GET"],
-        ),
-        Route(
-            "/beta/users/{user}/mailFolders/{folder}/messages/delta",
-            mail.message_delta,
-            methods=["GET"],
-        ),
-        Route("/beta/users/{user}/messages/{message}/$value", mail.message_mime, methods=["GET"]),
-        # -- end of mail backup
         Route("/{rest:path}", unknown_segment),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(GraphGate)])
+    # Outlook throttling and faults first, then SharePoint/OneDrive resource units (m365-e2e).
+    middleware = [Middleware(GraphGate), Middleware(ResourceUnitGate)]
+    app = Starlette(routes=routes, middleware=middleware)
     app.state.fake = state
     return app
 

@@ -1,11 +1,16 @@
 """Injected faults by rule: every Nth request to a path pattern gets an error status, a reset
-connection, or is held until the test releases it (to make requests overlap on purpose)."""
+connection, or is held until the test releases it (to make requests overlap on purpose).
+
+A fault sent with `Retry-After` closes its path until then: a request to that path before the
+time has passed is counted in `premature` (a client must never send one; graph.md §2.1).
+"""
 
 from __future__ import annotations
 
 import re
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 
 @dataclass
@@ -39,10 +44,18 @@ class Faults:
     # Held requests wait (without blocking the server's loop) until this is set.
     release: threading.Event = field(default_factory=threading.Event)
     held: int = 0
+    # path -> when its Retry-After has passed; and the requests sent before that.
+    closed: dict[str, datetime] = field(default_factory=dict)
+    premature: list[tuple[str, datetime]] = field(default_factory=list)
 
     def add(self, rule: FaultRule) -> FaultRule:
         self.rules.append(rule)
         return rule
 
-    def pick(self, path: str) -> FaultRule | None:
-        return next((rule for rule in self.rules if rule.matches(path)), None)
+    def pick(self, path: str, now: datetime | None = None) -> FaultRule | None:
+        if now is not None and now < self.closed.get(path, now):
+            self.premature.append((path, now))
+        rule = next((rule for rule in self.rules if rule.matches(path)), None)
+        if rule is not None and rule.retry_after is not None and now is not None:
+            self.closed[path] = now + timedelta(seconds=rule.retry_after)
+        return rule

@@ -87,7 +87,7 @@ class GraphGate:
         self, state: FakeState, scope: Scope, receive: Receive, send: Send
     ) -> None:
         with state.lock:
-            rule = state.faults.pick(scope["path"])
+            rule = state.faults.pick(scope["path"], state.clock.now())
         if rule is None:
             await self.app(scope, receive, send)
         elif rule.action == "hold":

@@ -34,7 +34,6 @@ FOLDER_PROPERTIES = frozenset(
         "childFolderCount",
         "unreadItemCount",
         "totalItemCount",
-        "sizeInBytes",
         "isHidden",
     }
 )

@@ -53,7 +53,6 @@ class MailFolder:
             "childFolderCount": len(mailbox.children(self.id, hidden=True)),
             "unreadItemCount": sum(1 for m in messages if not m.is_read),
             "totalItemCount": len(messages),
-            "sizeInBytes": sum(len(m.mime) for m in messages),
             "isHidden": self.is_hidden,
         }
 

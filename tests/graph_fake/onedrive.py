@@ -26,6 +26,7 @@ from tests.graph_fake.gate import _abort_connection
 from tests.graph_fake.graph_auth import fake_of, graph_route
 from tests.graph_fake.mail import NotFound, refusal_response
 from tests.graph_fake.query import BadQuery, parse_top, refuse_options
+from tests.graph_fake.sharepoint import APP_SCOPE_KEY
 from tests.graph_fake.state import FakeState
 
 READ_FILES = ("Files.Read.All", "Files.ReadWrite.All", "Sites.Read.All", "Sites.ReadWrite.All")
@@ -143,9 +144,7 @@ async def user_drive(request: Request, caller: Caller) -> Response:
             "id": drive.id,
             "driveType": "business",
             "name": "OneDrive",
-            "owner": {
-                "user": {"id": owner.id, "displayName": owner.display_name, "email": owner.mail}
-            },
+            "owner": {"user": {"id": owner.id, "displayName": owner.display_name}},
             "quota": {
                 "total": 1 << 40,
                 "used": used,
@@ -172,7 +171,15 @@ def download_url(
     if listed and _take(state, "expire"):
         expires = state.now_ts()  # as if the run reached it after the URL's lifetime
     tempauth = paging.seal(
-        state.token_key, {"kind": "tempauth", "drive": drive.id, "item": item_id, "exp": expires}
+        state.token_key,
+        {
+            "kind": "tempauth",
+            "drive": drive.id,
+            "item": item_id,
+            "exp": expires,
+            # The app the URL was given to: its (app, tenant) resource units pay the download.
+            "app": request.scope.get(APP_SCOPE_KEY, ""),
+        },
     )
     return f"{other_origin(request)}/_download/{item_id}?" + urlencode({"tempauth": tempauth})
 

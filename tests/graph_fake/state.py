@@ -20,6 +20,7 @@ from tests.graph_fake.drive import Drive
 from tests.graph_fake.faults import Faults
 from tests.graph_fake.groups import Group
 from tests.graph_fake.mailbox import Mailbox
+from tests.graph_fake.sharepoint import ResourceUnitBook
 from tests.graph_fake.sites import Site
 from tests.graph_fake.throttle import ThrottleBook
 
@@ -151,6 +152,8 @@ class FakeState:
         self.drives: dict[str, Drive] = {}
         self.download_url_lifetime_seconds = 3600
         self.faults = Faults()
+        # SharePoint/OneDrive resource units per (app, tenant) (tests/graph_fake/sharepoint.py).
+        self.resource_units = ResourceUnitBook()
 
     def add_tenant(self, domain: str, display_name: str = "Contoso") -> Tenant:
         with self.lock:
