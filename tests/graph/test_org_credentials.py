@@ -16,6 +16,7 @@ from tests.graph.org_fixtures import (
     PFX_PASSWORD,
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     catalog_bytes,
     org_body,
@@ -26,7 +27,7 @@ from tests.graph.org_fixtures import (
     tenant_with_users,
 )
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 def _refused(env: OrgEnv, body: dict[str, Any], version: int = 8) -> tuple[str, str]:
