@@ -26,6 +26,7 @@ from tests.graph.org_fixtures import (
     DOMAIN,
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     org_body,
     org_env,
@@ -34,7 +35,7 @@ from tests.graph.org_fixtures import (
 )
 from tests.graph_fake.state import Tenant
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 def _create(env: OrgEnv, tenant: Tenant) -> dict[str, Any]:
