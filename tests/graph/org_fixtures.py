@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ from keepstone.services.context import Context
 from keepstone.sources.graph.settings import GraphEndpoints
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
 from tests.graph_fake.credentials import make_app_certificate
+from tests.graph_fake.groups import Group
 from tests.graph_fake.server import FakeGraph
+from tests.graph_fake.sites import Site
 from tests.graph_fake.state import FakeState, RegisteredApp, Tenant
 
 DOMAIN = "contoso.onmicrosoft.com"
@@ -131,3 +134,49 @@ def sqlite_text(data_dir: Path) -> str:
         return "\n".join(texts)
     finally:
         connection.close()
+
+
+def populate_directory(fake: FakeGraph, tenant: Tenant) -> None:
+    """Groups (a Team, a security group nesting it, a distribution list), members, and sites
+    (one personal) in ``tenant``, whose users ``tenant_with_users`` made."""
+    users = list(tenant.users.values())
+    team = Group(
+        str(uuid.uuid4()),
+        "Sales Team",
+        "sales",
+        f"sales@{tenant.domain}",
+        "Selling things",
+        group_types=["Unified"],
+        mail_enabled=True,
+        security_enabled=False,
+        resource_provisioning_options=["Team"],
+        members=[u.id for u in users[:2]],
+    )
+    security = Group(
+        str(uuid.uuid4()),
+        "All Staff",
+        "staff",
+        members=[users[0].id, team.id],
+        on_premises_sync_enabled=True,
+        on_premises_sid="S-1-5-21-1-2-3-1001",
+    )
+    dl = Group(
+        str(uuid.uuid4()),
+        "News",
+        "news",
+        f"news@{tenant.domain}",
+        mail_enabled=True,
+        security_enabled=False,
+        members=[u.id for u in users],
+    )
+    with fake.state.lock:
+        for group in (team, security, dl):
+            tenant.groups[group.id] = group
+        host = tenant.domain.split(".")[0] + ".sharepoint.com"
+        tenant.sites.extend(
+            [
+                Site(host, "/", "Communication site"),
+                Site(host, "/sites/sales", "Sales Team"),
+                Site(host.replace(".", "-my.", 1), "/personal/user000", "user000", True),
+            ]
+        )
