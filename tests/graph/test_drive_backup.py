@@ -8,8 +8,19 @@ from __future__ import annotations
 
 import pytest
 
+from keepstone.sources.connector import Skipped
 from keepstone.sources.graph.access import GraphUser
-from tests.graph.drive_fixtures import Runs, add_user, expected, fill, runs, server, tenancy
+from keepstone.sources.graph.drive_backup import SPILL_BYTES, DriveBackup
+from tests.graph.drive_fixtures import (
+    Runs,
+    Tenancy,
+    add_user,
+    expected,
+    fill,
+    runs,
+    server,
+    tenancy,
+)
 from tests.graph_fake.onedrive import download_faults
 
 __all__ = ["runs", "server", "tenancy"]
@@ -146,3 +157,34 @@ def test_a_user_without_a_drive_is_a_per_user_warning(runs: Runs) -> None:
     assert session["status"] == "Warning"
     assert any("nodrive" in t and "no OneDrive" in t for t in runs.log(session))
     assert runs.files(user) == expected(drive)
+
+
+def test_a_large_file_streams_through_a_spill_on_disk(tenancy: Tenancy) -> None:
+    user, drive = tenancy.add_user("adele")
+    assert drive is not None
+    content = bytes(range(256)) * ((SPILL_BYTES + 1000) // 256)
+    with tenancy.fake.state.lock:
+        drive.add("big.bin", tenancy.now(), content)
+    skipped: list[Skipped] = []
+    with tenancy.client() as client:
+        items = DriveBackup(client, user, [], skipped.append).items()
+        big = next(i for i in items if i.kind == "file")
+        with big.open() as stream:
+            assert getattr(stream, "_rolled", False)  # on disk, not held in memory
+            assert stream.read() == content
+        rest = list(items)  # the state item comes once the download is done
+    assert [i.key for i in rest] == [f"{user.name}/graph-drive-state"] and not skipped
+
+
+def test_a_run_without_changes_costs_two_requests_and_reads_nothing(runs: Runs) -> None:
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 30)
+    assert runs.run()["status"] == "Success"
+    first = runs.files(user)
+    assert runs.tenancy.transport is not None
+    runs.tenancy.transport.reset()
+    session = runs.run()
+    assert session["status"] == "Success"
+    assert runs.files(user) == first
+    assert runs.counts["graph"] == 2 and runs.counts["download"] == 0  # the drive, one delta
+    assert any("30 files (30 unchanged)" in t for t in runs.log(session))

@@ -134,6 +134,9 @@ class DriveBackup:
     # -- the run ------------------------------------------------------------------------
 
     def items(self) -> Iterator[SourceItem]:
+        """The drive's folders, its files, then its state. The state comes once every file
+        whose change token changed has been opened (the executor opens each such item, in its
+        pool) so that it can name the files whose download failed."""
         self.drive_id = self._drive_id()
         state = self.previous.get(state_key(self.user.name))
         model, delta_link = self._read(state)
@@ -176,12 +179,18 @@ class DriveBackup:
             pass  # resyncChangesApplyDifferences: the full listing below replaces local state
         except GraphError as error:
             raise PartFailed(f"the OneDrive changes cannot be listed: {error.code}") from error
-        model = DriveModel()
+        # The full listing from a delta without a token: what a 410's Location points at.
         start = f"{API}/drives/{quote(self.drive_id)}/root/delta?$select={SELECT}&$top={PAGE_SIZE}"
-        try:
-            return model, self._apply_round(model, start)
-        except GraphError as error:
-            raise PartFailed(f"the OneDrive cannot be listed: {error.code}") from error
+        for attempt in range(2):
+            model = DriveModel()
+            try:
+                return model, self._apply_round(model, start)
+            except GraphSyncStateLost as error:
+                if attempt:  # reset again while listing: the part fails, the run goes on
+                    raise PartFailed(f"the OneDrive kept resetting: {error.code}") from error
+            except GraphError as error:
+                raise PartFailed(f"the OneDrive cannot be listed: {error.code}") from error
+        raise AssertionError("unreachable")
 
     def _apply_round(self, model: DriveModel, url: str) -> str | None:
         """Follow one delta round to its delta link; entries are merged by id, the last one of
@@ -241,6 +250,9 @@ class DriveBackup:
             try:
                 entry = self.client.get_json(self._item_url(item_id), scope=DRIVE_SCOPE)
             except GraphNotFound:
+                continue  # deleted since
+            except GraphError:
+                self._failed.add(item_id)  # asked again next run
                 continue
             self.requests += 1
             if entry.get("id") == item_id:
@@ -439,6 +451,13 @@ class _Opener:
 
     def __init__(self, backup: DriveBackup, file: File, *, counted: bool) -> None:
         self.backup, self.file, self.counted = backup, file, counted
+
+    def __del__(self) -> None:
+        # Dropped unopened (a stopped run cancels the reads ahead): the backup must not wait
+        # for it, and the file is read again next run.
+        if self.counted:
+            self.counted = False
+            self.backup._opened(self.file, True, True)
 
     def __call__(self) -> BinaryIO:
         counted, self.counted = self.counted, False  # a second open is not counted again

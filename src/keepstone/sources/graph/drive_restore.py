@@ -66,7 +66,9 @@ class Dated:
 def put_back_files(
     client: GraphClient, user: GraphUser, items: Sequence[Item], read: Reader, where: Placement
 ) -> Iterator[Outcome]:
-    """Write ``items`` into ``user``'s drive at ``where``; one outcome per item. Raises
+    """Write ``items`` into ``user``'s drive (``user`` is the target: ``where.user`` resolved,
+    the items' own user for a restore in place) below ``where.folder``; one outcome per item,
+    in order except that simple uploads answer once their dates are set. Raises
     :class:`InvalidInput` before writing anything when the user has no drive."""
     try:
         drive = client.get_json(f"{API}/users/{quote(user.graph_id)}/drive", scope=DRIVE_SCOPE)
