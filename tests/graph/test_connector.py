@@ -166,6 +166,7 @@ def test_connector_reads_mailboxes_in_parallel_and_the_archive(m365: Org) -> Non
     people = [org.add_user(f"p{n}", archive=n == 0) for n in range(6)]
     for _, mailbox in people:
         org.add_messages(mailbox, "inbox", 8)
+    people[1][1].purpose = "shared"  # a shared mailbox is a user's, read the same way
     archived_user, archived = people[0]
     assert archived.archive is not None
     archive_ids = org.add_messages(archived.archive, "inbox", 4)

@@ -86,6 +86,14 @@ def test_an_office365_job_backs_up_mailboxes_archives_and_onedrives(org_env: Org
         f"/v2/JobSessions/{session['id']}/LogItems"
     ).json()
 
+    processed = api.get(f"/v8/JobSessions/{session['id']}/ProcessedObjects").json()
+    rows = processed["results"] if isinstance(processed, dict) else processed
+    # the users processed are named by the ids the organization's user list gives them
+    assert {(o["id"], o["status"]) for o in rows} == {
+        (users["adele"]["id"], "Success"),
+        (users["bianca"]["id"], "Success"),
+    }
+
     repository = vault.open_repository(ctx, repo["id"], repo["path"])
     point = next(
         s.id

@@ -57,6 +57,9 @@ class MailFolder:
         }
 
 
+_PARSED: dict[bytes, tuple[bool, str, str]] = {}
+
+
 @dataclass
 class Message:
     id: str
@@ -74,8 +77,25 @@ class Message:
     def id_for(self, immutable: bool) -> str:
         return self.id if immutable or not self.rest_id else self.rest_id
 
+    def _headers(self) -> tuple[bool, str, str]:
+        """(hasAttachments, internetMessageId, subject) of the MIME, parsed once per content
+        (delta pages show a message many times; parsing each time made big folders slow)."""
+        cached = _PARSED.get(self.mime)
+        if cached is None:
+            parsed = message_from_bytes(self.mime, policy=policy.default)
+            attachments = parsed.is_multipart() and any(True for _ in parsed.iter_attachments())
+            cached = (
+                attachments,
+                str(parsed.get("Message-ID", "")),
+                str(parsed.get("Subject", "")),
+            )
+            if len(_PARSED) > 50_000:
+                _PARSED.clear()
+            _PARSED[self.mime] = cached
+        return cached
+
     def to_json(self) -> dict[str, Any]:
-        parsed = message_from_bytes(self.mime, policy=policy.default)
+        has_attachments, message_id, subject = self._headers()
         stamp = self.received.strftime("%Y-%m-%dT%H:%M:%SZ")
         return {
             "@odata.type": "#microsoft.graph.message",
@@ -87,11 +107,9 @@ class Message:
             "categories": list(self.categories),
             "receivedDateTime": stamp,
             "sentDateTime": stamp,
-            "hasAttachments": any(True for _ in parsed.iter_attachments())
-            if parsed.is_multipart()
-            else False,
-            "internetMessageId": str(parsed.get("Message-ID", "")),
-            "subject": str(parsed.get("Subject", "")),
+            "hasAttachments": has_attachments,
+            "internetMessageId": message_id,
+            "subject": subject,
             "importance": "normal",
             "parentFolderId": self.folder_id,
             "isRead": self.is_read,

@@ -18,7 +18,7 @@ import io
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -60,7 +60,7 @@ def run_backup(run: RunContext) -> Outcome:
     if organization.type == "Imap":
         return Backup(run, _imap_connector(run)).execute()
     if organization.type == "Office365":
-        return Backup(run, _office365_connector(run)).execute()
+        return _office365_backup(run).execute()
     return no_connector(run)
 
 
@@ -73,15 +73,20 @@ def _imap_connector(run: RunContext) -> ConnectorFactory:
     return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
 
 
-def _office365_connector(run: RunContext) -> ConnectorFactory:
+def _office365_backup(run: RunContext) -> Backup:
+    """An Office365 run: the users of the organization's cache, named by the vendor's ids (as
+    its job items and ``/Organizations/{id}/Users`` name them)."""
     # Imported here: the Graph connector and its settings load only for Office365 runs.
-    from keepstone.services import m365_settings
+    from keepstone.services import m365_directory, m365_settings
     from keepstone.sources.graph.connector import Office365Backup
 
     organization = run.run.organization
     access = m365_settings.access_of(run.ctx, organization)
     users = m365_settings.graph_users(run.ctx, organization)
-    return lambda on_skip: Office365Backup(access, users, on_skip, check=run.check)
+    ids = m365_directory.vendor_user_ids(run.ctx, organization.id)
+    return Backup(
+        run, lambda on_skip: Office365Backup(access, users, on_skip, check=run.check), ids
+    )
 
 
 @dataclass
@@ -124,9 +129,17 @@ class UserRun:
 class Backup:
     """One run of any organization through its connector."""
 
-    def __init__(self, run: RunContext, connector: ConnectorFactory) -> None:
+    def __init__(
+        self,
+        run: RunContext,
+        connector: ConnectorFactory,
+        user_ids: Mapping[str, str] | None = None,
+    ) -> None:
+        """``user_ids``: user name -> the id the organization's API lists the user under (an
+        Office365 user's vendor id); others get a stable id derived from the name."""
         self.run = run
         self.claim = run.run
+        self.user_ids = dict(user_ids or {})
         self.source: Connector = connector(self._skipped)
         self.total = Counts()
         self.warnings = 0
@@ -183,7 +196,8 @@ class Backup:
     # ----- warnings: one log item per skipped item, with its user as the subject -----
 
     def _subject(self, user: str) -> tuple[str, str]:
-        return stable_user_id(self.claim.organization.id, user), user
+        known = self.user_ids.get(user)
+        return known or stable_user_id(self.claim.organization.id, user), user
 
     def _skipped(self, skipped: Skipped) -> None:
         self._warn(skipped.user, f"cannot be read: {skipped.path}: {skipped.reason}")
