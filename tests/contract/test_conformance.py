@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from keepstone.proxy.worker import ProxyWorker
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.contract.openapi import Operation, implemented_operations, spec
+from tests.graph.test_org_contract import OFFICE365_OPERATIONS
 from tests.local_org import Organization, backup_proxy, organization
 
 __all__ = ["backup_proxy", "organization"]  # fixtures
@@ -90,7 +91,10 @@ def test_every_implemented_operation_conforms(
     _audit(v, org)
     v.call("delete", f"/Jobs/{spare_job}", status=204)
 
-    missing = implemented_operations(client.app, version) - v.exercised
+    # an Office365 organization's own operations need the fake Graph: test_org_contract's
+    missing = (
+        implemented_operations(client.app, version) - v.exercised - OFFICE365_OPERATIONS[version]
+    )
     assert not missing, f"v{version} operations the scenario did not exercise: {sorted(missing)}"
 
 

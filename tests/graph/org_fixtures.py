@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,9 @@ from keepstone.services.context import Context
 from keepstone.sources.graph.settings import GraphEndpoints
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
 from tests.graph_fake.credentials import make_app_certificate
-from tests.graph_fake.server import FakeGraph
+from tests.graph_fake.groups import Group
+from tests.graph_fake.server import FakeGraph, start_fake
+from tests.graph_fake.sites import Site
 from tests.graph_fake.state import FakeState, RegisteredApp, Tenant
 
 DOMAIN = "contoso.onmicrosoft.com"
@@ -41,22 +44,28 @@ class OrgEnv:
     fake: FakeGraph
 
 
-@pytest.fixture(scope="module")
-def _org_server(
-    _fake_server: FakeGraph, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OrgEnv]:
-    """One data directory and app per module (a server starts in seconds; tests do not)."""
+@pytest.fixture(scope="session")
+def _org_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGraph]:
+    fake = start_fake(FakeState(), tmp_path_factory.mktemp("m365-org-fake-tls"))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def _org_server(_org_fake: FakeGraph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrgEnv]:
+    """One fake, data directory and app for every organization test (a server starts in
+    seconds; the tests do not): each test starts with no organization and a fresh fake."""
     data_dir = tmp_path_factory.mktemp("m365-org") / "data"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(_fake_server.ca_pem))
+        patch.setenv("SSL_CERT_FILE", str(_org_fake.ca_pem))
         patch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         patch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
-        endpoints = GraphEndpoints(_fake_server.graph_url, _fake_server.login_url)
+        endpoints = GraphEndpoints(_org_fake.graph_url, _org_fake.login_url)
         ctx = open_context(data_dir, ManualClock(START), graph=endpoints)
         bootstrap(ctx, data_dir)
         with TestClient(create_app(ctx), base_url=BASE_URL) as client:
             api = Api(client, login(client, "admin", ADMIN_PASSWORD))
-            yield OrgEnv(api, ctx, data_dir, _fake_server)
+            yield OrgEnv(api, ctx, data_dir, _org_fake)
         ctx.db.dispose()
 
 
@@ -131,3 +140,49 @@ def sqlite_text(data_dir: Path) -> str:
         return "\n".join(texts)
     finally:
         connection.close()
+
+
+def populate_directory(fake: FakeGraph, tenant: Tenant) -> None:
+    """Groups (a Team, a security group nesting it, a distribution list), members, and sites
+    (one personal) in ``tenant``, whose users ``tenant_with_users`` made."""
+    users = list(tenant.users.values())
+    team = Group(
+        str(uuid.uuid4()),
+        "Sales Team",
+        "sales",
+        f"sales@{tenant.domain}",
+        "Selling things",
+        group_types=["Unified"],
+        mail_enabled=True,
+        security_enabled=False,
+        resource_provisioning_options=["Team"],
+        members=[u.id for u in users[:2]],
+    )
+    security = Group(
+        str(uuid.uuid4()),
+        "All Staff",
+        "staff",
+        members=[users[0].id, team.id],
+        on_premises_sync_enabled=True,
+        on_premises_sid="S-1-5-21-1-2-3-1001",
+    )
+    dl = Group(
+        str(uuid.uuid4()),
+        "News",
+        "news",
+        f"news@{tenant.domain}",
+        mail_enabled=True,
+        security_enabled=False,
+        members=[u.id for u in users],
+    )
+    with fake.state.lock:
+        for group in (team, security, dl):
+            tenant.groups[group.id] = group
+        host = tenant.domain.split(".")[0] + ".sharepoint.com"
+        tenant.sites.extend(
+            [
+                Site(host, "/", "Communication site"),
+                Site(host, "/sites/sales", "Sales Team"),
+                Site(host.replace(".", "-my.", 1), "/personal/user000", "user000", True),
+            ]
+        )

@@ -14,6 +14,7 @@ from tests.graph.drive_fixtures import drive_files
 from tests.graph.org_fixtures import (
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     org_body,
     org_env,
@@ -23,7 +24,7 @@ from tests.graph.org_fixtures import (
 from tests.graph.restore_fixtures import graph_item, mime, semantic, tree
 from tests.graph.test_drive_restore import graph_item as file_item
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 USER = "user000@contoso.onmicrosoft.com"
 OTHER = "user001@contoso.onmicrosoft.com"
 FILES = {"Docs/plan.txt": b"the plan", "photo.jpg": bytes(range(256)) * 64}

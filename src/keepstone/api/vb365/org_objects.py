@@ -23,6 +23,7 @@ from keepstone.api.vb365.deps import Ctx, json
 from keepstone.api.vb365.pages import PageRequest, Paging, envelope, page_sets
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput, NotFound
+from keepstone.domain.scope import stable_user_id
 from keepstone.services import catalog, m365_directory, m365_settings
 from keepstone.services.context import Context
 from keepstone.store.tables import M365User, Organization
@@ -42,10 +43,16 @@ def office365(ctx: Context, org_id: str) -> Organization:
     if org.type != m365_settings.OFFICE365_TYPE:
         raise InvalidInput(
             f"organization '{org.name}' is a {org.type} organization: only Office365 "
-            "organizations have this list",
+            "organizations have a directory to synchronise",
             "organizationId",
         )
     return org
+
+
+def is_office365(ctx: Context, org_id: str) -> bool:
+    """Whether the organization (which must exist) is Office365; the others (a directory on
+    disk, a mail server) have no groups, sites or teams, so they list none."""
+    return catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE
 
 
 def wildcard(pattern: str | None, prop: str) -> Callable[[str | None], bool]:
@@ -131,11 +138,24 @@ def get_user(org_id: str, user_id: str, ctx: Context, api: ApiVersion) -> dict[s
     return views.m365_user(org_id, m365_directory.find_user(ctx, org_id, user_id), api)
 
 
-def list_onedrives(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
-    office365(ctx, org_id)
-    user = m365_directory.find_user(ctx, org_id, user_id)
-    drives = [views.m365_onedrive(org_id, user, api)] if user.has_onedrive else []
-    return json(drives)
+def list_onedrives(
+    org_id: str, user_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+) -> Response:
+    if not is_office365(ctx, org_id):
+        drives = local_onedrives(ctx, org_id, user_id, api)
+    else:
+        user = m365_directory.find_user(ctx, org_id, user_id)
+        drives = [views.m365_onedrive(org_id, user, api)] if user.has_onedrive else []
+    collection = f"onedrives:{org_id}:{user_id}"
+    return json(object_listing(request, api, collection, lambda: drives, dict, paging, ctx))
+
+
+def local_onedrives(ctx: Context, org_id: str, user_id: str, api: ApiVersion) -> list[Any]:
+    """A Local or IMAP organization's user's drive: its files on disk (IMAP users have none)."""
+    for user in catalog.organization_users(ctx, org_id):
+        if stable_user_id(org_id, user.name) == user_id:
+            return [views.local_onedrive(org_id, user_id, api)] if user.has_onedrive else []
+    raise NotFound(f"organization '{org_id}' has no user '{user_id}'")
 
 
 # ---- groups, sites, teams ---------------------------------------------------------------------
@@ -151,11 +171,13 @@ def list_groups(
     groupName: str | None = None,
     locationFilter: str | None = None,
 ) -> Response:
-    office365(ctx, org_id)
+    cached = is_office365(ctx, org_id)
     by_display, by_name = wildcard(displayName, "displayName"), wildcard(groupName, "groupName")
     where = locations(locationFilter)
 
     def rows() -> list[Any]:
+        if not cached:
+            return []
         return [
             g
             for g in m365_directory.cached_groups(ctx, org_id)
@@ -195,12 +217,14 @@ def list_sites(
     includePersonalSites: bool = False,
     locationFilter: str | None = None,
 ) -> Response:
-    office365(ctx, org_id)
+    cached = is_office365(ctx, org_id)
     where = locations(locationFilter)
     if locationFilter is not None and locationFilter.lower() not in ("cloud", "onpremises", "any"):
         raise InvalidInput("must be one of Cloud, OnPremises, Any", "locationFilter")
 
     def rows() -> list[Any]:
+        if not cached:
+            return []
         return [
             s
             for s in m365_directory.cached_sites(ctx, org_id)
@@ -227,10 +251,12 @@ def list_teams(
     paging: Paging,
     displayName: str | None = None,
 ) -> Response:
-    office365(ctx, org_id)
+    cached = is_office365(ctx, org_id)
     by_display = wildcard(displayName, "displayName")
 
     def rows() -> list[Any]:
+        if not cached:
+            return []
         teams = m365_directory.cached_groups(ctx, org_id, teams=True)
         return [t for t in teams if by_display(t.display_name)]
 
@@ -258,7 +284,7 @@ def start_sync(
 
 
 def get_sync_state(org_id: str, ctx: Ctx, api: Version) -> Response:
-    office365(ctx, org_id)
+    catalog.get_organization(ctx, org_id)  # others never sync: their state says so
     return json(views.sync_state(m365_directory.sync_state(ctx, org_id), api))
 
 

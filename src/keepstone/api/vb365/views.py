@@ -771,6 +771,7 @@ def m365_user(org_id: str, row: M365User, api: ApiVersion) -> dict[str, Any]:
         body["assignedLicenses"] = [
             {"skuId": sku, "detectedSkuType": "Other"} for sku in row.licenses
         ]
+    body = _present(body, "onPremisesSid", "office")
     user_link = api.link("organizations", org_id, "users", identifier)
     body["_links"] = {
         "self": user_link,
@@ -782,11 +783,20 @@ def m365_user(org_id: str, row: M365User, api: ApiVersion) -> dict[str, Any]:
 
 def m365_onedrive(org_id: str, row: M365User, api: ApiVersion) -> dict[str, Any]:
     identifier = vendor_id(row.graph_id, row.onprem_guid)
+    body: dict[str, Any] = {"id": row.drive_id or row.graph_id, "name": "OneDrive"}
+    if row.drive_url:  # the drive's webUrl, when Graph gave one (never a made-up address)
+        body["url"] = row.drive_url
+    body["_links"] = {"user": api.link("organizations", org_id, "users", identifier)}
+    return body
+
+
+def local_onedrive(org_id: str, user_id: str, api: ApiVersion) -> dict[str, Any]:
+    """A Local user's drive (its files on the server's disk), named as the user's OneDrive."""
+    # no "url": the drive is a directory on the server, not a web address
     return {
-        "id": row.drive_id or row.graph_id,
+        "id": user_id,
         "name": "OneDrive",
-        "url": row.drive_url,
-        "_links": {"user": api.link("organizations", org_id, "users", identifier)},
+        "_links": {"user": api.link("organizations", org_id, "users", user_id)},
     }
 
 
@@ -803,6 +813,7 @@ def m365_group(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
         body["onPremisesSid"] = row.onprem_sid
     if api.at_least(8):
         body["msid"] = row.graph_id
+    body = _present(body, "name", "onPremisesSid")
     body["_links"] = {
         "self": api.link("organizations", org_id, "groups", identifier),
         "members": api.link("organizations", org_id, "groups", identifier, "members"),
@@ -813,13 +824,15 @@ def m365_group(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
 def m365_member(
     org_id: str, group_id: str, row: M365GroupMember, api: ApiVersion
 ) -> dict[str, Any]:
-    return {
+    body = {
         "groupId": group_id,
         "name": row.name,
         "login": row.login,
         "type": row.kind,
         "isCloud": row.is_cloud,
-        "_links": {"group": api.link("organizations", org_id, "groups", group_id)},
+    }
+    return _present(body, "login") | {
+        "_links": {"group": api.link("organizations", org_id, "groups", group_id)}
     }
 
 
@@ -839,8 +852,7 @@ def m365_site(org_id: str, row: M365Site, api: ApiVersion) -> dict[str, Any]:
     identifier = site_id(row)
     body: dict[str, Any] = {
         "id": identifier,
-        "url": row.url,
-        "parentUrl": None,
+        "url": row.url,  # no parentUrl: getAllSites lists site collections, which have none
         "name": row.name,
         "title": row.title,
         "isCloud": True,
@@ -862,6 +874,7 @@ def m365_team(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
     }
     if api.at_least(8):
         body["msid"] = row.graph_id
+    body = _present(body, "description")
     body["_links"] = {"self": api.link("organizations", org_id, "teams", row.graph_id)}
     return body
 
