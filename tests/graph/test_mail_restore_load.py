@@ -44,6 +44,7 @@ def _requests(graph_fake: FakeGraph, count: int, collision: Collision) -> dict[s
     return {
         "create": seen.count("POST", "/messages"),
         "lookup": seen.count("GET", "/messages"),
+        "batch": seen.count("POST", "/$batch"),
         "folders": seen.count("GET", "/mailFolders") - seen.count("GET", "/messages"),
         "all": len(seen.seen),
     }
@@ -59,18 +60,20 @@ def test_requests_grow_linearly_one_create_per_message(
     skip = collision is Collision.SKIP
     for counts, n in ((small, 8), (large, 32)):
         assert counts["create"] == n
-        # one lookup per message into a folder that was there (the Inbox: every third);
-        # folders this restore created held nothing to collide with
-        assert counts["lookup"] == (len(range(0, n, 3)) if skip else 0)
+        # the messages into a folder that was there (the Inbox: every third) are looked up,
+        # 20 messages' lookups in one $batch; folders this restore created held nothing
+        assert counts["lookup"] == 0
+        assert counts["batch"] == (-(-n // 20) if skip else 0)
     # the folder tree costs the same whatever the number of messages
     assert small["folders"] == large["folders"] <= 4
-    assert large["all"] - small["all"] == 24 + (8 if skip else 0)
+    assert large["all"] - small["all"] == 24 + (1 if skip else 0)
 
 
 def test_throttling_and_faults_complete_with_every_message_once(graph_fake: FakeGraph) -> None:
     org = fx.new_org(graph_fake, "adele")
     state = graph_fake.state
-    state.throttle.limits = Limits(requests=15, window=timedelta(seconds=60))
+    # a budget a batch of 20 lookups fits in (each inner request counts), small enough to bite
+    state.throttle.limits = Limits(requests=40, window=timedelta(seconds=60))
     state.faults.add(FaultRule(r"/messages$", 503, every=4, retry_after=2))
     state.faults.add(FaultRule(r"/messages$", 500, every=5))
     state.faults.add(FaultRule(r"/childFolders$", "reset", every=2))
@@ -78,8 +81,14 @@ def test_throttling_and_faults_complete_with_every_message_once(graph_fake: Fake
     items = _items(contents, 30)
     with fx.connect(org) as connected:
         outcomes = fx.run(connected, org, items, contents, Placement("adele", None, Collision.SKIP))
+        # again: every message is there now, found by batched lookups (some inner ones
+        # throttled or failed, then asked alone after their Retry-After)
+        again = fx.run(connected, org, items, contents, Placement("adele", None, Collision.SKIP))
         slept = connected.slept
+        batches = connected.transport.count("POST", "/$batch")
     assert [o.error for o in outcomes] == [None] * 30 and all(o.restored for o in outcomes)
+    assert [(o.restored, o.error) for o in again] == [(False, None)] * 30
+    assert batches >= 2
     landed = fx.tree(org.mailboxes["adele"])
     ids = sorted(fx.semantic(m.mime)["Message-ID"] for ms in landed.values() for m in ms)
     assert ids == sorted(f"<m{n}.restore@example.com>" for n in range(30))

@@ -10,20 +10,13 @@ from typing import Any
 
 from keepstone.proxy.backup import facts_of
 from keepstone.services import restore_points, vault
+from tests.graph import org_fixtures as orgs
 from tests.graph.drive_fixtures import drive_files
-from tests.graph.org_fixtures import (
-    SECRET,
-    OrgEnv,
-    _org_server,
-    org_body,
-    org_env,
-    pfx_of,
-    tenant_with_users,
-)
+from tests.graph.org_fixtures import OrgEnv, _org_fake, _org_server, org_env
 from tests.graph.restore_fixtures import graph_item, mime, semantic, tree
 from tests.graph.test_drive_restore import graph_item as file_item
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 USER = "user000@contoso.onmicrosoft.com"
 OTHER = "user001@contoso.onmicrosoft.com"
 FILES = {"Docs/plan.txt": b"the plan", "photo.jpg": bytes(range(256)) * 64}
@@ -33,10 +26,10 @@ ROLES_WITHOUT_MAIL = frozenset({"User.Read.All", "Organization.Read.All", "Files
 def _backed_up(env: OrgEnv, count: int) -> tuple[dict[str, Any], str, str]:
     """An organization with a restore point of ``count`` messages of USER, a session on it,
     and the mailbox's id in the session."""
-    tenant = tenant_with_users(env.fake, 2)
-    env.fake.state.add_app(tenant, secret=SECRET)
+    tenant = orgs.tenant_with_users(env.fake, 2)
+    env.fake.state.add_app(tenant, secret=orgs.SECRET)
     app = next(iter(env.fake.state.apps.values()))
-    answer = env.api.post("/v8/Organizations", org_body(app))
+    answer = env.api.post("/v8/Organizations", orgs.org_body(app))
     assert answer.status_code == 201, answer.text
     org = answer.json()
     repo = env.api.get("/v2/BackupRepositories").json()[0]
@@ -104,7 +97,7 @@ def test_restore_to_with_a_named_application(org_env: OrgEnv) -> None:
     stored.roles = ROLES_WITHOUT_MAIL  # the stored application may no longer write mail
     tenant = next(iter(org_env.fake.state.tenants.values()))
     named = org_env.fake.state.add_app(tenant)
-    _, pfx = pfx_of(named)
+    _, pfx = orgs.pfx_of(named)
     body = {
         "mailbox": OTHER,
         "folder": "From 000/Restored",

@@ -15,9 +15,10 @@ created where missing, ``ErrorFolderExists`` (a concurrent creation) answered by
 Children are listed once per parent and kept, so N messages cost no folder requests past the
 first of each folder. Items of other organizations (IMAP roles, Maildir letters) restore too.
 
-Collisions (skip / overwrite / keepBoth) are decided by internetMessageId in the target folder,
-one ``$filter=internetMessageId eq '…'`` per message that has one (none for keepBoth);
-overwrite creates the new copy before it deletes the old (never zero copies).
+Collisions (skip / overwrite / keepBoth) are decided by internetMessageId in the target folder
+as it was before the restore (a folder the restore created holds none; keepBoth asks nothing):
+``$filter=internetMessageId eq '…'``, for 20 messages at a time in one ``$batch``
+(``mail_lookup``); overwrite creates the new copy before it deletes the old (never zero copies).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from keepstone.sources.graph.errors import (
     GraphUnavailable,
     TokenError,
 )
+from keepstone.sources.graph.mail_lookup import BATCH, look_up_many, look_up_one, lookup_path
 from keepstone.sources.graph.mime_message import (
     FLAG_STATUSES,
     IMPORTANCES,
@@ -155,10 +157,6 @@ def role_of(item: Item) -> str | None:
     return None
 
 
-def _quote_filter(value: str) -> str:
-    return value.replace("'", "''")
-
-
 class _MailRestore:
     def __init__(
         self,
@@ -177,8 +175,16 @@ class _MailRestore:
         # folders this put-back created: empty before it, so nothing there can collide (as
         # for IMAP, collisions are with what the folder held before the restore)
         self.created: set[str] = set()
+        self.user_path = f"/users/{quote(user.graph_id, safe='')}"
+        self.known: dict[str, list[str]] = {}  # lookup path -> ids, from the window's batch
 
     def run(self, items: Sequence[Item]) -> Iterator[Outcome]:
+        for start in range(0, len(items), BATCH):
+            window = items[start : start + BATCH]
+            self._prefetch(window)
+            yield from self._each(window)
+
+    def _each(self, items: Sequence[Item]) -> Iterator[Outcome]:
         for item in items:
             if self.gone is not None:
                 yield Outcome(item, error=self.gone)
@@ -215,11 +221,36 @@ class _MailRestore:
     def _existing(self, folder: str, message_id: str) -> list[str]:
         if self.where.collision is Collision.KEEP_BOTH or not message_id or folder in self.created:
             return []
-        query = quote(f"internetMessageId eq '{_quote_filter(message_id)}'", safe="")
-        url = f"{self._folder_url(folder)}/messages?$filter={query}&$select=id"
-        found = self.client.get_json(url, scope=self.user.graph_id, headers=IMMUTABLE)
-        values = found.get("value")
-        return [str(v["id"]) for v in values or () if isinstance(v, dict) and v.get("id")]
+        path = lookup_path(self.user_path, folder, message_id)
+        if path in self.known:  # asked in the window's batch; once (a repeat asks again)
+            return self.known.pop(path)
+        return look_up_one(self.client, self.user.graph_id, path)
+
+    def _prefetch(self, window: Sequence[Item]) -> None:
+        """The collision lookups of a window of messages, in one ``$batch``, by the
+        Message-IDs their metadata names (the MIME's own is checked against it later)."""
+        self.known.clear()
+        if self.where.collision is Collision.KEEP_BOTH or self.gone is not None:
+            return
+        paths: dict[str, str] = {}
+        for item in window:
+            message_id = " ".join(str(item.meta.get("message_id") or "").split())
+            if not message_id:
+                continue
+            try:
+                folder = self._folder(item)
+            except (GraphError, KeepstoneError, TokenError, CredentialError):
+                return  # the message's own turn meets the same failure and reports it
+            if folder not in self.created:
+                paths.setdefault(lookup_path(self.user_path, folder, message_id), "")
+        if len(paths) < 2:
+            return  # one lookup costs one request either way
+        keyed = {str(n): path for n, path in enumerate(paths)}
+        try:
+            found = look_up_many(self.client, self.user.graph_id, keyed)
+        except (GraphError, TokenError, CredentialError):
+            return  # each message asks on its own
+        self.known = {keyed[key]: ids for key, ids in found.items()}
 
     def _create(self, folder: str, message: GraphMessage) -> None:
         inline, later = _plan(message)
