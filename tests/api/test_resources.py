@@ -51,7 +51,7 @@ def test_local_organization_lifecycle(api: Api, org_dir: Path) -> None:
             "localSettings.path",
         ),
         ({"type": "Local", "name": "x"}, "localSettings.path"),
-        ({"type": "Office365", "name": "x"}, "type"),
+        ({"type": "Office365", "name": "x"}, "exchangeOnlineSettings"),
         ({"name": "x", "localSettings": {"path": "/"}}, "type"),
         ({"type": "Local", "localSettings": {"path": "/"}}, "name"),
     ],
