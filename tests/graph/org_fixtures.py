@@ -27,7 +27,7 @@ from keepstone.sources.graph.settings import GraphEndpoints
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, START, Api, login
 from tests.graph_fake.credentials import make_app_certificate
 from tests.graph_fake.groups import Group
-from tests.graph_fake.server import FakeGraph
+from tests.graph_fake.server import FakeGraph, start_fake
 from tests.graph_fake.sites import Site
 from tests.graph_fake.state import FakeState, RegisteredApp, Tenant
 
@@ -44,22 +44,28 @@ class OrgEnv:
     fake: FakeGraph
 
 
-@pytest.fixture(scope="module")
-def _org_server(
-    _fake_server: FakeGraph, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OrgEnv]:
-    """One data directory and app per module (a server starts in seconds; tests do not)."""
+@pytest.fixture(scope="session")
+def _org_fake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeGraph]:
+    fake = start_fake(FakeState(), tmp_path_factory.mktemp("m365-org-fake-tls"))
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="session")
+def _org_server(_org_fake: FakeGraph, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrgEnv]:
+    """One fake, data directory and app for every organization test (a server starts in
+    seconds; the tests do not): each test starts with no organization and a fresh fake."""
     data_dir = tmp_path_factory.mktemp("m365-org") / "data"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(_fake_server.ca_pem))
+        patch.setenv("SSL_CERT_FILE", str(_org_fake.ca_pem))
         patch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         patch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
-        endpoints = GraphEndpoints(_fake_server.graph_url, _fake_server.login_url)
+        endpoints = GraphEndpoints(_org_fake.graph_url, _org_fake.login_url)
         ctx = open_context(data_dir, ManualClock(START), graph=endpoints)
         bootstrap(ctx, data_dir)
         with TestClient(create_app(ctx), base_url=BASE_URL) as client:
             api = Api(client, login(client, "admin", ADMIN_PASSWORD))
-            yield OrgEnv(api, ctx, data_dir, _fake_server)
+            yield OrgEnv(api, ctx, data_dir, _org_fake)
         ctx.db.dispose()
 
 

@@ -14,6 +14,7 @@ from tests.contract.openapi import implemented_operations, spec
 from tests.graph.org_fixtures import (
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     org_body,
     org_env,
@@ -21,7 +22,7 @@ from tests.graph.org_fixtures import (
     tenant_with_users,
 )
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 _OBJECTS = (
     "/Organizations/{organizationId}/Groups",

@@ -11,6 +11,7 @@ from tests.graph.org_fixtures import (
     DOMAIN,
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     org_body,
     org_env,
@@ -18,7 +19,7 @@ from tests.graph.org_fixtures import (
     tenant_with_users,
 )
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 @pytest.mark.parametrize("version", [6, 7, 8])

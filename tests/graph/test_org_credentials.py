@@ -16,6 +16,7 @@ from tests.graph.org_fixtures import (
     PFX_PASSWORD,
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     catalog_bytes,
     org_body,
@@ -26,15 +27,16 @@ from tests.graph.org_fixtures import (
     tenant_with_users,
 )
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 def _refused(env: OrgEnv, body: dict[str, Any], version: int = 8) -> tuple[str, str]:
     before = env.api.rows(f"/v{version}/Organizations")
+    kept = sorted((env.data_dir / "secrets").glob("organization-*"))
     answer = env.api.post(f"/v{version}/Organizations", body)
     assert answer.status_code == 400, answer.text
     assert env.api.rows(f"/v{version}/Organizations") == before  # a refusal changes nothing
-    assert not list((env.data_dir / "secrets").glob("organization-*"))
+    assert sorted((env.data_dir / "secrets").glob("organization-*")) == kept
     error = answer.json()
     assert SECRET not in answer.text and PFX_PASSWORD not in answer.text
     return error["message"], error.get("errorCode", "")
@@ -224,3 +226,19 @@ def test_a_put_naming_another_tenant_is_refused(org_env: OrgEnv) -> None:
     assert answer.json()["message"].startswith("exchangeOnlineSettings.officeOrganizationName: ")
     assert org_env.api.get(f"/v8/Organizations/{org['id']}").json()["msid"] == tenant.id
     assert DOMAIN in org_env.api.get(f"/v8/Organizations/{org['id']}").text
+
+
+def test_what_get_shows_can_be_put_back_unchanged(org_env: OrgEnv) -> None:
+    tenant = tenant_with_users(org_env.fake, 1)
+    app = org_env.fake.state.add_app(tenant)
+    _, pfx = pfx_of(app)
+    body = org_body(app, applicationCertificate=pfx, applicationCertificatePassword=PFX_PASSWORD)
+    org = org_env.api.post("/v8/Organizations", body).json()
+    shown = org_env.api.get(f"/v8/Organizations/{org['id']}").json()
+    answer = org_env.api.put(f"/v8/Organizations/{org['id']}", shown)
+    assert answer.status_code == 204, answer.text
+    assert org_env.api.get(f"/v8/Organizations/{org['id']}").json() == shown
+    thumbprint_only = org_body(app, applicationCertificateThumbprint="AB" * 20)
+    message, _ = _refused(org_env, thumbprint_only)
+    assert message.startswith("exchangeOnlineSettings.applicationCertificate: ")
+    assert "thumbprint" in message

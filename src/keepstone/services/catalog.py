@@ -188,19 +188,37 @@ def _edit_office365_organization(
     )
     after = m365_settings.parse(edit.office365 or {}, before)
     after = m365_settings.checked(ctx, after, _office365_where(edit))
-    secret = m365_settings.secrets_name(current.id)
+    return _replace_with_secret(
+        ctx,
+        current.id,
+        edit,
+        m365_settings.to_record(after.settings),
+        m365_settings.encode_secrets(after.secrets),
+        m365_settings.EXCHANGE,
+    )
+
+
+def _replace_with_secret(
+    ctx: Context,
+    org_id: str,
+    edit: OrganizationEdit,
+    record: dict[str, Any],
+    secret_data: bytes,
+    prop: str,
+) -> Organization:
+    """The row's settings and its vault secret replaced together (the old secret put back if
+    the row cannot be written)."""
+    secret = imap_settings.secrets_name(org_id)  # every type's: organization-<id>
     kept = vault.read_secret(ctx, secret)
     try:
         with ctx.db.write() as s:
-            org = get_organization_in(s, current.id)
+            org = get_organization_in(s, org_id)
             _edit_common(s, org, edit)
-            org.settings = m365_settings.to_record(after.settings)
-            vault.keep_secret(
-                ctx, secret, m365_settings.encode_secrets(after.secrets), m365_settings.EXCHANGE
-            )
+            org.settings = record
+            vault.keep_secret(ctx, secret, secret_data, prop)
     except BaseException:
         if kept is not None:
-            vault.keep_secret(ctx, secret, kept, m365_settings.EXCHANGE)
+            vault.keep_secret(ctx, secret, kept, prop)
         raise
     return org
 
@@ -263,21 +281,14 @@ def _edit_imap_organization(
     before = imap_settings.Configured(imap_settings.from_record(current.settings), kept_secrets)
     after = imap_settings.parse(edit.imap_settings, before)
     imap_logins.check_logins(after, imap_logins.logins_to_check(before, after))
-    secret = imap_settings.secrets_name(current.id)
-    kept = vault.read_secret(ctx, secret)
-    try:
-        with ctx.db.write() as s:
-            org = get_organization_in(s, current.id)
-            _edit_common(s, org, edit)
-            org.settings = imap_settings.to_record(after.settings)
-            vault.keep_secret(
-                ctx, secret, imap_settings.encode_secrets(after.secrets), imap_settings.PREFIX
-            )
-    except BaseException:
-        if kept is not None:
-            vault.keep_secret(ctx, secret, kept, imap_settings.PREFIX)
-        raise
-    return org
+    return _replace_with_secret(
+        ctx,
+        current.id,
+        edit,
+        imap_settings.to_record(after.settings),
+        imap_settings.encode_secrets(after.secrets),
+        imap_settings.PREFIX,
+    )
 
 
 def delete_organization(ctx: Context, org_id: str) -> None:

@@ -73,6 +73,13 @@ def graph_user(row: M365User) -> GraphUser:
     )
 
 
+def vendor_user_ids(ctx: Context, org_id: str) -> dict[str, str]:
+    """user name -> the vendor's id of the user, as ``/Organizations/{id}/Users`` lists it and a
+    job item names it (``user.id``): what ``domain.scope.ScopeUser.id`` must be for an Office365
+    organization's users."""
+    return {row.name: vendor_id(row.graph_id, row.onprem_guid) for row in cached_users(ctx, org_id)}
+
+
 def graph_users(ctx: Context, org_id: str) -> list[GraphUser]:
     return [graph_user(row) for row in cached_users(ctx, org_id)]
 

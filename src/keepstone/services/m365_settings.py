@@ -219,12 +219,8 @@ def _secrets(given: Mapping[str, Any], where: str) -> M365Secrets | None:
         raise InvalidInput(
             "is given without applicationCertificate", f"{where}.applicationCertificatePassword"
         )
-    if _text(given, "applicationCertificateThumbprint", where) and not secret:
-        raise InvalidInput(
-            "Keepstone has no certificate store: give the certificate itself as "
-            "applicationCertificate (base64 PFX) with applicationCertificatePassword",
-            f"{where}.applicationCertificateThumbprint",
-        )
+    # a thumbprint alone (as GET shows it, and a PUT may send back) names no new credential
+    _text(given, "applicationCertificateThumbprint", where)
     return M365Secrets(secret=secret) if secret else None
 
 
@@ -275,7 +271,9 @@ def parse(body: Mapping[str, Any], current: Configured | None = None) -> Configu
     secrets = secrets or (current.secrets if current else None)
     if secrets is None or not (secrets.secret or secrets.certificate_pfx):
         raise InvalidInput(
-            "applicationCertificate (base64 PFX) or applicationSecret is required",
+            "applicationCertificate (base64 PFX, with applicationCertificatePassword) or "
+            "applicationSecret is required: Keepstone has no certificate store to find a "
+            "certificate by its thumbprint",
             f"{where}.applicationCertificate",
         )
     settings = _flags(body, services, old, tenant, app, secrets)
