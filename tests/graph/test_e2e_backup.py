@@ -19,14 +19,22 @@ import pytest
 from keepstone.proxy.backup import run_backup
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import catalog
-from tests.graph.org_fixtures import DOMAIN, SECRET, OrgEnv, _org_server, org_body, org_env
+from tests.graph.org_fixtures import (
+    DOMAIN,
+    SECRET,
+    OrgEnv,
+    _org_fake,
+    _org_server,
+    org_body,
+    org_env,
+)
 from tests.graph.restore_fixtures import semantic, tree
 from tests.graph_fake.drive import Drive
 from tests.graph_fake.mailbox import Mailbox, MailFolder
 from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, User
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 def mime(n: int, subject: str, when: datetime) -> bytes:

@@ -9,13 +9,13 @@ from datetime import timedelta
 
 from keepstone.clock import SystemClock
 from tests.graph.fake_client import advance
-from tests.graph.org_fixtures import SECRET, _org_server, org_env, sqlite_text
+from tests.graph.org_fixtures import SECRET, _org_fake, _org_server, org_env, sqlite_text
 from tests.graph.test_e2e_backup import E2E, Point, change_everything, e2e
 from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.sharepoint import ResourceUnitLimits
 from tests.graph_fake.throttle import Limits
 
-__all__ = ["_org_server", "e2e", "org_env"]
+__all__ = ["_org_fake", "_org_server", "e2e", "org_env"]
 
 
 def assert_saved_is(e2e: E2E, point: Point) -> None:

@@ -24,6 +24,7 @@ from tests.graph.org_fixtures import (
     DOMAIN,
     SECRET,
     OrgEnv,
+    _org_fake,
     _org_server,
     org_body,
     org_env,
@@ -33,7 +34,7 @@ from tests.graph_fake.server import FakeGraph
 from tests.graph_fake.state import RegisteredApp, Tenant
 from tests.process_helpers import process_env, start_server
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 WAIT_SECONDS = 60.0
 
 
