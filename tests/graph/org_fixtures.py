@@ -57,7 +57,8 @@ def _org_server(_org_fake: FakeGraph, tmp_path_factory: pytest.TempPathFactory) 
     seconds; the tests do not): each test starts with no organization and a fresh fake."""
     data_dir = tmp_path_factory.mktemp("m365-org") / "data"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SSL_CERT_FILE", str(_org_fake.ca_pem))
+        # SSL_CERT_FILE is set per test (org_env): set here it would outlive this module and
+        # make every later test's Graph client trust this fake's CA instead of its own.
         patch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
         patch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
         endpoints = GraphEndpoints(_org_fake.graph_url, _org_fake.login_url)

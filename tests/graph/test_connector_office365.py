@@ -11,11 +11,11 @@ from keepstone.proxy.backup import run_backup
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import catalog, m365_directory, restore_points, vault
 from tests.graph.fake_mail import mime_of
-from tests.graph.org_fixtures import OrgEnv, _org_server, org_body, org_env
+from tests.graph.org_fixtures import OrgEnv, _org_fake, _org_server, org_body, org_env
 from tests.graph_fake.mailbox import Mailbox
 from tests.graph_fake.state import User
 
-__all__ = ["_org_server", "org_env"]
+__all__ = ["_org_fake", "_org_server", "org_env"]
 
 
 def _fill(org_env: OrgEnv, mailbox: Mailbox, n: int, archive: bool = False) -> None:
