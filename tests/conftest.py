@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher, Type
 from fastapi.testclient import TestClient
 from hypothesis import settings
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from keepstone.server import bootstrap, open_context
+from keepstone.server import DATABASE_FILE, bootstrap, open_context
 from keepstone.services import auth
 from keepstone.services.context import Context
 
@@ -24,6 +26,26 @@ READER_PASSWORD = "reader password"
 BASE_URL = "https://backup.example.test:4443"
 # Wednesday 10 June 2026, 10:00 UTC: a fixed "now" for every test unless it moves the clock.
 START = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+# Password hashing as the server does it (Argon2id), at the lowest cost argon2 allows. The
+# production cost (RFC 9106 low memory: 64 MiB, 3 passes, 4 lanes) takes 0.1-0.7 s of CPU per hash
+# and verification, and nearly every test hashes the administrator's password once (bootstrap) and
+# verifies it once (login): that was the biggest single cost of the suite. Only what the cost
+# itself buys is lost, and tests that need it say so with ``production_password_hashing``
+# (``keepstone serve`` processes started by tests always use the production cost).
+CHEAP_HASHER = PasswordHasher(
+    time_cost=1, memory_cost=8, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
+CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("no such user")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("production_password_hashing") is None:
+        monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(auth, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture
@@ -36,10 +58,29 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture(scope="session")
+def migrated_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty catalog migrated to the newest schema, made once per session (per worker):
+    running every migration costs ~0.1 s of CPU, and nearly every test opens a new catalog.
+    The migrations themselves are tested in ``tests/store`` and by every server start."""
+    data = tmp_path_factory.mktemp("migrated") / "data"
+    open_context(data).db.dispose()
+    return data / DATABASE_FILE
+
+
 @pytest.fixture
-def ctx(data_dir: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+def ctx(
+    data_dir: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_catalog: Path,
+) -> Iterator[Context]:
     monkeypatch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / DATABASE_FILE).exists():
+        # a copy of a fresh catalog: open_context below finds it at the newest schema
+        shutil.copyfile(migrated_catalog, data_dir / DATABASE_FILE)
     context = open_context(data_dir, clock)
     bootstrap(context, data_dir)
     yield context
