@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher, Type
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
 
@@ -163,9 +164,32 @@ def login(client: TestClient, user: str, password: str) -> str:
     return token
 
 
+class SharedApp:
+    """One application per session (per worker) that each test's ``client`` gets with that test's
+    own state. FastAPI builds an application's route table lazily, on its first requests: for the
+    hundreds of versioned routes that is ~0.5-1 s of CPU, paid again by every test that made a
+    new application. The routes and middleware that ``create_app`` builds are the same for every
+    test; only ``app.state`` (the context, login guard, page sets...) differs, so each test still
+    calls ``create_app(ctx)`` and the shared application adopts that new state whole."""
+
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
+
+    def adopt(self, fresh: FastAPI) -> FastAPI:
+        if self.app is None:
+            self.app = fresh
+        self.app.state = fresh.state
+        return self.app
+
+
+@pytest.fixture(scope="session")
+def shared_app() -> SharedApp:
+    return SharedApp()
+
+
 @pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx), base_url=BASE_URL) as test_client:
+def client(ctx: Context, shared_app: SharedApp) -> Iterator[TestClient]:
+    with TestClient(shared_app.adopt(create_app(ctx)), base_url=BASE_URL) as test_client:
         yield test_client
 
 
