@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher, Type
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from keepstone.server import bootstrap, open_context
+from keepstone.server import DATABASE_FILE, bootstrap, open_context
 from keepstone.services import auth
 from keepstone.services.context import Context
 
@@ -24,6 +27,26 @@ READER_PASSWORD = "reader password"
 BASE_URL = "https://backup.example.test:4443"
 # Wednesday 10 June 2026, 10:00 UTC: a fixed "now" for every test unless it moves the clock.
 START = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)
+
+# Password hashing as the server does it (Argon2id), at the lowest cost argon2 allows. The
+# production cost (RFC 9106 low memory: 64 MiB, 3 passes, 4 lanes) takes 0.1-0.7 s of CPU per hash
+# and verification, and nearly every test hashes the administrator's password once (bootstrap) and
+# verifies it once (login): that was the biggest single cost of the suite. Only what the cost
+# itself buys is lost, and tests that need it say so with ``production_password_hashing``
+# (``keepstone serve`` processes started by tests always use the production cost).
+CHEAP_HASHER = PasswordHasher(
+    time_cost=1, memory_cost=8, parallelism=1, hash_len=32, salt_len=16, type=Type.ID
+)
+CHEAP_DUMMY_HASH = CHEAP_HASHER.hash("no such user")
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if request.node.get_closest_marker("production_password_hashing") is None:
+        monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
+        monkeypatch.setattr(auth, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
 
 
 @pytest.fixture
@@ -36,10 +59,29 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+@pytest.fixture(scope="session")
+def migrated_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty catalog migrated to the newest schema, made once per session (per worker):
+    running every migration costs ~0.1 s of CPU, and nearly every test opens a new catalog.
+    The migrations themselves are tested in ``tests/store`` and by every server start."""
+    data = tmp_path_factory.mktemp("migrated") / "data"
+    open_context(data).db.dispose()
+    return data / DATABASE_FILE
+
+
 @pytest.fixture
-def ctx(data_dir: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[Context]:
+def ctx(
+    data_dir: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    migrated_catalog: Path,
+) -> Iterator[Context]:
     monkeypatch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not (data_dir / DATABASE_FILE).exists():
+        # a copy of a fresh catalog: open_context below finds it at the newest schema
+        shutil.copyfile(migrated_catalog, data_dir / DATABASE_FILE)
     context = open_context(data_dir, clock)
     bootstrap(context, data_dir)
     yield context
@@ -122,9 +164,32 @@ def login(client: TestClient, user: str, password: str) -> str:
     return token
 
 
+class SharedApp:
+    """One application per session (per worker) that each test's ``client`` gets with that test's
+    own state. FastAPI builds an application's route table lazily, on its first requests: for the
+    hundreds of versioned routes that is ~0.5-1 s of CPU, paid again by every test that made a
+    new application. The routes and middleware that ``create_app`` builds are the same for every
+    test; only ``app.state`` (the context, login guard, page sets...) differs, so each test still
+    calls ``create_app(ctx)`` and the shared application adopts that new state whole."""
+
+    def __init__(self) -> None:
+        self.app: FastAPI | None = None
+
+    def adopt(self, fresh: FastAPI) -> FastAPI:
+        if self.app is None:
+            self.app = fresh
+        self.app.state = fresh.state
+        return self.app
+
+
+@pytest.fixture(scope="session")
+def shared_app() -> SharedApp:
+    return SharedApp()
+
+
 @pytest.fixture
-def client(ctx: Context) -> Iterator[TestClient]:
-    with TestClient(create_app(ctx), base_url=BASE_URL) as test_client:
+def client(ctx: Context, shared_app: SharedApp) -> Iterator[TestClient]:
+    with TestClient(shared_app.adopt(create_app(ctx)), base_url=BASE_URL) as test_client:
         yield test_client
 
 

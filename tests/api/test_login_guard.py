@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from lxml import etree
@@ -145,6 +146,8 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client(ctx: Context) -> No
     assert login_addresses(ctx) == {ATTACKER, "192.0.2.1"}
 
 
+# Real cost: concurrent logins overlap only while a verification takes real time.
+@pytest.mark.production_password_hashing
 def test_argon2_verifications_are_capped(ctx: Context) -> None:
     app = create_app(ctx)
     guard = LoginGuard(ctx.clock, max_verifications=2)
