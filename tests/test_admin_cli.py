@@ -145,7 +145,7 @@ class Live:
     data_dir: Path
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.base_url, timeout=10)
+        return httpx.Client(base_url=self.server.base_url, timeout=60)
 
 
 @pytest.fixture(scope="module")

@@ -69,7 +69,7 @@ def initial_password(data_dir: Path) -> str:
 def admin_client(
     server: ServerProcess, password: str, user: str = "admin"
 ) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
         client.headers.update(bearer(login(client, user, password)))
         yield client
 
@@ -263,7 +263,7 @@ def test_first_start_prints_a_generated_admin_password_and_keeps_a_private_copy(
     password_file = first_start.data_dir / "initial-admin-password"
     assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
     assert initial_password(first_start.data_dir) == password
-    with httpx.Client(base_url=first_start.base_url, timeout=10) as client:
+    with httpx.Client(base_url=first_start.base_url, timeout=60) as client:
         response = token_response(client, "admin", password)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -277,7 +277,7 @@ def test_data_dir_option_wins_over_the_environment_variable(fleet: Fleet) -> Non
 
 
 def test_swagger_ui_is_served_with_local_assets(first_start: ServerProcess) -> None:
-    with httpx.Client(base_url=first_start.base_url, timeout=10) as client:
+    with httpx.Client(base_url=first_start.base_url, timeout=60) as client:
         page = client.get("/swagger")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -292,7 +292,7 @@ def test_swagger_ui_is_served_with_local_assets(first_start: ServerProcess) -> N
 
 
 def test_openapi_document_lists_the_job_route(first_start: ServerProcess) -> None:
-    with httpx.Client(base_url=first_start.base_url, timeout=10) as client:
+    with httpx.Client(base_url=first_start.base_url, timeout=60) as client:
         response = client.get("/swagger/openapi.json")
     assert response.status_code == 200
     document = response.json()
@@ -326,7 +326,7 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(first_start: Serv
     )
     # The first server is unaffected.
     assert first_start.process.poll() is None
-    with httpx.Client(base_url=first_start.base_url, timeout=10) as client:
+    with httpx.Client(base_url=first_start.base_url, timeout=60) as client:
         assert client.get("/swagger/openapi.json").status_code == 200
 
 
@@ -362,7 +362,7 @@ def test_admin_user_and_password_come_from_the_environment(fleet: Fleet) -> None
     assert "Created administrator" not in server.stdout
     assert ENV_ADMIN_PASSWORD not in server.output
     assert not (server.data_dir / "initial-admin-password").exists()
-    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
         token = login(client, ENV_ADMIN_USER, ENV_ADMIN_PASSWORD)
         assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 200
         assert token_response(client, "admin", ENV_ADMIN_PASSWORD).status_code == 400
@@ -382,11 +382,11 @@ def test_tls_self_signed_serves_https_verifiable_against_the_kept_certificate(fl
     assert served_certificate(server.port) == x509.load_pem_x509_certificate(cert_path.read_bytes())
     # The certificate names localhost and 127.0.0.1, so it verifies as its own trust anchor.
     for host in ("127.0.0.1", "localhost"):
-        with httpx.Client(verify=https_context(cert_path), timeout=10) as client:
+        with httpx.Client(verify=https_context(cert_path), timeout=60) as client:
             response = client.get(f"https://{host}:{server.port}/swagger/openapi.json")
             assert response.status_code == 200
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"http://127.0.0.1:{server.port}/swagger/openapi.json", timeout=5)
+        httpx.get(f"http://127.0.0.1:{server.port}/swagger/openapi.json", timeout=60)
 
 
 def test_tls_on_a_non_loopback_address_does_not_warn(fleet: Fleet) -> None:
@@ -400,7 +400,7 @@ def test_plain_http_on_a_non_loopback_address_warns(fleet: Fleet) -> None:
     warnings = [line for line in server.stdout.splitlines() if "WARNING" in line]
     assert warnings, server.describe()
     assert "0.0.0.0" in warnings[0]
-    with httpx.Client(timeout=10) as client:  # and it does serve plain HTTP
+    with httpx.Client(timeout=60) as client:  # and it does serve plain HTTP
         assert client.get(f"{server.base_url}/swagger/openapi.json").status_code == 200
 
 
@@ -409,7 +409,7 @@ def test_tls_with_an_own_certificate_serves_that_certificate(fleet: Fleet) -> No
     assert server.data_dir is not None
     cert_path = fleet.root / "pki" / "own-cert.pem"
     assert served_certificate(server.port) == x509.load_pem_x509_certificate(cert_path.read_bytes())
-    with httpx.Client(verify=https_context(cert_path), timeout=10) as client:
+    with httpx.Client(verify=https_context(cert_path), timeout=60) as client:
         assert client.get(f"{server.base_url}/swagger/openapi.json").status_code == 200
     assert not (server.data_dir / "tls").exists()
 
@@ -427,7 +427,7 @@ def tls_client(version: ssl.TLSVersion) -> ssl.SSLContext:
 
 def handshake(port: int, version: ssl.TLSVersion) -> str:
     with (
-        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        socket.create_connection(("127.0.0.1", port), timeout=60) as raw,
         tls_client(version).wrap_socket(raw) as tls,
     ):
         return tls.version() or ""
@@ -463,7 +463,7 @@ def test_https_answers_carry_hsts_and_a_secure_httponly_session_cookie(fleet: Fl
     server = fleet.ready("tls-all-interfaces")
     assert server.data_dir is not None
     credentials = ("admin", initial_password(server.data_dir))
-    with httpx.Client(base_url=server.base_url, verify=False, timeout=10) as client:
+    with httpx.Client(base_url=server.base_url, verify=False, timeout=60) as client:
         logon = client.post("/api/sessionMngr/?v=latest", auth=credentials)
         assert logon.status_code == 201, logon.text
         cookie = logon.headers["set-cookie"]
@@ -490,7 +490,7 @@ def test_links_use_the_configured_public_url(tmp_path: Path) -> None:
     )
     try:
         password = initial_password(tmp_path / "data")
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
             token = login(client, "admin", password)
             answer = client.get("/v8/BackupRepositories", headers=EVIL_HOST | bearer(token))
             logon = client.post("/api/sessionMngr/?v=latest", auth=("admin", password))
@@ -524,7 +524,7 @@ def test_a_restart_reuses_catalog_credentials_and_certificate(tmp_path: Path) ->
         before = password_file.stat()
         first_cert = cert_path.read_bytes()
         with httpx.Client(
-            base_url=first.base_url, verify=https_context(cert_path), timeout=10
+            base_url=first.base_url, verify=https_context(cert_path), timeout=60
         ) as client:
             client.headers.update(bearer(login(client, "admin", password)))
             repos = client.get("/v2/BackupRepositories").json()
@@ -546,7 +546,7 @@ def test_a_restart_reuses_catalog_credentials_and_certificate(tmp_path: Path) ->
         assert cert_path.read_bytes() == first_cert
         assert served_certificate(second.port) == x509.load_pem_x509_certificate(first_cert)
         with httpx.Client(
-            base_url=second.base_url, verify=https_context(cert_path), timeout=10
+            base_url=second.base_url, verify=https_context(cert_path), timeout=60
         ) as client:
             client.headers.update(bearer(login(client, "admin", password)))
             assert [r["id"] for r in client.get("/v2/BackupRepositories").json()] == [
@@ -566,7 +566,7 @@ def test_a_signal_stops_the_server_cleanly_and_releases_the_data_dir(
     data_dir = tmp_path / "data"
     server = start_server(tmp_path / "logs", data_dir)
     try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
             assert client.get("/swagger/openapi.json").status_code == 200
         code = server.send(signum)
         assert code is not None, f"server still running 10 s after {signum.name}"
@@ -582,7 +582,7 @@ def test_a_signal_stops_the_server_cleanly_and_releases_the_data_dir(
     again = start_server(tmp_path / "logs", data_dir)
     try:
         assert "Created administrator" not in again.stdout
-        with httpx.Client(base_url=again.base_url, timeout=10) as client:
+        with httpx.Client(base_url=again.base_url, timeout=60) as client:
             assert client.get("/swagger/openapi.json").status_code == 200
     finally:
         again.stop()
