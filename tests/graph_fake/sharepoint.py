@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from starlette.types import Message, Receive, Scope, Send
 
 from keepstone.api.plumbing import HttpMiddleware
-from tests.graph_fake import access_tokens, paging
+from tests.graph_fake import paging
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.throttle import Block, CostWindow, Limits, scaled_count, seconds
 
@@ -191,6 +191,9 @@ def _key(state: FakeState, scope: Scope) -> tuple[str, str] | None:
     if not SHAREPOINT_PATH.match(path):
         return None
     authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+    # imported here: access_tokens imports state, which imports this module
+    from tests.graph_fake import access_tokens
+
     try:
         caller = access_tokens.verify(state, authorization)
     except access_tokens.TokenRefused:

@@ -138,14 +138,14 @@ def test_a_permanent_failure_is_not_retried(api: Api, job: dict[str, Any], ctx: 
     """An organization type with no connector yet (as a newer catalog might hold): nothing a
     retry could change, so the run fails once and no retry is queued."""
     with ctx.db.write() as s:
-        s.execute(update(Organization).values(type="Office365"))
+        s.execute(update(Organization).values(type="Hybrid"))
     local = next(p for p in catalog.list_proxies(ctx) if p.is_local)
     start(api, job)
     assert ProxyWorker(ctx, local.id).run_one()
     [run] = sessions(api, job)
     assert (run["status"], run["retryCount"]) == ("Failed", 0)
     assert log_titles(api, run)[-1].startswith(
-        "[Failed] No connector for organization type 'Office365'"
+        "[Failed] No connector for organization type 'Hybrid'"
     )
 
 
