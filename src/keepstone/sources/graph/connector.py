@@ -30,7 +30,7 @@ from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.graph.client import GraphClient
 from keepstone.sources.graph.drive_backup import DriveBackup
 from keepstone.sources.graph.mail_backup import MailboxBackup, is_carried
-from keepstone.sources.imap.backup import _Buffer, _Closed
+from keepstone.sources.readahead import ReadAheadBuffer, ReaderClosed
 
 WORKERS = 8  # parts read at once; each mailbox itself keeps up to 4 requests in flight
 BUFFER_BYTES = 32 << 20  # per part read ahead
@@ -62,8 +62,8 @@ class Office365Backup:
         self._stack = ExitStack()
         self._client: GraphClient | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._ahead: dict[tuple[str, Part], _Buffer] = {}
-        self._buffers: list[_Buffer] = []
+        self._ahead: dict[tuple[str, Part], ReadAheadBuffer] = {}
+        self._buffers: list[ReadAheadBuffer] = []
 
     def users(self) -> list[GraphUser]:
         return list(self._users.values())
@@ -100,8 +100,8 @@ class Office365Backup:
             self._client = self._stack.enter_context(self._connect())
         return self._client
 
-    def _launch(self, user: str, part: Part) -> _Buffer:
-        buffer = _Buffer(BUFFER_BYTES, self._stop)
+    def _launch(self, user: str, part: Part) -> ReadAheadBuffer:
+        buffer = ReadAheadBuffer(BUFFER_BYTES, self._stop)
         self._buffers.append(buffer)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="keepstone-m365")
@@ -109,7 +109,7 @@ class Office365Backup:
         self._pool.submit(_read_part, client, self._users[user], part, self._previous, buffer)
         return buffer
 
-    def _drain(self, buffer: _Buffer) -> Iterator[SourceItem]:
+    def _drain(self, buffer: ReadAheadBuffer) -> Iterator[SourceItem]:
         """The part's items as its reader gives them; skips are reported from the run's
         thread, and the reader's failure is raised here, after what it gave."""
         try:
@@ -123,7 +123,11 @@ class Office365Backup:
 
 
 def _read_part(
-    client: GraphClient, user: GraphUser, part: Part, previous: PreviousPoint, buffer: _Buffer
+    client: GraphClient,
+    user: GraphUser,
+    part: Part,
+    previous: PreviousPoint,
+    buffer: ReadAheadBuffer,
 ) -> None:
     """Read one part of one user into ``buffer`` (a pool thread)."""
 
@@ -134,7 +138,7 @@ def _read_part(
         for item in _part_items(client, user, part, previous, skipped):
             held = 0 if is_carried(item) or item.kind == "folder" else item.size
             buffer.put(item, ENTRY_BYTES + held)
-    except _Closed:
+    except ReaderClosed:
         pass
     except BaseException as error:  # never leave the consumer waiting
         buffer.fail(error)

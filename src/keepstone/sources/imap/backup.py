@@ -35,7 +35,7 @@ import io
 import random
 import re
 import threading
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +72,7 @@ from keepstone.sources.imap import (
 )
 from keepstone.sources.local import headers_of
 from keepstone.sources.names import display, key_part
+from keepstone.sources.readahead import ReadAheadBuffer, ReaderClosed
 
 MESSAGE_MODE = 0o600
 BUFFER_BYTES = 32 << 20  # per mailbox read ahead: bounds memory with max_connections
@@ -139,8 +140,8 @@ class ImapBackup:
         self._stop = threading.Event()
         self._previous = PreviousPoint()
         self._pool: ThreadPoolExecutor | None = None
-        self._mailboxes: dict[str, _Buffer] = {}
-        self._buffers: list[_Buffer] = []
+        self._mailboxes: dict[str, ReadAheadBuffer] = {}
+        self._buffers: list[ReadAheadBuffer] = []
 
     def users(self) -> list[ImapUser]:
         return [ImapUser(name) for name in self.access.logins]
@@ -172,8 +173,8 @@ class ImapBackup:
 
     # ----- reading ahead -----
 
-    def _launch(self, user: str) -> _Buffer:
-        buffer = _Buffer(BUFFER_BYTES, self._stop)
+    def _launch(self, user: str) -> ReadAheadBuffer:
+        buffer = ReadAheadBuffer(BUFFER_BYTES, self._stop)
         self._buffers.append(buffer)
         reader = _MailboxReader(
             user, self.access, self._previous.of_user(user), buffer, self._retry, self._connect
@@ -183,7 +184,7 @@ class ImapBackup:
         self._pool.submit(reader.run)
         return buffer
 
-    def _drain(self, buffer: _Buffer) -> Iterator[SourceItem]:
+    def _drain(self, buffer: ReadAheadBuffer) -> Iterator[SourceItem]:
         """The mailbox's items as its reader gives them; skips are reported from this thread
         (the run's), and the reader's failure is raised here, after what it gave."""
         try:
@@ -227,7 +228,7 @@ class _MailboxReader:
         user: str,
         access: ImapAccess,
         previous: list[Item],
-        buffer: _Buffer,
+        buffer: ReadAheadBuffer,
         retry: Retry,
         connector: Connect,
     ) -> None:
@@ -246,7 +247,7 @@ class _MailboxReader:
     def run(self) -> None:
         try:
             self._read()
-        except _Closed:
+        except ReaderClosed:
             pass
         except OrganizationUnreachable as error:
             self.buffer.fail(error)
@@ -317,7 +318,7 @@ class _MailboxReader:
 
     def _sleep(self, seconds: float) -> None:
         if self.buffer.stopped.wait(seconds):
-            raise _Closed
+            raise ReaderClosed
 
     # ----- one folder -----
 
@@ -443,7 +444,7 @@ class _MailboxReader:
 
     def _carry_rest(self) -> None:
         """The mailbox failed: folders not read keep their previous state in this point."""
-        with contextlib.suppress(_Closed):
+        with contextlib.suppress(ReaderClosed):
             for wire in self.folders:
                 if wire not in self.done:
                     self._carry_folder(wire)
@@ -672,75 +673,3 @@ def _why(error: BaseException) -> str:
 def _unreachable(access: ImapAccess, error: ImapError) -> str:
     endpoint = access.endpoint
     return f"IMAP server {endpoint.host}:{endpoint.port} cannot be used: {_why(error)}"
-
-
-# ----- the bounded buffer between a reader and the run -----
-
-
-class _Closed(Exception):
-    """The run stopped reading this mailbox: its reader ends."""
-
-
-class _End:
-    def __init__(self, error: BaseException | None) -> None:
-        self.error = error
-
-
-class _Buffer:
-    """A queue bounded by bytes (an entry larger than the bound passes alone). The consumer
-    waits at most ``WAIT_SECONDS`` at a time and calls ``check`` in between (the run's lease
-    and stop requests are kept up while a mailbox is slow, throttled or retried)."""
-
-    WAIT_SECONDS = 1.0
-
-    def __init__(self, limit: int, stopped: threading.Event) -> None:
-        self.limit = limit
-        self.stopped = stopped
-        self._entries: deque[tuple[SourceItem | Skipped | _End, int]] = deque()
-        self._bytes = 0
-        self._closed = False
-        self._cond = threading.Condition()
-
-    def put(self, entry: SourceItem | Skipped | _End, weight: int) -> None:
-        with self._cond:
-            while self._bytes and self._bytes + weight > self.limit and not self._closed:
-                self._cond.wait()
-            if self._closed or self.stopped.is_set():
-                raise _Closed
-            self._entries.append((entry, weight))
-            self._bytes += weight
-            self._cond.notify_all()
-
-    def finish(self) -> None:
-        with contextlib.suppress(_Closed):
-            self.put(_End(None), 0)
-
-    def fail(self, error: BaseException) -> None:
-        with contextlib.suppress(_Closed):
-            self.put(_End(error), 0)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._entries.clear()
-            self._cond.notify_all()
-
-    def drain(self, check: Callable[[], None]) -> Iterator[SourceItem | Skipped]:
-        while True:
-            with self._cond:
-                while not self._entries:
-                    if not self._cond.wait(self.WAIT_SECONDS):
-                        break
-                entry_weight = self._entries.popleft() if self._entries else None
-                if entry_weight is not None:
-                    self._bytes -= entry_weight[1]
-                    self._cond.notify_all()
-            if entry_weight is None:
-                check()
-                continue
-            entry = entry_weight[0]
-            if isinstance(entry, _End):
-                if entry.error is not None:
-                    raise entry.error
-                return
-            yield entry
