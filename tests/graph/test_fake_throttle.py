@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ import pytest
 from tests.graph.fake_client import advance, bearer, client, graph_code
 from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.server import FakeGraph
-from tests.graph_fake.throttle import Limits
+from tests.graph_fake.throttle import Block, Limits
 
 SECRET = "s3cret"
 
@@ -120,3 +120,19 @@ def test_injected_connection_reset(org: Org) -> None:
     with pytest.raises(httpx.TransportError):
         org.folders()
     assert org.folders().status_code == 200
+
+
+def test_a_request_in_flight_when_the_block_began_does_not_extend_it() -> None:
+    """Only a premature retry restarts the block: requests already sent when it began are
+    refused without moving it, so a retry after the announced Retry-After is admitted."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    block = Block()
+    block.start(start, timedelta(seconds=2))
+    in_flight = start + timedelta(milliseconds=100)
+    assert block.early(in_flight) and not block.premature(in_flight)
+    assert not block.early(start + timedelta(seconds=2))  # the honest retry passes
+    block.start(start, timedelta(seconds=2))
+    late = start + timedelta(seconds=1)
+    assert block.early(late) and block.premature(late)
+    assert block.until == late + timedelta(seconds=2)  # the penalty: blocked from late on
+    assert not block.early(late + timedelta(seconds=2))

@@ -92,10 +92,14 @@ class Block:
     started: datetime | None = None
 
     def early(self, now: datetime) -> bool:
-        """True, and the block started again from now, for a request before it has passed."""
+        """True for a request before the block has passed; a premature one (not one already in
+        flight when the block began) starts the block again from now: the penalty. An in-flight
+        request must not extend it, or the client's honest retry after its Retry-After would
+        meet a block it was never told of."""
         if self.until is None or now >= self.until:
             return False
-        self.until = now + self.penalty
+        if self.premature(now):
+            self.until = now + self.penalty
         return True
 
     def premature(self, now: datetime) -> bool:
