@@ -270,3 +270,15 @@ def test_content_follows_its_redirect_to_the_download_url(
         "/v1.0/drives/d/items/i/content",
         "/download?tempauth=t",
     ]
+
+
+def test_an_inner_batch_retry_after_is_read_whatever_its_shape() -> None:
+    """Inner $batch answers are data: a header in any case, an HTTP-date, or no usable headers
+    never raise (drive restore used to parse it with float() and fail on a date)."""
+    from keepstone.sources.graph.client import inner_retry_after
+
+    assert inner_retry_after({"headers": {"Retry-After": "3"}}) == 3.0
+    assert inner_retry_after({"headers": {"retry-after": "Wed, 21 Oct 2099 07:28:00 GMT"}}) > 0
+    assert inner_retry_after({"headers": {"Retry-After": "soon"}}) is None
+    assert inner_retry_after({"headers": "Retry-After: 3"}) is None
+    assert inner_retry_after({}) is None

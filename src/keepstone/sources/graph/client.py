@@ -49,6 +49,16 @@ def retry_after_seconds(value: str | None, date: str | None = None) -> float | N
     return max(0.0, (at - now).total_seconds())
 
 
+def inner_retry_after(answer: Mapping[str, Any]) -> float | None:
+    """The ``Retry-After`` of one inner ``$batch`` answer, in seconds (None if it names none or
+    the answer is not an object with headers)."""
+    headers = answer.get("headers")
+    if not isinstance(headers, dict):
+        return None
+    named = {str(k).lower(): str(v) for k, v in headers.items()}
+    return retry_after_seconds(named.get("retry-after"))
+
+
 @dataclass
 class PageWalk:
     """The pages of a collection, following ``@odata.nextLink`` verbatim; once exhausted,
@@ -179,6 +189,12 @@ class GraphClient:
                 attempt += 1
                 continue
             raise graph_error(status, response.content, response.headers.get("request-id"))
+
+    def hold(self, scope: str, seconds: float) -> None:
+        """Close ``scope``'s gate for ``seconds``: a ``Retry-After`` named inside a ``$batch``
+        answer (whose own status was 200) holds the scope's next requests like an outer one."""
+        with self._lock:
+            self.discipline.throttled(scope, self.clock(), seconds)
 
     # -- the discipline -----------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.client import GraphClient, inner_retry_after
 from keepstone.sources.graph.errors import GraphError
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -242,20 +242,19 @@ def _inner_answers(content: bytes) -> Iterator[tuple[str, int, Any]]:
 def _wait_for_retry_after(client: GraphClient, content: bytes) -> None:
     """The longest Retry-After an inner answer named, honoured for the whole application."""
     from keepstone.domain.throttle import APP_SCOPE
-    from keepstone.sources.graph.client import retry_after_seconds
 
-    waits = []
     try:
         document = json.loads(content)
-        for inner in document.get("responses") or []:
-            headers = {k.lower(): v for k, v in (inner.get("headers") or {}).items()}
-            seconds = retry_after_seconds(headers.get("retry-after"))
-            if seconds is not None:
-                waits.append(seconds)
-    except (ValueError, AttributeError, TypeError):
+    except ValueError:
         return
+    answers = document.get("responses") if isinstance(document, dict) else None
+    waits = [
+        wait
+        for inner in (answers if isinstance(answers, list) else [])
+        if isinstance(inner, dict) and (wait := inner_retry_after(inner)) is not None
+    ]
     if waits:
-        client.discipline.throttled(APP_SCOPE, client.clock(), max(waits))
+        client.hold(APP_SCOPE, max(waits))
 
 
 def _single(client: GraphClient, url: str, counter: Counter) -> tuple[int, Any]:

@@ -32,7 +32,7 @@ from keepstone.domain.errors import InvalidInput
 from keepstone.domain.names import safe_component
 from keepstone.engine import Item
 from keepstone.sources.graph.access import GraphUser
-from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.client import GraphClient, inner_retry_after
 from keepstone.sources.graph.drive_backup import API, DRIVE_SCOPE
 from keepstone.sources.graph.errors import GraphError
 from keepstone.sources.targets import Collision, Outcome, Placement, Reader
@@ -219,15 +219,16 @@ class DriveWriter:
             for response in answer.get("responses", []):
                 if not isinstance(response, dict) or response.get("id") not in by_id:
                     continue
-                status = int(response.get("status", 0))
+                status = response.get("status")
+                status = status if isinstance(status, int) else 0  # Graph's answer is data
                 statuses[response["id"]] = status
                 if status in (429, 503, 504):
                     again.append(by_id[response["id"]])
-                    headers = response.get("headers") or {}
-                    waits.append(float(str(headers.get("Retry-After", "1"))) or 1.0)
+                    waits.append(inner_retry_after(response) or 1.0)
             if not again:
                 return statuses
-            self.client.sleep(max(waits))
+            # the whole drive scope waits (not only this thread): the next $batch passes the gate
+            self.client.hold(DRIVE_SCOPE, max(waits))
             pending = again
         return statuses
 

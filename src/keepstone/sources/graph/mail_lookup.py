@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from keepstone.sources.graph.client import GraphClient, retry_after_seconds
+from keepstone.sources.graph.client import GraphClient, inner_retry_after
 
 BATCH = 20  # Graph's most requests in one $batch
 IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
@@ -63,12 +63,9 @@ def look_up_many(client: GraphClient, scope: str, paths: Mapping[str, str]) -> d
         if inner.get("status") == 200:
             found[str(inner["id"])] = found_ids(inner.get("body"))
             continue
-        headers = inner.get("headers")
-        if isinstance(headers, dict):
-            named = {str(k).lower(): str(v) for k, v in headers.items()}
-            wait = retry_after_seconds(named.get("retry-after"))
-            if wait is not None:
-                waits.append(wait)
+        wait = inner_retry_after(inner)
+        if wait is not None:
+            waits.append(wait)
     if waits:
-        client.discipline.throttled(scope, client.clock(), max(waits))
+        client.hold(scope, max(waits))
     return found
