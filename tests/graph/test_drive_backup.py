@@ -10,7 +10,10 @@ import pytest
 
 from keepstone.sources.connector import Skipped
 from keepstone.sources.graph.access import GraphUser
+from keepstone.sources.graph.client import GraphClient
 from keepstone.sources.graph.drive_backup import SPILL_BYTES, DriveBackup
+from keepstone.sources.graph.errors import GraphSyncStateLost
+from keepstone.sources.graph.settings import GraphEndpoints
 from tests.graph.drive_fixtures import (
     Runs,
     Tenancy,
@@ -105,8 +108,50 @@ def test_a_delta_reset_is_a_full_reread_merged_by_id(runs: Runs) -> None:
     stored = [i for i, _ in runs.stored().values() if i.kind == "file"]
     assert len(stored) == len({i.key for i in stored}) == len(expected(drive))
     assert runs.files(user) == expected(drive)
-    # drive, the 410, the full listing; unchanged files carried by cTag, one download
+    # drive, the 410, the fresh enumeration its Location names (one page); unchanged files
+    # carried by cTag, one download
     assert runs.counts["graph"] == 3 and runs.counts["download"] == 1
+    assert drive.resyncs_followed == 1  # the Location's nextLink, not a start from scratch
+
+
+def test_a_resync_asking_to_upload_differences_warns_of_what_is_no_longer_listed(
+    runs: Runs,
+) -> None:
+    """resyncChangesUploadDifferences: a backup uploads nothing; the drive is what the service
+    lists, and the files it stopped listing are named in one warning (earlier points keep
+    them)."""
+    user, drive = add_user(runs, "adele")
+    fill(drive, runs, 6)
+    assert runs.run()["status"] == "Success"
+    with runs.tenancy.fake.state.lock:
+        for name in ("file 1.bin", "file 4.bin"):
+            drive.delete(next(i for i in drive.items.values() if i.name == name).id)
+        drive.invalidate_delta("resyncChangesUploadDifferences")
+    assert runs.tenancy.transport is not None
+    runs.tenancy.transport.reset()
+    session = runs.run()
+    assert session["status"] == "Warning", runs.log(session)
+    assert any("upload" in t and "2 file(s)" in t for t in runs.log(session)), runs.log(session)
+    assert runs.files(user) == expected(drive)
+    assert runs.counts["download"] == 0 and drive.resyncs_followed == 1
+
+
+def test_only_a_graph_location_is_followed() -> None:
+    """A 410's Location elsewhere (or none) is not followed: the listing starts without a
+    token on Graph itself."""
+    client = GraphClient(GraphEndpoints("https://graph.example", "https://login.example"), str)
+    backup = DriveBackup(client, GraphUser("u", "id", "u"), [], lambda _: None)
+
+    def gone(location: str | None) -> GraphSyncStateLost:
+        return GraphSyncStateLost(410, "resyncRequired", "", None, location=location)
+
+    try:
+        assert backup._resync_url(gone("https://graph.example/v1.0/x?token=1")) is not None
+        for elsewhere in ("https://graph.example.evil/x", "http://graph.example/x", "/x", None):
+            assert backup._resync_url(gone(elsewhere)) is None
+        assert backup._resync_url(None) is None
+    finally:
+        client.close()
 
 
 def test_expired_urls_are_asked_again_and_cut_downloads_resume(runs: Runs) -> None:

@@ -166,13 +166,28 @@ def test_reset_delta_state_gives_410_with_a_restart_location(files: Files) -> No
     _, delta_link, _ = files.round(f"{files.base}/root/delta")
     with files.fake.state.lock:
         files.drive.invalidate_delta()
-    for stale in (first["@odata.nextLink"], delta_link):
-        gone = files.get(stale)
+    gones = [files.get(stale) for stale in (first["@odata.nextLink"], delta_link)]
+    for gone in gones:
         assert graph_code(gone) == (410, "resyncRequired")
         assert gone.json()["error"]["innerError"]["code"] == "resyncChangesApplyDifferences"
-        assert gone.headers["Location"] == f"{files.base}/root/delta"
+        # "a new nextLink that starts a fresh delta enumeration from scratch"
+        assert gone.headers["Location"].startswith(f"{files.base}/root/delta?token=")
+    page = files.get(gones[0].headers["Location"]).json()
+    assert len(page["value"]) == 2 and "@odata.nextLink" in page  # the stale link's $top=2
     restarted, _, _ = files.round(gone.headers["Location"])
     assert len(restarted) == 6  # the root and five files, each once
+    assert files.drive.resyncs_followed == 2
+
+
+def test_a_resync_can_ask_to_upload_differences(files: Files) -> None:
+    _, delta_link, _ = files.round(f"{files.base}/root/delta?$select=id,name")
+    with files.fake.state.lock:
+        files.drive.invalidate_delta("resyncChangesUploadDifferences")
+    gone = files.get(delta_link)
+    assert graph_code(gone) == (410, "resyncRequired")
+    assert gone.json()["error"]["innerError"]["code"] == "resyncChangesUploadDifferences"
+    restarted, _, _ = files.round(gone.headers["Location"])
+    assert [set(e) for e in restarted] == [{"id", "name"}]  # the frozen $select carried over
 
 
 def test_old_rounds_are_forgotten_so_memory_stays_bounded(files: Files) -> None:

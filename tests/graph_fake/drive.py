@@ -77,6 +77,11 @@ class Drive:
         self.changes: list[tuple[int, str]] = []
         # Bumped to invalidate every delta and next link (410 resync, graph.md §2.5).
         self.generation = 1
+        # The 410's detailed code (the driveItem delta doc's two) and the fresh rounds its
+        # Location started; how many of them a client began reading.
+        self.resync_code = "resyncChangesApplyDifferences"
+        self.resync_rounds: set[str] = set()
+        self.resyncs_followed = 0
         self._log(self.root.id)
 
     def _log(self, changed: str) -> None:
@@ -140,8 +145,9 @@ class Drive:
         body["folder" if gone.is_folder else "file"] = {}
         return body
 
-    def invalidate_delta(self) -> None:
+    def invalidate_delta(self, code: str = "resyncChangesApplyDifferences") -> None:
         self.generation += 1
+        self.resync_code = code
 
     def depth(self, of: str) -> int:
         item = self.items[of]

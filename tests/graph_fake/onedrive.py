@@ -109,7 +109,12 @@ KEPT_ROUNDS = 8
 
 
 class ResyncRequired(Exception):
-    """A delta or next link from before the drive's delta state was reset."""
+    """A delta or next link from before the drive's delta state was reset; the query options
+    it froze (`$select`, `$top`) carry over into the fresh enumeration the 410 points at."""
+
+    def __init__(self, select: list[str] | None, top: int) -> None:
+        super().__init__("resync required")
+        self.select, self.top = select, top
 
 
 def _drive_by_owner(state: FakeState, caller: Caller, key: str) -> Drive:
@@ -234,7 +239,7 @@ def _start(state: FakeState, drive: Drive, params: Any) -> dict[str, Any]:
     if sealed.get("drive") != drive.id or sealed.get("kind") not in ("page", "delta"):
         raise BadQuery("invalidRequest", "Invalid delta token.")
     if sealed.get("generation") != drive.generation:
-        raise ResyncRequired()
+        raise ResyncRequired(sealed.get("select"), int(sealed.get("top", 200)))
     if sealed["kind"] == "page":
         return sealed
     latest: dict[str, int] = {}
@@ -276,7 +281,9 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
             drive = _drive(state, caller, request.path_params["drive"])
             position = _start(state, drive, params)
             if position["round"] not in state.delta_rounds:
-                raise ResyncRequired()
+                raise ResyncRequired(position["select"], position["top"])
+            if position["round"] in drive.resync_rounds and position["offset"] == 0:
+                drive.resyncs_followed += 1
             ids = state.delta_rounds[position["round"]][2]
             offset, top = position["offset"], position["top"]
             value = [
@@ -285,8 +292,9 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
             ]
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
-    except ResyncRequired:
-        return _resync(request, state)
+    except ResyncRequired as exc:
+        with state.lock:
+            return _resync(request, state, drive, exc)
     link = str(request.url.replace(query=""))
     metadata = f"{str(request.base_url).rstrip('/')}/v1.0/$metadata"
     body: dict[str, Any] = {"@odata.context": f"{metadata}#Collection(driveItem)"}
@@ -309,15 +317,27 @@ async def drive_delta(request: Request, caller: Caller) -> Response:
     return JSONResponse(body)
 
 
-def _resync(request: Request, state: FakeState) -> Response:
-    """410 with `Location`: a fresh enumeration, to be merged with local state by id."""
+def _resync(request: Request, state: FakeState, drive: Drive, exc: ResyncRequired) -> Response:
+    """410 Gone with the drive's resync code and a `Location` holding "a new nextLink that
+    starts a fresh delta enumeration from scratch" (driveItem delta doc): a new full round
+    with the stale link's `$select` and `$top`, to be compared with local state by id."""
+    ids = sorted(drive.items, key=drive.depth)
+    position = _new_round(state, drive, ids, exc.select, exc.top)
+    drive.resync_rounds.add(position["round"])
+    link = str(request.url.replace(query=""))
+    upload = drive.resync_code == "resyncChangesUploadDifferences"
     return graph_error(
         410,
         "resyncRequired",
-        "Resync required. Replace any local items with the server's version.",
+        "Resync required. "
+        + (
+            "Upload any local items the service did not return."
+            if upload
+            else "Replace any local items with the server's version."
+        ),
         state.clock.now(),
-        {"Location": str(request.url.replace(query=""))},
-        inner_code="resyncChangesApplyDifferences",
+        {"Location": f"{link}?" + urlencode({"token": paging.seal(state.token_key, position)})},
+        inner_code=drive.resync_code,
     )
 
 

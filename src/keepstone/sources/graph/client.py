@@ -188,7 +188,12 @@ class GraphClient:
                 self._pause(attempt, None)
                 attempt += 1
                 continue
-            raise graph_error(status, response.content, response.headers.get("request-id"))
+            raise graph_error(
+                status,
+                response.content,
+                response.headers.get("request-id"),
+                response.headers.get("Location"),
+            )
 
     def hold(self, scope: str, seconds: float) -> None:
         """Close ``scope``'s gate for ``seconds``: a ``Retry-After`` named inside a ``$batch``

@@ -7,6 +7,11 @@ not name are the previous run's, under their current path, and the executor carr
 their change token (the ``cTag``) without reading them. The item format is in
 docs/repository-format.md ("Microsoft 365: OneDrive").
 
+A lost delta state (``410 Gone``) is followed as documented: its ``Location`` is a nextLink
+starting a fresh enumeration, read whole and taken as the drive's state (both
+``resyncChangesApplyDifferences`` and ``resyncChangesUploadDifferences``: a backup has no local
+changes to upload; for the latter the files no longer listed are named in one warning).
+
 Throttling scope: SharePoint and OneDrive throttle **per application per tenant** (graph.md
 §2.3), not per drive, so every drive request of one organization's client shares one scope
 (``DRIVE_SCOPE``): a ``Retry-After`` from any drive holds every drive of the tenant (sending on
@@ -44,6 +49,10 @@ from keepstone.sources.names import key_part
 API = "/v1.0"
 DRIVE_SCOPE = "sharepoint"  # the app-per-tenant unit of SharePoint/OneDrive throttling
 PAGE_SIZE = 500  # Corso's page size for drive delta
+RESYNC_ROUNDS = 3  # fresh enumerations tried when the service keeps resetting (410) midway
+# The 410 codes asking a client to upload what the service did not return (the doc's name and
+# the errors page's shorter one).
+UPLOAD_DIFFERENCES = frozenset({"resyncChangesUploadDifferences", "resyncUploadDifferences"})
 SPILL_BYTES = 4 << 20  # a download is kept in memory up to this, on disk beyond
 READ_PIECE = 1 << 20
 DOWNLOAD_URL = "@microsoft.graph.downloadUrl"
@@ -169,28 +178,68 @@ class DriveBackup:
         changes, or (first run, another drive, the delta link lost: 410) a full listing."""
         link = state.meta.get("delta_link") if state else None
         same_drive = state is not None and state.meta.get("drive_id") == self.drive_id
-        try:
-            if same_drive and isinstance(link, str) and link:
-                model = self._previous_model(state)
+        resync: GraphSyncStateLost | None = None
+        if same_drive and isinstance(link, str) and link:
+            model = self._previous_model(state)
+            try:
                 delta_link = self._apply_round(model, link)
+            except GraphSyncStateLost as error:
+                resync = error  # a fresh enumeration replaces the local state (below)
+            except GraphError as error:
+                raise PartFailed(f"the OneDrive changes cannot be listed: {error.code}") from error
+            else:
                 self._retry(model, state)
                 return model, delta_link
-        except GraphSyncStateLost:
-            pass  # resyncChangesApplyDifferences: the full listing below replaces local state
-        except GraphError as error:
-            raise PartFailed(f"the OneDrive changes cannot be listed: {error.code}") from error
-        # The full listing from a delta without a token: what a 410's Location points at.
+        return self._full_listing(resync)
+
+    def _full_listing(self, resync: GraphSyncStateLost | None) -> tuple[DriveModel, str | None]:
+        """Every item of the drive, from the fresh enumeration a 410's ``Location`` names (a
+        nextLink, graph.md §2.5) or else from a delta without a token. The server's state is
+        the drive's: files it does not list are not in this restore point (earlier points keep
+        them); a file whose cTag is unchanged is carried, not downloaded again."""
         start = f"{API}/drives/{quote(self.drive_id)}/root/delta?$select={SELECT}&$top={PAGE_SIZE}"
-        for attempt in range(2):
+        for attempt in range(RESYNC_ROUNDS):
             model = DriveModel()
             try:
-                return model, self._apply_round(model, start)
+                delta_link = self._apply_round(model, self._resync_url(resync) or start)
             except GraphSyncStateLost as error:
-                if attempt:  # reset again while listing: the part fails, the run goes on
+                if attempt == RESYNC_ROUNDS - 1:  # reset again and again: the part fails
                     raise PartFailed(f"the OneDrive kept resetting: {error.code}") from error
+                resync = error
+                continue
             except GraphError as error:
                 raise PartFailed(f"the OneDrive cannot be listed: {error.code}") from error
+            if resync is not None:
+                self._resynced(resync, model)
+            return model, delta_link
         raise AssertionError("unreachable")
+
+    def _resync_url(self, resync: GraphSyncStateLost | None) -> str | None:
+        """The 410's ``Location`` when it is a Graph URL (the token is only ever sent to Graph;
+        anything else is ignored and the listing starts without a token)."""
+        location = resync.location if resync is not None else None
+        if location and location.startswith(self.client.endpoints.graph_url + "/"):
+            return location
+        return None
+
+    def _resynced(self, resync: GraphSyncStateLost, model: DriveModel) -> None:
+        """``resyncChangesUploadDifferences`` says the service may not know items a client
+        holds (graph.md §2.5: "upload any local items that the service didn't return"). A
+        backup uploads nothing: the drive is what the service lists, and the files it no
+        longer lists are named in one warning (they stay in the earlier restore points)."""
+        if not UPLOAD_DIFFERENCES.intersection((resync.code, *resync.details)):
+            return  # resyncChangesApplyDifferences: the server's version replaces ours
+        before = {str(i.meta.get("item_id")) for i in self.previous.values() if i.kind == "file"}
+        missing = len(before - set(model.files))
+        if missing:
+            self.on_skip(
+                Skipped(
+                    self.user.name,
+                    "OneDrive",
+                    f"OneDrive asked for a resync that uploads differences; {missing} file(s) "
+                    "it no longer lists are kept in earlier restore points only",
+                )
+            )
 
     def _apply_round(self, model: DriveModel, url: str) -> str | None:
         """Follow one delta round to its delta link; entries are merged by id, the last one of

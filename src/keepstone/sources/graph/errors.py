@@ -10,7 +10,16 @@ from typing import Any
 class GraphError(Exception):
     """Graph answered with an error. Branch on ``code``, never on ``message`` (graph.md §2.4)."""
 
-    def __init__(self, status: int, code: str, message: str, request_id: str | None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        request_id: str | None,
+        *,
+        details: tuple[str, ...] = (),
+        location: str | None = None,
+    ) -> None:
         super().__init__(
             f"{status} {code}: {message}" + (f" (request-id {request_id})" if request_id else "")
         )
@@ -18,6 +27,8 @@ class GraphError(Exception):
         self.code = code
         self.message = message
         self.request_id = request_id
+        self.details = details  # the more specific codes nested in innerError, outermost first
+        self.location = location  # the answer's Location (a 410 resync's fresh enumeration)
 
 
 class GraphAuthError(GraphError):
@@ -49,21 +60,34 @@ class TokenError(Exception):
         self.description = description
 
 
-def _error_body(body: bytes) -> tuple[str, str, str | None]:
+def _error_body(body: bytes) -> tuple[str, str, str | None, tuple[str, ...]]:
     try:
         document: Any = json.loads(body)
         error = document["error"]
         code, message = str(error.get("code", "")), str(error.get("message", ""))
         inner = error.get("innerError") or error.get("innererror") or {}
         request_id = inner.get("request-id") if isinstance(inner, dict) else None
-        return code, message, str(request_id) if request_id else None
+        return code, message, str(request_id) if request_id else None, _nested_codes(inner)
     except (ValueError, KeyError, TypeError, AttributeError):
-        return "", body[:200].decode("utf-8", "replace"), None
+        return "", body[:200].decode("utf-8", "replace"), None, ()
 
 
-def graph_error(status: int, body: bytes, request_id: str | None = None) -> GraphError:
+def _nested_codes(inner: Any, depth: int = 0) -> tuple[str, ...]:
+    """``innerError`` may nest further ``innerError``s with more specific codes (graph.md
+    §2.4); a few levels are read, never an unbounded chain from a hostile body."""
+    if not isinstance(inner, dict) or depth >= 4:
+        return ()
+    code = inner.get("code")
+    here = (code,) if isinstance(code, str) and code else ()
+    deeper = inner.get("innerError") or inner.get("innererror")
+    return here + _nested_codes(deeper, depth + 1)
+
+
+def graph_error(
+    status: int, body: bytes, request_id: str | None = None, location: str | None = None
+) -> GraphError:
     """The typed exception for an error answer; the header request-id wins over the body's."""
-    code, message, body_request_id = _error_body(body)
+    code, message, body_request_id, details = _error_body(body)
     kind: type[GraphError] = GraphError
     if status in (401, 403):
         kind = GraphAuthError
@@ -75,4 +99,11 @@ def graph_error(status: int, body: bytes, request_id: str | None = None) -> Grap
         kind = GraphThrottled
     elif status >= 500:
         kind = GraphUnavailable
-    return kind(status, code or f"http{status}", message, request_id or body_request_id)
+    return kind(
+        status,
+        code or f"http{status}",
+        message,
+        request_id or body_request_id,
+        details=details,
+        location=location,
+    )
