@@ -11,6 +11,7 @@ Message ids come in the form the request's `Prefer: IdType="ImmutableId"` asks f
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -48,7 +49,38 @@ class NotFound(Exception):
 
 
 def _archive_of(state: FakeState, key: str) -> Mailbox | None:
-    return next((m.archive for m in state.mailboxes.values() if m.archive_id == key), None)
+    """An In-Place Archive, or one of its auxiliary archives, by its mailbox id."""
+    for mailbox in state.mailboxes.values():
+        if mailbox.archive is None:
+            continue
+        if mailbox.archive_id == key:
+            return mailbox.archive
+        if key in mailbox.archive.auxiliaries:
+            return mailbox.archive.auxiliaries[key]
+    return None
+
+
+class Redirect(Exception):
+    """The folder or message lives in an auxiliary archive: 308 toward it."""
+
+    def __init__(self, mailbox_id: str) -> None:
+        super().__init__(mailbox_id)
+        self.mailbox_id = mailbox_id
+
+
+def redirect_response(request: Request, exc: Redirect) -> Response:
+    """`308 Permanent Redirect`, no body, `Location` = the same request (path and query) on the
+    auxiliary archive's mailbox id (the documented example keeps the folder id)."""
+    url = str(request.url)
+    head, _, rest = url.partition("/users/")
+    tail = rest[rest.index("/") :] if "/" in rest else ""
+    location = f"{head}/users/{quote(exc.mailbox_id, safe='')}{tail}"
+    return Response(status_code=308, headers={"Location": location})
+
+
+def expanded_check(mailbox: Mailbox, folder: MailFolder) -> None:
+    if folder.id in mailbox.expanded:
+        raise Redirect(mailbox.expanded[folder.id])
 
 
 def mailbox_of(state: FakeState, caller: Caller, key: str) -> Mailbox:
@@ -150,6 +182,7 @@ async def message_delta(request: Request, caller: Caller) -> Response:
         with state.lock:
             mailbox = mailbox_of(state, caller, request.path_params["user"])
             folder = folder_of(mailbox, request.path_params["folder"])
+            expanded_check(mailbox, folder)
             if "$skiptoken" in params:
                 position = delta.resume_page(state, mailbox, folder, params["$skiptoken"])
             elif "$deltatoken" in params:
@@ -162,6 +195,8 @@ async def message_delta(request: Request, caller: Caller) -> Response:
             body = delta.page(state, mailbox, folder, position, size, link, _immutable(request))
     except (NotFound, BadQuery, delta.SyncStateNotFound, delta.SyncStateInvalid) as exc:
         return refusal_response(exc, state)
+    except Redirect as exc:
+        return redirect_response(request, exc)
     body = {"@odata.context": f"{graph_base(request)}/$metadata#Collection(message)"} | body
     headers = (
         {"Preference-Applied": f"odata.maxpagesize={size}"} if "prefer" in request.headers else {}
@@ -178,6 +213,8 @@ def _message(request: Request, caller: Caller) -> tuple[FakeState, Mailbox, str]
     state = fake_of(request)
     mailbox = mailbox_of(state, caller, request.path_params["user"])
     message = mailbox.find(request.path_params["message"])
+    if message is None and (holder := mailbox.holder_of(request.path_params["message"])):
+        raise Redirect(holder)
     if message is None:
         raise NotFound("ErrorItemNotFound", "The specified object was not found in the store.")
     return state, mailbox, message.id
@@ -195,6 +232,8 @@ async def get_message(request: Request, caller: Caller) -> Response:
         select = parse_select(request.query_params.get("$select"), MESSAGE_PROPERTIES, MESSAGE_TYPE)
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
+    except Redirect as exc:
+        return redirect_response(request, exc)
     if select is not None:
         full = {"@odata.etag": full["@odata.etag"]} | project(
             full, ["id", *[s for s in select if s != "id"]]
@@ -212,6 +251,8 @@ async def message_mime(request: Request, caller: Caller) -> Response:
             mime = mailbox.messages[message_id].mime
     except NotFound as exc:
         return refusal_response(exc, state)
+    except Redirect as exc:
+        return redirect_response(request, exc)
     return Response(mime, media_type="text/plain")
 
 
@@ -247,9 +288,13 @@ async def get_folder(request: Request, caller: Caller) -> Response:
         )
         with state.lock:
             mailbox = mailbox_of(state, caller, request.path_params["user"])
-            folder = folder_of(mailbox, request.path_params["folder"]).to_json(mailbox)
+            found = folder_of(mailbox, request.path_params["folder"])
+            expanded_check(mailbox, found)
+            folder = found.to_json(mailbox)
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
+    except Redirect as exc:
+        return redirect_response(request, exc)
     return JSONResponse(project(folder, None if select is None else ["id", *select]))
 
 

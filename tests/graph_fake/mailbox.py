@@ -11,6 +11,10 @@ as a removal and a new message under another id. Either current form finds the m
 
 An In-Place Archive (`add_archive`) is a mailbox of its own, addressed by its
 `inPlaceArchiveMailboxId` ("MBX:<guid>@<tenant>") through the beta mail API (graph.md §1.3).
+An auto-expanding archive moves a folder's content to an auxiliary archive (`expand_folder`):
+the main archive keeps the folder in its hierarchy, the messages live in the auxiliary one under
+the same folder id, and reads of that folder or its messages through the main archive answer
+`308 Permanent Redirect` toward the auxiliary archive ("Handle archive mailbox redirects").
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class MailFolder:
     well_known: str | None = None
 
     def to_json(self, mailbox: Mailbox) -> dict[str, Any]:
-        messages = [m for m in mailbox.messages.values() if m.folder_id == self.id]
+        holder = mailbox.auxiliaries.get(mailbox.expanded.get(self.id, ""), mailbox)
+        messages = [m for m in holder.messages.values() if m.folder_id == self.id]
         return {
             "id": self.id,
             "displayName": self.display_name,
@@ -148,6 +153,9 @@ class Mailbox:
         self.vanished: set[str] = set()
         self.archive: Mailbox | None = None
         self.archive_id: str | None = None
+        # auxiliary archive id -> mailbox; expanded folder id -> the auxiliary id holding it
+        self.auxiliaries: dict[str, Mailbox] = {}
+        self.expanded: dict[str, str] = {}
         for well_known, name in WELL_KNOWN.items():
             self.add_folder(name, well_known=well_known)
 
@@ -156,6 +164,28 @@ class Mailbox:
         self.archive = Mailbox(self.owner_id)
         self.archive_id = f"MBX:{secrets.token_hex(16)}@{tenant_id}"
         return self.archive
+
+    def expand_folder(self, folder: MailFolder, tenant_id: str) -> Mailbox:
+        """Move `folder`'s messages to a new auxiliary archive (same folder and message ids);
+        the folder stays in this mailbox's hierarchy as the expanded folder."""
+        auxiliary = Mailbox(self.owner_id)
+        aux_id = f"MBX:{secrets.token_hex(16)}@{tenant_id}"
+        self.auxiliaries[aux_id] = auxiliary
+        self.expanded[folder.id] = aux_id
+        copy = MailFolder(folder.id, folder.display_name, auxiliary.root.id, folder.is_hidden)
+        auxiliary.folders[copy.id] = copy
+        for message in [m for m in self.messages.values() if m.folder_id == folder.id]:
+            del self.messages[message.id]
+            auxiliary.messages[message.id] = message
+            auxiliary._log(folder.id, message.id)
+        return auxiliary
+
+    def holder_of(self, message_key: str) -> str | None:
+        """The auxiliary archive holding a message this mailbox does not (None if none)."""
+        for aux_id, auxiliary in self.auxiliaries.items():
+            if auxiliary.find(message_key) is not None:
+                return aux_id
+        return None
 
     def find(self, key: str) -> Message | None:
         """A message by its immutable id or its current REST id (case-sensitive)."""

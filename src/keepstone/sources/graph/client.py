@@ -27,6 +27,9 @@ from keepstone.sources.graph.settings import GraphEndpoints
 MAILBOX_CONCURRENCY = 4  # Outlook's documented limit per app and mailbox (graph.md §2.2)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
+# Redirects that keep the method and body: an In-Place Archive's expanded folders and their
+# messages live in an auxiliary archive, and Graph answers 308 toward it (beta archive mail API).
+SAME_METHOD_REDIRECTS = frozenset({307, 308})
 GATED_STATUSES = frozenset({429, 503, 504})  # where a Retry-After closes the scope
 
 
@@ -169,14 +172,19 @@ class GraphClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
     ) -> httpx.Response:
-        """One call with the whole discipline; a 2xx/3xx answer, or a typed GraphError."""
-        attempt = gated = 0
+        """One call with the whole discipline; a 2xx/3xx answer, or a typed GraphError. A 307/308
+        is followed (a few times, only to Graph itself: the token never leaves it)."""
+        attempt = gated = redirects = 0
         while True:
             try:
                 response = self._send(method, url, scope, headers, content)
             except httpx.TransportError as error:
                 self._pause(attempt, error)
                 attempt += 1
+                continue
+            if response.status_code in SAME_METHOD_REDIRECTS:
+                url = self._redirect(response, redirects)
+                redirects += 1
                 continue
             if response.status_code < 400:
                 return response
@@ -200,6 +208,20 @@ class GraphClient:
         answer (whose own status was 200) holds the scope's next requests like an outer one."""
         with self._lock:
             self.discipline.throttled(scope, self.clock(), seconds)
+
+    def _redirect(self, response: httpx.Response, redirects: int) -> str:
+        """Where a 307/308 points, if it may be followed: on Graph, within MAX_REDIRECTS."""
+        location = response.headers.get("Location")
+        if not location:
+            raise GraphError(response.status_code, "redirectWithoutLocation", "", None)
+        target = str(response.request.url.join(location))
+        if not target.startswith(self.endpoints.graph_url + "/"):
+            raise GraphError(
+                response.status_code, "redirectRefused", "a redirect away from Graph", None
+            )
+        if redirects >= MAX_REDIRECTS:
+            raise GraphError(response.status_code, "tooManyRedirects", target[-80:], None)
+        return target
 
     # -- the discipline -----------------------------------------------------------------
 

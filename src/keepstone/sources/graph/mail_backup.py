@@ -29,6 +29,9 @@ The archive: Graph v1.0 cannot reach In-Place Archives ("The API does not suppor
 in-place archive mailboxes", Outlook mail API overview). The documented way is the beta Mail API
 for archive mailboxes: ``GET /beta/users/{id}/settings/exchange`` gives
 ``inPlaceArchiveMailboxId``, which addresses the archive as a user in ``/beta/users/{id}/...``.
+An auto-expanding archive keeps a folder's content in an auxiliary archive: reads through the
+main archive answer ``308`` toward it, which the client follows (on Graph only, a few at most);
+the folder's delta link then names the auxiliary archive and is kept as any other.
 """
 
 from __future__ import annotations
