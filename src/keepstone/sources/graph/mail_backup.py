@@ -44,7 +44,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from keepstone.engine import Item
 from keepstone.sources.connector import PartFailed, SkipHandler, Skipped, SourceItem
@@ -339,15 +339,30 @@ class MailboxBackup:
                     self.quiet.pop(gid, None)
                     self.given.add(gid)
                     yield self._updated(folder, earlier, entry)
-            outcome.complete &= yield from self._fetch(pool, folder, list(fetch.values()))
+            base = self._holder_base(following)
+            outcome.complete &= yield from self._fetch(pool, folder, list(fetch.values()), base)
             outcome.delta_link = following
         for gid, item in members.items():
             self.quiet.setdefault(gid, (folder, item))  # unchanged: carried at the end
         outcome.members = reported | set(members)
         return outcome
 
+    def _holder_base(self, link: str) -> str:
+        """Where the folder's messages are: the mailbox its delta link names when that is an
+        auxiliary archive the main one redirected to (so each ``$value`` is not a 308 first),
+        else this mailbox."""
+        prefix = self.client.endpoints.graph_url + "/beta/users/"
+        if self.mailbox != "archive" or not link.startswith(prefix):
+            return self.base
+        holder = link[len(prefix) :].split("/", 1)[0].split("?", 1)[0]
+        return f"/beta/users/{quote(unquote(holder), safe='')}" if holder else self.base
+
     def _fetch(
-        self, pool: ThreadPoolExecutor, folder: MailFolder, entries: list[dict[str, Any]]
+        self,
+        pool: ThreadPoolExecutor,
+        folder: MailFolder,
+        entries: list[dict[str, Any]],
+        base: str,
     ) -> Generator[SourceItem, None, bool]:
         """Download ``entries`` as MIME, a few at a time (bounded memory); False if any was
         skipped."""
@@ -355,7 +370,8 @@ class MailboxBackup:
         window = max(1, self.fetchers) * 2
         for start in range(0, len(entries), window):
             chunk = entries[start : start + window]
-            for entry, mime in zip(chunk, pool.map(self._mime, chunk), strict=True):
+            mimes = pool.map(lambda entry: self._mime(entry, base), chunk)
+            for entry, mime in zip(chunk, mimes, strict=True):
                 gid = str(entry["id"])
                 if isinstance(mime, GraphError | ValueError):
                     complete = False
@@ -368,10 +384,17 @@ class MailboxBackup:
                 yield _message_item(self.user, self.mailbox, folder, entry, mime)
         return complete
 
-    def _mime(self, entry: dict[str, Any]) -> bytes | GraphError | ValueError:
+    def _mime(self, entry: dict[str, Any], base: str) -> bytes | GraphError | ValueError:
         """A message's MIME, or the per-message reason it cannot be had (mailbox-wide failures
-        propagate)."""
-        url = f"{self.base}/messages/{quote(str(entry['id']), safe='')}/$value"
+        propagate). Not found in an auxiliary archive: asked of the main one, which redirects
+        to wherever the message is now."""
+        mime = self._mime_at(entry, base)
+        if base != self.base and isinstance(mime, GraphNotFound):
+            return self._mime_at(entry, self.base)
+        return mime
+
+    def _mime_at(self, entry: dict[str, Any], base: str) -> bytes | GraphError | ValueError:
+        url = f"{base}/messages/{quote(str(entry['id']), safe='')}/$value"
         try:
             with self._count_lock:
                 self.requests += 1  # counted from the fetcher threads
