@@ -6,29 +6,49 @@ keeps the auxiliary delta link, and loses or doubles nothing."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import httpx
 import pytest
 
+from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.client import MAX_REDIRECTS, GraphClient
 from keepstone.sources.graph.errors import GraphError
 from keepstone.sources.graph.mail_backup import message_key
 from keepstone.sources.graph.settings import GraphEndpoints
 from tests.graph.mail_fixtures import Org, as_previous, org, read_mailbox
+from tests.graph_fake.mailbox import Mailbox, MailFolder
 
 __all__ = ["org"]
 
 
-def test_an_expanded_folder_is_read_from_its_auxiliary_archive(org: Org) -> None:
+@dataclass
+class Expanded:
+    user: GraphUser
+    archive: Mailbox
+    folder: MailFolder
+    auxiliary: Mailbox
+    moved: list[str]  # the expanded folder's messages, now in the auxiliary archive
+
+
+def _expanded(org: Org, n: int) -> Expanded:
+    """A user whose archive has a folder "2019" of ``n`` messages, expanded to an auxiliary."""
     user, mailbox = org.add_user("archived", archive=True)
     archive = mailbox.archive
     assert archive is not None
-    state = org.fake.state
-    with state.lock:
-        old = archive.add_folder("2019")
+    with org.fake.state.lock:
+        folder = archive.add_folder("2019")
+    moved = org.add_messages(archive, folder, n)
+    with org.fake.state.lock:
+        auxiliary = archive.expand_folder(folder, org.tenant.id)
+    return Expanded(user, archive, folder, auxiliary, moved)
+
+
+def test_an_expanded_folder_is_read_from_its_auxiliary_archive(org: Org) -> None:
+    expanded = _expanded(org, 5)
+    user, archive, old = expanded.user, expanded.archive, expanded.folder
+    auxiliary, moved = expanded.auxiliary, expanded.moved
     recent = org.add_messages(archive, "inbox", 3)
-    moved = org.add_messages(archive, old, 5)
-    with state.lock:
-        auxiliary = archive.expand_folder(old, org.tenant.id)
     assert not any(m.folder_id == old.id for m in archive.messages.values())
     run = read_mailbox(org, user, [], mailbox="archive")
     key = {i: message_key(user.name, "archive", i) for i in recent + moved}
@@ -57,15 +77,14 @@ def test_an_expanded_folder_is_read_from_its_auxiliary_archive(org: Org) -> None
 def test_a_message_gone_from_the_auxiliary_archive_is_asked_of_the_main_one(org: Org) -> None:
     """The message moved on (here: back into the main archive) between the delta and its
     download: not found where the delta was, the main archive is asked and answers."""
-    user, mailbox = org.add_user("archived", archive=True)
-    archive = mailbox.archive
-    assert archive is not None
-    state = org.fake.state
-    with state.lock:
-        old = archive.add_folder("2019")
-    ids = org.add_messages(archive, old, 2)
-    with state.lock:
-        auxiliary = archive.expand_folder(old, org.tenant.id)
+    expanded = _expanded(org, 2)
+    user, archive, auxiliary, ids = (
+        expanded.user,
+        expanded.archive,
+        expanded.auxiliary,
+        expanded.moved,
+    )
+    with org.fake.state.lock:
         auxiliary.vanished.add(ids[0])  # listed by the auxiliary delta, then not found there
         archive.messages[ids[0]] = auxiliary.messages[ids[0]]
     run = read_mailbox(org, user, [], mailbox="archive")
