@@ -24,7 +24,7 @@ from keepstone.engine import Item
 from keepstone.sources.connector import Skipped, SourceItem
 from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.graph.auth import AppCredentials, MsalHttpClient, TokenSource
-from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.client import CONNECTION_LIMITS, GraphClient
 from keepstone.sources.graph.mail_backup import MailboxBackup, MailboxKind, is_carried
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.sources.graph.tls import graph_tls_context
@@ -156,7 +156,7 @@ class Org:
         tls = graph_tls_context({"SSL_CERT_FILE": str(self.fake.ca_pem)})
         endpoints = self.access.endpoints
         tokens = TokenSource(endpoints, self.access.credentials, MsalHttpClient(tls))
-        counted = Counted(httpx.HTTPTransport(verify=tls))
+        counted = Counted(httpx.HTTPTransport(verify=tls, limits=CONNECTION_LIMITS))
         self.counted.append(counted)
         clock = self.clock
         counted.now = lambda: clock.now().timestamp()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import ssl
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -95,6 +96,9 @@ def _form(data: Any) -> Any:
     return {k: v.decode() if isinstance(v, bytes) else v for k, v in data.items()}
 
 
+REFRESH_MARGIN = 300.0  # seconds before expiry a token is asked for again (as MSAL does)
+
+
 class TokenSource:
     """A callable giving a valid app-only token; MSAL's in-memory cache keeps it until near
     expiry, so calling it before every request costs no round trip."""
@@ -113,6 +117,8 @@ class TokenSource:
         self._http = http_client
         self._scopes = [endpoints.scope]
         self._lock = threading.Lock()
+        self._token: str | None = None
+        self._fresh_until = 0.0
         self._app = msal.ConfidentialClientApplication(
             credentials.client_id,
             client_credential=credential,
@@ -123,15 +129,21 @@ class TokenSource:
 
     def __call__(self) -> str:
         with self._lock:  # one token request at a time, the others then hit the cache
+            if self._token is not None and time.monotonic() < self._fresh_until:
+                return self._token  # MSAL's cache lookup costs ms per request under this lock
             result = self._app.acquire_token_for_client(scopes=self._scopes)
-        token = result.get("access_token") if isinstance(result, dict) else None
-        if not token:
-            error = result if isinstance(result, dict) else {}
-            raise TokenError(
-                str(error.get("error", "no_token")),
-                str(error.get("error_description", "the login service gave no token")),
-            )
-        return str(token)
+            token = result.get("access_token") if isinstance(result, dict) else None
+            if not token:
+                error = result if isinstance(result, dict) else {}
+                raise TokenError(
+                    str(error.get("error", "no_token")),
+                    str(error.get("error_description", "the login service gave no token")),
+                )
+            # kept as MSAL keeps it: until 5 minutes before it expires, then asked again
+            lifetime = result.get("expires_in")
+            left = float(lifetime) if isinstance(lifetime, int | float) else 0.0
+            self._token, self._fresh_until = str(token), time.monotonic() + left - REFRESH_MARGIN
+            return self._token
 
     def close(self) -> None:
         self._http.close()

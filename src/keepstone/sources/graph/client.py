@@ -25,6 +25,12 @@ from keepstone.sources.graph.errors import GraphError, GraphUnavailable, graph_e
 from keepstone.sources.graph.settings import GraphEndpoints
 
 MAILBOX_CONCURRENCY = 4  # Outlook's documented limit per app and mailbox (graph.md §2.2)
+# Connections kept open: the connector reads 8 parts at once with up to 4 requests each; with
+# httpx's default of 20 kept alive, every request beyond them paid a new TLS handshake.
+KEPT_CONNECTIONS = 64
+CONNECTION_LIMITS = httpx.Limits(
+    max_connections=KEPT_CONNECTIONS, max_keepalive_connections=KEPT_CONNECTIONS
+)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 # Redirects that keep the method and body: an In-Place Archive's expanded folders and their
@@ -114,6 +120,7 @@ class GraphClient:
             timeout=self.timeout,
             follow_redirects=False,
             transport=self.transport,
+            limits=CONNECTION_LIMITS,
         )
 
     def close(self) -> None:
