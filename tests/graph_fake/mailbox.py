@@ -49,8 +49,9 @@ class MailFolder:
     well_known: str | None = None
 
     def to_json(self, mailbox: Mailbox) -> dict[str, Any]:
-        holder = mailbox.auxiliaries.get(mailbox.expanded.get(self.id, ""), mailbox)
-        messages = [m for m in holder.messages.values() if m.folder_id == self.id]
+        # an expanded folder's counts are the main archive's own (its content is elsewhere):
+        # nothing documents them following the content, so the fake shows the hard case, 0
+        messages = [m for m in mailbox.messages.values() if m.folder_id == self.id]
         return {
             "id": self.id,
             "displayName": self.display_name,

@@ -146,6 +146,10 @@ class MailboxBackup:
                     return  # no In-Place Archive: nothing to back up, nothing wrong
                 self.base = archive
             folders = self._folders()
+            if self.mailbox == "archive":
+                # an expanded folder's count may be the main archive's (0) while its messages
+                # live in an auxiliary archive: there an empty-looking folder is still read
+                folders = [replace(f, empty=False) for f in folders]
             self._resolve_roles(folders)
             with ThreadPoolExecutor(self.fetchers, thread_name_prefix="keepstone-mail") as pool:
                 for folder in folders:
