@@ -21,13 +21,20 @@ from typing import Any, BinaryIO
 import httpx
 
 from keepstone.domain.throttle import APP_SCOPE, Backoff, Discipline
-from keepstone.sources.graph.errors import GraphError, GraphUnavailable, graph_error
+from keepstone.sources.graph.errors import (
+    GraphAnswerLost,
+    GraphError,
+    GraphUnavailable,
+    graph_error,
+)
 from keepstone.sources.graph.settings import GraphEndpoints
 
 MAILBOX_CONCURRENCY = 4  # Outlook's documented limit per app and mailbox (graph.md §2.2)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_REDIRECTS = 5
 GATED_STATUSES = frozenset({429, 503, 504})  # where a Retry-After closes the scope
+# transport failures before the request left: sending it again cannot make anything twice
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def retry_after_seconds(value: str | None, date: str | None = None) -> float | None:
@@ -168,13 +175,19 @@ class GraphClient:
         scope: str = APP_SCOPE,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        replay: bool = True,
     ) -> httpx.Response:
-        """One call with the whole discipline; a 2xx/3xx answer, or a typed GraphError."""
+        """One call with the whole discipline; a 2xx/3xx answer, or a typed GraphError.
+        ``replay=False`` (a create): a connection lost once the request may have reached Graph
+        raises :class:`GraphAnswerLost` instead of sending it again, so the caller can look for
+        what it made before it makes it twice."""
         attempt = gated = 0
         while True:
             try:
                 response = self._send(method, url, scope, headers, content)
             except httpx.TransportError as error:
+                if not replay and not isinstance(error, NOT_SENT):
+                    raise GraphAnswerLost(0, "answerLost", str(error), None) from error
                 self._pause(attempt, error)
                 attempt += 1
                 continue
