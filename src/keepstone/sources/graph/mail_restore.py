@@ -25,8 +25,12 @@ run id and a hash of the item's key) and is sent without the client's replay; wh
 lost (the connection drops once the request was sent), the folder is asked for the tag before
 the create is sent again, so a message Graph made is used, not made a second time.
 
-Options (``MailOptions``): ``mark_unread`` restores every message unread (the vendor's
-``markRestoredAsUnread``).
+Options (``MailOptions``, the vendor's Exchange restore options): ``mark_unread`` restores every
+message unread (``markRestoredAsUnread``); ``excluded_roles`` skips the messages of those
+well-known folders (``excludeDrafts``, ``excludeDeletedItems``); ``existing=False`` skips a
+message already in its target folder (``changedItems: false``) and ``missing=False`` one that is
+not (``deletedItems: false``), by the same Message-ID lookups as the collision policy, then asked
+even under keepBoth.
 """
 
 from __future__ import annotations
@@ -100,9 +104,17 @@ class PutBackFailed(KeepstoneError):
 
 @dataclass(frozen=True, slots=True)
 class MailOptions:
-    """How messages are put back beyond where: ``mark_unread`` (all of them unread)."""
+    """How messages are put back beyond where (see the module's text)."""
 
     mark_unread: bool = False
+    excluded_roles: frozenset[str] = frozenset()
+    existing: bool = True  # put back a message already in its target folder
+    missing: bool = True  # put back a message its target folder lacks
+
+    @property
+    def looks_up(self) -> bool:
+        """Whether messages are looked for in the target even when both copies are kept."""
+        return not (self.existing and self.missing)
 
 
 def put_back_mail(
@@ -244,13 +256,17 @@ class _MailRestore:
 
     def _one(self, item: Item) -> bool:
         """Put one message back; False when skipped as already there."""
+        if role_of(item) in self.options.excluded_roles:
+            return False
         folder = self._folder(item)
         state = state_of(item)
         if self.options.mark_unread:
             state = replace(state, read=False)
         message = to_graph(self.read(item).read(), state)
         existing = self._existing(folder, message.message_id)
-        if existing and self.where.collision is Collision.SKIP:
+        if existing and (self.where.collision is Collision.SKIP or not self.options.existing):
+            return False
+        if not existing and not self.options.missing:
             return False
         tag = restore_tag(self.run_id, item)
         message.body["singleValueExtendedProperties"].append({"id": TAG_PROPERTY, "value": tag})
@@ -261,23 +277,27 @@ class _MailRestore:
         return True
 
     def _existing(self, folder: str, message_id: str) -> list[str]:
-        if self.where.collision is Collision.KEEP_BOTH or not message_id or folder in self.created:
+        if self._keeps_both() or not message_id or folder in self.created:
             return []
         path = lookup_path(self.user_path, folder, message_id)
         if path in self.known:  # asked in the window's batch; once (a repeat asks again)
             return self.known.pop(path)
         return look_up_one(self.client, self.user.graph_id, path)
 
+    def _keeps_both(self) -> bool:
+        """Whether nothing in the target matters: both copies kept, whatever is there."""
+        return self.where.collision is Collision.KEEP_BOTH and not self.options.looks_up
+
     def _prefetch(self, window: Sequence[Item]) -> None:
         """The collision lookups of a window of messages, in one ``$batch``, by the
         Message-IDs their metadata names (the MIME's own is checked against it later)."""
         self.known.clear()
-        if self.where.collision is Collision.KEEP_BOTH or self.gone is not None:
+        if self._keeps_both() or self.gone is not None:
             return
         paths: dict[str, str] = {}
         for item in window:
             message_id = " ".join(str(item.meta.get("message_id") or "").split())
-            if not message_id:
+            if not message_id or role_of(item) in self.options.excluded_roles:
                 continue
             try:
                 folder = self._folder(item)
