@@ -150,3 +150,26 @@ def test_without_the_tag_lookup_a_lost_answer_would_duplicate(graph_fake: FakeGr
             content=json.dumps(body).encode(),
         )
     assert item.key and len(tree(org.mailboxes["adele"])["Inbox"]) == 2
+
+
+def test_attachments_whose_answers_are_lost_are_counted_not_added_twice(
+    graph_fake: FakeGraph,
+) -> None:
+    org = new_org(graph_fake, "adele")
+    contents = Contents()
+    big, first, second = (os.urandom(3_700_000), os.urandom(1_500_000), os.urandom(1_500_000))
+    content = mime(1, attachments=(("big.bin", big), ("a.bin", first), ("b.bin", second)))
+    item = contents.add(graph_item("adele", 1, content), content)
+    faults = graph_fake.state.faults
+    posted = faults.add(FaultRule(r"/attachments$", "lose", limit=1))
+    # the session's second (last) fragment adds the attachment; its answer is lost
+    fragment = faults.add(FaultRule(r"/_outlook/attachmentSessions/", "lose", every=2, limit=1))
+    with connect(org) as connected:
+        outcomes = list(
+            put_back_mail(connected.client, org.users["adele"], [item], contents, PLACE)
+        )
+    assert (posted.fired, fragment.fired) == (1, 1)
+    assert [(o.restored, o.error) for o in outcomes] == [(True, None)]
+    (made,) = _inbox(org)
+    assert len(made.attachments) == 3
+    assert semantic(made.mime) == semantic(content)

@@ -23,7 +23,9 @@ as it was before the restore (a folder the restore created holds none; keepBoth 
 Never twice: every create carries a restore tag (``mail_lookup.TAG_PROPERTY``: this put-back's
 run id and a hash of the item's key) and is sent without the client's replay; when its answer is
 lost (the connection drops once the request was sent), the folder is asked for the tag before
-the create is sent again, so a message Graph made is used, not made a second time.
+the create is sent again, so a message Graph made is used, not made a second time. An
+attachment added after the create (or the last fragment of its upload session) is sent the same
+way; after a lost answer the new message's attachments are counted before it is sent again.
 
 Options (``MailOptions``, the vendor's Exchange restore options): ``mark_unread`` restores every
 message unread (``markRestoredAsUnread``); ``excluded_roles`` skips the messages of those
@@ -61,6 +63,7 @@ from keepstone.sources.graph.errors import (
 from keepstone.sources.graph.mail_lookup import (
     BATCH,
     TAG_PROPERTY,
+    found_ids,
     look_up_many,
     look_up_one,
     lookup_path,
@@ -326,8 +329,8 @@ class _MailRestore:
         made = self._make(folder, raw, tag)
         message_url = f"{self.base}/messages/{quote(str(made['id']), safe='')}"
         try:
-            for attachment in later:
-                self._attach(message_url, attachment)
+            for number, attachment in enumerate(later, start=len(inline) + 1):
+                self._attach_once(message_url, attachment, number)
         except (GraphError, KeepstoneError):
             self._forget(message_url)  # never leave a message without its attachments
             raise
@@ -347,9 +350,26 @@ class _MailRestore:
                 return {"id": found[0]}
         raise AssertionError("unreachable")  # the last attempt returns or raises
 
+    def _attach_once(self, message_url: str, attachment: Attachment, number: int) -> None:
+        """Add the message's ``number``-th attachment, never twice: after a lost answer the
+        message's attachments are counted (the message is new: only this put-back adds any)."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                self._attach(message_url, attachment)
+                return
+            except GraphAnswerLost:
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+            listed = self.client.get_json(
+                f"{message_url}/attachments?$select=id", scope=self.user.graph_id
+            )
+            if len(found_ids(listed)) >= number:
+                return
+
     def _attach(self, message_url: str, attachment: Attachment) -> None:
         if len(attachment.data) < SESSION_MIN:
-            self._post(f"{message_url}/attachments", json.dumps(attachment.as_json()).encode())
+            body = json.dumps(attachment.as_json()).encode()
+            self._post(f"{message_url}/attachments", body, replay=False)
             return
         session = self._post(
             f"{message_url}/attachments/createUploadSession",
@@ -370,8 +390,14 @@ class _MailRestore:
             }
             # the upload URL carries its own authentication; the client sends the token
             # only to Graph's own host
+            last = start + len(fragment) >= total  # it adds the attachment: never twice
             self.client.request(
-                "PUT", url, scope=self.user.graph_id, headers=headers, content=fragment
+                "PUT",
+                url,
+                scope=self.user.graph_id,
+                headers=headers,
+                content=fragment,
+                replay=not last,
             )
 
     def _post(self, url: str, raw: bytes, *, replay: bool = True) -> dict[str, Any]:
