@@ -93,18 +93,23 @@ def _attach(state: FakeState, mailbox: Mailbox, message: CreatedMessage, made: A
 ATTACHMENT_PROPERTIES = ("id", "name", "contentType", "size", "isInline", "contentId")
 
 
+def _attachment_select(request: Request) -> list[str] | None:
+    params = request.query_params
+    refuse_options(params.keys(), {"$select"})
+    return parse_select(params.get("$select"), ATTACHMENT_PROPERTIES, "microsoft.graph.attachment")
+
+
 @graph_route("Mail.Read", "Mail.ReadWrite")
 async def list_attachments(request: Request, caller: Caller) -> Response:
     """`GET …/messages/{id}/attachments` (one page: a message holds few)."""
     state = fake_of(request)
     try:
-        refuse_options(request.query_params.keys(), {"$select"})
-        select = parse_select(
-            request.query_params.get("$select"), ATTACHMENT_PROPERTIES, "microsoft.graph.attachment"
-        )
+        select = _attachment_select(request)
         with state.lock:
-            mailbox = mailbox_of(state, caller, request.path_params["user"])
-            message = _created(mailbox, request.path_params["message"])
+            message = _created(
+                mailbox_of(state, caller, request.path_params["user"]),
+                request.path_params["message"],
+            )
             found = [project(a.to_json(), select) for a in message.attachments]
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)
