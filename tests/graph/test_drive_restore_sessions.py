@@ -13,6 +13,7 @@ import pytest
 
 from keepstone.engine import Item
 from keepstone.sources.graph.drive_restore import SESSIONS, put_back_files
+from keepstone.sources.graph.errors import GraphError
 from keepstone.sources.targets import Collision, Placement
 from tests.graph.drive_fixtures import Tenancy, server, tenancy
 from tests.graph.test_drive_restore import UNIT, by_path, graph_item, put, small_fragments
@@ -140,3 +141,37 @@ def test_the_lose_rule_really_writes_before_the_connection_drops(tenancy: Tenanc
         query = "?@microsoft.graph.conflictBehavior=rename"
         client.request("PUT", url + query, scope="drive", content=b"a")  # replayed by default
     assert sorted(by_path(drive)) == ["a 1.txt", "a.txt"]
+
+
+def test_the_fake_extends_a_session_with_each_fragment_and_expires_it_after_idling(
+    tenancy: Tenancy,
+) -> None:
+    _, drive = tenancy.add_user("adele")
+    assert drive is not None
+    uploads(tenancy.fake.state).session_lifetime_seconds = LIFETIME
+    total = 3 * UNIT
+    with tenancy.client() as client:
+        made = client.request(
+            "POST",
+            f"/v1.0/drives/{drive.id}/items/root:/s.bin:/createUploadSession",
+            scope="drive",
+            headers={"Content-Type": "application/json"},
+            content=b"{}",
+        ).json()
+        url = made["uploadUrl"]
+        for start in (0, UNIT):
+            tenancy.advance(LIFETIME - 1)  # never idle for a whole lifetime: still there
+            answer = client.request(
+                "PUT",
+                url,
+                scope="drive",
+                headers={"Content-Range": f"bytes {start}-{start + UNIT - 1}/{total}"},
+                content=b"x" * UNIT,
+            )
+            assert answer.status_code == 202
+            assert answer.json()["expirationDateTime"] > made["expirationDateTime"]
+        tenancy.advance(LIFETIME + 1)
+        with pytest.raises(GraphError) as gone:
+            client.get_json(url, scope="drive")
+    assert gone.value.status == 404
+    assert by_path(drive) == {}
