@@ -12,11 +12,13 @@ from typing import BinaryIO
 import pytest
 
 from keepstone.engine import Item
+from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.drive_restore import SESSIONS, put_back_files
 from keepstone.sources.graph.errors import GraphError
 from keepstone.sources.targets import Collision, Placement
 from tests.graph.drive_fixtures import Tenancy, server, tenancy
 from tests.graph.test_drive_restore import UNIT, by_path, graph_item, put, small_fragments
+from tests.graph_fake.drive import Drive
 from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.uploads import uploads
 
@@ -52,12 +54,18 @@ def _upload_calls(tenancy: Tenancy, method: str) -> int:
     )
 
 
-def test_an_expired_session_is_replaced_and_the_file_sent_again_whole(
-    tenancy: Tenancy,
-) -> None:
+def _short_lived(tenancy: Tenancy) -> tuple[GraphUser, Drive]:
+    """A user with a drive whose upload sessions live ``LIFETIME`` seconds."""
     user, drive = tenancy.add_user("adele")
     assert drive is not None
     uploads(tenancy.fake.state).session_lifetime_seconds = LIFETIME
+    return user, drive
+
+
+def test_an_expired_session_is_replaced_and_the_file_sent_again_whole(
+    tenancy: Tenancy,
+) -> None:
+    user, drive = _short_lived(tenancy)
     content = bytes(range(256)) * (5 * UNIT // 256) + b"end"
     item = graph_item(user.name, "big.bin", content)
     where = Placement(user.name, None, Collision.SKIP)
@@ -74,9 +82,7 @@ def test_an_expired_session_is_replaced_and_the_file_sent_again_whole(
 
 
 def test_a_file_whose_sessions_keep_expiring_fails_and_writes_nothing(tenancy: Tenancy) -> None:
-    user, drive = tenancy.add_user("adele")
-    assert drive is not None
-    uploads(tenancy.fake.state).session_lifetime_seconds = LIFETIME
+    user, drive = _short_lived(tenancy)
     content = b"x" * (4 * UNIT)
     item = graph_item(user.name, "slow.bin", content)
     with tenancy.client() as client:
@@ -146,9 +152,7 @@ def test_the_lose_rule_really_writes_before_the_connection_drops(tenancy: Tenanc
 def test_the_fake_extends_a_session_with_each_fragment_and_expires_it_after_idling(
     tenancy: Tenancy,
 ) -> None:
-    _, drive = tenancy.add_user("adele")
-    assert drive is not None
-    uploads(tenancy.fake.state).session_lifetime_seconds = LIFETIME
+    _, drive = _short_lived(tenancy)
     total = 3 * UNIT
     with tenancy.client() as client:
         made = client.request(
