@@ -10,7 +10,7 @@ import pytest
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
-from keepstone.sources.graph.mail_restore import put_back_mail
+from keepstone.sources.graph.mail_restore import MailOptions, put_back_mail
 from keepstone.sources.targets import Collision, Placement
 from tests.graph import restore_fixtures as fx
 from tests.graph_fake.faults import FaultRule
@@ -33,12 +33,16 @@ def _items(contents: fx.Contents, count: int) -> list[Item]:
     return items
 
 
-def _requests(graph_fake: FakeGraph, count: int, collision: Collision) -> dict[str, int]:
+def _requests(
+    graph_fake: FakeGraph, count: int, collision: Collision, options: MailOptions | None = None
+) -> dict[str, int]:
     org = fx.new_org(graph_fake, "adele")
     contents = fx.Contents()
     items = _items(contents, count)
+    where = Placement("adele", None, collision)
     with fx.connect(org) as connected:
-        outcomes = fx.run(connected, org, items, contents, Placement("adele", None, collision))
+        user = org.users["adele"]
+        outcomes = list(put_back_mail(connected.client, user, items, contents, where, options))
         seen = connected.transport
     assert sum(o.restored for o in outcomes) == count
     return {
@@ -50,14 +54,22 @@ def _requests(graph_fake: FakeGraph, count: int, collision: Collision) -> dict[s
     }
 
 
-@pytest.mark.parametrize("collision", [Collision.KEEP_BOTH, Collision.SKIP])
+@pytest.mark.parametrize(
+    ("collision", "options"),
+    [
+        (Collision.KEEP_BOTH, None),
+        (Collision.SKIP, None),
+        # changedItems false: the same lookups, under keepBoth too
+        (Collision.KEEP_BOTH, MailOptions(existing=False)),
+    ],
+)
 def test_requests_grow_linearly_one_create_per_message(
-    graph_fake: FakeGraph, collision: Collision
+    graph_fake: FakeGraph, collision: Collision, options: MailOptions | None
 ) -> None:
-    small = _requests(graph_fake, 8, collision)
+    small = _requests(graph_fake, 8, collision, options)
     graph_fake.reset()
-    large = _requests(graph_fake, 32, collision)
-    skip = collision is Collision.SKIP
+    large = _requests(graph_fake, 32, collision, options)
+    skip = collision is Collision.SKIP or options is not None
     for counts, n in ((small, 8), (large, 32)):
         assert counts["create"] == n
         # the messages into a folder that was there (the Inbox: every third) are looked up,

@@ -5,6 +5,7 @@ another mailbox and folder with an application the request names (checked first:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -23,9 +24,11 @@ FILES = {"Docs/plan.txt": b"the plan", "photo.jpg": bytes(range(256)) * 64}
 ROLES_WITHOUT_MAIL = frozenset({"User.Read.All", "Organization.Read.All", "Files.ReadWrite.All"})
 
 
-def _backed_up(env: OrgEnv, count: int) -> tuple[dict[str, Any], str, str]:
-    """An organization with a restore point of ``count`` messages of USER, a session on it,
-    and the mailbox's id in the session."""
+def _backed_up(
+    env: OrgEnv, count: int, placed: Callable[[int], dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], str, str]:
+    """An organization with a restore point of ``count`` messages of USER (``placed(n)``: the
+    folder and metadata of message n), a session on it, and the mailbox's id in the session."""
     tenant = orgs.tenant_with_users(env.fake, 2)
     env.fake.state.add_app(tenant, secret=orgs.SECRET)
     app = next(iter(env.fake.state.apps.values()))
@@ -37,7 +40,8 @@ def _backed_up(env: OrgEnv, count: int) -> tuple[dict[str, Any], str, str]:
     writer = repository.writer({restore_points.TAG_ORGANIZATION: org["id"]})
     for n in range(count):
         chunks, _, _ = writer.add_file(mime(n))
-        writer.add_item(replace(graph_item(USER, n, mime(n), is_read=n % 2 == 0), chunks=chunks))
+        shape = {"is_read": n % 2 == 0} | (placed(n) if placed else {})
+        writer.add_item(replace(graph_item(USER, n, mime(n), **shape), chunks=chunks))
     for path, content in FILES.items():
         chunks, _, _ = writer.add_file(content)
         writer.add_item(replace(file_item(USER, path, content), chunks=chunks))

@@ -125,6 +125,11 @@ def graph_app(state: FakeState) -> Starlette:
             methods=["POST"],
         ),
         Route(
+            "/v1.0/users/{user}/messages/{message}/attachments",
+            attachments.list_attachments,
+            methods=["GET"],
+        ),
+        Route(
             "/v1.0/users/{user}/messages/{message}/attachments/createUploadSession",
             attachments.create_upload_session,
             methods=["POST"],

@@ -1,5 +1,6 @@
-"""Message attachments: `POST …/messages/{id}/attachments` (a file attachment in one request
-under the 4 MB cap) and large ones through `…/attachments/createUploadSession` (3 to 150 MB,
+"""Message attachments: `GET …/messages/{id}/attachments` (their properties, `$select`
+honoured), `POST …/messages/{id}/attachments` (a file attachment in one request under the 4 MB
+cap) and large ones through `…/attachments/createUploadSession` (3 to 150 MB,
 graph.md §1.5), uploaded to the session's URL on the Outlook upload host.
 
 The upload host is another host name for the same server (`localhost` where Graph is
@@ -28,6 +29,7 @@ from tests.graph_fake.graph_auth import fake_of, graph_route
 from tests.graph_fake.mail import NotFound, mailbox_of, refusal_response
 from tests.graph_fake.mail_create import MAX_BODY, BadBody, CreatedMessage, file_attachment
 from tests.graph_fake.mailbox import Mailbox
+from tests.graph_fake.query import BadQuery, parse_select, project, refuse_options
 from tests.graph_fake.state import FakeState
 
 MIN_SESSION = 3 * 1024 * 1024
@@ -86,6 +88,34 @@ def _attach(state: FakeState, mailbox: Mailbox, message: CreatedMessage, made: A
     message.attachments.append(made)
     message.render()
     mailbox.update_message(message.id, state.clock.now())
+
+
+ATTACHMENT_PROPERTIES = ("id", "name", "contentType", "size", "isInline", "contentId")
+
+
+def _attachment_select(request: Request) -> list[str] | None:
+    params = request.query_params
+    refuse_options(params.keys(), {"$select"})
+    return parse_select(params.get("$select"), ATTACHMENT_PROPERTIES, "microsoft.graph.attachment")
+
+
+@graph_route("Mail.Read", "Mail.ReadWrite")
+async def list_attachments(request: Request, caller: Caller) -> Response:
+    """`GET …/messages/{id}/attachments` (one page: a message holds few)."""
+    state = fake_of(request)
+    try:
+        select = _attachment_select(request)
+        with state.lock:
+            message = _created(
+                mailbox_of(state, caller, request.path_params["user"]),
+                request.path_params["message"],
+            )
+            found = [project(a.to_json(), select) for a in message.attachments]
+    except (NotFound, BadQuery) as exc:
+        return refusal_response(exc, state)
+    except BadBody as exc:
+        return graph_error(exc.status, exc.code, exc.message, state.clock.now())
+    return JSONResponse({"value": found})
 
 
 @graph_route("Mail.ReadWrite")

@@ -1,5 +1,7 @@
 """Injected faults by rule: every Nth request to a path pattern gets an error status, a reset
-connection, or is held until the test releases it (to make requests overlap on purpose).
+connection, is held until the test releases it (to make requests overlap on purpose), or is
+served and its answer lost ("lose": the route runs, say a message is created, then the
+connection drops before the answer; a client that simply sends it again makes a duplicate).
 
 A fault sent with `Retry-After` closes its path until then: a request to that path before the
 time has passed is counted in `premature` (a client must never send one; graph.md §2.1).
@@ -15,7 +17,7 @@ from datetime import datetime, timedelta
 
 @dataclass
 class FaultRule:
-    """`action`: an HTTP status (500, 502, 503, 504, 507), "reset", or "hold"."""
+    """`action`: an HTTP status (500, 502, 503, 504, 507), "reset", "hold", or "lose"."""
 
     pattern: str
     action: int | str

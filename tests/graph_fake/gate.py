@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.graph_fake import access_tokens
 from tests.graph_fake.errors import graph_error
@@ -50,6 +50,10 @@ def _abort_connection(receive: Receive) -> None:
     if transport is None:
         raise ConnectionAbortedError("injected reset")
     transport.abort()
+
+
+async def _unsent(message: Message) -> None:
+    """The answer of a request whose connection is about to drop."""
 
 
 class GraphGate:
@@ -94,6 +98,9 @@ class GraphGate:
             await self._hold(state)
             await self.app(scope, receive, send)
         elif rule.action == "reset":
+            _abort_connection(receive)
+        elif rule.action == "lose":
+            await self.app(scope, receive, _unsent)  # done, but its answer never leaves
             _abort_connection(receive)
         else:
             await self._fail(state, rule, scope, receive, send)

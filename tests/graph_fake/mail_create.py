@@ -18,6 +18,7 @@ import base64
 import binascii
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email import policy
@@ -42,6 +43,8 @@ MAX_BODY = 4 * 1024 * 1024
 MESSAGE_FLAGS = "integer 0x0e07"
 DELIVERY_TIME = "systemtime 0x0e06"
 SUBMIT_TIME = "systemtime 0x0039"
+RENDERED_HEADERS = (("In-Reply-To", "string 0x1042"), ("References", "string 0x1039"))
+TRANSPORT_HEADERS = "string 0x007d"
 MSGFLAG_READ = 0x1
 MSGFLAG_UNSENT = 0x8
 MAX_CUSTOM_HEADERS = 5
@@ -76,6 +79,11 @@ MESSAGE_INPUT = frozenset(
 FLAG_STATUSES = ("notFlagged", "flagged", "complete")
 IMPORTANCES = ("low", "normal", "high")
 FILTER = re.compile(r"^\s*internetMessageId\s+eq\s+'((?:[^']|'')*)'\s*$")
+# Graph's documented filter on an extended property's value (singlevaluelegacyextendedproperty)
+PROPERTY_FILTER = re.compile(
+    r"^\s*singleValueExtendedProperties/Any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+'((?:[^']|'')*)'"
+    r"\s+and\s+\1/value\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$"
+)
 
 
 class BadBody(Exception):
@@ -115,6 +123,11 @@ class CreatedMessage(Message):
     importance: str = "normal"
     message_id: str = ""
     attachments: list[FileAttachment] = field(default_factory=list)
+
+    @property
+    def transport_headers(self) -> str:
+        """PR_TRANSPORT_MESSAGE_HEADERS as the create set it ("" when it set none)."""
+        return _extended(self.source).get(TRANSPORT_HEADERS, "")
 
     def render(self) -> None:
         self.mime = _render(self)
@@ -209,6 +222,10 @@ def _render(message: CreatedMessage) -> bytes:
             mime[header] = ", ".join(found)
     mime["Date"] = format_datetime(message.sent or message.received)
     mime["Message-ID"] = message.message_id
+    extended = _extended(body)
+    for header, key in RENDERED_HEADERS:
+        if extended.get(key):
+            mime[header] = extended[key]
     for name, value in _custom_headers(body):
         mime[name] = value
     if message.importance != "normal":
@@ -369,15 +386,25 @@ async def create_in_folder(request: Request, caller: Caller) -> Response:
     return await _create(request, caller, request.path_params["folder"])
 
 
-def _message_id_filter(raw: str | None) -> str:
-    """Only `internetMessageId eq '...'` (quotes doubled inside) is supported by the fake."""
+def _message_filter(raw: str | None) -> Callable[[Message], bool]:
+    """`internetMessageId eq '...'` or `singleValueExtendedProperties/Any(ep: ep/id eq '...' and
+    ep/value eq '...')` (quotes doubled inside); the fake supports no other filter here."""
     match = FILTER.match(raw or "")
-    if match is None:
-        raise BadQuery(
-            "ErrorInvalidUrlQueryFilter",
-            "The fake supports only $filter=internetMessageId eq '<id>' here.",
+    if match is not None:
+        wanted = match.group(1).replace("''", "'")
+        return lambda message: _internet_id(message) == wanted
+    match = PROPERTY_FILTER.match(raw or "")
+    if match is not None:
+        key = " ".join(match.group(2).replace("''", "'").lower().split())
+        value = match.group(3).replace("''", "'")
+        return lambda message: (
+            isinstance(message, CreatedMessage) and _extended(message.source).get(key) == value
         )
-    return match.group(1).replace("''", "'")
+    raise BadQuery(
+        "ErrorInvalidUrlQueryFilter",
+        "The fake supports only $filter=internetMessageId eq '<id>' or an extended "
+        "property's value here.",
+    )
 
 
 _ids: dict[str, tuple[int, str]] = {}  # message id -> (id of its MIME bytes, Message-ID)
@@ -401,7 +428,7 @@ async def find_in_folder(request: Request, caller: Caller) -> Response:
     params = request.query_params
     try:
         refuse_options(params.keys(), {"$filter", "$select"})
-        wanted = _message_id_filter(params.get("$filter"))
+        wanted = _message_filter(params.get("$filter"))
         select = parse_select(params.get("$select"), MESSAGE_PROPERTIES, "microsoft.graph.message")
         with state.lock:
             mailbox = mailbox_of(state, caller, request.path_params["user"])
@@ -409,7 +436,7 @@ async def find_in_folder(request: Request, caller: Caller) -> Response:
             found = [
                 project(m.to_json(), select)
                 for m in mailbox.messages.values()
-                if m.folder_id == folder.id and _internet_id(m) == wanted
+                if m.folder_id == folder.id and wanted(m)
             ]
     except (NotFound, BadQuery) as exc:
         return refusal_response(exc, state)

@@ -11,8 +11,10 @@ sessions (`POST …:/{name}:/createUploadSession` and the upload host), `PATCH` 
 - the upload URL is on another origin (as `*.sharepoint.com` is to Graph), takes no bearer
   token (401 if one is sent), fragments in order with `Content-Range`, each a multiple of
   320 KiB but the last and under 60 MiB (400), an overlap or a gap is 416, `GET` gives
-  `nextExpectedRanges`, `DELETE` cancels, an expired session is 404, a name clash under `fail`
-  is 409 at the commit (the last fragment);
+  `nextExpectedRanges`, `DELETE` cancels, a session expires `session_lifetime_seconds` after
+  it was made or last took a fragment (each fragment extends it, as the uploadSession page
+  says) and is then 404 on its URL, a name clash under `fail` is 409 at the commit (the last
+  fragment);
 - the upload byte budget per (app, drive owner): over `budget_bytes` within `budget_window`
   seconds a write is 429 with `Retry-After` (off unless a test sets it);
 - `cut`: the next N fragments keep the first 320 KiB-aligned half and the connection drops.
@@ -436,6 +438,8 @@ async def _fragment(request: Request, state: FakeState, session_id: str) -> Resp
             raise Refused(404, "itemNotFound", "The drive is gone.")
         _spend(state, book, session.owner, len(content))
         session.total = total
+        # "Each fragment uploaded during the session extends the expiration time" (uploadSession)
+        session.expires = state.clock.now() + timedelta(seconds=book.session_lifetime_seconds)
         if book.cut > 0:
             book.cut -= 1
             kept = len(content) // 2 // FRAGMENT_UNIT * FRAGMENT_UNIT

@@ -7,18 +7,28 @@ against the organization's tenant before anything is written (a login, then
 ``GET /organization``); a refusal is a 400 naming the property. A request naming none uses the
 organization's stored application. A user's password or device code (the vendor's legacy
 flows) is refused: Graph restores run as an application.
+
+Also the vendor's Exchange restore options (``changedItems``, ``deletedItems``,
+``markRestoredAsUnread``, ``excludeDrafts``, …): each is carried out or refused with a 400
+naming it, never ignored (:func:`mail_options`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import m365_settings
+from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context
 from keepstone.services.m365_settings import Configured, M365Secrets
 from keepstone.sources.graph.access import GraphAccess
+from keepstone.sources.graph.mail_restore import MailOptions
+from keepstone.sources.graph.restore import GraphTarget
+from keepstone.sources.targets import RestoreTarget
 from keepstone.store.tables import Organization
 
 WHERE = "restore"  # the prefix m365_settings' checks give properties; dropped in answers
@@ -121,3 +131,176 @@ def _top_level(error: InvalidInput) -> InvalidInput:
     text = error.message.removeprefix(f"{prop}: ")
     name = prop.removeprefix(f"{WHERE}.") if prop != WHERE else "applicationId"
     return InvalidInput(text, name)
+
+
+# ---- the vendor's Exchange restore options -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeOptions:
+    """The Exchange options of a restore body (``RESTRestoreToDifferentLocation`` and its
+    selected-items form, v6-v8), as given; None is "not given"."""
+
+    changed_items: bool | None = None
+    deleted_items: bool | None = None
+    mark_restored_as_unread: bool | None = None
+    exclude_drafts: bool | None = None
+    exclude_deleted_items: bool | None = None
+    exclude_in_place_hold_items: bool | None = None
+    exclude_litigation_hold_items: bool | None = None
+    cas_server: str | None = None
+    impersonation_account_name: str | None = None
+    office_region: str | None = None
+    office_organization_name: str | None = None
+
+
+TEXT_OPTIONS = frozenset(
+    {"cas_server", "impersonation_account_name", "office_region", "office_organization_name"}
+)
+
+
+def _wire(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+WIRE_NAMES = {_wire(name).lower(): name for name in ExchangeOptions.__dataclass_fields__}
+
+
+def exchange_options(given: Mapping[str, Any]) -> ExchangeOptions:
+    """The Exchange options among a body's properties (any letter case, others ignored);
+    a value of the wrong type is a 400 naming it."""
+    values: dict[str, Any] = {}
+    for key, value in given.items():
+        name = WIRE_NAMES.get(str(key).lower())
+        if name is None or value is None:
+            continue
+        kind = str if name in TEXT_OPTIONS else bool
+        if not isinstance(value, kind):
+            shown = "a string" if kind is str else "true or false"
+            raise InvalidInput(f"must be {shown}", _wire(name))
+        values[name] = value
+    return ExchangeOptions(**values)
+
+
+# the options that change how messages are put back
+MAIL_ONLY = tuple(name for name in ExchangeOptions.__dataclass_fields__ if name not in TEXT_OPTIONS)
+REGIONS = ("worldwide",)  # Graph's global service; national clouds have other endpoints
+
+
+def mail_options(given: ExchangeOptions, kind: str) -> MailOptions | None:
+    """What the options ask of a put-back of ``kind`` items (None: nothing beyond the
+    defaults). Pure; a refusal is a 400 naming the option.
+
+    - ``changedItems``/``deletedItems`` (default true): whether a message already in its
+      target folder / missing from it is put back; both false would restore nothing.
+    - ``markRestoredAsUnread``, ``excludeDrafts``, ``excludeDeletedItems``: as named.
+    - ``excludeInPlaceHoldItems``/``excludeLitigationHoldItems``: accepted either way, since a
+      backup never reads the Recoverable Items folders that hold such items: there are none to
+      exclude or include.
+    - ``casServer`` and ``impersonationAccountName`` belong to on-premises Exchange and EWS
+      impersonation: refused; ``officeRegion`` other than Worldwide is refused (Graph's global
+      endpoints are what Keepstone writes to)."""
+    _refuse_foreign(given)
+    asked = [(_wire(name), getattr(given, name)) for name in MAIL_ONLY]
+    if kind != "mail":
+        for wire, value in asked:
+            if value is not None and wire not in ("changedItems", "deletedItems"):
+                raise InvalidInput("applies to mailboxes only, not to OneDrive documents", wire)
+            if value is False:
+                raise InvalidInput("applies to mailboxes only, not to OneDrive documents", wire)
+        return None
+    if given.changed_items is False and given.deleted_items is False:
+        raise InvalidInput("with changedItems also false nothing would be restored", "deletedItems")
+    roles = {
+        role
+        for role, flag in (
+            ("drafts", given.exclude_drafts),
+            ("deleteditems", given.exclude_deleted_items),
+        )
+        if flag
+    }
+    options = MailOptions(
+        mark_unread=bool(given.mark_restored_as_unread),
+        excluded_roles=frozenset(roles),
+        existing=given.changed_items is not False,
+        missing=given.deleted_items is not False,
+    )
+    return None if options == MailOptions() else options
+
+
+def _refuse_foreign(given: ExchangeOptions) -> None:
+    if given.cas_server:
+        raise InvalidInput(
+            "names an on-premises Exchange server; Office365 restores go through Graph",
+            "casServer",
+        )
+    if given.impersonation_account_name:
+        raise InvalidInput(
+            "is not used: Graph restores run as an application, without impersonation",
+            "impersonationAccountName",
+        )
+    region = (given.office_region or "").strip().lower()
+    if region and region not in REGIONS:
+        raise InvalidInput(
+            f"'{given.office_region}' is not served: Keepstone writes to Graph's global "
+            "service (Worldwide)",
+            "officeRegion",
+        )
+
+
+def check_organization_name(ctx: Context, org: Organization, name: str | None) -> None:
+    """A restore writes into its session's organization: ``officeOrganizationName``, when
+    given, must name that tenant (its domain, initial domain or id)."""
+    if not name or not name.strip():
+        return
+    if org.type != m365_settings.OFFICE365_TYPE:
+        raise InvalidInput(
+            "names an Office365 organization, but the restore point is not of one",
+            "officeOrganizationName",
+        )
+    settings = m365_settings.configured_of(ctx, org).settings
+    known = {
+        value.lower()
+        for value in (settings.tenant, settings.tenant_id, settings.initial_domain)
+        if value
+    }
+    if name.strip().lower() not in known:
+        raise InvalidInput(
+            "is not the organization of this restore session (restores into another "
+            "organization are not offered)",
+            "officeOrganizationName",
+        )
+
+
+def with_mail_options(target: RestoreTarget, options: MailOptions | None) -> RestoreTarget:
+    """``target`` putting messages back with ``options``; only an Office365 organization
+    offers them (a 400 naming the first given for another)."""
+    if options is None:
+        return target
+    if isinstance(target, GraphTarget):
+        return target.with_mail_options(options)
+    raise InvalidInput("is offered for Office365 organizations only", _first_option_name(options))
+
+
+def _first_option_name(options: MailOptions) -> str:
+    if options.mark_unread:
+        return "markRestoredAsUnread"
+    if "drafts" in options.excluded_roles:
+        return "excludeDrafts"
+    if options.excluded_roles:
+        return "excludeDeletedItems"
+    return "changedItems" if not options.existing else "deletedItems"
+
+
+def checked_options(
+    ctx: Context, organization_id: str, given: ExchangeOptions, kind: str
+) -> MailOptions | None:
+    """The options of a restore into ``organization_id``, checked before anything is written
+    or any login is tried (a 400 naming the option)."""
+    options = mail_options(given, kind)
+    if given.office_organization_name:
+        with ctx.db.read() as s:
+            org = get_organization_in(s, organization_id)
+        check_organization_name(ctx, org, given.office_organization_name)
+    return options

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import Request
+from pydantic import ConfigDict
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, Response, StreamingResponse
 
@@ -24,9 +25,14 @@ from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
-from keepstone.services import restore_points, restores
+from keepstone.services import m365_restore, restore_points, restores
 from keepstone.services.auth import Principal
-from keepstone.services.m365_restore import RestoreCredentials, restore_credentials
+from keepstone.services.m365_restore import (
+    ExchangeOptions,
+    RestoreCredentials,
+    exchange_options,
+    restore_credentials,
+)
 from keepstone.services.restores import Collision
 from keepstone.store.tables import RestorePoint
 
@@ -308,7 +314,13 @@ def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx, caller: Caller
     return _download(found, chunks)
 
 
+class ItemId(WireModel):
+    id: str
+
+
 class ItemsBody(WireModel):
+    model_config = ConfigDict(extra="allow")  # the Exchange options: see exchange()
+
     ids: list[str] | None = None
     user_name: PathText | None = None
     folder: PathText | None = None
@@ -321,9 +333,21 @@ class ItemsBody(WireModel):
     application_certificate_password: str | None = None
     user_password: str | None = None
     user_code: str | None = None
+    # v8's selected items ([{"id": …}], RESTExchangeItemStringId), the same as ids
+    items: list[ItemId] | None = None
 
     def __repr__(self) -> str:  # the secrets stay out of any log line or traceback
         return f"ItemsBody(ids={self.ids!r}, userName={self.user_name!r})"
+
+    def item_ids(self) -> list[str] | None:
+        if self.ids is not None and self.items is not None:
+            raise InvalidInput("give either ids or items, not both", "items")
+        return self.ids if self.items is None else [item.id for item in self.items]
+
+    def exchange(self) -> ExchangeOptions:
+        """The vendor's Exchange restore options (``RESTRestoreToDifferentLocation``), read
+        from the properties this model does not declare itself."""
+        return exchange_options(self.model_extra or {})
 
     def credentials(self) -> RestoreCredentials | None:
         return restore_credentials(
@@ -343,7 +367,9 @@ def save_many(
 ) -> Response:
     target = Path(tempfile.mkstemp(suffix=".zip")[1])
     try:
-        restores.write_zip(ctx, session_id, owner_id, body.ids or [], target, by=caller.user_name)
+        restores.write_zip(
+            ctx, session_id, owner_id, body.item_ids() or [], target, by=caller.user_name
+        )
     except BaseException:
         target.unlink(missing_ok=True)
         raise
@@ -375,9 +401,12 @@ def _put_back(
     to_user = options.mailbox or options.user_name
     if elsewhere and not to_user and not options.folder:
         raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
-    restores.browser(ctx, session_id).user(owner_id)  # a wrong session or owner is a 4xx now
+    view = restores.browser(ctx, session_id)
+    view.user(owner_id)  # a wrong session or owner is a 4xx now
+    mail = m365_restore.checked_options(ctx, view.organization_id, options.exchange(), kind)
     # the organization, with the application the request named, is checked now: a 400
     target = restores.session_target(ctx, session_id, options.credentials())
+    target = m365_restore.with_mail_options(target, mail)
 
     def work() -> tuple[str, dict[str, Any]]:
         counts = restores.restore(
@@ -417,7 +446,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         caller: Caller,
         body: ItemsBody | None = None,
     ) -> Response:
-        ids = body.ids if body else None
+        ids = body.item_ids() if body else None
         return _put_back(
             request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller.user_name
         )

@@ -21,7 +21,12 @@ from typing import Any, BinaryIO
 import httpx
 
 from keepstone.domain.throttle import APP_SCOPE, Backoff, Discipline
-from keepstone.sources.graph.errors import GraphError, GraphUnavailable, graph_error
+from keepstone.sources.graph.errors import (
+    GraphAnswerLost,
+    GraphError,
+    GraphUnavailable,
+    graph_error,
+)
 from keepstone.sources.graph.settings import GraphEndpoints
 
 MAILBOX_CONCURRENCY = 4  # Outlook's documented limit per app and mailbox (graph.md §2.2)
@@ -37,6 +42,8 @@ MAX_REDIRECTS = 5
 # messages live in an auxiliary archive, and Graph answers 308 toward it (beta archive mail API).
 SAME_METHOD_REDIRECTS = frozenset({307, 308})
 GATED_STATUSES = frozenset({429, 503, 504})  # where a Retry-After closes the scope
+# transport failures before the request left: sending it again cannot make anything twice
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def retry_after_seconds(value: str | None, date: str | None = None) -> float | None:
@@ -178,14 +185,20 @@ class GraphClient:
         scope: str = APP_SCOPE,
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
+        replay: bool = True,
     ) -> httpx.Response:
         """One call with the whole discipline; a 2xx/3xx answer, or a typed GraphError. A 307/308
-        is followed (a few times, only to Graph itself: the token never leaves it)."""
+        is followed (a few times, only to Graph itself: the token never leaves it).
+        ``replay=False`` (a create): a connection lost once the request may have reached Graph
+        raises :class:`GraphAnswerLost` instead of sending it again, so the caller can look for
+        what it made before it makes it twice."""
         attempt = gated = redirects = 0
         while True:
             try:
                 response = self._send(method, url, scope, headers, content)
             except httpx.TransportError as error:
+                if not replay and not isinstance(error, NOT_SENT):
+                    raise GraphAnswerLost(0, "answerLost", str(error), None) from error
                 self._pause(attempt, error)
                 attempt += 1
                 continue

@@ -9,8 +9,17 @@ under a folder (``Placement.folder``), folders created as needed.
   fragments of ``CHUNK`` bytes (a multiple of 320 KiB) in order to the upload URL, which takes
   no Authorization header (the client sends the token to the Graph URL only); after a cut the
   session's ``nextExpectedRanges`` says where to go on.
+- An upload session expires (``expirationDateTime``; its URL then answers 404, or 410): a new
+  session is made and the file sent again from its first byte (a new session holds nothing),
+  up to ``SESSIONS`` sessions per file.
 - ``@microsoft.graph.conflictBehavior`` from the collision policy: skip → ``fail`` (a 409 is
   the file skipped), overwrite → ``replace``, keepBoth → ``rename``.
+- Never twice: a simple upload and a session's last fragment are sent without the client's
+  replay. When the answer is lost, the file at the name is looked at: the same size and
+  ``quickXorHash`` as ours means it was written; otherwise it is sent again (``fail`` and
+  ``replace`` can make no second copy). keepBoth first sends ``fail`` and only on a 409
+  ``rename``, so a lost answer is only ever to a request that writes at the file's own name;
+  a lost answer to the ``rename`` itself fails the file, saying a copy may exist.
 
 Names are data: every folder name and file name from a backup goes through
 ``domain.names.safe_component`` before it becomes a path segment (and is percent-encoded in the
@@ -23,18 +32,21 @@ import contextlib
 import errno
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import quote
 
+import httpx
+
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.names import safe_component
+from keepstone.domain.quickxor import QuickXor
 from keepstone.engine import Item
 from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.client import GraphClient, inner_retry_after
 from keepstone.sources.graph.drive_backup import API, DRIVE_SCOPE
-from keepstone.sources.graph.errors import GraphError
+from keepstone.sources.graph.errors import GraphAnswerLost, GraphError
 from keepstone.sources.targets import Collision, Outcome, Placement, Reader
 
 SIMPLE_LIMIT = 4 << 20
@@ -42,6 +54,8 @@ FRAGMENT_UNIT = 320 * 1024
 CHUNK = 32 * FRAGMENT_UNIT  # 10 MiB a fragment
 BATCH = 20  # Graph's most requests in one $batch
 RESUMES = 5  # times one upload session goes on after a cut before the file fails
+SESSIONS = 3  # upload sessions one file may use (each after the previous one expired)
+SESSION_GONE = (404, 410)  # an upload URL's answer once its session expired
 BEHAVIOUR = {
     Collision.SKIP: "fail",
     Collision.OVERWRITE: "replace",
@@ -52,6 +66,20 @@ BEHAVIOUR_KEY = "@microsoft.graph.conflictBehavior"
 
 class Skip(Exception):
     """The name is taken and the policy is to skip."""
+
+
+@dataclass
+class Landing:
+    """Where a session's file lands (``path``, with the ``behaviour`` its session was made
+    with), and the hash of what was sent so far."""
+
+    path: str
+    behaviour: str
+    hasher: QuickXor = field(default_factory=QuickXor)
+
+
+class SessionGone(Exception):
+    """The upload session expired under the upload: a new one starts the file again."""
 
 
 @dataclass
@@ -108,10 +136,10 @@ class DriveWriter:
         folder, name = target_of(item, self.where.folder)
         try:
             parent = self._folder(folder)
-            with read(item) as data:
-                if item.size <= SIMPLE_LIMIT:
+            if item.size <= SIMPLE_LIMIT:
+                with read(item) as data:
                     return self._simple(item, parent, name, data)
-                self._session(item, parent, name, data)
+            self._session(item, parent, name, read)
         except Skip:
             return Outcome(item)
         except GraphError as error:
@@ -155,28 +183,61 @@ class DriveWriter:
         content = data.read(SIMPLE_LIMIT + 1)
         if len(content) > SIMPLE_LIMIT:
             raise OSError(errno.EFBIG, "the content is larger than the backup said")
-        url = (
-            f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}:/content"
-            f"?{BEHAVIOUR_KEY}={self.behaviour}"
-        )
+        path = f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}"
+        first = "fail" if self.behaviour == "rename" else self.behaviour
         try:
-            response = self.client.request(
-                "PUT",
-                url,
-                scope=DRIVE_SCOPE,
-                headers={"Content-Type": "application/octet-stream"},
-                content=content,
-            )
+            written = self._written(path, content, first)
         except GraphError as error:
-            if error.status == 409 and self.behaviour == "fail":
+            if error.status != 409:
+                raise
+            if self.behaviour == "fail":
                 raise Skip() from None
-            raise
-        written = _json(response.content)
+            # keepBoth: the name is taken, so a renamed copy; a lost answer here cannot be told
+            # from a copy that was not made, so the file fails rather than risk a second copy
+            try:
+                written = _json(self._put_content(path, content, "rename").content)
+            except GraphAnswerLost:
+                raise OSError(
+                    errno.EIO, "Graph's answer was lost; a renamed copy may have been written"
+                ) from None
         item_id = written.get("id")
         if not isinstance(item_id, str):
             raise OSError(errno.EIO, "Graph gave the file no id")
         self._dated.append(Dated(item, item_id, dates_of(item)))
         return None
+
+    def _written(self, path: str, content: bytes, behaviour: str) -> dict[str, Any]:
+        """PUT ``content`` at ``path`` (``fail`` or ``replace``), never twice: after a lost
+        answer the file there is ours if its size and hash are; else it is sent again."""
+        for attempt in range(1, RESUMES + 1):
+            try:
+                return _json(self._put_content(path, content, behaviour).content)
+            except GraphAnswerLost:
+                if attempt == RESUMES:
+                    raise
+            there = self._at(path)
+            if there is not None and _same(there, len(content), quick_xor(content)):
+                return there
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _put_content(self, path: str, content: bytes, behaviour: str) -> httpx.Response:
+        return self.client.request(
+            "PUT",
+            f"{path}:/content?{BEHAVIOUR_KEY}={behaviour}",
+            scope=DRIVE_SCOPE,
+            headers={"Content-Type": "application/octet-stream"},
+            content=content,
+            replay=False,
+        )
+
+    def _at(self, path: str) -> dict[str, Any] | None:
+        """The item at ``path`` (…/items/{parent}:/{name}), or None."""
+        try:
+            return self.client.get_json(path, scope=DRIVE_SCOPE)
+        except GraphError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def _set_dates(self) -> Iterator[Outcome]:
         """The waiting files' dates, 20 ``PATCH``es to a ``$batch``; a file whose dates cannot
@@ -234,11 +295,33 @@ class DriveWriter:
 
     # -- upload sessions ----------------------------------------------------------------
 
-    def _session(self, item: Item, parent: str, name: str, data: BinaryIO) -> None:
+    def _session(self, item: Item, parent: str, name: str, read: Reader) -> None:
+        """Upload by session; an expired session is replaced by a new one, the file sent
+        again from its start (each attempt reads the backup afresh)."""
+        path = f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}"
+        behaviour = self.behaviour
+        if behaviour == "rename" and self._at(path) is None:
+            behaviour = "fail"  # the name is free: a lost last answer can then be checked
+        for attempt in range(1, SESSIONS + 1):
+            upload_url = self._open_session(item, parent, name, behaviour)
+            try:
+                with read(item) as data:
+                    self._send(upload_url, item.size, data, Landing(path, behaviour))
+                return
+            except SessionGone:
+                if attempt == SESSIONS:
+                    raise OSError(
+                        errno.ETIMEDOUT, f"{SESSIONS} upload sessions expired before the end"
+                    ) from None
+            except BaseException:
+                self._cancel(upload_url)
+                raise
+
+    def _open_session(self, item: Item, parent: str, name: str, behaviour: str) -> str:
         url = f"{self.drive}/items/{quote(parent)}:/{quote(name, safe='')}:/createUploadSession"
         body = {
             "item": {
-                BEHAVIOUR_KEY: self.behaviour,
+                BEHAVIOUR_KEY: behaviour,
                 "name": name,
                 "fileSystemInfo": dates_of(item),
             }
@@ -246,29 +329,38 @@ class DriveWriter:
         upload_url = self._post(url, body).get("uploadUrl")
         if not isinstance(upload_url, str) or not upload_url:
             raise OSError(errno.EIO, "Graph gave no upload URL")
-        try:
-            self._send(upload_url, item.size, data)
-        except BaseException:
-            self._cancel(upload_url)
-            raise
+        return upload_url
 
-    def _send(self, upload_url: str, total: int, data: BinaryIO) -> None:
+    def _send(self, upload_url: str, total: int, data: BinaryIO, landing: Landing) -> None:
         """Fragments in order; after a cut (a transport failure, or a 416 for a fragment the
         service partly kept) the session's ``nextExpectedRanges`` says where to go on, within
-        the fragment still in memory."""
+        the fragment still in memory. An expired session raises :class:`SessionGone`."""
         offset = 0
         resumes = 0
         while offset < total:
             chunk = data.read(CHUNK)
             if not chunk or len(chunk) < min(CHUNK, total - offset):
                 raise OSError(errno.EIO, "the backup's content is shorter than its size")
+            landing.hasher.update(chunk)
             start = offset
             while offset < start + len(chunk):
                 piece = chunk[offset - start :]
                 try:
                     done = self._put(upload_url, offset, piece, total)
+                except GraphAnswerLost:
+                    if self._landed(landing, total):
+                        return
+                    if resumes >= RESUMES:
+                        raise
+                    resumes += 1  # not written: the session says where to go on
+                    offset = self._next_expected(upload_url, start, start + len(chunk))
+                    continue
                 except GraphError as error:
-                    if error.status == 409 and self.behaviour == "fail":
+                    if error.status in SESSION_GONE:
+                        raise SessionGone() from None
+                    if error.status == 409 and landing.behaviour == "fail":
+                        if self.behaviour == "rename":
+                            raise OSError(errno.EEXIST, "the name was taken meanwhile") from None
                         raise Skip() from None
                     if resumes >= RESUMES or error.status not in (416, 0, 500, 502, 503, 504):
                         raise
@@ -288,11 +380,26 @@ class DriveWriter:
             scope=DRIVE_SCOPE,
             headers={"Content-Range": f"bytes {offset}-{last}/{total}"},
             content=piece,
+            replay=last + 1 < total,  # the last fragment writes the file: never twice
         )
         return response.status_code in (200, 201)
 
+    def _landed(self, landing: Landing, total: int) -> bool:
+        """After a lost answer to the last fragment: whether the file is at its name, whole."""
+        if landing.behaviour == "rename":
+            raise OSError(
+                errno.EIO, "Graph's answer was lost; a renamed copy may have been written"
+            )
+        there = self._at(landing.path)
+        return there is not None and _same(there, total, landing.hasher.b64digest())
+
     def _next_expected(self, upload_url: str, low: int, high: int) -> int:
-        status = self.client.get_json(upload_url, scope=DRIVE_SCOPE)
+        try:
+            status = self.client.get_json(upload_url, scope=DRIVE_SCOPE)
+        except GraphError as error:
+            if error.status in SESSION_GONE:
+                raise SessionGone() from None
+            raise
         ranges = status.get("nextExpectedRanges")
         first = ranges[0] if isinstance(ranges, list) and ranges else None
         try:
@@ -327,6 +434,19 @@ def target_of(item: Item, folder: str | None) -> tuple[tuple[str, ...], str]:
     own = [safe_component(p) for p in parts[:-1]]
     base = [safe_component(p) for p in (folder or "").split("/") if p.strip()]
     return tuple(base + own), name
+
+
+def quick_xor(content: bytes) -> str:
+    hasher = QuickXor()
+    hasher.update(content)
+    return hasher.b64digest()
+
+
+def _same(item: dict[str, Any], size: int, digest: str) -> bool:
+    """Whether a driveItem holds content of ``size`` bytes hashing to ``digest``."""
+    hashes = (item.get("file") or {}).get("hashes") if isinstance(item.get("file"), dict) else None
+    found = hashes.get("quickXorHash") if isinstance(hashes, dict) else None
+    return item.get("size") == size and found == digest
 
 
 def dates_of(item: Item) -> dict[str, str]:

@@ -51,6 +51,10 @@ class GraphUnavailable(GraphError):
     """5xx or connection failures still failing once the retries allowed are spent."""
 
 
+class GraphAnswerLost(GraphUnavailable):
+    """The connection was lost after a create was sent: Graph may have made it or not."""
+
+
 class TokenError(Exception):
     """The login service refused the application's credentials (AADSTS code and text)."""
 

@@ -1,4 +1,9 @@
-"""Collision lookups of a mail restore: ``$filter=internetMessageId eq '…'`` in one folder, for
+"""Lookups of a mail restore. Restore tags: each created message carries a named extended
+property (``TAG_PROPERTY``) whose value names the put-back and the item, so that after a lost
+answer to a create the message can be found (``$filter`` on ``singleValueExtendedProperties``,
+as Graph documents for extended properties) instead of being made twice.
+
+Collision lookups: ``$filter=internetMessageId eq '…'`` in one folder, for
 one message or for up to 20 in one ``$batch`` (graph.md §1.3), so checking every message of a
 restore costs one request per 20 of them instead of one each.
 
@@ -18,6 +23,8 @@ from keepstone.sources.graph.client import GraphClient, inner_retry_after
 
 BATCH = 20  # Graph's most requests in one $batch
 IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
+# a named string property in Keepstone's own property set (a fixed GUID: never change it)
+TAG_PROPERTY = "String {7c2f3b1e-5d4a-4e8b-9f61-0b5e8d2a4c17} Name KeepstoneRestoreTag"
 
 
 def lookup_path(user_path: str, folder: str, message_id: str) -> str:
@@ -25,6 +32,17 @@ def lookup_path(user_path: str, folder: str, message_id: str) -> str:
     the id are doubled, as OData wants."""
     value = message_id.replace("'", "''")
     query = quote(f"internetMessageId eq '{value}'", safe="")
+    return f"{user_path}/mailFolders/{quote(folder, safe='')}/messages?$filter={query}&$select=id"
+
+
+def tag_path(user_path: str, folder: str, tag: str) -> str:
+    """The lookup (below ``/v1.0``) of the message a create tagged ``tag`` in ``folder``."""
+    value = tag.replace("'", "''")
+    condition = (
+        "singleValueExtendedProperties/Any(ep: "
+        f"ep/id eq '{TAG_PROPERTY}' and ep/value eq '{value}')"
+    )
+    query = quote(condition, safe="")
     return f"{user_path}/mailFolders/{quote(folder, safe='')}/messages?$filter={query}&$select=id"
 
 

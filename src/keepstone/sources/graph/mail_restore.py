@@ -19,13 +19,30 @@ Collisions (skip / overwrite / keepBoth) are decided by internetMessageId in the
 as it was before the restore (a folder the restore created holds none; keepBoth asks nothing):
 ``$filter=internetMessageId eq '…'``, for 20 messages at a time in one ``$batch``
 (``mail_lookup``); overwrite creates the new copy before it deletes the old (never zero copies).
+
+Never twice: every create carries a restore tag (``mail_lookup.TAG_PROPERTY``: this put-back's
+run id and a hash of the item's key) and is sent without the client's replay; when its answer is
+lost (the connection drops once the request was sent), the folder is asked for the tag before
+the create is sent again, so a message Graph made is used, not made a second time. An
+attachment added after the create (or the last fragment of its upload session) is sent the same
+way; after a lost answer the new message's attachments are counted before it is sent again.
+
+Options (``MailOptions``, the vendor's Exchange restore options): ``mark_unread`` restores every
+message unread (``markRestoredAsUnread``); ``excluded_roles`` skips the messages of those
+well-known folders (``excludeDrafts``, ``excludeDeletedItems``); ``existing=False`` skips a
+message already in its target folder (``changedItems: false``) and ``missing=False`` one that is
+not (``deletedItems: false``), by the same Message-ID lookups as the collision policy, then asked
+even under keepBoth.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -36,13 +53,22 @@ from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.auth import CredentialError
 from keepstone.sources.graph.client import GraphClient
 from keepstone.sources.graph.errors import (
+    GraphAnswerLost,
     GraphAuthError,
     GraphError,
     GraphThrottled,
     GraphUnavailable,
     TokenError,
 )
-from keepstone.sources.graph.mail_lookup import BATCH, look_up_many, look_up_one, lookup_path
+from keepstone.sources.graph.mail_lookup import (
+    BATCH,
+    TAG_PROPERTY,
+    found_ids,
+    look_up_many,
+    look_up_one,
+    lookup_path,
+    tag_path,
+)
 from keepstone.sources.graph.mime_message import (
     FLAG_STATUSES,
     IMPORTANCES,
@@ -70,6 +96,7 @@ IMAP_ROLES = {
     "\\archive": "archive",
 }
 FOLDER_PAGE = 100
+CREATE_ATTEMPTS = 3  # sends of one create whose answers were lost, before the message fails
 # the whole put-back stops at these: another request would fail the same way
 FATAL = (GraphAuthError, GraphThrottled, GraphUnavailable, TokenError, CredentialError)
 
@@ -78,12 +105,28 @@ class PutBackFailed(KeepstoneError):
     """One message could not be put back; says what Graph answered."""
 
 
+@dataclass(frozen=True, slots=True)
+class MailOptions:
+    """How messages are put back beyond where (see the module's text)."""
+
+    mark_unread: bool = False
+    excluded_roles: frozenset[str] = frozenset()
+    existing: bool = True  # put back a message already in its target folder
+    missing: bool = True  # put back a message its target folder lacks
+
+    @property
+    def looks_up(self) -> bool:
+        """Whether messages are looked for in the target even when both copies are kept."""
+        return not (self.existing and self.missing)
+
+
 def put_back_mail(
     client: GraphClient,
     user: GraphUser,
     items: Sequence[Item],
     read: Reader,
     where: Placement,
+    options: MailOptions | None = None,
 ) -> Iterator[Outcome]:
     """Write ``items`` (messages) into ``user``'s mailbox at ``where``; one outcome each.
     Raises InvalidInput before any request when the request itself is refused."""
@@ -92,7 +135,13 @@ def put_back_mail(
     if not user.has_mailbox:
         raise InvalidInput(f"user '{user.name}' has no mailbox", "userName")
     requested = requested_folder(where.folder)
-    return _MailRestore(client, user, read, where, requested).run(items)
+    restore = _MailRestore(client, user, read, where, requested, options or MailOptions())
+    return restore.run(items)
+
+
+def restore_tag(run: str, item: Item) -> str:
+    """The tag a put-back gives the message it makes of ``item``: its run and the item."""
+    return f"{run}:{hashlib.sha256(item.key.encode()).hexdigest()[:32]}"
 
 
 def state_of(item: Item) -> MailState:
@@ -165,9 +214,12 @@ class _MailRestore:
         read: Reader,
         where: Placement,
         requested: tuple[str, ...] | None,
+        options: MailOptions,
     ) -> None:
         self.client, self.user, self.read, self.where = client, user, read, where
         self.requested = requested
+        self.options = options
+        self.run_id = uuid.uuid4().hex  # this put-back's part of every restore tag
         self.base = f"/v1.0/users/{quote(user.graph_id, safe='')}"
         self.children: dict[str, dict[str, str]] = {}  # parent key -> lower name -> id
         self.resolved: dict[tuple[str, ...], str] = {}  # (role or "", *names) -> folder key
@@ -207,35 +259,48 @@ class _MailRestore:
 
     def _one(self, item: Item) -> bool:
         """Put one message back; False when skipped as already there."""
-        folder = self._folder(item)
-        message = to_graph(self.read(item).read(), state_of(item))
-        existing = self._existing(folder, message.message_id)
-        if existing and self.where.collision is Collision.SKIP:
+        if role_of(item) in self.options.excluded_roles:
             return False
-        self._create(folder, message)
+        folder = self._folder(item)
+        state = state_of(item)
+        if self.options.mark_unread:
+            state = replace(state, read=False)
+        message = to_graph(self.read(item).read(), state)
+        existing = self._existing(folder, message.message_id)
+        if existing and (self.where.collision is Collision.SKIP or not self.options.existing):
+            return False
+        if not existing and not self.options.missing:
+            return False
+        tag = restore_tag(self.run_id, item)
+        message.body["singleValueExtendedProperties"].append({"id": TAG_PROPERTY, "value": tag})
+        self._create(folder, message, tag)
         if self.where.collision is Collision.OVERWRITE:
             for old in existing:
                 self._delete(old)
         return True
 
     def _existing(self, folder: str, message_id: str) -> list[str]:
-        if self.where.collision is Collision.KEEP_BOTH or not message_id or folder in self.created:
+        if self._keeps_both() or not message_id or folder in self.created:
             return []
         path = lookup_path(self.user_path, folder, message_id)
         if path in self.known:  # asked in the window's batch; once (a repeat asks again)
             return self.known.pop(path)
         return look_up_one(self.client, self.user.graph_id, path)
 
+    def _keeps_both(self) -> bool:
+        """Whether nothing in the target matters: both copies kept, whatever is there."""
+        return self.where.collision is Collision.KEEP_BOTH and not self.options.looks_up
+
     def _prefetch(self, window: Sequence[Item]) -> None:
         """The collision lookups of a window of messages, in one ``$batch``, by the
         Message-IDs their metadata names (the MIME's own is checked against it later)."""
         self.known.clear()
-        if self.where.collision is Collision.KEEP_BOTH or self.gone is not None:
+        if self._keeps_both() or self.gone is not None:
             return
         paths: dict[str, str] = {}
         for item in window:
             message_id = " ".join(str(item.meta.get("message_id") or "").split())
-            if not message_id:
+            if not message_id or role_of(item) in self.options.excluded_roles:
                 continue
             try:
                 folder = self._folder(item)
@@ -252,7 +317,7 @@ class _MailRestore:
             return  # each message asks on its own
         self.known = {keyed[key]: ids for key, ids in found.items()}
 
-    def _create(self, folder: str, message: GraphMessage) -> None:
+    def _create(self, folder: str, message: GraphMessage, tag: str) -> None:
         inline, later = _plan(message)
         body = message.body | {"attachments": [a.as_json() for a in inline]}
         raw = json.dumps(body).encode()
@@ -261,18 +326,50 @@ class _MailRestore:
         for attachment in later:
             if len(attachment.data) > SESSION_MAX:
                 raise PutBackFailed(f"attachment '{attachment.name}' is over 150 MB")
-        made = self._post(f"{self._folder_url(folder)}/messages", raw)
+        made = self._make(folder, raw, tag)
         message_url = f"{self.base}/messages/{quote(str(made['id']), safe='')}"
         try:
-            for attachment in later:
-                self._attach(message_url, attachment)
+            for number, attachment in enumerate(later, start=len(inline) + 1):
+                self._attach_once(message_url, attachment, number)
         except (GraphError, KeepstoneError):
             self._forget(message_url)  # never leave a message without its attachments
             raise
 
+    def _make(self, folder: str, raw: bytes, tag: str) -> dict[str, Any]:
+        """Create the message, never twice: after a lost answer the tag is looked for first."""
+        url = f"{self._folder_url(folder)}/messages"
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return self._post(url, raw, replay=False)
+            except GraphAnswerLost:
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+            path = tag_path(self.user_path, folder, tag)
+            found = look_up_one(self.client, self.user.graph_id, path)
+            if found:
+                return {"id": found[0]}
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
+    def _attach_once(self, message_url: str, attachment: Attachment, number: int) -> None:
+        """Add the message's ``number``-th attachment, never twice: after a lost answer the
+        message's attachments are counted (the message is new: only this put-back adds any)."""
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                self._attach(message_url, attachment)
+                return
+            except GraphAnswerLost:
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+            listed = self.client.get_json(
+                f"{message_url}/attachments?$select=id", scope=self.user.graph_id
+            )
+            if len(found_ids(listed)) >= number:
+                return
+
     def _attach(self, message_url: str, attachment: Attachment) -> None:
         if len(attachment.data) < SESSION_MIN:
-            self._post(f"{message_url}/attachments", json.dumps(attachment.as_json()).encode())
+            body = json.dumps(attachment.as_json()).encode()
+            self._post(f"{message_url}/attachments", body, replay=False)
             return
         session = self._post(
             f"{message_url}/attachments/createUploadSession",
@@ -293,13 +390,19 @@ class _MailRestore:
             }
             # the upload URL carries its own authentication; the client sends the token
             # only to Graph's own host
+            last = start + len(fragment) >= total  # it adds the attachment: never twice
             self.client.request(
-                "PUT", url, scope=self.user.graph_id, headers=headers, content=fragment
+                "PUT",
+                url,
+                scope=self.user.graph_id,
+                headers=headers,
+                content=fragment,
+                replay=not last,
             )
 
-    def _post(self, url: str, raw: bytes) -> dict[str, Any]:
+    def _post(self, url: str, raw: bytes, *, replay: bool = True) -> dict[str, Any]:
         answer = self.client.request(
-            "POST", url, scope=self.user.graph_id, headers=JSON, content=raw
+            "POST", url, scope=self.user.graph_id, headers=JSON, content=raw, replay=replay
         )
         try:
             document = answer.json()

@@ -15,9 +15,22 @@ reads them only then):
   Exchange renders back as the Date header.
 
 Flag status, importance, categories and read state are JSON properties of the message (``flag``,
-``importance``, ``categories``, ``isRead``), so 0x1090 (PR_FLAG_STATUS) is not needed. Custom
-``X-`` headers go in ``internetMessageHeaders`` (Graph takes at most 5, named ``x-…``); other
-headers (Received, References…) have no writable Graph property and are not restored.
+``importance``, ``categories``, ``isRead``), so 0x1090 (PR_FLAG_STATUS) is not needed.
+
+Headers. From, To, Cc, Bcc, Reply-To, Subject and Message-ID are JSON properties; Date is
+0x0039 above. The threading headers and the rest go in MAPI properties Exchange converts to and
+from MIME headers (MS-OXCMAIL), set on create as well:
+
+- ``String 0x1042`` PR_IN_REPLY_TO_ID: In-Reply-To;
+- ``String 0x1039`` PR_INTERNET_REFERENCES: References;
+- ``String 0x007D`` PR_TRANSPORT_MESSAGE_HEADERS: the original header block, whole (Received,
+  Authentication-Results, List-*...), what Outlook shows as the message's headers and Graph as
+  ``internetMessageHeaders``; a block over ``MAX_TRANSPORT_HEADERS`` is left out (never cut).
+
+Custom ``X-`` headers also go in ``internetMessageHeaders`` (Graph takes at most 5, named
+``x-…``). The MIME create would carry every header itself, but it always makes a draft in
+Drafts whose flags cannot be changed (graph.md §0 #5), so JSON with these properties is the most
+faithful create Graph offers (docs/security.md, "Mail restore fidelity").
 """
 
 from __future__ import annotations
@@ -33,6 +46,10 @@ from typing import Any
 
 MSGFLAG_READ = 0x1
 MAX_CUSTOM_HEADERS = 5  # Graph's limit on internetMessageHeaders in one create
+MAX_TRANSPORT_HEADERS = 64 * 1024  # a header block larger than this is not restored
+IN_REPLY_TO = "String 0x1042"
+REFERENCES = "String 0x1039"
+TRANSPORT_HEADERS = "String 0x007D"
 RESERVED_HEADERS = ("x-ms-exchange-", "x-microsoft-exchange-", "x-ms-has-attach")
 FLAG_STATUSES = ("notFlagged", "flagged", "complete")
 IMPORTANCES = ("low", "normal", "high")
@@ -197,6 +214,32 @@ def _extended(state: MailState, sent: datetime | None) -> list[dict[str, str]]:
     return properties
 
 
+def _header_block(mime: bytes) -> str:
+    """The message's own header block as text (up to the first empty line), or "" when it is
+    too large to carry."""
+    end = len(mime)
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        found = mime.find(separator)
+        if found != -1:
+            end = min(end, found)
+    if end > MAX_TRANSPORT_HEADERS:
+        return ""
+    text = mime[:end].decode("utf-8", "replace").replace("\r\n", "\n")
+    return text.replace("\n", "\r\n") + "\r\n" if text.strip() else ""
+
+
+def _threading(message: EmailMessage, mime: bytes) -> list[dict[str, str]]:
+    properties = []
+    for header, property_id in (("In-Reply-To", IN_REPLY_TO), ("References", REFERENCES)):
+        value = _header_text(message, header)
+        if value:
+            properties.append({"id": property_id, "value": value})
+    block = _header_block(mime)
+    if block:
+        properties.append({"id": TRANSPORT_HEADERS, "value": block})
+    return properties
+
+
 def to_graph(mime: bytes, state: MailState) -> GraphMessage:
     """The Graph create for a message; never raises on a malformed MIME (it restores what
     can be read)."""
@@ -231,5 +274,5 @@ def to_graph(mime: bytes, state: MailState) -> GraphMessage:
         body["importance"] = state.importance
     if state.categories:
         body["categories"] = list(state.categories)
-    body["singleValueExtendedProperties"] = _extended(state, sent)
+    body["singleValueExtendedProperties"] = _extended(state, sent) + _threading(message, mime)
     return GraphMessage(body, _attachments(message, body_part), message_id)

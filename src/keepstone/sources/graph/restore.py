@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from functools import partial
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
@@ -17,7 +18,7 @@ from keepstone.sources.graph.auth import CredentialError
 from keepstone.sources.graph.client import GraphClient
 from keepstone.sources.graph.drive_restore import put_back_files
 from keepstone.sources.graph.errors import GraphError, TokenError
-from keepstone.sources.graph.mail_restore import PutBackFailed, put_back_mail
+from keepstone.sources.graph.mail_restore import MailOptions, PutBackFailed, put_back_mail
 from keepstone.sources.targets import Outcome, Placement, Reader
 
 PutBack = Callable[[GraphClient, GraphUser, Sequence[Item], Reader, Placement], Iterator[Outcome]]
@@ -26,9 +27,17 @@ PutBack = Callable[[GraphClient, GraphUser, Sequence[Item], Reader, Placement], 
 class GraphTarget:
     """The restore target of an Office365 organization."""
 
-    def __init__(self, access: GraphAccess, users: Sequence[GraphUser]) -> None:
+    def __init__(
+        self, access: GraphAccess, users: Sequence[GraphUser], mail: MailOptions | None = None
+    ) -> None:
         self.access = access
+        self.users_given = tuple(users)
         self.by_name = {user.name: user for user in users}
+        self.mail = mail or MailOptions()
+
+    def with_mail_options(self, mail: MailOptions) -> GraphTarget:
+        """The same organization, putting messages back with ``mail``'s options."""
+        return GraphTarget(self.access, self.users_given, mail)
 
     def users(self) -> list[str]:
         return list(self.by_name)
@@ -40,6 +49,8 @@ class GraphTarget:
                 f"user '{where.user}' does not exist in the organization", "userName"
             )
         put = _put_back_of(items)
+        if put is put_back_mail:
+            put = partial(put_back_mail, options=self.mail)
         stack = ExitStack()
         client = stack.enter_context(self.access.client())
         try:
