@@ -92,7 +92,9 @@ def test_a_batch_is_sent_at_once_a_later_request_is_premature(
 
 
 @contextmanager
-def _client(fake: FakeGraph, tenant: Tenant, discipline: Discipline) -> Iterator[GraphClient]:
+def fake_time_client(
+    fake: FakeGraph, tenant: Tenant, discipline: Discipline
+) -> Iterator[GraphClient]:
     """Keepstone's client on the fake's clock: its sleeps move the fake's time."""
     clock = fake.state.clock
     assert isinstance(clock, ManualClock)
@@ -132,7 +134,7 @@ def test_the_sync_of_users_without_onedrive_never_sends_early(
     tenant = _tenant(state, 30, drives=False)
     # 30 drive lookups (1 RU each) against 4 RU per 4 s: Retry-After of up to 4 s.
     state.resource_units.limits = ResourceUnitLimits(per_minute=4, minute=timedelta(seconds=4))
-    with _client(graph_fake, tenant, discipline()) as graph:
+    with fake_time_client(graph_fake, tenant, discipline()) as graph:
         counter = directory.Counter()
         users = [u for page in directory.list_users(graph, counter) for u in page]
         found = directory.with_mailboxes_and_drives(graph, users, counter)

@@ -224,11 +224,23 @@ def _sync_part(
 
 def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
     users: list[directory.DirectoryUser] = []
+    known = _known_users(ctx, org_id)  # what a lookup Graph does not answer keeps
     for page in directory.list_users(client, counter):
-        users.extend(directory.with_mailboxes_and_drives(client, page, counter))
+        users.extend(directory.with_mailboxes_and_drives(client, page, counter, known))
     unique = {u.graph_id: u for u in users}  # a replayed page must not double a row
     rows = [_user_row(org_id, u) for u in unique.values()]
     _replace(ctx, org_id, [(M365User, rows)])
+
+
+def _known_users(ctx: Context, org_id: str) -> dict[str, directory.DirectoryUser]:
+    """The cached users as the previous sync found them, by Graph id."""
+    fields = directory.DirectoryUser.__slots__
+    return {
+        row.graph_id: directory.DirectoryUser(
+            **{name: getattr(row, name) for name in fields} | {"licenses": tuple(row.licenses)}
+        )
+        for row in cached_users(ctx, org_id)
+    }
 
 
 def _user_row(org_id: str, user: directory.DirectoryUser) -> dict[str, Any]:

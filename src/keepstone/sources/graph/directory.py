@@ -15,7 +15,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -151,14 +151,22 @@ def list_users(client: GraphClient, counter: Counter) -> Iterator[list[Directory
 
 
 def with_mailboxes_and_drives(
-    client: GraphClient, users: list[DirectoryUser], counter: Counter
+    client: GraphClient,
+    users: list[DirectoryUser],
+    counter: Counter,
+    previous: Mapping[str, DirectoryUser] | None = None,
 ) -> list[DirectoryUser]:
-    """``users`` with their mailbox type and OneDrive, asked for in batches."""
+    """``users`` with their mailbox type and OneDrive, asked for in batches. A fact Graph did
+    not answer (throttled past the retries, a 5xx, a refusal) keeps what the previous sync
+    found (``previous``, by Graph id), or the default for a user seen the first time."""
     done: list[DirectoryUser] = []
+    known = previous or {}
     for start in range(0, len(users), USERS_PER_BATCH):
         chunk = users[start : start + USERS_PER_BATCH]
         answers = _batch(client, _facts_requests(chunk), counter)
-        done.extend(_with_facts(user, answers, i) for i, user in enumerate(chunk))
+        done.extend(
+            _with_facts(user, answers, i, known.get(user.graph_id)) for i, user in enumerate(chunk)
+        )
     return done
 
 
@@ -171,27 +179,62 @@ def _facts_requests(users: list[DirectoryUser]) -> dict[str, str]:
     return requests
 
 
+# Only these are answers about the fact: 200 (here it is) and 404 (documented for a user without
+# a mailbox, "MailboxNotEnabledForRESTAPI", or without a OneDrive, "mysite not found"; graph.md
+# §1, §6.2 edge tenants). Anything else says nothing about the user.
+ANSWERED = frozenset({200, 404})
+
+
 def _with_facts(
-    user: DirectoryUser, answers: Mapping[str, tuple[int, Any]], index: int
+    user: DirectoryUser,
+    answers: Mapping[str, tuple[int, Any]],
+    index: int,
+    previous: DirectoryUser | None,
 ) -> DirectoryUser:
-    status, settings = answers[f"m{index}"]
-    drive_status, drive = answers[f"d{index}"]
-    has_mailbox = status != 404  # anything but "no mailbox" is left for the backup to find out
-    purpose = settings.get("userPurpose") if status == 200 and isinstance(settings, dict) else None
-    drive = drive if drive_status == 200 and isinstance(drive, dict) else {}
+    # a new user's facts default to "has them" (an archive too): the backup finds out
+    known = previous or replace(user, has_archive=True)
     return DirectoryUser(
         **{
             **_fields(user),
-            "kind": PURPOSES.get(str(purpose).lower(), "User"),
-            "has_mailbox": has_mailbox,
-            # Graph v1.0 does not say whether an in-place archive exists: a user with a mailbox
-            # may have one, and the mail backup finds out when a job selects it.
-            "has_archive": has_mailbox,
-            "has_onedrive": drive_status != 404,
-            "drive_id": _text(drive.get("id")),
-            "drive_url": _text(drive.get("webUrl")),
+            **_mailbox_facts(answers[f"m{index}"], known),
+            **_drive_facts(answers[f"d{index}"], known),
         }
     )
+
+
+def _mailbox_facts(answer: tuple[int, Any], known: DirectoryUser) -> dict[str, Any]:
+    status, settings = answer
+    if status not in ANSWERED:
+        return {
+            "kind": known.kind,
+            "has_mailbox": known.has_mailbox,
+            "has_archive": known.has_archive,
+        }
+    has_mailbox = status == 200
+    purpose = settings.get("userPurpose") if has_mailbox and isinstance(settings, dict) else None
+    return {
+        "kind": PURPOSES.get(str(purpose).lower(), "User"),
+        "has_mailbox": has_mailbox,
+        # Graph v1.0 does not say whether an in-place archive exists: a user with a mailbox
+        # may have one, and the mail backup finds out when a job selects it.
+        "has_archive": has_mailbox,
+    }
+
+
+def _drive_facts(answer: tuple[int, Any], known: DirectoryUser) -> dict[str, Any]:
+    status, drive = answer
+    if status not in ANSWERED:
+        return {
+            "has_onedrive": known.has_onedrive,
+            "drive_id": known.drive_id,
+            "drive_url": known.drive_url,
+        }
+    drive = drive if status == 200 and isinstance(drive, dict) else {}
+    return {
+        "has_onedrive": status == 200,
+        "drive_id": _text(drive.get("id")),
+        "drive_url": _text(drive.get("webUrl")),
+    }
 
 
 def _fields(user: DirectoryUser) -> dict[str, Any]:
