@@ -10,11 +10,13 @@ import pytest
 from keepstone.sources.connector import PartFailed
 from keepstone.sources.graph.access import GraphUser
 from keepstone.sources.graph.mail_backup import (
+    WELL_KNOWN,
     MailboxBackup,
     folder_key,
     is_carried,
     message_key,
 )
+from keepstone.sources.graph.mail_restore import WELL_KNOWN as RESTORE_ROLES
 from tests.graph.mail_fixtures import Org, Run, as_previous, org, read_mailbox
 from tests.graph_fake.mailbox import Mailbox
 
@@ -190,3 +192,40 @@ def test_a_sync_state_lost_midway_through_a_full_read_starts_it_again(org: Org) 
     assert org.requests.kinds["$value"] == 20  # what the lost round gave is not read again
     state = next(i for i in given if i.kind == "folder" and i.meta["folder_id"] == inbox.id)
     assert state.meta["complete"] is True and state.meta["messages"] == 20
+
+
+def test_an_empty_folder_costs_no_delta_and_is_read_whole_once_it_holds_mail(org: Org) -> None:
+    """The listing's totalItemCount 0 spares the folder's delta round; mail arriving there (new
+    or moved in) is read on the next run, and a folder emptied since drops what it held."""
+    user, mailbox, ids, first = _setup(org, 4)
+    assert org.requests.kinds["messages/delta"] == 1  # Inbox only: the 4 others are empty
+    drafts, archive = mailbox.folder("drafts"), mailbox.folder("archive")
+    assert drafts is not None and archive is not None
+    state = org.fake.state
+    drafts_key = folder_key(user.name, "primary", drafts.id)
+    assert first.folders()[drafts_key].meta["empty"] is True
+    assert first.folders()[drafts_key].meta["messages"] == 0
+    with state.lock:
+        mailbox.move_message(ids[0], archive, state.clock.now())
+    added = org.add_messages(mailbox, drafts, 2)
+    second = read_mailbox(org, user, as_previous(first))
+    key = {i: message_key(user.name, "primary", i) for i in ids + added}
+    mail = second.mail()
+    assert org.requests.kinds["messages/delta"] == 3  # Inbox, Drafts, Archive
+    assert set(second.contents) == {key[i] for i in added}  # the move is not downloaded
+    assert is_carried(mail[key[ids[0]]]) and mail[key[ids[0]]].meta["folder_id"] == archive.id
+    assert second.folders()[drafts_key].meta["messages"] == 2
+    assert second.folders()[drafts_key].meta["empty"] is False
+    with state.lock:
+        for gid in added:
+            mailbox.delete_message(gid)
+    third = read_mailbox(org, user, as_previous(second))
+    assert org.requests.kinds["messages/delta"] == 2  # Drafts is empty again: not asked
+    assert set(third.mail()) == {key[i] for i in ids}  # the deleted drafts are gone
+    assert third.folders()[drafts_key].meta["messages"] == 0
+
+
+def test_roles_asked_are_the_roles_a_restore_places_by() -> None:
+    """Each name in the roles' $batch costs a request: the backup asks exactly the names the
+    restore uses, no more (and none it would miss)."""
+    assert set(WELL_KNOWN) == RESTORE_ROLES and len(WELL_KNOWN) == len(RESTORE_ROLES)

@@ -44,7 +44,7 @@ def test_injected_503_504_and_resets_are_retried(org: Org) -> None:
     faults.add(FaultRule(r"/\$value$", 503, every=5, retry_after=3))
     faults.add(FaultRule(r"/\$value$", 504, every=7))
     faults.add(FaultRule(r"/\$value$", "reset", every=11))
-    faults.add(FaultRule(r"/messages/delta$", 503, every=2, limit=2))
+    faults.add(FaultRule(r"/messages/delta$", 503, every=1, limit=2))  # Inbox: the only delta
     # One fetcher: with several, a request admitted just before another's 503 arrives is
     # legitimately in the air (the race any client has); here every send is after the answer.
     run = read_mailbox(org, user, [], fetchers=1)

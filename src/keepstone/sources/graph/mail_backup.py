@@ -4,12 +4,16 @@
   ``childFolderCount`` is not 0, its ``childFolders`` (same option). Not ``mailFolders/delta``:
   v1.0 documents neither ``includeHiddenFolders`` nor nested folders for it (graph.md §7), and a
   folder missed is mail lost; the walk costs one request plus one per folder that has children.
+  Well-known roles (what a restore places by) cost one ``$batch`` of 6 inner requests, only
+  when a folder is new to the job; Graph counts each inner request, so they are few.
 - **Messages**: per folder, ``messages/delta`` with ``$select`` (only what the item meta needs)
   and ``Prefer: odata.maxpagesize``; its delta link is kept in the folder's item and followed next
-  run. New messages are fetched as MIME (``$value``, one request each, a few in parallel);
-  a message the previous restore point holds is never downloaded again (a read/flag change or a
-  move only changes its metadata: ``Prefer: IdType="ImmutableId"`` keeps ids across moves);
-  ``@removed`` drops it from the folder.
+  run. A folder the listing shows empty (``totalItemCount`` 0) gets no delta round at all: it is
+  read whole once it holds mail again (requests: about one per message plus one per non-empty
+  folder, graph.md §6.3 G2/G3). New messages are fetched as MIME (``$value``, one request
+  each, a few in parallel); a message the previous restore point holds is never downloaded
+  again (a read/flag change or a move only changes its metadata: ``Prefer:
+  IdType="ImmutableId"`` keeps ids across moves); ``@removed`` drops it from the folder.
 - **Lost sync state** (``410 SyncStateNotFound``) or a folder whose previous state is incomplete:
   the folder is read again from scratch and merged by id (a message already stored is carried,
   never downloaded twice; delta replays are merged the same way).
@@ -34,7 +38,7 @@ import json
 import threading
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -65,25 +69,12 @@ MESSAGE_SELECT = (
     "id,changeKey,receivedDateTime,sentDateTime,internetMessageId,subject,isRead,isDraft,"
     "flag,importance,categories"
 )
-FOLDER_SELECT = "id,displayName,parentFolderId,childFolderCount"
-# Well-known folder names resolved to roles (one $batch, only when a folder is new).
-WELL_KNOWN = (
-    "inbox",
-    "drafts",
-    "sentitems",
-    "deleteditems",
-    "junkemail",
-    "archive",
-    "outbox",
-    "clutter",
-    "conflicts",
-    "conversationhistory",
-    "localfailures",
-    "serverfailures",
-    "syncissues",
-    "scheduled",
-    "recoverableitemsdeletions",
-)
+FOLDER_SELECT = "id,displayName,parentFolderId,childFolderCount,totalItemCount"
+# Well-known names resolved to roles (one $batch, only when a folder is new): only the roles a
+# restore places messages by (mail_restore.WELL_KNOWN; a test keeps the two equal). Each inner
+# request of a $batch counts against the mailbox's budget like a request of its own, so asking
+# names no restore uses would cost requests for nothing.
+WELL_KNOWN = ("inbox", "drafts", "sentitems", "deleteditems", "junkemail", "archive")
 MAILBOX_GONE = frozenset({"MailboxNotEnabledForRESTAPI", "ErrorInvalidUser", "ResourceNotFound"})
 
 
@@ -94,6 +85,7 @@ class MailFolder:
     names: tuple[str, ...]  # display names from the top of the mailbox
     role: str | None = None
     has_children: bool = False
+    empty: bool = False  # the listing's totalItemCount is 0: no delta round needed
 
     @property
     def path(self) -> str:
@@ -229,10 +221,7 @@ class MailboxBackup:
         if self.mailbox == "primary" and any(f.id not in roles for f in folders):
             roles.update(self._batch_roles())
         for index, folder in enumerate(folders):
-            role = roles.get(folder.id)
-            folders[index] = MailFolder(
-                folder.id, folder.parent_id, folder.names, role, folder.has_children
-            )
+            folders[index] = replace(folder, role=roles.get(folder.id))
 
     def _batch_roles(self) -> dict[str, str | None]:
         relative = self.base.split("/", 2)[2]  # "users/{id}" (the batch runs in its version)
@@ -246,7 +235,7 @@ class MailboxBackup:
             }
             for n, name in enumerate(WELL_KNOWN)
         ]
-        self.requests += 1
+        self.requests += len(requests)  # Graph counts every inner request on its own
         roles: dict[str, str | None] = {}
         try:
             response = self.client.request(
@@ -270,6 +259,12 @@ class MailboxBackup:
     # ----- one folder -----
 
     def _folder(self, pool: ThreadPoolExecutor, folder: MailFolder) -> Iterator[SourceItem]:
+        if folder.empty:
+            # Nothing to read: no delta round (one request per empty folder on every run saved).
+            # Without a delta link the folder is read whole once it holds mail again, and what
+            # it held before is gone from it (a move is reported by the folder it went to).
+            yield _folder_item(self.user, self.mailbox, folder, _Pass())
+            return
         before = self.folders_before.get(folder.id)
         link = before.meta.get("delta_link") if before is not None else None
         incremental = (
@@ -540,7 +535,8 @@ def _folder_item(user: GraphUser, mailbox: str, folder: MailFolder, state: _Pass
         "role": folder.role,
         "delta_link": link,
         "messages": len(state.members),
-        "complete": state.complete and link is not None,
+        "complete": state.complete and (link is not None or folder.empty),
+        "empty": folder.empty,
     }
     token = f"{link}:{meta['messages']}:{meta['complete']}:{folder.path}:{folder.role}"
     return SourceItem(
@@ -577,13 +573,14 @@ def _folder_of(entry: dict[str, Any], parent_names: tuple[str, ...]) -> MailFold
     if not isinstance(fid, str) or not fid:
         return None
     name = display(str(entry.get("displayName") or ""))
-    children = entry.get("childFolderCount")
+    children, total = entry.get("childFolderCount"), entry.get("totalItemCount")
     return MailFolder(
         fid,
         display(str(entry.get("parentFolderId") or "")),
         (*parent_names, name),
         None,
-        not isinstance(children, int) or children > 0,
+        has_children=not isinstance(children, int) or children > 0,
+        empty=isinstance(total, int) and not isinstance(total, bool) and total == 0,
     )
 
 
