@@ -1,7 +1,9 @@
 """`POST /v1.0/$batch`: up to 20 inner requests, `dependsOn`, 424 for a failed dependency.
 
 Each inner request runs through the whole Graph app (throttling and faults included), so it
-counts against the limits on its own and can be 429 alone (graph.md §1.3 Batching). Answers come
+counts against the limits on its own and can be 429 alone (graph.md §1.3 Batching); all of them
+count as sent when the batch arrived (`throttle.BATCH_SENT`), so an inner request the fake
+reaches after a block that began inside the same batch is not a premature retry. Answers come
 back in a shuffled order, as Graph promises no order.
 """
 
@@ -18,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from tests.graph_fake.errors import graph_error
 from tests.graph_fake.graph_auth import fake_of
+from tests.graph_fake.throttle import BATCH_SENT
 
 MAX_REQUESTS = 20
 
@@ -91,6 +94,18 @@ async def batch(request: Request) -> Response:
     except (BadBatch, json.JSONDecodeError, UnicodeDecodeError) as exc:
         return graph_error(400, "BadRequest", str(exc), state.clock.now())
     authorization = request.headers.get("authorization")
+    sent = BATCH_SENT.set(state.clock.now())  # every inner request was sent with the batch
+    try:
+        answers = await _run_all(request, requests, authorization)
+    finally:
+        BATCH_SENT.reset(sent)
+    random.Random(state.tokens_issued).shuffle(answers)
+    return JSONResponse({"responses": answers})
+
+
+async def _run_all(
+    request: Request, requests: list[dict[str, Any]], authorization: str | None
+) -> list[dict[str, Any]]:
     transport = httpx.ASGITransport(app=request.app)
     status: dict[str, int] = {}
     answers: list[dict[str, Any]] = []
@@ -102,5 +117,4 @@ async def batch(request: Request) -> Response:
                 answer = await _run(http, inner, authorization)
             status[inner["id"]] = answer["status"]
             answers.append(answer)
-    random.Random(state.tokens_issued).shuffle(answers)
-    return JSONResponse({"responses": answers})
+    return answers

@@ -17,7 +17,10 @@ from tests.graph_fake.errors import graph_error
 from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.state import FakeState
 
-MAILBOX_PATH = re.compile(r"^/v1\.0/users/([^/]+)/(mailFolders|messages|mailboxSettings)(/|$)")
+# v1.0 and beta (the In-Place Archive's API) alike: one Outlook service, the same limits.
+MAILBOX_PATH = re.compile(
+    r"^/(?:v1\.0|beta)/users/([^/]+)/(mailFolders|messages|mailboxSettings|settings)(/|$)"
+)
 HOLD_DEADLINE_SECONDS = 60.0
 FAULT_CODES = {
     500: "generalException",

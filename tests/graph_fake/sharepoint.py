@@ -1,13 +1,15 @@
 """SharePoint/OneDrive throttling: resource units (RU) per (app, tenant), as graph.md §2.3 has it.
 
-Every OneDrive request costs RU: 1 for a single item, a delta page with a token or a download;
-2 for a multi-item query (children, a delta without token) or any write; 5 for a permission
-call. The app may spend `per_minute` RU in any minute and `per_day` in any 24 hours (sliding
-windows). Over either budget the request is refused with 429 (or 503, as SharePoint may answer)
-and `Retry-After`; once 80 % of the minute's budget is spent, answers carry `RateLimit-Limit`,
+Every OneDrive request costs RU (Graph's v1.0 and beta, the download and the upload host): 1
+for a single item, a delta page with a token or a download; 2 for a multi-item query (children,
+a delta without token) or any write (an upload fragment too); 5 for a permission call. The app
+may spend `per_minute` RU in any minute and `per_day` in any 24 hours (sliding windows). Over
+either budget the request is refused with 429 (or 503, as SharePoint may answer) and
+`Retry-After`; once 80 % of the minute's budget is spent, answers carry `RateLimit-Limit`,
 `RateLimit-Remaining` and `RateLimit-Reset`. A request while blocked is refused again, restarts
 the block (the premature-retry penalty) and is counted in `premature`. Refused requests spend no
-RU. `scaled(k)` runs Microsoft's limits k times faster (same rate).
+RU. `scaled(k)` runs Microsoft's limits k times faster (same rate); `microsoft_limits` also
+sets the upload byte budget (SharePoint's ingress per user, scaled alike).
 """
 
 from __future__ import annotations
@@ -29,8 +31,14 @@ from tests.graph_fake.throttle import Block, CostWindow, Limits, scaled_count, s
 if TYPE_CHECKING:  # state.py holds a ResourceUnitBook
     from tests.graph_fake.state import FakeState
 
-SHAREPOINT_PATH = re.compile(r"^/v1\.0/(drives/|sites(/|$)|users/[^/]+/drives?(/|$))")
+# v1.0 and beta alike: the beta endpoint is the same service with the same limits.
+SHAREPOINT_PATH = re.compile(r"^/(v1\.0|beta)/(drives/|sites(/|$)|users/[^/]+/drives?(/|$))")
 DOWNLOAD_HOST = re.compile(r"^/_download/")
+UPLOAD_HOST = re.compile(r"^/_upload/([^/]+)$")
+# SharePoint's ingress per user (graph.md §2.3: 50 GB an hour), the upload byte budget of
+# `uploads.py` once Microsoft's limits are on.
+UPLOAD_BYTES_PER_HOUR = 50 * 1000**3
+HOUR_SECONDS = 3600.0
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # The scope key the gate leaves for routes: the caller's app id, so the download URL it mints
 # can charge the same (app, tenant) budget when it is fetched without a bearer token.
@@ -61,10 +69,16 @@ class ResourceUnitLimits:
 
 
 def microsoft_limits(state: FakeState, k: float = 1.0) -> None:
-    """Switch on Microsoft's Outlook and SharePoint limits, k times faster (k=1: real time)."""
+    """Switch on Microsoft's Outlook and SharePoint limits, k times faster (k=1: real time):
+    the request budgets, the resource units and the upload byte budget alike."""
+    from tests.graph_fake.uploads import uploads  # uploads imports state, which imports us
+
+    book = uploads(state)
     with state.lock:
         state.throttle.limits = Limits().scaled(k)
         state.resource_units.limits = ResourceUnitLimits().scaled(k)
+        book.budget_bytes = scaled_count(UPLOAD_BYTES_PER_HOUR, k)
+        book.budget_window = HOUR_SECONDS / k
 
 
 def cost_of(method: str, path: str, query: str) -> int:
@@ -184,10 +198,27 @@ def _download_key(state: FakeState, query: str) -> tuple[str, str] | None:
     return str(sealed.get("app", "")), tenant.id
 
 
+def _upload_key(state: FakeState, session_id: str) -> tuple[str, str] | None:
+    """(app, tenant) of an upload URL: the app that opened the session, its drive's tenant."""
+    from tests.graph_fake.uploads import uploads  # uploads imports state, which imports us
+
+    book = uploads(state)
+    with state.lock:
+        session = book.sessions.get(session_id)
+        owner = session.owner if session is not None else None
+        tenant = next((t for t in state.tenants.values() if owner and owner[1] in t.users), None)
+    if owner is None or tenant is None:
+        return None  # the upload host answers 404 itself
+    return owner[0], tenant.id
+
+
 def _key(state: FakeState, scope: Scope) -> tuple[str, str] | None:
     path, query = scope["path"], scope.get("query_string", b"").decode("latin-1")
     if DOWNLOAD_HOST.match(path):
         return _download_key(state, query)
+    upload = UPLOAD_HOST.match(path)
+    if upload is not None:  # no bearer token there either: the session says whose it is
+        return _upload_key(state, upload.group(1))
     if not SHAREPOINT_PATH.match(path):
         return None
     authorization = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")

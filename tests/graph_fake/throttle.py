@@ -9,14 +9,17 @@
 The clock is the fake's, so a test moves time instead of sleeping; the limits are settable, and
 `scaled(k)` divides every window and budget by k (the same rate, shorter windows, Retry-After/k) so
 a benchmark meets Microsoft's limits in minutes (graph.md §6.2 "Clock"). A request made while its
-scope is blocked is counted in `premature` (a client must never send one) unless it came so soon
-after the refusal that it was already on the wire (`IN_FLIGHT_GRACE`).
+scope is blocked is counted in `premature` (a client must never send one) unless it was sent
+before the block began: one that arrives within `IN_FLIGHT_GRACE` of the refusal was already on
+the wire, and a `$batch`'s inner requests were all sent with their batch (`BATCH_SENT`), however
+long the fake takes to run them one after another.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -83,6 +86,16 @@ class Refusal:
 IN_FLIGHT_GRACE = timedelta(milliseconds=500)
 
 
+# When the `$batch` whose inner request is being run arrived (batch.py sets it around its inner
+# requests; they run in the batch's own task, so no other request sees it).
+BATCH_SENT: ContextVar[datetime | None] = ContextVar("fake_graph_batch_sent", default=None)
+
+
+def sent_at(now: datetime) -> datetime:
+    """When the client sent the request being admitted: its batch's arrival, else now."""
+    return BATCH_SENT.get() or now
+
+
 @dataclass
 class Block:
     """A scope refused until `until`; a request before then restarts it (the penalty)."""
@@ -103,8 +116,9 @@ class Block:
         return True
 
     def premature(self, now: datetime) -> bool:
-        """Whether a request refused by `early` came later than one in flight could have."""
-        return self.started is not None and now - self.started >= IN_FLIGHT_GRACE
+        """Whether a request refused by `early` was sent later than one in flight could have
+        been: its batch's arrival counts for an inner request, not when the fake reached it."""
+        return self.started is not None and sent_at(now) - self.started >= IN_FLIGHT_GRACE
 
     def start(self, now: datetime, wait: timedelta) -> None:
         self.penalty = max(wait, timedelta(seconds=1))

@@ -79,7 +79,7 @@ class Uploads:
     sessions: dict[str, Session] = field(default_factory=dict)
     session_lifetime_seconds: int = 3600
     budget_bytes: int | None = None
-    budget_window: int = 300
+    budget_window: float = 300  # seconds; microsoft_limits sets SharePoint's, scaled by k
     spent: dict[tuple[str, str], deque[tuple[float, int]]] = field(default_factory=dict)
     cut: int = 0
 

@@ -11,8 +11,10 @@ sync of an organization runs at a time; background syncs run on their own thread
 
 from __future__ import annotations
 
+import collections
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -170,7 +172,14 @@ class SyncResult:
 def sync(ctx: Context, org_id: str, access: GraphAccess, *, sharepoint: bool = True) -> SyncResult:
     """Read the directory through ``access`` and replace the cached parts it could read; the
     state says Running meanwhile and the result afterwards. Never raises for Graph's refusals:
-    they are the result's errors."""
+    they are the result's errors. One sync of an organization at a time in this process (the
+    create's own included): two would each honour only their own ``Retry-After`` and send inside
+    the other's, which Graph counts as premature and answers by extending the penalty."""
+    with SYNCS.exclusive(org_id):
+        return _sync(ctx, org_id, access, sharepoint)
+
+
+def _sync(ctx: Context, org_id: str, access: GraphAccess, sharepoint: bool) -> SyncResult:
     started = ctx.clock.now()
     _set_state(ctx, org_id, current_status="Running", current_type=FULL, current_start=started)
     counter, errors = Counter(), []
@@ -215,11 +224,23 @@ def _sync_part(
 
 def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
     users: list[directory.DirectoryUser] = []
+    known = _known_users(ctx, org_id)  # what a lookup Graph does not answer keeps
     for page in directory.list_users(client, counter):
-        users.extend(directory.with_mailboxes_and_drives(client, page, counter))
+        users.extend(directory.with_mailboxes_and_drives(client, page, counter, known))
     unique = {u.graph_id: u for u in users}  # a replayed page must not double a row
     rows = [_user_row(org_id, u) for u in unique.values()]
     _replace(ctx, org_id, [(M365User, rows)])
+
+
+def _known_users(ctx: Context, org_id: str) -> dict[str, directory.DirectoryUser]:
+    """The cached users as the previous sync found them, by Graph id."""
+    fields = directory.DirectoryUser.__slots__
+    return {
+        row.graph_id: directory.DirectoryUser(
+            **{name: getattr(row, name) for name in fields} | {"licenses": tuple(row.licenses)}
+        )
+        for row in cached_users(ctx, org_id)
+    }
 
 
 def _user_row(org_id: str, user: directory.DirectoryUser) -> dict[str, Any]:
@@ -308,6 +329,24 @@ class Syncs:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[str, threading.Thread] = {}
+        self._exclusive: dict[str, threading.Lock] = {}
+        self._syncing: collections.Counter[str] = collections.Counter()
+
+    @contextmanager
+    def exclusive(self, org_id: str) -> Iterator[None]:
+        """Hold ``org_id``'s one sync slot (waiting for a sync already in it); meanwhile
+        ``running`` says so, so the scheduler does not start another beside it."""
+        with self._lock:
+            slot = self._exclusive.setdefault(org_id, threading.Lock())
+            self._syncing[org_id] += 1
+        try:
+            with slot:
+                yield
+        finally:
+            with self._lock:
+                self._syncing[org_id] -= 1
+                if not self._syncing[org_id]:
+                    del self._syncing[org_id], self._exclusive[org_id]
 
     def start(self, ctx: Context, org: Organization, access_of: AccessOf) -> bool:
         """Queue a sync of ``org`` and start it on a thread; False if one is already running."""
@@ -342,9 +381,12 @@ class Syncs:
         sync(ctx, org.id, access, sharepoint=bool(org.settings.get("isSharePointOnline", True)))
 
     def running(self, org_id: str) -> bool:
+        """Whether a sync of ``org_id`` is queued or running: a background one or an inline
+        one (the create's)."""
         with self._lock:
             thread = self._running.get(org_id)
-        return thread is not None and thread.is_alive()
+            inline = self._syncing[org_id] > 0
+        return inline or (thread is not None and thread.is_alive())
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the running syncs; whether all have ended."""

@@ -1,14 +1,13 @@
 """An Office365 organization's objects from its cache, in the vendor's paged shapes (graph.md
 §5.2): users (wildcard and location filters), a user's OneDrives, groups and their members,
-sites, teams; and the cache's sync (``POST /Sync``, ``GET /SyncState``).
+sites, teams; and the cache's sync (``POST /Sync``, ``GET /SyncState``). What a listing selects
+(the filters) is ``services.m365_objects``'s; these routes parse and render.
 
 The routes are installed on the organizations router (``install``), beside the routes of the
 other organization types they share paths with."""
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -22,61 +21,10 @@ from keepstone.api.vb365.bodies import SyncOptionsBody
 from keepstone.api.vb365.deps import Ctx, json
 from keepstone.api.vb365.pages import PageRequest, Paging, envelope, page_sets
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
-from keepstone.domain.errors import InvalidInput, NotFound
+from keepstone.domain.errors import NotFound
 from keepstone.domain.scope import stable_user_id
-from keepstone.services import catalog, m365_directory, m365_settings
+from keepstone.services import catalog, m365_directory, m365_objects, m365_settings
 from keepstone.services.context import Context
-from keepstone.store.tables import M365User, Organization
-
-LOCATIONS = {
-    "cloud": {"Cloud"},
-    "onpremises": {"OnPremises"},
-    "hybrid": {"Hybrid"},
-    "cloudorhybrid": {"Cloud", "Hybrid"},
-    "onpremisesorhybrid": {"OnPremises", "Hybrid"},
-    "any": {"Cloud", "Hybrid", "OnPremises"},
-}
-
-
-def office365(ctx: Context, org_id: str) -> Organization:
-    org = catalog.get_organization(ctx, org_id)
-    if org.type != m365_settings.OFFICE365_TYPE:
-        raise InvalidInput(
-            f"organization '{org.name}' is a {org.type} organization: only Office365 "
-            "organizations have a directory to synchronise",
-            "organizationId",
-        )
-    return org
-
-
-def is_office365(ctx: Context, org_id: str) -> bool:
-    """Whether the organization (which must exist) is Office365; the others (a directory on
-    disk, a mail server) have no groups, sites or teams, so they list none."""
-    return catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE
-
-
-def wildcard(pattern: str | None, prop: str) -> Callable[[str | None], bool]:
-    """The vendor's filter: ``*`` any run, ``?`` one character, case-insensitive; a pattern
-    without wildcards matches as a substring."""
-    if not pattern:
-        return lambda _: True
-    if len(pattern) > 255:
-        raise InvalidInput("must be at most 255 characters", prop)
-    body = pattern if any(c in pattern for c in "*?") else f"*{pattern}*"
-    regex = re.compile(fnmatch.translate(body.replace("[", "[[]")), re.IGNORECASE | re.DOTALL)
-    return lambda value: bool(value) and regex.match(value or "") is not None
-
-
-def locations(value: str | None) -> set[str]:
-    if value is None:
-        return LOCATIONS["any"]
-    found = LOCATIONS.get(value.lower())
-    if found is None:
-        raise InvalidInput(
-            "must be one of Cloud, OnPremises, Hybrid, CloudOrHybrid, OnPremisesOrHybrid, Any",
-            "locationFilter",
-        )
-    return found
 
 
 def object_listing(
@@ -115,33 +63,22 @@ def list_users(
     displayName: str | None = None,
     locationFilter: str | None = None,
 ) -> Any:
-    office365(ctx, org_id)
-    by_name = wildcard(userName, "userName")
-    by_display = wildcard(displayName, "displayName")
-    where = locations(locationFilter)
-
-    def rows() -> list[M365User]:
-        return [
-            u
-            for u in m365_directory.cached_users(ctx, org_id)
-            if (by_name(u.name) or by_name(u.mail))
-            and by_display(u.display_name)
-            and u.location in where
-        ]
-
+    rows = m365_objects.users(
+        ctx, org_id, user_name=userName, display_name=displayName, location=locationFilter
+    )
     render = partial(views.m365_user, org_id, api=api)
     return object_listing(request, api, f"m365users:{org_id}", rows, render, paging, ctx)
 
 
 def get_user(org_id: str, user_id: str, ctx: Context, api: ApiVersion) -> dict[str, Any]:
-    office365(ctx, org_id)
+    m365_objects.office365(ctx, org_id)
     return views.m365_user(org_id, m365_directory.find_user(ctx, org_id, user_id), api)
 
 
 def list_onedrives(
     org_id: str, user_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    if not is_office365(ctx, org_id):
+    if not m365_objects.is_office365(ctx, org_id):
         drives = local_onedrives(ctx, org_id, user_id, api)
     else:
         user = m365_directory.find_user(ctx, org_id, user_id)
@@ -171,32 +108,22 @@ def list_groups(
     groupName: str | None = None,
     locationFilter: str | None = None,
 ) -> Response:
-    cached = is_office365(ctx, org_id)
-    by_display, by_name = wildcard(displayName, "displayName"), wildcard(groupName, "groupName")
-    where = locations(locationFilter)
-
-    def rows() -> list[Any]:
-        if not cached:
-            return []
-        return [
-            g
-            for g in m365_directory.cached_groups(ctx, org_id)
-            if by_display(g.display_name) and by_name(g.name) and g.location in where
-        ]
-
+    rows = m365_objects.groups(
+        ctx, org_id, display_name=displayName, group_name=groupName, location=locationFilter
+    )
     render = partial(views.m365_group, org_id, api=api)
     return json(object_listing(request, api, f"m365groups:{org_id}", rows, render, paging, ctx))
 
 
 def get_group(org_id: str, group_id: str, ctx: Ctx, api: Version) -> Response:
-    office365(ctx, org_id)
+    m365_objects.office365(ctx, org_id)
     return json(views.m365_group(org_id, m365_directory.find_group(ctx, org_id, group_id), api))
 
 
 def list_members(
     org_id: str, group_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    office365(ctx, org_id)
+    m365_objects.office365(ctx, org_id)
     group = m365_directory.find_group(ctx, org_id, group_id)
     identifier = m365_directory.vendor_id(group.graph_id, group.onprem_guid)
 
@@ -217,26 +144,13 @@ def list_sites(
     includePersonalSites: bool = False,
     locationFilter: str | None = None,
 ) -> Response:
-    cached = is_office365(ctx, org_id)
-    where = locations(locationFilter)
-    if locationFilter is not None and locationFilter.lower() not in ("cloud", "onpremises", "any"):
-        raise InvalidInput("must be one of Cloud, OnPremises, Any", "locationFilter")
-
-    def rows() -> list[Any]:
-        if not cached:
-            return []
-        return [
-            s
-            for s in m365_directory.cached_sites(ctx, org_id)
-            if (includePersonalSites or not s.is_personal) and "Cloud" in where
-        ]
-
+    rows = m365_objects.sites(ctx, org_id, personal=includePersonalSites, location=locationFilter)
     render = partial(views.m365_site, org_id, api=api)
     return json(object_listing(request, api, f"m365sites:{org_id}", rows, render, paging, ctx))
 
 
 def get_site(org_id: str, site_id: str, ctx: Ctx, api: Version) -> Response:
-    office365(ctx, org_id)
+    m365_objects.office365(ctx, org_id)
     for site in m365_directory.cached_sites(ctx, org_id):
         if site_id.lower() in (views.site_id(site), site.graph_id.lower()):
             return json(views.m365_site(org_id, site, api))
@@ -251,21 +165,13 @@ def list_teams(
     paging: Paging,
     displayName: str | None = None,
 ) -> Response:
-    cached = is_office365(ctx, org_id)
-    by_display = wildcard(displayName, "displayName")
-
-    def rows() -> list[Any]:
-        if not cached:
-            return []
-        teams = m365_directory.cached_groups(ctx, org_id, teams=True)
-        return [t for t in teams if by_display(t.display_name)]
-
+    rows = m365_objects.teams(ctx, org_id, display_name=displayName)
     render = partial(views.m365_team, org_id, api=api)
     return json(object_listing(request, api, f"m365teams:{org_id}", rows, render, paging, ctx))
 
 
 def get_team(org_id: str, team_id: str, ctx: Ctx, api: Version) -> Response:
-    office365(ctx, org_id)
+    m365_objects.office365(ctx, org_id)
     team = m365_directory.find_group(ctx, org_id, team_id, team=True)
     return json(views.m365_team(org_id, team, api))
 
@@ -278,7 +184,7 @@ def start_sync(
 ) -> Response:
     """Start a sync in the background (a running one is not started twice). Every sync reads
     the whole directory, so ``Incremental`` is served as ``Full``."""
-    org = office365(ctx, org_id)
+    org = m365_objects.office365(ctx, org_id)
     m365_directory.SYNCS.start(ctx, org, m365_settings.access_of)
     return plain(204 if api.at_least(8) else 200)
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from keepstone.sources.graph.auth import AppCredentials, MsalHttpClient, TokenSource
-from keepstone.sources.graph.client import GraphClient
+from keepstone.sources.graph.client import GraphClient, shared_throttling
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.sources.graph.tls import graph_tls_context
 
@@ -35,7 +35,11 @@ class GraphAccess:
         except BaseException:
             http.close()
             raise
-        client = GraphClient(self.endpoints, tokens, tls=tls)
+        # one discipline for every client of this application: a sync and a backup share it
+        throttling = shared_throttling(
+            self.endpoints.graph_url, self.credentials.tenant, self.credentials.client_id
+        )
+        client = GraphClient(self.endpoints, tokens, tls=tls, throttling=throttling)
         try:
             yield client
         finally:

@@ -102,6 +102,30 @@ class PageWalk:
 
 
 @dataclass
+class Throttling:
+    """What the discipline knows, with its lock and the slots per scope (4 in flight each).
+    Graph counts an application's requests together whichever client sends them, so every
+    client of one (Graph, tenant, application) in a process shares one (``shared_throttling``):
+    a sync's ``Retry-After`` holds a backup's requests to the same scope, and the reverse."""
+
+    discipline: Discipline = field(default_factory=Discipline)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    slots: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+
+
+_SHARED: dict[tuple[str, str, str], Throttling] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_throttling(graph_url: str, tenant: str, client_id: str) -> Throttling:
+    """The one ``Throttling`` of an application in a tenant (kept for the process's life: one
+    per organization)."""
+    key = (graph_url, tenant.lower(), client_id.lower())
+    with _SHARED_LOCK:
+        return _SHARED.setdefault(key, Throttling())
+
+
+@dataclass
 class GraphClient:
     endpoints: GraphEndpoints
     token: Callable[[], str]  # a valid access token (auth.TokenSource caches until near expiry)
@@ -115,12 +139,15 @@ class GraphClient:
     concurrency: int = MAILBOX_CONCURRENCY
     timeout: float = 60.0
     transport: httpx.BaseTransport | None = None
+    throttling: Throttling | None = None  # None: this client's own (see shared_throttling)
     _http: httpx.Client = field(init=False)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _slots: dict[str, threading.BoundedSemaphore] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         from keepstone.sources.graph.tls import graph_tls_context
+
+        if self.throttling is None:
+            self.throttling = Throttling(self.discipline)
+        self.discipline = self.throttling.discipline
 
         self._http = httpx.Client(
             verify=self.tls or graph_tls_context(),
@@ -132,6 +159,16 @@ class GraphClient:
 
     def close(self) -> None:
         self._http.close()
+
+    @property
+    def _lock(self) -> threading.Lock:
+        assert self.throttling is not None  # set by __post_init__
+        return self.throttling.lock
+
+    @property
+    def _slots(self) -> dict[str, threading.BoundedSemaphore]:
+        assert self.throttling is not None
+        return self.throttling.slots
 
     # -- the public calls ---------------------------------------------------------------
 

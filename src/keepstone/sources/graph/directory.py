@@ -14,12 +14,14 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
+from keepstone.domain.throttle import APP_SCOPE
 from keepstone.sources.graph.client import GraphClient, inner_retry_after
+from keepstone.sources.graph.drive_backup import DRIVE_SCOPE
 from keepstone.sources.graph.errors import GraphError
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -151,15 +153,30 @@ def list_users(client: GraphClient, counter: Counter) -> Iterator[list[Directory
 
 
 def with_mailboxes_and_drives(
-    client: GraphClient, users: list[DirectoryUser], counter: Counter
+    client: GraphClient,
+    users: list[DirectoryUser],
+    counter: Counter,
+    previous: Mapping[str, DirectoryUser] | None = None,
 ) -> list[DirectoryUser]:
-    """``users`` with their mailbox type and OneDrive, asked for in batches."""
+    """``users`` with their mailbox type and OneDrive, asked for in batches. A fact Graph did
+    not answer (throttled past the retries, a 5xx, a refusal) keeps what the previous sync
+    found (``previous``, by Graph id), or the default for a user seen the first time."""
     done: list[DirectoryUser] = []
+    known = previous or {}
     for start in range(0, len(users), USERS_PER_BATCH):
         chunk = users[start : start + USERS_PER_BATCH]
-        answers = _batch(client, _facts_requests(chunk), counter)
-        done.extend(_with_facts(user, answers, i) for i, user in enumerate(chunk))
+        answers = _batch(client, _facts_requests(chunk), counter, _facts_scope)
+        done.extend(
+            _with_facts(user, answers, i, known.get(user.graph_id)) for i, user in enumerate(chunk)
+        )
     return done
+
+
+def _facts_scope(key: str) -> str:
+    """The throttling scope of a facts request: a drive lookup spends the tenant's SharePoint
+    resource units (the drive backup's scope), a mailbox's settings its Outlook budget; the
+    whole application is held for those, as the sync does not keep a scope per mailbox."""
+    return DRIVE_SCOPE if key.startswith("d") else APP_SCOPE
 
 
 def _facts_requests(users: list[DirectoryUser]) -> dict[str, str]:
@@ -171,27 +188,62 @@ def _facts_requests(users: list[DirectoryUser]) -> dict[str, str]:
     return requests
 
 
+# Only these are answers about the fact: 200 (here it is) and 404 (documented for a user without
+# a mailbox, "MailboxNotEnabledForRESTAPI", or without a OneDrive, "mysite not found"; graph.md
+# §1, §6.2 edge tenants). Anything else says nothing about the user.
+ANSWERED = frozenset({200, 404})
+
+
 def _with_facts(
-    user: DirectoryUser, answers: Mapping[str, tuple[int, Any]], index: int
+    user: DirectoryUser,
+    answers: Mapping[str, tuple[int, Any]],
+    index: int,
+    previous: DirectoryUser | None,
 ) -> DirectoryUser:
-    status, settings = answers[f"m{index}"]
-    drive_status, drive = answers[f"d{index}"]
-    has_mailbox = status != 404  # anything but "no mailbox" is left for the backup to find out
-    purpose = settings.get("userPurpose") if status == 200 and isinstance(settings, dict) else None
-    drive = drive if drive_status == 200 and isinstance(drive, dict) else {}
+    # a new user's facts default to "has them" (an archive too): the backup finds out
+    known = previous or replace(user, has_archive=True)
     return DirectoryUser(
         **{
             **_fields(user),
-            "kind": PURPOSES.get(str(purpose).lower(), "User"),
-            "has_mailbox": has_mailbox,
-            # Graph v1.0 does not say whether an in-place archive exists: a user with a mailbox
-            # may have one, and the mail backup finds out when a job selects it.
-            "has_archive": has_mailbox,
-            "has_onedrive": drive_status != 404,
-            "drive_id": _text(drive.get("id")),
-            "drive_url": _text(drive.get("webUrl")),
+            **_mailbox_facts(answers[f"m{index}"], known),
+            **_drive_facts(answers[f"d{index}"], known),
         }
     )
+
+
+def _mailbox_facts(answer: tuple[int, Any], known: DirectoryUser) -> dict[str, Any]:
+    status, settings = answer
+    if status not in ANSWERED:
+        return {
+            "kind": known.kind,
+            "has_mailbox": known.has_mailbox,
+            "has_archive": known.has_archive,
+        }
+    has_mailbox = status == 200
+    purpose = settings.get("userPurpose") if has_mailbox and isinstance(settings, dict) else None
+    return {
+        "kind": PURPOSES.get(str(purpose).lower(), "User"),
+        "has_mailbox": has_mailbox,
+        # Graph v1.0 does not say whether an in-place archive exists: a user with a mailbox
+        # may have one, and the mail backup finds out when a job selects it.
+        "has_archive": has_mailbox,
+    }
+
+
+def _drive_facts(answer: tuple[int, Any], known: DirectoryUser) -> dict[str, Any]:
+    status, drive = answer
+    if status not in ANSWERED:
+        return {
+            "has_onedrive": known.has_onedrive,
+            "drive_id": known.drive_id,
+            "drive_url": known.drive_url,
+        }
+    drive = drive if status == 200 and isinstance(drive, dict) else {}
+    return {
+        "has_onedrive": status == 200,
+        "drive_id": _text(drive.get("id")),
+        "drive_url": _text(drive.get("webUrl")),
+    }
 
 
 def _fields(user: DirectoryUser) -> dict[str, Any]:
@@ -199,10 +251,15 @@ def _fields(user: DirectoryUser) -> dict[str, Any]:
 
 
 def _batch(
-    client: GraphClient, requests: Mapping[str, str], counter: Counter
+    client: GraphClient,
+    requests: Mapping[str, str],
+    counter: Counter,
+    scope_of: Callable[[str], str],
 ) -> dict[str, tuple[int, Any]]:
     """``id -> (status, body)`` of GETs sent as one ``$batch``; inner answers that were
-    throttled or failed transiently are asked again (the client's discipline waits first)."""
+    throttled or failed transiently are asked again (the client's discipline waits first).
+    The batch waits for the SharePoint scope's gate as well as the application's, so a drive
+    backup's ``Retry-After`` holds the sync's drive lookups too."""
     answers: dict[str, tuple[int, Any]] = {}
     pending = dict(requests)
     for _ in range(BATCH_RETRIES):
@@ -212,6 +269,7 @@ def _batch(
         response = client.request(
             "POST",
             "/v1.0/$batch",
+            scope=DRIVE_SCOPE,
             headers={"Content-Type": "application/json"},
             content=json.dumps(body).encode(),
         )
@@ -219,9 +277,9 @@ def _batch(
         for inner in _inner_answers(response.content):
             answers[inner[0]] = (inner[1], inner[2])
         pending = {k: u for k, u in pending.items() if answers.get(k, (429, None))[0] in _AGAIN}
-        _wait_for_retry_after(client, response.content)
+        _wait_for_retry_after(client, response.content, scope_of)
     for key in pending:  # still throttled: one by one, through the full discipline
-        answers[key] = _single(client, requests[key], counter)
+        answers[key] = _single(client, requests[key], counter, scope_of(key))
     return answers
 
 
@@ -239,28 +297,28 @@ def _inner_answers(content: bytes) -> Iterator[tuple[str, int, Any]]:
             yield inner["id"], status if isinstance(status, int) else 500, inner.get("body")
 
 
-def _wait_for_retry_after(client: GraphClient, content: bytes) -> None:
-    """The longest Retry-After an inner answer named, honoured for the whole application."""
-    from keepstone.domain.throttle import APP_SCOPE
-
+def _wait_for_retry_after(
+    client: GraphClient, content: bytes, scope_of: Callable[[str], str]
+) -> None:
+    """Each Retry-After an inner answer named, honoured for its request's scope."""
     try:
         document = json.loads(content)
     except ValueError:
         return
     answers = document.get("responses") if isinstance(document, dict) else None
-    waits = [
-        wait
-        for inner in (answers if isinstance(answers, list) else [])
-        if isinstance(inner, dict) and (wait := inner_retry_after(inner)) is not None
-    ]
-    if waits:
-        client.hold(APP_SCOPE, max(waits))
+    waits: dict[str, float] = {}
+    for inner in answers if isinstance(answers, list) else []:
+        if isinstance(inner, dict) and (wait := inner_retry_after(inner)) is not None:
+            scope = scope_of(str(inner.get("id")))
+            waits[scope] = max(wait, waits.get(scope, 0.0))
+    for scope, wait in waits.items():
+        client.hold(scope, wait)
 
 
-def _single(client: GraphClient, url: str, counter: Counter) -> tuple[int, Any]:
+def _single(client: GraphClient, url: str, counter: Counter, scope: str) -> tuple[int, Any]:
     counter.add("single")
     try:
-        return 200, client.get_json(f"/v1.0{url}")
+        return 200, client.get_json(f"/v1.0{url}", scope=scope)
     except GraphError as error:
         return error.status, None
 

@@ -1,0 +1,100 @@
+"""Issue 13 finding (a): the organization sync of a tenant whose users have no OneDrive, under
+the SharePoint resource-unit budget, never sends a request inside a ``Retry-After``.
+
+The bench's ``many`` tenant showed hundreds of premature OneDrive requests: the create's own sync
+and the scheduler's first periodic sync (the new organization had never been synced) ran at once,
+on two clients, each honouring only the ``Retry-After`` it was given and sending inside the
+other's (graph.md §2.1: Graph counts those and extends the penalty). One sync of an organization
+runs at a time now; the fake's side (a ``$batch``'s inner requests all count as sent with their
+batch) is in test_throttle_fake_batch.py."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from keepstone.clock import SystemClock
+from keepstone.scheduler import Scheduler
+from keepstone.services import m365_directory
+from tests.graph.org_fixtures import (
+    SECRET,
+    OrgEnv,
+    _org_fake,
+    _org_server,
+    org_body,
+    org_env,
+)
+from tests.graph_fake.sharepoint import ResourceUnitLimits
+from tests.graph_fake.state import FakeState, Tenant
+
+__all__ = ["_org_fake", "_org_server", "org_env"]
+
+USERS = 12  # 12 drive lookups at 4 RU a second: the budget is met three times over
+
+
+def _without_onedrive(state: FakeState, count: int) -> Tenant:
+    tenant = state.add_tenant("many.onmicrosoft.com")
+    for n in range(count):
+        state.add_mailbox(state.add_user(tenant, f"user{n:03}"))
+    return tenant
+
+
+def _create_in_background(env: OrgEnv, tenant: Tenant) -> tuple[threading.Thread, list[Any]]:
+    app = env.fake.state.add_app(tenant, secret=SECRET)
+    answers: list[Any] = []
+
+    def create() -> None:
+        answers.append(env.api.post("/v8/Organizations", org_body(app, "many.onmicrosoft.com")))
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    return thread, answers
+
+
+def _count_overlaps(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """[syncs reading users now, most at once], kept by wrapping the users part's reader."""
+    seen = [0, 0]
+    lock = threading.Lock()
+    read = m365_directory._sync_users
+
+    def counted(*args: Any) -> None:
+        with lock:
+            seen[0] += 1
+            seen[1] = max(seen)
+        try:
+            read(*args)
+        finally:
+            with lock:
+                seen[0] -= 1
+
+    monkeypatch.setattr(m365_directory, "_sync_users", counted)
+    return seen
+
+
+def test_the_create_and_the_scheduler_never_sync_at_once(
+    org_env: OrgEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    overlaps = _count_overlaps(monkeypatch)
+    state = org_env.fake.state
+    state.clock = SystemClock()  # real time on both sides: the client waits out Retry-After
+    state.resource_units.limits = ResourceUnitLimits(per_minute=4, minute=timedelta(seconds=1))
+    tenant = _without_onedrive(state, USERS)
+    scheduler = Scheduler(org_env.ctx)
+    thread, answers = _create_in_background(org_env, tenant)
+    due: list[str] = []
+    while thread.is_alive():  # the scheduler ticks all along the create's sync, as in `serve`
+        due += [org.id for org in m365_directory.due_for_sync(org_env.ctx)]
+        scheduler.tick()
+        thread.join(0.05)
+    assert answers[0].status_code == 201, answers[0].text
+    assert m365_directory.SYNCS.wait(60)
+    assert due == [] and overlaps[1] == 1  # no second sync beside the create's
+    with state.lock:
+        refused, premature = state.resource_units.refused, state.resource_units.premature
+    assert refused > 0  # the budget was met: the test exercised the discipline
+    assert premature == 0
+    users = m365_directory.cached_users(org_env.ctx, answers[0].json()["id"])
+    assert len(users) == USERS and not any(u.has_onedrive for u in users)
