@@ -222,7 +222,10 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
     still Queued, for the window's next opening.
     """
     now = ctx.clock.now()
-    with ctx.db.write() as s:
+    with ctx.db.claim() as s:
+        # Several proxies claim at once on PostgreSQL: each locks the queued sessions it reads
+        # and passes over those another claimer holds (SKIP LOCKED), so a session is handed to
+        # one proxy only. SQLite has one writer at a time and omits the clause.
         rows = s.execute(
             select(JobSession, Job, Organization)
             .join(Job, Job.id == JobSession.job_id)
@@ -233,6 +236,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 (JobSession.not_before.is_(None)) | (JobSession.not_before <= now),
             )
             .order_by(JobSession.creation_time)
+            .with_for_update(skip_locked=True, of=JobSession)
         ).all()
         for session, job, org in rows:
             policy = policy_from_record(job.schedule_policy)
