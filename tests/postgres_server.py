@@ -17,10 +17,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+
+from keepstone.store.postgres import Listener
 
 SUPERUSER = "keepstone"
 TEMPLATE = "keepstone_template"
@@ -152,3 +155,16 @@ def running() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+@contextlib.contextmanager
+def listening(url: str, channel: str, deadline: float) -> Iterator[threading.Event]:
+    """A ``Listener`` on ``channel`` (subscribed when this yields) and the event it sets."""
+    woken = threading.Event()
+    listener = Listener(url, channel, woken.set)
+    listener.start()
+    try:
+        assert listener.listening.wait(deadline), "the listener never subscribed"
+        yield woken
+    finally:
+        listener.stop(deadline)

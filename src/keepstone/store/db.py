@@ -46,8 +46,9 @@ def database_url(given: str) -> str:
     (or ``postgres://``) means psycopg 3; ``sqlite:///path`` is taken as it is."""
     scheme, separator, rest = given.partition("://")
     if not separator or not rest:
+        # not repeated: what is not a URL may well be a password pasted in the wrong place
         raise DatabaseUrlError(
-            f"--database: '{_redacted(given)}' is not a URL "
+            "--database: the value is not a URL "
             "(use postgresql://user@host:port/database or sqlite:///path)"
         )
     scheme = scheme.lower()
@@ -58,15 +59,6 @@ def database_url(given: str) -> str:
     raise DatabaseUrlError(
         f"--database: unsupported scheme '{scheme}' (use postgresql:// or sqlite:///)"
     )
-
-
-def _redacted(url: str) -> str:
-    """A URL fit for an error message: a password in it never is."""
-    scheme, separator, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
-    if separator and at and ":" in credentials:
-        return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
-    return url if not at else f"{scheme}://***@{host}"
 
 
 class Database:
