@@ -22,6 +22,7 @@ from argon2 import PasswordHasher, Type
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
+from sqlalchemy import select
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
@@ -30,6 +31,7 @@ from keepstone.server import DATABASE_FILE, bootstrap, open_context
 from keepstone.services import auth
 from keepstone.services.context import Context
 from keepstone.store.db import Database, database_url
+from keepstone.store.tables import Base
 from tests import postgres_server
 from tests.postgres_server import PostgresServer
 
@@ -153,6 +155,17 @@ def ctx(
     bootstrap(context, data_dir)
     yield context
     context.db.dispose()
+
+
+def catalog_text(ctx: Context, data_dir: Path) -> str:
+    """Everything the catalog holds, as text: the SQLite file and its WAL byte for byte, or every
+    row of every table of the PostgreSQL database. For tests that a secret is never stored."""
+    if ctx.db.dialect == "sqlite":
+        files = sorted(data_dir.glob(f"{DATABASE_FILE}*"))
+        return "".join(path.read_bytes().decode("latin-1") for path in files)
+    with ctx.db.read() as s:
+        tables = Base.metadata.sorted_tables
+        return "\n".join(str(row) for table in tables for row in s.execute(select(table)))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
 from keepstone.store.db import Database
+from tests.conftest import Api
 from tests.postgres_server import listening
 
 pytestmark = pytest.mark.postgresql_catalog
@@ -72,6 +73,32 @@ def test_two_concurrent_claimers_never_take_the_same_session(
         claimer.join(DEADLINE)
     assert first and first[0] is not None and first[0].session_id == queued.id
     assert runs.get_session(other, queued.id).status == "Running"
+
+
+def test_while_one_claimer_holds_a_session_another_takes_the_next(
+    ctx: Context, other: Context, api: Api, job: dict[str, Any], org: dict[str, Any]
+) -> None:
+    second_job = api.post(
+        f"/v2/Organizations/{org['id']}/Jobs",
+        {"name": "second", "backupType": "EntireOrganization", "repositoryId": job["repositoryId"]},
+    ).json()
+    proxy = _local_proxy(ctx)
+    older = runs.start_job(ctx, job["id"], "test")
+    newer = runs.start_job(ctx, second_job["id"], "test")
+    assert older is not None and newer is not None
+    paused, go = threading.Event(), threading.Event()
+    _pause_after_claim_read(ctx, paused, go)
+    first: list[runs.ClaimedRun | None] = []
+    claimer = threading.Thread(target=lambda: first.append(runs.claim_next(ctx, proxy)))
+    claimer.start()
+    try:
+        assert paused.wait(DEADLINE), "the first claimer never read the queue"
+        taken = runs.claim_next(other, proxy)
+    finally:
+        go.set()
+        claimer.join(DEADLINE)
+    assert taken is not None and taken.session_id == newer.id
+    assert first and first[0] is not None and first[0].session_id == older.id
 
 
 def test_a_session_freed_by_the_first_claimer_is_not_taken_twice(

@@ -41,6 +41,7 @@ def make_engine(url: str, *, writer: bool, pool_size: int, max_overflow: int) ->
         connect_args={"options": SESSION_OPTIONS, "connect_timeout": 10},
     )
     _retry_connects(engine)
+    _no_nul_in_text(engine)
     if writer:
 
         @event.listens_for(engine, "begin")
@@ -67,6 +68,32 @@ def _retry_connects(engine: Engine) -> None:
                 continue
             connected.set()
             return connection
+
+
+def _no_nul_in_text(engine: Engine) -> None:
+    """PostgreSQL text cannot hold NUL (SQLite can): a NUL in a value from a client or a source
+    (names are data) is kept as U+FFFD, which is how every representation shows a NUL anyway,
+    rather than failing the request."""
+
+    @event.listens_for(engine, "before_cursor_execute", retval=True)
+    def replace(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> tuple[str, Any]:
+        if many:
+            return statement, [_without_nul(each) for each in parameters]
+        return statement, _without_nul(parameters)
+
+
+def _without_nul(parameters: Any) -> Any:
+    if isinstance(parameters, dict):
+        return {key: _clean(value) for key, value in parameters.items()}
+    if isinstance(parameters, list | tuple):
+        return type(parameters)(_clean(value) for value in parameters)
+    return parameters
+
+
+def _clean(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
 
 
 def notify(connection: Connection, channel: str) -> None:
