@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -33,18 +34,28 @@ def _local_proxy(ctx: Context) -> str:
     return next(p.id for p in catalog.list_proxies(ctx) if p.is_local)
 
 
-def _pause_after_claim_read(ctx: Context, paused: threading.Event, go: threading.Event) -> None:
-    """Hold ``ctx``'s claim transaction open right after it read (and locked) the queued
-    sessions, until ``go``: the moment another claimer must not be able to take them."""
-    engines = {ctx.db._reader, ctx.db._writer}
+@contextmanager
+def first_claim_held(ctx: Context, proxy: str) -> Iterator[list[runs.ClaimedRun | None]]:
+    """A claim by ``ctx`` held open right after it read (and locked) the queue, while the body
+    runs: the moment another claimer must not take what it holds. Its result after the body."""
+    paused, go = threading.Event(), threading.Event()
 
     def after(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if "FROM job_sessions JOIN jobs" in statement and not paused.is_set():
             paused.set()
             go.wait(DEADLINE)
 
-    for engine in engines:
+    for engine in {ctx.db._reader, ctx.db._writer}:
         event.listen(engine, "after_cursor_execute", after)
+    first: list[runs.ClaimedRun | None] = []
+    claimer = threading.Thread(target=lambda: first.append(runs.claim_next(ctx, proxy)))
+    claimer.start()
+    try:
+        assert paused.wait(DEADLINE), "the first claimer never read the queue"
+        yield first
+    finally:
+        go.set()
+        claimer.join(DEADLINE)
 
 
 def test_two_concurrent_claimers_never_take_the_same_session(
@@ -53,13 +64,7 @@ def test_two_concurrent_claimers_never_take_the_same_session(
     proxy = _local_proxy(ctx)
     queued = runs.start_job(ctx, job["id"], "test")
     assert queued is not None
-    paused, go = threading.Event(), threading.Event()
-    _pause_after_claim_read(ctx, paused, go)
-    first: list[runs.ClaimedRun | None] = []
-    claimer = threading.Thread(target=lambda: first.append(runs.claim_next(ctx, proxy)))
-    claimer.start()
-    try:
-        assert paused.wait(DEADLINE), "the first claimer never read the queue"
+    with first_claim_held(ctx, proxy) as first:
         # While the first claimer holds the session, the second passes it over at once (it
         # neither waits for the first to commit nor takes the same session).
         second: list[runs.ClaimedRun | None] = []
@@ -68,9 +73,6 @@ def test_two_concurrent_claimers_never_take_the_same_session(
         rival.join(DEADLINE)
         assert not rival.is_alive(), "the second claimer waited for the first one's lock"
         assert second == [None]
-    finally:
-        go.set()
-        claimer.join(DEADLINE)
     assert first and first[0] is not None and first[0].session_id == queued.id
     assert runs.get_session(other, queued.id).status == "Running"
 
@@ -86,17 +88,8 @@ def test_while_one_claimer_holds_a_session_another_takes_the_next(
     older = runs.start_job(ctx, job["id"], "test")
     newer = runs.start_job(ctx, second_job["id"], "test")
     assert older is not None and newer is not None
-    paused, go = threading.Event(), threading.Event()
-    _pause_after_claim_read(ctx, paused, go)
-    first: list[runs.ClaimedRun | None] = []
-    claimer = threading.Thread(target=lambda: first.append(runs.claim_next(ctx, proxy)))
-    claimer.start()
-    try:
-        assert paused.wait(DEADLINE), "the first claimer never read the queue"
+    with first_claim_held(ctx, proxy) as first:
         taken = runs.claim_next(other, proxy)
-    finally:
-        go.set()
-        claimer.join(DEADLINE)
     assert taken is not None and taken.session_id == newer.id
     assert first and first[0] is not None and first[0].session_id == older.id
 
