@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import Outcome, RunContext
@@ -74,6 +75,34 @@ def test_a_run_survives_a_postgresql_restart(
     titles = [item["title"] for item in log]
     assert "[Success] before the restart" in titles
     assert "[Success] after the restart" in titles
+
+
+def test_an_outcome_whose_connection_is_cut_mid_transaction_is_written_again(
+    ctx: Context, api: Api, job: dict[str, Any], own_postgres: PostgresServer
+) -> None:
+    """The connection dies inside the transaction that ends the attempt (pre-ping cannot see
+    that coming): the worker runs the transaction again rather than lose the run's outcome."""
+    done = threading.Event()
+    cut: list[int] = []
+
+    def executor(_run: RunContext) -> Outcome:
+        done.set()
+        return Outcome(SessionStatus.SUCCESS, "done")
+
+    def before(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if done.is_set() and not cut and "job_sessions" in statement:
+            cut.append(conn.connection.dbapi_connection.info.backend_pid)
+            with own_postgres.admin() as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (cut[0],))
+
+    for engine in {ctx.db._reader, ctx.db._writer}:
+        event.listen(engine, "before_cursor_execute", before)
+    local = next(p for p in catalog.list_proxies(ctx) if p.is_local)
+    assert api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None}).status_code == 200
+    assert ProxyWorker(ctx, local.id, executor, renew_every=0).run_one()
+    assert cut, "no connection was cut"
+    sessions = api.rows(f"/v2/Jobs/{job['id']}/JobSessions")
+    assert [(s["status"], s["retryCount"]) for s in sessions] == [("Success", 0)]
 
 
 def test_a_listener_comes_back_after_a_restart_and_reports_it_as_a_wake_up(

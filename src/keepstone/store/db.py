@@ -16,13 +16,14 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from keepstone.store import postgres
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def sqlite_url(path: Path) -> str:
@@ -118,6 +120,19 @@ class Database:
     def dispose(self) -> None:
         self._reader.dispose()
         self._writer.dispose()
+
+
+def retrying_disconnects(call: Callable[[], T], attempts: int = 5) -> T:
+    """``call`` (one whole transaction) again when its connection was lost under it, as a
+    PostgreSQL restart does to every open session: the transaction was rolled back, and the
+    engine re-makes the connection. For the steps of a run that must not be lost with it."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except DBAPIError as error:
+            if not error.connection_invalidated or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _make_engine(url: str, *, immediate: bool) -> Engine:
