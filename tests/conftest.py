@@ -33,7 +33,7 @@ from keepstone.services.context import Context
 from keepstone.store.db import Database, database_url
 from keepstone.store.tables import Base
 from tests import postgres_server
-from tests.postgres_server import PostgresServer
+from tests.postgres_server import DatabasePool, PostgresServer
 
 ADMIN_PASSWORD = "correct horse battery"
 READER_PASSWORD = "reader password"
@@ -101,13 +101,15 @@ def postgres() -> Iterator[PostgresServer]:
 
 
 @pytest.fixture(scope="session")
-def postgres_template(postgres: PostgresServer) -> str:
-    """A database migrated to the newest schema, which each test's database copies."""
-    name = postgres.create_database()
-    db = Database(database_url(postgres.url(name)))
+def postgres_databases(postgres: PostgresServer) -> Iterator[DatabasePool]:
+    """Databases migrated to the newest schema: copies of one migrated template."""
+    template = postgres.create_database()
+    db = Database(database_url(postgres.url(template)))
     db.migrate()
     db.dispose()
-    return name
+    pool = DatabasePool(postgres, template)
+    yield pool
+    pool.close()
 
 
 @pytest.fixture
@@ -117,9 +119,10 @@ def catalog_url(catalog_kind: str, request: pytest.FixtureRequest) -> Iterator[s
         yield None
         return
     server: PostgresServer = request.getfixturevalue("postgres")
-    name = server.create_database(template=request.getfixturevalue("postgres_template"))
+    pool: DatabasePool = request.getfixturevalue("postgres_databases")
+    name = pool.take()
     yield database_url(server.url(name))
-    server.drop_database(name)
+    pool.give_back(name)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -138,6 +139,28 @@ class PostgresServer:
     def drop_database(self, name: str) -> None:
         with self.admin() as connection:
             connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+class DatabasePool:
+    """Databases copied from ``template`` one ahead, and dropped, on a background thread: the
+    copy and the drop (~0.1 s of the cluster's time per test) overlap the tests themselves."""
+
+    def __init__(self, server: PostgresServer, template: str) -> None:
+        self.server = server
+        self.template = template
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-pool")
+        self._next: Future[str] = self._background.submit(server.create_database, template)
+
+    def take(self) -> str:
+        name = self._next.result()
+        self._next = self._background.submit(self.server.create_database, self.template)
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._background.submit(self.server.drop_database, name)
+
+    def close(self) -> None:
+        self._background.shutdown(wait=True)
 
 
 @contextlib.contextmanager
