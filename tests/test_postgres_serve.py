@@ -12,15 +12,8 @@ import httpx
 import pytest
 
 from keepstone.server import DATABASE_FILE
+from tests import process_helpers as processes
 from tests.postgres_server import PostgresServer
-from tests.process_helpers import (
-    add_job,
-    add_local_organization,
-    bearer,
-    login,
-    process_env,
-    start_server,
-)
 
 PASSWORD = "serve on postgres 1"
 DEADLINE = 120.0  # generous: the machine is shared
@@ -48,13 +41,15 @@ def test_serve_on_a_postgresql_catalog(catalog: str, tmp_path: Path) -> None:
     data, org = tmp_path / "data", tmp_path / "org"
     (org / "alice" / "Mail").mkdir(parents=True)
     (org / "alice" / "Mail" / "hello.eml").write_bytes(b"Subject: hi\r\n\r\nhello\r\n")
-    env = process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD, KEEPSTONE_DATABASE=catalog)
-    server = start_server(tmp_path / "logs", data, env=env, ready_timeout=DEADLINE)
+    env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD, KEEPSTONE_DATABASE=catalog)
+    server = processes.start_server(tmp_path / "logs", data, env=env, ready_timeout=DEADLINE)
     try:
         with httpx.Client(base_url=server.base_url, timeout=30) as client:
-            client.headers.update(bearer(login(client, "admin", PASSWORD)))
+            client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
             repository = client.get("/v2/BackupRepositories").json()[0]["id"]
-            job = add_job(client, add_local_organization(client, "pg.test", org), "j", repository)
+            job = processes.add_job(
+                client, processes.add_local_organization(client, "pg.test", org), "j", repository
+            )
             started = client.post(f"/v2/Jobs/{job}/Action", json={"start": None})
             assert started.status_code == 200, started.text
             assert _wait_for_session(client, job)["status"] == "Success"
@@ -62,13 +57,13 @@ def test_serve_on_a_postgresql_catalog(catalog: str, tmp_path: Path) -> None:
         assert server.stop() == 0, server.describe()
     assert not (data / DATABASE_FILE).exists()
     # a second start (the option this time) finds the catalog and its administrator again
-    env = process_env(KEEPSTONE_ADMIN_PASSWORD=None)
-    again = start_server(
+    env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=None)
+    again = processes.start_server(
         tmp_path / "logs", data, "--database", catalog, env=env, ready_timeout=DEADLINE
     )
     try:
         with httpx.Client(base_url=again.base_url, timeout=30) as client:
-            client.headers.update(bearer(login(client, "admin", PASSWORD)))
+            client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
             assert [j["id"] for j in client.get("/v2/Jobs").json()] == [job]
     finally:
         assert again.stop() == 0, again.describe()
