@@ -1,4 +1,12 @@
-"""Shared fixtures: a real SQLite data directory, an injected clock, the app, logged-in clients."""
+"""Shared fixtures: a real catalog (SQLite, and PostgreSQL started by the tests), an injected
+clock, the app, logged-in clients.
+
+Every test that uses a catalog (the ``ctx`` fixture, or ``catalog_url``) runs twice: on the data
+directory's SQLite file and on a PostgreSQL database of its own (``[sqlite]``/``[postgresql]`` in
+its id). A test about SQLite itself says so with ``@pytest.mark.sqlite_catalog``, one about
+PostgreSQL alone with ``@pytest.mark.postgresql_catalog``.
+``KEEPSTONE_TEST_CATALOGS=sqlite`` (or ``postgresql``) runs one kind only, for a quick local run.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +22,7 @@ from argon2 import PasswordHasher, Type
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import settings
+from sqlalchemy import select
 
 from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
@@ -21,6 +30,10 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import DATABASE_FILE, bootstrap, open_context
 from keepstone.services import auth
 from keepstone.services.context import Context
+from keepstone.store.db import Database, database_url
+from keepstone.store.tables import Base
+from tests import postgres_server
+from tests.postgres_server import DatabasePool, PostgresServer
 
 ADMIN_PASSWORD = "correct horse battery"
 READER_PASSWORD = "reader password"
@@ -59,6 +72,59 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
 
 
+CATALOG_KINDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each catalog-touching test once per catalog kind."""
+    if "catalog_kind" not in metafunc.fixturenames:
+        return
+    wanted = os.environ.get("KEEPSTONE_TEST_CATALOGS", ",".join(CATALOG_KINDS)).split(",")
+    if metafunc.definition.get_closest_marker("sqlite_catalog"):
+        wanted = ["sqlite"]
+    if metafunc.definition.get_closest_marker("postgresql_catalog"):
+        wanted = ["postgresql"]  # about PostgreSQL's concurrency: SQLite has a single writer
+    kinds = [kind for kind in CATALOG_KINDS if kind in wanted] or ["sqlite"]
+    metafunc.parametrize("catalog_kind", kinds, scope="function")
+
+
+@pytest.fixture
+def catalog_kind() -> str:
+    return "sqlite"  # replaced by pytest_generate_tests' parameter
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """This worker's PostgreSQL cluster, started when a test first needs it."""
+    with postgres_server.running() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_databases(postgres: PostgresServer) -> Iterator[DatabasePool]:
+    """Databases migrated to the newest schema: copies of one migrated template."""
+    template = postgres.create_database()
+    db = Database(database_url(postgres.url(template)))
+    db.migrate()
+    db.dispose()
+    pool = DatabasePool(postgres, template)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def catalog_url(catalog_kind: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The test's catalog as a SQLAlchemy URL, or None for the data directory's SQLite file."""
+    if catalog_kind == "sqlite":
+        yield None
+        return
+    server: PostgresServer = request.getfixturevalue("postgres")
+    pool: DatabasePool = request.getfixturevalue("postgres_databases")
+    name = pool.take()
+    yield database_url(server.url(name))
+    pool.give_back(name)
+
+
 @pytest.fixture(scope="session")
 def migrated_catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An empty catalog migrated to the newest schema, made once per session (per worker):
@@ -75,17 +141,34 @@ def ctx(
     clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
     migrated_catalog: Path,
+    catalog_url: str | None,
 ) -> Iterator[Context]:
     monkeypatch.setenv("KEEPSTONE_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.delenv("KEEPSTONE_ADMIN_USER", raising=False)
+    # the CLI commands and servers a test starts on this data directory find its catalog
+    if catalog_url is None:
+        monkeypatch.delenv("KEEPSTONE_DATABASE", raising=False)
+    else:
+        monkeypatch.setenv("KEEPSTONE_DATABASE", catalog_url)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if not (data_dir / DATABASE_FILE).exists():
+    if catalog_url is None and not (data_dir / DATABASE_FILE).exists():
         # a copy of a fresh catalog: open_context below finds it at the newest schema
         shutil.copyfile(migrated_catalog, data_dir / DATABASE_FILE)
-    context = open_context(data_dir, clock)
+    context = open_context(data_dir, clock, database=catalog_url)
     bootstrap(context, data_dir)
     yield context
     context.db.dispose()
+
+
+def catalog_text(ctx: Context, data_dir: Path) -> str:
+    """Everything the catalog holds, as text: the SQLite file and its WAL byte for byte, or every
+    row of every table of the PostgreSQL database. For tests that a secret is never stored."""
+    if ctx.db.dialect == "sqlite":
+        files = sorted(data_dir.glob(f"{DATABASE_FILE}*"))
+        return "".join(path.read_bytes().decode("latin-1") for path in files)
+    with ctx.db.read() as s:
+        tables = Base.metadata.sorted_tables
+        return "\n".join(str(row) for table in tables for row in s.execute(select(table)))
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from sqlalchemy.exc import SQLAlchemyError
 
 from keepstone.api.client_address import Network
 from keepstone.clock import Clock, SystemClock
@@ -33,7 +34,8 @@ from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog, tasks
 from keepstone.services.context import Context
 from keepstone.sources.graph.settings import GraphEndpoints
-from keepstone.store.db import Database, sqlite_url
+from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
+from keepstone.store.postgres import Listener
 
 log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
@@ -44,6 +46,7 @@ PRIVATE_FILE = 0o600
 CATALOG_SUFFIXES = ("-wal", "-shm", "-journal")
 # How long a stop waits for a running backup or retention to reach its next stop check.
 STOP_GRACE_SECONDS = 120.0
+WAKE_CHANNEL = "keepstone_runs"  # NOTIFY channel: a run was queued or asked to stop
 
 
 class ServerError(Exception):
@@ -54,6 +57,18 @@ def resolve_data_dir(option: Path | None) -> Path:
     """``--data-dir``, else ``$KEEPSTONE_DATA_DIR``, else ``~/.local/share/keepstone``."""
     chosen = option or os.environ.get("KEEPSTONE_DATA_DIR") or "~/.local/share/keepstone"
     return Path(chosen).expanduser().resolve()
+
+
+def resolve_database(option: str | None) -> str | None:
+    """``--database``, else ``$KEEPSTONE_DATABASE``, else none: the data directory's SQLite file.
+    A plain ``postgresql://user@host:port/db`` is accepted (psycopg 3)."""
+    chosen = option or os.environ.get("KEEPSTONE_DATABASE") or None
+    if chosen is None:
+        return None
+    try:
+        return database_url(chosen)
+    except DatabaseUrlError as error:
+        raise ServerError(str(error)) from None
 
 
 def resolve_timezone(name: str | None) -> tzinfo:
@@ -103,10 +118,12 @@ def open_context(
     clock: Clock | None = None,
     tz: tzinfo = UTC,
     graph: GraphEndpoints | None = None,
+    database: str | None = None,
 ) -> Context:
-    """The catalog of ``data_dir``, migrated to the newest schema."""
-    make_private_data_dir(data_dir)
-    db = Database(sqlite_url(data_dir / DATABASE_FILE))
+    """The catalog (``database``, a SQLAlchemy URL, else the SQLite file of ``data_dir``),
+    migrated to the newest schema."""
+    make_private_data_dir(data_dir, sqlite=database is None)
+    db = Database(database or sqlite_url(data_dir / DATABASE_FILE))
     db.migrate()
     return Context(
         db=db,
@@ -118,7 +135,7 @@ def open_context(
     )
 
 
-def make_private_data_dir(data_dir: Path) -> None:
+def make_private_data_dir(data_dir: Path, *, sqlite: bool = True) -> None:
     """The data directory and its secrets 0700 and the catalog 0600, whatever the umask and
     whatever an older version left: the catalog holds every password hash. SQLite gives its
     ``-wal`` and ``-shm`` files the database file's mode, so the database is created 0600 before
@@ -127,6 +144,8 @@ def make_private_data_dir(data_dir: Path) -> None:
     os.chmod(data_dir, PRIVATE_DIRECTORY)
     if (data_dir / "secrets").is_dir():
         os.chmod(data_dir / "secrets", PRIVATE_DIRECTORY)
+    if not sqlite:
+        return
     database = data_dir / DATABASE_FILE
     os.close(os.open(database, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE))
     for path in (database, *(data_dir / f"{DATABASE_FILE}{s}" for s in CATALOG_SUFFIXES)):
@@ -229,6 +248,7 @@ class ServeOptions:
     trusted_proxies: tuple[Network, ...] = ()  # whose X-Forwarded-For the server believes
     public_url: str | None = None
     graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # where the Graph connector goes
+    database: str | None = None  # a SQLAlchemy URL (resolve_database); none: SQLite in data_dir
 
 
 def resolve_public_url(option: str | None) -> str | None:
@@ -260,7 +280,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
-        ctx = open_context(options.data_dir, tz=tz, graph=options.graph)
+        ctx = open_context(options.data_dir, tz=tz, graph=options.graph, database=options.database)
         started = bootstrap(ctx, options.data_dir)
         tasks.fail_interrupted(ctx)
         if started.generated_password:
@@ -278,7 +298,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
                 "--tls-cert/--tls-key"
             )
         worker = ProxyWorker(ctx, started.proxy_id)
-        ctx.wake_proxies = worker.wake
+        listener = wire_wakeups(ctx, worker.wake)
         worker.start()
         scheduler = Scheduler(ctx)
         scheduler.start()
@@ -307,11 +327,33 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             _Server(config).run()
         finally:
             stop_background_work(scheduler, worker)
+            if listener is not None:
+                listener.stop(STOP_GRACE_SECONDS)
             ctx.db.dispose()
             say("Keepstone stopped")
     finally:
         lock.release()
         log.info("data directory released", data_dir=str(options.data_dir))
+
+
+def wire_wakeups(ctx: Context, wake_local: Callable[[], None]) -> Listener | None:
+    """New work wakes this server's proxy at once and, on PostgreSQL, every other process of
+    the catalog through ``NOTIFY``; a listener wakes this one's on theirs. The proxy polls as
+    well (``proxy/worker.py``), as notifications are lost while a connection is re-made."""
+
+    def wake() -> None:
+        wake_local()
+        try:
+            ctx.db.notify(WAKE_CHANNEL)
+        except SQLAlchemyError as error:  # the others' polling finds the work anyway
+            log.warning("could not notify the catalog's other processes", error=str(error))
+
+    ctx.wake_proxies = wake
+    if ctx.db.dialect != "postgresql":
+        return None
+    listener = Listener(ctx.db.url, WAKE_CHANNEL, wake_local)
+    listener.start()
+    return listener
 
 
 def stop_background_work(scheduler: Scheduler, worker: ProxyWorker) -> None:

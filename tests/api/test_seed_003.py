@@ -92,7 +92,11 @@ def seed_job(api: Api, ctx: Context, job: dict[str, Any], repo: dict[str, Any]) 
         == 200
     )
     with ctx.db.write() as s:
-        s.execute(text("PRAGMA defer_foreign_keys=ON"))  # rename ids, then their references
+        # rename ids, then their references
+        if ctx.db.dialect == "sqlite":
+            s.execute(text("PRAGMA defer_foreign_keys=ON"))
+        else:  # the tests' PostgreSQL user is a superuser: no foreign-key triggers here
+            s.execute(text("SET LOCAL session_replication_role = replica"))
         s.execute(update(Proxy).values(id=SEED_PROXY_ID))
         s.execute(
             update(Repository)

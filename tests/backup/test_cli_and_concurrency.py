@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from keepstone.cli.main import app
@@ -59,16 +60,19 @@ def test_repo_commands_verify_attach_and_retention(
     repo: dict[str, Any],
     data_dir: Path,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run_job(api, org_job, backup_proxy)
     ok = cli(data_dir, "repo", "verify", repo["name"])
     assert ok.exit_code == 0 and "is intact" in ok.output, ok.output
 
     other = tmp_path / "other-server"
-    attached = cli(other, "repo", "attach", repo["path"], "--name", "found")
-    assert attached.exit_code == 0, attached.output
-    assert "with 1 restore points" in attached.output
-    assert cli(other, "repo", "retention", "found").exit_code == 0
+    with monkeypatch.context() as elsewhere:  # another server: its own (SQLite) catalog
+        elsewhere.delenv("KEEPSTONE_DATABASE", raising=False)
+        attached = cli(other, "repo", "attach", repo["path"], "--name", "found")
+        assert attached.exit_code == 0, attached.output
+        assert "with 1 restore points" in attached.output
+        assert cli(other, "repo", "retention", "found").exit_code == 0
 
     pack = next(p for p in (Path(repo["path"]) / "packs").rglob("*") if p.is_file())
     data = bytearray(pack.read_bytes())

@@ -13,13 +13,15 @@ from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
-from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, login
+from keepstone.services.context import Context
+from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, catalog_text, login
 from tests.local_org import Organization, run_job
 
 PASSWORD = "correct horse battery staple"
 
 
 def test_an_encrypted_repository_end_to_end(
+    ctx: Context,
     api: Api,
     organization: Organization,
     org_job: dict[str, Any],
@@ -38,7 +40,7 @@ def test_an_encrypted_repository_end_to_end(
     assert repo["isEncrypted"] is True and "encryptionPassword" not in repo
     secret = data_dir / "secrets" / f"repository-{repo['id']}"
     assert secret.read_text() == PASSWORD and stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert PASSWORD not in (data_dir / "keepstone.db").read_bytes().decode("latin-1")
+    assert PASSWORD not in catalog_text(ctx, data_dir)
 
     assert api.put(f"/v2/Jobs/{org_job['id']}", {"repositoryId": repo["id"]}).status_code == 200
     session = run_job(api, org_job, backup_proxy)  # unattended: the kept password opens it

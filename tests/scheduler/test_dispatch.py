@@ -133,14 +133,14 @@ def test_enabling_again_schedules_from_now_not_from_the_past(
 
 
 def test_restart_neither_loses_nor_duplicates_a_run(
-    api: Api, job: dict[str, Any], clock: ManualClock, data_dir: Path, proxy: Any
+    ctx: Context, api: Api, job: dict[str, Any], clock: ManualClock, data_dir: Path, proxy: Any
 ) -> None:
     job = set_policy(api, job, type="Periodically", periodicallyEvery="Minutes5")
     clock.set(at(job["nextRun"]))
-    first = open_context(data_dir, clock)
+    first = open_context(data_dir, clock, database=ctx.db.url)
     assert Scheduler(first).tick().started == 1
     first.db.dispose()
-    second = open_context(data_dir, clock)  # the server comes back at the same instant
+    second = open_context(data_dir, clock, database=ctx.db.url)  # back at the same instant
     assert Scheduler(second).tick().started == 0
     assert proxy.run_one() and not proxy.run_one()
     clock.advance(timedelta(minutes=5))

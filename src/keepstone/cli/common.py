@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 
 from keepstone.domain.errors import KeepstoneError
-from keepstone.server import open_context, resolve_data_dir
+from keepstone.server import ServerError, open_context, resolve_data_dir, resolve_database
 from keepstone.services import catalog
 from keepstone.services.context import Context
 
@@ -26,10 +26,30 @@ DataDir = Annotated[
     ),
 ]
 
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        help="Catalog URL, e.g. postgresql://user@host:5432/keepstone (default: "
+        "$KEEPSTONE_DATABASE, else the data directory's SQLite file).",
+    ),
+]
 
-def context(data_dir: Path | None) -> Context:
-    """The data directory's catalog, with its local proxy (repositories belong to a proxy)."""
-    ctx = open_context(resolve_data_dir(data_dir))
+
+def database(option: str | None) -> str | None:
+    """The catalog's SQLAlchemy URL (none: SQLite in the data directory); a bad one ends the
+    command with exit status 2."""
+    try:
+        return resolve_database(option)
+    except ServerError as error:
+        say_error(str(error))
+        raise typer.Exit(2) from None
+
+
+def context(data_dir: Path | None, database_option: str | None = None) -> Context:
+    """The catalog (the data directory's, or ``--database``), with its local proxy
+    (repositories belong to a proxy)."""
+    ctx = open_context(resolve_data_dir(data_dir), database=database(database_option))
     catalog.ensure_local_proxy(ctx)
     return ctx
 

@@ -13,7 +13,17 @@ from rich.text import Text
 
 from keepstone import logs
 from keepstone.api.client_address import parse_networks
-from keepstone.cli.common import DataDir, console, context, fail, operator, say, say_error
+from keepstone.cli.common import (
+    DatabaseOption,
+    DataDir,
+    console,
+    context,
+    database,
+    fail,
+    operator,
+    say,
+    say_error,
+)
 from keepstone.cli.repo import repo_app, restore_app
 from keepstone.domain.errors import KeepstoneError
 from keepstone.server import ServeOptions, ServerError, resolve_data_dir, serve
@@ -34,6 +44,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 4443,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
     tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for HTTPS.")] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key for HTTPS.")] = None,
     tls_self_signed: Annotated[
@@ -102,6 +113,7 @@ def serve_command(
         proxies,
         public_url,
         graph,
+        database(database_url),
     )
     try:
         serve(options, say=say)
@@ -124,29 +136,30 @@ def user_add(
     ] = auth.Role.ADMINISTRATOR,
     password: Annotated[str | None, typer.Option(help="Asked for when not given.")] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Add a user."""
     try:
-        auth.add_user(context(data_dir), name, _password(password), role)
+        auth.add_user(context(data_dir, database_url), name, _password(password), role)
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Added user '{name}' ({role.value})")
 
 
 @users.command("list")
-def user_list(data_dir: DataDir = None) -> None:
+def user_list(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
     """List users and their roles."""
     table = Table("Name", "Role", "Created (UTC)")
-    for user in auth.list_users(context(data_dir)):
+    for user in auth.list_users(context(data_dir, database_url)):
         table.add_row(Text(user.name), user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
     console.print(table)
 
 
 @users.command("remove")
-def user_remove(name: str, data_dir: DataDir = None) -> None:
+def user_remove(name: str, data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
     """Remove a user; their tokens and logon sessions stop working at once."""
     try:
-        auth.remove_user(context(data_dir), name, by=operator())
+        auth.remove_user(context(data_dir, database_url), name, by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Removed user '{name}'")
@@ -154,21 +167,26 @@ def user_remove(name: str, data_dir: DataDir = None) -> None:
 
 @users.command("passwd")
 def user_passwd(
-    name: str, password: Annotated[str | None, typer.Option()] = None, data_dir: DataDir = None
+    name: str,
+    password: Annotated[str | None, typer.Option()] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Change a user's password; their tokens and logon sessions are revoked."""
     try:
-        auth.set_password(context(data_dir), name, _password(password), by=operator())
+        auth.set_password(context(data_dir, database_url), name, _password(password), by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Changed the password of '{name}' and revoked their tokens")
 
 
 @users.command("revoke-tokens")
-def user_revoke_tokens(name: str, data_dir: DataDir = None) -> None:
+def user_revoke_tokens(
+    name: str, data_dir: DataDir = None, database_url: DatabaseOption = None
+) -> None:
     """Revoke every access and refresh token and every logon session of a user."""
     try:
-        auth.revoke_tokens(context(data_dir), name, by=operator())
+        auth.revoke_tokens(context(data_dir, database_url), name, by=operator())
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Revoked the tokens of '{name}'")
@@ -182,12 +200,13 @@ def audit_list(
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many events.")] = 100,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """List the audit trail, most recent first: logins, revocations, saves and restores."""
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     try:
-        found = audit.events(context(data_dir), since=since, limit=limit)
+        found = audit.events(context(data_dir, database_url), since=since, limit=limit)
     except KeepstoneError as error:
         raise fail(error) from None
     table = Table("Time (UTC)", "Action", "Outcome", "User", "Address", "Dialect", "About")

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 from rich.text import Text
 
-from keepstone.cli.common import DataDir, console, context, fail, operator, say
+from keepstone.cli.common import DatabaseOption, DataDir, console, context, fail, operator, say
 from keepstone.domain.errors import KeepstoneError, NotFound
 from keepstone.domain.names import safe_component
 from keepstone.services import catalog, maintenance, restore_points, restores
@@ -51,10 +51,13 @@ def attach(
     path: Path,
     name: Annotated[str | None, typer.Option(help="Name in the catalog.")] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Register an existing repository directory and bring back its restore points."""
     try:
-        row, found = maintenance.attach(context(data_dir), str(path.resolve()), name or path.name)
+        row, found = maintenance.attach(
+            context(data_dir, database_url), str(path.resolve()), name or path.name
+        )
     except KeepstoneError as error:
         raise fail(error) from None
     say(f"Attached repository '{row.name}' ({row.id}) with {found} restore points")
@@ -62,10 +65,12 @@ def attach(
 
 @repo_app.command("verify")
 def verify(
-    repository: Annotated[str, typer.Argument(help="Id, name or path.")], data_dir: DataDir = None
+    repository: Annotated[str, typer.Argument(help="Id, name or path.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Read everything back and check every hash; exits 1 when anything is damaged."""
-    ctx = context(data_dir)
+    ctx = context(data_dir, database_url)
     try:
         row = find_repository(ctx, repository)
         with bytes_progress() as bar:
@@ -88,10 +93,12 @@ def verify(
 
 @repo_app.command("retention")
 def retention(
-    repository: Annotated[str, typer.Argument(help="Id, name or path.")], data_dir: DataDir = None
+    repository: Annotated[str, typer.Argument(help="Id, name or path.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Apply the repository's retention policy now, then free unreferenced data."""
-    ctx = context(data_dir)
+    ctx = context(data_dir, database_url)
     try:
         result = maintenance.apply_retention(ctx, find_repository(ctx, repository).id)
     except KeepstoneError as error:
@@ -103,10 +110,11 @@ def retention(
 def points(
     job: Annotated[str | None, typer.Option(help="Only this job's (id).")] = None,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """List restore points, newest first."""
     table = Table("Id", "Taken (UTC)", "Items", "Job")
-    for point in restore_points.list_points(context(data_dir), job_id=job):
+    for point in restore_points.list_points(context(data_dir, database_url), job_id=job):
         table.add_row(
             point.id,
             f"{point.backup_time:%Y-%m-%d %H:%M:%S}",
@@ -122,9 +130,10 @@ def save(
     user: Annotated[str, typer.Option(help="Whose items.")],
     to: Annotated[Path, typer.Option(help="Directory to write them into.")],
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Write a user's items of a restore point into a directory: messages as .eml files."""
-    ctx = context(data_dir)
+    ctx = context(data_dir, database_url)
     try:
         session = _session_on(ctx, point)
         view = restores.browser(ctx, session)
@@ -156,9 +165,10 @@ def put_back(
     to_user: Annotated[str | None, typer.Option(help="Restore to this user instead.")] = None,
     collision: Annotated[restores.Collision, typer.Option()] = restores.Collision.KEEP_BOTH,
     data_dir: DataDir = None,
+    database_url: DatabaseOption = None,
 ) -> None:
     """Put a user's items of a restore point back into the organization."""
-    ctx = context(data_dir)
+    ctx = context(data_dir, database_url)
     try:
         session = _session_on(ctx, point)
         view = restores.browser(ctx, session)

@@ -18,6 +18,7 @@ from keepstone.proxy.executor import (
 )
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
+from keepstone.store.db import retrying_disconnects
 
 log = structlog.get_logger(__name__)
 POLL_SECONDS = 1.0
@@ -102,14 +103,18 @@ class ProxyWorker:
         run.report(
             duration_seconds=round(time.monotonic() - started, 3)
         )  # fast runs have rates too
-        runs.end_attempt(
-            self.ctx,
-            claimed,
-            self.proxy_id,
-            status,
-            message,
-            dict(run.statistics),
-            run.progress,
-            retryable=retryable,
+        # The outcome is worth a retry if the catalog dropped the connection under it (a
+        # PostgreSQL restart): lost, the attempt would be failed by the reaper and run again.
+        retrying_disconnects(
+            lambda: runs.end_attempt(
+                self.ctx,
+                claimed,
+                self.proxy_id,
+                status,
+                message,
+                dict(run.statistics),
+                run.progress,
+                retryable=retryable,
+            )
         )
         return True

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import false, func, select
+from sqlalchemy import Row, false, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, NotFound
@@ -222,19 +222,10 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
     still Queued, for the window's next opening.
     """
     now = ctx.clock.now()
-    with ctx.db.write() as s:
-        rows = s.execute(
-            select(JobSession, Job, Organization)
-            .join(Job, Job.id == JobSession.job_id)
-            .join(Organization, Organization.id == Job.organization_id)
-            .where(
-                JobSession.status == SessionStatus.QUEUED.value,
-                Job.proxy_id == proxy_id,
-                (JobSession.not_before.is_(None)) | (JobSession.not_before <= now),
-            )
-            .order_by(JobSession.creation_time)
-        ).all()
-        for session, job, org in rows:
+    with ctx.db.claim() as s:
+        waiting: list[str] = []  # passed over: their backup window is closed
+        while (row := _next_queued(s, proxy_id, now, waiting)) is not None:
+            session, job, org = row
             policy = policy_from_record(job.schedule_policy)
             if not session.manual and not window_allows(policy, now):
                 session.not_before = next_window_open(policy, now)
@@ -248,6 +239,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                     now,
                     end=now,
                 )
+                waiting.append(session.id)
                 continue
             session.status = SessionStatus.RUNNING.value
             session.claimed_by = proxy_id
@@ -285,6 +277,31 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 scope,
             )
     return None
+
+
+def _next_queued(
+    s: Session, proxy_id: str, now: datetime, passed: list[str]
+) -> Row[JobSession, Job, Organization] | None:
+    """The oldest startable queued session of the proxy's jobs (but ``passed``), locked by
+    this claim. Several claimers may work at once on PostgreSQL: each locks the one row it takes
+    and passes over rows another holds (SKIP LOCKED), so a session is handed to one claimer only
+    and the others take the next. SQLite has one writer at a time and omits the clause."""
+    query = (
+        select(JobSession, Job, Organization)
+        .join(Job, Job.id == JobSession.job_id)
+        .join(Organization, Organization.id == Job.organization_id)
+        .where(
+            JobSession.status == SessionStatus.QUEUED.value,
+            Job.proxy_id == proxy_id,
+            (JobSession.not_before.is_(None)) | (JobSession.not_before <= now),
+        )
+        .order_by(JobSession.creation_time)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=JobSession)
+    )
+    if passed:
+        query = query.where(JobSession.id.not_in(passed))
+    return s.execute(query).first()
 
 
 class RunState(enum.Enum):

@@ -3,6 +3,12 @@
 SQLite is the embedded default. Writers take the database lock up front (``BEGIN IMMEDIATE``) so a
 read-modify-write such as a partial job edit is serialised and can never be half-applied or lose
 another writer's change; readers use plain deferred transactions and, thanks to WAL, never wait.
+
+PostgreSQL (``postgresql://...``, psycopg 3) keeps exactly that rule: a write transaction first
+takes one transaction-scoped advisory lock (``store/postgres.py``), so writers of every process
+sharing the catalog are serialised as SQLite's are, and reads run beside them. The one exception
+is ``claim()``, for queue-like writes whose correctness rests on row locks (``FOR UPDATE SKIP
+LOCKED``) so proxies claim runs concurrently.
 """
 
 from __future__ import annotations
@@ -10,23 +16,51 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from keepstone.store import postgres
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+class DatabaseUrlError(ValueError):
+    """A ``--database`` value Keepstone cannot use, worded for the operator."""
+
+
+def database_url(given: str) -> str:
+    """The SQLAlchemy URL of a ``--database`` value: a plain ``postgresql://user@host:port/db``
+    (or ``postgres://``) means psycopg 3; ``sqlite:///path`` is taken as it is."""
+    scheme, separator, rest = given.partition("://")
+    if not separator or not rest:
+        # not repeated: what is not a URL may well be a password pasted in the wrong place
+        raise DatabaseUrlError(
+            "--database: the value is not a URL "
+            "(use postgresql://user@host:port/database or sqlite:///path)"
+        )
+    scheme = scheme.lower()
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+        return f"postgresql+psycopg://{rest}"
+    if scheme == "sqlite":
+        return given
+    raise DatabaseUrlError(
+        f"--database: unsupported scheme '{scheme}' (use postgresql:// or sqlite:///)"
+    )
 
 
 class Database:
@@ -34,9 +68,13 @@ class Database:
         self.url = url
         self._reader = _make_engine(url, immediate=False)
         self._writer = _make_engine(url, immediate=True)
+        self.dialect = self._writer.dialect.name
         # No autoflush: a use case reads what it needs, then writes once at commit.
         self._read_sessions = sessionmaker(self._reader, expire_on_commit=False, autoflush=False)
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False, autoflush=False)
+        # On PostgreSQL claims write through the reader's pool: without the writers' lock.
+        claims = self._writer if self.dialect == "sqlite" else self._reader
+        self._claim_sessions = sessionmaker(claims, expire_on_commit=False, autoflush=False)
         # Writers of this process queue here rather than in SQLite's busy handler, whose sleeps
         # (up to 100 ms each) would turn brief contention into long tail latencies.
         self._write_lock = threading.Lock()
@@ -60,14 +98,48 @@ class Database:
         with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def claim(self) -> Iterator[Session]:
+        """A write transaction whose statements lock the rows they take (``with_for_update``):
+        on SQLite the ordinary writer; on PostgreSQL one that runs beside other writers, so
+        several proxies claim at once and row locks keep them from taking the same row."""
+        if self.dialect == "sqlite":
+            with self.write() as session:
+                yield session
+            return
+        with self._claim_sessions() as session, session.begin():
+            yield session
+
+    def notify(self, channel: str) -> None:
+        """Tell the catalog's other processes that ``channel`` has news (PostgreSQL ``NOTIFY``;
+        nothing on SQLite, whose only process is this one)."""
+        if self.dialect == "postgresql":
+            with self._reader.connect() as connection:
+                postgres.notify(connection, channel)
+
     def dispose(self) -> None:
         self._reader.dispose()
         self._writer.dispose()
 
 
+def retrying_disconnects(call: Callable[[], T], attempts: int = 5) -> T:
+    """``call`` (one whole transaction) again when its connection was lost under it, as a
+    PostgreSQL restart does to every open session: the transaction was rolled back, and the
+    engine re-makes the connection. For the steps of a run that must not be lost with it."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except DBAPIError as error:
+            if not error.connection_invalidated or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 def _make_engine(url: str, *, immediate: bool) -> Engine:
     # Enough pooled connections for every request thread plus the proxy: an overflow connection
     # is closed after use, and reopening one (with its PRAGMAs) on each request is costly.
+    if url.startswith("postgresql"):
+        return postgres.make_engine(url, writer=immediate, pool_size=24, max_overflow=8)
     engine = create_engine(url, pool_size=24, max_overflow=8)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine, immediate=immediate)
