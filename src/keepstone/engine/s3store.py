@@ -63,7 +63,15 @@ _TRANSPORT_ERRORS = (
 
 
 class S3Unavailable(KeepstoneError):
-    """The S3 service kept failing after every retry (or refused the request outright)."""
+    """The S3 service kept failing after every retry."""
+
+
+class S3Refused(S3Unavailable):
+    """The S3 service refused a request for good (no such bucket, access denied, ...)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,12 +396,14 @@ class S3Store:
                 return once()
             except ClientError as e:
                 code = _code(e)
-                if code in _MISSING_CODES or code in ("NoSuchUpload", "NoSuchBucket"):
+                if code in _MISSING_CODES or code == "NoSuchUpload":
                     raise ObjectNotFound(f"object {name} does not exist") from None
                 if code in _EXISTS_CODES:
                     raise ObjectExists(f"object {name} already exists") from None
+                if _status(e) == 416:
+                    raise  # get_range: the object is shorter than the range
                 if _status(e) not in _RETRYABLE_STATUS and code not in _RETRYABLE_CODES:
-                    raise
+                    raise S3Refused(f"{what}: refused ({_status(e)} {code})", code) from None
                 failure = f"{_status(e)} {code}"
             except _TRANSPORT_ERRORS as e:
                 failure = type(e).__name__
