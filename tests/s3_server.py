@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -112,3 +113,28 @@ def moto() -> Iterator[MotoServer]:
 @pytest.fixture
 def s3_store(moto: MotoServer) -> S3Store:
     return new_store(moto.url)
+
+
+def make_bucket(url: str) -> str:
+    """A new empty bucket on the server at ``url``; its name."""
+    store = new_store(url)
+    return store.location.bucket
+
+
+def storage_body(url: str, bucket: str, account: str, folder: str = "keepstone") -> dict[str, Any]:
+    """A v6/v7 ``objectstoragerepositories`` body (v8's inline ``objectStorage`` too)."""
+    return {
+        "name": f"{bucket}-{folder.replace('/', '-')}",
+        "accountId": account,
+        "amazonBucketS3Compatible": {"servicePoint": url, "customRegionId": REGION, "name": bucket},
+        "s3Folder": folder,
+    }
+
+
+def account_body() -> dict[str, Any]:
+    return {
+        "accountType": "amazonS3CompatibleAccount",
+        "userName": ACCESS_KEY,
+        "password": SECRET_KEY,
+        "description": "moto",
+    }

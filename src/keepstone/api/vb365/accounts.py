@@ -40,15 +40,14 @@ class AccountBody(WireModel):
 
 
 def account_view(row: CloudAccount, api: ApiVersion) -> dict[str, Any]:
-    """``RESTAccount`` / ``RESTCredential``: never the secret."""
+    """``RESTAccount`` / ``RESTCredential``: never the secret (nor v8's ``organizationId``:
+    accounts here belong to no organization)."""
     body: dict[str, Any] = {
         "accountType": row.account_type,
         "userName": row.user_name,
         "id": row.id,
         "description": row.description,
     }
-    if api.at_least(8):
-        body["organizationId"] = None
     body["_links"] = {"self": api.link("accounts", row.id)}
     return body
 

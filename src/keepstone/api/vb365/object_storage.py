@@ -72,6 +72,7 @@ class ObjectStorageBody(WireModel):
 
 
 def storage_view(row: ObjectStorage, api: ApiVersion) -> dict[str, Any]:
+    limit = {} if row.size_limit_gb is None else {"sizeLimitGB": row.size_limit_gb}
     return {
         "amazonBucketS3Compatible": {
             "servicePoint": row.service_point,
@@ -84,7 +85,7 @@ def storage_view(row: ObjectStorage, api: ApiVersion) -> dict[str, Any]:
         "description": row.description,
         "accountId": row.account_id,
         "sizeLimitEnabled": row.size_limit_gb is not None,
-        "sizeLimitGB": row.size_limit_gb,
+        **limit,
         "type": "AmazonS3Compatible",
         "_links": {
             "self": api.link("objectstoragerepositories", row.id),
@@ -150,16 +151,13 @@ def repository_fields(
     row: ObjectStorage | None, api: ApiVersion, encrypted: bool
 ) -> dict[str, Any]:
     """What a repository's view says of its object storage (encrypted as any repository is:
-    by its ``encryptionPassword``)."""
-    if api.number < 6:
+    by its ``encryptionPassword``); nothing for a repository on disk (and no pool: none exist)."""
+    if api.number < 6 or row is None:
         return {}
-    fields: dict[str, Any] = {"objectStorageEncryptionEnabled": encrypted if row else None}
+    fields: dict[str, Any] = {"objectStorageEncryptionEnabled": encrypted}
     if api.at_least(8):
-        return fields | {
-            "objectStorage": storage_view(row, api) if row else None,
-            "proxyPoolId": None,
-        }
-    return fields | {"objectStorageId": row.id if row else None}
+        return fields | {"objectStorage": storage_view(row, api)}
+    return fields | {"objectStorageId": row.id}
 
 
 def add_repository(ctx: Context, body: RepositoryBody) -> Repository:
