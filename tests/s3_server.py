@@ -101,6 +101,47 @@ def new_store(url: str, folder: str = "repo", tuning: S3Tuning = FAST) -> S3Stor
     return store
 
 
+@dataclass
+class RcloneServer:
+    """``rclone serve s3`` over a directory: objects on disk, so it survives a restart (it does
+    not honour conditional writes, which the tests using it do not rely on)."""
+
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        rclone = Path(sys.executable).with_name("rclone")
+        log = (self.root.parent / "rclone.log").open("ab")
+        self.process = subprocess.Popen(
+            [str(rclone), "serve", "s3", "--addr", f"127.0.0.1:{self.port}",
+             "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", str(self.root)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + START_DEADLINE
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("rclone serve s3 exited")
+            try:
+                httpx.get(self.url + "/", timeout=2.0)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("rclone serve s3 did not answer in time")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+
 @pytest.fixture(scope="session")
 def moto() -> Iterator[MotoServer]:
     server = MotoServer.start()

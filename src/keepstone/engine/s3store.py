@@ -32,6 +32,7 @@ import structlog
 import urllib3.exceptions
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorrupt
@@ -54,7 +55,8 @@ _RETRYABLE_CODES = frozenset(
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _EXISTS_CODES = frozenset({"412", "PreconditionFailed"})
 _TRANSPORT_ERRORS = (
-    HTTPClientError,  # connection refused/reset/closed, read and connect timeouts
+    BotoConnectionError,  # connection refused (a server restarting), connect timeouts
+    HTTPClientError,  # connections reset or closed, read timeouts
     IncompleteReadError,
     urllib3.exceptions.HTTPError,
     ConnectionError,
