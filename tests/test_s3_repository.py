@@ -18,6 +18,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import bootstrap, open_context
 from keepstone.services import object_storage
 from keepstone.services.context import Context
+from tests.api.test_server_resources import _statements
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
 from tests.conftest import ADMIN_PASSWORD, Api, login
 from tests.local_org import (
@@ -36,6 +37,7 @@ from tests.s3_server import (
     SECRET_KEY,
     MotoServer,
     account_body,
+    make_bucket,
     moto,
     storage_body,
 )
@@ -258,3 +260,56 @@ class _fresh_server:
         self.client.__exit__(*exc)
         self.ctx.db.dispose()
         shutil.rmtree(self.ctx.secrets_dir or "/nonexistent", ignore_errors=True)
+
+
+def test_a_deleted_repository_attached_again_gets_its_restore_points_back(
+    api: Api,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    repo: dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    assert run_job(api, org_job, backup_proxy)["status"] == "Success"
+    before = api.get(f"/v2/RestorePoints?repositoryId={repo['id']}").json()
+    assert api.delete(f"/v2/Jobs/{org_job['id']}").status_code == 204
+    assert api.delete(f"/v6/BackupRepositories/{repo['id']}").status_code == 204
+    storage = api.get(f"/v6/objectstoragerepositories/{repo['objectStorageId']}")
+    assert storage.status_code == 200  # the object storage and its objects stay
+    again = api.post(
+        "/v6/BackupRepositories",
+        {
+            "name": "s3 again",
+            "path": str(tmp_path / "cache-again"),
+            "objectStorageId": repo["objectStorageId"],
+            "encryptionPassword": "s3 repository password",
+        },
+    )
+    assert again.status_code == 200, again.text
+    after = api.get(f"/v2/RestorePoints?repositoryId={again.json()['id']}").json()
+    assert [p["backupTime"] for p in after] == [p["backupTime"] for p in before]
+
+
+def test_listing_repositories_costs_the_same_statements_for_many_s3_ones(
+    api: Api, ctx: Context, moto: MotoServer, tmp_path: Path
+) -> None:
+    account = new_account(api, 7)["id"]
+    bucket = make_bucket(moto.url)
+
+    def add(first: int, last: int) -> None:
+        for n in range(first, last):
+            body = storage_body(moto.url, bucket, account, folder=f"r{n}")
+            storage = api.post("/v7/objectstoragerepositories", body).json()["id"]
+            made = api.post(
+                "/v7/BackupRepositories",
+                {"name": f"s3 {n}", "path": str(tmp_path / f"c{n}"), "objectStorageId": storage},
+            )
+            assert made.status_code == 200, made.text
+
+    def cost() -> int:
+        return _statements(ctx, lambda: api.get("/v7/BackupRepositories"))
+
+    add(0, 1)
+    few = cost()
+    add(1, 4)
+    assert len(api.get("/v7/BackupRepositories").json()) == 5
+    assert cost() == few  # no statement per repository
