@@ -32,6 +32,7 @@ from keepstone.api.vb365.bodies import WireModel
 from tests.conftest import ADMIN_PASSWORD, BASE_URL, login
 from tests.contract.served import route_table_app
 from tests.contract.test_schemathesis import Environment, build_environment
+from tests.s3_server import account_body
 
 VERSIONS_FUZZED = (2, 8)
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -258,6 +259,9 @@ def _real_ids(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     ids["item@OneDrives"] = _first(
         client, headers, f"{session}/OneDrives/{ids['owner_id']}/Documents"
     )
+    ids["account_id"] = client.post("/v8/Accounts", json=account_body(), headers=headers).json()[
+        "id"
+    ]
     return ids
 
 

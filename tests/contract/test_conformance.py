@@ -18,8 +18,9 @@ from tests.conftest import ADMIN_PASSWORD, Api
 from tests.contract.openapi import Operation, implemented_operations, spec
 from tests.graph.test_org_contract import OFFICE365_OPERATIONS
 from tests.local_org import Organization, backup_proxy, organization
+from tests.s3_server import MotoServer, account_body, make_bucket, moto, storage_body
 
-__all__ = ["backup_proxy", "organization"]  # fixtures
+__all__ = ["backup_proxy", "moto", "organization"]  # fixtures
 
 
 class Checked:
@@ -77,7 +78,7 @@ def setup(
 
 @pytest.mark.parametrize("version", [6, 7, 8])
 def test_every_implemented_operation_conforms(
-    version: int, api: Api, client: TestClient, setup: dict[str, Any]
+    version: int, api: Api, client: TestClient, setup: dict[str, Any], moto: MotoServer
 ) -> None:
     v = Checked(api, version)
     org, job, repo = setup["org"], setup["job"], setup["repo"]
@@ -85,6 +86,7 @@ def test_every_implemented_operation_conforms(
     _server(v, org)
     _organizations(v, org)
     _infrastructure(v, repo)
+    _object_storage(v, repo, moto.url)
     spare_job = _jobs(v, org, job, repo)
     _sessions(v, job, setup["proxy"])
     _restore(v, org, job)
@@ -185,6 +187,37 @@ def _infrastructure(v: Checked, repo: dict[str, Any]) -> None:
     assert sealed["encryptionKeyId"] in {k["id"] for k in keys}
     v.json("get", f"/EncryptionKeys/{sealed['encryptionKeyId']}")
     v.call("delete", f"/BackupRepositories/{sealed['id']}", status=204)
+
+
+def _object_storage(v: Checked, repo: dict[str, Any], url: str) -> None:
+    """Accounts; v6/v7 object storages by id, v8 inline; an S3 repository read and deleted."""
+    account = v.call("post", "/Accounts", account_body(), status=201).json()
+    v.results("/Accounts")
+    v.json("get", f"/Accounts/{account['id']}")
+    v.call("put", f"/Accounts/{account['id']}", {"description": "edited"})
+    body = storage_body(url, make_bucket(url), account["id"])
+    if v.version >= 8:
+        inline = {"objectStorage": body}
+    else:
+        storage = v.json("post", "/objectstoragerepositories", body)
+        v.results("/objectstoragerepositories")
+        v.json("get", f"/objectstoragerepositories/{storage['id']}")
+        v.call("put", f"/objectstoragerepositories/{storage['id']}", {"description": "edited"})
+        inline = {"objectStorageId": storage["id"]}
+    where = str(Path(repo["path"]).parent.parent / f"s3-cache-{v.version}")
+    created = v.json(
+        "post",
+        "/BackupRepositories",
+        {"name": f"s3 {v.version}", "path": where} | inline,
+        status=201 if v.version >= 8 else 200,
+    )
+    v.json("get", f"/BackupRepositories/{created['id']}")
+    v.call("delete", f"/BackupRepositories/{created['id']}", status=204)
+    if v.version < 8:
+        v.call("delete", f"/objectstoragerepositories/{storage['id']}", status=204)
+    else:  # the inline object storage stays, and with it its account: delete a spare one
+        account = v.call("post", "/Accounts", account_body(), status=201).json()
+    v.call("delete", f"/Accounts/{account['id']}", status=204)
 
 
 def _jobs(v: Checked, org: dict[str, Any], job: dict[str, Any], repo: dict[str, Any]) -> str:

@@ -40,8 +40,13 @@ from tests.contract.crawl import Crawl, Crawler, get_templates, null_fields
 from tests.contract.openapi import spec
 from tests.graph.test_org_contract import OFFICE365_ONLY_GETS
 from tests.local_org import Organization, api, backup_proxy
+from tests.s3_server import MotoServer, account_body, make_bucket, moto, storage_body
 
-__all__ = ["api", "backup_proxy"]  # fixtures: a client that logs in again as the clock moves
+__all__ = [
+    "api",
+    "backup_proxy",
+    "moto",
+]  # fixtures: a client that logs in again as the clock moves
 
 PASSWORD = "correct horse battery"
 ALL_VERSIONS = range(2, 9)
@@ -80,9 +85,14 @@ def populated(
     repo: dict[str, Any],
     backup_proxy: ProxyWorker,
     clock: ManualClock,
+    moto: MotoServer,
 ) -> dict[str, Any]:
     """Two organizations (2 and 3 users), three jobs over two repositories (one encrypted),
-    each job run twice, restore sessions of mail and files, and one task."""
+    each job run twice, restore sessions of mail and files, one task, and an S3 account with an
+    object storage."""
+    account = _created(api.post("/v6/Accounts", account_body()))
+    storage = storage_body(moto.url, make_bucket(moto.url), account["id"])
+    _created(api.post("/v6/objectstoragerepositories", storage))
     orgs = {
         name: _created(
             api.post(

@@ -26,10 +26,12 @@ from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
+    accounts,
     deps,
     infrastructure,
     instance,
     jobs,
+    object_storage,
     organizations,
     restore,
     sessions,
@@ -51,6 +53,8 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (jobs.router, "Jobs", True),
     (sessions.router, "JobSessions", True),
     (infrastructure.router, "Infrastructure", True),
+    (accounts.router, "Account", True),
+    (object_storage.router, "ObjectStorageRepository", True),
     (restore.router, "Restore", True),
     (vb365_tasks.router, "Tasks", True),
 ]

@@ -19,6 +19,7 @@ from pathlib import Path
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import (
     LocalStore,
+    ObjectStore,
     PasswordRequired,
     Repository,
     RepositoryExists,
@@ -92,15 +93,23 @@ def forget_password(ctx: Context, repo_id: str) -> None:
 
 
 def open_repository(ctx: Context, repo_id: str, path: str) -> Repository:
-    """The repository at ``path`` with its kept password; created (unencrypted) on first use."""
-    return open_or_create(path, password_of(ctx, repo_id))
+    """The repository ``repo_id`` (in its object storage, else at ``path``) with its kept
+    password; created (unencrypted) on first use."""
+    from keepstone.services.object_storage import store_of  # it reads its secrets from here
+
+    return open_store(store_of(ctx, repo_id, path), path, password_of(ctx, repo_id))
 
 
 def open_or_create(path: str, password: str | None) -> Repository:
-    """Open the repository at ``path``, or create it there; a wrong or missing password is bad
-    input naming ``encryptionPassword``."""
+    """Open the repository at ``path``, or create it there."""
     store = LocalStore(Path(path))
     store.make_private()
+    return open_store(store, path, password)
+
+
+def open_store(store: ObjectStore, where: str, password: str | None) -> Repository:
+    """Open the repository in ``store``, or create it there; a wrong or missing password is bad
+    input naming ``encryptionPassword``."""
     try:
         if not store.exists("config"):
             try:
@@ -110,9 +119,9 @@ def open_or_create(path: str, password: str | None) -> Repository:
         return Repository.open(store, password)
     except PasswordRequired:
         raise InvalidInput(
-            f"the repository at {path} is encrypted: its password is needed", "encryptionPassword"
+            f"the repository at {where} is encrypted: its password is needed", "encryptionPassword"
         ) from None
     except WrongPassword:
         raise InvalidInput(
-            f"the password does not open the repository at {path}", "encryptionPassword"
+            f"the password does not open the repository at {where}", "encryptionPassword"
         ) from None

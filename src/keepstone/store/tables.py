@@ -8,7 +8,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -367,3 +377,32 @@ class M365SyncState(Base):
     current_status: Mapped[str | None] = mapped_column(String(16))  # Queued | Running
     current_scheduled: Mapped[datetime | None]
     current_start: Mapped[datetime | None]
+
+
+class CloudAccount(Base):
+    """A cloud account (``RESTAccount``): the S3 access key; the secret key is in the vault."""
+
+    __tablename__ = "cloud_accounts"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    account_type: Mapped[str] = mapped_column(String(32))  # amazonS3CompatibleAccount
+    user_name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ObjectStorage(Base):
+    """An S3-compatible bucket folder (``RESTObjectStorageRepository``); once a backup repository
+    keeps its objects there, ``repository_id`` names it (one repository per object storage)."""
+
+    __tablename__ = "object_storages"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    account_id: Mapped[str] = mapped_column(ForeignKey("cloud_accounts.id"), index=True)
+    service_point: Mapped[str] = mapped_column(Text)
+    region: Mapped[str] = mapped_column(String(64))
+    bucket: Mapped[str] = mapped_column(String(63))
+    folder: Mapped[str] = mapped_column(Text)
+    size_limit_gb: Mapped[int | None] = mapped_column(BigInteger)
+    repository_id: Mapped[str | None] = mapped_column(
+        ForeignKey("repositories.id", ondelete="SET NULL"), unique=True
+    )

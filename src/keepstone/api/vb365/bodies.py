@@ -313,6 +313,11 @@ class RepositoryBody(WireModel):
     retention_frequency_type: AnyRetentionFrequency | None = None
     daily_time: TimeOfDay | None = None
     daily_type: AnyDailyType | None = None
+    # Object storage (api/vb365/object_storage.py): v6/v7 by id, v8 inline; pools come later.
+    object_storage_id: str | None = None
+    object_storage: Any = None
+    object_storage_encryption_enabled: bool | None = None
+    proxy_pool_id: str | None = None
 
     def to_edit(self) -> RepositoryEdit:
         retention = {

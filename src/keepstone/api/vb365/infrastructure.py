@@ -9,6 +9,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
+from keepstone.api.vb365 import object_storage as object_storage_api
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
 from keepstone.api.vb365.deps import Ctx, json
@@ -19,7 +20,8 @@ from keepstone.domain.errors import InvalidInput, NotFound
 from keepstone.proxy import load
 from keepstone.services import catalog, maintenance, vault
 from keepstone.services.context import Context
-from keepstone.store.tables import Repository
+from keepstone.services.object_storage import storage_of_repository, storages_by_repository
+from keepstone.store.tables import ObjectStorage, Repository
 
 router = VersionedRouter()
 
@@ -60,8 +62,14 @@ def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, api: Version) -> Respon
 # ---- repositories ------------------------------------------------------------------------------
 
 
-def _repository(ctx: Context, row: Repository, api: ApiVersion) -> dict[str, Any]:
-    return views.repository(row, api, vault.password_of(ctx, row.id) is not None)
+def _repository(
+    ctx: Context, row: Repository, api: ApiVersion, storages: dict[str, ObjectStorage] | None = None
+) -> dict[str, Any]:
+    encrypted = vault.password_of(ctx, row.id) is not None
+    storage = storages.get(row.id) if storages is not None else storage_of_repository(ctx, row.id)
+    body = views.repository(row, api, encrypted)
+    links = body.pop("_links")
+    return body | object_storage_api.repository_fields(storage, api, encrypted) | {"_links": links}
 
 
 @router.get("/BackupRepositories")
@@ -78,7 +86,7 @@ def list_repositories(
             return []
         return [r for r in catalog.list_repositories(ctx) if proxyId in (None, r.proxy_id)]
 
-    render = partial(_repository, ctx, api=api)
+    render = partial(_repository, ctx, api=api, storages=storages_by_repository(ctx))
     return json(listing(request, api, "repositories", rows, render, paging, ctx.clock.now()))
 
 
@@ -89,15 +97,25 @@ def get_repository(repo_id: str, ctx: Ctx, api: Version) -> Response:
 
 @router.post("/BackupRepositories")
 def create_repository(body: RepositoryBody, ctx: Ctx, api: Version) -> Response:
-    row, _ = maintenance.add_repository(ctx, body.to_edit(), body.encryption_password)
-    encrypted = body.encryption_password is not None
-    return json(views.repository(row, api, encrypted=encrypted), api.created)
+    if body.proxy_pool_id is not None:
+        raise InvalidInput(f"proxy pool '{body.proxy_pool_id}' does not exist", "proxyPoolId")
+    if body.object_storage_encryption_enabled and body.encryption_password is None:
+        raise InvalidInput(
+            "an encrypted object storage repository needs an encryptionPassword",
+            "objectStorageEncryptionEnabled",
+        )
+    if body.object_storage_id is None and body.object_storage is None:
+        row, _ = maintenance.add_repository(ctx, body.to_edit(), body.encryption_password)
+    else:
+        row = object_storage_api.add_repository(ctx, body)
+    return json(_repository(ctx, row, api), api.created)
 
 
 @router.put("/BackupRepositories/{repo_id}", response_class=Response)
 def edit_repository(repo_id: str, body: RepositoryBody, ctx: Ctx, api: Version) -> Response:
     if body.encryption_password is not None:
         raise InvalidInput("a repository's password cannot be changed", "encryptionPassword")
+    object_storage_api.refuse_storage_change(ctx, repo_id, body)
     row = catalog.edit_repository(ctx, repo_id, body.to_edit())
     return _edited(api, _repository(ctx, row, api))
 

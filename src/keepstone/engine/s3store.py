@@ -1,0 +1,442 @@
+"""An S3 bucket (AWS or any S3-compatible server) as the engine's object store.
+
+The engine's contract holds on S3 as on a disk: objects are never overwritten (every PUT and every
+CompleteMultipartUpload carries ``If-None-Match: *``, so a second writer of a name gets
+``ObjectExists``), an object appears whole or not at all (a large pack goes up as a multipart
+upload that only exists once completed; a failed one is aborted), and listings are paged (1,000
+keys a page). Transient failures (500/502/503/504, ``SlowDown``, 409
+``ConditionalRequestConflict``, connection resets, timeouts) are retried with capped exponential
+backoff and jitter by this module itself rather than botocore's retryer, so that a body read cut
+mid-stream is retried too, every retry is logged, and a PUT whose answer was lost is recognised
+when its retry meets its own object (412 on identical bytes is success, not ``ObjectExists``).
+
+Addressing is path-style (``http://host/bucket/key``): S3-compatible servers rarely have
+wildcard DNS. Plain ``http://`` is refused unless the service point is on loopback, since the
+credentials' signatures and the repository's packs would otherwise cross a network in the clear.
+"""
+
+from __future__ import annotations
+
+import builtins
+import ipaddress
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
+
+import boto3
+import structlog
+import urllib3.exceptions
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, IncompleteReadError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from keepstone.domain.errors import InvalidInput, KeepstoneError
+from keepstone.engine.errors import ObjectExists, ObjectNotFound, RepositoryCorrupt
+from keepstone.engine.store import check_name
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, ListObjectsV2OutputTypeDef
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+MiB = 1024 * 1024
+MIN_PART_SIZE = 5 * MiB  # S3's floor for every part but the last
+_RETRYABLE_STATUS = frozenset({409, 500, 502, 503, 504})
+_RETRYABLE_CODES = frozenset(
+    {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling",
+     "ConditionalRequestConflict", "RequestTimeTooSkewed"}
+)  # fmt: skip
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_EXISTS_CODES = frozenset({"412", "PreconditionFailed"})
+_TRANSPORT_ERRORS = (
+    BotoConnectionError,  # connection refused (a server restarting), connect timeouts
+    HTTPClientError,  # connections reset or closed, read timeouts
+    IncompleteReadError,
+    urllib3.exceptions.HTTPError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+class S3Unavailable(KeepstoneError):
+    """The S3 service kept failing after every retry."""
+
+
+class S3Refused(S3Unavailable):
+    """The S3 service refused a request for good (no such bucket, access denied, ...)."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class S3Location:
+    """Where a repository lives: service point, region, bucket, folder, and the credentials."""
+
+    service_point: str
+    region: str
+    bucket: str
+    folder: str
+    access_key: str
+    secret_key: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class S3Tuning:
+    """Multipart and retry discipline; tests shrink the delays, never the checks."""
+
+    multipart_threshold: int = 16 * MiB
+    part_size: int = 8 * MiB
+    list_page_size: int = 1000  # S3's own maximum keys per ListObjectsV2 page
+    attempts: int = 8
+    backoff_base: float = 0.2  # seconds; the n-th retry waits up to base * 2**n
+    backoff_cap: float = 10.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0  # a stalled response is abandoned and retried after this
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+
+
+def check_service_point(url: str, prop: str = "servicePoint") -> str:
+    """An ``https://`` URL, or ``http://`` to a loopback host; no credentials, query or fragment."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"{prop} must be an http(s) URL; got '{url}'", prop)
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise InvalidInput(f"{prop} must not carry credentials, a query or a fragment", prop)
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise InvalidInput(f"{prop} must use https:// unless it is on loopback", prop)
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise InvalidInput(f"{prop} has an invalid port", prop) from None
+    return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def check_bucket(name: str, prop: str = "bucket") -> str:
+    """S3's bucket naming rules (3-63 of lowercase letters, digits, dots and hyphens)."""
+    ok = 3 <= len(name) <= 63 and all(c.islower() or c.isdigit() or c in ".-" for c in name)
+    if not ok or not name[0].isalnum() or not name[-1].isalnum() or ".." in name:
+        raise InvalidInput(f"'{name}' is not a valid bucket name", prop)
+    return name
+
+
+def check_folder(folder: str, prop: str = "s3Folder") -> str:
+    """A key prefix of plain components: the repository lives below ``<folder>/``."""
+    folder = folder.strip("/")
+    if folder:
+        try:
+            check_name(folder)
+        except InvalidInput:
+            raise InvalidInput(f"'{folder}' is not a valid folder name", prop) from None
+    return folder
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class S3Store:
+    """Objects as keys ``<folder>/<name>`` of one bucket."""
+
+    def __init__(self, location: S3Location, tuning: S3Tuning | None = None) -> None:
+        self.location = location
+        self.tuning = tuning or S3Tuning()
+        if self.tuning.part_size < MIN_PART_SIZE:
+            raise ValueError(f"part_size must be at least {MIN_PART_SIZE}")
+        self._prefix = f"{location.folder}/" if location.folder else ""
+        self.retries = 0  # transient failures retried since this store was made (tests, logs)
+        self._client: S3Client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=check_service_point(location.service_point),
+            region_name=location.region or "us-east-1",
+            aws_access_key_id=location.access_key,
+            aws_secret_access_key=location.secret_key,
+            config=Config(
+                s3={"addressing_style": "path"},
+                retries={"total_max_attempts": 1},  # ours: see the module docstring
+                connect_timeout=self.tuning.connect_timeout,
+                read_timeout=self.tuning.read_timeout,
+                signature_version="s3v4",
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+            ),
+        )
+
+    def __repr__(self) -> str:
+        loc = self.location
+        return f"S3Store({loc.service_point}/{loc.bucket}/{loc.folder})"
+
+    def _key(self, name: str) -> str:
+        return self._prefix + check_name(name)
+
+    # ---- the ObjectStore interface -------------------------------------------------------------
+
+    def put(self, name: str, data: bytes) -> None:
+        self.put_parts(name, (data,))
+
+    def put_parts(self, name: str, parts: Sequence[bytes]) -> None:
+        key = self._key(name)
+        total = sum(len(p) for p in parts)
+        if total <= self.tuning.multipart_threshold:
+            self._put_single(name, key, b"".join(parts))
+        else:
+            self._put_multipart(name, key, parts)
+
+    def get(self, name: str) -> bytes:
+        key = self._key(name)
+
+        def once() -> bytes:
+            answer = self._client.get_object(Bucket=self.location.bucket, Key=key)
+            return answer["Body"].read()
+
+        return self._call(f"GET {name}", once, name)
+
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        if length == 0:
+            return b""
+        key = self._key(name)
+        wanted = f"bytes={offset}-{offset + length - 1}"
+
+        def once() -> bytes:
+            answer = self._client.get_object(Bucket=self.location.bucket, Key=key, Range=wanted)
+            return answer["Body"].read()
+
+        try:
+            data = self._call(f"GET {name} {wanted}", once, name)
+        except ClientError as e:
+            if _status(e) == 416:
+                short = f"object {name} is shorter than {offset + length} bytes"
+                raise RepositoryCorrupt(short) from None
+            raise
+        if len(data) != length:
+            raise RepositoryCorrupt(f"object {name} is shorter than {offset + length} bytes")
+        return data
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.size(name)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        key = self._key(name)
+
+        def once() -> int:
+            return self._client.head_object(Bucket=self.location.bucket, Key=key)["ContentLength"]
+
+        return self._call(f"HEAD {name}", once, name)
+
+    def list(self, prefix: str) -> list[str]:
+        """Every name starting with ``prefix``, sorted, one ListObjectsV2 page at a time."""
+        names: list[str] = []
+        for page in self._pages(self._prefix + prefix):
+            names.extend(k.removeprefix(self._prefix) for k in page)
+        return sorted(names)
+
+    def delete(self, name: str) -> None:
+        key = self._key(name)
+        self.size(name)  # DeleteObject succeeds on a missing key: the contract says otherwise
+
+        def once() -> None:
+            self._client.delete_object(Bucket=self.location.bucket, Key=key)
+
+        self._call(f"DELETE {name}", once, name)
+
+    # ---- bucket ----------------------------------------------------------------------------------
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it exists (a bucket already ours is fine)."""
+        bucket = self.location.bucket
+
+        def once() -> None:
+            try:
+                self._client.head_bucket(Bucket=bucket)
+            except ClientError as e:
+                if _code(e) not in _MISSING_CODES and _code(e) != "NoSuchBucket":
+                    raise
+                self._client.create_bucket(Bucket=bucket)
+
+        self._call(f"bucket {bucket}", once, bucket)
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _pages(self, key_prefix: str) -> Iterator[builtins.list[str]]:
+        token: str | None = None
+        while True:
+            args: dict[str, Any] = {
+                "Bucket": self.location.bucket,
+                "Prefix": key_prefix,
+                "MaxKeys": self.tuning.list_page_size,
+            }
+            if token:
+                args["ContinuationToken"] = token
+            page = self._call(f"LIST {key_prefix}", partial(self._list_page, args), key_prefix)
+            yield [entry["Key"] for entry in page.get("Contents", [])]
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def _list_page(self, args: dict[str, Any]) -> ListObjectsV2OutputTypeDef:
+        return self._client.list_objects_v2(**args)
+
+    def _put_single(self, name: str, key: str, data: bytes) -> None:
+        attempts = {"n": 0}
+
+        def once() -> None:
+            attempts["n"] += 1
+            self._client.put_object(
+                Bucket=self.location.bucket, Key=key, Body=data, IfNoneMatch="*"
+            )
+
+        try:
+            self._call(f"PUT {name}", once, name)
+        except ObjectExists:
+            if attempts["n"] > 1 and self._holds(name, data):
+                return  # our own earlier attempt landed; its answer was lost
+            raise
+
+    def _put_multipart(self, name: str, key: str, parts: Sequence[bytes]) -> None:
+        if self.exists(name):  # cheap early refusal; the completion's condition is the real one
+            raise ObjectExists(f"object {name} already exists")
+        bucket = self.location.bucket
+        upload_id = self._call(
+            f"MPU {name}",
+            lambda: self._client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"],
+            name,
+        )
+        try:
+            done = [
+                self._upload_part(name, key, upload_id, number, chunk)
+                for number, chunk in enumerate(_slices(parts, self.tuning.part_size), start=1)
+            ]
+            self._complete(name, key, upload_id, done, parts)
+        except BaseException:
+            self._abort(name, key, upload_id)
+            raise
+
+    def _upload_part(
+        self, name: str, key: str, upload_id: str, number: int, chunk: bytes
+    ) -> CompletedPartTypeDef:
+        def once() -> str:
+            return self._client.upload_part(
+                Bucket=self.location.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=chunk,
+            )["ETag"]
+
+        return {"PartNumber": number, "ETag": self._call(f"PART {name} #{number}", once, name)}
+
+    def _complete(
+        self,
+        name: str,
+        key: str,
+        upload_id: str,
+        done: builtins.list[CompletedPartTypeDef],
+        parts: Sequence[bytes],
+    ) -> None:
+        attempts = {"n": 0}
+
+        def once() -> None:
+            attempts["n"] += 1
+            self._client.complete_multipart_upload(
+                Bucket=self.location.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": done},
+                IfNoneMatch="*",
+            )
+
+        try:
+            self._call(f"COMPLETE {name}", once, name)
+        except ObjectExists:
+            if attempts["n"] > 1 and self._holds(name, b"".join(parts)):
+                return
+            raise
+        except ObjectNotFound:
+            # A retried completion after a lost answer finds the upload gone (NoSuchUpload).
+            if attempts["n"] > 1 and self._holds(name, b"".join(parts)):
+                return
+            raise
+
+    def _abort(self, name: str, key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.location.bucket, Key=key, UploadId=upload_id
+            )
+        except (BotoCoreError, ClientError, *_TRANSPORT_ERRORS) as e:
+            # The bucket's lifecycle rule (or a later prune of uploads) reclaims it; the object
+            # itself never existed, so nothing refers to the parts.
+            log.warning("s3.abort_failed", object=name, error=type(e).__name__)
+
+    def _holds(self, name: str, data: bytes) -> bool:
+        try:
+            return self.get(name) == data
+        except ObjectNotFound:
+            return False
+
+    def _call(self, what: str, once: Callable[[], T], name: str) -> T:
+        """``once()`` with S3's answers mapped to the engine's errors and transient failures
+        retried with capped exponential backoff and full jitter."""
+        tuning = self.tuning
+        for attempt in range(1, tuning.attempts + 1):
+            try:
+                return once()
+            except ClientError as e:
+                code = _code(e)
+                if code in _MISSING_CODES or code == "NoSuchUpload":
+                    raise ObjectNotFound(f"object {name} does not exist") from None
+                if code in _EXISTS_CODES:
+                    raise ObjectExists(f"object {name} already exists") from None
+                if _status(e) == 416:
+                    raise  # get_range: the object is shorter than the range
+                if _status(e) not in _RETRYABLE_STATUS and code not in _RETRYABLE_CODES:
+                    raise S3Refused(f"{what}: refused ({_status(e)} {code})", code) from None
+                failure = f"{_status(e)} {code}"
+            except _TRANSPORT_ERRORS as e:
+                failure = type(e).__name__
+            if attempt == tuning.attempts:
+                raise S3Unavailable(f"{what}: still failing after {attempt} attempts ({failure})")
+            self.retries += 1
+            delay = random.uniform(0, min(tuning.backoff_cap, tuning.backoff_base * 2**attempt))
+            log.info("s3.retry", request=what, attempt=attempt, failure=failure, delay=delay)
+            tuning.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _status(error: ClientError) -> int:
+    return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+def _slices(parts: Sequence[bytes], size: int) -> Iterator[bytes]:
+    """The concatenation of ``parts`` cut into ``size``-byte pieces (the last may be shorter)."""
+    buffer = bytearray()
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            take = min(size - len(buffer), len(view))
+            buffer += view[:take]
+            view = view[take:]
+            if len(buffer) == size:
+                yield bytes(buffer)
+                buffer.clear()
+    if buffer:
+        yield bytes(buffer)
