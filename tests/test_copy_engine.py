@@ -56,7 +56,7 @@ def _contents(repo: Repository, snapshot_id: str) -> dict[str, bytes]:
 
 def _copy_all(source: Repository, target: Repository) -> list[tuple[str, str]]:
     todo = pending(source, target, lambda info: True)
-    return copy_snapshots(source, target, todo, {"copy_job_id": "cj"}).copied
+    return copy_snapshots(source, target, todo, lambda info: info.tags | {"copy_job": "cj"}).copied
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_the_second_copy_reads_only_what_changed(tmp_path: Path) -> None:
     source_again, source_store = _open(tmp_path / "source", PASSWORD)
     target_again, target_store = _open(tmp_path / "target", OTHER_PASSWORD)
     stats = copy_snapshots(
-        source_again, target_again, pending(source_again, target_again, lambda i: True), {}
+        source_again, target_again, pending(source_again, target_again, lambda i: True)
     )
 
     assert (stats.snapshots, stats.items_read, stats.items_carried) == (1, 1, 19)
@@ -128,7 +128,7 @@ def test_nothing_new_reads_only_indexes_and_snapshots(tmp_path: Path) -> None:
     source_again, source_store = _open(tmp_path / "source", None)
     target_again, target_store = _open(tmp_path / "target", PASSWORD)
     todo = pending(source_again, target_again, lambda i: True)
-    stats = copy_snapshots(source_again, target_again, todo, {})
+    stats = copy_snapshots(source_again, target_again, todo)
 
     assert todo == [] and stats.snapshots == 0
     assert source_store.reads["packs"] == target_store.reads["packs"] == 0
@@ -144,7 +144,7 @@ def test_the_first_copy_takes_the_newest_point_then_every_newer_one(tmp_path: Pa
     mine = lambda info: info.tags.get("job_id") == "j"  # noqa: E731
 
     assert [s.id for s in pending(source, target, mine)] == [newest]
-    copy_snapshots(source, target, pending(source, target, mine), {})
+    copy_snapshots(source, target, pending(source, target, mine))
     later = [backup(source, _files(run, 2), {"job_id": "j"}) for run in (3, 4)]
 
     assert [s.id for s in pending(source, target, mine)] == later
@@ -158,7 +158,7 @@ def test_a_copy_survives_its_pairs_source_being_forgotten(tmp_path: Path) -> Non
     _copy_all(source, target)
     source.forget([first])
     second = backup(source, _files(2, 4), {"job_id": "j"})
-    stats = copy_snapshots(source, target, pending(source, target, lambda i: True), {})
+    stats = copy_snapshots(source, target, pending(source, target, lambda i: True))
     assert stats.items_read == 4  # no pair to carry from: read, but stored only where new
     copy = next(s for s in target.snapshots() if s.tags[TAG_COPY_OF] == second)
     assert _contents(target, copy.id) == _files(2, 4)
@@ -175,7 +175,7 @@ def _copy_work(tmp_path: Path, points: int) -> tuple[int, int]:
     source_again, source_store = _open(tmp_path / f"s{points}", None)
     target_again, target_store = _open(tmp_path / f"t{points}", PASSWORD)
     stats = copy_snapshots(
-        source_again, target_again, pending(source_again, target_again, lambda i: True), {}
+        source_again, target_again, pending(source_again, target_again, lambda i: True)
     )
     assert stats.snapshots == points and stats.items_read == 2 * points
     return source_store.reads["packs"], target_store.puts["packs"]

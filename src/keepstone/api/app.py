@@ -26,6 +26,7 @@ from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
+    copy_jobs,
     deps,
     infrastructure,
     instance,
@@ -49,6 +50,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (instance.router, "ServiceInstance", True),
     (organizations.router, "Organizations", True),
     (jobs.router, "Jobs", True),
+    (copy_jobs.router, "CopyJobs", True),
     (sessions.router, "JobSessions", True),
     (infrastructure.router, "Infrastructure", True),
     (restore.router, "Restore", True),

@@ -30,6 +30,7 @@ TAG_COPY_SOURCE = "copy_source"  # the source repository's config id
 
 ChunkMap = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]  # key -> (source, target chunks)
 Check = Callable[[], None]  # raises to stop between items (a user's stop, a lost claim)
+Retag = Callable[[SnapshotInfo], dict[str, str]]  # a copy's tags, from its source snapshot's
 
 
 @dataclass
@@ -44,6 +45,7 @@ class CopyStats:
     bytes_read: int = 0
     bytes_stored: int = 0
     copied: list[tuple[str, str]] = field(default_factory=list)  # (source, target) snapshot ids
+    kinds: dict[str, set[str]] = field(default_factory=dict)  # target snapshot -> item kinds
 
 
 class _ChunkStream:
@@ -96,17 +98,18 @@ def copy_snapshots(
     source: Repository,
     target: Repository,
     snapshots: list[SnapshotInfo],
-    extra_tags: dict[str, str],
+    retag: Retag = lambda info: info.tags,
     check: Check = lambda: None,
 ) -> CopyStats:
-    """Copy ``snapshots`` (oldest first) into ``target``; each keeps its time and tags."""
+    """Copy ``snapshots`` (oldest first) into ``target``; each keeps its time, and its tags as
+    ``retag`` makes them (plus ``copy_of`` and ``copy_source``)."""
     stats = CopyStats()
     done = copied_sources(target, source)
     todo = [info for info in snapshots if info.id not in done]
     pair = _newest_pair(source, target, done) if todo else {}  # nothing new: no tree is read
     for info in todo:
         check()
-        target_id = _copy_one(source, target, info, pair, extra_tags, check, stats)
+        target_id = _copy_one(source, target, info, pair, retag(info), check, stats)
         stats.snapshots += 1
         stats.copied.append((info.id, target_id))
         pair = _chunk_map(source, target, info.id, target_id)
@@ -118,19 +121,22 @@ def _copy_one(
     target: Repository,
     info: SnapshotInfo,
     pair: ChunkMap,
-    extra_tags: dict[str, str],
+    tags: dict[str, str],
     check: Check,
     stats: CopyStats,
 ) -> str:
-    tags = {**info.tags, **extra_tags, TAG_COPY_OF: info.id, TAG_COPY_SOURCE: source.id}
+    tags = {**tags, TAG_COPY_OF: info.id, TAG_COPY_SOURCE: source.id}
+    kinds: set[str] = set()
     with target.writer(tags) as writer:
         for item in source.items(info.id):
             writer.add_item(_copy_item(source, writer, item, pair.get(item.key), stats))
+            kinds.add(item.kind)
             stats.items += 1
             if stats.items % 256 == 0:
                 check()
         target_id = writer.commit(info.time)
     stats.bytes_stored += writer.stats.bytes_stored
+    stats.kinds[target_id] = kinds
     return target_id
 
 
