@@ -16,13 +16,14 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keepstone.domain.errors import Conflict, InvalidInput, NotFound, PreconditionFailed
+from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import ScheduleEdit, SessionStatus
 from keepstone.domain.policy import SchedulePolicy, ScheduleType
 from keepstone.domain.schedule import next_run, window_allows
 from keepstone.services import runs
 from keepstone.services.catalog import get_job_in, get_repository_in
 from keepstone.services.context import Context, new_id
+from keepstone.services.jobs import check_version
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.tables import CopyJob, CopyJobSession, Job, JobSession
 
@@ -76,11 +77,7 @@ def edit_copy_job(
 ) -> CopyJob:
     with ctx.db.write() as s:
         copy = get_copy_job_in(s, copy_id)
-        if if_match is not None and if_match != copy.version:
-            raise PreconditionFailed(
-                f"copy job '{copy.name}' was changed by someone else (version {copy.version}, "
-                f"If-Match {if_match}); fetch it again and reapply your change"
-            )
+        check_version(f"copy job '{copy.name}'", copy.version, if_match)
         if edit.backup_job_id not in (None, copy.backup_job_id):
             raise InvalidInput("a copy job stays with its backup job", "backupJobId")
         _apply(s, copy, _backup_job_in(s, copy.backup_job_id), edit, ctx)

@@ -122,24 +122,20 @@ def copy_job_view(row: CopyJob, api: ApiVersion, organization_id: str) -> dict[s
 
 
 def _schedule_view(row: CopyJob) -> dict[str, Any]:
-    policy = copy_jobs.schedule_of(row)
+    """``RESTCopyJobSchedulePolicy``: a backup job's policy under the copy's names."""
+    policy = views.schedule_policy(row.schedule_policy)
     kind = (
         CopyScheduleType.IMMEDIATE
         if row.immediate
         else CopyScheduleType.PERIODICALLY
-        if policy.type is ScheduleType.PERIODICALLY
+        if policy["type"] == ScheduleType.PERIODICALLY.value
         else CopyScheduleType.DAILY_AT_TIME
     )
     return {
         "type": kind.value,
-        "periodicallyEvery": policy.periodically_every.value,
-        "dailyType": policy.daily_type.value,
-        "dailyTime": policy.daily_time.isoformat(timespec="seconds"),
-        "backupCopyWindowEnabled": policy.backup_window_enabled,
-        "backupCopyWindowSettings": {
-            "backupWindow": list(policy.backup_window),
-            "minuteOffset": policy.minute_offset,
-        },
+        **{name: policy[name] for name in ("periodicallyEvery", "dailyType", "dailyTime")},
+        "backupCopyWindowEnabled": policy["backupWindowEnabled"],
+        "backupCopyWindowSettings": policy["backupWindowSettings"],
     }
 
 
