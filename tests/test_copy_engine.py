@@ -102,7 +102,9 @@ def test_the_second_copy_reads_only_what_changed(tmp_path: Path) -> None:
     backup(source, _files(1, 20), {"job_id": "j"})
     target, _ = _open(tmp_path / "target", OTHER_PASSWORD)
     _copy_all(source, target)
-    backup(source, _files(2, 20), {"job_id": "j"})  # one file of twenty changed
+    second = backup(source, _files(2, 20), {"job_id": "j"})  # one file of twenty changed
+    # The source's chunker seed is secret and random: count the changed file's chunks.
+    changed = next(len(i.chunks) for i in source.items(second) if i.key == "u/f0")
 
     source_again, source_store = _open(tmp_path / "source", PASSWORD)
     target_again, target_store = _open(tmp_path / "target", OTHER_PASSWORD)
@@ -113,7 +115,7 @@ def test_the_second_copy_reads_only_what_changed(tmp_path: Path) -> None:
     assert (stats.snapshots, stats.items_read, stats.items_carried) == (1, 1, 19)
     assert stats.bytes_read == 20_000
     # packs read: the changed file's chunks and the trees of the new point and of the last pair
-    assert source_store.reads["packs"] <= 6 + 3
+    assert source_store.reads["packs"] <= changed + 3
     assert target_store.puts["packs"] <= 2
     assert target_again.verify().ok
 

@@ -142,3 +142,7 @@ def test_bad_copy_jobs_are_refused_naming_what_is_wrong(
     assert second.status_code == 409
     in_use = api.delete(f"/v6/BackupRepositories/{target['id']}")
     assert in_use.status_code == 409 and "copy" in in_use.text
+    # The backup job takes its copy job with it; the repository is then free.
+    assert api.delete(f"/v6/Jobs/{org_job['id']}").status_code == 204
+    assert api.get("/v6/CopyJobs").json() == []
+    assert api.delete(f"/v6/BackupRepositories/{target['id']}").status_code == 204
