@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
@@ -25,7 +25,7 @@ from keepstone.services.catalog import get_job_in, get_repository_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.jobs import check_version
 from keepstone.store.codecs import policy_from_record, policy_to_record
-from keepstone.store.tables import CopyJob, CopyJobSession, Job, JobSession
+from keepstone.store.tables import CopyJob, CopyJobSession, Job, JobSession, RestorePoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,11 +236,14 @@ def _due(s: Session, now: datetime) -> list[CopyJob]:
     enabled = select(CopyJob).join(Job, Job.id == CopyJob.backup_job_id)
     enabled = enabled.where(CopyJob.is_enabled.is_(True))
     scheduled = enabled.where(CopyJob.immediate.is_(False), CopyJob.next_run <= now)
-    fresh = enabled.where(
-        CopyJob.immediate.is_(True),
-        Job.last_backup.is_not(None),
-        (CopyJob.last_run.is_(None)) | (CopyJob.last_run < Job.last_backup),
+    # A restore point's time is its commit: one committed after the copy's last start is new
+    # to it, even from a backup that was already running then.
+    newer_point = exists().where(
+        RestorePoint.job_id == CopyJob.backup_job_id,
+        RestorePoint.repository_id == Job.repository_id,
+        CopyJob.last_run.is_(None) | (RestorePoint.backup_time > CopyJob.last_run),
     )
+    fresh = enabled.where(CopyJob.immediate.is_(True), newer_point)
     return [*s.scalars(scheduled), *s.scalars(fresh)]
 
 
