@@ -18,6 +18,7 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import quote, quote_from_bytes
 
@@ -265,11 +266,22 @@ def _real_ids(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     return ids
 
 
+def _copy_job(client: TestClient, headers: dict[str, str], job_id: str, root: Path) -> str:
+    """A copy job of ``job_id`` to a repository of its own (``/CopyJobs/{copy_id}`` routes)."""
+    repo = client.post(
+        "/v8/BackupRepositories", headers=headers, json={"name": "copies", "path": str(root)}
+    )
+    body = {"backupJobId": job_id, "repositoryId": repo.json()["id"]}
+    return str(client.post("/v6/CopyJobs", headers=headers, json=body).json()["id"])
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalog]:
     environment = build_environment(8, tmp_path_factory.mktemp("fuzz"))
     with TestClient(environment.app, base_url=BASE_URL) as client:
         ids = _real_ids(client, environment.headers)
+        copies = tmp_path_factory.mktemp("copies")
+        ids["copy_id"] = _copy_job(client, environment.headers, ids["job_id"], copies)
         logout_token = login(client, "admin", ADMIN_PASSWORD)  # /Token/logout revokes this one
     yield Catalog(environment, ids, logout_token)
     environment.ctx.db.dispose()

@@ -89,6 +89,7 @@ def test_every_implemented_operation_conforms(
     _object_storage(v, repo, moto.url)
     spare_job = _jobs(v, org, job, repo)
     _sessions(v, job, setup["proxy"])
+    _copy_jobs(v, org, job, repo, setup["proxy"])
     _restore(v, org, job)
     _audit(v, org)
     v.call("delete", f"/Jobs/{spare_job}", status=204)
@@ -271,6 +272,40 @@ def _sessions(v: Checked, job: dict[str, Any], proxy: ProxyWorker) -> None:
     if v.version >= 7:
         processed = v.results(f"/JobSessions/{ran['id']}/ProcessedObjects")
         assert {p["status"] for p in processed} == {"Success"} and len(processed) == 2
+
+
+def _copy_jobs(
+    v: Checked, org: dict[str, Any], job: dict[str, Any], repo: dict[str, Any], proxy: ProxyWorker
+) -> None:
+    """A copy job of the job that ran, to a repository of its own: made, read, edited, run
+    (its session read as a copy session), stopped, switched off and on, deleted."""
+    target = v.call(
+        "post",
+        "/BackupRepositories",
+        {"name": f"copies {v.version}", "path": str(Path(repo["path"]).parent.parent / "c")},
+        status=201 if v.version >= 8 else 200,
+    ).json()
+    body = {"backupJobId": job["id"], "repositoryId": target["id"], "organizationId": org["id"]}
+    created = 201 if v.version >= 8 else 200
+    copy = v.json("post", "/CopyJobs", body | {"schedulePolicy": {"type": "Immediate"}}, created)
+    assert [c["id"] for c in v.results("/CopyJobs")] == [copy["id"]]
+    v.json("get", f"/CopyJobs/{copy['id']}")
+    periodic = {"type": "Periodically", "periodicallyEvery": "Hours1"}
+    v.call("put", f"/CopyJobs/{copy['id']}", {"schedulePolicy": periodic}, status=204)
+    assert v.json("get", f"/Jobs/{job['id']}/CopyJob")["nextRun"] is not None
+    assert v.json("get", f"/CopyJobs/{copy['id']}/BackupJob")["id"] == job["id"]
+    start = {"full": False} if v.version == 6 else None
+    v.call("post", f"/CopyJobs/{copy['id']}/start", start, status=200 if v.version >= 8 else 204)
+    assert proxy.run_one()
+    if v.version >= 7:
+        (ran,) = v.results("/JobSessions?jobType=Copy")
+        assert ran["jobType"] == "Copy" and ran["status"] == "Success"
+    v.call("post", f"/CopyJobs/{copy['id']}/start", start)
+    v.call("post", f"/CopyJobs/{copy['id']}/stop", status=204)
+    v.call("post", f"/CopyJobs/{copy['id']}/disable", status=204)
+    v.call("post", f"/CopyJobs/{copy['id']}/enable", status=204)
+    v.call("delete", f"/CopyJobs/{copy['id']}", status=204)
+    v.call("delete", f"/BackupRepositories/{target['id']}", status=204)
 
 
 def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:

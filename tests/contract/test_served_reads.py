@@ -21,9 +21,10 @@ from sqlalchemy import func, select
 
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from keepstone.services import catalog, licensing
+from keepstone.services import catalog, licensing, runs
 from keepstone.services.context import Context
 from keepstone.store.tables import (
+    CopyJob,
     Job,
     JobSession,
     LogItem,
@@ -76,6 +77,14 @@ def _run(api: Api, job_id: str, proxy: ProxyWorker, clock: ManualClock) -> None:
     assert api.post(f"/v2/Jobs/{job_id}/Action", {"start": None}).status_code == 200
     assert proxy.run_one()
     clock.advance(timedelta(minutes=10))  # the next run is a distinct restore point
+
+
+def _copy(api: Api, job: dict[str, Any], target: dict[str, Any], proxy: ProxyWorker) -> None:
+    schedule = {"type": "Periodically", "periodicallyEvery": "Hours8"}
+    body = {"backupJobId": job["id"], "repositoryId": target["id"], "schedulePolicy": schedule}
+    copy = _created(api.post("/v6/CopyJobs", body))
+    assert api.post(f"/v8/CopyJobs/{copy['id']}/start").status_code == 200
+    assert proxy.run_one()
 
 
 @pytest.fixture
@@ -140,6 +149,8 @@ def populated(
     assert left_out.status_code == 204, left_out.text
     for job in jobs * 2:
         _run(api, job["id"], backup_proxy, clock)
+    for job, (_, _, source) in zip(jobs, plans, strict=True):  # each copied to the other one
+        _copy(api, job, sealed if source is repo else repo, backup_proxy)
     for job in jobs:
         _created(api.post(f"/v8/Jobs/{job['id']}/explore", {"type": "Vex"}))
     _created(api.post(f"/v8/Jobs/{jobs[0]['id']}/explore", {"type": "Veod"}))
@@ -174,9 +185,10 @@ CATALOG: dict[str, Truth] = {
     ),
     "/Jobs": lambda ctx, _: _count(ctx, Job),
     "/JobSessions": lambda ctx, _: _count(ctx, JobSession),
-    "/Jobs/{job_id}/JobSessions": lambda ctx, p: _count(
-        ctx, JobSession, JobSession.job_id == p["job_id"]
+    "/Jobs/{job_id}/JobSessions": lambda ctx, p: _count(  # its own: not its copy job's
+        ctx, JobSession, JobSession.job_id == p["job_id"], runs.BACKUP_RUNS
     ),
+    "/CopyJobs": lambda ctx, _: _count(ctx, CopyJob),
     "/JobSessions/{session_id}/LogItems": lambda ctx, p: _count(
         ctx, LogItem, LogItem.session_id == p["session_id"]
     ),

@@ -27,6 +27,7 @@ from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
 from keepstone.api.vb365 import (
     accounts,
+    copy_jobs,
     deps,
     infrastructure,
     instance,
@@ -51,6 +52,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (instance.router, "ServiceInstance", True),
     (organizations.router, "Organizations", True),
     (jobs.router, "Jobs", True),
+    (copy_jobs.router, "CopyJobs", True),
     (sessions.router, "JobSessions", True),
     (infrastructure.router, "Infrastructure", True),
     (accounts.router, "Account", True),

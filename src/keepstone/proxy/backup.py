@@ -53,6 +53,10 @@ ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
 
 def run_backup(run: RunContext) -> Outcome:
     """The executor of every job run: the organization's type picks the connector."""
+    if run.run.copy is not None:  # a copy job's run: no source is read
+        from keepstone.proxy.copy import run_copy  # imported here: it imports this module
+
+        return run_copy(run)
     organization = run.run.organization
     if organization.type == "Local":
         root = Path(organization.settings["path"])

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import structlog
 
-from keepstone.services import m365_directory, m365_settings, maintenance, runs
+from keepstone.services import copy_jobs, m365_directory, m365_settings, maintenance, runs
 from keepstone.services.context import Context
 
 log = structlog.get_logger(__name__)
@@ -30,6 +30,9 @@ class Scheduler:
         if lost:
             log.warning("runs lost with their proxy", count=lost)
         dispatch = runs.dispatch_due(self.ctx)
+        copies = copy_jobs.dispatch_due(self.ctx)
+        if copies:
+            log.info("scheduled copy runs", started=copies)
         if dispatch.started or dispatch.skipped_busy:
             log.info("scheduled runs", started=dispatch.started, busy=dispatch.skipped_busy)
         for repo_id in maintenance.due_retention(self.ctx):
@@ -101,7 +104,8 @@ class Scheduler:
             self._stopping.wait(wait.total_seconds())
 
     def _until_next_due(self) -> timedelta:
-        earliest = runs.earliest_next_run(self.ctx)
+        due = [runs.earliest_next_run(self.ctx), copy_jobs.earliest_next_run(self.ctx)]
+        earliest = min((d for d in due if d is not None), default=None)
         if earliest is None:
             return MAX_SLEEP
         return max(timedelta(0), min(MAX_SLEEP, earliest - self.ctx.clock.now()))

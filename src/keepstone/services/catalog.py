@@ -22,7 +22,7 @@ from keepstone.services import imap_logins, imap_settings, m365_directory, m365_
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
-from keepstone.store.tables import Job, Organization, Proxy, Repository, RestorePoint
+from keepstone.store.tables import CopyJob, Job, Organization, Proxy, Repository, RestorePoint
 
 T = TypeVar("T")
 
@@ -466,6 +466,7 @@ def delete_repository(ctx: Context, repo_id: str) -> None:
     with ctx.db.write() as s:
         repo = get_repository_in(s, repo_id)
         names = list(s.scalars(select(Job.name).where(Job.repository_id == repo.id)))
+        names += s.scalars(select(CopyJob.name).where(CopyJob.repository_id == repo.id))
         if names:
             raise Conflict(f"repository '{repo.name}' is in use by job(s) {', '.join(names)}")
         s.delete(repo)

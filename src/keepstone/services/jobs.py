@@ -62,13 +62,18 @@ def edit_job(
     """Apply a partial edit atomically: all of it or, on any invalid property, none of it."""
     with ctx.db.write() as s:
         job = get_job_in(s, job_id)
-        if if_match is not None and if_match != job.version:
-            raise PreconditionFailed(
-                f"job '{job.name}' was changed by someone else (version {job.version}, "
-                f"If-Match {if_match}); fetch it again and reapply your change"
-            )
+        check_version(f"job '{job.name}'", job.version, if_match)
         _apply(s, job, edit, ctx.clock.now(), ctx.tz)
     return JobEditResult(job, _run_now(ctx, job, edit))
+
+
+def check_version(what: str, version: int, if_match: int | None) -> None:
+    """An edit pinned to ``if_match`` (an ETag) applies only to that version."""
+    if if_match is not None and if_match != version:
+        raise PreconditionFailed(
+            f"{what} was changed by someone else (version {version}, If-Match {if_match}); "
+            "fetch it again and reapply your change"
+        )
 
 
 def set_enabled(ctx: Context, job_id: str, enabled: bool) -> Job:

@@ -25,9 +25,20 @@ from keepstone.services import task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
-from keepstone.store.tables import Job, JobSession, LogItem, Organization, Proxy, Repository
+from keepstone.store.tables import (
+    CopyJob,
+    CopyJobSession,
+    Job,
+    JobSession,
+    LogItem,
+    Organization,
+    Proxy,
+    Repository,
+)
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
+# Sessions of copy jobs share the queue (services/copy_jobs.py); a backup job's own are these.
+BACKUP_RUNS = ~JobSession.id.in_(select(CopyJobSession.session_id))
 LEASE = timedelta(seconds=30)
 Statistics = dict[str, float | str]  # counters, seconds (with fractions) and the bottleneck
 EMPTY_STATISTICS: Statistics = {
@@ -108,9 +119,25 @@ def earliest_next_run(ctx: Context) -> datetime | None:
 def _new_session(
     s: Session, job: Job, now: datetime, reason: str, scheduled_for: datetime | None
 ) -> JobSession:
+    session = new_session_in(s, job.id, now, reason, scheduled_for=scheduled_for)
+    job.last_status = SessionStatus.QUEUED.value
+    job.last_run = now
+    return session
+
+
+def new_session_in(
+    s: Session,
+    job_id: str,
+    now: datetime,
+    reason: str,
+    *,
+    scheduled_for: datetime | None = None,
+    manual: bool | None = None,
+) -> JobSession:
+    """A queued session of a job (a backup's, or a copy job's run marked by its caller)."""
     session = JobSession(
         id=new_id(),
-        job_id=job.id,
+        job_id=job_id,
         status=SessionStatus.QUEUED.value,
         creation_time=now,
         end_time=None,
@@ -121,7 +148,7 @@ def _new_session(
         stop_requested=False,
         claimed_by=None,
         scheduled_for=scheduled_for,
-        manual=scheduled_for is None,
+        manual=scheduled_for is None if manual is None else manual,
         not_before=None,
         lease_expires_at=None,
         attempt_started_at=None,
@@ -130,8 +157,6 @@ def _new_session(
     add_log_in(
         s, session.id, SessionStatus.SUCCESS, f"Job started at {log_time(now)}", now, end=now, usn=1
     )
-    job.last_status = SessionStatus.QUEUED.value
-    job.last_run = now
     return session
 
 
@@ -154,9 +179,15 @@ def stop_session(ctx: Context, session_id: str) -> JobSession:
         session = get_session_in(s, session_id)
         if session.status not in ACTIVE:
             raise Conflict(f"job session '{session_id}' is not running")
-        stopped = stop_active_in(
-            s, get_job_in(s, session.job_id), ctx.clock.now(), "stopped by user"
-        )
+        if s.get(CopyJobSession, session.id) is not None:
+            session.stop_requested = True
+            if session.status == SessionStatus.QUEUED.value:
+                finish_in(s, session, SessionStatus.STOPPED, "Job stopped by user", ctx.clock.now())
+            stopped: JobSession | None = session
+        else:
+            stopped = stop_active_in(
+                s, get_job_in(s, session.job_id), ctx.clock.now(), "stopped by user"
+            )
         assert stopped is not None
     ctx.wake_proxies()
     return stopped
@@ -203,6 +234,15 @@ class JobScope:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyScope:
+    """A copy job's run: its restore points go from the source repository to the scope's."""
+
+    copy_job_id: str
+    source_repository_id: str
+    source_repository_path: str
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
     session_id: str
     attempt: int  # the session's retry count when claimed: identifies this attempt
@@ -213,6 +253,7 @@ class ClaimedRun:
     manual: bool
     deadline: datetime | None  # the backup window's close, for scheduled runs
     scope: JobScope
+    copy: CopyScope | None = None  # set for a copy job's run
 
 
 def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
@@ -225,8 +266,9 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
     with ctx.db.claim() as s:
         waiting: list[str] = []  # passed over: their backup window is closed
         while (row := _next_queued(s, proxy_id, now, waiting)) is not None:
-            session, job, org = row
-            policy = policy_from_record(job.schedule_policy)
+            session, job, org, copy = row
+            owner: Job | CopyJob = job if copy is None else copy
+            policy = policy_from_record(owner.schedule_policy)
             if not session.manual and not window_allows(policy, now):
                 session.not_before = next_window_open(policy, now)
                 add_log_in(
@@ -246,7 +288,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
             session.lease_expires_at = now + LEASE
             session.attempt_started_at = now
             session.not_before = None
-            job.last_status = SessionStatus.RUNNING.value
+            owner.last_status = SessionStatus.RUNNING.value
             attempt = "" if session.retry_count == 0 else f" (retry {session.retry_count})"
             add_log_in(
                 s,
@@ -256,7 +298,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 now,
             )
             deadline = window_deadline(policy, now, manual=session.manual)
-            repo = s.get(Repository, job.repository_id)
+            repo = s.get(Repository, owner.repository_id)
             assert repo is not None  # a repository in use cannot be deleted
             scope = JobScope(
                 BackupType(job.backup_type),
@@ -275,21 +317,24 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 session.manual,
                 deadline,
                 scope,
+                None if copy is None else _copy_scope(s, job, copy),
             )
     return None
 
 
 def _next_queued(
     s: Session, proxy_id: str, now: datetime, passed: list[str]
-) -> Row[JobSession, Job, Organization] | None:
+) -> Row[JobSession, Job, Organization, CopyJob | None] | None:
     """The oldest startable queued session of the proxy's jobs (but ``passed``), locked by
     this claim. Several claimers may work at once on PostgreSQL: each locks the one row it takes
     and passes over rows another holds (SKIP LOCKED), so a session is handed to one claimer only
     and the others take the next. SQLite has one writer at a time and omits the clause."""
     query = (
-        select(JobSession, Job, Organization)
+        select(JobSession, Job, Organization, CopyJob)
         .join(Job, Job.id == JobSession.job_id)
         .join(Organization, Organization.id == Job.organization_id)
+        .outerjoin(CopyJobSession, CopyJobSession.session_id == JobSession.id)
+        .outerjoin(CopyJob, CopyJob.id == CopyJobSession.copy_job_id)
         .where(
             JobSession.status == SessionStatus.QUEUED.value,
             Job.proxy_id == proxy_id,
@@ -302,6 +347,20 @@ def _next_queued(
     if passed:
         query = query.where(JobSession.id.not_in(passed))
     return s.execute(query).first()
+
+
+def _copy_scope(s: Session, job: Job, copy: CopyJob) -> CopyScope:
+    source = s.get(Repository, job.repository_id)
+    assert source is not None  # a repository in use cannot be deleted
+    return CopyScope(copy.id, source.id, source.path)
+
+
+def owner_of_in(s: Session, session: JobSession) -> Job | CopyJob | None:
+    """Whose run a session is: its copy job's, or else its backup job's."""
+    marker = s.get(CopyJobSession, session.id)
+    if marker is not None:
+        return s.get(CopyJob, marker.copy_job_id)
+    return s.get(Job, session.job_id)
 
 
 class RunState(enum.Enum):
@@ -383,7 +442,7 @@ def fail_attempt_in(
         now,
         end=now,
     )
-    job = s.get(Job, session.job_id)
+    job = owner_of_in(s, session)
     if job is not None:
         job.last_status = SessionStatus.QUEUED.value
 
@@ -414,7 +473,8 @@ def _fail_running(ctx: Context, which: Any, message: str) -> int:
             )
         )
         for session in sessions:
-            job = get_job_in(s, session.job_id)
+            job = owner_of_in(s, session)
+            assert job is not None  # deleting a job deletes its sessions
             fail_attempt_in(
                 s,
                 session,
@@ -446,7 +506,7 @@ def finish_in(
     session.not_before = None
     task_sessions.close_running_in(s, session.id, status, message, now)
     add_log_in(s, session.id, status, message, now, end=now)
-    job = s.get(Job, session.job_id)
+    job = owner_of_in(s, session)
     if job is not None:
         job.last_status = status.value
         if status in (SessionStatus.SUCCESS, SessionStatus.WARNING):
@@ -507,18 +567,26 @@ class SessionFilter:
     ended_before: datetime | None = None
     status: SessionStatus | None = None
     created_until: datetime | None = None
-    job_type: str = "Backup"  # Keepstone runs backup jobs only: a Copy filter finds nothing
+    job_type: str | None = None  # Backup or Copy (a copy job's runs); None: both
 
     def apply(self, query: Any) -> Any:
+        kind = (self.job_type or "").lower()
         conditions = [
-            JobSession.job_id == self.job_id if self.job_id else None,
+            _of_job(self.job_id) if self.job_id else None,
             JobSession.end_time >= self.ended_after if self.ended_after else None,
             JobSession.end_time <= self.ended_before if self.ended_before else None,
             JobSession.status == self.status.value if self.status else None,
             JobSession.creation_time <= self.created_until if self.created_until else None,
-            false() if self.job_type.lower() != "backup" else None,
+            BACKUP_RUNS if kind == "backup" else ~BACKUP_RUNS if kind == "copy" else None,
+            false() if kind not in ("", "backup", "copy") else None,
         ]
         return query.where(*(c for c in conditions if c is not None))
+
+
+def _of_job(job_id: str) -> Any:
+    """The sessions of a backup job (its own runs) or of a copy job."""
+    of_copy = select(CopyJobSession.session_id).where(CopyJobSession.copy_job_id == job_id)
+    return ((JobSession.job_id == job_id) & BACKUP_RUNS) | JobSession.id.in_(of_copy)
 
 
 def list_sessions(
@@ -531,7 +599,7 @@ def list_sessions(
     """Newest first; ``where`` filters (``job_id`` is a shorthand for its job filter)."""
     where = where or SessionFilter(job_id=job_id)
     with ctx.db.read() as s:
-        if where.job_id is not None:
+        if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
         query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
         return list(s.scalars(where.apply(query).offset(offset).limit(limit)))
@@ -572,7 +640,9 @@ def get_log_item(ctx: Context, session_id: str, item_id: str) -> LogItem:
 
 def _active_session(s: Session, job_id: str) -> JobSession | None:
     return s.scalar(
-        select(JobSession).where(JobSession.job_id == job_id, JobSession.status.in_(ACTIVE))
+        select(JobSession).where(
+            JobSession.job_id == job_id, JobSession.status.in_(ACTIVE), BACKUP_RUNS
+        )
     )
 
 
@@ -582,7 +652,7 @@ def _jobs_with_active_sessions(s: Session, job_ids: list[str]) -> dict[str, str]
         return {}
     rows = s.execute(
         select(JobSession.job_id, JobSession.id).where(
-            JobSession.job_id.in_(job_ids), JobSession.status.in_(ACTIVE)
+            JobSession.job_id.in_(job_ids), JobSession.status.in_(ACTIVE), BACKUP_RUNS
         )
     )
     return {job_id: session_id for job_id, session_id in rows}

@@ -406,3 +406,46 @@ class ObjectStorage(Base):
     repository_id: Mapped[str | None] = mapped_column(
         ForeignKey("repositories.id", ondelete="SET NULL"), unique=True
     )
+
+
+# ---- copy jobs (services/copy_jobs.py) ----------------------------------------------------------
+
+
+class CopyJob(Base):
+    """A backup copy job: its backup job's restore points copied to a second repository.
+
+    The vendor allows one per backup job. ``schedule_policy`` is a ``SchedulePolicy`` record
+    (the vendor's ``DailyAtTime`` is ``Daily``); ``immediate`` is the vendor's ``Immediate``: a
+    run as soon as the backup job has a restore point the copy lacks."""
+
+    __tablename__ = "copy_jobs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    backup_job_id: Mapped[str] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), unique=True
+    )
+    repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    schedule_policy: Mapped[dict[str, Any]]
+    immediate: Mapped[bool]
+    is_enabled: Mapped[bool]
+    last_run: Mapped[datetime | None]
+    last_backup: Mapped[datetime | None]
+    last_status: Mapped[str | None] = mapped_column(String(32))
+    next_run: Mapped[datetime | None] = mapped_column(index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CopyJobSession(Base):
+    """Marks a job session as a run of a copy job (the session's ``job_id`` is the backup job,
+    so deleting either ends both). ``scheduled_for`` is unique per copy job, as a backup job's
+    slot is unique per job: one scheduled instant never runs twice."""
+
+    __tablename__ = "copy_job_sessions"
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("job_sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    copy_job_id: Mapped[str] = mapped_column(ForeignKey("copy_jobs.id", ondelete="CASCADE"))
+    scheduled_for: Mapped[datetime | None]
+    __table_args__ = (
+        Index("ux_copy_job_sessions_slot", "copy_job_id", "scheduled_for", unique=True),
+    )

@@ -16,7 +16,7 @@ from keepstone.api.vb365.pages import Paging, envelope, listing, page_sets
 from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import jobs, runs, task_sessions
+from keepstone.services import copy_jobs, jobs, runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.store.tables import LogItem
 
@@ -45,7 +45,8 @@ def _sessions(
     by_id = {j.id: j for j in jobs.list_jobs(ctx)}
 
     def render(rows: list[Any]) -> list[dict[str, Any]]:
-        return [views.job_session(r, api, by_id.get(r.job_id)) for r in rows]
+        copies = copy_jobs.copy_jobs_of_sessions(ctx, [r.id for r in rows])
+        return [views.job_session(r, api, by_id.get(r.job_id), copies.get(r.id)) for r in rows]
 
     if not api.pages("jobSessions"):
         return render(runs.list_sessions(ctx, None, paging.offset, paging.limit, where))
@@ -76,7 +77,7 @@ def list_sessions(
         ended_after=endTimeLowerBound,
         ended_before=endTimeUpperBound,
         status=_status(status),
-        job_type=jobType or "Backup",
+        job_type=jobType,
     )
     return json(_sessions(request, ctx, api, paging, where))
 
@@ -91,7 +92,8 @@ def list_job_sessions(
 @router.get("/JobSessions/{session_id}")
 def get_session(session_id: str, ctx: Ctx, api: Version) -> Response:
     session = runs.get_session(ctx, session_id)
-    return json(views.job_session(session, api, jobs.get_job(ctx, session.job_id)))
+    copy = copy_jobs.copy_jobs_of_sessions(ctx, [session.id]).get(session.id)
+    return json(views.job_session(session, api, jobs.get_job(ctx, session.job_id), copy))
 
 
 @router.get("/JobSessions/{session_id}/LogItems")

@@ -59,6 +59,7 @@ PAGED_SINCE = {
     "processedObjects": 7,
     "restorePoints": 7,
     "jobs": 8,
+    "copyJobs": 8,
     "organizations": 8,
     "proxies": 8,
     "repositories": 8,

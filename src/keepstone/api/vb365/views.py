@@ -31,6 +31,7 @@ from keepstone.services.m365_settings import OFFICE365_TYPE, M365Settings
 from keepstone.services.m365_settings import from_record as m365_from_record
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
+    CopyJob,
     Job,
     JobSession,
     LogItem,
@@ -348,7 +349,10 @@ def encryption_key(row: Repository, api: ApiVersion) -> dict[str, Any]:
     }
 
 
-def job_session(row: JobSession, api: ApiVersion, job: Job | None = None) -> dict[str, Any]:
+def job_session(
+    row: JobSession, api: ApiVersion, job: Job | None = None, copy: CopyJob | None = None
+) -> dict[str, Any]:
+    """A session of a backup job, or of ``copy`` (a copy job's run, ``jobType: Copy``)."""
     link = api.link
     body: dict[str, Any] = {
         "id": row.id,
@@ -363,17 +367,18 @@ def job_session(row: JobSession, api: ApiVersion, job: Job | None = None) -> dic
     if api.at_least(7):
         body |= {
             "mainSessionId": row.id,
-            "jobType": "Backup",
+            "jobType": "Backup" if copy is None else "Copy",
             "jobWillBeRetried": row.not_before is not None and row.end_time is None,
         }
-        if job is not None:
-            body["repositoryId"] = job.repository_id
+        owner = copy or job
+        if owner is not None:
+            body["repositoryId"] = owner.repository_id
     if api.at_least(8):
-        body["jobId"] = row.job_id
+        body["jobId"] = row.job_id if copy is None else copy.id
     body["_links"] = {
         "self": link("jobsessions", row.id),
         "log": link("jobsessions", row.id, "logitems"),
-        "job": link("jobs", row.job_id),
+        "job": link("jobs", row.job_id) if copy is None else link("copyjobs", copy.id),
     }
     return body
 
