@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from keepstone.clock import ManualClock, SystemClock
-from keepstone.scheduler import Scheduler
+from keepstone.scheduler import MAX_SLEEP, Scheduler
 from keepstone.server import open_context
 from keepstone.services import runs
 from keepstone.services.context import Context
@@ -218,10 +218,12 @@ def test_window_wrapping_from_saturday_night_into_sunday(
     ]
 
 
-def test_the_running_scheduler_dispatches_within_a_second(
+def test_the_running_scheduler_dispatches_when_due(
     ctx: Context, api: Api, job: dict[str, Any]
 ) -> None:
-    """The real loop on the real clock: a job due 1.5 s from now is queued within 1 s of it."""
+    """The real loop on the real clock: a job due 2 s from now is queued once it is due, never
+    before. How soon after is the loop's wait (at most ``MAX_SLEEP``), not asserted here: on a
+    loaded shared machine a thread may not run for seconds, so the bound is only generous."""
     live = Context(ctx.db, SystemClock())
     scheduler = Scheduler(live)
     due = SystemClock().now().replace(microsecond=0) + timedelta(seconds=2)
@@ -229,7 +231,7 @@ def test_the_running_scheduler_dispatches_within_a_second(
         s.execute(update(Job).where(Job.id == job["id"]).values(next_run=due))
     scheduler.start()
     try:
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 60
         created = None
         while time.monotonic() < deadline and created is None:
             with ctx.db.read() as s:
@@ -240,5 +242,20 @@ def test_the_running_scheduler_dispatches_within_a_second(
     finally:
         scheduler.stop()
     assert created is not None
-    assert timedelta(0) <= created - due < timedelta(seconds=1)
+    assert timedelta(0) <= created - due < timedelta(seconds=30)
     assert created.tzinfo == UTC
+
+
+def test_the_loop_waits_only_until_the_next_due_job(
+    ctx: Context, job: dict[str, Any], clock: ManualClock, scheduler: Scheduler
+) -> None:
+    """What makes dispatch prompt, on any machine: the loop sleeps until the earliest due job,
+    never longer than ``MAX_SLEEP``, and not at all once one is overdue."""
+    for offset, wait in [
+        (timedelta(milliseconds=400), timedelta(milliseconds=400)),
+        (timedelta(hours=1), MAX_SLEEP),
+        (-timedelta(seconds=5), timedelta(0)),
+    ]:
+        with ctx.db.write() as s:
+            s.execute(update(Job).where(Job.id == job["id"]).values(next_run=clock.now() + offset))
+        assert scheduler._until_next_due() == wait
