@@ -31,8 +31,9 @@ from keepstone.api.client_address import Network
 from keepstone.clock import Clock, SystemClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
-from keepstone.services import auth, catalog, tasks
+from keepstone.services import auth, catalog, tasks, vault
 from keepstone.services.context import Context
+from keepstone.services.secret_box import SecretBox, SecretKeyError
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
 from keepstone.store.postgres import Listener
@@ -68,6 +69,28 @@ def resolve_database(option: str | None) -> str | None:
     try:
         return database_url(chosen)
     except DatabaseUrlError as error:
+        raise ServerError(str(error)) from None
+
+
+def resolve_secret_key(key_file: Path | None) -> SecretBox | None:
+    """The operator's key: ``--secret-key-file`` (readable by its owner alone), else
+    ``$KEEPSTONE_SECRET_KEY``, else none (the vault's files keep the secrets)."""
+    if key_file is not None:
+        try:
+            if key_file.stat().st_mode & 0o077:
+                raise ServerError(
+                    f"--secret-key-file {key_file} is open to group or others; chmod 600 it"
+                )
+            text = key_file.read_text(encoding="ascii", errors="replace")
+        except OSError as error:
+            raise ServerError(f"--secret-key-file {key_file}: {error.strerror}") from None
+    else:
+        text = os.environ.get("KEEPSTONE_SECRET_KEY") or ""
+        if not text:
+            return None
+    try:
+        return SecretBox(text)
+    except SecretKeyError as error:
         raise ServerError(str(error)) from None
 
 
@@ -119,20 +142,31 @@ def open_context(
     tz: tzinfo = UTC,
     graph: GraphEndpoints | None = None,
     database: str | None = None,
+    secret_box: SecretBox | None = None,
 ) -> Context:
     """The catalog (``database``, a SQLAlchemy URL, else the SQLite file of ``data_dir``),
-    migrated to the newest schema."""
+    migrated to the newest schema, its secrets checked against ``secret_box`` (and the vault's
+    files moved into the catalog when a key is first given)."""
     make_private_data_dir(data_dir, sqlite=database is None)
     db = Database(database or sqlite_url(data_dir / DATABASE_FILE))
     db.migrate()
-    return Context(
+    ctx = Context(
         db=db,
         clock=clock or SystemClock(),
         tz=tz,
         secrets_dir=data_dir / "secrets",
         data_dir=data_dir,
         graph=graph or GraphEndpoints(),
+        secret_box=secret_box,
     )
+    try:
+        moved = vault.start(ctx)
+    except SecretKeyError as error:
+        db.dispose()
+        raise ServerError(str(error)) from None
+    if moved:
+        log.info("secrets moved into the catalog", count=moved)
+    return ctx
 
 
 def make_private_data_dir(data_dir: Path, *, sqlite: bool = True) -> None:
@@ -249,6 +283,7 @@ class ServeOptions:
     public_url: str | None = None
     graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # where the Graph connector goes
     database: str | None = None  # a SQLAlchemy URL (resolve_database); none: SQLite in data_dir
+    secret_key_file: Path | None = None  # else $KEEPSTONE_SECRET_KEY (resolve_secret_key)
 
 
 def resolve_public_url(option: str | None) -> str | None:
@@ -280,7 +315,13 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
-        ctx = open_context(options.data_dir, tz=tz, graph=options.graph, database=options.database)
+        ctx = open_context(
+            options.data_dir,
+            tz=tz,
+            graph=options.graph,
+            database=options.database,
+            secret_box=resolve_secret_key(options.secret_key_file),
+        )
         started = bootstrap(ctx, options.data_dir)
         tasks.fail_interrupted(ctx)
         if started.generated_password:

@@ -11,7 +11,13 @@ import typer
 from rich.console import Console
 
 from keepstone.domain.errors import KeepstoneError
-from keepstone.server import ServerError, open_context, resolve_data_dir, resolve_database
+from keepstone.server import (
+    ServerError,
+    open_context,
+    resolve_data_dir,
+    resolve_database,
+    resolve_secret_key,
+)
 from keepstone.services import catalog
 from keepstone.services.context import Context
 
@@ -49,7 +55,14 @@ def database(option: str | None) -> str | None:
 def context(data_dir: Path | None, database_option: str | None = None) -> Context:
     """The catalog (the data directory's, or ``--database``), with its local proxy
     (repositories belong to a proxy)."""
-    ctx = open_context(resolve_data_dir(data_dir), database=database(database_option))
+    url = database(database_option)
+    try:  # the key from $KEEPSTONE_SECRET_KEY: a catalog with sealed secrets needs it
+        ctx = open_context(
+            resolve_data_dir(data_dir), database=url, secret_box=resolve_secret_key(None)
+        )
+    except ServerError as error:
+        say_error(str(error))
+        raise typer.Exit(1) from None
     catalog.ensure_local_proxy(ctx)
     return ctx
 

@@ -87,6 +87,13 @@ def serve_command(
             "$KEEPSTONE_LOGIN_URL, else https://login.microsoftonline.com)."
         ),
     ] = None,
+    secret_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="The key sealing secrets in the catalog (a Fernet key; the file readable by "
+            "its owner alone); default $KEEPSTONE_SECRET_KEY, else secrets stay in vault files."
+        ),
+    ] = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C."""
     logs.configure()
@@ -114,6 +121,7 @@ def serve_command(
         public_url,
         graph,
         database(database_url),
+        secret_key_file,
     )
     try:
         serve(options, say=say)

@@ -108,7 +108,11 @@ def _create_imap_organization(ctx: Context, spec: OrganizationEdit) -> Organizat
             s.add(org)
             s.flush()
             vault.keep_secret(
-                ctx, secret, imap_settings.encode_secrets(configured.secrets), imap_settings.PREFIX
+                ctx,
+                secret,
+                imap_settings.encode_secrets(configured.secrets),
+                imap_settings.PREFIX,
+                session=s,
             )
     except BaseException:
         vault.forget_secret(ctx, secret)
@@ -163,7 +167,7 @@ def _store_with_secret(ctx: Context, org: Organization, secret: str, data: bytes
             _ensure_unique(s, Organization, org.name, None)
             s.add(org)
             s.flush()
-            vault.keep_secret(ctx, secret, data, m365_settings.EXCHANGE)
+            vault.keep_secret(ctx, secret, data, m365_settings.EXCHANGE, session=s)
     except BaseException:
         vault.forget_secret(ctx, secret)
         raise
@@ -215,7 +219,7 @@ def _replace_with_secret(
             org = get_organization_in(s, org_id)
             _edit_common(s, org, edit)
             org.settings = record
-            vault.keep_secret(ctx, secret, secret_data, prop)
+            vault.keep_secret(ctx, secret, secret_data, prop, session=s)
     except BaseException:
         if kept is not None:
             vault.keep_secret(ctx, secret, kept, prop)

@@ -10,6 +10,7 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 
 from keepstone.clock import Clock
+from keepstone.services.secret_box import SecretBox
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database
 
@@ -25,6 +26,7 @@ class Context:
     tz: tzinfo = UTC
     wake_proxies: Callable[[], None] = field(default=_nothing)
     secrets_dir: Path | None = None  # where repository passwords are kept (services.vault)
+    secret_box: SecretBox | None = None  # the operator's key: secrets sealed in the catalog
     data_dir: Path | None = None  # no repository or organization may overlap it
     graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # --graph-url/--login-url
 

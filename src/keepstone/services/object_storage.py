@@ -109,7 +109,8 @@ def edit_account(ctx: Context, account_id: str, edit: AccountEdit) -> CloudAccou
         if edit.account_type is not None and edit.account_type != account.account_type:
             raise InvalidInput("the accountType of an account cannot be changed", "accountType")
         if edit.password is not None:
-            vault.keep_secret(ctx, _secret_name(account.id), _secret(edit.password), "password")
+            secret = _secret(edit.password)
+            vault.keep_secret(ctx, _secret_name(account.id), secret, "password", session=s)
         if user_name is not None:
             account.user_name = user_name
         if description is not None:

@@ -449,3 +449,13 @@ class CopyJobSession(Base):
     __table_args__ = (
         Index("ux_copy_job_sessions_slot", "copy_job_id", "scheduled_for", unique=True),
     )
+
+
+class SealedSecret(Base):
+    """A secret (a repository password, an organization's or account's credentials) sealed with
+    the operator's key (``services.secret_box``): kept here only when the server has a key, so
+    every server on one catalog reaches it; without a key the vault's files keep it."""
+
+    __tablename__ = "sealed_secrets"
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    token: Mapped[str] = mapped_column(Text)
