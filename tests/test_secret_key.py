@@ -214,3 +214,26 @@ def test_without_a_key_a_server_keeps_vault_files_as_before(
     assert path.read_bytes() == REPO_PASSWORD.encode() and path.stat().st_mode & 0o777 == 0o600
     with ctx.db.read() as s:
         assert s.scalar(select(func.count()).select_from(SealedSecret)) == 0
+
+
+def test_the_cli_reads_the_key_from_the_environment_and_refuses_without_it(
+    keyed: Context,
+    keyed_api: Api,
+    data_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from keepstone.cli.main import app
+
+    _secrets_made(keyed_api, tmp_path)
+    runner = CliRunner()
+    command = ["admin", "user", "list", "--data-dir", str(data_dir)]  # the catalog: the env's
+    monkeypatch.delenv("KEEPSTONE_SECRET_KEY", raising=False)
+    refused = runner.invoke(app, command)
+    assert refused.exit_code == 1 and "keeps encrypted secrets" in refused.output
+    assert REPO_PASSWORD not in refused.output
+    monkeypatch.setenv("KEEPSTONE_SECRET_KEY", KEY)
+    listed = runner.invoke(app, command)
+    assert listed.exit_code == 0 and "admin" in listed.output, listed.output
