@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -237,3 +238,35 @@ def test_the_cli_reads_the_key_from_the_environment_and_refuses_without_it(
     monkeypatch.setenv("KEEPSTONE_SECRET_KEY", KEY)
     listed = runner.invoke(app, command)
     assert listed.exit_code == 0 and "admin" in listed.output, listed.output
+
+
+def test_postgresql_files_and_wal_never_hold_a_sealed_secret(
+    keyed: Context,
+    keyed_api: Api,
+    catalog_kind: str,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The PostgreSQL server's own files (tables and WAL, after a checkpoint) read byte for byte:
+    the secrets are not there, while a marker written beside them is (the grep sees the rows)."""
+    if catalog_kind != "postgresql":
+        pytest.skip("PostgreSQL's files; SQLite's file and WAL are grepped by the tests above")
+    from tests.postgres_server import PostgresServer
+
+    server: PostgresServer = request.getfixturevalue("postgres")
+    marker = f"marker-{secrets.token_hex(8)}"
+    password = f"pg-secret-{secrets.token_hex(8)}"
+    created = keyed_api.post(
+        "/v2/BackupRepositories",
+        {"name": marker, "path": str(tmp_path / marker), "encryptionPassword": password},
+    )
+    assert created.status_code == 200, created.text
+    with server.admin() as connection:
+        connection.execute("CHECKPOINT")
+    held = b"".join(
+        path.read_bytes()
+        for folder in (server.data / "pg_wal", server.data / "base")
+        for path in folder.rglob("*")
+        if path.is_file()
+    )
+    assert marker.encode() in held and password.encode() not in held
