@@ -4,6 +4,7 @@ the job's items are restored from the copy alone once the source repository is g
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,24 @@ __all__ = ["_fast_retries", "api", "backup_proxy", "bucket", "moto", "org_job", 
 PASSWORD = "the copy's password"
 
 
+@dataclass
+class S3Target:
+    """The copy's repository (its API view), the organization backed up, and the bucket's keys
+    read straight through the S3 API."""
+
+    repository: dict[str, Any]
+    organization: Organization
+    moto: MotoServer
+    bucket: str
+
+    def objects(self) -> set[str]:
+        return set(_keys(self.moto, self.bucket))
+
+
 @pytest.fixture
-def s3_target(api: Api, moto: MotoServer, bucket: str, tmp_path: Path) -> dict[str, Any]:
+def s3(
+    api: Api, organization: Organization, moto: MotoServer, bucket: str, tmp_path: Path
+) -> S3Target:
     """An encrypted repository in the bucket's ``keepstone`` folder (v8, inline object storage);
     the backup job itself keeps its local repository."""
     account = new_account(api)["id"]
@@ -37,29 +54,22 @@ def s3_target(api: Api, moto: MotoServer, bucket: str, tmp_path: Path) -> dict[s
         },
     )
     assert made.status_code == 201, made.text
-    body: dict[str, Any] = made.json()
-    return body
+    return S3Target(made.json(), organization, moto, bucket)
 
 
 def test_a_copy_to_s3_copies_verifies_and_restores_alone(
-    api: Api,
-    organization: Organization,
-    org_job: dict[str, Any],
-    backup_proxy: ProxyWorker,
-    s3_target: dict[str, Any],
-    moto: MotoServer,
-    bucket: str,
+    api: Api, org_job: dict[str, Any], backup_proxy: ProxyWorker, s3: S3Target
 ) -> None:
-    target = s3_target
+    target = s3.repository
     copy = _copy_job(api, org_job, target)
     assert run_job(api, org_job, backup_proxy)["status"] == "Success"
-    before = _keys(moto, bucket)
+    before = s3.objects()
 
     session = _run_copy(api, copy, backup_proxy)
 
     assert session["status"] == "Success", api.get(f"/v8/JobSessions/{session['id']}/LogItems")
     assert session["repositoryId"] == target["id"]
-    copied = set(_keys(moto, bucket)) - set(before)
+    copied = s3.objects() - before
     assert any(k.startswith("keepstone/packs/") for k in copied), sorted(copied)
     assert not list(Path(target["path"]).rglob("*"))  # nothing of the copy on the local disk
     points = api.get(f"/v6/RestorePoints?repositoryId={target['id']}").json()
@@ -69,11 +79,11 @@ def test_a_copy_to_s3_copies_verifies_and_restores_alone(
 
     again = _run_copy(api, copy, backup_proxy)
     assert again["status"] == "Success"
-    packs = {k for k in _keys(moto, bucket) if "/packs/" in k}
+    packs = {k for k in s3.objects() if "/packs/" in k}
     assert packs == {k for k in copied if "/packs/" in k}  # nothing new: no pack written
 
     _drop_source(api, org_job, Path(target["path"]).parent)
-    assert everything_in(api, explore(api, org_job)) == by_subject(organization)
+    assert everything_in(api, explore(api, org_job)) == by_subject(s3.organization)
 
 
 def _drop_source(api: Api, job: dict[str, Any], scratch: Path) -> None:

@@ -7,19 +7,26 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+import structlog
+from botocore.exceptions import BotoCoreError
 from sqlalchemy import func, select
 
+from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import catalog
+from keepstone.engine.s3store import S3Unavailable
+from keepstone.services import catalog, object_storage
 from keepstone.services.context import Context
 from keepstone.store.tables import (
     Job,
     JobSession,
+    ObjectStorage,
     Proxy,
     Repository,
     RestorePoint,
     TaskSession,
 )
+
+log = structlog.get_logger(__name__)
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 
@@ -100,11 +107,27 @@ class RepositoryUse:
 
 def repository_use(ctx: Context) -> list[RepositoryUse]:
     result = []
+    in_buckets = object_storage.storages_by_repository(ctx)
     for row in catalog.list_repositories(ctx):
         space = catalog.disk_space(row.path)
-        used = sum(p.stat().st_size for p in Path(row.path).rglob("*") if p.is_file())
+        storage = in_buckets.get(row.id)
+        used = _used_in_bucket(ctx, storage) if storage else _used_on_disk(Path(row.path))
         result.append(RepositoryUse(row.name, space.capacity, space.free, used))
     return result
+
+
+def _used_on_disk(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _used_in_bucket(ctx: Context, storage: ObjectStorage) -> int:
+    """The objects' sizes from the bucket's listing: the cache path holds none of them. A bucket
+    that cannot be listed is a warning and a 0 in the report, not a failed report."""
+    try:
+        return object_storage.used_bytes(ctx, storage)
+    except (S3Unavailable, InvalidInput, BotoCoreError) as e:
+        log.warning("reports.bucket_unlisted", storage=storage.name, error=str(e))
+        return 0
 
 
 def _running(ctx: Context) -> int:
