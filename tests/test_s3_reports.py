@@ -99,3 +99,14 @@ def test_measuring_costs_one_listing_request_per_page(
     assert few >= 2 and many <= 4 * few  # linear in the objects, never one request per object
     folder.add(0, 3, "keepstone-other/")
     assert measure() == many  # objects beside the repository's folder are not its own
+
+
+def test_a_bucket_gone_is_a_zero_in_the_report_not_a_failed_report(
+    ctx: Context, folder: Folder
+) -> None:
+    folder.add(0, 3)
+    for key in folder.sizes(""):
+        folder.client.delete_object(Bucket=folder.bucket, Key=key)
+    folder.client.delete_bucket(Bucket=folder.bucket)
+    used = {u.name: u.backup_size for u in reports.repository_use(ctx)}
+    assert used == {"Default Backup Repository": 0, "s3": 0}
