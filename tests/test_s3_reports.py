@@ -79,6 +79,11 @@ def test_the_report_measures_an_s3_repository_in_its_bucket(
     used = {u.name: u.backup_size for u in reports.repository_use(ctx)}
     assert used["s3"] == sum(in_bucket.values()) > 3 * 1024 * 1024
     assert used["Default Backup Repository"] == 0  # the local one still measured on disk
+    storage = object_storage.storage_of_repository(ctx, org_job["repositoryId"])
+    assert storage is not None
+    object_storage.edit_storage(ctx, storage.id, object_storage.StorageEdit(size_limit_gb=2))
+    limited = next(u for u in reports.repository_use(ctx) if u.name == "s3")
+    assert (limited.capacity, limited.free) == (2 * 1024**3, 2 * 1024**3 - used["s3"])
 
 
 def test_measuring_costs_one_listing_request_per_page(

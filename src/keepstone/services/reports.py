@@ -28,6 +28,7 @@ from keepstone.store.tables import (
 
 log = structlog.get_logger(__name__)
 
+GiB = 1024**3
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 
 
@@ -106,14 +107,19 @@ class RepositoryUse:
 
 
 def repository_use(ctx: Context) -> list[RepositoryUse]:
-    result = []
     in_buckets = object_storage.storages_by_repository(ctx)
-    for row in catalog.list_repositories(ctx):
-        space = catalog.disk_space(row.path)
-        storage = in_buckets.get(row.id)
-        used = _used_in_bucket(ctx, storage) if storage else _used_on_disk(Path(row.path))
-        result.append(RepositoryUse(row.name, space.capacity, space.free, used))
-    return result
+    return [_use(ctx, row, in_buckets.get(row.id)) for row in catalog.list_repositories(ctx)]
+
+
+def _use(ctx: Context, row: Repository, storage: ObjectStorage | None) -> RepositoryUse:
+    space = catalog.disk_space(row.path)
+    if storage is None:
+        return RepositoryUse(row.name, space.capacity, space.free, _used_on_disk(Path(row.path)))
+    used = _used_in_bucket(ctx, storage)
+    if storage.size_limit_gb is None:  # a bucket has no capacity: the cache path's disk stands in
+        return RepositoryUse(row.name, space.capacity, space.free, used)
+    limit = storage.size_limit_gb * GiB  # the object storage's size limit is the capacity
+    return RepositoryUse(row.name, limit, max(0, limit - used), used)
 
 
 def _used_on_disk(path: Path) -> int:
