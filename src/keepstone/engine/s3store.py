@@ -243,8 +243,13 @@ class S3Store:
         """Every name starting with ``prefix``, sorted, one ListObjectsV2 page at a time."""
         names: list[str] = []
         for page in self._pages(self._prefix + prefix):
-            names.extend(k.removeprefix(self._prefix) for k in page)
+            names.extend(key.removeprefix(self._prefix) for key, _ in page)
         return sorted(names)
+
+    def used_bytes(self) -> int:
+        """What the repository's objects take in the bucket: the sizes its listing carries (one
+        ListObjectsV2 request per 1,000 objects, never one per object)."""
+        return sum(size for page in self._pages(self._prefix) for _, size in page)
 
     def delete(self, name: str) -> None:
         key = self._key(name)
@@ -273,7 +278,8 @@ class S3Store:
 
     # ---- internals -------------------------------------------------------------------------------
 
-    def _pages(self, key_prefix: str) -> Iterator[builtins.list[str]]:
+    def _pages(self, key_prefix: str) -> Iterator[builtins.list[tuple[str, int]]]:
+        """(key, size) of every object under ``key_prefix``, a ListObjectsV2 page at a time."""
         token: str | None = None
         while True:
             args: dict[str, Any] = {
@@ -284,7 +290,7 @@ class S3Store:
             if token:
                 args["ContinuationToken"] = token
             page = self._call(f"LIST {key_prefix}", partial(self._list_page, args), key_prefix)
-            yield [entry["Key"] for entry in page.get("Contents", [])]
+            yield [(entry["Key"], entry["Size"]) for entry in page.get("Contents", [])]
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return

@@ -335,6 +335,11 @@ def store_of(ctx: Context, repo_id: str, path: str) -> ObjectStore:
     return S3Store(location_of(ctx, storage), TUNING())
 
 
+def used_bytes(ctx: Context, storage: ObjectStorage) -> int:
+    """The bytes the repository kept in ``storage`` takes in its bucket folder."""
+    return S3Store(location_of(ctx, storage), TUNING()).used_bytes()
+
+
 def _check_reachable(ctx: Context, storage: ObjectStorage, prefix: str) -> None:
     # A probe, not a run: one retry is enough to tell a wrong service point from a hiccup.
     store = S3Store(location_of(ctx, storage), replace(TUNING(), attempts=2))

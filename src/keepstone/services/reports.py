@@ -7,20 +7,28 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+import structlog
+from botocore.exceptions import BotoCoreError
 from sqlalchemy import func, select
 
+from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import catalog
+from keepstone.engine.s3store import S3Unavailable
+from keepstone.services import catalog, object_storage
 from keepstone.services.context import Context
 from keepstone.store.tables import (
     Job,
     JobSession,
+    ObjectStorage,
     Proxy,
     Repository,
     RestorePoint,
     TaskSession,
 )
 
+log = structlog.get_logger(__name__)
+
+GiB = 1024**3
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 
 
@@ -99,12 +107,33 @@ class RepositoryUse:
 
 
 def repository_use(ctx: Context) -> list[RepositoryUse]:
-    result = []
-    for row in catalog.list_repositories(ctx):
-        space = catalog.disk_space(row.path)
-        used = sum(p.stat().st_size for p in Path(row.path).rglob("*") if p.is_file())
-        result.append(RepositoryUse(row.name, space.capacity, space.free, used))
-    return result
+    in_buckets = object_storage.storages_by_repository(ctx)
+    return [_use(ctx, row, in_buckets.get(row.id)) for row in catalog.list_repositories(ctx)]
+
+
+def _use(ctx: Context, row: Repository, storage: ObjectStorage | None) -> RepositoryUse:
+    space = catalog.disk_space(row.path)
+    if storage is None:
+        return RepositoryUse(row.name, space.capacity, space.free, _used_on_disk(Path(row.path)))
+    used = _used_in_bucket(ctx, storage)
+    if storage.size_limit_gb is None:  # a bucket has no capacity: the cache path's disk stands in
+        return RepositoryUse(row.name, space.capacity, space.free, used)
+    limit = storage.size_limit_gb * GiB  # the object storage's size limit is the capacity
+    return RepositoryUse(row.name, limit, max(0, limit - used), used)
+
+
+def _used_on_disk(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _used_in_bucket(ctx: Context, storage: ObjectStorage) -> int:
+    """The objects' sizes from the bucket's listing: the cache path holds none of them. A bucket
+    that cannot be listed is a warning and a 0 in the report, not a failed report."""
+    try:
+        return object_storage.used_bytes(ctx, storage)
+    except (S3Unavailable, InvalidInput, BotoCoreError) as e:
+        log.warning("reports.bucket_unlisted", storage=storage.name, error=str(e))
+        return 0
 
 
 def _running(ctx: Context) -> int:
