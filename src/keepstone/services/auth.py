@@ -428,4 +428,4 @@ def list_logons(ctx: Context, caller: Principal) -> list[tuple[LogonSession, str
     if caller.role is not Role.ADMINISTRATOR:
         query = query.where(LogonSession.user_id == caller.user_id)
     with ctx.db.read() as s:
-        return [(session, name) for session, name in s.execute(query).tuples()]
+        return [(session, name) for session, name in s.execute(query)]

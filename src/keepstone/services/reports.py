@@ -73,9 +73,7 @@ class JobStatistics:
 def job_statistics(ctx: Context) -> JobStatistics:
     with ctx.db.read() as s:
         counts = dict(
-            s.execute(select(JobSession.status, func.count()).group_by(JobSession.status))
-            .tuples()
-            .all()
+            s.execute(select(JobSession.status, func.count()).group_by(JobSession.status)).all()
         )
         ended = s.execute(
             select(JobSession.creation_time, JobSession.end_time, Job.name)
