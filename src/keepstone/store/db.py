@@ -83,10 +83,25 @@ class Database:
         """Bring the schema to the newest revision (creates it on first start)."""
         from alembic import command  # imported here: heavy, and needed once per start
 
-        with self._writer.begin() as connection:
-            config = _alembic_config(self.url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with self._writer.connect() as connection:
+            sqlite = self.dialect == "sqlite"
+            if sqlite:
+                # A batch migration rebuilds a table (SQLite alters little in place), which
+                # foreign keys referring to it would refuse; they are checked after instead.
+                # The pragma must precede the transaction: inside one it is ignored.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")  # type: ignore[union-attr]
+            try:
+                with connection.begin():
+                    config = _alembic_config(self.url)
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                    if sqlite:
+                        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                        if broken:
+                            raise RuntimeError(f"migration broke foreign keys: {broken[:5]}")
+            finally:
+                if sqlite:
+                    connection.connection.driver_connection.execute("PRAGMA foreign_keys=ON")  # type: ignore[union-attr]
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -89,6 +90,54 @@ class Proxy(Base):
     threads_number: Mapped[int]
     is_local: Mapped[bool]
     heartbeat_at: Mapped[datetime | None]
+    # A remote proxy (``keepstone proxy``) authenticates with a credential of its own; only its
+    # SHA-256 is kept. A built-in proxy (one per server) has none.
+    credential_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # Which server runs a built-in proxy: its ``<data-dir>/server-id`` (None for remote ones).
+    server_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    version: Mapped[str] = mapped_column(String(64), default="")
+    # The host's load as the proxy last reported it (v8 cpuUsagePercent/memoryUsagePercent).
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    memory_percent: Mapped[float | None] = mapped_column(Float)
+    # Runs the proxy works now (at most threads_number): what a pool balances on.
+    active_runs: Mapped[int] = mapped_column(default=0)
+    maintenance: Mapped[bool] = mapped_column(default=False)  # claims nothing while set
+    pool_id: Mapped[str | None] = mapped_column(
+        ForeignKey("proxy_pools.id", ondelete="SET NULL"), index=True
+    )
+
+
+class ProxyPool(Base):
+    """The vendor's v8 proxy pool: proxies a job (through its repository) may run on."""
+
+    __tablename__ = "proxy_pools"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProxyRegistration(Base):
+    """A one-time token (``keepstone admin proxy-token``) a remote proxy registers with; only
+    its SHA-256 is kept, and ``used_at`` is set by the one registration it allows."""
+
+    __tablename__ = "proxy_registrations"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    proxy_id: Mapped[str | None] = mapped_column(ForeignKey("proxies.id", ondelete="SET NULL"))
+
+
+class LeaderLease(Base):
+    """Who leads a role (``scheduler``: schedules, reaping, retention, directory syncs) among
+    the servers of one catalog. ``epoch`` grows at every change of holder: a leader's writes
+    check it in their own transaction, so a frozen leader's late writes are refused."""
+
+    __tablename__ = "leader_leases"
+    role: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(36))  # the server id
+    epoch: Mapped[int]
+    expires_at: Mapped[datetime]
 
 
 class Repository(Base):
@@ -98,6 +147,9 @@ class Repository(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     path: Mapped[str] = mapped_column(Text)
     proxy_id: Mapped[str] = mapped_column(ForeignKey("proxies.id"))
+    # v8: a repository owned by a pool; its jobs run on the pool's proxies only (``proxy_id``
+    # then names the pool's proxy the repository was created with, as a fallback for views).
+    proxy_pool_id: Mapped[str | None] = mapped_column(ForeignKey("proxy_pools.id"), index=True)
     retention: Mapped[dict[str, Any]]
     # When retention last ran here; the scheduler runs it again at the policy's next time.
     retention_applied_at: Mapped[datetime | None]
