@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -33,6 +34,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog, tasks, vault
 from keepstone.services.context import Context
+from keepstone.services.leadership import Leadership
 from keepstone.services.secret_box import SecretBox, SecretKeyError
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
@@ -41,6 +43,7 @@ from keepstone.store.postgres import Listener
 log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
 INITIAL_PASSWORD_FILE = "initial-admin-password"
+SERVER_ID_FILE = "server-id"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 PRIVATE_DIRECTORY = 0o700
 PRIVATE_FILE = 0o600
@@ -187,17 +190,34 @@ def make_private_data_dir(data_dir: Path, *, sqlite: bool = True) -> None:
             os.chmod(path, PRIVATE_FILE)
 
 
+def server_identity(data_dir: Path) -> str:
+    """This server's id among the servers of its catalog: ``<data-dir>/server-id``, a uuid made
+    at the first start and kept (its built-in proxy and its leader lease name it)."""
+    path = data_dir / SERVER_ID_FILE
+    try:
+        return str(uuid.UUID(path.read_text(encoding="ascii").strip()))
+    except FileNotFoundError:
+        pass
+    except (ValueError, UnicodeDecodeError):
+        raise ServerError(f"{path} holds no server id; remove it to make a new one") from None
+    made = str(uuid.uuid4())
+    _write_private(path, made + "\n")
+    return made
+
+
 @dataclass(frozen=True, slots=True)
 class Bootstrap:
     proxy_id: str
     generated_password: str | None
+    server_id: str = ""
 
 
 def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
-    """First start creates the local proxy, the default repository and the administrator;
-    later starts find and reuse them. A catalog left without any administrator gets one again,
-    so an operator can never lock themselves out."""
-    proxy = catalog.ensure_local_proxy(ctx)
+    """First start creates the server's id and built-in proxy, the default repository and the
+    administrator; later starts find and reuse them. A catalog left without any administrator
+    gets one again, so an operator can never lock themselves out."""
+    server_id = server_identity(data_dir)
+    proxy = catalog.ensure_local_proxy(ctx, server_id)
     catalog.ensure_default_repository(ctx, data_dir / "repository")
     generated = None
     if not any(user.role == auth.Role.ADMINISTRATOR for user in auth.list_users(ctx)):
@@ -207,7 +227,7 @@ def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
             password = generated = secrets.token_urlsafe(18)
             _write_private(data_dir / INITIAL_PASSWORD_FILE, password + "\n")
         auth.add_user(ctx, name, password, auth.Role.ADMINISTRATOR)
-    return Bootstrap(proxy.id, generated)
+    return Bootstrap(proxy.id, generated, server_id)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -323,7 +343,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             secret_box=resolve_secret_key(options.secret_key_file),
         )
         started = bootstrap(ctx, options.data_dir)
-        tasks.fail_interrupted(ctx)
+        if not other_servers_online(ctx, started.proxy_id):
+            tasks.fail_interrupted(ctx)
         if started.generated_password:
             say(
                 f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
@@ -341,7 +362,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
-        scheduler = Scheduler(ctx)
+        scheduler = Scheduler(ctx, Leadership(ctx, started.server_id))
         scheduler.start()
         scheme = "https" if cert else "http"
         say(
@@ -375,6 +396,17 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     finally:
         lock.release()
         log.info("data directory released", data_dir=str(options.data_dir))
+
+
+def other_servers_online(ctx: Context, own_proxy_id: str) -> bool:
+    """Whether another server of the catalog is running (its built-in proxy heartbeats). Tasks
+    do not record which server runs them, so running tasks are failed at start only when no
+    other server could be running them."""
+    now = ctx.clock.now()
+    return any(
+        proxy.is_local and proxy.id != own_proxy_id and catalog.proxy_status(proxy, now) == "Online"
+        for proxy in catalog.list_proxies(ctx)
+    )
 
 
 def wire_wakeups(ctx: Context, wake_local: Callable[[], None]) -> Listener | None:

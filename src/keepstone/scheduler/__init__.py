@@ -1,4 +1,9 @@
-"""The scheduler: turns schedule policies into queued runs, and notices proxies that vanished."""
+"""The scheduler: turns schedule policies into queued runs, and notices proxies that vanished.
+
+Among several servers of one catalog only the leader of the ``scheduler`` role schedules
+(``services/leadership.py``): every server runs this thread, which campaigns every third of a
+lease and ticks only while its term runs; each write of a tick is fenced by the term.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +15,44 @@ import structlog
 
 from keepstone.services import copy_jobs, m365_directory, m365_settings, maintenance, runs
 from keepstone.services.context import Context
+from keepstone.services.leadership import Fence, Leadership, NotLeading
 
 log = structlog.get_logger(__name__)
 MAX_SLEEP = timedelta(seconds=1)
 
 
 class Scheduler:
-    """A thread that ticks at every job's next run, and at least once a second."""
+    """A thread that ticks at every job's next run, and at least once a second, while this
+    server leads (always, without a ``leadership``: a lone server, or a test driving ticks)."""
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, leadership: Leadership | None = None) -> None:
         self.ctx = ctx
+        self.leadership = leadership
         self._stopping = threading.Event()
         self._retaining: dict[str, threading.Thread] = {}  # repository id -> its retention run
         self._thread = threading.Thread(target=self._loop, name="keepstone-scheduler", daemon=True)
 
+    @property
+    def _fence(self) -> Fence | None:
+        return None if self.leadership is None else self.leadership.fence
+
+    def leading(self) -> bool:
+        """Whether this server leads now, campaigning first when a round is due."""
+        if self.leadership is None:
+            return True
+        if self.leadership.campaign_due():
+            self.leadership.campaign()
+        return self.leadership.is_leading()
+
     def tick(self) -> runs.Dispatch:
-        """One pass: fail attempts whose proxy stopped heartbeating, then queue what is due."""
-        lost = runs.reap_lost_runs(self.ctx)
+        """One pass: fail attempts whose proxy stopped heartbeating, then queue what is due.
+        Raises :class:`NotLeading` (having written nothing more) when the term has ended."""
+        fence = self._fence
+        lost = runs.reap_lost_runs(self.ctx, fence)
         if lost:
             log.warning("runs lost with their proxy", count=lost)
-        dispatch = runs.dispatch_due(self.ctx)
-        copies = copy_jobs.dispatch_due(self.ctx)
+        dispatch = runs.dispatch_due(self.ctx, fence)
+        copies = copy_jobs.dispatch_due(self.ctx, fence)
         if copies:
             log.info("scheduled copy runs", started=copies)
         if dispatch.started or dispatch.skipped_busy:
@@ -44,7 +66,7 @@ class Scheduler:
         """Office365 organization caches older than the sync interval are refreshed beside the
         scheduler (a sync reads the whole directory: it must never delay a dispatch)."""
         for org in m365_directory.due_for_sync(self.ctx):
-            if m365_directory.SYNCS.start(self.ctx, org, m365_settings.access_of):
+            if m365_directory.SYNCS.start(self.ctx, org, m365_settings.access_of, self._fence):
                 log.info("organization sync started", organization=org.id)
 
     def _start_retention(self, repo_id: str) -> None:
@@ -64,7 +86,10 @@ class Scheduler:
 
     def _apply_retention(self, repo_id: str) -> None:
         try:
-            result = maintenance.apply_retention(self.ctx, repo_id)
+            result = maintenance.apply_retention(self.ctx, repo_id, self._fence)
+        except NotLeading:
+            log.warning("retention not applied: this server no longer leads", repository=repo_id)
+            return
         except Exception:  # one broken repository must not stop scheduling
             log.exception("retention failed", repository=repo_id)
             return
@@ -80,12 +105,15 @@ class Scheduler:
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop scheduling and wait (up to ``timeout`` seconds) for the scheduler thread and the
-        retention runs it started; returns whether all of them have ended."""
+        retention runs it started; returns whether all of them have ended. A leader resigns once
+        its own work has ended, so another server takes over at once."""
         self._stopping.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in [self._thread, *self._retaining.values()]:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if self.leadership is not None and not self._thread.is_alive():
+            self.leadership.resign()
         syncs_ended = m365_directory.SYNCS.wait(
             None if deadline is None else max(0.0, deadline - time.monotonic())
         )
@@ -96,12 +124,23 @@ class Scheduler:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                self.tick()
-                wait = self._until_next_due()
+                wait = MAX_SLEEP
+                if self.leading():
+                    self.tick()
+                    wait = self._until_next_due()
+            except NotLeading:  # another server took over: its fenced writes go on there
+                log.warning("scheduling stopped: another server leads")
+                if self.leadership is not None:
+                    self.leadership.step_down()
             except Exception:  # a bad tick must not end scheduling
                 log.exception("scheduler tick failed")
-                wait = MAX_SLEEP
-            self._stopping.wait(wait.total_seconds())
+            self._stopping.wait(self._capped(wait).total_seconds())
+
+    def _capped(self, wait: timedelta) -> timedelta:
+        """No longer than until the next election round is due."""
+        if self.leadership is None:
+            return wait
+        return min(wait, self.leadership.renew_every)
 
     def _until_next_due(self) -> timedelta:
         due = [runs.earliest_next_run(self.ctx), copy_jobs.earliest_next_run(self.ctx)]

@@ -349,9 +349,21 @@ def _existing_directory(path: str) -> str:
 # ---- proxies ----------------------------------------------------------------------------------
 
 
-def ensure_local_proxy(ctx: Context) -> Proxy:
+def ensure_local_proxy(ctx: Context, server_id: str | None = None) -> Proxy:
+    """The built-in proxy of server ``server_id``: one per server of the catalog. The first
+    server to start adopts the built-in row no server owns yet (what a single server or an
+    admin command made); a later server makes its own. Without ``server_id`` (an admin command,
+    which runs no proxy): any built-in proxy, made unowned when there is none."""
     with ctx.db.write() as s:
-        proxy = s.scalar(select(Proxy).where(Proxy.is_local.is_(True)))
+        local = select(Proxy).where(Proxy.is_local.is_(True)).order_by(Proxy.id)
+        if server_id is None:
+            proxy = s.scalar(local.limit(1))
+        else:
+            proxy = s.scalar(select(Proxy).where(Proxy.server_id == server_id))
+            if proxy is None:
+                proxy = s.scalar(local.where(Proxy.server_id.is_(None)).limit(1))
+                if proxy is not None:
+                    proxy.server_id = server_id
         if proxy is None:
             proxy = Proxy(
                 id=new_id(),
@@ -361,6 +373,7 @@ def ensure_local_proxy(ctx: Context) -> Proxy:
                 threads_number=PROXY_THREADS,
                 is_local=True,
                 heartbeat_at=None,
+                server_id=server_id,
             )
             s.add(proxy)
     return proxy
@@ -563,7 +576,8 @@ def _occupied_places(
 
 
 def _local_proxy_id(s: Session) -> str:
-    proxy_id = s.scalar(select(Proxy.id).where(Proxy.is_local.is_(True)))
+    # the same one on every server of the catalog: several servers have one built-in proxy each
+    proxy_id = s.scalar(select(Proxy.id).where(Proxy.is_local.is_(True)).order_by(Proxy.id))
     assert proxy_id is not None, "the local proxy is created at start-up"
     return proxy_id
 

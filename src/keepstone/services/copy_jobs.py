@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,9 @@ from keepstone.services.context import Context, new_id
 from keepstone.services.jobs import check_version
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.tables import CopyJob, CopyJobSession, Job, JobSession, RestorePoint
+
+if TYPE_CHECKING:
+    from keepstone.services.leadership import Fence
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,12 +217,15 @@ def stop_active_in(s: Session, copy: CopyJob, now: datetime, why: str) -> JobSes
     return session
 
 
-def dispatch_due(ctx: Context) -> int:
+def dispatch_due(ctx: Context, fence: Fence | None = None) -> int:
     """The scheduler's tick for copy jobs: scheduled ones whose slot has come, and immediate
-    ones whose backup job made a restore point since their last run."""
+    ones whose backup job made a restore point since their last run (only while ``fence``, the
+    leader's, lets this server write)."""
     now = ctx.clock.now()
     started = 0
     with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
         for copy in _due(s, now):
             policy = schedule_of(copy)
             slot = copy.next_run

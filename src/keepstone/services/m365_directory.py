@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, insert, select
@@ -38,6 +38,9 @@ from keepstone.store.tables import (
     M365User,
     Organization,
 )
+
+if TYPE_CHECKING:
+    from keepstone.services.leadership import Fence
 
 log = structlog.get_logger(__name__)
 OFFICE365 = "Office365"
@@ -286,8 +289,10 @@ def _replace(
                 s.execute(insert(table), rows)
 
 
-def _set_state(ctx: Context, org_id: str, **values: Any) -> None:
+def _set_state(ctx: Context, org_id: str, fence: Fence | None = None, **values: Any) -> None:
     with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
         _state_in(s, org_id, values)
 
 
@@ -348,8 +353,11 @@ class Syncs:
                 if not self._syncing[org_id]:
                     del self._syncing[org_id], self._exclusive[org_id]
 
-    def start(self, ctx: Context, org: Organization, access_of: AccessOf) -> bool:
-        """Queue a sync of ``org`` and start it on a thread; False if one is already running."""
+    def start(
+        self, ctx: Context, org: Organization, access_of: AccessOf, fence: Fence | None = None
+    ) -> bool:
+        """Queue a sync of ``org`` and start it on a thread; False if one is already running.
+        ``fence`` (the leader's) refuses the queuing, and so the sync, unless this server leads."""
         with self._lock:
             running = self._running.get(org.id)
             if running is not None and running.is_alive():
@@ -357,6 +365,7 @@ class Syncs:
             _set_state(
                 ctx,
                 org.id,
+                fence,
                 current_status="Queued",
                 current_type=FULL,
                 current_scheduled=ctx.clock.now(),

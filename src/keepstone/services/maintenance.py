@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keepstone.domain.retention import (
     RetentionType,
@@ -23,6 +24,9 @@ from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
 from keepstone.store.codecs import retention_from_record
 from keepstone.store.tables import Repository as RepositoryRow
+
+if TYPE_CHECKING:
+    from keepstone.services.leadership import Fence
 
 Progress = Callable[[int, int], None]
 
@@ -93,9 +97,13 @@ class RetentionResult:
     freed_bytes: int
 
 
-def apply_retention(ctx: Context, repo_id: str) -> RetentionResult:
+def apply_retention(ctx: Context, repo_id: str, fence: Fence | None = None) -> RetentionResult:
     """Apply the repository's retention policy (snapshot-based: forget expired restore points;
-    item-level: drop expired items from every restore point), then prune."""
+    item-level: drop expired items from every restore point), then prune. ``fence`` (the
+    leader's) is checked before anything is touched and again in the closing write."""
+    if fence is not None:
+        with ctx.db.write() as s:
+            fence(s)
     row = catalog.get_repository(ctx, repo_id)
     repo: Repository = open_repository(ctx, row.id, row.path)
     policy = retention_from_record(row.retention)
@@ -110,6 +118,8 @@ def apply_retention(ctx: Context, repo_id: str) -> RetentionResult:
     freed = repo.prune().freed_bytes
     rebuild_catalog(ctx, row)
     with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
         stored = s.get(RepositoryRow, row.id)
         if stored is not None:
             stored.retention_applied_at = ctx.clock.now()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, false, func, select
 from sqlalchemy.orm import Session
@@ -35,6 +35,9 @@ from keepstone.store.tables import (
     Proxy,
     Repository,
 )
+
+if TYPE_CHECKING:
+    from keepstone.services.leadership import Fence
 
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 # Sessions of copy jobs share the queue (services/copy_jobs.py); a backup job's own are these.
@@ -77,15 +80,19 @@ class Dispatch:
     skipped_busy: int
 
 
-def dispatch_due(ctx: Context) -> Dispatch:
+def dispatch_due(ctx: Context, fence: Fence | None = None) -> Dispatch:
     """The scheduler's tick: queue a run for every enabled job whose next run has come.
 
     Runs missed while the server was down collapse into one run now (if the window allows now),
-    because the job's next run is recomputed from now, not from the missed slot.
+    because the job's next run is recomputed from now, not from the missed slot. ``fence`` (the
+    leader's, ``services/leadership.py``) refuses the whole transaction unless this server
+    still leads.
     """
     now = ctx.clock.now()
     started = skipped = 0
     with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
         due = list(s.scalars(select(Job).where(Job.is_enabled.is_(True), Job.next_run <= now)))
         busy = _jobs_with_active_sessions(s, [job.id for job in due])
         for job in due:
@@ -447,12 +454,14 @@ def fail_attempt_in(
         job.last_status = SessionStatus.QUEUED.value
 
 
-def reap_lost_runs(ctx: Context) -> int:
-    """Running sessions whose proxy stopped renewing its lease: their attempt failed."""
+def reap_lost_runs(ctx: Context, fence: Fence | None = None) -> int:
+    """Running sessions whose proxy stopped renewing its lease: their attempt failed (only
+    while ``fence``, the leader's, lets this server write)."""
     return _fail_running(
         ctx,
         JobSession.lease_expires_at < ctx.clock.now(),
         "Proxy {proxy} stopped responding during the run",
+        fence,
     )
 
 
@@ -463,10 +472,12 @@ def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
     )
 
 
-def _fail_running(ctx: Context, which: Any, message: str) -> int:
+def _fail_running(ctx: Context, which: Any, message: str, fence: Fence | None = None) -> int:
     """Fail the current attempt of the running sessions ``which`` selects (retries apply)."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
         sessions = list(
             s.scalars(
                 select(JobSession).where(JobSession.status == SessionStatus.RUNNING.value, which)

@@ -1,6 +1,12 @@
 """PostgreSQL specifics of the catalog: engines that survive a server restart, the writers' lock,
 and wake-ups across processes (``LISTEN``/``NOTIFY``).
 
+A frozen process (``SIGSTOP``, a stalled VM) must not stall the catalog's other processes through
+the writers' lock it holds: the writers' sessions carry ``idle_in_transaction_session_timeout``,
+so PostgreSQL ends a session that sits inside a transaction longer than that (its transaction is
+rolled back, the lock freed; the frozen process, once thawed, finds its connection gone and
+commits nothing).
+
 A restart of PostgreSQL ends every session: pooled connections are pinged before each use
 (``pool_pre_ping``) and replaced, and while the server is still down new connections are retried
 for ``RECONNECT_SECONDS`` (only once this engine has connected at least once, so a wrong URL at
@@ -10,6 +16,7 @@ reconnect as a wake-up as well, and every waiter also polls.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +37,27 @@ RECONNECT_SECONDS = 60.0
 RETRY_PAUSE_SECONDS = 0.2
 # Every session in UTC: times are stored as naive UTC (store/tables.py UtcDateTime).
 SESSION_OPTIONS = "-c timezone=UTC"
+# How long a writer may sit idle inside a transaction before PostgreSQL ends its session: far
+# beyond any healthy write transaction (they are short catalog edits); a test cluster shortens it
+# with the variable.
+IDLE_IN_TRANSACTION_ENV = "KEEPSTONE_PG_IDLE_IN_TRANSACTION_SECONDS"
+IDLE_IN_TRANSACTION_SECONDS = 30.0
+
+
+def idle_in_transaction_seconds() -> float:
+    """``$KEEPSTONE_PG_IDLE_IN_TRANSACTION_SECONDS``, else the default (30 s)."""
+    chosen = os.environ.get(IDLE_IN_TRANSACTION_ENV, "")
+    try:
+        seconds = float(chosen) if chosen else IDLE_IN_TRANSACTION_SECONDS
+    except ValueError:
+        seconds = IDLE_IN_TRANSACTION_SECONDS
+    return seconds if seconds > 0 else IDLE_IN_TRANSACTION_SECONDS
+
+
+def writer_options() -> str:
+    """The writers' session options: UTC, and ended when idle inside a transaction too long."""
+    milliseconds = max(1, round(idle_in_transaction_seconds() * 1000))
+    return f"{SESSION_OPTIONS} -c idle_in_transaction_session_timeout={milliseconds}"
 
 
 def make_engine(url: str, *, writer: bool, pool_size: int, max_overflow: int) -> Engine:
@@ -38,7 +66,10 @@ def make_engine(url: str, *, writer: bool, pool_size: int, max_overflow: int) ->
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
-        connect_args={"options": SESSION_OPTIONS, "connect_timeout": 10},
+        connect_args={
+            "options": writer_options() if writer else SESSION_OPTIONS,
+            "connect_timeout": 10,
+        },
     )
     _retry_connects(engine)
     _no_nul_in_text(engine)
