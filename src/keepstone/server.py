@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from keepstone.api.client_address import Network
 from keepstone.clock import Clock, SystemClock
+from keepstone.domain.errors import InvalidInput
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog, tasks, vault
@@ -218,7 +219,12 @@ def bootstrap(ctx: Context, data_dir: Path) -> Bootstrap:
     gets one again, so an operator can never lock themselves out."""
     server_id = server_identity(data_dir)
     proxy = catalog.ensure_local_proxy(ctx, server_id)
-    catalog.ensure_default_repository(ctx, data_dir / "repository")
+    try:
+        catalog.ensure_default_repository(ctx, data_dir / "repository")
+    except InvalidInput as error:  # the name is taken: another server of the catalog made it
+        if error.prop != "name":
+            raise
+        log.info("the catalog's default repository belongs to another server")
     generated = None
     if not any(user.role == auth.Role.ADMINISTRATOR for user in auth.list_users(ctx)):
         name = os.environ.get("KEEPSTONE_ADMIN_USER") or "admin"
