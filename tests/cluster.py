@@ -16,6 +16,7 @@ administrator); the others start after it, in parallel::
         leader.stop(); leader.start()                 # SIGTERM (clean stop), start again
         cluster.wait_for_leader(other_than=leader)    # waits for the next term
         with cluster.catalog() as s: ...              # a read transaction on the catalog itself
+        with cluster.catalog_write() as s: ...        # arranging state (a job's next run)
 
 Waiting is always for a condition with a generous deadline (:func:`wait_for`): the tests share a
 loaded machine. Every process is stopped (or killed) when the ``with`` block ends; a frozen one is
@@ -31,7 +32,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -232,21 +233,21 @@ class Cluster:
 
     # ---- the catalog ----
 
-    @contextmanager
-    def catalog(self) -> Iterator[Session]:
-        """A read transaction on the catalog, from the test process."""
+    @property
+    def database(self) -> Database:
+        """The catalog, opened from the test process: ``.read()`` to look, ``.write()`` to
+        arrange state (a job's next run, say)."""
         if self._db is None:
             self._db = Database(database_url(self.url))
-        with self._db.read() as s:
-            yield s
+        return self._db
 
-    @contextmanager
-    def catalog_write(self) -> Iterator[Session]:
-        """A write transaction on the catalog (tests arranging state, e.g. a job's next run)."""
-        if self._db is None:
-            self._db = Database(database_url(self.url))
-        with self._db.write() as s:
-            yield s
+    def catalog(self) -> AbstractContextManager[Session]:
+        """A read transaction on the catalog."""
+        return self.database.read()
+
+    def catalog_write(self) -> AbstractContextManager[Session]:
+        """A write transaction on the catalog."""
+        return self.database.write()
 
     def lease(self, role: str = SCHEDULER) -> tuple[str, int, float] | None:
         """The role's row: (holder server id, epoch, seconds until it expires)."""
