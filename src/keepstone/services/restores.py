@@ -222,14 +222,15 @@ def stop(ctx: Context, session_id: str) -> SessionRow:
 
 
 def browser(ctx: Context, session_id: str) -> Browser:
-    """The open session's items (loaded once per session, kept in a small LRU)."""
+    """The open session's items (loaded once per session, kept in a small LRU). The session's
+    row is read every time: another server of the catalog may have stopped it."""
+    session = get_session(ctx, session_id)
+    if session.state != "Working":
+        raise Conflict(f"restore session '{session_id}' is stopped")
     with _browsers_lock:
         if session_id in _browsers:
             _browsers.move_to_end(session_id)
             return _browsers[session_id]
-    session = get_session(ctx, session_id)
-    if session.state != "Working":
-        raise Conflict(f"restore session '{session_id}' is stopped")
     with ctx.db.read() as s:
         point = s.get(RestorePoint, session.restore_point_id)
         assert point is not None  # sessions cascade with their restore point
