@@ -19,7 +19,7 @@ from tests import process_helpers as processes
 from tests.cluster import PASSWORD, Cluster, Node, Timings, wait_for
 from tests.postgres_server import PostgresServer
 
-TIMINGS = Timings(lease=2.0, idle_in_transaction=2.0)
+TIMINGS = Timings(lease=2.0, idle_in_transaction=5.0)
 EM_SESSION = "X-RestSvcSessionId"
 
 
@@ -108,6 +108,7 @@ def test_two_servers_one_schedule_through_kill_restart_freeze_and_thaw(
         slot = _slot(cluster, jobs[2])
         first.append(slot)
         waited = _wait_scheduled(cluster, jobs[2], slot)
+        print(f"after kill -9 of the leader, the next slot was scheduled in {waited:.1f} s")
         assert waited < 4 * TIMINGS.lease + 4, waited
         assert cluster.wait_for_leader() is follower
         holder, after_kill, _ = cluster.lease() or ("", 0, 0.0)
