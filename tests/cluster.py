@@ -9,7 +9,7 @@ timeout). The first node starts alone (it migrates the empty catalog and creates
 administrator); the others start after it, in parallel::
 
     with Cluster(tmp_path, postgres_url, nodes=2) as cluster:
-        leader = cluster.wait_for_leader()            # a Node, from the catalog's lease row
+        leader, epoch = cluster.wait_for_term()       # a Node and its epoch, from the lease row
         with leader.client() as api: ...              # httpx, logged on (VB365 bearer token)
         leader.kill()                                 # kill -9
         leader.freeze(); leader.thaw()                # SIGSTOP / SIGCONT
@@ -158,7 +158,7 @@ class Node:
         return "".join(path.read_text(errors="replace") for path in sorted(self.logs.glob("*")))
 
     @contextmanager
-    def client(self, timeout: float = 30.0) -> Iterator[httpx.Client]:
+    def client(self, timeout: float = 60.0) -> Iterator[httpx.Client]:
         """An httpx client of this node, logged on as the administrator (a VB365 token)."""
         with httpx.Client(base_url=self.base_url, timeout=timeout) as client:
             client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
@@ -259,21 +259,40 @@ class Cluster:
             left = row.expires_at.timestamp() - time.time()
             return row.holder, row.epoch, left
 
-    def leader(self, role: str = SCHEDULER) -> Node | None:
-        """The node whose unexpired term the catalog holds now, if any."""
+    def term(self, role: str = SCHEDULER) -> tuple[Node, int] | None:
+        """The leading node and its epoch, from one read of the role's row (unexpired)."""
         lease = self.lease(role)
         if lease is None or lease[2] <= 0:
             return None
-        return next((n for n in self.nodes if n.running and n.server_id == lease[0]), None)
+        node = next((n for n in self.nodes if n.running and n.server_id == lease[0]), None)
+        return None if node is None else (node, lease[1])
+
+    def leader(self, role: str = SCHEDULER) -> Node | None:
+        """The node whose unexpired term the catalog holds now, if any."""
+        term = self.term(role)
+        return None if term is None else term[0]
+
+    def wait_for_term(
+        self, other_than: Node | None = None, timeout: float = WAIT_TIMEOUT
+    ) -> tuple[Node, int]:
+        """The leading node (not ``other_than``) and its epoch, once there is one. Under heavy
+        load a leader may miss its renewals and lose the role: read the term right before
+        acting on it."""
+
+        def found() -> tuple[Node, int] | None:
+            term = self.term()
+            return term if term is not None and term[0] is not other_than else None
+
+        return wait_for(found, f"a leader other than {other_than}", timeout)
 
     def wait_for_leader(
         self, other_than: Node | None = None, timeout: float = WAIT_TIMEOUT
     ) -> Node:
-        def found() -> Node | None:
-            node = self.leader()
-            return node if node is not None and node is not other_than else None
+        return self.wait_for_term(other_than, timeout)[0]
 
-        return wait_for(found, f"a leader other than {other_than}", timeout)
+    def other_than(self, node: Node) -> Node:
+        """Another running node (the first found)."""
+        return next(n for n in self.nodes if n is not node and n.running)
 
     def __getitem__(self, index: int) -> Node:
         return self.nodes[index]

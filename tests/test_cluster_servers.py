@@ -19,8 +19,9 @@ from tests import process_helpers as processes
 from tests.cluster import PASSWORD, Cluster, Node, Timings, wait_for
 from tests.postgres_server import PostgresServer
 
-TIMINGS = Timings(lease=2.0, idle_in_transaction=5.0)
+TIMINGS = Timings(lease=3.0, idle_in_transaction=5.0)
 EM_SESSION = "X-RestSvcSessionId"
+HTTP = 60.0  # seconds an answer may take on a loaded machine (a logon hashes a password)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def _wait_scheduled(cluster: Cluster, job_id: str, slot: datetime) -> float:
 
 def _answerable_from_every_server(cluster: Cluster, on: Node, other: Node, org: Path) -> list[str]:
     """Objects made through ``on`` answered by ``other``; returns the ids of four scheduled jobs."""
-    with on.client() as first, httpx.Client(base_url=other.base_url, timeout=30) as second:
+    with on.client() as first, httpx.Client(base_url=other.base_url, timeout=HTTP) as second:
         second.headers.update(first.headers)  # the VB365 token issued by the other server
         repository = second.get("/v2/BackupRepositories").json()[0]["id"]
         org_id = processes.add_local_organization(first, "cluster.test", org)
@@ -65,15 +66,19 @@ def _answerable_from_every_server(cluster: Cluster, on: Node, other: Node, org: 
             answer = first.put(f"/v2/Jobs/{job}", json={"schedulePolicy": policy})
             assert answer.status_code == 200, answer.text
         # an Enterprise Manager logon and task made on one server, polled on the other
-        logon = httpx.post(f"{on.base_url}/api/sessionMngr/?v=latest", auth=("admin", PASSWORD))
+        logon = httpx.post(
+            f"{on.base_url}/api/sessionMngr/?v=latest", auth=("admin", PASSWORD), timeout=HTTP
+        )
         assert logon.status_code == 201, logon.text
         em = {EM_SESSION: logon.headers[EM_SESSION]}
-        task = httpx.post(f"{on.base_url}/api/jobs/{jobs[0]}?action=start", headers=em)
+        task = httpx.post(
+            f"{on.base_url}/api/jobs/{jobs[0]}?action=start", headers=em, timeout=HTTP
+        )
         assert task.status_code == 202, task.text
         task_path = "/api/" + task.headers["location"].split("/api/", 1)[1]
 
         def finished() -> bool:
-            polled = httpx.get(f"{other.base_url}{task_path}", headers=em)
+            polled = httpx.get(f"{other.base_url}{task_path}", headers=em, timeout=HTTP)
             assert polled.status_code == 200, polled.text
             return "<State>Finished</State>" in polled.text
 
@@ -90,54 +95,53 @@ def test_two_servers_one_schedule_through_kill_restart_freeze_and_thaw(
     (org / "alice" / "Mail").mkdir(parents=True)
     (org / "alice" / "Mail" / "hello.eml").write_bytes(b"Subject: hi\r\n\r\nhello\r\n")
     with Cluster(tmp_path / "cluster", catalog, nodes=2, timings=TIMINGS) as cluster:
-        leader = cluster.wait_for_leader()
-        follower = next(node for node in cluster.nodes if node is not leader)
         with cluster.catalog() as s:
             owners = s.scalars(select(Proxy.server_id).where(Proxy.is_local.is_(True))).all()
         assert sorted(owners) == sorted(node.server_id for node in cluster.nodes)
-        jobs = _answerable_from_every_server(cluster, follower, leader, org)
+        leader = cluster.wait_for_leader()
+        jobs = _answerable_from_every_server(cluster, cluster.other_than(leader), leader, org)
+        planned: dict[str, datetime] = {}
 
         # slots while both run: each scheduled once
-        first = [_slot(cluster, jobs[0], 1), _slot(cluster, jobs[1], 2)]
-        for job, slot in zip(jobs, first, strict=False):
-            _wait_scheduled(cluster, job, slot)
+        for job, seconds in ((jobs[0], 1), (jobs[1], 2)):
+            planned[job] = _slot(cluster, job, seconds)
+            _wait_scheduled(cluster, job, planned[job])
 
-        # kill -9 the leader: the other schedules within about two leases
-        _, epoch, _ = cluster.lease() or ("", 0, 0.0)
+        # kill -9 the leader: the other schedules within about two leases, in a new term
+        leader, epoch = cluster.wait_for_term()
+        survivor = cluster.other_than(leader)
         leader.kill()
-        slot = _slot(cluster, jobs[2])
-        first.append(slot)
-        waited = _wait_scheduled(cluster, jobs[2], slot)
+        planned[jobs[2]] = _slot(cluster, jobs[2])
+        waited = _wait_scheduled(cluster, jobs[2], planned[jobs[2]])
         print(f"after kill -9 of the leader, the next slot was scheduled in {waited:.1f} s")
         assert waited < 4 * TIMINGS.lease + 4, waited
-        assert cluster.wait_for_leader() is follower
-        holder, after_kill, _ = cluster.lease() or ("", 0, 0.0)
-        assert (holder, after_kill) == (follower.server_id, epoch + 1)
+        successor, after_kill = cluster.wait_for_term()
+        assert successor is survivor and after_kill > epoch
 
-        # the killed server comes back as a follower (its run was abandoned, not doubled)
+        # the killed server comes back (its proxy's runs abandoned, nothing doubled)
         leader.start()
-        time.sleep(2 * TIMINGS.lease)
-        assert cluster.leader() is follower
 
         # SIGSTOP the leader past its lease: the other leads; SIGCONT: it steps down, no double
-        follower.freeze()
-        slot = _slot(cluster, jobs[3], 1)
-        assert cluster.wait_for_leader(other_than=follower) is leader
-        _wait_scheduled(cluster, jobs[3], slot)
-        follower.thaw()
-        wait_for(lambda: _stepped_down(follower), "the thawed server to step down")
-        time.sleep(2 * TIMINGS.lease)
-        assert cluster.leader() is leader
-        holder, after_freeze, _ = cluster.lease() or ("", 0, 0.0)
-        assert (holder, after_freeze) == (leader.server_id, after_kill + 1)
-        with follower.client() as thawed:  # it still answers
+        frozen, before_freeze = cluster.wait_for_term()
+        other = cluster.other_than(frozen)
+        steps_down = _step_downs(frozen)
+        frozen.freeze()
+        planned[jobs[3]] = _slot(cluster, jobs[3], 1)
+        successor, after_freeze = cluster.wait_for_term(other_than=frozen)
+        assert successor is other and after_freeze > before_freeze
+        _wait_scheduled(cluster, jobs[3], planned[jobs[3]])
+        frozen.thaw()
+        wait_for(lambda: _step_downs(frozen) > steps_down, "the thawed server to step down")
+        time.sleep(2 * TIMINGS.lease)  # time for late writes, were any let through
+        with frozen.client() as thawed:  # it still answers
             assert thawed.get(f"/v2/Jobs/{jobs[3]}").status_code == 200
-        for job, planned in zip(jobs, [*first, slot], strict=False):  # every slot exactly once
+        for job, slot in planned.items():  # every slot exactly once
             scheduled = _scheduled(cluster, job)
-            assert len(scheduled) == len(set(scheduled)) and scheduled.count(planned) == 1
+            assert len(scheduled) == len(set(scheduled)) and scheduled.count(slot) == 1
 
 
-def _stepped_down(node: Node) -> bool:
-    """Its log says it stopped leading: at its first election round after the thaw, or at a
+def _step_downs(node: Node) -> int:
+    """How often its log says it stopped leading: at an election round after a thaw, or at a
     fenced write refused first."""
-    return "no longer leading" in node.output or "another server leads" in node.output
+    output = node.output
+    return output.count("no longer leading") + output.count("another server leads")
