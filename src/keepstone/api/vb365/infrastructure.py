@@ -66,10 +66,13 @@ def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, api: Version) -> Respon
     return _edited(api, views.proxy(proxy, api, ctx.clock.now()))
 
 
-@router.post("/Proxies/{proxy_id}/Remove", since=6, status_code=204)
-def remove_proxy(proxy_id: str, ctx: Ctx, body: RemoveProxyBody | None = None) -> Response:
+@router.post("/Proxies/{proxy_id}/Remove", since=6, response_class=Response)
+def remove_proxy(
+    proxy_id: str, ctx: Ctx, api: Version, body: RemoveProxyBody | None = None
+) -> Response:
+    """v6/v7 answer 200, v8 204, both empty."""
     proxies.remove_proxy(ctx, proxy_id)
-    return plain(204)
+    return plain(204 if api.at_least(8) else 200)
 
 
 @router.post("/Proxies/{proxy_id}/maintenance/enable", since=8, status_code=204)
