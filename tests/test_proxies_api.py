@@ -10,10 +10,14 @@ from typing import Any
 
 from keepstone.clock import ManualClock
 from keepstone.proxy.load import Load
+from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import catalog, proxies
 from keepstone.services.context import Context
 from tests.conftest import Api
 from tests.contract.openapi import spec
+from tests.local_org import Organization, backup_proxy, organization
+
+__all__ = ["backup_proxy", "organization"]  # fixtures
 
 
 def _checked(api: Api, method: str, path: str, body: Any = None, status: int = 200) -> Any:
@@ -205,3 +209,31 @@ def test_a_pool_owns_repositories(api: Api, ctx: Context, tmp_path: Path) -> Non
     v7 = api.post("/v7/BackupRepositories", body | {"name": "v7"})
     assert v7.status_code == 400 and "from v8 on" in v7.text
     assert len(api.rows("/v8/BackupRepositories")) == before
+
+
+def test_a_job_on_a_pool_owned_repository_runs_on_a_member(
+    api: Api, organization: Organization, backup_proxy: ProxyWorker, tmp_path: Path
+) -> None:
+    """The built-in proxy as a pool's member backs up a job of the pool's repository for real;
+    in maintenance it takes nothing and the run waits, queued."""
+    local = _local(api)
+    pool = _checked(api, "post", "/v8/ProxyPools", _pool("pool", local), 201)
+    body = {"name": "pooled", "path": str(tmp_path / "pooled"), "proxyPoolId": pool["id"]}
+    repo = _checked(api, "post", "/v8/BackupRepositories", body, 201)
+    org = api.post(
+        "/v2/Organizations",
+        {"type": "Local", "name": "acme", "localSettings": {"path": str(organization.root)}},
+    ).json()
+    job = api.post(
+        f"/v2/Organizations/{org['id']}/Jobs",
+        {"name": "pooled", "repositoryId": repo["id"], "schedulePolicy": {"type": "ManualOnly"}},
+    ).json()
+    _checked(api, "post", f"/v8/Proxies/{local['id']}/maintenance/enable", {}, 204)
+    assert api.post(f"/v8/Jobs/{job['id']}/start", {"full": False}).status_code == 200
+    assert not backup_proxy.run_one()  # queued, and no member may take it
+    _checked(api, "post", f"/v8/Proxies/{local['id']}/maintenance/disable", {}, 204)
+    assert backup_proxy.run_one()
+    (session,) = api.rows(f"/v8/JobSessions?jobId={job['id']}")
+    assert session["status"] == "Success", session
+    assert len(api.rows(f"/v8/RestorePoints?jobId={job['id']}")) == 1
+    assert _checked(api, "get", f"/v8/Proxies/{local['id']}")["proxyPoolId"] == pool["id"]
