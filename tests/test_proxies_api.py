@@ -16,8 +16,9 @@ from keepstone.services.context import Context
 from tests.conftest import Api
 from tests.contract.openapi import spec
 from tests.local_org import Organization, backup_proxy, organization
+from tests.s3_server import MotoServer, account_body, make_bucket, moto, storage_body
 
-__all__ = ["backup_proxy", "organization"]  # fixtures
+__all__ = ["backup_proxy", "moto", "organization"]  # fixtures
 
 
 def _checked(api: Api, method: str, path: str, body: Any = None, status: int = 200) -> Any:
@@ -237,3 +238,21 @@ def test_a_job_on_a_pool_owned_repository_runs_on_a_member(
     assert session["status"] == "Success", session
     assert len(api.rows(f"/v8/RestorePoints?jobId={job['id']}")) == 1
     assert _checked(api, "get", f"/v8/Proxies/{local['id']}")["proxyPoolId"] == pool["id"]
+
+
+def test_a_pool_owns_an_object_storage_repository(
+    api: Api, moto: MotoServer, tmp_path: Path
+) -> None:
+    """v8: an inline ``objectStorage`` with a ``proxyPoolId`` (issue 14, item 6)."""
+    member = _add(api, "a.example.test")
+    pool = _checked(api, "post", "/v8/ProxyPools", _pool("pool", member), 201)
+    account = api.post("/v8/Accounts", account_body()).json()
+    storage = storage_body(moto.url, make_bucket(moto.url), account["id"])
+    body = {"name": "s3", "path": str(tmp_path / "cache"), "objectStorage": storage}
+    repo = _checked(api, "post", "/v8/BackupRepositories", body | {"proxyPoolId": pool["id"]}, 201)
+    assert (repo["proxyPoolId"], repo["proxyId"]) == (pool["id"], member["id"])
+    assert (
+        repo["objectStorage"]["amazonBucketS3Compatible"]["name"]
+        == storage["amazonBucketS3Compatible"]["name"]
+    )
+    assert api.delete(f"/v8/ProxyPools/{pool['id']}").status_code == 409
