@@ -263,6 +263,9 @@ def _real_ids(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     ids["account_id"] = client.post("/v8/Accounts", json=account_body(), headers=headers).json()[
         "id"
     ]
+    members = [{"proxyId": ids["proxy_id"]}]
+    pool = {"name": "pool", "description": "", "proxyIds": members}
+    ids["pool_id"] = client.post("/v8/ProxyPools", json=pool, headers=headers).json()["id"]
     return ids
 
 

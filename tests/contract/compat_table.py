@@ -170,8 +170,9 @@ REASONS: list[tuple[str, str]] = [
     # -- infrastructure and settings --
     (
         r"^/Prox",
-        "Keepstone has exactly one proxy, built into the server process: proxies cannot be "
-        "added, removed, rescanned, pooled, deployed over SSH or put into maintenance mode",
+        "a Keepstone proxy is the built-in one of a server or a `keepstone proxy` process that "
+        "registers itself with a one-time token: there is no host to rescan or deploy to over "
+        "SSH, and no SSH connection to check",
     ),
     (
         r"RbacRoles",
@@ -281,7 +282,29 @@ DIFFERENCES: dict[str, str] = {
         "(no limit), `usedNumber` the users with a backup, `licenseID` the installation's id"
     ),
     "/Proxies/{proxyId}": (
-        "only the built-in local proxy exists; PUT changes `description` and `threadsNumber`"
+        "the built-in proxy of each server and remote `keepstone proxy` processes; status, "
+        "`version` and the load are what each last reported; PUT changes `description` and "
+        "`threadsNumber`"
+    ),
+    "/Proxies": (
+        "POST adds a remote proxy (`hostName`, `port`, `description`, `threadsNumber`) that "
+        "`keepstone proxy --name <hostName>` then registers as; the vendor's deployment "
+        "properties (domain, credentials, SSH, service account) are ignored"
+    ),
+    "/Proxies/{proxyId}/maintenance/enable": (
+        "the proxy claims nothing more; the runs it works finish (`maintenanceModeState` is "
+        "`Enabling` until they have); the credentials in the body are not needed"
+    ),
+    "/ProxyPools": (
+        "a pool's members run the jobs of the repositories it owns (`proxyPoolId`), the least "
+        "loaded member first; a proxy belongs to one pool at most"
+    ),
+    "/ProxyPools/{poolId}": (
+        "PUT with `proxyIds` sets the members; DELETE is refused (409) while the pool owns a "
+        "repository"
+    ),
+    "/Proxies/{proxyId}/Remove": (
+        "refused (409) for a built-in proxy and for one a repository or job uses, `force` or not"
     ),
     "/Jobs/{jobId}": (
         "answers carry an `ETag`; `If-Match` on PUT makes the edit conditional (412 once it "

@@ -33,8 +33,12 @@ class Checked:
 
     def call(self, method: str, path: str, body: Any = None, status: int | None = None) -> Any:
         full = f"/v{self.version}{path}"
-        kwargs: dict[str, Any] = {} if method in ("get", "delete") else {"body": body}
-        response = getattr(self.api, method)(full, **kwargs)
+        if method == "delete" and body is not None:  # DELETE /ProxyPools/{id}/proxies has one
+            headers = self.api._headers(None)
+            response = self.api.client.request("DELETE", full, json=body, headers=headers)
+        else:
+            kwargs: dict[str, Any] = {} if method in ("get", "delete") else {"body": body}
+            response = getattr(self.api, method)(full, **kwargs)
         content_type = response.headers.get("content-type", "")
         self.spec.check_response(method, full, response.status_code, content_type, response.content)
         if status is not None:
@@ -86,6 +90,7 @@ def test_every_implemented_operation_conforms(
     _server(v, org)
     _organizations(v, org)
     _infrastructure(v, repo)
+    _proxies_and_pools(v, repo)
     _object_storage(v, repo, moto.url)
     spare_job = _jobs(v, org, job, repo)
     _sessions(v, job, setup["proxy"])
@@ -188,6 +193,36 @@ def _infrastructure(v: Checked, repo: dict[str, Any]) -> None:
     assert sealed["encryptionKeyId"] in {k["id"] for k in keys}
     v.json("get", f"/EncryptionKeys/{sealed['encryptionKeyId']}")
     v.call("delete", f"/BackupRepositories/{sealed['id']}", status=204)
+
+
+def _proxies_and_pools(v: Checked, repo: dict[str, Any]) -> None:
+    """A remote proxy added, maintained and removed; v8: a pool of two, its members changed,
+    a repository it owns, the pool deleted once the repository is gone."""
+    created = 201 if v.version >= 8 else 200
+    added = v.json("post", "/Proxies", {"hostName": f"remote-{v.version}.example.test"}, created)
+    assert added["status"] == "Offline" and added["type"] == "Workgroup"
+    if v.version >= 8:
+        v.call("post", f"/Proxies/{added['id']}/maintenance/enable", {}, status=204)
+        v.call("post", f"/Proxies/{added['id']}/maintenance/disable", {}, status=204)
+        other = v.json("post", "/Proxies", {"hostName": "other.example.test"}, 201)
+        members = [{"proxyId": added["id"]}]
+        pool = v.json(
+            "post", "/ProxyPools", {"name": "pool", "description": "", "proxyIds": members}, 201
+        )
+        assert [p["id"] for p in v.results("/ProxyPools")] == [pool["id"]]
+        v.json("get", f"/ProxyPools/{pool['id']}")
+        v.call("post", f"/ProxyPools/{pool['id']}/proxies", [{"proxyId": other["id"]}], 204)
+        assert len(v.results(f"/ProxyPools/{pool['id']}/proxies")) == 2
+        v.call("delete", f"/ProxyPools/{pool['id']}/proxies", members, status=204)
+        v.call("put", f"/ProxyPools/{pool['id']}", {"name": "renamed", "description": "x"}, 204)
+        where = str(Path(repo["path"]).parent.parent / "pooled")
+        body = {"name": "pooled", "path": where, "proxyPoolId": pool["id"]}
+        owned = v.json("post", "/BackupRepositories", body, 201)
+        assert (owned["proxyPoolId"], owned["proxyId"]) == (pool["id"], other["id"])
+        v.call("delete", f"/BackupRepositories/{owned['id']}", status=204)
+        v.call("delete", f"/ProxyPools/{pool['id']}", status=204)
+        v.call("post", f"/Proxies/{other['id']}/Remove", {"force": False}, status=204)
+    v.call("post", f"/Proxies/{added['id']}/Remove", {}, status=204 if v.version >= 8 else 200)
 
 
 def _object_storage(v: Checked, repo: dict[str, Any], url: str) -> None:

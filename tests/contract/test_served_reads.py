@@ -29,6 +29,7 @@ from keepstone.store.tables import (
     JobSession,
     LogItem,
     Proxy,
+    ProxyPool,
     Repository,
     RestorePoint,
     RestoreSession,
@@ -99,6 +100,9 @@ def populated(
     """Two organizations (2 and 3 users), three jobs over two repositories (one encrypted),
     each job run twice, restore sessions of mail and files, one task, and an S3 account with an
     object storage."""
+    remote = _created(api.post("/v8/Proxies", {"hostName": "remote.example.test"}))
+    members = [{"proxyId": remote["id"]}]
+    _created(api.post("/v8/ProxyPools", {"name": "pool", "description": "", "proxyIds": members}))
     account = _created(api.post("/v6/Accounts", account_body()))
     storage = storage_body(moto.url, make_bucket(moto.url), account["id"])
     _created(api.post("/v6/objectstoragerepositories", storage))
@@ -197,6 +201,10 @@ CATALOG: dict[str, Truth] = {
         ctx, RestorePoint, RestorePoint.job_id == p["job_id"]
     ),
     "/Proxies": lambda ctx, _: _count(ctx, Proxy),
+    "/ProxyPools": lambda ctx, _: _count(ctx, ProxyPool),
+    "/ProxyPools/{pool_id}/proxies": lambda ctx, p: _count(
+        ctx, Proxy, Proxy.pool_id == p["pool_id"]
+    ),
     "/BackupRepositories": lambda ctx, _: _count(ctx, Repository),
     "/RestoreSessions": lambda ctx, _: _count(ctx, RestoreSession),
     "/LicensedUsers": lambda ctx, _: len(licensing.licensed_users(ctx)),
@@ -268,6 +276,12 @@ KNOWN_UNKNOWN: dict[tuple[str, str], str] = {
     ("/License", "/expirationDate"): "v6: Keepstone's licence never expires",
     ("/License", "/supportExpirationDate"): "v6: there is no support contract to expire",
     ("/BackupRepositories", "/encryptionKeyId"): "an unencrypted repository has no key",
+    **{
+        (collection, f"/{reported}"): "v8: what a proxy reports of itself (its heartbeat "
+        "writes it to its row); none yet from one that has not registered or reported"
+        for collection in ("/Proxies", "/ProxyPools/{pool_id}/proxies")
+        for reported in ("version", "cpuUsagePercent", "memoryUsagePercent")
+    },
     ("/RestoreSessions", "/endTime"): "a restore session still open has not ended",
     (
         "/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Folders",

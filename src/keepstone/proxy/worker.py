@@ -7,6 +7,7 @@ import time
 
 import structlog
 
+from keepstone import __version__
 from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy import load
 from keepstone.proxy.backup import run_backup
@@ -44,8 +45,13 @@ class ProxyWorker:
         abandoned = runs.abandon_runs_of(self.ctx, self.proxy_id)
         if abandoned:
             log.warning("runs interrupted by the last stop", count=abandoned)
-        catalog.heartbeat(self.ctx, self.proxy_id)
+        self.beat()
         self._thread.start()
+
+    def beat(self) -> None:
+        """Alive, with this server's version and its host's load (v8 shows them per proxy)."""
+        load.HOST.sample()  # the host's CPU use since the last heartbeat
+        catalog.heartbeat(self.ctx, self.proxy_id, load=load.HOST.current(), version=__version__)
 
     def wake(self) -> None:
         self._wake.set()
@@ -62,8 +68,7 @@ class ProxyWorker:
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
-                catalog.heartbeat(self.ctx, self.proxy_id)
-                load.HOST.sample()  # the host's CPU use since the last heartbeat
+                self.beat()
                 while not self._stopping.is_set() and self.run_one():
                     pass
             except Exception:  # the worker must outlive any one bad run

@@ -7,9 +7,9 @@ import shutil
 import socket
 import uuid
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
@@ -18,20 +18,28 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
-from keepstone.services import imap_logins, imap_settings, m365_directory, m365_settings, vault
+from keepstone.services import (
+    imap_logins,
+    imap_settings,
+    m365_directory,
+    m365_settings,
+    proxies,
+    vault,
+)
 from keepstone.services.context import Context, new_id
+from keepstone.services.proxies import PROXY_PORT, PROXY_THREADS
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
 from keepstone.store.tables import CopyJob, Job, Organization, Proxy, Repository, RestorePoint
+
+if TYPE_CHECKING:
+    from keepstone.proxy.load import Load
 
 T = TypeVar("T")
 
 SUPPORTED_ORGANIZATION_TYPES = ("Local", "Imap", "Office365")
 ORGANIZATION_PATH = "localSettings.path"
 REPOSITORY_PATH = "path"
-PROXY_PORT = 9193
-PROXY_THREADS = 64
-HEARTBEAT_STALE_AFTER = timedelta(seconds=60)
 
 # ---- organizations ----------------------------------------------------------------------------
 
@@ -379,14 +387,24 @@ def ensure_local_proxy(ctx: Context, server_id: str | None = None) -> Proxy:
     return proxy
 
 
-def heartbeat(ctx: Context, proxy_id: str) -> None:
+def heartbeat(
+    ctx: Context,
+    proxy_id: str,
+    *,
+    load: Load | None = None,
+    version: str = "",
+    active_runs: int | None = None,
+) -> None:
+    """A proxy is alive; what it reports of itself goes to its row (the API reads it there)."""
     with ctx.db.write() as s:
-        _get(s, Proxy, proxy_id, "proxy").heartbeat_at = ctx.clock.now()
-
-
-def proxy_status(proxy: Proxy, now: datetime) -> str:
-    alive = proxy.heartbeat_at is not None and now - proxy.heartbeat_at < HEARTBEAT_STALE_AFTER
-    return "Online" if alive else "Offline"
+        proxy = _get(s, Proxy, proxy_id, "proxy")
+        proxy.heartbeat_at = ctx.clock.now()
+        if load is not None:
+            proxy.cpu_percent, proxy.memory_percent = load.cpu_percent, load.memory_percent
+        if version:
+            proxy.version = version
+        if active_runs is not None:
+            proxy.active_runs = active_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +445,7 @@ class RepositoryEdit:
     path: str | None = None
     proxy_id: str | None = None
     retention: dict[str, Any] | None = None  # RetentionPolicy field name -> new value
+    proxy_pool_id: str | None = None  # v8: the pool that owns the repository
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,7 +463,10 @@ def create_repository(
     name = check_name(spec.name or "")
     retention = _edited_retention(RetentionPolicy(), spec.retention)
     with ctx.db.write() as s:
-        proxy_id = spec.proxy_id or _local_proxy_id(s)
+        if spec.proxy_pool_id is not None:
+            proxy_id = proxies.pool_proxy_in(s, spec.proxy_pool_id, spec.proxy_id)
+        else:
+            proxy_id = spec.proxy_id or _local_proxy_id(s)
         _get(s, Proxy, proxy_id, "proxy", prop="proxyId")
         _ensure_unique(s, Repository, name, None)
         _refuse_overlap(s, ctx, spec.path, REPOSITORY_PATH, data_dir=not inside_data_dir)
@@ -455,6 +477,7 @@ def create_repository(
             description=check_description(spec.description or ""),
             path=path,
             proxy_id=proxy_id,
+            proxy_pool_id=spec.proxy_pool_id,
             retention=retention_to_record(retention),
         )
         s.add(repo)
@@ -471,7 +494,13 @@ def edit_repository(ctx: Context, repo_id: str, edit: RepositoryEdit) -> Reposit
             repo.description = check_description(edit.description)
         if edit.path is not None and os.path.normpath(edit.path) != repo.path:
             raise InvalidInput("path of an existing repository cannot be changed", "path")
-        if edit.proxy_id is not None:
+        pool_id = edit.proxy_pool_id or repo.proxy_pool_id
+        if pool_id is not None and (edit.proxy_pool_id or edit.proxy_id) is not None:
+            same_pool = pool_id == repo.proxy_pool_id
+            wanted = edit.proxy_id or (repo.proxy_id if same_pool else None)
+            repo.proxy_id = proxies.pool_proxy_in(s, pool_id, wanted)
+            repo.proxy_pool_id = pool_id  # a pool's repository stays the pool's
+        elif edit.proxy_id is not None:
             repo.proxy_id = _get(s, Proxy, edit.proxy_id, "proxy", prop="proxyId").id
         if edit.retention:
             current = retention_from_record(repo.retention)

@@ -21,7 +21,7 @@ from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
-from keepstone.services import task_sessions
+from keepstone.services import proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
@@ -292,6 +292,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 continue
             session.status = SessionStatus.RUNNING.value
             session.claimed_by = proxy_id
+            proxies.take_run_in(s, proxy_id)
             session.lease_expires_at = now + LEASE
             session.attempt_started_at = now
             session.not_before = None
@@ -344,7 +345,7 @@ def _next_queued(
         .outerjoin(CopyJob, CopyJob.id == CopyJobSession.copy_job_id)
         .where(
             JobSession.status == SessionStatus.QUEUED.value,
-            Job.proxy_id == proxy_id,
+            proxies.claimable_by(proxy_id, now),
             (JobSession.not_before.is_(None)) | (JobSession.not_before <= now),
         )
         .order_by(JobSession.creation_time)
@@ -416,6 +417,7 @@ def end_attempt(
         if not _still_ours(session, run, proxy_id):
             return None  # reaped or deleted meanwhile: someone else has recorded its end
         assert session is not None
+        proxies.release_run_in(s, proxy_id)
         session.statistics, session.progress = statistics, progress
         if status is SessionStatus.FAILED and retryable:
             fail_attempt_in(s, session, run.policy, message, now)
@@ -486,6 +488,7 @@ def _fail_running(ctx: Context, which: Any, message: str, fence: Fence | None = 
         for session in sessions:
             job = owner_of_in(s, session)
             assert job is not None  # deleting a job deletes its sessions
+            proxies.release_run_in(s, session.claimed_by)
             fail_attempt_in(
                 s,
                 session,

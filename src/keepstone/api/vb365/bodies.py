@@ -33,6 +33,7 @@ from keepstone.domain.retention import (
     YearlyPeriod,
 )
 from keepstone.services.catalog import OrganizationEdit, ProxyEdit, RepositoryEdit
+from keepstone.services.proxies import NewProxy, PoolEdit
 
 E = TypeVar("E", bound=enum.Enum)
 M = TypeVar("M", bound=BaseModel)
@@ -299,6 +300,43 @@ class ProxyBody(WireModel):
         return ProxyEdit(description=self.description, threads_number=self.threads_number)
 
 
+class NewProxyBody(WireModel):
+    """``POST /Proxies`` (``RESTProxyFromClient``): the vendor's deployment properties (domain,
+    credentials, SSH, service account) are not Keepstone's; a remote proxy registers itself."""
+
+    host_name: str | None = None
+    description: str | None = None
+    port: Int64 | None = None
+    threads_number: Int64 | None = None
+
+    def to_spec(self) -> NewProxy:
+        return NewProxy(self.host_name, self.description, self.port, self.threads_number)
+
+
+class RemoveProxyBody(WireModel):
+    """``RESTRemoveProxyOptions``: ``force`` cannot remove what a repository or job uses."""
+
+    force: bool | None = None
+
+
+class ProxyIdBody(WireModel):
+    """``RESTProxyIdFromClient``."""
+
+    proxy_id: str
+
+
+class ProxyPoolBody(WireModel):
+    """``RESTProxyPoolFromClient``."""
+
+    name: str | None = None
+    description: str | None = None
+    proxy_ids: list[ProxyIdBody] | None = None
+
+    def to_edit(self) -> PoolEdit:
+        members = None if self.proxy_ids is None else [p.proxy_id for p in self.proxy_ids]
+        return PoolEdit(self.name, self.description, members)
+
+
 class RepositoryBody(WireModel):
     encryption_password: str | None = None  # Keepstone's: write-only, kept outside the catalog
     name: str | None = None
@@ -313,7 +351,7 @@ class RepositoryBody(WireModel):
     retention_frequency_type: AnyRetentionFrequency | None = None
     daily_time: TimeOfDay | None = None
     daily_type: AnyDailyType | None = None
-    # Object storage (api/vb365/object_storage.py): v6/v7 by id, v8 inline; pools come later.
+    # Object storage (api/vb365/object_storage.py): v6/v7 by id, v8 inline; v8 a pool owns it.
     object_storage_id: str | None = None
     object_storage: Any = None
     object_storage_encryption_enabled: bool | None = None
@@ -340,4 +378,5 @@ class RepositoryBody(WireModel):
             path=self.path,
             proxy_id=self.proxy_id,
             retention=retention or None,
+            proxy_pool_id=self.proxy_pool_id,
         )

@@ -11,14 +11,13 @@ from starlette.responses import Response
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import object_storage as object_storage_api
 from keepstone.api.vb365 import views
-from keepstone.api.vb365.bodies import ProxyBody, RepositoryBody
+from keepstone.api.vb365.bodies import NewProxyBody, ProxyBody, RemoveProxyBody, RepositoryBody
 from keepstone.api.vb365.deps import Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput, NotFound
-from keepstone.proxy import load
-from keepstone.services import catalog, maintenance, vault
+from keepstone.services import catalog, maintenance, proxies, vault
 from keepstone.services.context import Context
 from keepstone.services.object_storage import storage_of_repository, storages_by_repository
 from keepstone.store.tables import ObjectStorage, Repository
@@ -34,7 +33,8 @@ def _edited(api: ApiVersion, body: dict[str, Any]) -> Response:
 
 
 # ---- proxies -----------------------------------------------------------------------------------
-# Keepstone's only proxy is built into the server: the host it measures (load.HOST) is this one.
+# The built-in proxy of each server, and remote proxies (services/proxies.py); what each reports
+# of itself (status, version, load) is read from its row.
 
 
 @router.get("/Proxies")
@@ -42,21 +42,51 @@ def list_proxies(
     request: Request, ctx: Ctx, api: Version, paging: Paging, extendedView: bool = True
 ) -> Response:
     now = ctx.clock.now()
-    render = partial(views.proxy, api=api, now=now, load=load.HOST.current())
+    render = partial(views.proxy, api=api, now=now)
     rows = partial(catalog.list_proxies, ctx)
     return json(listing(request, api, "proxies", rows, render, paging, now))
+
+
+@router.post("/Proxies")
+def add_proxy(body: NewProxyBody, ctx: Ctx, api: Version) -> Response:
+    """A remote proxy that ``keepstone proxy --name <hostName>`` then registers as."""
+    proxy = proxies.add_proxy(ctx, body.to_spec())
+    return json(views.proxy(proxy, api, ctx.clock.now()), api.created)
 
 
 @router.get("/Proxies/{proxy_id}")
 def get_proxy(proxy_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
     proxy = catalog.get_proxy(ctx, proxy_id)
-    return json(views.proxy(proxy, api, ctx.clock.now(), load.HOST.current()))
+    return json(views.proxy(proxy, api, ctx.clock.now()))
 
 
 @router.put("/Proxies/{proxy_id}", response_class=Response)
 def edit_proxy(proxy_id: str, body: ProxyBody, ctx: Ctx, api: Version) -> Response:
     proxy = catalog.edit_proxy(ctx, proxy_id, body.to_edit())
-    return _edited(api, views.proxy(proxy, api, ctx.clock.now(), load.HOST.current()))
+    return _edited(api, views.proxy(proxy, api, ctx.clock.now()))
+
+
+@router.post("/Proxies/{proxy_id}/Remove", since=6, response_class=Response)
+def remove_proxy(
+    proxy_id: str, ctx: Ctx, api: Version, body: RemoveProxyBody | None = None
+) -> Response:
+    """v6/v7 answer 200, v8 204, both empty."""
+    proxies.remove_proxy(ctx, proxy_id)
+    return plain(204 if api.at_least(8) else 200)
+
+
+@router.post("/Proxies/{proxy_id}/maintenance/enable", since=8, status_code=204)
+def enable_maintenance(proxy_id: str, ctx: Ctx, body: dict[str, Any] | None = None) -> Response:
+    """The body (``RESTProxyCredentialsFromClient``: credentials to reach a Windows or Linux
+    host) is the vendor's; a Keepstone proxy learns of it at its next claim."""
+    proxies.set_maintenance(ctx, proxy_id, True)
+    return plain(204)
+
+
+@router.post("/Proxies/{proxy_id}/maintenance/disable", since=8, status_code=204)
+def disable_maintenance(proxy_id: str, ctx: Ctx, body: dict[str, Any] | None = None) -> Response:
+    proxies.set_maintenance(ctx, proxy_id, False)
+    return plain(204)
 
 
 # ---- repositories ------------------------------------------------------------------------------
@@ -79,12 +109,17 @@ def list_repositories(
     api: Version,
     paging: Paging,
     proxyId: str | None = None,
+    proxyPoolId: str | None = None,
     longTerm: bool | None = None,
 ) -> Response:
     def rows() -> list[Repository]:
         if longTerm:  # Keepstone has no long-term (archive) repositories
             return []
-        return [r for r in catalog.list_repositories(ctx) if proxyId in (None, r.proxy_id)]
+        return [
+            r
+            for r in catalog.list_repositories(ctx)
+            if proxyId in (None, r.proxy_id) and proxyPoolId in (None, r.proxy_pool_id)
+        ]
 
     render = partial(_repository, ctx, api=api, storages=storages_by_repository(ctx))
     return json(listing(request, api, "repositories", rows, render, paging, ctx.clock.now()))
@@ -97,8 +132,8 @@ def get_repository(repo_id: str, ctx: Ctx, api: Version) -> Response:
 
 @router.post("/BackupRepositories")
 def create_repository(body: RepositoryBody, ctx: Ctx, api: Version) -> Response:
-    if body.proxy_pool_id is not None:
-        raise InvalidInput(f"proxy pool '{body.proxy_pool_id}' does not exist", "proxyPoolId")
+    if body.proxy_pool_id is not None and not api.at_least(8):
+        raise InvalidInput("proxy pools exist from v8 on", "proxyPoolId")
     if body.object_storage_encryption_enabled and body.encryption_password is None:
         raise InvalidInput(
             "an encrypted object storage repository needs an encryptionPassword",

@@ -151,7 +151,8 @@ def repository_fields(
     row: ObjectStorage | None, api: ApiVersion, encrypted: bool
 ) -> dict[str, Any]:
     """What a repository's view says of its object storage (encrypted as any repository is:
-    by its ``encryptionPassword``); nothing for a repository on disk (and no pool: none exist)."""
+    by its ``encryptionPassword``); nothing for a repository on disk. A v8 ``proxyPoolId``
+    is ``views.repository``'s: a pool may own either kind."""
     if api.number < 6 or row is None:
         return {}
     fields: dict[str, Any] = {"objectStorageEncryptionEnabled": encrypted}

@@ -62,6 +62,7 @@ PAGED_SINCE = {
     "copyJobs": 8,
     "organizations": 8,
     "proxies": 8,
+    "proxyPools": 8,
     "repositories": 8,
     "jobItems": 8,
     "restoreOwners": OLDEST,

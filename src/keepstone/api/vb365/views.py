@@ -15,9 +15,8 @@ from keepstone import __version__
 from keepstone.api.vb365.versions import ApiVersion, LinkBuilder, iso
 from keepstone.domain.scope import stable_user_id
 from keepstone.domain.units import human_bytes
-from keepstone.proxy.load import Load
-from keepstone.services import restores
-from keepstone.services.catalog import disk_space, proxy_status
+from keepstone.services import proxies, restores
+from keepstone.services.catalog import disk_space
 from keepstone.services.imap_settings import (
     IMAP_TYPE,
     Authentication,
@@ -42,6 +41,7 @@ from keepstone.store.tables import (
     M365User,
     Organization,
     Proxy,
+    ProxyPool,
     Repository,
     RestorePoint,
     RestoreSession,
@@ -257,8 +257,9 @@ def licensed_user(user: Any, api: ApiVersion) -> dict[str, Any]:
     }
 
 
-def proxy(row: Proxy, api: ApiVersion, now: datetime, load: Load) -> dict[str, Any]:
-    """``load``: how busy the proxy's host is (v8 reports it)."""
+def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
+    """What the proxy last reported of itself (version, load) is read from its row; ``None``
+    until it has reported."""
     throttling = "enableNetworkThrottling" if api.at_least(6) else "enableNetworkthrottling"
     body: dict[str, Any] = {
         "id": row.id,
@@ -268,26 +269,41 @@ def proxy(row: Proxy, api: ApiVersion, now: datetime, load: Load) -> dict[str, A
         throttling: False,
         "throttlingValue": 0,
         "throttlingUnit": "MBs",
-        "status": proxy_status(row, now),
+        "status": proxies.proxy_status(row, now),
     }
     if api.number <= 7:
         body["threadsNumber"] = row.threads_number
     if api.at_least(6):
-        body["type"] = "Local"
+        body["type"] = proxies.proxy_type(row)
     if api.at_least(7):
         body["fqdn"] = row.host_name
     if api.at_least(8):
-        body |= {
-            "maintenanceModeState": "Disabled",
-            "version": __version__,
-            "cpuUsagePercent": load.cpu_percent,
-            "memoryUsagePercent": load.memory_percent,
+        body |= _present({"proxyPoolId": row.pool_id}, "proxyPoolId") | {
+            "maintenanceModeState": proxies.maintenance_state(row),
+            "version": row.version or None,
+            "cpuUsagePercent": row.cpu_percent,
+            "memoryUsagePercent": row.memory_percent,
         }
     body["_links"] = {
         "self": api.link("proxies", row.id),
         "repositories": api.link(f"backuprepositories?proxyId={row.id}"),
     }
+    if api.at_least(8) and row.pool_id is not None:
+        body["_links"]["proxyPool"] = api.link("proxypools", row.pool_id)
     return body
+
+
+def proxy_pool(row: ProxyPool, api: ApiVersion) -> dict[str, Any]:
+    """v8 ``RESTProxyPool``."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "_links": {
+            "self": api.link("proxypools", row.id),
+            "proxies": api.link("proxypools", row.id, "proxies"),
+        },
+    }
 
 
 def repository(row: Repository, api: ApiVersion, encrypted: bool = False) -> dict[str, Any]:
@@ -318,7 +334,7 @@ def repository(row: Repository, api: ApiVersion, encrypted: bool = False) -> dic
             "encryptionKeyId": encryption_key_id(row.id) if encrypted else None,
         }
     if api.at_least(8):
-        body |= {
+        body |= _present({"proxyPoolId": row.proxy_pool_id}, "proxyPoolId") | {
             "isOutdated": False,
             "isOutOfSync": False,
             "isIndexed": True,
@@ -329,6 +345,8 @@ def repository(row: Repository, api: ApiVersion, encrypted: bool = False) -> dic
         "self": api.link("backuprepositories", row.id),
         "proxy": api.link("proxies", row.proxy_id),
     }
+    if api.at_least(8) and row.proxy_pool_id is not None:
+        body["_links"]["proxyPool"] = api.link("proxypools", row.proxy_pool_id)
     return body
 
 
