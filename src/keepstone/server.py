@@ -33,7 +33,7 @@ from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
-from keepstone.services import auth, catalog, tasks, vault
+from keepstone.services import auth, catalog, proxies, tasks, vault
 from keepstone.services.context import Context
 from keepstone.services.leadership import Leadership
 from keepstone.services.secret_box import SecretBox, SecretKeyError
@@ -410,7 +410,7 @@ def other_servers_online(ctx: Context, own_proxy_id: str) -> bool:
     other server could be running them."""
     now = ctx.clock.now()
     return any(
-        proxy.is_local and proxy.id != own_proxy_id and catalog.proxy_status(proxy, now) == "Online"
+        proxy.is_local and proxy.id != own_proxy_id and proxies.proxy_status(proxy, now) == "Online"
         for proxy in catalog.list_proxies(ctx)
     )
 
