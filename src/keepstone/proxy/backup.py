@@ -30,7 +30,7 @@ from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_
 from keepstone.domain.units import human_bytes
 from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
-from keepstone.services import restore_points, vault
+from keepstone.services import restore_points
 from keepstone.services.task_sessions import UserTally
 from keepstone.sources.connector import (
     Connector,
@@ -58,6 +58,8 @@ def run_backup(run: RunContext) -> Outcome:
 
         return run_copy(run)
     organization = run.run.organization
+    if run.work().unavailable:
+        return Outcome(SessionStatus.FAILED, run.work().unavailable, retryable=False)
     if organization.type == "Local":
         root = Path(organization.settings["path"])
         return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
@@ -69,27 +71,27 @@ def run_backup(run: RunContext) -> Outcome:
 
 
 def _imap_connector(run: RunContext) -> ConnectorFactory:
-    # Imported here: the IMAP adapter and its settings load only for IMAP runs.
-    from keepstone.services import imap_settings
+    # Imported here: the IMAP adapter loads only for IMAP runs.
     from keepstone.sources.imap.backup import ImapBackup
 
-    access = imap_settings.access_of(run.ctx, run.run.organization)
+    access = run.work().imap
+    assert access is not None  # the work package of an Imap run carries it
     return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
 
 
 def _office365_backup(run: RunContext) -> Backup:
     """An Office365 run: the users of the organization's cache, named by the vendor's ids (as
     its job items and ``/Organizations/{id}/Users`` name them)."""
-    # Imported here: the Graph connector and its settings load only for Office365 runs.
-    from keepstone.services import m365_directory, m365_settings
+    # Imported here: the Graph connector loads only for Office365 runs.
     from keepstone.sources.graph.connector import Office365Backup
 
-    organization = run.run.organization
-    access = m365_settings.access_of(run.ctx, organization)
-    users = m365_settings.graph_users(run.ctx, organization)
-    ids = m365_directory.vendor_user_ids(run.ctx, organization.id)
+    graph = run.work().graph
+    assert graph is not None  # the work package of an Office365 run carries it
+    access, users = graph.access, graph.users
     return Backup(
-        run, lambda on_skip: Office365Backup(access, users, on_skip, check=run.check), ids
+        run,
+        lambda on_skip: Office365Backup(access, users, on_skip, check=run.check),
+        graph.vendor_ids,
     )
 
 
@@ -159,9 +161,7 @@ class Backup:
             self.source.close()
 
     def _execute(self) -> Outcome:
-        repo = vault.open_repository(
-            self.run.ctx, self.claim.scope.repository_id, self.claim.scope.repository_path
-        )
+        repo = self.run.work().open_repository(self.claim.scope.repository_id)
         users = self.source.users()
         scope = resolve_scope(
             self.claim.scope.backup_type,
@@ -185,7 +185,7 @@ class Backup:
             for user_name, parts in plan:
                 self.run.check()
                 self._finish_user(self._backup_user(writer, user_name, parts, previous))
-            snapshot_id = writer.commit(self.run.ctx.clock.now())
+            snapshot_id = writer.commit(self.run.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again
             raise
@@ -396,9 +396,7 @@ class Backup:
             for kind, count in (("mail", self.total.messages), ("file", self.total.files))
             if count
         }
-        restore_points.record(
-            self.run.ctx, self.claim.scope.repository_id, facts_of(repo, info, kinds)
-        )
+        self.run.record(self.claim.scope.repository_id, facts_of(repo, info, kinds))
 
 
 def facts_of(

@@ -14,10 +14,12 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
+from keepstone import __version__
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
+from keepstone.proxy.load import Load
 from keepstone.services import imap_logins, imap_settings, m365_directory, m365_settings, vault
 from keepstone.services.context import Context, new_id
 from keepstone.sources.local import LocalOrganization, LocalUser
@@ -366,9 +368,26 @@ def ensure_local_proxy(ctx: Context) -> Proxy:
     return proxy
 
 
-def heartbeat(ctx: Context, proxy_id: str) -> None:
+def heartbeat(
+    ctx: Context,
+    proxy_id: str,
+    *,
+    load: Load | None = None,
+    version: str = "",
+    active_runs: int | None = None,
+) -> Proxy:
+    """A proxy is alive: the time, and what it reports (its host's load, its version, the runs
+    it works now) go to its row; returns the row (its ``threads_number`` is how many runs it may
+    work at once)."""
     with ctx.db.write() as s:
-        _get(s, Proxy, proxy_id, "proxy").heartbeat_at = ctx.clock.now()
+        proxy = _get(s, Proxy, proxy_id, "proxy")
+        proxy.heartbeat_at = ctx.clock.now()
+        if load is not None:
+            proxy.cpu_percent, proxy.memory_percent = load.cpu_percent, load.memory_percent
+        proxy.version = version or __version__
+        if active_runs is not None:
+            proxy.active_runs = active_runs
+    return proxy
 
 
 def proxy_status(proxy: Proxy, now: datetime) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Row, false, func, select
 from sqlalchemy.orm import Session
@@ -363,6 +363,22 @@ def owner_of_in(s: Session, session: JobSession) -> Job | CopyJob | None:
     return s.get(Job, session.job_id)
 
 
+class Attempt(Protocol):
+    """An attempt of a session as a proxy names it: the session and its retry count at claim."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOf:
+    session_id: str
+    attempt: int
+
+
 class RunState(enum.Enum):
     CONTINUE = "continue"
     STOP_REQUESTED = "stop requested"
@@ -371,7 +387,7 @@ class RunState(enum.Enum):
 
 def renew_lease(
     ctx: Context,
-    run: ClaimedRun,
+    run: Attempt,
     proxy_id: str,
     statistics: Statistics | None = None,
     progress: int | None = None,
@@ -393,7 +409,7 @@ def renew_lease(
 
 def end_attempt(
     ctx: Context,
-    run: ClaimedRun,
+    run: Attempt,
     proxy_id: str,
     status: SessionStatus,
     message: str,
@@ -411,7 +427,9 @@ def end_attempt(
         assert session is not None
         session.statistics, session.progress = statistics, progress
         if status is SessionStatus.FAILED and retryable:
-            fail_attempt_in(s, session, run.policy, message, now)
+            owner = owner_of_in(s, session)
+            assert owner is not None  # deleting a job deletes its sessions
+            fail_attempt_in(s, session, policy_from_record(owner.schedule_policy), message, now)
         else:
             finish_in(s, session, status, message, now)
     return session
@@ -485,7 +503,7 @@ def _fail_running(ctx: Context, which: Any, message: str) -> int:
     return len(sessions)
 
 
-def _still_ours(session: JobSession | None, run: ClaimedRun, proxy_id: str) -> bool:
+def _still_ours(session: JobSession | None, run: Attempt, proxy_id: str) -> bool:
     return (
         session is not None
         and session.status == SessionStatus.RUNNING.value
