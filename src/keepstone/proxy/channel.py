@@ -26,6 +26,7 @@ from keepstone.services.context import Context
 from keepstone.services.task_sessions import UserTally
 from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.imap.model import ImapAccess
+from keepstone.store.tables import Organization
 
 
 @dataclass(frozen=True)
@@ -208,33 +209,29 @@ class CatalogChannel:
         )
 
 
-def work_package(ctx: Context, run: runs.ClaimedRun, *, remote: bool = False) -> WorkPackage:
-    """The run's repositories (the scope's, and a copy's source) with their stores and
-    passwords, and — on the built-in proxy — the organization's access. A remote proxy gets
-    no IMAP or Graph access yet (their OAuth token sources live in this process): it says why."""
-    places = {
-        run.scope.repository_id: place_of(ctx, run.scope.repository_id, run.scope.repository_path)
-    }
-    if run.copy is not None:
-        source = run.copy.source_repository_id
-        places[source] = place_of(ctx, source, run.copy.source_repository_path)
-    kind = run.organization.type
-    if kind in ("Imap", "Office365") and run.copy is None:
-        if remote:
-            return WorkPackage(
-                places,
-                unavailable=f"{kind} organizations are backed up by a server's built-in proxy; "
-                "a remote proxy cannot reach them yet",
-            )
-        return _with_source_access(ctx, run, places)
+def work_package(ctx: Context, run: runs.ClaimedRun) -> WorkPackage:
+    """The built-in proxy's work package: the run's repositories and the organization's
+    access (IMAP's and Graph's token sources live in this process)."""
+    package = repositories_of(ctx, run.scope, run.copy)
+    if run.organization.type in ("Imap", "Office365") and run.copy is None:
+        return _with_source_access(ctx, run.organization, package.repositories)
+    return package
+
+
+def repositories_of(ctx: Context, scope: runs.JobScope, copy: runs.CopyScope | None) -> WorkPackage:
+    """The repositories a run writes (the scope's) and reads (a copy's source), with their
+    stores and passwords."""
+    places = {scope.repository_id: place_of(ctx, scope.repository_id, scope.repository_path)}
+    if copy is not None:
+        source = copy.source_repository_id
+        places[source] = place_of(ctx, source, copy.source_repository_path)
     return WorkPackage(places)
 
 
 def _with_source_access(
-    ctx: Context, run: runs.ClaimedRun, places: dict[str, RepositoryPlace]
+    ctx: Context, organization: Organization, places: dict[str, RepositoryPlace]
 ) -> WorkPackage:
     # Imported here: the IMAP and Graph settings load only for their runs.
-    organization = run.organization
     if organization.type == "Imap":
         from keepstone.services import imap_settings
 

@@ -298,15 +298,6 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 now,
             )
             deadline = window_deadline(policy, now, manual=session.manual)
-            repo = s.get(Repository, owner.repository_id)
-            assert repo is not None  # a repository in use cannot be deleted
-            scope = JobScope(
-                BackupType(job.backup_type),
-                job.selected_items,
-                job.excluded_items,
-                repo.id,
-                repo.path,
-            )
             return ClaimedRun(
                 session.id,
                 session.retry_count,
@@ -316,10 +307,31 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 policy,
                 session.manual,
                 deadline,
-                scope,
+                _scope(s, job, owner),
                 None if copy is None else _copy_scope(s, job, copy),
             )
     return None
+
+
+def _scope(s: Session, job: Job, owner: Job | CopyJob) -> JobScope:
+    repo = s.get(Repository, owner.repository_id)
+    assert repo is not None  # a repository in use cannot be deleted
+    return JobScope(
+        BackupType(job.backup_type), job.selected_items, job.excluded_items, repo.id, repo.path
+    )
+
+
+def scope_of_in(s: Session, session: JobSession) -> tuple[Organization, JobScope, CopyScope | None]:
+    """What a claimed session's attempt works on: its organization, the scope (the repository
+    it writes to), and a copy's source; read again from the catalog, never from the claimer."""
+    job = s.get(Job, session.job_id)
+    assert job is not None  # deleting a job deletes its sessions
+    org = s.get(Organization, job.organization_id)
+    assert org is not None  # an organization with jobs cannot be deleted
+    marker = s.get(CopyJobSession, session.id)
+    copy = None if marker is None else s.get(CopyJob, marker.copy_job_id)
+    owner: Job | CopyJob = job if copy is None else copy
+    return org, _scope(s, job, owner), None if copy is None else _copy_scope(s, job, copy)
 
 
 def _next_queued(

@@ -1,0 +1,440 @@
+"""Remote proxies: registration, and what a registered proxy may ask of the control plane.
+
+``keepstone admin proxy-token`` makes a one-time registration token (valid 24 h); a ``keepstone
+proxy`` registers with it once and gets a long random credential, returned that one time (only
+its SHA-256 is kept, in ``proxies.credential_hash``). Registration binds the credential to the
+remote proxy row that ``POST /vN/Proxies`` made with the same host name, or creates one.
+
+Everything else a remote proxy does is authenticated by that credential and limited to its own
+claims (``claimed_by``, and the attempt it claimed): it may claim, fetch the work package of a
+run it holds, renew, log, start and finish its users' task sessions, record the restore point
+in the run's own repository and end the attempt; a call about any other run is refused (403),
+about an attempt that is no longer its own too (409: the lease was lost, another proxy may work
+the run now), and nothing is written. A proxy is trusted with nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keepstone.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from keepstone.domain.jobs import BackupType, SessionStatus, check_name
+from keepstone.engine.s3store import S3Location
+from keepstone.proxy.channel import RepositoryPlace, WorkPackage, repositories_of
+from keepstone.proxy.load import Load
+from keepstone.services import auth, catalog, restore_points, runs
+from keepstone.services.context import Context, new_id
+from keepstone.services.task_sessions import UserTally
+from keepstone.store.codecs import policy_from_record, policy_to_record
+from keepstone.store.tables import (
+    JobSession,
+    Organization,
+    Proxy,
+    ProxyRegistration,
+    TaskSession,
+)
+
+TOKEN_PREFIX = "ksreg_"  # a registration token: recognisable in a paste, never a credential
+CREDENTIAL_PREFIX = auth.PROXY_CREDENTIAL_PREFIX  # a proxy's credential: refused elsewhere
+REGISTRATION_VALID = timedelta(hours=24)
+REMOTE_THREADS = 4  # a new remote proxy's threadsNumber until an administrator edits it
+NEW_TOKEN_HINT = "make a new one with 'keepstone admin proxy-token'"
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def is_proxy_credential(token: str) -> bool:
+    return token.startswith(CREDENTIAL_PREFIX)
+
+
+# ---- registration -----------------------------------------------------------------------------
+
+
+def new_registration_token(ctx: Context) -> str:
+    """A one-time registration token, valid for 24 hours; only its digest is kept."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        s.add(
+            ProxyRegistration(
+                token_hash=_digest(token),
+                created_at=now,
+                expires_at=now + REGISTRATION_VALID,
+                used_at=None,
+                proxy_id=None,
+            )
+        )
+    return token
+
+
+@dataclass(frozen=True)
+class Registered:
+    proxy_id: str
+    credential: str
+
+    def __repr__(self) -> str:  # the credential never reaches a log line through a repr
+        return f"Registered(proxy_id={self.proxy_id!r})"
+
+
+def register(ctx: Context, token: str, name: str) -> Registered:
+    """Use a registration token once: the remote proxy ``name`` gets its credential."""
+    name = check_name(name)
+    now = ctx.clock.now()
+    credential = CREDENTIAL_PREFIX + secrets.token_urlsafe(48)
+    with ctx.db.write() as s:
+        registration = s.get(ProxyRegistration, _digest(token))
+        if registration is None:
+            raise Unauthenticated(f"the registration token is not valid: {NEW_TOKEN_HINT}")
+        if registration.used_at is not None:
+            raise Unauthenticated(f"the registration token has been used already: {NEW_TOKEN_HINT}")
+        if registration.expires_at <= now:
+            raise Unauthenticated(f"the registration token has expired: {NEW_TOKEN_HINT}")
+        proxy = _awaiting(s, name)
+        proxy.credential_hash = _digest(credential)
+        registration.used_at, registration.proxy_id = now, proxy.id
+    return Registered(proxy.id, credential)
+
+
+def _awaiting(s: Session, name: str) -> Proxy:
+    """The remote proxy row ``name`` registers as: the one ``POST /vN/Proxies`` made, else new."""
+    rows = list(s.scalars(select(Proxy).where(Proxy.host_name == name)))
+    waiting = [p for p in rows if not p.is_local and p.credential_hash is None]
+    if waiting:
+        return waiting[0]
+    if rows:
+        raise Conflict(f"a proxy named '{name}' is registered already")
+    proxy = Proxy(
+        id=new_id(),
+        host_name=name,
+        description="Remote proxy",
+        port=catalog.PROXY_PORT,
+        threads_number=REMOTE_THREADS,
+        is_local=False,
+        heartbeat_at=None,
+        active_runs=0,
+        maintenance=False,
+    )
+    s.add(proxy)
+    return proxy
+
+
+def authenticate(ctx: Context, credential: str) -> str:
+    """The id of the remote proxy ``credential`` belongs to."""
+    if not is_proxy_credential(credential):
+        raise Unauthenticated("a proxy credential is required here")
+    with ctx.db.read() as s:
+        proxy_id = s.scalar(select(Proxy.id).where(Proxy.credential_hash == _digest(credential)))
+    if proxy_id is None:
+        raise Unauthenticated("the proxy credential is not valid")
+    return proxy_id
+
+
+# ---- a registered proxy's calls ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a heartbeat says: the proxy's load, version, and runs it works now."""
+
+    cpu_percent: float | None
+    memory_percent: float | None
+    version: str
+    active_runs: int
+
+
+def heartbeat(ctx: Context, proxy_id: str, report: Report) -> int:
+    """The proxy is alive; returns its threads' number (how many runs it may work at once)."""
+    load = Load(report.cpu_percent, report.memory_percent)
+    proxy = catalog.heartbeat(
+        ctx, proxy_id, load=load, version=report.version, active_runs=report.active_runs
+    )
+    return proxy.threads_number
+
+
+def start(ctx: Context, proxy_id: str) -> int:
+    """The proxy (re)started: runs it held can never finish; their attempts fail (retries)."""
+    return runs.abandon_runs_of(ctx, proxy_id)
+
+
+def claim(ctx: Context, proxy_id: str) -> dict[str, Any] | None:
+    run = runs.claim_next(ctx, proxy_id)
+    return None if run is None else encode_run(run)
+
+
+def work(ctx: Context, proxy_id: str, attempt: runs.Attempt) -> WorkPackage:
+    """The work package of a run this proxy holds: where its repositories are and their
+    secrets. Read from the catalog for the claimed session, never from what the proxy says."""
+    with ctx.db.read() as s:
+        session = _claimed_in(s, proxy_id, attempt)
+        organization, scope, copy = runs.scope_of_in(s, session)
+    if organization.type != "Local" and copy is None:
+        package = repositories_of(ctx, scope, None)
+        return WorkPackage(
+            package.repositories,
+            unavailable=f"{organization.type} organizations are backed up by a server's built-in "
+            "proxy: a remote proxy cannot reach them yet",
+        )
+    return repositories_of(ctx, scope, copy)
+
+
+def renew(
+    ctx: Context,
+    proxy_id: str,
+    attempt: runs.Attempt,
+    statistics: runs.Statistics,
+    progress: int,
+) -> runs.RunState:
+    with ctx.db.read() as s:
+        _claimed_in(s, proxy_id, attempt)
+    return runs.renew_lease(ctx, attempt, proxy_id, statistics, progress)
+
+
+def log(
+    ctx: Context,
+    proxy_id: str,
+    attempt: runs.Attempt,
+    status: SessionStatus,
+    message: str,
+    subject: tuple[str, str] | None,
+) -> None:
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        _claimed_in(s, proxy_id, attempt)
+        item = runs.add_log_in(s, attempt.session_id, status, message, now, end=now)
+        if subject is not None:
+            item.subject_id, item.subject_name = subject
+
+
+def start_task(ctx: Context, proxy_id: str, attempt: runs.Attempt, subject: tuple[str, str]) -> str:
+    with ctx.db.read() as s:
+        _claimed_in(s, proxy_id, attempt)
+    from keepstone.services import task_sessions
+
+    return task_sessions.start(ctx, attempt.session_id, subject)
+
+
+def finish_task(
+    ctx: Context,
+    proxy_id: str,
+    attempt: runs.Attempt,
+    task_id: str,
+    status: SessionStatus,
+    tally: UserTally,
+    reason: str,
+) -> None:
+    with ctx.db.read() as s:
+        _claimed_in(s, proxy_id, attempt)
+        task = s.get(TaskSession, task_id)
+        if task is None or task.session_id != attempt.session_id:
+            raise NotFound(f"task session '{task_id}' is not one of this run's")
+    from keepstone.services import task_sessions
+
+    task_sessions.finish(ctx, task_id, status, tally, reason)
+
+
+def record(
+    ctx: Context,
+    proxy_id: str,
+    attempt: runs.Attempt,
+    repository_id: str,
+    facts: restore_points.SnapshotFacts,
+) -> None:
+    """The run's snapshot, recorded as a restore point of the repository the run writes."""
+    with ctx.db.read() as s:
+        session = _claimed_in(s, proxy_id, attempt)
+        _, scope, _ = runs.scope_of_in(s, session)
+    if repository_id != scope.repository_id:
+        raise Forbidden(f"this run writes repository '{scope.repository_id}' only")
+    restore_points.record(ctx, repository_id, facts)
+
+
+def end(
+    ctx: Context,
+    proxy_id: str,
+    attempt: runs.Attempt,
+    status: SessionStatus,
+    message: str,
+    statistics: runs.Statistics,
+    progress: int,
+    retryable: bool,
+) -> None:
+    with ctx.db.read() as s:
+        _claimed_in(s, proxy_id, attempt)
+    runs.end_attempt(
+        ctx, attempt, proxy_id, status, message, statistics, progress, retryable=retryable
+    )
+
+
+def _claimed_in(s: Session, proxy_id: str, attempt: runs.Attempt) -> JobSession:
+    """The session of an attempt this proxy holds now; refused otherwise, naming why."""
+    session = s.get(JobSession, attempt.session_id)
+    if session is None:
+        raise NotFound(f"job session '{attempt.session_id}' does not exist")
+    if session.claimed_by != proxy_id:
+        raise Forbidden(f"job session '{session.id}' is not claimed by this proxy")
+    if session.status != SessionStatus.RUNNING.value or session.retry_count != attempt.attempt:
+        raise Conflict(f"this proxy's claim on job session '{session.id}' has ended")
+    return session
+
+
+# ---- the wire: runs and work packages as JSON -------------------------------------------------
+
+
+def encode_run(run: runs.ClaimedRun) -> dict[str, Any]:
+    org = run.organization
+    return {
+        "sessionId": run.session_id,
+        "attempt": run.attempt,
+        "jobId": run.job_id,
+        "jobName": run.job_name,
+        "organization": {
+            "id": org.id,
+            "name": org.name,
+            "type": org.type,
+            "settings": org.settings,
+        },
+        "policy": policy_to_record(run.policy),
+        "manual": run.manual,
+        "deadline": None if run.deadline is None else run.deadline.isoformat(),
+        "scope": {
+            "backupType": run.scope.backup_type.value,
+            "selectedItems": run.scope.selected_items,
+            "excludedItems": run.scope.excluded_items,
+            "repositoryId": run.scope.repository_id,
+            "repositoryPath": run.scope.repository_path,
+        },
+        "copy": None
+        if run.copy is None
+        else {
+            "copyJobId": run.copy.copy_job_id,
+            "sourceRepositoryId": run.copy.source_repository_id,
+            "sourceRepositoryPath": run.copy.source_repository_path,
+        },
+    }
+
+
+def decode_run(data: dict[str, Any]) -> runs.ClaimedRun:
+    """A claimed run as the server sent it (the proxy's side; the server trusts none of it)."""
+    org, scope, copy = data["organization"], data["scope"], data["copy"]
+    return runs.ClaimedRun(
+        session_id=str(data["sessionId"]),
+        attempt=int(data["attempt"]),
+        job_id=str(data["jobId"]),
+        job_name=str(data["jobName"]),
+        organization=Organization(
+            id=org["id"],
+            name=org["name"],
+            type=org["type"],
+            description="",
+            settings=org["settings"],
+        ),
+        policy=policy_from_record(data["policy"]),
+        manual=bool(data["manual"]),
+        deadline=None if data["deadline"] is None else datetime.fromisoformat(data["deadline"]),
+        scope=runs.JobScope(
+            BackupType(scope["backupType"]),
+            scope["selectedItems"],
+            scope["excludedItems"],
+            scope["repositoryId"],
+            scope["repositoryPath"],
+        ),
+        copy=None
+        if copy is None
+        else runs.CopyScope(
+            copy["copyJobId"], copy["sourceRepositoryId"], copy["sourceRepositoryPath"]
+        ),
+    )
+
+
+def encode_work(package: WorkPackage) -> dict[str, Any]:
+    """The work package on the wire: it carries secrets (sent only over TLS or loopback)."""
+    return {
+        "repositories": [_encode_place(place) for place in package.repositories.values()],
+        "unavailable": package.unavailable,
+    }
+
+
+def _encode_place(place: RepositoryPlace) -> dict[str, Any]:
+    s3 = place.s3
+    return {
+        "id": place.repository_id,
+        "path": place.path,
+        "password": place.password,
+        "s3": None
+        if s3 is None
+        else {
+            "servicePoint": s3.service_point,
+            "region": s3.region,
+            "bucket": s3.bucket,
+            "folder": s3.folder,
+            "accessKey": s3.access_key,
+            "secretKey": s3.secret_key,
+        },
+    }
+
+
+def decode_work(data: dict[str, Any]) -> WorkPackage:
+    places = {}
+    for place in data["repositories"]:
+        s3 = place["s3"]
+        location = (
+            None
+            if s3 is None
+            else S3Location(
+                s3["servicePoint"],
+                s3["region"],
+                s3["bucket"],
+                s3["folder"],
+                s3["accessKey"],
+                s3["secretKey"],
+            )
+        )
+        places[place["id"]] = RepositoryPlace(
+            place["id"], place["path"], location, place["password"]
+        )
+    return WorkPackage(places, unavailable=str(data.get("unavailable") or ""))
+
+
+def encode_facts(facts: restore_points.SnapshotFacts) -> dict[str, Any]:
+    return {
+        "snapshotId": facts.snapshot_id,
+        "time": facts.time.isoformat(),
+        "tags": facts.tags,
+        "itemCount": facts.item_count,
+        "size": facts.size,
+        "hasMail": facts.has_mail,
+        "hasFiles": facts.has_files,
+    }
+
+
+def decode_facts(data: dict[str, Any]) -> restore_points.SnapshotFacts:
+    """A snapshot's facts as a proxy sent them: checked for shape, every value typed."""
+    try:
+        tags = data["tags"]
+        if not isinstance(tags, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+        ):
+            raise InvalidInput("tags must map names to strings", "tags")
+        when = datetime.fromisoformat(str(data["time"]))
+        if when.tzinfo is None:
+            raise InvalidInput("time must carry its UTC offset", "time")
+        return restore_points.SnapshotFacts(
+            snapshot_id=str(data["snapshotId"]),
+            time=when,
+            tags=dict(tags),
+            item_count=int(data["itemCount"]),
+            size=int(data["size"]),
+            has_mail=bool(data["hasMail"]),
+            has_files=bool(data["hasFiles"]),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise InvalidInput(f"restore point facts are malformed: {error}", "facts") from None
