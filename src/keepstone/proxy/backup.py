@@ -15,6 +15,7 @@ everything else. Only the repository failing (or the organization's root) fails 
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections import deque
@@ -49,6 +50,11 @@ from keepstone.sources.names import display
 WORKERS = 2
 IN_FLIGHT = 16  # items read ahead of the one being recorded: bounds memory
 ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
+# At most this much work is done again when another proxy takes a run over: after a user, the
+# packs stored so far are made durable and indexed once this many seconds have passed (each
+# checkpoint costs a pack and an index object). Takeover tests set it to 0 through the
+# environment of the proxies they start.
+CHECKPOINT_SECONDS = float(os.environ.get("KEEPSTONE_CHECKPOINT_SECONDS", "60"))
 
 
 def run_backup(run: RunContext) -> Outcome:
@@ -181,10 +187,17 @@ class Backup:
         previous = PreviousPoint(list(repo.items(parent)) if parent else [])
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
+        checkpointed = time.monotonic()
         try:
             for user_name, parts in plan:
                 self.run.check()
                 self._finish_user(self._backup_user(writer, user_name, parts, previous))
+                if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
+                    writer.checkpoint()  # a run taken over resumes from here
+                    checkpointed = time.monotonic()
+            lost = self.run.renew()
+            if lost is not None and lost.status is SessionStatus.FAILED:
+                raise lost  # never a snapshot from a run whose claim is gone
             snapshot_id = writer.commit(self.run.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again

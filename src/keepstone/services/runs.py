@@ -9,6 +9,7 @@ creates one checks, inside the same write transaction, that none is active.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,7 +40,9 @@ from keepstone.store.tables import (
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 # Sessions of copy jobs share the queue (services/copy_jobs.py); a backup job's own are these.
 BACKUP_RUNS = ~JobSession.id.in_(select(CopyJobSession.session_id))
-LEASE = timedelta(seconds=30)
+# How long a claim holds without a renewal (proxies renew every second or so); tests of
+# takeover shorten it through the environment of the servers they start.
+LEASE = timedelta(seconds=float(os.environ.get("KEEPSTONE_RUN_LEASE_SECONDS", "30")))
 Statistics = dict[str, float | str]  # counters, seconds (with fractions) and the bottleneck
 EMPTY_STATISTICS: Statistics = {
     "read_bytes": 0,
@@ -477,13 +480,39 @@ def fail_attempt_in(
         job.last_status = SessionStatus.QUEUED.value
 
 
+TAKEN_OVER = "Proxy {proxy} stopped renewing; the run continues on another proxy"
+
+
 def reap_lost_runs(ctx: Context) -> int:
-    """Running sessions whose proxy stopped renewing its lease: their attempt failed."""
-    return _fail_running(
-        ctx,
-        JobSession.lease_expires_at < ctx.clock.now(),
-        "Proxy {proxy} stopped responding during the run",
-    )
+    """Running sessions whose proxy stopped renewing its lease are handed back to the queue in
+    the same session: not a failed attempt, the next eligible proxy claims the run and resumes
+    it (what the first proxy finished is in the repository's index, so it is not stored again);
+    the first proxy, if it comes back, finds its claim gone and commits nothing."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        sessions = list(
+            s.scalars(
+                select(JobSession).where(
+                    JobSession.status == SessionStatus.RUNNING.value,
+                    JobSession.lease_expires_at < now,
+                )
+            )
+        )
+        for session in sessions:
+            _hand_back_in(s, session, now)
+    return len(sessions)
+
+
+def _hand_back_in(s: Session, session: JobSession, now: datetime) -> None:
+    message = TAKEN_OVER.format(proxy=_proxy_name(s, session.claimed_by))
+    add_log_in(s, session.id, SessionStatus.WARNING, message, now, end=now)
+    session.status = SessionStatus.QUEUED.value
+    session.claimed_by = None
+    session.lease_expires_at = None
+    session.not_before = None
+    owner = owner_of_in(s, session)
+    if owner is not None:
+        owner.last_status = SessionStatus.QUEUED.value
 
 
 def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
