@@ -88,12 +88,11 @@ class Setup:
         assert self.server.stop() == 0, self.server.describe()
 
 
-@pytest.fixture
-def setups(tmp_path: Path) -> Iterator[list[Setup]]:
-    made: list[Setup] = []
-    yield made
-    for setup in made:
-        setup.close()
+def server(tmp_path: Path, env: dict[str, str], request: pytest.FixtureRequest) -> Setup:
+    """A server for this test, closed (with its proxies) before the fixtures it uses."""
+    setup = Setup(tmp_path, env)
+    request.addfinalizer(setup.close)
+    return setup
 
 
 def local_job(api: Api, organization: Organization, repository: str, name: str = "far") -> str:
@@ -158,12 +157,12 @@ def small_organization(root: Path) -> Organization:
 
 @pytest.mark.parametrize("catalog", ["sqlite", "postgresql"])
 def test_a_remote_proxy_registers_reports_and_backs_up(
-    catalog: str, tmp_path: Path, setups: list[Setup], request: pytest.FixtureRequest
+    catalog: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     if catalog == "postgresql":
         env["KEEPSTONE_DATABASE"] = request.getfixturevalue("postgres_url")
-    setups.append(setup := Setup(tmp_path, env))
+    setup = server(tmp_path, env, request)
     edge = setup.proxy("edge-1")
     proxy_id = setup.proxy_id("edge-1")
     state = tmp_path / "state" / "edge-1" / "proxy.json"
@@ -189,6 +188,8 @@ def test_a_remote_proxy_registers_reports_and_backs_up(
 
     assert edge.stop() == 0, edge.describe()  # SIGTERM: it finishes and says so
     assert "stopped" in edge.output
+    if catalog != "sqlite":
+        return  # the rest is the proxy's own, whatever the catalog
     # A restart needs no token: the credential is in the state file.
     again = start_proxy(
         tmp_path / "logs", setup.server.base_url, "edge-1", None, state.parent, env=env
@@ -200,10 +201,10 @@ def test_a_remote_proxy_registers_reports_and_backs_up(
 
 
 def test_a_remote_proxy_reaches_s3_with_the_credentials_the_server_delivers(
-    tmp_path: Path, setups: list[Setup], moto: MotoServer
+    tmp_path: Path, moto: MotoServer, request: pytest.FixtureRequest
 ) -> None:
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
-    setups.append(setup := Setup(tmp_path, env))
+    setup = server(tmp_path, env, request)
     setup.proxy("edge-s3")
     proxy_id = setup.proxy_id("edge-s3")
     bucket = f"ks-{secrets.token_hex(6)}"
@@ -247,10 +248,10 @@ def test_a_remote_proxy_reaches_s3_with_the_credentials_the_server_delivers(
 
 
 def test_a_killed_proxys_run_is_taken_over_without_storing_twice(
-    tmp_path: Path, setups: list[Setup]
+    tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD, KEEPSTONE_RUN_LEASE_SECONDS="5")
-    setups.append(setup := Setup(tmp_path, env))
+    setup = server(tmp_path, env, request)
     organization = Organization(tmp_path / "acme")
     users = [f"user{n}" for n in range(1, 6)]
     for user in users:
