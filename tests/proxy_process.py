@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from tests import process_helpers as processes
+from tests.conftest import Api
+from tests.local_org import Organization
 
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 60.0
@@ -114,3 +116,29 @@ def start_proxy(
             proxy.stop()
             raise
     return proxy
+
+
+def local_job(api: Api, organization: Organization, repository: str, name: str = "far") -> str:
+    org = api.post(
+        "/v2/Organizations",
+        {
+            "type": "Local",
+            "name": f"{name}.test",
+            "localSettings": {"path": str(organization.root)},
+        },
+    )
+    assert org.status_code == 200, org.text
+    job = api.post(
+        f"/v2/Organizations/{org.json()['id']}/Jobs",
+        {"name": name, "repositoryId": repository, "schedulePolicy": {"type": "ManualOnly"}},
+    )
+    assert job.status_code == 200, job.text
+    return str(job.json()["id"])
+
+
+def local_repository(api: Api, path: Path, proxy_id: str) -> str:
+    repo = api.post(
+        "/v2/BackupRepositories", {"name": path.name, "path": str(path), "proxyId": proxy_id}
+    )
+    assert repo.status_code == 200, repo.text
+    return str(repo.json()["id"])

@@ -27,6 +27,7 @@ from keepstone.store.tables import JobSession, LogItem, Proxy
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
 from tests.conftest import BASE_URL, Api, SharedApp, catalog_text
 from tests.local_org import Organization, api, organization
+from tests.proxy_process import local_job, local_repository
 
 __all__ = ["api", "organization"]
 
@@ -65,28 +66,22 @@ def register(app: FastAPI, ctx: Context, name: str) -> tuple[str, TestClient]:
 
 
 def remote_job(api: Api, organization: Organization, proxy_id: str, name: str = "far") -> Any:
-    repo = api.post(
-        "/v2/BackupRepositories",
-        {"name": f"{name} repo", "path": str(organization.root.parent / name), "proxyId": proxy_id},
-    )
-    assert repo.status_code == 200, repo.text
-    org = api.post(
-        "/v2/Organizations",
-        {
-            "type": "Local",
-            "name": f"{name}.test",
-            "localSettings": {"path": str(organization.root)},
-        },
-    )
-    assert org.status_code == 200, org.text
-    job = api.post(
-        f"/v2/Organizations/{org.json()['id']}/Jobs",
-        {"name": name, "repositoryId": repo.json()["id"], "schedulePolicy": {"type": "ManualOnly"}},
-    )
-    assert job.status_code == 200, job.text
-    assert job.json()["proxyId"] == proxy_id
-    assert api.post(f"/v2/Jobs/{job.json()['id']}/Action", {"start": None}).status_code == 200
-    return job.json()
+    """A started job of the organization into a repository of the proxy ``proxy_id``."""
+    repo = local_repository(api, organization.root.parent / name, proxy_id)
+    job = local_job(api, organization, repo, name)
+    assert api.get(f"/v2/Jobs/{job}").json()["proxyId"] == proxy_id
+    assert api.post(f"/v2/Jobs/{job}/Action", {"start": None}).status_code == 200
+    return {"id": job}
+
+
+def claimed_run(
+    app: FastAPI, ctx: Context, api: Api, organization: Organization
+) -> tuple[TestClient, dict[str, Any], str]:
+    """A remote proxy's client, the run it claimed, and the run's path in the proxy API."""
+    proxy_id, link = register(app, ctx, "edge-1")
+    remote_job(api, organization, proxy_id)
+    claimed: dict[str, Any] = link.post("/_proxy/v1/claim").json()
+    return link, claimed, f"/_proxy/v1/runs/{claimed['sessionId']}/{claimed['attempt']}"
 
 
 def test_a_registration_token_registers_one_proxy_once_within_a_day(
@@ -256,10 +251,7 @@ def test_a_taken_over_run_continues_its_session_and_refuses_its_first_proxy(
 def test_a_work_package_travels_over_tls_or_loopback_only(
     app: FastAPI, ctx: Context, api: Api, organization: Organization
 ) -> None:
-    proxy_id, link = register(app, ctx, "edge-1")
-    remote_job(api, organization, proxy_id)
-    claimed = link.post("/_proxy/v1/claim").json()
-    run = f"/_proxy/v1/runs/{claimed['sessionId']}/{claimed['attempt']}"
+    link, claimed, run = claimed_run(app, ctx, api, organization)
     far = TestClient(app, base_url="http://keepstone.test", client=("192.0.2.7", 40000))
     far.headers["Authorization"] = link.headers["Authorization"]
     refused = far.post(f"{run}/work")
@@ -276,10 +268,7 @@ def test_a_work_package_travels_over_tls_or_loopback_only(
 def test_bad_calls_get_a_clear_400_and_change_nothing(
     app: FastAPI, ctx: Context, api: Api, organization: Organization
 ) -> None:
-    proxy_id, link = register(app, ctx, "edge-1")
-    remote_job(api, organization, proxy_id)
-    claimed = link.post("/_proxy/v1/claim").json()
-    run = f"/_proxy/v1/runs/{claimed['sessionId']}/{claimed['attempt']}"
+    link, claimed, run = claimed_run(app, ctx, api, organization)
     for what, body, named in (
         ("renew", {"statistics": {}, "progress": -1}, "progress"),
         ("log", {"status": "Happy", "message": "x"}, "status"),

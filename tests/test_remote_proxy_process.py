@@ -25,10 +25,17 @@ from tests.backup.test_backup_restore import by_subject, everything_in, explore
 from tests.conftest import Api
 from tests.local_org import Organization
 from tests.postgres_server import PostgresServer
-from tests.proxy_process import ProxyProcess, registration_token, start_proxy
+from tests.proxy_process import (
+    ProxyProcess,
+    local_job,
+    local_repository,
+    registration_token,
+    start_proxy,
+)
 from tests.s3_faults import Fault, FaultProxy
 from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer, account_body, moto
 from tests.s3_server import storage_body as s3_storage_body
+from tests.test_postgres_serve import _wait_for_session
 
 __all__ = ["moto"]
 
@@ -95,46 +102,13 @@ def server(tmp_path: Path, env: dict[str, str], request: pytest.FixtureRequest) 
     return setup
 
 
-def local_job(api: Api, organization: Organization, repository: str, name: str = "far") -> str:
-    org = api.post(
-        "/v2/Organizations",
-        {
-            "type": "Local",
-            "name": f"{name}.test",
-            "localSettings": {"path": str(organization.root)},
-        },
-    )
-    assert org.status_code == 200, org.text
-    job = api.post(
-        f"/v2/Organizations/{org.json()['id']}/Jobs",
-        {"name": name, "repositoryId": repository, "schedulePolicy": {"type": "ManualOnly"}},
-    )
-    assert job.status_code == 200, job.text
-    return str(job.json()["id"])
-
-
-def local_repository(api: Api, path: Path, proxy_id: str) -> str:
-    repo = api.post(
-        "/v2/BackupRepositories", {"name": path.name, "path": str(path), "proxyId": proxy_id}
-    )
-    assert repo.status_code == 200, repo.text
-    return str(repo.json()["id"])
-
-
 def run_to_end(api: Api, job: str) -> dict[str, Any]:
     assert api.post(f"/v2/Jobs/{job}/Action", {"start": None}).status_code == 200
-    return wait_for_end(api, job)
+    return _wait_for_session(setup_client(api), job)
 
 
-def wait_for_end(api: Api, job: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        sessions = api.get(f"/v2/Jobs/{job}/JobSessions").json()
-        if sessions and sessions[0]["status"] not in ("Queued", "Running"):
-            session: dict[str, Any] = sessions[0]
-            return session
-        time.sleep(0.2)
-    raise AssertionError("the run did not end in time")
+def setup_client(api: Api) -> httpx.Client:
+    return cast(httpx.Client, api.client)
 
 
 def titles(api: Api, session: dict[str, Any]) -> list[str]:
@@ -280,7 +254,7 @@ def test_a_killed_proxys_run_is_taken_over_without_storing_twice(
         second_id = setup.proxy_id("edge-2")
         moved = setup.api.put(f"/v2/Jobs/{job}", {"proxyId": second_id})
         assert moved.status_code in (200, 204), moved.text
-        session = wait_for_end(setup.api, job)
+        session = _wait_for_session(setup.http, job)
     finally:
         relay.close()
     assert (session["status"], session["retryCount"]) == ("Success", 0), titles(setup.api, session)

@@ -10,8 +10,6 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import event
-
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import Outcome, RunContext
@@ -19,6 +17,7 @@ from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import catalog, runs
 from keepstone.services.context import Context
 from tests.conftest import Api
+from tests.test_secret_key import _statements
 
 DEADLINE = 60.0
 
@@ -98,23 +97,6 @@ def test_a_proxy_works_up_to_its_threads_number_of_runs_at_once(
         held.release.set()
         assert worker.stop(DEADLINE)
     assert held.most == 2 and len(held.threads) >= 2  # runs on threads of their own
-
-
-def _statements(ctx: Context, work: Callable[[], Any]) -> int:
-    seen: list[str] = []
-
-    def count(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    engines = {ctx.db._reader, ctx.db._writer}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
-        work()
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
-    return len(seen)
 
 
 def test_the_reaper_hands_back_n_and_4n_lost_runs_at_the_same_cost_per_run(

@@ -31,6 +31,7 @@ from keepstone.proxy import load
 from keepstone.proxy.channel import WorkPackage
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.worker import Worker
+from keepstone.server import is_loopback
 from keepstone.services import proxy_link, restore_points, runs
 from keepstone.services.task_sessions import UserTally
 
@@ -59,22 +60,11 @@ def check_server_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
         raise ProxyError(f"--server must be an https:// URL; got '{url}'")
-    if parts.scheme == "http" and not _loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         raise ProxyError(
             "--server: plain http:// is accepted only to a server on this machine; use https://"
         )
     return url.rstrip("/")
-
-
-def _loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def tls_context() -> ssl.SSLContext:
