@@ -81,7 +81,7 @@ def claimed_run(
     proxy_id, link = register(app, ctx, "edge-1")
     remote_job(api, organization, proxy_id)
     claimed: dict[str, Any] = link.post("/_proxy/v1/claim").json()
-    return link, claimed, f"/_proxy/v1/runs/{claimed['sessionId']}/{claimed['attempt']}"
+    return link, claimed, f"/_proxy/v1/runs/{claimed['sessionId']}/{claimed['claim']}"
 
 
 def test_a_registration_token_registers_one_proxy_once_within_a_day(
@@ -187,7 +187,7 @@ def test_a_proxy_cannot_touch_another_proxys_claim(
     remote_job(api, organization, owner_id)
     claimed = owner.post("/_proxy/v1/claim")
     assert claimed.status_code == 200, claimed.text
-    run = f"/_proxy/v1/runs/{claimed.json()['sessionId']}/{claimed.json()['attempt']}"
+    run = f"/_proxy/v1/runs/{claimed.json()['sessionId']}/{claimed.json()['claim']}"
     assert other.post("/_proxy/v1/claim").status_code == 204  # nothing queued for edge-2
     with ctx.db.read() as s:
         logged = s.scalar(select(func.count()).select_from(LogItem))
@@ -203,7 +203,7 @@ def test_a_proxy_cannot_touch_another_proxys_claim(
         refused = other.post(f"{run}/{what}", json=body)
         assert refused.status_code == 403, (what, refused.text)
         assert "not claimed by this proxy" in refused.json()["message"]
-    unknown = other.post("/_proxy/v1/runs/nothing/0/end", json=calls[-1][1])
+    unknown = other.post("/_proxy/v1/runs/nothing/0.0/end", json=calls[-1][1])
     assert unknown.status_code == 404
     with ctx.db.read() as s:  # nothing was written
         session = s.get(JobSession, claimed.json()["sessionId"])
@@ -295,3 +295,31 @@ def test_a_heartbeat_reports_load_version_and_runs(app: FastAPI, ctx: Context) -
     proxy = catalog.get_proxy(ctx, proxy_id)
     assert (proxy.cpu_percent, proxy.memory_percent, proxy.version) == (12.5, 40.0, "9.9.9")
     assert catalog.proxy_status(proxy, ctx.clock.now()) == "Online"
+
+
+def test_a_claim_lost_and_taken_again_by_the_same_proxy_is_a_new_claim(
+    app: FastAPI, ctx: Context, api: Api, organization: Organization, clock: ManualClock
+) -> None:
+    """A proxy frozen past its lease, whose run it then claims again (a pool of one): the old
+    thread's calls name the old claim and are refused; the new claim works the run once."""
+    proxy_id, link = register(app, ctx, "edge-1")
+    job = remote_job(api, organization, proxy_id)
+    channel = ServerChannel(link, proxy_id, ctx.clock)
+    old = channel.claim()
+    assert old is not None
+    clock.advance(runs.LEASE + timedelta(seconds=1))
+    assert runs.reap_lost_runs(ctx) == 1
+    clock.advance(timedelta(seconds=1))
+    new = channel.claim()
+    assert new is not None and (new.session_id, new.attempt) == (old.session_id, old.attempt)
+    assert channel.renew(old, {}, 1) is runs.RunState.LOST
+    stale = link.post(
+        f"/_proxy/v1/runs/{old.session_id}/{proxy_link.claim_token(old)}/log",
+        json={"status": "Warning", "message": "from the frozen thread"},
+    )
+    assert stale.status_code == 409 and "has ended" in stale.json()["message"]
+    assert channel.renew(new, {}, 1) is runs.RunState.CONTINUE
+    Worker(channel, renew_every=0).execute(new)
+    [done] = api.get(f"/v2/Jobs/{job['id']}/JobSessions").json()
+    assert done["status"] == "Success"
+    assert len(api.get(f"/v2/RestorePoints?jobId={job['id']}").json()) == 1

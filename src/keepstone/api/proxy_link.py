@@ -3,7 +3,7 @@ the use cases are ``services/proxy_link.py``.
 
 Every route but ``register`` needs ``Authorization: Bearer <proxy credential>``; a user's
 access token is refused here, and a proxy credential is refused by the vendor's APIs. A run's
-calls name its session and the attempt the proxy claimed (``/runs/{session}/{attempt}/...``).
+calls name its session and the claim the proxy holds (``/runs/{session}/{claim}/...``).
 The work package carries secrets: it is answered only over TLS or to a loopback peer.
 """
 
@@ -107,8 +107,8 @@ class Ending(Strict):
     retryable: bool = True
 
 
-def _attempt(session_id: str, attempt: int) -> runs.AttemptOf:
-    return runs.AttemptOf(session_id, attempt)
+def _attempt(session_id: str, claim: str) -> runs.AttemptOf:
+    return proxy_link.parse_claim(session_id, claim)
 
 
 Attempt = Annotated[runs.AttemptOf, Depends(_attempt)]
@@ -139,7 +139,7 @@ def claim(ctx: Ctx, proxy_id: ProxyId) -> Response:
     return Response(status_code=204) if run is None else JSONResponse(run)
 
 
-@router.post("/runs/{session_id}/{attempt}/work")
+@router.post("/runs/{session_id}/{claim}/work")
 def work(request: Request, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> JSONResponse:
     if not _private_transport(request):
         raise Forbidden("a work package carries secrets: it is sent over TLS or loopback only")
@@ -147,26 +147,26 @@ def work(request: Request, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> JSO
     return JSONResponse(proxy_link.encode_work(package), headers={"Cache-Control": "no-store"})
 
 
-@router.post("/runs/{session_id}/{attempt}/renew")
+@router.post("/runs/{session_id}/{claim}/renew")
 def renew(body: Renewal, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> JSONResponse:
     state = proxy_link.renew(ctx, proxy_id, attempt, dict(body.statistics), body.progress)
     return JSONResponse({"state": state.value})
 
 
-@router.post("/runs/{session_id}/{attempt}/log", status_code=204)
+@router.post("/runs/{session_id}/{claim}/log", status_code=204)
 def log(body: LogEntry, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> Response:
     subject = None if body.subject is None else (body.subject.id, body.subject.name)
     proxy_link.log(ctx, proxy_id, attempt, body.status, body.message, subject)
     return Response(status_code=204)
 
 
-@router.post("/runs/{session_id}/{attempt}/tasks")
+@router.post("/runs/{session_id}/{claim}/tasks")
 def start_task(body: Subject, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> JSONResponse:
     task_id = proxy_link.start_task(ctx, proxy_id, attempt, (body.id, body.name))
     return JSONResponse({"taskId": task_id})
 
 
-@router.post("/runs/{session_id}/{attempt}/tasks/{task_id}/finish", status_code=204)
+@router.post("/runs/{session_id}/{claim}/tasks/{task_id}/finish", status_code=204)
 def finish_task(
     task_id: str, body: TaskEnd, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt
 ) -> Response:
@@ -175,14 +175,14 @@ def finish_task(
     return Response(status_code=204)
 
 
-@router.post("/runs/{session_id}/{attempt}/record", status_code=204)
+@router.post("/runs/{session_id}/{claim}/record", status_code=204)
 def record(body: Recording, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> Response:
     facts = proxy_link.decode_facts(body.facts)
     proxy_link.record(ctx, proxy_id, attempt, body.repository_id, facts)
     return Response(status_code=204)
 
 
-@router.post("/runs/{session_id}/{attempt}/end", status_code=204)
+@router.post("/runs/{session_id}/{claim}/end", status_code=204)
 def end(body: Ending, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> Response:
     proxy_link.end(
         ctx,

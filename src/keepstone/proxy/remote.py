@@ -147,7 +147,8 @@ class ServerChannel:
     ) -> httpx.Response:
         """A call about a run: a refusal of the claim (another proxy's now, or ended) stops the
         run at once, so nothing more of it is written."""
-        response = self._post(f"/runs/{run.session_id}/{run.attempt}/{what}", body)
+        claim = proxy_link.claim_token(run)
+        response = self._post(f"/runs/{run.session_id}/{claim}/{what}", body)
         if response.status_code in (403, 404, 409):
             raise StopRun(SessionStatus.FAILED, LOST)
         if response.status_code >= 400:

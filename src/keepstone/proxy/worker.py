@@ -71,11 +71,16 @@ class Worker:
         self._stopping.set()
         self._wake.set()
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def join(thread: threading.Thread) -> None:
+            if thread.is_alive():
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+        join(self._thread)  # first the loop: once it has ended it starts no more runs
         with self._runs_lock:
             threads = [self._thread, *self._runs]
         for thread in threads:
-            if thread.is_alive():
-                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            join(thread)
         return not any(thread.is_alive() for thread in threads)
 
     def _heartbeat(self) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -281,9 +281,30 @@ def _claimed_in(s: Session, proxy_id: str, attempt: runs.Attempt) -> JobSession:
         raise NotFound(f"job session '{attempt.session_id}' does not exist")
     if session.claimed_by != proxy_id:
         raise Forbidden(f"job session '{session.id}' is not claimed by this proxy")
-    if session.status != SessionStatus.RUNNING.value or session.retry_count != attempt.attempt:
+    if (
+        session.status != SessionStatus.RUNNING.value
+        or session.retry_count != attempt.attempt
+        or attempt.claimed_at != session.attempt_started_at
+    ):
         raise Conflict(f"this proxy's claim on job session '{session.id}' has ended")
     return session
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def claim_token(run: runs.Attempt) -> str:
+    """How a claim is named in the proxy API's paths: ``<retry count>.<claim instant in µs>``."""
+    assert run.claimed_at is not None  # every claim handed to a proxy has its instant
+    return f"{run.attempt}.{(run.claimed_at - EPOCH) // MICROSECOND}"
+
+
+def parse_claim(session_id: str, token: str) -> runs.AttemptOf:
+    attempt, _, micros = token.partition(".")
+    if not (attempt.isdigit() and micros.isdigit() and len(attempt) < 10 and len(micros) < 20):
+        raise InvalidInput(f"'{token}' does not name a claim", "claim")
+    return runs.AttemptOf(session_id, int(attempt), EPOCH + int(micros) * MICROSECOND)
 
 
 # ---- the wire: runs and work packages as JSON -------------------------------------------------
@@ -294,6 +315,7 @@ def encode_run(run: runs.ClaimedRun) -> dict[str, Any]:
     return {
         "sessionId": run.session_id,
         "attempt": run.attempt,
+        "claim": claim_token(run),
         "jobId": run.job_id,
         "jobName": run.job_name,
         "organization": {
@@ -352,6 +374,7 @@ def decode_run(data: dict[str, Any]) -> runs.ClaimedRun:
         else runs.CopyScope(
             copy["copyJobId"], copy["sourceRepositoryId"], copy["sourceRepositoryPath"]
         ),
+        claimed_at=parse_claim(str(data["sessionId"]), str(data["claim"])).claimed_at,
     )
 
 

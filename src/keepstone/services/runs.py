@@ -257,6 +257,9 @@ class ClaimedRun:
     deadline: datetime | None  # the backup window's close, for scheduled runs
     scope: JobScope
     copy: CopyScope | None = None  # set for a copy job's run
+    # When this claim was made: with the retry count it names this claim and no other, so a
+    # proxy that lost a run and later claims it again cannot act on the new claim with the old.
+    claimed_at: datetime | None = None
 
 
 def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
@@ -312,6 +315,7 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 deadline,
                 _scope(s, job, owner),
                 None if copy is None else _copy_scope(s, job, copy),
+                now,
             )
     return None
 
@@ -379,7 +383,8 @@ def owner_of_in(s: Session, session: JobSession) -> Job | CopyJob | None:
 
 
 class Attempt(Protocol):
-    """An attempt of a session as a proxy names it: the session and its retry count at claim."""
+    """A claim of a session as a proxy names it: the session, its retry count at claim, and
+    the instant of the claim (None: any claim of this attempt)."""
 
     @property
     def session_id(self) -> str: ...
@@ -387,11 +392,15 @@ class Attempt(Protocol):
     @property
     def attempt(self) -> int: ...
 
+    @property
+    def claimed_at(self) -> datetime | None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class AttemptOf:
     session_id: str
     attempt: int
+    claimed_at: datetime | None = None
 
 
 class RunState(enum.Enum):
@@ -550,6 +559,7 @@ def _still_ours(session: JobSession | None, run: Attempt, proxy_id: str) -> bool
         and session.status == SessionStatus.RUNNING.value
         and session.claimed_by == proxy_id
         and session.retry_count == run.attempt
+        and run.claimed_at in (None, session.attempt_started_at)
     )
 
 
