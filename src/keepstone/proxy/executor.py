@@ -54,6 +54,7 @@ class RunContext:
     _renewed_at: float = field(default=0.0)
     stop: StopRun | None = None
     shutting_down: threading.Event = field(default_factory=threading.Event)  # set by the proxy
+    shutdown_message: str = SHUTDOWN_MESSAGE  # why a run ends when its proxy stops
     _work: WorkPackage | None = None
 
     @property
@@ -112,7 +113,7 @@ class RunContext:
 
     def _stop_reason(self) -> StopRun | None:
         if self.shutting_down.is_set():  # a failed attempt, so the retry policy brings it back
-            return StopRun(SessionStatus.FAILED, SHUTDOWN_MESSAGE)
+            return StopRun(SessionStatus.FAILED, self.shutdown_message)
         deadline = self.run.deadline
         if deadline is not None and self.now() >= deadline:
             return StopRun(

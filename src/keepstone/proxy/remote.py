@@ -293,7 +293,11 @@ def run_proxy(
             save_state(state_dir, state)
             say(f"Registered proxy '{name}' ({state.proxy_id}) with {server}")
         client.headers["Authorization"] = f"Bearer {state.credential}"
-        worker = Worker(ServerChannel(client, state.proxy_id))
+        stopped = (
+            f"The proxy {name} was stopped during this run; the work finished so far is kept "
+            "and the next attempt continues from it"
+        )
+        worker = Worker(ServerChannel(client, state.proxy_id), shutdown_message=stopped)
         stopping = threading.Event()
         previous = {
             sig: signal.signal(sig, lambda *_: stopping.set())

@@ -18,6 +18,7 @@ from keepstone.proxy.backup import run_backup
 from keepstone.proxy.channel import CatalogChannel, RunChannel
 from keepstone.proxy.executor import (
     RENEW_EVERY_SECONDS,
+    SHUTDOWN_MESSAGE,
     Executor,
     RunContext,
     StopRun,
@@ -36,8 +37,10 @@ class Worker:
         channel: RunChannel,
         executor: Executor = run_backup,
         renew_every: float = RENEW_EVERY_SECONDS,
+        shutdown_message: str = SHUTDOWN_MESSAGE,
     ) -> None:
         self.channel = channel
+        self.shutdown_message = shutdown_message
         self.executor = executor
         self.renew_every = renew_every
         self.threads = 1  # how many runs at once: the proxy's threadsNumber, from its heartbeat
@@ -140,6 +143,7 @@ class Worker:
             claimed,
             renew_every=self.renew_every,
             shutting_down=self._stopping,
+            shutdown_message=self.shutdown_message,
         )
         started = time.monotonic()
         retryable = True
