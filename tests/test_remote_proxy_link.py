@@ -21,7 +21,7 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.remote import ServerChannel
 from keepstone.proxy.worker import ProxyWorker, Worker
-from keepstone.services import catalog, proxy_link, runs
+from keepstone.services import catalog, proxy_link, proxy_wire, runs
 from keepstone.services.context import Context, new_id
 from keepstone.store.tables import JobSession, LogItem, Proxy
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
@@ -314,7 +314,7 @@ def test_a_claim_lost_and_taken_again_by_the_same_proxy_is_a_new_claim(
     assert new is not None and (new.session_id, new.attempt) == (old.session_id, old.attempt)
     assert channel.renew(old, {}, 1) is runs.RunState.LOST
     stale = link.post(
-        f"/_proxy/v1/runs/{old.session_id}/{proxy_link.claim_token(old)}/log",
+        f"/_proxy/v1/runs/{old.session_id}/{proxy_wire.claim_token(old)}/log",
         json={"status": "Warning", "message": "from the frozen thread"},
     )
     assert stale.status_code == 409 and "has ended" in stale.json()["message"]

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from keepstone.domain.errors import Forbidden, Unauthenticated
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import proxy_link, runs
+from keepstone.services import proxy_link, proxy_wire, runs
 from keepstone.services.context import Context
 from keepstone.services.task_sessions import UserTally
 
@@ -108,7 +108,7 @@ class Ending(Strict):
 
 
 def _attempt(session_id: str, claim: str) -> runs.AttemptOf:
-    return proxy_link.parse_claim(session_id, claim)
+    return proxy_wire.parse_claim(session_id, claim)
 
 
 Attempt = Annotated[runs.AttemptOf, Depends(_attempt)]
@@ -144,7 +144,7 @@ def work(request: Request, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> JSO
     if not _private_transport(request):
         raise Forbidden("a work package carries secrets: it is sent over TLS or loopback only")
     package = proxy_link.work(ctx, proxy_id, attempt)
-    return JSONResponse(proxy_link.encode_work(package), headers={"Cache-Control": "no-store"})
+    return JSONResponse(package, headers={"Cache-Control": "no-store"})
 
 
 @router.post("/runs/{session_id}/{claim}/renew")
@@ -177,7 +177,7 @@ def finish_task(
 
 @router.post("/runs/{session_id}/{claim}/record", status_code=204)
 def record(body: Recording, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt) -> Response:
-    facts = proxy_link.decode_facts(body.facts)
+    facts = proxy_wire.decode_facts(body.facts)
     proxy_link.record(ctx, proxy_id, attempt, body.repository_id, facts)
     return Response(status_code=204)
 

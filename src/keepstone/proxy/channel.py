@@ -214,7 +214,7 @@ def work_package(ctx: Context, run: runs.ClaimedRun) -> WorkPackage:
     access (IMAP's and Graph's token sources live in this process)."""
     package = repositories_of(ctx, run.scope, run.copy)
     if run.organization.type in ("Imap", "Office365") and run.copy is None:
-        return _with_source_access(ctx, run.organization, package.repositories)
+        return with_source_access(ctx, run.organization, package.repositories)
     return package
 
 
@@ -228,7 +228,7 @@ def repositories_of(ctx: Context, scope: runs.JobScope, copy: runs.CopyScope | N
     return WorkPackage(places)
 
 
-def _with_source_access(
+def with_source_access(
     ctx: Context, organization: Organization, places: dict[str, RepositoryPlace]
 ) -> WorkPackage:
     # Imported here: the IMAP and Graph settings load only for their runs.

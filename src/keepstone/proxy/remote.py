@@ -32,7 +32,7 @@ from keepstone.proxy.channel import WorkPackage
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.worker import Worker
 from keepstone.server import is_loopback
-from keepstone.services import proxy_link, restore_points, runs
+from keepstone.services import proxy_wire, restore_points, runs
 from keepstone.services.task_sessions import UserTally
 
 log = structlog.get_logger(__name__)
@@ -147,7 +147,7 @@ class ServerChannel:
     ) -> httpx.Response:
         """A call about a run: a refusal of the claim (another proxy's now, or ended) stops the
         run at once, so nothing more of it is written."""
-        claim = proxy_link.claim_token(run)
+        claim = proxy_wire.claim_token(run)
         response = self._post(f"/runs/{run.session_id}/{claim}/{what}", body)
         if response.status_code in (403, 404, 409):
             raise StopRun(SessionStatus.FAILED, LOST)
@@ -173,10 +173,10 @@ class ServerChannel:
         response = self._call("/claim")
         if response.status_code == 204:
             return None
-        return proxy_link.decode_run(response.json())
+        return proxy_wire.decode_run(response.json())
 
     def work(self, run: runs.ClaimedRun) -> WorkPackage:
-        return proxy_link.decode_work(self._run_call(run, "work").json())
+        return proxy_wire.decode_work(self._run_call(run, "work").json())
 
     def renew(
         self, run: runs.ClaimedRun, statistics: runs.Statistics, progress: int
@@ -228,7 +228,7 @@ class ServerChannel:
     def record(
         self, run: runs.ClaimedRun, repository_id: str, facts: restore_points.SnapshotFacts
     ) -> None:
-        body = {"repositoryId": repository_id, "facts": proxy_link.encode_facts(facts)}
+        body = {"repositoryId": repository_id, "facts": proxy_wire.encode_facts(facts)}
         self._run_call(run, "record", body)
 
     def end(

@@ -18,24 +18,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from keepstone.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from keepstone.domain.jobs import BackupType, SessionStatus, check_name
-from keepstone.engine.s3store import S3Location
-from keepstone.proxy.channel import RepositoryPlace, WorkPackage, repositories_of
+from keepstone.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated
+from keepstone.domain.jobs import SessionStatus, check_name
+from keepstone.proxy.channel import repositories_of, with_source_access
 from keepstone.proxy.load import Load
-from keepstone.services import auth, catalog, restore_points, runs
+from keepstone.services import auth, catalog, proxy_wire, restore_points, runs
 from keepstone.services.context import Context, new_id
 from keepstone.services.task_sessions import UserTally
-from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.tables import (
     JobSession,
-    Organization,
     Proxy,
     ProxyRegistration,
     TaskSession,
@@ -167,23 +164,20 @@ def start(ctx: Context, proxy_id: str) -> int:
 
 def claim(ctx: Context, proxy_id: str) -> dict[str, Any] | None:
     run = runs.claim_next(ctx, proxy_id)
-    return None if run is None else encode_run(run)
+    return None if run is None else proxy_wire.encode_run(run)
 
 
-def work(ctx: Context, proxy_id: str, attempt: runs.Attempt) -> WorkPackage:
-    """The work package of a run this proxy holds: where its repositories are and their
-    secrets. Read from the catalog for the claimed session, never from what the proxy says."""
+def work(ctx: Context, proxy_id: str, attempt: runs.Attempt) -> dict[str, Any]:
+    """The work package of a run this proxy holds, in its wire form: where its repositories are
+    and their secrets, and how to reach the organization. Read from the catalog for the claimed
+    session, never from what the proxy says."""
     with ctx.db.read() as s:
         session = _claimed_in(s, proxy_id, attempt)
         organization, scope, copy = runs.scope_of_in(s, session)
-    if organization.type != "Local" and copy is None:
-        package = repositories_of(ctx, scope, None)
-        return WorkPackage(
-            package.repositories,
-            unavailable=f"{organization.type} organizations are backed up by a server's built-in "
-            "proxy: a remote proxy cannot reach them yet",
-        )
-    return repositories_of(ctx, scope, copy)
+    package = repositories_of(ctx, scope, copy)
+    if organization.type in ("Imap", "Office365") and copy is None:
+        package = with_source_access(ctx, organization, package.repositories)
+    return proxy_wire.encode_work(package)
 
 
 def renew(
@@ -288,176 +282,3 @@ def _claimed_in(s: Session, proxy_id: str, attempt: runs.Attempt) -> JobSession:
     ):
         raise Conflict(f"this proxy's claim on job session '{session.id}' has ended")
     return session
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MICROSECOND = timedelta(microseconds=1)
-
-
-def claim_token(run: runs.Attempt) -> str:
-    """How a claim is named in the proxy API's paths: ``<retry count>.<claim instant in µs>``."""
-    assert run.claimed_at is not None  # every claim handed to a proxy has its instant
-    return f"{run.attempt}.{(run.claimed_at - EPOCH) // MICROSECOND}"
-
-
-def parse_claim(session_id: str, token: str) -> runs.AttemptOf:
-    attempt, _, micros = token.partition(".")
-    if not (attempt.isdigit() and micros.isdigit() and len(attempt) < 10 and len(micros) < 20):
-        raise InvalidInput(f"'{token}' does not name a claim", "claim")
-    return runs.AttemptOf(session_id, int(attempt), EPOCH + int(micros) * MICROSECOND)
-
-
-# ---- the wire: runs and work packages as JSON -------------------------------------------------
-
-
-def encode_run(run: runs.ClaimedRun) -> dict[str, Any]:
-    org = run.organization
-    return {
-        "sessionId": run.session_id,
-        "attempt": run.attempt,
-        "claim": claim_token(run),
-        "jobId": run.job_id,
-        "jobName": run.job_name,
-        "organization": {
-            "id": org.id,
-            "name": org.name,
-            "type": org.type,
-            "settings": org.settings,
-        },
-        "policy": policy_to_record(run.policy),
-        "manual": run.manual,
-        "deadline": None if run.deadline is None else run.deadline.isoformat(),
-        "scope": {
-            "backupType": run.scope.backup_type.value,
-            "selectedItems": run.scope.selected_items,
-            "excludedItems": run.scope.excluded_items,
-            "repositoryId": run.scope.repository_id,
-            "repositoryPath": run.scope.repository_path,
-        },
-        "copy": None
-        if run.copy is None
-        else {
-            "copyJobId": run.copy.copy_job_id,
-            "sourceRepositoryId": run.copy.source_repository_id,
-            "sourceRepositoryPath": run.copy.source_repository_path,
-        },
-    }
-
-
-def decode_run(data: dict[str, Any]) -> runs.ClaimedRun:
-    """A claimed run as the server sent it (the proxy's side; the server trusts none of it)."""
-    org, scope, copy = data["organization"], data["scope"], data["copy"]
-    return runs.ClaimedRun(
-        session_id=str(data["sessionId"]),
-        attempt=int(data["attempt"]),
-        job_id=str(data["jobId"]),
-        job_name=str(data["jobName"]),
-        organization=Organization(
-            id=org["id"],
-            name=org["name"],
-            type=org["type"],
-            description="",
-            settings=org["settings"],
-        ),
-        policy=policy_from_record(data["policy"]),
-        manual=bool(data["manual"]),
-        deadline=None if data["deadline"] is None else datetime.fromisoformat(data["deadline"]),
-        scope=runs.JobScope(
-            BackupType(scope["backupType"]),
-            scope["selectedItems"],
-            scope["excludedItems"],
-            scope["repositoryId"],
-            scope["repositoryPath"],
-        ),
-        copy=None
-        if copy is None
-        else runs.CopyScope(
-            copy["copyJobId"], copy["sourceRepositoryId"], copy["sourceRepositoryPath"]
-        ),
-        claimed_at=parse_claim(str(data["sessionId"]), str(data["claim"])).claimed_at,
-    )
-
-
-def encode_work(package: WorkPackage) -> dict[str, Any]:
-    """The work package on the wire: it carries secrets (sent only over TLS or loopback)."""
-    return {
-        "repositories": [_encode_place(place) for place in package.repositories.values()],
-        "unavailable": package.unavailable,
-    }
-
-
-def _encode_place(place: RepositoryPlace) -> dict[str, Any]:
-    s3 = place.s3
-    return {
-        "id": place.repository_id,
-        "path": place.path,
-        "password": place.password,
-        "s3": None
-        if s3 is None
-        else {
-            "servicePoint": s3.service_point,
-            "region": s3.region,
-            "bucket": s3.bucket,
-            "folder": s3.folder,
-            "accessKey": s3.access_key,
-            "secretKey": s3.secret_key,
-        },
-    }
-
-
-def decode_work(data: dict[str, Any]) -> WorkPackage:
-    places = {}
-    for place in data["repositories"]:
-        s3 = place["s3"]
-        location = (
-            None
-            if s3 is None
-            else S3Location(
-                s3["servicePoint"],
-                s3["region"],
-                s3["bucket"],
-                s3["folder"],
-                s3["accessKey"],
-                s3["secretKey"],
-            )
-        )
-        places[place["id"]] = RepositoryPlace(
-            place["id"], place["path"], location, place["password"]
-        )
-    return WorkPackage(places, unavailable=str(data.get("unavailable") or ""))
-
-
-def encode_facts(facts: restore_points.SnapshotFacts) -> dict[str, Any]:
-    return {
-        "snapshotId": facts.snapshot_id,
-        "time": facts.time.isoformat(),
-        "tags": facts.tags,
-        "itemCount": facts.item_count,
-        "size": facts.size,
-        "hasMail": facts.has_mail,
-        "hasFiles": facts.has_files,
-    }
-
-
-def decode_facts(data: dict[str, Any]) -> restore_points.SnapshotFacts:
-    """A snapshot's facts as a proxy sent them: checked for shape, every value typed."""
-    try:
-        tags = data["tags"]
-        if not isinstance(tags, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-        ):
-            raise InvalidInput("tags must map names to strings", "tags")
-        when = datetime.fromisoformat(str(data["time"]))
-        if when.tzinfo is None:
-            raise InvalidInput("time must carry its UTC offset", "time")
-        return restore_points.SnapshotFacts(
-            snapshot_id=str(data["snapshotId"]),
-            time=when,
-            tags=dict(tags),
-            item_count=int(data["itemCount"]),
-            size=int(data["size"]),
-            has_mail=bool(data["hasMail"]),
-            has_files=bool(data["hasFiles"]),
-        )
-    except (KeyError, TypeError, ValueError) as error:
-        raise InvalidInput(f"restore point facts are malformed: {error}", "facts") from None
