@@ -24,6 +24,7 @@ from keepstone.cli.common import (
     say,
     say_error,
 )
+from keepstone.cli.proxy import proxy_command, proxy_token
 from keepstone.cli.repo import repo_app, restore_app
 from keepstone.domain.errors import KeepstoneError
 from keepstone.server import ServeOptions, ServerError, resolve_data_dir, serve
@@ -37,6 +38,8 @@ app.add_typer(admin, name="admin")
 admin.add_typer(users, name="user")
 app.add_typer(repo_app, name="repo")
 app.add_typer(restore_app, name="restore")
+app.command("proxy")(proxy_command)
+admin.command("proxy-token")(proxy_token)
 
 
 @app.command("serve")

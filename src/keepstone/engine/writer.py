@@ -101,6 +101,14 @@ class BackupWriter:
             self._lock.check()
             return self._write_snapshot(time or self._ctx.options.clock.now())
 
+    def checkpoint(self) -> None:
+        """Make everything stored so far durable and indexed, and go on: a later run (another
+        proxy taking this run over) finds it in the index and does not store it again. Call it
+        while no ``add_file``/``add_item`` is in progress."""
+        self._check_usable()
+        self._finish_packs()
+        self._raise_failure()
+
     def abort(self) -> None:
         """Keep what is finished (packs and their index, for later runs), write no snapshot.
         Does nothing once the run is committed or aborted (even by a failed ``commit``)."""

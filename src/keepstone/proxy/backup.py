@@ -15,6 +15,7 @@ everything else. Only the repository failing (or the organization's root) fails 
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections import deque
@@ -30,7 +31,7 @@ from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_
 from keepstone.domain.units import human_bytes
 from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
-from keepstone.services import restore_points, vault
+from keepstone.services import restore_points
 from keepstone.services.task_sessions import UserTally
 from keepstone.sources.connector import (
     Connector,
@@ -49,6 +50,15 @@ from keepstone.sources.names import display
 WORKERS = 2
 IN_FLIGHT = 16  # items read ahead of the one being recorded: bounds memory
 ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
+# At most this much work is done again when another proxy takes a run over: after a user, the
+# packs stored so far are made durable and indexed once this many seconds have passed (each
+# checkpoint costs a pack and an index object). Takeover tests set it to 0 through the
+# environment of the proxies they start.
+CHECKPOINT_SECONDS = float(os.environ.get("KEEPSTONE_CHECKPOINT_SECONDS", "60"))
+# bench/scale.py's model of a remote data path: each item's content is read this many
+# milliseconds after it is asked for (a round trip to a far source). Never set in production.
+SOURCE_LATENCY_ENV = "KEEPSTONE_BENCH_SOURCE_LATENCY_MS"
+SOURCE_LATENCY = float(os.environ.get(SOURCE_LATENCY_ENV, "0")) / 1000
 
 
 def run_backup(run: RunContext) -> Outcome:
@@ -58,6 +68,8 @@ def run_backup(run: RunContext) -> Outcome:
 
         return run_copy(run)
     organization = run.run.organization
+    if run.work().unavailable:
+        return Outcome(SessionStatus.FAILED, run.work().unavailable, retryable=False)
     if organization.type == "Local":
         root = Path(organization.settings["path"])
         return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
@@ -69,27 +81,27 @@ def run_backup(run: RunContext) -> Outcome:
 
 
 def _imap_connector(run: RunContext) -> ConnectorFactory:
-    # Imported here: the IMAP adapter and its settings load only for IMAP runs.
-    from keepstone.services import imap_settings
+    # Imported here: the IMAP adapter loads only for IMAP runs.
     from keepstone.sources.imap.backup import ImapBackup
 
-    access = imap_settings.access_of(run.ctx, run.run.organization)
+    access = run.work().imap
+    assert access is not None  # the work package of an Imap run carries it
     return lambda on_skip: ImapBackup(access, on_skip, check=run.check)
 
 
 def _office365_backup(run: RunContext) -> Backup:
     """An Office365 run: the users of the organization's cache, named by the vendor's ids (as
     its job items and ``/Organizations/{id}/Users`` name them)."""
-    # Imported here: the Graph connector and its settings load only for Office365 runs.
-    from keepstone.services import m365_directory, m365_settings
+    # Imported here: the Graph connector loads only for Office365 runs.
     from keepstone.sources.graph.connector import Office365Backup
 
-    organization = run.run.organization
-    access = m365_settings.access_of(run.ctx, organization)
-    users = m365_settings.graph_users(run.ctx, organization)
-    ids = m365_directory.vendor_user_ids(run.ctx, organization.id)
+    graph = run.work().graph
+    assert graph is not None  # the work package of an Office365 run carries it
+    access, users = graph.access, graph.users
     return Backup(
-        run, lambda on_skip: Office365Backup(access, users, on_skip, check=run.check), ids
+        run,
+        lambda on_skip: Office365Backup(access, users, on_skip, check=run.check),
+        graph.vendor_ids,
     )
 
 
@@ -159,9 +171,7 @@ class Backup:
             self.source.close()
 
     def _execute(self) -> Outcome:
-        repo = vault.open_repository(
-            self.run.ctx, self.claim.scope.repository_id, self.claim.scope.repository_path
-        )
+        repo = self.run.work().open_repository(self.claim.scope.repository_id)
         users = self.source.users()
         scope = resolve_scope(
             self.claim.scope.backup_type,
@@ -181,11 +191,18 @@ class Backup:
         previous = PreviousPoint(list(repo.items(parent)) if parent else [])
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
+        checkpointed = time.monotonic()
         try:
             for user_name, parts in plan:
                 self.run.check()
                 self._finish_user(self._backup_user(writer, user_name, parts, previous))
-            snapshot_id = writer.commit(self.run.ctx.clock.now())
+                if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
+                    writer.checkpoint()  # a run taken over resumes from here
+                    checkpointed = time.monotonic()
+            lost = self.run.renew()
+            if lost is not None and lost.status is SessionStatus.FAILED:
+                raise lost  # never a snapshot from a run whose claim is gone
+            snapshot_id = writer.commit(self.run.now())
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again
             raise
@@ -309,6 +326,8 @@ class Backup:
         """Read and store the item's content (in a pool thread). Failures of the source become
         ``UnreadableItem``; failures of the repository propagate and fail the run."""
         started = time.perf_counter()
+        if SOURCE_LATENCY:
+            time.sleep(SOURCE_LATENCY)
         try:
             stream = item.open()
         except (OSError, InvalidInput) as error:
@@ -318,8 +337,8 @@ class Backup:
             chunks, size, new = writer.add_file(timed)
             changed = isinstance(stream, Watched) and _changed_while_read(stream, size)
         with self._lock:  # statistics only; the pool's threads add to them
-            self.source_seconds += timed.seconds
-            self.target_seconds += time.perf_counter() - started - timed.seconds
+            self.source_seconds += timed.seconds + SOURCE_LATENCY
+            self.target_seconds += time.perf_counter() - started - timed.seconds - SOURCE_LATENCY
         meta = _meta(item)
         if changed:
             meta["change_token"] = ""  # not what was read: the next run reads it again
@@ -396,9 +415,7 @@ class Backup:
             for kind, count in (("mail", self.total.messages), ("file", self.total.files))
             if count
         }
-        restore_points.record(
-            self.run.ctx, self.claim.scope.repository_id, facts_of(repo, info, kinds)
-        )
+        self.run.record(self.claim.scope.repository_id, facts_of(repo, info, kinds))
 
 
 def facts_of(

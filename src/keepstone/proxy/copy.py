@@ -14,7 +14,7 @@ from keepstone.engine import Repository, SnapshotInfo
 from keepstone.engine.copy import CopyStats, copy_snapshots, pending
 from keepstone.proxy.backup import facts_of
 from keepstone.proxy.executor import Outcome, RunContext
-from keepstone.services import restore_points, vault
+from keepstone.services import restore_points
 
 TAG_COPY_JOB, TAG_COPY_SESSION, TAG_SOURCE_SESSION = (
     "copy_job_id",
@@ -33,10 +33,8 @@ def run_copy(run: RunContext) -> Outcome:
             "The copy job's repository is now its backup job's: nothing can be copied there",
             retryable=False,
         )
-    source = vault.open_repository(
-        run.ctx, claim.copy.source_repository_id, claim.copy.source_repository_path
-    )
-    target = vault.open_repository(run.ctx, claim.scope.repository_id, claim.scope.repository_path)
+    source = run.work().open_repository(claim.copy.source_repository_id)
+    target = run.work().open_repository(claim.scope.repository_id)
     todo = pending(
         source, target, lambda info: info.tags.get(restore_points.TAG_JOB) == claim.job_id
     )
@@ -65,7 +63,7 @@ def _record(run: RunContext, target: Repository, stats: CopyStats) -> None:
     by_id = {info.id: info for info in target.snapshots()}
     for _, target_id in stats.copied:
         facts = facts_of(target, by_id[target_id], stats.kinds[target_id])
-        restore_points.record(run.ctx, run.run.scope.repository_id, facts)
+        run.record(run.run.scope.repository_id, facts)
 
 
 def _summary(stats: CopyStats) -> str:

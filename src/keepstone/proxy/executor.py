@@ -11,10 +11,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import runs, task_sessions
-from keepstone.services.context import Context
+from keepstone.proxy.channel import RunChannel, WorkPackage
+from keepstone.services import restore_points, runs, task_sessions
 from keepstone.sources import why_unavailable
 from keepstone.sources.names import display
 
@@ -43,15 +44,31 @@ class Outcome:
 
 @dataclass
 class RunContext:
-    ctx: Context
+    """A claimed run as its executor sees it: every call goes through the proxy's channel."""
+
+    channel: RunChannel
     run: runs.ClaimedRun
-    proxy_id: str
     statistics: runs.Statistics = field(default_factory=lambda: dict(runs.EMPTY_STATISTICS))
     progress: int = 0
     renew_every: float = RENEW_EVERY_SECONDS
     _renewed_at: float = field(default=0.0)
     stop: StopRun | None = None
     shutting_down: threading.Event = field(default_factory=threading.Event)  # set by the proxy
+    shutdown_message: str = SHUTDOWN_MESSAGE  # why a run ends when its proxy stops
+    _work: WorkPackage | None = None
+
+    @property
+    def proxy_id(self) -> str:
+        return self.channel.proxy_id
+
+    def work(self) -> WorkPackage:
+        """The run's work package (repositories, the organization's access), fetched once."""
+        if self._work is None:
+            self._work = self.channel.work(self.run)
+        return self._work
+
+    def now(self) -> datetime:
+        return self.channel.clock.now()
 
     def should_stop(self) -> StopRun | None:
         """Why this run must stop now (user stop, backup window, lost claim), or None."""
@@ -68,11 +85,11 @@ class RunContext:
     ) -> None:
         """Log to the session; ``subject`` (id, name) is the user the item is the outcome of."""
         # Messages may quote names from a source: never a lone surrogate in the catalog or JSON.
-        runs.add_log(self.ctx, self.run.session_id, status, display(message), subject)
+        self.channel.log(self.run, status, display(message), subject)
 
     def start_task(self, subject: tuple[str, str]) -> str:
         """The run starts a user (``subject``: id, name): its task session, Running; its id."""
-        return task_sessions.start(self.ctx, self.run.session_id, (subject[0], display(subject[1])))
+        return self.channel.start_task(self.run, (subject[0], display(subject[1])))
 
     def finish_task(
         self,
@@ -82,7 +99,11 @@ class RunContext:
         reason: str = "",
     ) -> None:
         """The run is done with a user: how it ended and what it read and wrote."""
-        task_sessions.finish(self.ctx, task_id, status, tally, display(reason))
+        self.channel.finish_task(self.run, task_id, status, tally, display(reason))
+
+    def record(self, repository_id: str, facts: restore_points.SnapshotFacts) -> None:
+        """The run's snapshot is in ``repository_id``: the catalog records its restore point."""
+        self.channel.record(self.run, repository_id, facts)
 
     def report(self, *, progress: int | None = None, **statistics: float | str) -> None:
         """Publish progress; it reaches the session at the next lease renewal (or at once)."""
@@ -92,9 +113,9 @@ class RunContext:
 
     def _stop_reason(self) -> StopRun | None:
         if self.shutting_down.is_set():  # a failed attempt, so the retry policy brings it back
-            return StopRun(SessionStatus.FAILED, SHUTDOWN_MESSAGE)
+            return StopRun(SessionStatus.FAILED, self.shutdown_message)
         deadline = self.run.deadline
-        if deadline is not None and self.ctx.clock.now() >= deadline:
+        if deadline is not None and self.now() >= deadline:
             return StopRun(
                 SessionStatus.STOPPED,
                 f"The backup window closed at {runs.log_time(deadline)}; the work "
@@ -106,9 +127,7 @@ class RunContext:
 
     def renew(self) -> StopRun | None:
         self._renewed_at = time.monotonic()
-        state = runs.renew_lease(
-            self.ctx, self.run, self.proxy_id, dict(self.statistics), self.progress
-        )
+        state = self.channel.renew(self.run, dict(self.statistics), self.progress)
         if state is runs.RunState.STOP_REQUESTED:
             return StopRun(SessionStatus.STOPPED, "Job stopped by user")
         if state is runs.RunState.LOST:

@@ -273,7 +273,13 @@ def _revoke_family(s: Session, family_id: str, now: datetime) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+# A remote proxy's credential (services/proxy_link.py) opens /_proxy/v1 and nothing else.
+PROXY_CREDENTIAL_PREFIX = "ksproxy_"
+
+
 def authenticate(ctx: Context, access_token: str) -> Principal:
+    if access_token.startswith(PROXY_CREDENTIAL_PREFIX):
+        raise Unauthenticated("a proxy credential is accepted by the proxy API only")
     now = ctx.clock.now()
     with ctx.db.read() as s:  # plain columns, not entities: this runs on every request
         row = s.execute(

@@ -18,6 +18,7 @@ from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
+from keepstone.proxy.load import Load
 from keepstone.services import (
     imap_logins,
     imap_settings,
@@ -394,17 +395,20 @@ def heartbeat(
     load: Load | None = None,
     version: str = "",
     active_runs: int | None = None,
-) -> None:
-    """A proxy is alive; what it reports of itself goes to its row (the API reads it there)."""
+) -> Proxy:
+    """A proxy is alive: the time, and what it reports (its host's load, its version, the runs
+    it works now) go to its row; returns the row (its ``threads_number`` is how many runs it may
+    work at once)."""
     with ctx.db.write() as s:
         proxy = _get(s, Proxy, proxy_id, "proxy")
         proxy.heartbeat_at = ctx.clock.now()
         if load is not None:
             proxy.cpu_percent, proxy.memory_percent = load.cpu_percent, load.memory_percent
-        if version:
+        if version:  # a proxy added by POST /Proxies shows none until it reports one
             proxy.version = version
         if active_runs is not None:
             proxy.active_runs = active_runs
+    return proxy
 
 
 @dataclass(frozen=True, slots=True)

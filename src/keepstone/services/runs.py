@@ -9,9 +9,10 @@ creates one checks, inside the same write transaction, that none is active.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Row, false, func, select
 from sqlalchemy.orm import Session
@@ -42,7 +43,9 @@ if TYPE_CHECKING:
 ACTIVE = (SessionStatus.QUEUED.value, SessionStatus.RUNNING.value)
 # Sessions of copy jobs share the queue (services/copy_jobs.py); a backup job's own are these.
 BACKUP_RUNS = ~JobSession.id.in_(select(CopyJobSession.session_id))
-LEASE = timedelta(seconds=30)
+# How long a claim holds without a renewal (proxies renew every second or so); tests of
+# takeover shorten it through the environment of the servers they start.
+LEASE = timedelta(seconds=float(os.environ.get("KEEPSTONE_RUN_LEASE_SECONDS", "30")))
 Statistics = dict[str, float | str]  # counters, seconds (with fractions) and the bottleneck
 EMPTY_STATISTICS: Statistics = {
     "read_bytes": 0,
@@ -261,6 +264,9 @@ class ClaimedRun:
     deadline: datetime | None  # the backup window's close, for scheduled runs
     scope: JobScope
     copy: CopyScope | None = None  # set for a copy job's run
+    # When this claim was made: with the retry count it names this claim and no other, so a
+    # proxy that lost a run and later claims it again cannot act on the new claim with the old.
+    claimed_at: datetime | None = None
 
 
 def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
@@ -306,15 +312,6 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 now,
             )
             deadline = window_deadline(policy, now, manual=session.manual)
-            repo = s.get(Repository, owner.repository_id)
-            assert repo is not None  # a repository in use cannot be deleted
-            scope = JobScope(
-                BackupType(job.backup_type),
-                job.selected_items,
-                job.excluded_items,
-                repo.id,
-                repo.path,
-            )
             return ClaimedRun(
                 session.id,
                 session.retry_count,
@@ -324,10 +321,32 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
                 policy,
                 session.manual,
                 deadline,
-                scope,
+                _scope(s, job, owner),
                 None if copy is None else _copy_scope(s, job, copy),
+                now,
             )
     return None
+
+
+def _scope(s: Session, job: Job, owner: Job | CopyJob) -> JobScope:
+    repo = s.get(Repository, owner.repository_id)
+    assert repo is not None  # a repository in use cannot be deleted
+    return JobScope(
+        BackupType(job.backup_type), job.selected_items, job.excluded_items, repo.id, repo.path
+    )
+
+
+def scope_of_in(s: Session, session: JobSession) -> tuple[Organization, JobScope, CopyScope | None]:
+    """What a claimed session's attempt works on: its organization, the scope (the repository
+    it writes to), and a copy's source; read again from the catalog, never from the claimer."""
+    job = s.get(Job, session.job_id)
+    assert job is not None  # deleting a job deletes its sessions
+    org = s.get(Organization, job.organization_id)
+    assert org is not None  # an organization with jobs cannot be deleted
+    marker = s.get(CopyJobSession, session.id)
+    copy = None if marker is None else s.get(CopyJob, marker.copy_job_id)
+    owner: Job | CopyJob = job if copy is None else copy
+    return org, _scope(s, job, owner), None if copy is None else _copy_scope(s, job, copy)
 
 
 def _next_queued(
@@ -371,6 +390,27 @@ def owner_of_in(s: Session, session: JobSession) -> Job | CopyJob | None:
     return s.get(Job, session.job_id)
 
 
+class Attempt(Protocol):
+    """A claim of a session as a proxy names it: the session, its retry count at claim, and
+    the instant of the claim (None: any claim of this attempt)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    @property
+    def attempt(self) -> int: ...
+
+    @property
+    def claimed_at(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOf:
+    session_id: str
+    attempt: int
+    claimed_at: datetime | None = None
+
+
 class RunState(enum.Enum):
     CONTINUE = "continue"
     STOP_REQUESTED = "stop requested"
@@ -379,7 +419,7 @@ class RunState(enum.Enum):
 
 def renew_lease(
     ctx: Context,
-    run: ClaimedRun,
+    run: Attempt,
     proxy_id: str,
     statistics: Statistics | None = None,
     progress: int | None = None,
@@ -401,7 +441,7 @@ def renew_lease(
 
 def end_attempt(
     ctx: Context,
-    run: ClaimedRun,
+    run: Attempt,
     proxy_id: str,
     status: SessionStatus,
     message: str,
@@ -420,7 +460,9 @@ def end_attempt(
         proxies.release_run_in(s, proxy_id)
         session.statistics, session.progress = statistics, progress
         if status is SessionStatus.FAILED and retryable:
-            fail_attempt_in(s, session, run.policy, message, now)
+            owner = owner_of_in(s, session)
+            assert owner is not None  # deleting a job deletes its sessions
+            fail_attempt_in(s, session, policy_from_record(owner.schedule_policy), message, now)
         else:
             finish_in(s, session, status, message, now)
     return session
@@ -456,15 +498,43 @@ def fail_attempt_in(
         job.last_status = SessionStatus.QUEUED.value
 
 
+TAKEN_OVER = "Proxy {proxy} stopped renewing; the run continues on another proxy"
+
+
 def reap_lost_runs(ctx: Context, fence: Fence | None = None) -> int:
-    """Running sessions whose proxy stopped renewing its lease: their attempt failed (only
-    while ``fence``, the leader's, lets this server write)."""
-    return _fail_running(
-        ctx,
-        JobSession.lease_expires_at < ctx.clock.now(),
-        "Proxy {proxy} stopped responding during the run",
-        fence,
-    )
+    """Running sessions whose proxy stopped renewing its lease are handed back to the queue in
+    the same session: not a failed attempt, the next eligible proxy claims the run and resumes
+    it (what the first proxy finished is in the repository's index, so it is not stored again);
+    the first proxy, if it comes back, finds its claim gone and commits nothing. Only while
+    ``fence``, the leader's, lets this server write."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
+        sessions = list(
+            s.scalars(
+                select(JobSession).where(
+                    JobSession.status == SessionStatus.RUNNING.value,
+                    JobSession.lease_expires_at < now,
+                )
+            )
+        )
+        for session in sessions:
+            _hand_back_in(s, session, now)
+    return len(sessions)
+
+
+def _hand_back_in(s: Session, session: JobSession, now: datetime) -> None:
+    message = TAKEN_OVER.format(proxy=_proxy_name(s, session.claimed_by))
+    proxies.release_run_in(s, session.claimed_by)
+    add_log_in(s, session.id, SessionStatus.WARNING, message, now, end=now)
+    session.status = SessionStatus.QUEUED.value
+    session.claimed_by = None
+    session.lease_expires_at = None
+    session.not_before = None
+    owner = owner_of_in(s, session)
+    if owner is not None:
+        owner.last_status = SessionStatus.QUEUED.value
 
 
 def abandon_runs_of(ctx: Context, proxy_id: str) -> int:
@@ -499,12 +569,13 @@ def _fail_running(ctx: Context, which: Any, message: str, fence: Fence | None = 
     return len(sessions)
 
 
-def _still_ours(session: JobSession | None, run: ClaimedRun, proxy_id: str) -> bool:
+def _still_ours(session: JobSession | None, run: Attempt, proxy_id: str) -> bool:
     return (
         session is not None
         and session.status == SessionStatus.RUNNING.value
         and session.claimed_by == proxy_id
         and session.retry_count == run.attempt
+        and run.claimed_at in (None, session.attempt_started_at)
     )
 
 
