@@ -120,10 +120,16 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self, status: int, headers: list[tuple[str, str]], body: bytes, cut: bool = False
         ) -> None:
             self.send_response(status)
+            upstream_length = None
             for name, value in headers:
+                if name.lower() == "content-length":
+                    upstream_length = value
                 if name.lower() not in ("transfer-encoding", "content-length", "connection"):
                     self.send_header(name, value)
-            self.send_header("Content-Length", str(len(body)))
+            # A HEAD answer has no body but the length of the one a GET would have (an object's
+            # size is read from it).
+            length = upstream_length if self.command == "HEAD" and upstream_length else len(body)
+            self.send_header("Content-Length", str(length))
             self.end_headers()
             if self.command == "HEAD":
                 return
