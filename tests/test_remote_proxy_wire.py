@@ -1,7 +1,8 @@
 """A work package crosses the wire whole: repositories (directory, S3 with its credentials),
 IMAP access (endpoint, trust, every login kind that can travel) and Graph access (endpoints,
-application credentials, the cached users, vendor ids); an OAuth2 IMAP login cannot travel and
-says so. Secrets stay out of every repr."""
+application credentials, the cached users, vendor ids); an OAuth2 IMAP login travels as its
+client (the proxy asks the authority itself), a bare token callable cannot and says so. Secrets
+stay out of every repr."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 from keepstone.engine.s3store import S3Location
 from keepstone.proxy.channel import GraphWork, RepositoryPlace, WorkPackage
 from keepstone.services import proxy_wire
+from keepstone.services.oauth_tokens import TokenSource, token_source
 from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.graph.auth import AppCredentials
 from keepstone.sources.graph.settings import GraphEndpoints
@@ -72,7 +74,18 @@ def test_graph_access_arrives_whole() -> None:
     assert not any(secret in repr(package) for secret in SECRETS)
 
 
-def test_an_oauth2_imap_login_cannot_travel_and_says_so() -> None:
+def test_an_oauth2_imap_login_travels_as_its_client() -> None:
+    source = token_source("https://idp.example.test/token", "backup-app", "client-secret", "imap")
+    imap = ImapAccess(Endpoint("h", 993, Security.TLS), {"alice": OAuth2("alice", source)}, 2)
+    arrived = through_the_wire(WorkPackage(places(), imap=imap)).imap
+    assert arrived is not None
+    login = arrived.logins["alice"]
+    assert isinstance(login, OAuth2) and login.login == "alice"
+    assert isinstance(login.token, TokenSource) and login.token.client == source.client
+    assert "client-secret" not in repr(source.client) + repr(arrived)
+
+
+def test_a_token_callable_that_is_not_a_client_cannot_travel_and_says_so() -> None:
     imap = ImapAccess(
         Endpoint("h", 993, Security.TLS), {"alice": OAuth2("alice", lambda: "token")}, 1
     )

@@ -15,6 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -36,6 +37,17 @@ class TokenFailure(KeepstoneError):
         self.prop = prop
 
 
+@dataclass(frozen=True)
+class OAuthClient:
+    """What a token source is made from: enough to make the same source elsewhere (a remote
+    proxy's work package carries it)."""
+
+    token_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str
+
+
 class TokenSource:
     """Calling it gives a valid access token, fetched when none is cached or it is about to
     expire."""
@@ -49,6 +61,7 @@ class TokenSource:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.token_url = token_url
+        self.client = OAuthClient(token_url, client_id, client_secret, scope)
         self._form = {"grant_type": "client_credentials", "client_id": client_id}
         if scope:
             self._form["scope"] = scope

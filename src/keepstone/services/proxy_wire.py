@@ -17,6 +17,7 @@ from keepstone.domain.jobs import BackupType
 from keepstone.engine.s3store import S3Location
 from keepstone.proxy.channel import GraphWork, RepositoryPlace, WorkPackage
 from keepstone.services import restore_points, runs
+from keepstone.services.oauth_tokens import TokenSource, token_source
 from keepstone.sources.graph.access import GraphAccess, GraphUser
 from keepstone.sources.graph.auth import AppCredentials
 from keepstone.sources.graph.settings import GraphEndpoints
@@ -214,10 +215,17 @@ def _encode_trust(trust: Trust) -> dict[str, str]:
 
 def _encode_login(login: Credentials) -> dict[str, str]:
     if isinstance(login, OAuth2):
-        raise NotPortable(
-            "IMAP organizations signing in with OAuth2 are backed up by a server's built-in "
-            "proxy: their token source lives there"
-        )
+        if not isinstance(login.token, TokenSource):
+            raise NotPortable("this IMAP organization's OAuth2 token source cannot travel")
+        client = login.token.client  # the proxy asks the authority for tokens itself
+        return {
+            "kind": "oauth2",
+            "login": login.login,
+            "tokenUrl": client.token_url,
+            "clientId": client.client_id,
+            "clientSecret": client.client_secret,
+            "scope": client.scope,
+        }
     if isinstance(login, MasterUser):
         return {
             "kind": "master",
@@ -245,15 +253,21 @@ def _decode_imap(data: dict[str, Any]) -> ImapAccess:
         decoded_trust,
         Timeouts(float(data["timeouts"]["connect"]), float(data["timeouts"]["command"])),
     )
-    logins: dict[str, Credentials] = {
-        user: MasterUser(
+    logins = {user: _decode_login(login) for user, login in data["logins"].items()}
+    return ImapAccess(endpoint, logins, int(data["maxConnections"]))
+
+
+def _decode_login(login: dict[str, str]) -> Credentials:
+    if login["kind"] == "master":
+        return MasterUser(
             login["login"], login["masterLogin"], login["masterPassword"], login["separator"]
         )
-        if login["kind"] == "master"
-        else Password(login["login"], login["password"])
-        for user, login in data["logins"].items()
-    }
-    return ImapAccess(endpoint, logins, int(data["maxConnections"]))
+    if login["kind"] == "oauth2":
+        source = token_source(
+            login["tokenUrl"], login["clientId"], login["clientSecret"], login["scope"]
+        )
+        return OAuth2(login["login"], source)
+    return Password(login["login"], login["password"])
 
 
 def _encode_graph(work: GraphWork) -> dict[str, Any]:
