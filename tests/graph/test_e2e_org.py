@@ -173,9 +173,16 @@ def test_a_real_server_process_reaches_the_configured_graph(
     assert backed_up == held
 
 
-def back_up_and_save(http: httpx.Client, org_id: str) -> list[bytes]:
-    """A job over the organization run by the server's own proxy, then adele's mail saved."""
-    repository = http.get("/v8/BackupRepositories").json()["results"][0]
+def back_up_and_save(
+    http: httpx.Client, org_id: str, repository_id: str | None = None
+) -> list[bytes]:
+    """A job over the organization into ``repository_id`` (else the first repository, the
+    server's own proxy's), then adele's mail saved."""
+    repository = (
+        {"id": repository_id}
+        if repository_id is not None
+        else http.get("/v8/BackupRepositories").json()["results"][0]
+    )
     job = http.post(
         "/v8/Jobs",
         json={
