@@ -21,7 +21,7 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.remote import ServerChannel
 from keepstone.proxy.worker import ProxyWorker, Worker
-from keepstone.services import catalog, proxy_link, proxy_wire, runs
+from keepstone.services import catalog, proxies, proxy_link, proxy_wire, runs
 from keepstone.services.context import Context, new_id
 from keepstone.store.tables import JobSession, LogItem, Proxy
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
@@ -294,7 +294,7 @@ def test_a_heartbeat_reports_load_version_and_runs(app: FastAPI, ctx: Context) -
     }
     proxy = catalog.get_proxy(ctx, proxy_id)
     assert (proxy.cpu_percent, proxy.memory_percent, proxy.version) == (12.5, 40.0, "9.9.9")
-    assert catalog.proxy_status(proxy, ctx.clock.now()) == "Online"
+    assert proxies.proxy_status(proxy, ctx.clock.now()) == "Online"
 
 
 def test_a_claim_lost_and_taken_again_by_the_same_proxy_is_a_new_claim(

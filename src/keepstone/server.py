@@ -349,8 +349,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             secret_box=resolve_secret_key(options.secret_key_file),
         )
         started = bootstrap(ctx, options.data_dir)
-        if not other_servers_online(ctx, started.proxy_id):
-            tasks.fail_interrupted(ctx)
+        ctx.server_id = started.server_id
+        tasks.fail_interrupted(ctx, alone=not other_servers_online(ctx, started.proxy_id))
         if started.generated_password:
             say(
                 f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "

@@ -13,7 +13,14 @@ from datetime import timedelta
 
 import structlog
 
-from keepstone.services import copy_jobs, m365_directory, m365_settings, maintenance, runs
+from keepstone.services import (
+    copy_jobs,
+    m365_directory,
+    m365_settings,
+    maintenance,
+    runs,
+    tasks,
+)
 from keepstone.services.context import Context
 from keepstone.services.leadership import Fence, Leadership, NotLeading
 
@@ -51,6 +58,9 @@ class Scheduler:
         lost = runs.reap_lost_runs(self.ctx, fence)
         if lost:
             log.warning("runs lost with their proxy", count=lost)
+        orphaned = tasks.fail_orphaned(self.ctx, fence)
+        if orphaned:
+            log.warning("tasks failed with their server", count=orphaned)
         dispatch = runs.dispatch_due(self.ctx, fence)
         copies = copy_jobs.dispatch_due(self.ctx, fence)
         if copies:

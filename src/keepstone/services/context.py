@@ -29,6 +29,7 @@ class Context:
     secret_box: SecretBox | None = None  # the operator's key: secrets sealed in the catalog
     data_dir: Path | None = None  # no repository or organization may overlap it
     graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # --graph-url/--login-url
+    server_id: str = ""  # this server's <data-dir>/server-id ("" for a CLI command)
 
 
 def new_id() -> str:

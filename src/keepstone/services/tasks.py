@@ -1,7 +1,8 @@
 """Tasks: asynchronous operations a client polls until they are ``Finished``.
 
 A task row is written before its work starts and finished by the worker thread that does it, so
-a task survives a restart of the server (a task that was running then is finished as failed).
+a task survives a restart of the server (a task that was running then is finished as failed),
+and records its server: when that server stops heartbeating, the scheduler's leader fails it.
 Finished tasks are kept for ``KEEP_FINISHED`` and then forgotten.
 """
 
@@ -10,14 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, select
 
 from keepstone.domain.errors import KeepstoneError, NotFound
 from keepstone.services.context import Context
-from keepstone.store.tables import Task
+from keepstone.services.proxies import HEARTBEAT_STALE_AFTER
+from keepstone.store.tables import Proxy, Task
+
+if TYPE_CHECKING:
+    from keepstone.services.leadership import Fence
 
 log = structlog.get_logger(__name__)
 KEEP_FINISHED = timedelta(hours=24)
@@ -45,6 +50,7 @@ def submit(ctx: Context, logon_session_id: str | None, operation: str, work: Wor
             related={},
             created_at=ctx.clock.now(),
             finished_at=None,
+            server_id=ctx.server_id or None,
         )
         s.add(task)
         s.flush()
@@ -105,13 +111,34 @@ def cancel(ctx: Context, number: int) -> None:
         s.execute(delete(Task).where(Task.number == number))
 
 
-def fail_interrupted(ctx: Context) -> int:
-    """At start-up: tasks that were running when the server stopped can never finish."""
+def fail_interrupted(ctx: Context, alone: bool) -> int:
+    """At start-up: this server's tasks that were running when it stopped can never finish; nor
+    can tasks of no recorded server (made before servers were recorded) when ``alone``, no other
+    server of the catalog being online to work them."""
+    mine = Task.server_id == ctx.server_id
+    which = (mine | Task.server_id.is_(None)) if alone else mine
+    return _fail_running(ctx, which, "The server stopped before this operation finished")
+
+
+def fail_orphaned(ctx: Context, fence: Fence | None = None) -> int:
+    """The scheduler's leader: running tasks whose server stopped heartbeating (its built-in
+    proxy is offline) can never finish; they are failed. Only while ``fence`` lets it write."""
+    online = select(Proxy.server_id).where(
+        Proxy.server_id.is_not(None),
+        Proxy.heartbeat_at > ctx.clock.now() - HEARTBEAT_STALE_AFTER,
+    )
+    which = Task.server_id.is_not(None) & Task.server_id.not_in(online)
+    return _fail_running(ctx, which, "The server working this operation stopped", fence)
+
+
+def _fail_running(ctx: Context, which: Any, message: str, fence: Fence | None = None) -> int:
     with ctx.db.write() as s:
-        running = list(s.scalars(select(Task).where(Task.state == "Running")))
+        if fence is not None:
+            fence(s)
+        running = list(s.scalars(select(Task).where(Task.state == "Running", which)))
         for task in running:
             task.state, task.success, task.finished_at = "Finished", False, ctx.clock.now()
-            task.message = "The server stopped before this operation finished"
+            task.message = message
         return len(running)
 
 

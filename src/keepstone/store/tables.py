@@ -318,6 +318,9 @@ class Task(Base):
     related: Mapped[dict[str, Any]]  # links the finished task offers (a clone's new job)
     created_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
+    # The server working it (its ``server-id``): when that server stops heartbeating, the task
+    # can never finish, and the scheduler's leader fails it.
+    server_id: Mapped[str | None] = mapped_column(String(36), index=True)
 
 
 class AuditEvent(Base):
