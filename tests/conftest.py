@@ -88,6 +88,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("catalog_kind", kinds, scope="function")
 
 
+# The files that take longest (real servers, proxies, leases running out): collected first, so
+# the workers start them first (pytest-xdist hands out whole files in collection order) and the
+# suite's last minutes are not one worker finishing a long file while the others idle.
+LONGEST_FIRST = (
+    "tests/test_failure_matrix.py",
+    "tests/test_cluster_servers.py",
+    "tests/test_remote_proxy_process.py",
+    "tests/test_server_process.py",
+    "tests/test_trusted_proxies.py",
+    "tests/graph/test_e2e_faults.py",
+    "tests/graph/test_e2e_remote_proxy.py",
+    "tests/backup/test_vault_crash.py",
+    "tests/engine/test_crash.py",
+    "tests/test_admin_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return LONGEST_FIRST.index(path) if path in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the order within each file, and of the rest, is kept
+
+
 @pytest.fixture
 def catalog_kind() -> str:
     return "sqlite"  # replaced by pytest_generate_tests' parameter
