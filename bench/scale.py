@@ -46,7 +46,13 @@ from tests import process_helpers as processes  # noqa: E402
 from tests.cluster import Cluster, Node, Timings, wait_for  # noqa: E402
 from tests.postgres_server import PostgresServer, binaries  # noqa: E402
 from tests.proxy_process import ProxyProcess, start_proxy  # noqa: E402
-from tests.s3_server import RcloneServer, account_body, free_port, new_store, storage_body  # noqa: E402
+from tests.s3_server import (  # noqa: E402
+    RcloneServer,
+    account_body,
+    new_store,
+    running_rclone,
+    storage_body,
+)
 
 import orggen  # noqa: E402
 from common import write_section  # noqa: E402
@@ -120,18 +126,6 @@ def postgres(work: Path) -> Iterator[str]:
         yield server.url(server.create_database())
     finally:
         server.destroy()
-
-
-@contextmanager
-def object_storage(work: Path) -> Iterator[RcloneServer]:
-    root = work / "s3"
-    root.mkdir()
-    server = RcloneServer(root, free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def register_proxies(
@@ -398,7 +392,7 @@ def main() -> None:
         org_root = work / "org"
         stats = orggen.Organization(org_root, config.scale, SEED).write()
         url = stack.enter_context(postgres(work))
-        s3 = stack.enter_context(object_storage(work))
+        s3 = stack.enter_context(running_rclone(work / "s3"))
         cluster = stack.enter_context(
             Cluster(work / "cluster", url, 2, Timings(lease=15.0, idle_in_transaction=30.0))
         )

@@ -8,6 +8,7 @@ Each test takes its own bucket (``new_location``) so tests never see each other'
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -140,6 +141,18 @@ class RcloneServer:
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
+
+
+@contextlib.contextmanager
+def running_rclone(root: Path) -> Iterator[RcloneServer]:
+    """``rclone serve s3`` over a new directory ``root`` on a free port, stopped on exit."""
+    root.mkdir()
+    server = RcloneServer(root, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 from keepstone.engine import Repository
 from keepstone.engine.s3store import S3Location, S3Store, S3Unavailable
 from tests.engine.helpers import CHEAP_KDF, PASSWORD, SMALL_CHUNKS, backup, small_options, text
-from tests.s3_server import ACCESS_KEY, FAST, REGION, SECRET_KEY, RcloneServer, free_port
+from tests.s3_server import ACCESS_KEY, FAST, REGION, SECRET_KEY, RcloneServer, running_rclone
 
 # Long enough to outlast a restart (about a second here), short enough to fail a dead server.
 PATIENT = replace(FAST, attempts=12, backoff_base=0.05, backoff_cap=1.0)
@@ -21,14 +21,8 @@ PATIENT = replace(FAST, attempts=12, backoff_base=0.05, backoff_cap=1.0)
 
 @pytest.fixture
 def rclone(tmp_path: Path) -> Iterator[RcloneServer]:
-    root = tmp_path / "s3"
-    root.mkdir()
-    server = RcloneServer(root, free_port())
-    server.start()
-    try:
+    with running_rclone(tmp_path / "s3") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def _store(server: RcloneServer) -> S3Store:
