@@ -311,7 +311,7 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(first_start: Serv
             command,
             capture_output=True,
             text=True,
-            timeout=20,
+            timeout=120,
             stdin=subprocess.DEVNULL,
             env=process_env(),
         )
@@ -614,7 +614,7 @@ def test_the_server_schedules_and_runs_jobs(
             "UPDATE jobs SET next_run = ? WHERE id = ?",
             (due.replace(tzinfo=None).isoformat(sep=" "), job["id"]),
         )
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     runs: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not (runs and runs[0]["status"] == "Success"):
         time.sleep(0.1)
@@ -622,7 +622,8 @@ def test_the_server_schedules_and_runs_jobs(
     [run] = runs
     assert run["status"] == "Success"
     created = datetime.fromisoformat(run["creationTime"].replace("Z", "+00:00"))
-    assert timedelta(0) <= created - due < timedelta(seconds=1)
+    # at its slot, not a scheduler interval or a minute late (a loaded machine adds seconds)
+    assert timedelta(0) <= created - due < timedelta(seconds=10)
     titles = [i["title"] for i in admin.get(f"/v2/JobSessions/{run['id']}/LogItems").json()]
     assert titles[-1].startswith("[Success] Backup finished: 0 users")
     assert len(admin.get(f"/v2/RestorePoints?jobId={job['id']}").json()) == 1

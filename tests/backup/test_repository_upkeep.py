@@ -63,7 +63,7 @@ def _transferred(text: str) -> float:
 
 
 def _stop_when_progressing(ctx: Context, api: Api, job: dict[str, Any]) -> None:
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         with ctx.db.read() as s:
             progress = s.scalar(select(JobSession.progress).where(JobSession.job_id == job["id"]))
@@ -248,7 +248,7 @@ def test_item_level_retention_removes_old_items_from_every_restore_point(
 
 def poll(api: Api, href: str) -> dict[str, Any]:
     path = href.split("4443", 1)[1]
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         task: dict[str, Any] = api.get(path).json()
         if task["state"] == "Finished":

@@ -60,7 +60,7 @@ class Em:
 
     def wait_for(self, task_href: str) -> etree._Element:
         path = task_href.split("://", 1)[1].split("/", 1)[1]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120  # generous: the machine may be loaded
         while time.monotonic() < deadline:
             task = self.xml("GET", "/" + path)
             if task.findtext("e:State", namespaces=N) == "Finished":

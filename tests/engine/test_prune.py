@@ -172,7 +172,7 @@ def test_the_lock_is_refreshed_while_a_run_goes_on(tmp_path: Path) -> None:
     repo = new_repo(tmp_path, options=small_options(lock_refresh=0.02))
     writer = repo.writer({})
     [first] = repo._ctx.store.list("locks/")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 60  # generous: the machine may be loaded
     while first in repo._ctx.store.list("locks/") and time.monotonic() < deadline:
         time.sleep(0.01)
     assert first not in repo._ctx.store.list("locks/")

@@ -162,7 +162,7 @@ def test_five_concurrent_calls_on_one_mailbox_never_exceed_four(server: Scripted
             state["max"] = max(state["max"], state["now"])
             lock.notify_all()
             # hold until four are in flight (or a generous deadline), so a fifth would show
-            lock.wait_for(lambda: state["now"] >= 4 or state["started"] > 4, timeout=10)
+            lock.wait_for(lambda: state["now"] >= 4 or state["started"] > 4, timeout=60)
         time.sleep(0.05)
         with lock:
             state["now"] -= 1

@@ -1,0 +1,86 @@
+"""Counting the catalog work a piece of code does, so scaling tests compare work, never time.
+
+A scaling test runs the same operation for N and for 4N items inside ``catalog_work(ctx)`` and
+asserts with ``assert_linear`` that the statements executed and the bytes sent to the catalog
+grow at most linearly. Work counts do not depend on the machine's speed, so such a test cannot be
+flaky, and a quadratic path (a list rewritten on every append, a query per item per item) fails
+it at any N.
+
+Bytes are the sizes of the bound parameters of the writing statements (INSERT, UPDATE, DELETE):
+what the catalog is asked to store. A JSON list rewritten on every append shows up there on
+SQLite and PostgreSQL alike, whatever the pages and the WAL make of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event
+
+from keepstone.services.context import Context
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@dataclass
+class CatalogWork:
+    """What the catalog was asked to do while counting."""
+
+    statements: list[str] = field(default_factory=list)
+    written_bytes: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+    @property
+    def writes(self) -> int:
+        return sum(1 for s in self.statements if s.lstrip().upper().startswith(WRITES))
+
+
+@contextmanager
+def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
+    """Count the statements and written bytes of everything ``ctx``'s catalog runs inside."""
+    work = CatalogWork()
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+    ) -> None:
+        work.statements.append(statement)
+        if statement.lstrip().upper().startswith(WRITES):
+            work.written_bytes += parameter_bytes(parameters)
+
+    engines = {ctx.db._reader, ctx.db._writer}  # reads and writes run on their own engines
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield work
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def parameter_bytes(parameters: Any) -> int:
+    """The size of bound parameters: text and bytes by length, anything else 8 bytes."""
+    if parameters is None:
+        return 0
+    if isinstance(parameters, str | bytes | bytearray | memoryview):
+        return len(parameters)
+    if isinstance(parameters, Mapping):
+        return sum(parameter_bytes(v) for v in parameters.values())
+    if isinstance(parameters, Sequence):
+        return sum(parameter_bytes(v) for v in parameters)
+    return 8
+
+
+def assert_linear(small: int, large: int, *, factor: int = 4, what: str = "work") -> None:
+    """``large`` (measured for ``factor`` times the items of ``small``) grew at most linearly.
+
+    A little slack covers fixed costs that do not scale (a first query, a cache warming); a
+    quadratic path measured at 4N costs 16 times N and fails by far.
+    """
+    limit = factor * small * 1.25 + 16
+    assert large <= limit, f"{what} grew from {small} to {large} for {factor}x the items"
