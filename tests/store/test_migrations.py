@@ -99,3 +99,62 @@ def test_a_catalog_with_runs_from_before_task_sessions_gains_them_and_keeps_its_
     task = task_sessions.start(ctx, session.id, ("user-1", "alice"))
     assert [t.task.id for t in task_sessions.tasks_of(ctx, session.id)] == [task]
     engine.dispose()
+
+
+def test_restore_events_kept_as_a_json_list_move_to_their_own_rows(tmp_path: Path) -> None:
+    import json
+
+    from alembic import command
+
+    from keepstone.store.db import _alembic_config
+
+    url = sqlite_url(tmp_path / "old.db")
+    command.upgrade(_alembic_config(url), "0015")
+    event = {
+        "id": "e1",
+        "order": 1,
+        "type": "Save",
+        "status": "Success",
+        "title": "Save success",
+        "message": "saved 'Hello'",
+        "startTime": "2026-11-30T10:00:00+00:00",
+        "endTime": "2026-11-30T10:00:03+00:00",
+        "duration": "00:00:03",
+        "itemName": "Hello.eml",
+        "itemType": "mail",
+        "itemSizeBytes": 42,
+        "source": "alice/INBOX",
+        "target": "",
+    }
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for insert in (
+            "INSERT INTO proxies (id, host_name, description, port, threads_number, is_local)"
+            " VALUES ('x1', 'here', '', 9193, 4, 1)",
+            "INSERT INTO repositories (id, name, description, path, proxy_id, retention)"
+            " VALUES ('r1', 'repo', '', '/nowhere', 'x1', '{}')",
+            "INSERT INTO restore_points (id, repository_id, snapshot_id, backup_time,"
+            " is_exchange, is_onedrive, item_count, size)"
+            " VALUES ('p1', 'r1', 'abc', '2026-11-30 09:00:00', 1, 0, 2, 84)",
+        ):
+            connection.execute(text(insert))
+        connection.execute(
+            text(
+                "INSERT INTO restore_sessions (id, restore_point_id, type, state, result,"
+                " creation_time, initiated_by, details, statistics, events) VALUES ('s1', 'p1',"
+                " 'Vex', 'Working', 'Success', '2026-11-30 10:00:00', 'admin', '', '{}', :events)"
+            ),
+            {"events": json.dumps([event, {**event, "id": "e2", "order": 2, "status": "Failed"}])},
+        )
+    Database(url).migrate()
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, seq, status, start_time, end_time, item_size_bytes FROM restore_events"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("e1", 1, "Success", "2026-11-30 10:00:00.000000", "2026-11-30 10:00:03.000000", 42),
+        ("e2", 2, "Failed", "2026-11-30 10:00:00.000000", "2026-11-30 10:00:03.000000", 42),
+    ]
+    assert "events" not in {c["name"] for c in inspect(engine).get_columns("restore_sessions")}

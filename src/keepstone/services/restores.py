@@ -15,11 +15,11 @@ import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
@@ -43,6 +43,7 @@ from keepstone.sources.targets import (
 )
 from keepstone.sources.targets import Collision as Collision  # part of this service's API
 from keepstone.store.tables import Repository as RepositoryRow
+from keepstone.store.tables import RestoreEvent as EventRow
 from keepstone.store.tables import RestorePoint
 from keepstone.store.tables import RestoreSession as SessionRow
 
@@ -348,33 +349,40 @@ AUDIT_ACTIONS = {"Save": AuditAction.SAVE, "Restore": AuditAction.RESTORE}
 
 
 def record_event(ctx: Context, session_id: str, event: Event) -> None:
-    """Add ``event`` to the session's events, and to the audit trail."""
+    """Add ``event`` to the session's events (a row of its own: one insert however many came
+    before), and to the audit trail."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
         session = s.get(SessionRow, session_id)
         if session is None:
             return
         audit.add(s, now, _audit_entry(session, event))
-        seconds = max(0, int((now - event.started).total_seconds()))
-        session.events = [
-            *session.events,
-            {
-                "id": new_id(),
-                "order": len(session.events) + 1,
-                "type": event.type,
-                "status": event.status,
-                "title": f"{event.type} {event.status.lower()}",
-                "message": names.display(event.message),  # never a lone surrogate in JSON
-                "startTime": _iso(event.started),
-                "endTime": _iso(now),
-                "duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
-                "itemName": save_name(event.item) if event.item else "",
-                "itemType": event.item.kind if event.item else "",
-                "itemSizeBytes": event.item.size if event.item else 0,
-                "source": event.source,
-                "target": event.target,
-            },
-        ]
+        last = s.scalar(select(func.max(EventRow.seq)).where(EventRow.session_id == session_id))
+        s.add(
+            EventRow(
+                id=new_id(),
+                session_id=session_id,
+                seq=(last or 0) + 1,
+                type=event.type,
+                status=event.status,
+                message=names.display(event.message),  # never a lone surrogate in JSON
+                start_time=event.started,
+                end_time=now,
+                item_name=save_name(event.item) if event.item else "",
+                item_type=event.item.kind if event.item else "",
+                item_size_bytes=event.item.size if event.item else 0,
+                source=event.source,
+                target=event.target,
+            )
+        )
+
+
+def list_events(ctx: Context, session_id: str) -> list[EventRow]:
+    """The session's events in the order they ran."""
+    get_session(ctx, session_id)
+    with ctx.db.read() as s:
+        query = select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.seq)
+        return list(s.scalars(query))
 
 
 def _audit_entry(session: SessionRow, event: Event) -> Entry:
@@ -395,10 +403,6 @@ def _audit_entry(session: SessionRow, event: Event) -> Entry:
         subject=event.source,
         details=details,
     )
-
-
-def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).isoformat()
 
 
 # ---- putting data back --------------------------------------------------------------------------

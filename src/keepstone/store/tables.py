@@ -288,7 +288,27 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
-    events: Mapped[list[Any]] = mapped_column(default=list)  # each save or restore, as it ran
+
+
+class RestoreEvent(Base):
+    """One save or restore of a restore session, as it ran: a row each, so the Nth event costs
+    one insert however many came before it."""
+
+    __tablename__ = "restore_events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("restore_sessions.id", ondelete="CASCADE"))
+    seq: Mapped[int]  # the vendor's ``order``: 1, 2, … within the session
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    start_time: Mapped[datetime]
+    end_time: Mapped[datetime]
+    item_name: Mapped[str] = mapped_column(Text, default="")
+    item_type: Mapped[str] = mapped_column(String(32), default="")
+    item_size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    source: Mapped[str] = mapped_column(Text, default="")
+    target: Mapped[str] = mapped_column(Text, default="")
+    __table_args__ = (Index("ux_restore_events_session_seq", "session_id", "seq", unique=True),)
 
 
 class LogonSession(Base):

@@ -172,7 +172,7 @@ def list_events(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
     def rows() -> list[Any]:
-        return restores.get_session(ctx, session_id).events
+        return restores.list_events(ctx, session_id)
 
     render = partial(views.restore_event, session_id, api=api)
     return json(listing(request, api, "events", rows, render, paging, ctx.clock.now()))

@@ -43,6 +43,7 @@ from keepstone.store.tables import (
     Proxy,
     ProxyPool,
     Repository,
+    RestoreEvent,
     RestorePoint,
     RestoreSession,
     TaskSession,
@@ -601,23 +602,24 @@ def restore_counts(counts: Any) -> dict[str, int]:
     }
 
 
-def restore_event(session_id: str, event: dict[str, Any], api: ApiVersion) -> dict[str, Any]:
+def restore_event(session_id: str, event: RestoreEvent, api: ApiVersion) -> dict[str, Any]:
     """One operation of a restore session (a save, a restore), as recorded when it ran."""
+    seconds = max(0, int((event.end_time - event.start_time).total_seconds()))
     return {
-        "id": event["id"],
-        "type": event["type"],
-        "status": event["status"],
-        "title": event["title"],
-        "message": event["message"],
-        "startTime": iso(datetime.fromisoformat(event["startTime"])),
-        "endTime": iso(datetime.fromisoformat(event["endTime"])) if event.get("endTime") else None,
-        "duration": event.get("duration", "00:00:00"),
-        "order": event["order"],
-        "itemName": event.get("itemName", ""),
-        "itemType": event.get("itemType", ""),
-        "itemSizeBytes": event.get("itemSizeBytes", 0),
-        "source": event.get("source", ""),
-        "target": event.get("target", ""),
+        "id": event.id,
+        "type": event.type,
+        "status": event.status,
+        "title": f"{event.type} {event.status.lower()}",
+        "message": event.message,
+        "startTime": iso(event.start_time),
+        "endTime": iso(event.end_time),
+        "duration": f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+        "order": event.seq,
+        "itemName": event.item_name,
+        "itemType": event.item_type,
+        "itemSizeBytes": event.item_size_bytes,
+        "source": event.source,
+        "target": event.target,
         "_links": {"restoreSession": api.link("restoresessions", session_id)},
     }
 
