@@ -95,8 +95,10 @@ def main() -> None:
         os.environ.setdefault("KEEPSTONE_ADMIN_PASSWORD", "benchmark-password")
         ctx = open_context(Path(tmp) / "data", SystemClock(), BERLIN)
         bootstrap(ctx, Path(tmp) / "data")
+        source = Path(tmp) / "org"  # beside the data directory: an organization may not hold it
+        source.mkdir()
         org = catalog.create_organization(
-            ctx, catalog.OrganizationEdit(name="bench", type="Local", local_path=tmp)
+            ctx, catalog.OrganizationEdit(name="bench", type="Local", local_path=str(source))
         )
         repo = catalog.list_repositories(ctx)[0]
         now = ctx.clock.now()

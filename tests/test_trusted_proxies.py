@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.process_helpers import process_env, run_cli, start_server
+from tests.process_helpers import READY_TIMEOUT, process_env, run_cli, start_server
 
 ADMIN_PASSWORD = "admin password 1"
 
@@ -34,14 +34,21 @@ def login_addresses(data_dir: Path) -> list[str]:
 def test_forwarded_for_is_believed_only_from_configured_proxies(tmp_path: Path) -> None:
     env = process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD)
     trusted_env = env | {"KEEPSTONE_TRUSTED_PROXIES": "10.9.0.0/16, 127.0.0.0/8"}
-    servers = {
-        "plain": start_server(tmp_path / "plain", tmp_path / "plain", env=env),
+    servers = {  # started together, then awaited: three first starts cost about one
+        "plain": start_server(tmp_path / "plain", tmp_path / "plain", env=env, wait=False),
         "flag": start_server(
-            tmp_path / "flag", tmp_path / "flag", "--trusted-proxy", "127.0.0.1", env=env
+            tmp_path / "flag",
+            tmp_path / "flag",
+            "--trusted-proxy",
+            "127.0.0.1",
+            env=env,
+            wait=False,
         ),
-        "env": start_server(tmp_path / "env", tmp_path / "env", env=trusted_env),
+        "env": start_server(tmp_path / "env", tmp_path / "env", env=trusted_env, wait=False),
     }
     try:
+        for server in servers.values():
+            server.wait_ready(READY_TIMEOUT)
         for server in servers.values():
             with httpx.Client(base_url=server.base_url, timeout=60) as client:
                 assert attempt(client, "a wrong guess", "198.51.100.66, 203.0.113.5") == 400
