@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from argon2 import PasswordHasher, Type
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -34,6 +35,12 @@ from keepstone.store.db import Database, database_url
 from keepstone.store.tables import Base
 from tests import postgres_server
 from tests.postgres_server import DatabasePool, PostgresServer
+
+# structlog's default console form, with plain tracebacks: the default (rich) renders every
+# frame's local variables, seconds per logged exception. (The server formats exceptions as text
+# before rendering, so it never prints locals: tests/test_logs.py.)
+_plain = structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+structlog.configure(processors=[*structlog.get_config()["processors"][:-1], _plain])
 
 ADMIN_PASSWORD = "correct horse battery"
 READER_PASSWORD = "reader password"
