@@ -44,13 +44,25 @@ def is_whole(password: str) -> bool:
     )
 
 
+def password_file_identity(data_dir: Path) -> int:
+    return (data_dir / "secrets" / f"repository-{REPO_ID}").stat().st_ino
+
+
 def kill_while_writing(data_dir: Path, delay: float) -> None:
+    """Kills the child ``delay`` seconds after its first completed rewrite, so that every child
+    rewrites at least once however slow a loaded machine makes it, and dies at a random point."""
+    before = password_file_identity(data_dir)
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(data_dir)], stdout=subprocess.PIPE, text=True
     )
     assert child.stdout is not None
     try:
         assert child.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 120
+        while password_file_identity(data_dir) == before:  # replaced: a new file's inode
+            assert time.monotonic() < deadline, "the child never rewrote the password"
+            assert child.poll() is None, "the child died on its own"
+            time.sleep(0.01)
         time.sleep(delay)  # not a wait for a condition: the point at which the child dies
     finally:
         child.kill()  # SIGKILL: no cleanup of any kind
