@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +335,7 @@ def test_putting_back_n_and_4n_items_grows_catalog_work_linearly(
         job = _backup_of(api, tmp_path, name, users=1, mails=mails)
         assert backup_proxy.run_one()
         session_id = _restore_session(ctx, api, job)
-        measured.append(_work(ctx, lambda: _put_back_all(ctx, session_id)))
+        measured.append(_work(ctx, partial(_put_back_all, ctx, session_id)))
     _assert_linear(*measured)
 
 
@@ -346,7 +347,7 @@ def test_saving_n_and_4n_items_one_by_one_grows_catalog_work_linearly(
         job = _backup_of(api, tmp_path, name, users=1, mails=mails)
         assert backup_proxy.run_one()
         session_id = _restore_session(ctx, api, job)
-        measured.append(_work(ctx, lambda: _save_each(ctx, session_id)))
+        measured.append(_work(ctx, partial(_save_each, ctx, session_id)))
         assert len(restores.list_events(ctx, session_id)) == mails
     _assert_linear(*measured)
 
@@ -404,7 +405,6 @@ def test_retention_removing_n_and_4n_restore_points_grows_catalog_work_linearly(
         ).id
         every = [_facts(n, job["id"], clock, tag) for n in range(count)]
         restore_points.rebuild(ctx, repository, every)
-        kept = every[:1]
-        measured.append(_work(ctx, lambda: restore_points.rebuild(ctx, repository, kept)))
+        measured.append(_work(ctx, partial(restore_points.rebuild, ctx, repository, every[:1])))
         assert len(restore_points.list_points(ctx, repository_id=repository)) == 1
     _assert_linear(*measured)
