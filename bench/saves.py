@@ -18,6 +18,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -130,6 +131,16 @@ def time_saves(client: Client, session_id: str, saves: int) -> list[float]:
     return samples
 
 
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """Stop the server; a loaded machine may take a while (a run's lease, the pool's threads)."""
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--saves", type=int, default=2000)
@@ -149,8 +160,7 @@ def main() -> None:
             session_id = backed_up_session(client, org_dir)
             samples = time_saves(client, session_id, saves)
         finally:
-            server.terminate()
-            server.wait(10)
+            stop(server)
     first = statistics.median(samples[:window])
     last = statistics.median(samples[-window:])
     report = (

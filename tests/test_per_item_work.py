@@ -23,6 +23,7 @@ from keepstone.services import (
     audit,
     catalog,
     licensing,
+    reports,
     restore_points,
     restores,
     runs,
@@ -408,3 +409,36 @@ def test_retention_removing_n_and_4n_restore_points_grows_catalog_work_linearly(
         measured.append(_work(ctx, partial(restore_points.rebuild, ctx, repository, every[:1])))
         assert len(restore_points.list_points(ctx, repository_id=repository)) == 1
     _assert_linear(*measured)
+
+
+# ---- reports: aggregates in the catalog, and the last days' tasks only -------------------------
+
+
+def test_reports_cost_the_same_statements_whatever_the_history_and_read_recent_tasks_only(
+    ctx: Context, job: dict[str, Any], clock: ManualClock
+) -> None:
+    proxy = _local_proxy(ctx)
+
+    def old_runs(count: int) -> None:
+        for _ in range(count):
+            run = _claimed(ctx, job["id"])
+            _finish_users(ctx, run, 0, 2)
+            clock.advance(timedelta(minutes=30))
+            runs.end_attempt(ctx, run, proxy, SessionStatus.SUCCESS, "done", {}, 2)
+            clock.advance(timedelta(days=1))
+
+    def read() -> None:
+        reports.job_statistics(ctx)
+        reports.processed_days(ctx, 7)
+
+    old_runs(3)
+    clock.advance(timedelta(days=30))  # those runs are history now
+    few = _work(ctx, read)
+    old_runs(12)
+    clock.advance(timedelta(days=30))
+    many = _work(ctx, read)
+    assert many[0] == few[0]
+    assert reports.job_statistics(ctx).longest_seconds == 30 * 60
+    assert reports.job_statistics(ctx).total_runs == 15
+    assert all(day.backed_up == 0 for day in reports.processed_days(ctx, 7))
+    assert reports.task_facts(ctx, ended_since=clock.now() - timedelta(days=7)) == []

@@ -254,7 +254,8 @@ class TaskSession(Base):
     # Running | Success | Warning | Failed | Stopped
     status: Mapped[str] = mapped_column(String(16))
     creation_time: Mapped[datetime] = mapped_column(index=True)
-    end_time: Mapped[datetime | None]
+    # Indexed: the processed-users report reads the tasks that ended in its last days only.
+    end_time: Mapped[datetime | None] = mapped_column(index=True)
     items: Mapped[int] = mapped_column(default=0)  # messages and files in the restore point
     total_bytes: Mapped[int] = mapped_column(default=0)  # their size, unchanged ones included
     read_bytes: Mapped[int] = mapped_column(default=0)  # read from the source this run

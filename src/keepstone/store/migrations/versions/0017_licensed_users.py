@@ -5,7 +5,8 @@ information) scanned every successful per-user log item of every run, so they gr
 history; they now read one row per (organization, user), written when a run finishes a user and
 backfilled here from the log items. Appending a log item looked up the session's highest
 sequence number through an index on the session alone, reading all its earlier items: the
-composite index makes that one lookup.
+composite index makes that one lookup. The processed-users report reads the task sessions that
+ended in its last seven days: their end time is indexed.
 
 Revision ID: 0017
 Revises: 0016
@@ -68,9 +69,11 @@ def upgrade() -> None:
     with op.batch_alter_table("log_items") as batch:
         batch.drop_index("ix_log_items_session_id")
         batch.create_index("ix_log_items_session_usn", ["session_id", "usn"])
+    op.create_index("ix_task_sessions_end_time", "task_sessions", ["end_time"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_task_sessions_end_time", "task_sessions")
     with op.batch_alter_table("log_items") as batch:
         batch.drop_index("ix_log_items_session_usn")
         batch.create_index("ix_log_items_session_id", ["session_id"])
