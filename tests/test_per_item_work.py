@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy import insert
 
 from keepstone.clock import ManualClock
-from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.jobs import JobEdit, SessionStatus
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import (
     audit,
     catalog,
+    copy_jobs,
+    jobs,
     licensing,
     reports,
     restore_points,
@@ -31,6 +33,7 @@ from keepstone.services import (
 )
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.context import Context, new_id
+from keepstone.services.copy_jobs import CopyJobEdit
 from keepstone.services.restore_points import SnapshotFacts
 from keepstone.services.task_sessions import UserTally
 from keepstone.store.tables import LogItem
@@ -442,3 +445,27 @@ def test_reports_cost_the_same_statements_whatever_the_history_and_read_recent_t
     assert reports.job_statistics(ctx).total_runs == 15
     assert all(day.backed_up == 0 for day in reports.processed_days(ctx, 7))
     assert reports.task_facts(ctx, ended_since=clock.now() - timedelta(days=7)) == []
+
+
+# ---- copy jobs: deleting one with N and 4N runs ------------------------------------------------
+
+
+def test_deleting_a_copy_job_costs_the_same_whatever_its_runs(
+    ctx: Context, org: dict[str, Any], tmp_path: Path
+) -> None:
+    source = catalog.list_repositories(ctx)[0]
+    target = catalog.create_repository(
+        ctx, catalog.RepositoryEdit(name="copies", path=str(tmp_path / "copies"))
+    )
+    measured = []
+    for name, count in (("small", 5), ("large", 20)):
+        job = jobs.create_job(ctx, org["id"], JobEdit(name=name, repository_id=source.id)).job
+        copy = copy_jobs.create_copy_job(
+            ctx, CopyJobEdit(job.id, target.id, immediate=False, schedule=None)
+        )
+        for _ in range(count):
+            copy_jobs.start_copy_job(ctx, copy.id)
+            copy_jobs.stop_copy_job(ctx, copy.id)  # still queued: stopped at once
+        measured.append(_work(ctx, partial(copy_jobs.delete_copy_job, ctx, copy.id)))
+        assert runs.count_sessions(ctx, runs.SessionFilter(job_type="copy")) == 0
+    assert measured[1][0] == measured[0][0]  # the same statements, not one per run
