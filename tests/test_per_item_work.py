@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert
 
 from keepstone.clock import ManualClock
@@ -62,6 +63,14 @@ def _assert_linear(small: Work, large: Work) -> None:
     assert_linear(small[2], large[2], what="SQLite VM steps")
 
 
+def _n_and_4n(ctx: Context, step: Callable[[int, int], None], n: int) -> tuple[Work, Work]:
+    """``step(first, count)`` for N items, then for 4N more: both linear, and their work."""
+    small = _work(ctx, partial(step, 0, n))
+    large = _work(ctx, partial(step, n, 4 * n))
+    _assert_linear(small, large)
+    return small, large
+
+
 def _claimed(ctx: Context, job_id: str) -> runs.ClaimedRun:
     """A run of ``job_id``, claimed by the built-in proxy."""
     assert runs.start_job(ctx, job_id, "a scaling test") is not None
@@ -103,9 +112,7 @@ def _log(ctx: Context, session_id: str, first: int, count: int) -> None:
 
 def test_n_and_4n_log_items_grow_catalog_work_linearly(ctx: Context, job: dict[str, Any]) -> None:
     session_id = _claimed(ctx, job["id"]).session_id
-    small = _work(ctx, lambda: _log(ctx, session_id, 0, 25))
-    large = _work(ctx, lambda: _log(ctx, session_id, 25, 100))
-    _assert_linear(small, large)
+    _n_and_4n(ctx, partial(_log, ctx, session_id), 25)
 
 
 def test_a_log_item_costs_the_same_after_thousands_in_its_session(
@@ -156,9 +163,7 @@ def test_n_and_4n_users_of_a_run_grow_catalog_work_linearly(
     ctx: Context, job: dict[str, Any]
 ) -> None:
     run = _claimed(ctx, job["id"])
-    small = _work(ctx, lambda: _finish_users(ctx, run, 0, 15))
-    large = _work(ctx, lambda: _finish_users(ctx, run, 15, 60))
-    _assert_linear(small, large)
+    _n_and_4n(ctx, partial(_finish_users, ctx, run), 15)
     assert len(task_sessions.processed_objects(ctx, run.session_id)) == 75
     assert licensing.count_licensed(ctx) == 75
 
@@ -191,9 +196,7 @@ def test_publishing_progress_n_and_4n_times_grows_catalog_work_linearly(
     ctx: Context, job: dict[str, Any]
 ) -> None:
     run = _claimed(ctx, job["id"])
-    small = _work(ctx, lambda: _publish(ctx, run, 0, 25))
-    large = _work(ctx, lambda: _publish(ctx, run, 25, 100))
-    _assert_linear(small, large)
+    _n_and_4n(ctx, partial(_publish, ctx, run), 25)
     again = _work(ctx, lambda: _publish(ctx, run, 125, 25))
     late = _work(ctx, lambda: _publish(ctx, run, 100_000, 25))
     assert late[0] == again[0] and late[1] <= again[1] * 1.1  # the same per publication
@@ -220,32 +223,29 @@ def _backup_of(api: Api, tmp_path: Path, name: str, users: int, mails: int) -> d
     return dict(job)
 
 
-def _run_counted(ctx: Context, proxy: ProxyWorker) -> Work:
-    with catalog_work(ctx) as work:
-        assert proxy.run_one()
-    return _totals(work)
-
-
-def test_a_backup_of_n_and_4n_items_grows_catalog_work_linearly(
-    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
+@pytest.mark.parametrize(
+    ("small", "large"),
+    [((1, 15), (1, 60)), ((4, 1), (16, 1))],
+    ids=["items", "users"],
+)
+def test_a_backup_of_n_and_4n_items_or_users_grows_catalog_work_linearly(
+    ctx: Context,
+    api: Api,
+    backup_proxy: ProxyWorker,
+    tmp_path: Path,
+    small: tuple[int, int],
+    large: tuple[int, int],
 ) -> None:
-    """A real backup publishing its progress at every item (``renew_every=0``)."""
-    _backup_of(api, tmp_path, "small", users=1, mails=15)
-    small = _run_counted(ctx, backup_proxy)
-    _backup_of(api, tmp_path, "large", users=1, mails=60)
-    large = _run_counted(ctx, backup_proxy)
-    _assert_linear(small, large)
-
-
-def test_a_backup_of_n_and_4n_users_grows_catalog_work_linearly(
-    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
-) -> None:
-    _backup_of(api, tmp_path, "small", users=4, mails=1)
-    small = _run_counted(ctx, backup_proxy)
-    _backup_of(api, tmp_path, "large", users=16, mails=1)
-    large = _run_counted(ctx, backup_proxy)
-    _assert_linear(small, large)
-    assert licensing.count_licensed(ctx) == 20
+    """A real backup (users, messages each), publishing its progress at every item
+    (``renew_every=0``)."""
+    measured = []
+    for name, (users, mails) in (("small", small), ("large", large)):
+        _backup_of(api, tmp_path, name, users=users, mails=mails)
+        with catalog_work(ctx) as work:
+            assert backup_proxy.run_one()
+        measured.append(_totals(work))
+    _assert_linear(*measured)
+    assert licensing.count_licensed(ctx) == small[0] + large[0]
 
 
 # ---- licensing: its answers read the licensed users, never the history ------------------------
@@ -309,7 +309,7 @@ def test_licensed_users_are_who_a_run_finished_with_their_latest_backup(
 # ---- putting back and saving N items: the session's counts, never a list per item -------------
 
 
-def _restore_session(ctx: Context, api: Api, job: dict[str, Any]) -> str:
+def _restore_session(ctx: Context, job: dict[str, Any]) -> str:
     point = restore_points.list_points(ctx, job_id=job["id"])[0]
     session_id = restores.explore(ctx, point, user_name="admin").id
     restores.browser(ctx, session_id)  # opening the point is the read path's, not counted here
@@ -331,28 +331,22 @@ def _save_each(ctx: Context, session_id: str) -> None:
         b"".join(chunks)
 
 
-def test_putting_back_n_and_4n_items_grows_catalog_work_linearly(
-    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
+@pytest.mark.parametrize("action", [_put_back_all, _save_each], ids=["put back", "save each"])
+def test_putting_back_or_saving_n_and_4n_items_grows_catalog_work_linearly(
+    ctx: Context,
+    api: Api,
+    backup_proxy: ProxyWorker,
+    tmp_path: Path,
+    action: Callable[[Context, str], None],
 ) -> None:
     measured = []
     for name, mails in (("small", 10), ("large", 40)):
         job = _backup_of(api, tmp_path, name, users=1, mails=mails)
         assert backup_proxy.run_one()
-        session_id = _restore_session(ctx, api, job)
-        measured.append(_work(ctx, partial(_put_back_all, ctx, session_id)))
-    _assert_linear(*measured)
-
-
-def test_saving_n_and_4n_items_one_by_one_grows_catalog_work_linearly(
-    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
-) -> None:
-    measured = []
-    for name, mails in (("small", 10), ("large", 40)):
-        job = _backup_of(api, tmp_path, name, users=1, mails=mails)
-        assert backup_proxy.run_one()
-        session_id = _restore_session(ctx, api, job)
-        measured.append(_work(ctx, partial(_save_each, ctx, session_id)))
-        assert len(restores.list_events(ctx, session_id)) == mails
+        session_id = _restore_session(ctx, job)
+        measured.append(_work(ctx, partial(action, ctx, session_id)))
+        events = restores.list_events(ctx, session_id)
+        assert len(events) == (mails if action is _save_each else 1)
     _assert_linear(*measured)
 
 
@@ -366,9 +360,7 @@ def _audit(ctx: Context, first: int, count: int) -> None:
 
 
 def test_n_and_4n_audit_entries_grow_catalog_work_linearly(ctx: Context) -> None:
-    small = _work(ctx, lambda: _audit(ctx, 0, 25))
-    large = _work(ctx, lambda: _audit(ctx, 25, 100))
-    _assert_linear(small, large)
+    small, _ = _n_and_4n(ctx, partial(_audit, ctx), 25)
     late = _work(ctx, lambda: _audit(ctx, 1000, 25))
     assert late[0] == small[0] and late[2] <= small[2] * 1.5 + 20
 
@@ -392,9 +384,7 @@ def test_recording_n_and_4n_copied_restore_points_grows_catalog_work_linearly(
         for n in range(first, first + count):
             restore_points.record(ctx, repository, _facts(n, job["id"], clock))
 
-    small = _work(ctx, lambda: record(0, 10))
-    large = _work(ctx, lambda: record(10, 40))
-    _assert_linear(small, large)
+    _n_and_4n(ctx, record, 10)
 
 
 def test_retention_removing_n_and_4n_restore_points_grows_catalog_work_linearly(
