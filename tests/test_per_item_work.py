@@ -331,7 +331,17 @@ def _save_each(ctx: Context, session_id: str) -> None:
         b"".join(chunks)
 
 
-@pytest.mark.parametrize("action", [_put_back_all, _save_each], ids=["put back", "save each"])
+def _zip_all(ctx: Context, session_id: str) -> None:
+    view = restores.browser(ctx, session_id)
+    owner = next(iter(view.owners))
+    ids = [restores.item_id(item.key) for item in view.contents(owner, "mail", None)]
+    target = Path(str(ctx.data_dir)) / f"{session_id}.zip"
+    assert restores.write_zip(ctx, session_id, owner, ids, target, by="admin") == len(ids)
+
+
+@pytest.mark.parametrize(
+    "action", [_put_back_all, _save_each, _zip_all], ids=["put back", "save each", "zip"]
+)
 def test_putting_back_or_saving_n_and_4n_items_grows_catalog_work_linearly(
     ctx: Context,
     api: Api,
@@ -346,7 +356,7 @@ def test_putting_back_or_saving_n_and_4n_items_grows_catalog_work_linearly(
         session_id = _restore_session(ctx, job)
         measured.append(_work(ctx, partial(action, ctx, session_id)))
         events = restores.list_events(ctx, session_id)
-        assert len(events) == (mails if action is _save_each else 1)
+        assert len(events) == (mails if action is _save_each else 1)  # a put-back, a zip: one
     _assert_linear(*measured)
 
 
