@@ -38,6 +38,8 @@ BENCHES = [
     Bench("api", "api.py", ("--seconds", "3")),
     Bench("scheduler", "scheduler.py", ("--jobs", "2000", "--due", "200")),
     Bench("listings", "listings.py", ("--small",)),
+    # 500 saves in one restore session (2,000 with --growth): per-save cost must not grow.
+    Bench("saves", "saves.py", ("--saves", "2000"), scale=0.25),
     Bench("backup", "backup.py", (), scale=0.02),
     Bench("imap", "imap.py", (), scale=0.02),
     Bench("graph", "graph.py", ("--mailboxes", "5"), scale=0.05),

@@ -9,6 +9,11 @@ it at any N.
 Bytes are the sizes of the bound parameters of the writing statements (INSERT, UPDATE, DELETE):
 what the catalog is asked to store. A JSON list rewritten on every append shows up there on
 SQLite and PostgreSQL alike, whatever the pages and the WAL make of it.
+
+On SQLite, ``vm_steps`` also counts the virtual machine's instructions (in units of
+``VM_STEP``, through SQLite's progress handler): the rows a statement reads, which statements and
+bytes do not show. A lookup that scans a session's earlier rows (a missing index) costs one
+statement per append but N steps, and shows up there as a quadratic total.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from keepstone.services.context import Context
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
+VM_STEP = 100  # SQLite calls the progress handler every this many virtual machine instructions
 
 
 @dataclass
@@ -31,6 +37,7 @@ class CatalogWork:
 
     statements: list[str] = field(default_factory=list)
     written_bytes: int = 0
+    vm_steps: int = 0  # SQLite only (0 on PostgreSQL): instructions run, in VM_STEP units
 
     @property
     def count(self) -> int:
@@ -45,13 +52,22 @@ class CatalogWork:
 def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
     """Count the statements and written bytes of everything ``ctx``'s catalog runs inside."""
     work = CatalogWork()
+    watched: dict[int, Any] = {}  # SQLite connections whose instructions are being counted
+
+    def step() -> int:
+        work.vm_steps += 1
+        return 0  # go on
 
     def record(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
+        conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, many: bool
     ) -> None:
         work.statements.append(statement)
         if statement.lstrip().upper().startswith(WRITES):
             work.written_bytes += parameter_bytes(parameters)
+        raw = conn.connection.driver_connection
+        if conn.dialect.name == "sqlite" and id(raw) not in watched:
+            raw.set_progress_handler(step, VM_STEP)
+            watched[id(raw)] = raw
 
     engines = {ctx.db._reader, ctx.db._writer}  # reads and writes run on their own engines
     for engine in engines:
@@ -61,6 +77,18 @@ def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+        for raw in watched.values():
+            raw.set_progress_handler(None, 0)
+
+
+def stored_bytes(ctx: Context) -> int:
+    """What the catalog takes: SQLite's database size in pages (``page_count``, which counts
+    the pages still in the WAL too), PostgreSQL's database size."""
+    with ctx.db.read() as s:
+        if ctx.db.dialect == "sqlite":
+            pages = s.scalar(text("PRAGMA page_count")) or 0
+            return int(pages) * int(s.scalar(text("PRAGMA page_size")) or 0)
+        return int(s.scalar(text("SELECT pg_database_size(current_database())")) or 0)
 
 
 def parameter_bytes(parameters: Any) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 
-from keepstone.services import runs, task_sessions
+from keepstone.clock import ManualClock
+from keepstone.domain.jobs import SessionStatus
+from keepstone.services import catalog, licensing, runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.store.db import Database, sqlite_url
 from keepstone.store.tables import Base
@@ -158,3 +161,50 @@ def test_restore_events_kept_as_a_json_list_move_to_their_own_rows(tmp_path: Pat
         ("e2", 2, "Failed", "2026-11-30 10:00:00.000000", "2026-11-30 10:00:03.000000", 42),
     ]
     assert "events" not in {c["name"] for c in inspect(engine).get_columns("restore_sessions")}
+
+
+def test_licensed_users_are_backfilled_from_the_runs_log_items(
+    ctx: Context, org: dict[str, Any], job: dict[str, Any], clock: ManualClock
+) -> None:
+    """Revision 0017 on a catalog of 0016: the licensed users are the users of successful
+    per-user log items, one per (organization, user), with the latest backup's name and time."""
+    from alembic import command
+
+    from keepstone.store.db import _alembic_config
+
+    proxy = next(p.id for p in catalog.list_proxies(ctx) if p.is_local)
+    first_time = clock.now()
+    for user, status in (
+        (("a", "alice"), SessionStatus.SUCCESS),
+        (("b", "bob"), SessionStatus.FAILED),
+        (("c", "carol"), SessionStatus.WARNING),
+    ):
+        _finished_run(ctx, job["id"], proxy, user, status)
+        clock.advance(timedelta(minutes=10))
+    _finished_run(ctx, job["id"], proxy, ("a", "alice (renamed)"), SessionStatus.SUCCESS)
+    _finished_run(ctx, job["id"], proxy, ("b", "bob"), SessionStatus.SUCCESS)
+    expected = licensing.licensed_users(ctx)
+    assert [(u.id, u.name, u.last_backup) for u in expected] == [
+        ("a", "alice (renamed)", clock.now()),
+        ("b", "bob", clock.now()),
+    ]
+
+    command.downgrade(_alembic_config(ctx.db.url), "0016")
+    engine = create_engine(ctx.db.url)
+    assert "licensed_users" not in inspect(engine).get_table_names()
+    engine.dispose()
+    ctx.db.migrate()
+    assert licensing.licensed_users(ctx) == expected
+    with ctx.db.read() as s:
+        firsts = dict(s.execute(text("SELECT user_id, first_backup FROM licensed_users")).all())
+    assert str(firsts["a"]).startswith(first_time.strftime("%Y-%m-%d %H:%M:%S"))
+
+
+def _finished_run(
+    ctx: Context, job_id: str, proxy: str, user: tuple[str, str], status: SessionStatus
+) -> None:
+    assert runs.start_job(ctx, job_id, "a run") is not None
+    run = runs.claim_next(ctx, proxy)
+    assert run is not None
+    runs.add_log(ctx, run.session_id, status, f"User {user[1]}", user)
+    runs.end_attempt(ctx, run, proxy, SessionStatus.SUCCESS, "done", {}, 1)

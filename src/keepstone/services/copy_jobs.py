@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
@@ -92,13 +92,14 @@ def delete_copy_job(ctx: Context, copy_id: str) -> None:
     """The copy job and its sessions go; the copies it made stay in the target repository."""
     with ctx.db.write() as s:
         copy = get_copy_job_in(s, copy_id)
-        session_ids = list(
-            s.scalars(
-                select(CopyJobSession.session_id).where(CopyJobSession.copy_job_id == copy.id)
-            )
+        # One statement however many runs it had (their log items and tasks cascade), none of
+        # them loaded.
+        of_copy = select(CopyJobSession.session_id).where(CopyJobSession.copy_job_id == copy.id)
+        s.execute(
+            delete(JobSession)
+            .where(JobSession.id.in_(of_copy))
+            .execution_options(synchronize_session=False)
         )
-        for session in s.scalars(select(JobSession).where(JobSession.id.in_(session_ids))):
-            s.delete(session)
         s.delete(copy)
 
 

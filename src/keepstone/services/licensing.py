@@ -1,21 +1,26 @@
 """Licensed users: the users Keepstone has backed up, as the vendor's licensing views count them.
 
-Keepstone needs no licence; every user a run backed up counts as ``Licensed``. The facts come from
-the runs' per-user log items (their processed objects), so they survive restarts and need no
-separate bookkeeping.
+Keepstone needs no licence; every user a run backed up counts as ``Licensed``. A run finishing a
+user (its successful per-user log item) writes the user's row of ``licensed_users``: one row per
+(organization, user) with its first and latest backup, so every answer here reads that table
+and costs the same however many runs there were. A user stays licensed until its organization
+is removed (the vendor's licence, too, outlives the jobs that backed a user up).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
-from keepstone.domain.jobs import SessionStatus
 from keepstone.services import catalog
 from keepstone.services.context import Context
-from keepstone.store.tables import Job, JobSession, LogItem, Organization
+from keepstone.store.tables import Job, JobSession, Organization
+from keepstone.store.tables import LicensedUser as Row
 
 
 @dataclass(frozen=True)
@@ -27,34 +32,67 @@ class LicensedUser:
     last_backup: datetime
 
 
+def backed_up_in(s: Session, session_id: str, subject: tuple[str, str], now: datetime) -> None:
+    """The run ``session_id`` backed ``subject`` (id, name) up at ``now``: one upsert, which two
+    runs finishing the same user at once cannot turn into a conflict."""
+    organization_id = s.scalar(
+        select(Job.organization_id)
+        .join(JobSession, JobSession.job_id == Job.id)
+        .where(JobSession.id == session_id)
+    )
+    if organization_id is None:
+        return  # its job was deleted meanwhile
+    user_id, name = subject
+    dialect = s.get_bind().dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = insert(Row).values(
+        organization_id=organization_id,
+        user_id=user_id,
+        user_name=name,
+        first_backup=now,
+        last_backup=now,
+    )
+    new = statement.excluded
+    later = new.last_backup >= Row.last_backup  # clocks may disagree between servers
+    s.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Row.organization_id, Row.user_id],
+            set_={
+                "user_name": case((later, new.user_name), else_=Row.user_name),
+                "last_backup": case((later, new.last_backup), else_=Row.last_backup),
+                "first_backup": case(
+                    (new.first_backup < Row.first_backup, new.first_backup),
+                    else_=Row.first_backup,
+                ),
+            },
+        )
+    )
+
+
 def licensed_users(
     ctx: Context, organization_id: str | None = None, name: str | None = None
 ) -> list[LicensedUser]:
     """Users with at least one successful backup, by name; ``name`` matches a substring."""
     query = (
-        select(
-            LogItem.subject_id,
-            LogItem.subject_name,
-            Organization.id,
-            Organization.name,
-            func.max(LogItem.creation_time),
-        )
-        .join(JobSession, JobSession.id == LogItem.session_id)
-        .join(Job, Job.id == JobSession.job_id)
-        .join(Organization, Organization.id == Job.organization_id)
-        .where(LogItem.subject_id.is_not(None), LogItem.status == SessionStatus.SUCCESS.value)
-        .group_by(LogItem.subject_id, LogItem.subject_name, Organization.id, Organization.name)
-        .order_by(LogItem.subject_name, LogItem.subject_id)
+        select(Row.user_id, Row.user_name, Organization.id, Organization.name, Row.last_backup)
+        .join(Organization, Organization.id == Row.organization_id)
+        .order_by(Row.user_name, Row.user_id)
     )
     if organization_id is not None:
-        query = query.where(Organization.id == organization_id)
+        query = query.where(Row.organization_id == organization_id)
     if name:
-        query = query.where(LogItem.subject_name.contains(name, autoescape=True))
+        query = query.where(Row.user_name.contains(name, autoescape=True))
     with ctx.db.read() as s:
-        return [
-            LicensedUser(str(user_id), str(name), org_id, org_name, last)
-            for user_id, name, org_id, org_name, last in s.execute(query)
-        ]
+        return [LicensedUser(*row) for row in s.execute(query)]
+
+
+def count_licensed(ctx: Context, organization_id: str | None = None) -> int:
+    """How many users are licensed (in one organization): one statement, however large."""
+    query = select(func.count()).select_from(Row)
+    if organization_id is not None:
+        query = query.where(Row.organization_id == organization_id)
+    with ctx.db.read() as s:
+        return s.scalar(query) or 0
 
 
 # Keepstone is free software: nothing limits how many users it backs up. The vendor's largest
@@ -75,4 +113,4 @@ class License:
 
 
 def license_of(ctx: Context) -> License:
-    return License(catalog.installation_id(ctx), used_units=len(licensed_users(ctx)))
+    return License(catalog.installation_id(ctx), used_units=count_licensed(ctx))

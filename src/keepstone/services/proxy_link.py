@@ -204,9 +204,7 @@ def log(
     now = ctx.clock.now()
     with ctx.db.write() as s:
         _claimed_in(s, proxy_id, attempt)
-        item = runs.add_log_in(s, attempt.session_id, status, message, now, end=now)
-        if subject is not None:
-            item.subject_id, item.subject_name = subject
+        runs.add_log_in(s, attempt.session_id, status, message, now, end=now, subject=subject)
 
 
 def start_task(ctx: Context, proxy_id: str, attempt: runs.Attempt, subject: tuple[str, str]) -> str:

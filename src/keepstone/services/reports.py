@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
+from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError
@@ -71,19 +72,23 @@ class JobStatistics:
 
 
 def job_statistics(ctx: Context) -> JobStatistics:
+    """Two aggregate queries: the catalog counts and finds the longest run, so the report
+    transfers a handful of rows however many runs there were."""
     with ctx.db.read() as s:
         counts = dict(
             s.execute(select(JobSession.status, func.count()).group_by(JobSession.status)).all()
         )
-        ended = s.execute(
+        duration = _seconds_between(ctx, JobSession.creation_time, JobSession.end_time)
+        slowest = s.execute(
             select(JobSession.creation_time, JobSession.end_time, Job.name)
             .join(Job, Job.id == JobSession.job_id)
             .where(JobSession.end_time.is_not(None))
-        ).all()
-    durations = [
-        ((end - start).total_seconds(), name) for start, end, name in ended if end is not None
-    ]
-    longest = max(durations) if durations else (0.0, "")
+            .order_by(duration.desc(), Job.name.desc())
+            .limit(1)
+        ).first()
+    longest = (0.0, "")
+    if slowest is not None and slowest.end_time is not None:
+        longest = ((slowest.end_time - slowest.creation_time).total_seconds(), slowest.name)
     return JobStatistics(
         running_jobs=_running(ctx),
         scheduled_jobs=_scheduled(ctx),
@@ -94,6 +99,13 @@ def job_statistics(ctx: Context) -> JobStatistics:
         longest_seconds=int(longest[0]),
         longest_job=longest[1],
     )
+
+
+def _seconds_between(ctx: Context, start: Any, end: Any) -> Any:
+    """``end - start`` in seconds, as the catalog's dialect computes it (for ordering)."""
+    if ctx.db.dialect == "postgresql":
+        return func.extract("epoch", end - start)
+    return (func.julianday(end) - func.julianday(start)) * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,20 +266,30 @@ def processed_per_day(
     return result
 
 
-def task_facts(ctx: Context) -> list[TaskFacts]:
+def processed_days(ctx: Context, days: int = 7) -> list[ProcessedDay]:
+    """``processed_per_day`` for the last ``days`` days up to now, reading only the tasks that
+    ended in them (not every task of the history)."""
+    today = ctx.clock.now().astimezone(ctx.tz).date()
+    since = datetime.combine(today - timedelta(days=days - 1), time(), tzinfo=ctx.tz)
+    return processed_per_day(task_facts(ctx, ended_since=since), today, ctx.tz, days)
+
+
+def task_facts(ctx: Context, ended_since: datetime | None = None) -> list[TaskFacts]:
+    """Every task's facts, or those of the tasks that ended at or after ``ended_since``."""
+    query = select(
+        TaskSession.object_id,
+        TaskSession.status,
+        TaskSession.session_id,
+        JobSession.status,
+        TaskSession.creation_time,
+        TaskSession.end_time,
+        TaskSession.total_bytes,
+        TaskSession.written_bytes,
+    ).join(JobSession, JobSession.id == TaskSession.session_id)
+    if ended_since is not None:
+        query = query.where(TaskSession.end_time >= ended_since)
     with ctx.db.read() as s:
-        rows = s.execute(
-            select(
-                TaskSession.object_id,
-                TaskSession.status,
-                TaskSession.session_id,
-                JobSession.status,
-                TaskSession.creation_time,
-                TaskSession.end_time,
-                TaskSession.total_bytes,
-                TaskSession.written_bytes,
-            ).join(JobSession, JobSession.id == TaskSession.session_id)
-        ).all()
+        rows = s.execute(query).all()
     return [TaskFacts(*row) for row in rows]
 
 

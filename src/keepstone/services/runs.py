@@ -22,7 +22,7 @@ from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
-from keepstone.services import proxies, task_sessions
+from keepstone.services import licensing, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
@@ -608,9 +608,7 @@ def add_log(
     """Append a log item; ``subject`` (id, name) marks it as the outcome for one user."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        item = add_log_in(s, session_id, status, message, now, end=now)
-        if subject is not None:
-            item.subject_id, item.subject_name = subject
+        add_log_in(s, session_id, status, message, now, end=now, subject=subject)
 
 
 def add_log_in(
@@ -621,8 +619,14 @@ def add_log_in(
     now: datetime,
     end: datetime | None = None,
     usn: int | None = None,
+    subject: tuple[str, str] | None = None,
 ) -> LogItem:
-    """Append a log item; ``usn`` (its sequence number) is looked up unless the caller knows it."""
+    """Append a log item; ``usn`` (its sequence number) is looked up unless the caller knows it.
+
+    A successful item about a user (``subject``: id, name) is the run finishing that user: the
+    user is licensed from then on (``services.licensing``). Each append costs the same few
+    statements and index lookups however many items the session has.
+    """
     if usn is None:
         s.flush()  # earlier items of this transaction count for the sequence number
         last = s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id))
@@ -636,6 +640,10 @@ def add_log_in(
         creation_time=now,
         end_time=end,
     )
+    if subject is not None:
+        item.subject_id, item.subject_name = subject
+        if status is SessionStatus.SUCCESS:
+            licensing.backed_up_in(s, session_id, subject, now)
     s.add(item)
     return item
 

@@ -209,9 +209,7 @@ class JobSession(Base):
 class LogItem(Base):
     __tablename__ = "log_items"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    session_id: Mapped[str] = mapped_column(
-        ForeignKey("job_sessions.id", ondelete="CASCADE"), index=True
-    )
+    session_id: Mapped[str] = mapped_column(ForeignKey("job_sessions.id", ondelete="CASCADE"))
     usn: Mapped[int]
     status: Mapped[str] = mapped_column(
         String(16)
@@ -222,6 +220,26 @@ class LogItem(Base):
     # The user the item is about (the run's processed objects); None for the run's own items.
     subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     subject_name: Mapped[str | None] = mapped_column(String(255))
+    __table_args__ = (
+        # A session's next sequence number (its highest ``usn``) is one index lookup: with an
+        # index on the session alone, every append read all the session's earlier items.
+        Index("ix_log_items_session_usn", "session_id", "usn"),
+    )
+
+
+class LicensedUser(Base):
+    """A user some run backed up, once per organization: written when a run finishes the user,
+    so the licence's answers read one row per user, never the runs' history."""
+
+    __tablename__ = "licensed_users"
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # log items' subject_id
+    user_name: Mapped[str] = mapped_column(String(255))  # as of its latest backup
+    first_backup: Mapped[datetime]
+    last_backup: Mapped[datetime]
+    __table_args__ = (Index("ix_licensed_users_name", "user_name"),)
 
 
 class TaskSession(Base):
@@ -236,7 +254,8 @@ class TaskSession(Base):
     # Running | Success | Warning | Failed | Stopped
     status: Mapped[str] = mapped_column(String(16))
     creation_time: Mapped[datetime] = mapped_column(index=True)
-    end_time: Mapped[datetime | None]
+    # Indexed: the processed-users report reads the tasks that ended in its last days only.
+    end_time: Mapped[datetime | None] = mapped_column(index=True)
     items: Mapped[int] = mapped_column(default=0)  # messages and files in the restore point
     total_bytes: Mapped[int] = mapped_column(default=0)  # their size, unchanged ones included
     read_bytes: Mapped[int] = mapped_column(default=0)  # read from the source this run

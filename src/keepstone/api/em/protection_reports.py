@@ -50,9 +50,7 @@ def vms_overview_report(request: Request, who: Who) -> Response:
 
 @router.get("/reports/summary/processed_vms")
 def processed_vms_report(request: Request, who: Who) -> Response:
-    ctx = ctx_of(request)
-    today = ctx.clock.now().astimezone(ctx.tz).date()
-    days = reports.processed_per_day(reports.task_facts(ctx), today, ctx.tz, DAYS)
+    days = reports.processed_days(ctx_of(request), DAYS)
     return answer(
         request,
         element(

@@ -128,7 +128,7 @@ def list_audit_items(org_id: str, ctx: Ctx, api: Version, caller: Caller) -> Res
 @router.get("/Organizations/{org_id}/LicensingInformation")
 def licensing_information(org_id: str, ctx: Ctx) -> Response:
     catalog.get_organization(ctx, org_id)
-    return json(views.licensing(len(licensing.licensed_users(ctx, org_id))))
+    return json(views.licensing(licensing.count_licensed(ctx, org_id)))
 
 
 # Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_licensedusers.html).
