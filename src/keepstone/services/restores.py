@@ -42,6 +42,7 @@ from keepstone.sources.targets import (
     RestoreTarget,
 )
 from keepstone.sources.targets import Collision as Collision  # part of this service's API
+from keepstone.store.paging import page_of
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestoreEvent as EventRow
 from keepstone.store.tables import RestorePoint
@@ -197,9 +198,26 @@ def explore(ctx: Context, point: RestorePoint, *, user_name: str, kind: str = "V
     return session
 
 
-def list_sessions(ctx: Context) -> list[SessionRow]:
+def list_sessions(
+    ctx: Context, offset: int = 0, limit: int | None = None, until: datetime | None = None
+) -> list[SessionRow]:
+    """Newest first; ``until`` pins a listed set (sessions opened later are not in it)."""
+    order = (SessionRow.creation_time.desc(), SessionRow.id.desc())
     with ctx.db.read() as s:
-        return list(s.scalars(select(SessionRow).order_by(SessionRow.creation_time.desc())))
+        return list(s.scalars(page_of(SessionRow, _opened_until(until), order, offset, limit)))
+
+
+def count_sessions(ctx: Context, until: datetime | None = None) -> int:
+    with ctx.db.read() as s:
+        query = _opened_until(until)(select(func.count()).select_from(SessionRow))
+        return s.scalar(query) or 0
+
+
+def _opened_until(until: datetime | None) -> Any:
+    def where(query: Any) -> Any:
+        return query if until is None else query.where(SessionRow.creation_time <= until)
+
+    return where
 
 
 def get_session(ctx: Context, session_id: str) -> SessionRow:
@@ -377,12 +395,41 @@ def record_event(ctx: Context, session_id: str, event: Event) -> None:
         )
 
 
-def list_events(ctx: Context, session_id: str) -> list[EventRow]:
-    """The session's events in the order they ran."""
+def list_events(
+    ctx: Context,
+    session_id: str,
+    offset: int = 0,
+    limit: int | None = None,
+    until_seq: int | None = None,
+) -> list[EventRow]:
+    """The session's events in the order they ran; ``until_seq`` pins a listed set."""
+    get_session(ctx, session_id)
+    order = (EventRow.seq, EventRow.id)
+    with ctx.db.read() as s:
+        where = _events_of(session_id, until_seq)
+        return list(s.scalars(page_of(EventRow, where, order, offset, limit)))
+
+
+def count_events(ctx: Context, session_id: str, until_seq: int | None = None) -> int:
+    with ctx.db.read() as s:
+        query = select(func.count()).select_from(EventRow)
+        return s.scalar(_events_of(session_id, until_seq)(query)) or 0
+
+
+def last_event(ctx: Context, session_id: str) -> int:
+    """The order of the session's newest event (0: none): a listed set's pin."""
     get_session(ctx, session_id)
     with ctx.db.read() as s:
-        query = select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.seq)
-        return list(s.scalars(query))
+        query = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
+        return s.scalar(query) or 0
+
+
+def _events_of(session_id: str, until_seq: int | None) -> Any:
+    def where(query: Any) -> Any:
+        query = query.where(EventRow.session_id == session_id)
+        return query if until_seq is None else query.where(EventRow.seq <= until_seq)
+
+    return where
 
 
 def _audit_entry(session: SessionRow, event: Event) -> Entry:

@@ -26,6 +26,7 @@ from keepstone.services import proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
+from keepstone.store.paging import page_of
 from keepstone.store.tables import (
     CopyJob,
     CopyJobSession,
@@ -669,9 +670,11 @@ class SessionFilter:
 
 
 def _of_job(job_id: str) -> Any:
-    """The sessions of a backup job (its own runs) or of a copy job."""
+    """The sessions of a backup job (its own runs) or of a copy job: a UNION of two indexed
+    lookups (an ``OR`` of them makes PostgreSQL scan every session)."""
+    own = select(JobSession.id).where(JobSession.job_id == job_id, BACKUP_RUNS)
     of_copy = select(CopyJobSession.session_id).where(CopyJobSession.copy_job_id == job_id)
-    return ((JobSession.job_id == job_id) & BACKUP_RUNS) | JobSession.id.in_(of_copy)
+    return JobSession.id.in_(own.union_all(of_copy))
 
 
 def list_sessions(
@@ -686,8 +689,8 @@ def list_sessions(
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
-        query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
-        return list(s.scalars(where.apply(query).offset(offset).limit(limit)))
+        order = (JobSession.creation_time.desc(), JobSession.id.desc())  # the index backwards
+        return list(s.scalars(page_of(JobSession, where.apply, order, offset, limit)))
 
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:
@@ -707,12 +710,52 @@ def get_session_in(s: Session, session_id: str) -> JobSession:
     return session
 
 
-def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
+@dataclass(frozen=True)
+class LogFilter:
+    """Which log items of a session a listing shows, in which order; ``until_usn`` pins a
+    listed set for paging (items appended later are not in it)."""
+
+    session_id: str
+    statuses: tuple[str, ...] | None = None  # None: every status
+    ascending: bool = True
+    until_usn: int | None = None
+
+    def apply(self, query: Any) -> Any:
+        query = query.where(LogItem.session_id == self.session_id)
+        if self.statuses is not None:
+            query = query.where(LogItem.status.in_(self.statuses))
+        if self.until_usn is not None:
+            query = query.where(LogItem.usn <= self.until_usn)
+        return query
+
+    @property
+    def order(self) -> tuple[Any, ...]:
+        if self.ascending:
+            return (LogItem.usn, LogItem.id)
+        return (LogItem.usn.desc(), LogItem.id.desc())
+
+
+def list_log_items(
+    ctx: Context, session_id: str, offset: int = 0, limit: int | None = None, **kwargs: Any
+) -> list[LogItem]:
+    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s."""
+    where = LogFilter(session_id, **kwargs)
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(
-            s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
-        )
+        return list(s.scalars(page_of(LogItem, where.apply, where.order, offset, limit)))
+
+
+def count_log_items(ctx: Context, where: LogFilter) -> int:
+    with ctx.db.read() as s:
+        return s.scalar(where.apply(select(func.count()).select_from(LogItem))) or 0
+
+
+def last_usn(ctx: Context, session_id: str) -> int:
+    """The sequence number of the session's newest log item (0: none): a listed set's pin."""
+    with ctx.db.read() as s:
+        get_session_in(s, session_id)
+        found = s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id))
+        return found or 0
 
 
 def get_log_item(ctx: Context, session_id: str, item_id: str) -> LogItem:

@@ -175,6 +175,8 @@ class Job(Base):
     last_status: Mapped[str | None] = mapped_column(String(32))
     next_run: Mapped[datetime | None] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag: bumped by every edit
+    # Listings page jobs by name in the catalog (migration 0018).
+    __table_args__ = (Index("ix_jobs_name", "name", "id"),)
 
 
 class JobSession(Base):
@@ -203,6 +205,8 @@ class JobSession(Base):
         Index("ix_job_sessions_job_created", "job_id", "creation_time"),
         Index("ix_job_sessions_status", "status"),
         Index("ux_job_sessions_job_slot", "job_id", "scheduled_for", unique=True),
+        # Listings page every session newest first (migration 0018).
+        Index("ix_job_sessions_created", "creation_time", "id"),
     )
 
 
@@ -222,6 +226,8 @@ class LogItem(Base):
     # The user the item is about (the run's processed objects); None for the run's own items.
     subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     subject_name: Mapped[str | None] = mapped_column(String(255))
+    # A session's log is paged by sequence number (migration 0018).
+    __table_args__ = (Index("ix_log_items_session_usn", "session_id", "usn", "id"),)
 
 
 class TaskSession(Base):
@@ -268,6 +274,9 @@ class RestorePoint(Base):
     size: Mapped[int]
     __table_args__ = (
         Index("ux_restore_points_snapshot", "repository_id", "snapshot_id", unique=True),
+        # Listings page restore points by time, all or a job's (migration 0018).
+        Index("ix_restore_points_time", "backup_time", "id"),
+        Index("ix_restore_points_job_time", "job_id", "backup_time", "id"),
     )
 
 
@@ -288,6 +297,8 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
+    # Listings page restore sessions newest first (migration 0018).
+    __table_args__ = (Index("ix_restore_sessions_created", "creation_time", "id"),)
 
 
 class RestoreEvent(Base):

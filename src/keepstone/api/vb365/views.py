@@ -441,6 +441,11 @@ LOG_TYPES = {"Success": "Success", "Warning": "Warning", "Failed": "Error", "Run
 LOG_TYPES |= {"Queued": "Running", "Stopped": "Stop"}
 
 
+def statuses_of_log_type(log_type: str) -> list[str]:
+    """The log item statuses shown as ``log_type`` (a filter in the catalog's terms)."""
+    return [status for status, shown in LOG_TYPES.items() if shown == log_type]
+
+
 def log_item(row: LogItem, api: ApiVersion) -> dict[str, Any]:
     body: dict[str, Any] = {"id": row.id, "usn": row.usn}
     if api.at_least(8):
