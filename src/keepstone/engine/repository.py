@@ -26,7 +26,14 @@ from keepstone.engine.errors import (
 )
 from keepstone.engine.keys import KdfCost, MasterKey, make_key_file, open_key_file
 from keepstone.engine.locks import Lock
-from keepstone.engine.model import Item, PruneReport, Snapshot, SnapshotInfo, VerifyReport
+from keepstone.engine.model import (
+    FolderSummary,
+    Item,
+    PruneReport,
+    Snapshot,
+    SnapshotInfo,
+    VerifyReport,
+)
 from keepstone.engine.options import Options
 from keepstone.engine.store import ObjectStore
 from keepstone.engine.verify import verify
@@ -138,6 +145,18 @@ class Repository:
         """The items of a snapshot, in the order they were added."""
         trees = self._snapshot(snapshot_id).trees  # raises now, not at the first next()
         return (item for tree in trees for item in self._ctx.load_tree(tree))
+
+    def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:
+        """The snapshot's folder summary, read from the snapshot object alone (None for a
+        snapshot written before summaries existed)."""
+        return self._snapshot(snapshot_id).folders
+
+    def tree_count(self, snapshot_id: str) -> int:
+        return len(self._snapshot(snapshot_id).trees)
+
+    def tree_items(self, snapshot_id: str, position: int) -> list[Item]:
+        """The items of the snapshot's tree at ``position`` (one tree blob read)."""
+        return self._ctx.load_tree(self._snapshot(snapshot_id).trees[position])
 
     def read(self, item: Item) -> Iterator[bytes]:
         """The item's content, one checked chunk at a time."""

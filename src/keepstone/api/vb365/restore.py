@@ -242,7 +242,7 @@ def _folders(
         return [f for f in folders if parent_id in (None, f.parent_id)]
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
-    newest = views.newest_by_folder(browser.contents(owner_id, kind, None))
+    newest = browser.newest(owner_id, kind)
     render = partial(views.restore_folder, owner, newest)
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
 

@@ -552,17 +552,6 @@ def restore_folder(owner: Any, newest: dict[str, float], folder: Any) -> dict[st
     }
 
 
-def newest_by_folder(items: list[Any]) -> dict[str, float]:
-    """The newest modification time under every folder path, in one pass over the items."""
-    newest: dict[str, float] = {}
-    for item in items:
-        parts = item.path.split("/")
-        for depth in range(len(parts) + 1):
-            folder = "/".join(parts[:depth])
-            newest[folder] = max(newest.get(folder, 0.0), item.mtime)
-    return newest
-
-
 def restore_item(owner: Any, item: Any) -> dict[str, Any]:
     changed = iso(datetime.fromtimestamp(item.mtime, UTC))
     common = {"id": restores.item_id(item.key), "size": item.size, "modificationTime": changed}
