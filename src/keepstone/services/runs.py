@@ -683,13 +683,20 @@ def list_sessions(
     offset: int = 0,
     limit: int | None = None,
     where: SessionFilter | None = None,
+    *,
+    oldest_first: bool = False,
 ) -> list[JobSession]:
-    """Newest first; ``where`` filters (``job_id`` is a shorthand for its job filter)."""
+    """Newest first (or oldest first); ``where`` filters (``job_id`` is a shorthand for its job
+    filter)."""
     where = where or SessionFilter(job_id=job_id)
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
-        order = (JobSession.creation_time.desc(), JobSession.id.desc())  # the index backwards
+        order = (
+            (JobSession.creation_time, JobSession.id)
+            if oldest_first
+            else (JobSession.creation_time.desc(), JobSession.id.desc())  # the index backwards
+        )
         return list(s.scalars(page_of(JobSession, where.apply, order, offset, limit)))
 
 
