@@ -1,0 +1,535 @@
+"""Listings at scale: every list endpoint's first and a deep page, and opening a restore session
+on a large restore point, against a real `keepstone serve` over a catalog filled in bulk.
+
+    uv run python bench/listings.py [--scale 0.1] [--database postgresql://...] [--postgres]
+                                    [--repeat 5] [--write docs/benchmarks.md]
+
+At ``--scale 1``: 10,000 jobs, 1,000,000 job sessions, 100,000 log items in one session,
+10,000 restore points and restore sessions, 100,000 events in one restore session, and a real
+restore point of 1,000,000 items (100 mailboxes of 10 folders) written by the engine. Jobs,
+sessions, log items, points, restore sessions and events are inserted directly into the catalog
+(bulk INSERTs); the restore point goes through the engine's writer like a backup's.
+
+Each listing is asked ``--repeat`` times for its first page (offset 0, limit 30, no setId: the
+count is taken) and for its last page (the deepest offset, again without setId); the median is
+reported. Opening is ``POST /v8/Organizations/{id}/explore`` and then the first browse (the
+mailboxes, the first mailbox's folders, the first folder's first page); the server's peak RSS is
+read from /proc before and after. ``--postgres`` starts a private PostgreSQL
+(tests/postgres_server.py); ``--database`` uses the one given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import insert, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import process_helpers as processes  # noqa: E402
+from tests.postgres_server import PostgresServer, binaries  # noqa: E402
+
+from common import write_section  # noqa: E402
+from keepstone.engine import Item  # noqa: E402
+from keepstone.server import open_context  # noqa: E402
+from keepstone.services import restore_points  # noqa: E402
+from keepstone.services.context import Context  # noqa: E402
+from keepstone.services.vault import open_repository  # noqa: E402
+from keepstone.store.tables import (  # noqa: E402
+    Job,
+    JobSession,
+    LogItem,
+    Repository,
+    RestoreEvent,
+    RestorePoint,
+    RestoreSession,
+)
+
+TITLE = "Listings at scale"
+PASSWORD = "benchmark-password"
+BATCH = 10_000
+PAGE = 30
+FULL = {
+    "jobs": 10_000,
+    "sessions": 1_000_000,
+    "log_items": 100_000,
+    "points": 10_000,
+    "restore_sessions": 10_000,
+    "events": 100_000,
+    "items": 1_000_000,
+}
+MAILBOXES, FOLDERS = 100, 10
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    jobs: int
+    sessions: int
+    log_items: int
+    points: int
+    restore_sessions: int
+    events: int
+    items: int
+
+    @classmethod
+    def at(cls, scale: float) -> Sizes:
+        return cls(**{k: max(1, int(v * scale)) for k, v in FULL.items()})
+
+
+@dataclass(frozen=True)
+class Built:
+    org_id: str
+    big_session: str
+    big_job: str
+    events_session: str
+    seconds: float
+    point_seconds: float
+
+
+# ----- the catalog, filled in bulk -----
+
+
+def ids(n: int) -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(n)]
+
+
+def insert_all(ctx: Context, table: Any, rows: Iterator[dict[str, Any]]) -> None:
+    """Rows in batches, each batch one transaction of one executemany."""
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= BATCH:
+            with ctx.db.write() as s:
+                s.execute(insert(table), batch)
+            batch = []
+    if batch:
+        with ctx.db.write() as s:
+            s.execute(insert(table), batch)
+
+
+def build(ctx: Context, org_id: str, template_id: str, sizes: Sizes) -> Built:
+    started = time.monotonic()
+    with ctx.db.read() as s:
+        template = s.get(Job, template_id)
+        assert template is not None
+        repo = s.scalar(select(Repository).where(Repository.id == template.repository_id))
+        assert repo is not None
+        shape = {c.name: getattr(template, c.key) for c in Job.__table__.columns}
+    job_ids = [template_id, *ids(sizes.jobs - 1)]
+    insert_all(
+        ctx,
+        Job,
+        (shape | {"id": j, "name": f"job {n:06d}"} for n, j in enumerate(job_ids) if n),
+    )
+    session_ids = ids(sizes.sessions)
+
+    def sessions() -> Iterator[dict[str, Any]]:
+        for n, session_id in enumerate(session_ids):
+            created = BASE + timedelta(seconds=n)
+            yield {
+                "id": session_id,
+                "job_id": job_ids[n % len(job_ids)],
+                "status": "Success",
+                "creation_time": created,
+                "end_time": created + timedelta(seconds=30),
+                "progress": 100,
+                "retry_count": 0,
+                "statistics": {},
+                "details": "",
+                "stop_requested": False,
+                "claimed_by": None,
+                "scheduled_for": None,
+                "manual": True,
+                "not_before": None,
+                "lease_expires_at": None,
+                "attempt_started_at": None,
+            }
+
+    insert_all(ctx, JobSession, sessions())
+    big = session_ids[-1]  # the newest: the first row of every session listing
+    insert_all(
+        ctx,
+        LogItem,
+        (
+            {
+                "id": str(uuid.uuid4()),
+                "session_id": big,
+                "usn": n + 1,
+                "status": "Success",
+                "message": f"Processed item {n}",
+                "creation_time": BASE + timedelta(milliseconds=n),
+                "end_time": BASE + timedelta(milliseconds=n),
+                "subject_id": None,
+                "subject_name": None,
+            }
+            for n in range(sizes.log_items)
+        ),
+    )
+    point_started = time.monotonic()
+    real_point = synthesize_point(ctx, repo.id, repo.path, org_id, template_id, sizes.items)
+    point_seconds = time.monotonic() - point_started
+    insert_all(
+        ctx,
+        RestorePoint,
+        (
+            {
+                "id": str(uuid.uuid4()),
+                "repository_id": repo.id,
+                "snapshot_id": uuid.uuid4().hex * 2,
+                "job_id": job_ids[n % len(job_ids)],
+                "organization_id": org_id,
+                "session_id": None,
+                "backup_time": BASE + timedelta(minutes=n),
+                "is_exchange": True,
+                "is_onedrive": False,
+                "item_count": 0,
+                "size": 0,
+            }
+            for n in range(sizes.points - 1)
+        ),
+    )
+    restore_ids = ids(sizes.restore_sessions)
+    insert_all(
+        ctx,
+        RestoreSession,
+        (
+            {
+                "id": r,
+                "restore_point_id": real_point,
+                "organization_id": org_id,
+                "type": "Vex",
+                "state": "Stopped",
+                "result": "Success",
+                "creation_time": BASE + timedelta(seconds=n),
+                "end_time": BASE + timedelta(seconds=n + 1),
+                "initiated_by": "admin",
+                "details": "",
+                "statistics": {"restored": 0, "skipped": 0, "failed": 0, "bytes": 0},
+            }
+            for n, r in enumerate(restore_ids)
+        ),
+    )
+    events_session = restore_ids[-1]
+    insert_all(
+        ctx,
+        RestoreEvent,
+        (
+            {
+                "id": str(uuid.uuid4()),
+                "session_id": events_session,
+                "seq": n + 1,
+                "type": "Save",
+                "status": "Success",
+                "message": f"Saved message {n}.eml",
+                "start_time": BASE,
+                "end_time": BASE,
+                "item_name": f"message {n}.eml",
+                "item_type": "mail",
+                "item_size_bytes": 100,
+                "source": "user",
+                "target": "download",
+            }
+            for n in range(sizes.events)
+        ),
+    )
+    return Built(
+        org_id,
+        big,
+        job_ids[(len(session_ids) - 1) % len(job_ids)],
+        events_session,
+        time.monotonic() - started,
+        point_seconds,
+    )
+
+
+def synthesize_point(
+    ctx: Context, repo_id: str, repo_path: str, org_id: str, job_id: str, count: int
+) -> str:
+    """A real restore point of ``count`` messages (each with its own content) written by the
+    engine, recorded in the catalog as a backup run records its point."""
+    repository = open_repository(ctx, repo_id, repo_path)
+    tags = {restore_points.TAG_JOB: job_id, restore_points.TAG_ORGANIZATION: org_id}
+    with repository.writer(tags) as writer:
+        for n in range(count):
+            user = f"user{n % MAILBOXES:03d}@bench.example"
+            folder = f"Inbox/Folder {n // MAILBOXES % FOLDERS}"
+            content = f"Subject: message {n}\r\n\r\nbody of message {n}\r\n".encode()
+            chunks, size, _stored = writer.add_file(content)
+            writer.add_item(
+                Item(
+                    key=f"{user}/{n}",
+                    user=user,
+                    kind="mail",
+                    path=folder,
+                    size=size,
+                    mtime=float(n),
+                    mode=0o600,
+                    meta={"subject": f"message {n}"},
+                    chunks=chunks,
+                )
+            )
+        snapshot = writer.commit()
+    info = next(i for i in repository.snapshots() if i.id == snapshot)
+    facts = restore_points.SnapshotFacts(
+        snapshot, info.time, info.tags, info.item_count, info.size, True, False
+    )
+    return restore_points.record(ctx, repo_id, facts).id
+
+
+# ----- the server -----
+
+
+@contextmanager
+def catalog_url(database: str | None, start_postgres: bool, work: Path) -> Iterator[str | None]:
+    if database is not None or not start_postgres:
+        yield database
+        return
+    bin_dir = binaries()
+    if bin_dir is None:
+        raise SystemExit("PostgreSQL's server binaries are missing (apt-get install postgresql)")
+    server = PostgresServer(bin_dir)
+    server.init()
+    server.start()
+    try:
+        yield server.url(server.create_database())
+    finally:
+        server.destroy()
+
+
+def serve(work: Path, data_dir: Path, database: str | None) -> processes.ServerProcess:
+    env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
+    args = ("--database", database) if database else ()
+    return processes.start_server(work / "logs", data_dir, *args, env=env, ready_timeout=120)
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def median_ms(repeat: int, call: Callable[[], httpx.Response]) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = call()
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code >= 300:
+            raise SystemExit(
+                f"{response.request.url}: {response.status_code} {response.text[:300]}"
+            )
+    return statistics.median(times)
+
+
+@dataclass(frozen=True)
+class Timed:
+    endpoint: str
+    rows: int
+    first_ms: float
+    deep_ms: float
+    deep_offset: int
+
+
+def time_vb365(client: httpx.Client, path: str, repeat: int, what: str) -> Timed:
+    first = client.get(path, params={"offset": 0, "limit": PAGE})
+    total = int(first.json()["totalCount"])
+    deep = max(0, total - PAGE)
+    first_ms = median_ms(repeat, lambda: client.get(path, params={"offset": 0, "limit": PAGE}))
+    deep_ms = median_ms(repeat, lambda: client.get(path, params={"offset": deep, "limit": PAGE}))
+    return Timed(what, total, first_ms, deep_ms, deep)
+
+
+def time_query(client: httpx.Client, kind: str, total: int, repeat: int, extra: str = "") -> Timed:
+    last = max(1, -(-total // PAGE))
+
+    def at(page: int) -> httpx.Response:
+        return client.get(
+            f"/api/query?type={kind}&format=Entities&pageSize={PAGE}&page={page}{extra}"
+        )
+
+    first_ms, deep_ms = median_ms(repeat, lambda: at(1)), median_ms(repeat, lambda: at(last))
+    shown = f"/api/query?type={kind}{extra}"
+    return Timed(shown, total, first_ms, deep_ms, (last - 1) * PAGE)
+
+
+@dataclass(frozen=True)
+class Opened:
+    explore_ms: float
+    browse_ms: float
+    folder_ms: float
+    rss_before: float
+    peak_after: float
+
+
+def open_point(client: httpx.Client, server: processes.ServerProcess, org_id: str) -> Opened:
+    rss_before, _ = peak_rss_mb(server.process.pid)
+    started = time.perf_counter()
+    session = client.post(f"/v8/Organizations/{org_id}/explore", json={"type": "Vex"})
+    assert session.status_code == 201, session.text
+    explored = time.perf_counter()
+    base = f"/v8/RestoreSessions/{session.json()['id']}/Organization/Mailboxes"
+    owners = client.get(base, params={"limit": PAGE}).json()["results"]
+    folders = client.get(f"{base}/{owners[0]['id']}/Folders", params={"limit": PAGE})
+    browsed = time.perf_counter()
+    folder = folders.json()["results"][-1]
+    items = client.get(
+        f"{base}/{owners[0]['id']}/Items", params={"folderId": folder["id"], "limit": PAGE}
+    )
+    assert items.status_code == 200, items.text
+    done = time.perf_counter()
+    _, peak = peak_rss_mb(server.process.pid)
+    return Opened(
+        (explored - started) * 1000,
+        (browsed - started) * 1000,
+        (done - browsed) * 1000,
+        rss_before,
+        peak,
+    )
+
+
+def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[str, Built]:
+    data_dir = work / "data"
+    server = serve(work, data_dir, database)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=600) as client:
+            client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
+            (work / "org").mkdir(exist_ok=True)
+            org_id = processes.add_local_organization(client, "bench", work / "org")
+            repo_id = client.get("/v2/BackupRepositories").json()[0]["id"]
+            template = processes.add_job(client, org_id, "job 000000", repo_id)
+    finally:
+        server.stop()
+    ctx = open_context(data_dir, database=database)
+    built = build(ctx, org_id, template, sizes)
+    ctx.db.dispose()
+    server = serve(work, data_dir, database)
+    try:
+        with httpx.Client(base_url=server.base_url, timeout=600) as client:
+            client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
+            timed = [
+                time_vb365(client, "/v8/Jobs", repeat, "/vN/Jobs"),
+                time_vb365(client, "/v8/JobSessions", repeat, "/vN/JobSessions"),
+                time_vb365(
+                    client,
+                    f"/v6/Jobs/{built.big_job}/JobSessions",
+                    repeat,
+                    "/vN/Jobs/{id}/JobSessions",
+                ),
+                time_vb365(
+                    client,
+                    f"/v8/JobSessions/{built.big_session}/LogItems",
+                    repeat,
+                    "/vN/JobSessions/{id}/LogItems",
+                ),
+                time_vb365(client, "/v8/RestorePoints", repeat, "/vN/RestorePoints"),
+                time_vb365(client, "/v8/RestoreSessions", repeat, "/vN/RestoreSessions"),
+                time_vb365(
+                    client,
+                    f"/v8/RestoreSessions/{built.events_session}/Events",
+                    repeat,
+                    "/vN/RestoreSessions/{id}/Events",
+                ),
+            ]
+            opened = open_point(client, server, org_id)
+        with httpx.Client(base_url=server.base_url, timeout=600) as em:
+            logon = em.post("/api/sessionMngr/?v=latest", auth=("admin", PASSWORD))
+            assert logon.status_code == 201, logon.text
+            em.headers["X-RestSvcSessionId"] = logon.headers["X-RestSvcSessionId"]
+            timed += [
+                time_query(em, "Job", sizes.jobs, repeat),
+                time_query(em, "BackupJobSession", sizes.sessions, repeat),
+                time_query(em, "BackupJobSession", sizes.sessions, repeat, "&sortAsc=creationTime"),
+            ]
+            unpaged = median_ms(max(1, repeat // 2), lambda: em.get("/api/jobs"))
+    finally:
+        server.stop()
+    return report(sizes, timed, opened, unpaged, built, database), built
+
+
+def report(
+    sizes: Sizes,
+    timed: list[Timed],
+    opened: Opened,
+    em_jobs_ms: float,
+    built: Built,
+    database: str | None,
+) -> str:
+    lines = [
+        f"Catalog: {'PostgreSQL' if database else 'SQLite'}; {sizes.jobs:,} jobs, "
+        f"{sizes.sessions:,} job sessions, {sizes.log_items:,} log items in one session, "
+        f"{sizes.points:,} restore points, {sizes.restore_sessions:,} restore sessions, "
+        f"{sizes.events:,} events in one, a restore point of {sizes.items:,} items "
+        f"(built in {built.seconds:.0f} s, the point in {built.point_seconds:.0f} s).",
+        "",
+        "| endpoint | rows | first page (ms) | last page (ms) | its offset |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for t in timed:
+        lines.append(
+            f"| `{t.endpoint}` | {t.rows:,} | {t.first_ms:.1f} | {t.deep_ms:.1f} | "
+            f"{t.deep_offset:,} |"
+        )
+    lines += [
+        "",
+        f"`GET /api/jobs` (every job in one document, as the vendor answers it): "
+        f"{em_jobs_ms:.0f} ms.",
+        "",
+        f"Opening a restore session on the {sizes.items:,}-item point: explore "
+        f"{opened.explore_ms:.0f} ms; explore + mailboxes + the first mailbox's folders "
+        f"{opened.browse_ms:.0f} ms; then the first page of one folder "
+        f"{opened.folder_ms:.0f} ms. Server RSS {opened.rss_before:.0f} MB before, "
+        f"peak {opened.peak_after:.0f} MB after.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=0.1)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--database", help="a PostgreSQL catalog URL (default: SQLite)")
+    parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL")
+    parser.add_argument("--write", type=Path, help="replace the section in this Markdown file")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    args = parser.parse_args()
+    sizes = Sizes.at(args.scale)
+    runs: list[str] = []
+    catalogs = ([] if args.no_sqlite else [False]) + (
+        [True] if args.postgres or args.database else []
+    )
+    for postgres in catalogs:
+        with tempfile.TemporaryDirectory(prefix="keepstone-listings-") as tmp:
+            work = Path(tmp)
+            given = args.database if postgres else None
+            with catalog_url(given, postgres and not given, work) as database:
+                text, _ = run(sizes, args.repeat, database, work)
+        print(text, flush=True)
+        runs.append(text)
+    command = "uv run --locked python bench/listings.py " + " ".join(sys.argv[1:])
+    if args.write:
+        header = (
+            f"`{command.strip()}` on this 2-core machine (shared with other work: medians of "
+            f"{args.repeat}). Pages of {PAGE}; the last page is asked without `setId`, so it "
+            "counts again."
+        )
+        write_section(args.write, TITLE, "\n\n".join([header, *runs]))
+
+
+if __name__ == "__main__":
+    main()
