@@ -25,20 +25,17 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests import listing_rows as rows  # noqa: E402
 from tests import process_helpers as processes  # noqa: E402
 from tests.postgres_server import PostgresServer, binaries  # noqa: E402
 
@@ -48,19 +45,10 @@ from keepstone.server import open_context  # noqa: E402
 from keepstone.services import restore_points  # noqa: E402
 from keepstone.services.context import Context  # noqa: E402
 from keepstone.services.vault import open_repository  # noqa: E402
-from keepstone.store.tables import (  # noqa: E402
-    Job,
-    JobSession,
-    LogItem,
-    Repository,
-    RestoreEvent,
-    RestorePoint,
-    RestoreSession,
-)
+from keepstone.store.tables import Job, Repository  # noqa: E402
 
 TITLE = "Listings at scale"
 PASSWORD = "benchmark-password"
-BATCH = 10_000
 PAGE = 30
 FULL = {
     "jobs": 10_000,
@@ -72,7 +60,6 @@ FULL = {
     "items": 1_000_000,
 }
 MAILBOXES, FOLDERS = 100, 10
-BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -103,154 +90,29 @@ class Built:
 # ----- the catalog, filled in bulk -----
 
 
-def ids(n: int) -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(n)]
-
-
-def insert_all(ctx: Context, table: Any, rows: Iterator[dict[str, Any]]) -> None:
-    """Rows in batches, each batch one transaction of one executemany."""
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= BATCH:
-            with ctx.db.write() as s:
-                s.execute(insert(table), batch)
-            batch = []
-    if batch:
-        with ctx.db.write() as s:
-            s.execute(insert(table), batch)
-
-
 def build(ctx: Context, org_id: str, template_id: str, sizes: Sizes) -> Built:
     started = time.monotonic()
     with ctx.db.read() as s:
         template = s.get(Job, template_id)
         assert template is not None
-        repo = s.scalar(select(Repository).where(Repository.id == template.repository_id))
+        repo = s.get(Repository, template.repository_id)
         assert repo is not None
-        shape = {c.name: getattr(template, c.key) for c in Job.__table__.columns}
-    job_ids = [template_id, *ids(sizes.jobs - 1)]
-    insert_all(
-        ctx,
-        Job,
-        (shape | {"id": j, "name": f"job {n:06d}"} for n, j in enumerate(job_ids) if n),
-    )
-    session_ids = ids(sizes.sessions)
-
-    def sessions() -> Iterator[dict[str, Any]]:
-        for n, session_id in enumerate(session_ids):
-            created = BASE + timedelta(seconds=n)
-            yield {
-                "id": session_id,
-                "job_id": job_ids[n % len(job_ids)],
-                "status": "Success",
-                "creation_time": created,
-                "end_time": created + timedelta(seconds=30),
-                "progress": 100,
-                "retry_count": 0,
-                "statistics": {},
-                "details": "",
-                "stop_requested": False,
-                "claimed_by": None,
-                "scheduled_for": None,
-                "manual": True,
-                "not_before": None,
-                "lease_expires_at": None,
-                "attempt_started_at": None,
-            }
-
-    insert_all(ctx, JobSession, sessions())
+        repo_id, repo_path = repo.id, repo.path
+    job_ids = [template_id, *rows.copies_of_job(ctx, template_id, sizes.jobs - 1)]
+    session_ids = rows.add_sessions(ctx, job_ids, sizes.sessions)
     big = session_ids[-1]  # the newest: the first row of every session listing
-    insert_all(
-        ctx,
-        LogItem,
-        (
-            {
-                "id": str(uuid.uuid4()),
-                "session_id": big,
-                "usn": n + 1,
-                "status": "Success",
-                "message": f"Processed item {n}",
-                "creation_time": BASE + timedelta(milliseconds=n),
-                "end_time": BASE + timedelta(milliseconds=n),
-                "subject_id": None,
-                "subject_name": None,
-            }
-            for n in range(sizes.log_items)
-        ),
-    )
+    rows.add_log_items(ctx, big, sizes.log_items)
     point_started = time.monotonic()
-    real_point = synthesize_point(ctx, repo.id, repo.path, org_id, template_id, sizes.items)
+    real_point = synthesize_point(ctx, repo_id, repo_path, org_id, template_id, sizes.items)
     point_seconds = time.monotonic() - point_started
-    insert_all(
-        ctx,
-        RestorePoint,
-        (
-            {
-                "id": str(uuid.uuid4()),
-                "repository_id": repo.id,
-                "snapshot_id": uuid.uuid4().hex * 2,
-                "job_id": job_ids[n % len(job_ids)],
-                "organization_id": org_id,
-                "session_id": None,
-                "backup_time": BASE + timedelta(minutes=n),
-                "is_exchange": True,
-                "is_onedrive": False,
-                "item_count": 0,
-                "size": 0,
-            }
-            for n in range(sizes.points - 1)
-        ),
-    )
-    restore_ids = ids(sizes.restore_sessions)
-    insert_all(
-        ctx,
-        RestoreSession,
-        (
-            {
-                "id": r,
-                "restore_point_id": real_point,
-                "organization_id": org_id,
-                "type": "Vex",
-                "state": "Stopped",
-                "result": "Success",
-                "creation_time": BASE + timedelta(seconds=n),
-                "end_time": BASE + timedelta(seconds=n + 1),
-                "initiated_by": "admin",
-                "details": "",
-                "statistics": {"restored": 0, "skipped": 0, "failed": 0, "bytes": 0},
-            }
-            for n, r in enumerate(restore_ids)
-        ),
-    )
-    events_session = restore_ids[-1]
-    insert_all(
-        ctx,
-        RestoreEvent,
-        (
-            {
-                "id": str(uuid.uuid4()),
-                "session_id": events_session,
-                "seq": n + 1,
-                "type": "Save",
-                "status": "Success",
-                "message": f"Saved message {n}.eml",
-                "start_time": BASE,
-                "end_time": BASE,
-                "item_name": f"message {n}.eml",
-                "item_type": "mail",
-                "item_size_bytes": 100,
-                "source": "user",
-                "target": "download",
-            }
-            for n in range(sizes.events)
-        ),
-    )
+    rows.add_points(ctx, repo_id, org_id, job_ids, sizes.points - 1)
+    restore_ids = rows.add_restore_sessions(ctx, real_point, org_id, sizes.restore_sessions)
+    rows.add_events(ctx, restore_ids[-1], sizes.events)
     return Built(
         org_id,
         big,
         job_ids[(len(session_ids) - 1) % len(job_ids)],
-        events_session,
+        restore_ids[-1],
         time.monotonic() - started,
         point_seconds,
     )
@@ -265,8 +127,10 @@ def synthesize_point(
     tags = {restore_points.TAG_JOB: job_id, restore_points.TAG_ORGANIZATION: org_id}
     with repository.writer(tags) as writer:
         for n in range(count):
-            user = f"user{n % MAILBOXES:03d}@bench.example"
-            folder = f"Inbox/Folder {n // MAILBOXES % FOLDERS}"
+            # As a backup adds them: mailbox by mailbox, folder by folder.
+            per_mailbox = -(-count // MAILBOXES)
+            user = f"user{n // per_mailbox:03d}@bench.example"
+            folder = f"Inbox/Folder {n % per_mailbox * FOLDERS // per_mailbox}"
             content = f"Subject: message {n}\r\n\r\nbody of message {n}\r\n".encode()
             chunks, size, _stored = writer.add_file(content)
             writer.add_item(
@@ -507,6 +371,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL")
     parser.add_argument("--write", type=Path, help="replace the section in this Markdown file")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument("--keep", type=Path, help="build in this directory and leave it there")
     args = parser.parse_args()
     sizes = Sizes.at(args.scale)
     runs: list[str] = []
@@ -515,7 +380,8 @@ def main() -> None:
     )
     for postgres in catalogs:
         with tempfile.TemporaryDirectory(prefix="keepstone-listings-") as tmp:
-            work = Path(tmp)
+            work = Path(tmp) if args.keep is None else args.keep / ("pg" if postgres else "sqlite")
+            work.mkdir(parents=True, exist_ok=True)
             given = args.database if postgres else None
             with catalog_url(given, postgres and not given, work) as database:
                 text, _ = run(sizes, args.repeat, database, work)
