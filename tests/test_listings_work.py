@@ -96,8 +96,14 @@ def test_log_pages_cost_the_same_for_n_and_4n_items(
     large_desc = first_and_last(ctx, api, f"{path}?orderAsc=false&type=Success", 4 * N)
     assert_paged(small, large)
     assert_paged(small_desc, large_desc)
-    usns = [r["usn"] for r in api.get(f"{path}?orderAsc=false&limit=3").json()["results"]]
-    assert usns == [4 * N, 4 * N - 1, 4 * N - 2]
+    def usns(query: str) -> list[int]:
+        return [r["usn"] for r in api.get(f"{path}?{query}").json()["results"]]
+
+    assert usns("orderAsc=false&limit=3") == [4 * N, 4 * N - 1, 4 * N - 2]
+    # Past the middle, a page is found from the set's end: the same rows, in the same order.
+    assert usns(f"offset={3 * N}&limit=3") == [3 * N + 1, 3 * N + 2, 3 * N + 3]
+    assert usns(f"orderAsc=false&offset={4 * N - 2}&limit=5") == [2, 1]
+    assert usns(f"offset={2 * N - 1}&limit=2") == [2 * N, 2 * N + 1]
 
 
 def test_restore_listings_cost_the_same_for_n_and_4n_rows(

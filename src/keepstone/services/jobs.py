@@ -122,13 +122,16 @@ def page_jobs(
     *,
     org_id: str | None = None,
     repository_id: str | None = None,
+    total: int | None = None,
 ) -> list[Job]:
-    """Jobs by name, one window of them read from the catalog."""
+    """Jobs by name, one window of them read from the catalog (``total``: the set's size, when
+    known)."""
     with ctx.db.read() as s:
         if org_id is not None:
             get_organization_in(s, org_id)
         where = partial(_jobs_where, org_id, repository_id)
-        return list(s.scalars(page_of(Job, where, (Job.name, Job.id), offset, limit)))
+        keys = (Job.name, Job.id)
+        return page_of(s, Job, where, keys, offset=offset, limit=limit, total=total)
 
 
 def count_jobs(ctx: Context, *, org_id: str | None = None, repository_id: str | None = None) -> int:

@@ -114,11 +114,7 @@ class PointFilter:
                 query = query.where(column == value)
         return query
 
-    @property
-    def order(self) -> tuple[Any, ...]:
-        if self.ascending:
-            return (RestorePoint.backup_time, RestorePoint.id)
-        return (RestorePoint.backup_time.desc(), RestorePoint.id.desc())
+    KEYS = (RestorePoint.backup_time, RestorePoint.id)
 
 
 def list_points(
@@ -132,11 +128,24 @@ def list_points(
 
 
 def page_points(
-    ctx: Context, where: PointFilter, offset: int = 0, limit: int | None = None
+    ctx: Context,
+    where: PointFilter,
+    offset: int = 0,
+    limit: int | None = None,
+    total: int | None = None,
 ) -> list[RestorePoint]:
     """One window of the restore points ``where`` selects (all of them by default)."""
     with ctx.db.read() as s:
-        return list(s.scalars(page_of(RestorePoint, where.apply, where.order, offset, limit)))
+        return page_of(
+            s,
+            RestorePoint,
+            where.apply,
+            where.KEYS,
+            descending=not where.ascending,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
 
 
 def count_points(ctx: Context, where: PointFilter) -> int:
@@ -163,7 +172,9 @@ def point_at(
     where = PointFilter(job_id=job_id, organization_id=organization_id)
     with ctx.db.read() as s:
         query = where.apply(select(RestorePoint)).where(RestorePoint.backup_time <= instant)
-        found: RestorePoint | None = s.scalar(query.order_by(*where.order).limit(1))
+        found: RestorePoint | None = s.scalar(
+            query.order_by(RestorePoint.backup_time.desc(), RestorePoint.id.desc()).limit(1)
+        )
     if found is None:
         raise NotFound(f"no restore point exists at or before {instant.isoformat()}")
     return found

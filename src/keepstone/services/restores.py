@@ -273,12 +273,25 @@ def explore(ctx: Context, point: RestorePoint, *, user_name: str, kind: str = "V
 
 
 def list_sessions(
-    ctx: Context, offset: int = 0, limit: int | None = None, until: datetime | None = None
+    ctx: Context,
+    offset: int = 0,
+    limit: int | None = None,
+    until: datetime | None = None,
+    total: int | None = None,
 ) -> list[SessionRow]:
     """Newest first; ``until`` pins a listed set (sessions opened later are not in it)."""
-    order = (SessionRow.creation_time.desc(), SessionRow.id.desc())
+    keys = (SessionRow.creation_time, SessionRow.id)
     with ctx.db.read() as s:
-        return list(s.scalars(page_of(SessionRow, _opened_until(until), order, offset, limit)))
+        return page_of(
+            s,
+            SessionRow,
+            _opened_until(until),
+            keys,
+            descending=True,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
 
 
 def count_sessions(ctx: Context, until: datetime | None = None) -> int:
@@ -473,13 +486,14 @@ def list_events(
     offset: int = 0,
     limit: int | None = None,
     until_seq: int | None = None,
+    total: int | None = None,
 ) -> list[EventRow]:
     """The session's events in the order they ran; ``until_seq`` pins a listed set."""
     get_session(ctx, session_id)
-    order = (EventRow.seq, EventRow.id)
+    keys = (EventRow.seq, EventRow.id)
     with ctx.db.read() as s:
         where = _events_of(session_id, until_seq)
-        return list(s.scalars(page_of(EventRow, where, order, offset, limit)))
+        return page_of(s, EventRow, where, keys, offset=offset, limit=limit, total=total)
 
 
 def count_events(ctx: Context, session_id: str, until_seq: int | None = None) -> int:

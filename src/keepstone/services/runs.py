@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -685,6 +685,7 @@ def list_sessions(
     where: SessionFilter | None = None,
     *,
     oldest_first: bool = False,
+    total: int | None = None,
 ) -> list[JobSession]:
     """Newest first (or oldest first); ``where`` filters (``job_id`` is a shorthand for its job
     filter)."""
@@ -692,16 +693,26 @@ def list_sessions(
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
-        order = (
-            (JobSession.creation_time, JobSession.id)
-            if oldest_first
-            else (JobSession.creation_time.desc(), JobSession.id.desc())  # the index backwards
+        return page_of(
+            s,
+            JobSession,
+            where.apply,
+            (JobSession.creation_time, JobSession.id),
+            descending=not oldest_first,
+            offset=offset,
+            limit=limit,
+            total=total,
         )
-        return list(s.scalars(page_of(JobSession, where.apply, order, offset, limit)))
 
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:
     with ctx.db.read() as s:
+        if where.created_until is not None:
+            newest = s.scalar(select(func.max(JobSession.creation_time)))
+            if newest is None or newest <= where.created_until:
+                # The cutoff keeps every session: counted without it, the catalog counts the
+                # entries of its smallest index instead of comparing a million instants.
+                where = replace(where, created_until=None)
         return s.scalar(where.apply(select(func.count()).select_from(JobSession))) or 0
 
 
@@ -735,21 +746,30 @@ class LogFilter:
             query = query.where(LogItem.usn <= self.until_usn)
         return query
 
-    @property
-    def order(self) -> tuple[Any, ...]:
-        if self.ascending:
-            return (LogItem.usn, LogItem.id)
-        return (LogItem.usn.desc(), LogItem.id.desc())
-
 
 def list_log_items(
-    ctx: Context, session_id: str, offset: int = 0, limit: int | None = None, **kwargs: Any
+    ctx: Context,
+    session_id: str,
+    offset: int = 0,
+    limit: int | None = None,
+    *,
+    total: int | None = None,
+    **kwargs: Any,
 ) -> list[LogItem]:
     """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s."""
     where = LogFilter(session_id, **kwargs)
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(s.scalars(page_of(LogItem, where.apply, where.order, offset, limit)))
+        return page_of(
+            s,
+            LogItem,
+            where.apply,
+            (LogItem.usn, LogItem.id),
+            descending=not where.ascending,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
 
 
 def count_log_items(ctx: Context, where: LogFilter) -> int:

@@ -37,8 +37,9 @@ def job_page(
     if order is not None:
         return None  # the query's text order (numbers, dates, words) is not the catalog's
     ctx = ctx_of(request)
-    rows = [_job_row(who, job) for job in jobs.page_jobs(ctx, offset, limit)]
-    return Window(rows, jobs.count_jobs(ctx))
+    total = jobs.count_jobs(ctx)
+    rows = [_job_row(who, job) for job in jobs.page_jobs(ctx, offset, limit, total=total)]
+    return Window(rows, total)
 
 
 def _job_row(who: Caller, job: Job) -> Found:
@@ -74,11 +75,12 @@ def session_page(
         return None
     ctx = ctx_of(request)
     where = runs.SessionFilter()
-    oldest_first = order is not None and order[1]
-    page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest_first)
+    oldest = order is not None and order[1]
+    total = runs.count_sessions(ctx, where)
+    page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
     names = {j.id: j.name for j in jobs.jobs_by_id(ctx, {s.job_id for s in page}).values()}
     rows = [_session_row(ctx, who, s, names.get(s.job_id, "")) for s in page]
-    return Window(rows, runs.count_sessions(ctx, where))
+    return Window(rows, total)
 
 
 def _session_row(ctx: Context, who: Caller, session: JobSession, name: str) -> Found:

@@ -54,8 +54,10 @@ def list_jobs(
 ) -> Response:
     where = {"org_id": organizationId, "repository_id": repositoryId}
 
-    def page(_pin: None, offset: int, limit: int | None) -> list[Job]:
-        return jobs.page_jobs(ctx, offset, limit, **where)
+    def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[Job]:
+        return jobs.page_jobs(
+            ctx, offset, limit, org_id=organizationId, repository_id=repositoryId, total=total
+        )
 
     def render(rows: Sequence[Job]) -> list[dict[str, Any]]:
         return [views.job(job, api) for job in rows]

@@ -144,24 +144,25 @@ def query_listing(
     api: ApiVersion,
     collection: str,
     pin: Callable[[], Any],
-    page: Callable[[Any, int, int | None], Sequence[Any]],
+    page: Callable[[Any, int, int | None, int | None], Sequence[Any]],
     count: Callable[[Any], int],
     render: Callable[[Sequence[Any]], list[dict[str, Any]]],
     paging: PageRequest,
     now: datetime,
 ) -> Any:
     """A collection paged in the catalog: ``pin()`` captures the set (``None`` pins nothing),
-    ``page(pin, offset, limit)`` reads one window of it (``limit`` None: to the end), and
+    ``page(pin, offset, limit, total)`` reads one window of it (``limit`` None: to the end;
+    ``total``, the set's size when known, lets a deep window be read from the set's end), and
     ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count)."""
     if not api.pages(collection):
-        return render(page(None, paging.offset, paging.limit))
+        return render(page(None, paging.offset, paging.limit, None))
 
     def take() -> PinnedSet:
         pinned = pin()
         return PinnedSet(pinned, count(pinned))
 
     set_id, pinned = page_sets(request).snapshot(collection, paging.set_id, take, now)
-    rows = page(pinned.pin, paging.offset, paging.size)
+    rows = page(pinned.pin, paging.offset, paging.size, pinned.total)
     return envelope(request, render(rows), paging, pinned.total, set_id)
 
 

@@ -55,8 +55,8 @@ def list_restore_points(
 ) -> Response:
     where = restore_points.PointFilter(jobId, organizationId, repositoryId, orderAsc)
 
-    def page(_pin: None, offset: int, limit: int | None) -> list[RestorePoint]:
-        return restore_points.page_points(ctx, where, offset, limit)
+    def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[RestorePoint]:
+        return restore_points.page_points(ctx, where, offset, limit, total)
 
     def render(rows: Sequence[RestorePoint]) -> list[dict[str, Any]]:
         return [views.restore_point(point, api) for point in rows]
@@ -151,8 +151,10 @@ def explore_organization(
 
 @router.get("/RestoreSessions")
 def list_sessions(request: Request, ctx: Ctx, api: Version, paging: Paging) -> Response:
-    def page(until: datetime | None, offset: int, limit: int | None) -> list[Any]:
-        return restores.list_sessions(ctx, offset, limit, until)
+    def page(
+        until: datetime | None, offset: int, limit: int | None, total: int | None
+    ) -> list[Any]:
+        return restores.list_sessions(ctx, offset, limit, until, total)
 
     def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [views.restore_session(session, api) for session in rows]
@@ -190,8 +192,8 @@ def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, api: Version
 def list_events(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    def page(until: int | None, offset: int, limit: int | None) -> list[Any]:
-        return restores.list_events(ctx, session_id, offset, limit, until)
+    def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[Any]:
+        return restores.list_events(ctx, session_id, offset, limit, until, total)
 
     def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [views.restore_event(session_id, event, api=api) for event in rows]

@@ -52,8 +52,10 @@ def _sessions(
     def pinned(cutoff: datetime | None) -> runs.SessionFilter:
         return where if cutoff is None else dataclasses.replace(where, created_until=cutoff)
 
-    def page(cutoff: datetime | None, offset: int, limit: int | None) -> list[Any]:
-        return runs.list_sessions(ctx, None, offset, limit, pinned(cutoff))
+    def page(
+        cutoff: datetime | None, offset: int, limit: int | None, total: int | None
+    ) -> list[Any]:
+        return runs.list_sessions(ctx, None, offset, limit, pinned(cutoff), total=total)
 
     now = ctx.clock.now()
     count = partial(_count_sessions, ctx, pinned)
@@ -121,9 +123,16 @@ def list_log_items(
     statuses = None if wanted is None else tuple(views.statuses_of_log_type(wanted))
     where = runs.LogFilter(session_id, statuses, orderAsc)
 
-    def page(until: int | None, offset: int, limit: int | None) -> list[LogItem]:
+    def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[LogItem]:
         return runs.list_log_items(
-            ctx, session_id, offset, limit, statuses=statuses, ascending=orderAsc, until_usn=until
+            ctx,
+            session_id,
+            offset,
+            limit,
+            total=total,
+            statuses=statuses,
+            ascending=orderAsc,
+            until_usn=until,
         )
 
     def count(until: int | None) -> int:
