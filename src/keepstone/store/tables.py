@@ -227,7 +227,11 @@ class LogItem(Base):
     subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     subject_name: Mapped[str | None] = mapped_column(String(255))
     # A session's log is paged by sequence number (migration 0018).
-    __table_args__ = (Index("ix_log_items_session_usn", "session_id", "usn", "id"),)
+    __table_args__ = (
+        Index("ix_log_items_session_usn", "session_id", "usn", "id"),
+        # A session's last failure, and its log listed by type, without reading its whole log.
+        Index("ix_log_items_session_status", "session_id", "status", "usn"),
+    )
 
 
 class TaskSession(Base):

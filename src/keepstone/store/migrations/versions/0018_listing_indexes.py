@@ -1,5 +1,6 @@
 """indexes for listings paged in the catalog: jobs by name, sessions and restore sessions newest
-first, a session's log by sequence number, restore points by time (all, and a job's)
+first, a session's log by sequence number (and by status), restore points by time (all, and a
+job's)
 
 Revision ID: 0018
 Revises: 0016
@@ -19,6 +20,7 @@ INDEXES = (
     ("ix_jobs_name", "jobs", ["name", "id"]),
     ("ix_job_sessions_created", "job_sessions", ["creation_time", "id"]),
     ("ix_log_items_session_usn", "log_items", ["session_id", "usn", "id"]),
+    ("ix_log_items_session_status", "log_items", ["session_id", "status", "usn"]),
     ("ix_restore_points_time", "restore_points", ["backup_time", "id"]),
     ("ix_restore_points_job_time", "restore_points", ["job_id", "backup_time", "id"]),
     ("ix_restore_sessions_created", "restore_sessions", ["creation_time", "id"]),
