@@ -118,14 +118,21 @@ class FolderSummary:
             raise RepositoryCorrupt(f"{what} holds a malformed folder summary") from None
 
 
+# Where a tree blob was stored when its snapshot was written: pack, offset, length, plain
+# length. A prune may move it since; the index is the truth, these save loading it to browse.
+TreePlace = tuple[str, int, int, int]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """A snapshot object as stored: its listing info, its tree blobs in order, and the summary
-    of its folders (None in snapshots written before summaries existed)."""
+    """A snapshot object as stored: its listing info, its tree blobs in order, the summary of
+    its folders and where each tree was stored (None in snapshots written before they existed;
+    a place is None when the writer did not know it)."""
 
     info: SnapshotInfo
     trees: tuple[str, ...]
     folders: tuple[FolderSummary, ...] | None = None
+    places: tuple[TreePlace | None, ...] | None = None
 
     def to_bytes(self) -> bytes:
         info = self.info
@@ -140,6 +147,8 @@ class Snapshot:
         }
         if self.folders is not None:
             document["folders"] = [f.to_json() for f in self.folders]
+        if self.places is not None:
+            document["tree_places"] = [None if p is None else list(p) for p in self.places]
         return wire.dumps(document)
 
     @classmethod
@@ -169,7 +178,26 @@ class Snapshot:
         )
         if summary is not None and any(t >= len(trees) or t < 0 for f in summary for t in f.trees):
             raise RepositoryCorrupt(f"{what} names a tree it does not have")
-        return cls(info, tuple(trees), summary)
+        return cls(info, tuple(trees), summary, _places(document.get("tree_places"), trees, what))
+
+
+def _places(value: object, trees: list[Any], what: str) -> tuple[TreePlace | None, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != len(trees):
+        raise RepositoryCorrupt(f"{what} has malformed tree places")
+    places: list[TreePlace | None] = []
+    for place in value:
+        if place is None:
+            places.append(None)
+            continue
+        try:
+            _require(isinstance(place, list) and len(place) == 4)
+            pack, offset, length, raw = place
+            places.append((wire.parse_id(pack, what).hex(), int(offset), int(length), int(raw)))
+        except (TypeError, ValueError):
+            raise RepositoryCorrupt(f"{what} has malformed tree places") from None
+    return tuple(places)
 
 
 def _require(condition: bool) -> None:

@@ -24,6 +24,7 @@ from keepstone.engine.model import (
     Item,
     Snapshot,
     SnapshotInfo,
+    TreePlace,
     WriterStats,
     folder_of,
 )
@@ -204,9 +205,22 @@ class BackupWriter:
     def _write_snapshot(self, time: datetime) -> str:
         trees = self._trees
         info = SnapshotInfo("", time, self._tags, self._parent, trees.count, trees.size)
-        snapshot = Snapshot(info, tuple(trees.ids), trees.summary())
+        snapshot = Snapshot(info, tuple(trees.ids), trees.summary(), self._tree_places())
         data = self._ctx.codec.encode(snapshot.to_bytes())
         return self._ctx.put_hashed(SNAPSHOT_PREFIX, data)
+
+    def _tree_places(self) -> tuple[TreePlace | None, ...]:
+        """Where each tree is (every one is indexed once the packs are finished), so a reader
+        that only browses need not load the index."""
+        places: list[TreePlace | None] = []
+        for tree in self._trees.ids:
+            found = self._ctx.index.get(bytes.fromhex(tree))
+            places.append(
+                None
+                if found is None
+                else (found.pack, found.offset, found.length, found.raw_length)
+            )
+        return tuple(places)
 
     def _check_usable(self) -> None:
         if self._closed:

@@ -342,7 +342,8 @@ def browser(ctx: Context, session_id: str) -> Browser:
         assert point is not None  # sessions cascade with their restore point
         repo_row = s.get(RepositoryRow, point.repository_id)
         assert repo_row is not None
-    repository = open_repository(ctx, repo_row.id, repo_row.path)
+    # The index loads at the first content read (a save, a put-back); browsing reads none.
+    repository = open_repository(ctx, repo_row.id, repo_row.path, load_index=False)
     loaded = Browser(repository, point.organization_id or "", point.snapshot_id)
     with _browsers_lock:
         _browsers[session_id] = loaded
