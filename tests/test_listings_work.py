@@ -96,6 +96,7 @@ def test_log_pages_cost_the_same_for_n_and_4n_items(
     large_desc = first_and_last(ctx, api, f"{path}?orderAsc=false&type=Success", 4 * N)
     assert_paged(small, large)
     assert_paged(small_desc, large_desc)
+
     def usns(query: str) -> list[int]:
         return [r["usn"] for r in api.get(f"{path}?{query}").json()["results"]]
 
