@@ -104,7 +104,8 @@ class FolderSummary:
     @classmethod
     def from_json(cls, value: object, what: str) -> FolderSummary:
         try:
-            assert isinstance(value, list) and len(value) == 6 and isinstance(value[5], list)
+            _require(isinstance(value, list) and len(value) == 6 and isinstance(value[5], list))
+            assert isinstance(value, list)
             user, kind, folder, count, newest, trees = value
             return cls(
                 str(user),
@@ -114,7 +115,7 @@ class FolderSummary:
                 float(newest),
                 tuple(int(t) for t in trees),
             )
-        except (AssertionError, TypeError, ValueError):
+        except (TypeError, ValueError):
             raise RepositoryCorrupt(f"{what} holds a malformed folder summary") from None
 
 
