@@ -39,9 +39,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests import listing_rows as rows  # noqa: E402
 from tests import process_helpers as processes  # noqa: E402
-from tests.postgres_server import PostgresServer, binaries  # noqa: E402
 
 from common import write_section  # noqa: E402
+from scale import postgres as private_postgres  # noqa: E402
 from keepstone.engine import Item  # noqa: E402
 from keepstone.server import open_context  # noqa: E402
 from keepstone.services import restore_points  # noqa: E402
@@ -171,16 +171,8 @@ def catalog_url(database: str | None, start_postgres: bool, work: Path) -> Itera
     if database is not None or not start_postgres:
         yield database
         return
-    bin_dir = binaries()
-    if bin_dir is None:
-        raise SystemExit("PostgreSQL's server binaries are missing (apt-get install postgresql)")
-    server = PostgresServer(bin_dir)
-    server.init()
-    server.start()
-    try:
-        yield server.url(server.create_database())
-    finally:
-        server.destroy()
+    with private_postgres(work) as url:  # the scale-out benchmark's private cluster
+        yield url
 
 
 def serve(work: Path, data_dir: Path, database: str | None) -> processes.ServerProcess:
