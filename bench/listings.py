@@ -41,13 +41,13 @@ from tests import listing_rows as rows  # noqa: E402
 from tests import process_helpers as processes  # noqa: E402
 
 from common import write_section  # noqa: E402
-from scale import postgres as private_postgres  # noqa: E402
 from keepstone.engine import Item  # noqa: E402
 from keepstone.server import open_context  # noqa: E402
 from keepstone.services import restore_points  # noqa: E402
 from keepstone.services.context import Context  # noqa: E402
 from keepstone.services.vault import open_repository  # noqa: E402
 from keepstone.store.tables import Job, Repository  # noqa: E402
+from scale import postgres as private_postgres  # noqa: E402
 
 TITLE = "Listings at scale"
 PASSWORD = "benchmark-password"
