@@ -22,6 +22,8 @@ before and after. ``--postgres`` starts a private PostgreSQL
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import os
 import statistics
 import sys
@@ -270,8 +272,7 @@ def open_point(client: httpx.Client, server: processes.ServerProcess, org_id: st
     )
 
 
-def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[str, Built]:
-    data_dir = work / "data"
+def build_catalog(sizes: Sizes, database: str | None, work: Path, data_dir: Path) -> Built:
     server = serve(work, data_dir, database)
     try:
         with httpx.Client(base_url=server.base_url, timeout=600) as client:
@@ -287,6 +288,18 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
     if database is not None:
         settle(ctx)
     ctx.db.dispose()
+    return built
+
+
+def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[str, Built]:
+    data_dir = work / "data"
+    record = work / "built.json"
+    if record.exists():  # a catalog kept (--keep) from an earlier run: measure it again
+        built = Built(**json.loads(record.read_text()))
+    else:
+        built = build_catalog(sizes, database, work, data_dir)
+        record.write_text(json.dumps(dataclasses.asdict(built)))
+    org_id = built.org_id
     server = serve(work, data_dir, database)
     try:
         with httpx.Client(base_url=server.base_url, timeout=600) as client:
@@ -379,7 +392,12 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="start a private PostgreSQL")
     parser.add_argument("--write", type=Path, help="replace the section in this Markdown file")
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
-    parser.add_argument("--keep", type=Path, help="build in this directory and leave it there")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="build in this directory and leave it there; a later run with the same directory "
+        "(and scale) measures the kept SQLite catalog again without building it",
+    )
     args = parser.parse_args()
     sizes = Sizes.at(args.scale)
     runs: list[str] = []
