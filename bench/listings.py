@@ -398,7 +398,12 @@ def main() -> None:
         help="build in this directory and leave it there; a later run with the same directory "
         "(and scale) measures the kept SQLite catalog again without building it",
     )
+    parser.add_argument(
+        "--small", action="store_true", help="a quick check (bench/all.py): --scale 0.005, 3 asks"
+    )
     args = parser.parse_args()
+    if args.small:
+        args.scale, args.repeat = 0.005, 3
     sizes = Sizes.at(args.scale)
     runs: list[str] = []
     catalogs = ([] if args.no_sqlite else [False]) + (
