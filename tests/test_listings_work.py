@@ -15,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keepstone.clock import ManualClock
+from keepstone.domain.jobs import SessionStatus
 from keepstone.engine import Item, LocalStore, writer
-from keepstone.services import catalog, jobs, restore_points
+from keepstone.services import catalog, jobs, restore_points, runs
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
 from tests import listing_rows as bulk
@@ -283,3 +284,20 @@ def test_opening_a_restore_session_reads_the_same_for_n_and_4n_items(
     assert small[1] == large[1] == 0  # no tree (nor any other blob) read to list owners, folders
     assert small[2] == large[2] <= 2  # one folder: its own tree(s)
     assert small[3] == large[3] == 10
+
+
+def test_failures_of_a_page_match_each_sessions_last_failure(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    sessions = bulk.add_sessions(ctx, [job["id"]], 4)
+    runs.add_log(ctx, sessions[0], SessionStatus.FAILED, "first failure")
+    runs.add_log(ctx, sessions[0], SessionStatus.SUCCESS, "then fine")
+    runs.add_log(ctx, sessions[0], SessionStatus.STOPPED, "stopped at last")
+    runs.add_log(ctx, sessions[1], SessionStatus.FAILED, "only failure")
+    runs.add_log(ctx, sessions[2], SessionStatus.WARNING, "a warning is no failure")
+    found = runs.failures_of(ctx, sessions)
+    assert found == {sessions[0]: "stopped at last", sessions[1]: "only failure"}
+    assert {s: runs.failure_of(ctx, s) for s in sessions} == {s: found.get(s, "") for s in sessions}
+    with catalog_work(ctx) as work:
+        runs.failures_of(ctx, sessions)
+    assert sum(q.startswith("SELECT") for q in work.statements) == 1  # for the whole page

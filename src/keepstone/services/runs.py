@@ -224,6 +224,27 @@ def failure_of(ctx: Context, session_id: str) -> str:
     return message or ""
 
 
+def failures_of(ctx: Context, session_ids: list[str]) -> dict[str, str]:
+    """``failure_of`` for several sessions (a page of them) in one query: session id -> the
+    message of its last failure log item, for those that have one."""
+    if not session_ids:
+        return {}
+    failed = (SessionStatus.FAILED.value, SessionStatus.STOPPED.value)
+    last = (
+        select(LogItem.session_id, func.max(LogItem.usn).label("usn"))
+        .where(LogItem.session_id.in_(session_ids), LogItem.status.in_(failed))
+        .group_by(LogItem.session_id)
+        .subquery()
+    )
+    query = (
+        select(LogItem.session_id, LogItem.message)
+        .join(last, (LogItem.session_id == last.c.session_id) & (LogItem.usn == last.c.usn))
+        .where(LogItem.status.in_(failed))
+    )
+    with ctx.db.read() as s:
+        return {session_id: message for session_id, message in s.execute(query)}
+
+
 def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession | None:
     """Stop the job's active session: a queued one at once, a running one at its proxy's check."""
     session = _active_session(s, job.id)

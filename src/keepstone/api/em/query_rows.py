@@ -22,7 +22,6 @@ from keepstone.api.em.tasks import task_document
 from keepstone.api.em.xml import NS
 from keepstone.api.vb365.views import iso
 from keepstone.services import catalog, jobs, restore_points, runs, tasks
-from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession
 
 
@@ -60,7 +59,10 @@ def _job_row(who: Caller, job: Job) -> Found:
 def session_rows(request: Request, who: Caller) -> list[Found]:
     ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
-    return [_session_row(ctx, who, s, names.get(s.job_id, "")) for s in runs.list_sessions(ctx)]
+    return [
+        _session_row(who, s, names.get(s.job_id, ""), runs.failure_of(ctx, s.id))
+        for s in runs.list_sessions(ctx)
+    ]
 
 
 SESSION_ORDERS = {"creationtime", "creationtimeutc"}
@@ -79,11 +81,12 @@ def session_page(
     total = runs.count_sessions(ctx, where)
     page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
     names = {j.id: j.name for j in jobs.jobs_by_id(ctx, {s.job_id for s in page}).values()}
-    rows = [_session_row(ctx, who, s, names.get(s.job_id, "")) for s in page]
+    failures = runs.failures_of(ctx, [s.id for s in page])
+    rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]
     return Window(rows, total)
 
 
-def _session_row(ctx: Context, who: Caller, session: JobSession, name: str) -> Found:
+def _session_row(who: Caller, session: JobSession, name: str, failure: str) -> Found:
     state, result = SESSION_STATES[session.status]
     fields = {
         "name": f"{name}@{iso(session.creation_time)}",
@@ -103,7 +106,7 @@ def _session_row(ctx: Context, who: Caller, session: JobSession, name: str) -> F
     return Found(
         fields,
         session_reference(who, session, name, "Ref"),
-        session_entity(who, session, name, runs.failure_of(ctx, session.id)),
+        session_entity(who, session, name, failure),
     )
 
 
