@@ -6,6 +6,9 @@ grow at most linearly. Work counts do not depend on the machine's speed, so such
 flaky, and a quadratic path (a list rewritten on every append, a query per item per item) fails
 it at any N.
 
+``rows_loaded`` counts the ORM objects loaded meanwhile (by any session of the process): a
+listing that pages in the catalog loads its page, never the whole set.
+
 Bytes are the sizes of the bound parameters of the writing statements (INSERT, UPDATE, DELETE):
 what the catalog is asked to store. A JSON list rewritten on every append shows up there on
 SQLite and PostgreSQL alike, whatever the pages and the WAL make of it.
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.orm import Session
 
 from keepstone.services.context import Context
 
@@ -38,6 +42,7 @@ class CatalogWork:
     statements: list[str] = field(default_factory=list)
     written_bytes: int = 0
     vm_steps: int = 0  # SQLite only (0 on PostgreSQL): instructions run, in VM_STEP units
+    rows_loaded: int = 0  # ORM objects read from the catalog (each row a listing loads)
 
     @property
     def count(self) -> int:
@@ -69,14 +74,19 @@ def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
             raw.set_progress_handler(step, VM_STEP)
             watched[id(raw)] = raw
 
+    def loaded(_session: Any, _instance: Any) -> None:
+        work.rows_loaded += 1
+
     engines = {ctx.db._reader, ctx.db._writer}  # reads and writes run on their own engines
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
+    event.listen(Session, "loaded_as_persistent", loaded)
     try:
         yield work
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+        event.remove(Session, "loaded_as_persistent", loaded)
         for raw in watched.values():
             raw.set_progress_handler(None, 0)
 

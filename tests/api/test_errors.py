@@ -17,7 +17,7 @@ def test_unhandled_exception_is_a_generic_500_with_request_id(
     def explode(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail /etc/passwd")
 
-    monkeypatch.setattr(jobs, "list_jobs", explode)
+    monkeypatch.setattr(jobs, "page_jobs", explode)  # what /v2/Jobs lists through
     unsafe = TestClient(client.app, raise_server_exceptions=False, base_url=str(client.base_url))
     response = unsafe.get("/v2/Jobs", headers={"Authorization": f"Bearer {api.token}"})
     assert response.status_code == 500

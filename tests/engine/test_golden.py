@@ -96,7 +96,7 @@ PLAIN_OBJECTS = [
     "index/5ab188b2a11d65aaf0e46f91691f9fdc7ca05effeef2fbf979784f97a9abb9a2",
     "locks/1031c70d8848285cb81e8bb85c23f041c50ab0c00642f6b6c7de152023ec6e5a",
     "packs/df/df6127ce678e800259de9e0a40fc826ff7fb5ea943dfa38f6e5f52b98b58e54f",
-    "snapshots/b2f655c6e10fe55aeeee02bdf497788fffa3964f5a906d3d39d0828dfe999a90",
+    "snapshots/6c3da596eabe194fddb8f07bc5bc0da2a80a1daf44f79f9e7aeeb82077837796",
 ]
 PLAIN_CONFIG = (
     b'{"chunker":{"algorithm":"fastcdc-2020","avg_size":1048576,"max_size":8388608,'
@@ -110,7 +110,7 @@ ENCRYPTED_OBJECTS = [
     "keys/02172e4a9b385b6a4bcef1111bfb99471eb67f3632336facac4fb6b2649f7f63",
     "locks/5876e06eb892d6dfa81004a9d433b1b2e0fe0533087ac47297bc580e541606f6",
     "packs/3a/3ab75b7d37b26e729ef0b032f661a93092db80d211fb0d73519f9eedb5a5f808",
-    "snapshots/4f2a4b5411fe7bc12ae76ac4887549da50dbf4d572c707f32f7472a279745bc8",
+    "snapshots/1e7f9463c5ebd8de8fe2634491b7376f7897e35615148f9079908a9a10e162f9",
 ]
 ENCRYPTED_CONFIG_HASH = "d04c83a7469dfc426b007d41554a80393d75e7a4ccf0c8d4cbc827e1aee91782"
 MAIL_ID = "60c80c5acfec5ad77c8bd29ca7b77fcb01f1629bd3a933ca97d54e1ea0a90372"
@@ -202,9 +202,13 @@ def test_unencrypted_layout_as_documented(tmp_path: Path) -> None:
 
     _, snapshot = _named(objects, "snapshots/")
     assert _unwrap(snapshot) == (
-        b'{"item_count":5,"parent":null,"size":409657,"tags":{"job_id":"job-1",'
+        b'{"folders":[["alice","folder","/alice/docs",1,1700000000.0,[0]],'
+        b'["alice","mail","/alice/mail/.Sent/1700000000.M1P1.host",1,1700000000.0,[0]],'
+        b'["alice","file","/alice/docs",3,1700000000.0,[0]]],'
+        b'"item_count":5,"parent":null,"size":409657,"tags":{"job_id":"job-1",'
         b'"organization_id":"org-1","session_id":"session-1"},'
         b'"time":"2026-06-10T10:00:00.000000+00:00",'
+        b'"tree_places":[["' + pack_name.rsplit("/", 1)[1].encode() + b'",339041,391,1084]],'
         b'"trees":["' + TREE_ID.encode() + b'"],"version":1}'
     )
     _, lock = _named(objects, "locks/")

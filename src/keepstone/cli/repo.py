@@ -137,7 +137,7 @@ def save(
     try:
         session = _session_on(ctx, point)
         view = restores.browser(ctx, session)
-        items = [i for i in view.items if i.user == user]
+        items = view.items_of_user(user)
         if not items:
             raise NotFound(f"user '{user}' has no items in restore point {point}")
         with bytes_progress() as bar, SaveTree(to) as tree:

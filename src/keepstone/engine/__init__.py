@@ -17,12 +17,14 @@ from keepstone.engine.errors import (
 )
 from keepstone.engine.keys import KdfCost
 from keepstone.engine.model import (
+    FolderSummary,
     Item,
     ItemKind,
     PruneReport,
     SnapshotInfo,
     VerifyReport,
     WriterStats,
+    folder_of,
 )
 from keepstone.engine.options import Options
 from keepstone.engine.repository import Repository
@@ -33,6 +35,7 @@ __all__ = [
     "BackupFailed",
     "BackupWriter",
     "ChunkerParams",
+    "FolderSummary",
     "Item",
     "ItemKind",
     "KdfCost",
@@ -54,4 +57,5 @@ __all__ = [
     "VerifyReport",
     "WriterStats",
     "WrongPassword",
+    "folder_of",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from keepstone.domain.errors import InvalidInput
@@ -77,26 +78,79 @@ class SnapshotInfo:
     size: int
 
 
+def folder_of(item: Item) -> str:
+    """The folder an item is browsed in: a message's (or folder item's) path, a file's parent
+    (``.`` at the root of a drive)."""
+    return str(PurePosixPath(item.path).parent) if item.kind == "file" else item.path
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSummary:
+    """One folder of one user and kind in a snapshot: how many items it holds directly, the
+    newest ``mtime`` among them, and which of the snapshot's trees (by position) hold them. A
+    browser reads the summaries to list owners and folders, and only those trees to list one
+    folder's items."""
+
+    user: str
+    kind: str
+    folder: str
+    count: int
+    newest: float
+    trees: tuple[int, ...]
+
+    def to_json(self) -> list[Any]:
+        return [self.user, self.kind, self.folder, self.count, self.newest, list(self.trees)]
+
+    @classmethod
+    def from_json(cls, value: object, what: str) -> FolderSummary:
+        try:
+            _require(isinstance(value, list) and len(value) == 6 and isinstance(value[5], list))
+            assert isinstance(value, list)
+            user, kind, folder, count, newest, trees = value
+            return cls(
+                str(user),
+                str(kind),
+                str(folder),
+                int(count),
+                float(newest),
+                tuple(int(t) for t in trees),
+            )
+        except (TypeError, ValueError):
+            raise RepositoryCorrupt(f"{what} holds a malformed folder summary") from None
+
+
+# Where a tree blob was stored when its snapshot was written: pack, offset, length, plain
+# length. A prune may move it since; the index is the truth, these save loading it to browse.
+TreePlace = tuple[str, int, int, int]
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """A snapshot object as stored: its listing info and its tree blobs, in order."""
+    """A snapshot object as stored: its listing info, its tree blobs in order, the summary of
+    its folders and where each tree was stored (None in snapshots written before they existed;
+    a place is None when the writer did not know it)."""
 
     info: SnapshotInfo
     trees: tuple[str, ...]
+    folders: tuple[FolderSummary, ...] | None = None
+    places: tuple[TreePlace | None, ...] | None = None
 
     def to_bytes(self) -> bytes:
         info = self.info
-        return wire.dumps(
-            {
-                "version": wire.FORMAT_VERSION,
-                "time": wire.format_time(info.time),
-                "tags": info.tags,
-                "parent": info.parent,
-                "trees": list(self.trees),
-                "item_count": info.item_count,
-                "size": info.size,
-            }
-        )
+        document: dict[str, Any] = {
+            "version": wire.FORMAT_VERSION,
+            "time": wire.format_time(info.time),
+            "tags": info.tags,
+            "parent": info.parent,
+            "trees": list(self.trees),
+            "item_count": info.item_count,
+            "size": info.size,
+        }
+        if self.folders is not None:
+            document["folders"] = [f.to_json() for f in self.folders]
+        if self.places is not None:
+            document["tree_places"] = [None if p is None else list(p) for p in self.places]
+        return wire.dumps(document)
 
     @classmethod
     def parse(cls, snapshot_id: str, plain: bytes) -> Snapshot:
@@ -117,7 +171,34 @@ class Snapshot:
             raise RepositoryCorrupt(f"{what} is malformed") from None
         for tree in trees:
             wire.parse_id(tree, what)
-        return cls(info, tuple(trees))
+        folders = document.get("folders")
+        if folders is not None and not isinstance(folders, list):
+            raise RepositoryCorrupt(f"{what} is malformed")
+        summary = (
+            None if folders is None else tuple(FolderSummary.from_json(f, what) for f in folders)
+        )
+        if summary is not None and any(t >= len(trees) or t < 0 for f in summary for t in f.trees):
+            raise RepositoryCorrupt(f"{what} names a tree it does not have")
+        return cls(info, tuple(trees), summary, _places(document.get("tree_places"), trees, what))
+
+
+def _places(value: object, trees: list[Any], what: str) -> tuple[TreePlace | None, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != len(trees):
+        raise RepositoryCorrupt(f"{what} has malformed tree places")
+    places: list[TreePlace | None] = []
+    for place in value:
+        if place is None:
+            places.append(None)
+            continue
+        try:
+            _require(isinstance(place, list) and len(place) == 4)
+            pack, offset, length, raw = place
+            places.append((wire.parse_id(pack, what).hex(), int(offset), int(length), int(raw)))
+        except (TypeError, ValueError):
+            raise RepositoryCorrupt(f"{what} has malformed tree places") from None
+    return tuple(places)
 
 
 def _require(condition: bool) -> None:

@@ -24,10 +24,20 @@ from keepstone.engine.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
+from keepstone.engine.index import BlobLocation
 from keepstone.engine.keys import KdfCost, MasterKey, make_key_file, open_key_file
 from keepstone.engine.locks import Lock
-from keepstone.engine.model import Item, PruneReport, Snapshot, SnapshotInfo, VerifyReport
+from keepstone.engine.model import (
+    FolderSummary,
+    Item,
+    PruneReport,
+    Snapshot,
+    SnapshotInfo,
+    VerifyReport,
+    parse_tree,
+)
 from keepstone.engine.options import Options
+from keepstone.engine.pack import TREE
 from keepstone.engine.store import ObjectStore
 from keepstone.engine.verify import verify
 from keepstone.engine.writer import BackupWriter, parse_chunk_id
@@ -81,8 +91,16 @@ class Repository:
 
     @classmethod
     def open(
-        cls, store: ObjectStore, password: str | None = None, *, options: Options | None = None
+        cls,
+        store: ObjectStore,
+        password: str | None = None,
+        *,
+        options: Options | None = None,
+        load_index: bool = True,
     ) -> Repository:
+        """Open the repository in ``store``. Without ``load_index`` the index is loaded at the
+        first read that needs it: browsing a snapshot reads its trees from the places the
+        snapshot records, and never needs it."""
         options = options or Options()
         try:
             config = RepoConfig.parse(store.get(CONFIG))
@@ -97,7 +115,8 @@ class Repository:
         elif password:
             raise WrongPassword("this repository is not encrypted: open it without a password")
         ctx = RepoContext(store, config, master, options)
-        ctx.refresh_index()
+        if load_index:
+            ctx.refresh_index()
         return cls(ctx)
 
     @property
@@ -138,6 +157,32 @@ class Repository:
         """The items of a snapshot, in the order they were added."""
         trees = self._snapshot(snapshot_id).trees  # raises now, not at the first next()
         return (item for tree in trees for item in self._ctx.load_tree(tree))
+
+    def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:
+        """The snapshot's folder summary, read from the snapshot object alone (None for a
+        snapshot written before summaries existed)."""
+        return self._snapshot(snapshot_id).folders
+
+    def tree_count(self, snapshot_id: str) -> int:
+        return len(self._snapshot(snapshot_id).trees)
+
+    def tree_items(self, snapshot_id: str, position: int) -> list[Item]:
+        """The items of the snapshot's tree at ``position`` (one tree blob read): from where the
+        snapshot says it was stored, else (moved by a prune, or no place recorded) where the
+        index says it is."""
+        snapshot = self._snapshot(snapshot_id)
+        tree = snapshot.trees[position]
+        place = None if snapshot.places is None else snapshot.places[position]
+        if place is not None:
+            pack, offset, length, raw_length = place
+            where = BlobLocation(pack, TREE, offset, length, raw_length)
+            try:
+                plain = self._ctx.read_at(bytes.fromhex(tree), where)
+            except (ObjectNotFound, RepositoryCorrupt):
+                pass  # not there any more: the index knows where it went
+            else:
+                return parse_tree(plain, f"tree {tree}")
+        return self._ctx.load_tree(tree)
 
     def read(self, item: Item) -> Iterator[bytes]:
         """The item's content, one checked chunk at a time."""

@@ -19,7 +19,15 @@ from keepstone.engine.codec import BytesLike
 from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
 from keepstone.engine.errors import BackupFailed
 from keepstone.engine.locks import Lock
-from keepstone.engine.model import Item, Snapshot, SnapshotInfo, WriterStats
+from keepstone.engine.model import (
+    FolderSummary,
+    Item,
+    Snapshot,
+    SnapshotInfo,
+    TreePlace,
+    WriterStats,
+    folder_of,
+)
 from keepstone.engine.pack import DATA, TREE, PackBuilder, PackEntry
 
 log = structlog.get_logger(__name__)
@@ -197,8 +205,22 @@ class BackupWriter:
     def _write_snapshot(self, time: datetime) -> str:
         trees = self._trees
         info = SnapshotInfo("", time, self._tags, self._parent, trees.count, trees.size)
-        data = self._ctx.codec.encode(Snapshot(info, tuple(trees.ids)).to_bytes())
+        snapshot = Snapshot(info, tuple(trees.ids), trees.summary(), self._tree_places())
+        data = self._ctx.codec.encode(snapshot.to_bytes())
         return self._ctx.put_hashed(SNAPSHOT_PREFIX, data)
+
+    def _tree_places(self) -> tuple[TreePlace | None, ...]:
+        """Where each tree is (every one is indexed once the packs are finished), so a reader
+        that only browses need not load the index."""
+        places: list[TreePlace | None] = []
+        for tree in self._trees.ids:
+            found = self._ctx.index.get(bytes.fromhex(tree))
+            places.append(
+                None
+                if found is None
+                else (found.pack, found.offset, found.length, found.raw_length)
+            )
+        return tuple(places)
 
     def _check_usable(self) -> None:
         if self._closed:
@@ -235,7 +257,8 @@ def _abandon(lock: Lock) -> None:
 
 
 class _TreeBuilder:
-    """Items as canonical JSON, cut into tree blobs of bounded size."""
+    """Items as canonical JSON, cut into tree blobs of bounded size; and the snapshot's folder
+    summary (a few numbers per folder, so browsing reads only the trees of one folder)."""
 
     def __init__(self) -> None:
         self.ids: list[str] = []
@@ -243,6 +266,23 @@ class _TreeBuilder:
         self.size = 0
         self._items: list[bytes] = []
         self._bytes = 0
+        # (user, kind, folder) -> [count, newest mtime, positions of the trees holding them]
+        self._folders: dict[tuple[str, str, str], tuple[list[float], list[int]]] = {}
+
+    def summary(self) -> tuple[FolderSummary, ...]:
+        return tuple(
+            FolderSummary(user, kind, folder, int(numbers[0]), numbers[1], tuple(trees))
+            for (user, kind, folder), (numbers, trees) in self._folders.items()
+        )
+
+    def _count(self, item: Item) -> None:
+        key = (item.user, item.kind, folder_of(item))
+        numbers, trees = self._folders.setdefault(key, ([0, item.mtime], []))
+        numbers[0] += 1
+        numbers[1] = max(numbers[1], item.mtime)
+        position = len(self.ids)  # the tree this item goes into is stored as the next one
+        if not trees or trees[-1] != position:
+            trees.append(position)
 
     def add(self, item: Item) -> bytes | None:
         """Add ``item``; the JSON of a full tree blob when this one filled it."""
@@ -254,6 +294,7 @@ class _TreeBuilder:
                 "that is not valid Unicode"
             ) from None
         self._items.append(encoded)
+        self._count(item)
         self._bytes += len(encoded) + 1
         self.count += 1
         self.size += item.size

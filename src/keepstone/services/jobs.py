@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,6 +19,7 @@ from keepstone.services import runs
 from keepstone.services.catalog import get_job_in, get_organization_in, get_repository_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
+from keepstone.store.paging import page_of
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -102,6 +105,47 @@ def list_jobs(ctx: Context, org_id: str | None = None) -> list[Job]:
             get_organization_in(s, org_id)
             query = query.where(Job.organization_id == org_id)
         return list(s.scalars(query))
+
+
+def jobs_by_id(ctx: Context, ids: Collection[str]) -> dict[str, Job]:
+    """The jobs of ``ids`` that exist (a page's jobs: one query, never the whole table)."""
+    if not ids:
+        return {}
+    with ctx.db.read() as s:
+        return {j.id: j for j in s.scalars(select(Job).where(Job.id.in_(list(ids))))}
+
+
+def page_jobs(
+    ctx: Context,
+    offset: int = 0,
+    limit: int | None = None,
+    *,
+    org_id: str | None = None,
+    repository_id: str | None = None,
+    total: int | None = None,
+) -> list[Job]:
+    """Jobs by name, one window of them read from the catalog (``total``: the set's size, when
+    known)."""
+    with ctx.db.read() as s:
+        if org_id is not None:
+            get_organization_in(s, org_id)
+        where = partial(_jobs_where, org_id, repository_id)
+        keys = (Job.name, Job.id)
+        return page_of(s, Job, where, keys, offset=offset, limit=limit, total=total)
+
+
+def count_jobs(ctx: Context, *, org_id: str | None = None, repository_id: str | None = None) -> int:
+    with ctx.db.read() as s:
+        query = select(func.count()).select_from(Job)
+        return s.scalar(_jobs_where(org_id, repository_id, query)) or 0
+
+
+def _jobs_where(org_id: str | None, repository_id: str | None, query: Any) -> Any:
+    if org_id is not None:
+        query = query.where(Job.organization_id == org_id)
+    if repository_id is not None:
+        query = query.where(Job.repository_id == repository_id)
+    return query
 
 
 def get_job(ctx: Context, job_id: str) -> Job:

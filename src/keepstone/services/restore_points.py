@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import NotFound
 from keepstone.services.context import Context, new_id
+from keepstone.store.paging import page_of
 from keepstone.store.tables import RestorePoint
 
 TAG_JOB, TAG_ORGANIZATION, TAG_SESSION = "job_id", "organization_id", "session_id"
@@ -93,6 +95,28 @@ def _follow(point: RestorePoint, facts: SnapshotFacts) -> None:
     point.is_exchange, point.is_onedrive = facts.has_mail, facts.has_files
 
 
+@dataclass(frozen=True)
+class PointFilter:
+    """Which restore points a listing shows, and in which order."""
+
+    job_id: str | None = None
+    organization_id: str | None = None
+    repository_id: str | None = None
+    ascending: bool = False
+
+    def apply(self, query: Any) -> Any:
+        for column, value in (
+            (RestorePoint.job_id, self.job_id),
+            (RestorePoint.organization_id, self.organization_id),
+            (RestorePoint.repository_id, self.repository_id),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        return query
+
+    KEYS = (RestorePoint.backup_time, RestorePoint.id)
+
+
 def list_points(
     ctx: Context,
     *,
@@ -100,16 +124,33 @@ def list_points(
     organization_id: str | None = None,
     repository_id: str | None = None,
 ) -> list[RestorePoint]:
+    return page_points(ctx, PointFilter(job_id, organization_id, repository_id))
+
+
+def page_points(
+    ctx: Context,
+    where: PointFilter,
+    offset: int = 0,
+    limit: int | None = None,
+    total: int | None = None,
+) -> list[RestorePoint]:
+    """One window of the restore points ``where`` selects (all of them by default)."""
     with ctx.db.read() as s:
-        query = select(RestorePoint).order_by(RestorePoint.backup_time.desc())
-        for column, value in (
-            (RestorePoint.job_id, job_id),
-            (RestorePoint.organization_id, organization_id),
-            (RestorePoint.repository_id, repository_id),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        return list(s.scalars(query))
+        return page_of(
+            s,
+            RestorePoint,
+            where.apply,
+            where.KEYS,
+            descending=not where.ascending,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
+
+
+def count_points(ctx: Context, where: PointFilter) -> int:
+    with ctx.db.read() as s:
+        return s.scalar(where.apply(select(func.count()).select_from(RestorePoint))) or 0
 
 
 def get_point(ctx: Context, point_id: str) -> RestorePoint:
@@ -128,14 +169,15 @@ def point_at(
     organization_id: str | None = None,
 ) -> RestorePoint:
     """The latest restore point taken at or before ``instant`` (what "explore at time" means)."""
-    candidates = [
-        p
-        for p in list_points(ctx, job_id=job_id, organization_id=organization_id)
-        if p.backup_time <= instant
-    ]
-    if not candidates:
+    where = PointFilter(job_id=job_id, organization_id=organization_id)
+    with ctx.db.read() as s:
+        query = where.apply(select(RestorePoint)).where(RestorePoint.backup_time <= instant)
+        found: RestorePoint | None = s.scalar(
+            query.order_by(RestorePoint.backup_time.desc(), RestorePoint.id.desc()).limit(1)
+        )
+    if found is None:
         raise NotFound(f"no restore point exists at or before {instant.isoformat()}")
-    return candidates[0]
+    return found
 
 
 def _existing(s: Session, repository_id: str, facts: SnapshotFacts) -> RestorePoint | None:

@@ -1,8 +1,9 @@
 """Restore sessions: explore a restore point, browse its mailboxes and drives, save items, and
 put items back into the organization (to their place or another user's).
 
-A session opens its restore point's repository once and keeps the snapshot's items in memory
-(a small LRU), so browsing and saving one item cost no repeated index or tree reads.
+A session opens its restore point's repository once and browses it lazily (``Browser``): the
+snapshot's folder summary lists owners and folders, and listing a folder reads only its trees,
+so opening a session on a point of a million items reads one snapshot object.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import func, select
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
-from keepstone.engine import Item, Repository
+from keepstone.engine import FolderSummary, Item, Repository, folder_of
 from keepstone.services import audit, imap_settings, m365_restore, m365_settings, restore_points
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.catalog import get_organization_in
@@ -42,6 +43,7 @@ from keepstone.sources.targets import (
     RestoreTarget,
 )
 from keepstone.sources.targets import Collision as Collision  # part of this service's API
+from keepstone.store.paging import page_of
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestoreEvent as EventRow
 from keepstone.store.tables import RestorePoint
@@ -74,20 +76,65 @@ class Folder:
     parent_id: str | None
 
 
-@dataclass
 class Browser:
-    """The items of one restore point, indexed the ways clients browse them."""
+    """One restore point as clients browse it, read lazily from its repository.
 
-    repository: Repository
-    organization_id: str
-    items: list[Item]
+    Opening reads the snapshot object alone: its folder summary (a few numbers per folder of
+    each user) lists owners and folders. A folder's items are read from the trees the summary
+    names for it; an item looked up by id is found among its owner's trees. Recently read trees
+    are kept (a small LRU), so paging through a folder does not read them again. A snapshot
+    written before summaries existed is summarised once, reading its trees one at a time.
+    """
 
-    def __post_init__(self) -> None:
-        self.by_id = {item_id(item.key): item for item in self.items}
-        self.owners = {user_id(self.organization_id, i.user): i.user for i in self.items}
+    TREES_KEPT = 16
+
+    def __init__(self, repository: Repository, organization_id: str, snapshot_id: str) -> None:
+        self.repository = repository
+        self.organization_id = organization_id
+        self._snapshot = snapshot_id
+        self._trees: OrderedDict[int, list[Item]] = OrderedDict()
+        self._lock = threading.Lock()
+        summary = repository.folders(snapshot_id)
+        if summary is None:
+            summary = self._summarise()
+        self._folders = summary
+        self.owners = {user_id(organization_id, f.user): f.user for f in summary}
+        self._by_owner: OrderedDict[str, dict[str, Item]] = OrderedDict()
+
+    def _summarise(self) -> tuple[FolderSummary, ...]:
+        found: dict[tuple[str, str, str], tuple[list[float], list[int]]] = {}
+        for position in range(self.repository.tree_count(self._snapshot)):
+            for item in self.repository.tree_items(self._snapshot, position):
+                key = (item.user, item.kind, folder_of(item))
+                numbers, trees = found.setdefault(key, ([0, item.mtime], []))
+                numbers[0] += 1
+                numbers[1] = max(numbers[1], item.mtime)
+                if not trees or trees[-1] != position:
+                    trees.append(position)
+        return tuple(
+            FolderSummary(user, kind, folder, int(n[0]), n[1], tuple(trees))
+            for (user, kind, folder), (n, trees) in found.items()
+        )
+
+    def _tree(self, position: int) -> list[Item]:
+        with self._lock:
+            if position in self._trees:
+                self._trees.move_to_end(position)
+                return self._trees[position]
+        items = self.repository.tree_items(self._snapshot, position)
+        with self._lock:
+            self._trees[position] = items
+            while len(self._trees) > self.TREES_KEPT:
+                self._trees.popitem(last=False)
+        return items
+
+    def _items(self, summaries: list[FolderSummary], keep: Any) -> list[Item]:
+        """The items ``keep`` accepts from the trees of ``summaries``, in snapshot order."""
+        positions = sorted({t for f in summaries for t in f.trees})
+        return [i for position in positions for i in self._tree(position) if keep(i)]
 
     def owners_with(self, kind: str) -> list[Owner]:
-        names = sorted({i.user for i in self.items if i.kind == kind})
+        names = sorted({f.user for f in self._folders if f.kind == kind})
         return [Owner(user_id(self.organization_id, n), n) for n in names]
 
     def user(self, owner_id: str) -> str:
@@ -95,14 +142,16 @@ class Browser:
             raise NotFound(f"'{owner_id}' is not a mailbox or drive in this restore point")
         return self.owners[owner_id]
 
+    def _summaries(self, user: str, kind: str | None) -> list[FolderSummary]:
+        return [f for f in self._folders if f.user == user and kind in (None, f.kind)]
+
     def folders(self, owner_id: str, kind: str) -> list[Folder]:
         user = self.user(owner_id)
         paths: set[str] = set()
-        for item in self.items:
-            if item.user == user and item.kind == kind:
-                folder = item.path if kind == "mail" else str(PurePosixPath(item.path).parent)
-                parts = PurePosixPath(folder).parts if folder not in (".", "") else ()
-                paths.update("/".join(parts[: n + 1]) for n in range(len(parts)))
+        for summary in self._summaries(user, kind):
+            folder = summary.folder
+            parts = PurePosixPath(folder).parts if folder not in (".", "") else ()
+            paths.update("/".join(parts[: n + 1]) for n in range(len(parts)))
         return [
             Folder(
                 folder_id(user, kind, p),
@@ -113,20 +162,35 @@ class Browser:
             for p in sorted(paths)
         ]
 
+    def newest(self, owner_id: str, kind: str) -> dict[str, float]:
+        """The newest modification time under every folder path of the owner's ``kind``."""
+        newest: dict[str, float] = {}
+        for summary in self._summaries(self.user(owner_id), kind):
+            folder = summary.folder if summary.folder != "." else ""
+            parts = folder.split("/") if folder else []
+            for depth in range(len(parts) + 1):
+                path = "/".join(parts[:depth])
+                newest[path] = max(newest.get(path, 0.0), summary.newest)
+        return newest
+
     def contents(self, owner_id: str, kind: str, folder: str | None) -> list[Item]:
         """Items of one owner and kind, in one folder (by id) or all of them."""
         user = self.user(owner_id)
-        path = None
-        if folder is not None:
-            matches = [f.path for f in self.folders(owner_id, kind) if f.id == folder]
-            if not matches:
-                raise NotFound(f"folder '{folder}' does not exist in this restore point")
-            path = matches[0]
-        return [
-            i
-            for i in self.items
-            if i.user == user and i.kind == kind and (path is None or _folder_of(i) == path)
-        ]
+        summaries = self._summaries(user, kind)
+        if folder is None:
+            return self._items(summaries, lambda i: i.user == user and i.kind == kind)
+        matches = [f.path for f in self.folders(owner_id, kind) if f.id == folder]
+        if not matches:
+            raise NotFound(f"folder '{folder}' does not exist in this restore point")
+        path = matches[0]
+        summaries = [f for f in summaries if f.folder == path]
+        return self._items(
+            summaries, lambda i: i.user == user and i.kind == kind and folder_of(i) == path
+        )
+
+    def items_of_user(self, user: str) -> list[Item]:
+        """Every item of ``user`` (any kind), in snapshot order."""
+        return self._items(self._summaries(user, None), lambda i: i.user == user)
 
     def items_of(self, owner_id: str, identifiers: list[str]) -> list[Item]:
         """The owner's items by id, each once however often it is listed (in first-listed
@@ -138,14 +202,25 @@ class Browser:
         return io.BufferedReader(ChunkReader(self.repository.read(item)), 1 << 20)
 
     def item(self, owner_id: str, identifier: str) -> Item:
-        found = self.by_id.get(identifier)
-        if found is None or found.user != self.user(owner_id):
+        found = self._owner_items(owner_id).get(identifier)
+        if found is None:
             raise NotFound(f"item '{identifier}' does not exist in this restore point")
         return found
 
-
-def _folder_of(item: Item) -> str:
-    return item.path if item.kind == "mail" else str(PurePosixPath(item.path).parent)
+    def _owner_items(self, owner_id: str) -> dict[str, Item]:
+        """The owner's items by id (read from the owner's trees once; the last two owners
+        asked for are kept)."""
+        user = self.user(owner_id)
+        with self._lock:
+            if owner_id in self._by_owner:
+                self._by_owner.move_to_end(owner_id)
+                return self._by_owner[owner_id]
+        found = {item_id(i.key): i for i in self.items_of_user(user)}
+        with self._lock:
+            self._by_owner[owner_id] = found
+            while len(self._by_owner) > 2:
+                self._by_owner.popitem(last=False)
+        return found
 
 
 _browsers: OrderedDict[str, Browser] = OrderedDict()
@@ -197,9 +272,39 @@ def explore(ctx: Context, point: RestorePoint, *, user_name: str, kind: str = "V
     return session
 
 
-def list_sessions(ctx: Context) -> list[SessionRow]:
+def list_sessions(
+    ctx: Context,
+    offset: int = 0,
+    limit: int | None = None,
+    until: datetime | None = None,
+    total: int | None = None,
+) -> list[SessionRow]:
+    """Newest first; ``until`` pins a listed set (sessions opened later are not in it)."""
+    keys = (SessionRow.creation_time, SessionRow.id)
     with ctx.db.read() as s:
-        return list(s.scalars(select(SessionRow).order_by(SessionRow.creation_time.desc())))
+        return page_of(
+            s,
+            SessionRow,
+            _opened_until(until),
+            keys,
+            descending=True,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
+
+
+def count_sessions(ctx: Context, until: datetime | None = None) -> int:
+    with ctx.db.read() as s:
+        query = _opened_until(until)(select(func.count()).select_from(SessionRow))
+        return s.scalar(query) or 0
+
+
+def _opened_until(until: datetime | None) -> Any:
+    def where(query: Any) -> Any:
+        return query if until is None else query.where(SessionRow.creation_time <= until)
+
+    return where
 
 
 def get_session(ctx: Context, session_id: str) -> SessionRow:
@@ -237,10 +342,9 @@ def browser(ctx: Context, session_id: str) -> Browser:
         assert point is not None  # sessions cascade with their restore point
         repo_row = s.get(RepositoryRow, point.repository_id)
         assert repo_row is not None
-    repository = open_repository(ctx, repo_row.id, repo_row.path)
-    loaded = Browser(
-        repository, point.organization_id or "", list(repository.items(point.snapshot_id))
-    )
+    # The index loads at the first content read (a save, a put-back); browsing reads none.
+    repository = open_repository(ctx, repo_row.id, repo_row.path, load_index=False)
+    loaded = Browser(repository, point.organization_id or "", point.snapshot_id)
     with _browsers_lock:
         _browsers[session_id] = loaded
         while len(_browsers) > OPEN_BROWSERS:
@@ -377,12 +481,42 @@ def record_event(ctx: Context, session_id: str, event: Event) -> None:
         )
 
 
-def list_events(ctx: Context, session_id: str) -> list[EventRow]:
-    """The session's events in the order they ran."""
+def list_events(
+    ctx: Context,
+    session_id: str,
+    offset: int = 0,
+    limit: int | None = None,
+    until_seq: int | None = None,
+    total: int | None = None,
+) -> list[EventRow]:
+    """The session's events in the order they ran; ``until_seq`` pins a listed set."""
+    get_session(ctx, session_id)
+    keys = (EventRow.seq, EventRow.id)
+    with ctx.db.read() as s:
+        where = _events_of(session_id, until_seq)
+        return page_of(s, EventRow, where, keys, offset=offset, limit=limit, total=total)
+
+
+def count_events(ctx: Context, session_id: str, until_seq: int | None = None) -> int:
+    with ctx.db.read() as s:
+        query = select(func.count()).select_from(EventRow)
+        return s.scalar(_events_of(session_id, until_seq)(query)) or 0
+
+
+def last_event(ctx: Context, session_id: str) -> int:
+    """The order of the session's newest event (0: none): a listed set's pin."""
     get_session(ctx, session_id)
     with ctx.db.read() as s:
-        query = select(EventRow).where(EventRow.session_id == session_id).order_by(EventRow.seq)
-        return list(s.scalars(query))
+        query = select(func.max(EventRow.seq)).where(EventRow.session_id == session_id)
+        return s.scalar(query) or 0
+
+
+def _events_of(session_id: str, until_seq: int | None) -> Any:
+    def where(query: Any) -> Any:
+        query = query.where(EventRow.session_id == session_id)
+        return query if until_seq is None else query.where(EventRow.seq <= until_seq)
+
+    return where
 
 
 def _audit_entry(session: SessionRow, event: Event) -> Entry:

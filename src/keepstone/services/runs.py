@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,6 +26,7 @@ from keepstone.services import licensing, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
+from keepstone.store.paging import page_of
 from keepstone.store.tables import (
     CopyJob,
     CopyJobSession,
@@ -205,17 +206,43 @@ def stop_session(ctx: Context, session_id: str) -> JobSession:
 
 def failure_of(ctx: Context, session_id: str) -> str:
     """The message of a session's last failure log item ("" when none)."""
+    failed = (SessionStatus.FAILED.value, SessionStatus.STOPPED.value)
+    # The newest failure's number first, from the (session, status, usn) index: ordering the
+    # session's log by number would walk all of it when nothing failed.
+    last = (
+        select(func.max(LogItem.usn))
+        .where(LogItem.session_id == session_id, LogItem.status.in_(failed))
+        .scalar_subquery()
+    )
     with ctx.db.read() as s:
         message = s.scalar(
             select(LogItem.message)
-            .where(
-                LogItem.session_id == session_id,
-                LogItem.status.in_((SessionStatus.FAILED.value, SessionStatus.STOPPED.value)),
-            )
-            .order_by(LogItem.usn.desc())
+            .where(LogItem.session_id == session_id, LogItem.usn == last)
+            .where(LogItem.status.in_(failed))
             .limit(1)
         )
     return message or ""
+
+
+def failures_of(ctx: Context, session_ids: list[str]) -> dict[str, str]:
+    """``failure_of`` for several sessions (a page of them) in one query: session id -> the
+    message of its last failure log item, for those that have one."""
+    if not session_ids:
+        return {}
+    failed = (SessionStatus.FAILED.value, SessionStatus.STOPPED.value)
+    last = (
+        select(LogItem.session_id, func.max(LogItem.usn).label("usn"))
+        .where(LogItem.session_id.in_(session_ids), LogItem.status.in_(failed))
+        .group_by(LogItem.session_id)
+        .subquery()
+    )
+    query = (
+        select(LogItem.session_id, LogItem.message)
+        .join(last, (LogItem.session_id == last.c.session_id) & (LogItem.usn == last.c.usn))
+        .where(LogItem.status.in_(failed))
+    )
+    with ctx.db.read() as s:
+        return {session_id: message for session_id, message in s.execute(query)}
 
 
 def stop_active_in(s: Session, job: Job, now: datetime, why: str) -> JobSession | None:
@@ -677,9 +704,11 @@ class SessionFilter:
 
 
 def _of_job(job_id: str) -> Any:
-    """The sessions of a backup job (its own runs) or of a copy job."""
+    """The sessions of a backup job (its own runs) or of a copy job: a UNION of two indexed
+    lookups (an ``OR`` of them makes PostgreSQL scan every session)."""
+    own = select(JobSession.id).where(JobSession.job_id == job_id, BACKUP_RUNS)
     of_copy = select(CopyJobSession.session_id).where(CopyJobSession.copy_job_id == job_id)
-    return ((JobSession.job_id == job_id) & BACKUP_RUNS) | JobSession.id.in_(of_copy)
+    return JobSession.id.in_(own.union_all(of_copy))
 
 
 def list_sessions(
@@ -688,19 +717,44 @@ def list_sessions(
     offset: int = 0,
     limit: int | None = None,
     where: SessionFilter | None = None,
+    *,
+    oldest_first: bool = False,
+    total: int | None = None,
 ) -> list[JobSession]:
-    """Newest first; ``where`` filters (``job_id`` is a shorthand for its job filter)."""
+    """Newest first (or oldest first); ``where`` filters (``job_id`` is a shorthand for its job
+    filter)."""
     where = where or SessionFilter(job_id=job_id)
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
-        query = select(JobSession).order_by(JobSession.creation_time.desc(), JobSession.id)
-        return list(s.scalars(where.apply(query).offset(offset).limit(limit)))
+        return page_of(
+            s,
+            JobSession,
+            _without_idle_cutoff(s, where).apply,
+            (JobSession.creation_time, JobSession.id),
+            descending=not oldest_first,
+            offset=offset,
+            limit=limit,
+            total=total,
+        )
 
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:
     with ctx.db.read() as s:
-        return s.scalar(where.apply(select(func.count()).select_from(JobSession))) or 0
+        query = _without_idle_cutoff(s, where).apply(select(func.count()).select_from(JobSession))
+        return s.scalar(query) or 0
+
+
+def _without_idle_cutoff(s: Session, where: SessionFilter) -> SessionFilter:
+    """``where`` less its creation cutoff when no session is newer (one index lookup): the
+    cutoff then keeps every session, and without it a count reads the smallest index and a
+    deep page skips index entries without comparing a million instants (4-5x faster)."""
+    if where.created_until is None:
+        return where
+    newest = s.scalar(select(func.max(JobSession.creation_time)))
+    if newest is None or newest <= where.created_until:
+        return replace(where, created_until=None)
+    return where
 
 
 def get_session(ctx: Context, session_id: str) -> JobSession:
@@ -715,12 +769,61 @@ def get_session_in(s: Session, session_id: str) -> JobSession:
     return session
 
 
-def list_log_items(ctx: Context, session_id: str) -> list[LogItem]:
+@dataclass(frozen=True)
+class LogFilter:
+    """Which log items of a session a listing shows, in which order; ``until_usn`` pins a
+    listed set for paging (items appended later are not in it)."""
+
+    session_id: str
+    statuses: tuple[str, ...] | None = None  # None: every status
+    ascending: bool = True
+    until_usn: int | None = None
+
+    def apply(self, query: Any) -> Any:
+        query = query.where(LogItem.session_id == self.session_id)
+        if self.statuses is not None:
+            query = query.where(LogItem.status.in_(self.statuses))
+        if self.until_usn is not None:
+            query = query.where(LogItem.usn <= self.until_usn)
+        return query
+
+
+def list_log_items(
+    ctx: Context,
+    session_id: str,
+    offset: int = 0,
+    limit: int | None = None,
+    *,
+    total: int | None = None,
+    **kwargs: Any,
+) -> list[LogItem]:
+    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s."""
+    where = LogFilter(session_id, **kwargs)
     with ctx.db.read() as s:
         get_session_in(s, session_id)
-        return list(
-            s.scalars(select(LogItem).where(LogItem.session_id == session_id).order_by(LogItem.usn))
+        return page_of(
+            s,
+            LogItem,
+            where.apply,
+            (LogItem.usn, LogItem.id),
+            descending=not where.ascending,
+            offset=offset,
+            limit=limit,
+            total=total,
         )
+
+
+def count_log_items(ctx: Context, where: LogFilter) -> int:
+    with ctx.db.read() as s:
+        return s.scalar(where.apply(select(func.count()).select_from(LogItem))) or 0
+
+
+def last_usn(ctx: Context, session_id: str) -> int:
+    """The sequence number of the session's newest log item (0: none): a listed set's pin."""
+    with ctx.db.read() as s:
+        get_session_in(s, session_id)
+        found = s.scalar(select(func.max(LogItem.usn)).where(LogItem.session_id == session_id))
+        return found or 0
 
 
 def get_log_item(ctx: Context, session_id: str, item_id: str) -> LogItem:

@@ -164,12 +164,16 @@ def forget_password(ctx: Context, repo_id: str) -> None:
     forget_secret(ctx, f"repository-{repo_id}")
 
 
-def open_repository(ctx: Context, repo_id: str, path: str) -> Repository:
+def open_repository(
+    ctx: Context, repo_id: str, path: str, *, load_index: bool = True
+) -> Repository:
     """The repository ``repo_id`` (in its object storage, else at ``path``) with its kept
-    password; created (unencrypted) on first use."""
+    password; created (unencrypted) on first use. ``load_index`` False: the index is loaded by
+    the first read that needs it (browsing needs none)."""
     from keepstone.services.object_storage import store_of  # it reads its secrets from here
 
-    return open_store(store_of(ctx, repo_id, path), path, password_of(ctx, repo_id))
+    store = store_of(ctx, repo_id, path)
+    return open_store(store, path, password_of(ctx, repo_id), load_index=load_index)
 
 
 def open_or_create(path: str, password: str | None) -> Repository:
@@ -179,7 +183,9 @@ def open_or_create(path: str, password: str | None) -> Repository:
     return open_store(store, path, password)
 
 
-def open_store(store: ObjectStore, where: str, password: str | None) -> Repository:
+def open_store(
+    store: ObjectStore, where: str, password: str | None, *, load_index: bool = True
+) -> Repository:
     """Open the repository in ``store``, or create it there; a wrong or missing password is bad
     input naming ``encryptionPassword``."""
     try:
@@ -188,7 +194,7 @@ def open_store(store: ObjectStore, where: str, password: str | None) -> Reposito
                 return Repository.init(store, password)
             except RepositoryExists:  # another run created it a moment ago
                 pass
-        return Repository.open(store, password)
+        return Repository.open(store, password, load_index=load_index)
     except PasswordRequired:
         raise InvalidInput(
             f"the repository at {where} is encrypted: its password is needed", "encryptionPassword"

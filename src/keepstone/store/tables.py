@@ -175,6 +175,8 @@ class Job(Base):
     last_status: Mapped[str | None] = mapped_column(String(32))
     next_run: Mapped[datetime | None] = mapped_column(index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag: bumped by every edit
+    # Listings page jobs by name in the catalog (migration 0018).
+    __table_args__ = (Index("ix_jobs_name", "name", "id"),)
 
 
 class JobSession(Base):
@@ -203,6 +205,8 @@ class JobSession(Base):
         Index("ix_job_sessions_job_created", "job_id", "creation_time"),
         Index("ix_job_sessions_status", "status"),
         Index("ux_job_sessions_job_slot", "job_id", "scheduled_for", unique=True),
+        # Listings page every session newest first (migration 0018).
+        Index("ix_job_sessions_created", "creation_time", "id"),
     )
 
 
@@ -221,9 +225,12 @@ class LogItem(Base):
     subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
     subject_name: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (
-        # A session's next sequence number (its highest ``usn``) is one index lookup: with an
-        # index on the session alone, every append read all the session's earlier items.
-        Index("ix_log_items_session_usn", "session_id", "usn"),
+        # A session's next sequence number (its highest ``usn``) is one index lookup (with an
+        # index on the session alone, every append read all the session's earlier items), and
+        # its log is paged by sequence number (0017).
+        Index("ix_log_items_session_usn", "session_id", "usn", "id"),
+        # A session's last failure, and its log listed by type, without reading its whole log.
+        Index("ix_log_items_session_status", "session_id", "status", "usn"),
     )
 
 
@@ -287,6 +294,9 @@ class RestorePoint(Base):
     size: Mapped[int]
     __table_args__ = (
         Index("ux_restore_points_snapshot", "repository_id", "snapshot_id", unique=True),
+        # Listings page restore points by time, all or a job's (migration 0018).
+        Index("ix_restore_points_time", "backup_time", "id"),
+        Index("ix_restore_points_job_time", "job_id", "backup_time", "id"),
     )
 
 
@@ -307,6 +317,8 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
+    # Listings page restore sessions newest first (migration 0018).
+    __table_args__ = (Index("ix_restore_sessions_created", "creation_time", "id"),)
 
 
 class RestoreEvent(Base):

@@ -11,7 +11,7 @@ from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, ses
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
-from keepstone.api.em.queryable import Found
+from keepstone.api.em.queryable import Found, Order, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
     point_name,
@@ -22,56 +22,92 @@ from keepstone.api.em.tasks import task_document
 from keepstone.api.em.xml import NS
 from keepstone.api.vb365.views import iso
 from keepstone.services import catalog, jobs, restore_points, runs, tasks
+from keepstone.store.tables import Job, JobSession
 
 
 def job_rows(request: Request, who: Caller) -> list[Found]:
-    rows = []
-    for job in jobs.list_jobs(ctx_of(request)):
-        entity = job_entity(who, job)
-        fields = {
-            "name": job.name,
-            "uid": job_uid(job),
-            "jobtype": "Backup",
-            "platform": "Microsoft365",
-            "description": job.description,
-            "scheduleenabled": boolean(job.is_enabled),
-            "nextrun": iso(job.next_run),
-            "scheduleconfigured": entity.findtext(f"{{{NS}}}ScheduleConfigured"),
-        }
-        rows.append(Found(fields, job_reference(who, job, "Ref"), entity))
-    return rows
+    return [_job_row(who, job) for job in jobs.list_jobs(ctx_of(request))]
+
+
+def job_page(
+    request: Request, who: Caller, order: Order | None, offset: int, limit: int
+) -> Window | None:
+    """Jobs in their natural order (by name, as ``job_rows``) paged in the catalog."""
+    if order is not None:
+        return None  # the query's text order (numbers, dates, words) is not the catalog's
+    ctx = ctx_of(request)
+    total = jobs.count_jobs(ctx)
+    rows = [_job_row(who, job) for job in jobs.page_jobs(ctx, offset, limit, total=total)]
+    return Window(rows, total)
+
+
+def _job_row(who: Caller, job: Job) -> Found:
+    entity = job_entity(who, job)
+    fields = {
+        "name": job.name,
+        "uid": job_uid(job),
+        "jobtype": "Backup",
+        "platform": "Microsoft365",
+        "description": job.description,
+        "scheduleenabled": boolean(job.is_enabled),
+        "nextrun": iso(job.next_run),
+        "scheduleconfigured": entity.findtext(f"{{{NS}}}ScheduleConfigured"),
+    }
+    return Found(fields, job_reference(who, job, "Ref"), entity)
 
 
 def session_rows(request: Request, who: Caller) -> list[Found]:
     ctx = ctx_of(request)
     names = {j.id: j.name for j in jobs.list_jobs(ctx)}
-    rows = []
-    for session in runs.list_sessions(ctx):
-        name = names.get(session.job_id, "")
-        state, result = SESSION_STATES[session.status]
-        fields = {
-            "name": f"{name}@{iso(session.creation_time)}",
-            "jobname": name,
-            "uid": f"urn:veeam:BackupJobSession:{session.id}",
-            "jobuid": f"urn:veeam:Job:{session.job_id}",
-            "jobtype": "Backup",
-            "creationtime": iso(session.creation_time),
-            "creationtimeutc": iso(session.creation_time),
-            "endtime": iso(session.end_time),
-            "endtimeutc": iso(session.end_time),
-            "state": state,
-            "result": result,
-            "progress": session.progress,
-            "isretry": boolean(session.retry_count > 0),
-        }
-        rows.append(
-            Found(
-                fields,
-                session_reference(who, session, name, "Ref"),
-                session_entity(who, session, name, runs.failure_of(ctx, session.id)),
-            )
-        )
-    return rows
+    return [
+        _session_row(who, s, names.get(s.job_id, ""), runs.failure_of(ctx, s.id))
+        for s in runs.list_sessions(ctx)
+    ]
+
+
+SESSION_ORDERS = {"creationtime", "creationtimeutc"}
+
+
+def session_page(
+    request: Request, who: Caller, order: Order | None, offset: int, limit: int
+) -> Window | None:
+    """Sessions newest first (as ``session_rows``), or by creation time, paged in the
+    catalog."""
+    if order is not None and order[0] not in SESSION_ORDERS:
+        return None
+    ctx = ctx_of(request)
+    where = runs.SessionFilter()
+    oldest = order is not None and order[1]
+    total = runs.count_sessions(ctx, where)
+    page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
+    names = {j.id: j.name for j in jobs.jobs_by_id(ctx, {s.job_id for s in page}).values()}
+    failures = runs.failures_of(ctx, [s.id for s in page])
+    rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]
+    return Window(rows, total)
+
+
+def _session_row(who: Caller, session: JobSession, name: str, failure: str) -> Found:
+    state, result = SESSION_STATES[session.status]
+    fields = {
+        "name": f"{name}@{iso(session.creation_time)}",
+        "jobname": name,
+        "uid": f"urn:veeam:BackupJobSession:{session.id}",
+        "jobuid": f"urn:veeam:Job:{session.job_id}",
+        "jobtype": "Backup",
+        "creationtime": iso(session.creation_time),
+        "creationtimeutc": iso(session.creation_time),
+        "endtime": iso(session.end_time),
+        "endtimeutc": iso(session.end_time),
+        "state": state,
+        "result": result,
+        "progress": session.progress,
+        "isretry": boolean(session.retry_count > 0),
+    }
+    return Found(
+        fields,
+        session_reference(who, session, name, "Ref"),
+        session_entity(who, session, name, failure),
+    )
 
 
 def repository_rows(request: Request, who: Caller) -> list[Found]:

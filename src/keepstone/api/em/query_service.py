@@ -125,15 +125,37 @@ def query(
         raise InvalidInput("must be 1 to 10000", "pageSize")
     if not 1 <= page <= MAX_PAGE:
         raise InvalidInput(f"must be 1 to {MAX_PAGE}", "page")
-    found = _sorted(_filtered(kind.rows(request, who), filter), sortAsc, sortDesc)
-    pages = max(1, -(-len(found) // pageSize))
-    shown = found[(page - 1) * pageSize : page * pageSize]
+    shown, total = _page(request, who, kind, filter, sortAsc, sortDesc, page, pageSize)
+    pages = max(1, -(-total // pageSize))
     paging = element(
         "PagingInfo",
         {"PageNum": str(page), "PageSize": str(pageSize), "PagesCount": str(pages)},
         _paging_links(request, page, pages),
     )
     return answer(request, element("QueryResult", None, _listing(kind, shown, format), paging))
+
+
+def _page(
+    request: Request,
+    who: Who,
+    kind: QueryType,
+    text: str | None,
+    ascending: str | None,
+    descending: str | None,
+    page: int,
+    size: int,
+) -> tuple[list[Found], int]:
+    """One page of the type's rows and their count: read from the catalog when the type pages
+    there and no filter is given, else every row filtered and sorted in memory."""
+    start = (page - 1) * size
+    field = ascending or descending
+    if not text and kind.pager is not None:
+        order = None if not field else (field.lower(), bool(ascending))
+        window = kind.pager(request, who, order, start, size)
+        if window is not None:
+            return window.rows, window.total
+    found = _sorted(_filtered(kind.rows(request, who), text), ascending, descending)
+    return found[start : start + size], len(found)
 
 
 def _filtered(found: list[Found], text: str | None) -> list[Found]:

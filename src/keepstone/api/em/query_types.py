@@ -17,7 +17,9 @@ QUERY_TYPES: dict[str, QueryType] = {
     "AgentRestorePoint": QueryType("AgentRestorePoint"),
     "Backup": QueryType("Backup", query_rows.backup_rows),
     "BackupFile": QueryType("BackupFile"),
-    "BackupJobSession": QueryType("BackupJobSession", query_rows.session_rows),
+    "BackupJobSession": QueryType(
+        "BackupJobSession", query_rows.session_rows, query_rows.session_page
+    ),
     "BackupServer": QueryType("BackupServer", query_rows.server_rows),
     "BackupTaskSession": QueryType("BackupTaskSession", task_sessions.query_rows),
     "CdpPolicy": QueryType("CdpPolicy"),
@@ -39,7 +41,7 @@ QUERY_TYPES: dict[str, QueryType] = {
     "FailoverPlan": QueryType("FailoverPlan"),
     "FileServer": QueryType("FileServer"),
     "HierarchyRoot": QueryType("HierarchyRoot"),
-    "Job": QueryType("Job", query_rows.job_rows),
+    "Job": QueryType("Job", query_rows.job_rows, query_rows.job_page),
     "ManagedServer": QueryType("ManagedServer"),
     "NasJob": QueryType("NasJob"),
     "NasObject": QueryType("NasObject"),

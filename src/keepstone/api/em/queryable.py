@@ -21,6 +21,20 @@ class Found:
 
 
 Rows = Callable[[Request, Caller], list[Found]]
+Order = tuple[str, bool]  # a field (lower-case) and whether ascending
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One page of a type's rows read from the catalog, and how many rows there are."""
+
+    rows: list[Found]
+    total: int
+
+
+# A page of rows in ``order`` (None: the type's natural order) from an offset, at most a
+# limit; None when the catalog cannot order by that field (the rows are then sorted in memory).
+Pager = Callable[[Request, Caller, Order | None, int, int], Window | None]
 
 
 def no_rows(request: Request, who: Caller) -> list[Found]:
@@ -36,3 +50,5 @@ class QueryType:
 
     item: str
     rows: Rows = no_rows
+    # Large types page in the catalog when no filter is given: a page reads its rows only.
+    pager: Pager | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import partial
 from typing import Annotated, Any
 
@@ -14,7 +15,7 @@ from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import JobBody, JobItemBody, NewJobBody, StartBody, parse_nested
 from keepstone.api.vb365.deps import Caller, Ctx, json
-from keepstone.api.vb365.pages import Paging, listing
+from keepstone.api.vb365.pages import Paging, listing, query_listing
 from keepstone.api.vb365.restore import ExploreBody, start_explore
 from keepstone.api.vb365.tasks import wants_async
 from keepstone.api.vb365.versions import Version, VersionedRouter
@@ -51,12 +52,24 @@ def list_jobs(
     organizationId: str | None = None,
     repositoryId: str | None = None,
 ) -> Response:
-    def rows() -> list[Job]:
-        found = jobs.list_jobs(ctx, organizationId)
-        return [j for j in found if repositoryId in (None, j.repository_id)]
+    where = {"org_id": organizationId, "repository_id": repositoryId}
 
-    render = partial(views.job, api=api)
-    return json(listing(request, api, "jobs", rows, render, paging, ctx.clock.now()))
+    def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[Job]:
+        return jobs.page_jobs(
+            ctx, offset, limit, org_id=organizationId, repository_id=repositoryId, total=total
+        )
+
+    def render(rows: Sequence[Job]) -> list[dict[str, Any]]:
+        return [views.job(job, api) for job in rows]
+
+    # Jobs have no creation instant to pin a set by: a set's pages read the jobs as they are.
+    count = partial(_count_jobs, ctx, where)
+    now = ctx.clock.now()
+    return json(query_listing(request, api, "jobs", lambda: None, page, count, render, paging, now))
+
+
+def _count_jobs(ctx: Any, where: dict[str, str | None], _pin: None) -> int:
+    return jobs.count_jobs(ctx, **where)
 
 
 @router.get("/Organizations/{org_id}/Jobs", until=7)

@@ -3,6 +3,12 @@
 A page is ``{offset, limit, setId, totalCount, results, _links}`` with first/prev/self/next links.
 ``setId`` names a snapshot of the listed set: a client that passes it back pages through the same
 results even while the catalog changes underneath (the vendor's "cached request").
+
+Large collections (jobs, sessions, log items, restore points and sessions, events) are paged by
+the catalog (:func:`query_listing`): a page reads its rows and one count, whatever the set's size;
+their snapshot is a *pin* (a creation cutoff, a last sequence number) that the service's queries
+apply, and the set's count is kept with it. Small collections are still listed whole
+(:func:`listing`).
 """
 
 from __future__ import annotations
@@ -123,6 +129,41 @@ def envelope(
         "results": results,
         "_links": links,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class PinnedSet:
+    """A catalog-paged set: what pins it (passed to the queries) and its count when listed."""
+
+    pin: Any
+    total: int
+
+
+def query_listing(
+    request: Request,
+    api: ApiVersion,
+    collection: str,
+    pin: Callable[[], Any],
+    page: Callable[[Any, int, int | None, int | None], Sequence[Any]],
+    count: Callable[[Any], int],
+    render: Callable[[Sequence[Any]], list[dict[str, Any]]],
+    paging: PageRequest,
+    now: datetime,
+) -> Any:
+    """A collection paged in the catalog: ``pin()`` captures the set (``None`` pins nothing),
+    ``page(pin, offset, limit, total)`` reads one window of it (``limit`` None: to the end;
+    ``total``, the set's size when known, lets a deep window be read from the set's end), and
+    ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count)."""
+    if not api.pages(collection):
+        return render(page(None, paging.offset, paging.limit, None))
+
+    def take() -> PinnedSet:
+        pinned = pin()
+        return PinnedSet(pinned, count(pinned))
+
+    set_id, pinned = page_sets(request).snapshot(collection, paging.set_id, take, now)
+    rows = page(pinned.pin, paging.offset, paging.size, pinned.total)
+    return envelope(request, render(rows), paging, pinned.total, set_id)
 
 
 def listing(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,7 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import PathText, WireModel, any_case
 from keepstone.api.vb365.deps import Caller, Ctx, json
-from keepstone.api.vb365.pages import Paging, listing
+from keepstone.api.vb365.pages import Paging, listing, query_listing
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
@@ -53,14 +53,24 @@ def list_restore_points(
     repositoryId: str | None = None,
     orderAsc: bool = False,
 ) -> Response:
-    def rows() -> list[RestorePoint]:
-        points = restore_points.list_points(
-            ctx, job_id=jobId, organization_id=organizationId, repository_id=repositoryId
-        )
-        return sorted(points, key=lambda p: p.backup_time, reverse=not orderAsc)
+    where = restore_points.PointFilter(jobId, organizationId, repositoryId, orderAsc)
 
-    render = partial(views.restore_point, api=api)
-    return json(listing(request, api, "restorePoints", rows, render, paging, ctx.clock.now()))
+    def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[RestorePoint]:
+        return restore_points.page_points(ctx, where, offset, limit, total)
+
+    def render(rows: Sequence[RestorePoint]) -> list[dict[str, Any]]:
+        return [views.restore_point(point, api) for point in rows]
+
+    # Attaching a repository adds points of any age: a set's pages read the points as they are.
+    count = partial(_count_points, ctx, where)
+    now = ctx.clock.now()
+    return json(
+        query_listing(request, api, "restorePoints", lambda: None, page, count, render, paging, now)
+    )
+
+
+def _count_points(ctx: Any, where: restore_points.PointFilter, _pin: None) -> int:
+    return restore_points.count_points(ctx, where)
 
 
 @router.get("/RestorePoints/{point_id}")
@@ -141,9 +151,20 @@ def explore_organization(
 
 @router.get("/RestoreSessions")
 def list_sessions(request: Request, ctx: Ctx, api: Version, paging: Paging) -> Response:
-    rows = partial(restores.list_sessions, ctx)
-    render = partial(views.restore_session, api=api)
-    return json(listing(request, api, "restoreSessions", rows, render, paging, ctx.clock.now()))
+    def page(
+        until: datetime | None, offset: int, limit: int | None, total: int | None
+    ) -> list[Any]:
+        return restores.list_sessions(ctx, offset, limit, until, total)
+
+    def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        return [views.restore_session(session, api) for session in rows]
+
+    now = ctx.clock.now()
+    count = partial(restores.count_sessions, ctx)
+    listed = query_listing(
+        request, api, "restoreSessions", lambda: now, page, count, render, paging, now
+    )
+    return json(listed)
 
 
 @router.get("/RestoreSessions/{session_id}")
@@ -171,11 +192,16 @@ def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, api: Version
 def list_events(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
 ) -> Response:
-    def rows() -> list[Any]:
-        return restores.list_events(ctx, session_id)
+    def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[Any]:
+        return restores.list_events(ctx, session_id, offset, limit, until, total)
 
-    render = partial(views.restore_event, session_id, api=api)
-    return json(listing(request, api, "events", rows, render, paging, ctx.clock.now()))
+    def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        return [views.restore_event(session_id, event, api=api) for event in rows]
+
+    pin = partial(restores.last_event, ctx, session_id)
+    count = partial(restores.count_events, ctx, session_id)
+    now = ctx.clock.now()
+    return json(query_listing(request, api, "events", pin, page, count, render, paging, now))
 
 
 @router.get("/RestoreSessions/{session_id}/Statistics", since=8)
@@ -218,7 +244,7 @@ def _folders(
         return [f for f in folders if parent_id in (None, f.parent_id)]
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
-    newest = views.newest_by_folder(browser.contents(owner_id, kind, None))
+    newest = browser.newest(owner_id, kind)
     render = partial(views.restore_folder, owner, newest)
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
 

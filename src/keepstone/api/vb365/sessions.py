@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -12,7 +13,7 @@ from starlette.responses import Response
 
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.deps import Ctx, json
-from keepstone.api.vb365.pages import Paging, envelope, listing, page_sets
+from keepstone.api.vb365.pages import Paging, listing, query_listing
 from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
@@ -42,20 +43,27 @@ def _sessions(
     request: Request, ctx: Context, api: Version, paging: Paging, where: runs.SessionFilter
 ) -> Any:
     """Sessions newest first, paged in the database; a set is pinned by its creation cutoff."""
-    by_id = {j.id: j for j in jobs.list_jobs(ctx)}
 
-    def render(rows: list[Any]) -> list[dict[str, Any]]:
+    def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
+        by_id = jobs.jobs_by_id(ctx, {r.job_id for r in rows})
         copies = copy_jobs.copy_jobs_of_sessions(ctx, [r.id for r in rows])
         return [views.job_session(r, api, by_id.get(r.job_id), copies.get(r.id)) for r in rows]
 
-    if not api.pages("jobSessions"):
-        return render(runs.list_sessions(ctx, None, paging.offset, paging.limit, where))
+    def pinned(cutoff: datetime | None) -> runs.SessionFilter:
+        return where if cutoff is None else dataclasses.replace(where, created_until=cutoff)
+
+    def page(
+        cutoff: datetime | None, offset: int, limit: int | None, total: int | None
+    ) -> list[Any]:
+        return runs.list_sessions(ctx, None, offset, limit, pinned(cutoff), total=total)
+
     now = ctx.clock.now()
-    set_id, cutoff = page_sets(request).snapshot("jobSessions", paging.set_id, lambda: now, now)
-    where = dataclasses.replace(where, created_until=cutoff)
-    rows = runs.list_sessions(ctx, None, paging.offset, paging.size, where)
-    total = runs.count_sessions(ctx, where)
-    return envelope(request, render(rows), paging, total, set_id)
+    count = partial(_count_sessions, ctx, pinned)
+    return query_listing(request, api, "jobSessions", lambda: now, page, count, render, paging, now)
+
+
+def _count_sessions(ctx: Context, pinned: Any, cutoff: datetime | None) -> int:
+    return runs.count_sessions(ctx, pinned(cutoff))
 
 
 @router.get("/JobSessions")
@@ -112,13 +120,30 @@ def list_log_items(
             f"'{type}' is not a log item type ({', '.join(LOG_TYPE_FILTER.values())})", "type"
         )
 
-    def rows() -> list[LogItem]:
-        items = runs.list_log_items(ctx, session_id)
-        kept = [i for i in items if wanted in (None, views.LOG_TYPES.get(i.status))]
-        return kept if orderAsc else kept[::-1]
+    statuses = None if wanted is None else tuple(views.statuses_of_log_type(wanted))
+    where = runs.LogFilter(session_id, statuses, orderAsc)
 
-    render = partial(views.log_item, api=api)
-    return json(listing(request, api, "logItems", rows, render, paging, ctx.clock.now()))
+    def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[LogItem]:
+        return runs.list_log_items(
+            ctx,
+            session_id,
+            offset,
+            limit,
+            total=total,
+            statuses=statuses,
+            ascending=orderAsc,
+            until_usn=until,
+        )
+
+    def count(until: int | None) -> int:
+        return runs.count_log_items(ctx, dataclasses.replace(where, until_usn=until))
+
+    def render(rows: Sequence[LogItem]) -> list[dict[str, Any]]:
+        return [views.log_item(row, api) for row in rows]
+
+    pin = partial(runs.last_usn, ctx, session_id)
+    now = ctx.clock.now()
+    return json(query_listing(request, api, "logItems", pin, page, count, render, paging, now))
 
 
 @router.get("/JobSessions/{session_id}/LogItems/{item_id}")

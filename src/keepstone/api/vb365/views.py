@@ -441,6 +441,11 @@ LOG_TYPES = {"Success": "Success", "Warning": "Warning", "Failed": "Error", "Run
 LOG_TYPES |= {"Queued": "Running", "Stopped": "Stop"}
 
 
+def statuses_of_log_type(log_type: str) -> list[str]:
+    """The log item statuses shown as ``log_type`` (a filter in the catalog's terms)."""
+    return [status for status, shown in LOG_TYPES.items() if shown == log_type]
+
+
 def log_item(row: LogItem, api: ApiVersion) -> dict[str, Any]:
     body: dict[str, Any] = {"id": row.id, "usn": row.usn}
     if api.at_least(8):
@@ -545,17 +550,6 @@ def restore_folder(owner: Any, newest: dict[str, float], folder: Any) -> dict[st
         "creationTime": changed,
         "modificationTime": changed,
     }
-
-
-def newest_by_folder(items: list[Any]) -> dict[str, float]:
-    """The newest modification time under every folder path, in one pass over the items."""
-    newest: dict[str, float] = {}
-    for item in items:
-        parts = item.path.split("/")
-        for depth in range(len(parts) + 1):
-            folder = "/".join(parts[:depth])
-            newest[folder] = max(newest.get(folder, 0.0), item.mtime)
-    return newest
 
 
 def restore_item(owner: Any, item: Any) -> dict[str, Any]:

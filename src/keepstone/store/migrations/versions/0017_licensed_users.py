@@ -68,7 +68,7 @@ def upgrade() -> None:
         bind.execute(LICENSED.insert(), rows)
     with op.batch_alter_table("log_items") as batch:
         batch.drop_index("ix_log_items_session_id")
-        batch.create_index("ix_log_items_session_usn", ["session_id", "usn"])
+        batch.create_index("ix_log_items_session_usn", ["session_id", "usn", "id"])
     op.create_index("ix_task_sessions_end_time", "task_sessions", ["end_time"])
 
 

@@ -1,0 +1,303 @@
+"""Listings at scale (issue 15): a page costs the same catalog work whatever the size of the set
+and however deep it is, and opening a restore session reads the same from the repository
+whatever the size of its restore point. Work is counted (statements, rows loaded, objects read),
+never timed."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from keepstone.clock import ManualClock
+from keepstone.domain.jobs import SessionStatus
+from keepstone.engine import Item, LocalStore, writer
+from keepstone.services import catalog, jobs, restore_points, runs
+from keepstone.services.context import Context
+from keepstone.services.vault import open_repository
+from tests import listing_rows as bulk
+from tests.conftest import ADMIN_PASSWORD, Api
+from tests.work import catalog_work
+
+PAGE = 5
+N = 40
+
+
+@dataclass(frozen=True)
+class PageWork:
+    statements: int
+    rows: int
+
+
+def page_work(ctx: Context, get: Callable[[], Any]) -> PageWork:
+    with catalog_work(ctx) as work:
+        response = get()
+    assert response.status_code == 200, response.text
+    return PageWork(work.count, work.rows_loaded)
+
+
+def first_and_last(ctx: Context, api: Api, path: str, total: int) -> tuple[PageWork, PageWork]:
+    sep = "&" if "?" in path else "?"
+    first = page_work(ctx, lambda: api.get(f"{path}{sep}offset=0&limit={PAGE}"))
+    last = page_work(ctx, lambda: api.get(f"{path}{sep}offset={total - PAGE}&limit={PAGE}"))
+    page = api.get(f"{path}{sep}offset={total - PAGE}&limit={PAGE}").json()
+    assert page["totalCount"] == total and len(page["results"]) == PAGE
+    return first, last
+
+
+def assert_paged(small: tuple[PageWork, PageWork], large: tuple[PageWork, PageWork]) -> None:
+    """The first and the last page of N and of 4N rows run the same statements and load the
+    same rows: the page's, and the few a request reads whatever it lists (its caller, the jobs
+    of the page's sessions)."""
+    counts = {w.statements for w in (*small, *large)}
+    assert len(counts) == 1, f"statements differ: {small} {large}"
+    assert {w.rows for w in (*small, *large)} == {small[0].rows}, f"rows differ: {small} {large}"
+    assert small[0].rows <= 2 * PAGE + 4  # the page, its jobs, the caller
+
+
+def test_job_pages_cost_the_same_for_n_and_4n_jobs(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    small = first_and_last(ctx, api, "/v8/Jobs", N)
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = first_and_last(ctx, api, "/v8/Jobs", 4 * N)
+    assert_paged(small, large)
+
+
+def test_session_pages_cost_the_same_for_n_and_4n_sessions(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    owners = [job["id"], *bulk.copies_of_job(ctx, job["id"], 3)]
+    bulk.add_sessions(ctx, owners, N)
+    small = first_and_last(ctx, api, "/v8/JobSessions", N)
+    small_job = first_and_last(ctx, api, f"/v6/Jobs/{job['id']}/JobSessions", N // 4)
+    bulk.add_sessions(ctx, owners, 3 * N, start=N)
+    large = first_and_last(ctx, api, "/v8/JobSessions", 4 * N)
+    large_job = first_and_last(ctx, api, f"/v6/Jobs/{job['id']}/JobSessions", N)
+    assert_paged(small, large)
+    assert_paged(small_job, large_job)
+
+
+def test_log_pages_cost_the_same_for_n_and_4n_items(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    [session] = bulk.add_sessions(ctx, [job["id"]], 1)
+    bulk.add_log_items(ctx, session, N)
+    path = f"/v8/JobSessions/{session}/LogItems"
+    small = first_and_last(ctx, api, path, N)
+    small_desc = first_and_last(ctx, api, f"{path}?orderAsc=false&type=Success", N)
+    bulk.add_log_items(ctx, session, 3 * N, first_usn=N + 1)
+    large = first_and_last(ctx, api, path, 4 * N)
+    large_desc = first_and_last(ctx, api, f"{path}?orderAsc=false&type=Success", 4 * N)
+    assert_paged(small, large)
+    assert_paged(small_desc, large_desc)
+
+    def usns(query: str) -> list[int]:
+        return [r["usn"] for r in api.get(f"{path}?{query}").json()["results"]]
+
+    assert usns("orderAsc=false&limit=3") == [4 * N, 4 * N - 1, 4 * N - 2]
+    # Past the middle, a page is found from the set's end: the same rows, in the same order.
+    assert usns(f"offset={3 * N}&limit=3") == [3 * N + 1, 3 * N + 2, 3 * N + 3]
+    assert usns(f"orderAsc=false&offset={4 * N - 2}&limit=5") == [2, 1]
+    assert usns(f"offset={2 * N - 1}&limit=2") == [2 * N, 2 * N + 1]
+
+
+def test_restore_listings_cost_the_same_for_n_and_4n_rows(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    repository = catalog.list_repositories(ctx)[0]
+    org = _org_of(ctx, job["id"])
+    bulk.add_points(ctx, repository.id, org, [job["id"]], N)
+    point = restore_points.list_points(ctx)[0].id
+    sessions = bulk.add_restore_sessions(ctx, point, org, N)
+    bulk.add_events(ctx, sessions[0], N)
+    events = f"/v8/RestoreSessions/{sessions[0]}/Events"
+    small = [
+        first_and_last(ctx, api, "/v8/RestorePoints", N),
+        first_and_last(ctx, api, "/v8/RestoreSessions", N),
+        first_and_last(ctx, api, events, N),
+    ]
+    bulk.add_points(ctx, repository.id, org, [job["id"]], 3 * N)
+    bulk.add_restore_sessions(ctx, point, org, 3 * N)
+    bulk.add_events(ctx, sessions[0], 3 * N, first_seq=N + 1)
+    large = [
+        first_and_last(ctx, api, "/v8/RestorePoints", 4 * N),
+        first_and_last(ctx, api, "/v8/RestoreSessions", 4 * N),
+        first_and_last(ctx, api, events, 4 * N),
+    ]
+    for a, b in zip(small, large, strict=True):
+        assert_paged(a, b)
+
+
+def _org_of(ctx: Context, job_id: str) -> str:
+    return jobs.get_job(ctx, job_id).organization_id
+
+
+def _em_session(client: TestClient) -> dict[str, str]:
+    basic = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    logon = client.post("/api/sessionMngr/?v=latest", headers={"Authorization": f"Basic {basic}"})
+    assert logon.status_code == 201, logon.text
+    return {"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]}
+
+
+def test_query_service_pages_cost_the_same_for_n_and_4n_rows(
+    ctx: Context, client: TestClient, job: dict[str, Any]
+) -> None:
+    headers = _em_session(client)
+    owners = [job["id"], *bulk.copies_of_job(ctx, job["id"], N - 1)]
+    bulk.add_sessions(ctx, owners, N)
+
+    def pages(kind: str, total: int, extra: str = "") -> tuple[PageWork, PageWork]:
+        def at(page: int) -> Callable[[], Any]:
+            query = f"type={kind}&format=Entities&pageSize={PAGE}&page={page}{extra}"
+            return lambda: client.get(f"/api/query?{query}", headers=headers)
+
+        return page_work(ctx, at(1)), page_work(ctx, at(total // PAGE))
+
+    kinds = (("Job", ""), ("BackupJobSession", ""), ("BackupJobSession", "&sortAsc=creationTime"))
+    small = [pages(kind, N, extra) for kind, extra in kinds]
+    more = bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    bulk.add_sessions(ctx, more, 3 * N, start=N)
+    large = [pages(kind, 4 * N, extra) for kind, extra in kinds]
+    for a, b in zip(small, large, strict=True):
+        assert_paged(a, b)
+    oldest = client.get(
+        "/api/query?type=BackupJobSession&format=Entities&pageSize=2&sortAsc=creationTime",
+        headers=headers,
+    )
+    assert oldest.status_code == 200 and oldest.text.index("T00:00:00") < oldest.text.index(
+        "T00:00:01"
+    )
+
+
+# ---- opening a restore session ----------------------------------------------------------------
+
+
+@dataclass
+class Reads:
+    objects: list[str]
+    ranges: int = 0
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds of objects read (config, keys, snapshots, index...)."""
+        return sorted(n.split("/", 1)[0] for n in self.objects)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Reads:
+    counted = Reads([])
+    get, get_range = LocalStore.get, LocalStore.get_range
+
+    def counting_get(self: LocalStore, name: str) -> bytes:
+        counted.objects.append(name)
+        return get(self, name)
+
+    def counting_range(self: LocalStore, name: str, offset: int, length: int) -> bytes:
+        counted.ranges += 1
+        return get_range(self, name, offset, length)
+
+    monkeypatch.setattr(LocalStore, "get", counting_get)
+    monkeypatch.setattr(LocalStore, "get_range", counting_range)
+    return counted
+
+
+def _point(ctx: Context, org: str, job: str, users: int, folders: int, per_folder: int) -> None:
+    """A real restore point: ``users`` mailboxes of ``folders`` folders of ``per_folder``
+    messages, added as a backup adds them (mailbox by mailbox, folder by folder)."""
+    row = catalog.list_repositories(ctx)[0]
+    repository = open_repository(ctx, row.id, row.path)
+    tags = {restore_points.TAG_JOB: job, restore_points.TAG_ORGANIZATION: org}
+    with repository.writer(tags) as run:
+        for u in range(users):
+            for f in range(folders):
+                for m in range(per_folder):
+                    content = f"Subject: {u} {f} {m}\r\n\r\nbody {u} {f} {m}\r\n".encode()
+                    chunks, size, _ = run.add_file(content)
+                    user = f"user{u:03d}"
+                    run.add_item(
+                        Item(
+                            f"{user}/{f}/{m}",
+                            user,
+                            "mail",
+                            f"Inbox/F{f}",
+                            size,
+                            float(m),
+                            0o600,
+                            {"subject": f"{m}"},
+                            chunks,
+                        )
+                    )
+        snapshot = run.commit(ctx.clock.now())
+    info = next(i for i in repository.snapshots() if i.id == snapshot)
+    restore_points.record(
+        ctx,
+        row.id,
+        restore_points.SnapshotFacts(
+            snapshot, info.time, info.tags, info.item_count, info.size, True, False
+        ),
+    )
+
+
+def _open_and_browse(api: Api, org: str, reads: Reads) -> tuple[list[str], int, int, int]:
+    """Explore, list the mailboxes and one mailbox's folders: (kinds of objects read, ranges
+    read); then one folder's first page: ranges read; and how many items it listed."""
+    reads.objects.clear()
+    reads.ranges = 0
+    session = api.post(f"/v8/Organizations/{org}/explore", {"type": "Vex"})
+    assert session.status_code == 201, session.text
+    base = f"/v8/RestoreSessions/{session.json()['id']}/Organization/Mailboxes"
+    owners = api.get(f"{base}?limit=100").json()["results"]
+    folders = api.get(f"{base}/{owners[0]['id']}/Folders?limit=100").json()["results"]
+    opened, opened_ranges = reads.kinds, reads.ranges
+    leaf = next(f for f in folders if f["name"] == "F1")
+    items = api.get(f"{base}/{owners[0]['id']}/Items?folderId={leaf['id']}&limit=100")
+    assert items.status_code == 200, items.text
+    return opened, opened_ranges, reads.ranges - opened_ranges, len(items.json()["results"])
+
+
+def test_opening_a_restore_session_reads_the_same_for_n_and_4n_items(
+    ctx: Context,
+    api: Api,
+    job: dict[str, Any],
+    reads: Reads,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: ManualClock,
+) -> None:
+    """Opening and listing owners and folders read the snapshot object, never a tree; one
+    folder's page reads that folder's trees only (the same for a folder of the same size)."""
+    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", 10)  # many trees, so reading them all shows
+    org = _org_of(ctx, job["id"])
+    _point(ctx, org, job["id"], users=2, folders=3, per_folder=10)
+    small = _open_and_browse(api, org, reads)
+    clock.advance(timedelta(minutes=1))
+    _point(ctx, org, job["id"], users=8, folders=3, per_folder=10)
+    large = _open_and_browse(api, org, reads)
+    assert small[0] == large[0]  # config and the snapshot: the same objects
+    assert small[0].count("snapshots") == 1 and "index" not in small[0]  # nor the index
+    assert small[1] == large[1] == 0  # no tree (nor any other blob) read to list owners, folders
+    assert small[2] == large[2] <= 2  # one folder: its own tree(s)
+    assert small[3] == large[3] == 10
+
+
+def test_failures_of_a_page_match_each_sessions_last_failure(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    sessions = bulk.add_sessions(ctx, [job["id"]], 4)
+    runs.add_log(ctx, sessions[0], SessionStatus.FAILED, "first failure")
+    runs.add_log(ctx, sessions[0], SessionStatus.SUCCESS, "then fine")
+    runs.add_log(ctx, sessions[0], SessionStatus.STOPPED, "stopped at last")
+    runs.add_log(ctx, sessions[1], SessionStatus.FAILED, "only failure")
+    runs.add_log(ctx, sessions[2], SessionStatus.WARNING, "a warning is no failure")
+    found = runs.failures_of(ctx, sessions)
+    assert found == {sessions[0]: "stopped at last", sessions[1]: "only failure"}
+    assert {s: runs.failure_of(ctx, s) for s in sessions} == {s: found.get(s, "") for s in sessions}
+    with catalog_work(ctx) as work:
+        runs.failures_of(ctx, sessions)
+    assert sum(q.startswith("SELECT") for q in work.statements) == 1  # for the whole page
