@@ -389,8 +389,10 @@ def ks_backup(ctx: Context, state: dict[str, Any], params: dict[str, Any]) -> di
 
 
 def ks_restore(ctx: Context, state: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """Explore the latest restore point and save every item (or one user's mail) through the
-    restore service into a directory laid out like the organization."""
+    """Explore the latest restore point and save every item (or one user's mail) into a
+    directory laid out like the organization, as ``keepstone restore save`` saves a user's
+    items: each read through the session's repository, one Save event per user (saving single
+    items through the API, one event each, is ``ks_save``'s measure)."""
     target, user = Path(params["target"]), params.get("user")
     started = time.perf_counter()
     session = restores.explore_at(ctx, at=None, user_name="bench", job_id=state["job_id"])
@@ -398,6 +400,7 @@ def ks_restore(ctx: Context, state: dict[str, Any], params: dict[str, Any]) -> d
     chosen = [i for i in view.items if user is None or (i.user == user and i.kind == "mail")]
     made: set[Path] = set()
     written = 0
+    saved: dict[str, int] = {}
     for item in chosen:
         if item.kind == "folder":
             continue
@@ -405,15 +408,14 @@ def ks_restore(ctx: Context, state: dict[str, Any], params: dict[str, Any]) -> d
         if path.parent not in made:
             path.parent.mkdir(parents=True, exist_ok=True)
             made.add(path.parent)
-        owner = stable_user_id(view.organization_id, item.user)
-        _, chunks = restores.stream_item(
-            ctx, session.id, owner, restores.item_id(item.key), by="bench"
-        )
         with path.open("wb") as out:
-            for chunk in chunks:
+            for chunk in view.repository.read(item):
                 written += out.write(chunk)
         os.chmod(path, item.mode)
         os.utime(path, (item.mtime, item.mtime))
+        saved[item.user] = saved.get(item.user, 0) + 1
+    for owner, count in saved.items():
+        restores.record_saved(ctx, session.id, owner, count, str(target / owner), by="bench")
     seconds = time.perf_counter() - started
     restores.stop(ctx, session.id)
     return {"seconds": seconds, "items": len(chosen), "bytes": written}
