@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -53,12 +54,13 @@ class Item:
             kind, meta, chunks = value["kind"], value["meta"], value["chunks"]
             _require(kind in ITEM_KINDS and isinstance(meta, dict) and isinstance(chunks, list))
             # Positional, chunks through map: an incremental loads every item of the previous
-            # point, and this is most of that cost.
+            # point, and this is most of that cost. A user's name and a folder's path repeat in
+            # thousands of items: one string each (JSON decoding makes a copy per item).
             return cls(
                 str(value["key"]),
-                str(value["user"]),
-                kind,
-                str(value["path"]),
+                sys.intern(str(value["user"])),
+                sys.intern(kind),
+                sys.intern(str(value["path"])),
                 int(value["size"]),
                 float(value["mtime"]),
                 int(value["mode"]),
