@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import mmap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,7 +113,11 @@ class Chunker:
     def _window(self) -> memoryview:
         window: memoryview | None = getattr(self._local, "window", None)
         if window is None:
-            window = self._local.window = memoryview(bytearray(2 * self.params.max_size))
+            # Anonymous memory: a page is resident only once a read reaches it, so a thread
+            # that reads small files holds a few pages, not 2 * max_size (a zeroed bytearray
+            # made all 16 MiB resident per thread). It is unmapped when its thread ends.
+            buffer = mmap.mmap(-1, 2 * self.params.max_size)
+            window = self._local.window = memoryview(buffer)
         return window
 
 

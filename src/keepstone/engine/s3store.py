@@ -27,7 +27,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import boto3
 import structlog
 import urllib3.exceptions
 from botocore.config import Config
@@ -157,6 +156,10 @@ class S3Store:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE}")
         self._prefix = f"{location.folder}/" if location.folder else ""
         self.retries = 0  # transient failures retried since this store was made (tests, logs)
+        # Imported here: boto3 costs about 9 MB of memory, which a run into a local
+        # repository (and every server without S3) does without.
+        import boto3
+
         self._client: S3Client = boto3.session.Session().client(
             "s3",
             endpoint_url=check_service_point(location.service_point),

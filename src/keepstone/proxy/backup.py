@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -305,21 +305,11 @@ class Backup:
             and before.meta.get("change_token") == item.change_token
             and writer.known(before.chunks)
         ):
-            return replace(
-                before, path=item.path, mtime=item.mtime, mode=item.mode, meta=_meta(item)
-            )
+            return _carried(before, before.key, item)
         same = item.previous
         if same is not None and writer.known(same.chunks):
             # The same content under a new key (the connector knows): nothing to read.
-            return replace(
-                same,
-                key=item.key,
-                user=item.user,
-                path=item.path,
-                mtime=item.mtime,
-                mode=item.mode,
-                meta=_meta(item),
-            )
+            return _carried(same, item.key, item)
         return pool.submit(self._store, writer, item)
 
     def _store(self, writer: BackupWriter, item: SourceItem) -> Stored:
@@ -513,6 +503,15 @@ def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
     if chosen.onedrive and user.has_onedrive:
         parts.append("onedrive")
     return parts
+
+
+def _carried(before: Item, key: str, item: SourceItem) -> Item:
+    """``before``'s content under ``key``, with the item's current path, times, mode and
+    metadata (built directly: ``dataclasses.replace`` was a tenth of an incremental)."""
+    return Item(
+        key, item.user, before.kind, item.path, before.size, item.mtime, item.mode, _meta(item),
+        before.chunks,
+    )  # fmt: skip
 
 
 def _meta(item: SourceItem) -> dict[str, object]:

@@ -31,7 +31,6 @@ from keepstone.proxy import load
 from keepstone.proxy.channel import WorkPackage
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.worker import Worker
-from keepstone.server import is_loopback
 from keepstone.services import proxy_wire, restore_points, runs
 from keepstone.services.task_sessions import UserTally
 
@@ -60,11 +59,19 @@ def check_server_url(url: str) -> str:
     host = parts.hostname or ""
     if parts.scheme not in ("http", "https") or not host:
         raise ProxyError(f"--server must be an https:// URL; got '{url}'")
-    if parts.scheme == "http" and not is_loopback(host):
+    if parts.scheme == "http" and not _loopback(host):
         raise ProxyError(
             "--server: plain http:// is accepted only to a server on this machine; use https://"
         )
     return url.rstrip("/")
+
+
+def _loopback(host: str) -> bool:
+    # Imported here: the server module loads the whole application (its web stack, the
+    # scheduler), about 65 MB a proxy that only runs jobs does not need.
+    from keepstone.server import is_loopback
+
+    return is_loopback(host)
 
 
 def tls_context() -> ssl.SSLContext:

@@ -1,0 +1,108 @@
+"""A backup's work grows linearly with its items, and an incremental reads only what changed
+(issue 15): counted in catalog statements, bytes written to the catalog and files the source
+opens, never in time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keepstone.proxy.worker import ProxyWorker
+from keepstone.services.context import Context
+from keepstone.sources.confined import Directory
+from tests.conftest import Api
+from tests.local_org import Organization, run_job
+from tests.work import assert_linear, catalog_work
+
+SMALL = 12
+
+
+def _organization(root: Path, items: int) -> Organization:
+    org = Organization(root)
+    org.user("alice")
+    for n in range(items):
+        org.mail("alice", ("", ".Sent")[n % 2], f"Message {n}", body=f"body {n} " * 50)
+        org.file("alice", f"Documents/d{n % 5}/f{n}.txt", f"file {n}\n".encode() * 100)
+    return org
+
+
+def _job(api: Api, org: Organization, repo: dict[str, Any]) -> dict[str, Any]:
+    name = org.root.name
+    created = api.post(
+        "/v2/Organizations",
+        {"type": "Local", "name": name, "localSettings": {"path": str(org.root)}},
+    )
+    assert created.status_code == 200, created.text
+    job = api.post(
+        f"/v2/Organizations/{created.json()['id']}/Jobs",
+        {"name": name, "repositoryId": repo["id"], "schedulePolicy": {"type": "ManualOnly"}},
+    )
+    assert job.status_code == 200, job.text
+    body: dict[str, Any] = job.json()
+    return body
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every file the Local source opens (a message's headers or any item's content)."""
+    names: list[str] = []
+    real = Directory.open_fd
+
+    def counting(self: Directory, name: str) -> tuple[int, Any]:
+        names.append(self.below(name))
+        return real(self, name)
+
+    monkeypatch.setattr(Directory, "open_fd", counting)
+    yield names
+
+
+def _backup(
+    ctx: Context, api: Api, job: dict[str, Any], proxy: ProxyWorker
+) -> tuple[int, int, dict[str, Any]]:
+    with catalog_work(ctx) as work:
+        session = run_job(api, job, proxy)
+    assert session["status"] == "Success", session
+    return work.count, work.written_bytes, session
+
+
+def test_a_backup_and_its_incrementals_grow_linearly_and_read_only_what_changed(
+    ctx: Context,
+    api: Api,
+    repo: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    tmp_path: Path,
+    opened: list[str],
+) -> None:
+    small_org = _organization(tmp_path / "small", SMALL)
+    large_org = _organization(tmp_path / "large", 4 * SMALL)
+    small_job, large_job = _job(api, small_org, repo), _job(api, large_org, repo)
+
+    # The initial backups: every item is read once (its content; a message's headers too).
+    small = _backup(ctx, api, small_job, backup_proxy)
+    large = _backup(ctx, api, large_job, backup_proxy)
+    assert_linear(small[0], large[0], what="catalog statements of an initial backup")
+    assert_linear(small[1], large[1], what="bytes written to the catalog by an initial backup")
+    assert len(opened) > 2 * 4 * SMALL
+
+    # Nothing changed: no file is opened, and the catalog work stays linear.
+    opened.clear()
+    small = _backup(ctx, api, small_job, backup_proxy)
+    large = _backup(ctx, api, large_job, backup_proxy)
+    assert opened == []
+    assert_linear(small[0], large[0], what="catalog statements of an unchanged incremental")
+    assert_linear(small[1], large[1], what="bytes written to the catalog by an incremental")
+
+    # One message re-flagged (renamed: same inode, same mtime), one edited file, one new
+    # message: only the edited file and the new message are read (a new message is opened
+    # twice: its headers when it is listed, its content when it is stored).
+    mail = sorted((large_org.root / "alice" / "Mail" / "cur").iterdir())[0]
+    mail.rename(mail.with_name(mail.name.split(":2,")[0] + ":2,FS"))
+    edited = large_org.root / "alice" / "OneDrive" / "Documents" / "d0" / "f0.txt"
+    edited.write_bytes(b"edited\n" * 300)
+    new = large_org.mail("alice", "", "A new message")
+    opened.clear()
+    _backup(ctx, api, large_job, backup_proxy)
+    assert sorted(Path(name).name for name in opened) == sorted([edited.name, new.name, new.name])
