@@ -77,6 +77,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/swagger/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.ctx = ctx
     app.state.login_guard = LoginGuard(ctx.clock)
