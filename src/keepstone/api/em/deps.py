@@ -52,9 +52,10 @@ async def logged_on(request: Request) -> Caller:
     if not token:
         raise Unauthenticated(f"log on first (POST /api/sessionMngr/) and send {SESSION_HEADER}")
     ctx = ctx_of(request)
-    principal, session_id = auth.cached_logon(ctx, token) or await run_in_threadpool(
-        auth.resume_logon, ctx, token
-    )
+    resumed = auth.cached_logon(ctx, token)
+    if resumed is None:
+        resumed = await run_in_threadpool(auth.resume_logon, ctx, token)
+    principal, session_id = resumed
     request.state.user_name = principal.user_name
     return Caller(principal, session_id, base_of(request))
 

@@ -35,9 +35,9 @@ async def principal(request: Request) -> auth.Principal:
     event loop: a token the catalog vouched for a moment ago costs no thread hop; only a token
     it must read again goes to a worker thread."""
     ctx, token = request.app.state.ctx, bearer_token(request)
-    caller = auth.cached_principal(ctx, token) or await run_in_threadpool(
-        auth.authenticate, ctx, token
-    )
+    caller = auth.cached_principal(ctx, token)
+    if caller is None:
+        caller = await run_in_threadpool(auth.authenticate, ctx, token)
     request.state.user_name = caller.user_name  # for the access log
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)
