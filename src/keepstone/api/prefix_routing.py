@@ -82,15 +82,18 @@ class PrefixRouting:
         )
         return subset
 
+    def router_for(self, path: str) -> APIRouter:
+        """The routes a request for ``path`` may match, in the app's order."""
+        if self._built_for != len(self.router.routes):  # also routes added after the first request
+            self._partition()
+        return self._by_segment.get(first_segment(path), self._rest)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("root_path"):
             await self.router.app(scope, receive, send)
             return
-        if self._built_for != len(self.router.routes):  # routes added after the first request
-            self._partition()
         scope.setdefault("router", self.router)  # url_for sees every route
-        chosen = self._by_segment.get(first_segment(scope["path"]), self._rest)
-        await chosen.app(scope, receive, send)
+        await self.router_for(scope["path"]).app(scope, receive, send)
 
 
 def install(router: APIRouter) -> None:

@@ -37,7 +37,7 @@ class CredentialCache(Generic[V]):
     def __init__(
         self,
         capacity: int = CAPACITY,
-        trust_seconds: float = TRUST_SECONDS,
+        trust_seconds: float | None = None,  # None: TRUST_SECONDS when each answer is put
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.capacity = capacity
@@ -69,7 +69,8 @@ class CredentialCache(Generic[V]):
         with self._lock:
             if generation != self._generation:
                 return
-            self._entries[key] = _Remembered(value, self._monotonic() + self.trust_seconds)
+            trust = TRUST_SECONDS if self.trust_seconds is None else self.trust_seconds
+            self._entries[key] = _Remembered(value, self._monotonic() + trust)
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
