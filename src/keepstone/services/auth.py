@@ -10,9 +10,8 @@ tokens and logon sessions. Logins of both dialects pass the same ``LoginGuard``.
 
 What the catalog answers for a token is remembered for a second (``services.credential_cache``):
 every request would otherwise pay a catalog transaction before its own work. Each revocation
-below forgets it all at once. A logon session's uses within that second are not written: its
-last use reaches the catalog when the catalog is asked again, so its idle timeout may end up to
-a second early, never late.
+below forgets it all at once. A logon session's uses are written at most once a second
+(``LOGON_RECORD_EVERY``), so its idle timeout may end up to a second early, never late.
 """
 
 from __future__ import annotations
@@ -49,6 +48,9 @@ ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 REFRESH_TOKEN_LIFETIME = timedelta(days=14)
 LOGON_IDLE_TIMEOUT = timedelta(minutes=15)
 LOGON_LIFETIME = timedelta(hours=8)
+# A remembered logon session's use reaches the catalog once the catalog's clock moved this much
+# since the last one it holds (other servers, the purge and the next read go by it there).
+LOGON_RECORD_EVERY = timedelta(seconds=1)
 MIN_PASSWORD_LENGTH = 8
 
 _hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id (RFC 9106 low-memory profile)
@@ -117,12 +119,12 @@ class _Bearer:
     expires_at: datetime
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Logon:
     principal: Principal
     session_id: str
     created_at: datetime
-    last_used_at: datetime  # the latest use, which the catalog may not know yet
+    recorded_at: datetime  # the last use the catalog holds
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,9 +455,8 @@ def cached_logon(ctx: Context, token: str) -> tuple[Principal, str] | None:
     if found is None:
         return None
     now = ctx.clock.now()
-    if now - found.last_used_at >= LOGON_IDLE_TIMEOUT or now - found.created_at >= LOGON_LIFETIME:
-        return None  # the catalog says why it ended
-    found.last_used_at = max(found.last_used_at, now)
+    if now - found.recorded_at >= LOGON_RECORD_EVERY or now - found.created_at >= LOGON_LIFETIME:
+        return None  # the catalog records this use (and says whether the session still lives)
     return found.principal, found.session_id
 
 
