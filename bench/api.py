@@ -33,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from common import write_section
+from common import stop, write_section
 
 PASSWORD = "benchmark-password"
 SECTION = "API: Keepstone against the bare stack"
@@ -157,15 +157,6 @@ def start_bare_app(port: int) -> subprocess.Popen[bytes]:
     )
     wait_for_answer(f"http://127.0.0.1:{port}/", process)
     return process
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def prepare(base: str, org_dir: Path) -> list[Load]:
