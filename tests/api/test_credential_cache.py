@@ -1,6 +1,7 @@
 """Remembered credentials (services/credential_cache.py): bounded, refused at once after every
 revocation on the server that revokes, within the trust period on another server of the catalog,
-and one authenticated request costs its own catalog work and no more."""
+and one authenticated request costs its own catalog work and no more. The suite trusts answers
+for an hour (tests/conftest.py), so only a revocation's own forgetting can refuse a token here."""
 
 from __future__ import annotations
 
@@ -61,12 +62,6 @@ def test_an_answer_read_before_a_clear_is_not_remembered() -> None:
     assert cache.get("a") == "A"
 
 
-@pytest.fixture
-def long_trust(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Answers trusted for an hour: only a revocation's own forgetting can refuse a token."""
-    monkeypatch.setattr(credential_cache, "TRUST_SECONDS", 3600.0)
-
-
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -97,7 +92,6 @@ def _ok(response: Any) -> None:
     assert response.status_code < 300, response.text
 
 
-@pytest.mark.usefixtures("long_trust")
 @pytest.mark.parametrize("revocation", REVOCATIONS)
 def test_a_revoked_token_is_refused_at_once(
     ctx: Context, client: TestClient, revocation: str
@@ -115,7 +109,6 @@ def test_a_revoked_token_is_refused_at_once(
     assert client.get("/v2/Jobs", headers=bearer(other)).status_code == 200
 
 
-@pytest.mark.usefixtures("long_trust")
 def test_an_ended_logon_session_is_refused_at_once(ctx: Context, client: TestClient) -> None:
     logon = client.post("/api/sessionMngr/?v=latest", headers=basic("admin", ADMIN_PASSWORD))
     headers = {"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]}
@@ -151,7 +144,6 @@ def test_a_revocation_on_another_server_takes_effect_within_the_trust_period(
         time.sleep(0.05)
 
 
-@pytest.mark.usefixtures("long_trust")
 def test_an_authenticated_get_costs_a_constant_number_of_statements(
     ctx: Context, client: TestClient, org: dict[str, Any]
 ) -> None:
@@ -181,7 +173,6 @@ def test_an_authenticated_get_costs_a_constant_number_of_statements(
     assert not [s for s in five if "tokens" in s.lower()]
 
 
-@pytest.mark.usefixtures("long_trust")
 def test_a_busy_logon_session_writes_its_use_once_per_trust_period(
     ctx: Context, client: TestClient
 ) -> None:

@@ -14,7 +14,7 @@ from keepstone.api.em.directory import SERVED_ELSEWHERE, collections
 from keepstone.api.em.empty_collections import entity_list_root
 from keepstone.api.em.hypermedia import SERVER_ID
 from keepstone.proxy.worker import ProxyWorker
-from keepstone.services import auth, credential_cache
+from keepstone.services import auth
 from keepstone.services.context import Context
 from tests.conftest import READER_PASSWORD, Api
 from tests.em.conftest import Em, N, basic, outside_schema
@@ -144,15 +144,8 @@ def count_statements(ctx: Context, em: Em, path: str) -> int:
 
 
 def test_listing_backups_and_restore_points_costs_the_same_for_n_and_4n_jobs(
-    em: Em,
-    api: Api,
-    org: dict[str, Any],
-    repo: dict[str, Any],
-    worker: ProxyWorker,
-    ctx: Context,
-    monkeypatch: pytest.MonkeyPatch,
+    em: Em, api: Api, org: dict[str, Any], repo: dict[str, Any], worker: ProxyWorker, ctx: Context
 ) -> None:
-    monkeypatch.setattr(credential_cache, "TRUST_SECONDS", 3600.0)  # however slow the machine
 
     def add_runs(count: int) -> None:
         for number in range(count):
