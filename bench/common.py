@@ -1,8 +1,9 @@
-"""Helpers shared by the benchmarks: writing a section of docs/benchmarks.md."""
+"""Helpers shared by the benchmarks: writing a section of docs/benchmarks.md, stopping a server."""
 
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 
@@ -16,3 +17,13 @@ def write_section(path: Path, title: str, text: str) -> None:
     else:
         updated = existing.rstrip() + "\n\n" + section
     path.write_text(updated.rstrip() + "\n")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within 30 s."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

@@ -54,7 +54,7 @@ from tests.graph_fake.sharepoint import microsoft_limits  # noqa: E402
 from tests.graph_fake.state import FakeState, Tenant, User  # noqa: E402
 
 from api import PASSWORD  # noqa: E402
-from common import write_section  # noqa: E402
+from common import stop, write_section  # noqa: E402
 from keepstone.clock import SystemClock  # noqa: E402
 
 TITLE = "Microsoft 365 (Graph): Keepstone against Microsoft's limits"
@@ -169,12 +169,7 @@ def keepstone_server(work: Path, fake: FakeGraph) -> Iterator[str]:
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/v8"
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 

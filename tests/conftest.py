@@ -29,7 +29,7 @@ from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.server import DATABASE_FILE, bootstrap, open_context
-from keepstone.services import auth
+from keepstone.services import auth, credential_cache
 from keepstone.services.context import Context
 from keepstone.store.db import Database, database_url
 from keepstone.store.tables import Base
@@ -67,6 +67,15 @@ def _cheap_password_hashing(
     if request.node.get_closest_marker("production_password_hashing") is None:
         monkeypatch.setattr(auth, "_hasher", CHEAP_HASHER)
         monkeypatch.setattr(auth, "_DUMMY_HASH", CHEAP_DUMMY_HASH)
+
+
+@pytest.fixture(autouse=True)
+def _credentials_remembered_for_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the catalog answered for a token is remembered until a revocation of this process
+    forgets it (services/credential_cache.py), not for a second of real time: whether a request
+    reads the catalog again must not depend on how loaded the machine is (tests count
+    statements). Tests of the trust period set their own."""
+    monkeypatch.setattr(credential_cache, "TRUST_SECONDS", 3600.0)
 
 
 @pytest.fixture

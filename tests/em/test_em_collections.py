@@ -124,8 +124,11 @@ def test_backups_are_the_jobs_with_restore_points(
 
 
 def count_statements(ctx: Context, em: Em, path: str) -> int:
+    """The statements of one request of ``path`` by a logon session the server remembers (the
+    request before it made it remember: see the trust period of services/credential_cache.py)."""
     engines = {ctx.db._reader, ctx.db._writer}  # the engines a request's reads run on
     seen: list[str] = []
+    assert em.request("GET", path).status_code == 200
 
     def record(*args: Any) -> None:
         seen.append(args[2])
@@ -143,6 +146,7 @@ def count_statements(ctx: Context, em: Em, path: str) -> int:
 def test_listing_backups_and_restore_points_costs_the_same_for_n_and_4n_jobs(
     em: Em, api: Api, org: dict[str, Any], repo: dict[str, Any], worker: ProxyWorker, ctx: Context
 ) -> None:
+
     def add_runs(count: int) -> None:
         for number in range(count):
             made = api.post(

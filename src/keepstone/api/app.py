@@ -25,6 +25,7 @@ from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import SecurityHeaders, page_policy
 from keepstone.api.inputs import WellFormedInput
 from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
+from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
     accounts,
@@ -77,6 +78,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/swagger/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.ctx = ctx
     app.state.login_guard = LoginGuard(ctx.clock)
@@ -101,6 +103,7 @@ def create_app(
         templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
     app.include_router(proxy_link_router)  # remote proxies: their credential, not a user's
     swagger_policy = _add_swagger(app)
+    route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
     app.add_middleware(CaseInsensitivePaths, templates=templates)
     app.add_middleware(WellFormedInput)

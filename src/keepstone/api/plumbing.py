@@ -62,7 +62,9 @@ class RequestContext(HttpMiddleware):
                 ]
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
+        # bind/reset rather than bound_contextvars, which copies the whole context twice a request
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
             try:
                 await self.app(scope, receive, send_with_id)
             except Exception:
@@ -80,6 +82,8 @@ class RequestContext(HttpMiddleware):
                 ms=round((time.perf_counter() - started) * 1000, 2),
                 **({"user": state["user_name"]} if state.get("user_name") else {}),
             )
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from keepstone.api.errors import JSON_MEDIA_TYPE
@@ -29,9 +30,14 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def principal(request: Request) -> auth.Principal:
-    """The authenticated caller, authorised for this request's method (reads vs writes)."""
-    caller = auth.authenticate(request.app.state.ctx, bearer_token(request))
+async def principal(request: Request) -> auth.Principal:
+    """The authenticated caller, authorised for this request's method (reads vs writes). On the
+    event loop: a token the catalog vouched for a moment ago costs no thread hop; only a token
+    it must read again goes to a worker thread."""
+    ctx, token = request.app.state.ctx, bearer_token(request)
+    caller = auth.cached_principal(ctx, token)
+    if caller is None:
+        caller = await run_in_threadpool(auth.authenticate, ctx, token)
     request.state.user_name = caller.user_name  # for the access log
     action = auth.Action.READ if request.method in READ_METHODS else auth.Action.WRITE
     auth.authorize(caller, action)

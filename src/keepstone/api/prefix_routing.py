@@ -1,0 +1,103 @@
+"""Routing by a path's first segment before FastAPI's linear scan of the routes.
+
+The app includes the JSON dialect's routers once per version (``/v2`` … ``/v8``) beside the
+Enterprise Manager dialect's (``/api``), and FastAPI tries every included router in turn: each
+one scans its routes and recounts them (``_get_routes_version``), so an ``/api`` request went
+through every ``/vN`` router first (profile in docs/benchmarks.md). ``PrefixRouting`` keeps the
+app's routes as they are (OpenAPI, ``app.routes`` and the contract tests see no change) and, per
+request, lets FastAPI scan only the routes that can match the path's first segment, in their
+order: the first full or partial match is therefore the one the whole scan would have found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi.routing import APIRouter
+from starlette.routing import BaseRoute
+from starlette.types import Receive, Scope, Send
+
+ANY = None  # a route whose first segment is a parameter (or unknown) may match any path
+
+
+def first_segment(path: str) -> str:
+    """``"v2"`` of ``/v2/Jobs``; ``""`` of ``/``."""
+    return path.split("/", 2)[1] if path.startswith("/") else ""
+
+
+def _segments_of_path(path: str) -> set[str] | None:
+    segment = first_segment(path)
+    return ANY if not segment or "{" in segment else {segment}
+
+
+def segments_of(route: BaseRoute) -> set[str] | None:
+    """The first segments of the paths ``route`` can match; ANY when it cannot be told."""
+    context: Any = getattr(route, "include_context", None)
+    if context is not None:  # an included router (FastAPI matches it lazily, route by route)
+        if context.prefix:
+            return _segments_of_path(context.prefix)
+        return _union(segments_of(inner) for inner in context.included_router.routes)
+    path = getattr(route, "path", None)
+    return _segments_of_path(path) if isinstance(path, str) else ANY
+
+
+def _union(parts: Iterable[set[str] | None]) -> set[str] | None:
+    found: set[str] = set()
+    for part in parts:
+        if part is ANY:
+            return ANY
+        found |= part
+    return found
+
+
+class PrefixRouting:
+    """Stands in for ``router``'s own dispatch (``router.middleware_stack``); lifespan events and
+    websockets go to the router itself."""
+
+    def __init__(self, router: APIRouter) -> None:
+        self.router = router
+        self._built_for = -1  # len(router.routes) the partition was made for
+        self._by_segment: dict[str, APIRouter] = {}
+        self._rest = router
+
+    def _partition(self) -> None:
+        routes = list(self.router.routes)
+        segments = [segments_of(route) for route in routes]
+        known = set().union(*(s for s in segments if s is not ANY))
+        self._by_segment = {
+            key: self._subset(
+                r for r, s in zip(routes, segments, strict=True) if s is ANY or key in s
+            )
+            for key in known
+        }
+        self._rest = self._subset(r for r, s in zip(routes, segments, strict=True) if s is ANY)
+        self._built_for = len(routes)
+
+    def _subset(self, routes: Iterable[BaseRoute]) -> APIRouter:
+        subset = APIRouter(
+            routes=list(routes),
+            redirect_slashes=self.router.redirect_slashes,
+            default=self.router.default,
+        )
+        return subset
+
+    def router_for(self, path: str) -> APIRouter:
+        """The routes a request for ``path`` may match, in the app's order."""
+        if self._built_for != len(self.router.routes):  # also routes added after the first request
+            self._partition()
+        return self._by_segment.get(first_segment(path), self._rest)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("root_path"):
+            await self.router.app(scope, receive, send)
+            return
+        scope.setdefault("router", self.router)  # url_for sees every route
+        await self.router_for(scope["path"]).app(scope, receive, send)
+
+
+def install(router: APIRouter) -> None:
+    """Route ``router``'s requests by first segment; a router with middleware of its own is left
+    as it is (its stack is not ``router.app``)."""
+    if router.middleware_stack == router.app:
+        router.middleware_stack = PrefixRouting(router)
