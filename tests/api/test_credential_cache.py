@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -120,13 +122,37 @@ def test_an_ended_logon_session_is_refused_at_once(ctx: Context, client: TestCli
     assert client.get("/api/jobs", headers=headers).status_code == 401
 
 
-@pytest.fixture
-def second_server(ctx: Context) -> Iterator[TestClient]:
-    """Another server of the same catalog: its own connection pool, so its own memory."""
-    other = Context(db=Database(ctx.db.url), clock=ctx.clock, data_dir=ctx.data_dir)
+@contextmanager
+def another_process(ctx: Context, data_dir: Path | None) -> Iterator[TestClient]:
+    """Another process of the same catalog: its own connection pool, so its own memory."""
+    other = Context(db=Database(ctx.db.url), clock=ctx.clock, data_dir=data_dir)
     with TestClient(create_app(other), base_url=BASE_URL) as client:
         yield client
     other.db.dispose()
+
+
+@pytest.fixture
+def second_server(ctx: Context, tmp_path: Path) -> Iterator[TestClient]:
+    """A server on another machine: the same catalog, its own data directory."""
+    with another_process(ctx, tmp_path / "elsewhere") as client:
+        yield client
+
+
+def test_a_revocation_on_the_same_data_directory_takes_effect_at_once(
+    ctx: Context, client: TestClient
+) -> None:
+    """The CLI and the server share the data directory: a revocation made by one is refused by
+    the other at its next request, however long the trust period (conftest: an hour)."""
+    assert ctx.data_dir is not None
+    token = login(client, "admin", ADMIN_PASSWORD)
+    with another_process(ctx, ctx.data_dir) as cli:
+        for _ in range(2):  # the second answer comes from each one's memory
+            assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 200
+            assert cli.get("/v2/Jobs", headers=bearer(token)).status_code == 200
+        assert cli.post("/v7/Token/logout", headers=bearer(token)).status_code < 300
+        assert client.get("/v2/Jobs", headers=bearer(token)).status_code == 401
+    marker = ctx.data_dir / auth.REVOCATIONS_FILE
+    assert marker.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_revocation_on_another_server_takes_effect_within_the_trust_period(

@@ -10,7 +10,11 @@ tokens and logon sessions. Logins of both dialects pass the same ``LoginGuard``.
 
 What the catalog answers for a token is remembered for a second (``services.credential_cache``):
 every request would otherwise pay a catalog transaction before its own work. Each revocation
-below forgets it all at once. A logon session's uses are written at most once a second
+below forgets it all at once, in this process and, through the data directory's
+``revocations`` file (replaced on every revocation, its identity checked by one ``stat`` per
+request), in every other process on the same data directory: a ``keepstone admin user
+revoke-tokens`` takes effect on the running server at once. Other servers of a shared catalog
+forget within the second. A logon session's uses are written at most once a second
 (``LOGON_RECORD_EVERY``), so its idle timeout may end up to a second early, never late.
 """
 
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import os
 import secrets
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -127,10 +133,28 @@ class _Logon:
     recorded_at: datetime  # the last use the catalog holds
 
 
-@dataclass(frozen=True, slots=True)
+REVOCATIONS_FILE = "revocations"  # in the data directory; replaced by every revocation
+
+
+@dataclass(slots=True)
 class _Credentials:
-    bearers: CredentialCache[_Bearer]
-    logons: CredentialCache[_Logon]
+    bearers: CredentialCache[_Bearer] = field(default_factory=CredentialCache)
+    logons: CredentialCache[_Logon] = field(default_factory=CredentialCache)
+    revocations_seen: tuple[int, int] | None = None  # the revocations file's (inode, mtime)
+
+    def clear(self) -> None:
+        self.bearers.clear()
+        self.logons.clear()
+
+
+def _revocations_identity(data_dir: Path | None) -> tuple[int, int] | None:
+    if data_dir is None:
+        return None
+    try:
+        found = os.stat(data_dir / REVOCATIONS_FILE)
+    except OSError:
+        return None
+    return (found.st_ino, found.st_mtime_ns)
 
 
 # One memory per catalog connection pool: tests run many catalogs in one process.
@@ -138,17 +162,35 @@ _credentials: weakref.WeakKeyDictionary[Database, _Credentials] = weakref.WeakKe
 
 
 def _remembered(ctx: Context) -> _Credentials:
+    """This catalog's memory, forgotten first if another process on the data directory revoked
+    something since it was last looked at."""
     found = _credentials.get(ctx.db)
     if found is None:
-        found = _credentials.setdefault(ctx.db, _Credentials(CredentialCache(), CredentialCache()))
+        found = _credentials.setdefault(ctx.db, _Credentials())
+    revocations = _revocations_identity(ctx.data_dir)
+    if revocations != found.revocations_seen:
+        found.clear()
+        found.revocations_seen = revocations
     return found
 
 
 def _forget_credentials(ctx: Context) -> None:
-    """After a revocation committed: every remembered token is checked in the catalog again."""
-    remembered = _remembered(ctx)
-    remembered.bearers.clear()
-    remembered.logons.clear()
+    """After a revocation committed: every remembered token is checked in the catalog again,
+    here and in the other processes on this data directory."""
+    _remembered(ctx).clear()
+    if ctx.data_dir is not None:
+        _announce_revocation(ctx.data_dir)
+
+
+def _announce_revocation(data_dir: Path) -> None:
+    """Replaces the revocations file, so its identity changes even within one clock tick."""
+    marker = data_dir / REVOCATIONS_FILE
+    fresh = data_dir / f".{REVOCATIONS_FILE}.{secrets.token_hex(6)}"
+    try:
+        os.close(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.replace(fresh, marker)
+    except OSError:  # a read-only data directory: other processes forget within the second
+        fresh.unlink(missing_ok=True)
 
 
 def hash_password(password: str) -> str:
