@@ -33,6 +33,10 @@ from tests.proxy_process import ProxyProcess, start_proxy
 from tests.s3_faults import Fault, FaultProxy
 from tests.s3_server import MotoServer, account_body, make_bucket, moto, storage_body
 
+# The whole matrix takes about two minutes on a loaded 2-core machine: far more than the
+# suite's per-test default; its own waits are what bound each step.
+pytestmark = pytest.mark.timeout(900)
+
 __all__ = ["moto"]
 
 TIMINGS = Timings(lease=3.0, idle_in_transaction=5.0)
