@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -131,12 +131,38 @@ def envelope(
     }
 
 
+MAX_ENDS = 64  # page boundaries a set remembers (a client walks pages in order)
+
+
 @dataclass(frozen=True, slots=True)
 class PinnedSet:
-    """A catalog-paged set: what pins it (passed to the queries) and its count when listed."""
+    """A catalog-paged set: what pins it (passed to the queries), its count when listed, and
+    the keys of the last row of the pages it served, by the offset that follows each page."""
 
     pin: Any
     total: int
+    ends: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+    def end_before(self, offset: int) -> tuple[Any, ...] | None:
+        with self.lock:
+            return self.ends.get(offset) if offset else None
+
+    def remember_end(self, offset: int, key: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.ends.pop(offset, None)
+            self.ends[offset] = key
+            while len(self.ends) > MAX_ENDS:
+                del self.ends[next(iter(self.ends))]
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """How a set's next page continues from the previous page's last row (keyset paging):
+    ``key(row)`` is a row's sort key, ``page(pin, after, limit)`` the window after a key."""
+
+    key: Callable[[Any], tuple[Any, ...]]
+    page: Callable[[Any, tuple[Any, ...], int], Sequence[Any]]
 
 
 def query_listing(
@@ -149,11 +175,16 @@ def query_listing(
     render: Callable[[Sequence[Any]], list[dict[str, Any]]],
     paging: PageRequest,
     now: datetime,
+    continuation: Continuation | None = None,
 ) -> Any:
     """A collection paged in the catalog: ``pin()`` captures the set (``None`` pins nothing),
     ``page(pin, offset, limit, total)`` reads one window of it (``limit`` None: to the end;
     ``total``, the set's size when known, lets a deep window be read from the set's end), and
-    ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count)."""
+    ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count).
+
+    With a ``continuation``, a page that follows a page the set served (the client walking
+    the set's ``next`` links) continues from that page's last row instead of skipping
+    ``offset`` rows: the same rows, since the set is pinned, at the cost of the first page."""
     if not api.pages(collection):
         return render(page(None, paging.offset, paging.limit, None))
 
@@ -162,7 +193,14 @@ def query_listing(
         return PinnedSet(pinned, count(pinned))
 
     set_id, pinned = page_sets(request).snapshot(collection, paging.set_id, take, now)
-    rows = page(pinned.pin, paging.offset, paging.size, pinned.total)
+    offset, size = paging.offset, paging.size
+    after = pinned.end_before(offset) if continuation is not None else None
+    if continuation is not None and after is not None:
+        rows = continuation.page(pinned.pin, after, size)
+    else:
+        rows = page(pinned.pin, offset, size, pinned.total)
+    if continuation is not None and len(rows) == size and offset + size < pinned.total:
+        pinned.remember_end(offset + size, continuation.key(rows[-1]))
     return envelope(request, render(rows), paging, pinned.total, set_id)
 
 
