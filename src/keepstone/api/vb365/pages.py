@@ -105,11 +105,7 @@ def envelope(
 ) -> dict[str, Any]:
     """The vendor's page: the results plus links to the first, previous, this and next page."""
     offset, limit = paging.offset, paging.size
-    kept = [
-        (k, v)
-        for k, v in parse_qsl(request.url.query, keep_blank_values=True)
-        if k.lower() not in ("offset", "limit", "setid")
-    ]
+    kept = _filters(request)
     base = public_url.base_url(request) + request.url.path
 
     def at(start: int) -> dict[str, str]:
@@ -134,24 +130,38 @@ def envelope(
 MAX_ENDS = 64  # page boundaries a set remembers (a client walks pages in order)
 
 
+def _filters(request: Request) -> list[tuple[str, str]]:
+    """The request's query less its paging: what the listing shows."""
+    return [
+        (k, v)
+        for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+        if k.lower() not in ("offset", "limit", "setid")
+    ]
+
+
+def _listed(request: Request) -> str:
+    return f"{request.url.path}?{urlencode(sorted(_filters(request)))}"
+
+
 @dataclass(frozen=True, slots=True)
 class PinnedSet:
     """A catalog-paged set: what pins it (passed to the queries), its count when listed, and
-    the keys of the last row of the pages it served, by the offset that follows each page."""
+    the keys of the last row of the pages it served, by the listing (path and filters: a
+    client may pass a set's id with other filters) and the offset that follows each page."""
 
     pin: Any
     total: int
-    ends: dict[int, tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    ends: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
-    def end_before(self, offset: int) -> tuple[Any, ...] | None:
+    def end_before(self, listed: str, offset: int) -> tuple[Any, ...] | None:
         with self.lock:
-            return self.ends.get(offset) if offset else None
+            return self.ends.get((listed, offset)) if offset else None
 
-    def remember_end(self, offset: int, key: tuple[Any, ...]) -> None:
+    def remember_end(self, listed: str, offset: int, key: tuple[Any, ...]) -> None:
         with self.lock:
-            self.ends.pop(offset, None)
-            self.ends[offset] = key
+            self.ends.pop((listed, offset), None)
+            self.ends[listed, offset] = key
             while len(self.ends) > MAX_ENDS:
                 del self.ends[next(iter(self.ends))]
 
@@ -194,13 +204,14 @@ def query_listing(
 
     set_id, pinned = page_sets(request).snapshot(collection, paging.set_id, take, now)
     offset, size = paging.offset, paging.size
-    after = pinned.end_before(offset) if continuation is not None else None
+    listed = _listed(request)
+    after = pinned.end_before(listed, offset) if continuation is not None else None
     if continuation is not None and after is not None:
         rows = continuation.page(pinned.pin, after, size)
     else:
         rows = page(pinned.pin, offset, size, pinned.total)
     if continuation is not None and len(rows) == size and offset + size < pinned.total:
-        pinned.remember_end(offset + size, continuation.key(rows[-1]))
+        pinned.remember_end(listed, offset + size, continuation.key(rows[-1]))
     return envelope(request, render(rows), paging, pinned.total, set_id)
 
 
