@@ -12,7 +12,9 @@ sessions, log items, points, restore sessions and events are inserted directly i
 
 Each listing is asked ``--repeat`` times for its first, middle and last page (limit 30, no
 setId: each counts the set again); the median is reported. The middle page is the deepest any
-window reads (one past the middle is read from the set's end). Opening is
+window reads (one past the middle is read from the set's end). ``/v8/JobSessions`` is also
+walked within one set (``setId``): its second, middle and last pages, each asked after the page
+before it, so the catalog continues from that page's last row (keyset). Opening is
 ``POST /v8/Organizations/{id}/explore`` and then the first browse (the mailboxes, the first
 mailbox's folders, the first folder's first page); the server's peak RSS is read from /proc
 before and after. ``--postgres`` starts a private PostgreSQL
@@ -223,6 +225,26 @@ def time_vb365(client: httpx.Client, path: str, repeat: int, what: str) -> Timed
     return Timed(what, total, at(0), at(total // 2), at(max(0, total - PAGE)))
 
 
+def time_walk(client: httpx.Client, path: str, repeat: int, what: str) -> Timed:
+    """Pages asked in order within one set (``setId``): each after the page before it, so the
+    catalog continues from that page's last row (keyset) instead of skipping ``offset`` rows.
+    Each measured page is asked after its predecessor; asking it again continues the same
+    way (the set remembers where each page it served ended)."""
+    first = client.get(path, params={"offset": 0, "limit": PAGE}).json()
+    total, set_id = int(first["totalCount"]), first["setId"]
+
+    def ask(offset: int) -> httpx.Response:
+        return client.get(path, params={"offset": offset, "limit": PAGE, "setId": set_id})
+
+    def after_previous(offset: int) -> float:
+        ask(offset - PAGE)
+        return median_ms(repeat, lambda: ask(offset))
+
+    middle = max(PAGE, total // 2 // PAGE * PAGE)
+    last = max(PAGE, (total - 1) // PAGE * PAGE)
+    return Timed(what, total, after_previous(PAGE), after_previous(middle), after_previous(last))
+
+
 def time_query(client: httpx.Client, kind: str, total: int, repeat: int, extra: str = "") -> Timed:
     last = max(1, -(-total // PAGE))
 
@@ -328,6 +350,7 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
                     "/vN/RestoreSessions/{id}/Events",
                 ),
             ]
+            walked = [time_walk(client, "/v8/JobSessions", repeat, "/vN/JobSessions")]
             opened = open_point(client, server, org_id)
             load = os.getloadavg()[0]
         with httpx.Client(base_url=server.base_url, timeout=600) as em:
@@ -342,12 +365,13 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
             unpaged = median_ms(max(1, repeat // 2), lambda: em.get("/api/jobs"))
     finally:
         server.stop()
-    return report(sizes, timed, opened, unpaged, built, database, load), built
+    return report(sizes, timed, walked, opened, unpaged, built, database, load), built
 
 
 def report(
     sizes: Sizes,
     timed: list[Timed],
+    walked: list[Timed],
     opened: Opened,
     em_jobs_ms: float,
     built: Built,
@@ -366,6 +390,19 @@ def report(
         "|---|---:|---:|---:|---:|",
     ]
     for t in timed:
+        lines.append(
+            f"| `{t.endpoint}` | {t.rows:,} | {t.first_ms:.1f} | {t.middle_ms:.1f} | "
+            f"{t.last_ms:.1f} |"
+        )
+    lines += [
+        "",
+        "Pages asked in order within one set (`setId`, each after the page before it: the "
+        "catalog continues from that page's last row):",
+        "",
+        "| endpoint | rows | second page (ms) | middle page (ms) | last page (ms) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for t in walked:
         lines.append(
             f"| `{t.endpoint}` | {t.rows:,} | {t.first_ms:.1f} | {t.middle_ms:.1f} | "
             f"{t.last_ms:.1f} |"

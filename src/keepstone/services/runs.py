@@ -720,13 +720,19 @@ def list_sessions(
     *,
     oldest_first: bool = False,
     total: int | None = None,
+    after: tuple[datetime, str] | None = None,
 ) -> list[JobSession]:
     """Newest first (or oldest first); ``where`` filters (``job_id`` is a shorthand for its job
-    filter)."""
+    filter); ``after`` (a session's :func:`session_key`) continues after that session."""
     where = where or SessionFilter(job_id=job_id)
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
+        if after is not None and not oldest_first:
+            # Newest first, a session of the pinned set is older than its cutoff: the cutoff
+            # adds nothing, and kept, it bounds the index scan instead of ``after`` (SQLite
+            # then compares every session between the cutoff and ``after``).
+            where = replace(where, created_until=None)
         return page_of(
             s,
             JobSession,
@@ -736,7 +742,13 @@ def list_sessions(
             offset=offset,
             limit=limit,
             total=total,
+            after=after,
         )
+
+
+def session_key(session: JobSession) -> tuple[datetime, str]:
+    """Where a session stands in the listings' order (a keyset page continues after it)."""
+    return session.creation_time, session.id
 
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import literal, select, tuple_
 from sqlalchemy.orm import Session
 
 Where = Callable[[Any], Any]  # adds a listing's conditions to a select
@@ -21,6 +21,7 @@ def page_of(
     offset: int = 0,
     limit: int | None = None,
     total: int | None = None,
+    after: Sequence[Any] | None = None,
 ) -> list[Any]:
     """The rows of ``table`` that ``where`` keeps, ordered by ``keys`` (all ascending or all
     descending, ending with the id so the order is total: an index on them serves it in either
@@ -29,7 +30,17 @@ def page_of(
     The window's ids are found first, from the index alone, then only those rows are read (the
     "deferred join"): a deep offset skips index entries, never rows. When the set's ``total`` is
     known, a window past the middle is found from the other end, so no window skips more than
-    half the set."""
+    half the set.
+
+    ``after``, the ``keys`` of the row just before the window (the last row of the previous
+    page of the same pinned set), continues from it instead ("keyset" paging): the index is
+    entered at that key, so a page costs the same at any depth; ``offset`` is then ignored."""
+    if after is not None:
+        # Each value bound as its column's type (a stored instant is not a plain datetime).
+        bound = tuple_(*(literal(v, k.type) for k, v in zip(keys, after, strict=True)))
+        past = tuple_(*keys) < bound if descending else tuple_(*keys) > bound
+        query = where(select(table)).where(past).order_by(*_ordered(keys, descending))
+        return list(s.scalars(query.limit(limit)))
     if not offset and limit is None:
         query = where(select(table)).order_by(*_ordered(keys, descending))
         return list(s.scalars(query))

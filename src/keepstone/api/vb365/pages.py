@@ -17,7 +17,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -105,11 +105,7 @@ def envelope(
 ) -> dict[str, Any]:
     """The vendor's page: the results plus links to the first, previous, this and next page."""
     offset, limit = paging.offset, paging.size
-    kept = [
-        (k, v)
-        for k, v in parse_qsl(request.url.query, keep_blank_values=True)
-        if k.lower() not in ("offset", "limit", "setid")
-    ]
+    kept = _filters(request)
     base = public_url.base_url(request) + request.url.path
 
     def at(start: int) -> dict[str, str]:
@@ -131,12 +127,52 @@ def envelope(
     }
 
 
+MAX_ENDS = 64  # page boundaries a set remembers (a client walks pages in order)
+
+
+def _filters(request: Request) -> list[tuple[str, str]]:
+    """The request's query less its paging: what the listing shows."""
+    return [
+        (k, v)
+        for k, v in parse_qsl(request.url.query, keep_blank_values=True)
+        if k.lower() not in ("offset", "limit", "setid")
+    ]
+
+
+def _listed(request: Request) -> str:
+    return f"{request.url.path}?{urlencode(sorted(_filters(request)))}"
+
+
 @dataclass(frozen=True, slots=True)
 class PinnedSet:
-    """A catalog-paged set: what pins it (passed to the queries) and its count when listed."""
+    """A catalog-paged set: what pins it (passed to the queries), its count when listed, and
+    the keys of the last row of the pages it served, by the listing (path and filters: a
+    client may pass a set's id with other filters) and the offset that follows each page."""
 
     pin: Any
     total: int
+    ends: dict[tuple[str, int], tuple[Any, ...]] = field(default_factory=dict, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
+
+    def end_before(self, listed: str, offset: int) -> tuple[Any, ...] | None:
+        with self.lock:
+            return self.ends.get((listed, offset)) if offset else None
+
+    def remember_end(self, listed: str, offset: int, key: tuple[Any, ...]) -> None:
+        with self.lock:
+            self.ends.pop((listed, offset), None)
+            self.ends[listed, offset] = key
+            while len(self.ends) > MAX_ENDS:
+                del self.ends[next(iter(self.ends))]
+
+
+@dataclass(frozen=True, slots=True)
+class Continuation:
+    """How a set's next page continues from the previous page's last row (keyset paging):
+    ``key(row)`` is a row's sort key, ``page(pin, after, limit)`` the window after a key."""
+
+    key: Callable[[Any], tuple[Any, ...]]
+    page: Callable[[Any, tuple[Any, ...], int], Sequence[Any]]
 
 
 def query_listing(
@@ -149,11 +185,16 @@ def query_listing(
     render: Callable[[Sequence[Any]], list[dict[str, Any]]],
     paging: PageRequest,
     now: datetime,
+    continuation: Continuation | None = None,
 ) -> Any:
     """A collection paged in the catalog: ``pin()`` captures the set (``None`` pins nothing),
     ``page(pin, offset, limit, total)`` reads one window of it (``limit`` None: to the end;
     ``total``, the set's size when known, lets a deep window be read from the set's end), and
-    ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count)."""
+    ``count(pin)`` its size, once per set (a page named by ``setId`` reuses the count).
+
+    With a ``continuation``, a page that follows a page the set served (the client walking
+    the set's ``next`` links) continues from that page's last row instead of skipping
+    ``offset`` rows: the same rows, since the set is pinned, at the cost of the first page."""
     if not api.pages(collection):
         return render(page(None, paging.offset, paging.limit, None))
 
@@ -162,7 +203,15 @@ def query_listing(
         return PinnedSet(pinned, count(pinned))
 
     set_id, pinned = page_sets(request).snapshot(collection, paging.set_id, take, now)
-    rows = page(pinned.pin, paging.offset, paging.size, pinned.total)
+    offset, size = paging.offset, paging.size
+    listed = _listed(request)
+    after = pinned.end_before(listed, offset) if continuation is not None else None
+    if continuation is not None and after is not None:
+        rows = continuation.page(pinned.pin, after, size)
+    else:
+        rows = page(pinned.pin, offset, size, pinned.total)
+    if continuation is not None and len(rows) == size and offset + size < pinned.total:
+        pinned.remember_end(listed, offset + size, continuation.key(rows[-1]))
     return envelope(request, render(rows), paging, pinned.total, set_id)
 
 

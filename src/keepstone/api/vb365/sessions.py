@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.deps import Ctx, json
-from keepstone.api.vb365.pages import Paging, listing, query_listing
+from keepstone.api.vb365.pages import Continuation, Paging, listing, query_listing
 from keepstone.api.vb365.versions import Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
@@ -57,9 +57,15 @@ def _sessions(
     ) -> list[Any]:
         return runs.list_sessions(ctx, None, offset, limit, pinned(cutoff), total=total)
 
+    def after(cutoff: datetime | None, key: tuple[Any, ...], limit: int) -> list[Any]:
+        return runs.list_sessions(ctx, None, 0, limit, pinned(cutoff), after=(key[0], key[1]))
+
     now = ctx.clock.now()
     count = partial(_count_sessions, ctx, pinned)
-    return query_listing(request, api, "jobSessions", lambda: now, page, count, render, paging, now)
+    walk = Continuation(runs.session_key, after)
+    return query_listing(
+        request, api, "jobSessions", lambda: now, page, count, render, paging, now, walk
+    )
 
 
 def _count_sessions(ctx: Context, pinned: Any, cutoff: datetime | None) -> int:
