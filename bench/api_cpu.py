@@ -21,10 +21,9 @@ from pathlib import Path
 import anyio
 import httpx
 
+from api import PASSWORD, job_body
 from keepstone import logs, server
 from keepstone.api.app import WORKER_THREADS, create_app
-
-PASSWORD = "benchmark-password"
 
 
 async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
@@ -56,12 +55,7 @@ async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
             await client.post(
                 f"/v2/Organizations/{org['id']}/Jobs",
                 headers=auth,
-                json={
-                    "name": "test_job",
-                    "repositoryId": repo["id"],
-                    "backupType": "SelectedItems",
-                    "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}],
-                },
+                json=job_body(repo["id"]),
             )
         ).json()
         logon = await client.post("/api/sessionMngr/?v=latest", auth=("admin", PASSWORD))
