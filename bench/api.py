@@ -54,6 +54,16 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_config=None, acces
 """
 
 
+def job_body(repository_id: str) -> dict[str, Any]:
+    """The job the loads read and edit."""
+    return {
+        "name": "test_job",
+        "repositoryId": repository_id,
+        "backupType": "SelectedItems",
+        "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}],
+    }
+
+
 def seed_body(proxy_id: str, repository_id: str) -> dict[str, Any]:
     """Seed 003's example body, its ids those of this server."""
     return {
@@ -176,12 +186,7 @@ def prepare(base: str, org_dir: Path) -> list[Load]:
     job = httpx.post(
         f"{base}/v2/Organizations/{org['id']}/Jobs",
         headers=auth,
-        json={
-            "name": "test_job",
-            "repositoryId": repo["id"],
-            "backupType": "SelectedItems",
-            "selectedItems": [{"type": "User", "user": {"id": "u1"}, "mailbox": True}],
-        },
+        json=job_body(repo["id"]),
     ).json()
     proxy = httpx.get(f"{base}/v2/Proxies", headers=auth).json()[0]
     logon = httpx.post(f"{base}/api/sessionMngr/?v=latest", auth=("admin", PASSWORD))

@@ -20,11 +20,10 @@ from starlette.responses import Response
 
 from keepstone import __version__
 from keepstone.api.client_address import Network
+from keepstone.api.edge import Edge
 from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
-from keepstone.api.headers import SecurityHeaders, page_policy
-from keepstone.api.inputs import WellFormedInput
-from keepstone.api.plumbing import BodyLimit, CaseInsensitivePaths, RequestContext
+from keepstone.api.headers import page_policy
 from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
@@ -105,12 +104,11 @@ def create_app(
     swagger_policy = _add_swagger(app)
     route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
-    app.add_middleware(CaseInsensitivePaths, templates=templates)
-    app.add_middleware(WellFormedInput)
-    app.add_middleware(BodyLimit)
-    app.add_middleware(RequestContext)
-    # Outermost, so that even RequestContext's generic 500 carries the headers.
-    app.add_middleware(SecurityHeaders, public=public, pages={SWAGGER_PAGE: swagger_policy})
+    # One layer for every cross-cutting concern (headers, request id and logs, body limit,
+    # well-formed input, case-insensitive paths): see api/edge.py.
+    app.add_middleware(
+        Edge, templates=templates, public=public, pages={SWAGGER_PAGE: swagger_policy}
+    )
     return app
 
 

@@ -16,7 +16,7 @@ import base64
 import hashlib
 import re
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from keepstone.api import public_url
 
@@ -40,42 +40,28 @@ def page_policy(html: str) -> str:
     )
 
 
-class SecurityHeaders:
-    """Adds the headers above to every HTTP response (a header a handler set is kept)."""
+def security_headers(
+    scope: Scope, public: str | None, pages: dict[str, str]
+) -> list[tuple[bytes, bytes]]:
+    """The headers above for the request of ``scope`` (``pages``: path -> Content-Security-Policy
+    of the HTML page served there; ``public``: the ``--public-url``)."""
+    path: str = scope["path"]
+    headers = {
+        "x-content-type-options": "nosniff",
+        "x-frame-options": "DENY",
+        "content-security-policy": pages.get(path, API_POLICY),
+    }
+    if not path.startswith(STATIC_PREFIX):
+        headers |= {"cache-control": "no-store", "pragma": "no-cache"}
+    if (public or public_url.bound_address(scope)).startswith("https://"):
+        headers["strict-transport-security"] = HSTS
+    return [(name.encode(), value.encode()) for name, value in headers.items()]
 
-    def __init__(
-        self, app: ASGIApp, public: str | None = None, pages: dict[str, str] | None = None
-    ) -> None:
-        self.app = app
-        self.public = public
-        self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = self._headers_for(scope)
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((n, v) for n, v in extra if n not in present),
-                ]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-    def _headers_for(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        path: str = scope["path"]
-        headers = {
-            "x-content-type-options": "nosniff",
-            "x-frame-options": "DENY",
-            "content-security-policy": self.pages.get(path, API_POLICY),
-        }
-        if not path.startswith(STATIC_PREFIX):
-            headers |= {"cache-control": "no-store", "pragma": "no-cache"}
-        if (self.public or public_url.bound_address(scope)).startswith("https://"):
-            headers["strict-transport-security"] = HSTS
-        return [(name.encode(), value.encode()) for name, value in headers.items()]
+def adding(
+    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` (a response's) with those of ``extra`` it does not already carry: a header a
+    handler set is kept."""
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *((n, v) for n, v in extra if n not in present)]

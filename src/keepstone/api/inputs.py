@@ -1,11 +1,12 @@
 """The text of a request is well-formed before any handler reads it.
 
-Every request passes ``WellFormedInput``: its path and query must be valid UTF-8 once
-percent-decoded, a form body's fields too, and a JSON body (one FastAPI would parse: no
-content type, or a JSON one) must hold only real Unicode (no lone surrogates, which SQLite and
-the filesystem cannot store), numbers that fit SQLite's 64-bit integers (or are finite floats),
-and nest at most ``MAX_DEPTH`` levels. What breaks a rule is refused with a 400 that names the
-property; a body that is not JSON at all is left to the handler, which says so in its own words.
+Every request passes ``check_request`` (``api.edge`` calls it before any handler): its path and
+query must be valid UTF-8 once percent-decoded, a form body's fields too, and a JSON body (one
+FastAPI would parse: no content type, or a JSON one) must hold only real Unicode (no lone
+surrogates, which SQLite and the filesystem cannot store), numbers that fit SQLite's 64-bit
+integers (or are finite floats), and nest at most ``MAX_DEPTH`` levels. What breaks a rule is
+refused with a 400 that names the property; a body that is not JSON at all is left to the
+handler, which says so in its own words.
 """
 
 from __future__ import annotations
@@ -16,10 +17,8 @@ import re
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
-from keepstone.api.errors import error_response
-from keepstone.api.plumbing import HttpMiddleware, replaying
 from keepstone.domain.errors import InvalidInput
 
 MAX_DEPTH = 64
@@ -107,22 +106,9 @@ def fields(raw: bytes, kind: str) -> list[tuple[str, str]]:
     return found
 
 
-class WellFormedInput(HttpMiddleware):
-    """Refuses, with the dialect's 400, a request whose path, query or body breaks the rules
-    above; sits inside ``BodyLimit``, which has already buffered the body."""
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = await receive()
-        body = message.get("body", b"") if message["type"] == "http.request" else b""
-        try:
-            check_request(scope, body)
-        except InvalidInput as error:
-            await error_response(scope["path"], 400, error.message)(scope, receive, send)
-            return
-        await self.app(scope, replaying(message, receive), send)
-
-
 def check_request(scope: Scope, body: bytes) -> None:
+    """``InvalidInput`` (answered with the dialect's 400) if the path, query or ``body`` (the
+    whole body, already buffered) breaks the rules above."""
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
     decode(unquote_to_bytes(raw_path.partition(b"?")[0]), "utf-8", "path")
     fields(scope.get("query_string", b""), "query parameter")

@@ -1,17 +1,17 @@
-"""Cross-cutting HTTP concerns shared by both dialects, as small pure-ASGI middlewares.
+"""Cross-cutting HTTP concerns shared by both dialects, as plain functions that the one
+pure-ASGI layer in front of the app (``api.edge``) calls:
 
-- ``RequestContext``: a request id on every response and log line, structured access logs (with
+- request context: a request id on every response and log line, structured access logs (with
   the authenticated user's name, ``user=``, once a handler knows it), and a generic 500 (never a
-  stack trace) when anything escapes a handler.
-- ``BodyLimit``: request bodies over the limit are refused before a handler sees them.
-- ``CaseInsensitivePaths``: ``/v2/jobs`` reaches the route declared as ``/v2/Jobs``.
+  stack trace) when anything escapes a handler;
+- body limit: request bodies over the limit are refused before a handler sees them;
+- case-insensitive paths: ``/v2/jobs`` reaches the route declared as ``/v2/Jobs``.
 """
 
 from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -42,51 +42,8 @@ class HttpMiddleware:
         raise NotImplementedError
 
 
-class RequestContext(HttpMiddleware):
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        state = scope.setdefault("state", {})
-        state["request_id"] = request_id
-        started = time.perf_counter()
-        status = 500
-        response_started = False
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-                status = message["status"]
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await send(message)
-
-        # bind/reset rather than bound_contextvars, which copies the whole context twice a request
-        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
-        try:
-            try:
-                await self.app(scope, receive, send_with_id)
-            except Exception:
-                log.exception("unhandled error", method=scope["method"], path=scope["path"])
-                if not response_started:
-                    message = (
-                        f"Internal server error; quote request id {request_id} when reporting it"
-                    )
-                    await error_response(scope["path"], 500, message)(scope, receive, send_with_id)
-            log.info(
-                "request",
-                method=scope["method"],
-                path=scope["path"],
-                status=status,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-                **({"user": state["user_name"]} if state.get("user_name") else {}),
-            )
-        finally:
-            structlog.contextvars.reset_contextvars(**bound)
-
-
-def _incoming_request_id(scope: Scope) -> str | None:
+def incoming_request_id(scope: Scope) -> str | None:
+    """The client's ``X-Request-Id`` when it is a plausible id (else one is made up)."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             candidate = value.decode("latin-1")
@@ -94,38 +51,58 @@ def _incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
-class BodyLimit(HttpMiddleware):
-    """Buffers the request body up to ``limit`` bytes; a larger body is refused with a 400."""
+async def report_unhandled(
+    scope: Scope, receive: Receive, send: Send, request_id: str, response_started: bool
+) -> None:
+    """Log what escaped a handler and, if no answer began, answer a generic 500 (never a stack
+    trace); called from the ``except`` that caught it."""
+    log.exception("unhandled error", method=scope["method"], path=scope["path"])
+    if not response_started:
+        message = f"Internal server error; quote request id {request_id} when reporting it"
+        await error_response(scope["path"], 500, message)(scope, receive, send)
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        super().__init__(app)
-        self.limit = limit
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, replaying(whole, receive), send)
+def log_request(scope: Scope, status: int, started: float) -> None:
+    """The access log line (``started`` from ``time.perf_counter``)."""
+    state = scope["state"]
+    log.info(
+        "request",
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        ms=round((time.perf_counter() - started) * 1000, 2),
+        **({"user": state["user_name"]} if state.get("user_name") else {}),
+    )
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"request body is larger than the limit of {self.limit} bytes"
-        await error_response(scope["path"], 400, message)(scope, receive, send)
+
+class BodyTooLarge(Exception):
+    """The request body is (or declares itself) larger than the limit."""
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """The whole request body, buffered up to ``limit`` (``BodyTooLarge`` past it); ``None``
+    when the client went away first."""
+    declared = dict(scope["headers"]).get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def refuse_body(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+    message = f"request body is larger than the limit of {limit} bytes"
+    await error_response(scope["path"], 400, message)(scope, receive, send)
 
 
 def replaying(first: Message, receive: Receive) -> Receive:
@@ -142,20 +119,7 @@ def replaying(first: Message, receive: Receive) -> Receive:
     return replay
 
 
-class CaseInsensitivePaths:
-    """Rewrites the literal segments of a request path to the case its route declares."""
-
-    def __init__(self, app: ASGIApp, templates: list[str]) -> None:
-        self.app = app
-        self._canonical = _canonicaliser(templates)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "path": self._canonical(scope["path"])}
-        await self.app(scope, receive, send)
-
-
-def _canonicaliser(paths: list[str]) -> Callable[[str], str]:
+def canonicaliser(paths: list[str]) -> Callable[[str], str]:
     """``paths`` are route templates such as ``/v2/Jobs/{job_id}``."""
     templates: dict[tuple[int, str], list[list[str]]] = {}
     for path in paths:

@@ -1,0 +1,93 @@
+"""The one pure-ASGI layer in front of the app: every cross-cutting concern of a request, in one
+``__call__`` (five stacked middlewares cost a coroutine, a closure and a header copy each on every
+request). Outermost first, as they were stacked:
+
+1. security headers on every answer (``api.headers``), even the generic 500;
+2. request context: a request id, the access log, a generic 500 for what escapes (``api.plumbing``);
+3. body limit: the body is buffered and refused past the limit (``api.plumbing``);
+4. well-formed input: path, query and body checked before any handler (``api.inputs``);
+5. case-insensitive paths: the app sees the path in the case its route declares
+   (``api.plumbing``); everything above sees (and logs) the path as the client sent it.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from keepstone.api import plumbing
+from keepstone.api.errors import error_response
+from keepstone.api.headers import adding, security_headers
+from keepstone.api.inputs import check_request
+from keepstone.domain.errors import InvalidInput
+
+
+class Edge:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        templates: list[str],
+        public: str | None = None,
+        pages: dict[str, str] | None = None,
+        body_limit: int = plumbing.MAX_BODY_BYTES,
+    ) -> None:
+        self.app = app
+        self.public = public
+        self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
+        self.body_limit = body_limit
+        self.canonical = plumbing.canonicaliser(templates)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = security_headers(scope, self.public, self.pages)
+        request_id = plumbing.incoming_request_id(scope) or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        id_header = (b"x-request-id", request_id.encode())
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_out(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = adding([*message.get("headers", []), id_header], extra)
+            await send(message)
+
+        # bind/reset rather than bound_contextvars, which copies the whole context twice a request
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            try:
+                await self._checked(scope, receive, send_out)
+            except Exception:
+                await plumbing.report_unhandled(
+                    scope, receive, send_out, request_id, response_started
+                )
+            plumbing.log_request(scope, status, started)
+        finally:
+            structlog.contextvars.reset_contextvars(**bound)
+
+    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Body limit, well-formed input, then the app on the canonical path."""
+        try:
+            body = await plumbing.read_body(scope, receive, self.body_limit)
+        except plumbing.BodyTooLarge:
+            await plumbing.refuse_body(scope, receive, send, self.body_limit)
+            return
+        if body is None:  # the client went away
+            return
+        try:
+            check_request(scope, body)
+        except InvalidInput as error:
+            await error_response(scope["path"], 400, error.message)(scope, receive, send)
+            return
+        whole: Message = {"type": "http.request", "body": body, "more_body": False}
+        canonical = {**scope, "path": self.canonical(scope["path"])}
+        await self.app(canonical, plumbing.replaying(whole, receive), send)
