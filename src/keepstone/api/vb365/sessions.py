@@ -60,16 +60,14 @@ def _sessions(
     def after(cutoff: datetime | None, key: tuple[Any, ...], limit: int) -> list[Any]:
         return runs.list_sessions(ctx, None, 0, limit, pinned(cutoff), after=(key[0], key[1]))
 
+    def count(cutoff: datetime | None) -> int:
+        return runs.count_sessions(ctx, pinned(cutoff))
+
     now = ctx.clock.now()
-    count = partial(_count_sessions, ctx, pinned)
     walk = Continuation(runs.session_key, after)
     return query_listing(
         request, api, "jobSessions", lambda: now, page, count, render, paging, now, walk
     )
-
-
-def _count_sessions(ctx: Context, pinned: Any, cutoff: datetime | None) -> int:
-    return runs.count_sessions(ctx, pinned(cutoff))
 
 
 @router.get("/JobSessions")
