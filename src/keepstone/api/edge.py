@@ -66,9 +66,9 @@ class Edge:
         try:
             try:
                 await self._checked(scope, receive, send_out)
-            except Exception:
+            except Exception as error:
                 await plumbing.report_unhandled(
-                    scope, receive, send_out, request_id, response_started
+                    scope, receive, send_out, request_id, response_started, error
                 )
             plumbing.log_request(scope, status, started)
         finally:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import structlog
+from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -51,11 +52,39 @@ def incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+# A catalog that cannot be reached at the moment (PostgreSQL restarting, SQLite locked past its
+# busy timeout): the transaction was rolled back, so the client may simply ask again.
+CATALOG_RETRY_AFTER_SECONDS = 2
+
+
+def catalog_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` is the catalog being away, not a fault of the request or of the code."""
+    return isinstance(error, OperationalError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
 async def report_unhandled(
-    scope: Scope, receive: Receive, send: Send, request_id: str, response_started: bool
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    request_id: str,
+    response_started: bool,
+    error: BaseException,
 ) -> None:
-    """Log what escaped a handler and, if no answer began, answer a generic 500 (never a stack
-    trace); called from the ``except`` that caught it."""
+    """Log what escaped a handler and, if no answer began, answer: 503 with ``Retry-After`` when
+    the catalog was away (a client, a remote proxy, asks again), else a generic 500 (never a
+    stack trace). Called from the ``except`` that caught ``error``."""
+    if catalog_unavailable(error):
+        log.warning(
+            "catalog unavailable", method=scope["method"], path=scope["path"], error=str(error)
+        )
+        if not response_started:
+            seconds = CATALOG_RETRY_AFTER_SECONDS
+            message = f"The catalog is unavailable for a moment; try again in {seconds} s"
+            headers = {"Retry-After": str(seconds)}
+            await error_response(scope["path"], 503, message, headers)(scope, receive, send)
+        return
     log.exception("unhandled error", method=scope["method"], path=scope["path"])
     if not response_started:
         message = f"Internal server error; quote request id {request_id} when reporting it"

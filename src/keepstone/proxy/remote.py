@@ -41,6 +41,10 @@ API = "/_proxy/v1"
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 END_PATIENCE_SECONDS = 120.0  # how long an attempt's end is retried while the server is away
 STOP_GRACE_SECONDS = 60.0
+# How long a call about a run is asked again while the server is away (within a run's lease, so
+# no other proxy has taken the run over meanwhile; the server answers 409 if one has).
+AWAY_PATIENCE_SECONDS = 60.0
+AWAY_STATUSES = (502, 503, 504)
 LOST = "This proxy lost its claim on the run"
 
 
@@ -124,6 +128,12 @@ def save_state(state_dir: Path, state: State) -> None:
 # ---- the channel over HTTP --------------------------------------------------------------------
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds of a ``Retry-After`` given in seconds (small, as Keepstone sends), if any."""
+    value = response.headers.get("retry-after", "")
+    return min(float(value), 30.0) if value.isdigit() else None
+
+
 def message_of(response: httpx.Response) -> str:
     try:
         return str(response.json().get("message", response.text))
@@ -138,9 +148,32 @@ class ServerChannel:
         self.client = client
         self.proxy_id = proxy_id
         self.clock: Clock = clock or SystemClock()
+        self.away_patience = AWAY_PATIENCE_SECONDS
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return self.client.post(API + path, json=body or {})
+
+    def _patient_post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """``_post``, asked again while the server says it cannot answer now (502/503/504: its
+        catalog restarting, a reverse proxy between restarts) or cannot be reached at all (the
+        request never left), for up to ``away_patience`` seconds: a run is not failed for a
+        moment's absence. Other answers, and transport errors after the request was sent (it
+        may have been done), are the caller's."""
+        deadline = time.monotonic() + self.away_patience
+        pause = 0.5
+        while True:
+            try:
+                response = self._post(path, body)
+                if response.status_code not in AWAY_STATUSES or time.monotonic() > deadline:
+                    return response
+                wait = retry_after(response) or pause
+            except httpx.ConnectError:
+                if time.monotonic() > deadline:
+                    raise
+                wait = pause
+            log.warning("server away; asking again", path=path, seconds=wait)
+            time.sleep(wait)
+            pause = min(pause * 2, 5.0)
 
     def _call(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """A call the proxy cannot go on without: refusals raise, naming the server's reason."""
@@ -155,7 +188,7 @@ class ServerChannel:
         """A call about a run: a refusal of the claim (another proxy's now, or ended) stops the
         run at once, so nothing more of it is written."""
         claim = proxy_wire.claim_token(run)
-        response = self._post(f"/runs/{run.session_id}/{claim}/{what}", body)
+        response = self._patient_post(f"/runs/{run.session_id}/{claim}/{what}", body)
         if response.status_code in (403, 404, 409):
             raise StopRun(SessionStatus.FAILED, LOST)
         if response.status_code >= 400:
