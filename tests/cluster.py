@@ -50,7 +50,7 @@ from tests import process_helpers as processes
 
 PASSWORD = "cluster admin password 1"
 READY_TIMEOUT = 120.0  # a loaded machine starts a server slowly
-WAIT_TIMEOUT = 60.0
+WAIT_TIMEOUT = 180.0
 T = TypeVar("T")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-READY_TIMEOUT = 60.0
+READY_TIMEOUT = 180.0  # a loaded CI machine has taken over 60 s to start a server
 STOP_TIMEOUT = 30.0
 CLI_TIMEOUT = 120.0
 # Children may cache compiled bytecode here (outside the source tree and the venv): every server
