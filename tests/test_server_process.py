@@ -567,7 +567,7 @@ def test_a_signal_stops_the_server_cleanly_and_releases_the_data_dir(
     server = start_server(tmp_path / "logs", data_dir)
     try:
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            assert client.get("/swagger/openapi.json").status_code == 200
+            assert client.get("/api/").status_code == 200
         code = server.send(signum)
         assert code is not None, f"server still running 10 s after {signum.name}"
         problems = []
@@ -583,7 +583,7 @@ def test_a_signal_stops_the_server_cleanly_and_releases_the_data_dir(
     try:
         assert "Created administrator" not in again.stdout
         with httpx.Client(base_url=again.base_url, timeout=60) as client:
-            assert client.get("/swagger/openapi.json").status_code == 200
+            assert client.get("/api/").status_code == 200
     finally:
         again.stop()
 
