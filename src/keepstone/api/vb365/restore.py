@@ -173,7 +173,6 @@ def list_sessions(
     return json(listed)
 
 
-@router.get("/RestoreSessions/{session_id}")
 def _count_sessions(ctx: Any, caller: Principal, until: datetime | None) -> int:
     return restores.count_sessions(ctx, until, caller)
 
