@@ -451,9 +451,10 @@ def write_zip(
 ) -> int:
     """Several items as one zip file; returns how many went in. An id listed twice is saved
     once, and every entry name is built from safe components (names are data, never paths)."""
+    view = browser(ctx, session_id, caller)
+    view.user(owner_id)  # a session or owner out of reach is a 404 whatever the body
     if not identifiers:
         raise InvalidInput("ids must list at least one item", "ids")
-    view = browser(ctx, session_id, caller)
     items = view.items_of(owner_id, identifiers)
     owner, started = view.user(owner_id), ctx.clock.now()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -195,6 +195,7 @@ def stop_session(session_id: str, ctx: Ctx, api: Version, caller: Caller) -> Res
 def session_action(
     session_id: str, body: dict[str, Any], ctx: Ctx, api: Version, caller: Caller
 ) -> Response:
+    restores.get_session(ctx, session_id, caller)  # a session out of reach: 404 before the body
     if [k.lower() for k in body] != ["stop"]:
         raise InvalidInput('the body must be {"stop": null}', "action")
     return json(views.restore_session(restores.stop(ctx, session_id, caller), api))
@@ -461,10 +462,10 @@ def _put_back(
     """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
     options = body or ItemsBody()
     to_user = options.mailbox or options.user_name
+    view = restores.browser(ctx, session_id, caller)
+    view.user(owner_id)  # a wrong session or owner (or one out of the caller's scope): a 404
     if elsewhere and not to_user and not options.folder:
         raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
-    view = restores.browser(ctx, session_id, caller)
-    view.user(owner_id)  # a wrong session or owner (or one out of the caller's scope) is a 4xx
     mail = m365_restore.checked_options(ctx, view.organization_id, options.exchange(), kind)
     # the organization, with the application the request named, is checked now: a 400
     target = restores.session_target(ctx, session_id, options.credentials())
