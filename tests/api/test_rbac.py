@@ -351,7 +351,7 @@ def test_everything_a_scoped_operator_does_or_tries_is_audited(
     assert all(e.dialect == "vb365" for e in trail if e.action == "OperatorRequest")
 
 
-# ---- Enterprise Manager ----------------------------------------------------------------------------
+# ---- Enterprise Manager ---------------------------------------------------------------------
 
 
 def _em_logon(client: TestClient, user: str, password: str) -> dict[str, str]:
