@@ -104,7 +104,7 @@ def create_role(
     org_id: str, body: RoleBody, request: Request, ctx: Ctx, api: Version, caller: Caller
 ) -> Response:
     role = rbac.create_role(ctx, org_id, body.edit(), by=caller.user_name, origin=_origin(request))
-    return json(views.rbac_role(role, api), 201)
+    return json(views.rbac_role(role, api), api.created)  # 200 in v6/v7, 201 in v8
 
 
 @router.get("/RbacRoles/{role_id}", since=SINCE)
