@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from keepstone.cli import main
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
-from tests.conftest import READER_PASSWORD, Api
+from tests.conftest import READER_PASSWORD, Api, login
 from tests.local_org import backup_proxy
 from tests.rbac_world import OPERATOR_PASSWORD, World, give_role, operator, world
 
@@ -385,3 +387,16 @@ def test_the_enterprise_manager_dialect_applies_the_same_roles(
     auth.add_user(ctx, "reader", READER_PASSWORD, auth.Role.READ_ONLY)
     reader = _em_logon(client, "reader", READER_PASSWORD)
     assert two.globex.point in client.get("/api/restorePoints", headers=reader).text
+
+
+def test_the_cli_adds_a_user_without_a_global_role_who_may_then_be_an_operator(
+    two: World, client: TestClient, ctx: Context, data_dir: Path
+) -> None:
+    command = ["admin", "user", "add", "olga", "--role", "None", "--password", OPERATOR_PASSWORD]
+    added = CliRunner().invoke(main.app, [*command, "--data-dir", str(data_dir)])
+    assert added.exit_code == 0, added.output
+    assert "Added user 'olga' (None)" in added.output
+    olga = Api(client, login(client, "olga", OPERATOR_PASSWORD))
+    assert olga.get("/v8/Organizations").status_code == 403
+    give_role(two.admin, two.acme, ["olga"])
+    assert [o["id"] for o in olga.rows("/v8/Organizations")] == [two.acme.id]

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from keepstone.proxy.load import LoadMonitor, memory_percent
