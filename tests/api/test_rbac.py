@@ -27,14 +27,20 @@ def two(api: Api, backup_proxy: ProxyWorker, tmp_path: Path, repo: dict[str, Any
     return world(api, backup_proxy, tmp_path, repo)
 
 
+@pytest.fixture
+def orgs(api: Api, tmp_path: Path, repo: dict[str, Any]) -> World:
+    """The same organizations, never backed up: what the roles API needs."""
+    return world(api, None, tmp_path, repo)
+
+
 # ---- the API ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("version", [6, 8])
 def test_roles_are_created_read_changed_and_removed_in_the_vendors_shapes(
-    two: World, client: TestClient, ctx: Context, version: int
+    orgs: World, client: TestClient, ctx: Context, version: int
 ) -> None:
-    admin, acme = two.admin, two.acme
+    admin, acme = orgs.admin, orgs.acme
     operator(client, ctx, "olga")
     olga = next(u for u in auth.list_users(ctx) if u.name == "olga")
     v = f"/v{version}"
@@ -56,7 +62,7 @@ def test_roles_are_created_read_changed_and_removed_in_the_vendors_shapes(
     assert admin.get(f"{v}/RbacRoles/{role['id']}").json() == role
     assert admin.get(f"{v}/RbacRoles").json() == [role]
     assert admin.get(f"{v}/Organizations/{acme.id}/RbacRoles").json() == [role]
-    assert admin.get(f"{v}/Organizations/{two.globex.id}/RbacRoles").json() == []
+    assert admin.get(f"{v}/Organizations/{orgs.globex.id}/RbacRoles").json() == []
     (listed,) = admin.get(f"{v}/RbacRoles/{role['id']}/operators").json()
     assert listed["type"] == "User" and listed["user"]["name"] == "olga"
     assert admin.get(f"{v}/RbacRoles/{role['id']}/operators/{olga.id}").json() == listed
@@ -106,9 +112,9 @@ def test_roles_are_created_read_changed_and_removed_in_the_vendors_shapes(
 
 
 def test_bad_role_requests_are_4xx_naming_what_was_wrong_and_change_nothing(
-    two: World, client: TestClient, ctx: Context, reader: Api
+    orgs: World, client: TestClient, ctx: Context, reader: Api
 ) -> None:
-    admin, acme = two.admin, two.acme
+    admin, acme = orgs.admin, orgs.acme
     operator(client, ctx, "olga")
     base = f"/v8/Organizations/{acme.id}/RbacRoles"
     cases: list[tuple[dict[str, Any], int, str]] = [
@@ -129,7 +135,7 @@ def test_bad_role_requests_are_4xx_naming_what_was_wrong_and_change_nothing(
         ({"name": "r", "operators": [{"user": {"name": "nobody"}}]}, 400, "operators[0]"),
         ({"name": "r", "operators": [{"user": {"name": "admin"}}]}, 400, "global role"),
         (
-            {"name": "r", "selectedItems": [{"id": two.globex.users["carol"]}]},
+            {"name": "r", "selectedItems": [{"id": orgs.globex.users["carol"]}]},
             400,
             "selectedItems[0]",
         ),
@@ -138,7 +144,7 @@ def test_bad_role_requests_are_4xx_naming_what_was_wrong_and_change_nothing(
             400,
             "selectedItems[0].type",
         ),
-        ({"name": "r", "organizationId": two.globex.id}, 400, "organizationId"),
+        ({"name": "r", "organizationId": orgs.globex.id}, 400, "organizationId"),
         ({"name": "r", "operators": "olga"}, 400, "operators"),
     ]
     for body, status, words in cases:
@@ -173,27 +179,27 @@ def test_bad_role_requests_are_4xx_naming_what_was_wrong_and_change_nothing(
 
 
 def test_removing_an_organization_or_a_user_removes_their_roles_and_memberships(
-    two: World, client: TestClient, ctx: Context, tmp_path: Path
+    orgs: World, client: TestClient, ctx: Context, tmp_path: Path
 ) -> None:
     operator(client, ctx, "olga")
-    role = give_role(two.admin, two.acme, ["olga"])
+    role = give_role(orgs.admin, orgs.acme, ["olga"])
     auth.remove_user(ctx, "olga", by="test")
-    assert two.admin.get(f"/v8/RbacRoles/{role['id']}/operators").json() == []
+    assert orgs.admin.get(f"/v8/RbacRoles/{role['id']}/operators").json() == []
     (tmp_path / "initech").mkdir()
     settings = {"path": str(tmp_path / "initech")}
     body = {"type": "Local", "name": "initech", "localSettings": settings}
-    initech = two.admin.post("/v2/Organizations", body).json()["id"]
-    made = two.admin.post(f"/v8/Organizations/{initech}/RbacRoles", {"name": "r"})
+    initech = orgs.admin.post("/v2/Organizations", body).json()["id"]
+    made = orgs.admin.post(f"/v8/Organizations/{initech}/RbacRoles", {"name": "r"})
     assert made.status_code == 201, made.text
-    assert two.admin.delete(f"/v8/Organizations/{initech}").status_code == 204
-    assert two.admin.get("/v8/RbacRoles").json() == [role]
+    assert orgs.admin.delete(f"/v8/Organizations/{initech}").status_code == 204
+    assert orgs.admin.get("/v8/RbacRoles").json() == [role]
 
 
 # ---- what a role grants --------------------------------------------------------------------------
 
 
 def test_a_user_without_a_global_role_or_a_role_may_do_nothing(
-    two: World, client: TestClient, ctx: Context
+    orgs: World, client: TestClient, ctx: Context
 ) -> None:
     nobody = operator(client, ctx)
     for path in ("/v8/Organizations", "/v8/RestorePoints", "/v8/Jobs", "/v2/RestoreSessions"):
@@ -308,16 +314,16 @@ def test_a_viewer_reads_its_organization_and_explores_nothing(
 
 
 def test_role_changes_take_effect_on_the_next_request(
-    two: World, client: TestClient, ctx: Context
+    orgs: World, client: TestClient, ctx: Context
 ) -> None:
     op = operator(client, ctx)
-    role = give_role(two.admin, two.acme, ["operator"])
+    role = give_role(orgs.admin, orgs.acme, ["operator"])
     assert op.get("/v8/Organizations").status_code == 200
-    assert two.admin.put(f"/v8/RbacRoles/{role['id']}", {"operators": []}).status_code == 204
+    assert orgs.admin.put(f"/v8/RbacRoles/{role['id']}", {"operators": []}).status_code == 204
     assert op.get("/v8/Organizations").status_code == 403
-    two.admin.post(f"/v8/RbacRoles/{role['id']}/operators", [{"user": {"name": "operator"}}])
+    orgs.admin.post(f"/v8/RbacRoles/{role['id']}/operators", [{"user": {"name": "operator"}}])
     assert op.get("/v8/Organizations").status_code == 200
-    assert two.admin.delete(f"/v8/RbacRoles/{role['id']}").status_code == 204
+    assert orgs.admin.delete(f"/v8/RbacRoles/{role['id']}").status_code == 204
     assert op.get("/v8/Organizations").status_code == 403
 
 
@@ -390,7 +396,7 @@ def test_the_enterprise_manager_dialect_applies_the_same_roles(
 
 
 def test_the_cli_adds_a_user_without_a_global_role_who_may_then_be_an_operator(
-    two: World, client: TestClient, ctx: Context, data_dir: Path
+    orgs: World, client: TestClient, ctx: Context, data_dir: Path
 ) -> None:
     command = ["admin", "user", "add", "olga", "--role", "None", "--password", OPERATOR_PASSWORD]
     added = CliRunner().invoke(main.app, [*command, "--data-dir", str(data_dir)])
@@ -398,5 +404,5 @@ def test_the_cli_adds_a_user_without_a_global_role_who_may_then_be_an_operator(
     assert "Added user 'olga' (None)" in added.output
     olga = Api(client, login(client, "olga", OPERATOR_PASSWORD))
     assert olga.get("/v8/Organizations").status_code == 403
-    give_role(two.admin, two.acme, ["olga"])
-    assert [o["id"] for o in olga.rows("/v8/Organizations")] == [two.acme.id]
+    give_role(orgs.admin, orgs.acme, ["olga"])
+    assert [o["id"] for o in olga.rows("/v8/Organizations")] == [orgs.acme.id]
