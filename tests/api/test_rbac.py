@@ -18,6 +18,7 @@ from keepstone.services.context import Context
 from tests.conftest import READER_PASSWORD, Api, login
 from tests.local_org import backup_proxy
 from tests.rbac_world import OPERATOR_PASSWORD, World, give_role, operator, world
+from tests.work import catalog_work
 
 __all__ = ["backup_proxy"]
 
@@ -406,3 +407,27 @@ def test_the_cli_adds_a_user_without_a_global_role_who_may_then_be_an_operator(
     assert olga.get("/v8/Organizations").status_code == 403
     give_role(orgs.admin, orgs.acme, ["olga"])
     assert [o["id"] for o in olga.rows("/v8/Organizations")] == [orgs.acme.id]
+
+
+def test_a_scoped_request_costs_the_same_statements_whatever_the_number_of_roles(
+    orgs: World, client: TestClient, ctx: Context
+) -> None:
+    """Reading an operator's scope is two queries, however many roles and items it has."""
+    op = operator(client, ctx)
+
+    def add_roles(first: int, last: int) -> None:
+        for n in range(first, last):
+            org = orgs.acme if n % 2 else orgs.globex
+            give_role(orgs.admin, org, ["operator"], selected=list(org.users), name=f"r{n}")
+
+    def cost() -> int:
+        with catalog_work(ctx) as work:
+            assert op.get("/v8/Organizations").status_code == 200
+        return work.count
+
+    add_roles(0, 2)
+    cost()  # warm-up: the first request after the login reads the token's user once
+    few = cost()
+    add_roles(2, 8)
+    assert cost() == few
+    assert len(orgs.admin.get("/v8/RbacRoles").json()) == 8
