@@ -161,6 +161,14 @@ def test_bad_role_requests_are_4xx_naming_what_was_wrong_and_change_nothing(
     )
     role = give_role(admin, acme, ["olga"])
     assert admin.post(base, {"name": "restorers"}).status_code == 409
+    scoped = give_role(admin, acme, ["olga"], selected=["alice"], name="alice desk")
+    widened = admin.put(
+        f"/v8/RbacRoles/{scoped['id']}", {"roleType": "EntireOrganization", "name": "x"}
+    )
+    assert widened.status_code == 400 and "roleType" in widened.json()["message"]
+    assert admin.get(f"/v8/RbacRoles/{scoped['id']}").json() == scoped  # nothing changed
+    assert admin.put(f"/v8/RbacRoles/{scoped['id']}", {"name": "restorers"}).status_code == 409
+    assert admin.delete(f"/v8/RbacRoles/{scoped['id']}").status_code == 204
     assert admin.delete(f"/v8/RbacRoles/{role['id']}/operators").status_code == 400
     assert admin.post(f"/v8/RbacRoles/{role['id']}/operators", {"id": "x"}).status_code == 400
     assert (
