@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
 from keepstone.proxy.load import LoadMonitor, memory_percent
@@ -99,34 +98,6 @@ def test_the_restore_portal_settings_say_it_is_off_and_where_it_would_be(api: Ap
     assert "restorePortalUri" not in api.get("/v6/RestorePortalSettings").json()  # v7 on
 
 
-@pytest.mark.parametrize("version", [6, 8])
-def test_every_rbac_role_names_its_organization(api: Api, tmp_path: Path, version: int) -> None:
-    assert api.get(f"/v{version}/RbacRoles").json() == []  # no organization, nothing to scope
-    orgs = set()
-    for name in ("acme", "globex"):
-        Organization(tmp_path / name).user("alice")
-        created = api.post(
-            "/v2/Organizations",
-            {"type": "Local", "name": name, "localSettings": {"path": str(tmp_path / name)}},
-        )
-        orgs.add(created.json()["id"])
-    roles = api.get(f"/v{version}/RbacRoles").json()
-    assert len(roles) == 4 and {r["organizationId"] for r in roles} == orgs
-    assert {(r["name"], r["roleType"]) for r in roles} == {
-        ("Administrator", "EntireOrganization"),
-        ("ReadOnly", "EntireOrganization"),
-    }
-    assert len({r["id"] for r in roles}) == 4
-    for org in orgs:
-        own = api.get(f"/v{version}/Organizations/{org}/RbacRoles").json()
-        assert own == [r for r in roles if r["organizationId"] == org] and len(own) == 2
-    for role in roles:
-        assert api.get(f"/v{version}/RbacRoles/{role['id']}").json() == role
-        operators = api.get(f"/v{version}/RbacRoles/{role['id']}/operators").json()
-        names = {o["user"]["name"] for o in operators}
-        assert names == ({"admin"} if role["name"] == "Administrator" else set())
-
-
 def _statements(ctx: Context, read: Callable[[], Any]) -> int:
     """How many SQL statements ``read`` runs against the catalog."""
     seen: list[str] = []
@@ -164,5 +135,4 @@ def test_roles_and_the_licence_cost_the_same_few_statements_for_many_organizatio
     add(0, 3)
     few = cost()
     add(3, 12)
-    assert len(api.get("/v8/RbacRoles").json()) == 24
     assert cost() == few  # no statement per organization

@@ -175,12 +175,6 @@ REASONS: list[tuple[str, str]] = [
         "SSH, and no SSH connection to check",
     ),
     (
-        r"RbacRoles",
-        "roles are Keepstone's fixed Administrator and ReadOnly roles, listed once per "
-        "organization, and operators are its users, managed with `keepstone admin user`: they "
-        "cannot be created, changed or deleted through the API, and roles have no item scopes",
-    ),
-    (
         r"^/ExclusionSettings$",
         "Keepstone backs up every Maildir folder of a mailbox; there is no global list of "
         "excluded folders (a job's `ExcludedItems` leave out users, mailboxes or OneDrives)",

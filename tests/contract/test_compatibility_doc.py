@@ -49,8 +49,6 @@ def test_a_path_without_a_reason_is_an_error(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_the_first_matching_reason_wins() -> None:
     assert compat_table.reason_for("/CopyJobs/{id}/start").startswith("Keepstone has no backup")
-    # "/RbacRoles/{roleId}/operators" is about roles, not the Restore Portal's operator flows.
-    assert compat_table.reason_for("/RbacRoles/{roleId}/operators").startswith("roles are")
     assert "PST" in compat_table.reason_for(
         "/RestoreSessions/{restoreSessionId}/organization/mailboxes/{mailboxId}/exportToPst"
     )

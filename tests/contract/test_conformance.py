@@ -14,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keepstone.proxy.worker import ProxyWorker
+from keepstone.services import auth
+from keepstone.services.context import Context
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.contract.openapi import Operation, implemented_operations, spec
 from tests.graph.test_org_contract import OFFICE365_OPERATIONS
@@ -82,12 +84,18 @@ def setup(
 
 @pytest.mark.parametrize("version", [6, 7, 8])
 def test_every_implemented_operation_conforms(
-    version: int, api: Api, client: TestClient, setup: dict[str, Any], moto: MotoServer
+    version: int,
+    api: Api,
+    client: TestClient,
+    ctx: Context,
+    setup: dict[str, Any],
+    moto: MotoServer,
 ) -> None:
     v = Checked(api, version)
     org, job, repo = setup["org"], setup["job"], setup["repo"]
     _auth(v, client)
     _server(v, org)
+    _roles(v, org, ctx)
     _organizations(v, org)
     _infrastructure(v, repo)
     _proxies_and_pools(v, repo)
@@ -134,14 +142,41 @@ def _server(v: Checked, org: dict[str, Any]) -> None:
     assert v.json("get", "/RestorePortalSettings")["isEnabled"] is False
     licence = v.json("get", "/License")
     assert (licence["status"], licence["type"], licence["usedNumber"]) == ("Valid", "Community", 2)
-    roles = v.json("get", "/RbacRoles")
-    assert {r["organizationId"] for r in roles} == {org["id"]}
-    assert v.json("get", f"/Organizations/{org['id']}/RbacRoles") == roles
-    admin = next(r for r in roles if r["name"] == "Administrator")
-    v.json("get", f"/RbacRoles/{admin['id']}")
-    (operator,) = v.json("get", f"/RbacRoles/{admin['id']}/operators")
-    assert operator["user"]["name"] == "admin"
-    v.json("get", f"/RbacRoles/{admin['id']}/operators/{operator['id']}")
+
+
+def _roles(v: Checked, org: dict[str, Any], ctx: Context) -> None:
+    auth.add_user(ctx, "operator", "operator password", auth.Role.NONE)
+    user = next(u for u in auth.list_users(ctx) if u.name == "operator")
+    people = {u["name"]: u["id"] for u in v.results(f"/Organizations/{org['id']}/Users")}
+    created = v.json(
+        "post",
+        f"/Organizations/{org['id']}/RbacRoles",
+        {
+            "name": "mail desk",
+            "roleType": "SpecificObjects",
+            "operators": [{"type": "User", "id": user.id}],
+            "selectedItems": [{"type": "User", "id": people["alice"]}],
+        },
+        status=201 if v.version >= 8 else 200,
+    )
+    role = f"/RbacRoles/{created['id']}"
+    assert v.json("get", "/RbacRoles") == [created]
+    assert v.json("get", f"/Organizations/{org['id']}/RbacRoles") == [created]
+    assert v.json("get", role) == created
+    (operator,) = v.json("get", f"{role}/operators")
+    assert operator["user"]["name"] == "operator"
+    v.json("get", f"{role}/operators/{operator['id']}")
+    v.call("delete", f"{role}/operators?ids={user.id}", status=204)
+    v.call("post", f"{role}/operators", [{"type": "User", "id": user.id}], status=204)
+    bob = [{"type": "User", "id": people["bob"]}]
+    for collection in ("selectedItems", "excludedItems"):
+        v.call("post", f"{role}/{collection}", bob, status=204)
+        listed = v.json("get", f"{role}/{collection}")
+        assert people["bob"] in {item["id"] for item in listed}
+        v.json("get", f"{role}/{collection}/{people['bob']}")
+        v.call("delete", f"{role}/{collection}?ids={people['bob']}", status=204)
+    v.call("put", role, {"name": "mail desk 2", "access": "ReadOnly"}, status=204)
+    v.call("delete", role, status=204)
 
 
 def _organizations(v: Checked, org: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 
 from keepstone.clock import ManualClock
 from keepstone.proxy.worker import ProxyWorker
-from keepstone.services import catalog, licensing, runs
+from keepstone.services import auth, catalog, licensing, runs
 from keepstone.services.context import Context
 from keepstone.store.tables import (
     CopyJob,
@@ -30,6 +30,7 @@ from keepstone.store.tables import (
     LogItem,
     Proxy,
     ProxyPool,
+    RbacRole,
     Repository,
     RestorePoint,
     RestoreSession,
@@ -96,10 +97,12 @@ def populated(
     backup_proxy: ProxyWorker,
     clock: ManualClock,
     moto: MotoServer,
+    ctx: Context,
 ) -> dict[str, Any]:
     """Two organizations (2 and 3 users), three jobs over two repositories (one encrypted),
-    each job run twice, restore sessions of mail and files, one task, and an S3 account with an
-    object storage."""
+    each job run twice, restore sessions of mail and files, one task, an S3 account with an
+    object storage, and a role in each organization."""
+    auth.add_user(ctx, "operator", "operator password", auth.Role.NONE)
     remote = _created(api.post("/v8/Proxies", {"hostName": "remote.example.test"}))
     members = [{"proxyId": remote["id"]}]
     _created(api.post("/v8/ProxyPools", {"name": "pool", "description": "", "proxyIds": members}))
@@ -145,6 +148,15 @@ def populated(
         )
         for org, name, target in plans
     ]
+    for org in orgs.values():  # a role in each organization, with an operator and a scope
+        people = api.rows(f"/v8/Organizations/{org['id']}/Users")
+        role = {
+            "name": f"{org['name']} desk",
+            "operators": [{"type": "User", "user": {"name": "operator"}}],
+            "selectedItems": [{"type": "User", "id": people[0]["id"]}],
+            "excludedItems": [{"type": "User", "id": people[1]["id"]}],
+        }
+        _created(api.post(f"/v8/Organizations/{org['id']}/RbacRoles", role))
     alice = {"type": "User", "user": {"id": "alice", "name": "alice", "type": "User"}}
     picked = api.post(f"/v8/Jobs/{jobs[1]['id']}/SelectedItems", [alice | {"mailbox": True}])
     assert picked.status_code == 204, picked.text
@@ -208,7 +220,7 @@ CATALOG: dict[str, Truth] = {
     "/BackupRepositories": lambda ctx, _: _count(ctx, Repository),
     "/RestoreSessions": lambda ctx, _: _count(ctx, RestoreSession),
     "/LicensedUsers": lambda ctx, _: len(licensing.licensed_users(ctx)),
-    "/RbacRoles": lambda ctx, _: 2 * _count(ctx, OrganizationRow),
+    "/RbacRoles": lambda ctx, _: _count(ctx, RbacRole),
 }
 
 

@@ -36,6 +36,7 @@ from keepstone.api.vb365 import (
     object_storage,
     organizations,
     proxy_pools,
+    rbac,
     restore,
     sessions,
     token,
@@ -61,6 +62,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (accounts.router, "Account", True),
     (object_storage.router, "ObjectStorageRepository", True),
     (restore.router, "Restore", True),
+    (rbac.router, "RbacRole", True),
     (vb365_tasks.router, "Tasks", True),
 ]
 

@@ -143,7 +143,11 @@ def _password(given: str | None) -> str:
 def user_add(
     name: str,
     role: Annotated[
-        auth.Role, typer.Option(help="Administrator or ReadOnly.")
+        auth.Role,
+        typer.Option(
+            help="Administrator, ReadOnly, or None: no global role, only what the organization "
+            "roles naming the user as an operator grant (/vN/RbacRoles)."
+        ),
     ] = auth.Role.ADMINISTRATOR,
     password: Annotated[str | None, typer.Option(help="Asked for when not given.")] = None,
     data_dir: DataDir = None,

@@ -34,6 +34,8 @@ class AuditAction(enum.StrEnum):
     EXPLORE = "Explore"
     SAVE = "Save"
     RESTORE = "Restore"
+    OPERATOR_REQUEST = "OperatorRequest"  # any request of a user without a global role
+    ROLE_CHANGE = "RoleChange"  # an organization role created, changed or removed
 
 
 @dataclass(frozen=True, slots=True)

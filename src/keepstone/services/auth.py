@@ -28,6 +28,7 @@ import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -49,6 +50,9 @@ from keepstone.services.credential_cache import CredentialCache
 from keepstone.services.login_guard import LoginGuard
 from keepstone.store.db import Database
 from keepstone.store.tables import LogonSession, Token, User
+
+if TYPE_CHECKING:
+    from keepstone.services.access import Scope
 
 ACCESS_TOKEN_LIFETIME = timedelta(minutes=60)
 REFRESH_TOKEN_LIFETIME = timedelta(days=14)
@@ -75,8 +79,13 @@ def _dummy_hash() -> str:
 
 
 class Role(enum.StrEnum):
+    """A user's global role. ``None``: no global role; what the user may do comes from the
+    organization roles naming it as an operator (``services.rbac``, enforced by
+    ``services.access``), and without one it may do nothing but log in and out."""
+
     ADMINISTRATOR = "Administrator"
     READ_ONLY = "ReadOnly"
+    NONE = "None"
 
 
 class Action(enum.Enum):
@@ -87,9 +96,17 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """The caller. ``scope`` is what an operator without a global role may reach, read from the
+    catalog for each of its requests by ``services.access.admit``; None for a global role."""
+
     user_id: str
     user_name: str
     role: Role
+    scope: Scope | None = None
+
+    @property
+    def scoped(self) -> bool:
+        return self.role is Role.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +124,13 @@ class IssuedTokens:
 
 def authorize(principal: Principal, action: Action) -> None:
     """Administrators may do everything; ReadOnly users may only read, and not the audit trail
-    (it names every user and address that logged in)."""
+    (it names every user and address that logged in). A user without a global role passes
+    ``services.access.admit`` instead: here it may do nothing."""
+    if principal.role is Role.NONE:
+        raise Forbidden(
+            f"user '{principal.user_name}' has no global role; only its organization roles "
+            "grant it anything"
+        )
     if action is Action.READ or principal.role is Role.ADMINISTRATOR:
         return
     if action is Action.WRITE:

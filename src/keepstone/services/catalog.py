@@ -20,6 +20,7 @@ from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
 from keepstone.proxy.load import Load
 from keepstone.services import (
+    access,
     imap_logins,
     imap_settings,
     m365_directory,
@@ -27,6 +28,7 @@ from keepstone.services import (
     proxies,
     vault,
 )
+from keepstone.services.auth import Principal
 from keepstone.services.context import Context, new_id
 from keepstone.services.proxies import PROXY_PORT, PROXY_THREADS
 from keepstone.sources.local import LocalOrganization, LocalUser
@@ -314,12 +316,19 @@ def delete_organization(ctx: Context, org_id: str) -> None:
     vault.forget_secret(ctx, imap_settings.secrets_name(org_id))
 
 
-def list_organizations(ctx: Context) -> list[Organization]:
+def list_organizations(ctx: Context, caller: Principal | None = None) -> list[Organization]:
+    """Every organization; a scoped ``caller``'s own only."""
+    query = select(Organization).order_by(Organization.name)
+    mine = access.organizations_of(caller)
+    if mine is not None:
+        query = query.where(Organization.id.in_(mine))
     with ctx.db.read() as s:
-        return list(s.scalars(select(Organization).order_by(Organization.name)))
+        return list(s.scalars(query))
 
 
-def get_organization(ctx: Context, org_id: str) -> Organization:
+def get_organization(ctx: Context, org_id: str, caller: Principal | None = None) -> Organization:
+    """The organization; for a scoped ``caller`` outside its organizations, a 404."""
+    access.require_organization(caller, org_id, f"organization '{org_id}'")
     with ctx.db.read() as s:
         return get_organization_in(s, org_id)
 

@@ -15,6 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import NotFound
+from keepstone.services import access
+from keepstone.services.auth import Principal
 from keepstone.services.context import Context, new_id
 from keepstone.store.paging import page_of
 from keepstone.store.tables import RestorePoint
@@ -103,8 +105,11 @@ class PointFilter:
     organization_id: str | None = None
     repository_id: str | None = None
     ascending: bool = False
+    organizations: frozenset[str] | None = None  # a scoped caller's (access.organizations_of)
 
     def apply(self, query: Any) -> Any:
+        if self.organizations is not None:
+            query = query.where(RestorePoint.organization_id.in_(self.organizations))
         for column, value in (
             (RestorePoint.job_id, self.job_id),
             (RestorePoint.organization_id, self.organization_id),
@@ -123,8 +128,13 @@ def list_points(
     job_id: str | None = None,
     organization_id: str | None = None,
     repository_id: str | None = None,
+    caller: Principal | None = None,
 ) -> list[RestorePoint]:
-    return page_points(ctx, PointFilter(job_id, organization_id, repository_id))
+    """Every point selected, of a scoped ``caller``'s organizations only."""
+    where = PointFilter(
+        job_id, organization_id, repository_id, organizations=access.organizations_of(caller)
+    )
+    return page_points(ctx, where)
 
 
 def page_points(
@@ -153,11 +163,14 @@ def count_points(ctx: Context, where: PointFilter) -> int:
         return s.scalar(where.apply(select(func.count()).select_from(RestorePoint))) or 0
 
 
-def get_point(ctx: Context, point_id: str) -> RestorePoint:
+def get_point(ctx: Context, point_id: str, caller: Principal | None = None) -> RestorePoint:
+    """The point; a 404 for a scoped ``caller`` outside its organizations."""
     with ctx.db.read() as s:
         point = s.get(RestorePoint, point_id)
+    what = f"restore point '{point_id}'"
     if point is None:
-        raise NotFound(f"restore point '{point_id}' does not exist")
+        raise NotFound(f"{what} does not exist")
+    access.require_organization(caller, point.organization_id, what)
     return point
 
 

@@ -8,13 +8,14 @@ so opening a session on a point of a million items reads one snapshot object.
 
 from __future__ import annotations
 
+import copy
 import io
 import threading
 import time
 import uuid
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -22,12 +23,21 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import func, select
 
-from keepstone.domain.errors import Conflict, InvalidInput, NotFound
+from keepstone.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import FolderSummary, Item, Repository, folder_of
-from keepstone.services import audit, imap_settings, m365_restore, m365_settings, restore_points
+from keepstone.services import (
+    access,
+    audit,
+    imap_settings,
+    m365_restore,
+    m365_settings,
+    restore_points,
+)
+from keepstone.services.access import Access
 from keepstone.services.audit import AuditAction, Entry
+from keepstone.services.auth import Principal
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
 from keepstone.services.m365_restore import RestoreCredentials
@@ -87,6 +97,8 @@ class Browser:
     """
 
     TREES_KEPT = 16
+    # Which owners the viewer may reach (``limited_to``); None: all of them.
+    _allows: Callable[[str], bool] | None = None
 
     def __init__(self, repository: Repository, organization_id: str, snapshot_id: str) -> None:
         self.repository = repository
@@ -133,12 +145,21 @@ class Browser:
         positions = sorted({t for f in summaries for t in f.trees})
         return [i for position in positions for i in self._tree(position) if keep(i)]
 
+    def limited_to(self, allows: Callable[[str], bool]) -> Browser:
+        """This browser as a viewer reaching only the owners ``allows`` accepts sees it: the
+        others are not listed, and asking for one (its folders, items, a save, a put-back) is
+        the 404 of an owner that is not there. Shares this browser's trees."""
+        view = copy.copy(self)
+        view._allows = allows
+        return view
+
     def owners_with(self, kind: str) -> list[Owner]:
         names = sorted({f.user for f in self._folders if f.kind == kind})
-        return [Owner(user_id(self.organization_id, n), n) for n in names]
+        owners = [Owner(user_id(self.organization_id, n), n) for n in names]
+        return [o for o in owners if self._allows is None or self._allows(o.id)]
 
     def user(self, owner_id: str) -> str:
-        if owner_id not in self.owners:
+        if owner_id not in self.owners or (self._allows is not None and not self._allows(owner_id)):
             raise NotFound(f"'{owner_id}' is not a mailbox or drive in this restore point")
         return self.owners[owner_id]
 
@@ -238,10 +259,19 @@ def explore_at(
     job_id: str | None = None,
     organization_id: str | None = None,
     kind: str = "Vex",
+    caller: Principal | None = None,
 ) -> SessionRow:
-    """Open a restore session on the restore point taken at (or last before) ``at``."""
+    """Open a restore session on the restore point taken at (or last before) ``at``; for a
+    ``caller`` restore operator, only of its organizations."""
+    if organization_id is not None:
+        access.require_organization(
+            caller, organization_id, f"organization '{organization_id}'", Access.RESTORE
+        )
     point = restore_points.point_at(
         ctx, at or ctx.clock.now(), job_id=job_id, organization_id=organization_id
+    )
+    access.require_organization(
+        caller, point.organization_id, f"a restore point of job '{job_id}'", Access.RESTORE
     )
     return explore(ctx, point, user_name=user_name, kind=kind)
 
@@ -278,14 +308,16 @@ def list_sessions(
     limit: int | None = None,
     until: datetime | None = None,
     total: int | None = None,
+    caller: Principal | None = None,
 ) -> list[SessionRow]:
-    """Newest first; ``until`` pins a listed set (sessions opened later are not in it)."""
+    """Newest first; ``until`` pins a listed set (sessions opened later are not in it). A
+    scoped ``caller`` sees the sessions of its organizations only."""
     keys = (SessionRow.creation_time, SessionRow.id)
     with ctx.db.read() as s:
         return page_of(
             s,
             SessionRow,
-            _opened_until(until),
+            _opened_until(until, access.organizations_of(caller)),
             keys,
             descending=True,
             offset=offset,
@@ -294,28 +326,39 @@ def list_sessions(
         )
 
 
-def count_sessions(ctx: Context, until: datetime | None = None) -> int:
+def count_sessions(
+    ctx: Context, until: datetime | None = None, caller: Principal | None = None
+) -> int:
     with ctx.db.read() as s:
-        query = _opened_until(until)(select(func.count()).select_from(SessionRow))
-        return s.scalar(query) or 0
+        where = _opened_until(until, access.organizations_of(caller))
+        return s.scalar(where(select(func.count()).select_from(SessionRow))) or 0
 
 
-def _opened_until(until: datetime | None) -> Any:
+def _opened_until(until: datetime | None, organizations: frozenset[str] | None = None) -> Any:
     def where(query: Any) -> Any:
+        if organizations is not None:
+            query = query.where(SessionRow.organization_id.in_(organizations))
         return query if until is None else query.where(SessionRow.creation_time <= until)
 
     return where
 
 
-def get_session(ctx: Context, session_id: str) -> SessionRow:
+def get_session(
+    ctx: Context, session_id: str, caller: Principal | None = None, need: Access | None = None
+) -> SessionRow:
+    """The session; a 404 for a scoped ``caller`` outside its organizations (or without
+    ``need``)."""
     with ctx.db.read() as s:
         session = s.get(SessionRow, session_id)
+    what = f"restore session '{session_id}'"
     if session is None:
-        raise NotFound(f"restore session '{session_id}' does not exist")
+        raise NotFound(f"{what} does not exist")
+    access.require_organization(caller, session.organization_id, what, need)
     return session
 
 
-def stop(ctx: Context, session_id: str) -> SessionRow:
+def stop(ctx: Context, session_id: str, caller: Principal | None = None) -> SessionRow:
+    get_session(ctx, session_id, caller, Access.RESTORE)
     with ctx.db.write() as s:
         session = s.get(SessionRow, session_id)
         if session is None:
@@ -327,12 +370,24 @@ def stop(ctx: Context, session_id: str) -> SessionRow:
     return session
 
 
-def browser(ctx: Context, session_id: str) -> Browser:
-    """The open session's items (loaded once per session, kept in a small LRU). The session's
-    row is read every time: another server of the catalog may have stopped it."""
-    session = get_session(ctx, session_id)
+def browser(ctx: Context, session_id: str, caller: Principal | None = None) -> Browser:
+    """The open session's items (loaded once per session, kept in a small LRU), as ``caller``
+    may see them: a restore operator of the session's organization, the owners in its scope.
+    The session's row is read every time: another server of the catalog may have stopped it."""
+    session = get_session(ctx, session_id, caller, Access.RESTORE)
     if session.state != "Working":
         raise Conflict(f"restore session '{session_id}' is stopped")
+    loaded = _open_browser(ctx, session)
+    if access.reach(caller) is None:
+        return loaded
+    organization_id = loaded.organization_id
+    return loaded.limited_to(
+        lambda owner_id: access.covers_user(caller, organization_id, owner_id, Access.RESTORE)
+    )
+
+
+def _open_browser(ctx: Context, session: SessionRow) -> Browser:
+    session_id = session.id
     with _browsers_lock:
         if session_id in _browsers:
             _browsers.move_to_end(session_id)
@@ -364,10 +419,16 @@ def save_name(item: Item) -> str:
 
 
 def stream_item(
-    ctx: Context, session_id: str, owner_id: str, identifier: str, *, by: str
+    ctx: Context,
+    session_id: str,
+    owner_id: str,
+    identifier: str,
+    *,
+    by: str,
+    caller: Principal | None = None,
 ) -> tuple[Item, Iterator[bytes]]:
     """One item's content, for ``by`` to download."""
-    view = browser(ctx, session_id)
+    view = browser(ctx, session_id, caller)
     item = view.item(owner_id, identifier)
     started = ctx.clock.now()
     message = f"Saved {save_name(item)}"
@@ -379,13 +440,21 @@ def stream_item(
 
 
 def write_zip(
-    ctx: Context, session_id: str, owner_id: str, identifiers: list[str], target: Path, *, by: str
+    ctx: Context,
+    session_id: str,
+    owner_id: str,
+    identifiers: list[str],
+    target: Path,
+    *,
+    by: str,
+    caller: Principal | None = None,
 ) -> int:
     """Several items as one zip file; returns how many went in. An id listed twice is saved
     once, and every entry name is built from safe components (names are data, never paths)."""
+    view = browser(ctx, session_id, caller)
+    view.user(owner_id)  # a session or owner out of reach is a 404 whatever the body
     if not identifiers:
         raise InvalidInput("ids must list at least one item", "ids")
-    view = browser(ctx, session_id)
     items = view.items_of(owner_id, identifiers)
     owner, started = view.user(owner_id), ctx.clock.now()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -570,12 +639,14 @@ def restore(
     collision: Collision = Collision.KEEP_BOTH,
     by: str,
     target: RestoreTarget | None = None,
+    caller: Principal | None = None,
 ) -> RestoreCounts:
     """Write items of one kind (``mail`` or ``file``) back into the organization, for ``by``: to
     their own place, or to ``to_user`` and/or ``to_folder``. ``identifiers`` None means all of
     the owner's. ``target`` is the organization as :func:`session_target` gave it (checked
-    before the restore started), else the organization with its own credentials."""
-    view = browser(ctx, session_id)
+    before the restore started), else the organization with its own credentials. A scoped
+    ``caller`` puts back only owners in its scope, and only to users in its scope."""
+    view = browser(ctx, session_id, caller)
     items = (
         view.items_of(owner_id, identifiers)
         if identifiers is not None
@@ -588,6 +659,8 @@ def restore(
     target_user = to_user or user
     if target_user not in target.users():
         raise InvalidInput(f"user '{target_user}' does not exist in the organization", "userName")
+    if not access.covers_user_named(caller, view.organization_id, target_user):
+        raise Forbidden(f"user '{target_user}' is outside the scope of your organization roles")
     where = Placement(target_user, to_folder, collision)
     started = ctx.clock.now()
     outcomes = target.put_back(items, view.reader, where)

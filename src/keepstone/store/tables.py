@@ -565,3 +565,49 @@ class SealedSecret(Base):
     __tablename__ = "sealed_secrets"
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     token: Mapped[str] = mapped_column(Text)
+
+
+# ---- per-organization roles (services/rbac.py, services/access.py) ------------------------------
+
+
+class RbacRole(Base):
+    """A role of one organization (the vendor's ``RESTRbacRole``): its operators may read
+    (``ReadOnly``) or explore and restore (``Restore``) that organization's backed-up data of the
+    users in its scope: all of them (``EntireOrganization``) or the selected ones
+    (``SpecificObjects``), less the excluded ones."""
+
+    __tablename__ = "rbac_roles"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    role_type: Mapped[str] = mapped_column(String(32))  # EntireOrganization | SpecificObjects
+    access: Mapped[str] = mapped_column(String(16))  # Restore | ReadOnly
+    created_at: Mapped[datetime]
+
+
+class RbacOperator(Base):
+    """A Keepstone user who holds a role."""
+
+    __tablename__ = "rbac_operators"
+    role_id: Mapped[str] = mapped_column(
+        ForeignKey("rbac_roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class RbacItem(Base):
+    """An organization user in a role's scope: selected (managed) or excluded."""
+
+    __tablename__ = "rbac_items"
+    role_id: Mapped[str] = mapped_column(
+        ForeignKey("rbac_roles.id", ondelete="CASCADE"), primary_key=True
+    )
+    excluded: Mapped[bool] = mapped_column(primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the user's id
+    name: Mapped[str] = mapped_column(String(255))  # the user's name (address)
+    display_name: Mapped[str] = mapped_column(Text)

@@ -17,8 +17,9 @@ from keepstone.api import public_url
 from keepstone.api.client_address import client_address
 from keepstone.api.em.xml import render, to_json
 from keepstone.api.errors import JSON_MEDIA_TYPE
+from keepstone.api.vb365.deps import route_of
 from keepstone.domain.errors import Unauthenticated
-from keepstone.services import auth
+from keepstone.services import access, auth
 from keepstone.services.audit import Origin
 from keepstone.services.context import Context
 
@@ -63,6 +64,17 @@ async def logged_on(request: Request) -> Caller:
 async def caller(request: Request) -> Caller:
     """The logged-on user, authorised for this request's method (reads vs writes)."""
     who = await logged_on(request)
+    if who.principal.scoped:  # no global role: its organization roles decide (and it is audited)
+        admitted = await run_in_threadpool(
+            access.admit,
+            ctx_of(request),
+            who.principal,
+            request.method,
+            route_of(request),
+            request.url.path,
+            origin_of(request),
+        )
+        return Caller(admitted, who.logon_session_id, who.base)
     action = auth.Action.READ if request.method in ("GET", "HEAD") else auth.Action.WRITE
     auth.authorize(who.principal, action)
     return who

@@ -95,7 +95,8 @@ def _points_document(
 
 @router.get("/restorePoints")
 def list_restore_points(request: Request, who: Who, format: str = "References") -> Response:
-    return _points_document(request, who, restore_points.list_points(ctx_of(request)), format)
+    points = restore_points.list_points(ctx_of(request), caller=who.principal)
+    return _points_document(request, who, points, format)
 
 
 @router.get("/backups/{backup_id}/restorePoints")
@@ -103,7 +104,7 @@ def list_backup_restore_points(
     backup_id: str, request: Request, who: Who, format: str = "References"
 ) -> Response:
     backup = backup_of(request, backup_id)
-    points = restore_points.list_points(ctx_of(request), job_id=backup.job_id)
+    points = restore_points.list_points(ctx_of(request), job_id=backup.job_id, caller=who.principal)
     return _points_document(request, who, points, format)
 
 
@@ -111,7 +112,7 @@ def list_backup_restore_points(
 def get_restore_point(
     point_id: str, request: Request, who: Who, format: str = "Reference"
 ) -> Response:
-    point = restore_points.get_point(ctx_of(request), point_id)
+    point = restore_points.get_point(ctx_of(request), point_id, who.principal)
     names = Names(request)
     if format.lower() == "entity":
         return answer(request, restore_point_entity(who, point, names))

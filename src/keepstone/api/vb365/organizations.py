@@ -26,14 +26,19 @@ router = VersionedRouter()
 
 @router.get("/Organizations")
 def list_organizations(
-    request: Request, ctx: Ctx, api: Version, paging: Paging, extendedView: bool = True
+    request: Request,
+    ctx: Ctx,
+    api: Version,
+    paging: Paging,
+    caller: Caller,
+    extendedView: bool = True,
 ) -> Response:
     backups = catalog.organization_backups(ctx)
 
     def render(org: Organization) -> dict[str, Any]:
         return _organization(ctx, org, api, backups.get(org.id))
 
-    rows = partial(catalog.list_organizations, ctx)
+    rows = partial(catalog.list_organizations, ctx, caller)
     return json(listing(request, api, "organizations", rows, render, paging, ctx.clock.now()))
 
 
@@ -44,8 +49,10 @@ def sync_states(ctx: Ctx, api: Version) -> Response:
 
 
 @router.get("/Organizations/{org_id}")
-def get_organization(org_id: str, ctx: Ctx, api: Version, extendedView: bool = True) -> Response:
-    org = catalog.get_organization(ctx, org_id)
+def get_organization(
+    org_id: str, ctx: Ctx, api: Version, caller: Caller, extendedView: bool = True
+) -> Response:
+    org = catalog.get_organization(ctx, org_id, caller)
     return json(_organization(ctx, org, api, catalog.organization_backups(ctx).get(org.id)))
 
 
@@ -78,11 +85,12 @@ def list_users(
     ctx: Ctx,
     api: Version,
     paging: Paging,
+    caller: Caller,
     userName: str | None = None,
     displayName: str | None = None,
     locationFilter: str | None = None,
 ) -> Response:
-    if catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE:
+    if catalog.get_organization(ctx, org_id, caller).type == m365_settings.OFFICE365_TYPE:
         return json(
             org_objects.list_users(
                 org_id, request, ctx, api, paging, userName, displayName, locationFilter
@@ -100,8 +108,8 @@ def list_users(
 
 # Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_organizations_id_users_id.html).
 @router.get("/Organizations/{org_id}/Users/{user_id}", since=3)
-def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version) -> Response:
-    if catalog.get_organization(ctx, org_id).type == m365_settings.OFFICE365_TYPE:
+def get_user(org_id: str, user_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    if catalog.get_organization(ctx, org_id, caller).type == m365_settings.OFFICE365_TYPE:
         return json(org_objects.get_user(org_id, user_id, ctx, api))
     for user in catalog.organization_users(ctx, org_id):
         if stable_user_id(org_id, user.name) == user_id:

@@ -25,7 +25,7 @@ from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import Item
-from keepstone.services import m365_restore, restore_points, restores
+from keepstone.services import access, m365_restore, restore_points, restores
 from keepstone.services.auth import Principal
 from keepstone.services.m365_restore import (
     ExchangeOptions,
@@ -48,12 +48,15 @@ def list_restore_points(
     ctx: Ctx,
     api: Version,
     paging: Paging,
+    caller: Caller,
     jobId: str | None = None,
     organizationId: str | None = None,
     repositoryId: str | None = None,
     orderAsc: bool = False,
 ) -> Response:
-    where = restore_points.PointFilter(jobId, organizationId, repositoryId, orderAsc)
+    where = restore_points.PointFilter(
+        jobId, organizationId, repositoryId, orderAsc, access.organizations_of(caller)
+    )
 
     def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[RestorePoint]:
         return restore_points.page_points(ctx, where, offset, limit, total)
@@ -74,8 +77,8 @@ def _count_points(ctx: Any, where: restore_points.PointFilter, _pin: None) -> in
 
 
 @router.get("/RestorePoints/{point_id}")
-def get_restore_point(point_id: str, ctx: Ctx, api: Version) -> Response:
-    return json(views.restore_point(restore_points.get_point(ctx, point_id), api))
+def get_restore_point(point_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    return json(views.restore_point(restore_points.get_point(ctx, point_id, caller), api))
 
 
 @router.get("/Jobs/{job_id}/RestorePoints", until=5)
@@ -135,6 +138,7 @@ def start_explore(
         job_id=job_id,
         organization_id=organization_id,
         kind=explore_kind(body.type),
+        caller=caller,
     )
     return json(views.restore_session(session, api), api.created)
 
@@ -150,48 +154,59 @@ def explore_organization(
 
 
 @router.get("/RestoreSessions")
-def list_sessions(request: Request, ctx: Ctx, api: Version, paging: Paging) -> Response:
+def list_sessions(
+    request: Request, ctx: Ctx, api: Version, paging: Paging, caller: Caller
+) -> Response:
     def page(
         until: datetime | None, offset: int, limit: int | None, total: int | None
     ) -> list[Any]:
-        return restores.list_sessions(ctx, offset, limit, until, total)
+        return restores.list_sessions(ctx, offset, limit, until, total, caller)
 
     def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [views.restore_session(session, api) for session in rows]
 
     now = ctx.clock.now()
-    count = partial(restores.count_sessions, ctx)
+    count = partial(_count_sessions, ctx, caller)
     listed = query_listing(
         request, api, "restoreSessions", lambda: now, page, count, render, paging, now
     )
     return json(listed)
 
 
+def _count_sessions(ctx: Any, caller: Principal, until: datetime | None) -> int:
+    return restores.count_sessions(ctx, until, caller)
+
+
 @router.get("/RestoreSessions/{session_id}")
-def get_session(session_id: str, ctx: Ctx, api: Version) -> Response:
-    return json(views.restore_session(restores.get_session(ctx, session_id), api))
+def get_session(session_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    return json(views.restore_session(restores.get_session(ctx, session_id, caller), api))
 
 
 @router.post("/RestoreSessions/{session_id}/stop", response_class=Response)
-def stop_session(session_id: str, ctx: Ctx, api: Version) -> Response:
+def stop_session(session_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
     """Up to v5 the stopped session is shown; v6/v7 answer 200 and v8 204, both empty."""
-    session = restores.stop(ctx, session_id)
+    session = restores.stop(ctx, session_id, caller)
     if api.at_least(6):
         return plain(204 if api.at_least(8) else 200)
     return json(views.restore_session(session, api))
 
 
 @router.post("/RestoreSessions/{session_id}/Action", until=5)
-def session_action(session_id: str, body: dict[str, Any], ctx: Ctx, api: Version) -> Response:
+def session_action(
+    session_id: str, body: dict[str, Any], ctx: Ctx, api: Version, caller: Caller
+) -> Response:
+    restores.get_session(ctx, session_id, caller)  # a session out of reach: 404 before the body
     if [k.lower() for k in body] != ["stop"]:
         raise InvalidInput('the body must be {"stop": null}', "action")
-    return json(views.restore_session(restores.stop(ctx, session_id), api))
+    return json(views.restore_session(restores.stop(ctx, session_id, caller), api))
 
 
 @router.get("/RestoreSessions/{session_id}/Events", since=6)
 def list_events(
-    session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+    session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging, caller: Caller
 ) -> Response:
+    restores.get_session(ctx, session_id, caller)  # a 404 outside a scoped caller's reach
+
     def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[Any]:
         return restores.list_events(ctx, session_id, offset, limit, until, total)
 
@@ -205,23 +220,31 @@ def list_events(
 
 
 @router.get("/RestoreSessions/{session_id}/Statistics", since=8)
-def session_statistics(session_id: str, ctx: Ctx) -> Response:
-    return json(views.restore_statistics(restores.get_session(ctx, session_id)))
+def session_statistics(session_id: str, ctx: Ctx, caller: Caller) -> Response:
+    return json(views.restore_statistics(restores.get_session(ctx, session_id, caller)))
 
 
 # ---- browse -------------------------------------------------------------------------------------
 
 
 def _owners(
-    request: Request, ctx: Any, api: ApiVersion, paging: Any, session_id: str, collection: str
+    request: Request,
+    ctx: Any,
+    api: ApiVersion,
+    paging: Any,
+    session_id: str,
+    collection: str,
+    caller: Principal,
 ) -> Response:
-    rows = partial(restores.browser(ctx, session_id).owners_with, KINDS[collection])
+    rows = partial(restores.browser(ctx, session_id, caller).owners_with, KINDS[collection])
     render = partial(views.restore_owner, session_id, collection, api=api)
     return json(listing(request, api, "restoreOwners", rows, render, paging, ctx.clock.now()))
 
 
-def _owner(ctx: Any, api: ApiVersion, session_id: str, collection: str, owner_id: str) -> Response:
-    browser = restores.browser(ctx, session_id)
+def _owner(
+    ctx: Any, api: ApiVersion, session_id: str, collection: str, owner_id: str, caller: Principal
+) -> Response:
+    browser = restores.browser(ctx, session_id, caller)
     owner = restores.Owner(owner_id, browser.user(owner_id))
     return json(views.restore_owner(session_id, collection, owner, api))
 
@@ -235,8 +258,9 @@ def _folders(
     collection: str,
     owner_id: str,
     parent_id: str | None,
+    caller: Principal,
 ) -> Response:
-    browser = restores.browser(ctx, session_id)
+    browser = restores.browser(ctx, session_id, caller)
     kind = KINDS[collection]
 
     def rows() -> list[Any]:
@@ -258,8 +282,9 @@ def _contents(
     collection: str,
     owner_id: str,
     folder_id: str | None,
+    caller: Principal,
 ) -> Response:
-    browser = restores.browser(ctx, session_id)
+    browser = restores.browser(ctx, session_id, caller)
     rows = partial(browser.contents, owner_id, KINDS[collection], folder_id)
     render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
     return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
@@ -272,12 +297,14 @@ def _browse_routes(collection: str, items: str) -> None:
     name = collection.lower()
 
     def list_owners(
-        session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging
+        session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging, caller: Caller
     ) -> Response:
-        return _owners(request, ctx, api, paging, session_id, name)
+        return _owners(request, ctx, api, paging, session_id, name, caller)
 
-    def get_owner(session_id: str, owner_id: str, ctx: Ctx, api: Version) -> Response:
-        return _owner(ctx, api, session_id, name, owner_id)
+    def get_owner(
+        session_id: str, owner_id: str, ctx: Ctx, api: Version, caller: Caller
+    ) -> Response:
+        return _owner(ctx, api, session_id, name, owner_id, caller)
 
     def list_folders(
         session_id: str,
@@ -286,9 +313,10 @@ def _browse_routes(collection: str, items: str) -> None:
         ctx: Ctx,
         api: Version,
         paging: Paging,
+        caller: Caller,
         parentId: str | None = None,
     ) -> Response:
-        return _folders(request, ctx, api, paging, session_id, name, owner_id, parentId)
+        return _folders(request, ctx, api, paging, session_id, name, owner_id, parentId, caller)
 
     def list_contents(
         session_id: str,
@@ -297,9 +325,10 @@ def _browse_routes(collection: str, items: str) -> None:
         ctx: Ctx,
         api: Version,
         paging: Paging,
+        caller: Caller,
         folderId: str | None = None,
     ) -> Response:
-        return _contents(request, ctx, api, paging, session_id, name, owner_id, folderId)
+        return _contents(request, ctx, api, paging, session_id, name, owner_id, folderId, caller)
 
     router.get(base)(list_owners)
     router.get(f"{base}/{{owner_id}}")(get_owner)
@@ -336,7 +365,9 @@ def _quote(name: str) -> str:
     "/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents/{item}/save"
 )
 def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx, caller: Caller) -> Response:
-    found, chunks = restores.stream_item(ctx, session_id, owner_id, item, by=caller.user_name)
+    found, chunks = restores.stream_item(
+        ctx, session_id, owner_id, item, by=caller.user_name, caller=caller
+    )
     return _download(found, chunks)
 
 
@@ -394,7 +425,13 @@ def save_many(
     target = Path(tempfile.mkstemp(suffix=".zip")[1])
     try:
         restores.write_zip(
-            ctx, session_id, owner_id, body.item_ids() or [], target, by=caller.user_name
+            ctx,
+            session_id,
+            owner_id,
+            body.item_ids() or [],
+            target,
+            by=caller.user_name,
+            caller=caller,
         )
     except BaseException:
         target.unlink(missing_ok=True)
@@ -420,15 +457,15 @@ def _put_back(
     ctx: Any,
     body: ItemsBody | None,
     elsewhere: bool,
-    by: str,
+    caller: Principal,
 ) -> Response:
     """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
     options = body or ItemsBody()
     to_user = options.mailbox or options.user_name
+    view = restores.browser(ctx, session_id, caller)
+    view.user(owner_id)  # a wrong session or owner (or one out of the caller's scope): a 404
     if elsewhere and not to_user and not options.folder:
         raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
-    view = restores.browser(ctx, session_id)
-    view.user(owner_id)  # a wrong session or owner is a 4xx now
     mail = m365_restore.checked_options(ctx, view.organization_id, options.exchange(), kind)
     # the organization, with the application the request named, is checked now: a 400
     target = restores.session_target(ctx, session_id, options.credentials())
@@ -444,8 +481,9 @@ def _put_back(
             to_user=to_user,
             to_folder=options.folder,
             collision=options.collision_policy or Collision.KEEP_BOTH,
-            by=by,
+            by=caller.user_name,
             target=target,
+            caller=caller,
         )
         return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
 
@@ -474,7 +512,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
     ) -> Response:
         ids = body.item_ids() if body else None
         return _put_back(
-            request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller.user_name
+            request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller
         )
 
     def one(
@@ -488,7 +526,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         body: ItemsBody | None = None,
     ) -> Response:
         return _put_back(
-            request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere, caller.user_name
+            request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere, caller
         )
 
     return listed, one

@@ -42,6 +42,8 @@ from keepstone.store.tables import (
     Organization,
     Proxy,
     ProxyPool,
+    RbacItem,
+    RbacRole,
     Repository,
     RestoreEvent,
     RestorePoint,
@@ -618,45 +620,48 @@ def restore_event(session_id: str, event: RestoreEvent, api: ApiVersion) -> dict
     }
 
 
-ROLES = {
-    "Administrator": "Changes and reads everything: jobs, repositories, restores, users.",
-    "ReadOnly": "Reads configuration, sessions and restore points; changes nothing.",
-}
-
-
-def role_id(role: str, organization_id: str) -> str:
-    return str(uuid.uuid5(KEY_NAMESPACE, f"role:{role}:{organization_id}"))
-
-
-def scoped_roles(organizations: list[Organization]) -> list[tuple[str, Organization]]:
-    """Keepstone's roles as the vendor's schema can say them. A vendor role belongs to one
-    organization (``organizationId`` is a uuid, never null) and Keepstone's roles are global, so
-    each role is listed once per organization, covering all of it (``EntireOrganization``)."""
-    return [(role, org) for org in organizations for role in ROLES]
-
-
-def rbac_role(role: str, org: Organization, api: ApiVersion) -> dict[str, Any]:
-    identifier = role_id(role, org.id)
+def rbac_role(role: RbacRole, api: ApiVersion) -> dict[str, Any]:
+    """``RESTRbacRole``, with Keepstone's ``access`` (``Restore`` or ``ReadOnly``)."""
     return {
-        "id": identifier,
-        "organizationId": org.id,
-        "name": role,
-        "description": f"{ROLES[role]} Keepstone roles are global: this one in {org.name}.",
-        "roleType": "EntireOrganization",
+        "id": role.id,
+        "organizationId": role.organization_id,
+        "name": role.name,
+        "description": role.description,
+        "roleType": role.role_type,
+        "access": role.access,
         "_links": {
-            "self": api.link("rbacroles", identifier),
-            "operators": api.link("rbacroles", identifier, "operators"),
-            "organization": api.link("organizations", org.id),
+            "self": api.link("rbacroles", role.id),
+            "operators": api.link("rbacroles", role.id, "operators"),
+            "selectedItems": api.link("rbacroles", role.id, "selectedItems"),
+            "excludedItems": api.link("rbacroles", role.id, "excludedItems"),
+            "organization": api.link("organizations", role.organization_id),
         },
     }
 
 
-def rbac_operator(role: str, org_id: str, user: Any, api: ApiVersion) -> dict[str, Any]:
+def rbac_operator(role_id: str, user: Any, api: ApiVersion) -> dict[str, Any]:
+    """``RESTRbacUserOperator``: a Keepstone user."""
     return {
         "type": "User",
         "id": user.id,
         "user": {"id": user.id, "displayName": user.name, "name": user.name, "type": "User"},
-        "_links": {"self": api.link("rbacroles", role_id(role, org_id), "operators", user.id)},
+        "_links": {"self": api.link("rbacroles", role_id, "operators", user.id)},
+    }
+
+
+def rbac_item(item: RbacItem, api: ApiVersion) -> dict[str, Any]:
+    """``RESTRbacUserItem``: an organization user in a role's scope."""
+    collection = "excludedItems" if item.excluded else "selectedItems"
+    return {
+        "type": "User",
+        "id": item.item_id,
+        "user": {
+            "id": item.item_id,
+            "displayName": item.display_name,
+            "name": item.name,
+            "type": "User",
+        },
+        "_links": {"self": api.link("rbacroles", item.role_id, collection, item.item_id)},
     }
 
 
