@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from keepstone.domain.policy import HOURS_PER_WEEK
 from keepstone.domain.window_text import (
+    DASH,
     day_and_hour,
     describe_window,
     hours_of,
@@ -29,18 +30,18 @@ def _window(*stretches: tuple[int, int, int]) -> tuple[bool, ...]:
 
 def test_workday_nights() -> None:
     window = _window(*((day, 22, 8) for day in range(5)))
-    assert describe_window(window) == "Mon–Fri 22:00–06:00"
+    assert describe_window(window) == "Mon-Fri 22:00-06:00".replace("-", DASH)
 
 
 def test_whole_days_and_a_weekend_across_the_week_end() -> None:
-    assert describe_window(_window((5, 0, 48))) == "Sat–Sun all day"
-    assert describe_window(_window((4, 18, 60))) == "Fri 18:00 – Mon 06:00"
-    assert describe_window(_window((6, 23, 2))) == "Sun 23:00–01:00"
+    assert describe_window(_window((5, 0, 48))) == "Sat-Sun all day".replace("-", DASH)
+    assert describe_window(_window((4, 18, 60))) == "Fri 18:00 - Mon 06:00".replace("-", DASH)
+    assert describe_window(_window((6, 23, 2))) == "Sun 23:00-01:00".replace("-", DASH)
 
 
 def test_mixed_shapes_are_listed_monday_first() -> None:
     window = _window((0, 1, 2), (2, 1, 2), (3, 1, 2), (6, 0, 24))
-    assert describe_window(window) == "Mon, Wed–Thu 01:00–03:00; Sun all day"
+    assert describe_window(window) == "Mon, Wed-Thu 01:00-03:00; Sun all day".replace("-", DASH)
 
 
 def test_always_never_and_disabled() -> None:

@@ -1,5 +1,5 @@
 """The console's job pages: the list, the form (every setting of the seed's PUT, the backup
-window as a 7×24 grid), and the actions start, stop, enable and disable."""
+window as a 7 x 24 grid), and the actions start, stop, enable and disable."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 from keepstone.console.forms import ITEM_ROWS, job_edit, window_of
 from keepstone.console.pages import Change, Changer, Viewer, context
-from keepstone.console.render import page, see_other, utc_offset, window_of as page_window
+from keepstone.console.render import page, see_other, utc_offset
+from keepstone.console.render import window_of as page_window
 from keepstone.console.web_session import WebSession
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.domain.jobs import BackupType
@@ -113,7 +114,9 @@ def _values_of_form(change: Change, shown: dict[str, Any]) -> dict[str, Any]:
         window = window_of(change.all("window"))
     except InvalidInput:
         window = (False,) * len(SchedulePolicy().backup_window)
-    rows = sorted(k.removesuffix("-name") for k in form if k.startswith("item-") and k.endswith("-name"))
+    rows = sorted(
+        k.removesuffix("-name") for k in form if k.startswith("item-") and k.endswith("-name")
+    )
     items = [
         {
             "id": form.get(f"{row}-id", ""),
@@ -125,11 +128,15 @@ def _values_of_form(change: Change, shown: dict[str, Any]) -> dict[str, Any]:
         if form[f"{row}-name"].strip()
     ]
     flags = ("backupWindowEnabled", "retryEnabled")
-    return shown | {k: v for k, v in form.items() if not k.startswith("item-")} | {
-        "window": window,
-        "items": items,
-        **{flag: bool(form.get(flag)) for flag in flags},
-    }
+    return (
+        shown
+        | {k: v for k, v in form.items() if not k.startswith("item-")}
+        | {
+            "window": window,
+            "items": items,
+            **{flag: bool(form.get(flag)) for flag in flags},
+        }
+    )
 
 
 def _form(
@@ -160,7 +167,10 @@ def _form(
         schedule_types=[t.value for t in ScheduleType],
         daily_types=[t.value for t in DailyType],
         periods=[p.value for p in Period],
-        days=[(day, name, [(week_hour(day, h), h) for h in range(24)]) for day, name in enumerate(DAY_NAMES)],
+        days=[
+            (day, name, [(week_hour(day, h), h) for h in range(24)])
+            for day, name in enumerate(DAY_NAMES)
+        ],
         summary=describe_window(window, bool(values["backupWindowEnabled"])),
         blank_rows=range(len(values["items"]), len(values["items"]) + ITEM_ROWS),
         recent=recent,

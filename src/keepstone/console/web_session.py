@@ -70,7 +70,9 @@ async def current(request: Request) -> WebSession:
     ctx: Context = request.app.state.ctx
     try:
         known = auth.cached_logon(ctx, token)
-        principal, session_id = known or await run_in_threadpool(auth.resume_logon, ctx, token)
+        if known is None:
+            known = await run_in_threadpool(auth.resume_logon, ctx, token)
+        principal, session_id = known
     except Unauthenticated as error:
         raise LoginRequired(error.message) from None
     request.state.user_name = principal.user_name  # for the access log

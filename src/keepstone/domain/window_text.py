@@ -1,5 +1,5 @@
 """A backup window (168 hours, Sunday 00:00 first) summarised in words, e.g.
-``Mon–Fri 22:00–06:00``: what the console shows beside the grid and in job lists.
+``Mon-Fri 22:00-06:00`` (with en dashes): what the console shows beside the grid and in job lists.
 
 Pure functions. ``window_spans`` cuts the window into spans (the days a same-shaped stretch of
 open hours starts on, its start hour and its length); ``hours_of`` turns spans back into the 168
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from keepstone.domain.policy import HOURS_PER_WEEK
 
 # Monday first, as people read a week; the window itself starts on Sunday.
+DASH = "\u2013"  # an en dash, as ranges are typeset
 DAY_ABBREVIATIONS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -62,7 +63,7 @@ def window_spans(window: tuple[bool, ...]) -> list[Span]:
     for first, length in _runs(window):
         day, hour = day_and_hour(first)
         if hour == 0 and length % 24 == 0 and length < HOURS_PER_WEEK:
-            # whole days: "Sat–Sun all day", not "Sat 00:00 – Mon 00:00"
+            # whole days: "Sat-Sun all day", not "Sat 00:00 - Mon 00:00"
             for k in range(length // 24):
                 shapes.setdefault((0, 24), []).append((day + k) % 7)
         else:
@@ -83,7 +84,7 @@ def hours_of(spans: list[Span]) -> tuple[bool, ...]:
 
 
 def _day_ranges(days: tuple[int, ...]) -> str:
-    """``Mon–Fri, Sun`` for Monday to Friday and Sunday."""
+    """``Mon-Fri, Sun`` for Monday to Friday and Sunday."""
     groups: list[list[int]] = []
     for day in days:
         if groups and groups[-1][-1] == day - 1:
@@ -93,7 +94,7 @@ def _day_ranges(days: tuple[int, ...]) -> str:
     return ", ".join(
         DAY_ABBREVIATIONS[g[0]]
         if len(g) == 1
-        else f"{DAY_ABBREVIATIONS[g[0]]}–{DAY_ABBREVIATIONS[g[-1]]}"
+        else f"{DAY_ABBREVIATIONS[g[0]]}{DASH}{DAY_ABBREVIATIONS[g[-1]]}"
         for g in groups
     )
 
@@ -106,17 +107,17 @@ def _span_text(span: Span) -> str:
         return f"{days} all day"
     end_hour = (span.start + span.hours) % 24
     if span.hours < 24:
-        return f"{days} {span.start:02d}:00–{end_hour:02d}:00"
-    # Longer than a day: name the day it ends on too (e.g. a weekend, Fri 18:00 – Mon 06:00).
+        return f"{days} {span.start:02d}:00{DASH}{end_hour:02d}:00"
+    # Longer than a day: name the day it ends on too (e.g. a weekend, Fri 18:00 - Mon 06:00).
     last_day = (span.days[0] + (span.start + span.hours) // 24) % 7
     ending = f"{DAY_ABBREVIATIONS[last_day]} {end_hour:02d}:00"
-    return f"{days} {span.start:02d}:00 – {ending}" + (
+    return f"{days} {span.start:02d}:00 {DASH} {ending}" + (
         f" (each, {span.hours} h)" if len(span.days) > 1 else ""
     )
 
 
 def describe_window(window: tuple[bool, ...], enabled: bool = True) -> str:
-    """The window in words: ``Mon–Fri 22:00–06:00; Sat–Sun all day``."""
+    """The window in words: ``Mon-Fri 22:00-06:00; Sat-Sun all day``."""
     if not enabled or all(window):
         return "any time (no backup window)" if not enabled else "any time"
     if not any(window):
