@@ -277,3 +277,26 @@ def test_console_pages_cost_the_same_for_n_and_4n_rows(
     large = work()
     assert small == large
     assert small[1] <= 2 * (PAGE_ROWS + 1) + 10
+
+
+def test_an_organization_added_in_the_console_is_the_apis_with_its_users(
+    client: TestClient, api: Api, tmp_path: Any
+) -> None:
+    csrf = console_login(client)
+    root = tmp_path / "org"
+    (root / "alice" / "cur").mkdir(parents=True)
+    form = {"csrf": csrf, "type": "Local", "name": "Branch office", "description": "", "path": ""}
+    refused = client.post("/organizations/new", data=form)
+    sent = {"type": "Local", "name": "Branch office", "localSettings": {"path": ""}}
+    from_api = api.post("/v6/Organizations", sent)
+    assert refused.status_code == 400 and from_api.status_code == 400
+    assert from_api.json()["message"] in refused.text.replace("&#39;", "'")
+    added = client.post(
+        "/organizations/new", data=form | {"path": str(root)}, follow_redirects=False
+    )
+    assert added.status_code == 303, added.text
+    org_id = added.headers["location"].rsplit("/", 1)[1]
+    assert api.get(f"/v6/Organizations/{org_id}").json()["name"] == "Branch office"
+    page = client.get(f"/organizations/{org_id}").text
+    assert "<td>alice</td>" in page
+    assert "Branch office" in client.get("/organizations").text

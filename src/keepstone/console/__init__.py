@@ -10,13 +10,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from keepstone.api.errors import status_of
-from keepstone.console import job_pages, pages
+from keepstone.console import job_pages, org_pages, pages
 from keepstone.console.render import HERE, STATIC_PATH, page
 from keepstone.console.web_session import LoginRequired
 from keepstone.domain.errors import KeepstoneError
 
 # First path segments that are the console's (every other one is an API's or Swagger's).
-SEGMENTS = frozenset({"", "login", "logout", "fragments", "jobs", "sessions", "console"})
+SEGMENTS = frozenset(
+    {"", "login", "logout", "fragments", "jobs", "sessions", "organizations", "console"}
+)
 
 
 def owns(path: str) -> bool:
@@ -26,6 +28,7 @@ def owns(path: str) -> bool:
 def install(app: FastAPI) -> None:
     app.include_router(pages.router)
     app.include_router(job_pages.router)
+    app.include_router(org_pages.router)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(LoginRequired)

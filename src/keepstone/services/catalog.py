@@ -31,6 +31,7 @@ from keepstone.services.context import Context, new_id
 from keepstone.services.proxies import PROXY_PORT, PROXY_THREADS
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
+from keepstone.store.paging import page_of
 from keepstone.store.tables import CopyJob, Job, Organization, Proxy, Repository, RestorePoint
 
 if TYPE_CHECKING:
@@ -317,6 +318,15 @@ def delete_organization(ctx: Context, org_id: str) -> None:
 def list_organizations(ctx: Context) -> list[Organization]:
     with ctx.db.read() as s:
         return list(s.scalars(select(Organization).order_by(Organization.name)))
+
+
+def page_organizations(
+    ctx: Context, offset: int = 0, limit: int | None = None
+) -> list[Organization]:
+    """Organizations by name, one window of them read from the catalog."""
+    with ctx.db.read() as s:
+        keys = (Organization.name, Organization.id)
+        return page_of(s, Organization, lambda query: query, keys, offset=offset, limit=limit)
 
 
 def get_organization(ctx: Context, org_id: str) -> Organization:
