@@ -136,10 +136,12 @@ def test_the_dashboard_shows_jobs_running_sessions_failures_repositories_and_pro
     page = client.get("/").text
     assert f'href="/jobs/{job["id"]}"' in page and "test_job" in page
     assert f'href="/sessions/{failed.id}"' in page and "the source went away" in page
-    assert 'value="42"' in page and 'hx-trigger="every 2s"' in page
+    assert "42 items" in page and 'hx-trigger="every 2s"' in page
     assert repo["name"] in page and ("Online" in page or "Offline" in page)
     fragment = client.get("/fragments/running")
-    assert fragment.status_code == 200 and "42%" in fragment.text and "<html" not in fragment.text
+    assert (
+        fragment.status_code == 200 and "42 items" in fragment.text and "<html" not in fragment.text
+    )
     log = client.get(f"/sessions/{failed.id}").text
     assert "Failed" in log and "the source went away" in log
 

@@ -39,6 +39,14 @@ function setupGrid(grid) {
     if (event.target.matches("input[name=window]") && event.detail > 0) event.preventDefault();
   });
 
+  const fieldset = grid.closest("fieldset");
+  for (const button of fieldset ? fieldset.querySelectorAll("button[data-fill]") : []) {
+    button.addEventListener("click", () => {
+      for (const cell of cells) set(cell, button.dataset.fill === "1");
+      finish();
+    });
+  }
+
   function move(cell) { // roving tabindex: one cell of the grid is in the tab order
     for (const other of cells) other.tabIndex = -1;
     cell.tabIndex = 0;
