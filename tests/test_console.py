@@ -302,3 +302,28 @@ def test_an_organization_added_in_the_console_is_the_apis_with_its_users(
     page = client.get(f"/organizations/{org_id}").text
     assert "<td>alice</td>" in page
     assert "Branch office" in client.get("/organizations").text
+
+
+def test_sessions_are_filtered_and_a_session_is_stopped_and_run_again(
+    client: TestClient, ctx: Context, job: dict[str, Any]
+) -> None:
+    csrf = console_login(client)
+    owners = [job["id"], *bulk.copies_of_job(ctx, job["id"], 1)]
+    bulk.add_sessions(ctx, owners, 4)
+    other = owners[1]
+    every = client.get("/sessions").text
+    assert every.count('href="/sessions/') == 4
+    assert client.get("/sessions?status=Failed").text.count('href="/sessions/') == 0
+    mine = client.get(f"/sessions?job={job['id']}").text
+    assert mine.count('href="/sessions/') == 2 and f'value="{job["id"]}"' in mine
+    refused = client.get("/sessions?status=Lost")
+    assert "status &#39;Lost&#39; is not a session status" in refused.text
+    started = runs.start_job(ctx, other, "test")
+    assert started is not None
+    stop = client.post(f"/sessions/{started.id}/stop", data={"csrf": csrf})
+    assert stop.status_code == 200 and "Stopped" in stop.text  # after the redirect
+    again = client.post(
+        f"/sessions/{started.id}/retry", data={"csrf": csrf}, follow_redirects=False
+    )
+    assert again.status_code == 303 and again.headers["location"] != f"/sessions/{started.id}"
+    assert "Queued" in client.get(again.headers["location"]).text
