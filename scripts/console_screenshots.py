@@ -20,6 +20,7 @@ from playwright.sync_api import Page, sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.console_steps import add_local_organization, log_in, start_a_job_form  # noqa: E402
 from tests.local_org import Organization  # noqa: E402
 from tests.process_helpers import process_env, start_server  # noqa: E402
 
@@ -45,21 +46,10 @@ def _shoot(page: Page, name: str) -> None:
 def _tour(page: Page, source: Path) -> None:
     page.goto("/")
     _shoot(page, "login")
-    page.get_by_label("User name").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    page.get_by_role("link", name="Organizations").click()
-    page.get_by_role("link", name="Add an organization").click()
-    page.get_by_label("Name", exact=True).fill("Acme")
-    page.get_by_label("Directory on the server").fill(str(source))
-    page.get_by_role("button", name="Add organization").click()
-    page.get_by_role("heading", name="Organization Acme").wait_for()
+    log_in(page, "admin", PASSWORD)
+    add_local_organization(page, "Acme", source)
     _shoot(page, "organization")
-    page.get_by_role("link", name="New job for this organization").click()
-    page.get_by_label("Name", exact=True).fill("Nightly mail")
-    page.get_by_label("Repository").select_option(label="Default Backup Repository")
-    page.get_by_label("Run only inside the window").check()
-    page.get_by_role("button", name="Allow no hour").click()
+    start_a_job_form(page, "Nightly mail")
     for day in range(5):  # workday nights, 22:00-06:00
         for hour in (22, 23):
             page.locator(f'#grid input[data-day="{day}"][data-hour="{hour}"]').click()

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from keepstone.domain.window_text import DASH, week_hour
+from tests.console_steps import add_local_organization, log_in, start_a_job_form
 from tests.local_org import Organization
 from tests.process_helpers import ServerProcess, bearer, login, process_env, start_server
 
@@ -68,10 +69,7 @@ def page(browser: Browser, server: ServerProcess) -> Iterator[Page]:
     context.set_default_timeout(DEADLINE_MS)
     opened = context.new_page()
     opened.goto("/")
-    opened.get_by_label("User name").fill("admin")
-    opened.get_by_label("Password").fill(PASSWORD)
-    opened.get_by_role("button", name="Log in").click()
-    opened.get_by_role("heading", name="Dashboard").wait_for()
+    log_in(opened, "admin", PASSWORD)
     yield opened
     context.close()
 
@@ -94,19 +92,10 @@ def test_add_an_organization_paint_a_window_and_watch_a_backup_to_its_end(
     page: Page, server: ServerProcess, source: Path
 ) -> None:
     p = page
-    p.get_by_role("link", name="Organizations").click()
-    p.get_by_role("link", name="Add an organization").click()
-    p.get_by_label("Name", exact=True).fill("Acme")
-    p.get_by_label("Directory on the server").fill(str(source))
-    p.get_by_role("button", name="Add organization").click()
-    p.get_by_role("heading", name="Organization Acme").wait_for()
+    add_local_organization(p, "Acme", source)
     assert p.locator("td", has_text="alice").count() == 1
 
-    p.get_by_role("link", name="New job for this organization").click()
-    p.get_by_label("Name", exact=True).fill("Nightly")
-    p.get_by_label("Repository").select_option(label="Default Backup Repository")
-    p.get_by_label("Run only inside the window").check()
-    p.get_by_role("button", name="Allow no hour").click()
+    start_a_job_form(p, "Nightly")
     for hour in (22, 23):  # Monday to Friday, 22:00-24:00, painted down two columns
         _drag(p, _cell(p, 0, hour), _cell(p, 4, hour))
     _drag(p, _cell(p, 0, 0), _cell(p, 0, 0))  # a click that paints, then the keyboard:

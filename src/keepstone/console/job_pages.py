@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keepstone.console.forms import ITEM_ROWS, job_edit, window_of
-from keepstone.console.pages import Change, Changer, Viewer, context
+from keepstone.console.pages import Change, Changer, Viewer, context, start_and_follow
 from keepstone.console.render import page, see_other, utc_offset
 from keepstone.console.render import window_of as page_window
 from keepstone.console.web_session import WebSession
@@ -221,9 +221,7 @@ def edit_job(request: Request, job_id: str, change: Changer) -> Response:
 
 @router.post("/jobs/{job_id}/start")
 def start_job(request: Request, job_id: str, change: Changer) -> Response:
-    started = runs.start_job(context(request), job_id, "Started by user")
-    assert started is not None  # a start refuses (409) while a run is active; it never skips
-    return see_other(f"/sessions/{started.id}")
+    return start_and_follow(context(request), job_id)
 
 
 @router.post("/jobs/{job_id}/stop")

@@ -263,6 +263,11 @@ def stop_session(request: Request, session_id: str, change: Changer) -> Response
 def retry_session(request: Request, session_id: str, change: Changer) -> Response:
     """Run the session's job again now (a manual start, as the API's ``start``)."""
     ctx = context(request)
-    started = runs.start_job(ctx, runs.get_session(ctx, session_id).job_id, "Started by user")
+    return start_and_follow(ctx, runs.get_session(ctx, session_id).job_id)
+
+
+def start_and_follow(ctx: Context, job_id: str) -> Response:
+    """A manual start, as the API's ``start``; the browser goes to the new session's page."""
+    started = runs.start_job(ctx, job_id, "Started by user")
     assert started is not None  # a start refuses (409) while a run is active; it never skips
     return see_other(f"/sessions/{started.id}")
