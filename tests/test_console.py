@@ -327,3 +327,19 @@ def test_sessions_are_filtered_and_a_session_is_stopped_and_run_again(
     )
     assert again.status_code == 303 and again.headers["location"] != f"/sessions/{started.id}"
     assert "Queued" in client.get(again.headers["location"]).text
+
+
+def test_repositories_and_the_audit_trail(
+    client: TestClient, ctx: Context, repo: dict[str, Any]
+) -> None:
+    console_login(client)
+    repositories = client.get("/repositories").text
+    assert repo["name"] in repositories and "<meter" in repositories
+    trail = client.get("/audit").text
+    assert "<td>Login</td>" in trail and "console" in trail
+    auth.add_user(ctx, "reader", READER_PASSWORD, auth.Role.READ_ONLY)
+    client.cookies.clear()
+    console_login(client, "reader", READER_PASSWORD)
+    assert "Audit trail" not in client.get("/").text
+    refused = client.get("/audit")
+    assert refused.status_code == 403 and "may not read the audit trail" in refused.text
