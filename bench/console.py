@@ -116,6 +116,8 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
                 ("its live part (polled)", f"/fragments/sessions/{running}"),
                 ("organizations", "/organizations"),
                 ("an organization", f"/organizations/{org_id}"),
+                ("repositories", "/repositories"),
+                ("audit trail, newest 100", "/audit"),
             ]
             results = [(name, path, *median_ms(client, path, repeat)) for name, path in pages]
     finally:
