@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from keepstone import __version__
+from keepstone import __version__, console
 from keepstone.api.client_address import Network
 from keepstone.api.edge import Edge
 from keepstone.api.em import resources as em_resources
@@ -103,6 +103,7 @@ def create_app(
         app.include_router(em_router, tags=["Enterprise Manager"])
         templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
     app.include_router(proxy_link_router)  # remote proxies: their credential, not a user's
+    console.install(app)  # the web console at /, over the same services
     swagger_policy = _add_swagger(app)
     route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
@@ -151,6 +152,8 @@ def _add_swagger(app: FastAPI) -> str:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(KeepstoneError)
     async def domain_error(request: Request, error: KeepstoneError) -> Response:
+        if console.owns(request.url.path):
+            return console.error_page(request, error)
         status = status_of(error)
         em = request.url.path.startswith("/api")
         challenge = 'Basic realm="RestSvc"' if em else 'Bearer realm="keepstone"'

@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import func, select, true
+from sqlalchemy import Select, func, select, true
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
@@ -33,6 +33,7 @@ from keepstone.services.context import Context, new_id
 from keepstone.services.proxies import PROXY_PORT, PROXY_THREADS
 from keepstone.sources.local import LocalOrganization, LocalUser
 from keepstone.store.codecs import retention_from_record, retention_to_record
+from keepstone.store.paging import page_of
 from keepstone.store.tables import CopyJob, Job, Organization, Proxy, Repository, RestorePoint
 
 if TYPE_CHECKING:
@@ -324,6 +325,21 @@ def list_organizations(ctx: Context, caller: Principal | None = None) -> list[Or
         query = query.where(Organization.id.in_(mine))
     with ctx.db.read() as s:
         return list(s.scalars(query))
+
+
+def page_organizations(
+    ctx: Context, offset: int = 0, limit: int | None = None, caller: Principal | None = None
+) -> list[Organization]:
+    """Organizations by name, one window of them read from the catalog; a scoped ``caller``'s
+    own only."""
+    mine = access.organizations_of(caller)
+
+    def scoped(query: Select[Any]) -> Select[Any]:
+        return query if mine is None else query.where(Organization.id.in_(mine))
+
+    with ctx.db.read() as s:
+        keys = (Organization.name, Organization.id)
+        return page_of(s, Organization, scoped, keys, offset=offset, limit=limit)
 
 
 def get_organization(ctx: Context, org_id: str, caller: Principal | None = None) -> Organization:

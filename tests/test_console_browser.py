@@ -1,0 +1,145 @@
+"""The web console in a real browser (issue 16 item 4): Playwright driving Debian's chromium
+headless (``executable_path``; scripts/test installs the package, nothing is downloaded) against
+a real ``keepstone serve`` process. One browser per test worker, one server for this module; the
+few flows here are what only a browser shows (painting the grid, live progress, htmx polling);
+everything else is tested in-process in tests/test_console.py."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from keepstone.domain.window_text import DASH, week_hour
+from tests.console_steps import add_local_organization, log_in, start_a_job_form
+from tests.local_org import Organization
+from tests.process_helpers import ServerProcess, bearer, login, process_env, start_server
+
+CHROMIUM = shutil.which("chromium")
+PASSWORD = "browser test password"
+ZONE = "Europe/Berlin"  # the server's zone: the grid's hours are its, with its offset
+DEADLINE_MS = 300_000  # generous: the machine is shared and loaded
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+    pytest.mark.timeout(900),
+]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(
+            executable_path=CHROMIUM or "chromium", headless=True, args=["--no-sandbox"]
+        )
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    folder = tmp_path_factory.mktemp("console-browser")
+    env = process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD, KEEPSTONE_TIMEZONE=ZONE)
+    started = start_server(folder / "logs", folder / "data", env=env, ready_timeout=300)
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    org = Organization(tmp_path_factory.mktemp("console-org") / "acme")
+    for user in ("alice", "bob"):
+        org.user(user)
+        for n in range(3):
+            org.mail(user, "", f"Message {n} for {user}")
+    org.file("alice", "Documents/plan.txt", b"the plan")
+    return org.root
+
+
+@pytest.fixture
+def page(browser: Browser, server: ServerProcess) -> Iterator[Page]:
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(DEADLINE_MS)
+    opened = context.new_page()
+    opened.goto("/")
+    log_in(opened, "admin", PASSWORD)
+    yield opened
+    context.close()
+
+
+def _cell(page: Page, day: int, hour: int) -> Locator:
+    return page.locator(f'#grid input[data-day="{day}"][data-hour="{hour}"]')
+
+
+def _drag(page: Page, start: Locator, end: Locator) -> None:
+    first, last = start.bounding_box(), end.bounding_box()
+    assert first is not None and last is not None
+    mouse = page.mouse
+    mouse.move(first["x"] + first["width"] / 2, first["y"] + first["height"] / 2)
+    mouse.down()
+    mouse.move(last["x"] + last["width"] / 2, last["y"] + last["height"] / 2, steps=12)
+    mouse.up()
+
+
+def test_add_an_organization_paint_a_window_watch_a_backup_forge_a_form_and_log_out(
+    page: Page, server: ServerProcess, source: Path
+) -> None:
+    p = page
+    add_local_organization(p, "Acme", source)
+    assert p.locator("td", has_text="alice").count() == 1
+
+    start_a_job_form(p, "Nightly")
+    for hour in (22, 23):  # Monday to Friday, 22:00-24:00, painted down two columns
+        _drag(p, _cell(p, 0, hour), _cell(p, 4, hour))
+    _drag(p, _cell(p, 0, 0), _cell(p, 0, 0))  # a click that paints, then the keyboard:
+    _cell(p, 0, 0).press("Space")
+    for _ in range(5):
+        p.keyboard.press("ArrowDown")
+    p.keyboard.press("ArrowRight")  # Saturday 01:00
+    p.keyboard.press("Space")
+    p.keyboard.press("Shift+ArrowRight")  # paints 02:00 alike
+    summary = f"Mon{DASH}Fri 22:00{DASH}00:00; Sat 01:00{DASH}03:00"
+    expect(p.locator("#window-summary")).to_have_text(summary)
+    p.get_by_role("button", name="Create job").click()
+    p.get_by_role("heading", name="Job Nightly").wait_for()
+    job_id = p.url.rsplit("/", 1)[1]
+
+    expected = [False] * 168
+    for day in range(5):
+        expected[week_hour(day, 22)] = expected[week_hour(day, 23)] = True
+    expected[week_hour(5, 1)] = expected[week_hour(5, 2)] = True
+    offset = datetime.now(UTC).astimezone(ZoneInfo(ZONE)).utcoffset()
+    assert offset is not None
+    with httpx.Client(base_url=server.base_url, timeout=60) as api:
+        api.headers.update(bearer(login(api, "admin", PASSWORD)))
+        settings = api.get(f"/v6/Jobs/{job_id}").json()["schedulePolicy"]
+    assert settings["backupWindowEnabled"] is True
+    assert settings["backupWindowSettings"]["backupWindow"] == expected
+    assert settings["backupWindowSettings"]["minuteOffset"] == offset.total_seconds() // 60
+
+    p.get_by_role("button", name="Start now").click()
+    # the page polls the session until it ends: 6 messages and 1 file, all processed
+    p.locator("#session-status", has_text="Success").wait_for()
+    assert p.locator("#progress-label").inner_text() == "7 items"
+    assert re.search(r"alice", p.locator(".log").inner_text())
+
+    # A forged form changes nothing; a session ended elsewhere sends a polling page to login.
+    # (Part of the same test: one server and one browser page for the whole module, whatever
+    # worker runs it.)
+    p.get_by_role("link", name="Nightly").click()
+    p.locator('form[action$="/disable"] input[name=csrf]').evaluate("e => e.value = 'forged'")
+    p.get_by_role("button", name="Disable").click()
+    p.get_by_text("security token is missing or stale").wait_for()
+    p.goto("/")  # the dashboard polls its running sessions
+    other = p.context.new_page()
+    other.goto("/")
+    other.get_by_role("button", name="Log out").click()
+    other.get_by_role("heading", name="Log in").wait_for()
+    p.get_by_role("heading", name="Log in").wait_for()  # sent there by its poll
