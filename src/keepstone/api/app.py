@@ -24,6 +24,7 @@ from keepstone.api.edge import Edge
 from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import page_policy
+from keepstone.api.health import router as health_router
 from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
@@ -101,6 +102,7 @@ def create_app(
         app.include_router(em_router, tags=["Enterprise Manager"])
         templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
     app.include_router(proxy_link_router)  # remote proxies: their credential, not a user's
+    app.include_router(health_router)  # probes: no credential, no data
     swagger_policy = _add_swagger(app)
     route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
