@@ -365,12 +365,13 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
                 "and tokens cross the network unencrypted; use --tls-self-signed or "
                 "--tls-cert/--tls-key"
             )
+        scheme = "https" if cert else "http"
+        ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
         scheduler = Scheduler(ctx, Leadership(ctx, started.server_id))
         scheduler.start()
-        scheme = "https" if cert else "http"
         say(
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
             f"(data directory {options.data_dir})"

@@ -22,7 +22,7 @@ from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
-from keepstone.services import licensing, proxies, task_sessions
+from keepstone.services import licensing, notifications, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
@@ -507,6 +507,8 @@ def fail_attempt_in(
         finish_in(s, session, SessionStatus.FAILED, message, now)
         return
     task_sessions.close_running_in(s, session.id, SessionStatus.FAILED, message, now)
+    if notifications.mail_on_every_attempt_in(s):  # else only the last attempt is mailed
+        notifications.enqueue_in(s, session, SessionStatus.FAILED.value, now)
     session.retry_count += 1
     session.status = SessionStatus.QUEUED.value
     session.claimed_by = None
@@ -618,6 +620,7 @@ def finish_in(
     session.not_before = None
     task_sessions.close_running_in(s, session.id, status, message, now)
     add_log_in(s, session.id, status, message, now, end=now)
+    notifications.enqueue_in(s, session, status.value, now)  # sent later, never by the run
     job = owner_of_in(s, session)
     if job is not None:
         job.last_status = status.value
