@@ -34,6 +34,7 @@ from keepstone.api.vb365 import (
     infrastructure,
     instance,
     jobs,
+    notifications,
     object_storage,
     organizations,
     proxy_pools,
@@ -63,6 +64,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (object_storage.router, "ObjectStorageRepository", True),
     (restore.router, "Restore", True),
     (vb365_tasks.router, "Tasks", True),
+    (notifications.router, "VboEmailSettings", True),
 ]
 
 
