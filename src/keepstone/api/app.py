@@ -40,6 +40,7 @@ from keepstone.api.vb365 import (
     object_storage,
     organizations,
     proxy_pools,
+    reports,
     restore,
     sessions,
     token,
@@ -67,6 +68,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (restore.router, "Restore", True),
     (vb365_tasks.router, "Tasks", True),
     (notifications.router, "VboEmailSettings", True),
+    (reports.router, "Reports", True),
 ]
 
 
