@@ -89,9 +89,8 @@ REASONS: list[tuple[str, str]] = [
     ),
     (
         r"^/Reports/",
-        "Keepstone generates no PDF or CSV reports; the figures are in `JobSessions`, "
-        "`RestorePoints` and `BackupRepositories`, and the Enterprise Manager dialect serves "
-        "summary reports at `/api/reports/summary/...`",
+        "Keepstone backs up no SharePoint sites or Teams, so it has no protection report on "
+        "them; the user, mailbox, OneDrive, storage and licence reports are served",
     ),
     (
         r"^/token/AuthCode$",

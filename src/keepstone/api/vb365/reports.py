@@ -1,5 +1,6 @@
-"""v8 ``Reports/Generate*``: protection, storage and licence reports as CSV or PDF files
-(``application/octet-stream``, as the vendor answers), from services/protection_reports.py.
+"""``Reports/Generate*`` (v6+; ``GenerateOneDriveProtection`` v8): protection, storage and
+licence reports as CSV or PDF files (``application/octet-stream``, as the vendor answers), from
+services/protection_reports.py.
 ``GenerateSharepointProtection`` and ``GenerateTeamsProtection`` do not map: Keepstone backs up
 no sites or teams."""
 
@@ -21,7 +22,8 @@ from keepstone.services import protection_reports, report_files
 from keepstone.services.protection_reports import Part, Table
 
 router = VersionedRouter()
-SINCE = 8
+SINCE = 6
+ONEDRIVE_SINCE = 8  # the report appeared in v8
 Format = Literal["PDF", "CSV"]
 WRITERS: dict[str, tuple[Callable[[Table], bytes], str]] = {
     "PDF": (report_files.to_pdf, "pdf"),
@@ -83,7 +85,7 @@ def mailbox_protection(body: ProtectionOptions, ctx: Ctx) -> Response:
     return _protection(ctx, body, "mailbox", "mailbox_protection")
 
 
-@router.post("/Reports/GenerateOneDriveProtection", since=SINCE, response_class=Response)
+@router.post("/Reports/GenerateOneDriveProtection", since=ONEDRIVE_SINCE, response_class=Response)
 def onedrive_protection(body: ProtectionOptions, ctx: Ctx) -> Response:
     return _protection(ctx, body, "onedrive", "onedrive_protection")
 
