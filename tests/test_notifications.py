@@ -236,7 +236,11 @@ def test_a_test_email_that_cannot_be_sent_is_a_400_naming_the_cause(
 def test_a_finished_run_is_mailed_once_with_its_facts(
     api: Api, ctx: Context, job: dict[str, Any], mailbox: Mailbox, smtp: SmtpServer
 ) -> None:
-    settings = _settings(smtp.port, subject="[%JobResult%] %OrgName% - %JobName% %Issues% issues")
+    settings = _settings(
+        smtp.port,
+        subject="[%JobResult%] %OrgName% - %JobName% %Issues% issues",
+        attachDetailedReport=True,
+    )
     assert api.put("/v8/VboEmailSettings", settings).status_code == 204
     session_id = _finish(ctx, job["id"], SessionStatus.WARNING, users=3)
     ctx.public_url = PUBLIC
@@ -249,7 +253,9 @@ def test_a_finished_run_is_mailed_once_with_its_facts(
     message = mailbox.messages[0]
     assert message["Subject"] == "[Warning] example.test - test_job 3 issues"
     assert message["From"] == "keepstone@example.test"
-    body = message.get_content()
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    body = plain.get_content()
     for expected in (
         "Job:           test_job",
         "Organization:  example.test",
@@ -263,6 +269,11 @@ def test_a_finished_run_is_mailed_once_with_its_facts(
         "Warning  user1@example.test: item 1 unreadable",
     ):
         assert expected in body, (expected, body)
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "text/csv"
+    report = str(attachment.get_content()).splitlines()
+    assert report[0] == "User,Status,Time,Message"
+    assert len(report) == 4 and report[2].startswith("user1@example.test,Warning,")
     [row] = notifications.pending(ctx)
     assert row.sent_at is not None and row.next_attempt_at is None and row.attempts == 1
 

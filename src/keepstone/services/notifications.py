@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import smtplib
 import ssl
@@ -250,6 +252,9 @@ def deliver_due(ctx: Context, public_url: str, fence: Fence | None = None) -> De
                 error = f"{problem.__class__.__name__}: {problem}"
             except LookupError:  # its session was deleted meanwhile (the row goes with it)
                 continue
+            except Exception as problem:  # a mail that cannot be composed must not block others
+                log.exception("notification could not be composed", session=mail.session_id)
+                error = f"{problem.__class__.__name__}: {problem}"
         _record(ctx, mail, error, permanent, fence)
         sent, failed = (sent + 1, failed) if not error else (sent, failed + 1)
     return Delivery(sent, failed)
@@ -379,7 +384,30 @@ def compose(
         subject = subject.replace(name, value)
     message = _envelope(settings, subject)
     message.set_content(_body(ctx, run, end, session_link(public_url, run.session_id)))
+    if settings.attachDetailedReport:
+        message.add_attachment(
+            detailed_report(ctx, run.session_id),
+            subtype="csv",
+            filename=f"{run.job_name}-{run.session_id[:8]}.csv".replace("/", "_"),
+        )
     return message
+
+
+def detailed_report(ctx: Context, session_id: str) -> str:
+    """``attachDetailedReport``: every user's outcome in the run, one CSV row each (one
+    statement: the run's per-user log items)."""
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(LogItem.subject_name, LogItem.status, LogItem.creation_time, LogItem.message)
+            .where(LogItem.session_id == session_id, LogItem.subject_id.is_not(None))
+            .order_by(LogItem.usn)
+        ).all()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["User", "Status", "Time", "Message"])
+    for user, status, when, text in rows:
+        writer.writerow([user or "", status, _local(ctx, when), text])
+    return out.getvalue()
 
 
 def _envelope(settings: EmailSettings, subject: str) -> EmailMessage:
