@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -75,6 +76,10 @@ SCHEDULER_LAG = Histogram(
 )
 
 
+# (route, method, status, dialect) -> its counter and histogram: bounded like the series
+_CHILDREN: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
+
 def dialect_of(path: str) -> str:
     """``vb365`` (``/vN/...``), ``em`` (``/api/...``), else ``other`` (probes, Swagger...)."""
     first = path.split("/", 2)[1].lower() if path.startswith("/") and len(path) > 1 else ""
@@ -92,8 +97,18 @@ def observe_request(method: str, route: str | None, status: int, seconds: float,
     if route is not None and dialect == "vb365" and not route.lower().startswith("/v"):
         # the versioned routers' routes know their path without the /vN they are mounted at
         template = f"/{path.split('/', 2)[1].lower()}{route}"
-    REQUESTS.labels(template, method, str(status), dialect).inc()
-    REQUEST_SECONDS.labels(template, method, dialect).observe(seconds)
+    key = (template, method, status, dialect)
+    children = _CHILDREN.get(key)
+    if children is None:  # labels() validates and locks: once per series, not per request
+        children = _CHILDREN.setdefault(
+            key,
+            (
+                REQUESTS.labels(template, method, str(status), dialect),
+                REQUEST_SECONDS.labels(template, method, dialect),
+            ),
+        )
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def observe_scheduler_lag(due: datetime, queued: datetime) -> None:
