@@ -7,13 +7,10 @@ from __future__ import annotations
 import csv
 import io
 
-from fpdf import FPDF
-from fpdf.fonts import FontFace
-
 from keepstone.services.protection_reports import Table
 
 PDF_FONT = "Helvetica"  # a core font: Latin-1 only, so other characters are replaced
-HEADING = FontFace(emphasis="BOLD", fill_color=(220, 228, 240))
+HEADING_FILL = (220, 228, 240)
 
 
 def to_csv(table: Table) -> bytes:
@@ -37,6 +34,12 @@ def _latin1(text: str) -> str:
 
 
 def to_pdf(table: Table) -> bytes:
+    # imported here: fpdf2 (with fontTools and Pillow) takes seconds to import, which every
+    # server start would pay for a report few servers make
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    heading = FontFace(emphasis="BOLD", fill_color=HEADING_FILL)
     pdf = FPDF(orientation="landscape", format="A4")
     pdf.set_title(table.title)
     pdf.set_creator("Keepstone")
@@ -49,7 +52,7 @@ def to_pdf(table: Table) -> bytes:
     pdf.ln(2)
     pdf.set_font(PDF_FONT, size=9)
     with pdf.table(
-        headings_style=HEADING, line_height=6, text_align="LEFT", repeat_headings=1
+        headings_style=heading, line_height=6, text_align="LEFT", repeat_headings=1
     ) as grid:
         grid.row([_latin1(column) for column in table.columns])
         for row in table.rows:
