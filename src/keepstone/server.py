@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import SQLAlchemyError
 
-from keepstone.api.client_address import Network
+from keepstone.api.client_address import Network, parse_networks
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
 from keepstone.proxy.worker import ProxyWorker
@@ -40,6 +40,9 @@ from keepstone.services.secret_box import SecretBox, SecretKeyError
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
 from keepstone.store.postgres import Listener
+
+if TYPE_CHECKING:
+    from keepstone.api.metrics import MetricsAccess
 
 log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
@@ -324,6 +327,22 @@ def resolve_public_url(option: str | None) -> str | None:
         raise ServerError(str(error)) from None
 
 
+def resolve_metrics_access() -> MetricsAccess:
+    """Who may scrape ``/metrics``: ``$KEEPSTONE_METRICS_TOKEN`` (a bearer or basic secret)
+    and ``$KEEPSTONE_METRICS_ALLOW`` (addresses or networks, comma separated); with neither,
+    nobody (api/metrics.py)."""
+    from keepstone.api.metrics import MetricsAccess
+
+    token = os.environ.get("KEEPSTONE_METRICS_TOKEN") or None
+    if token is not None and len(token) < 16:
+        raise ServerError("KEEPSTONE_METRICS_TOKEN must be at least 16 characters")
+    try:
+        allowed = parse_networks((os.environ.get("KEEPSTONE_METRICS_ALLOW") or "").split(","))
+    except ValueError as error:
+        raise ServerError(f"KEEPSTONE_METRICS_ALLOW: {error}") from None
+    return MetricsAccess(token, allowed)
+
+
 def strict_tls(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
     """uvicorn's TLS context, held to TLS 1.2 or newer by the server itself rather than by
     whatever the Python or OpenSSL build defaults to."""
@@ -365,12 +384,13 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
                 "and tokens cross the network unencrypted; use --tls-self-signed or "
                 "--tls-cert/--tls-key"
             )
+        scheme = "https" if cert else "http"
+        ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
         scheduler = Scheduler(ctx, Leadership(ctx, started.server_id))
         scheduler.start()
-        scheme = "https" if cert else "http"
         say(
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
             f"(data directory {options.data_dir})"
@@ -378,7 +398,12 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
         from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
 
         config = uvicorn.Config(
-            create_app(ctx, trusted_proxies=options.trusted_proxies, public=public),
+            create_app(
+                ctx,
+                trusted_proxies=options.trusted_proxies,
+                public=public,
+                metrics_access=resolve_metrics_access(),
+            ),
             host=options.host,
             port=options.port,
             ssl_certfile=cert,

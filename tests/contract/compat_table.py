@@ -70,8 +70,10 @@ REASONS: list[tuple[str, str]] = [
     ),
     (
         r"EmailSettings(/|$)|/send(ToDefaultAddress|ToDifferentAddress)?$",
-        "Keepstone sends no email: there are no notification or audit mail settings, and "
-        "backed-up items are saved (downloaded) or put back, never mailed",
+        "Keepstone mails notifications about backup and copy jobs only (`VboEmailSettings`, "
+        "over SMTP, with STARTTLS or TLS and a password): there are no audit or Explorer "
+        "(Veod, Vesp, Vex, Vet) mail settings, no OAuth sign-in to Gmail or Microsoft 365 "
+        "to send through, and backed-up items are saved (downloaded) or put back, never mailed",
     ),
     (
         r"/AuditItems(/|$)",
@@ -87,9 +89,8 @@ REASONS: list[tuple[str, str]] = [
     ),
     (
         r"^/Reports/",
-        "Keepstone generates no PDF or CSV reports; the figures are in `JobSessions`, "
-        "`RestorePoints` and `BackupRepositories`, and the Enterprise Manager dialect serves "
-        "summary reports at `/api/reports/summary/...`",
+        "Keepstone backs up no SharePoint sites or Teams, so it has no protection report on "
+        "them; the user, mailbox, OneDrive, storage and licence reports are served",
     ),
     (
         r"^/token/AuthCode$",

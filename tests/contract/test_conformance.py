@@ -5,12 +5,14 @@ implemented operation was left out."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 
 from keepstone.proxy.worker import ProxyWorker
@@ -105,6 +107,7 @@ def test_every_implemented_operation_conforms(
     _copy_jobs(v, org, job, repo, setup["proxy"])
     _restore(v, org, job)
     _audit(v, org)
+    _notifications_and_reports(v, org)
     v.call("delete", f"/Jobs/{spare_job}", status=204)
 
     # an Office365 organization's own operations need the fake Graph: test_org_contract's
@@ -427,6 +430,41 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     if v.version >= 8:
         stats = v.json("get", f"/RestoreSessions/{session['id']}/Statistics")
         assert stats["restoredItemsCount"] > 0
+
+
+def _notifications_and_reports(v: Checked, org: dict[str, Any]) -> None:
+    """Mail settings and their test mail (to an SMTP server of the test's), v8's reports."""
+    if v.version < 6:
+        return
+
+    class Accept:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 OK"
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(Accept(), hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        settings = {
+            "enableNotification": True,
+            "smtpServer": "127.0.0.1",
+            "port": port,
+            "from": "keepstone@example.test",
+            "to": "ops@example.test",
+        }
+        v.json("get", "/VboEmailSettings")
+        v.call("put", "/VboEmailSettings", settings, status=204 if v.version >= 8 else 200)
+        test = "/VboEmailSettings/SendTestEmail" if v.version >= 8 else "/VboEmailSettings/SendTest"
+        v.call("post", test, status=204 if v.version >= 8 else 200)
+    finally:
+        smtp.stop()
+    protection = ["UserProtection", "MailboxProtection"] + ["OneDriveProtection"] * (v.version >= 8)
+    for report in protection:
+        v.call("post", f"/Reports/Generate{report}", {"organizationId": org["id"], "format": "CSV"})
+    for report in ("StorageConsumption", "LicenseOverview"):
+        v.call("post", f"/Reports/Generate{report}", {"format": "PDF"})
 
 
 def _audit(v: Checked, org: dict[str, Any]) -> None:

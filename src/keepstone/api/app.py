@@ -24,6 +24,9 @@ from keepstone.api.edge import Edge
 from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import page_policy
+from keepstone.api.health import router as health_router
+from keepstone.api.metrics import MetricsAccess
+from keepstone.api.metrics import router as metrics_router
 from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
@@ -33,10 +36,12 @@ from keepstone.api.vb365 import (
     infrastructure,
     instance,
     jobs,
+    notifications,
     object_storage,
     organizations,
     proxy_pools,
     rbac,
+    reports,
     restore,
     sessions,
     token,
@@ -64,11 +69,17 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (restore.router, "Restore", True),
     (rbac.router, "RbacRole", True),
     (vb365_tasks.router, "Tasks", True),
+    (notifications.router, "VboEmailSettings", True),
+    (reports.router, "Reports", True),
 ]
 
 
 def create_app(
-    ctx: Context, *, trusted_proxies: tuple[Network, ...] = (), public: str | None = None
+    ctx: Context,
+    *,
+    trusted_proxies: tuple[Network, ...] = (),
+    public: str | None = None,
+    metrics_access: MetricsAccess | None = None,
 ) -> FastAPI:
     """The application. ``trusted_proxies`` are the peers whose ``X-Forwarded-For`` is believed
     (``api.client_address``); ``public`` is the ``--public-url`` links are built on (else the
@@ -85,6 +96,7 @@ def create_app(
     app.state.login_guard = LoginGuard(ctx.clock)
     app.state.trusted_proxies = trusted_proxies
     app.state.public_url = public
+    app.state.metrics_access = metrics_access or MetricsAccess()
     app.state.page_sets = PageSets()
     templates: list[str] = []
     for number in VERSIONS:
@@ -104,6 +116,8 @@ def create_app(
         templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
     app.include_router(proxy_link_router)  # remote proxies: their credential, not a user's
     console.install(app)  # the web console at /, over the same services
+    app.include_router(health_router)  # probes: no credential, no data
+    app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
     swagger_policy = _add_swagger(app)
     route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)

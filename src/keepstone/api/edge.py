@@ -23,6 +23,7 @@ from keepstone.api.errors import error_response
 from keepstone.api.headers import adding, security_headers
 from keepstone.api.inputs import check_request
 from keepstone.domain.errors import InvalidInput
+from keepstone.services import metrics
 
 
 class Edge:
@@ -63,19 +64,26 @@ class Edge:
 
         # bind/reset rather than bound_contextvars, which copies the whole context twice a request
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        routed: dict[str, object] = {}  # the scope the app saw: its route, once matched
         try:
             try:
-                await self._checked(scope, receive, send_out)
+                await self._checked(scope, receive, send_out, routed)
             except Exception as error:
                 await plumbing.report_unhandled(
                     scope, receive, send_out, request_id, response_started, error
                 )
             plumbing.log_request(scope, status, started)
+            route = getattr(routed.get("route"), "path", None)
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope["method"], route, status, elapsed, scope["path"])
         finally:
             structlog.contextvars.reset_contextvars(**bound)
 
-    async def _checked(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Body limit, well-formed input, then the app on the canonical path."""
+    async def _checked(
+        self, scope: Scope, receive: Receive, send: Send, routed: dict[str, object]
+    ) -> None:
+        """Body limit, well-formed input, then the app on the canonical path (whose scope,
+        with the route the router chose, ends up in ``routed``)."""
         try:
             body = await plumbing.read_body(scope, receive, self.body_limit)
         except plumbing.BodyTooLarge:
@@ -90,4 +98,7 @@ class Edge:
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         canonical = {**scope, "path": self.canonical(scope["path"])}
-        await self.app(canonical, plumbing.replaying(whole, receive), send)
+        try:
+            await self.app(canonical, plumbing.replaying(whole, receive), send)
+        finally:
+            routed["route"] = canonical.get("route")

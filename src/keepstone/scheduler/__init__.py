@@ -18,6 +18,7 @@ from keepstone.services import (
     m365_directory,
     m365_settings,
     maintenance,
+    notifications,
     runs,
     tasks,
 )
@@ -37,6 +38,7 @@ class Scheduler:
         self.leadership = leadership
         self._stopping = threading.Event()
         self._retaining: dict[str, threading.Thread] = {}  # repository id -> its retention run
+        self._mailing: threading.Thread | None = None  # the notification sender's pass
         self._thread = threading.Thread(target=self._loop, name="keepstone-scheduler", daemon=True)
 
     @property
@@ -70,7 +72,30 @@ class Scheduler:
         for repo_id in maintenance.due_retention(self.ctx):
             self._start_retention(repo_id)
         self._start_directory_syncs()
+        self._start_mail()
         return dispatch
+
+    def _start_mail(self) -> None:
+        """Notification mails are sent beside the scheduler: an SMTP server that is slow or
+        away must never delay a dispatch (services/notifications.py)."""
+        if self._mailing is not None and self._mailing.is_alive():
+            return
+        if not notifications.mail_due(self.ctx):
+            return
+        self._mailing = threading.Thread(target=self._send_mail, name="keepstone-mail", daemon=True)
+        self._mailing.start()
+
+    def _send_mail(self) -> None:
+        try:
+            notifications.deliver_due(self.ctx, self.ctx.public_url, self._fence)
+        except NotLeading:
+            log.warning("notifications not sent: this server no longer leads")
+        except Exception:  # the next tick tries again
+            log.exception("notification sender failed")
+
+    def wait_for_mail(self) -> None:
+        if self._mailing is not None:
+            self._mailing.join()
 
     def _start_directory_syncs(self) -> None:
         """Office365 organization caches older than the sync interval are refreshed beside the
@@ -119,7 +144,7 @@ class Scheduler:
         its own work has ended, so another server takes over at once."""
         self._stopping.set()
         deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in [self._thread, *self._retaining.values()]:
+        for thread in [self._thread, *self._retaining.values(), *self._mail_threads()]:
             if thread.is_alive():
                 thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if self.leadership is not None and not self._thread.is_alive():
@@ -145,6 +170,9 @@ class Scheduler:
             except Exception:  # a bad tick must not end scheduling
                 log.exception("scheduler tick failed")
             self._stopping.wait(self._capped(wait).total_seconds())
+
+    def _mail_threads(self) -> list[threading.Thread]:
+        return [] if self._mailing is None else [self._mailing]
 
     def _capped(self, wait: timedelta) -> timedelta:
         """No longer than until the next election round is due."""

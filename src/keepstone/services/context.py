@@ -30,6 +30,9 @@ class Context:
     data_dir: Path | None = None  # no repository or organization may overlap it
     graph: GraphEndpoints = field(default_factory=GraphEndpoints)  # --graph-url/--login-url
     server_id: str = ""  # this server's <data-dir>/server-id ("" for a CLI command)
+    # Where people reach this server (--public-url, else the address it listens on): the base
+    # of the links in notification mails ("" for a CLI command).
+    public_url: str = ""
 
 
 def new_id() -> str:

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from keepstone.clock import Clock
 from keepstone.domain.errors import Busy, TooManyAttempts
+from keepstone.services import metrics
 
 PAIR_FREE = 5
 PAIR_MAX_DELAY = timedelta(minutes=5)
@@ -90,6 +91,7 @@ class LoginGuard:
             raise
         except BaseException:
             self._restart_delay(pair, user)  # the wait runs from the answer, not the question
+            metrics.LOGIN_FAILURES.inc()
             raise
         self._refund(pair, user)
         with self._lock:

@@ -22,7 +22,7 @@ from keepstone.domain.jobs import BackupType, SessionStatus
 from keepstone.domain.policy import SchedulePolicy
 from keepstone.domain.retries import next_attempt_at, window_deadline
 from keepstone.domain.schedule import next_run, next_window_open, window_allows
-from keepstone.services import licensing, proxies, task_sessions
+from keepstone.services import licensing, metrics, notifications, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record
@@ -115,6 +115,7 @@ def dispatch_due(ctx: Context, fence: Fence | None = None) -> Dispatch:
                 skipped += 1
             elif window_allows(policy, now):
                 _new_session(s, job, now, f"Scheduled run for {log_time(slot)}", scheduled_for=slot)
+                metrics.observe_scheduler_lag(slot, now)
                 started += 1
             job.next_run = next_run(policy, now, ctx.tz)
     if started:
@@ -459,6 +460,7 @@ def renew_lease(
             return RunState.LOST
         assert session is not None
         session.lease_expires_at = now + LEASE
+        metrics.LEASE_RENEWALS.labels(proxy_id).inc()
         if statistics is not None:
             session.statistics = statistics
         if progress is not None:
@@ -507,6 +509,8 @@ def fail_attempt_in(
         finish_in(s, session, SessionStatus.FAILED, message, now)
         return
     task_sessions.close_running_in(s, session.id, SessionStatus.FAILED, message, now)
+    if notifications.mail_on_every_attempt_in(s):  # else only the last attempt is mailed
+        notifications.enqueue_in(s, session, SessionStatus.FAILED.value, now)
     session.retry_count += 1
     session.status = SessionStatus.QUEUED.value
     session.claimed_by = None
@@ -618,6 +622,7 @@ def finish_in(
     session.not_before = None
     task_sessions.close_running_in(s, session.id, status, message, now)
     add_log_in(s, session.id, status, message, now, end=now)
+    notifications.enqueue_in(s, session, status.value, now)  # sent later, never by the run
     job = owner_of_in(s, session)
     if job is not None:
         job.last_status = status.value

@@ -611,3 +611,30 @@ class RbacItem(Base):
     item_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the user's id
     name: Mapped[str] = mapped_column(String(255))  # the user's name (address)
     display_name: Mapped[str] = mapped_column(Text)
+
+
+class NotificationSettings(Base):
+    """The e-mail notification settings of one service (``VboEmailSettings``: ``vbo``), as the
+    vendor's ``RESTNotificationEmailSettings`` minus the password (the vault's
+    ``smtp-<service>``)."""
+
+    __tablename__ = "notification_settings"
+    service: Mapped[str] = mapped_column(String(16), primary_key=True)
+    settings: Mapped[dict[str, Any]]
+
+
+class MailOutbox(Base):
+    """A notification to send about a finished run: written in the transaction that ends the
+    run, sent later by the leader's sender (``services.notifications``), retried with backoff.
+    The message is composed when it is sent, from the session as it then is."""
+
+    __tablename__ = "mail_outbox"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("job_sessions.id", ondelete="CASCADE"))
+    result: Mapped[str] = mapped_column(String(16))  # the run's status the mail reports
+    created_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(default=0)
+    # When the sender next tries it; None once it was sent or given up.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str] = mapped_column(Text, default="")

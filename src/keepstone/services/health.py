@@ -1,0 +1,76 @@
+"""Whether this server can do its work, for load balancers and service managers (``/readyz``).
+
+Ready means: the catalog answers, its schema is the one this code expects (a server started
+beside a newer or older catalog must not take traffic), and every repository can be reached,
+checked where this server can check it. A repository on this server's built-in proxy must be a
+writable directory here; one on another proxy is reachable when that proxy is online (it is the
+proxy, not this server, that reads and writes it).
+
+The reasons a check failed are logged, never answered: the endpoint is unauthenticated, and a
+path or an error text is information for the operator, not for whoever can reach the port.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from importlib import resources
+
+import structlog
+from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from keepstone.services.context import Context
+from keepstone.services.proxies import proxy_status
+from keepstone.store.tables import Proxy, Repository
+
+log = structlog.get_logger("keepstone.health")
+
+
+@functools.cache
+def expected_revision() -> str:
+    """The newest migration this code ships (the schema ``Database.migrate`` brings about)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("keepstone.store") / "migrations")
+    )
+    head = ScriptDirectory.from_config(config).get_current_head()
+    assert head is not None, "the migrations have one head"
+    return head
+
+
+def problems(ctx: Context) -> list[str]:
+    """What keeps this server from being ready, worded for the log; empty when it is ready.
+    Two catalog statements whatever the number of repositories."""
+    try:
+        with ctx.db.read() as s:
+            revision = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            rows = s.execute(
+                select(Repository.name, Repository.path, Proxy).join(
+                    Proxy, Repository.proxy_id == Proxy.id
+                )
+            ).all()
+    except SQLAlchemyError as error:
+        return [f"catalog unreachable: {error.__class__.__name__}: {error}".splitlines()[0]]
+    found: list[str] = []
+    if revision != expected_revision():
+        found.append(f"catalog schema is at {revision}, this server expects {expected_revision()}")
+    now = ctx.clock.now()
+    for name, path, proxy in rows:
+        if proxy.is_local and proxy.server_id == ctx.server_id:
+            if not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
+                found.append(f"repository '{name}': '{path}' is not a writable directory")
+        elif proxy_status(proxy, now) != "Online":
+            found.append(f"repository '{name}': its proxy {proxy.host_name} is offline")
+    return found
+
+
+def ready(ctx: Context) -> bool:
+    """Whether the server is ready; each reason it is not is logged as a warning."""
+    found = problems(ctx)
+    for problem in found:
+        log.warning("not ready", reason=problem)
+    return not found

@@ -1,0 +1,504 @@
+"""E-mail notifications about finished runs, in the vendor's model (``VboEmailSettings``).
+
+- **Settings** (``RESTNotificationEmailSettings``): the SMTP server, port, whether the connection
+  is secured (``useSSL``: implicit TLS on port 465, STARTTLS on any other port, certificates
+  verified against the system's trust store, ``SSL_CERT_FILE`` honoured), optional
+  authentication (``userPassword`` is write-only: the vault's ``smtp-vbo``, sealed in the catalog
+  with the operator's key), sender, recipients (``;``-separated), the subject with the vendor's
+  ``%JobName%``-style variables, and when to send (success, warning, failure; after the last
+  retry only, or after every failed attempt).
+- **The outbox**: a run that ends (``runs.finish_in``, or a failed attempt that will be retried
+  when the settings ask for it) adds a ``mail_outbox`` row in the transaction that ends it, so
+  a run never waits on, nor fails with, a mail server, and no finished run is forgotten by a
+  crash. The message is composed when it is sent: job, organization, result, duration, counts,
+  the per-user warnings and errors, and the session's page in the console.
+- **The sender** runs beside the scheduler, on the leader only (one sender in a cluster, its
+  writes fenced): it sends what is due, and a mail the server refuses or cannot be reached for is
+  retried with exponential backoff (``RETRY_FIRST`` doubling up to ``RETRY_MOST``), logged every
+  time, and given up after ``MAX_ATTEMPTS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import smtplib
+import ssl
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keepstone import __version__
+from keepstone.domain.errors import InvalidInput
+from keepstone.domain.jobs import SessionStatus
+from keepstone.services import vault
+from keepstone.services.context import Context, new_id
+from keepstone.services.leadership import Fence
+from keepstone.store.tables import (
+    CopyJob,
+    CopyJobSession,
+    Job,
+    JobSession,
+    LogItem,
+    MailOutbox,
+    NotificationSettings,
+    Organization,
+)
+
+log = structlog.get_logger(__name__)
+
+SERVICE = "vbo"  # VboEmailSettings: backup and backup copy jobs
+SECRET = f"smtp-{SERVICE}"
+DEFAULT_SUBJECT = "[%JobResult%] %OrgName% - %JobName% (%MailboxCount% objects) %Issues% issues"
+AUTHENTICATION_TYPES = ("CustomSmtp",)  # Gmail and Microsoft 365 OAuth sign-in: not supported
+IMPLICIT_TLS_PORT = 465
+SMTP_TIMEOUT_SECONDS = 30.0
+RETRY_FIRST = timedelta(minutes=1)
+RETRY_MOST = timedelta(hours=1)
+MAX_ATTEMPTS = 10  # about five hours of retries
+BATCH = 50  # mails one delivery pass sends at most
+LISTED_ISSUES = 200  # per-user warnings and errors listed in one mail; the rest are counted
+_ADDRESS = re.compile(r"^[^@\s<>;,\"]+@[^@\s<>;,\"]+$")
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    """What the catalog keeps (no password); the names of the vendor's properties."""
+
+    enableNotification: bool = False
+    smtpServer: str = ""
+    port: int = 25
+    useSSL: bool = False
+    useAuthentication: bool = False
+    username: str = ""
+    authenticationType: str = "CustomSmtp"
+    sender: str = ""  # ``from``
+    to: str = ""
+    subject: str = DEFAULT_SUBJECT
+    notifyOnSuccess: bool = True
+    notifyOnWarning: bool = True
+    notifyOnFailure: bool = True
+    supressUntilLastRetry: bool = True  # the vendor's spelling
+    attachDetailedReport: bool = False
+
+    def wants(self, result: str) -> bool:
+        """Whether a run that ended with ``result`` is to be mailed."""
+        wanted = {
+            SessionStatus.SUCCESS.value: self.notifyOnSuccess,
+            SessionStatus.WARNING.value: self.notifyOnWarning,
+            SessionStatus.FAILED.value: self.notifyOnFailure,
+        }
+        return self.enableNotification and wanted.get(result, False)
+
+    @property
+    def recipients(self) -> list[str]:
+        return [part.strip() for part in self.to.split(";") if part.strip()]
+
+
+_FIELDS = {f.name for f in fields(EmailSettings)}
+
+
+def _settings_of(record: dict[str, Any] | None) -> EmailSettings:
+    known = {k: v for k, v in (record or {}).items() if k in _FIELDS}
+    return EmailSettings(**known)
+
+
+def get_settings(ctx: Context) -> tuple[EmailSettings, bool]:
+    """The settings, and whether a password is kept for them."""
+    with ctx.db.read() as s:
+        row = s.get(NotificationSettings, SERVICE)
+    settings = _settings_of(row.settings if row else None)
+    return settings, vault.read_secret(ctx, SECRET) is not None
+
+
+def put_settings(ctx: Context, changes: dict[str, Any], password: str | None) -> EmailSettings:
+    """Apply ``changes`` (property -> value; absent properties keep their value) and, when
+    given, the password. Refuses (naming the property) settings that could not send a mail."""
+    unknown = set(changes) - _FIELDS
+    if unknown:
+        raise InvalidInput(f"unknown property {sorted(unknown)[0]}", sorted(unknown)[0])
+    with ctx.db.write() as s:
+        row = s.get(NotificationSettings, SERVICE)
+        settings = replace(_settings_of(row.settings if row else None), **changes)
+        has_password = password is not None or vault.read_secret(ctx, SECRET) is not None
+        _check(settings, has_password)
+        record = asdict(settings)
+        if row is None:
+            s.add(NotificationSettings(service=SERVICE, settings=record))
+        else:
+            row.settings = record
+        if password is not None:
+            vault.keep_secret(ctx, SECRET, password.encode(), "userPassword", session=s)
+    return settings
+
+
+def _check(settings: EmailSettings, has_password: bool) -> None:
+    for name in ("smtpServer", "username", "sender", "to", "subject"):
+        if re.search(r"[\r\n\x00]", getattr(settings, name)):
+            raise InvalidInput(f"{_wire(name)} must be one line", _wire(name))
+    if not 0 < settings.port < 65536:
+        raise InvalidInput(f"port must be 1-65535; got {settings.port}", "port")
+    if settings.authenticationType not in AUTHENTICATION_TYPES:
+        raise InvalidInput(
+            f"authenticationType {settings.authenticationType} is not supported "
+            f"(supported: {', '.join(AUTHENTICATION_TYPES)})",
+            "authenticationType",
+        )
+    if not settings.enableNotification:
+        return  # kept as given: a half-filled form may be saved while notifications are off
+    if not settings.smtpServer.strip():
+        raise InvalidInput("smtpServer is required to enable notifications", "smtpServer")
+    if not _ADDRESS.match(settings.sender.strip()):
+        raise InvalidInput(f"from is not an e-mail address: '{settings.sender}'", "from")
+    if not settings.recipients:
+        raise InvalidInput("to needs at least one e-mail address", "to")
+    for address in settings.recipients:
+        if not _ADDRESS.match(address):
+            raise InvalidInput(f"to: '{address}' is not an e-mail address", "to")
+    if settings.useAuthentication and not settings.username.strip():
+        raise InvalidInput("username is required when useAuthentication is true", "username")
+    if settings.useAuthentication and not has_password:
+        raise InvalidInput(
+            "userPassword is required when useAuthentication is true", "userPassword"
+        )
+
+
+def _wire(name: str) -> str:
+    return "from" if name == "sender" else name
+
+
+# ---- the outbox ------------------------------------------------------------------------------
+
+
+def enqueue_in(s: Session, session: JobSession, result: str, now: datetime) -> None:
+    """Owe a mail about ``session`` ending with ``result`` (in the transaction that ends it),
+    if the settings want one. One primary-key read (the settings row) per call."""
+    row = s.get(NotificationSettings, SERVICE)
+    if row is None or not _settings_of(row.settings).wants(result):
+        return
+    s.add(
+        MailOutbox(
+            id=new_id(),
+            session_id=session.id,
+            result=result,
+            created_at=now,
+            attempts=0,
+            next_attempt_at=now,
+            last_error="",
+        )
+    )
+
+
+def mail_on_every_attempt_in(s: Session) -> bool:
+    """Whether a failed attempt that will be retried is mailed too (not only the last)."""
+    row = s.get(NotificationSettings, SERVICE)
+    return row is not None and not _settings_of(row.settings).supressUntilLastRetry
+
+
+def mail_due(ctx: Context) -> bool:
+    with ctx.db.read() as s:
+        found = s.scalar(
+            select(MailOutbox.id).where(MailOutbox.next_attempt_at <= ctx.clock.now()).limit(1)
+        )
+    return found is not None
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the ``attempts``-th failure: 1, 2, 4 ... minutes, at most an hour."""
+    wait: timedelta = RETRY_FIRST * (2 ** min(max(0, attempts - 1), 12))
+    return min(wait, RETRY_MOST)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    sent: int = 0
+    failed: int = 0  # attempts that failed (retried later, or given up)
+
+
+def deliver_due(ctx: Context, public_url: str, fence: Fence | None = None) -> Delivery:
+    """Send the mails that are due (at most ``BATCH``); each outcome is written (fenced) after
+    its send. ``public_url`` is the console's base for the session links."""
+    now = ctx.clock.now()
+    with ctx.db.read() as s:
+        due = list(
+            s.scalars(
+                select(MailOutbox)
+                .where(MailOutbox.next_attempt_at <= now)
+                .order_by(MailOutbox.next_attempt_at, MailOutbox.id)
+                .limit(BATCH)
+            )
+        )
+        settings = _settings_of(getattr(s.get(NotificationSettings, SERVICE), "settings", None))
+    if not due:
+        return Delivery()
+    password = _password(ctx) if settings.useAuthentication else None
+    sent = failed = 0
+    for mail in due:
+        error, permanent = "", False
+        if not settings.enableNotification:
+            error, permanent = "notifications were disabled before the mail was sent", True
+        else:
+            try:
+                send(settings, password, compose(ctx, mail, settings, public_url))
+            except (OSError, smtplib.SMTPException) as problem:
+                error = f"{problem.__class__.__name__}: {problem}"
+            except LookupError:  # its session was deleted meanwhile (the row goes with it)
+                continue
+            except Exception as problem:  # a mail that cannot be composed must not block others
+                log.exception("notification could not be composed", session=mail.session_id)
+                error = f"{problem.__class__.__name__}: {problem}"
+        _record(ctx, mail, error, permanent, fence)
+        sent, failed = (sent + 1, failed) if not error else (sent, failed + 1)
+    return Delivery(sent, failed)
+
+
+def _record(
+    ctx: Context, mail: MailOutbox, error: str, permanent: bool, fence: Fence | None
+) -> None:
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
+        row = s.get(MailOutbox, mail.id)
+        if row is None:  # its session was deleted meanwhile
+            return
+        row.attempts += 1
+        if not error:
+            row.sent_at, row.next_attempt_at, row.last_error = now, None, ""
+            log.info("notification sent", session=row.session_id, result=row.result)
+            return
+        row.last_error = error[:1000]
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.next_attempt_at = None
+            log.error(
+                "notification given up",
+                session=row.session_id,
+                attempts=row.attempts,
+                error=error,
+            )
+            return
+        row.next_attempt_at = now + backoff(row.attempts)
+        log.warning(
+            "notification not sent; retrying",
+            session=row.session_id,
+            attempts=row.attempts,
+            retry_at=row.next_attempt_at.isoformat(),
+            error=error,
+        )
+
+
+def _password(ctx: Context) -> str | None:
+    secret = vault.read_secret(ctx, SECRET)
+    return secret.decode() if secret is not None else None
+
+
+# ---- composing and sending -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a notification says about one run."""
+
+    session_id: str
+    job_name: str
+    organization: str
+    result: str
+    started: datetime
+    ended: datetime | None
+    retry: int
+    statistics: dict[str, Any]
+    details: str
+    issues: list[tuple[str, str, str]]  # (user, Warning | Failed, message), first LISTED_ISSUES
+    issue_count: int
+    objects: int  # users the run processed
+
+
+def summary_of(ctx: Context, session_id: str, result: str) -> RunSummary:
+    """The run's facts, in a fixed number of catalog statements."""
+    with ctx.db.read() as s:
+        session = s.get(JobSession, session_id)
+        if session is None:
+            raise LookupError(session_id)
+        job = s.get(Job, session.job_id)
+        copy = s.scalar(
+            select(CopyJob)
+            .join(CopyJobSession, CopyJobSession.copy_job_id == CopyJob.id)
+            .where(CopyJobSession.session_id == session_id)
+        )
+        org = s.get(Organization, job.organization_id) if job is not None else None
+        of_users = (LogItem.session_id == session_id, LogItem.subject_id.is_not(None))
+        wrong = LogItem.status.in_((SessionStatus.WARNING.value, SessionStatus.FAILED.value))
+        issues = s.execute(
+            select(LogItem.subject_name, LogItem.status, LogItem.message)
+            .where(*of_users, wrong)
+            .order_by(LogItem.usn)
+            .limit(LISTED_ISSUES)
+        ).all()
+        issue_count = s.scalar(select(func.count()).where(*of_users, wrong)) or 0
+        objects = s.scalar(select(func.count(func.distinct(LogItem.subject_id))).where(*of_users))
+    owner = copy or job
+    return RunSummary(
+        session_id=session_id,
+        job_name=owner.name if owner is not None else "(deleted job)",
+        organization=org.name if org is not None else "",
+        result=result,
+        started=session.creation_time,
+        ended=session.end_time,
+        retry=session.retry_count,
+        statistics=dict(session.statistics or {}),
+        details=session.details,
+        issues=[(name or "", status, message) for name, status, message in issues],
+        issue_count=int(issue_count),
+        objects=int(objects or 0),
+    )
+
+
+def session_link(public_url: str, session_id: str) -> str:
+    """The session's page in the web console."""
+    return f"{public_url.rstrip('/')}/sessions/{session_id}"
+
+
+def compose(
+    ctx: Context, mail: MailOutbox, settings: EmailSettings, public_url: str
+) -> EmailMessage:
+    run = summary_of(ctx, mail.session_id, mail.result)
+    end = run.ended or mail.created_at
+    variables = {
+        "%JobName%": run.job_name,
+        "%JobResult%": run.result,
+        "%OrgName%": run.organization,
+        "%MailboxCount%": str(run.objects),
+        "%Issues%": str(run.issue_count),
+        "%Time%": end.astimezone(ctx.tz).strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
+    subject = settings.subject or DEFAULT_SUBJECT
+    for name, value in variables.items():
+        subject = subject.replace(name, value)
+    message = _envelope(settings, subject)
+    message.set_content(_body(ctx, run, end, session_link(public_url, run.session_id)))
+    if settings.attachDetailedReport:
+        message.add_attachment(
+            detailed_report(ctx, run.session_id),
+            subtype="csv",
+            filename=f"{run.job_name}-{run.session_id[:8]}.csv".replace("/", "_"),
+        )
+    return message
+
+
+def detailed_report(ctx: Context, session_id: str) -> str:
+    """``attachDetailedReport``: every user's outcome in the run, one CSV row each (one
+    statement: the run's per-user log items)."""
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(LogItem.subject_name, LogItem.status, LogItem.creation_time, LogItem.message)
+            .where(LogItem.session_id == session_id, LogItem.subject_id.is_not(None))
+            .order_by(LogItem.usn)
+        ).all()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["User", "Status", "Time", "Message"])
+    for user, status, when, text in rows:
+        writer.writerow([user or "", status, _local(ctx, when), text])
+    return out.getvalue()
+
+
+def _envelope(settings: EmailSettings, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = settings.sender
+    message["To"] = ", ".join(settings.recipients)
+    message["Subject"] = subject
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or None)
+    message["X-Mailer"] = f"Keepstone {__version__}"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to it
+    return message
+
+
+def _body(ctx: Context, run: RunSummary, end: datetime, link: str) -> str:
+    stats = run.statistics
+    duration = end - run.started
+    lines = [
+        f"Job:           {run.job_name}",
+        f"Organization:  {run.organization}",
+        f"Result:        {run.result}" + (f" (attempt {run.retry + 1})" if run.retry else ""),
+        f"Started:       {_local(ctx, run.started)}",
+        f"Ended:         {_local(ctx, end)}",
+        f"Duration:      {_duration(duration)}",
+        f"Objects:       {run.objects} processed, {run.issue_count} with warnings or errors",
+        f"Items read:    {int(float(stats.get('read_items', 0)))}",
+        f"Bytes read:    {int(float(stats.get('read_bytes', 0)))}",
+        f"Bytes stored:  {int(float(stats.get('written_bytes', 0)))}",
+        "",
+        f"Session:       {link}",
+    ]
+    if run.details:
+        lines += ["", run.details]
+    if run.issues:
+        lines += ["", "Warnings and errors:"]
+        lines += [f"  {status:<8} {user}: {message}" for user, status, message in run.issues]
+        if run.issue_count > len(run.issues):
+            lines.append(f"  ... and {run.issue_count - len(run.issues)} more (see the session)")
+    return "\n".join(lines) + "\n"
+
+
+def _local(ctx: Context, instant: datetime) -> str:
+    return instant.astimezone(ctx.tz).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def send(settings: EmailSettings, password: str | None, message: EmailMessage) -> None:
+    """One SMTP conversation; raises ``OSError`` or ``smtplib.SMTPException``."""
+    host, port = settings.smtpServer.strip(), settings.port
+    tls = ssl.create_default_context()  # certificates and host name verified
+    client: smtplib.SMTP
+    if settings.useSSL and port == IMPLICIT_TLS_PORT:
+        client = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT_SECONDS, context=tls)
+    else:
+        client = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS)
+    with client:
+        client.ehlo()
+        if settings.useSSL and port != IMPLICIT_TLS_PORT:
+            client.starttls(context=tls)
+            client.ehlo()
+        if settings.useAuthentication:
+            client.login(settings.username, password or "")
+        client.send_message(message, to_addrs=settings.recipients)
+
+
+def send_test(ctx: Context) -> None:
+    """``SendTestEmail``: a test mail with the saved settings, now; a refusal names the cause."""
+    settings, _ = get_settings(ctx)
+    if not settings.smtpServer or not settings.recipients or not settings.sender:
+        raise InvalidInput(
+            "save smtpServer, from and to before sending a test e-mail", "smtpServer"
+        )
+    message = _envelope(settings, "Keepstone test e-mail")
+    message.set_content(
+        "This is a test e-mail from Keepstone: notifications about backup jobs reach this "
+        "address.\n"
+    )
+    try:
+        send(settings, _password(ctx) if settings.useAuthentication else None, message)
+    except (OSError, smtplib.SMTPException) as problem:
+        raise InvalidInput(
+            f"the test e-mail could not be sent: {problem.__class__.__name__}: {problem}",
+            "smtpServer",
+        ) from None
+
+
+def pending(ctx: Context) -> Iterable[MailOutbox]:
+    """The outbox as it is (for tests and the operator's inspection)."""
+    with ctx.db.read() as s:
+        return list(s.scalars(select(MailOutbox).order_by(MailOutbox.created_at, MailOutbox.id)))

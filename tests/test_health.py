@@ -1,0 +1,98 @@
+"""/healthz and /readyz: unauthenticated, without data, and /readyz true to the catalog, its
+schema and the repositories."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from keepstone.services import catalog
+from keepstone.services.context import Context
+from keepstone.store.db import Database
+from tests.work import catalog_work
+
+PROBES = ("/healthz", "/readyz")
+
+
+@pytest.fixture
+def served(ctx: Context, client: TestClient) -> TestClient:
+    """The probes as the server sees them: this server's id known (its built-in proxy)."""
+    ctx.server_id = catalog.ensure_local_proxy(ctx).server_id or ""
+    return client
+
+
+def _default_repository(ctx: Context) -> str:
+    return next(r.path for r in catalog.list_repositories(ctx))
+
+
+def test_probes_answer_without_credentials_or_data(served: TestClient) -> None:
+    for path in PROBES:
+        answer = served.get(path)
+        assert answer.status_code == 200, (path, answer.text)
+        assert answer.text in ("ok\n", "ready\n")
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert answer.headers["cache-control"] == "no-store"
+        # the probes are no API resource: any other method is refused, nothing else answers
+        assert served.post(path).status_code == 405
+
+
+def test_not_ready_when_a_local_repository_is_gone(ctx: Context, served: TestClient) -> None:
+    path = _default_repository(ctx)
+    shutil.rmtree(path)
+    answer = served.get("/readyz")
+    assert answer.status_code == 503
+    assert answer.text == "not ready\n"  # the reason is for the log, not for the caller
+    assert path not in answer.text
+    assert served.get("/healthz").status_code == 200  # the process itself is fine
+    Path(path).mkdir()
+    assert served.get("/readyz").status_code == 200
+
+
+def test_not_ready_when_the_schema_is_not_this_servers(ctx: Context, served: TestClient) -> None:
+    with ctx.db.write() as s:
+        s.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+    assert served.get("/readyz").status_code == 503
+
+
+def test_another_servers_repository_is_reachable_while_its_proxy_is_online(
+    ctx: Context, served: TestClient
+) -> None:
+    local = catalog.ensure_local_proxy(ctx)
+    ctx.server_id = "another-server"  # the built-in proxy is now another server's
+    assert served.get("/readyz").status_code == 503  # it never sent a heartbeat
+    catalog.heartbeat(ctx, local.id)
+    assert served.get("/readyz").status_code == 200
+
+
+@pytest.mark.sqlite_catalog
+def test_not_ready_when_the_catalog_cannot_be_reached(
+    ctx: Context, served: TestClient, tmp_path: Path
+) -> None:
+    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-directory' / 'catalog.db'}")
+    served.app.state.ctx = dataclasses.replace(ctx, db=unreachable)  # type: ignore[attr-defined]
+    try:
+        assert served.get("/readyz").status_code == 503
+        assert served.get("/healthz").status_code == 200
+    finally:
+        served.app.state.ctx = ctx  # type: ignore[attr-defined]
+        unreachable.dispose()
+
+
+def test_readiness_reads_the_catalog_a_fixed_number_of_times(
+    ctx: Context, served: TestClient, tmp_path: Path
+) -> None:
+    def statements(repositories: int) -> int:
+        for index in range(len(catalog.list_repositories(ctx)), repositories):
+            catalog.create_repository(
+                ctx, catalog.RepositoryEdit(name=f"r{index}", path=str(tmp_path / f"r{index}"))
+            )
+        with catalog_work(ctx) as work:
+            assert served.get("/readyz").status_code == 200
+        return work.count
+
+    assert statements(2) == statements(8)
