@@ -27,7 +27,6 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services.catalog import disk_space
 from keepstone.services.context import Context
 from keepstone.services.proxies import proxy_status
 from keepstone.store.tables import (
@@ -237,6 +236,9 @@ def _repository_metrics(ctx: Context) -> Iterator[Metric]:
             .group_by(Repository.id, Repository.name, Repository.path)
             .order_by(Repository.name)
         ).all()
+    # here, not at the top: auth -> login_guard -> metrics must not import the catalog services
+    from keepstone.services.catalog import disk_space
+
     for repo_id, name, path, count, size in rows:
         space = disk_space(path)
         capacity.add_metric([repo_id, name], float(space.capacity))
