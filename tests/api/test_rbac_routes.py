@@ -27,9 +27,13 @@ __all__ = ["backup_proxy"]
 # Routes outside the user gate: logging in and out, Swagger, the remote proxies' own API. They
 # are still called (all but logout, which would end the operator's login) and must leak nothing.
 UNGUARDED = re.compile(
-    r"^(/v\d+/Token|/api/sessionMngr/|/api/$|/api/logonSessions|/_proxy/|/swagger)"
+    r"^(/v\d+/Token|/api/sessionMngr/|/api/$|/api/logonSessions|/_proxy/|/swagger|/login$"
+    r"|/healthz$|/readyz$|/metrics$)"
 )
-SKIPPED = {("POST", "/v8/Token/logout"), ("POST", "/v7/Token/logout")}
+SKIPPED = {("POST", "/v8/Token/logout"), ("POST", "/v7/Token/logout"), ("POST", "/logout")}
+# The web console's pages (a browser's cookie session, not a bearer token or an EM session).
+CONSOLE = re.compile(r"^/(?!v\d+/|api/|api$|_proxy/|swagger)")
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 NONE = "00000000-0000-0000-0000-000000000000"
 
 
@@ -69,6 +73,23 @@ def _em_headers(client: TestClient) -> dict[str, str]:
     return {"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]}
 
 
+def _console_login(client: TestClient) -> tuple[TestClient, str]:
+    """A browser of the console logged in as the operator, and its session's CSRF token (the
+    console refuses the operator every page, so the token is read from the 403 page's logout
+    form, or the login page's when it has none)."""
+    browser = TestClient(client.app, base_url=str(client.base_url))
+    form = browser.get("/login")
+    token = CSRF.search(form.text)
+    assert token, form.text[:300]
+    fields = {"csrf": token.group(1), "username": "operator", "password": OPERATOR_PASSWORD}
+    answer = browser.post("/login", data={**fields, "next": "/"}, follow_redirects=False)
+    assert answer.status_code == 303, answer.text[:300]
+    page = browser.get("/")
+    assert page.status_code == 403, page.text[:300]  # no global role: no console page
+    found = CSRF.search(page.text)
+    return browser, found.group(1) if found else token.group(1)
+
+
 def test_a_restore_operator_gets_403_or_404_on_every_route_for_another_organization(
     two: World, client: TestClient, ctx: Context
 ) -> None:
@@ -100,11 +121,16 @@ def test_a_restore_operator_gets_403_or_404_on_every_route_for_another_organizat
     assert len(routes) > 200  # both dialects, every route
     em = _em_headers(client)
     bearer = {"Authorization": f"Bearer {op.token}"}
+    browser, csrf = _console_login(client)
     checked = 0
     for method, template, path in calls(routes, values):
-        headers = em if path.startswith("/api") else bearer
-        body = {} if method in ("POST", "PUT") else None
-        response = client.request(method, path, json=body, headers=headers)
+        if CONSOLE.match(template):
+            form = {"csrf": csrf} if method == "POST" else None
+            response = browser.request(method, path, data=form, follow_redirects=False)
+        else:
+            headers = em if path.startswith("/api") else bearer
+            body = {} if method in ("POST", "PUT") else None
+            response = client.request(method, path, json=body, headers=headers)
         leaked = [s for s in secrets if s in response.text and s not in path]
         assert not leaked, (method, path, response.status_code, leaked, response.text[:300])
         if UNGUARDED.match(template):
