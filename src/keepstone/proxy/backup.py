@@ -14,6 +14,7 @@ everything else. Only the repository failing (or the organization's root) fails 
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import threading
@@ -21,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -188,7 +190,19 @@ class Backup:
             if chosen is not None:
                 plan.append((user.name, _parts(chosen, user)))
         parent = self._parent(repo)
-        previous = PreviousPoint(list(repo.items(parent)) if parent else [])
+        with _collector_paused():
+            previous = PreviousPoint(list(repo.items(parent)) if parent else [])
+        with _frozen():
+            return self._run(repo, plan, scope, parent, previous)
+
+    def _run(
+        self,
+        repo: Repository,
+        plan: list[tuple[str, list[Part]]],
+        scope: Mapping[str, Parts],
+        parent: str | None,
+        previous: PreviousPoint,
+    ) -> Outcome:
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
         checkpointed = time.monotonic()
@@ -503,6 +517,32 @@ def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
     if chosen.onedrive and user.has_onedrive:
         parts.append("onedrive")
     return parts
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the previous point loads: it allocates a few objects
+    per item and frees none, and every collection the allocations trigger would walk all that
+    was loaded so far (a tenth of an unchanged incremental). Loading makes no cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@contextmanager
+def _frozen() -> Iterator[None]:
+    """What the process holds when the run starts (above all the previous point, which lives
+    until the run ends) is left out of the collections the run's allocations trigger; the run's
+    own objects are still collected. Given back to the collector when the run ends."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _carried(before: Item, key: str, item: SourceItem) -> Item:

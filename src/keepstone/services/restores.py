@@ -389,9 +389,10 @@ def write_zip(
     items = view.items_of(owner_id, identifiers)
     owner, started = view.user(owner_id), ctx.clock.now()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item, name in zip(items, entry_names(items), strict=True):
+        contents = view.repository.read_many(items)
+        for (_item, content), name in zip(contents, entry_names(items), strict=True):
             with archive.open(name, "w") as entry:
-                for chunk in view.repository.read(item):
+                for chunk in content:
                     entry.write(chunk)
     message = f"Saved {len(items)} items as a zip file"
     record_event(
