@@ -30,6 +30,7 @@ from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
     FolderSummary,
     Item,
+    ItemRecord,
     PruneReport,
     Snapshot,
     SnapshotInfo,
@@ -158,6 +159,13 @@ class Repository:
         """The items of a snapshot, in the order they were added."""
         trees = self._snapshot(snapshot_id).trees  # raises now, not at the first next()
         return (item for tree in trees for item in self._ctx.load_tree(tree))
+
+    def item_records(self, snapshot_id: str) -> Iterator[ItemRecord]:
+        """The items of a snapshot as (key, user, stored JSON), in the order they were added:
+        what an incremental keeps of its previous point (``model.item_of_record`` decodes one;
+        a writer's ``add_item`` takes the JSON back for an item that did not change)."""
+        trees = self._snapshot(snapshot_id).trees
+        return (record for tree in trees for record in self._ctx.load_tree_records(tree))
 
     def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:
         """The snapshot's folder summary, read from the snapshot object alone (None for a
