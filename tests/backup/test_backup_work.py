@@ -5,13 +5,16 @@ opens, never in time."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from keepstone.engine import Item, LocalStore, Repository, wire
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services.context import Context
+from keepstone.services.restore_points import TAG_JOB
 from keepstone.sources.confined import Directory
 from tests.conftest import Api
 from tests.local_org import Organization, run_job
@@ -59,6 +62,39 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield names
 
 
+@dataclass
+class ItemCoding:
+    """Items encoded as JSON for a tree, and items decoded from JSON, while counting."""
+
+    encoded: int = 0
+    decoded: int = 0
+
+
+@pytest.fixture
+def coding(monkeypatch: pytest.MonkeyPatch) -> ItemCoding:
+    counts = ItemCoding()
+    real_dumps, real_from_json = wire.dumps, Item.from_json
+
+    def dumps(value: object) -> bytes:
+        counts.encoded += isinstance(value, dict) and "chunks" in value
+        return real_dumps(value)
+
+    def from_json(value: object, what: str) -> Item:
+        counts.decoded += 1
+        return real_from_json(value, what)
+
+    monkeypatch.setattr(wire, "dumps", dumps)
+    monkeypatch.setattr(Item, "from_json", from_json)
+    return counts
+
+
+def _trees(repo: dict[str, Any], job: dict[str, Any]) -> tuple[str, ...]:
+    """The tree blobs of the job's newest snapshot."""
+    repository = Repository.open(LocalStore(Path(repo["path"])), None)
+    mine = [s for s in repository.snapshots() if s.tags.get(TAG_JOB) == job["id"]]
+    return repository._snapshot(mine[-1].id).trees
+
+
 def _backup(
     ctx: Context, api: Api, job: dict[str, Any], proxy: ProxyWorker
 ) -> tuple[int, int, dict[str, Any]]:
@@ -75,6 +111,7 @@ def test_a_backup_and_its_incrementals_grow_linearly_and_read_only_what_changed(
     backup_proxy: ProxyWorker,
     tmp_path: Path,
     opened: list[str],
+    coding: ItemCoding,
 ) -> None:
     small_org = _organization(tmp_path / "small", SMALL)
     large_org = _organization(tmp_path / "large", 4 * SMALL)
@@ -87,10 +124,18 @@ def test_a_backup_and_its_incrementals_grow_linearly_and_read_only_what_changed(
     assert_linear(small[1], large[1], what="bytes written to the catalog by an initial backup")
     assert len(opened) > 2 * 4 * SMALL
 
-    # Nothing changed: no file is opened, and the catalog work stays linear.
+    # Nothing changed: no file is opened, no item is encoded again (each one's JSON is copied
+    # from the previous point: the same trees), each is decoded once, and the catalog work
+    # stays linear.
     opened.clear()
+    coding.encoded = coding.decoded = 0
+    trees_before = _trees(repo, large_job)
     small = _backup(ctx, api, small_job, backup_proxy)
+    assert (coding.encoded, coding.decoded) == (0, 2 * SMALL)
+    coding.decoded = 0
     large = _backup(ctx, api, large_job, backup_proxy)
+    assert (coding.encoded, coding.decoded) == (0, 2 * 4 * SMALL)
+    assert _trees(repo, large_job) == trees_before
     assert opened == []
     assert_linear(small[0], large[0], what="catalog statements of an unchanged incremental")
     assert_linear(small[1], large[1], what="bytes written to the catalog by an incremental")

@@ -142,11 +142,11 @@ def save(
             raise NotFound(f"user '{user}' has no items in restore point {point}")
         with bytes_progress() as bar, SaveTree(to) as tree:
             task = bar.add_task(f"Saving {len(items)} items", total=sum(i.size for i in items))
-            for item in items:
+            for item, content in view.repository.read_many(items):
                 top = "Mail" if item.kind == "mail" else "OneDrive"
                 _path, out = tree.create([safe_component(user), top, *restores.save_parts(item)])
                 with out:
-                    for chunk in view.repository.read(item):
+                    for chunk in content:
                         out.write(chunk)
                         bar.advance(task, len(chunk))
         restores.record_saved(

@@ -23,7 +23,7 @@ from keepstone.engine.errors import (
 )
 from keepstone.engine.index import BlobLocation, Index, encode_index, parse_index
 from keepstone.engine.keys import MasterKey
-from keepstone.engine.model import Item, Snapshot, parse_tree
+from keepstone.engine.model import Item, ItemRecord, Snapshot, parse_tree, tree_records
 from keepstone.engine.options import Options
 from keepstone.engine.pack import PackEntry, pack_path
 from keepstone.engine.store import ObjectStore, put_parts
@@ -153,3 +153,6 @@ class RepoContext:
 
     def load_tree(self, tree_id: str) -> list[Item]:
         return parse_tree(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id}")
+
+    def load_tree_records(self, tree_id: str) -> list[ItemRecord]:
+        return tree_records(self.read_blob(bytes.fromhex(tree_id)), f"tree {tree_id}")

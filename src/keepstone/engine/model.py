@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import json.scanner
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import wire
@@ -215,6 +217,69 @@ def parse_tree(plain: bytes, what: str) -> list[Item]:
     if not isinstance(value, list):
         raise RepositoryCorrupt(f"{what} is not a list of items")
     return [Item.from_json(v, what) for v in value]
+
+
+# One item of a tree as it is stored: its key, its user and its canonical JSON.
+ItemRecord = tuple[str, str, bytes]
+
+# Between two items of a canonical tree: an item's JSON starts with its first key in sorted
+# order, "chunks", a list. Inside a string a quote is escaped, so this can only occur inside an
+# item's JSON in a nested object of its `meta` (then the count of pieces gives it away).
+_ITEM_START = b'{"chunks":['
+_BETWEEN_ITEMS = b"}," + _ITEM_START
+
+
+def tree_records(plain: bytes, what: str) -> list[ItemRecord]:
+    """The items of a tree blob, each as its own JSON: the very bytes the tree holds for it when
+    the tree is canonical (as every writer of the format writes it), else its canonical JSON.
+    Keeps a previous restore point compact; ``item_of_record`` decodes one."""
+    value = wire.loads(plain, what)
+    if not isinstance(value, list):
+        raise RepositoryCorrupt(f"{what} is not a list of items")
+    for v in value:
+        if not (isinstance(v, dict) and isinstance(v.get("key"), str)):
+            raise RepositoryCorrupt(f"{what} holds a malformed item")
+        if not isinstance(v.get("user"), str):
+            raise RepositoryCorrupt(f"{what} holds a malformed item")
+    owners = [(v["key"], sys.intern(v["user"])) for v in value]
+    del value  # the decoded tree is several times its JSON: gone before it is cut
+    pieces = _item_pieces(plain, len(owners))
+    if pieces is None:
+        pieces = [wire.dumps(v) for v in wire.loads(plain, what)]
+    return [(key, user, p) for (key, user), p in zip(owners, pieces, strict=True)]
+
+
+def _item_pieces(plain: bytes, count: int) -> list[bytes] | None:
+    """The tree's JSON cut between its items without decoding it (None if it cannot be)."""
+    if count == 0 or not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
+    if len(pieces) != count:
+        return None  # the separator inside an item's meta: no cut is trusted
+    last = count - 1
+    return [
+        (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+        for n, piece in enumerate(pieces)
+    ]
+
+
+def item_of_record(record: bytes, key: str, what: str) -> Item:
+    """The item whose JSON is ``record`` (from ``tree_records``), checked to be ``key``'s.
+    Decoded by the JSON scanner itself: ``json.loads`` spends as long again per small
+    document finding the encoding and skipping whitespace, and an incremental decodes one
+    record per item."""
+    try:
+        text = record.decode()
+        value, end = _scan_json(text, 0)
+    except (UnicodeDecodeError, StopIteration, json.JSONDecodeError):
+        raise RepositoryCorrupt(f"{what} holds a malformed item") from None
+    item = Item.from_json(value, what)
+    if end != len(text) or item.key != key:
+        raise RepositoryCorrupt(f"{what} holds a malformed item")
+    return item
+
+
+_scan_json = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
 
 
 @dataclass

@@ -30,6 +30,7 @@ from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
     FolderSummary,
     Item,
+    ItemRecord,
     PruneReport,
     Snapshot,
     SnapshotInfo,
@@ -38,6 +39,7 @@ from keepstone.engine.model import (
 )
 from keepstone.engine.options import Options
 from keepstone.engine.pack import TREE
+from keepstone.engine.read_ahead import read_items
 from keepstone.engine.store import ObjectStore
 from keepstone.engine.verify import verify
 from keepstone.engine.writer import BackupWriter, parse_chunk_id
@@ -158,6 +160,13 @@ class Repository:
         trees = self._snapshot(snapshot_id).trees  # raises now, not at the first next()
         return (item for tree in trees for item in self._ctx.load_tree(tree))
 
+    def item_records(self, snapshot_id: str) -> Iterator[ItemRecord]:
+        """The items of a snapshot as (key, user, stored JSON), in the order they were added:
+        what an incremental keeps of its previous point (``model.item_of_record`` decodes one;
+        a writer's ``add_item`` takes the JSON back for an item that did not change)."""
+        trees = self._snapshot(snapshot_id).trees
+        return (record for tree in trees for record in self._ctx.load_tree_records(tree))
+
     def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:
         """The snapshot's folder summary, read from the snapshot object alone (None for a
         snapshot written before summaries existed)."""
@@ -188,6 +197,16 @@ class Repository:
         """The item's content, one checked chunk at a time."""
         blob_ids = [parse_chunk_id(c) for c in item.chunks]
         return (self._ctx.read_blob(blob_id) for blob_id in blob_ids)
+
+    def read_many(self, items: Iterable[Item]) -> Iterator[tuple[Item, Iterator[bytes]]]:
+        """Each item with its content (as ``read`` gives it), in order, while a few threads
+        read the next chunks ahead: for restores of many items. Consume an item's content
+        before asking for the next item."""
+        return read_items(items, self._ctx.read_blob, self._chunk_size, parse_chunk_id)
+
+    def _chunk_size(self, blob_id: bytes) -> int:
+        location = self._ctx.index.get(blob_id)
+        return 0 if location is None else location.raw_length
 
     def verify(
         self, *, read_data: bool = True, progress: Callable[[int, int], None] | None = None

@@ -83,13 +83,16 @@ class BackupWriter:
         """Whether every chunk is in the repository or this run, so an item can be reused."""
         return all(self._has(parse_chunk_id(c)) for c in chunk_ids)
 
-    def add_item(self, item: Item) -> None:
+    def add_item(self, item: Item, record: bytes | None = None) -> None:
+        """Add ``item`` to the snapshot. ``record``: the item's JSON as a previous tree holds it
+        (``Repository.item_records``), written as it is when ``item`` is what it decodes to (an
+        unchanged item of an incremental): encoding items is much of an incremental's work."""
         self._check_usable()
         missing = [c for c in item.chunks if not self._has(parse_chunk_id(c))]
         if missing:
             raise InvalidInput(f"item {item.key!r} names chunks this repository lacks: {missing}")
         with self._items_mutex:
-            full = self._trees.add(item)
+            full = self._trees.add(item, record)
             if full is not None:
                 self._store_tree(full)
         with self._mutex:
@@ -284,10 +287,11 @@ class _TreeBuilder:
         if not trees or trees[-1] != position:
             trees.append(position)
 
-    def add(self, item: Item) -> bytes | None:
-        """Add ``item``; the JSON of a full tree blob when this one filled it."""
+    def add(self, item: Item, record: bytes | None = None) -> bytes | None:
+        """Add ``item`` (``record``: its JSON, already encoded); the JSON of a full tree blob
+        when this one filled it."""
         try:
-            encoded = wire.dumps(item.to_json())
+            encoded = record if record is not None else wire.dumps(item.to_json())
         except UnicodeEncodeError:  # a lone surrogate (an undecoded file name): refuse the item
             raise InvalidInput(
                 f"item {item.key.encode('utf-8', 'backslashreplace').decode()!r} holds text "

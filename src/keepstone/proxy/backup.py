@@ -14,6 +14,7 @@ everything else. Only the repository failing (or the organization's root) fails 
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import threading
@@ -21,6 +22,7 @@ import time
 from collections import deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -188,7 +190,8 @@ class Backup:
             if chosen is not None:
                 plan.append((user.name, _parts(chosen, user)))
         parent = self._parent(repo)
-        previous = PreviousPoint(list(repo.items(parent)) if parent else [])
+        with _collector_paused():
+            previous = PreviousPoint.of_records(repo.item_records(parent) if parent else ())
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
         checkpointed = time.monotonic()
@@ -269,11 +272,11 @@ class Backup:
         state = UserRun(user, subject, self.run.start_task(subject))
         sources = [self._guarded(state, user, part) for part in parts]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
-            pending: deque[tuple[SourceItem, Future[Stored] | Item]] = deque()
+            pending: deque[tuple[SourceItem, Future[Stored] | Stored]] = deque()
             try:
                 for source in sources:
                     for item in source:
-                        planned = self._plan(pool, writer, item, previous.get(item.key))
+                        planned = self._plan(pool, writer, item, previous)
                         pending.append((item, planned))
                         if len(pending) >= IN_FLIGHT:
                             self._record_item(writer, *pending.popleft(), state)
@@ -297,19 +300,26 @@ class Backup:
             self._warn(user, f"cannot be read: {_why(error)}")
 
     def _plan(
-        self, pool: ThreadPoolExecutor, writer: BackupWriter, item: SourceItem, before: Item | None
-    ) -> Future[Stored] | Item:
-        """An unchanged item is carried over as is; anything else is read and stored."""
+        self,
+        pool: ThreadPoolExecutor,
+        writer: BackupWriter,
+        item: SourceItem,
+        previous: PreviousPoint,
+    ) -> Future[Stored] | Stored:
+        """An unchanged item is carried over as is (its stored JSON too when nothing about it
+        changed); anything else is read and stored."""
+        before = previous.get(item.key)
         if (
             before is not None
             and before.meta.get("change_token") == item.change_token
             and writer.known(before.chunks)
         ):
-            return _carried(before, before.key, item)
+            carried = _carried(before, before.key, item)
+            return Stored(carried, record=previous.record(item.key) if carried == before else None)
         same = item.previous
         if same is not None and writer.known(same.chunks):
             # The same content under a new key (the connector knows): nothing to read.
-            return _carried(same, item.key, item)
+            return Stored(_carried(same, item.key, item))
         return pool.submit(self._store, writer, item)
 
     def _store(self, writer: BackupWriter, item: SourceItem) -> Stored:
@@ -349,14 +359,14 @@ class Backup:
         self,
         writer: BackupWriter,
         source: SourceItem,
-        planned: Future[Stored] | Item,
+        planned: Future[Stored] | Stored,
         user: UserRun,
     ) -> None:
         self.run.check()
         fresh = isinstance(planned, Future)
         try:
-            outcome = planned.result() if isinstance(planned, Future) else Stored(planned)
-            writer.add_item(outcome.item)
+            outcome = planned.result() if isinstance(planned, Future) else planned
+            writer.add_item(outcome.item, outcome.record)
         except (UnreadableItem, InvalidInput) as error:
             self._warn(user.name, f"cannot be read: {source_text(source)}: {_why(error)}")
             return
@@ -427,12 +437,14 @@ def facts_of(
 
 @dataclass(frozen=True)
 class Stored:
-    """An item ready for the snapshot: ``new_bytes`` it added to the repository, and whether
-    its file ``changed`` while it was read."""
+    """An item ready for the snapshot: ``new_bytes`` it added to the repository, whether its
+    file ``changed`` while it was read, and its ``record`` (JSON) when the previous point holds
+    the very same item."""
 
     item: Item
     new_bytes: int = 0
     changed: bool = False
+    record: bytes | None = None
 
 
 def source_text(item: SourceItem) -> str:
@@ -503,6 +515,20 @@ def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
     if chosen.onedrive and user.has_onedrive:
         parts.append("onedrive")
     return parts
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the previous point loads: decoding its trees makes
+    a few objects per item and no cycles, and the collections they would trigger find nothing
+    to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _carried(before: Item, key: str, item: SourceItem) -> Item:

@@ -13,21 +13,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from keepstone import __version__
 from keepstone.clock import Clock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.engine import Repository
-from keepstone.engine.s3store import S3Location, S3Store
 from keepstone.engine.store import LocalStore, ObjectStore
 from keepstone.proxy import load
 from keepstone.services import catalog, restore_points, runs, task_sessions, vault
 from keepstone.services.context import Context
 from keepstone.services.task_sessions import UserTally
-from keepstone.sources.graph.access import GraphAccess, GraphUser
-from keepstone.sources.imap.model import ImapAccess
 from keepstone.store.tables import Organization
+
+if TYPE_CHECKING:  # the S3, Graph and IMAP clients load for the runs that use them
+    from keepstone.engine.s3store import S3Location
+    from keepstone.sources.graph.access import GraphAccess, GraphUser
+    from keepstone.sources.imap.model import ImapAccess
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class RepositoryPlace:
 
     def store(self) -> ObjectStore:
         if self.s3 is not None:
+            from keepstone.engine.s3store import S3Store
             from keepstone.services.object_storage import TUNING  # tests shrink its delays
 
             return S3Store(self.s3, TUNING())

@@ -19,15 +19,11 @@ from keepstone.domain.jobs import check_description, check_name
 from keepstone.domain.paths import first_overlap
 from keepstone.domain.retention import RetentionPolicy
 from keepstone.proxy.load import Load
-from keepstone.services import (
-    access,
-    imap_logins,
-    imap_settings,
-    m365_directory,
-    m365_settings,
-    proxies,
-    vault,
-)
+
+# The organization types' own services (IMAP, Microsoft 365) are imported where they are used:
+# a process that only runs Local jobs (a proxy, a benchmark) does without their clients (about
+# 20 MB: msal, requests, httpx, the IMAP and Graph modules).
+from keepstone.services import access, proxies, vault
 from keepstone.services.auth import Principal
 from keepstone.services.context import Context, new_id
 from keepstone.services.proxies import PROXY_PORT, PROXY_THREADS
@@ -61,6 +57,8 @@ class OrganizationEdit:
 
 
 def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
+    from keepstone.services import imap_settings, m365_settings
+
     if spec.type is None:
         raise InvalidInput("type is required", "type")
     if spec.type not in SUPPORTED_ORGANIZATION_TYPES:
@@ -97,6 +95,8 @@ def create_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
 def _create_imap_organization(ctx: Context, spec: OrganizationEdit) -> Organization:
     """Parsed, checked (every login tried) and only then stored: the row and its secrets
     together, or neither."""
+    from keepstone.services import imap_logins, imap_settings
+
     if spec.imap_settings is None:
         raise InvalidInput("is required for an Imap organization", imap_settings.PREFIX)
     name = check_name(spec.name or "")
@@ -136,6 +136,8 @@ def _create_office365_organization(ctx: Context, spec: OrganizationEdit) -> Orga
     """Parsed, checked against the tenant (a token, then ``GET /organization``) and only then
     stored with its secret; the first sync of the organization cache runs before the answer,
     so the organization's users can be listed (and selected by jobs) at once."""
+    from keepstone.services import m365_directory, m365_settings
+
     configured = m365_settings.parse(spec.office365 or {})
     description = check_description(spec.description or "")
     if spec.name is not None:
@@ -165,6 +167,8 @@ def _create_office365_organization(ctx: Context, spec: OrganizationEdit) -> Orga
 
 def _office365_where(spec: OrganizationEdit) -> str:
     """The settings object a credential refusal names: the one that carried the credential."""
+    from keepstone.services import m365_settings
+
     sent = spec.office365 or {}
     return next(
         (name for name in m365_settings.SERVICES if sent.get(name) is not None),
@@ -174,6 +178,8 @@ def _office365_where(spec: OrganizationEdit) -> str:
 
 def _store_with_secret(ctx: Context, org: Organization, secret: str, data: bytes) -> None:
     """The row and its secret together, or neither."""
+    from keepstone.services import m365_settings
+
     try:
         with ctx.db.write() as s:
             _ensure_unique(s, Organization, org.name, None)
@@ -190,6 +196,8 @@ def _edit_office365_organization(
 ) -> Organization:
     """The edit merged into what is kept; changed credentials (or another tenant or
     application) are checked first; then the row and the secret replaced together."""
+    from keepstone.services import m365_settings
+
     if edit.type is not None and edit.type != current.type:
         raise InvalidInput("type of an organization cannot be changed", "type")
     if edit.name is not None:
@@ -224,6 +232,8 @@ def _replace_with_secret(
 ) -> Organization:
     """The row's settings and its vault secret replaced together (the old secret put back if
     the row cannot be written)."""
+    from keepstone.services import imap_settings
+
     secret = imap_settings.secrets_name(org_id)  # every type's: organization-<id>
     kept = vault.read_secret(ctx, secret)
     try:
@@ -241,6 +251,8 @@ def _replace_with_secret(
 
 def _refuse_other_settings(kind: str, edit: OrganizationEdit) -> None:
     """Each type has its own settings: the other type's are a mistake, not something to drop."""
+    from keepstone.services import imap_settings, m365_settings
+
     if kind == imap_settings.IMAP_TYPE and edit.local_path is not None:
         raise InvalidInput("is for Local organizations, not Imap ones", "localSettings")
     if kind != imap_settings.IMAP_TYPE and edit.imap_settings is not None:
@@ -254,6 +266,8 @@ def _refuse_other_settings(kind: str, edit: OrganizationEdit) -> None:
 
 
 def edit_organization(ctx: Context, org_id: str, edit: OrganizationEdit) -> Organization:
+    from keepstone.services import m365_settings
+
     current = get_organization(ctx, org_id)
     _refuse_other_settings(current.type, edit)
     if edit.imap_settings is not None:
@@ -285,6 +299,8 @@ def _edit_imap_organization(
 ) -> Organization:
     """The edited settings, with the logins they change tried first; then the row and the
     secrets replaced together (the old secrets put back if the row cannot be written)."""
+    from keepstone.services import imap_logins, imap_settings
+
     if edit.type is not None and edit.type != current.type:
         raise InvalidInput("type of an organization cannot be changed", "type")
     if edit.name is not None:
@@ -308,6 +324,8 @@ def _edit_imap_organization(
 
 
 def delete_organization(ctx: Context, org_id: str) -> None:
+    from keepstone.services import imap_settings
+
     with ctx.db.write() as s:
         org = get_organization_in(s, org_id)
         jobs = s.scalar(select(func.count()).select_from(Job).where(Job.organization_id == org.id))
@@ -356,6 +374,8 @@ def get_organization_in(s: Session, org_id: str) -> Organization:
 def organization_users(ctx: Context, org_id: str) -> list[LocalUser]:
     """The users found in the organization's source now (an IMAP organization's: the
     configured list, each with a mailbox and no drive; an Office365 organization's: its cache)."""
+    from keepstone.services import imap_settings, m365_directory, m365_settings
+
     org = get_organization(ctx, org_id)
     if org.type == m365_settings.OFFICE365_TYPE:
         return [

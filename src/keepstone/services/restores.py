@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import func, select
 
@@ -27,24 +27,14 @@ from keepstone.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import FolderSummary, Item, Repository, folder_of
-from keepstone.services import (
-    access,
-    audit,
-    imap_settings,
-    m365_restore,
-    m365_settings,
-    restore_points,
-)
+from keepstone.services import access, audit, restore_points
 from keepstone.services.access import Access
 from keepstone.services.audit import AuditAction, Entry
 from keepstone.services.auth import Principal
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context, new_id
-from keepstone.services.m365_restore import RestoreCredentials
 from keepstone.services.vault import open_repository
 from keepstone.sources import names
-from keepstone.sources.graph.restore import GraphTarget
-from keepstone.sources.imap.restore import ImapTarget
 from keepstone.sources.targets import (
     ChunkReader,
     LocalTarget,
@@ -58,6 +48,9 @@ from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestoreEvent as EventRow
 from keepstone.store.tables import RestorePoint
 from keepstone.store.tables import RestoreSession as SessionRow
+
+if TYPE_CHECKING:
+    from keepstone.services.m365_restore import RestoreCredentials
 
 OPEN_BROWSERS = 8
 PROGRESS_EVERY_SECONDS = 1.0  # how often a running put-back publishes its counts
@@ -458,9 +451,10 @@ def write_zip(
     items = view.items_of(owner_id, identifiers)
     owner, started = view.user(owner_id), ctx.clock.now()
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for item, name in zip(items, entry_names(items), strict=True):
+        contents = view.repository.read_many(items)
+        for (_item, content), name in zip(contents, entry_names(items), strict=True):
             with archive.open(name, "w") as entry:
-                for chunk in view.repository.read(item):
+                for chunk in content:
                     entry.write(chunk)
     message = f"Saved {len(items)} items as a zip file"
     record_event(
@@ -749,6 +743,11 @@ def restore_target(
     ctx: Context, organization_id: str, credentials: RestoreCredentials | None = None
 ) -> RestoreTarget:
     """The organization as a put-back writes into it."""
+    # Imported here: a process that only saves items does without the Graph and IMAP clients.
+    from keepstone.services import imap_settings, m365_restore, m365_settings
+    from keepstone.sources.graph.restore import GraphTarget
+    from keepstone.sources.imap.restore import ImapTarget
+
     with ctx.db.read() as s:
         org = get_organization_in(s, organization_id)
     if credentials is not None and org.type != m365_settings.OFFICE365_TYPE:

@@ -26,8 +26,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from keepstone.store import postgres
-
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -129,6 +127,8 @@ class Database:
         """Tell the catalog's other processes that ``channel`` has news (PostgreSQL ``NOTIFY``;
         nothing on SQLite, whose only process is this one)."""
         if self.dialect == "postgresql":
+            from keepstone.store import postgres  # see _make_engine
+
             with self._reader.connect() as connection:
                 postgres.notify(connection, channel)
 
@@ -154,6 +154,9 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
     # Enough pooled connections for every request thread plus the proxy: an overflow connection
     # is closed after use, and reopening one (with its PRAGMAs) on each request is costly.
     if url.startswith("postgresql"):
+        # Imported here: psycopg is 8 MB a process on a SQLite catalog does without.
+        from keepstone.store import postgres
+
         return postgres.make_engine(url, writer=immediate, pool_size=24, max_overflow=8)
     engine = create_engine(url, pool_size=24, max_overflow=8)
     if engine.dialect.name == "sqlite":
