@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
@@ -39,7 +39,9 @@ from keepstone.services.leadership import Leadership
 from keepstone.services.secret_box import SecretBox, SecretKeyError
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
-from keepstone.store.postgres import Listener
+
+if TYPE_CHECKING:
+    from keepstone.store.postgres import Listener
 
 log = structlog.get_logger("keepstone.server")
 DATABASE_FILE = "keepstone.db"
@@ -365,6 +367,11 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
                 "and tokens cross the network unencrypted; use --tls-self-signed or "
                 "--tls-cert/--tls-key"
             )
+        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
+
+        # The app first: creating it is most of a start's CPU, which the proxy's and the
+        # scheduler's first rounds would otherwise share (they are running before it answers).
+        app = create_app(ctx, trusted_proxies=options.trusted_proxies, public=public)
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
@@ -375,10 +382,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
             f"(data directory {options.data_dir})"
         )
-        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
-
         config = uvicorn.Config(
-            create_app(ctx, trusted_proxies=options.trusted_proxies, public=public),
+            app,
             host=options.host,
             port=options.port,
             ssl_certfile=cert,
@@ -430,6 +435,8 @@ def wire_wakeups(ctx: Context, wake_local: Callable[[], None]) -> Listener | Non
     ctx.wake_proxies = wake
     if ctx.db.dialect != "postgresql":
         return None
+    from keepstone.store.postgres import Listener
+
     listener = Listener(ctx.db.url, WAKE_CHANNEL, wake_local)
     listener.start()
     return listener

@@ -26,7 +26,6 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from keepstone.store import postgres
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -130,6 +129,8 @@ class Database:
         nothing on SQLite, whose only process is this one)."""
         if self.dialect == "postgresql":
             with self._reader.connect() as connection:
+                from keepstone.store import postgres
+
                 postgres.notify(connection, channel)
 
     def dispose(self) -> None:
@@ -154,6 +155,8 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
     # Enough pooled connections for every request thread plus the proxy: an overflow connection
     # is closed after use, and reopening one (with its PRAGMAs) on each request is costly.
     if url.startswith("postgresql"):
+        from keepstone.store import postgres  # psycopg: imported only for a PostgreSQL catalog
+
         return postgres.make_engine(url, writer=immediate, pool_size=24, max_overflow=8)
     engine = create_engine(url, pool_size=24, max_overflow=8)
     if engine.dialect.name == "sqlite":
