@@ -22,10 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-
+from sqlalchemy.sql import Executable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -106,6 +106,13 @@ class Database:
     def read(self) -> Iterator[Session]:
         with self._read_sessions() as session, session.begin():
             yield session
+
+    def read_row(self, statement: Executable) -> Row[Any] | None:
+        """The first row of a Core select, in a read transaction of its own and without an ORM
+        session: for a hot read of one row, whose session and identity map would cost more
+        than the select itself."""
+        with self._reader.connect() as connection:
+            return connection.execute(statement).first()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
