@@ -1,10 +1,12 @@
 """In-process CPU per request of Keepstone's ASGI app: no sockets, no uvicorn, no client load.
 
-Drives ``create_app`` through ``httpx.ASGITransport`` on one event loop, N requests in turn per
-row, and prints the process CPU time (``time.process_time``) per request: the cost of the
-middleware, routing, dependencies and handlers alone, which the wrk figures of ``bench/api.py``
-bury under the server's and the machine's noise. Rows as in ``bench/api.py`` (401, authenticated
-``GET /v2/Jobs/{id}``, EM ``GET /api/jobs/{id}`` in XML).
+Sets up a job through ``httpx.ASGITransport``, then calls ``create_app``'s ASGI interface
+directly (no client library: a scope, a body, a ``send`` that keeps the status) on one event
+loop, N requests in turn per row, and prints the process CPU time (``time.process_time``) per
+request: the cost of the middleware, routing, dependencies, handlers and access log alone, which
+the wrk figures of ``bench/api.py`` bury under the server's and the machine's noise. Rows as in
+``bench/api.py`` (401, authenticated ``GET`` and seed ``PUT /v2/Jobs/{id}``, EM
+``GET /api/jobs/{id}`` in XML and JSON).
 
     uv run python bench/api_cpu.py [--requests 2000]
 """
@@ -13,25 +15,63 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 
-from api import PASSWORD, job_body
+from api import PASSWORD, job_body, seed_body
 from keepstone import logs, server
 from keepstone.api.app import WORKER_THREADS, create_app
+
+Row = tuple[str, str, str, dict[str, str], bytes, int]  # name, method, path, headers, body, status
+
+
+async def call(app: Any, method: str, path: str, headers: dict[str, str], body: bytes) -> int:
+    """One request through the app's ASGI interface; its status."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1")]
+        + [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
 
 
 async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
     os.environ["KEEPSTONE_ADMIN_PASSWORD"] = PASSWORD
     ctx = server.open_context(data_dir)
-    ctx.server_id = server.bootstrap(ctx, data_dir).server_id
+    started = server.bootstrap(ctx, data_dir)
+    ctx.server_id = started.server_id
     anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
-    transport = httpx.ASGITransport(app=create_app(ctx))
+    app = create_app(ctx)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
         token = (
             await client.post(
@@ -60,19 +100,31 @@ async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
         ).json()
         logon = await client.post("/api/sessionMngr/?v=latest", auth=("admin", PASSWORD))
         session = {"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]}
-        rows = [
-            ("GET /v2/Jobs without a token (401)", "/v2/Jobs", {}, 401),
-            ("GET /v2/Jobs/{id}", f"/v2/Jobs/{job['id']}", auth, 200),
-            ("EM GET /api/jobs/{id} (XML)", f"/api/jobs/{job['id']}", session, 200),
+        seed = json.dumps(seed_body(started.proxy_id, repo["id"])).encode()
+        put = {**auth, "Content-Type": "application/json"}
+        path = f"/v2/Jobs/{job['id']}"
+        rows: list[Row] = [
+            ("GET /v2/Jobs without a token (401)", "GET", "/v2/Jobs", {}, b"", 401),
+            ("GET /v2/Jobs/{id}", "GET", path, auth, b"", 200),
+            ("PUT /v2/Jobs/{id} (seed 003 body)", "PUT", path, put, seed, 200),
+            ("EM GET /api/jobs/{id} (XML)", "GET", f"/api/jobs/{job['id']}", session, b"", 200),
+            (
+                "EM GET /api/jobs/{id} (JSON)",
+                "GET",
+                f"/api/jobs/{job['id']}",
+                {**session, "Accept": "application/json"},
+                b"",
+                200,
+            ),
         ]
         results = []
-        for name, path, headers, expected in rows:
+        for name, method, target, headers, body, expected in rows:
             for _ in range(50):  # warm caches (credentials, canonical paths, routes)
-                assert (await client.get(path, headers=headers)).status_code == expected
-            started = time.process_time()
+                assert await call(app, method, target, headers, body) == expected, name
+            began = time.process_time()
             for _ in range(requests):
-                await client.get(path, headers=headers)
-            results.append((name, (time.process_time() - started) / requests * 1000))
+                await call(app, method, target, headers, body)
+            results.append((name, (time.process_time() - began) / requests * 1000))
     ctx.db.dispose()
     return results
 

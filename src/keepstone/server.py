@@ -39,7 +39,9 @@ from keepstone.services.leadership import Leadership
 from keepstone.services.secret_box import SecretBox, SecretKeyError
 from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
-from keepstone.store.postgres import Listener
+
+if TYPE_CHECKING:
+    from keepstone.store.postgres import Listener
 
 if TYPE_CHECKING:
     from keepstone.api.metrics import MetricsAccess
@@ -386,6 +388,16 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             )
         scheme = "https" if cert else "http"
         ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
+        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
+
+        # The app first: creating it is most of a start's CPU, which the proxy's and the
+        # scheduler's first rounds would otherwise share (they are running before it answers).
+        app = create_app(
+            ctx,
+            trusted_proxies=options.trusted_proxies,
+            public=public,
+            metrics_access=resolve_metrics_access(),
+        )
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
@@ -395,15 +407,8 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
             f"(data directory {options.data_dir})"
         )
-        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
-
         config = uvicorn.Config(
-            create_app(
-                ctx,
-                trusted_proxies=options.trusted_proxies,
-                public=public,
-                metrics_access=resolve_metrics_access(),
-            ),
+            app,
             host=options.host,
             port=options.port,
             ssl_certfile=cert,
@@ -455,6 +460,8 @@ def wire_wakeups(ctx: Context, wake_local: Callable[[], None]) -> Listener | Non
     ctx.wake_proxies = wake
     if ctx.db.dialect != "postgresql":
         return None
+    from keepstone.store.postgres import Listener
+
     listener = Listener(ctx.db.url, WAKE_CHANNEL, wake_local)
     listener.start()
     return listener

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from keepstone import __version__, console
 from keepstone.api.client_address import Network
 from keepstone.api.edge import Edge
+from keepstone.api.em import jobs as em_jobs
 from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import page_policy
@@ -119,7 +120,9 @@ def create_app(
     app.include_router(health_router)  # probes: no credential, no data
     app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
     swagger_policy = _add_swagger(app)
-    route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
+    # /api never scans the seven /vN copies of the JSON dialect; the hottest routes skip
+    # FastAPI's per-request machinery (api/direct.py).
+    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES])
     _add_error_handlers(app)
     # One layer for every cross-cutting concern (headers, request id and logs, body limit,
     # well-formed input, case-insensitive paths): see api/edge.py.

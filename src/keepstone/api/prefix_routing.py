@@ -15,8 +15,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi.routing import APIRouter
+from starlette.requests import Request
 from starlette.routing import BaseRoute
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
+
+from keepstone.api import direct as direct_routes
+from keepstone.api.plumbing import replaying
 
 ANY = None  # a route whose first segment is a parameter (or unknown) may match any path
 
@@ -55,11 +59,15 @@ class PrefixRouting:
     """Stands in for ``router``'s own dispatch (``router.middleware_stack``); lifespan events and
     websockets go to the router itself."""
 
-    def __init__(self, router: APIRouter) -> None:
+    def __init__(
+        self, router: APIRouter, direct: list[direct_routes.DirectRoute] | None = None
+    ) -> None:
         self.router = router
         self._built_for = -1  # len(router.routes) the partition was made for
         self._by_segment: dict[str, APIRouter] = {}
         self._rest = router
+        self._direct = direct or []
+        self._direct_by_segment: dict[str, list[direct_routes.Bound]] = {}
 
     def _partition(self) -> None:
         routes = list(self.router.routes)
@@ -72,6 +80,10 @@ class PrefixRouting:
             for key in known
         }
         self._rest = self._subset(r for r, s in zip(routes, segments, strict=True) if s is ANY)
+        self._direct_by_segment = {}
+        for bound in direct_routes.bind(self._direct, routes):
+            segment = first_segment(bound.route.template)
+            self._direct_by_segment.setdefault(segment, []).append(bound)
         self._built_for = len(routes)
 
     def _subset(self, routes: Iterable[BaseRoute]) -> APIRouter:
@@ -93,11 +105,39 @@ class PrefixRouting:
             await self.router.app(scope, receive, send)
             return
         scope.setdefault("router", self.router)  # url_for sees every route
-        await self.router_for(scope["path"]).app(scope, receive, send)
+        router = self.router_for(scope["path"])
+        for bound in self._direct_by_segment.get(first_segment(scope["path"]), ()):
+            params = bound.match(scope["method"], scope["path"])
+            if params is not None:
+                await self._answer_directly(bound, params, router, scope, receive, send)
+                return
+        await router.app(scope, receive, send)
+
+    async def _answer_directly(
+        self,
+        bound: direct_routes.Bound,
+        params: dict[str, str],
+        router: APIRouter,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """The direct handler's answer, else (it declined) the FastAPI route's, which reads the
+        same body again. ``api.edge`` hands the whole body over in one message."""
+        message: Message = await receive()
+        body = message.get("body", b"")
+        response = await bound.route.handler(
+            Request(scope, replaying(message, receive)), params, body
+        )
+        if response is None:
+            await router.app(scope, replaying(message, receive), send)
+            return
+        await response(scope, receive, send)
 
 
-def install(router: APIRouter) -> None:
-    """Route ``router``'s requests by first segment; a router with middleware of its own is left
-    as it is (its stack is not ``router.app``)."""
+def install(router: APIRouter, direct: list[direct_routes.DirectRoute] | None = None) -> None:
+    """Route ``router``'s requests by first segment, ``direct`` routes first where they match
+    (``api.direct``); a router with middleware of its own is left as it is (its stack is not
+    ``router.app``)."""
     if router.middleware_stack == router.app:
-        router.middleware_stack = PrefixRouting(router)
+        router.middleware_stack = PrefixRouting(router, direct)

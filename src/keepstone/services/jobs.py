@@ -153,6 +153,16 @@ def get_job(ctx: Context, job_id: str) -> Job:
         return get_job_in(s, job_id)
 
 
+def read_job(ctx: Context, job_id: str) -> Job:
+    """``get_job`` for a hot read (an API answer): one Core select and a detached ``Job`` built
+    from its row, without an ORM session (``Database.read_row``)."""
+    table = Job.__table__
+    row = ctx.db.read_row(select(table).where(table.c.id == job_id))
+    if row is None:
+        raise NotFound(f"job '{job_id}' does not exist")
+    return Job(**row._mapping)
+
+
 def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:
     """Disabled jobs have no next run; the schedule decides for enabled ones."""
     if not job.is_enabled:

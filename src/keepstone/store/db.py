@@ -22,9 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Row, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import Executable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -106,6 +107,13 @@ class Database:
         with self._read_sessions() as session, session.begin():
             yield session
 
+    def read_row(self, statement: Executable) -> Row[Any] | None:
+        """The first row of a Core select, in a read transaction of its own and without an ORM
+        session: for a hot read of one row, whose session and identity map would cost more
+        than the select itself."""
+        with self._reader.connect() as connection:
+            return connection.execute(statement).first()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         with self._write_lock, self._write_sessions() as session, session.begin():
@@ -130,6 +138,8 @@ class Database:
             from keepstone.store import postgres  # see _make_engine
 
             with self._reader.connect() as connection:
+                from keepstone.store import postgres
+
                 postgres.notify(connection, channel)
 
     def dispose(self) -> None:
@@ -154,8 +164,7 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
     # Enough pooled connections for every request thread plus the proxy: an overflow connection
     # is closed after use, and reopening one (with its PRAGMAs) on each request is costly.
     if url.startswith("postgresql"):
-        # Imported here: psycopg is 8 MB a process on a SQLite catalog does without.
-        from keepstone.store import postgres
+        from keepstone.store import postgres  # psycopg: imported only for a PostgreSQL catalog
 
         return postgres.make_engine(url, writer=immediate, pool_size=24, max_overflow=8)
     engine = create_engine(url, pool_size=24, max_overflow=8)

@@ -6,6 +6,7 @@ Every write that changes a job is an asynchronous operation: the answer is ``202
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,11 +14,14 @@ from lxml import etree
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from keepstone.api import direct
+from keepstone.api.direct import DirectRoute
 from keepstone.api.em.deps import (
     Caller,
     Who,
     answer,
     boolean,
+    caller,
     ctx_of,
 )
 from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
@@ -119,10 +123,24 @@ def list_job_includes(job_id: str, request: Request, who: Who) -> Response:
 
 @router.get("/jobs/{job_id}")
 def get_job(job_id: str, request: Request, who: Who, format: str = "Reference") -> Response:
-    job = jobs.get_job(ctx_of(request), job_id)
+    return _job_answer(request, who, jobs.read_job(ctx_of(request), job_id), format)
+
+
+def _job_answer(request: Request, who: Caller, job: Job, format: str) -> Response:
     return answer(
         request, job_entity(who, job) if format.lower() == "entity" else job_reference(who, job)
     )
+
+
+async def get_job_direct(request: Request, params: dict[str, str], _body: bytes) -> Response:
+    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order."""
+    who = await caller(request)
+    ctx = ctx_of(request)
+    job = await direct.read(ctx, partial(jobs.read_job, ctx, params["job_id"]))
+    return _job_answer(request, who, job, request.query_params.get("format", "Reference"))
+
+
+DIRECT_ROUTES = [DirectRoute("GET", "/api/jobs/{job_id}", get_job_direct)]
 
 
 @router.put("/jobs/{job_id}")

@@ -8,19 +8,29 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from keepstone.api import direct
+from keepstone.api.direct import DirectRoute
 from keepstone.api.inputs import INT64_MAX, shorten
 from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import JobBody, JobItemBody, NewJobBody, StartBody, parse_nested
-from keepstone.api.vb365.deps import Caller, Ctx, json
+from keepstone.api.vb365.deps import Caller, Ctx, json, principal
 from keepstone.api.vb365.pages import Paging, listing, query_listing
 from keepstone.api.vb365.restore import ExploreBody, start_explore
 from keepstone.api.vb365.tasks import wants_async
-from keepstone.api.vb365.versions import Version, VersionedRouter
+from keepstone.api.vb365.versions import (
+    VERSIONS,
+    ApiVersion,
+    Version,
+    VersionedRouter,
+    api_version,
+)
 from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.services import jobs, runs
+from keepstone.services.context import Context
 from keepstone.store.tables import Job
 
 router = VersionedRouter()
@@ -79,8 +89,19 @@ def list_organization_jobs(org_id: str, ctx: Ctx, api: Version) -> Response:
 
 @router.get("/Jobs/{job_id}")
 def get_job(job_id: str, ctx: Ctx, api: Version) -> Response:
-    job = jobs.get_job(ctx, job_id)
+    return _job_answer(jobs.read_job(ctx, job_id), api)
+
+
+def _job_answer(job: Job, api: ApiVersion) -> Response:
     return json(views.job(job, api), headers={"ETag": etag(job)})
+
+
+async def get_job_direct(request: Request, params: dict[str, str], _body: bytes) -> Response:
+    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order."""
+    await principal(request)
+    ctx: Context = request.app.state.ctx
+    api = await api_version(request)
+    return _job_answer(await direct.read(ctx, partial(jobs.read_job, ctx, params["job_id"])), api)
 
 
 @router.post("/Organizations/{org_id}/Jobs", until=7)
@@ -108,10 +129,38 @@ def edit_job(
     api: Version,
     if_match: str | None = Header(default=None),
 ) -> Response:
+    return _edit(ctx, job_id, body, api, if_match)
+
+
+def _edit(
+    ctx: Context, job_id: str, body: JobBody, api: ApiVersion, if_match: str | None
+) -> Response:
     job = jobs.edit_job(ctx, job_id, body.to_edit(), expected_version(if_match)).job
     response = plain(204 if api.at_least(6) else 200)
     response.headers["ETag"] = etag(job)
     return response
+
+
+async def edit_job_direct(request: Request, params: dict[str, str], body: bytes) -> Response | None:
+    """``edit_job`` without FastAPI (``api.direct``) for a JSON body that parses and validates;
+    any other body is declined, and the FastAPI route answers it as before."""
+    parsed = direct.json_body(request, body, JobBody)
+    if parsed is None:
+        return None
+    await principal(request)
+    ctx: Context = request.app.state.ctx
+    api = await api_version(request)
+    if_match = request.headers.get("if-match")
+    return await run_in_threadpool(_edit, ctx, params["job_id"], parsed, api, if_match)
+
+
+def direct_routes() -> list[DirectRoute]:
+    """The job by id, read and edited in every version."""
+    return [
+        DirectRoute(method, f"/v{number}/Jobs/{{job_id}}", handler)
+        for number in VERSIONS
+        for method, handler in (("GET", get_job_direct), ("PUT", edit_job_direct))
+    ]
 
 
 @router.delete("/Jobs/{job_id}", status_code=204)

@@ -7,12 +7,15 @@ decided by the representation code from the request's :class:`ApiVersion`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.routing import APIRoute
+from fastapi.utils import generate_unique_id
 
 from keepstone.api import public_url
 
@@ -121,6 +124,8 @@ class VersionedRouter:
     def __init__(self) -> None:
         self._routes: list[_Route] = []
         self._built: dict[int, APIRouter] = {}
+        # The first version's APIRoute of each route, which later versions copy (by index).
+        self._analysed: dict[int, APIRoute] = {}
 
     def route(
         self, method: str, path: str, *, since: int = OLDEST, until: int = NEWEST, **options: Any
@@ -152,13 +157,29 @@ class VersionedRouter:
 
     def _build(self, number: int) -> APIRouter:
         router = APIRouter()
-        for route in self._routes:
-            if route.since <= number <= route.until:
+        for index, route in enumerate(self._routes):
+            if not route.since <= number <= route.until:
+                continue
+            name = f"v{number} {route.method} {route.path}"
+            first = self._analysed.get(index)
+            if first is None or first._embed_body_fields:
                 router.add_api_route(
-                    route.path,
-                    route.endpoint,
-                    methods=[route.method],
-                    name=f"v{number} {route.method} {route.path}",
-                    **route.options,
+                    route.path, route.endpoint, methods=[route.method], name=name, **route.options
                 )
+                self._analysed.setdefault(index, router.routes[-1])  # type: ignore[arg-type]
+            else:
+                router.routes.append(_renamed(first, name))
         return router
+
+
+def _renamed(route: APIRoute, name: str) -> APIRoute:
+    """``route`` under another version's name. FastAPI's analysis of a handler (its signature,
+    dependencies, body and response fields: most of the time an app takes to create) does not
+    depend on the version, whose number handlers read from the path, so the first version's is
+    shared by the others; only the name and the operation id it gives differ. Routes whose body
+    fields are embedded (forms) name a body model after the operation id: those are analysed
+    per version."""
+    renamed = copy.copy(route)
+    renamed.name = name
+    renamed.unique_id = renamed.operation_id or generate_unique_id(renamed)
+    return renamed

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import msal  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
@@ -119,6 +118,9 @@ class TokenSource:
         self._lock = threading.Lock()
         self._token: str | None = None
         self._fresh_until = 0.0
+        import msal  # type: ignore[import-untyped]  # here: a server that never logs in to
+        # Microsoft 365 need not import it (with requests and urllib3) before its first answer
+
         self._app = msal.ConfidentialClientApplication(
             credentials.client_id,
             client_credential=credential,

@@ -1,0 +1,148 @@
+"""Hot routes answered without FastAPI's per-request machinery.
+
+A FastAPI route costs, on every request, its dependency solving (a coroutine and a dict per
+dependency), its exit stacks, and for a sync handler a hop to a worker thread and back, which
+hands the GIL over twice: together most of the CPU of a short request (profile in
+docs/benchmarks.md). The few routes clients hit the most (a job read or edited by id) are also
+registered here as plain coroutines over the same services; ``api.prefix_routing`` runs one when
+its method and path match and no route before it in the app could take the path. The FastAPI
+route stays in the app (OpenAPI, and every request the direct one declines: a direct handler
+returns ``None`` for whatever is not its plain case, such as a body that does not parse, and the
+FastAPI route then answers it, with the same error as before).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, compile_path
+
+from keepstone.services.context import Context
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+# path parameters (as the route's template names them), the body as received
+Handler = Callable[[Request, dict[str, str], bytes], Awaitable[Response | None]]
+
+
+@dataclass(frozen=True)
+class DirectRoute:
+    method: str
+    template: str  # as the app's route declares it: /v2/Jobs/{job_id}
+    handler: Handler
+    regex: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regex", compile_path(self.template)[0])
+
+    def match(self, path: str) -> dict[str, str] | None:
+        found = self.regex.match(path)
+        return None if found is None else found.groupdict()
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A direct route in an app: the paths of routes before its own that it must leave alone."""
+
+    route: DirectRoute
+    before: tuple[re.Pattern[str], ...]
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method != self.route.method:
+            return None
+        params = self.route.match(path)
+        if params is None or any(earlier.match(path) for earlier in self.before):
+            return None
+        return params
+
+
+def bind(direct: list[DirectRoute], routes: list[BaseRoute]) -> list[Bound]:
+    """Each direct route beside the app's routes that come before its own and could match some
+    of its paths (a literal where it has a parameter, say): their paths stay theirs. A direct
+    route whose template the app does not serve is an error: it would answer for no route."""
+    flat = list(_flatten(routes))
+    bound = []
+    for route in direct:
+        position = next(
+            (
+                index
+                for index, (template, methods, _regex) in enumerate(flat)
+                if template == route.template and route.method in (methods or ())
+            ),
+            None,
+        )
+        if position is None:
+            raise ValueError(f"no app route {route.method} {route.template} to answer for")
+        before = tuple(
+            regex
+            for template, methods, regex in flat[:position]
+            if (methods is None and route.template.startswith(template.rstrip("/") + "/"))
+            or (
+                methods is not None and _any_of(methods, route.method) and _overlap(template, route)
+            )
+        )
+        bound.append(Bound(route, before))
+    return bound
+
+
+def _flatten(
+    routes: list[BaseRoute], prefix: str = ""
+) -> Iterator[tuple[str, set[str] | None, re.Pattern[str]]]:
+    """(template, methods, regex) of every route in matching order; methods None: a mount,
+    whose regex matches whatever lies under it."""
+    for route in routes:
+        context: Any = getattr(route, "include_context", None)
+        if context is not None:
+            yield from _flatten(context.included_router.routes, prefix + context.prefix)
+        elif isinstance(route, Mount):
+            template = prefix + route.path
+            yield template, None, re.compile(f"^{re.escape(template)}(/.*)?$")
+        else:
+            template = prefix + getattr(route, "path", "")
+            methods = set(getattr(route, "methods", None) or ())
+            yield template, methods, compile_path(template)[0]
+
+
+def _any_of(methods: set[str], method: str) -> bool:
+    return not methods or method in methods  # a route without methods takes every method
+
+
+def _overlap(template: str, route: DirectRoute) -> bool:
+    """Whether some path matches both: as many segments, each the same literal or a parameter
+    in either."""
+    a, b = template.split("/"), route.template.split("/")
+    return len(a) == len(b) and all(
+        x == y or x.startswith("{") or y.startswith("{") for x, y in zip(a, b, strict=True)
+    )
+
+
+def json_body(request: Request, body: bytes, model: type[M]) -> M | None:
+    """``body`` as ``model`` when FastAPI would take it without a word: a JSON content type
+    (``application/json``, with or without parameters), a body that parses and validates.
+    ``None`` for anything else, which the FastAPI route then answers (its errors are the
+    dialect's, and it decides on the rarer content types)."""
+    content_type = request.headers.get("content-type", "")
+    if not body or content_type.partition(";")[0].strip().lower() != "application/json":
+        return None
+    try:
+        # as FastAPI does: the standard library's parse, then validation of the Python value
+        return model.model_validate(json.loads(body), from_attributes=True)
+    except Exception:
+        return None
+
+
+async def read(ctx: Context, work: Callable[[], T]) -> T:
+    """A short catalog read from a direct handler: on SQLite (a local file in WAL mode, where a
+    reader never waits for a writer) on the event loop, which saves the thread hop that costs
+    more than the read; on PostgreSQL (a network round trip) on a worker thread."""
+    if ctx.db.dialect == "sqlite":
+        return work()
+    return await run_in_threadpool(work)

@@ -1,0 +1,201 @@
+"""Direct routes (api/direct.py) answer byte for byte what the FastAPI routes answer: the same
+requests, good and bad, sent with the direct handlers on and off give the same status, headers
+and body; they do take the requests they claim; and they leave a path to any route the app
+matches before theirs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.responses import Response
+from starlette.routing import Route
+
+from keepstone.api import direct
+from keepstone.api.direct import DirectRoute
+from keepstone.api.prefix_routing import PrefixRouting
+from keepstone.services import auth
+from keepstone.services.context import Context
+from tests.conftest import ADMIN_PASSWORD, READER_PASSWORD, login
+from tests.em.conftest import basic
+
+VARYING = {"x-request-id", "date"}
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths the direct handlers took (every one, as long as the test does not turn them
+    off)."""
+    seen: list[str] = []
+    match = direct.Bound.match
+
+    def counting(self: direct.Bound, method: str, path: str) -> dict[str, str] | None:
+        params = match(self, method, path)
+        if params is not None:
+            seen.append(f"{method} {path}")
+        return params
+
+    monkeypatch.setattr(direct.Bound, "match", counting)
+    yield seen
+
+
+def exchange(client: TestClient, requests: list[dict[str, Any]], job: dict[str, Any]) -> list[Any]:
+    """Each request's status, headers (but the request id and date) and body, the job's id and
+    name replaced by placeholders."""
+
+    def blind(text: str) -> str:
+        return text.replace(job["id"], "{id}").replace(job["name"], "{name}")
+
+    answers = []
+    for request in requests:
+        response = client.request(
+            request["method"],
+            request["path"].replace("{id}", job["id"]),
+            headers=request.get("headers", {}),
+            content=request.get("content"),
+        )
+        headers = sorted((k, blind(v)) for k, v in response.headers.items() if k not in VARYING)
+        answers.append((request, response.status_code, headers, blind(response.text)))
+    return answers
+
+
+def requests_for(client: TestClient, ctx: Context, repo: dict[str, Any]) -> list[dict[str, Any]]:
+    auth.add_user(ctx, "reader", READER_PASSWORD, auth.Role.READ_ONLY)
+    admin = {"Authorization": f"Bearer {login(client, 'admin', ADMIN_PASSWORD)}"}
+    reader = {"Authorization": f"Bearer {login(client, 'reader', READER_PASSWORD)}"}
+    logon = client.post("/api/sessionMngr/?v=latest", headers=basic("admin", ADMIN_PASSWORD))
+    em = {"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]}
+    as_json = {"Content-Type": "application/json"}
+    seed = json.dumps(
+        {"description": "edited", "repositoryId": repo["id"], "backupType": "EntireOrganization"}
+    )
+    requests: list[dict[str, Any]] = []
+    for version in (2, 5, 6, 7, 8):
+        path = f"/v{version}/Jobs/{{id}}"
+        requests += [
+            {"method": "GET", "path": path, "headers": admin},
+            {"method": "GET", "path": path.lower(), "headers": reader},  # case-insensitive
+            {"method": "GET", "path": path + "?unknown=1", "headers": admin},
+            {"method": "PUT", "path": path, "headers": admin | as_json, "content": seed},
+        ]
+    requests += [
+        {"method": "GET", "path": "/v8/Jobs/{id}"},  # no token
+        {"method": "GET", "path": "/v8/Jobs/{id}", "headers": {"Authorization": "Bearer nope"}},
+        {"method": "GET", "path": "/v8/Jobs/missing", "headers": admin},
+        {"method": "HEAD", "path": "/v8/Jobs/{id}", "headers": admin},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": reader | as_json, "content": seed},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": as_json, "content": seed},
+        {"method": "PUT", "path": "/v8/Jobs/missing", "headers": admin | as_json, "content": seed},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": admin | as_json, "content": "{"},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": as_json, "content": "{"},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": admin | as_json, "content": ""},
+        {"method": "PUT", "path": "/v8/Jobs/{id}", "headers": admin, "content": seed},
+        {
+            "method": "PUT",
+            "path": "/v8/Jobs/{id}",
+            "headers": admin | {"Content-Type": "text/plain"},
+            "content": seed,
+        },
+        {
+            "method": "PUT",
+            "path": "/v8/Jobs/{id}",
+            "headers": admin | as_json,
+            "content": json.dumps({"name": 5, "backupType": "Nonsense"}),
+        },
+        {
+            "method": "PUT",
+            "path": "/v8/Jobs/{id}",
+            "headers": admin | as_json,
+            "content": json.dumps({"schedulePolicy": {"type": "Daily", "dailyTime": "25:00"}}),
+        },
+        {
+            "method": "PUT",
+            "path": "/v8/Jobs/{id}",
+            "headers": admin | as_json | {"If-Match": '"1"'},  # stale by now
+            "content": seed,
+        },
+        {
+            "method": "PUT",
+            "path": "/v8/Jobs/{id}",
+            "headers": admin | as_json | {"If-Match": "garbage"},
+            "content": seed,
+        },
+        {"method": "GET", "path": "/api/jobs/{id}", "headers": em},
+        {"method": "GET", "path": "/api/jobs/{id}?format=Entity", "headers": em},
+        {"method": "GET", "path": "/api/jobs/{id}?format=entity&format=", "headers": em},
+        {"method": "GET", "path": "/api/jobs/{id}", "headers": em | {"Accept": "application/json"}},
+        {"method": "GET", "path": "/API/Jobs/{id}", "headers": em},
+        {"method": "GET", "path": "/api/jobs/{id}"},
+        {"method": "GET", "path": "/api/jobs/missing", "headers": em},
+        {
+            "method": "GET",
+            "path": "/api/jobs/missing",
+            "headers": em | {"Accept": "application/json"},
+        },
+    ]
+    return requests
+
+
+def test_direct_routes_answer_what_the_fastapi_routes_answer(
+    client: TestClient,
+    ctx: Context,
+    api: Any,
+    org: dict[str, Any],
+    repo: dict[str, Any],
+    taken: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = {"name": "job-one", "backupType": "EntireOrganization", "repositoryId": repo["id"]}
+    first = api.post(f"/v2/Organizations/{org['id']}/Jobs", body).json()
+    body["name"] = "job-two"  # as long: the same Content-Length
+    second = api.post(f"/v2/Organizations/{org['id']}/Jobs", body).json()
+    requests = requests_for(client, ctx, repo)
+
+    directly = exchange(client, requests, first)
+    assert len(taken) >= 30  # the plain GETs and PUTs of both dialects
+    monkeypatch.setattr(direct.Bound, "match", lambda self, method, path: None)
+    through_fastapi = exchange(client, requests, second)
+
+    for ours, theirs in zip(directly, through_fastapi, strict=True):
+        assert ours == theirs
+    statuses = {status for _request, status, _headers, _body in directly}
+    assert {200, 204, 400, 401, 403, 404, 412} <= statuses
+    assert 500 not in statuses
+
+
+@pytest.mark.sqlite_catalog  # routing: the catalog plays no part
+def test_a_route_before_the_direct_one_keeps_its_paths() -> None:
+    async def literal(request: Any) -> Response:
+        return Response("literal")
+
+    async def templated(request: Any) -> Response:
+        return Response("fastapi")
+
+    async def shortcut(request: Any, params: dict[str, str], body: bytes) -> Response:
+        return Response(f"direct {params['item_id']}")
+
+    app = FastAPI()
+    app.router.routes += [
+        Route("/v2/Things/search", literal, methods=["GET"]),
+        Route("/v2/Things/{item_id}", templated, methods=["GET"]),
+    ]
+    app.router.middleware_stack = PrefixRouting(
+        app.router, [DirectRoute("GET", "/v2/Things/{item_id}", shortcut)]
+    )
+    with TestClient(app) as client:
+        assert client.get("/v2/Things/search").text == "literal"
+        assert client.get("/v2/Things/7").text == "direct 7"
+        assert client.post("/v2/Things/7").status_code == 405
+
+
+@pytest.mark.sqlite_catalog
+def test_a_direct_route_must_shadow_a_route_of_the_app() -> None:
+    async def shortcut(request: Any, params: dict[str, str], body: bytes) -> None:
+        return None
+
+    with pytest.raises(ValueError, match="no app route"):
+        direct.bind([DirectRoute("GET", "/v2/Nothing/{x}", shortcut)], FastAPI().router.routes)

@@ -1,0 +1,83 @@
+"""What a server does before its first answer, counted rather than timed: FastAPI analyses each
+handler once, not once per API version, and the libraries only some catalogs or connectors need
+(psycopg for PostgreSQL, MSAL and requests for Microsoft 365) are not imported by then."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+
+import pytest
+from fastapi.routing import APIRoute
+
+from keepstone.api.app import VB365_ROUTERS
+from keepstone.api.vb365.versions import VERSIONS
+
+DEFERRED = ("psycopg", "msal", "requests")
+
+
+@pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
+def test_each_handler_is_analysed_once_for_every_version() -> None:
+    dependants: dict[object, set[int]] = defaultdict(set)
+    routes = 0
+    for versioned, _tag, _protected in VB365_ROUTERS:
+        for number in VERSIONS:
+            for route in versioned.for_version(number).routes:
+                assert isinstance(route, APIRoute)
+                routes += 1
+                dependants[route.endpoint, route.path, frozenset(route.methods)].add(
+                    id(route.dependant)
+                )
+    assert routes > 500  # the seven copies of the JSON dialect
+    embedded = sum(
+        1
+        for versioned, _tag, _protected in VB365_ROUTERS
+        for route in versioned.for_version(8).routes
+        if isinstance(route, APIRoute) and route._embed_body_fields
+    )
+    analyses = sum(len(ids) for ids in dependants.values())
+    # one analysis per handler, and one per version for the few with a form body
+    assert analyses <= len(dependants) + embedded * (len(VERSIONS) - 1)
+
+
+@pytest.mark.sqlite_catalog
+def test_the_first_answer_imports_no_connector_or_other_catalog_library() -> None:
+    program = textwrap.dedent(
+        f"""
+        import asyncio, os, sys, tempfile
+        from pathlib import Path
+        os.environ["KEEPSTONE_ADMIN_PASSWORD"] = "first-answer-password"
+        from keepstone import server
+        from keepstone.api.app import create_app
+        data = Path(tempfile.mkdtemp()) / "data"
+        ctx = server.open_context(data)
+        ctx.server_id = server.bootstrap(ctx, data).server_id
+        app = create_app(ctx)
+        statuses = []
+
+        async def first_answer():
+            scope = {{"type": "http", "method": "GET", "path": "/v2/Jobs", "raw_path": b"/v2/Jobs",
+                     "query_string": b"", "root_path": "", "headers": [(b"host", b"x")],
+                     "scheme": "http", "http_version": "1.1", "server": ("x", 80),
+                     "client": ("127.0.0.1", 1), "state": {{}}}}
+
+            async def receive():
+                return {{"type": "http.request", "body": b"", "more_body": False}}
+
+            async def send(message):
+                if message["type"] == "http.response.start":
+                    statuses.append(message["status"])
+
+            await app(scope, receive, send)
+
+        asyncio.run(first_answer())
+        print(statuses, sorted(m for m in {DEFERRED!r} if m in sys.modules))
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[-2] == "[401] []", run.stdout
