@@ -210,6 +210,16 @@ class JobSession(Base):
     )
 
 
+class JobSessionHour(Base):
+    """How many job sessions were created in an hour (the creation time cut to the hour):
+    kept by triggers (migration 0022), read by store/session_hours.py to count and page every
+    session without reading them all."""
+
+    __tablename__ = "job_session_hours"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    sessions: Mapped[int]
+
+
 class LogItem(Base):
     __tablename__ = "log_items"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
