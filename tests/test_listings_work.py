@@ -144,6 +144,84 @@ def test_consecutive_session_pages_cost_the_same_at_any_depth(
         assert [r["id"] for r in alone["results"]] == large.ids[at]
 
 
+def test_session_pages_asked_alone_cost_the_same_at_any_depth(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """A page of every session asked alone (no ``setId``) neither counts the sessions nor
+    skips those before it: the count is the sum of one row per hour of creation, and the page
+    skips only sessions of its own hour, from the nearer edge (store/session_hours.py). N and
+    4N sessions created over the same two hours: the first, middle and last pages run the same
+    statements, load the same rows and, on SQLite, the same instructions (counting 4N sessions
+    and skipping 2N index entries runs tens of thousands more)."""
+    n = 1000
+    bulk.add_sessions(ctx, [job["id"]], n, spacing=7200 / n)  # n/2 in each of two hours
+
+    def pages(total: int) -> list[tuple[int, ...]]:
+        newest = [s.id for s in runs.list_sessions(ctx)]
+        costs = []
+        for offset in (0, total // 2, total - PAGE):
+            path = f"/v8/JobSessions?offset={offset}&limit={PAGE}"
+            with catalog_work(ctx) as work:
+                response = api.get(path)
+            assert [r["id"] for r in response.json()["results"]] == newest[offset:][:PAGE]
+            # What the listing asks of the catalog, counted alone (a request's other
+            # statements, its caller's, vary by a few hundred instructions).
+            pinned = runs.SessionFilter(created_until=ctx.clock.now())
+            with catalog_work(ctx) as listed:
+                runs.list_sessions(
+                    ctx, None, offset, PAGE, pinned, total=runs.count_sessions(ctx, pinned)
+                )
+            costs.append((work.count, work.rows_loaded, listed.vm_steps))
+        return costs
+
+    small = pages(n)
+    bulk.add_sessions(ctx, [job["id"]], 3 * n, start=1, spacing=7200 / (3 * n))
+    large = pages(4 * n)
+    costs = {*small, *large}
+    assert len({(c[0], c[1]) for c in costs}) == 1, f"statements or rows differ: {costs}"
+    steps = [c[2] for c in costs]
+    assert max(steps) - min(steps) <= 2, f"instructions differ with size or depth: {costs}"
+
+
+def test_sessions_counted_by_the_hour_are_every_session(
+    ctx: Context, api: Api, job: dict[str, Any], clock: ManualClock
+) -> None:
+    """Pages found by the hour are the pages of the whole list, newest or oldest first, at
+    any offset (within an hour, across hours, at either end), in a set pinned before newer
+    sessions came, and after sessions are deleted with their job (a cascade in the catalog,
+    which the triggers of migration 0022 count too)."""
+    other = bulk.copies_of_job(ctx, job["id"], 1)[0]
+    bulk.add_sessions(ctx, [job["id"], other], 60, spacing=600)  # 6 per hour for 10 hours
+    clock.set(bulk.BASE + timedelta(days=1))
+
+    def check(total: int) -> None:
+        newest = [s.id for s in runs.list_sessions(ctx)]
+        assert len(newest) == total == runs.count_sessions(ctx, runs.SessionFilter())
+        for offset in (0, 5, 7, total // 2, total - 5, total):
+            for limit in (1, 13):
+                page = runs.list_sessions(ctx, None, offset, limit, runs.SessionFilter())
+                assert [s.id for s in page] == newest[offset : offset + limit], (offset, limit)
+                oldest = runs.list_sessions(
+                    ctx, None, offset, limit, runs.SessionFilter(), oldest_first=True
+                )
+                assert [s.id for s in oldest] == newest[::-1][offset : offset + limit]
+
+    check(60)
+    listed = api.get("/v8/JobSessions?limit=5").json()
+    before = [s.id for s in runs.list_sessions(ctx)]
+    clock.advance(timedelta(minutes=1))
+    later = int((clock.now() - bulk.BASE).total_seconds()) + 60
+    bulk.add_sessions(ctx, [job["id"]], 7, start=later)  # newer than the set's cutoff
+    for offset in (3, 31, 55):
+        path = f"/v8/JobSessions?offset={offset}&limit=5&setId={listed['setId']}"
+        page = api.get(path).json()
+        assert page["totalCount"] == 60
+        assert [r["id"] for r in page["results"]] == before[offset : offset + 5]
+    check(67)
+    jobs.delete_job(ctx, other)
+    check(37)
+
+
 def test_log_pages_cost_the_same_for_n_and_4n_items(
     ctx: Context, api: Api, job: dict[str, Any]
 ) -> None:

@@ -25,8 +25,8 @@ from keepstone.domain.schedule import next_run, next_window_open, window_allows
 from keepstone.services import licensing, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
-from keepstone.store.codecs import policy_from_record
 from keepstone.store import session_hours
+from keepstone.store.codecs import policy_from_record
 from keepstone.store.paging import page_of
 from keepstone.store.tables import (
     CopyJob,
