@@ -97,13 +97,22 @@ class Walk:
 def walk_sessions(ctx: Context, api: Api, pages: int, between: Callable[[], Any]) -> Walk:
     """``pages`` consecutive pages of ``/v8/JobSessions`` in one set; ``between`` runs after
     the first half (sessions created meanwhile must not shift the set's pages)."""
-    first = api.get(f"/v8/JobSessions?limit={PAGE}").json()
+    return walk(ctx, api, "/v8/JobSessions", pages, between)
+
+
+def walk(
+    ctx: Context, api: Api, listed: str, pages: int, between: Callable[[], Any] = lambda: None
+) -> Walk:
+    """``pages`` consecutive pages of a listing in one set, each through the previous page's
+    ``next`` offset; ``between`` runs after the first half."""
+    sep = "&" if "?" in listed else "?"
+    first = api.get(f"{listed}{sep}limit={PAGE}").json()
     ids, set_id = [[r["id"] for r in first["results"]]], first["setId"]
     second = last = (0, 0, 0)
     for n in range(1, pages):
         if n == pages // 2:
             between()
-        path = f"/v8/JobSessions?offset={n * PAGE}&limit={PAGE}&setId={set_id}"
+        path = f"{listed}{sep}offset={n * PAGE}&limit={PAGE}&setId={set_id}"
         with catalog_work(ctx) as work:
             response = api.get(path)
         assert response.status_code == 200, response.text
@@ -244,6 +253,40 @@ def test_log_pages_cost_the_same_for_n_and_4n_items(
     assert usns(f"offset={3 * N}&limit=3") == [3 * N + 1, 3 * N + 2, 3 * N + 3]
     assert usns(f"orderAsc=false&offset={4 * N - 2}&limit=5") == [2, 1]
     assert usns(f"offset={2 * N - 1}&limit=2") == [2 * N, 2 * N + 1]
+
+
+def test_consecutive_log_and_event_pages_cost_the_same_at_any_depth(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """A session's log items (oldest or newest first, all or of one type) and a restore
+    session's events continue from the previous page's last row too: the 2nd and the 40th
+    page of N and 4N rows cost the same (statements, rows, SQLite instructions; skipping 200
+    index entries would run thousands more), and are the offset path's pages."""
+    pages, n = 40, 40 * PAGE
+    [session] = bulk.add_sessions(ctx, [job["id"]], 1)
+    repository = catalog.list_repositories(ctx)[0]
+    org = _org_of(ctx, job["id"])
+    bulk.add_points(ctx, repository.id, org, [job["id"]], 1)
+    point = restore_points.list_points(ctx)[0].id
+    [restore] = bulk.add_restore_sessions(ctx, point, org, 1)
+    logs = f"/v8/JobSessions/{session}/LogItems"
+    listed = (logs, f"{logs}?orderAsc=false&type=Success", f"/v8/RestoreSessions/{restore}/Events")
+    bulk.add_log_items(ctx, session, n)
+    bulk.add_events(ctx, restore, n)
+    small = [walk(ctx, api, path, pages) for path in listed]
+    bulk.add_log_items(ctx, session, 3 * n, first_usn=n + 1)
+    bulk.add_events(ctx, restore, 3 * n, first_seq=n + 1)
+    large = [walk(ctx, api, path, pages) for path in listed]
+    for path, a, b in zip(listed, small, large, strict=True):
+        costs = {a.second, a.last, b.second, b.last}
+        assert len({(c[0], c[1]) for c in costs}) == 1, f"{path}: {costs}"
+        steps = [c[2] for c in costs]
+        assert max(steps) - min(steps) <= 2, f"{path}: instructions differ with depth: {costs}"
+        sep = "&" if "?" in path else "?"
+        for at in (1, pages // 2, pages - 1):
+            alone = api.get(f"{path}{sep}offset={at * PAGE}&limit={PAGE}").json()
+            assert [r["id"] for r in alone["results"]] == b.ids[at]
+    assert large[1].ids[0][0] != large[0].ids[0][0]  # newest first is another order
 
 
 def test_restore_listings_cost_the_same_for_n_and_4n_rows(

@@ -826,9 +826,11 @@ def list_log_items(
     limit: int | None = None,
     *,
     total: int | None = None,
+    after: tuple[int, str] | None = None,
     **kwargs: Any,
 ) -> list[LogItem]:
-    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s."""
+    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s;
+    ``after`` (an item's :func:`log_key`) continues after that item."""
     where = LogFilter(session_id, **kwargs)
     with ctx.db.read() as s:
         get_session_in(s, session_id)
@@ -841,7 +843,13 @@ def list_log_items(
             offset=offset,
             limit=limit,
             total=total,
+            after=after,
         )
+
+
+def log_key(item: LogItem) -> tuple[int, str]:
+    """Where a log item stands in its session's order (a keyset page continues after it)."""
+    return item.usn, item.id
 
 
 def count_log_items(ctx: Context, where: LogFilter) -> int:
