@@ -18,8 +18,10 @@ from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.engine import Item, LocalStore, writer
 from keepstone.services import catalog, jobs, restore_points, runs
+from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
+from keepstone.store.tables import AuditEvent
 from tests import listing_rows as bulk
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.work import catalog_work
@@ -314,6 +316,48 @@ def test_restore_listings_cost_the_same_for_n_and_4n_rows(
     ]
     for a, b in zip(small, large, strict=True):
         assert_paged(a, b)
+
+
+def test_audit_items_read_one_entry_per_user_for_n_and_4n_events(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """An organization's audit items (the users its trail names) are found one index entry
+    per user: N and 4N events about the same users cost the same statements and, on SQLite,
+    the same instructions (reading every event would run thousands more)."""
+    org = _org_of(ctx, job["id"])
+    users = [f"user{u}@example.com" for u in (3, 1, 4, 2)]
+
+    def trail(count: int) -> None:
+        def event(subject: str, organization: str | None) -> dict[str, Any]:
+            return {
+                "time": ctx.clock.now(),
+                "action": "Save",
+                "outcome": "Success",
+                "user_name": "admin",
+                "organization_id": organization,
+                "subject": subject,
+                "details": {},
+            }
+
+        rows = [event(users[n % 4], org) for n in range(count)]
+        rows += [event(f"other{n}", None) for n in range(count)]  # no organization's
+        bulk.insert_all(ctx, AuditEvent, rows)
+
+    def listed() -> tuple[list[str], tuple[int, int]]:
+        with catalog_work(ctx) as work:
+            names = audited_users(ctx, org)
+        return names, (work.count, work.vm_steps)
+
+    trail(300)
+    small_names, small = listed()
+    trail(900)
+    large_names, large = listed()
+    assert small_names == large_names == sorted(users)
+    assert small[0] == large[0]
+    assert abs(large[1] - small[1]) <= 2, f"instructions grew with the events: {small} {large}"
+    items = api.get(f"/v8/Organizations/{org}/AuditItems")
+    assert items.status_code == 200, items.text
+    assert len(items.json()) == 4
 
 
 def _org_of(ctx: Context, job_id: str) -> str:

@@ -404,6 +404,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     __table_args__ = (
         Index("ix_audit_events_organization_time", "organization_id", "time"),
+        # The users an organization's trail names, one index entry each (migration 0022).
+        Index("ix_audit_events_organization_subject", "organization_id", "subject"),
         {"sqlite_autoincrement": True},  # never reuse a number, even after the newest is gone
     )
 

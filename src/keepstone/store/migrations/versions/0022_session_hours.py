@@ -1,4 +1,5 @@
-"""job sessions counted per hour of creation, kept by triggers
+"""job sessions counted per hour of creation, kept by triggers; audit events indexed by
+organization and subject
 
 A page of every job session asked alone (``/vN/JobSessions``, the query service's
 ``BackupJobSession``) counted the whole set and skipped up to half of it in the creation-time
@@ -9,6 +10,10 @@ in the hour the running sum names, skipping only sessions of that hour (store/se
 Triggers keep it exact whatever changes the sessions (the services, a job's cascaded delete,
 a bulk insert): on PostgreSQL one statement per statement (transition tables), on SQLite one
 per row. An hour is the creation time cut to the hour, stored as that instant.
+
+The users an organization's audit trail names (``/vN/Organizations/{id}/AuditItems``) were
+found by reading every event of the organization; the index on (organization, subject) lets
+them be found one index entry per user (services/audit.py).
 
 Revision ID: 0022
 Revises: 0018
@@ -117,9 +122,13 @@ def upgrade() -> None:
     op.execute(FILL[dialect])
     for statement in POSTGRES if dialect == "postgresql" else SQLITE:
         op.execute(statement)
+    op.create_index(
+        "ix_audit_events_organization_subject", "audit_events", ["organization_id", "subject"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_events_organization_subject", "audit_events")
     postgres = op.get_bind().dialect.name == "postgresql"
     for trigger in TRIGGERS:
         op.execute(f"DROP TRIGGER {trigger}" + (" ON job_sessions" if postgres else ""))
