@@ -6,6 +6,7 @@ never timed."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,11 +18,11 @@ from fastapi.testclient import TestClient
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.engine import Item, LocalStore, writer
-from keepstone.services import catalog, jobs, restore_points, runs
+from keepstone.services import catalog, jobs, reports, restore_points, runs
 from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
-from keepstone.store.tables import AuditEvent
+from keepstone.store.tables import AuditEvent, JobSession, RestorePoint, TaskSession
 from tests import listing_rows as bulk
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.work import catalog_work
@@ -358,6 +359,88 @@ def test_audit_items_read_one_entry_per_user_for_n_and_4n_events(
     items = api.get(f"/v8/Organizations/{org}/AuditItems")
     assert items.status_code == 200, items.text
     assert len(items.json()) == 4
+
+
+def test_vms_overview_aggregates_in_the_catalog_for_n_and_4n_tasks(
+    ctx: Context, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EM VM overview report is aggregated in the catalog: its figures are those of the
+    pure ``vms_overview`` (the specification) over every task and point, from the same
+    statements for N and 4N runs, bringing no task nor point into the process."""
+    other = bulk.copies_of_job(ctx, job["id"], 1)[0]
+    repository = catalog.list_repositories(ctx)[0].id
+    org = _org_of(ctx, job["id"])
+    statuses = ("Success", "Warning", "Failed", "Running", "Success", "Stopped")
+
+    def history(count: int, start: int) -> None:
+        sessions = bulk.add_sessions(ctx, [job["id"], other], count, start=start * 60, spacing=60)
+        with ctx.db.write() as s:
+            for n, session in enumerate(sessions, start):
+                s.get_one(JobSession, session).status = statuses[n % 5]
+        tasks, points = [], []
+        for n, session in enumerate(sessions, start):
+            at = bulk.BASE + timedelta(minutes=n)
+            for user in (f"a{n % 7}", f"b{(n + 3) % 11}"):
+                tasks.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "session_id": session,
+                        "object_id": user,
+                        "name": user,
+                        "status": statuses[n % 3 if user[0] == "a" else (n + 1) % 6],
+                        "creation_time": at,
+                        "end_time": at,
+                        "items": 1,
+                        "total_bytes": 100 + n,
+                        "read_bytes": 0,
+                        "written_bytes": 10 + n % 13,
+                        "reason": "",
+                    }
+                )
+            if n % 2 == 0 or n % 9 == 1:  # a point of some runs (a first one of each job too)
+                points.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "snapshot_id": f"{n:064x}",
+                        "repository_id": repository,
+                        "job_id": (job["id"], other, None)[n % 3],
+                        "organization_id": org,
+                        "session_id": None if n % 10 == 4 else session,
+                        "backup_time": at,
+                        "is_exchange": True,
+                        "is_onedrive": False,
+                        "item_count": 0,
+                        "size": 0,
+                    }
+                )
+        bulk.insert_all(ctx, TaskSession, tasks)
+        bulk.insert_all(ctx, RestorePoint, points)
+
+    built = 0
+
+    def counted(*args: Any) -> reports.TaskFacts:
+        nonlocal built
+        built += 1
+        return reports.TaskFacts(*args)
+
+    def report() -> tuple[reports.VmsOverview, int, int]:
+        nonlocal built
+        built = 0
+        with monkeypatch.context() as patched:
+            patched.setattr(reports, "TaskFacts", counted)
+            with catalog_work(ctx) as work:
+                figures = reports.vms_overview_of(ctx)
+        expected = reports.vms_overview(reports.task_facts(ctx), reports.point_facts(ctx))
+        assert figures == expected
+        return figures, work.count, built
+
+    history(40, 0)
+    small = report()
+    history(120, 40)
+    large = report()
+    assert small[1:] == large[1:] == (small[1], 0)
+    assert large[0].full_points_size > 0 and large[0].incremental_points_size > 0
+    assert 0 < large[0].success_percents < 100
 
 
 def _org_of(ctx: Context, job_id: str) -> str:
