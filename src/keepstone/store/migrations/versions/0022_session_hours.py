@@ -9,7 +9,9 @@ in the hour the running sum names, skipping only sessions of that hour (store/se
 
 Triggers keep it exact whatever changes the sessions (the services, a job's cascaded delete,
 a bulk insert): on PostgreSQL one statement per statement (transition tables), on SQLite one
-per row. An hour is the creation time cut to the hour, stored as that instant.
+per row. An hour is the creation time cut to the hour, stored as that instant. A later SQLite
+batch migration that rebuilds ``job_sessions`` drops its triggers with the old table: it must
+create them again (``SQLITE`` here; tests/test_listings_work.py fails without them).
 
 The users an organization's audit trail names (``/vN/Organizations/{id}/AuditItems``) were
 found by reading every event of the organization; the index on (organization, subject) lets
