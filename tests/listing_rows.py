@@ -58,14 +58,16 @@ def copies_of_job(ctx: Context, template_id: str, count: int, prefix: str = "job
     return ids
 
 
-def add_sessions(ctx: Context, job_ids: Sequence[str], count: int, start: int = 0) -> list[str]:
-    """``count`` ended sessions spread over ``job_ids``, one second apart from ``BASE`` on
-    (``start`` seconds later); returns their ids, oldest first."""
+def add_sessions(
+    ctx: Context, job_ids: Sequence[str], count: int, start: int = 0, spacing: float = 1
+) -> list[str]:
+    """``count`` ended sessions spread over ``job_ids``, ``spacing`` seconds apart from
+    ``BASE`` on (``start`` seconds later); returns their ids, oldest first."""
     ids = new_ids(count)
 
     def rows() -> Iterator[dict[str, Any]]:
         for n, session_id in enumerate(ids):
-            created = BASE + timedelta(seconds=start + n)
+            created = BASE + timedelta(seconds=start + n * spacing)
             yield {
                 "id": session_id,
                 "job_id": job_ids[n % len(job_ids)],

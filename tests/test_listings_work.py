@@ -6,6 +6,7 @@ never timed."""
 from __future__ import annotations
 
 import base64
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,9 +18,11 @@ from fastapi.testclient import TestClient
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.engine import Item, LocalStore, writer
-from keepstone.services import catalog, jobs, restore_points, runs
+from keepstone.services import catalog, jobs, reports, restore_points, runs
+from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
+from keepstone.store.tables import AuditEvent, JobSession, RestorePoint, TaskSession
 from tests import listing_rows as bulk
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.work import catalog_work
@@ -97,13 +100,22 @@ class Walk:
 def walk_sessions(ctx: Context, api: Api, pages: int, between: Callable[[], Any]) -> Walk:
     """``pages`` consecutive pages of ``/v8/JobSessions`` in one set; ``between`` runs after
     the first half (sessions created meanwhile must not shift the set's pages)."""
-    first = api.get(f"/v8/JobSessions?limit={PAGE}").json()
+    return walk(ctx, api, "/v8/JobSessions", pages, between)
+
+
+def walk(
+    ctx: Context, api: Api, listed: str, pages: int, between: Callable[[], Any] = lambda: None
+) -> Walk:
+    """``pages`` consecutive pages of a listing in one set, each through the previous page's
+    ``next`` offset; ``between`` runs after the first half."""
+    sep = "&" if "?" in listed else "?"
+    first = api.get(f"{listed}{sep}limit={PAGE}").json()
     ids, set_id = [[r["id"] for r in first["results"]]], first["setId"]
     second = last = (0, 0, 0)
     for n in range(1, pages):
         if n == pages // 2:
             between()
-        path = f"/v8/JobSessions?offset={n * PAGE}&limit={PAGE}&setId={set_id}"
+        path = f"{listed}{sep}offset={n * PAGE}&limit={PAGE}&setId={set_id}"
         with catalog_work(ctx) as work:
             response = api.get(path)
         assert response.status_code == 200, response.text
@@ -144,6 +156,84 @@ def test_consecutive_session_pages_cost_the_same_at_any_depth(
         assert [r["id"] for r in alone["results"]] == large.ids[at]
 
 
+def test_session_pages_asked_alone_cost_the_same_at_any_depth(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """A page of every session asked alone (no ``setId``) neither counts the sessions nor
+    skips those before it: the count is the sum of one row per hour of creation, and the page
+    skips only sessions of its own hour, from the nearer edge (store/session_hours.py). N and
+    4N sessions created over the same two hours: the first, middle and last pages run the same
+    statements, load the same rows and, on SQLite, the same instructions (counting 4N sessions
+    and skipping 2N index entries runs tens of thousands more)."""
+    n = 1000
+    bulk.add_sessions(ctx, [job["id"]], n, spacing=7200 / n)  # n/2 in each of two hours
+
+    def pages(total: int) -> list[tuple[int, ...]]:
+        newest = [s.id for s in runs.list_sessions(ctx)]
+        costs = []
+        for offset in (0, total // 2, total - PAGE):
+            path = f"/v8/JobSessions?offset={offset}&limit={PAGE}"
+            with catalog_work(ctx) as work:
+                response = api.get(path)
+            assert [r["id"] for r in response.json()["results"]] == newest[offset:][:PAGE]
+            # What the listing asks of the catalog, counted alone (a request's other
+            # statements, its caller's, vary by a few hundred instructions).
+            pinned = runs.SessionFilter(created_until=ctx.clock.now())
+            with catalog_work(ctx) as listed:
+                runs.list_sessions(
+                    ctx, None, offset, PAGE, pinned, total=runs.count_sessions(ctx, pinned)
+                )
+            costs.append((work.count, work.rows_loaded, listed.vm_steps))
+        return costs
+
+    small = pages(n)
+    bulk.add_sessions(ctx, [job["id"]], 3 * n, start=1, spacing=7200 / (3 * n))
+    large = pages(4 * n)
+    costs = {*small, *large}
+    assert len({(c[0], c[1]) for c in costs}) == 1, f"statements or rows differ: {costs}"
+    steps = [c[2] for c in costs]
+    assert max(steps) - min(steps) <= 2, f"instructions differ with size or depth: {costs}"
+
+
+def test_sessions_counted_by_the_hour_are_every_session(
+    ctx: Context, api: Api, job: dict[str, Any], clock: ManualClock
+) -> None:
+    """Pages found by the hour are the pages of the whole list, newest or oldest first, at
+    any offset (within an hour, across hours, at either end), in a set pinned before newer
+    sessions came, and after sessions are deleted with their job (a cascade in the catalog,
+    which the triggers of migration 0022 count too)."""
+    other = bulk.copies_of_job(ctx, job["id"], 1)[0]
+    bulk.add_sessions(ctx, [job["id"], other], 60, spacing=600)  # 6 per hour for 10 hours
+    clock.set(bulk.BASE + timedelta(days=1))
+
+    def check(total: int) -> None:
+        newest = [s.id for s in runs.list_sessions(ctx)]
+        assert len(newest) == total == runs.count_sessions(ctx, runs.SessionFilter())
+        for offset in (0, 5, 7, total // 2, total - 5, total):
+            for limit in (1, 13):
+                page = runs.list_sessions(ctx, None, offset, limit, runs.SessionFilter())
+                assert [s.id for s in page] == newest[offset : offset + limit], (offset, limit)
+                oldest = runs.list_sessions(
+                    ctx, None, offset, limit, runs.SessionFilter(), oldest_first=True
+                )
+                assert [s.id for s in oldest] == newest[::-1][offset : offset + limit]
+
+    check(60)
+    listed = api.get("/v8/JobSessions?limit=5").json()
+    before = [s.id for s in runs.list_sessions(ctx)]
+    clock.advance(timedelta(minutes=1))
+    later = int((clock.now() - bulk.BASE).total_seconds()) + 60
+    bulk.add_sessions(ctx, [job["id"]], 7, start=later)  # newer than the set's cutoff
+    for offset in (3, 31, 55):
+        path = f"/v8/JobSessions?offset={offset}&limit=5&setId={listed['setId']}"
+        page = api.get(path).json()
+        assert page["totalCount"] == 60
+        assert [r["id"] for r in page["results"]] == before[offset : offset + 5]
+    check(67)
+    jobs.delete_job(ctx, other)
+    check(37)
+
+
 def test_log_pages_cost_the_same_for_n_and_4n_items(
     ctx: Context, api: Api, job: dict[str, Any]
 ) -> None:
@@ -166,6 +256,40 @@ def test_log_pages_cost_the_same_for_n_and_4n_items(
     assert usns(f"offset={3 * N}&limit=3") == [3 * N + 1, 3 * N + 2, 3 * N + 3]
     assert usns(f"orderAsc=false&offset={4 * N - 2}&limit=5") == [2, 1]
     assert usns(f"offset={2 * N - 1}&limit=2") == [2 * N, 2 * N + 1]
+
+
+def test_consecutive_log_and_event_pages_cost_the_same_at_any_depth(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """A session's log items (oldest or newest first, all or of one type) and a restore
+    session's events continue from the previous page's last row too: the 2nd and the 40th
+    page of N and 4N rows cost the same (statements, rows, SQLite instructions; skipping 200
+    index entries would run thousands more), and are the offset path's pages."""
+    pages, n = 40, 40 * PAGE
+    [session] = bulk.add_sessions(ctx, [job["id"]], 1)
+    repository = catalog.list_repositories(ctx)[0]
+    org = _org_of(ctx, job["id"])
+    bulk.add_points(ctx, repository.id, org, [job["id"]], 1)
+    point = restore_points.list_points(ctx)[0].id
+    [restore] = bulk.add_restore_sessions(ctx, point, org, 1)
+    logs = f"/v8/JobSessions/{session}/LogItems"
+    listed = (logs, f"{logs}?orderAsc=false&type=Success", f"/v8/RestoreSessions/{restore}/Events")
+    bulk.add_log_items(ctx, session, n)
+    bulk.add_events(ctx, restore, n)
+    small = [walk(ctx, api, path, pages) for path in listed]
+    bulk.add_log_items(ctx, session, 3 * n, first_usn=n + 1)
+    bulk.add_events(ctx, restore, 3 * n, first_seq=n + 1)
+    large = [walk(ctx, api, path, pages) for path in listed]
+    for path, a, b in zip(listed, small, large, strict=True):
+        costs = {a.second, a.last, b.second, b.last}
+        assert len({(c[0], c[1]) for c in costs}) == 1, f"{path}: {costs}"
+        steps = [c[2] for c in costs]
+        assert max(steps) - min(steps) <= 2, f"{path}: instructions differ with depth: {costs}"
+        sep = "&" if "?" in path else "?"
+        for at in (1, pages // 2, pages - 1):
+            alone = api.get(f"{path}{sep}offset={at * PAGE}&limit={PAGE}").json()
+            assert [r["id"] for r in alone["results"]] == b.ids[at]
+    assert large[1].ids[0][0] != large[0].ids[0][0]  # newest first is another order
 
 
 def test_restore_listings_cost_the_same_for_n_and_4n_rows(
@@ -193,6 +317,130 @@ def test_restore_listings_cost_the_same_for_n_and_4n_rows(
     ]
     for a, b in zip(small, large, strict=True):
         assert_paged(a, b)
+
+
+def test_audit_items_read_one_entry_per_user_for_n_and_4n_events(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """An organization's audit items (the users its trail names) are found one index entry
+    per user: N and 4N events about the same users cost the same statements and, on SQLite,
+    the same instructions (reading every event would run thousands more)."""
+    org = _org_of(ctx, job["id"])
+    users = [f"user{u}@example.com" for u in (3, 1, 4, 2)]
+
+    def trail(count: int) -> None:
+        def event(subject: str, organization: str | None) -> dict[str, Any]:
+            return {
+                "time": ctx.clock.now(),
+                "action": "Save",
+                "outcome": "Success",
+                "user_name": "admin",
+                "organization_id": organization,
+                "subject": subject,
+                "details": {},
+            }
+
+        rows = [event(users[n % 4], org) for n in range(count)]
+        rows += [event(f"other{n}", None) for n in range(count)]  # no organization's
+        bulk.insert_all(ctx, AuditEvent, rows)
+
+    def listed() -> tuple[list[str], tuple[int, int]]:
+        with catalog_work(ctx) as work:
+            names = audited_users(ctx, org)
+        return names, (work.count, work.vm_steps)
+
+    trail(300)
+    small_names, small = listed()
+    trail(900)
+    large_names, large = listed()
+    assert small_names == large_names == sorted(users)
+    assert small[0] == large[0]
+    assert abs(large[1] - small[1]) <= 2, f"instructions grew with the events: {small} {large}"
+    items = api.get(f"/v8/Organizations/{org}/AuditItems")
+    assert items.status_code == 200, items.text
+    assert len(items.json()) == 4
+
+
+def test_vms_overview_aggregates_in_the_catalog_for_n_and_4n_tasks(
+    ctx: Context, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The EM VM overview report is aggregated in the catalog: its figures are those of the
+    pure ``vms_overview`` (the specification) over every task and point, from the same
+    statements for N and 4N runs, bringing no task nor point into the process."""
+    other = bulk.copies_of_job(ctx, job["id"], 1)[0]
+    repository = catalog.list_repositories(ctx)[0].id
+    org = _org_of(ctx, job["id"])
+    statuses = ("Success", "Warning", "Failed", "Running", "Success", "Stopped")
+
+    def history(count: int, start: int) -> None:
+        sessions = bulk.add_sessions(ctx, [job["id"], other], count, start=start * 60, spacing=60)
+        with ctx.db.write() as s:
+            for n, session in enumerate(sessions, start):
+                s.get_one(JobSession, session).status = statuses[n % 5]
+        tasks, points = [], []
+        for n, session in enumerate(sessions, start):
+            at = bulk.BASE + timedelta(minutes=n)
+            for user in (f"a{n % 7}", f"b{(n + 3) % 11}"):
+                tasks.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "session_id": session,
+                        "object_id": user,
+                        "name": user,
+                        "status": statuses[n % 3 if user[0] == "a" else (n + 1) % 6],
+                        "creation_time": at,
+                        "end_time": at,
+                        "items": 1,
+                        "total_bytes": 100 + n,
+                        "read_bytes": 0,
+                        "written_bytes": 10 + n % 13,
+                        "reason": "",
+                    }
+                )
+            if n % 2 == 0 or n % 9 == 1:  # a point of some runs (a first one of each job too)
+                points.append(
+                    {
+                        "id": str(uuid.uuid4()),
+                        "snapshot_id": f"{n:064x}",
+                        "repository_id": repository,
+                        "job_id": (job["id"], other, None)[n % 3],
+                        "organization_id": org,
+                        "session_id": None if n % 10 == 4 else session,
+                        "backup_time": at,
+                        "is_exchange": True,
+                        "is_onedrive": False,
+                        "item_count": 0,
+                        "size": 0,
+                    }
+                )
+        bulk.insert_all(ctx, TaskSession, tasks)
+        bulk.insert_all(ctx, RestorePoint, points)
+
+    built = 0
+
+    def counted(*args: Any) -> reports.TaskFacts:
+        nonlocal built
+        built += 1
+        return reports.TaskFacts(*args)
+
+    def report() -> tuple[reports.VmsOverview, int, int]:
+        nonlocal built
+        built = 0
+        with monkeypatch.context() as patched:
+            patched.setattr(reports, "TaskFacts", counted)
+            with catalog_work(ctx) as work:
+                figures = reports.vms_overview_of(ctx)
+        expected = reports.vms_overview(reports.task_facts(ctx), reports.point_facts(ctx))
+        assert figures == expected
+        return figures, work.count, built
+
+    history(40, 0)
+    small = report()
+    history(120, 40)
+    large = report()
+    assert small[1:] == large[1:] == (small[1], 0)
+    assert large[0].full_points_size > 0 and large[0].incremental_points_size > 0
+    assert 0 < large[0].success_percents < 100
 
 
 def _org_of(ctx: Context, job_id: str) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
@@ -240,6 +240,85 @@ def vms_overview(tasks: Sequence[TaskFacts], points: Sequence[PointFacts]) -> Vm
         ),
         source_size=sum(t.total_bytes for t in latest.values()),
         success_percents=(100 * sum(t.backed_up for t in ended)) // len(ended) if ended else 0,
+    )
+
+
+def vms_overview_of(ctx: Context) -> VmsOverview:
+    """``vms_overview`` of every task and restore point, aggregated in the catalog: two
+    statements of one row each, whatever the history's length (the pure function is its
+    specification; tests hold them equal). A user's latest task is the newest by creation time
+    (ties broken by id)."""
+    task, run = TaskSession, JobSession
+    tasks = select(task).join(run, run.id == task.session_id).subquery()
+    backed = task.status.in_(BACKED_UP) & run.status.in_(BACKED_UP)
+    newest = func.row_number().over(
+        partition_by=task.object_id, order_by=(task.creation_time.desc(), task.id.desc())
+    )
+    latest = (
+        select(task.total_bytes, newest.label("rank"))
+        .join(run, run.id == task.session_id)
+        .where(backed)
+        .subquery()
+    )
+    ended = task.status != SessionStatus.RUNNING.value
+    written = (
+        select(task.session_id, func.sum(task.written_bytes).label("bytes"))
+        .join(run, run.id == task.session_id)
+        .where(backed)
+        .group_by(task.session_id)
+        .subquery()
+    )
+    point = RestorePoint
+    first = func.row_number().over(
+        partition_by=point.job_id, order_by=(point.backup_time, point.id)
+    )
+    firsts = select(point.session_id, first.label("rank")).subquery()
+    full = select(firsts.c.session_id).where(firsts.c.rank == 1, firsts.c.session_id.is_not(None))
+    size = func.coalesce(written.c.bytes, 0)
+    is_full = point.session_id.in_(full)
+
+    def total(value: Any) -> Any:
+        return func.coalesce(func.sum(value), 0)
+
+    with ctx.db.read() as s:
+        figures = s.execute(
+            select(
+                select(func.count(func.distinct(tasks.c.object_id))).scalar_subquery(),
+                select(func.count(func.distinct(task.object_id)))
+                .join(run, run.id == task.session_id)
+                .where(backed)
+                .scalar_subquery(),
+                select(total(latest.c.total_bytes)).where(latest.c.rank == 1).scalar_subquery(),
+                select(func.count())
+                .select_from(task)
+                .join(run, run.id == task.session_id)
+                .where(ended)
+                .scalar_subquery(),
+                select(func.count())
+                .select_from(task)
+                .join(run, run.id == task.session_id)
+                .where(ended, backed)
+                .scalar_subquery(),
+            )
+        ).one()
+        points = s.execute(
+            select(
+                func.count(),
+                total(case((is_full, size), else_=0)),
+                total(case((is_full, 0), else_=size)),
+            ).select_from(
+                point.__table__.outerjoin(written, written.c.session_id == point.session_id)
+            )
+        ).one()
+    protected, backed_up, source, ended_count, succeeded = (int(v) for v in figures)
+    return VmsOverview(
+        protected=protected,
+        backed_up=backed_up,
+        restore_points=int(points[0]),
+        full_points_size=int(points[1]),
+        incremental_points_size=int(points[2]),
+        source_size=source,
+        success_percents=(100 * succeeded) // ended_count if ended_count else 0,
     )
 
 

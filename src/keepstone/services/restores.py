@@ -551,13 +551,22 @@ def list_events(
     limit: int | None = None,
     until_seq: int | None = None,
     total: int | None = None,
+    after: tuple[int, str] | None = None,
 ) -> list[EventRow]:
-    """The session's events in the order they ran; ``until_seq`` pins a listed set."""
+    """The session's events in the order they ran; ``until_seq`` pins a listed set; ``after``
+    (an event's :func:`event_key`) continues after that event."""
     get_session(ctx, session_id)
     keys = (EventRow.seq, EventRow.id)
     with ctx.db.read() as s:
         where = _events_of(session_id, until_seq)
-        return page_of(s, EventRow, where, keys, offset=offset, limit=limit, total=total)
+        return page_of(
+            s, EventRow, where, keys, offset=offset, limit=limit, total=total, after=after
+        )
+
+
+def event_key(event: EventRow) -> tuple[int, str]:
+    """Where an event stands in its session's order (a keyset page continues after it)."""
+    return event.seq, event.id
 
 
 def count_events(ctx: Context, session_id: str, until_seq: int | None = None) -> int:

@@ -25,6 +25,7 @@ from keepstone.domain.schedule import next_run, next_window_open, window_allows
 from keepstone.services import licensing, metrics, notifications, proxies, task_sessions
 from keepstone.services.catalog import get_job_in
 from keepstone.services.context import Context, new_id
+from keepstone.store import session_hours
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.paging import page_of
 from keepstone.store.tables import (
@@ -694,6 +695,12 @@ class SessionFilter:
     created_until: datetime | None = None
     job_type: str | None = None  # Backup or Copy (a copy job's runs); None: both
 
+    @property
+    def every_session(self) -> bool:
+        """Whether it keeps every session (created until its cutoff): such a set is counted
+        and paged by the hour of creation (store/session_hours.py)."""
+        return self == SessionFilter(created_until=self.created_until)
+
     def apply(self, query: Any) -> Any:
         kind = (self.job_type or "").lower()
         conditions = [
@@ -733,6 +740,16 @@ def list_sessions(
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
+        if limit is not None and after is None and where.every_session:
+            # A window of every session, found by the hour (store/session_hours.py).
+            return session_hours.page(
+                s,
+                offset,
+                limit,
+                descending=not oldest_first,
+                cutoff=where.created_until,
+                total=total,
+            )
         if after is not None and not oldest_first:
             # Newest first, a session of the pinned set is older than its cutoff: the cutoff
             # adds nothing, and kept, it bounds the index scan instead of ``after`` (SQLite
@@ -758,6 +775,8 @@ def session_key(session: JobSession) -> tuple[datetime, str]:
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:
     with ctx.db.read() as s:
+        if where.every_session:
+            return session_hours.count(s, where.created_until)
         query = _without_idle_cutoff(s, where).apply(select(func.count()).select_from(JobSession))
         return s.scalar(query) or 0
 
@@ -812,9 +831,11 @@ def list_log_items(
     limit: int | None = None,
     *,
     total: int | None = None,
+    after: tuple[int, str] | None = None,
     **kwargs: Any,
 ) -> list[LogItem]:
-    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s."""
+    """A session's log items (by default all, oldest first); ``kwargs`` are ``LogFilter``'s;
+    ``after`` (an item's :func:`log_key`) continues after that item."""
     where = LogFilter(session_id, **kwargs)
     with ctx.db.read() as s:
         get_session_in(s, session_id)
@@ -827,7 +848,13 @@ def list_log_items(
             offset=offset,
             limit=limit,
             total=total,
+            after=after,
         )
+
+
+def log_key(item: LogItem) -> tuple[int, str]:
+    """Where a log item stands in its session's order (a keyset page continues after it)."""
+    return item.usn, item.id
 
 
 def count_log_items(ctx: Context, where: LogFilter) -> int:

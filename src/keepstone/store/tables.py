@@ -210,6 +210,16 @@ class JobSession(Base):
     )
 
 
+class JobSessionHour(Base):
+    """How many job sessions were created in an hour (the creation time cut to the hour):
+    kept by triggers (migration 0022), read by store/session_hours.py to count and page every
+    session without reading them all."""
+
+    __tablename__ = "job_session_hours"
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    sessions: Mapped[int]
+
+
 class LogItem(Base):
     __tablename__ = "log_items"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -394,6 +404,8 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]]
     __table_args__ = (
         Index("ix_audit_events_organization_time", "organization_id", "time"),
+        # The users an organization's trail names, one index entry each (migration 0022).
+        Index("ix_audit_events_organization_subject", "organization_id", "subject"),
         {"sqlite_autoincrement": True},  # never reuse a number, even after the newest is gone
     )
 

@@ -24,7 +24,7 @@ DAYS = 7
 @router.get("/reports/summary/vms_overview")
 def vms_overview_report(request: Request, who: Who) -> Response:
     ctx = ctx_of(request)
-    f = reports.vms_overview(reports.task_facts(ctx), reports.point_facts(ctx))
+    f = reports.vms_overview_of(ctx)
     return answer(
         request,
         report_frame(

@@ -20,7 +20,7 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import PathText, WireModel, any_case
 from keepstone.api.vb365.deps import Caller, Ctx, json
-from keepstone.api.vb365.pages import Paging, listing, query_listing
+from keepstone.api.vb365.pages import Continuation, Paging, listing, query_listing
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
@@ -213,10 +213,14 @@ def list_events(
     def render(rows: Sequence[Any]) -> list[dict[str, Any]]:
         return [views.restore_event(session_id, event, api=api) for event in rows]
 
+    def after(until: int | None, key: tuple[Any, ...], limit: int) -> list[Any]:
+        return restores.list_events(ctx, session_id, 0, limit, until, after=(key[0], key[1]))
+
     pin = partial(restores.last_event, ctx, session_id)
     count = partial(restores.count_events, ctx, session_id)
     now = ctx.clock.now()
-    return json(query_listing(request, api, "events", pin, page, count, render, paging, now))
+    walk = Continuation(restores.event_key, after)
+    return json(query_listing(request, api, "events", pin, page, count, render, paging, now, walk))
 
 
 @router.get("/RestoreSessions/{session_id}/Statistics", since=8)

@@ -127,17 +127,27 @@ def list_log_items(
     statuses = None if wanted is None else tuple(views.statuses_of_log_type(wanted))
     where = runs.LogFilter(session_id, statuses, orderAsc)
 
-    def page(until: int | None, offset: int, limit: int | None, total: int | None) -> list[LogItem]:
+    def page(
+        until: int | None,
+        offset: int,
+        limit: int | None,
+        total: int | None,
+        after: tuple[int, str] | None = None,
+    ) -> list[LogItem]:
         return runs.list_log_items(
             ctx,
             session_id,
             offset,
             limit,
             total=total,
+            after=after,
             statuses=statuses,
             ascending=orderAsc,
             until_usn=until,
         )
+
+    def following(until: int | None, key: tuple[Any, ...], limit: int) -> list[LogItem]:
+        return page(until, 0, limit, None, (key[0], key[1]))
 
     def count(until: int | None) -> int:
         return runs.count_log_items(ctx, dataclasses.replace(where, until_usn=until))
@@ -147,7 +157,10 @@ def list_log_items(
 
     pin = partial(runs.last_usn, ctx, session_id)
     now = ctx.clock.now()
-    return json(query_listing(request, api, "logItems", pin, page, count, render, paging, now))
+    walk = Continuation(runs.log_key, following)
+    return json(
+        query_listing(request, api, "logItems", pin, page, count, render, paging, now, walk)
+    )
 
 
 @router.get("/JobSessions/{session_id}/LogItems/{item_id}")
