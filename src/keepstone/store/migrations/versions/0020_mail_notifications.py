@@ -1,7 +1,7 @@
 """e-mail notifications: their settings, and an outbox of the mails finished runs owe
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-04
 """
 

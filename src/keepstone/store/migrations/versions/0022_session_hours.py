@@ -18,7 +18,7 @@ found by reading every event of the organization; the index on (organization, su
 them be found one index entry per user (services/audit.py).
 
 Revision ID: 0022
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-04
 """
 
