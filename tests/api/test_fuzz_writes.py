@@ -266,6 +266,9 @@ def _real_ids(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     members = [{"proxyId": ids["proxy_id"]}]
     pool = {"name": "pool", "description": "", "proxyIds": members}
     ids["pool_id"] = client.post("/v8/ProxyPools", json=pool, headers=headers).json()["id"]
+    role = {"name": "restorers", "access": "Restore", "operators": []}
+    roles = f"/v8/Organizations/{ids['org_id']}/RbacRoles"
+    ids["role_id"] = client.post(roles, json=role, headers=headers).json()["id"]
     return ids
 
 
