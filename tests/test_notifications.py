@@ -9,11 +9,12 @@ import socket
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
@@ -171,6 +172,7 @@ def test_settings_round_trip_without_the_password(
         assert body["useSSL"] is True and body["from"] == "keepstone@example.test"
         assert body["subject"] == "%JobResult%: %JobName%"  # a PUT keeps what it does not send
         assert "userPassword" not in body and SMTP_PASSWORD not in str(body)
+        assert (body["dailyDigest"], body["dailyDigestTime"]) == (False, "08:00")  # Keepstone's
     assert SMTP_PASSWORD not in catalog_text(ctx, data_dir)
 
 
@@ -185,6 +187,11 @@ def test_settings_round_trip_without_the_password(
         ({"subject": "Backup\r\nBcc: everyone@example.test"}, "subject"),
         ({"authenticationType": "Microsoft365"}, "authenticationType"),
         ({"userPassword": None, "username": ""}, "username"),
+        ({"dailyDigest": True, "dailyDigestTime": "24:00"}, "dailyDigestTime"),
+        ({"dailyDigestTime": "8:00"}, "dailyDigestTime"),
+        ({"dailyDigestTime": "08:00:00"}, "dailyDigestTime"),
+        ({"dailyDigestTime": 800}, "dailyDigestTime"),
+        ({"dailyDigest": "yes"}, "dailyDigest"),
     ],
 )
 def test_settings_that_cannot_send_are_refused(
@@ -348,3 +355,124 @@ def test_sending_n_and_4n_mails_grows_catalog_work_linearly(
 
     assert_linear(work(2), work(8))
     assert len(mailbox.messages) == 10
+
+
+# ---- the daily digest (Keepstone's extension) -----------------------------------------------
+
+BERLIN = ZoneInfo("Europe/Berlin")  # the server's time zone: UTC+2 in June
+
+
+def _body_of(message: EmailMessage) -> str:
+    plain = message.get_body(preferencelist=("plain",))
+    assert plain is not None
+    return str(plain.get_content()).replace("\r\n", "\n")  # as sent over SMTP: CRLF
+
+
+def test_the_daily_digest_is_sent_once_at_its_time_and_lists_the_days_runs(
+    api: Api,
+    ctx: Context,
+    clock: ManualClock,
+    job: dict[str, Any],
+    mailbox: Mailbox,
+    smtp: SmtpServer,
+) -> None:
+    ctx.tz, ctx.public_url = BERLIN, PUBLIC
+    assert clock.now() == datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
+    settings = _settings(
+        smtp.port, notifyOnSuccess=False, dailyDigest=True, dailyDigestTime="13:30"
+    )
+    assert api.put("/v8/VboEmailSettings", settings).status_code == 204
+    quiet = _finish(ctx, job["id"], SessionStatus.SUCCESS)  # not mailed by itself
+    loud = _finish(ctx, job["id"], SessionStatus.WARNING, users=2)  # mailed by itself too
+
+    def tick(scheduler: Scheduler) -> list[str]:
+        before = len(mailbox.messages)
+        scheduler.tick()
+        scheduler.wait_for_mail()
+        return [str(m["Subject"]) for m in mailbox.messages[before:]]
+
+    scheduler = Scheduler(ctx)
+    assert tick(scheduler) == ["[Warning] example.test - test_job (2 objects) 2 issues"]
+    clock.set(datetime(2026, 6, 10, 11, 29, 59, tzinfo=UTC))  # 13:29:59 in Berlin
+    assert tick(scheduler) == []  # not before its time
+    clock.set(datetime(2026, 6, 10, 11, 30, tzinfo=UTC))
+    assert tick(scheduler) == ["Keepstone daily digest 2026-06-10: 2 runs: 1 Success, 1 Warning"]
+    body = _body_of(mailbox.messages[-1])
+    for expected in (
+        "Runs that ended from 2026-06-09 13:30:00 CEST to 2026-06-10 13:30:00 CEST.",
+        "2 runs: 1 Success, 1 Warning",
+        "\ntest_job (example.test)\n",
+        "  Success  started 2026-06-10 12:00:00 CEST, duration 0:02:05\n"
+        "           0 objects, 0 with warnings or errors, 12 items read, 5000 bytes read, "
+        f"3000 bytes stored\n           {PUBLIC}/sessions/{quiet}\n",
+        "  Warning  started 2026-06-10 12:02:05 CEST, duration 0:02:05\n"
+        "           2 objects, 2 with warnings or errors, 12 items read, 5000 bytes read, "
+        f"3000 bytes stored\n           {PUBLIC}/sessions/{loud}\n",
+    ):
+        assert expected in body, (expected, body)
+    assert body.count("/sessions/") == 2
+    # a run that ends after the digest is in the next day's; a restarted scheduler (or another
+    # leader: the day is in the catalog) sends no second digest for the day
+    later = _finish(ctx, job["id"], SessionStatus.FAILED)
+    assert tick(Scheduler(ctx)) == ["[Failed] example.test - test_job (0 objects) 0 issues"]
+    clock.set(datetime(2026, 6, 11, 11, 29, tzinfo=UTC))
+    assert tick(Scheduler(ctx)) == []
+    assert not notifications.queue_digest(ctx)
+    clock.set(datetime(2026, 6, 11, 11, 45, tzinfo=UTC))  # it was down at 13:30: sent late
+    assert tick(Scheduler(ctx)) == ["Keepstone daily digest 2026-06-11: 1 run: 1 Failed"]
+    body = _body_of(mailbox.messages[-1])
+    assert f"{PUBLIC}/sessions/{later}" in body and body.count("/sessions/") == 1
+    assert "from 2026-06-10 13:30:00 CEST to 2026-06-11 13:30:00 CEST" in body
+    assert tick(Scheduler(ctx)) == [] and not notifications.queue_digest(ctx)
+    digests = [row for row in notifications.pending(ctx) if row.result == notifications.DIGEST]
+    assert [row.digest_day for row in digests] == ["2026-06-10", "2026-06-11"]
+    assert all(row.sent_at is not None for row in digests)
+
+
+def test_an_empty_day_gets_a_short_no_runs_digest_starting_the_day_after_it_is_enabled(
+    api: Api, ctx: Context, clock: ManualClock, mailbox: Mailbox, smtp: SmtpServer
+) -> None:
+    # enabled at 10:00 with a digest at 09:00: today's time has passed, the first is tomorrow's
+    digest = _settings(smtp.port, dailyDigest=True, dailyDigestTime="09:00")
+    assert api.put("/v8/VboEmailSettings", digest).status_code == 204
+    assert not notifications.queue_digest(ctx)
+    clock.set(datetime(2026, 6, 11, 8, 59, tzinfo=UTC))
+    assert not notifications.queue_digest(ctx)
+    clock.set(datetime(2026, 6, 11, 9, 0, tzinfo=UTC))
+    assert notifications.queue_digest(ctx) and not notifications.queue_digest(ctx)
+    assert notifications.deliver_due(ctx, PUBLIC).sent == 1
+    [message] = mailbox.messages
+    assert message["Subject"] == "Keepstone daily digest 2026-06-11: no runs"
+    assert _body_of(message) == (
+        "Runs that ended from 2026-06-10 09:00:00 UTC to 2026-06-11 09:00:00 UTC.\n"
+        "\n"
+        "No job ran in these 24 hours.\n"
+    )
+    # notifications off: no digest, and the digest's settings are kept as they are
+    notifications.put_settings(ctx, {"enableNotification": False}, None)  # (the token expired)
+    clock.set(datetime(2026, 6, 12, 9, 0, tzinfo=UTC))
+    assert not notifications.queue_digest(ctx)
+    kept, _ = notifications.get_settings(ctx)
+    assert (kept.dailyDigest, kept.dailyDigestTime) == (True, "09:00")
+
+
+def test_composing_a_digest_of_n_and_4n_runs_takes_the_same_statements(
+    ctx: Context, clock: ManualClock, job: dict[str, Any]
+) -> None:
+    settings = notifications.EmailSettings(
+        enableNotification=True, sender="k@example.test", to="ops@example.test"
+    )
+
+    def work(count: int) -> int:
+        for _ in range(count):
+            _finish(ctx, job["id"], SessionStatus.WARNING, users=2)
+        end = clock.now() + timedelta(seconds=1)
+        mail = notifications.MailOutbox(created_at=end, digest_day=None)
+        with catalog_work(ctx) as counted:
+            body = _body_of(notifications.compose_digest(ctx, mail, settings, PUBLIC))
+        assert body.count("/sessions/") == count
+        clock.advance(timedelta(days=1))  # the next measure's runs are in another day
+        return counted.count
+
+    small, large = work(3), work(12)
+    assert small == large  # the runs, their number, their users' counts: whatever their number

@@ -208,3 +208,41 @@ def _finished_run(
     assert run is not None
     runs.add_log(ctx, run.session_id, status, f"User {user[1]}", user)
     runs.end_attempt(ctx, run, proxy, SessionStatus.SUCCESS, "done", {}, 1)
+
+
+def test_the_outbox_and_the_mail_settings_survive_the_daily_digest_migration(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    """Revision 0023 on a catalog of 0022 holding mail settings and an unsent mail: both stay,
+    the settings without a digest day, and the outbox then takes a session-less digest row."""
+    from alembic import command
+
+    from keepstone.services import notifications
+    from keepstone.store.db import _alembic_config
+
+    settings = {"enableNotification": True, "smtpServer": "127.0.0.1", "sender": "k@example.test"}
+    notifications.put_settings(ctx, {**settings, "to": "ops@example.test"}, None)
+    proxy = next(p.id for p in catalog.list_proxies(ctx) if p.is_local)
+    _finished_run(ctx, job["id"], proxy, ("a", "alice"), SessionStatus.SUCCESS)
+    [mail] = notifications.pending(ctx)
+
+    command.downgrade(_alembic_config(ctx.db.url), "0022")
+    engine = create_engine(ctx.db.url)
+    assert "digest_day" not in {c["name"] for c in inspect(engine).get_columns("mail_outbox")}
+    engine.dispose()
+    ctx.db.migrate()
+    [kept] = notifications.pending(ctx)
+    assert (kept.id, kept.session_id, kept.result, kept.digest_day) == (
+        mail.id,
+        mail.session_id,
+        "Success",
+        None,
+    )
+    assert notifications.get_settings(ctx)[0].smtpServer == "127.0.0.1"
+    notifications.put_settings(ctx, {"dailyDigest": True, "dailyDigestTime": "09:00"}, None)
+    ctx.clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
+    assert notifications.queue_digest(ctx)
+    assert sorted(str(row.digest_day) for row in notifications.pending(ctx)) == [
+        "2026-06-11",
+        "None",
+    ]

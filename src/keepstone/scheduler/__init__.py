@@ -80,6 +80,7 @@ class Scheduler:
         away must never delay a dispatch (services/notifications.py)."""
         if self._mailing is not None and self._mailing.is_alive():
             return
+        notifications.queue_digest(self.ctx, self._fence)  # once a day, at its time
         if not notifications.mail_due(self.ctx):
             return
         self._mailing = threading.Thread(target=self._send_mail, name="keepstone-mail", daemon=True)

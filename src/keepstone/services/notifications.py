@@ -12,6 +12,13 @@
   a run never waits on, nor fails with, a mail server, and no finished run is forgotten by a
   crash. The message is composed when it is sent: job, organization, result, duration, counts,
   the per-user warnings and errors, and the session's page in the console.
+- **The daily digest** (Keepstone's extension: ``dailyDigest``, ``dailyDigestTime``): once a
+  day at that time (``HH:MM``, the server's time zone) one mail lists every run that ended since
+  the same time the day before, whatever the per-run switches say. The leader queues it in the
+  outbox in the transaction that records its day in the catalog (``last_digest_day``, set only if
+  older), so a day's digest is queued once across restarts and leader changes; a server that was
+  down at that time queues it when it is back the same day (a day it was down throughout gets
+  none). Enabling it after the day's time has passed starts with the next day's.
 - **The sender** runs beside the scheduler, on the leader only (one sender in a cluster, its
   writes fenced): it sends what is due, and a mail the server refuses or cannot be reached for is
   retried with exponential backoff (``RETRY_FIRST`` doubling up to ``RETRY_MOST``), logged every
@@ -27,13 +34,13 @@ import smtplib
 import ssl
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from keepstone import __version__
@@ -66,6 +73,9 @@ RETRY_MOST = timedelta(hours=1)
 MAX_ATTEMPTS = 10  # about five hours of retries
 BATCH = 50  # mails one delivery pass sends at most
 LISTED_ISSUES = 200  # per-user warnings and errors listed in one mail; the rest are counted
+DIGEST = "Digest"  # the outbox row's ``result`` for a daily digest
+LISTED_RUNS = 1000  # runs one digest lists; the rest are counted
+_DIGEST_TIME = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _ADDRESS = re.compile(r"^[^@\s<>;,\"]+@[^@\s<>;,\"]+$")
 
 
@@ -88,6 +98,13 @@ class EmailSettings:
     notifyOnFailure: bool = True
     supressUntilLastRetry: bool = True  # the vendor's spelling
     attachDetailedReport: bool = False
+    # Keepstone's extension (vendor clients neither send nor read them)
+    dailyDigest: bool = False
+    dailyDigestTime: str = "08:00"  # HH:MM, the server's time zone
+
+    @property
+    def digest_on(self) -> bool:
+        return self.enableNotification and self.dailyDigest
 
     def wants(self, result: str) -> bool:
         """Whether a run that ended with ``result`` is to be mailed."""
@@ -130,11 +147,19 @@ def put_settings(ctx: Context, changes: dict[str, Any], password: str | None) ->
         settings = replace(_settings_of(row.settings if row else None), **changes)
         has_password = password is not None or vault.read_secret(ctx, SECRET) is not None
         _check(settings, has_password)
+        was_on = row is not None and _settings_of(row.settings).digest_on
         record = asdict(settings)
         if row is None:
-            s.add(NotificationSettings(service=SERVICE, settings=record))
+            row = NotificationSettings(service=SERVICE, settings=record)
+            s.add(row)
         else:
             row.settings = record
+        if settings.digest_on and not was_on:
+            # a digest turned on after today's time starts with tomorrow's, not one right away
+            now = ctx.clock.now()
+            today = now.astimezone(ctx.tz).date()
+            if now >= digest_instant(today, settings.dailyDigestTime, ctx.tz):
+                row.last_digest_day = today.isoformat()
         if password is not None:
             vault.keep_secret(ctx, SECRET, password.encode(), "userPassword", session=s)
     return settings
@@ -144,6 +169,11 @@ def _check(settings: EmailSettings, has_password: bool) -> None:
     for name in ("smtpServer", "username", "sender", "to", "subject"):
         if re.search(r"[\r\n\x00]", getattr(settings, name)):
             raise InvalidInput(f"{_wire(name)} must be one line", _wire(name))
+    if not _DIGEST_TIME.match(settings.dailyDigestTime):
+        raise InvalidInput(
+            f"dailyDigestTime must be HH:MM (00:00-23:59); got '{settings.dailyDigestTime}'",
+            "dailyDigestTime",
+        )
     if not 0 < settings.port < 65536:
         raise InvalidInput(f"port must be 1-65535; got {settings.port}", "port")
     if settings.authenticationType not in AUTHENTICATION_TYPES:
@@ -203,6 +233,61 @@ def mail_on_every_attempt_in(s: Session) -> bool:
     return row is not None and not _settings_of(row.settings).supressUntilLastRetry
 
 
+def digest_instant(day: date, at: str, tz: tzinfo) -> datetime:
+    """When ``day``'s digest is due: ``at`` (``HH:MM``) on that day in ``tz``, in UTC."""
+    hour, minute = int(at[:2]), int(at[3:])
+    return datetime.combine(day, time(hour, minute), tzinfo=tz).astimezone(UTC)
+
+
+def queue_digest(ctx: Context, fence: Fence | None = None) -> bool:
+    """Queue today's digest if its time has come and it was not queued yet (the leader, every
+    tick: one primary-key read while nothing is due). The day is claimed by a conditional update
+    in the transaction that adds the outbox row, so two servers, or a restart, never queue it
+    twice."""
+    now = ctx.clock.now()
+    with ctx.db.read() as s:
+        row = s.get(NotificationSettings, SERVICE)
+        if row is None:
+            return False
+        settings, last = _settings_of(row.settings), row.last_digest_day
+    if not settings.digest_on:
+        return False
+    today = now.astimezone(ctx.tz).date()
+    due = digest_instant(today, settings.dailyDigestTime, ctx.tz)
+    if now < due or (last is not None and last >= today.isoformat()):
+        return False
+    with ctx.db.write() as s:
+        if fence is not None:
+            fence(s)
+        claimed = s.execute(
+            update(NotificationSettings)
+            .where(
+                NotificationSettings.service == SERVICE,
+                or_(
+                    NotificationSettings.last_digest_day.is_(None),
+                    NotificationSettings.last_digest_day < today.isoformat(),
+                ),
+            )
+            .values(last_digest_day=today.isoformat())
+        )
+        if getattr(claimed, "rowcount", 0) != 1:
+            return False  # another server claimed the day meanwhile
+        s.add(
+            MailOutbox(
+                id=new_id(),
+                session_id=None,
+                digest_day=today.isoformat(),
+                result=DIGEST,
+                created_at=due,  # the end of the day the digest covers
+                attempts=0,
+                next_attempt_at=now,
+                last_error="",
+            )
+        )
+    log.info("daily digest queued", day=today.isoformat())
+    return True
+
+
 def mail_due(ctx: Context) -> bool:
     with ctx.db.read() as s:
         found = s.scalar(
@@ -247,7 +332,12 @@ def deliver_due(ctx: Context, public_url: str, fence: Fence | None = None) -> De
             error, permanent = "notifications were disabled before the mail was sent", True
         else:
             try:
-                send(settings, password, compose(ctx, mail, settings, public_url))
+                message = (
+                    compose(ctx, mail, settings, public_url)
+                    if mail.session_id is not None
+                    else compose_digest(ctx, mail, settings, public_url)
+                )
+                send(settings, password, message)
             except (OSError, smtplib.SMTPException) as problem:
                 error = f"{problem.__class__.__name__}: {problem}"
             except LookupError:  # its session was deleted meanwhile (the row goes with it)
@@ -321,11 +411,11 @@ class RunSummary:
     objects: int  # users the run processed
 
 
-def summary_of(ctx: Context, session_id: str, result: str) -> RunSummary:
+def summary_of(ctx: Context, session_id: str | None, result: str) -> RunSummary:
     """The run's facts, in a fixed number of catalog statements."""
     with ctx.db.read() as s:
-        session = s.get(JobSession, session_id)
-        if session is None:
+        session = s.get(JobSession, session_id) if session_id is not None else None
+        if session is None or session_id is None:
             raise LookupError(session_id)
         job = s.get(Job, session.job_id)
         copy = s.scalar(
@@ -408,6 +498,133 @@ def detailed_report(ctx: Context, session_id: str) -> str:
     for user, status, when, text in rows:
         writer.writerow([user or "", status, _local(ctx, when), text])
     return out.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class DigestRun:
+    """One run in a daily digest."""
+
+    session_id: str
+    job_name: str
+    organization: str
+    result: str
+    started: datetime
+    ended: datetime
+    statistics: dict[str, Any]
+    objects: int  # users the run processed
+    issues: int  # of them with warnings or errors
+
+
+def digest_window(ctx: Context, due: datetime) -> tuple[datetime, datetime]:
+    """The runs a digest due at ``due`` covers: those that ended from the same wall-clock time
+    the day before (23 or 25 hours across a daylight-saving change) until ``due``."""
+    local = due.astimezone(ctx.tz)
+    start = datetime.combine(local.date() - timedelta(days=1), local.time(), tzinfo=ctx.tz)
+    return start.astimezone(UTC), due
+
+
+def digest_runs(ctx: Context, start: datetime, end: datetime) -> tuple[list[DigestRun], int]:
+    """The runs that ended in ``[start, end)``, per job then by start (the first
+    ``LISTED_RUNS``), and how many there are: three catalog statements whatever their number."""
+    in_window = (JobSession.end_time >= start, JobSession.end_time < end)
+    owner = func.coalesce(CopyJob.name, Job.name)
+    with ctx.db.read() as s:
+        rows = s.execute(
+            select(
+                JobSession.id,
+                owner,
+                Organization.name,
+                JobSession.status,
+                JobSession.creation_time,
+                JobSession.end_time,
+                JobSession.statistics,
+            )
+            .outerjoin(Job, Job.id == JobSession.job_id)
+            .outerjoin(Organization, Organization.id == Job.organization_id)
+            .outerjoin(CopyJobSession, CopyJobSession.session_id == JobSession.id)
+            .outerjoin(CopyJob, CopyJob.id == CopyJobSession.copy_job_id)
+            .where(*in_window)
+            .order_by(owner, JobSession.creation_time, JobSession.id)
+            .limit(LISTED_RUNS)
+        ).all()
+        total = s.scalar(select(func.count()).select_from(JobSession).where(*in_window)) or 0
+        wrong = LogItem.status.in_((SessionStatus.WARNING.value, SessionStatus.FAILED.value))
+        counts = {
+            session_id: (int(objects or 0), int(issues or 0))
+            for session_id, objects, issues in s.execute(
+                select(
+                    LogItem.session_id,
+                    func.count(func.distinct(LogItem.subject_id)),
+                    func.sum(case((wrong, 1), else_=0)),
+                )
+                .where(
+                    LogItem.session_id.in_(select(JobSession.id).where(*in_window)),
+                    LogItem.subject_id.is_not(None),
+                )
+                .group_by(LogItem.session_id)
+            ).all()
+        }
+    runs = [
+        DigestRun(
+            session_id=session_id,
+            job_name=name or "(deleted job)",
+            organization=organization or "",
+            result=status,
+            started=started,
+            ended=ended or end,
+            statistics=dict(statistics or {}),
+            objects=counts.get(session_id, (0, 0))[0],
+            issues=counts.get(session_id, (0, 0))[1],
+        )
+        for session_id, name, organization, status, started, ended, statistics in rows
+    ]
+    return runs, int(total)
+
+
+def compose_digest(
+    ctx: Context, mail: MailOutbox, settings: EmailSettings, public_url: str
+) -> EmailMessage:
+    """The daily digest due at ``mail.created_at``: every run that ended in the day before it,
+    per job; a day without runs gets a short mail saying so (silence would look like a broken
+    sender)."""
+    start, end = digest_window(ctx, mail.created_at)
+    runs, total = digest_runs(ctx, start, end)
+    day = mail.digest_day or end.astimezone(ctx.tz).date().isoformat()
+    results: dict[str, int] = {}
+    for run in runs:
+        results[run.result] = results.get(run.result, 0) + 1
+    tally = ", ".join(f"{count} {result}" for result, count in sorted(results.items()))
+    heading = f"{total} run{'s' if total != 1 else ''}" + (f": {tally}" if tally else "")
+    message = _envelope(
+        settings, f"Keepstone daily digest {day}: {heading if total else 'no runs'}"
+    )
+    lines = [f"Runs that ended from {_local(ctx, start)} to {_local(ctx, end)}.", ""]
+    if not total:
+        lines.append("No job ran in these 24 hours.")
+    else:
+        lines.append(heading)
+    job: tuple[str, str] | None = None
+    for run in runs:
+        if (run.job_name, run.organization) != job:
+            job = (run.job_name, run.organization)
+            lines += [
+                "",
+                f"{run.job_name} ({run.organization})" if run.organization else run.job_name,
+            ]
+        stats = run.statistics
+        lines += [
+            f"  {run.result:<8} started {_local(ctx, run.started)}, "
+            f"duration {_duration(run.ended - run.started)}",
+            f"           {run.objects} objects, {run.issues} with warnings or errors, "
+            f"{int(float(stats.get('read_items', 0)))} items read, "
+            f"{int(float(stats.get('read_bytes', 0)))} bytes read, "
+            f"{int(float(stats.get('written_bytes', 0)))} bytes stored",
+            f"           {session_link(public_url, run.session_id)}",
+        ]
+    if total > len(runs):
+        lines += ["", f"... and {total - len(runs)} more runs (see the sessions in the console)"]
+    message.set_content("\n".join(lines) + "\n")
+    return message
 
 
 def _envelope(settings: EmailSettings, subject: str) -> EmailMessage:

@@ -207,6 +207,8 @@ class JobSession(Base):
         Index("ux_job_sessions_job_slot", "job_id", "scheduled_for", unique=True),
         # Listings page every session newest first (migration 0018).
         Index("ix_job_sessions_created", "creation_time", "id"),
+        # The daily digest reads the runs that ended in a day (migration 0023).
+        Index("ix_job_sessions_end_time", "end_time"),
     )
 
 
@@ -633,6 +635,10 @@ class NotificationSettings(Base):
     __tablename__ = "notification_settings"
     service: Mapped[str] = mapped_column(String(16), primary_key=True)
     settings: Mapped[dict[str, Any]]
+    # The day (``YYYY-MM-DD``, the server's time zone) of the last daily digest queued: set in
+    # the transaction that queues it, so a day's digest is queued once across restarts and
+    # leader changes.
+    last_digest_day: Mapped[str | None] = mapped_column(String(10))
 
 
 class MailOutbox(Base):
@@ -642,7 +648,12 @@ class MailOutbox(Base):
 
     __tablename__ = "mail_outbox"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    session_id: Mapped[str] = mapped_column(ForeignKey("job_sessions.id", ondelete="CASCADE"))
+    # The run the mail is about; None for a daily digest.
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("job_sessions.id", ondelete="CASCADE")
+    )
+    # A daily digest's day (``YYYY-MM-DD``, the server's time zone): unique, one digest a day.
+    digest_day: Mapped[str | None] = mapped_column(String(10), unique=True)
     result: Mapped[str] = mapped_column(String(16))  # the run's status the mail reports
     created_at: Mapped[datetime]
     attempts: Mapped[int] = mapped_column(default=0)

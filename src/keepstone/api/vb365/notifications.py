@@ -1,12 +1,14 @@
 """E-mail notification settings (``/VboEmailSettings``, v6+) and their test mail
 (``SendTest`` in v6 and v7, ``SendTestEmail`` in v8). ``userPassword`` is write-only: no answer
-carries it (services/notifications.py keeps it in the vault)."""
+carries it (services/notifications.py keeps it in the vault). ``dailyDigest`` and
+``dailyDigestTime`` are Keepstone's extension (the vendor's model has no digest): vendor clients
+never send them, so a PUT of theirs keeps them, and ignore them in answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictStr
 from starlette.responses import Response
 
 from keepstone.api.plumbing import plain
@@ -41,6 +43,8 @@ class EmailSettingsBody(WireModel):
     to: str | None = None
     subject: str | None = None
     authentication_type: str | None = None
+    daily_digest: StrictBool | None = None  # Keepstone's
+    daily_digest_time: StrictStr | None = None  # Keepstone's: HH:MM, the server's time zone
 
     def changes(self) -> dict[str, Any]:
         sent = self.model_dump(by_alias=True, exclude_none=True, exclude={"user_password"})
@@ -65,6 +69,8 @@ def get_email_settings(ctx: Ctx, api: Version) -> Response:
         "from": settings.sender,
         "to": settings.to,
         "subject": settings.subject,
+        "dailyDigest": settings.dailyDigest,
+        "dailyDigestTime": settings.dailyDigestTime,
     }
     if api.at_least(8):
         body["authenticationType"] = settings.authenticationType
