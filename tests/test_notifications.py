@@ -181,6 +181,9 @@ def test_settings_round_trip_without_the_password(
     ("change", "named"),
     [
         ({"smtpServer": ""}, "smtpServer"),
+        ({"smtpServer": "x" * 64 + ".example.test"}, "smtpServer"),  # idna: label too long
+        ({"smtpServer": "m\u00fcller.example.test"}, "smtpServer"),
+        ({"smtpServer": "smtp://mail.example.test"}, "smtpServer"),
         ({"port": 0}, "port"),
         ({"from": "not an address"}, "from"),
         ({"to": "ops@example.test; nobody"}, "to"),
@@ -202,6 +205,14 @@ def test_settings_that_cannot_send_are_refused(
     assert answer.status_code == 400, answer.text
     assert named in answer.json()["message"]
     assert api.get("/v8/VboEmailSettings").json() == before  # nothing changed
+
+
+def test_a_host_saved_before_hosts_were_checked_fails_as_a_connection_error() -> None:
+    # the resolver raises UnicodeError (not OSError) on such a name: the outbox and SendTestEmail
+    # catch OSError, so the mail fails with a message instead of an unhandled error
+    settings = notifications.EmailSettings(smtpServer="x" * 64 + ".example.test")
+    with pytest.raises(OSError, match="not a host name"):
+        notifications.send(settings, None, EmailMessage())
 
 
 def test_a_reader_cannot_change_the_settings(reader: Api, smtp: SmtpServer) -> None:

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from keepstone.domain.errors import Conflict, InvalidInput
+from keepstone.domain.hosts import HOST_RULE, is_host
 from keepstone.domain.text import check_characters
 from keepstone.services import oauth_tokens, vault
 from keepstone.services.context import Context
@@ -53,7 +54,6 @@ MAX_USERS = 10_000
 MAX_TEXT = 255
 MAX_SECRET = 4096
 MAX_PEM = 64 * 1024
-_LABEL = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 E = TypeVar("E", bound=StrEnum)
 
@@ -266,26 +266,11 @@ def _host(given: _Object, old: ImapSettings | None) -> str:
         host = host[1:-1]
     if "://" in host or "/" in host:
         raise InvalidInput("must be a host name or an IP address, not a URL", given.at("host"))
-    if not _is_ip(host) and not _is_host_name(host):
+    if not is_host(host):
         raise InvalidInput(
-            f"'{host}' is not a host name or an IP address (a name is ASCII: letters, digits, "
-            "'-' and dots; write an international name in its xn-- form)",
-            given.at("host"),
+            f"'{host}' is not a host name or an IP address ({HOST_RULE})", given.at("host")
         )
     return host.lower()
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_host_name(host: str) -> bool:
-    labels = host.removesuffix(".").split(".")
-    return len(host) <= 253 and all(_LABEL.match(label) for label in labels)
 
 
 def is_loopback(host: str) -> bool:

@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session
 
 from keepstone import __version__
 from keepstone.domain.errors import InvalidInput
+from keepstone.domain.hosts import HOST_RULE, is_host
 from keepstone.domain.jobs import SessionStatus
 from keepstone.services import vault
 from keepstone.services.context import Context, new_id
@@ -173,6 +174,12 @@ def _check(settings: EmailSettings, has_password: bool) -> None:
         raise InvalidInput(
             f"dailyDigestTime must be HH:MM (00:00-23:59); got '{settings.dailyDigestTime}'",
             "dailyDigestTime",
+        )
+    server = settings.smtpServer.strip()
+    if server and not is_host(server):
+        raise InvalidInput(
+            f"smtpServer '{server}' is not a host name or an IP address ({HOST_RULE})",
+            "smtpServer",
         )
     if not 0 < settings.port < 65536:
         raise InvalidInput(f"port must be 1-65535; got {settings.port}", "port")
@@ -678,6 +685,8 @@ def _duration(span: timedelta) -> str:
 def send(settings: EmailSettings, password: str | None, message: EmailMessage) -> None:
     """One SMTP conversation; raises ``OSError`` or ``smtplib.SMTPException``."""
     host, port = settings.smtpServer.strip(), settings.port
+    if not is_host(host):  # saved before host names were checked: the resolver would raise
+        raise OSError(f"'{host}' is not a host name or an IP address")
     tls = ssl.create_default_context()  # certificates and host name verified
     client: smtplib.SMTP
     if settings.useSSL and port == IMPLICIT_TLS_PORT:
