@@ -49,6 +49,10 @@ def test_a_point_is_opened_and_its_mailboxes_and_drives_browsed(
     assert "secret report" not in alice  # the top holds the folders; the message is in Inbox
     messages = client.get(f"{owners['alice']}?kind=mail&folder={inbox}").text
     assert "alice&#39;s secret report" in messages and "bob" not in messages.split("<main")[-1]
+    found = client.get(f"{owners['alice']}?kind=mail&q=SECRET").text
+    assert "alice&#39;s secret report" in found
+    assert "secret report" not in client.get(f"{owners['alice']}?kind=mail&q=nothing").text
+    assert "notes.md" in client.get(f"{owners['alice']}?kind=file&q=NOTES").text
     drive = client.get(f"{owners['alice']}?kind=file").text
     assert "notes.md" in drive
     missing = client.get(f"{owners['alice']}?kind=mail&folder=nowhere")

@@ -96,6 +96,7 @@ def folder_page(
     session: Viewer,
     kind: str = "mail",
     folder: str = "",
+    q: str = "",
 ) -> Response:
     """One mailbox's (or drive's) folder: its subfolders, then one page of its items."""
     window = window_of(request)
@@ -103,7 +104,9 @@ def folder_page(
     kind = _kind(kind)
     name = browser.user(owner_id)
     folders = browser.folders(owner_id, kind)
-    if folder:  # the service's 404 for a folder not in this point
+    if q.strip():  # a search of the whole mailbox or drive
+        items, here = browser.search(owner_id, kind, q.strip()), None
+    elif folder:  # the service's 404 for a folder not in this point
         items = browser.contents(owner_id, kind, folder)
         here = next(f for f in folders if f.id == folder)
     else:  # the top: the items in no folder
@@ -122,7 +125,8 @@ def folder_page(
         kind=kind,
         here=here,
         parent=here.parent_id if here else None,
-        folders=children,
+        folders=[] if q.strip() else children,
+        q=q,
         rows=[(restores.item_id(i.key), _label(i), i) for i in rows[: window.size]],
         links=window.links(request, rows),
     )

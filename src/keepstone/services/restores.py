@@ -202,6 +202,18 @@ class Browser:
             summaries, lambda i: i.user == user and i.kind == kind and folder_of(i) == path
         )
 
+    def search(self, owner_id: str, kind: str, text: str) -> list[Item]:
+        """The owner's items of ``kind`` whose subject, sender or file name holds ``text``
+        (ignoring case), in snapshot order."""
+        wanted = text.casefold()
+
+        def hit(item: Item) -> bool:
+            meta = item.meta
+            fields = (meta.get("subject"), meta.get("from"), PurePosixPath(item.path).name)
+            return any(wanted in str(f).casefold() for f in fields if f)
+
+        return [i for i in self.contents(owner_id, kind, None) if hit(i)]
+
     def items_of_user(self, user: str) -> list[Item]:
         """Every item of ``user`` (any kind), in snapshot order."""
         return self._items(self._summaries(user, None), lambda i: i.user == user)
