@@ -202,6 +202,16 @@ class Browser:
             summaries, lambda i: i.user == user and i.kind == kind and folder_of(i) == path
         )
 
+    def top(self, owner_id: str, kind: str) -> list[Item]:
+        """The owner's items of ``kind`` in no folder: only the trees that hold such items are
+        read (a mailbox whose messages are all in folders reads none)."""
+        user = self.user(owner_id)
+        summaries = [f for f in self._summaries(user, kind) if f.folder in ("", ".")]
+        return self._items(
+            summaries,
+            lambda i: i.user == user and i.kind == kind and folder_of(i) in ("", "."),
+        )
+
     def search(self, owner_id: str, kind: str, text: str) -> list[Item]:
         """The owner's items of ``kind`` whose subject, sender or file name holds ``text``
         (ignoring case), in snapshot order."""
@@ -442,6 +452,26 @@ def stream_item(
         ctx, session_id, Event("Save", "Success", message, started, item, owner, "download", by)
     )
     return item, view.repository.read(item)
+
+
+def read_start(
+    ctx: Context,
+    session_id: str,
+    owner_id: str,
+    identifier: str,
+    limit: int,
+    caller: Principal | None = None,
+) -> tuple[Item, bytes, bool]:
+    """The first ``limit`` bytes of an item (a preview's), and whether it holds more. Reading
+    stops there: a preview of a 50 MB message reads about ``limit`` bytes of it."""
+    view = browser(ctx, session_id, caller)
+    item = view.item(owner_id, identifier)
+    head = bytearray()
+    for chunk in view.repository.read(item):  # chunks are read as the loop asks for them
+        head += chunk
+        if len(head) > limit:
+            break
+    return item, bytes(head[:limit]), len(head) > limit
 
 
 def write_zip(
