@@ -167,7 +167,7 @@ def test_preview_download_zip_and_restore_to_another_folder(
     ((notes, _),) = [(i, s) for i, s in CHECKBOX.findall(drive) if s == "notes.md"]
     file = client.post(f"{owners['alice']}/items/{notes}/save", data={"csrf": csrf})
     assert file.content == b"alice notes\n"
-    picked = [("csrf", csrf), ("ids", ids["Invoice with pictures"]), ("ids", ids["Code review"])]
+    picked = {"csrf": csrf, "ids": [ids["Invoice with pictures"], ids["Code review"]]}
     zipped = client.post(f"{owners['alice']}/zip", data=picked)
     assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
     with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
@@ -179,19 +179,19 @@ def test_preview_download_zip_and_restore_to_another_folder(
     assert {e.user_name for e in saves} == {"admin"} and saves[0].organization_id == org.id
 
     # A put-back of one message to another folder, with a collision policy, then its progress.
-    form = [
-        ("csrf", csrf),
-        ("kind", "mail"),
-        ("ids", ids["Code review"]),
-        ("to", "elsewhere"),
-        ("user", ""),
-        ("folder", "Restored"),
-        ("collision", "skip"),
-    ]
-    assert client.post(f"{owners['alice']}/restore", data=form[1:]).status_code == 403
-    nowhere = [*form[:5], ("folder", ""), ("collision", "skip")]
+    form = {
+        "csrf": csrf,
+        "kind": "mail",
+        "ids": [ids["Code review"]],
+        "to": "elsewhere",
+        "user": "",
+        "folder": "Restored",
+        "collision": "skip",
+    }
+    assert client.post(f"{owners['alice']}/restore", data=form | {"csrf": ""}).status_code == 403
+    nowhere = form | {"folder": ""}
     assert client.post(f"{owners['alice']}/restore", data=nowhere).status_code == 400
-    wrong = [*form[:6], ("collision", "shred")]
+    wrong = form | {"collision": "shred"}
     assert client.post(f"{owners['alice']}/restore", data=wrong).status_code == 400
     started = client.post(f"{owners['alice']}/restore", data=form, follow_redirects=False)
     assert started.status_code == 303, started.text
