@@ -262,7 +262,7 @@ def test_restore_a_message_to_another_folder_and_download_a_zip(
     _open_mailbox(p, world.org_id, "alice")
     p.get_by_label("Select Code review").check()
     p.get_by_label("Elsewhere:").check()
-    p.get_by_label("folder", exact=True).fill("Restored")
+    p.get_by_label("Target folder").fill("Restored")
     p.get_by_label("When an item is already there").select_option("skip")
     p.get_by_role("button", name="Restore", exact=True).click()
     # the progress page polls the put-back until it ends

@@ -175,7 +175,9 @@ def explore(request: Request, change: Restorer) -> Response:
     """Open a restore session on the chosen point, as the API's explore does."""
     ctx, caller = context(request), change.session.principal
     kind = _kind(change.form.get("kind", "mail"))
-    point = restore_points.get_point(ctx, change.form.get("point", ""), caller)
+    if not change.form.get("point"):
+        raise InvalidInput("choose a restore point to open", "point")
+    point = restore_points.get_point(ctx, change.form["point"], caller)
     opened = restores.explore_at(
         ctx,
         at=point.backup_time,
