@@ -12,18 +12,17 @@ no other console page.
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, Request
-from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response
 
+from keepstone.api.downloads import item_download, zip_download
 from keepstone.console.pages import Change, context
 from keepstone.console.render import form_of, page, see_other, window_of
 from keepstone.console.web_session import WebSession, check_csrf, current, origin
@@ -319,42 +318,14 @@ def save_one(
     found, chunks = restores.stream_item(
         context(request), session_id, owner_id, item, by=caller.user_name, caller=caller
     )
-    media = "message/rfc822" if found.kind == "mail" else "application/octet-stream"
-    name = quote(restores.save_name(found), safe="")
-    return StreamingResponse(
-        chunks,
-        media_type=media,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{name}",
-            "Content-Length": str(found.size),
-        },
-    )
+    return item_download(found, chunks)
 
 
 @router.post("/restore/sessions/{session_id}/owners/{owner_id}/zip")
 def save_zip(request: Request, session_id: str, owner_id: str, change: Restorer) -> Response:
     """The items ticked, as one zip file (the API's save of several items)."""
-    caller = change.session.principal
-    target = Path(tempfile.mkstemp(suffix=".zip")[1])
-    try:
-        restores.write_zip(
-            context(request),
-            session_id,
-            owner_id,
-            change.all("ids"),
-            target,
-            by=caller.user_name,
-            caller=caller,
-        )
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return FileResponse(
-        target,
-        media_type="application/zip",
-        filename="restore.zip",
-        background=BackgroundTask(target.unlink, missing_ok=True),
-    )
+    ctx, caller = context(request), change.session.principal
+    return zip_download(ctx, session_id, owner_id, change.all("ids"), caller)
 
 
 @router.post("/restore/sessions/{session_id}/owners/{owner_id}/restore")
