@@ -157,6 +157,11 @@ def test_preview_download_zip_and_restore_to_another_folder(
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in code and "<script>alert" not in code
     assert "&lt;img src=http://tracker.example/x.gif&gt;" in code and "<img" not in code
 
+    previews = [e for e in audit.events(ctx, limit=20) if e.action == "Preview"]
+    assert [(e.user_name, e.subject, e.organization_id) for e in previews] == 2 * [
+        ("admin", "alice", org.id)
+    ]
+
     # Downloads: POSTs with the token, audited and in the session's events as the API's saves.
     save = f"{links['Code review']}/save"
     assert client.post(save).status_code == 403

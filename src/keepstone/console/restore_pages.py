@@ -148,16 +148,22 @@ def points_page(
         chosen={"organization": organization, "job": job, "before": before},
         links=window.links(request, rows),
         kinds=KINDS,
-        may_restore=_may_restore(session),
+        restorable=_restorable(session),
     )
 
 
-def _may_restore(session: WebSession) -> bool:
+def _restorable(session: WebSession) -> frozenset[str] | None:
+    """The organizations whose points the user may open (None: every one)."""
     caller = session.principal
-    if caller.scoped:
-        scope = access.reach(caller)
-        return scope is not None and bool(scope.organizations(Access.RESTORE))
-    return caller.role is auth.Role.ADMINISTRATOR
+    scope = access.reach(caller)
+    if scope is not None:
+        return scope.organizations(Access.RESTORE)
+    return None if caller.role is auth.Role.ADMINISTRATOR else frozenset()
+
+
+def _may_restore(session: WebSession) -> bool:
+    restorable = _restorable(session)
+    return restorable is None or bool(restorable)
 
 
 def _day_after(text: str, ctx: Context) -> datetime:
@@ -288,8 +294,9 @@ def preview_page(
 ) -> Response:
     """A message as text: its markup is never sent (services.message_preview)."""
     ctx = context(request)
+    caller = session.principal
     found, head, more = restores.read_start(
-        ctx, session_id, owner_id, item, PREVIEW_BYTES, session.principal
+        ctx, session_id, owner_id, item, PREVIEW_BYTES, by=caller.user_name, caller=caller
     )
     if found.kind != "mail":
         raise NotFound(f"item '{item}' is not a message; download it instead")

@@ -460,10 +460,13 @@ def read_start(
     owner_id: str,
     identifier: str,
     limit: int,
+    *,
+    by: str,
     caller: Principal | None = None,
 ) -> tuple[Item, bytes, bool]:
-    """The first ``limit`` bytes of an item (a preview's), and whether it holds more. Reading
-    stops there: a preview of a 50 MB message reads about ``limit`` bytes of it."""
+    """The first ``limit`` bytes of an item, and whether it holds more, for ``by`` to read (a
+    preview: in the audit trail, as a save is). Reading stops there: a preview of a 50 MB
+    message reads about ``limit`` bytes of it."""
     view = browser(ctx, session_id, caller)
     item = view.item(owner_id, identifier)
     head = bytearray()
@@ -471,6 +474,16 @@ def read_start(
         head += chunk
         if len(head) > limit:
             break
+    session = get_session(ctx, session_id)
+    details = {"restoreSession": session_id, "restorePoint": session.restore_point_id}
+    entry = Entry(
+        AuditAction.PREVIEW,
+        by,
+        organization_id=session.organization_id,
+        subject=view.user(owner_id),
+        details=details | {"item": item.path, "message": f"Previewed {save_name(item)}"},
+    )
+    audit.record(ctx, entry)
     return item, bytes(head[:limit]), len(head) > limit
 
 
