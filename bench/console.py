@@ -1,5 +1,6 @@
-"""Every console page's median time over a catalog of 1,000 jobs and 100,000 job sessions,
-against a real ``keepstone serve`` (issue 16 item 5: each under 100 ms).
+"""Every console page's median time over a catalog of 1,000 jobs and 100,000 job sessions (and
+10,000 restore points, the newest of 30,000 messages), against a real ``keepstone serve``
+(issue 16 item 5: each under 100 ms).
 
     uv run python bench/console.py [--scale 1] [--repeat 20] [--write docs/benchmarks.md]
 
@@ -34,16 +35,19 @@ from keepstone.domain.jobs import SessionStatus  # noqa: E402
 from keepstone.server import open_context  # noqa: E402
 from keepstone.services import runs  # noqa: E402
 from keepstone.store.tables import JobSession  # noqa: E402
+from listings import synthesize_point  # noqa: E402
 
 TITLE = "Console"
 PASSWORD = "benchmark-password"
 JOBS, SESSIONS, LOG_LINES = 1_000, 100_000, 200
+POINTS, MESSAGES = 10_000, 30_000  # restore points (one real, the rest catalog rows); its messages
 PAGE = 25  # the console's page size (console/render.py)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
 def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, str, str]:
-    """(organization id, a job id, the running session's id)."""
+    """(organization id, a job id, the running session's id); with the restore points of the
+    organization, the newest a real one of ``MESSAGES`` messages (bench/listings.py's)."""
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     server = processes.start_server(work / "logs", data_dir, env=env, ready_timeout=300)
     try:
@@ -51,7 +55,8 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
             client.headers.update(processes.bearer(processes.login(client, "admin", PASSWORD)))
             (work / "org" / "alice" / "cur").mkdir(parents=True)
             org_id = processes.add_local_organization(client, "bench", work / "org")
-            repo_id = client.get("/v2/BackupRepositories").json()[0]["id"]
+            repository = client.get("/v2/BackupRepositories").json()[0]
+            repo_id, repo_path = repository["id"], repository["path"]
             template = processes.add_job(client, org_id, "job 000000", repo_id)
     finally:
         server.stop()
@@ -71,6 +76,8 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
         )
     for n in range(LOG_LINES):
         runs.add_log(ctx, ids[-1], SessionStatus.RUNNING, f"Processing user {n}")
+    rows.add_points(ctx, repo_id, org_id, owners, POINTS - 1)  # older: catalog rows only
+    synthesize_point(ctx, repo_id, repo_path, org_id, template, MESSAGES)
     ctx.db.dispose()
     return org_id, template, ids[-1]
 
@@ -85,6 +92,39 @@ def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]
             raise SystemExit(f"{path}: {response.status_code} {response.text[:300]}")
         size = len(response.content)
     return statistics.median(times), size
+
+
+def restore_pages(client: httpx.Client, org_id: str) -> list[tuple[str, str]]:
+    """The Restore pages of a session opened (through the console's form) on the newest point:
+    its mailboxes, one mailbox, one folder, a search of the mailbox, a message, the progress."""
+    listed = client.get("/restore").text
+    csrf, point = CSRF.search(listed), re.search(r'name="point" value="([^"]+)"', listed)
+    assert csrf is not None and point is not None
+    opened = client.post(
+        "/restore/explore", data={"csrf": csrf.group(1), "point": point.group(1), "kind": "mail"}
+    )
+    assert opened.status_code == 303, opened.text[:300]
+    session = opened.headers["location"].split("?")[0]
+    owner = re.search(r'href="(/restore/sessions/[^"?]+/owners/[^"?]+)\?', client.get(session).text)
+    assert owner is not None
+    mailbox = owner.group(1)
+    folder, item = f"{mailbox}?kind=mail", None
+    while item is None:  # down the last folder until one holds messages
+        text = client.get(folder).text
+        item = re.search(r'href="([^"]+/items/[0-9a-f-]+)"', text)
+        if item is None:
+            deeper = re.findall(r'folder=([0-9a-f-]+)"', text)[-1]
+            folder = f"{mailbox}?kind=mail&folder={deeper}"
+    return [
+        ("restore points, first page (of 10,000)", "/restore"),
+        ("restore points of the organization", f"/restore?organization={org_id}"),
+        ("a restore session's mailboxes", f"{session}?kind=mail"),
+        ("a mailbox (its folders)", f"{mailbox}?kind=mail"),
+        ("a folder, first page", folder),
+        ("a search of a mailbox", f"{mailbox}?kind=mail&q=message%201"),
+        ("a message's preview", item.group(1)),
+        ("a restore session's progress", f"{session}/progress"),
+    ]
 
 
 def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
@@ -119,6 +159,7 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
                 ("repositories", "/repositories"),
                 ("audit trail, newest 100", "/audit"),
             ]
+            pages += restore_pages(client, org_id)
             results = [(name, path, *median_ms(client, path, repeat)) for name, path in pages]
     finally:
         server.stop()
@@ -127,7 +168,10 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
         f"over {jobs:,} jobs and {sessions:,} job sessions (one in 50 failed; the newest running "
         f"with {LOG_LINES} log lines), logged in through the console's form; each page asked "
         f"{repeat} times, the median. Pages show {PAGE} rows and read one more (no count of the "
-        "set); the session page shows its newest 100 log lines.",
+        "set); the session page shows its newest 100 log lines. The Restore pages: "
+        f"{POINTS:,} restore points of the organization, the newest a real one of "
+        f"{MESSAGES:,} messages (100 mailboxes of 10 folders, bench/listings.py's), a "
+        "restore session opened on it through the console's form.",
         "",
         "| page | median ms | bytes |",
         "|---|---:|---:|",

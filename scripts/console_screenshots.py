@@ -3,9 +3,10 @@
     uv run --locked python scripts/console_screenshots.py
 
 Starts a real ``keepstone serve`` on a temporary data directory with a small Local
-organization, makes a job through the console's own forms, runs it once, and photographs the
-main pages with Debian's chromium (Playwright, ``executable_path``; nothing is downloaded) at
-1280 x 800, and the dashboard at a phone's 390 x 844.
+organization, makes a job through the console's own forms, runs it once, restores a message
+from it, and photographs the main pages (the Restore pages among them) with Debian's chromium
+(Playwright, ``executable_path``; nothing is downloaded) at 1280 x 800, and the dashboard at a
+phone's 390 x 844.
 """
 
 from __future__ import annotations
@@ -69,6 +70,28 @@ def _tour(page: Page, source: Path) -> None:
     _shoot(page, "jobs")
     page.goto("/sessions")
     _shoot(page, "sessions")
+    _restore_tour(page)
+
+
+def _restore_tour(page: Page) -> None:
+    """The Restore pages: points by day, a mailbox's folder, a message, a put-back's progress."""
+    page.goto("/restore")
+    _shoot(page, "restore-points")
+    page.get_by_role("button", name="Open").first.click()
+    page.get_by_role("link", name="alice", exact=True).click()
+    page.get_by_role("link", name="Inbox", exact=True).click()
+    page.get_by_label("Select Weekly report 1").check()
+    _shoot(page, "restore-mailbox")
+    page.get_by_role("link", name="Weekly report 2").click()
+    _shoot(page, "restore-message")
+    page.get_by_role("link", name="Back to the mailbox").click()
+    page.get_by_role("link", name="Inbox", exact=True).click()
+    page.get_by_label("Select Weekly report 1").check()
+    page.get_by_label("Elsewhere:").check()
+    page.get_by_label("Target folder").fill("Restored")
+    page.get_by_role("button", name="Restore", exact=True).click()
+    page.locator("#restore-state", has_text="Done").wait_for()
+    _shoot(page, "restore-progress")
 
 
 def main() -> None:

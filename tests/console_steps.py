@@ -8,12 +8,13 @@ from pathlib import Path
 from playwright.sync_api import Page
 
 
-def log_in(page: Page, user: str, password: str) -> None:
-    """From the login page the browser was sent to, to the dashboard."""
+def log_in(page: Page, user: str, password: str, landing: str = "Dashboard") -> None:
+    """From the login page the browser was sent to, to the dashboard (a restore operator's
+    landing page is Restore)."""
     page.get_by_label("User name").fill(user)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.get_by_role("heading", name="Dashboard").wait_for()
+    page.get_by_role("heading", name=landing, exact=True).wait_for()
 
 
 def add_local_organization(page: Page, name: str, root: Path) -> None:

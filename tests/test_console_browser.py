@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -20,7 +24,18 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from keepstone.domain.window_text import DASH, week_hour
 from tests.console_steps import add_local_organization, log_in, start_a_job_form
 from tests.local_org import Organization
-from tests.process_helpers import ServerProcess, bearer, login, process_env, start_server
+from tests.process_helpers import (
+    ServerProcess,
+    add_job,
+    bearer,
+    login,
+    process_env,
+    run_cli,
+    start_server,
+)
+from tests.process_helpers import (
+    add_local_organization as api_add_organization,
+)
 
 CHROMIUM = shutil.which("chromium")
 PASSWORD = "browser test password"
@@ -143,3 +158,173 @@ def test_add_an_organization_paint_a_window_watch_a_backup_forge_a_form_and_log_
     other.get_by_role("button", name="Log out").click()
     other.get_by_role("heading", name="Log in").wait_for()
     p.get_by_role("heading", name="Log in").wait_for()  # sent there by its poll
+
+
+# ---- Restore ------------------------------------------------------------------------------------
+
+OPERATOR_PASSWORD = "operator browser password"
+BIG_MAILBOX = 30_000
+
+
+@dataclass(frozen=True)
+class RestoreWorld:
+    root: Path  # the organization the restores write into
+    org_id: str
+    other_id: str
+    messages: dict[str, bytes]  # alice's, by subject
+
+
+def _maildir(root: Path, user: str, messages: dict[str, bytes]) -> None:
+    """Messages in ``user``'s Inbox, written one call each (30,000 take about a second)."""
+    folder = root / user / "Mail"
+    for sub in ("cur", "new", "tmp"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    for n, data in enumerate(messages.values()):
+        (folder / "cur" / f"17900{n:05d}.M{n}P1.host:2,S").write_bytes(data)
+
+
+def _message(n: int, subject: str) -> bytes:
+    return (
+        f"From: sender{n}@example.test\r\nTo: user@example.test\r\nSubject: {subject}\r\n"
+        f"Message-ID: <{n}@restore.example.test>\r\n\r\nBody {n}\r\n"
+    ).encode()
+
+
+def _backed_up(api: httpx.Client, name: str, root: Path, repository_id: str) -> str:
+    org_id = api_add_organization(api, name, root)
+    job = add_job(api, org_id, f"{name} backup", repository_id)
+    assert api.post(f"/v2/Jobs/{job}/Action", json={"start": None}).status_code == 200
+    deadline = time.monotonic() + DEADLINE_MS / 1000
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not (runs and runs[0]["status"] == "Success"):
+        time.sleep(0.2)
+        runs = api.get(f"/v2/Jobs/{job}/JobSessions").json()
+    assert runs and runs[0]["status"] == "Success", runs
+    return org_id
+
+
+@pytest.fixture(scope="module")
+def restore_world(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> RestoreWorld:
+    """Two backed-up Local organizations: "Restore Co" (alice, and "archive" with a 30,000-message
+    Inbox, one of them the needle) and "Other Co" (carol); a user "operator" with no global role
+    and a Restore role on "Restore Co"."""
+    base = tmp_path_factory.mktemp("console-restore")
+    root, other = base / "restoreco", base / "otherco"
+    mine = {s: _message(n, s) for n, s in enumerate(("Quarterly plan", "Code review", "Lunch"))}
+    _maildir(root, "alice", mine)
+    archive = {
+        f"Archived message {n:05d}": _message(n, f"Archived message {n:05d}")
+        for n in range(BIG_MAILBOX - 1)
+    }
+    archive["Needle in the archive"] = _message(BIG_MAILBOX, "Needle in the archive")
+    _maildir(root, "archive", archive)
+    _maildir(other, "carol", {"Carol's secret": _message(1, "Carol's secret")})
+    with httpx.Client(base_url=server.base_url, timeout=120) as api:
+        api.headers.update(bearer(login(api, "admin", PASSWORD)))
+        repository = api.get("/v2/BackupRepositories").json()[0]["id"]
+        org_id = _backed_up(api, "Restore Co", root, repository)
+        other_id = _backed_up(api, "Other Co", other, repository)
+        assert server.data_dir is not None
+        added = run_cli(
+            "admin",
+            "user",
+            "add",
+            "operator",
+            "--role",
+            "None",
+            "--password",
+            OPERATOR_PASSWORD,
+            "--data-dir",
+            str(server.data_dir),
+        )
+        assert added.returncode == 0, added.stderr
+        role = {
+            "name": "Restore Co restorers",
+            "access": "Restore",
+            "operators": [{"type": "User", "user": {"name": "operator"}}],
+        }
+        created = api.post(f"/v8/Organizations/{org_id}/RbacRoles", json=role)
+        assert created.status_code == 201, created.text
+    return RestoreWorld(root, org_id, other_id, mine)
+
+
+def _open_mailbox(p: Page, org_id: str, owner: str) -> None:
+    p.goto(f"/restore?organization={org_id}")
+    p.get_by_role("button", name="Open").first.click()
+    p.get_by_role("link", name=owner, exact=True).click()
+    p.get_by_role("link", name="Inbox", exact=True).click()
+
+
+def test_restore_a_message_to_another_folder_and_download_a_zip(
+    page: Page, restore_world: RestoreWorld
+) -> None:
+    p, world = page, restore_world
+    _open_mailbox(p, world.org_id, "alice")
+    p.get_by_label("Select Code review").check()
+    p.get_by_label("Elsewhere:").check()
+    p.get_by_label("Target folder").fill("Restored")
+    p.get_by_label("When an item is already there").select_option("skip")
+    p.get_by_role("button", name="Restore", exact=True).click()
+    # the progress page polls the put-back until it ends
+    expect(p.locator("#restore-state")).to_have_text("Done")
+    assert p.locator("#restore-message").inner_text() == "Restored 1 items (0 skipped, 0 failed)"
+    restored = list((world.root / "alice" / "Mail").glob(".Restored/cur/*"))
+    assert [path.read_bytes() for path in restored] == [world.messages["Code review"]]
+
+    p.get_by_role("link", name="Back to the restore session").click()
+    p.get_by_role("link", name="alice", exact=True).click()
+    p.get_by_role("link", name="Inbox", exact=True).click()
+    p.get_by_label("Select Quarterly plan").check()
+    p.get_by_label("Select Lunch").check()
+    with p.expect_download() as download:
+        p.get_by_role("button", name="Download the selected items as a zip").click()
+    with zipfile.ZipFile(download.value.path()) as archive:
+        got = {name.rsplit("/", 1)[-1]: archive.read(name) for name in archive.namelist()}
+    assert got == {
+        "Quarterly plan.eml": world.messages["Quarterly plan"],
+        "Lunch.eml": world.messages["Lunch"],
+    }
+
+
+def test_a_restore_operator_sees_only_its_organization(
+    browser: Browser, server: ServerProcess, restore_world: RestoreWorld
+) -> None:
+    context = browser.new_context(base_url=server.base_url, viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(DEADLINE_MS)
+    p = context.new_page()
+    p.goto("/")
+    log_in(p, "operator", OPERATOR_PASSWORD, landing="Restore")
+    nav = p.get_by_role("navigation", name="Main")
+    assert nav.get_by_role("link").all_inner_texts() == ["Restore"]
+    organizations = p.get_by_label("Organization").locator("option").all_inner_texts()
+    assert organizations == ["any", "Restore Co"]
+    assert (
+        p.get_by_text("Other Co").count() == 0 and p.get_by_text("Restore Co backup").count() >= 1
+    )
+    p.goto(f"/restore?organization={restore_world.other_id}")
+    p.get_by_text("No restore point.").wait_for()
+    assert p.goto("/jobs").status == 403  # type: ignore[union-attr]
+    _open_mailbox(p, restore_world.org_id, "alice")
+    assert p.get_by_label("Select Code review").count() == 1
+    context.close()
+
+
+def test_a_30000_message_mailbox_is_paged_and_searched_on_the_server(
+    page: Page, restore_world: RestoreWorld
+) -> None:
+    p = page
+    loaded: list[int] = []
+    p.on("response", lambda r: loaded.append(len(r.body())) if "/owners/" in r.url else None)
+    _open_mailbox(p, restore_world.org_id, "archive")
+    rows = p.locator("tr.item")
+    assert rows.count() == 25 and p.get_by_role("link", name="Next page").count() == 1
+    first = rows.first.inner_text()
+    p.get_by_role("link", name="Next page").click()
+    p.wait_for_url("**page=2**")
+    assert rows.count() == 25 and rows.first.inner_text() != first
+    p.get_by_label("Subject or sender").fill("needle")
+    p.get_by_role("button", name="Search").click()
+    p.get_by_role("heading", name="Found (1)").wait_for()
+    assert rows.count() == 1 and "Needle in the archive" in rows.first.inner_text()
+    # every page the browser loaded is one page of rows, never the 30,000 of the mailbox
+    assert loaded and max(loaded) < 64_000, loaded

@@ -127,7 +127,10 @@ def _local(target: str) -> str:
 
 
 @router.get("/")
-def dashboard(request: Request, session: Viewer) -> Response:
+def dashboard(request: Request, session: Annotated[WebSession, Depends(current)]) -> Response:
+    if session.principal.scoped:  # a restore operator's console is the Restore pages
+        return see_other("/restore")
+    auth.authorize(session.principal, auth.Action.READ)
     ctx = context(request)
     now = ctx.clock.now()
     job_rows = jobs.page_jobs(ctx, 0, DASHBOARD_ROWS + 1)

@@ -141,14 +141,28 @@ def admit(
     """The caller with its scope, if a scoped operator may perform this operation at all (the
     resource itself is checked by the service); else a 403. Either way the request is in the
     audit trail: everything a scoped operator does or tries is."""
+    operation = operation_of(method, route)
+    return admit_for(ctx, caller, OPERATIONS.get(operation), operation, path, origin)
+
+
+def admit_for(
+    ctx: Context,
+    caller: Principal,
+    needed: Access | None,
+    operation: tuple[str, str],
+    path: str,
+    origin: Origin,
+) -> Principal:
+    """``admit`` for an operation that needs ``needed`` (None: one no scoped operator may
+    perform); the console's restore pages name what each of theirs needs."""
     assert caller.scoped, "global roles are authorised by auth.authorize"
     scope = scope_of(ctx, caller.user_id)
-    needed = OPERATIONS.get(operation_of(method, route))
     allowed = needed is not None and (
         bool(scope.organizations(Access.RESTORE))
         if needed is Access.RESTORE
         else bool(scope.grants)
     )
+    method = operation[0]
     audit.record(
         ctx,
         Entry(
@@ -156,13 +170,13 @@ def admit(
             caller.user_name,
             origin,
             success=allowed,
-            details={"method": method.upper(), "path": path[:1000]},
+            details={"method": method, "path": path[:1000]},
         ),
     )
     if not allowed:
         raise Forbidden(
             f"user '{caller.user_name}' has no global role, and its organization roles do not "
-            f"allow {method.upper()} {operation_of(method, route)[1]}"
+            f"allow {method} {operation[1]}"
         )
     return dataclasses.replace(caller, scope=scope)
 

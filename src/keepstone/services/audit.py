@@ -34,6 +34,7 @@ class AuditAction(enum.StrEnum):
     EXPLORE = "Explore"
     SAVE = "Save"
     RESTORE = "Restore"
+    PREVIEW = "Preview"  # a message's text read in the console (its content, not a copy)
     OPERATOR_REQUEST = "OperatorRequest"  # any request of a user without a global role
     ROLE_CHANGE = "RoleChange"  # an organization role created, changed or removed
 

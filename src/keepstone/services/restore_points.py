@@ -106,10 +106,13 @@ class PointFilter:
     repository_id: str | None = None
     ascending: bool = False
     organizations: frozenset[str] | None = None  # a scoped caller's (access.organizations_of)
+    taken_before: datetime | None = None  # only the points taken before this instant
 
     def apply(self, query: Any) -> Any:
         if self.organizations is not None:
             query = query.where(RestorePoint.organization_id.in_(self.organizations))
+        if self.taken_before is not None:
+            query = query.where(RestorePoint.backup_time < self.taken_before)
         for column, value in (
             (RestorePoint.job_id, self.job_id),
             (RestorePoint.organization_id, self.organization_id),

@@ -202,6 +202,28 @@ class Browser:
             summaries, lambda i: i.user == user and i.kind == kind and folder_of(i) == path
         )
 
+    def top(self, owner_id: str, kind: str) -> list[Item]:
+        """The owner's items of ``kind`` in no folder: only the trees that hold such items are
+        read (a mailbox whose messages are all in folders reads none)."""
+        user = self.user(owner_id)
+        summaries = [f for f in self._summaries(user, kind) if f.folder in ("", ".")]
+        return self._items(
+            summaries,
+            lambda i: i.user == user and i.kind == kind and folder_of(i) in ("", "."),
+        )
+
+    def search(self, owner_id: str, kind: str, text: str) -> list[Item]:
+        """The owner's items of ``kind`` whose subject, sender or file name holds ``text``
+        (ignoring case), in snapshot order."""
+        wanted = text.casefold()
+
+        def hit(item: Item) -> bool:
+            meta = item.meta
+            fields = (meta.get("subject"), meta.get("from"), PurePosixPath(item.path).name)
+            return any(wanted in str(f).casefold() for f in fields if f)
+
+        return [i for i in self.contents(owner_id, kind, None) if hit(i)]
+
     def items_of_user(self, user: str) -> list[Item]:
         """Every item of ``user`` (any kind), in snapshot order."""
         return self._items(self._summaries(user, None), lambda i: i.user == user)
@@ -430,6 +452,39 @@ def stream_item(
         ctx, session_id, Event("Save", "Success", message, started, item, owner, "download", by)
     )
     return item, view.repository.read(item)
+
+
+def read_start(
+    ctx: Context,
+    session_id: str,
+    owner_id: str,
+    identifier: str,
+    limit: int,
+    *,
+    by: str,
+    caller: Principal | None = None,
+) -> tuple[Item, bytes, bool]:
+    """The first ``limit`` bytes of an item, and whether it holds more, for ``by`` to read (a
+    preview: in the audit trail, as a save is). Reading stops there: a preview of a 50 MB
+    message reads about ``limit`` bytes of it."""
+    view = browser(ctx, session_id, caller)
+    item = view.item(owner_id, identifier)
+    head = bytearray()
+    for chunk in view.repository.read(item):  # chunks are read as the loop asks for them
+        head += chunk
+        if len(head) > limit:
+            break
+    session = get_session(ctx, session_id)
+    details = {"restoreSession": session_id, "restorePoint": session.restore_point_id}
+    entry = Entry(
+        AuditAction.PREVIEW,
+        by,
+        organization_id=session.organization_id,
+        subject=view.user(owner_id),
+        details=details | {"item": item.path, "message": f"Previewed {save_name(item)}"},
+    )
+    audit.record(ctx, entry)
+    return item, bytes(head[:limit]), len(head) > limit
 
 
 def write_zip(

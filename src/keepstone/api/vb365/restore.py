@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import Request
 from pydantic import ConfigDict
-from starlette.background import BackgroundTask
-from starlette.responses import FileResponse, Response, StreamingResponse
+from starlette.responses import Response
 
+from keepstone.api.downloads import item_download, zip_download
 from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import PathText, WireModel, any_case
@@ -24,7 +21,6 @@ from keepstone.api.vb365.pages import Continuation, Paging, listing, query_listi
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
-from keepstone.engine import Item
 from keepstone.services import access, m365_restore, restore_points, restores
 from keepstone.services.auth import Principal
 from keepstone.services.m365_restore import (
@@ -347,23 +343,6 @@ _browse_routes("OneDrives", "Documents")
 # ---- get data out ------------------------------------------------------------------------------
 
 
-def _download(item: Item, chunks: Iterator[bytes]) -> StreamingResponse:
-    media = "message/rfc822" if item.kind == "mail" else "application/octet-stream"
-    name = restores.save_name(item)
-    return StreamingResponse(
-        chunks,
-        media_type=media,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(name)}",
-            "Content-Length": str(item.size),
-        },
-    )
-
-
-def _quote(name: str) -> str:
-    return quote(name, safe="")
-
-
 @router.post("/RestoreSessions/{session_id}/Organization/Mailboxes/{owner_id}/Items/{item}/save")
 @router.post(
     "/RestoreSessions/{session_id}/Organization/OneDrives/{owner_id}/Documents/{item}/save"
@@ -372,7 +351,7 @@ def save_one(session_id: str, owner_id: str, item: str, ctx: Ctx, caller: Caller
     found, chunks = restores.stream_item(
         ctx, session_id, owner_id, item, by=caller.user_name, caller=caller
     )
-    return _download(found, chunks)
+    return item_download(found, chunks)
 
 
 class ItemId(WireModel):
@@ -426,26 +405,7 @@ class ItemsBody(WireModel):
 def save_many(
     session_id: str, owner_id: str, body: ItemsBody, ctx: Ctx, caller: Caller
 ) -> Response:
-    target = Path(tempfile.mkstemp(suffix=".zip")[1])
-    try:
-        restores.write_zip(
-            ctx,
-            session_id,
-            owner_id,
-            body.item_ids() or [],
-            target,
-            by=caller.user_name,
-            caller=caller,
-        )
-    except BaseException:
-        target.unlink(missing_ok=True)
-        raise
-    return FileResponse(
-        target,
-        media_type="application/zip",
-        filename="restore.zip",
-        background=BackgroundTask(target.unlink, missing_ok=True),
-    )
+    return zip_download(ctx, session_id, owner_id, body.item_ids() or [], caller)
 
 
 # ---- put back ----------------------------------------------------------------------------------
