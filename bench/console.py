@@ -5,7 +5,8 @@ against a real ``keepstone serve`` (issue 16 item 5: each under 100 ms).
 
 The catalog is filled in bulk (tests/listing_rows.py, as bench/listings.py does): the jobs are
 copies of one made through the API, the sessions spread over them, one in 50 failed, the newest
-one running with 200 log lines. A browser's session is opened through the login form; each
+one running with 200 log lines; 100 Keepstone users (a tenth of them without a global role, the
+operators of 20 organization roles). A browser's session is opened through the login form; each
 page is then asked ``--repeat`` times and its median reported, with its size. Deep pages are
 the last page of each listing.
 """
@@ -32,18 +33,21 @@ from tests import process_helpers as processes  # noqa: E402
 from common import write_section  # noqa: E402
 from keepstone.domain.jobs import SessionStatus  # noqa: E402
 from keepstone.server import open_context  # noqa: E402
-from keepstone.services import runs  # noqa: E402
-from keepstone.store.tables import JobSession  # noqa: E402
+from keepstone.services import auth, rbac, runs  # noqa: E402
+from keepstone.services.audit import Origin  # noqa: E402
+from keepstone.services.context import Context, new_id  # noqa: E402
+from keepstone.store.tables import JobSession, User  # noqa: E402
 
 TITLE = "Console"
 PASSWORD = "benchmark-password"
 JOBS, SESSIONS, LOG_LINES = 1_000, 100_000, 200
+USERS, ROLES = 100, 20
 PAGE = 25  # the console's page size (console/render.py)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, str, str]:
-    """(organization id, a job id, the running session's id)."""
+def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, str, str, str]:
+    """(organization id, a job id, the running session's id, a role's id)."""
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     server = processes.start_server(work / "logs", data_dir, env=env, ready_timeout=300)
     try:
@@ -56,6 +60,7 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
     finally:
         server.stop()
     ctx = open_context(data_dir)
+    role_id = add_users_and_roles(ctx, org_id)
     owners = [template, *rows.copies_of_job(ctx, template, jobs - 1)]
     ids = rows.add_sessions(ctx, owners, sessions)
     with ctx.db.write() as s:
@@ -72,7 +77,40 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
     for n in range(LOG_LINES):
         runs.add_log(ctx, ids[-1], SessionStatus.RUNNING, f"Processing user {n}")
     ctx.db.dispose()
-    return org_id, template, ids[-1]
+    return org_id, template, ids[-1], role_id
+
+
+def add_users_and_roles(ctx: Context, org_id: str) -> str:
+    """USERS users (one password hash for all: hashing is not what is measured) and ROLES
+    roles of the organization, each with an operator and alice in its scope; one role's id."""
+    digest = auth.hash_password(PASSWORD)
+    with ctx.db.write() as s:
+        s.add_all(
+            User(
+                id=new_id(),
+                name=f"user{n:03}",
+                password_hash=digest,
+                role=(auth.Role.NONE if n % 10 == 0 else auth.Role.READ_ONLY).value,
+                created_at=ctx.clock.now(),
+            )
+            for n in range(USERS)
+        )
+    operators = [u for u in auth.list_users(ctx) if u.role == auth.Role.NONE.value]
+    made = [
+        rbac.create_role(
+            ctx,
+            org_id,
+            rbac.RoleEdit(
+                name=f"role {n:02}",
+                operators=[rbac.Ref("User", operators[n % len(operators)].id)],
+                selected=[rbac.Ref("User", None, "alice")],
+            ),
+            by="bench",
+            origin=Origin(),
+        )
+        for n in range(ROLES)
+    ]
+    return made[0].id
 
 
 def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]:
@@ -89,7 +127,7 @@ def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]
 
 def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
     data_dir = work / "data"
-    org_id, job_id, running = build(work, data_dir, jobs, sessions)
+    org_id, job_id, running, role_id = build(work, data_dir, jobs, sessions)
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     server = processes.start_server(work / "logs", data_dir, env=env, ready_timeout=300)
     try:
@@ -116,6 +154,11 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
                 ("its live part (polled)", f"/fragments/sessions/{running}"),
                 ("organizations", "/organizations"),
                 ("an organization", f"/organizations/{org_id}"),
+                ("new organization form (Local, IMAP, Microsoft 365)", "/organizations/new"),
+                (f"users and roles ({USERS + 1} users, {ROLES} roles)", "/users"),
+                ("roles of one organization", f"/users?organization={org_id}"),
+                ("an organization role (form)", f"/roles/{role_id}"),
+                ("new role form", f"/roles/new?organization={org_id}"),
                 ("repositories", "/repositories"),
                 ("audit trail, newest 100", "/audit"),
             ]
@@ -125,9 +168,10 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
     lines = [
         f"`uv run python bench/console.py --repeat {repeat}`: a real `keepstone serve` (SQLite) "
         f"over {jobs:,} jobs and {sessions:,} job sessions (one in 50 failed; the newest running "
-        f"with {LOG_LINES} log lines), logged in through the console's form; each page asked "
-        f"{repeat} times, the median. Pages show {PAGE} rows and read one more (no count of the "
-        "set); the session page shows its newest 100 log lines.",
+        f"with {LOG_LINES} log lines; {USERS + 1} users, {ROLES} organization roles), logged in "
+        f"through the console's form; each page asked {repeat} times, the median. Pages show "
+        f"{PAGE} rows and read one more (no count of the set); the session page shows its "
+        "newest 100 log lines.",
         "",
         "| page | median ms | bytes |",
         "|---|---:|---:|",

@@ -9,9 +9,11 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from keepstone.services import audit, auth
-from keepstone.services.context import Context
+from keepstone.services.context import Context, new_id
+from keepstone.store.tables import User
 from tests.conftest import READER_PASSWORD, Api, login
 from tests.test_console import console_login, csrf_of
+from tests.work import catalog_work
 
 OPERATOR_PASSWORD = "operator password"
 
@@ -187,3 +189,37 @@ def test_an_operator_of_a_role_gets_no_global_role_before_leaving_it(
     )
     assert refused.status_code == 409 and "operator of the organization role" in refused.text
     assert {u.name: u.role for u in auth.list_users(ctx)}["operator"] == "None"
+
+
+def _add_users(ctx: Context, first: int, count: int) -> None:
+    digest = auth.hash_password(OPERATOR_PASSWORD)
+    with ctx.db.write() as s:
+        s.add_all(
+            User(
+                id=new_id(),
+                name=f"user{n:04}",
+                password_hash=digest,
+                role="ReadOnly",
+                created_at=ctx.clock.now(),
+            )
+            for n in range(first, first + count)
+        )
+
+
+def test_the_users_page_costs_the_same_for_n_and_4n_users(client: TestClient, ctx: Context) -> None:
+    """The page shows one page of users and reads one more, never the whole set."""
+    console_login(client)
+    n = 50
+    _add_users(ctx, 0, n)
+    client.get("/users")  # warm: the logon session's use is recorded at most once a second
+
+    def work() -> tuple[int, int]:
+        with catalog_work(ctx) as counted:
+            page = client.get("/users")
+            assert page.status_code == 200 and "Next page" in page.text
+        return counted.count, counted.rows_loaded
+
+    small = work()
+    _add_users(ctx, n, 3 * n)
+    assert work() == small
+    assert small[1] <= 25 + 1 + 10

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keepstone.console.pages import Changer, Viewer, context
-from keepstone.console.render import page, see_other
+from keepstone.console.render import page, see_other, window_of
 from keepstone.console.web_session import WebSession, origin
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.services import auth, catalog, rbac
@@ -37,6 +37,8 @@ def users_page_of(
     status: int = 200,
 ) -> Response:
     ctx = context(request)
+    window = window_of(request)
+    users = auth.page_users(ctx, window.offset, window.limit)
     organizations = catalog.page_organizations(ctx, 0, ORGANIZATIONS_OFFERED)
     names = {org.id: org.name for org in organizations}
     roles = rbac.list_roles(ctx, organization or None)
@@ -49,7 +51,8 @@ def users_page_of(
         session,
         status,
         title="Users and roles",
-        users=auth.list_users(ctx),
+        users=users[: window.size],
+        links=window.links(request, users),
         roles=roles,
         organizations=organizations,
         names=names,

@@ -267,6 +267,13 @@ def list_users(ctx: Context) -> list[User]:
         return list(s.scalars(select(User).order_by(User.name)))
 
 
+def page_users(ctx: Context, offset: int, limit: int) -> list[User]:
+    """One page of the users, by name (the console's listing)."""
+    with ctx.db.read() as s:
+        query = select(User).order_by(User.name, User.id).offset(offset).limit(limit)
+        return list(s.scalars(query))
+
+
 def remove_user(ctx: Context, name: str, by: str, origin: Origin = audit.CLI) -> None:
     """Remove a user: their tokens and logon sessions go with them (foreign-key cascade). The
     last administrator stays: without one, no one could administer the server but the host."""
