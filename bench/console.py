@@ -155,7 +155,7 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
                 ("organizations", "/organizations"),
                 ("an organization", f"/organizations/{org_id}"),
                 ("new organization form (Local, IMAP, Microsoft 365)", "/organizations/new"),
-                (f"users and roles ({USERS + 1} users, {ROLES} roles)", "/users"),
+                (f"users and roles (first {PAGE} of {USERS + 1} users, {ROLES} roles)", "/users"),
                 ("roles of one organization", f"/users?organization={org_id}"),
                 ("an organization role (form)", f"/roles/{role_id}"),
                 ("new role form", f"/roles/new?organization={org_id}"),
