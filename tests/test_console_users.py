@@ -9,8 +9,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from keepstone.services import audit, auth
-from keepstone.services.context import Context, new_id
-from keepstone.store.tables import User
+from keepstone.services.context import Context
+from tests import listing_rows as bulk
 from tests.conftest import READER_PASSWORD, Api, login
 from tests.test_console import console_login, csrf_of
 from tests.work import catalog_work
@@ -192,18 +192,8 @@ def test_an_operator_of_a_role_gets_no_global_role_before_leaving_it(
 
 
 def _add_users(ctx: Context, first: int, count: int) -> None:
-    digest = auth.hash_password(OPERATOR_PASSWORD)
-    with ctx.db.write() as s:
-        s.add_all(
-            User(
-                id=new_id(),
-                name=f"user{n:04}",
-                password_hash=digest,
-                role="ReadOnly",
-                created_at=ctx.clock.now(),
-            )
-            for n in range(first, first + count)
-        )
+    names = [f"user{n:04}" for n in range(first, first + count)]
+    bulk.add_users(ctx, names, ["ReadOnly"], auth.hash_password(OPERATOR_PASSWORD))
 
 
 def test_the_users_page_costs_the_same_for_n_and_4n_users(client: TestClient, ctx: Context) -> None:

@@ -15,7 +15,8 @@ from starlette.responses import Response
 
 from keepstone.console.pages import Change, Changer, Viewer, context
 from keepstone.console.render import page, see_other
-from keepstone.console.web_session import WebSession, origin
+from keepstone.console.user_pages import actor
+from keepstone.console.web_session import WebSession
 from keepstone.domain.errors import KeepstoneError
 from keepstone.services import auth, catalog, rbac
 from keepstone.services.context import Context
@@ -114,18 +115,21 @@ def new_role_page(request: Request, session: Viewer, organization: str = "") -> 
 
 @router.post("/roles/new")
 def create_role(request: Request, change: Changer) -> Response:
-    ctx = context(request)
-    org = catalog.get_organization(ctx, change.form.get("organizationId", ""))
+    org = catalog.get_organization(context(request), change.form.get("organizationId", ""))
+    return _save(request, change, org, None)
+
+
+def _save(request: Request, change: Change, org: Organization, role: RbacRole | None) -> Response:
+    """The vendor's POST (no ``role``) or PUT of the form's role; a refusal shows the form again
+    with what was typed and the service's message."""
+    ctx, edit = context(request), _edit_of(change, org.id)
     try:
-        role = rbac.create_role(
-            ctx,
-            org.id,
-            _edit_of(change, org.id),
-            by=change.session.principal.user_name,
-            origin=origin(request),
-        )
+        if role is None:
+            role = rbac.create_role(ctx, org.id, edit, **actor(request, change))
+        else:
+            rbac.edit_role(ctx, role.id, edit, **actor(request, change))
     except KeepstoneError as error:
-        return _form(request, change.session, org, None, _typed(change), error.message, 400)
+        return _form(request, change.session, org, role, _typed(change), error.message, 400)
     return see_other(f"/roles/{role.id}")
 
 
@@ -142,24 +146,12 @@ def role_page(request: Request, role_id: str, session: Viewer) -> Response:
 def edit_role(request: Request, role_id: str, change: Changer) -> Response:
     ctx = context(request)
     role = rbac.get_role(ctx, role_id)
-    org = catalog.get_organization(ctx, role.organization_id)
-    try:
-        rbac.edit_role(
-            ctx,
-            role_id,
-            _edit_of(change, org.id),
-            by=change.session.principal.user_name,
-            origin=origin(request),
-        )
-    except KeepstoneError as error:
-        return _form(request, change.session, org, role, _typed(change), error.message, 400)
-    return see_other(f"/roles/{role_id}")
+    return _save(request, change, catalog.get_organization(ctx, role.organization_id), role)
 
 
 @router.post("/roles/{role_id}/delete")
 def delete_role(request: Request, role_id: str, change: Changer) -> Response:
     ctx = context(request)
     role = rbac.get_role(ctx, role_id)
-    by = change.session.principal.user_name
-    rbac.delete_role(ctx, role_id, by=by, origin=origin(request))
+    rbac.delete_role(ctx, role_id, **actor(request, change))
     return see_other(f"/users?organization={role.organization_id}#roles")

@@ -5,10 +5,12 @@ ReadOnly users see; a user without a global role is refused (``pages.viewer``)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from keepstone.console.pages import Changer, Viewer, context
+from keepstone.console.pages import Change, Changer, Viewer, context
 from keepstone.console.render import page, see_other, window_of
 from keepstone.console.web_session import WebSession, origin
 from keepstone.domain.errors import InvalidInput, KeepstoneError
@@ -17,6 +19,11 @@ from keepstone.services import auth, catalog, rbac
 router = APIRouter(include_in_schema=False)
 ORGANIZATIONS_OFFERED = 200  # in the new-role form's choice of organization
 ROLES: tuple[auth.Role, ...] = tuple(auth.Role)
+
+
+def actor(request: Request, change: Change) -> dict[str, Any]:
+    """Who makes a change and from where, as the services audit it (``by``, ``origin``)."""
+    return {"by": change.session.principal.user_name, "origin": origin(request)}
 
 
 def role_of(text: str) -> auth.Role:
@@ -79,8 +86,7 @@ def add_user(request: Request, change: Changer) -> Response:
             name,
             form.get("password", ""),
             role_of(form.get("role", "")),
-            by=change.session.principal.user_name,
-            origin=origin(request),
+            **actor(request, change),
         )
     except KeepstoneError as error:  # shown again as typed, except the password
         typed = {"name": name, "role": form.get("role", "")}
@@ -94,8 +100,7 @@ def change_role(request: Request, change: Changer) -> Response:
         context(request),
         change.form.get("user", ""),
         role_of(change.form.get("role", "")),
-        by=change.session.principal.user_name,
-        origin=origin(request),
+        **actor(request, change),
     )
     return see_other("/users")
 
@@ -104,21 +109,11 @@ def change_role(request: Request, change: Changer) -> Response:
 def revoke_user(request: Request, change: Changer) -> Response:
     """What ``keepstone admin user revoke-tokens`` does: every token and console or API logon
     session of the user ends (the administrator's own, too, if it names itself)."""
-    auth.revoke_tokens(
-        context(request),
-        change.form.get("user", ""),
-        by=change.session.principal.user_name,
-        origin=origin(request),
-    )
+    auth.revoke_tokens(context(request), change.form.get("user", ""), **actor(request, change))
     return see_other("/users")
 
 
 @router.post("/users/remove")
 def remove_user(request: Request, change: Changer) -> Response:
-    auth.remove_user(
-        context(request),
-        change.form.get("user", ""),
-        by=change.session.principal.user_name,
-        origin=origin(request),
-    )
+    auth.remove_user(context(request), change.form.get("user", ""), **actor(request, change))
     return see_other("/users")
