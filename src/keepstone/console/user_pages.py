@@ -47,11 +47,8 @@ def users_page_of(
     window = window_of(request)
     users = auth.page_users(ctx, window.offset, window.limit)
     organizations = catalog.page_organizations(ctx, 0, ORGANIZATIONS_OFFERED)
-    names = {org.id: org.name for org in organizations}
     roles = rbac.list_roles(ctx, organization or None)
-    for role in roles:
-        if role.organization_id not in names:  # an organization beyond the offered ones
-            names[role.organization_id] = catalog.get_organization(ctx, role.organization_id).name
+    names = catalog.organization_names(ctx, {role.organization_id for role in roles})
     return page(
         request,
         "users.html",
