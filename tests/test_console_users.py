@@ -47,11 +47,17 @@ def test_users_are_added_given_a_role_revoked_and_removed(client: TestClient, ct
     token = login(client, "olivia", OPERATOR_PASSWORD)
     olivia = Api(client, token)
     assert olivia.get("/v6/Organizations").status_code == 200
+    assert auth.authenticate(ctx, token).role is auth.Role.READ_ONLY  # now remembered
+    client.post("/users/role", data={"csrf": csrf, "user": "olivia", "role": "Administrator"})
+    assert auth.authenticate(ctx, token).role is auth.Role.ADMINISTRATOR  # at once
+    client.post("/users/role", data={"csrf": csrf, "user": "olivia", "role": "ReadOnly"})
     client.post("/users/revoke", data={"csrf": csrf, "user": "olivia"})
     assert olivia.get("/v6/Organizations").status_code == 401
 
     last = client.post("/users/role", data={"csrf": csrf, "user": "admin", "role": "ReadOnly"})
     assert last.status_code == 409 and "last Administrator" in last.text
+    alone = client.post("/users/remove", data={"csrf": csrf, "user": "admin"})
+    assert alone.status_code == 409 and "last Administrator" in alone.text
     removed = client.post("/users/remove", data={"csrf": csrf, "user": "olivia"})
     assert removed.status_code == 200 and "<td>olivia</td>" not in removed.text
     mine = [
@@ -62,6 +68,8 @@ def test_users_are_added_given_a_role_revoked_and_removed(client: TestClient, ct
     assert mine == [
         ("UserRemoval", "olivia", "console"),
         ("RevokeTokens", "olivia", "console"),
+        ("UserRoleChange", "olivia", "console"),
+        ("UserRoleChange", "olivia", "console"),
         ("UserRoleChange", "olivia", "console"),
         ("UserAddition", "olivia", "console"),
     ]
