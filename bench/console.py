@@ -6,7 +6,8 @@
 
 The catalog is filled in bulk (tests/listing_rows.py, as bench/listings.py does): the jobs are
 copies of one made through the API, the sessions spread over them, one in 50 failed, the newest
-one running with 200 log lines. A browser's session is opened through the login form; each
+one running with 200 log lines; 100 Keepstone users (a tenth of them without a global role, the
+operators of 20 organization roles). A browser's session is opened through the login form; each
 page is then asked ``--repeat`` times and its median reported, with its size. Deep pages are
 the last page of each listing.
 """
@@ -33,7 +34,9 @@ from tests import process_helpers as processes  # noqa: E402
 from common import write_section  # noqa: E402
 from keepstone.domain.jobs import SessionStatus  # noqa: E402
 from keepstone.server import open_context  # noqa: E402
-from keepstone.services import runs  # noqa: E402
+from keepstone.services import auth, rbac, runs  # noqa: E402
+from keepstone.services.audit import Origin  # noqa: E402
+from keepstone.services.context import Context  # noqa: E402
 from keepstone.store.tables import JobSession  # noqa: E402
 from listings import synthesize_point  # noqa: E402
 
@@ -41,13 +44,15 @@ TITLE = "Console"
 PASSWORD = "benchmark-password"
 JOBS, SESSIONS, LOG_LINES = 1_000, 100_000, 200
 POINTS, MESSAGES = 10_000, 30_000  # restore points (one real, the rest catalog rows); its messages
+USERS, ROLES = 100, 20
 PAGE = 25  # the console's page size (console/render.py)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, str, str]:
-    """(organization id, a job id, the running session's id); with the restore points of the
-    organization, the newest a real one of ``MESSAGES`` messages (bench/listings.py's)."""
+def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, str, str, str]:
+    """(organization id, a job id, the running session's id, a role's id); with the restore
+    points of the organization, the newest a real one of ``MESSAGES`` messages
+    (bench/listings.py's)."""
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     server = processes.start_server(work / "logs", data_dir, env=env, ready_timeout=300)
     try:
@@ -61,6 +66,7 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
     finally:
         server.stop()
     ctx = open_context(data_dir)
+    role_id = add_users_and_roles(ctx, org_id)
     owners = [template, *rows.copies_of_job(ctx, template, jobs - 1)]
     ids = rows.add_sessions(ctx, owners, sessions)
     with ctx.db.write() as s:
@@ -79,7 +85,31 @@ def build(work: Path, data_dir: Path, jobs: int, sessions: int) -> tuple[str, st
     rows.add_points(ctx, repo_id, org_id, owners, POINTS - 1)  # older: catalog rows only
     synthesize_point(ctx, repo_id, repo_path, org_id, template, MESSAGES)
     ctx.db.dispose()
-    return org_id, template, ids[-1]
+    return org_id, template, ids[-1], role_id
+
+
+def add_users_and_roles(ctx: Context, org_id: str) -> str:
+    """USERS users (one password hash for all: hashing is not what is measured) and ROLES
+    roles of the organization, each with an operator and alice in its scope; one role's id."""
+    roles = [auth.Role.NONE.value, *[auth.Role.READ_ONLY.value] * 9]  # one in ten: None
+    names = [f"user{n:03}" for n in range(USERS)]
+    rows.add_users(ctx, names, roles, auth.hash_password(PASSWORD))
+    operators = [u for u in auth.list_users(ctx) if u.role == auth.Role.NONE.value]
+    made = [
+        rbac.create_role(
+            ctx,
+            org_id,
+            rbac.RoleEdit(
+                name=f"role {n:02}",
+                operators=[rbac.Ref("User", operators[n % len(operators)].id)],
+                selected=[rbac.Ref("User", None, "alice")],
+            ),
+            by="bench",
+            origin=Origin(),
+        )
+        for n in range(ROLES)
+    ]
+    return made[0].id
 
 
 def median_ms(client: httpx.Client, path: str, repeat: int) -> tuple[float, int]:
@@ -129,7 +159,7 @@ def restore_pages(client: httpx.Client, org_id: str) -> list[tuple[str, str]]:
 
 def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
     data_dir = work / "data"
-    org_id, job_id, running = build(work, data_dir, jobs, sessions)
+    org_id, job_id, running, role_id = build(work, data_dir, jobs, sessions)
     env = processes.process_env(KEEPSTONE_ADMIN_PASSWORD=PASSWORD)
     server = processes.start_server(work / "logs", data_dir, env=env, ready_timeout=300)
     try:
@@ -156,6 +186,11 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
                 ("its live part (polled)", f"/fragments/sessions/{running}"),
                 ("organizations", "/organizations"),
                 ("an organization", f"/organizations/{org_id}"),
+                ("new organization form (Local, IMAP, Microsoft 365)", "/organizations/new"),
+                (f"users and roles (first {PAGE} of {USERS + 1} users, {ROLES} roles)", "/users"),
+                ("roles of one organization", f"/users?organization={org_id}"),
+                ("an organization role (form)", f"/roles/{role_id}"),
+                ("new role form", f"/roles/new?organization={org_id}"),
                 ("repositories", "/repositories"),
                 ("audit trail, newest 100", "/audit"),
             ]
@@ -166,9 +201,10 @@ def measure(work: Path, repeat: int, jobs: int, sessions: int) -> str:
     lines = [
         f"`uv run python bench/console.py --repeat {repeat}`: a real `keepstone serve` (SQLite) "
         f"over {jobs:,} jobs and {sessions:,} job sessions (one in 50 failed; the newest running "
-        f"with {LOG_LINES} log lines), logged in through the console's form; each page asked "
-        f"{repeat} times, the median. Pages show {PAGE} rows and read one more (no count of the "
-        "set); the session page shows its newest 100 log lines. The Restore pages: "
+        f"with {LOG_LINES} log lines; {USERS + 1} users, {ROLES} organization roles), logged in "
+        f"through the console's form; each page asked {repeat} times, the median. Pages show "
+        f"{PAGE} rows and read one more (no count of the set); the session page shows its "
+        "newest 100 log lines. The Restore pages: "
         f"{POINTS:,} restore points of the organization, the newest a real one of "
         f"{MESSAGES:,} messages (100 mailboxes of 10 folders, bench/listings.py's), a "
         "restore session opened on it through the console's form.",

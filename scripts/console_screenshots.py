@@ -4,9 +4,9 @@
 
 Starts a real ``keepstone serve`` on a temporary data directory with a small Local
 organization, makes a job through the console's own forms, runs it once, restores a message
-from it, and photographs the main pages (the Restore pages among them) with Debian's chromium
-(Playwright, ``executable_path``; nothing is downloaded) at 1280 x 800, and the dashboard at a
-phone's 390 x 844.
+from it, adds a user and an organization role, and photographs the main pages (the Restore
+pages among them) with Debian's chromium (Playwright, ``executable_path``; nothing is
+downloaded) at 1280 x 800, and the dashboard at a phone's 390 x 844.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ def _tour(page: Page, source: Path) -> None:
     page.goto("/sessions")
     _shoot(page, "sessions")
     _restore_tour(page)
+    _users_and_roles(page)
 
 
 def _restore_tour(page: Page) -> None:
@@ -92,6 +93,31 @@ def _restore_tour(page: Page) -> None:
     page.get_by_role("button", name="Restore", exact=True).click()
     page.locator("#restore-state", has_text="Done").wait_for()
     _shoot(page, "restore-progress")
+
+
+def _users_and_roles(page: Page) -> None:
+    """A restore operator added on the users page, then given Acme's help desk role."""
+    page.goto("/organizations/new")
+    page.get_by_label("Microsoft 365").check()
+    page.locator("#tenant").scroll_into_view_if_needed()
+    _shoot(page, "organization-m365")
+    page.goto("/users")
+    page.get_by_label("User name").fill("olivia")
+    page.get_by_label("Password (at least 8 characters)").fill("olivia's password")
+    page.get_by_label("Global role", exact=True).select_option("None")
+    page.get_by_role("button", name="Add user").click()
+    page.get_by_role("button", name="New role").click()
+    page.get_by_label("Name", exact=True).fill("Help desk")
+    page.get_by_label("Description").fill("restores mail for the help desk's callers")
+    page.get_by_label("olivia").check()
+    page.get_by_label("The selected users").check()
+    page.get_by_label("Select alice").check()
+    page.get_by_label("Select bob").check()
+    page.get_by_role("button", name="Create role").click()
+    page.get_by_role("heading", name="Role Help desk").wait_for()
+    _shoot(page, "role")
+    page.goto("/users")
+    _shoot(page, "users")
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from keepstone.store.tables import (
     RestoreEvent,
     RestorePoint,
     RestoreSession,
+    User,
 )
 
 BATCH = 10_000
@@ -187,5 +188,24 @@ def add_events(ctx: Context, session_id: str, count: int, first_seq: int = 1) ->
                 "target": "download",
             }
             for n in range(count)
+        ),
+    )
+
+
+def add_users(ctx: Context, names: Sequence[str], roles: Sequence[str], password_hash: str) -> None:
+    """Keepstone users, the n-th with ``roles[n % len(roles)]``, all with one password hash
+    (hashing is not what the listings measure)."""
+    insert_all(
+        ctx,
+        User,
+        (
+            {
+                "id": str(uuid.uuid4()),
+                "name": name,
+                "password_hash": password_hash,
+                "role": roles[n % len(roles)],
+                "created_at": BASE,
+            }
+            for n, name in enumerate(names)
         ),
     )

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, ViewportSize, expect, sync_playwright
 
 from keepstone.domain.window_text import DASH, week_hour
 from tests.console_steps import add_local_organization, log_in, start_a_job_form
@@ -328,3 +328,136 @@ def test_a_30000_message_mailbox_is_paged_and_searched_on_the_server(
     assert rows.count() == 1 and "Needle in the archive" in rows.first.inner_text()
     # every page the browser loaded is one page of rows, never the 30,000 of the mailbox
     assert loaded and max(loaded) < 64_000, loaded
+
+
+# ---- accessibility and layout: every main page, at a desktop's size and a phone's ------------
+
+VIEWPORTS: list[ViewportSize] = [{"width": 1280, "height": 800}, {"width": 390, "height": 844}]
+# Roles a person operates: each needs an accessible name (a label, aria-label or its text).
+OPERATED = {"button", "link", "textbox", "checkbox", "radio", "combobox", "listbox"}
+OPERATED |= {"spinbutton", "searchbox", "slider", "switch", "menuitem", "tab"}
+LANDMARKS = ("banner", "navigation", "main")
+FOCUSABLE = "a[href], button, input:not([type=hidden]), select, textarea, [tabindex]"
+
+
+def _unnamed_controls(page: Page) -> list[str]:
+    """The operated nodes of the page's accessibility tree (Chromium's, through the DevTools
+    protocol: the names a screen reader would speak) that have no name."""
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    unnamed = []
+    for node in nodes:
+        role = node.get("role", {}).get("value", "")
+        if node.get("ignored") or role not in OPERATED:
+            continue
+        if not str(node.get("name", {}).get("value", "")).strip():
+            unnamed.append(f"{role} (backend node {node.get('backendDOMNodeId')})")
+    return unnamed
+
+
+def _landmarks(page: Page) -> set[str]:
+    cdp = page.context.new_cdp_session(page)
+    try:
+        nodes = cdp.send("Accessibility.getFullAXTree")["nodes"]
+    finally:
+        cdp.detach()
+    return {node.get("role", {}).get("value", "") for node in nodes} & set(LANDMARKS)
+
+
+def _layout_problems(page: Page, path: str, signed_in: bool) -> list[str]:
+    problems = [f"{path}: no name: {n}" for n in _unnamed_controls(page)]
+    wanted = set(LANDMARKS) if signed_in else {"banner", "main"}
+    problems += [f"{path}: no {m} landmark" for m in sorted(wanted - _landmarks(page))]
+    widths = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
+    if widths[0] > widths[1]:
+        widest = page.evaluate(
+            "[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right"
+            " > window.innerWidth).map(e => e.tagName + '.' + e.className + '#' + e.id).slice(0, 3)"
+        )
+        problems.append(f"{path}: {widths[0]} px wide in a {widths[1]} px window: {widest}")
+    positive = page.evaluate(
+        "[...document.querySelectorAll('[tabindex]')].filter(e => e.tabIndex > 0).length"
+    )
+    if positive:
+        problems.append(f"{path}: {positive} positive tabindex (breaks the reading order)")
+    first = page.evaluate(
+        "s => { const e = document.querySelector(s); return [e.className, e.hash]; }", FOCUSABLE
+    )
+    if first != ["skip", "#main"]:
+        problems.append(f"{path}: the first focusable element is {first}, not the skip link")
+    elif page.evaluate("document.activeElement === document.body"):
+        page.keyboard.press("Tab")  # the first stop is the skip link, and it lands in <main>
+        page.keyboard.press("Enter")
+        if page.evaluate("document.activeElement.id") != "main":
+            problems.append(f"{path}: the skip link does not move the focus to <main>")
+    elif not page.evaluate("document.getElementById('main').contains(document.activeElement)"):
+        problems.append(f"{path}: the page puts the focus outside <main>")
+    return problems
+
+
+def test_every_main_page_is_named_landmarked_fits_a_phone_and_stays_on_the_server(
+    browser: Browser, server: ServerProcess, tmp_path: Path
+) -> None:
+    org = Organization(tmp_path / "a11y")
+    org.user("carol")
+    with httpx.Client(base_url=server.base_url, timeout=60) as api:
+        api.headers.update(bearer(login(api, "admin", PASSWORD)))
+        body = {"type": "Local", "name": "Layout", "localSettings": {"path": str(org.root)}}
+        org_id = api.post("/v6/Organizations", json=body).json()["id"]
+        repo_id = api.get("/v6/BackupRepositories").json()[0]["id"]
+        job = {"name": "Layout job", "backupType": "EntireOrganization", "repositoryId": repo_id}
+        job_id = api.post(f"/v6/Organizations/{org_id}/Jobs", json=job).json()["id"]
+        assert api.post(f"/v6/Jobs/{job_id}/start").status_code < 300
+        run = api.get(f"/v6/Jobs/{job_id}/JobSessions").json()["results"][0]["id"]
+    paths = [
+        "/",
+        "/organizations",
+        "/organizations/new",
+        f"/organizations/{org_id}",
+        "/jobs",
+        f"/jobs/{job_id}",
+        f"/jobs/new?organization={org_id}",
+        "/sessions",
+        f"/sessions/{run}",
+        "/restore",
+        "/repositories",
+        "/users",
+        f"/roles/new?organization={org_id}",
+        "/audit",
+    ]
+    host = server.base_url.split("://", 1)[1]
+    outside: list[str] = []
+    served: list[str] = []
+    problems: list[str] = []
+    for viewport in VIEWPORTS:
+        context = browser.new_context(base_url=server.base_url, viewport=viewport)
+        context.set_default_timeout(DEADLINE_MS)
+
+        def guard(route: Any) -> None:
+            if route.request.url.split("://", 1)[-1].split("/", 1)[0] == host:
+                served.append(route.request.url)
+                route.continue_()
+            else:
+                outside.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", guard)
+        try:
+            page = context.new_page()
+            page.goto("/login")
+            size = f"{viewport['width']}x{viewport['height']}"
+            problems += [f"{size} {p}" for p in _layout_problems(page, "/login", False)]
+            log_in(page, "admin", PASSWORD)
+            for path in paths:
+                answer = page.goto(path)
+                assert answer is not None and answer.status == 200, path
+                page.get_by_role("heading", level=1).wait_for()
+                problems += [f"{size} {p}" for p in _layout_problems(page, path, True)]
+        finally:
+            context.close()
+    assert problems == [], "\n".join(problems)
+    assert outside == []
+    assert len(served) > 2 * len(paths)  # the guard saw every page and its assets

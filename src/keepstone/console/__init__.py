@@ -10,7 +10,15 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from keepstone.api.errors import status_of
-from keepstone.console import admin_pages, job_pages, org_pages, pages, restore_pages
+from keepstone.console import (
+    admin_pages,
+    job_pages,
+    org_pages,
+    pages,
+    restore_pages,
+    role_pages,
+    user_pages,
+)
 from keepstone.console.render import HERE, STATIC_PATH, page
 from keepstone.console.web_session import LoginRequired
 from keepstone.domain.errors import KeepstoneError
@@ -19,6 +27,7 @@ from keepstone.domain.errors import KeepstoneError
 SEGMENTS = frozenset(
     {"", "login", "logout", "fragments", "jobs", "sessions", "organizations", "console"}
     | {"repositories", "audit", "restore"}
+    | {"users", "roles"}
 )
 
 
@@ -32,6 +41,8 @@ def install(app: FastAPI) -> None:
     app.include_router(org_pages.router)
     app.include_router(admin_pages.router)
     app.include_router(restore_pages.router)
+    app.include_router(user_pages.router)
+    app.include_router(role_pages.router)
     app.mount(STATIC_PATH, StaticFiles(directory=HERE / "static"), name="console-static")
 
     @app.exception_handler(LoginRequired)

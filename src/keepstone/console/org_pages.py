@@ -1,5 +1,7 @@
-"""The console's organization pages: the list, adding and editing Local and IMAP organizations
-(the services validate them as for the API, with the same messages), and each one's users."""
+"""The console's organization pages: the list, adding and editing Local, IMAP and Microsoft 365
+organizations (the services validate them as for the API, with the same messages), and each one's
+users. Secrets (IMAP passwords, an application's secret or certificate) are write-only: a field
+left empty keeps the stored one, and none is ever rendered back."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from keepstone.console.pages import Change, Changer, Viewer, context
 from keepstone.console.render import page, see_other, window_of
 from keepstone.console.web_session import WebSession
 from keepstone.domain.errors import KeepstoneError
-from keepstone.services import catalog, imap_settings
+from keepstone.services import catalog, imap_settings, m365_settings
 from keepstone.services.catalog import OrganizationEdit
 from keepstone.store.tables import Organization
 
@@ -59,13 +61,40 @@ def _imap_body(form: dict[str, str], *, new: bool) -> dict[str, Any]:
     return body
 
 
+def _office365_body(form: dict[str, str]) -> dict[str, Any]:
+    """The form's Microsoft 365 fields as the API's top-level Office365 properties, with one
+    ``exchangeOnlineSettings`` (app-only authentication, the only kind Keepstone accepts); a
+    credential left empty is not sent, so an edit keeps the stored one."""
+    service: dict[str, Any] = {"useApplicationOnlyAuth": True}
+    for prop, key in (("officeOrganizationName", "tenant"), ("applicationId", "applicationId")):
+        if form.get(key, "").strip():
+            service[prop] = form[key].strip()
+    if form.get("credential") == "certificate":
+        for prop in ("applicationCertificate", "applicationCertificatePassword"):
+            if form.get(prop, "").strip():
+                service[prop] = (
+                    form[prop].strip() if prop == "applicationCertificate" else form[prop]
+                )
+    elif form.get("applicationSecret"):
+        service["applicationSecret"] = form["applicationSecret"]
+    body: dict[str, Any] = {m365_settings.EXCHANGE: service}
+    body |= {flag: bool(form.get(flag)) for flag in m365_settings.FLAGS}
+    if form.get("region"):
+        body["region"] = form["region"]
+    return body
+
+
 def _edit_of(form: dict[str, str], kind: str, *, new: bool) -> OrganizationEdit:
+    name: str | None = form.get("name", "")
+    if new and kind == m365_settings.OFFICE365_TYPE and not (name or "").strip():
+        name = None  # as a body without name: the organization is named after its tenant
     return OrganizationEdit(
-        name=form.get("name", ""),
+        name=name,
         description=form.get("description", ""),
         type=kind if new else None,
         local_path=form.get("path") if kind == "Local" else None,
         imap_settings=_imap_body(form, new=new) if kind == imap_settings.IMAP_TYPE else None,
+        office365=_office365_body(form) if kind == m365_settings.OFFICE365_TYPE else None,
     )
 
 
@@ -99,13 +128,45 @@ def _form(
         users=users,
         imap_users=imap_users,
         blank_rows=range(len(imap_users), len(imap_users) + USER_ROWS),
+        regions=m365_settings.REGIONS,
+        services=[
+            ("isExchangeOnline", "Exchange Online (mail)"),
+            ("isSharePointOnline", "SharePoint Online and OneDrive"),
+            ("isTeamsOnline", "Teams"),
+            ("isTeamsChatsOnline", "Teams chats"),
+        ],
     )
+
+
+NEW_OFFICE365 = {"tenant": "", "applicationId": "", "credential": "secret", "region": "Worldwide"}
+NEW_OFFICE365 |= {"isExchangeOnline": "1", "isSharePointOnline": "1"}
 
 
 def _values_of(org: Organization | None) -> dict[str, str]:
     if org is None:
-        return {"type": "Local", "name": "", "description": "", "path": "", "host": "", "port": ""}
+        return {
+            "type": "Local",
+            "name": "",
+            "description": "",
+            "path": "",
+            "host": "",
+            "port": "",
+        } | NEW_OFFICE365
     settings = org.settings
+    if org.type == m365_settings.OFFICE365_TYPE:
+        kept = m365_settings.from_record(settings)
+        return {
+            "type": org.type,
+            "name": org.name,
+            "description": org.description,
+            "tenant": kept.tenant,
+            "applicationId": kept.application_id,
+            "credential": kept.credential,
+            "region": kept.region,
+            "thumbprint": kept.certificate_thumbprint or "",
+            "tenantName": kept.tenant_name or "",
+            "tenantId": kept.tenant_id or "",
+        } | {flag: "1" if settings.get(flag) else "" for flag in m365_settings.FLAGS}
     return {
         "type": org.type,
         "name": org.name,
@@ -133,9 +194,14 @@ def create_organization(request: Request, change: Changer) -> Response:
     return see_other(f"/organizations/{org.id}")
 
 
+SECRET_FIELDS = ("password", "applicationSecret", "applicationCertificate", "csrf")
+
+
 def _shown(change: Change) -> dict[str, str]:
-    """What was typed, to show again (never the passwords)."""
-    return {k: v for k, v in change.form.items() if "password" not in k and k != "csrf"}
+    """What was typed, to show again (never a password, secret or certificate); a checkbox
+    left unchecked is shown unchecked."""
+    typed = {k: v for k, v in change.form.items() if not any(s in k for s in SECRET_FIELDS)}
+    return typed | {flag: change.form.get(flag, "") for flag in m365_settings.FLAGS}
 
 
 @router.get("/organizations/{org_id}")

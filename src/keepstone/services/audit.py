@@ -30,6 +30,8 @@ class AuditAction(enum.StrEnum):
     REVOKE_TOKENS = "RevokeTokens"
     PASSWORD_CHANGE = "PasswordChange"
     USER_REMOVAL = "UserRemoval"
+    USER_ADDITION = "UserAddition"  # from the console (the CLI's `user add` runs on the host)
+    USER_ROLE_CHANGE = "UserRoleChange"  # a user's global role
     REFRESH_TOKEN_REUSE = "RefreshTokenReuse"
     EXPLORE = "Explore"
     SAVE = "Save"

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import (
@@ -49,7 +49,7 @@ from keepstone.services.context import Context, new_id
 from keepstone.services.credential_cache import CredentialCache
 from keepstone.services.login_guard import LoginGuard
 from keepstone.store.db import Database
-from keepstone.store.tables import LogonSession, Token, User
+from keepstone.store.tables import LogonSession, RbacOperator, RbacRole, Token, User
 
 if TYPE_CHECKING:
     from keepstone.services.access import Scope
@@ -231,7 +231,16 @@ def _digest(token: str) -> str:
 # ---- users -----------------------------------------------------------------------------------
 
 
-def add_user(ctx: Context, name: str, password: str, role: Role) -> User:
+def add_user(
+    ctx: Context,
+    name: str,
+    password: str,
+    role: Role,
+    by: str | None = None,
+    origin: Origin = audit.CLI,
+) -> User:
+    """A new user. ``by``: who added it, for the audit trail (the console names its user; the
+    CLI, run by the host's operator, adds the first users before anyone could log in)."""
     if not name.strip():
         raise InvalidInput("user name must not be empty", "username")
     password_hash = hash_password(password)
@@ -246,6 +255,10 @@ def add_user(ctx: Context, name: str, password: str, role: Role) -> User:
             created_at=ctx.clock.now(),
         )
         s.add(user)
+        if by is not None:
+            details = {"role": role.value}
+            entry = Entry(AuditAction.USER_ADDITION, by, origin, subject=name, details=details)
+            audit.add(s, user.created_at, entry)
     return user
 
 
@@ -254,13 +267,66 @@ def list_users(ctx: Context) -> list[User]:
         return list(s.scalars(select(User).order_by(User.name)))
 
 
-def remove_user(ctx: Context, name: str, by: str) -> None:
-    """Remove a user: their tokens and logon sessions go with them (foreign-key cascade)."""
+def page_users(ctx: Context, offset: int, limit: int) -> list[User]:
+    """One page of the users, by name (the console's listing)."""
+    with ctx.db.read() as s:
+        query = select(User).order_by(User.name, User.id).offset(offset).limit(limit)
+        return list(s.scalars(query))
+
+
+def remove_user(ctx: Context, name: str, by: str, origin: Origin = audit.CLI) -> None:
+    """Remove a user: their tokens and logon sessions go with them (foreign-key cascade). The
+    last administrator stays: without one, no one could administer the server but the host."""
     with ctx.db.write() as s:
         user = _user_named(s, name)
+        _keep_an_administrator(s, user, "remove")
         s.delete(user)
-        audit.add(s, ctx.clock.now(), Entry(AuditAction.USER_REMOVAL, by, subject=name))
+        audit.add(s, ctx.clock.now(), Entry(AuditAction.USER_REMOVAL, by, origin, subject=name))
     _forget_credentials(ctx)
+
+
+def set_role(ctx: Context, name: str, role: Role, by: str, origin: Origin = audit.CLI) -> None:
+    """Change a user's global role; it applies to the user's next request (no cached principal
+    keeps the old one). An operator of an organization role keeps the global role None: a
+    global role is not narrowed by an organization role (``services.rbac``)."""
+    with ctx.db.write() as s:
+        user = _user_named(s, name)
+        if user.role == role.value:
+            return
+        if role is not Role.NONE:
+            held = list(
+                s.scalars(
+                    select(RbacRole.name)
+                    .join(RbacOperator, RbacOperator.role_id == RbacRole.id)
+                    .where(RbacOperator.user_id == user.id)
+                    .order_by(RbacRole.name)
+                )
+            )
+            if held:
+                raise Conflict(
+                    f"user '{name}' is an operator of the organization role(s) "
+                    f"{', '.join(held)}; remove it from them before giving it the global role "
+                    f"{role.value}"
+                )
+        if role is not Role.ADMINISTRATOR:
+            _keep_an_administrator(s, user, f"make {role.value}")
+        details = {"from": user.role, "to": role.value}
+        user.role = role.value
+        entry = Entry(AuditAction.USER_ROLE_CHANGE, by, origin, subject=name, details=details)
+        audit.add(s, ctx.clock.now(), entry)
+    _forget_credentials(ctx)
+
+
+def _keep_an_administrator(s: Session, user: User, what: str) -> None:
+    if user.role != Role.ADMINISTRATOR.value:
+        return
+    others = s.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMINISTRATOR.value, User.id != user.id)
+    )
+    if not others:
+        raise Conflict(f"user '{user.name}' is the last Administrator; cannot {what} it")
 
 
 def set_password(ctx: Context, name: str, password: str, by: str) -> None:
@@ -275,12 +341,12 @@ def set_password(ctx: Context, name: str, password: str, by: str) -> None:
     _forget_credentials(ctx)
 
 
-def revoke_tokens(ctx: Context, name: str, by: str) -> None:
+def revoke_tokens(ctx: Context, name: str, by: str, origin: Origin = audit.CLI) -> None:
     """End every access and refresh token and every logon session of a user."""
     now = ctx.clock.now()
     with ctx.db.write() as s:
         _revoke_all(s, _user_named(s, name).id, now)
-        audit.add(s, now, Entry(AuditAction.REVOKE_TOKENS, by, subject=name))
+        audit.add(s, now, Entry(AuditAction.REVOKE_TOKENS, by, origin, subject=name))
     _forget_credentials(ctx)
 
 

@@ -360,6 +360,15 @@ def page_organizations(
         return page_of(s, Organization, scoped, keys, offset=offset, limit=limit)
 
 
+def organization_names(ctx: Context, ids: set[str]) -> dict[str, str]:
+    """The names of the organizations ``ids`` names, in one statement (a listing's column)."""
+    with ctx.db.read() as s:
+        found = s.execute(
+            select(Organization.id, Organization.name).where(Organization.id.in_(ids))
+        )
+        return {org_id: name for org_id, name in found}
+
+
 def get_organization(ctx: Context, org_id: str, caller: Principal | None = None) -> Organization:
     """The organization; for a scoped ``caller`` outside its organizations, a 404."""
     access.require_organization(caller, org_id, f"organization '{org_id}'")
