@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
@@ -123,24 +123,35 @@ def page_jobs(
     org_id: str | None = None,
     repository_id: str | None = None,
     total: int | None = None,
+    condition: ColumnElement[bool] | None = None,
 ) -> list[Job]:
     """Jobs by name, one window of them read from the catalog (``total``: the set's size, when
-    known)."""
+    known; ``condition``: a further SQL condition on the jobs, as a query filter becomes)."""
     with ctx.db.read() as s:
         if org_id is not None:
             get_organization_in(s, org_id)
-        where = partial(_jobs_where, org_id, repository_id)
+        where = partial(_jobs_where, org_id, repository_id, condition)
         keys = (Job.name, Job.id)
         return page_of(s, Job, where, keys, offset=offset, limit=limit, total=total)
 
 
-def count_jobs(ctx: Context, *, org_id: str | None = None, repository_id: str | None = None) -> int:
+def count_jobs(
+    ctx: Context,
+    *,
+    org_id: str | None = None,
+    repository_id: str | None = None,
+    condition: ColumnElement[bool] | None = None,
+) -> int:
     with ctx.db.read() as s:
         query = select(func.count()).select_from(Job)
-        return s.scalar(_jobs_where(org_id, repository_id, query)) or 0
+        return s.scalar(_jobs_where(org_id, repository_id, condition, query)) or 0
 
 
-def _jobs_where(org_id: str | None, repository_id: str | None, query: Any) -> Any:
+def _jobs_where(
+    org_id: str | None, repository_id: str | None, condition: ColumnElement[bool] | None, query: Any
+) -> Any:
+    if condition is not None:
+        query = query.where(condition)
     if org_id is not None:
         query = query.where(Job.organization_id == org_id)
     if repository_id is not None:

@@ -68,13 +68,43 @@ def tokens(text: str) -> list[Token]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One comparison of a filter: a field (lower-case), an operator and the wanted value."""
+
+    name: str
+    op: str
+    value: str
+
+
+# A filter's structure, for a catalog that evaluates it itself: a term, or ("or" | "and", parts).
+Clause = Term | tuple[str, list["Clause"]]
+
+
 def parse_filter(text: str) -> Predicate:
     """The predicate a filter expression stands for; a 400 naming ``filter`` if it is not one."""
+    return parse_filter_clause(text)[0]
+
+
+def parse_filter_clause(text: str) -> tuple[Predicate, Clause]:
+    """The predicate and the structure of a filter expression (400 naming ``filter`` if it is
+    not one)."""
     parser = _Parser(tokens(text))
-    predicate = parser.disjunction()
+    predicate, clause = parser.disjunction()
     if parser.position != len(parser.items):
         raise InvalidInput(f"filter: unexpected '{parser.items[parser.position].text}'", "filter")
-    return predicate
+    return predicate, clause
+
+
+def is_plain_text(name: str, value: str) -> bool:
+    """Whether ``value`` compares with any value of ``name`` as lower-case text alone (not a
+    number, date, boolean or ordered word, ASCII so a catalog's ``lower`` agrees with Python's):
+    then ``==`` and ``!=`` against it are plain case-insensitive text comparisons."""
+    return (
+        value.isascii()
+        and isinstance(_comparable(name, value), str)
+        and (value.lower() not in ("true", "false") and value.lower() not in ORDERS.get(name, []))
+    )
 
 
 class _Parser:
@@ -93,34 +123,44 @@ class _Parser:
         self.position += 1
         return token
 
-    def disjunction(self) -> Predicate:
-        parts = [self.conjunction()]
-        while (token := self.peek()) is not None and token.text == ",":
-            self.position += 1
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+    def disjunction(self) -> tuple[Predicate, Clause]:
+        return self._joined(",", "or", self.conjunction, any)
 
-    def conjunction(self) -> Predicate:
-        parts = [self.term()]
-        while (token := self.peek()) is not None and token.text == ";":
-            self.position += 1
-            parts.append(self.term())
-        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+    def conjunction(self) -> tuple[Predicate, Clause]:
+        return self._joined(";", "and", self.term, all)
 
-    def term(self) -> Predicate:
+    def _joined(
+        self,
+        separator: str,
+        kind: str,
+        part: Callable[[], tuple[Predicate, Clause]],
+        combine: Callable[[Any], bool],
+    ) -> tuple[Predicate, Clause]:
+        parts = [part()]
+        while (token := self.peek()) is not None and token.text == separator:
+            self.position += 1
+            parts.append(part())
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p for p, _ in parts]
+        return (lambda row: combine(p(row) for p in tests)), (kind, [c for _, c in parts])
+
+    def term(self) -> tuple[Predicate, Clause]:
         token = self.peek()
         if token is not None and token.text == "(":
             return self.parenthesized()
         name = self.take("word").text.lower()
-        compare = _OPERATORS[self.take("op").text]
+        op = self.take("op").text
+        compare = _OPERATORS[op]
         value_token = self.peek()
         if value_token is None or value_token.kind not in ("word", "quoted"):
             raise InvalidInput(f"filter: {name} needs a value", "filter")
         self.position += 1
         wanted = value_token.text
-        return lambda row: name in row and _compare(name, row[name], wanted, compare)
+        test: Predicate = lambda row: name in row and _compare(name, row[name], wanted, compare)  # noqa: E731
+        return test, Term(name, op, wanted)
 
-    def parenthesized(self) -> Predicate:
+    def parenthesized(self) -> tuple[Predicate, Clause]:
         if self.depth == MAX_NESTING:
             raise InvalidInput(
                 f"filter: parentheses nest more than {MAX_NESTING} levels deep "

@@ -3,7 +3,10 @@ name (get_query_<type>.html), lower-cased."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import Request
+from sqlalchemy import ColumnElement, and_, func, not_, or_
 
 from keepstone import __version__
 from keepstone.api.em.backup_servers import backup_server, server_reference
@@ -11,6 +14,7 @@ from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, ses
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
+from keepstone.api.em.query import Clause, Term, is_plain_text
 from keepstone.api.em.queryable import Found, Order, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
@@ -30,15 +34,51 @@ def job_rows(request: Request, who: Caller) -> list[Found]:
 
 
 def job_page(
-    request: Request, who: Caller, order: Order | None, offset: int, limit: int
+    request: Request,
+    who: Caller,
+    clause: Clause | None,
+    order: Order | None,
+    offset: int,
+    limit: int,
 ) -> Window | None:
-    """Jobs in their natural order (by name, as ``job_rows``) paged in the catalog."""
+    """Jobs in their natural order (by name, as ``job_rows``) filtered and paged in the
+    catalog, when the filter compares only columns (``job_condition``)."""
     if order is not None:
         return None  # the query's text order (numbers, dates, words) is not the catalog's
+    condition = None if clause is None else job_condition(clause)
+    if clause is not None and condition is None:
+        return None
     ctx = ctx_of(request)
-    total = jobs.count_jobs(ctx)
-    rows = [_job_row(who, job) for job in jobs.page_jobs(ctx, offset, limit, total=total)]
-    return Window(rows, total)
+    total = jobs.count_jobs(ctx, condition=condition)
+    page = jobs.page_jobs(ctx, offset, limit, total=total, condition=condition)
+    return Window([_job_row(who, job) for job in page], total)
+
+
+# The job fields a catalog condition evaluates exactly: text columns compared with == and !=
+# against plain text (``is_plain_text``). Every other field (uid, schedule, next run, ...) or
+# operator is filtered in memory over all the jobs.
+_JOB_TEXT_COLUMNS: dict[str, Any] = {"name": Job.name, "description": Job.description}
+
+
+def job_condition(clause: Clause) -> ColumnElement[bool] | None:
+    """The SQL condition that keeps exactly the jobs ``clause`` keeps, or None when some part
+    of it has no exact SQL form."""
+    if isinstance(clause, Term):
+        column = _JOB_TEXT_COLUMNS.get(clause.name)
+        if column is None or clause.op not in ("==", "!=") or not is_plain_text(*_pair(clause)):
+            return None
+        same = func.lower(func.coalesce(column, "")) == clause.value.lower()
+        return same if clause.op == "==" else not_(same)
+    kind, parts = clause
+    conditions = [job_condition(part) for part in parts]
+    if any(c is None for c in conditions):
+        return None
+    kept = [c for c in conditions if c is not None]
+    return or_(*kept) if kind == "or" else and_(*kept)
+
+
+def _pair(term: Term) -> tuple[str, str]:
+    return term.name, term.value
 
 
 def _job_row(who: Caller, job: Job) -> Found:
@@ -69,11 +109,16 @@ SESSION_ORDERS = {"creationtime", "creationtimeutc"}
 
 
 def session_page(
-    request: Request, who: Caller, order: Order | None, offset: int, limit: int
+    request: Request,
+    who: Caller,
+    clause: Clause | None,
+    order: Order | None,
+    offset: int,
+    limit: int,
 ) -> Window | None:
     """Sessions newest first (as ``session_rows``), or by creation time, paged in the
-    catalog."""
-    if order is not None and order[0] not in SESSION_ORDERS:
+    catalog; a filtered query filters them in memory (no session field is mapped yet)."""
+    if clause is not None or (order is not None and order[0] not in SESSION_ORDERS):
         return None
     ctx = ctx_of(request)
     where = runs.SessionFilter()
