@@ -28,7 +28,7 @@ Row = Mapping[str, Any]  # lower-case field name -> value
 Predicate = Callable[[Row], bool]
 MAX_NESTING = 32
 ORDERS: dict[str, list[str]] = {"result": ["none", "success", "warning", "failed"]}
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     ">=": operator.ge,
@@ -97,14 +97,16 @@ def parse_filter_clause(text: str) -> tuple[Predicate, Clause]:
 
 
 def is_plain_text(name: str, value: str) -> bool:
-    """Whether ``value`` compares with any value of ``name`` as lower-case text alone (not a
-    number, date, boolean or ordered word, ASCII so a catalog's ``lower`` agrees with Python's):
-    then ``==`` and ``!=`` against it are plain case-insensitive text comparisons."""
-    return (
-        value.isascii()
-        and isinstance(_comparable(name, value), str)
-        and (value.lower() not in ("true", "false") and value.lower() not in ORDERS.get(name, []))
-    )
+    """Whether ``value`` is ASCII and compares as text (not a number, date or ordered word):
+    then every operator compares ``str(field).lower()`` with ``value.lower()`` whatever the
+    field holds (``_compare`` falls back to text when the kinds differ)."""
+    return value.isascii() and isinstance(comparable(name, value), str)
+
+
+def predicate_of(term: Term) -> Predicate:
+    """What one comparison keeps."""
+    name, wanted, compare = term.name, term.value, OPERATORS[term.op]
+    return lambda row: name in row and _compare(name, row[name], wanted, compare)
 
 
 class _Parser:
@@ -151,14 +153,12 @@ class _Parser:
             return self.parenthesized()
         name = self.take("word").text.lower()
         op = self.take("op").text
-        compare = _OPERATORS[op]
         value_token = self.peek()
         if value_token is None or value_token.kind not in ("word", "quoted"):
             raise InvalidInput(f"filter: {name} needs a value", "filter")
         self.position += 1
-        wanted = value_token.text
-        test: Predicate = lambda row: name in row and _compare(name, row[name], wanted, compare)  # noqa: E731
-        return test, Term(name, op, wanted)
+        term = Term(name, op, value_token.text)
+        return predicate_of(term), term
 
     def parenthesized(self) -> tuple[Predicate, Clause]:
         if self.depth == MAX_NESTING:
@@ -176,7 +176,7 @@ class _Parser:
 
 
 def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], bool]) -> bool:
-    left, right = _comparable(name, actual), _comparable(name, wanted)
+    left, right = comparable(name, actual), comparable(name, wanted)
     if type(left) is not type(right):
         left, right = str(actual).lower(), wanted.lower()
     try:
@@ -185,7 +185,7 @@ def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], 
         return False
 
 
-def _comparable(name: str, value: Any) -> Any:
+def comparable(name: str, value: Any) -> Any:
     """Orders, numbers and dates compare as such; everything else as lower-case text. Dates
     become their distance from 0001-01-01 UTC (a date without an offset counts as UTC), so dates
     with and without offsets compare, and no offset pushes one out of range."""
@@ -218,7 +218,7 @@ def sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
     name = field.lower()
 
     def key(row: Row) -> tuple[int, Any]:
-        value = _comparable(name, row.get(name))
+        value = comparable(name, row.get(name))
         return _RANKS[type(value)], value
 
     return key

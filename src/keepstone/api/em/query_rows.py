@@ -3,18 +3,19 @@ name (get_query_<type>.html), lower-cased."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from fastapi import Request
-from sqlalchemy import ColumnElement, and_, func, not_, or_
+from sqlalchemy import select
 
 from keepstone import __version__
+from keepstone.api.em import query_sql
 from keepstone.api.em.backup_servers import backup_server, server_reference
 from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, session_reference
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
-from keepstone.api.em.query import Clause, Term, is_plain_text
+from keepstone.api.em.query import Clause
 from keepstone.api.em.queryable import Found, Order, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
@@ -41,44 +42,33 @@ def job_page(
     offset: int,
     limit: int,
 ) -> Window | None:
-    """Jobs in their natural order (by name, as ``job_rows``) filtered and paged in the
-    catalog, when the filter compares only columns (``job_condition``)."""
+    """Jobs in their natural order (by name, as ``job_rows``), filtered and paged in the
+    catalog when the filter has an exact SQL form (``query_sql``)."""
     if order is not None:
         return None  # the query's text order (numbers, dates, words) is not the catalog's
-    condition = None if clause is None else job_condition(clause)
-    if clause is not None and condition is None:
+    where = None if clause is None else query_sql.condition(clause, JOB_FIELDS)
+    if clause is not None and where is None:
         return None
     ctx = ctx_of(request)
-    total = jobs.count_jobs(ctx, condition=condition)
-    page = jobs.page_jobs(ctx, offset, limit, total=total, condition=condition)
+    total = jobs.count_jobs(ctx, condition=where)
+    page = jobs.page_jobs(ctx, offset, limit, total=total, condition=where)
     return Window([_job_row(who, job) for job in page], total)
 
 
-# The job fields a catalog condition evaluates exactly: text columns compared with == and !=
-# against plain text (``is_plain_text``). Every other field (uid, schedule, next run, ...) or
-# operator is filtered in memory over all the jobs.
-_JOB_TEXT_COLUMNS: dict[str, Any] = {"name": Job.name, "description": Job.description}
-
-
-def job_condition(clause: Clause) -> ColumnElement[bool] | None:
-    """The SQL condition that keeps exactly the jobs ``clause`` keeps, or None when some part
-    of it has no exact SQL form."""
-    if isinstance(clause, Term):
-        column = _JOB_TEXT_COLUMNS.get(clause.name)
-        if column is None or clause.op not in ("==", "!=") or not is_plain_text(*_pair(clause)):
-            return None
-        same = func.lower(func.coalesce(column, "")) == clause.value.lower()
-        return same if clause.op == "==" else not_(same)
-    kind, parts = clause
-    conditions = [job_condition(part) for part in parts]
-    if any(c is None for c in conditions):
-        return None
-    kept = [c for c in conditions if c is not None]
-    return or_(*kept) if kind == "or" else and_(*kept)
-
-
-def _pair(term: Term) -> tuple[str, str]:
-    return term.name, term.value
+# What each field of ``_job_row`` is computed from. ScheduleConfigured comes from the schedule
+# policy, a JSON document: a filter on it is evaluated in memory.
+JOB_FIELDS: query_sql.Fields = {
+    "name": query_sql.Text(Job.name),
+    "uid": query_sql.Text(Job.id, "urn:veeam:Job:"),
+    "jobtype": query_sql.constant("Backup"),
+    "platform": query_sql.constant("Microsoft365"),
+    "description": query_sql.Text(Job.description),
+    "scheduleenabled": query_sql.Choices(
+        [(Job.is_enabled.is_(True), boolean(True)), (Job.is_enabled.is_(False), boolean(False))]
+    ),
+    "nextrun": query_sql.Instant(Job.next_run),
+    "scheduleconfigured": None,
+}
 
 
 def _job_row(who: Caller, job: Job) -> Found:
@@ -116,12 +106,15 @@ def session_page(
     offset: int,
     limit: int,
 ) -> Window | None:
-    """Sessions newest first (as ``session_rows``), or by creation time, paged in the
-    catalog; a filtered query filters them in memory (no session field is mapped yet)."""
-    if clause is not None or (order is not None and order[0] not in SESSION_ORDERS):
+    """Sessions newest first (as ``session_rows``), or by creation time, filtered and paged in
+    the catalog when the filter has an exact SQL form (``query_sql``)."""
+    if order is not None and order[0] not in SESSION_ORDERS:
+        return None
+    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS)
+    if clause is not None and condition is None:
         return None
     ctx = ctx_of(request)
-    where = runs.SessionFilter()
+    where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)
     page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
@@ -129,6 +122,39 @@ def session_page(
     failures = runs.failures_of(ctx, [s.id for s in page])
     rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]
     return Window(rows, total)
+
+
+def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choices:
+    """A field computed from the session's status (its State or Result)."""
+    return query_sql.Choices(
+        [(JobSession.status == status, kept(shown)) for status, shown in SESSION_STATES.items()]
+    )
+
+
+# What each field of ``_session_row`` is computed from. Its Name joins the job's name and the
+# creation time as text: a filter on it is evaluated in memory.
+SESSION_FIELDS: query_sql.Fields = {
+    "name": None,
+    "jobname": query_sql.Text(
+        select(Job.name).where(Job.id == JobSession.job_id).scalar_subquery()
+    ),
+    "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
+    "jobuid": query_sql.Text(JobSession.job_id, "urn:veeam:Job:"),
+    "jobtype": query_sql.constant("Backup"),
+    "creationtime": query_sql.Instant(JobSession.creation_time),
+    "creationtimeutc": query_sql.Instant(JobSession.creation_time),
+    "endtime": query_sql.Instant(JobSession.end_time),
+    "endtimeutc": query_sql.Instant(JobSession.end_time),
+    "state": _session_status_is(lambda shown: shown[0]),
+    "result": _session_status_is(lambda shown: shown[1]),
+    "progress": query_sql.Number(JobSession.progress),
+    "isretry": query_sql.Choices(
+        [
+            (JobSession.retry_count > 0, boolean(True)),
+            (JobSession.retry_count <= 0, boolean(False)),
+        ]
+    ),
+}
 
 
 def _session_row(who: Caller, session: JobSession, name: str, failure: str) -> Found:
