@@ -500,6 +500,32 @@ def test_query_service_pages_cost_the_same_for_n_and_4n_rows(
     )
 
 
+def test_em_jobs_documents_cost_the_same_statements_for_n_and_4n_jobs(
+    ctx: Context, client: TestClient, job: dict[str, Any]
+) -> None:
+    """``GET /api/jobs`` answers every job in one document: a constant number of statements,
+    references without building a job object each, entities one object per job."""
+    headers = _em_session(client)
+
+    def documents() -> tuple[PageWork, PageWork]:
+        refs, entities = (
+            page_work(ctx, lambda path=path: client.get(path, headers=headers))
+            for path in ("/api/jobs", "/api/jobs?format=Entity")
+        )
+        return refs, entities
+
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    small = documents()
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = documents()
+    assert small[0].statements == large[0].statements
+    assert small[1].statements == large[1].statements
+    assert small[0].rows == large[0].rows < 4  # the caller, no job
+    assert large[1].rows - small[1].rows == 3 * N  # one per job
+    listed = client.get("/api/jobs", headers=headers).text
+    assert listed.count("<Ref ") == 4 * N and "more 000120" in listed
+
+
 # ---- opening a restore session ----------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -105,6 +105,20 @@ def list_jobs(ctx: Context, org_id: str | None = None) -> list[Job]:
             get_organization_in(s, org_id)
             query = query.where(Job.organization_id == org_id)
         return list(s.scalars(query))
+
+
+class JobName(NamedTuple):
+    id: str
+    name: str
+
+
+def list_job_names(ctx: Context) -> list[JobName]:
+    """Every job's id and name, in ``list_jobs``' order: what a list of references shows, read
+    without building each job (its JSON columns decoded, an ORM object) when nothing else is
+    shown."""
+    with ctx.db.read() as s:
+        rows = s.execute(select(Job.id, Job.name).order_by(Job.name))
+        return [JobName(job_id, name) for job_id, name in rows]
 
 
 def jobs_by_id(ctx: Context, ids: Collection[str]) -> dict[str, Job]:
