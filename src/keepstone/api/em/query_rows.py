@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Request
-from sqlalchemy import select
 
 from keepstone import __version__
 from keepstone.api.em import query_sql
@@ -131,15 +130,15 @@ def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choi
     )
 
 
+_OF_JOB = (JobSession.job_id, Job.id)  # a session's job (a foreign key)
+
 # What each field of ``_session_row`` is computed from. Its Name joins the job's name and the
 # creation time as text: a filter on it is evaluated in memory.
 SESSION_FIELDS: query_sql.Fields = {
     "name": None,
-    "jobname": query_sql.Text(
-        select(Job.name).where(Job.id == JobSession.job_id).scalar_subquery()
-    ),
+    "jobname": query_sql.Text(Job.name, through=_OF_JOB),
     "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
-    "jobuid": query_sql.Text(JobSession.job_id, "urn:veeam:Job:"),
+    "jobuid": query_sql.Text(Job.id, "urn:veeam:Job:", through=_OF_JOB),
     "jobtype": query_sql.constant("Backup"),
     "creationtime": query_sql.Instant(JobSession.creation_time),
     "creationtimeutc": query_sql.Instant(JobSession.creation_time),

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, and_, false, func, literal, or_, true
+from sqlalchemy import ColumnElement, String, and_, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -67,8 +67,15 @@ def _ascii_lower_pg(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> s
 
 @dataclass(frozen=True, slots=True)
 class Text:
+    """A text column (after ``prefix``); with ``through`` (a row's key, the other table's
+    key), a column of the row the key refers to, compared there: the condition becomes ``key IN
+    (the keys of the rows it keeps)``, one pass over the smaller table and then the key's index,
+    where comparing row by row would read every row of the larger one. Exact because the key is
+    a foreign key: every row's key refers to one row."""
+
     column: Any
     prefix: str = ""
+    through: tuple[Any, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +123,17 @@ def _term(term: Term, fields: Fields) -> ColumnElement[bool] | None:
     field = fields[term.name]
     keeps = predicate_of(term)
     if isinstance(field, Choices):
-        kept = [when for when, value in field.values if keeps({term.name: value})]
-        return or_(*kept) if kept else false()
+        having = [when for when, value in field.values if keeps({term.name: value})]
+        return or_(*having) if having else false()
     if isinstance(field, Text) and is_plain_text(term.name, term.value):
         shown = literal(field.prefix) + field.column if field.prefix else field.column
         for character, lowered in LOWERED_TO_ASCII.items():
             shown = func.replace(shown, character, lowered)
-        return _compared(ascii_lower(func.coalesce(shown, "")), term.op, term.value.lower())
+        kept = _compared(ascii_lower(func.coalesce(shown, "")), term.op, term.value.lower())
+        if field.through is None:
+            return kept
+        key, referred = field.through
+        return cast(ColumnElement[bool], key.in_(select(referred).where(kept)))
     wanted = comparable(term.name, term.value)
     if isinstance(field, Instant) and isinstance(wanted, timedelta):
         try:
