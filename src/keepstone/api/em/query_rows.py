@@ -14,8 +14,7 @@ from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, ses
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
-from keepstone.api.em.query import Clause
-from keepstone.api.em.queryable import Found, Order, Window
+from keepstone.api.em.queryable import Asked, Found, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
     point_name,
@@ -33,24 +32,17 @@ def job_rows(request: Request, who: Caller) -> list[Found]:
     return [_job_row(who, job) for job in jobs.list_jobs(ctx_of(request))]
 
 
-def job_page(
-    request: Request,
-    who: Caller,
-    clause: Clause | None,
-    order: Order | None,
-    offset: int,
-    limit: int,
-) -> Window | None:
+def job_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     """Jobs in their natural order (by name, as ``job_rows``), filtered and paged in the
     catalog when the filter has an exact SQL form (``query_sql``)."""
-    if order is not None:
+    if asked.order is not None:
         return None  # the query's text order (numbers, dates, words) is not the catalog's
-    where = None if clause is None else query_sql.condition(clause, JOB_FIELDS)
-    if clause is not None and where is None:
+    where = None if asked.clause is None else query_sql.condition(asked.clause, JOB_FIELDS)
+    if asked.clause is not None and where is None:
         return None
     ctx = ctx_of(request)
     total = jobs.count_jobs(ctx, condition=where)
-    page = jobs.page_jobs(ctx, offset, limit, total=total, condition=where)
+    page = jobs.page_jobs(ctx, asked.offset, asked.limit, total=total, condition=where)
     return Window([_job_row(who, job) for job in page], total)
 
 
@@ -97,16 +89,10 @@ def session_rows(request: Request, who: Caller) -> list[Found]:
 SESSION_ORDERS = {"creationtime", "creationtimeutc"}
 
 
-def session_page(
-    request: Request,
-    who: Caller,
-    clause: Clause | None,
-    order: Order | None,
-    offset: int,
-    limit: int,
-) -> Window | None:
+def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     """Sessions newest first (as ``session_rows``), or by creation time, filtered and paged in
     the catalog when the filter has an exact SQL form (``query_sql``)."""
+    order, clause = asked.order, asked.clause
     if order is not None and order[0] not in SESSION_ORDERS:
         return None
     condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS)
@@ -116,7 +102,9 @@ def session_page(
     where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)
-    page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
+    page = runs.list_sessions(
+        ctx, None, asked.offset, asked.limit, where, oldest_first=oldest, total=total
+    )
     names = {j.id: j.name for j in jobs.jobs_by_id(ctx, {s.job_id for s in page}).values()}
     failures = runs.failures_of(ctx, [s.id for s in page])
     rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]

@@ -20,7 +20,7 @@ from keepstone.api.em.deps import Who, answer, base_of
 from keepstone.api.em.hypermedia import Link, links_of
 from keepstone.api.em.query import parse_filter_clause, sort_key
 from keepstone.api.em.query_types import QUERY_TYPE_NAMES, query_type
-from keepstone.api.em.queryable import Found, QueryType
+from keepstone.api.em.queryable import Asked, Found, QueryType
 from keepstone.api.em.schema_names import query_container
 from keepstone.api.em.xml import element
 from keepstone.domain.errors import InvalidInput
@@ -153,7 +153,7 @@ def _page(
     keep, clause = parse_filter_clause(text) if text else (None, None)
     if kind.pager is not None:
         order = None if not field else (field.lower(), bool(ascending))
-        window = kind.pager(request, who, clause, order, start, size)
+        window = kind.pager(request, who, Asked(clause, order, start, size))
         if window is not None:
             return window.rows, window.total
     found = kind.rows(request, who)

@@ -33,10 +33,20 @@ class Window:
     total: int
 
 
-# A page of rows that ``Clause`` keeps (None: all) in ``order`` (None: the type's natural
-# order) from an offset, at most a limit; None when the catalog cannot evaluate that filter or
-# order by that field (the rows are then filtered and sorted in memory).
-Pager = Callable[[Request, Caller, Clause | None, Order | None, int, int], Window | None]
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The page a query asks for: the rows ``clause`` keeps (None: all) in ``order`` (None: the
+    type's natural order), from ``offset``, at most ``limit``."""
+
+    clause: Clause | None
+    order: Order | None
+    offset: int
+    limit: int
+
+
+# That page read from the catalog; None when the catalog cannot evaluate its filter or order by
+# its field (the rows are then filtered and sorted in memory).
+Pager = Callable[[Request, Caller, Asked], Window | None]
 
 
 def no_rows(request: Request, who: Caller) -> list[Found]:
