@@ -8,7 +8,7 @@ from datetime import datetime, tzinfo
 from functools import partial
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
@@ -119,6 +119,14 @@ def list_job_names(ctx: Context) -> list[JobName]:
     with ctx.db.read() as s:
         rows = s.execute(select(Job.id, Job.name).order_by(Job.name))
         return [JobName(job_id, name) for job_id, name in rows]
+
+
+def few_job_ids(ctx: Context, query: Select[Any], *, most: int) -> list[str] | None:
+    """The job ids ``query`` (a select of ``Job.id``) finds, or None when there are more than
+    ``most``."""
+    with ctx.db.read() as s:
+        found = list(s.scalars(query.limit(most + 1)))
+    return found if len(found) <= most else None
 
 
 def jobs_by_id(ctx: Context, ids: Collection[str]) -> dict[str, Job]:

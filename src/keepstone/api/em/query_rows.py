@@ -4,6 +4,7 @@ name (get_query_<type>.html), lower-cased."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from fastapi import Request
 
@@ -87,6 +88,7 @@ def session_rows(request: Request, who: Caller) -> list[Found]:
 
 
 SESSION_ORDERS = {"creationtime", "creationtimeutc"}
+FEW_JOBS = 100  # a filter on the sessions' jobs keeping at most this many lists their ids
 
 
 def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
@@ -95,10 +97,11 @@ def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     order, clause = asked.order, asked.clause
     if order is not None and order[0] not in SESSION_ORDERS:
         return None
-    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS)
+    ctx = ctx_of(request)
+    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
+    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS, few_jobs)
     if clause is not None and condition is None:
         return None
-    ctx = ctx_of(request)
     where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)

@@ -28,12 +28,12 @@ as the predicate says.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, String, and_, false, func, literal, or_, select, true
+from sqlalchemy import ColumnElement, Select, String, and_, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -104,20 +104,29 @@ def constant(value: str) -> Choices:
     return Choices([(true(), value)])
 
 
-def condition(clause: Clause, fields: Fields) -> ColumnElement[bool] | None:
+# The keys a query of ``Text.through`` finds, when they are few; None: many (or not looked up).
+FewKeys = Callable[[Select[Any]], list[Any] | None]
+
+
+def condition(
+    clause: Clause, fields: Fields, few_keys: FewKeys | None = None
+) -> ColumnElement[bool] | None:
     """The SQL condition that keeps exactly the rows ``clause`` keeps, or None when some part of
-    it has no exact SQL form (the rows are then filtered in memory)."""
+    it has no exact SQL form (the rows are then filtered in memory). ``few_keys`` looks up the
+    keys a ``through`` field keeps first: a short list of values lets PostgreSQL's planner use
+    its statistics (a subquery it cannot see into reads sessions in creation order looking for
+    one job's)."""
     if isinstance(clause, Term):
-        return _term(clause, fields)
+        return _term(clause, fields, few_keys)
     kind, parts = clause
-    conditions = [condition(part, fields) for part in parts]
+    conditions = [condition(part, fields, few_keys) for part in parts]
     kept = [c for c in conditions if c is not None]
     if len(kept) < len(conditions):
         return None
     return or_(*kept) if kind == "or" else and_(*kept)
 
 
-def _term(term: Term, fields: Fields) -> ColumnElement[bool] | None:
+def _term(term: Term, fields: Fields, few_keys: FewKeys | None) -> ColumnElement[bool] | None:
     if term.name not in fields:
         return false()  # a field the type does not have: no row holds it
     field = fields[term.name]
@@ -133,7 +142,9 @@ def _term(term: Term, fields: Fields) -> ColumnElement[bool] | None:
         if field.through is None:
             return kept
         key, referred = field.through
-        return cast(ColumnElement[bool], key.in_(select(referred).where(kept)))
+        kept_keys = select(referred).where(kept)
+        found = None if few_keys is None else few_keys(kept_keys)
+        return cast(ColumnElement[bool], key.in_(kept_keys if found is None else found))
     wanted = comparable(term.name, term.value)
     if isinstance(field, Instant) and isinstance(wanted, timedelta):
         try:
