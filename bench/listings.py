@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, unquote
 
 import httpx
 
@@ -255,7 +256,7 @@ def time_query(client: httpx.Client, kind: str, total: int, repeat: int, extra: 
 
     first_ms, last_ms = median_ms(repeat, lambda: at(1)), median_ms(repeat, lambda: at(last))
     middle_ms = median_ms(repeat, lambda: at(last // 2 + 1))
-    shown = f"/api/query?type={kind}{extra}"
+    shown = unquote(f"/api/query?type={kind}{extra}")
     return Timed(shown, total, first_ms, middle_ms, last_ms)
 
 
@@ -361,6 +362,29 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
                 time_query(em, "Job", sizes.jobs, repeat),
                 time_query(em, "BackupJobSession", sizes.sessions, repeat),
                 time_query(em, "BackupJobSession", sizes.sessions, repeat, "&sortAsc=creationTime"),
+                # Filters the catalog evaluates (api/em/query_sql.py): half the jobs by name,
+                # every session (the deepest filtered page there is), one job's sessions.
+                time_query(
+                    em,
+                    "Job",
+                    sizes.jobs - sizes.jobs // 2,
+                    repeat,
+                    f"&filter=name>={quote(f'{chr(34)}job {sizes.jobs // 2:06d}{chr(34)}')}",
+                ),
+                time_query(
+                    em,
+                    "BackupJobSession",
+                    sizes.sessions,
+                    repeat,
+                    "&filter=result==Success;isRetry==false",
+                ),
+                time_query(
+                    em,
+                    "BackupJobSession",
+                    sizes.sessions // sizes.jobs,
+                    repeat,
+                    f"&filter=jobUid==urn:veeam:Job:{built.big_job}",
+                ),
             ]
             unpaged = median_ms(max(1, repeat // 2), lambda: em.get("/api/jobs"))
     finally:

@@ -472,7 +472,19 @@ def test_query_service_pages_cost_the_same_for_n_and_4n_rows(
 
         return page_work(ctx, at(1)), page_work(ctx, at(total // PAGE))
 
-    kinds = (("Job", ""), ("BackupJobSession", ""), ("BackupJobSession", "&sortAsc=creationTime"))
+    # A filter on fields the catalog holds is evaluated there (api/em/query_sql.py): its pages
+    # load their rows only, as unfiltered pages do (these filters keep every row, so the deep
+    # page is as deep as the unfiltered one; in memory, each would load every row).
+    jobs_kept = "&filter=(name!=nothing;description!=%22nothing%22),name==alpha"
+    sessions_kept = "&filter=result==Success;isRetry==false;(jobName>=j,progress<0)"
+    kinds = (
+        ("Job", ""),
+        ("Job", jobs_kept),
+        ("BackupJobSession", ""),
+        ("BackupJobSession", "&sortAsc=creationTime"),
+        ("BackupJobSession", sessions_kept),
+        ("BackupJobSession", f"{sessions_kept}&sortAsc=creationTime"),
+    )
     small = [pages(kind, N, extra) for kind, extra in kinds]
     more = bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
     bulk.add_sessions(ctx, more, 3 * N, start=N)
@@ -486,6 +498,32 @@ def test_query_service_pages_cost_the_same_for_n_and_4n_rows(
     assert oldest.status_code == 200 and oldest.text.index("T00:00:00") < oldest.text.index(
         "T00:00:01"
     )
+
+
+def test_em_jobs_documents_cost_the_same_statements_for_n_and_4n_jobs(
+    ctx: Context, client: TestClient, job: dict[str, Any]
+) -> None:
+    """``GET /api/jobs`` answers every job in one document: a constant number of statements,
+    references without building a job object each, entities one object per job."""
+    headers = _em_session(client)
+
+    def documents() -> tuple[PageWork, PageWork]:
+        refs, entities = (
+            page_work(ctx, lambda path=path: client.get(path, headers=headers))
+            for path in ("/api/jobs", "/api/jobs?format=Entity")
+        )
+        return refs, entities
+
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    small = documents()
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = documents()
+    assert small[0].statements == large[0].statements
+    assert small[1].statements == large[1].statements
+    assert small[0].rows == large[0].rows < 4  # the caller, no job
+    assert large[1].rows - small[1].rows == 3 * N  # one per job
+    listed = client.get("/api/jobs", headers=headers).text
+    assert listed.count("<Ref ") == 4 * N and "more 000120" in listed
 
 
 # ---- opening a restore session ----------------------------------------------------------------

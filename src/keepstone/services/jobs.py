@@ -6,9 +6,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
@@ -107,6 +107,28 @@ def list_jobs(ctx: Context, org_id: str | None = None) -> list[Job]:
         return list(s.scalars(query))
 
 
+class JobName(NamedTuple):
+    id: str
+    name: str
+
+
+def list_job_names(ctx: Context) -> list[JobName]:
+    """Every job's id and name, in ``list_jobs``' order: what a list of references shows, read
+    without building each job (its JSON columns decoded, an ORM object) when nothing else is
+    shown."""
+    with ctx.db.read() as s:
+        rows = s.execute(select(Job.id, Job.name).order_by(Job.name))
+        return [JobName(job_id, name) for job_id, name in rows]
+
+
+def few_job_ids(ctx: Context, query: Select[Any], *, most: int) -> list[str] | None:
+    """The job ids ``query`` (a select of ``Job.id``) finds, or None when there are more than
+    ``most``."""
+    with ctx.db.read() as s:
+        found = list(s.scalars(query.limit(most + 1)))
+    return found if len(found) <= most else None
+
+
 def jobs_by_id(ctx: Context, ids: Collection[str]) -> dict[str, Job]:
     """The jobs of ``ids`` that exist (a page's jobs: one query, never the whole table)."""
     if not ids:
@@ -123,24 +145,35 @@ def page_jobs(
     org_id: str | None = None,
     repository_id: str | None = None,
     total: int | None = None,
+    condition: ColumnElement[bool] | None = None,
 ) -> list[Job]:
     """Jobs by name, one window of them read from the catalog (``total``: the set's size, when
-    known)."""
+    known; ``condition``: a further SQL condition on the jobs, as a query filter becomes)."""
     with ctx.db.read() as s:
         if org_id is not None:
             get_organization_in(s, org_id)
-        where = partial(_jobs_where, org_id, repository_id)
+        where = partial(_jobs_where, org_id, repository_id, condition)
         keys = (Job.name, Job.id)
         return page_of(s, Job, where, keys, offset=offset, limit=limit, total=total)
 
 
-def count_jobs(ctx: Context, *, org_id: str | None = None, repository_id: str | None = None) -> int:
+def count_jobs(
+    ctx: Context,
+    *,
+    org_id: str | None = None,
+    repository_id: str | None = None,
+    condition: ColumnElement[bool] | None = None,
+) -> int:
     with ctx.db.read() as s:
         query = select(func.count()).select_from(Job)
-        return s.scalar(_jobs_where(org_id, repository_id, query)) or 0
+        return s.scalar(_jobs_where(org_id, repository_id, condition, query)) or 0
 
 
-def _jobs_where(org_id: str | None, repository_id: str | None, query: Any) -> Any:
+def _jobs_where(
+    org_id: str | None, repository_id: str | None, condition: ColumnElement[bool] | None, query: Any
+) -> Any:
+    if condition is not None:
+        query = query.where(condition)
     if org_id is not None:
         query = query.where(Job.organization_id == org_id)
     if repository_id is not None:

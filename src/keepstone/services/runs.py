@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import enum
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Row, false, func, select
+from sqlalchemy import ColumnElement, Row, false, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, NotFound
@@ -694,12 +694,15 @@ class SessionFilter:
     status: SessionStatus | None = None
     created_until: datetime | None = None
     job_type: str | None = None  # Backup or Copy (a copy job's runs); None: both
+    # Any further condition on the sessions (an Enterprise Manager query's filter); an SQL
+    # expression has no equality of its own, so it takes no part in comparing filters.
+    condition: ColumnElement[bool] | None = field(default=None, compare=False)
 
     @property
     def every_session(self) -> bool:
         """Whether it keeps every session (created until its cutoff): such a set is counted
         and paged by the hour of creation (store/session_hours.py)."""
-        return self == SessionFilter(created_until=self.created_until)
+        return self.condition is None and self == SessionFilter(created_until=self.created_until)
 
     def apply(self, query: Any) -> Any:
         kind = (self.job_type or "").lower()
@@ -711,6 +714,7 @@ class SessionFilter:
             JobSession.creation_time <= self.created_until if self.created_until else None,
             BACKUP_RUNS if kind == "backup" else ~BACKUP_RUNS if kind == "copy" else None,
             false() if kind not in ("", "backup", "copy") else None,
+            self.condition,
         ]
         return query.where(*(c for c in conditions if c is not None))
 

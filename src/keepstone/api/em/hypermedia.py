@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from keepstone.api.em.deps import Caller
-from keepstone.api.em.xml import element
+from keepstone.api.em.xml import element, sub_element
 
 SERVER_ID = "00000000-0000-0000-0000-000000000001"  # this server: the only one there is
 
@@ -32,20 +32,16 @@ class Link:
 def links_of(*entries: Link) -> etree._Element:
     """``<Links>``, attributes in the vendor's order (Rel, Type, Href, Name); no Type on action
     links and no Name where the vendor writes none."""
-    return element(
-        "Links",
-        None,
-        *(
-            element(
-                "Link",
-                {"Rel": entry.rel}
-                | ({"Type": entry.type} if entry.type else {})
-                | {"Href": entry.href}
-                | ({"Name": entry.name} if entry.name is not None else {}),
-            )
-            for entry in entries
-        ),
-    )
+    made = element("Links")
+    for entry in entries:
+        attributes = {"Rel": entry.rel}
+        if entry.type:
+            attributes["Type"] = entry.type
+        attributes["Href"] = entry.href
+        if entry.name is not None:
+            attributes["Name"] = entry.name
+        sub_element(made, "Link", attributes)
+    return made
 
 
 def server_name(who: Caller) -> str:

@@ -7,7 +7,7 @@ Every write that changes a job is an asynchronous operation: the answer is ``202
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Request
 from lxml import etree
@@ -38,7 +38,17 @@ from keepstone.store.tables import Job, Task
 router = APIRouter(prefix="/api")
 
 
-def job_uid(job: Job) -> str:
+class Named(Protocol):
+    """What a job's reference shows of it (a ``Job``, or only its id and name)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def job_uid(job: Named) -> str:
     return f"urn:veeam:Job:{job.id}"
 
 
@@ -61,7 +71,7 @@ def job_links(who: Caller, job: Job) -> etree._Element:
     )
 
 
-def job_reference(who: Caller, job: Job, tag: str = "EntityRef") -> etree._Element:
+def job_reference(who: Caller, job: Named, tag: str = "EntityRef") -> etree._Element:
     """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
     Down its sessions."""
     href = who.href("jobs", job.id)
@@ -98,12 +108,15 @@ def job_entity(who: Caller, job: Job) -> etree._Element:
 
 
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
-    """Every job: references, or entities with ``format=Entity``."""
-    rows = jobs.list_jobs(ctx_of(request))
+    """Every job: references, or entities with ``format=Entity``. References show a job's id and
+    name only, so only those are read."""
+    ctx = ctx_of(request)
     if format.lower() == "entity":
+        rows = jobs.list_jobs(ctx)
         return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
+    names = jobs.list_job_names(ctx)
     return answer(
-        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in rows))
+        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in names))
     )
 
 

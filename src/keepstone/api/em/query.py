@@ -28,7 +28,7 @@ Row = Mapping[str, Any]  # lower-case field name -> value
 Predicate = Callable[[Row], bool]
 MAX_NESTING = 32
 ORDERS: dict[str, list[str]] = {"result": ["none", "success", "warning", "failed"]}
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
     "!=": operator.ne,
     ">=": operator.ge,
@@ -68,13 +68,45 @@ def tokens(text: str) -> list[Token]:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One comparison of a filter: a field (lower-case), an operator and the wanted value."""
+
+    name: str
+    op: str
+    value: str
+
+
+# A filter's structure, for a catalog that evaluates it itself: a term, or ("or" | "and", parts).
+Clause = Term | tuple[str, list["Clause"]]
+
+
 def parse_filter(text: str) -> Predicate:
     """The predicate a filter expression stands for; a 400 naming ``filter`` if it is not one."""
+    return parse_filter_clause(text)[0]
+
+
+def parse_filter_clause(text: str) -> tuple[Predicate, Clause]:
+    """The predicate and the structure of a filter expression (400 naming ``filter`` if it is
+    not one)."""
     parser = _Parser(tokens(text))
-    predicate = parser.disjunction()
+    predicate, clause = parser.disjunction()
     if parser.position != len(parser.items):
         raise InvalidInput(f"filter: unexpected '{parser.items[parser.position].text}'", "filter")
-    return predicate
+    return predicate, clause
+
+
+def is_plain_text(name: str, value: str) -> bool:
+    """Whether ``value`` is ASCII and compares as text (not a number, date or ordered word):
+    then every operator compares ``str(field).lower()`` with ``value.lower()`` whatever the
+    field holds (``_compare`` falls back to text when the kinds differ)."""
+    return value.isascii() and isinstance(comparable(name, value), str)
+
+
+def predicate_of(term: Term) -> Predicate:
+    """What one comparison keeps."""
+    name, wanted, compare = term.name, term.value, OPERATORS[term.op]
+    return lambda row: name in row and _compare(name, row[name], wanted, compare)
 
 
 class _Parser:
@@ -93,34 +125,42 @@ class _Parser:
         self.position += 1
         return token
 
-    def disjunction(self) -> Predicate:
-        parts = [self.conjunction()]
-        while (token := self.peek()) is not None and token.text == ",":
-            self.position += 1
-            parts.append(self.conjunction())
-        return parts[0] if len(parts) == 1 else (lambda row: any(p(row) for p in parts))
+    def disjunction(self) -> tuple[Predicate, Clause]:
+        return self._joined(",", "or", self.conjunction, any)
 
-    def conjunction(self) -> Predicate:
-        parts = [self.term()]
-        while (token := self.peek()) is not None and token.text == ";":
-            self.position += 1
-            parts.append(self.term())
-        return parts[0] if len(parts) == 1 else (lambda row: all(p(row) for p in parts))
+    def conjunction(self) -> tuple[Predicate, Clause]:
+        return self._joined(";", "and", self.term, all)
 
-    def term(self) -> Predicate:
+    def _joined(
+        self,
+        separator: str,
+        kind: str,
+        part: Callable[[], tuple[Predicate, Clause]],
+        combine: Callable[[Any], bool],
+    ) -> tuple[Predicate, Clause]:
+        parts = [part()]
+        while (token := self.peek()) is not None and token.text == separator:
+            self.position += 1
+            parts.append(part())
+        if len(parts) == 1:
+            return parts[0]
+        tests = [p for p, _ in parts]
+        return (lambda row: combine(p(row) for p in tests)), (kind, [c for _, c in parts])
+
+    def term(self) -> tuple[Predicate, Clause]:
         token = self.peek()
         if token is not None and token.text == "(":
             return self.parenthesized()
         name = self.take("word").text.lower()
-        compare = _OPERATORS[self.take("op").text]
+        op = self.take("op").text
         value_token = self.peek()
         if value_token is None or value_token.kind not in ("word", "quoted"):
             raise InvalidInput(f"filter: {name} needs a value", "filter")
         self.position += 1
-        wanted = value_token.text
-        return lambda row: name in row and _compare(name, row[name], wanted, compare)
+        term = Term(name, op, value_token.text)
+        return predicate_of(term), term
 
-    def parenthesized(self) -> Predicate:
+    def parenthesized(self) -> tuple[Predicate, Clause]:
         if self.depth == MAX_NESTING:
             raise InvalidInput(
                 f"filter: parentheses nest more than {MAX_NESTING} levels deep "
@@ -136,7 +176,7 @@ class _Parser:
 
 
 def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], bool]) -> bool:
-    left, right = _comparable(name, actual), _comparable(name, wanted)
+    left, right = comparable(name, actual), comparable(name, wanted)
     if type(left) is not type(right):
         left, right = str(actual).lower(), wanted.lower()
     try:
@@ -145,7 +185,7 @@ def _compare(name: str, actual: Any, wanted: str, compare: Callable[[Any, Any], 
         return False
 
 
-def _comparable(name: str, value: Any) -> Any:
+def comparable(name: str, value: Any) -> Any:
     """Orders, numbers and dates compare as such; everything else as lower-case text. Dates
     become their distance from 0001-01-01 UTC (a date without an offset counts as UTC), so dates
     with and without offsets compare, and no offset pushes one out of range."""
@@ -178,7 +218,7 @@ def sort_key(field: str) -> Callable[[Row], tuple[int, Any]]:
     name = field.lower()
 
     def key(row: Row) -> tuple[int, Any]:
-        value = _comparable(name, row.get(name))
+        value = comparable(name, row.get(name))
         return _RANKS[type(value)], value
 
     return key

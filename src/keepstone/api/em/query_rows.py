@@ -3,15 +3,19 @@ name (get_query_<type>.html), lower-cased."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 from fastapi import Request
 
 from keepstone import __version__
+from keepstone.api.em import query_sql
 from keepstone.api.em.backup_servers import backup_server, server_reference
 from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, session_reference
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
-from keepstone.api.em.queryable import Found, Order, Window
+from keepstone.api.em.queryable import Asked, Found, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
     point_name,
@@ -29,16 +33,34 @@ def job_rows(request: Request, who: Caller) -> list[Found]:
     return [_job_row(who, job) for job in jobs.list_jobs(ctx_of(request))]
 
 
-def job_page(
-    request: Request, who: Caller, order: Order | None, offset: int, limit: int
-) -> Window | None:
-    """Jobs in their natural order (by name, as ``job_rows``) paged in the catalog."""
-    if order is not None:
+def job_page(request: Request, who: Caller, asked: Asked) -> Window | None:
+    """Jobs in their natural order (by name, as ``job_rows``), filtered and paged in the
+    catalog when the filter has an exact SQL form (``query_sql``)."""
+    if asked.order is not None:
         return None  # the query's text order (numbers, dates, words) is not the catalog's
+    where = None if asked.clause is None else query_sql.condition(asked.clause, JOB_FIELDS)
+    if asked.clause is not None and where is None:
+        return None
     ctx = ctx_of(request)
-    total = jobs.count_jobs(ctx)
-    rows = [_job_row(who, job) for job in jobs.page_jobs(ctx, offset, limit, total=total)]
-    return Window(rows, total)
+    total = jobs.count_jobs(ctx, condition=where)
+    page = jobs.page_jobs(ctx, asked.offset, asked.limit, total=total, condition=where)
+    return Window([_job_row(who, job) for job in page], total)
+
+
+# What each field of ``_job_row`` is computed from. ScheduleConfigured comes from the schedule
+# policy, a JSON document: a filter on it is evaluated in memory.
+JOB_FIELDS: query_sql.Fields = {
+    "name": query_sql.Text(Job.name),
+    "uid": query_sql.Text(Job.id, "urn:veeam:Job:"),
+    "jobtype": query_sql.constant("Backup"),
+    "platform": query_sql.constant("Microsoft365"),
+    "description": query_sql.Text(Job.description),
+    "scheduleenabled": query_sql.Choices(
+        [(Job.is_enabled.is_(True), boolean(True)), (Job.is_enabled.is_(False), boolean(False))]
+    ),
+    "nextrun": query_sql.Instant(Job.next_run),
+    "scheduleconfigured": None,
+}
 
 
 def _job_row(who: Caller, job: Job) -> Found:
@@ -66,24 +88,63 @@ def session_rows(request: Request, who: Caller) -> list[Found]:
 
 
 SESSION_ORDERS = {"creationtime", "creationtimeutc"}
+FEW_JOBS = 100  # a filter on the sessions' jobs keeping at most this many lists their ids
 
 
-def session_page(
-    request: Request, who: Caller, order: Order | None, offset: int, limit: int
-) -> Window | None:
-    """Sessions newest first (as ``session_rows``), or by creation time, paged in the
-    catalog."""
+def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
+    """Sessions newest first (as ``session_rows``), or by creation time, filtered and paged in
+    the catalog when the filter has an exact SQL form (``query_sql``)."""
+    order, clause = asked.order, asked.clause
     if order is not None and order[0] not in SESSION_ORDERS:
         return None
     ctx = ctx_of(request)
-    where = runs.SessionFilter()
+    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
+    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS, few_jobs)
+    if clause is not None and condition is None:
+        return None
+    where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)
-    page = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=oldest, total=total)
+    page = runs.list_sessions(
+        ctx, None, asked.offset, asked.limit, where, oldest_first=oldest, total=total
+    )
     names = {j.id: j.name for j in jobs.jobs_by_id(ctx, {s.job_id for s in page}).values()}
     failures = runs.failures_of(ctx, [s.id for s in page])
     rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]
     return Window(rows, total)
+
+
+def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choices:
+    """A field computed from the session's status (its State or Result)."""
+    return query_sql.Choices(
+        [(JobSession.status == status, kept(shown)) for status, shown in SESSION_STATES.items()]
+    )
+
+
+_OF_JOB = (JobSession.job_id, Job.id)  # a session's job (a foreign key)
+
+# What each field of ``_session_row`` is computed from. Its Name joins the job's name and the
+# creation time as text: a filter on it is evaluated in memory.
+SESSION_FIELDS: query_sql.Fields = {
+    "name": None,
+    "jobname": query_sql.Text(Job.name, through=_OF_JOB),
+    "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
+    "jobuid": query_sql.Text(Job.id, "urn:veeam:Job:", through=_OF_JOB),
+    "jobtype": query_sql.constant("Backup"),
+    "creationtime": query_sql.Instant(JobSession.creation_time),
+    "creationtimeutc": query_sql.Instant(JobSession.creation_time),
+    "endtime": query_sql.Instant(JobSession.end_time),
+    "endtimeutc": query_sql.Instant(JobSession.end_time),
+    "state": _session_status_is(lambda shown: shown[0]),
+    "result": _session_status_is(lambda shown: shown[1]),
+    "progress": query_sql.Number(JobSession.progress),
+    "isretry": query_sql.Choices(
+        [
+            (JobSession.retry_count > 0, boolean(True)),
+            (JobSession.retry_count <= 0, boolean(False)),
+        ]
+    ),
+}
 
 
 def _session_row(who: Caller, session: JobSession, name: str, failure: str) -> Found:

@@ -18,9 +18,9 @@ from starlette.responses import Response
 
 from keepstone.api.em.deps import Who, answer, base_of
 from keepstone.api.em.hypermedia import Link, links_of
-from keepstone.api.em.query import parse_filter, sort_key
+from keepstone.api.em.query import parse_filter_clause, sort_key
 from keepstone.api.em.query_types import QUERY_TYPE_NAMES, query_type
-from keepstone.api.em.queryable import Found, QueryType
+from keepstone.api.em.queryable import Asked, Found, QueryType
 from keepstone.api.em.schema_names import query_container
 from keepstone.api.em.xml import element
 from keepstone.domain.errors import InvalidInput
@@ -146,23 +146,21 @@ def _page(
     size: int,
 ) -> tuple[list[Found], int]:
     """One page of the type's rows and their count: read from the catalog when the type pages
-    there and no filter is given, else every row filtered and sorted in memory."""
+    there and can evaluate the filter and order itself, else every row filtered and sorted in
+    memory."""
     start = (page - 1) * size
     field = ascending or descending
-    if not text and kind.pager is not None:
+    keep, clause = parse_filter_clause(text) if text else (None, None)
+    if kind.pager is not None:
         order = None if not field else (field.lower(), bool(ascending))
-        window = kind.pager(request, who, order, start, size)
+        window = kind.pager(request, who, Asked(clause, order, start, size))
         if window is not None:
             return window.rows, window.total
-    found = _sorted(_filtered(kind.rows(request, who), text), ascending, descending)
+    found = kind.rows(request, who)
+    if keep is not None:
+        found = [row for row in found if keep(row.fields)]
+    found = _sorted(found, ascending, descending)
     return found[start : start + size], len(found)
-
-
-def _filtered(found: list[Found], text: str | None) -> list[Found]:
-    if not text:
-        return found
-    keep = parse_filter(text)
-    return [row for row in found if keep(row.fields)]
 
 
 def _sorted(found: list[Found], ascending: str | None, descending: str | None) -> list[Found]:

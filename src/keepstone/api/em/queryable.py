@@ -11,6 +11,7 @@ from fastapi import Request
 from lxml import etree
 
 from keepstone.api.em.deps import Caller
+from keepstone.api.em.query import Clause
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +33,20 @@ class Window:
     total: int
 
 
-# A page of rows in ``order`` (None: the type's natural order) from an offset, at most a
-# limit; None when the catalog cannot order by that field (the rows are then sorted in memory).
-Pager = Callable[[Request, Caller, Order | None, int, int], Window | None]
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """The page a query asks for: the rows ``clause`` keeps (None: all) in ``order`` (None: the
+    type's natural order), from ``offset``, at most ``limit``."""
+
+    clause: Clause | None
+    order: Order | None
+    offset: int
+    limit: int
+
+
+# That page read from the catalog; None when the catalog cannot evaluate its filter or order by
+# its field (the rows are then filtered and sorted in memory).
+Pager = Callable[[Request, Caller, Asked], Window | None]
 
 
 def no_rows(request: Request, who: Caller) -> list[Found]:
@@ -50,5 +62,6 @@ class QueryType:
 
     item: str
     rows: Rows = no_rows
-    # Large types page in the catalog when no filter is given: a page reads its rows only.
+    # Large types page (and filter, where their fields are columns) in the catalog: a page
+    # reads its rows only.
     pager: Pager | None = None

@@ -97,6 +97,9 @@ def _check_schema(document: etree._Element) -> None:
         )
 
 
+_NAMESPACES: dict[str | None, str] = {None: NS, "xsd": XSD, "xsi": XSI}
+
+
 def element(
     name: str,
     attributes: dict[str, str] | None = None,
@@ -106,7 +109,7 @@ def element(
     made = etree.Element(
         f"{{{NS}}}{name}",
         {k: xml_safe(v) for k, v in (attributes or {}).items()},
-        nsmap={None: NS, "xsd": XSD, "xsi": XSI},
+        nsmap=_NAMESPACES,
     )
     for child in children:
         if child is not None:
@@ -114,6 +117,15 @@ def element(
     if text is not None:
         made.text = xml_safe(text)
     return made
+
+
+def sub_element(parent: etree._Element, name: str, attributes: dict[str, str]) -> etree._Element:
+    """``element`` made inside ``parent``: a child made apart is a document of its own, and
+    appending it moves it into the parent's (lxml walks it again to reconcile its namespaces),
+    about half of building a long list of small elements."""
+    return etree.SubElement(
+        parent, f"{{{NS}}}{name}", {k: xml_safe(v) for k, v in attributes.items()}
+    )
 
 
 def child(name: str, text: str | None) -> etree._Element | None:

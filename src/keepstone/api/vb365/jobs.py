@@ -79,7 +79,9 @@ def list_jobs(
 
 
 def _count_jobs(ctx: Any, where: dict[str, str | None], _pin: None) -> int:
-    return jobs.count_jobs(ctx, **where)
+    return jobs.count_jobs(
+        ctx, org_id=where.get("org_id"), repository_id=where.get("repository_id")
+    )
 
 
 @router.get("/Organizations/{org_id}/Jobs", until=7)

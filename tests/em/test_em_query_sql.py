@@ -1,0 +1,195 @@
+"""The query service's filters evaluated by the catalog (api/em/query_sql.py) keep exactly the
+rows the in-memory predicate keeps: every filter is asked twice, once as served and once with
+the type's catalog paging turned off (every row filtered in memory), and the two answers must
+be the same document."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from keepstone.api.em import query_sql, query_types
+from keepstone.api.em.query import parse_filter_clause
+from keepstone.api.em.query_rows import JOB_FIELDS, SESSION_FIELDS
+from keepstone.services.context import Context
+from keepstone.store.tables import Job, JobSession
+from tests import listing_rows as bulk
+from tests.em.conftest import Em
+
+# Names chosen to sit on every edge of the predicate: case, numbers and dates as names, the two
+# characters Python lowers to ASCII, other non-ASCII letters, an ordered word, a boolean word.
+NAMES = [
+    "Alpha",
+    "alpha2",
+    "123",
+    "2024-01-01T00:00:00Z",
+    "\u212a-kelvin",
+    "\u0130stanbul",
+    "\u00c4rger",
+    "zeta",
+    "true",
+    "Success",
+    "job ~ tilde",
+    "Beta",
+]
+ASCII = re.compile("[\x00-\x7f]")
+NEXT = datetime(2026, 3, 1, tzinfo=UTC)
+
+# (filter, whether the catalog evaluates it)
+JOB_FILTERS = [
+    ("name==alpha", True),
+    ("Name!=ALPHA", True),
+    ("name>=b", True),
+    ("name<zeta", True),
+    ("name<=j", True),
+    ("name==k-kelvin", True),
+    ("name>i;name<j", True),
+    ("name>z", True),
+    ("name>=\u00e4", False),  # a non-ASCII wanted value
+    ("name==123", False),  # a number: "123.0" would match too
+    ("name>=2023", False),
+    ('description==""', True),
+    ('description=="Some TEXT",description>=t', True),
+    ("jobtype==backup;platform!=Microsoft365", True),
+    ("platform==microsoft365", True),
+    ("scheduleenabled==true", True),
+    ("scheduleenabled<true", True),
+    ("nextrun>=2026-03-01T00:00:03", True),
+    ("nextrun<2026-03-01T02:00:05+02:00", True),
+    ("nextrun>abc", False),  # text against a time: compared as text in memory
+    ("nextrun==none", False),
+    ("nosuchfield==x", True),
+    ("(name==alpha,description==x);scheduleenabled==false", True),
+    ("scheduleconfigured==true", False),
+    ("name==alpha,scheduleconfigured==true", False),
+]
+
+
+def _both(em: Em, monkeypatch: pytest.MonkeyPatch, kind: str, text: str) -> tuple[str, str]:
+    """The served answer, and the answer with every row filtered in memory."""
+    params = {"type": kind, "format": "Entities", "filter": text, "pageSize": "1000"}
+    served = em.request("GET", "/api/query", params=params)
+    lower = kind.lower()
+    with monkeypatch.context() as patched:
+        memory = replace(query_types._BY_LOWER_NAME[lower], pager=None)
+        patched.setitem(query_types._BY_LOWER_NAME, lower, memory)
+        in_memory = em.request("GET", "/api/query", params=params)
+    assert served.status_code == in_memory.status_code == 200, (served.text, in_memory.text)
+    return served.text, in_memory.text
+
+
+def _jobs(ctx: Context, template: str) -> list[str]:
+    ids = [template, *bulk.copies_of_job(ctx, template, len(NAMES) - 1)]
+    with ctx.db.write() as s:
+        for n, (job_id, name) in enumerate(zip(ids, NAMES, strict=True)):
+            s.execute(
+                update(Job)
+                .where(Job.id == job_id)
+                .values(
+                    name=name,
+                    description=["", "some text", "Some TEXT", "x"][n % 4],
+                    is_enabled=n % 3 != 0,
+                    next_run=None if n % 5 == 0 else NEXT + timedelta(seconds=n),
+                )
+            )
+    return ids
+
+
+def test_filters_keep_what_the_predicate_keeps(
+    em: Em, ctx: Context, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One catalog for jobs and sessions (its setup is most of the cost)."""
+    ids = _jobs(ctx, job["id"])
+    _check(em, monkeypatch, "Job", JOB_FIELDS, JOB_FILTERS)
+    sessions = bulk.add_sessions(ctx, ids[:4], 16)
+    statuses = ["Success", "Warning", "Failed", "Stopped", "Running", "Queued"]
+    with ctx.db.write() as s:
+        for n, session_id in enumerate(sessions):
+            s.execute(
+                update(JobSession)
+                .where(JobSession.id == session_id)
+                .values(
+                    status=statuses[n % len(statuses)],
+                    retry_count=n % 3,
+                    progress=(n * 7) % 101,
+                    end_time=None if n % 4 == 0 else bulk.BASE + timedelta(seconds=n, minutes=1),
+                )
+            )
+    middle = (bulk.BASE + timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%S")
+    filters = [
+        ("result==Failed", True),
+        ("result>=warning", True),
+        ("result<Failed;state!=working", True),
+        ("state==Stopped", True),
+        ("isretry==true", True),
+        ("progress>=50", True),
+        ("progress==abc", False),
+        (f"creationtime>={middle}", True),
+        (f"CreationTimeUtc<{middle}Z", True),
+        ("endtime<=2026-01-01T00:01:07Z", True),
+        ("endtime>=2020-01-01", True),
+        ("endtime<none", False),
+        ("jobname==alpha", True),
+        ("jobname>m", True),
+        (f"jobuid==urn:veeam:job:{ids[1].upper()}", True),
+        (f"uid!=urn:veeam:BackupJobSession:{sessions[3]}", True),
+        ("name==x", False),
+        ("jobtype==Backup;result==success,nosuch==1", True),
+    ]
+    _check(em, monkeypatch, "BackupJobSession", SESSION_FIELDS, filters)
+    _check_fields_mapped(em, monkeypatch)
+
+
+def _check(
+    em: Em,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    fields: query_sql.Fields,
+    filters: list[tuple[str, bool]],
+) -> None:
+    kept_counts = set()
+    for text, in_catalog in filters:
+        clause = parse_filter_clause(text)[1]
+        assert (query_sql.condition(clause, fields) is not None) == in_catalog, text
+        served, in_memory = _both(em, monkeypatch, kind, text)
+        assert served == in_memory, text
+        kept_counts.add(served.count(f"<{kind} "))
+    assert len(kept_counts) > 5  # the filters keep different sets, not all or nothing
+
+
+def _check_fields_mapped(em: Em, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field left out of a map would keep nothing in the catalog and something in memory."""
+    seen: dict[str, set[str]] = {}
+    for kind, fields in (("Job", JOB_FIELDS), ("BackupJobSession", SESSION_FIELDS)):
+        rows = query_types.query_type(kind)
+        assert rows is not None
+        real = rows.rows
+
+        def record(request: Any, who: Any, real: Any = real, kind: str = kind) -> Any:
+            found = real(request, who)
+            seen[kind] = set(found[0].fields) if found else set()
+            return found
+
+        with monkeypatch.context() as patched:
+            lower = kind.lower()
+            patched.setitem(
+                query_types._BY_LOWER_NAME, lower, replace(rows, rows=record, pager=None)
+            )
+            em.request("GET", "/api/query", params={"type": kind})
+        assert seen[kind] and set(fields) == seen[kind], kind
+
+
+def test_only_two_characters_lower_to_ascii_outside_it() -> None:
+    found = {}
+    for start in range(0x80, sys.maxunicode + 1, 512):  # blocks first: one lower() per block
+        block = "".join(map(chr, range(start, min(start + 512, sys.maxunicode + 1))))
+        if not ASCII.search(block.lower()):
+            continue
+        found |= {c: c.lower() for c in block if ASCII.search(c.lower())}
+    assert found == query_sql.LOWERED_TO_ASCII
