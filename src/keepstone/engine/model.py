@@ -281,6 +281,61 @@ def item_of_record(record: bytes, key: str, what: str) -> Item:
 
 _scan_json = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
 
+# A canonical item's JSON ends with its last keys in sorted order: ..."mode":M,"mtime":T,
+# "path":P,"size":S,"user":U}. Strings escape every quote, so these markers cannot occur inside
+# a string value; searched from the end, they are the item's own top-level keys.
+_SIZE_MARK = b',"size":'
+_MTIME_MARK = b',"mtime":'
+_PATH_MARK = b',"path":'
+
+
+def record_chunks(record: bytes) -> list[bytes] | None:
+    """The chunk ids (raw) of a canonical item record (``tree_records``) without decoding it;
+    None when the record is not in the canonical shape."""
+    if not record.startswith(_ITEM_START):
+        return None
+    end = record.find(b"]", len(_ITEM_START))
+    if end < 0:
+        return None
+    inner = record[len(_ITEM_START) : end]
+    if not inner:
+        return []
+    ids: list[bytes] = []
+    for quoted in inner.split(b","):
+        if len(quoted) != 2 * wire.ID_SIZE + 2:
+            return None
+        try:
+            ids.append(bytes.fromhex(quoted[1:-1].decode("ascii")))
+        except (UnicodeDecodeError, ValueError):
+            return None
+    return ids
+
+
+def record_size_mtime(record: bytes) -> tuple[int, float] | None:
+    """``size`` and ``mtime`` of a canonical item record without decoding it (None when the
+    record is not in the canonical shape)."""
+    size_at = record.rfind(_SIZE_MARK)
+    if size_at < 0:
+        return None
+    size_end = record.find(b",", size_at + len(_SIZE_MARK))
+    mtime_at = record.rfind(_MTIME_MARK, 0, size_at)
+    path_at = record.find(_PATH_MARK, mtime_at)
+    if size_end < 0 or mtime_at < 0 or path_at < 0 or path_at > size_at:
+        return None
+    try:
+        size = int(record[size_at + len(_SIZE_MARK) : size_end])
+        mtime = float(record[mtime_at + len(_MTIME_MARK) : path_at])
+    except ValueError:
+        return None
+    return size, mtime
+
+
+def record_has(record: bytes, field: str, value: str) -> bool:
+    """Whether the canonical record holds ``"field":value`` (a string value; quotes are
+    escaped inside strings, so this can only be a key of the item or of its flat ``meta``)."""
+    needle = json.dumps(field) + ":" + json.dumps(value, ensure_ascii=False)
+    return needle.encode() in record
+
 
 @dataclass
 class VerifyReport:
