@@ -333,7 +333,10 @@ def record_size_mtime(record: bytes) -> tuple[int, float] | None:
 def record_has(record: bytes, field: str, value: str) -> bool:
     """Whether the canonical record holds ``"field":value`` (a string value; quotes are
     escaped inside strings, so this can only be a key of the item or of its flat ``meta``)."""
-    needle = json.dumps(field) + ":" + json.dumps(value, ensure_ascii=False)
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        needle = f'"{field}":"{value}"'  # JSON spells such a string as it is
+    else:
+        needle = json.dumps(field) + ":" + json.dumps(value, ensure_ascii=False)
     return needle.encode() in record
 
 
