@@ -29,6 +29,31 @@ changes its ctime: with ctime, marking a mailbox read would re-read all of it. T
 choice: a message rewritten in place with the same size, its mtime put back, is not read again
 until it changes otherwise (Maildir messages are immutable by convention, and only its owner can
 rewrite it).
+
+Incrementals (issue 15): after each Maildir folder and each OneDrive directory a backup gives a
+state item (``kind="folder"``, no content) holding, per file name, the change token and mode of
+the item given for it. The next run hands an item over as its previous JSON (a
+``CarriedBlock``: not decoded, not encoded again) when the previous run recorded that very name in
+that very directory with the same token and mode, and the previous point's record still holds
+that token (an item recorded while it changed has an empty one) and names chunks still in the
+repository; everything an item holds is then what it held (key, folder and flags come from the
+name, size, mtime and inode from the token, headers from the same content). Anything else goes
+the long way, as before. What is safe to skip, and what is not:
+
+- A Maildir folder is skipped whole (not listed, no file looked at) when its ``cur`` and ``new``
+  are the same directories (inode) with the same mtime and ctime as when the previous run listed
+  them. Every delivery, flag change, move or removal creates, renames or unlinks an entry there,
+  which sets both; ``touch -r`` can put the mtime back, never the ctime. A change within the same
+  tick of the file system's coarse clock as the listing would leave both as they were, so a stamp
+  is kept only when its times were at least ``SETTLED_NS`` older than the clock at the listing,
+  and never when they are ahead of it (a clock set back). Times are compared for equality, not
+  order, so a clock that went back between two runs cannot make a changed directory look older.
+  The cost: a message changed without touching its directory (rewritten in place, ``chmod``,
+  ``touch``; the Maildir convention forbids the first, and no mail program does the others) is
+  seen when its folder next changes, since then each message's token and mode are compared.
+- A OneDrive directory is never skipped whole: its mtime changes when an entry is added, removed
+  or renamed, not when a file's content is rewritten in place. Every file still costs one
+  ``lstat``; its content is read only when its token (size, mtime, inode, ctime) changed.
 """
 
 from __future__ import annotations
@@ -75,6 +100,8 @@ _MAIL_SUBS = ("cur", "new")
 # (coarse) file system clock as the listing would leave them as they were. Dovecot's Maildir
 # sync waits out the same race.
 SETTLED_NS = 2_000_000_000
+# The shape of state items; a change to what the scan puts into an item (its meta, its path) must
+# change it too, so that the first run after it goes the long way and records the new shape.
 STATE_VERSION = 1
 # (sub, inode, mtime_ns, ctime_ns) of each of a folder's cur/ and new/ that exists.
 Stamp = list[list[object]]
