@@ -28,7 +28,13 @@ from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from keepstone.domain.errors import KeepstoneError
 from keepstone.engine import Item
-from keepstone.engine.model import ItemRecord, item_of_record, record_chunks, record_has
+from keepstone.engine.model import (
+    ItemRecord,
+    item_of_record,
+    record_chunks,
+    record_has,
+    record_size_mtime,
+)
 
 Part = Literal["mailbox", "archive", "onedrive"]  # archive: the In-Place Archive mailbox
 
@@ -161,7 +167,9 @@ class PreviousPoint:
         if not record_has(record, "change_token", change_token):
             return None  # another token, or "" (it changed while it was read): read again
         chunks = record_chunks(record)
-        return record if chunks is not None and self._known(chunks) else None
+        if chunks is None or record_size_mtime(record) is None or not self._known(chunks):
+            return None  # not in the canonical shape the writer takes undecoded, or data lost
+        return record
 
     def of_user(self, user: str) -> list[Item]:
         return [item for key in self._by_user.get(user, []) if (item := self.get(key))]
