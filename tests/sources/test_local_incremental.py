@@ -56,7 +56,7 @@ def backup(
     for part in ("mailbox", "onedrive"):
         for item in org.items("alice", part):
             if isinstance(item, CarriedBlock):
-                for record in item.records:
+                for record, _size, _mtime in item.records:
                     key = wire.loads(record, "record")["key"]
                     run.records[key] = record
                     run.carried.add(key)

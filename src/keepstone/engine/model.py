@@ -289,6 +289,10 @@ _MTIME_MARK = b',"mtime":'
 _PATH_MARK = b',"path":'
 
 
+# An item carried undecoded: its canonical JSON, its size and its mtime (read from that JSON).
+CarriedRecord = tuple[bytes, int, float]
+
+
 def record_chunks(record: bytes) -> list[bytes] | None:
     """The chunk ids (raw) of a canonical item record (``tree_records``) without decoding it;
     None when the record is not in the canonical shape."""

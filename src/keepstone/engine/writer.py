@@ -20,6 +20,7 @@ from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
 from keepstone.engine.errors import BackupFailed
 from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
+    CarriedRecord,
     FolderSummary,
     Item,
     Snapshot,
@@ -27,8 +28,6 @@ from keepstone.engine.model import (
     TreePlace,
     WriterStats,
     folder_of,
-    record_chunks,
-    record_size_mtime,
 )
 from keepstone.engine.pack import DATA, TREE, PackBuilder, PackEntry
 
@@ -100,28 +99,23 @@ class BackupWriter:
         with self._mutex:
             self.stats.items += 1
 
-    def add_records(self, user: str, kind: str, folder: str, records: Sequence[bytes]) -> int:
-        """Add items of a previous tree as they are, without decoding them: ``records`` (from
-        ``Repository.item_records``) of ``user``'s items of ``kind`` in ``folder`` (their
-        ``folder_of``), which the caller found unchanged. Returns the sum of their sizes."""
+    def add_records(
+        self, user: str, kind: str, folder: str, records: Sequence[CarriedRecord]
+    ) -> int:
+        """Add items of a previous tree as they are, without decoding them: ``records`` of
+        ``user``'s items of ``kind`` in ``folder`` (their ``folder_of``), which the caller found
+        unchanged and whose chunks it checked with this writer's ``known_ids`` (as
+        ``PreviousPoint.carry`` does: ``record_chunks``, ``record_size_mtime``). Returns the sum
+        of their sizes."""
         self._check_usable()
-        facts: list[tuple[int, float]] = []
-        for record in records:
-            chunks = record_chunks(record)
-            found = record_size_mtime(record)
-            if chunks is None or found is None:
-                raise InvalidInput("a carried item record is not canonical")
-            if not all(self._has(c) for c in chunks):
-                raise InvalidInput("a carried item names chunks this repository lacks")
-            facts.append(found)
         with self._items_mutex:
-            for record, (size, mtime) in zip(records, facts, strict=True):
+            for record, size, mtime in records:
                 full = self._trees.add_encoded(record, user, kind, folder, size, mtime)
                 if full is not None:
                     self._store_tree(full)
         with self._mutex:
             self.stats.items += len(records)
-        return sum(size for size, _ in facts)
+        return sum(size for _, size, _ in records)
 
     def known_ids(self, chunk_ids: Iterable[bytes]) -> bool:
         """``known`` for raw chunk ids (as ``model.record_chunks`` gives them)."""

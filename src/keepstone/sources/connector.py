@@ -29,6 +29,7 @@ from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 from keepstone.domain.errors import KeepstoneError
 from keepstone.engine import Item
 from keepstone.engine.model import (
+    CarriedRecord,
     ItemRecord,
     item_of_record,
     record_chunks,
@@ -87,7 +88,7 @@ class CarriedBlock:
     user: str
     kind: str
     folder: str
-    records: list[bytes]
+    records: list[CarriedRecord]
 
 
 class SourceUser(Protocol):
@@ -156,7 +157,7 @@ class PreviousPoint:
         """Let ``carry`` give records, checking their chunks with ``known``."""
         self._known = known
 
-    def carry(self, key: str, change_token: str) -> bytes | None:
+    def carry(self, key: str, change_token: str) -> CarriedRecord | None:
         """The item's JSON, to be written again as it is, when the previous point stored it
         with ``change_token`` (never empty) and its chunks are still in the repository; None
         otherwise (then the item goes the usual way). The connector vouches that everything
@@ -167,9 +168,10 @@ class PreviousPoint:
         if not record_has(record, "change_token", change_token):
             return None  # another token, or "" (it changed while it was read): read again
         chunks = record_chunks(record)
-        if chunks is None or record_size_mtime(record) is None or not self._known(chunks):
+        facts = record_size_mtime(record)
+        if chunks is None or facts is None or not self._known(chunks):
             return None  # not in the canonical shape the writer takes undecoded, or data lost
-        return record
+        return record, facts[0], facts[1]
 
     def of_user(self, user: str) -> list[Item]:
         return [item for key in self._by_user.get(user, []) if (item := self.get(key))]

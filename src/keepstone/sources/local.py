@@ -76,6 +76,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from keepstone.domain.errors import InvalidInput
+from keepstone.engine.model import CarriedRecord
 from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refused
 from keepstone.sources.connector import CarriedBlock, Part, PreviousPoint, SkipHandler
 from keepstone.sources.connector import Skipped as Skipped  # re-exported: older imports
@@ -177,7 +178,7 @@ class _DriveLevel:
     rel: str  # below OneDrive, "" at its root
     state: _DirState | None  # None: no state kept (a name that is not text, or not a backup)
     found: list[list[Any]] = field(default_factory=list)
-    block: list[bytes] = field(default_factory=list)
+    block: list[CarriedRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,7 +489,7 @@ class LocalOrganization:
                 yield _state_item(key, user, folder.path, stamp, list(state.entries.values()))
                 return
         found: list[list[Any]] = []
-        block: list[bytes] = []
+        block: list[CarriedRecord] = []
         for sub_dir in subs:
             for entry in self._listing(user, sub_dir):
                 unique, flags = _split_name(entry.name)
@@ -535,12 +536,14 @@ class LocalOrganization:
         }
         return _DirState(stamp if isinstance(stamp, list) else None, table)
 
-    def _carry_folder(self, user: str, state: _DirState, seen: set[str]) -> list[bytes] | None:
+    def _carry_folder(
+        self, user: str, state: _DirState, seen: set[str]
+    ) -> list[CarriedRecord] | None:
         """Every message of an unchanged folder as the previous run recorded it, without
         listing or opening anything (Maildir messages are immutable, and any delivery, flag
         change or removal renames or unlinks in ``cur``/``new``); None when one of them cannot
         be carried (then the folder is scanned)."""
-        records: list[bytes] = []
+        records: list[CarriedRecord] = []
         uniques: list[str] = []
         for name, token, _mode in state.entries.values():
             unique = _split_name(name)[0]
@@ -559,7 +562,7 @@ class LocalOrganization:
         sub_dir: Directory,
         entry: os.DirEntry[str],
         unique: str,
-    ) -> tuple[bytes, list[Any]] | None:
+    ) -> tuple[CarriedRecord, list[Any]] | None:
         """The message's previous JSON and state entry when the previous run recorded this very
         name (so the same folder, unique name and flags) with the same change token and mode:
         everything the item holds is then what it held (its headers were read from the same
