@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import json.scanner
 import sys
@@ -289,6 +290,9 @@ _MTIME_MARK = b',"mtime":'
 _PATH_MARK = b',"path":'
 
 
+_QUOTED_ID = 2 * wire.ID_SIZE + 3  # "<hex>",
+_QUOTE, _COMMA = ord('"'), ord(",")
+
 # An item carried undecoded: its canonical JSON, its size and its mtime (read from that JSON).
 CarriedRecord = tuple[bytes, int, float]
 
@@ -296,21 +300,25 @@ CarriedRecord = tuple[bytes, int, float]
 def record_chunks(record: bytes) -> list[bytes] | None:
     """The chunk ids (raw) of a canonical item record (``tree_records``) without decoding it;
     None when the record is not in the canonical shape."""
-    if not record.startswith(_ITEM_START):
+    first = len(_ITEM_START)
+    end = record.find(b"]", first)
+    if end < 0 or not record.startswith(_ITEM_START):
         return None
-    end = record.find(b"]", len(_ITEM_START))
-    if end < 0:
+    if end == first:
+        return []  # no content
+    # Each id is "<64 hex>" followed by a comma, except the last.
+    if (end - first + 1) % _QUOTED_ID:
         return None
-    inner = record[len(_ITEM_START) : end]
-    if not inner:
-        return []
     ids: list[bytes] = []
-    for quoted in inner.split(b","):
-        if len(quoted) != 2 * wire.ID_SIZE + 2:
+    for at in range(first, end, _QUOTED_ID):
+        after = at + _QUOTED_ID - 1
+        if record[at] != _QUOTE or record[after - 1] != _QUOTE:
+            return None
+        if after < end and record[after] != _COMMA:
             return None
         try:
-            ids.append(bytes.fromhex(quoted[1:-1].decode("ascii")))
-        except (UnicodeDecodeError, ValueError):
+            ids.append(binascii.unhexlify(record[at + 1 : after - 1]))
+        except binascii.Error:
             return None
     return ids
 

@@ -119,7 +119,8 @@ class BackupWriter:
 
     def known_ids(self, chunk_ids: Iterable[bytes]) -> bool:
         """``known`` for raw chunk ids (as ``model.record_chunks`` gives them)."""
-        return all(self._has(c) for c in chunk_ids)
+        index, own = self._ctx.index, self._own
+        return all(chunk in own or chunk in index for chunk in chunk_ids)
 
     # -- ending --------------------------------------------------------------------------
 

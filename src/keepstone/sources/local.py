@@ -574,11 +574,12 @@ class LocalOrganization:
             st = entry.stat(follow_symlinks=False)
         except OSError:
             return None
-        token = _mail_token(unique, st)
+        part = key_part(unique)
+        token = f"{part}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"  # as _mail_token
         mode = stat.S_IMODE(st.st_mode)
         if token != before[1] or mode != before[2] or st.st_dev != sub_dir.device:
             return None
-        record = self._previous.carry(f"{user}/mail/{key_part(unique)}", token)
+        record = self._previous.carry(f"{user}/mail/{part}", token)
         return None if record is None else (record, [entry.name, token, mode])
 
     def _folder_subs(self, user: str, mail: Directory, folder: _Folder) -> Iterator[Directory]:
