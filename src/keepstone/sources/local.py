@@ -567,20 +567,12 @@ class LocalOrganization:
         name (so the same folder, unique name and flags) with the same change token and mode:
         everything the item holds is then what it held (its headers were read from the same
         content). None when it must go the long way."""
-        before = None if state is None else state.entries.get(entry.name)
-        if before is None:
-            return None
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            return None
         part = key_part(unique)
-        token = f"{part}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"  # as _mail_token
-        mode = stat.S_IMODE(st.st_mode)
-        if token != before[1] or mode != before[2] or st.st_dev != sub_dir.device:
+        same = _as_recorded(state, entry, sub_dir, lambda st: _token_of_message(part, st))
+        if same is None:
             return None
-        record = self._previous.carry(f"{user}/mail/{part}", token)
-        return None if record is None else (record, [entry.name, token, mode])
+        record = self._previous.carry(f"{user}/mail/{part}", same[0])
+        return None if record is None else (record, [entry.name, *same])
 
     def _folder_subs(self, user: str, mail: Directory, folder: _Folder) -> Iterator[Directory]:
         """The folder's ``cur`` and ``new`` that exist; one that cannot be opened is skipped."""
@@ -744,23 +736,15 @@ class LocalOrganization:
     def _carry_file(self, user: str, level: _DriveLevel, entry: os.DirEntry[str]) -> bool:
         """Carry the file as its previous JSON (see ``_scan_drive``); False when it must go the
         long way."""
-        before = None if level.state is None else level.state.entries.get(entry.name)
-        if before is None:
-            return False
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            return False
-        token = _file_token(st)
-        mode = stat.S_IMODE(st.st_mode)
-        if token != before[1] or mode != before[2] or st.st_dev != level.directory.device:
+        same = _as_recorded(level.state, entry, level.directory, _file_token)
+        if same is None:
             return False
         rel = f"{level.rel}/{entry.name}" if level.rel else entry.name
-        record = self._previous.carry(f"{user}/drive/{rel}", token)
+        record = self._previous.carry(f"{user}/drive/{rel}", same[0])
         if record is None:
             return False
         level.block.append(record)
-        level.found.append([entry.name, token, mode])
+        level.found.append([entry.name, *same])
         return True
 
     def _subdirectory(self, user: str, directory: Directory, name: str) -> Directory | None:
@@ -834,6 +818,27 @@ class _MessageOpener:
                     return sub_dir, entry.name
             sub_dir.close()
         return None
+
+
+def _as_recorded(
+    state: _DirState | None,
+    entry: os.DirEntry[str],
+    directory: Directory,
+    token_of: Callable[[os.stat_result], str],
+) -> tuple[str, int] | None:
+    """The entry's change token and mode (one ``lstat``) when its directory's state recorded
+    the same for its name; None otherwise."""
+    before = None if state is None else state.entries.get(entry.name)
+    if before is None:
+        return None
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    token, mode = token_of(st), stat.S_IMODE(st.st_mode)
+    if token != before[1] or mode != before[2] or st.st_dev != directory.device:
+        return None
+    return token, mode
 
 
 def _file_token(st: os.stat_result) -> str:
@@ -912,7 +917,11 @@ _ALL_SUBS = ("cur", "new", "tmp")
 
 
 def _mail_token(unique: str, st: os.stat_result) -> str:
-    return f"{key_part(unique)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return _token_of_message(key_part(unique), st)
+
+
+def _token_of_message(key_part: str, st: os.stat_result) -> str:
+    return f"{key_part}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def _split_name(name: str) -> tuple[str, str]:
