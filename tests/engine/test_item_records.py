@@ -11,6 +11,7 @@ import pytest
 
 from keepstone.engine import Item, RepositoryCorrupt, wire
 from keepstone.engine.model import (
+    cut_tree_records,
     item_of_record,
     record_chunks,
     record_has,
@@ -59,6 +60,33 @@ def test_a_record_read_without_decoding_agrees_with_its_decoding() -> None:
         assert not record_has(record, "change_token", token + "x")
         assert not record_has(record, "change_token", "t\\")
     assert record_chunks(b'{"key":"a","chunks":[]}') is None  # not canonical: not carried
+
+
+def test_a_tree_cut_without_decoding_gives_what_decoding_gives() -> None:
+    """Keys and users read from the bytes (escapes, quotes, non-ASCII, empty strings) are the
+    decoded ones; a separator inside an item's meta makes one piece too many, which the
+    snapshot's item count gives away (``Repository.item_records`` then decodes)."""
+    odd = ['a"b', "c\\d", "é/ü", "", '],"key":"x', ',"user":"y']
+    items = [
+        Item(f"{k}/{n}", u, "file", "p", n, 0.0, 0o644, {"m": k}, ())
+        for n, (k, u) in enumerate(zip(odd, reversed(odd), strict=True))
+    ]
+    assert cut_tree_records(_tree(items)) == tree_records(_tree(items), "tree")
+    tricky = Item("bob/x", "bob", "file", "x", 1, 0.0, 0o644, {"a": [{}, {"chunks": []}]}, ())
+    cut = cut_tree_records(_tree([tricky]))
+    assert cut is None or len(cut) > 1
+
+
+def test_item_records_of_a_snapshot_whose_cut_is_off_are_decoded(tmp_path: Path) -> None:
+    repo = new_repo(tmp_path)
+    tricky = Item("bob/x", "bob", "file", "x", 1, 0.0, 0o644, {"a": [{}, {"chunks": []}]}, ())
+    plain = [item_for("alice/a", (), 0), item_for("carol/c", (), 0)]
+    with repo.writer({}) as writer:
+        for item in [plain[0], tricky, plain[1]]:
+            writer.add_item(item)
+        snapshot = writer.commit()
+    records = list(repo.item_records(snapshot))
+    assert [item_of_record(r, k, "tree") for k, _, r in records] == [plain[0], tricky, plain[1]]
 
 
 def test_a_record_under_another_key_is_refused() -> None:

@@ -250,6 +250,55 @@ def tree_records(plain: bytes, what: str) -> list[ItemRecord]:
     return [(key, user, p) for (key, user), p in zip(owners, pieces, strict=True)]
 
 
+def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
+    """The items of a canonical tree blob as ``tree_records`` gives them, without decoding the
+    tree: cut at every separator, each piece's key and user read from its bytes. A separator
+    inside an item's ``meta`` would make more pieces than items, so the caller trusts the cut
+    only when the pieces of all a snapshot's trees add up to its ``item_count`` (each tree
+    gives at least its own count); None when the tree is not in the canonical shape."""
+    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
+    last = len(pieces) - 1
+    records: list[ItemRecord] = []
+    for n, piece in enumerate(pieces):
+        record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+        owner = _record_owner(record)
+        if owner is None:
+            return None
+        records.append((owner[0], owner[1], record))
+    return records
+
+
+_KEY_MARK, _KIND_MARK, _USER_MARK = b'],"key":"', b'","kind":"', b',"user":"'
+
+
+def _record_owner(record: bytes) -> tuple[str, str] | None:
+    """Key and user of a canonical item record, read from its bytes: the key follows the chunk
+    list (ids hold no "]"), the user is the last value; a quote inside a string is escaped, so
+    neither marker can occur inside one."""
+    key_at = record.find(_KEY_MARK)
+    key_end = record.find(_KIND_MARK, key_at + len(_KEY_MARK) - 1)
+    user_at = record.rfind(_USER_MARK)
+    if key_at < 0 or key_end < 0 or user_at < key_end or not record.endswith(b'"}'):
+        return None
+    try:
+        key = _json_string(record[key_at + len(_KEY_MARK) - 1 : key_end + 1])
+        user = _json_string(record[user_at + len(_USER_MARK) - 1 : -1])
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return key, sys.intern(user)
+
+
+def _json_string(quoted: bytes) -> str:
+    if b"\\" not in quoted:
+        return quoted[1:-1].decode()
+    value = json.loads(quoted)
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
 def _item_pieces(plain: bytes, count: int) -> list[bytes] | None:
     """The tree's JSON cut between its items without decoding it (None if it cannot be)."""
     if count == 0 or not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
