@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import json
 import json.scanner
 import sys
@@ -249,6 +250,55 @@ def tree_records(plain: bytes, what: str) -> list[ItemRecord]:
     return [(key, user, p) for (key, user), p in zip(owners, pieces, strict=True)]
 
 
+def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
+    """The items of a canonical tree blob as ``tree_records`` gives them, without decoding the
+    tree: cut at every separator, each piece's key and user read from its bytes. A separator
+    inside an item's ``meta`` would make more pieces than items, so the caller trusts the cut
+    only when the pieces of all a snapshot's trees add up to its ``item_count`` (each tree
+    gives at least its own count); None when the tree is not in the canonical shape."""
+    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
+    last = len(pieces) - 1
+    records: list[ItemRecord] = []
+    for n, piece in enumerate(pieces):
+        record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+        owner = _record_owner(record)
+        if owner is None:
+            return None
+        records.append((owner[0], owner[1], record))
+    return records
+
+
+_KEY_MARK, _KIND_MARK, _USER_MARK = b'],"key":"', b'","kind":"', b',"user":"'
+
+
+def _record_owner(record: bytes) -> tuple[str, str] | None:
+    """Key and user of a canonical item record, read from its bytes: the key follows the chunk
+    list (ids hold no "]"), the user is the last value; a quote inside a string is escaped, so
+    neither marker can occur inside one."""
+    key_at = record.find(_KEY_MARK)
+    key_end = record.find(_KIND_MARK, key_at + len(_KEY_MARK) - 1)
+    user_at = record.rfind(_USER_MARK)
+    if key_at < 0 or key_end < 0 or user_at < key_end or not record.endswith(b'"}'):
+        return None
+    try:
+        key = _json_string(record[key_at + len(_KEY_MARK) - 1 : key_end + 1])
+        user = _json_string(record[user_at + len(_USER_MARK) - 1 : -1])
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return key, sys.intern(user)
+
+
+def _json_string(quoted: bytes) -> str:
+    if b"\\" not in quoted:
+        return quoted[1:-1].decode()
+    value = json.loads(quoted)
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    return value
+
+
 def _item_pieces(plain: bytes, count: int) -> list[bytes] | None:
     """The tree's JSON cut between its items without decoding it (None if it cannot be)."""
     if count == 0 or not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
@@ -280,6 +330,75 @@ def item_of_record(record: bytes, key: str, what: str) -> Item:
 
 
 _scan_json = json.scanner.make_scanner(cast(Any, json.JSONDecoder()))
+
+# A canonical item's JSON ends with its last keys in sorted order: ..."mode":M,"mtime":T,
+# "path":P,"size":S,"user":U}. Strings escape every quote, so these markers cannot occur inside
+# a string value; searched from the end, they are the item's own top-level keys.
+_SIZE_MARK = b',"size":'
+_MTIME_MARK = b',"mtime":'
+_PATH_MARK = b',"path":'
+
+
+_QUOTED_ID = 2 * wire.ID_SIZE + 3  # "<hex>",
+_QUOTE, _COMMA = ord('"'), ord(",")
+
+# An item carried undecoded: its canonical JSON, its size and its mtime (read from that JSON).
+CarriedRecord = tuple[bytes, int, float]
+
+
+def record_chunks(record: bytes) -> list[bytes] | None:
+    """The chunk ids (raw) of a canonical item record (``tree_records``) without decoding it;
+    None when the record is not in the canonical shape."""
+    first = len(_ITEM_START)
+    end = record.find(b"]", first)
+    if end < 0 or not record.startswith(_ITEM_START):
+        return None
+    if end == first:
+        return []  # no content
+    # Each id is "<64 hex>" followed by a comma, except the last.
+    if (end - first + 1) % _QUOTED_ID:
+        return None
+    ids: list[bytes] = []
+    for at in range(first, end, _QUOTED_ID):
+        after = at + _QUOTED_ID - 1
+        if record[at] != _QUOTE or record[after - 1] != _QUOTE:
+            return None
+        if after < end and record[after] != _COMMA:
+            return None
+        try:
+            ids.append(binascii.unhexlify(record[at + 1 : after - 1]))
+        except binascii.Error:
+            return None
+    return ids
+
+
+def record_size_mtime(record: bytes) -> tuple[int, float] | None:
+    """``size`` and ``mtime`` of a canonical item record without decoding it (None when the
+    record is not in the canonical shape)."""
+    size_at = record.rfind(_SIZE_MARK)
+    if size_at < 0:
+        return None
+    size_end = record.find(b",", size_at + len(_SIZE_MARK))
+    mtime_at = record.rfind(_MTIME_MARK, 0, size_at)
+    path_at = record.find(_PATH_MARK, mtime_at)
+    if size_end < 0 or mtime_at < 0 or path_at < 0 or path_at > size_at:
+        return None
+    try:
+        size = int(record[size_at + len(_SIZE_MARK) : size_end])
+        mtime = float(record[mtime_at + len(_MTIME_MARK) : path_at])
+    except ValueError:
+        return None
+    return size, mtime
+
+
+def record_has(record: bytes, field: str, value: str) -> bool:
+    """Whether the canonical record holds ``"field":value`` (a string value; quotes are
+    escaped inside strings, so this can only be a key of the item or of its flat ``meta``)."""
+    if value.isprintable() and '"' not in value and "\\" not in value:
+        needle = f'"{field}":"{value}"'  # JSON spells such a string as it is
+    else:
+        needle = json.dumps(field) + ":" + json.dumps(value, ensure_ascii=False)
+    return needle.encode() in record
 
 
 @dataclass

@@ -35,6 +35,7 @@ from keepstone.engine.model import (
     Snapshot,
     SnapshotInfo,
     VerifyReport,
+    cut_tree_records,
     parse_tree,
 )
 from keepstone.engine.options import Options
@@ -164,7 +165,19 @@ class Repository:
         """The items of a snapshot as (key, user, stored JSON), in the order they were added:
         what an incremental keeps of its previous point (``model.item_of_record`` decodes one;
         a writer's ``add_item`` takes the JSON back for an item that did not change)."""
-        trees = self._snapshot(snapshot_id).trees
+        snapshot = self._snapshot(snapshot_id)
+        cut: list[list[ItemRecord]] = []
+        for tree in snapshot.trees:
+            records = cut_tree_records(self._ctx.read_blob(bytes.fromhex(tree)))
+            if records is None:
+                break
+            cut.append(records)
+        else:
+            if sum(map(len, cut)) == snapshot.info.item_count:
+                return (record for records in cut for record in records)
+        # A tree not canonical, or a separator inside an item: each tree decoded to cut it.
+        del cut
+        trees = snapshot.trees
         return (record for tree in trees for record in self._ctx.load_tree_records(tree))
 
     def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from types import TracebackType
@@ -20,6 +20,7 @@ from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
 from keepstone.engine.errors import BackupFailed
 from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
+    CarriedRecord,
     FolderSummary,
     Item,
     Snapshot,
@@ -97,6 +98,29 @@ class BackupWriter:
                 self._store_tree(full)
         with self._mutex:
             self.stats.items += 1
+
+    def add_records(
+        self, user: str, kind: str, folder: str, records: Sequence[CarriedRecord]
+    ) -> int:
+        """Add items of a previous tree as they are, without decoding them: ``records`` of
+        ``user``'s items of ``kind`` in ``folder`` (their ``folder_of``), which the caller found
+        unchanged and whose chunks it checked with this writer's ``known_ids`` (as
+        ``PreviousPoint.carry`` does: ``record_chunks``, ``record_size_mtime``). Returns the sum
+        of their sizes."""
+        self._check_usable()
+        with self._items_mutex:
+            for record, size, mtime in records:
+                full = self._trees.add_encoded(record, user, kind, folder, size, mtime)
+                if full is not None:
+                    self._store_tree(full)
+        with self._mutex:
+            self.stats.items += len(records)
+        return sum(size for _, size, _ in records)
+
+    def known_ids(self, chunk_ids: Iterable[bytes]) -> bool:
+        """``known`` for raw chunk ids (as ``model.record_chunks`` gives them)."""
+        index, own = self._ctx.index, self._own
+        return all(chunk in own or chunk in index for chunk in chunk_ids)
 
     # -- ending --------------------------------------------------------------------------
 
@@ -278,11 +302,10 @@ class _TreeBuilder:
             for (user, kind, folder), (numbers, trees) in self._folders.items()
         )
 
-    def _count(self, item: Item) -> None:
-        key = (item.user, item.kind, folder_of(item))
-        numbers, trees = self._folders.setdefault(key, ([0, item.mtime], []))
+    def _count(self, user: str, kind: str, folder: str, mtime: float) -> None:
+        numbers, trees = self._folders.setdefault((user, kind, folder), ([0, mtime], []))
         numbers[0] += 1
-        numbers[1] = max(numbers[1], item.mtime)
+        numbers[1] = max(numbers[1], mtime)
         position = len(self.ids)  # the tree this item goes into is stored as the next one
         if not trees or trees[-1] != position:
             trees.append(position)
@@ -297,11 +320,19 @@ class _TreeBuilder:
                 f"item {item.key.encode('utf-8', 'backslashreplace').decode()!r} holds text "
                 "that is not valid Unicode"
             ) from None
+        return self.add_encoded(
+            encoded, item.user, item.kind, folder_of(item), item.size, item.mtime
+        )
+
+    def add_encoded(
+        self, encoded: bytes, user: str, kind: str, folder: str, size: int, mtime: float
+    ) -> bytes | None:
+        """``add`` of an item already encoded, with what the folder summary needs of it."""
         self._items.append(encoded)
-        self._count(item)
+        self._count(user, kind, folder, mtime)
         self._bytes += len(encoded) + 1
         self.count += 1
-        self.size += item.size
+        self.size += size
         if len(self._items) >= TREE_MAX_ITEMS or self._bytes >= TREE_MAX_BYTES:
             return self.take()
         return None

@@ -36,6 +36,7 @@ from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points
 from keepstone.services.task_sessions import UserTally
 from keepstone.sources.connector import (
+    CarriedBlock,
     Connector,
     ConnectorFactory,
     Part,
@@ -194,6 +195,7 @@ class Backup:
             previous = PreviousPoint.of_records(repo.item_records(parent) if parent else ())
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
+        previous.check_chunks_with(writer.known_ids)  # the lock is held: chunks stay
         checkpointed = time.monotonic()
         try:
             for user_name, parts in plan:
@@ -272,23 +274,27 @@ class Backup:
         state = UserRun(user, subject, self.run.start_task(subject))
         sources = [self._guarded(state, user, part) for part in parts]
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
-            pending: deque[tuple[SourceItem, Future[Stored] | Stored]] = deque()
+            pending: deque[tuple[SourceItem, Future[Stored] | Stored] | CarriedBlock] = deque()
             try:
                 for source in sources:
                     for item in source:
-                        planned = self._plan(pool, writer, item, previous)
-                        pending.append((item, planned))
+                        if isinstance(item, CarriedBlock):
+                            pending.append(item)
+                        else:
+                            pending.append((item, self._plan(pool, writer, item, previous)))
                         if len(pending) >= IN_FLIGHT:
-                            self._record_item(writer, *pending.popleft(), state)
+                            self._record_entry(writer, pending.popleft(), state)
                 for entry in pending:
-                    self._record_item(writer, *entry, state)
+                    self._record_entry(writer, entry, state)
             except BaseException:
                 # A stopped run must end now: the items read ahead are not stored.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
         return state
 
-    def _guarded(self, state: UserRun, user: str, part: Part) -> Iterator[SourceItem]:
+    def _guarded(
+        self, state: UserRun, user: str, part: Part
+    ) -> Iterator[SourceItem | CarriedBlock]:
         """A part's items; if the part itself cannot be read (its directory is missing, a link,
         unreadable; a mailbox server that keeps failing), one warning, and the user's other part
         still goes on."""
@@ -355,6 +361,31 @@ class Backup:
         )
         return Stored(stored, new, changed)
 
+    def _record_entry(
+        self,
+        writer: BackupWriter,
+        entry: tuple[SourceItem, Future[Stored] | Stored] | CarriedBlock,
+        user: UserRun,
+    ) -> None:
+        if isinstance(entry, CarriedBlock):
+            self._record_block(writer, entry, user)
+        else:
+            self._record_item(writer, *entry, user)
+
+    def _record_block(self, writer: BackupWriter, block: CarriedBlock, user: UserRun) -> None:
+        """Items carried as their previous JSON: one call for the folder, not one per item."""
+        self.run.check()
+        size = writer.add_records(block.user, block.kind, block.folder, block.records)
+        if block.kind == "folder":
+            return
+        count = len(block.records)
+        for tally in (user.counts, self.total):
+            tally.messages += count if block.kind == "mail" else 0
+            tally.files += count if block.kind == "file" else 0
+            tally.unchanged += count
+            tally.bytes_total += size
+        self._report(writer)
+
     def _record_item(
         self,
         writer: BackupWriter,
@@ -386,6 +417,9 @@ class Backup:
             tally.bytes_read += stored.size if fresh else 0
             tally.bytes_new += outcome.new_bytes
             tally.bytes_total += stored.size
+        self._report(writer)
+
+    def _report(self, writer: BackupWriter) -> None:
         self.run.report(
             progress=self.total.messages + self.total.files,
             read_items=self.total.messages + self.total.files,

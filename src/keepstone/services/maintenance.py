@@ -128,13 +128,15 @@ def apply_retention(ctx: Context, repo_id: str, fence: Fence | None = None) -> R
 
 def _expire_items(repo: Repository, cutoff: datetime | None) -> int:
     """Item-level retention: items last modified before ``cutoff`` leave every restore point.
-    A snapshot that loses items is rewritten (same time and tags), then the old one forgotten."""
+    A snapshot that loses items is rewritten (same time and tags), then the old one forgotten.
+    Folder items stay: they are a source's state for its next run, not content (one that
+    names a removed item only makes that run read it again)."""
     if cutoff is None:
         return 0
     removed = 0
     for info in repo.snapshots():
         items = list(repo.items(info.id))
-        kept = [item for item in items if item.mtime >= cutoff.timestamp()]
+        kept = [i for i in items if i.kind == "folder" or i.mtime >= cutoff.timestamp()]
         if len(kept) == len(items):
             continue
         writer = repo.writer(dict(info.tags), parent=info.parent)

@@ -28,7 +28,14 @@ from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
 
 from keepstone.domain.errors import KeepstoneError
 from keepstone.engine import Item
-from keepstone.engine.model import ItemRecord, item_of_record
+from keepstone.engine.model import (
+    CarriedRecord,
+    ItemRecord,
+    item_of_record,
+    record_chunks,
+    record_has,
+    record_size_mtime,
+)
 
 Part = Literal["mailbox", "archive", "onedrive"]  # archive: the In-Place Archive mailbox
 
@@ -72,6 +79,18 @@ class SourceItem:
         return self.opener()
 
 
+@dataclass(frozen=True, slots=True)
+class CarriedBlock:
+    """Items of one folder that the connector found unchanged without decoding them (``records``,
+    their JSON as ``PreviousPoint.carry`` gave it): the executor writes them into the new restore
+    point as they are. ``folder`` is what ``engine.model.folder_of`` gives for each of them."""
+
+    user: str
+    kind: str
+    folder: str
+    records: list[CarriedRecord]
+
+
 class SourceUser(Protocol):
     """A user of the organization and which parts it has."""
 
@@ -103,6 +122,9 @@ class PreviousPoint:
             self._by_user[item.user].append(item.key)
         # The item decoded last: a connector and the executor ask for the same one in turn.
         self._last: tuple[str, Item] | None = None
+        # Whether chunk ids are all in the repository: set by the executor once its writer
+        # holds the repository's lock; until then nothing is carried undecoded.
+        self._known: Callable[[list[bytes]], bool] | None = None
 
     @classmethod
     def of_records(cls, records: Iterable[ItemRecord]) -> PreviousPoint:
@@ -131,6 +153,26 @@ class PreviousPoint:
         """The item's JSON as its tree stores it (None when it was not loaded as JSON)."""
         return self._records.get(key)
 
+    def check_chunks_with(self, known: Callable[[list[bytes]], bool]) -> None:
+        """Let ``carry`` give records, checking their chunks with ``known``."""
+        self._known = known
+
+    def carry(self, key: str, change_token: str) -> CarriedRecord | None:
+        """The item's JSON, to be written again as it is, when the previous point stored it
+        with ``change_token`` (never empty) and its chunks are still in the repository; None
+        otherwise (then the item goes the usual way). The connector vouches that everything
+        else the item would hold is what it held then."""
+        record = self._records.get(key)
+        if record is None or not change_token or self._known is None:
+            return None
+        if not record_has(record, "change_token", change_token):
+            return None  # another token, or "" (it changed while it was read): read again
+        chunks = record_chunks(record)
+        facts = record_size_mtime(record)
+        if chunks is None or facts is None or not self._known(chunks):
+            return None  # not in the canonical shape the writer takes undecoded, or data lost
+        return record, facts[0], facts[1]
+
     def of_user(self, user: str) -> list[Item]:
         return [item for key in self._by_user.get(user, []) if (item := self.get(key))]
 
@@ -147,7 +189,7 @@ class Connector(Protocol):
         """Called once before ``items``: the users and parts the run will ask for, in that
         order (a connector may start reading ahead), and the previous restore point."""
 
-    def items(self, user: str, part: Part) -> Iterator[SourceItem]: ...
+    def items(self, user: str, part: Part) -> Iterator[SourceItem | CarriedBlock]: ...
 
     def close(self) -> None:
         """The run is over (or stopping): release connections, end read-ahead."""

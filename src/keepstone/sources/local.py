@@ -29,6 +29,31 @@ changes its ctime: with ctime, marking a mailbox read would re-read all of it. T
 choice: a message rewritten in place with the same size, its mtime put back, is not read again
 until it changes otherwise (Maildir messages are immutable by convention, and only its owner can
 rewrite it).
+
+Incrementals (issue 15): after each Maildir folder and each OneDrive directory a backup gives a
+state item (``kind="folder"``, no content) holding, per file name, the change token and mode of
+the item given for it. The next run hands an item over as its previous JSON (a
+``CarriedBlock``: not decoded, not encoded again) when the previous run recorded that very name in
+that very directory with the same token and mode, and the previous point's record still holds
+that token (an item recorded while it changed has an empty one) and names chunks still in the
+repository; everything an item holds is then what it held (key, folder and flags come from the
+name, size, mtime and inode from the token, headers from the same content). Anything else goes
+the long way, as before. What is safe to skip, and what is not:
+
+- A Maildir folder is skipped whole (not listed, no file looked at) when its ``cur`` and ``new``
+  are the same directories (inode) with the same mtime and ctime as when the previous run listed
+  them. Every delivery, flag change, move or removal creates, renames or unlinks an entry there,
+  which sets both; ``touch -r`` can put the mtime back, never the ctime. A change within the same
+  tick of the file system's coarse clock as the listing would leave both as they were, so a stamp
+  is kept only when its times were at least ``SETTLED_NS`` older than the clock at the listing,
+  and never when they are ahead of it (a clock set back). Times are compared for equality, not
+  order, so a clock that went back between two runs cannot make a changed directory look older.
+  The cost: a message changed without touching its directory (rewritten in place, ``chmod``,
+  ``touch``; the Maildir convention forbids the first, and no mail program does the others) is
+  seen when its folder next changes, since then each message's token and mode are compared.
+- A OneDrive directory is never skipped whole: its mtime changes when an entry is added, removed
+  or renamed, not when a file's content is rewritten in place. Every file still costs one
+  ``lstat``; its content is read only when its token (size, mtime, inode, ctime) changed.
 """
 
 from __future__ import annotations
@@ -36,6 +61,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import io
 import os
 import re
 import secrets
@@ -50,8 +76,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 from keepstone.domain.errors import InvalidInput
+from keepstone.engine.model import CarriedRecord
 from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refused
-from keepstone.sources.connector import Part, PreviousPoint, SkipHandler
+from keepstone.sources.connector import CarriedBlock, Part, PreviousPoint, SkipHandler
 from keepstone.sources.connector import Skipped as Skipped  # re-exported: older imports
 from keepstone.sources.connector import SourceItem as SourceItem
 from keepstone.sources.names import display, is_text, key_part, put_exact
@@ -69,6 +96,16 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # Maildir flags (uppercase) plus Dovecot keyword letters (lowercase) are kept as they are.
 _FLAG_CHARS = re.compile(r"[A-Za-z]*")
 _MAIL_SUBS = ("cur", "new")
+# A Maildir folder is skipped whole only when the times of its cur/ and new/ were at least this
+# much older than the clock when they were last listed: a change in the same tick of the
+# (coarse) file system clock as the listing would leave them as they were. Dovecot's Maildir
+# sync waits out the same race.
+SETTLED_NS = 2_000_000_000
+# The shape of state items; a change to what the scan puts into an item (its meta, its path) must
+# change it too, so that the first run after it goes the long way and records the new shape.
+STATE_VERSION = 1
+# (sub, inode, mtime_ns, ctime_ns) of each of a folder's cur/ and new/ that exists.
+Stamp = list[list[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +159,29 @@ class _FolderIndex:
 
 
 @dataclass(frozen=True, slots=True)
+class _DirState:
+    """What the previous run found in one directory (its state item): the directory's stamp
+    when it may be trusted to skip the directory whole, and per file name ``[name, change
+    token, mode]`` of the item it gave."""
+
+    stamp: Stamp | None
+    entries: dict[str, list[Any]]
+
+
+@dataclass(slots=True)
+class _DriveLevel:
+    """One directory of a OneDrive scan in progress: its entries still to visit, and what the
+    backup carries and records of it."""
+
+    directory: Directory
+    entries: Iterator[os.DirEntry[str]]
+    rel: str  # below OneDrive, "" at its root
+    state: _DirState | None  # None: no state kept (a name that is not text, or not a backup)
+    found: list[list[Any]] = field(default_factory=list)
+    block: list[CarriedRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class _Folder:
     path: str  # "Inbox", "Archive/2024" (text, for people)
     dir_name: str  # "", ".Archive.2024" (the directory's own name)
@@ -130,8 +190,15 @@ class _Folder:
 class LocalOrganization:
     """One Local organization. Restores into one folder should not run concurrently."""
 
-    def __init__(self, root: Path, on_skip: SkipHandler | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        on_skip: SkipHandler | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.root = root
+        self._clock_ns = clock_ns  # settles Maildir stamps (``SETTLED_NS``)
+        self._skips = 0
         self.confined = ConfinedRoot(root)
         self._on_skip = on_skip or _ignore
         # Restoring a whole mailbox checks collisions per message: cache each folder's listing
@@ -194,13 +261,13 @@ class LocalOrganization:
     def mailbox_items(self, user: str) -> Iterator[SourceItem]:
         """Every message in ``cur/`` and ``new/`` of every folder (never ``tmp/``), once each."""
         self._check_user(user)
-        return self._scan_mailbox(user)
+        return (item for item in self._scan_mailbox(user) if isinstance(item, SourceItem))
 
     def onedrive_items(self, user: str) -> Iterator[SourceItem]:
         """Regular files of the user's OneDrive, depth first in name order; links, FIFOs,
         devices and mounts are skipped and reported."""
         self._check_user(user)
-        return self._scan_drive(user)
+        return (item for item in self._scan_drive(user) if isinstance(item, SourceItem))
 
     # ----- the backup connector (``sources.connector``) -----
 
@@ -209,8 +276,14 @@ class LocalOrganization:
         previous point spares reading unchanged messages' headers."""
         self._previous = previous
 
-    def items(self, user: str, part: Part) -> Iterator[SourceItem]:
-        return self.mailbox_items(user) if part == "mailbox" else self.onedrive_items(user)
+    def items(self, user: str, part: Part) -> Iterator[SourceItem | CarriedBlock]:
+        """As ``mailbox_items``/``onedrive_items``, plus what an incremental needs: items found
+        unchanged without decoding them, in ``CarriedBlock``s, and after each Maildir folder and
+        OneDrive directory a state item (``kind="folder"``) that the next run compares with."""
+        self._check_user(user)
+        if part == "mailbox":
+            return self._scan_mailbox(user, backup=True)
+        return self._scan_drive(user, backup=True)
 
     def close(self) -> None:
         """Nothing is held between items (each item's directory closes with it)."""
@@ -306,6 +379,7 @@ class LocalOrganization:
             raise InvalidInput(f"not a user of this organization: {display(user)!r}", "user")
 
     def _skip(self, user: str, path: str, reason: str) -> None:
+        self._skips += 1
         self._on_skip(Skipped(user, display(path), reason))
 
     def _skip_error(self, user: str, path: str, error: OSError | Refused) -> None:
@@ -380,24 +454,125 @@ class LocalOrganization:
             self._skip_error(user, mail.below(name), error)
             return False
 
-    def _scan_mailbox(self, user: str) -> Iterator[SourceItem]:
+    def _scan_mailbox(
+        self, user: str, *, backup: bool = False
+    ) -> Iterator[SourceItem | CarriedBlock]:
         mail = self._area(user, MAIL_DIR)
         if mail is None:
             return
         # A message caught mid-move may show up in two folders: the key names it, so list it once.
         seen: set[str] = set()
         for folder in self._folders(user, mail):
-            for sub_dir in self._folder_subs(user, mail, folder):
-                for entry in self._listing(user, sub_dir):
-                    unique, flags = _split_name(entry.name)
-                    if unique in seen or not self._is_file(user, sub_dir, entry):
-                        continue
-                    item = self._known_mail_item(user, folder, sub_dir, entry, (unique, flags))
-                    if item is None:
-                        item = self._mail_item(user, folder, sub_dir, entry.name, (unique, flags))
-                    if item is not None:
-                        seen.add(unique)
-                        yield item
+            yield from self._scan_folder(user, mail, folder, seen, backup)
+
+    def _scan_folder(
+        self, user: str, mail: Directory, folder: _Folder, seen: set[str], backup: bool
+    ) -> Iterator[SourceItem | CarriedBlock]:
+        """One Maildir folder's messages. In a backup: skipped whole (its items carried as
+        their previous JSON) when its ``cur``/``new`` are the very directories the previous run
+        listed, unchanged since (same inode, mtime and ctime); otherwise each message whose
+        name, change token and mode are the ones the previous run recorded is carried the same
+        way; the folder's state item comes last."""
+        key = f"{user}/mail-folder/{folder.dir_name or '.'}"
+        # State is kept only for folders (and below, messages) whose names are text: others go
+        # the long way every time.
+        state = None
+        if backup and is_text(folder.dir_name):
+            state = self._dir_state(key) or _DirState(None, {})
+        subs = list(self._folder_subs(user, mail, folder))
+        now, skips = self._clock_ns(), self._skips
+        stamp = _stamp(subs) if state is not None else None
+        if state is not None and state.stamp is not None and state.stamp == stamp:
+            carried = self._carry_folder(user, state, seen)
+            if carried is not None:
+                yield CarriedBlock(user, "mail", folder.path, carried)
+                yield _state_item(key, user, folder.path, stamp, list(state.entries.values()))
+                return
+        found: list[list[Any]] = []
+        block: list[CarriedRecord] = []
+        for sub_dir in subs:
+            for entry in self._listing(user, sub_dir):
+                unique, flags = _split_name(entry.name)
+                if unique in seen or not self._is_file(user, sub_dir, entry):
+                    continue
+                carried_one = self._carry_message(user, state, sub_dir, entry, unique)
+                if carried_one is not None:
+                    block.append(carried_one[0])
+                    found.append(carried_one[1])
+                    seen.add(unique)
+                    continue
+                if block:
+                    yield CarriedBlock(user, "mail", folder.path, block)
+                    block = []
+                item = self._known_mail_item(user, folder, sub_dir, entry, (unique, flags))
+                if item is None:
+                    item = self._mail_item(user, folder, sub_dir, entry.name, (unique, flags))
+                if item is not None:
+                    seen.add(unique)
+                    if is_text(entry.name):
+                        found.append([entry.name, item.change_token, item.mode])
+                    yield item
+        if block:
+            yield CarriedBlock(user, "mail", folder.path, block)
+        if state is not None:
+            # Trusted for a skip next time only when settled, and when nothing in the folder
+            # was skipped (a skipped entry is reported again by every run).
+            trusted = stamp is not None and _settled(stamp, now) and self._skips == skips
+            yield _state_item(key, user, folder.path, stamp if trusted else None, found)
+
+    def _dir_state(self, key: str) -> _DirState | None:
+        """The previous run's state item ``key``, or None (first run, older restore point)."""
+        before = self._previous.get(key)
+        if before is None or before.kind != "folder" or before.meta.get("source") != "local":
+            return None
+        meta = before.meta
+        entries, stamp = meta.get("entries"), meta.get("stamp")
+        if meta.get("version") != STATE_VERSION or not isinstance(entries, list):
+            return None
+        table = {
+            entry[0]: entry
+            for entry in entries
+            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+        }
+        return _DirState(stamp if isinstance(stamp, list) else None, table)
+
+    def _carry_folder(
+        self, user: str, state: _DirState, seen: set[str]
+    ) -> list[CarriedRecord] | None:
+        """Every message of an unchanged folder as the previous run recorded it, without
+        listing or opening anything (Maildir messages are immutable, and any delivery, flag
+        change or removal renames or unlinks in ``cur``/``new``); None when one of them cannot
+        be carried (then the folder is scanned)."""
+        records: list[CarriedRecord] = []
+        uniques: list[str] = []
+        for name, token, _mode in state.entries.values():
+            unique = _split_name(name)[0]
+            record = self._previous.carry(f"{user}/mail/{key_part(unique)}", str(token))
+            if record is None or unique in seen:
+                return None
+            records.append(record)
+            uniques.append(unique)
+        seen.update(uniques)
+        return records
+
+    def _carry_message(
+        self,
+        user: str,
+        state: _DirState | None,
+        sub_dir: Directory,
+        entry: os.DirEntry[str],
+        unique: str,
+    ) -> tuple[CarriedRecord, list[Any]] | None:
+        """The message's previous JSON and state entry when the previous run recorded this very
+        name (so the same folder, unique name and flags) with the same change token and mode:
+        everything the item holds is then what it held (its headers were read from the same
+        content). None when it must go the long way."""
+        part = key_part(unique)
+        same = _as_recorded(state, entry, sub_dir, lambda st: _token_of_message(part, st))
+        if same is None:
+            return None
+        record = self._previous.carry(f"{user}/mail/{part}", same[0])
+        return None if record is None else (record, [entry.name, *same])
 
     def _folder_subs(self, user: str, mail: Directory, folder: _Folder) -> Iterator[Directory]:
         """The folder's ``cur`` and ``new`` that exist; one that cannot be opened is skipped."""
@@ -506,28 +681,71 @@ class LocalOrganization:
             opener=_MessageOpener(self.confined, sub_dir, name, unique),
         )
 
-    def _scan_drive(self, user: str) -> Iterator[SourceItem]:
+    def _scan_drive(
+        self, user: str, *, backup: bool = False
+    ) -> Iterator[SourceItem | CarriedBlock]:
+        """In a backup, a file whose name, change token and mode are the ones the previous run
+        recorded in its directory's state item is carried as its previous JSON. A directory is
+        never skipped whole: its mtime does not change when a file in it is rewritten, so
+        every file is looked at (one ``stat``; its content only when its token changed)."""
         drive = self._area(user, DRIVE_DIR)
         if drive is None:
             return
         prefix_len = len(drive.path) + 1
         # An explicit stack of sorted listings: no recursion limit on deep trees, stable order.
         # Each level keeps its directory open; items found in it hold it until they are read.
-        stack = [(drive, iter(drive.entries()))]
+        stack = [self._drive_level(user, drive, drive.entries(), "", backup)]
         while stack:
-            directory, entries = stack[-1]
-            entry = next(entries, None)
+            level = stack[-1]
+            entry = next(level.entries, None)
             if entry is None:
                 stack.pop()
+                yield from _drive_level_end(user, level)
                 continue
+            directory = level.directory
             if entry.is_dir(follow_symlinks=False):
                 below = self._subdirectory(user, directory, entry.name)
                 if below is not None:
-                    stack.append((below, iter(self._listing(user, below, dot_files=True))))
+                    yield from _drive_block(user, level)
+                    listing = self._listing(user, below, dot_files=True)
+                    rel = below.path[prefix_len:]
+                    stack.append(self._drive_level(user, below, listing, rel, backup))
             elif self._is_file(user, directory, entry):
+                if self._carry_file(user, level, entry):
+                    continue
+                yield from _drive_block(user, level)
                 item = self._file_item(user, directory, entry, prefix_len)
                 if item is not None:
+                    if level.state is not None and is_text(entry.name):
+                        level.found.append([entry.name, item.change_token, item.mode])
                     yield item
+
+    def _drive_level(
+        self,
+        user: str,
+        directory: Directory,
+        listing: list[os.DirEntry[str]],
+        rel: str,
+        backup: bool,
+    ) -> _DriveLevel:
+        state = None
+        if backup and is_text(rel):
+            state = self._dir_state(_drive_state_key(user, rel)) or _DirState(None, {})
+        return _DriveLevel(directory, iter(listing), rel, state)
+
+    def _carry_file(self, user: str, level: _DriveLevel, entry: os.DirEntry[str]) -> bool:
+        """Carry the file as its previous JSON (see ``_scan_drive``); False when it must go the
+        long way."""
+        same = _as_recorded(level.state, entry, level.directory, _file_token)
+        if same is None:
+            return False
+        rel = f"{level.rel}/{entry.name}" if level.rel else entry.name
+        record = self._previous.carry(f"{user}/drive/{rel}", same[0])
+        if record is None:
+            return False
+        level.block.append(record)
+        level.found.append([entry.name, *same])
+        return True
 
     def _subdirectory(self, user: str, directory: Directory, name: str) -> Directory | None:
         try:
@@ -562,7 +780,7 @@ class LocalOrganization:
             kind="file",
             path=display(rel),
             meta=meta,
-            change_token=f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}",
+            change_token=_file_token(st),
             source_path=self._source_path(directory, name),
             opener=lambda: directory.open_file(name),
         )
@@ -602,6 +820,82 @@ class _MessageOpener:
         return None
 
 
+def _as_recorded(
+    state: _DirState | None,
+    entry: os.DirEntry[str],
+    directory: Directory,
+    token_of: Callable[[os.stat_result], str],
+) -> tuple[str, int] | None:
+    """The entry's change token and mode (one ``lstat``) when its directory's state recorded
+    the same for its name; None otherwise."""
+    before = None if state is None else state.entries.get(entry.name)
+    if before is None:
+        return None
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    token, mode = token_of(st), stat.S_IMODE(st.st_mode)
+    if token != before[1] or mode != before[2] or st.st_dev != directory.device:
+        return None
+    return token, mode
+
+
+def _file_token(st: os.stat_result) -> str:
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ino}:{st.st_ctime_ns}"
+
+
+def _drive_state_key(user: str, rel: str) -> str:
+    return f"{user}/drive-folder/{rel or '.'}"
+
+
+def _drive_block(user: str, level: _DriveLevel) -> Iterator[CarriedBlock]:
+    """The files carried so far in this directory, before anything else is given."""
+    if level.block:
+        yield CarriedBlock(user, "file", level.rel or ".", level.block)
+        level.block = []
+
+
+def _drive_level_end(user: str, level: _DriveLevel) -> Iterator[SourceItem | CarriedBlock]:
+    yield from _drive_block(user, level)
+    if level.state is not None:
+        yield _state_item(
+            _drive_state_key(user, level.rel), user, level.rel or ".", None, level.found
+        )
+
+
+def _state_item(
+    key: str, user: str, path: str, stamp: Stamp | None, entries: list[list[Any]]
+) -> SourceItem:
+    """A directory's state for the next run (``kind="folder"``, no content, invisible to
+    browsing): per file the name, change token and mode of the item given for it, and for a
+    Maildir folder the stamp of its ``cur``/``new`` when it may be trusted for a skip."""
+    meta = {"source": "local", "version": STATE_VERSION, "stamp": stamp, "entries": entries}
+    return SourceItem(
+        key, user, "folder", path, 0, 0.0, 0o700, meta, "local-state", None, _no_content
+    )
+
+
+def _no_content() -> BinaryIO:
+    return io.BytesIO(b"")
+
+
+def _stamp(subs: list[Directory]) -> Stamp:
+    stamp: Stamp = []
+    for sub in subs:
+        st = os.fstat(sub.fd)
+        stamp.append([sub.path.rsplit("/", 1)[-1], st.st_ino, st.st_mtime_ns, st.st_ctime_ns])
+    return stamp
+
+
+def _settled(stamp: Stamp, now_ns: int) -> bool:
+    """Every time in ``stamp`` is well before ``now_ns`` (a time ahead of the clock, as after the
+    clock was set back, is not)."""
+    return all(
+        isinstance(t, int) and t <= now_ns - SETTLED_NS for entry in stamp for t in entry[2:]
+    )
+
+
 def _may_exist(directory: Directory, name: str) -> bool:
     """False only if ``name`` is known absent (a link counts as present: reading it reports)."""
     try:
@@ -623,7 +917,11 @@ _ALL_SUBS = ("cur", "new", "tmp")
 
 
 def _mail_token(unique: str, st: os.stat_result) -> str:
-    return f"{key_part(unique)}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
+    return _token_of_message(key_part(unique), st)
+
+
+def _token_of_message(key_part: str, st: os.stat_result) -> str:
+    return f"{key_part}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
 
 
 def _split_name(name: str) -> tuple[str, str]:
