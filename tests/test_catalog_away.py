@@ -53,7 +53,8 @@ def catalog_away(
         raise error
 
     monkeypatch.setattr(jobs, "page_jobs", away)  # what /v2/Jobs lists through
-    monkeypatch.setattr(jobs, "list_jobs", away)  # what /api/jobs lists through
+    monkeypatch.setattr(jobs, "list_jobs", away)  # what /api/jobs?format=Entity lists through
+    monkeypatch.setattr(jobs, "list_job_names", away)  # what /api/jobs (references) lists
     yield TestClient(client.app, raise_server_exceptions=False, base_url=str(client.base_url))
 
 

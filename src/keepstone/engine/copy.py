@@ -17,6 +17,7 @@ chunks the target lacks. A copy whose source snapshot is already copied is not m
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -45,7 +46,7 @@ class CopyStats:
     bytes_read: int = 0
     bytes_stored: int = 0
     copied: list[tuple[str, str]] = field(default_factory=list)  # (source, target) snapshot ids
-    kinds: dict[str, set[str]] = field(default_factory=dict)  # target snapshot -> item kinds
+    kinds: dict[str, Counter[str]] = field(default_factory=dict)  # target snapshot -> kinds' counts
 
 
 class _ChunkStream:
@@ -126,11 +127,11 @@ def _copy_one(
     stats: CopyStats,
 ) -> str:
     tags = {**tags, TAG_COPY_OF: info.id, TAG_COPY_SOURCE: source.id}
-    kinds: set[str] = set()
+    kinds: Counter[str] = Counter()
     with target.writer(tags) as writer:
         for item in source.items(info.id):
             writer.add_item(_copy_item(source, writer, item, pair.get(item.key), stats))
-            kinds.add(item.kind)
+            kinds[item.kind] += 1
             stats.items += 1
             if stats.items % 256 == 0:
                 check()

@@ -19,7 +19,7 @@ import io
 import os
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -444,28 +444,28 @@ class Backup:
 
     def _record(self, repo: Repository, snapshot_id: str) -> None:
         info = next(s for s in repo.snapshots() if s.id == snapshot_id)
-        kinds = {
-            kind
-            for kind, count in (("mail", self.total.messages), ("file", self.total.files))
-            if count
-        }
+        kinds = {"mail": self.total.messages, "file": self.total.files}
         self.run.record(self.claim.scope.repository_id, facts_of(repo, info, kinds))
 
 
 def facts_of(
-    repo: Repository, info: SnapshotInfo, kinds: set[str] | None = None
+    repo: Repository, info: SnapshotInfo, kinds: Mapping[str, int] | None = None
 ) -> restore_points.SnapshotFacts:
-    """What the catalog keeps of a snapshot; ``kinds`` of its items are read when not given."""
+    """What the catalog keeps of a snapshot; ``kinds``, how many of its items are of each kind,
+    are read when not given. Its item count is messages and files: folder items are a source's
+    state (IMAP's UIDs, Graph's delta links, a Local folder's listing), nothing a person restores,
+    so the count matches what its run's sessions and task sessions say they backed up."""
     if kinds is None:
-        kinds = {item.kind for item in repo.items(info.id)}
+        kinds = Counter(item.kind for item in repo.items(info.id))
+    mail, files = kinds.get("mail", 0), kinds.get("file", 0)
     return restore_points.SnapshotFacts(
         snapshot_id=info.id,
         time=info.time,
         tags=dict(info.tags),
-        item_count=info.item_count,
+        item_count=mail + files,
         size=info.size,
-        has_mail="mail" in kinds,
-        has_files="file" in kinds,
+        has_mail=mail > 0,
+        has_files=files > 0,
     )
 
 
