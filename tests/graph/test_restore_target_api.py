@@ -47,7 +47,7 @@ def _backed_up(
         writer.add_item(replace(file_item(USER, path, content), chunks=chunks))
     snapshot_id = writer.commit(env.ctx.clock.now())
     info = next(s for s in repository.snapshots() if s.id == snapshot_id)
-    restore_points.record(env.ctx, repo["id"], facts_of(repository, info, {"mail"}))
+    restore_points.record(env.ctx, repo["id"], facts_of(repository, info))
     session = env.api.post(f"/v8/Organizations/{org['id']}/explore", {}).json()["id"]
     base = f"/v8/RestoreSessions/{session}/Organization/Mailboxes"
     owner = next(m["id"] for m in env.api.rows(base) if m["name"] == USER)

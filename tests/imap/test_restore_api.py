@@ -66,7 +66,7 @@ def back_up(ctx: Context, repo: dict[str, Any], org: Org, *users: ImapUser) -> N
                 writer.add_item(folder_item(user.name, item))
     snapshot_id = writer.commit(ctx.clock.now())
     info = next(s for s in repository.snapshots() if s.id == snapshot_id)
-    restore_points.record(ctx, repo["id"], facts_of(repository, info, {"mail"}))
+    restore_points.record(ctx, repo["id"], facts_of(repository, info))
 
 
 def folder_item(user: str, message: Item) -> Item:
