@@ -62,7 +62,14 @@ class OrgUser:
 
 
 def list_roles(ctx: Context, organization_id: str | None = None) -> list[RbacRole]:
-    query = select(RbacRole).order_by(RbacRole.name, RbacRole.id)
+    return page_roles(ctx, organization_id)
+
+
+def page_roles(
+    ctx: Context, organization_id: str | None = None, offset: int = 0, limit: int | None = None
+) -> list[RbacRole]:
+    """The roles by name (of one organization), a window of them or all."""
+    query = select(RbacRole).order_by(RbacRole.name, RbacRole.id).offset(offset).limit(limit)
     with ctx.db.read() as s:
         if organization_id is not None:
             catalog.get_organization_in(s, organization_id)
