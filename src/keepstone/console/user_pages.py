@@ -48,9 +48,7 @@ def users_page_of(
     users = auth.page_users(ctx, window.offset, window.limit)
     organizations = catalog.page_organizations(ctx, 0, ORGANIZATIONS_OFFERED)
     role_window = window_of(request, "roles_page")
-    role_rows = rbac.page_roles(
-        ctx, organization or None, role_window.offset, role_window.limit
-    )
+    role_rows = rbac.page_roles(ctx, organization or None, role_window.offset, role_window.limit)
     roles = role_rows[: role_window.size]
     names = catalog.organization_names(ctx, {role.organization_id for role in roles})
     return page(
