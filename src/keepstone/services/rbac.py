@@ -388,6 +388,22 @@ def organization_users(ctx: Context, org: Organization) -> list[OrgUser]:
     ]
 
 
+def page_organization_users(
+    ctx: Context, org: Organization, offset: int, limit: int, search: str = ""
+) -> list[OrgUser]:
+    """A window of ``organization_users`` by name (those whose name contains ``search``), an
+    Office365 organization's paged in its catalog cache."""
+    if org.type == m365_settings.OFFICE365_TYPE:
+        return [
+            OrgUser(m365_directory.vendor_id(u.graph_id, u.onprem_guid), u.name, u.display_name)
+            for u in m365_directory.page_cached_users(ctx, org.id, offset, limit, search)
+        ]
+    return [
+        OrgUser(stable_user_id(org.id, u.name), u.name, u.name)
+        for u in catalog.page_organization_users(ctx, org.id, offset, limit, search)
+    ]
+
+
 def _set_operators(s: Session, role_id: str, user_ids: list[str], replace: bool = False) -> None:
     if replace:
         s.execute(delete(RbacOperator).where(RbacOperator.role_id == role_id))
