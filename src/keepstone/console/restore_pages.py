@@ -431,7 +431,8 @@ def put_back(request: Request, session_id: str, owner_id: str, change: Restorer)
         )
         return message, {}
 
-    task = tasks.submit(ctx, change.session.session_id, RESTORE_TASK, work)
+    started_by = change.session.principal.user_id
+    task = tasks.submit(ctx, change.session.session_id, RESTORE_TASK, work, started_by)
     return see_other(f"{_base(session_id)}/progress?task={task.number}")
 
 
