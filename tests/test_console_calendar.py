@@ -6,7 +6,6 @@ computed by one aggregate query whatever the number of points."""
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,9 +15,8 @@ from fastapi.testclient import TestClient
 
 from keepstone.services import auth
 from keepstone.services.context import Context
-from keepstone.store.tables import RestorePoint
 from tests.conftest import Api
-from tests.listing_rows import insert_all
+from tests.listing_rows import add_points_at
 from tests.rbac_world import OPERATOR_PASSWORD
 from tests.test_console import console_login
 from tests.work import catalog_work
@@ -31,26 +29,7 @@ SHOWN = re.compile(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d)</td>")
 def _points(
     ctx: Context, repo_id: str, org_id: str, job_id: str | None, times: Sequence[datetime]
 ) -> None:
-    insert_all(
-        ctx,
-        RestorePoint,
-        (
-            {
-                "id": str(uuid.uuid4()),
-                "repository_id": repo_id,
-                "snapshot_id": uuid.uuid4().hex * 2,
-                "job_id": job_id,
-                "organization_id": org_id,
-                "session_id": None,
-                "backup_time": time,
-                "is_exchange": True,
-                "is_onedrive": False,
-                "item_count": 1,
-                "size": 10,
-            }
-            for time in times
-        ),
-    )
+    add_points_at(ctx, repo_id, org_id, [job_id], times)
 
 
 def _days(html: str) -> dict[str, str]:

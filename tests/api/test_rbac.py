@@ -4,7 +4,6 @@ role may do with them, in both dialects. The same catalog rules on SQLite and Po
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,7 +16,7 @@ from keepstone.cli import main
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
-from tests.conftest import READER_PASSWORD, Api, login
+from tests.conftest import READER_PASSWORD, Api, finished_task, login
 from tests.local_org import backup_proxy
 from tests.rbac_world import OPERATOR_PASSWORD, World, give_role, operator, world
 from tests.work import catalog_work
@@ -305,17 +304,6 @@ def test_a_restore_operator_reaches_only_the_users_in_its_scope(
     assert elsewhere.status_code == 403 and "outside the scope" in elsewhere.json()["message"]
 
 
-def _finished(api: Api, path: str) -> dict[str, Any]:
-    """The task at ``path`` once finished (polled as a client does; a generous deadline)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        task: dict[str, Any] = api.get(path).json()
-        if task["state"] == "Finished":
-            return task
-        time.sleep(0.05)
-    raise AssertionError(f"{path} did not finish within 120 s")
-
-
 def test_a_restore_operator_follows_its_own_put_back_and_no_one_elses(
     two: World, client: TestClient, ctx: Context, repo: dict[str, Any]
 ) -> None:
@@ -331,7 +319,7 @@ def test_a_restore_operator_follows_its_own_put_back_and_no_one_elses(
     assert started.status_code == 202, started.text
     mine = urlsplit(started.headers["Location"]).path
     assert mine.lower() == f"/v8/tasks/{started.json()['id']}"
-    task = _finished(op, mine)
+    task = finished_task(op, mine)
     assert task["success"] is True and task["operation"] == "Restore", task
     assert task["result"]["skippedItemsCount"] + task["result"]["restoredItemsCount"] >= 1
     assert other.get(mine).status_code == 404  # the same organization, not its task
@@ -339,7 +327,7 @@ def test_a_restore_operator_follows_its_own_put_back_and_no_one_elses(
     verify = two.admin.post(f"/v8/BackupRepositories/{repo['id']}/verify", headers=later)
     assert verify.status_code == 202, verify.text
     admins = urlsplit(verify.headers["Location"]).path
-    _finished(two.admin, admins)
+    finished_task(two.admin, admins)
     for path in (admins, "/v8/Tasks/task-999999"):
         refused = op.get(path)
         assert refused.status_code == 404 and "does not exist" in refused.json()["message"]
