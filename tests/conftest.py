@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,17 @@ def _credentials_remembered_for_the_test(monkeypatch: pytest.MonkeyPatch) -> Non
     reads the catalog again must not depend on how loaded the machine is (tests count
     statements). Tests of the trust period set their own."""
     monkeypatch.setattr(credential_cache, "TRUST_SECONDS", 3600.0)
+
+
+def finished_task(api: Api, path: str, deadline_s: float = 120) -> dict[str, Any]:
+    """The JSON dialect's task at ``path`` once ``Finished`` (polled as a client does)."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        task: dict[str, Any] = api.get(path).json()
+        if task["state"] == "Finished":
+            return task
+        time.sleep(0.02)
+    raise AssertionError(f"{path} did not finish within {deadline_s} s")
 
 
 @pytest.fixture

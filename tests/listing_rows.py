@@ -117,6 +117,18 @@ def add_points(
     ctx: Context, repository_id: str, organization_id: str, job_ids: Sequence[str], count: int
 ) -> None:
     """``count`` restore points (of snapshots that exist only in the catalog), a minute apart."""
+    times = (BASE + timedelta(minutes=n) for n in range(count))
+    add_points_at(ctx, repository_id, organization_id, job_ids, times)
+
+
+def add_points_at(
+    ctx: Context,
+    repository_id: str,
+    organization_id: str,
+    job_ids: Sequence[str | None],
+    times: Iterable[datetime],
+) -> None:
+    """A restore point taken at each of ``times``, the n-th of ``job_ids[n % len(job_ids)]``."""
     insert_all(
         ctx,
         RestorePoint,
@@ -128,13 +140,13 @@ def add_points(
                 "job_id": job_ids[n % len(job_ids)],
                 "organization_id": organization_id,
                 "session_id": None,
-                "backup_time": BASE + timedelta(minutes=n),
+                "backup_time": time,
                 "is_exchange": True,
                 "is_onedrive": False,
                 "item_count": 0,
                 "size": 0,
             }
-            for n in range(count)
+            for n, time in enumerate(times)
         ),
     )
 

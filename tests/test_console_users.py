@@ -4,12 +4,14 @@ rules and messages, checked through the API; every change audited as the console
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
+from keepstone.store.tables import RbacRole
 from tests import listing_rows as bulk
 from tests.conftest import READER_PASSWORD, Api, login
 from tests.test_console import console_login, csrf_of
@@ -204,20 +206,47 @@ def _add_users(ctx: Context, first: int, count: int) -> None:
     bulk.add_users(ctx, names, ["ReadOnly"], auth.hash_password(OPERATOR_PASSWORD))
 
 
-def test_the_users_page_costs_the_same_for_n_and_4n_users(client: TestClient, ctx: Context) -> None:
-    """The page shows one page of users and reads one more, never the whole set."""
+def _add_roles(ctx: Context, org_id: str, first: int, count: int) -> None:
+    bulk.insert_all(
+        ctx,
+        RbacRole,
+        (
+            {
+                "id": str(uuid.uuid4()),
+                "organization_id": org_id,
+                "name": f"role{n:04}",
+                "description": "",
+                "role_type": "EntireOrganization",
+                "access": "Restore",
+                "created_at": ctx.clock.now(),
+            }
+            for n in range(first, first + count)
+        ),
+    )
+
+
+def test_the_users_page_costs_the_same_for_n_and_4n_users(
+    client: TestClient, ctx: Context, org: dict[str, Any]
+) -> None:
+    """The page shows one page of users and one of organization roles and reads one more of
+    each, never the whole set."""
     console_login(client)
     n = 50
     _add_users(ctx, 0, n)
+    _add_roles(ctx, org["id"], 0, n)
     client.get("/users")  # warm: the logon session's use is recorded at most once a second
 
-    def work() -> tuple[int, int]:
+    def work(path: str = "/users") -> tuple[int, int]:
         with catalog_work(ctx) as counted:
-            page = client.get("/users")
+            page = client.get(path)
             assert page.status_code == 200 and "Next page" in page.text
+            assert 'aria-label="Pages of roles"' in page.text
         return counted.count, counted.rows_loaded
 
     small = work()
     _add_users(ctx, n, 3 * n)
+    _add_roles(ctx, org["id"], n, 3 * n)
     assert work() == small
-    assert small[1] <= 25 + 1 + 10
+    assert small[1] <= 2 * (25 + 1) + 10
+    second = client.get(f"/users?organization={org['id']}&roles_page=2").text
+    assert ">role0025<" in second and ">role0024<" not in second and ">role0050<" not in second

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +16,7 @@ from keepstone.cli import main
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
-from tests.conftest import READER_PASSWORD, Api, login
+from tests.conftest import READER_PASSWORD, Api, finished_task, login
 from tests.local_org import backup_proxy
 from tests.rbac_world import OPERATOR_PASSWORD, World, give_role, operator, world
 from tests.work import catalog_work
@@ -301,6 +302,36 @@ def test_a_restore_operator_reaches_only_the_users_in_its_scope(
     assert back.status_code == 200, back.text
     elsewhere = op.post(f"{base}/Mailboxes/{alice}/restoreTo", {"userName": "bob"})
     assert elsewhere.status_code == 403 and "outside the scope" in elsewhere.json()["message"]
+
+
+def test_a_restore_operator_follows_its_own_put_back_and_no_one_elses(
+    two: World, client: TestClient, ctx: Context, repo: dict[str, Any]
+) -> None:
+    """A put-back asked to run asynchronously (``Prefer: respond-async``) answers 202 with a task
+    to poll: its operator reads it, another operator of the same role and organization gets a
+    404, as it does for the administrator's tasks."""
+    op, other = operator(client, ctx), operator(client, ctx, "other")
+    give_role(two.admin, two.acme, ["operator", "other"])
+    acme, later = two.acme, {"Prefer": "respond-async"}
+    session = op.post(f"/v8/Organizations/{acme.id}/explore", {}).json()["id"]
+    base = f"/v8/RestoreSessions/{session}/Organization/Mailboxes/{acme.owners['alice']}"
+    started = op.post(f"{base}/restore", {"collisionPolicy": "skip"}, headers=later)
+    assert started.status_code == 202, started.text
+    mine = urlsplit(started.headers["Location"]).path
+    assert mine.lower() == f"/v8/tasks/{started.json()['id']}"
+    task = finished_task(op, mine)
+    assert task["success"] is True and task["operation"] == "Restore", task
+    assert task["result"]["skippedItemsCount"] + task["result"]["restoredItemsCount"] >= 1
+    assert other.get(mine).status_code == 404  # the same organization, not its task
+    assert two.admin.get(mine).status_code == 200
+    verify = two.admin.post(f"/v8/BackupRepositories/{repo['id']}/verify", headers=later)
+    assert verify.status_code == 202, verify.text
+    admins = urlsplit(verify.headers["Location"]).path
+    finished_task(two.admin, admins)
+    for path in (admins, "/v8/Tasks/task-999999"):
+        refused = op.get(path)
+        assert refused.status_code == 404 and "does not exist" in refused.json()["message"]
+    assert op.get(mine.replace("/v8/", "/v6/")).status_code == 200
 
 
 def test_a_viewer_reads_its_organization_and_explores_nothing(

@@ -112,6 +112,7 @@ def test_a_restore_operator_gets_403_or_404_on_every_route_for_another_organizat
         "item": carol_mail["id"],
         "user_id": globex.users["carol"],
         "role_id": other_role["id"],
+        "task_id": "task-999999",  # a task it did not start (services.tasks.get): a 404
     }
     # What must never reach the operator: globex's names and ids (an id is only allowed back in
     # the refusal of a request that sent it).

@@ -19,7 +19,7 @@ from keepstone.server import bootstrap, open_context
 from keepstone.services import maintenance
 from keepstone.services.context import Context
 from keepstone.store.tables import JobSession
-from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, login
+from tests.conftest import ADMIN_PASSWORD, BASE_URL, Api, LongLivedApi, finished_task, login
 from tests.local_org import Organization, run_job
 
 
@@ -247,14 +247,7 @@ def test_item_level_retention_removes_old_items_from_every_restore_point(
 
 
 def poll(api: Api, href: str) -> dict[str, Any]:
-    path = href.split("4443", 1)[1]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        task: dict[str, Any] = api.get(path).json()
-        if task["state"] == "Finished":
-            return task
-        time.sleep(0.02)
-    raise AssertionError(f"{href} did not finish")
+    return finished_task(api, href.split("4443", 1)[1])
 
 
 def test_long_operations_answer_202_with_a_location_on_request(

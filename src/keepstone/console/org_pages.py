@@ -20,7 +20,6 @@ from keepstone.store.tables import Organization
 
 router = APIRouter(include_in_schema=False)
 USER_ROWS = 5  # empty rows the IMAP form offers for new users
-USERS_SHOWN = 100
 
 
 @router.get("/organizations")
@@ -107,11 +106,15 @@ def _form(
     status: int = 200,
 ) -> Response:
     ctx = context(request)
+    window = window_of(request, "users_page")
+    search = request.query_params.get("user", "").strip()
     users: list[Any] = []
     imap_users: list[Any] = []
     if org is not None:
         try:
-            users = catalog.organization_users(ctx, org.id)[:USERS_SHOWN]
+            users = catalog.page_organization_users(
+                ctx, org.id, window.offset, window.limit, search
+            )
         except KeepstoneError as failure:  # a source that cannot be read now: say so
             error = error or failure.message
         if org.type == imap_settings.IMAP_TYPE:
@@ -125,7 +128,9 @@ def _form(
         org=org,
         v=values,
         error=error,
-        users=users,
+        users=users[: window.size],
+        user_links=window.links(request, users),
+        user_search=search,
         imap_users=imap_users,
         blank_rows=range(len(imap_users), len(imap_users) + USER_ROWS),
         regions=m365_settings.REGIONS,

@@ -102,6 +102,7 @@ class Window:
 
     number: int
     size: int = PAGE_SIZE
+    param: str = "page"  # the query parameter naming the page (a page with two listings: two)
 
     @property
     def offset(self) -> int:
@@ -116,7 +117,7 @@ class Window:
         query = dict(request.query_params)
 
         def at(number: int) -> str:
-            return f"{request.url.path}?{urlencode(query | {'page': str(number)})}"
+            return f"{request.url.path}?{urlencode(query | {self.param: str(number)})}"
 
         return {
             "previous": at(self.number - 1) if self.number > 1 else None,
@@ -124,7 +125,7 @@ class Window:
         }
 
 
-def window_of(request: Request) -> Window:
-    raw = request.query_params.get("page", "1")
+def window_of(request: Request, param: str = "page") -> Window:
+    raw = request.query_params.get(param, "1")
     number = int(raw) if raw.isdigit() and 0 < int(raw) < 10**9 else 1
-    return Window(number)
+    return Window(number, param=param)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from keepstone.api.downloads import item_download, zip_download
+from keepstone.console import calendar_grid as calendar
 from keepstone.console.pages import Change, context
 from keepstone.console.render import form_of, page, see_other, window_of
 from keepstone.console.web_session import WebSession, check_csrf, current, origin
@@ -117,18 +118,30 @@ def points_page(
     organization: str = "",
     job: str = "",
     before: str = "",
+    day: str = "",
+    month: str = "",
 ) -> Response:
     """Restore points, newest first and headed by day, of the organization or job chosen (of
-    all by default), taken on or before the day chosen."""
+    all by default), taken on the day chosen or on or before it; above them a month's calendar
+    whose days that hold points link to them (the newest point's month by default)."""
     ctx, caller = context(request), session.principal
     window = window_of(request)
+    chosen_day = calendar.parse_day(day, "day") if day else None
     where = restore_points.PointFilter(
         job_id=job or None,
         organization_id=organization or None,
         organizations=access.organizations_of(caller),
-        taken_before=_day_after(before, ctx) if before else None,
     )
-    rows = restore_points.page_points(ctx, where, window.offset, window.limit)
+    listed = dataclasses.replace(
+        where,
+        taken_before=_day_after(before, ctx) if before else None,
+        taken_from=calendar.start_of(chosen_day, ctx.tz) if chosen_day else None,
+    )
+    if chosen_day is not None:
+        listed = dataclasses.replace(
+            listed, taken_before=calendar.start_of(chosen_day + timedelta(days=1), ctx.tz)
+        )
+    rows = restore_points.page_points(ctx, listed, window.offset, window.limit)
     shown = rows[: window.size]
     days: dict[str, list[Any]] = {}
     for point in shown:
@@ -137,6 +150,8 @@ def points_page(
         )
     names = {o.id: o.name for o in catalog.list_organizations(ctx, caller)}
     found_jobs = jobs.jobs_by_id(ctx, {p.job_id for p in shown if p.job_id})
+    chosen = {"organization": organization, "job": job, "before": before, "day": day}
+    shown_month = _calendar(ctx, where, chosen, month, chosen_day)
     return page(
         request,
         "restore_points.html",
@@ -145,11 +160,41 @@ def points_page(
         days=days,
         organizations=names,
         jobs={job_id: j.name for job_id, j in found_jobs.items()},
-        chosen={"organization": organization, "job": job, "before": before},
+        chosen=chosen,
         links=window.links(request, rows),
         kinds=KINDS,
         restorable=_restorable(session),
+        month=shown_month,
+        month_links=_month_links(chosen, shown_month),
+        weekdays=calendar.WEEKDAYS,
     )
+
+
+def _calendar(
+    ctx: Context,
+    where: restore_points.PointFilter,
+    chosen: dict[str, str],
+    month: str,
+    chosen_day: date | None,
+) -> calendar.Month:
+    """The month asked for, else the chosen day's, else the newest point's (else this one), its
+    days holding points ``where`` selects linked to their points (one aggregate query)."""
+    if month:
+        first = calendar.parse_month(month)
+    elif chosen_day is not None:
+        first = chosen_day.replace(day=1)
+    elif chosen["before"]:
+        first = calendar.parse_day(chosen["before"], "before").replace(day=1)
+    else:
+        newest = restore_points.newest_time(ctx, where)
+        first = (newest or ctx.clock.now()).astimezone(ctx.tz).date().replace(day=1)
+    filters = _filters(chosen)
+    with_points = restore_points.days_with_points(ctx, where, calendar.bounds(first, ctx.tz))
+
+    def link(day: date) -> str:
+        return f"/restore?{urlencode(filters | {'day': day.isoformat()})}"
+
+    return calendar.month_grid(first, with_points, link)
 
 
 def _restorable(session: WebSession) -> frozenset[str] | None:
@@ -166,13 +211,27 @@ def _may_restore(session: WebSession) -> bool:
     return restorable is None or bool(restorable)
 
 
+def _filters(chosen: dict[str, str]) -> dict[str, str]:
+    """The organization and job chosen, which the calendar's links keep."""
+    return {k: chosen[k] for k in ("organization", "job") if chosen[k]}
+
+
+def _month_links(chosen: dict[str, str], month: calendar.Month) -> dict[str, str]:
+    filters = _filters(chosen)
+
+    def at(first: date) -> str:
+        return f"/restore?{urlencode(filters | {'month': first.strftime('%Y-%m')})}"
+
+    return {
+        "previous": at(month.previous),
+        "next": at(month.next),
+        "every_day": f"/restore?{urlencode(filters)}",
+    }
+
+
 def _day_after(text: str, ctx: Context) -> datetime:
     """The start of the day after ``text`` (YYYY-MM-DD) on the server's clock."""
-    try:
-        day = datetime.strptime(text, "%Y-%m-%d")
-    except ValueError:
-        raise InvalidInput(f"'{text}' is not a date (YYYY-MM-DD)", "before") from None
-    return (day + timedelta(days=1)).replace(tzinfo=ctx.tz)
+    return calendar.start_of(calendar.parse_day(text, "before") + timedelta(days=1), ctx.tz)
 
 
 @router.post("/restore/explore")
@@ -372,7 +431,8 @@ def put_back(request: Request, session_id: str, owner_id: str, change: Restorer)
         )
         return message, {}
 
-    task = tasks.submit(ctx, change.session.session_id, RESTORE_TASK, work)
+    started_by = change.session.principal.user_id
+    task = tasks.submit(ctx, change.session.session_id, RESTORE_TASK, work, started_by)
     return see_other(f"{_base(session_id)}/progress?task={task.number}")
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from keepstone.console.pages import Change, Changer, Viewer, context
-from keepstone.console.render import page, see_other
+from keepstone.console.render import page, see_other, window_of
 from keepstone.console.user_pages import actor
 from keepstone.console.web_session import WebSession
 from keepstone.domain.errors import KeepstoneError
@@ -23,7 +23,6 @@ from keepstone.services.context import Context
 from keepstone.store.tables import Organization, RbacRole
 
 router = APIRouter(include_in_schema=False)
-USERS_OFFERED = 500  # organization users the form lists (beyond: those already in the role)
 
 
 def _edit_of(form: Change, organization_id: str) -> rbac.RoleEdit:
@@ -81,14 +80,18 @@ def _form(
     status: int = 200,
 ) -> Response:
     ctx = context(request)
+    users, operators = window_of(request, "users_page"), window_of(request, "operators_page")
+    search = {k: request.query_params.get(k, "").strip() for k in ("user", "operator")}
+    chosen: set[str] = values["selected"] | values["excluded"]
     try:
-        known = rbac.organization_users(ctx, org)
+        rows = rbac.page_organization_users(ctx, org, users.offset, users.limit, search["user"])
     except KeepstoneError as failure:  # a source that cannot be read now: say so
-        known, error = [], error or failure.message
-    chosen = values["selected"] | values["excluded"]
-    offered = known[:USERS_OFFERED] + [u for u in known[USERS_OFFERED:] if u.id in chosen]
+        rows, error = [], error or failure.message
     # Operators are users without a global role (services.rbac refuses the others).
-    candidates = [u for u in auth.list_users(ctx) if u.role == auth.Role.NONE.value]
+    candidates = auth.page_users(
+        ctx, operators.offset, operators.limit, role=auth.Role.NONE, search=search["operator"]
+    )
+    named = auth.users_by_id(ctx, values["operator"]) if values["operator"] else []
     return page(
         request,
         "role.html",
@@ -99,10 +102,26 @@ def _form(
         role=role,
         v=values,
         error=error,
-        org_users=offered,
-        more_users=len(known) - len(offered),
-        candidates=candidates,
+        search=search,
+        in_scope=_in_scope(ctx, role, chosen),
+        org_users=[u for u in rows[: users.size] if u.id not in chosen],
+        user_links=users.links(request, rows),
+        operators=named,
+        candidates=[u for u in candidates[: operators.size] if u.id not in values["operator"]],
+        operator_links=operators.links(request, candidates),
     )
+
+
+def _in_scope(ctx: Context, role: RbacRole | None, chosen: set[str]) -> list[rbac.OrgUser]:
+    """The users the form selects or excludes, always shown whatever page of the organization's
+    users is: by the names the role keeps (an id only typed is shown as itself)."""
+    known: dict[str, rbac.OrgUser] = {}
+    if role is not None:
+        for excluded in (False, True):
+            for item in rbac.items(ctx, role.id, excluded=excluded):
+                known[item.item_id] = rbac.OrgUser(item.item_id, item.name, item.display_name)
+    shown = [known.get(i, rbac.OrgUser(i, i, "")) for i in chosen]
+    return sorted(shown, key=lambda u: (u.name, u.id))
 
 
 @router.get("/roles/new")

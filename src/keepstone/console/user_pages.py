@@ -47,7 +47,9 @@ def users_page_of(
     window = window_of(request)
     users = auth.page_users(ctx, window.offset, window.limit)
     organizations = catalog.page_organizations(ctx, 0, ORGANIZATIONS_OFFERED)
-    roles = rbac.list_roles(ctx, organization or None)
+    role_window = window_of(request, "roles_page")
+    role_rows = rbac.page_roles(ctx, organization or None, role_window.offset, role_window.limit)
+    roles = role_rows[: role_window.size]
     names = catalog.organization_names(ctx, {role.organization_id for role in roles})
     return page(
         request,
@@ -58,6 +60,7 @@ def users_page_of(
         users=users[: window.size],
         links=window.links(request, users),
         roles=roles,
+        role_links=role_window.links(request, role_rows),
         organizations=organizations,
         names=names,
         chosen=organization,

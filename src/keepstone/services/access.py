@@ -117,6 +117,8 @@ _READ_OPERATIONS = {
     ("GET", "/RestoreSessions/{session_id}"),
     ("GET", "/RestoreSessions/{session_id}/Events"),
     ("GET", "/RestoreSessions/{session_id}/Statistics"),
+    # a task it started (an asynchronous put-back): tasks.get refuses anyone else's with a 404
+    ("GET", "/Tasks/{task_id}"),
     # Enterprise Manager: the restore points of its organizations
     ("GET", "/api/restorePoints"),
     ("GET", "/api/restorePoints/{point_id}"),

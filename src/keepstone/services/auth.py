@@ -267,11 +267,24 @@ def list_users(ctx: Context) -> list[User]:
         return list(s.scalars(select(User).order_by(User.name)))
 
 
-def page_users(ctx: Context, offset: int, limit: int) -> list[User]:
-    """One page of the users, by name (the console's listing)."""
+def page_users(
+    ctx: Context, offset: int, limit: int, *, role: Role | None = None, search: str = ""
+) -> list[User]:
+    """One page of the users, by name (the console's listings): of one global role only, and
+    whose name contains ``search``, when given."""
+    query = select(User)
+    if role is not None:
+        query = query.where(User.role == role.value)
+    if search:
+        query = query.where(func.lower(User.name).contains(search.lower(), autoescape=True))
     with ctx.db.read() as s:
-        query = select(User).order_by(User.name, User.id).offset(offset).limit(limit)
-        return list(s.scalars(query))
+        return list(s.scalars(query.order_by(User.name, User.id).offset(offset).limit(limit)))
+
+
+def users_by_id(ctx: Context, ids: set[str]) -> list[User]:
+    """The users of ``ids`` that exist, by name."""
+    with ctx.db.read() as s:
+        return list(s.scalars(select(User).where(User.id.in_(ids)).order_by(User.name)))
 
 
 def remove_user(ctx: Context, name: str, by: str, origin: Origin = audit.CLI) -> None:

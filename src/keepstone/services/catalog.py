@@ -397,6 +397,22 @@ def organization_users(ctx: Context, org_id: str) -> list[LocalUser]:
     return LocalOrganization(Path(org.settings["path"])).users()
 
 
+def page_organization_users(
+    ctx: Context, org_id: str, offset: int, limit: int, search: str = ""
+) -> list[LocalUser]:
+    """A window of the organization's users by name (those whose name contains ``search``): an
+    Office365 organization's paged in its catalog cache; a Local or IMAP organization's are its
+    source's listing (a directory, the configured list), which no catalog query can page."""
+    from keepstone.services import m365_directory, m365_settings
+
+    org = get_organization(ctx, org_id)
+    if org.type == m365_settings.OFFICE365_TYPE:
+        rows = m365_directory.page_cached_users(ctx, org.id, offset, limit, search)
+        return [LocalUser(u.name, u.has_mailbox, u.has_onedrive) for u in rows]
+    found = [u for u in organization_users(ctx, org_id) if search.lower() in u.name.lower()]
+    return found[offset : offset + limit]
+
+
 def _existing_directory(path: str) -> str:
     if not os.path.isabs(path):
         raise InvalidInput(

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import NotFound
@@ -58,12 +58,19 @@ def vendor_id(graph_id: str, onprem_guid: str) -> str:
 
 
 def cached_users(ctx: Context, org_id: str) -> list[M365User]:
+    return page_cached_users(ctx, org_id)
+
+
+def page_cached_users(
+    ctx: Context, org_id: str, offset: int = 0, limit: int | None = None, search: str = ""
+) -> list[M365User]:
+    """The cached users by name (those whose name contains ``search``), a window or all."""
+    query = select(M365User).where(M365User.organization_id == org_id)
+    if search:
+        query = query.where(func.lower(M365User.name).contains(search.lower(), autoescape=True))
+    query = query.order_by(M365User.name, M365User.graph_id).offset(offset).limit(limit)
     with ctx.db.read() as s:
-        return list(
-            s.scalars(
-                select(M365User).where(M365User.organization_id == org_id).order_by(M365User.name)
-            )
-        )
+        return list(s.scalars(query))
 
 
 def graph_user(row: M365User) -> GraphUser:

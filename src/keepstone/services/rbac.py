@@ -62,7 +62,14 @@ class OrgUser:
 
 
 def list_roles(ctx: Context, organization_id: str | None = None) -> list[RbacRole]:
-    query = select(RbacRole).order_by(RbacRole.name, RbacRole.id)
+    return page_roles(ctx, organization_id)
+
+
+def page_roles(
+    ctx: Context, organization_id: str | None = None, offset: int = 0, limit: int | None = None
+) -> list[RbacRole]:
+    """The roles by name (of one organization), a window of them or all."""
+    query = select(RbacRole).order_by(RbacRole.name, RbacRole.id).offset(offset).limit(limit)
     with ctx.db.read() as s:
         if organization_id is not None:
             catalog.get_organization_in(s, organization_id)
@@ -378,6 +385,22 @@ def organization_users(ctx: Context, org: Organization) -> list[OrgUser]:
     return [
         OrgUser(stable_user_id(org.id, u.name), u.name, u.name)
         for u in catalog.organization_users(ctx, org.id)
+    ]
+
+
+def page_organization_users(
+    ctx: Context, org: Organization, offset: int, limit: int, search: str = ""
+) -> list[OrgUser]:
+    """A window of ``organization_users`` by name (those whose name contains ``search``), an
+    Office365 organization's paged in its catalog cache."""
+    if org.type == m365_settings.OFFICE365_TYPE:
+        return [
+            OrgUser(m365_directory.vendor_id(u.graph_id, u.onprem_guid), u.name, u.display_name)
+            for u in m365_directory.page_cached_users(ctx, org.id, offset, limit, search)
+        ]
+    return [
+        OrgUser(stable_user_id(org.id, u.name), u.name, u.name)
+        for u in catalog.page_organization_users(ctx, org.id, offset, limit, search)
     ]
 
 

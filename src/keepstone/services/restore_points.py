@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -107,12 +107,15 @@ class PointFilter:
     ascending: bool = False
     organizations: frozenset[str] | None = None  # a scoped caller's (access.organizations_of)
     taken_before: datetime | None = None  # only the points taken before this instant
+    taken_from: datetime | None = None  # only the points taken at or after this instant
 
     def apply(self, query: Any) -> Any:
         if self.organizations is not None:
             query = query.where(RestorePoint.organization_id.in_(self.organizations))
         if self.taken_before is not None:
             query = query.where(RestorePoint.backup_time < self.taken_before)
+        if self.taken_from is not None:
+            query = query.where(RestorePoint.backup_time >= self.taken_from)
         for column, value in (
             (RestorePoint.job_id, self.job_id),
             (RestorePoint.organization_id, self.organization_id),
@@ -164,6 +167,38 @@ def page_points(
 def count_points(ctx: Context, where: PointFilter) -> int:
     with ctx.db.read() as s:
         return s.scalar(where.apply(select(func.count()).select_from(RestorePoint))) or 0
+
+
+def newest_time(ctx: Context, where: PointFilter) -> datetime | None:
+    """When the newest point ``where`` selects was taken (None: it selects none)."""
+    with ctx.db.read() as s:
+        newest: datetime | None = s.scalar(where.apply(select(func.max(RestorePoint.backup_time))))
+        return newest
+
+
+def days_with_points(ctx: Context, where: PointFilter, bounds: list[datetime]) -> set[int]:
+    """Which of the days ``bounds`` delimits hold a point ``where`` selects: day ``i`` runs from
+    ``bounds[i]`` to ``bounds[i + 1]``. One aggregate query over the whole span, whatever the
+    number of points: each point is put in its day's bucket by comparing it with the bounds
+    (computed by the caller on the server's clock, so a day of a zone change is right), and the
+    catalog returns each day that holds any once (DISTINCT)."""
+    if len(bounds) < 2:
+        return set()
+    column = RestorePoint.backup_time
+    day = case(
+        *((column < bound, index) for index, bound in enumerate(bounds[1:-1])),
+        else_=len(bounds) - 2,
+    )
+    span = PointFilter(
+        where.job_id,
+        where.organization_id,
+        where.repository_id,
+        organizations=where.organizations,
+        taken_from=bounds[0],
+        taken_before=bounds[-1],
+    )
+    with ctx.db.read() as s:
+        return {int(index) for index in s.scalars(span.apply(select(day).distinct()))}
 
 
 def get_point(ctx: Context, point_id: str, caller: Principal | None = None) -> RestorePoint:

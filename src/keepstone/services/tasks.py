@@ -22,6 +22,7 @@ from keepstone.services.proxies import HEARTBEAT_STALE_AFTER
 from keepstone.store.tables import Proxy, Task
 
 if TYPE_CHECKING:
+    from keepstone.services.auth import Principal
     from keepstone.services.leadership import Fence
 
 log = structlog.get_logger(__name__)
@@ -38,11 +39,19 @@ def stop_workers() -> None:
     _pool.shutdown(wait=True, cancel_futures=True)
 
 
-def submit(ctx: Context, logon_session_id: str | None, operation: str, work: Work) -> Task:
-    """Record a Running task and do ``work`` on a worker thread; its outcome finishes the task."""
+def submit(
+    ctx: Context,
+    logon_session_id: str | None,
+    operation: str,
+    work: Work,
+    started_by: str | None = None,
+) -> Task:
+    """Record a Running task, by the user ``started_by`` (its id) if given, and do ``work`` on a
+    worker thread; its outcome finishes the task."""
     with ctx.db.write() as s:
         task = Task(
             logon_session_id=logon_session_id,
+            started_by=started_by,
             operation=operation,
             state="Running",
             success=None,
@@ -83,13 +92,15 @@ def _finish(
         task.related, task.finished_at = related, ctx.clock.now()
 
 
-def get(ctx: Context, number: int) -> Task:
+def get(ctx: Context, number: int, caller: Principal | None = None) -> Task:
+    """The task; for a ``caller`` without a global role (an organization role's operator) only
+    one it started: anyone else's is a 404, as one that does not exist."""
     _forget_old(ctx)
     if not 0 < number <= LARGEST_NUMBER:  # SQLite could not even look it up
         raise NotFound(f"task 'task-{number}' does not exist")
     with ctx.db.read() as s:
         task = s.get(Task, number)
-    if task is None:
+    if task is None or (caller is not None and caller.scoped and task.started_by != caller.user_id):
         raise NotFound(f"task 'task-{number}' does not exist")
     return task
 

@@ -384,6 +384,9 @@ class Task(Base):
     # The server working it (its ``server-id``): when that server stops heartbeating, the task
     # can never finish, and the scheduler's leader fails it.
     server_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    # The user who started it (its id): a user without a global role reads only its own
+    # tasks (migration 0028; None for a task the server started, or one older than that).
+    started_by: Mapped[str | None] = mapped_column(String(36))
 
 
 class AuditEvent(Base):

@@ -12,7 +12,7 @@ from keepstone.api.plumbing import plain
 from keepstone.api.vb365 import object_storage as object_storage_api
 from keepstone.api.vb365 import views
 from keepstone.api.vb365.bodies import NewProxyBody, ProxyBody, RemoveProxyBody, RepositoryBody
-from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.tasks import accepted, wants_async
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
@@ -162,7 +162,9 @@ def delete_repository(repo_id: str, ctx: Ctx) -> Response:
 
 
 @router.post("/BackupRepositories/{repo_id}/verify")
-def verify_repository(repo_id: str, request: Request, ctx: Ctx, api: Version) -> Response:
+def verify_repository(
+    repo_id: str, request: Request, ctx: Ctx, api: Version, caller: Caller
+) -> Response:
     """Reads the whole repository back: ``Prefer: respond-async`` makes it a task to poll."""
     catalog.get_repository(ctx, repo_id)
 
@@ -174,7 +176,7 @@ def verify_repository(repo_id: str, request: Request, ctx: Ctx, api: Version) ->
         )
 
     if wants_async(request):
-        return accepted(ctx, api.link, "VerifyRepository", work)
+        return accepted(ctx, api.link, "VerifyRepository", work, caller)
     return json(work()[1]["result"])
 
 

@@ -452,7 +452,7 @@ def _put_back(
         return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
 
     if wants_async(request):
-        return accepted(ctx, api.link, "Restore", work)
+        return accepted(ctx, api.link, "Restore", work, caller)
     counts = work()[1]["result"]
     # v8 names the restore session whose Events and Statistics describe the restore; here the
     # restore has already finished when the answer comes, so its counts come along too.

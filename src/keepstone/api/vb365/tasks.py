@@ -11,10 +11,11 @@ from fastapi import Request
 from starlette.responses import Response
 
 from keepstone.api.inputs import shorten
-from keepstone.api.vb365.deps import Ctx, json
+from keepstone.api.vb365.deps import Caller, Ctx, json
 from keepstone.api.vb365.versions import LinkBuilder, Version, VersionedRouter, iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import tasks
+from keepstone.services.auth import Principal
 from keepstone.services.context import Context
 from keepstone.store.tables import Task
 
@@ -26,9 +27,11 @@ def wants_async(request: Request) -> bool:
     return "respond-async" in request.headers.get("prefer", "").lower()
 
 
-def accepted(ctx: Context, link: LinkBuilder, operation: str, work: tasks.Work) -> Response:
-    """Run ``work`` as a task; answer 202 with where to poll it."""
-    task = tasks.submit(ctx, None, operation, work)
+def accepted(
+    ctx: Context, link: LinkBuilder, operation: str, work: tasks.Work, caller: Principal
+) -> Response:
+    """Run ``work`` as a task started by ``caller``; answer 202 with where to poll it."""
+    task = tasks.submit(ctx, None, operation, work, started_by=caller.user_id)
     href = link("tasks", f"task-{task.number}")["href"]
     return json(
         task_view(task, link),
@@ -52,8 +55,10 @@ def task_view(task: Task, link: LinkBuilder) -> dict[str, Any]:
 
 
 @router.get("/Tasks/{task_id}")
-def get_task(task_id: str, ctx: Ctx, api: Version) -> Response:
+def get_task(task_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    """A task; a user without a global role reads only the ones it started (a put-back it
+    asked to run asynchronously)."""
     match = _TASK_ID.match(task_id)
     if match is None:
         raise InvalidInput(f"'{shorten(task_id, 40)}' is not a task id (task-N)", "taskId")
-    return json(task_view(tasks.get(ctx, int(match.group(1))), api.link))
+    return json(task_view(tasks.get(ctx, int(match.group(1)), caller), api.link))
