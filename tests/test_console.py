@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from keepstone.clock import ManualClock
+from keepstone.console.admin_pages import AUDIT_SHOWN
 from keepstone.domain.jobs import SessionStatus
 from keepstone.domain.window_text import DASH, week_hour
 from keepstone.services import audit, auth, runs
@@ -337,6 +338,31 @@ def test_repositories_and_the_audit_trail(
     assert repo["name"] in repositories and "<meter" in repositories
     trail = client.get("/audit").text
     assert "<td>Login</td>" in trail and "console" in trail
+    assert "Older events" not in trail
+
+
+def test_the_audit_trail_pages_back_by_key(client: TestClient, ctx: Context) -> None:
+    console_login(client)
+    for n in range(2 * AUDIT_SHOWN + 5):
+        audit.record(ctx, audit.Entry(audit.AuditAction.LOGIN, f"user{n:03}"))
+    seen: list[str] = []
+    path: str | None = "/audit"
+    costs: list[tuple[int, int]] = []
+    for _ in range(5):  # three pages; a listing that does not move on must not loop forever
+        if path is None:
+            break
+        with catalog_work(ctx) as counted:
+            answer = client.get(path)
+        assert answer.status_code == 200
+        costs.append((counted.count, counted.rows_loaded))
+        seen += re.findall(r"<td>(user\d{3})</td>", answer.text)
+        older = re.search(r'href="(/audit\?before=\d+)"', answer.text)
+        path = older.group(1) if older else None
+    assert seen == [f"user{n:03}" for n in reversed(range(2 * AUDIT_SHOWN + 5))]
+    assert costs[0] == costs[1]  # a deeper page costs what the first does
+    for bad in ("x", "\u00b2", "1" * 19, "-1"):
+        refused = client.get("/audit", params={"before": bad})
+        assert refused.status_code == 400 and "before" in refused.text
     auth.add_user(ctx, "reader", READER_PASSWORD, auth.Role.READ_ONLY)
     client.cookies.clear()
     console_login(client, "reader", READER_PASSWORD)

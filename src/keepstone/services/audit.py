@@ -91,11 +91,20 @@ def events(
     since: datetime | None = None,
     limit: int = 100,
     organization_id: str | None = None,
+    before: int | None = None,
 ) -> list[AuditEvent]:
-    """The newest ``limit`` events (at or after ``since``), newest first."""
+    """The newest ``limit`` events (at or after ``since``; older than the event ``before``),
+    newest first. ``before`` continues a listing by key, so a deep page costs what the first
+    does."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}", "limit")
     query = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id.desc()).limit(limit)
+    if before is not None:
+        # The order is (time, id), not id alone: a clock set back writes older times later.
+        at = select(AuditEvent.time).where(AuditEvent.id == before).scalar_subquery()
+        query = query.where(
+            (AuditEvent.time < at) | ((AuditEvent.time == at) & (AuditEvent.id < before))
+        )
     if since is not None:
         query = query.where(AuditEvent.time >= since)
     if organization_id is not None:
