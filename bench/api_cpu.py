@@ -4,7 +4,9 @@ Sets up a job through ``httpx.ASGITransport``, then calls ``create_app``'s ASGI 
 directly (no client library: a scope, a body, a ``send`` that keeps the status) on one event
 loop, N requests in turn per row, and prints the process CPU time (``time.process_time``) per
 request: the cost of the middleware, routing, dependencies, handlers and access log alone, which
-the wrk figures of ``bench/api.py`` bury under the server's and the machine's noise. Rows as in
+the wrk figures of ``bench/api.py`` bury under the server's and the machine's noise; the bare
+Starlette app of ``bench/api.py`` is driven the same way first (uvicorn's own share, the same for
+both, is not in these figures). Rows as in
 ``bench/api.py`` (401, authenticated ``GET`` and seed ``PUT /v2/Jobs/{id}``, EM
 ``GET /api/jobs/{id}`` in XML and JSON).
 
@@ -117,7 +119,7 @@ async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
                 200,
             ),
         ]
-        results = []
+        results = [("bare Starlette app (the floor)", await _cpu(bare_app(), "/", {}, requests))]
         for name, method, target, headers, body, expected in rows:
             for _ in range(50):  # warm caches (credentials, canonical paths, routes)
                 assert await call(app, method, target, headers, body) == expected, name
@@ -129,6 +131,28 @@ async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
     return results
 
 
+def bare_app() -> Any:
+    """The floor of ``bench/api.py``: a Starlette app answering a small JSON object."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def answer(_request: Any) -> JSONResponse:
+        return JSONResponse({"name": "bare", "ok": True})
+
+    return Starlette(routes=[Route("/", answer)])
+
+
+async def _cpu(app: Any, path: str, headers: dict[str, str], requests: int) -> float:
+    """CPU milliseconds per ``GET path`` (after a warm-up)."""
+    for _ in range(50):
+        assert await call(app, "GET", path, headers, b"") == 200
+    began = time.process_time()
+    for _ in range(requests):
+        await call(app, "GET", path, headers, b"")
+    return (time.process_time() - began) / requests * 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
@@ -136,8 +160,9 @@ def main() -> None:
     logs.configure()
     with tempfile.TemporaryDirectory() as scratch:
         results = asyncio.run(run(args.requests, Path(scratch) / "data"))
+    floor = results[0][1]
     for name, ms in results:
-        print(f"{name:40} {ms:6.3f} ms CPU per request")
+        print(f"{name:40} {ms:6.3f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)")
 
 
 if __name__ == "__main__":

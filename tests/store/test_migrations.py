@@ -6,6 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -246,3 +247,30 @@ def test_the_outbox_and_the_mail_settings_survive_the_daily_digest_migration(
         "2026-06-11",
         "None",
     ]
+
+
+def test_the_head_revision_is_alembic_s_and_a_catalog_there_is_left_alone(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from keepstone.store import db as db_module
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    assert ScriptDirectory.from_config(config).get_current_head() == db_module.HEAD_REVISION
+    db = Database(sqlite_url(tmp_path / "k.db"))
+    assert db.revision() is None  # a new catalog
+    db.migrate()
+    assert db.revision() == db_module.HEAD_REVISION
+
+    def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise AssertionError("Alembic ran on a catalog at the head revision")
+
+    monkeypatch.setattr(command, "upgrade", refused)
+    Database(sqlite_url(tmp_path / "k.db")).migrate()
+    with db._writer.begin() as connection:  # one revision behind: Alembic runs again
+        connection.exec_driver_sql("UPDATE alembic_version SET version_num = '0023'")
+    with pytest.raises(AssertionError, match="Alembic ran"):
+        Database(sqlite_url(tmp_path / "k.db")).migrate()

@@ -20,7 +20,9 @@ from starlette.responses import Response
 
 from keepstone import __version__, console
 from keepstone.api.client_address import Network
+from keepstone.api.credential_gate import CredentialGate, has_header
 from keepstone.api.edge import Edge
+from keepstone.api.em import deps as em_deps
 from keepstone.api.em import jobs as em_jobs
 from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
@@ -121,8 +123,9 @@ def create_app(
     app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
     swagger_policy = _add_swagger(app)
     # /api never scans the seven /vN copies of the JSON dialect; the hottest routes skip
-    # FastAPI's per-request machinery (api/direct.py).
-    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES])
+    # FastAPI's per-request machinery (api/direct.py), as does a request sent without the
+    # credentials its route needs (api/credential_gate.py).
+    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES], _credential_gate())
     _add_error_handlers(app)
     # One layer for every cross-cutting concern (headers, request id and logs, body limit,
     # well-formed input, case-insensitive paths): see api/edge.py.
@@ -130,6 +133,18 @@ def create_app(
         Edge, templates=templates, public=public, pages={SWAGGER_PAGE: swagger_policy}
     )
     return app
+
+
+def _credential_gate() -> CredentialGate:
+    """Each credential check a route may solve first, and the headers it reads."""
+    logon = has_header(em_deps.SESSION_HEADER.lower().encode(), b"cookie")
+    return CredentialGate(
+        {
+            deps.principal: has_header(b"authorization"),
+            em_deps.caller: logon,
+            em_deps.logged_on: logon,
+        }
+    )
 
 
 @contextlib.asynccontextmanager

@@ -20,6 +20,7 @@ from keepstone.services.catalog import get_job_in, get_organization_in, get_repo
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.paging import page_of
+from keepstone.store.prepared import KeyRead
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -186,14 +187,16 @@ def get_job(ctx: Context, job_id: str) -> Job:
         return get_job_in(s, job_id)
 
 
+_JOB_BY_ID = KeyRead(Job)
+
+
 def read_job(ctx: Context, job_id: str) -> Job:
-    """``get_job`` for a hot read (an API answer): one Core select and a detached ``Job`` built
-    from its row, without an ORM session (``Database.read_row``)."""
-    table = Job.__table__
-    row = ctx.db.read_row(select(table).where(table.c.id == job_id))
-    if row is None:
+    """``get_job`` for a hot read (an API answer): a detached ``Job`` read without an ORM
+    session or SQLAlchemy's per-statement work (``store.prepared``)."""
+    job = _JOB_BY_ID(ctx.db, job_id)
+    if job is None:
         raise NotFound(f"job '{job_id}' does not exist")
-    return Job(**row._mapping)
+    return job
 
 
 def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:

@@ -31,6 +31,23 @@ def policy_to_record(policy: SchedulePolicy) -> dict[str, Any]:
 
 
 def policy_from_record(record: dict[str, Any]) -> SchedulePolicy:
+    """The policy of a stored record. A policy is immutable and a catalog holds few distinct
+    ones, so each is built (and validated) once: every job answer reads one, and building it
+    anew costs more than the rest of the answer (docs/benchmarks.md)."""
+    key = tuple(record.items())
+    found = _POLICIES.get(key)
+    if found is None:
+        if len(_POLICIES) >= _POLICIES_KEPT:
+            _POLICIES.clear()  # a bound, not an eviction order: refilling costs one build each
+        found = _POLICIES[key] = _build_policy(record)
+    return found
+
+
+_POLICIES: dict[tuple[tuple[str, Any], ...], SchedulePolicy] = {}
+_POLICIES_KEPT = 4096
+
+
+def _build_policy(record: dict[str, Any]) -> SchedulePolicy:
     return SchedulePolicy(
         type=ScheduleType(record["type"]),
         daily_type=DailyType(record["daily_type"]),

@@ -101,7 +101,7 @@ def version_of(path: str) -> int:
 
 
 async def api_version(request: Request) -> ApiVersion:
-    number = version_of(request.url.path)
+    number = version_of(request.scope["path"])
     return ApiVersion(number, LinkBuilder(public_url.base_url(request), f"v{number}"))
 
 
