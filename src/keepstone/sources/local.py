@@ -475,7 +475,7 @@ class LocalOrganization:
             state = StateReader.of(self._previous, key)  # the scan looks names up from the start
         block: list[CarriedRecord] = []
         for sub_dir, entry in self._merged_listing(user, subs):
-            unique, flags = _split_name(entry.name)
+            unique = entry.name.partition(":")[0]  # the flags only if it goes the long way
             if unique in seen or not self._is_file(user, sub_dir, entry):
                 continue
             carried_one = self._carry_message(user, state, sub_dir, entry, unique)
@@ -484,14 +484,16 @@ class LocalOrganization:
                 seen.add(unique)
                 if writer is not None:
                     writer.add(carried_one[1])
-                    yield from writer.take()
+                    if writer.ready:
+                        yield from writer.take()
                 continue
             if block:
                 yield CarriedBlock(user, "mail", folder.path, block)
                 block = []
-            item = self._known_mail_item(user, folder, sub_dir, entry, (unique, flags))
+            split = _split_name(entry.name)
+            item = self._known_mail_item(user, folder, sub_dir, entry, split)
             if item is None:
-                item = self._mail_item(user, folder, sub_dir, entry.name, (unique, flags))
+                item = self._mail_item(user, folder, sub_dir, entry.name, split)
             if item is not None:
                 seen.add(unique)
                 if writer is not None and is_text(entry.name):
@@ -512,6 +514,9 @@ class LocalOrganization:
     ) -> Iterator[tuple[Directory, os.DirEntry[str]]]:
         """The entries of ``cur`` and ``new`` in one name order (the order of the state)."""
         listings = [[(sub, entry) for entry in self._listing(user, sub)] for sub in subs]
+        listings = [listing for listing in listings if listing]
+        if len(listings) == 1:
+            return iter(listings[0])  # new/ is empty between deliveries
         return heapq.merge(*listings, key=lambda found: found[1].name)
 
     def _carry_folder(
@@ -723,7 +728,7 @@ class LocalOrganization:
                     stack.append(self._drive_level(user, below, listing, rel, backup))
             elif self._is_file(user, directory, entry):
                 if self._carry_file(user, level, entry):
-                    if level.writer is not None:
+                    if level.writer is not None and level.writer.ready:
                         yield from level.writer.take()
                     continue
                 yield from _drive_block(user, level)
