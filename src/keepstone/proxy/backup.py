@@ -322,7 +322,14 @@ class Backup:
         previous: PreviousPoint,
     ) -> Future[Stored] | Stored:
         """An unchanged item is carried over as is (its stored JSON too when nothing about it
-        changed); anything else is read and stored."""
+        changed); anything else is read and stored. A folder item (a source's state, never any
+        content) is kept as the source gives it, without decoding the one it replaces: that
+        gives the very same item, and a folder's state can be large."""
+        if item.kind == "folder" and item.size == 0:
+            meta = _meta(item)
+            return Stored(
+                Item(item.key, item.user, "folder", item.path, 0, item.mtime, item.mode, meta)
+            )
         before = previous.get(item.key)
         if (
             before is not None

@@ -507,7 +507,7 @@ class LocalOrganization:
             # Trusted for a skip next time only when settled, and when nothing in the folder
             # was skipped (a skipped entry is reported again by every run).
             trusted = stamp is not None and _settled(stamp, now) and self._skips == skips
-            yield writer.head(stamp if trusted else None)
+            yield _state_head(state, writer, stamp if trusted else None)
 
     def _merged_listing(
         self, user: str, subs: list[Directory]
@@ -881,7 +881,17 @@ def _drive_block(user: str, level: _DriveLevel) -> Iterator[CarriedBlock]:
 def _drive_level_end(user: str, level: _DriveLevel) -> Iterator[SourceItem | CarriedBlock]:
     yield from _drive_block(user, level)
     if level.writer is not None:
-        yield level.writer.head(None)
+        yield _state_head(level.state, level.writer, None)
+
+
+def _state_head(
+    state: StateReader | None, writer: StateWriter, stamp: Stamp | None
+) -> SourceItem | CarriedBlock:
+    """A directory's state head; carried as it was when nothing in it changed."""
+    same = None if state is None else state.same_head(writer, stamp)
+    if same is None:
+        return writer.head(stamp)
+    return CarriedBlock(writer.user, "folder", writer.path, [same])
 
 
 def _stamp(subs: list[Directory]) -> Stamp:

@@ -113,6 +113,15 @@ class StateReader:
         key = self.key if number > self.pages else page_key(self.key, number)
         return self._previous.carry(key, STATE_TOKEN)
 
+    def same_head(self, writer: StateWriter, stamp: Stamp | None) -> CarriedRecord | None:
+        """The head as its previous JSON when ``writer`` found exactly what it holds (and wrote
+        no page): the same item, carried instead of encoded again."""
+        if self.pages or writer.pages or self.version != STATE_VERSION:
+            return None
+        if self._head != {**writer.head(stamp).meta, "change_token": STATE_TOKEN}:
+            return None
+        return self.record_of(1)
+
     def _next(self) -> None:
         self._at += 1
         self._page = self.entries_of(self._at) or {}
