@@ -38,7 +38,9 @@ that very directory with the same token and mode, and the previous point's recor
 that token (an item recorded while it changed has an empty one) and names chunks still in the
 repository; everything an item holds is then what it held (key, folder and flags come from the
 name, size, mtime and inode from the token, headers from the same content). Anything else goes
-the long way, as before. What is safe to skip, and what is not:
+the long way, as before. A directory's state is paged (``local_state``: a page of entries at a
+time, in name order, so a Maildir folder's ``cur`` and ``new`` are scanned as one listing in name
+order). What is safe to skip, and what is not:
 
 - A Maildir folder is skipped whole (not listed, no file looked at) when its ``cur`` and ``new``
   are the same directories (inode) with the same mtime and ctime as when the previous run listed
