@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from keepstone.engine import Item, wire
-from keepstone.sources import connector
+from keepstone.sources import connector, local_state
 from keepstone.sources.confined import Directory
 from keepstone.sources.connector import CarriedBlock, PreviousPoint, SourceItem
 from keepstone.sources.local import SETTLED_NS, LocalOrganization
@@ -83,6 +83,7 @@ class Work:
     listings: list[str] = field(default_factory=list)  # Maildir cur/new listed
     opened: list[str] = field(default_factory=list)
     decoded: int = 0
+    largest: int = 0  # bytes of the largest record decoded (what is decoded at once)
 
 
 @pytest.fixture
@@ -101,6 +102,7 @@ def work(monkeypatch: pytest.MonkeyPatch) -> Iterator[Work]:
 
     def counting_decode(record: bytes, key: str, what: str) -> Item:
         counts.decoded += 1
+        counts.largest = max(counts.largest, len(record))
         return decode(record, key, what)
 
     monkeypatch.setattr(Directory, "entries", counting_entries)
@@ -136,8 +138,10 @@ def test_an_unchanged_mailbox_is_carried_without_listing_opening_or_decoding_a_m
     assert work.listings == [] and work.opened == []
     # One state item per Maildir folder (3) and per drive directory (3), each decoded once.
     assert work.decoded == 6
-    assert second.given.keys() == {k for k in second.records if "-folder/" in k}
-    assert second.carried == first.messages().keys()
+    # The state items are carried too: the Maildir folders' because their stamps are the same,
+    # the drive directories' because their files are.
+    assert second.given == {}
+    assert second.carried == second.records.keys()
     assert second.records == first.records  # the very same JSON: the same trees
 
 
@@ -164,7 +168,10 @@ def test_a_changed_folder_hands_over_what_did_not_change_and_gives_what_did(
     assert given == {key, new_key}
     assert second.given[key].meta["flags"] == "FRS"
     assert gone not in second.records
-    assert second.carried == first.messages().keys() - {key, gone}
+    # The Sent and Archive folders and the drive did not change: their state items are carried
+    # as they were; the Inbox's is given anew.
+    unchanged = {k for k in first.records if "-folder/" in k} - {"alice/mail-folder/."}
+    assert second.carried == (first.messages().keys() - {key, gone}) | unchanged
 
 
 def test_a_file_rewritten_in_place_with_its_size_and_mtime_put_back_is_given_again(
@@ -211,7 +218,11 @@ def test_a_stamp_not_settled_or_ahead_of_the_clock_is_not_trusted(
         work.listings.clear()
         second = backup(org.root, first.previous())
         assert len(work.listings) == 6  # cur and new of the three folders
-        assert second.carried == first.messages().keys()  # listed, each one still carried
+        # Listed, each message still carried; the folders' state given anew (a stamp now).
+        assert {k for k in second.carried if "-folder/" not in k} == first.messages().keys()
+        assert {k for k in second.given if "/mail-folder/" in k} == {
+            k for k in first.records if "/mail-folder/" in k
+        }
 
 
 def test_a_renamed_folder_gives_its_messages_under_the_new_name(tmp_path: Path) -> None:
@@ -239,3 +250,76 @@ def test_an_item_stored_while_it_changed_is_given_again(tmp_path: Path) -> None:
     first.records[key] = wire.dumps(value)
     second = backup(org.root, first.previous())
     assert key in second.given and key not in second.carried
+
+
+PAGE = 4  # entries per state page in the paging test
+
+
+def _paged_backups(root: Path, messages: int, work: Work) -> tuple[Run, Run, Run, int, int]:
+    """A first backup of an Inbox of ``messages``, a second after a delivery into ``new/``
+    (the folder is listed: its state is looked up page by page), a third with nothing changed
+    (the folder is skipped whole: its pages carried as they were). Returns the runs, the items
+    decoded by the second and the largest record it decoded."""
+    org = Organization(root)
+    org.user("alice")
+    for n in range(messages):
+        org.mail("alice", "", f"Message {n}")
+    first = backup(org.root)
+    (org.root / "alice" / "Mail" / "new" / "1790000000.M1P2.late").write_bytes(
+        b"Subject: late\n\nhello\n"
+    )
+    work.decoded = work.largest = 0
+    second = backup(org.root, first.previous())
+    decoded, largest = work.decoded, work.largest
+    third = backup(org.root, second.previous())
+    return first, second, third, decoded, largest
+
+
+def test_a_folder_state_is_paged_and_read_a_page_at_a_time(
+    tmp_path: Path, work: Work, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a Maildir folder's state is written in pages of at most ``PAGE_ENTRIES``
+    entries (a million-message folder is not one item of 100 MB), and read a page at a time:
+    for N and 4N messages the state items grow as N / K, the bytes decoded at once stay the
+    same, and every unchanged message is still carried."""
+    monkeypatch.setattr(local_state, "PAGE_ENTRIES", PAGE)
+    results = {}
+    for messages in (12, 48):
+        first, second, third, decoded, largest = _paged_backups(
+            tmp_path / str(messages), messages, work
+        )
+        pages = {k for k in first.records if k.startswith("alice/mail-folder-page/")}
+        assert len(pages) == messages // PAGE
+        head = wire.loads(first.records["alice/mail-folder/."], "head")["meta"]
+        assert head["pages"] == messages // PAGE and head["version"] == 2
+        for run in (second, third):
+            assert first.messages().keys() <= run.carried  # every old message carried
+        # The listed folder decoded its head and each page once (the three drive
+        # directories' heads besides), and the new message was given.
+        assert decoded == 1 + messages // PAGE + 3
+        assert "alice/mail/1790000000.M1P2.late" in second.given
+        # Nothing changed: the pages are carried as their JSON, only the heads decoded.
+        assert {k for k in third.records if "-page/" in k} <= third.carried
+        assert third.records == second.records
+        results[messages] = largest
+    # The largest record decoded at once is a page, whatever the folder's size.
+    assert results[48] <= results[12] * 1.2
+
+
+def test_a_state_written_before_pages_is_still_read(tmp_path: Path, work: Work) -> None:
+    """A version 1 state (one item, every entry) is read as a head without pages: its
+    messages are carried, and the state is written again in pages."""
+    org = mailbox(tmp_path / "org", 9)
+    first = backup(org.root)
+    for key, record in list(first.records.items()):
+        value = wire.loads(record, key)
+        if value["kind"] == "folder":
+            del value["meta"]["pages"]
+            value["meta"]["version"] = 1
+            first.records[key] = wire.dumps(value)
+    work.listings.clear()
+    second = backup(org.root, first.previous())
+    assert work.listings == []  # the stamps of version 1 are trusted as well
+    assert first.messages().keys() <= second.carried
+    heads = [wire.loads(r, k)["meta"] for k, r in second.records.items() if "-folder/" in k]
+    assert {head["version"] for head in heads} == {2}

@@ -35,6 +35,10 @@ log = structlog.get_logger(__name__)
 
 TREE_MAX_ITEMS = 10_000
 TREE_MAX_BYTES = 4 * 1024 * 1024
+# Full trees hashed and compressed in a thread of their own while the run goes on (zstd and
+# BLAKE3 release the GIL: an incremental's trees were a sixth of its time in the caller's
+# thread); at most this many wait, which bounds their memory.
+TREES_PENDING = 2
 
 OnDurable = Callable[[str, list[PackEntry]], None]
 
@@ -58,6 +62,8 @@ class BackupWriter:
         self._uploads = _Uploads(ctx, self._pack_durable)
         self._trees = _TreeBuilder()
         self._items_mutex = threading.Lock()
+        self._tree_pool = ThreadPoolExecutor(1, thread_name_prefix="ks-trees")
+        self._tree_ids: list[Future[str]] = []  # in the snapshot's order
         self._failure: BaseException | None = None
         self._closed = False
         # A run dropped without commit or abort must not hold its lock (and block prune) forever.
@@ -120,7 +126,10 @@ class BackupWriter:
     def known_ids(self, chunk_ids: Iterable[bytes]) -> bool:
         """``known`` for raw chunk ids (as ``model.record_chunks`` gives them)."""
         index, own = self._ctx.index, self._own
-        return all(chunk in own or chunk in index for chunk in chunk_ids)
+        for chunk in chunk_ids:  # noqa: SIM110 (all() of a generator costs more, per item)
+            if chunk not in own and chunk not in index:
+                return False
+        return True
 
     # -- ending --------------------------------------------------------------------------
 
@@ -131,6 +140,7 @@ class BackupWriter:
                 last = self._trees.take()
                 if last is not None:
                     self._store_tree(last)
+                self._trees.ids = [future.result() for future in self._tree_ids]
             self._finish_packs()
             self._raise_failure()
             self._lock.check()
@@ -203,9 +213,20 @@ class BackupWriter:
             log.warning("engine.index_refresh_failed", error=repr(e))
 
     def _store_tree(self, data: bytes) -> None:
-        tree_id = self._ctx.codec.blob_id(data)
-        self._store(tree_id, TREE, data)
-        self._trees.ids.append(tree_id.hex())
+        """Store a full tree in the trees' thread (the caller holds ``_items_mutex``)."""
+        pending = [future for future in self._tree_ids[-TREES_PENDING:] if not future.done()]
+        if len(pending) >= TREES_PENDING:
+            wait(pending[:1])
+        self._tree_ids.append(self._tree_pool.submit(self._store_tree_now, data))
+
+    def _store_tree_now(self, data: bytes) -> str:
+        try:
+            tree_id = self._ctx.codec.blob_id(data)
+            self._store(tree_id, TREE, data)
+        except BaseException as e:  # a checkpoint or an abort learns of it too
+            self._failure = self._failure or e
+            raise
+        return tree_id.hex()
 
     def _pack_durable(self, pack_id: str, entries: list[PackEntry]) -> None:
         """Runs in an upload thread once a pack is durable."""
@@ -219,6 +240,8 @@ class BackupWriter:
             self._ctx.write_index(batch)
 
     def _finish_packs(self) -> None:
+        with self._items_mutex:
+            wait(self._tree_ids)  # their blobs are in the pack being built or submitted
         with self._mutex:
             pack, self._pack = self._pack, PackBuilder()
         if pack.entries:
@@ -270,6 +293,7 @@ class BackupWriter:
         try:
             yield
         finally:
+            self._tree_pool.shutdown(wait=True)
             self._uploads.close()
             try:
                 self._lock.release()
@@ -288,7 +312,8 @@ class _TreeBuilder:
     summary (a few numbers per folder, so browsing reads only the trees of one folder)."""
 
     def __init__(self) -> None:
-        self.ids: list[str] = []
+        self.ids: list[str] = []  # filled when the run commits
+        self.taken = 0  # trees cut so far
         self.count = 0
         self.size = 0
         self._items: list[bytes] = []
@@ -306,7 +331,7 @@ class _TreeBuilder:
         numbers, trees = self._folders.setdefault((user, kind, folder), ([0, mtime], []))
         numbers[0] += 1
         numbers[1] = max(numbers[1], mtime)
-        position = len(self.ids)  # the tree this item goes into is stored as the next one
+        position = self.taken  # the tree this item goes into is stored as the next one
         if not trees or trees[-1] != position:
             trees.append(position)
 
@@ -343,6 +368,7 @@ class _TreeBuilder:
         # The same bytes as wire.dumps(list of items): compact JSON joins with bare commas.
         data = b"[" + b",".join(self._items) + b"]"
         self._items, self._bytes = [], 0
+        self.taken += 1
         return data
 
 

@@ -197,10 +197,13 @@ class Backup:
         writer = repo.writer(self._tags(), parent=parent)
         previous.check_chunks_with(writer.known_ids)  # the lock is held: chunks stay
         checkpointed = time.monotonic()
+        # One pool for the run: starting its threads again for every user cost more than an
+        # unchanged user's items.
+        pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup")
         try:
             for user_name, parts in plan:
                 self.run.check()
-                self._finish_user(self._backup_user(writer, user_name, parts, previous))
+                self._finish_user(self._backup_user(pool, writer, user_name, parts, previous))
                 if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
                     writer.checkpoint()  # a run taken over resumes from here
                     checkpointed = time.monotonic()
@@ -211,6 +214,8 @@ class Backup:
         except BaseException:
             writer.abort()  # keeps the finished chunks: the next run does not upload them again
             raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         self._record(repo, snapshot_id)
         status = SessionStatus.WARNING if self.warnings else SessionStatus.SUCCESS
         return Outcome(
@@ -268,28 +273,32 @@ class Backup:
     # ----- one user -----
 
     def _backup_user(
-        self, writer: BackupWriter, user: str, parts: list[Part], previous: PreviousPoint
+        self,
+        pool: ThreadPoolExecutor,
+        writer: BackupWriter,
+        user: str,
+        parts: list[Part],
+        previous: PreviousPoint,
     ) -> UserRun:
         subject = self._subject(user)
         state = UserRun(user, subject, self.run.start_task(subject))
         sources = [self._guarded(state, user, part) for part in parts]
-        with ThreadPoolExecutor(WORKERS, thread_name_prefix="keepstone-backup") as pool:
-            pending: deque[tuple[SourceItem, Future[Stored] | Stored] | CarriedBlock] = deque()
-            try:
-                for source in sources:
-                    for item in source:
-                        if isinstance(item, CarriedBlock):
-                            pending.append(item)
-                        else:
-                            pending.append((item, self._plan(pool, writer, item, previous)))
-                        if len(pending) >= IN_FLIGHT:
-                            self._record_entry(writer, pending.popleft(), state)
-                for entry in pending:
-                    self._record_entry(writer, entry, state)
-            except BaseException:
-                # A stopped run must end now: the items read ahead are not stored.
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        pending: deque[tuple[SourceItem, Future[Stored] | Stored] | CarriedBlock] = deque()
+        try:
+            for source in sources:
+                for item in source:
+                    if isinstance(item, CarriedBlock):
+                        pending.append(item)
+                    else:
+                        pending.append((item, self._plan(pool, writer, item, previous)))
+                    if len(pending) >= IN_FLIGHT:
+                        self._record_entry(writer, pending.popleft(), state)
+            for entry in pending:
+                self._record_entry(writer, entry, state)
+        except BaseException:
+            # A stopped run must end now: the items read ahead are not stored.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         return state
 
     def _guarded(
@@ -313,7 +322,14 @@ class Backup:
         previous: PreviousPoint,
     ) -> Future[Stored] | Stored:
         """An unchanged item is carried over as is (its stored JSON too when nothing about it
-        changed); anything else is read and stored."""
+        changed); anything else is read and stored. A folder item (a source's state, never any
+        content) is kept as the source gives it, without decoding the one it replaces: that
+        gives the very same item, and a folder's state can be large."""
+        if item.kind == "folder" and item.size == 0:
+            meta = _meta(item)
+            return Stored(
+                Item(item.key, item.user, "folder", item.path, 0, item.mtime, item.mode, meta)
+            )
         before = previous.get(item.key)
         if (
             before is not None

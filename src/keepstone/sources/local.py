@@ -38,7 +38,9 @@ that very directory with the same token and mode, and the previous point's recor
 that token (an item recorded while it changed has an empty one) and names chunks still in the
 repository; everything an item holds is then what it held (key, folder and flags come from the
 name, size, mtime and inode from the token, headers from the same content). Anything else goes
-the long way, as before. What is safe to skip, and what is not:
+the long way, as before. A directory's state is paged (``local_state``: a page of entries at a
+time, in name order, so a Maildir folder's ``cur`` and ``new`` are scanned as one listing in name
+order). What is safe to skip, and what is not:
 
 - A Maildir folder is skipped whole (not listed, no file looked at) when its ``cur`` and ``new``
   are the same directories (inode) with the same mtime and ctime as when the previous run listed
@@ -61,14 +63,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import io
+import heapq
 import os
 import re
 import secrets
 import socket
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -81,6 +83,7 @@ from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refu
 from keepstone.sources.connector import CarriedBlock, Part, PreviousPoint, SkipHandler
 from keepstone.sources.connector import Skipped as Skipped  # re-exported: older imports
 from keepstone.sources.connector import SourceItem as SourceItem
+from keepstone.sources.local_state import STATE_VERSION, Entry, Stamp, StateReader, StateWriter
 from keepstone.sources.names import display, is_text, key_part, put_exact
 
 MAIL_DIR = "Mail"
@@ -101,11 +104,6 @@ _MAIL_SUBS = ("cur", "new")
 # (coarse) file system clock as the listing would leave them as they were. Dovecot's Maildir
 # sync waits out the same race.
 SETTLED_NS = 2_000_000_000
-# The shape of state items; a change to what the scan puts into an item (its meta, its path) must
-# change it too, so that the first run after it goes the long way and records the new shape.
-STATE_VERSION = 1
-# (sub, inode, mtime_ns, ctime_ns) of each of a folder's cur/ and new/ that exists.
-Stamp = list[list[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,16 +156,6 @@ class _FolderIndex:
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _DirState:
-    """What the previous run found in one directory (its state item): the directory's stamp
-    when it may be trusted to skip the directory whole, and per file name ``[name, change
-    token, mode]`` of the item it gave."""
-
-    stamp: Stamp | None
-    entries: dict[str, list[Any]]
-
-
 @dataclass(slots=True)
 class _DriveLevel:
     """One directory of a OneDrive scan in progress: its entries still to visit, and what the
@@ -176,8 +164,8 @@ class _DriveLevel:
     directory: Directory
     entries: Iterator[os.DirEntry[str]]
     rel: str  # below OneDrive, "" at its root
-    state: _DirState | None  # None: no state kept (a name that is not text, or not a backup)
-    found: list[list[Any]] = field(default_factory=list)
+    state: StateReader | None  # what the previous run found here (None: nothing)
+    writer: StateWriter | None  # None: no state kept (a name that is not text, or not a backup)
     block: list[CarriedRecord] = field(default_factory=list)
 
 
@@ -468,84 +456,114 @@ class LocalOrganization:
     def _scan_folder(
         self, user: str, mail: Directory, folder: _Folder, seen: set[str], backup: bool
     ) -> Iterator[SourceItem | CarriedBlock]:
-        """One Maildir folder's messages. In a backup: skipped whole (its items carried as
-        their previous JSON) when its ``cur``/``new`` are the very directories the previous run
-        listed, unchanged since (same inode, mtime and ctime); otherwise each message whose
-        name, change token and mode are the ones the previous run recorded is carried the same
-        way; the folder's state item comes last."""
+        """One Maildir folder's messages, ``cur`` and ``new`` merged in name order. In a backup:
+        skipped whole (its items carried as their previous JSON) when its ``cur``/``new`` are the
+        very directories the previous run listed, unchanged since (same inode, mtime and ctime);
+        otherwise each message whose name, change token and mode are the ones the previous run
+        recorded is carried the same way; the folder's state (``local_state``) comes as it is
+        found, its head last."""
         key = f"{user}/mail-folder/{folder.dir_name or '.'}"
         # State is kept only for folders (and below, messages) whose names are text: others go
         # the long way every time.
-        state = None
-        if backup and is_text(folder.dir_name):
-            state = self._dir_state(key) or _DirState(None, {})
+        keep = backup and is_text(folder.dir_name)
+        state = StateReader.of(self._previous, key) if keep else None
+        writer = StateWriter(key, user, folder.path) if keep else None
         subs = list(self._folder_subs(user, mail, folder))
         now, skips = self._clock_ns(), self._skips
-        stamp = _stamp(subs) if state is not None else None
-        if state is not None and state.stamp is not None and state.stamp == stamp:
-            carried = self._carry_folder(user, state, seen)
-            if carried is not None:
-                yield CarriedBlock(user, "mail", folder.path, carried)
-                yield _state_item(key, user, folder.path, stamp, list(state.entries.values()))
+        stamp = _stamp(subs) if keep else None
+        if state is not None and writer is not None and stamp is not None and state.stamp == stamp:
+            if (yield from self._carry_folder(user, folder, state, writer, seen)):
                 return
-        found: list[list[Any]] = []
+            state = StateReader.of(self._previous, key)  # the scan looks names up from the start
         block: list[CarriedRecord] = []
-        for sub_dir in subs:
-            for entry in self._listing(user, sub_dir):
-                unique, flags = _split_name(entry.name)
-                if unique in seen or not self._is_file(user, sub_dir, entry):
-                    continue
-                carried_one = self._carry_message(user, state, sub_dir, entry, unique)
-                if carried_one is not None:
-                    block.append(carried_one[0])
-                    found.append(carried_one[1])
-                    seen.add(unique)
-                    continue
-                if block:
-                    yield CarriedBlock(user, "mail", folder.path, block)
-                    block = []
-                item = self._known_mail_item(user, folder, sub_dir, entry, (unique, flags))
-                if item is None:
-                    item = self._mail_item(user, folder, sub_dir, entry.name, (unique, flags))
-                if item is not None:
-                    seen.add(unique)
-                    if is_text(entry.name):
-                        found.append([entry.name, item.change_token, item.mode])
-                    yield item
+        for sub_dir, entry in self._merged_listing(user, subs):
+            unique = entry.name.partition(":")[0]  # the flags only if it goes the long way
+            if unique in seen or not self._is_file(user, sub_dir, entry):
+                continue
+            carried_one = self._carry_message(user, state, sub_dir, entry, unique)
+            if carried_one is not None:
+                block.append(carried_one[0])
+                seen.add(unique)
+                if writer is not None:
+                    writer.add(carried_one[1])
+                    if writer.ready:
+                        yield from writer.take()
+                continue
+            if block:
+                yield CarriedBlock(user, "mail", folder.path, block)
+                block = []
+            split = _split_name(entry.name)
+            item = self._known_mail_item(user, folder, sub_dir, entry, split)
+            if item is None:
+                item = self._mail_item(user, folder, sub_dir, entry.name, split)
+            if item is not None:
+                seen.add(unique)
+                if writer is not None and is_text(entry.name):
+                    writer.add([entry.name, item.change_token, item.mode])
+                yield item
+                if writer is not None:
+                    yield from writer.take()
         if block:
             yield CarriedBlock(user, "mail", folder.path, block)
-        if state is not None:
+        if writer is not None:
             # Trusted for a skip next time only when settled, and when nothing in the folder
             # was skipped (a skipped entry is reported again by every run).
             trusted = stamp is not None and _settled(stamp, now) and self._skips == skips
-            yield _state_item(key, user, folder.path, stamp if trusted else None, found)
+            yield _state_head(state, writer, stamp if trusted else None)
 
-    def _dir_state(self, key: str) -> _DirState | None:
-        """The previous run's state item ``key``, or None (first run, older restore point)."""
-        before = self._previous.get(key)
-        if before is None or before.kind != "folder" or before.meta.get("source") != "local":
-            return None
-        meta = before.meta
-        entries, stamp = meta.get("entries"), meta.get("stamp")
-        if meta.get("version") != STATE_VERSION or not isinstance(entries, list):
-            return None
-        table = {
-            entry[0]: entry
-            for entry in entries
-            if isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
-        }
-        return _DirState(stamp if isinstance(stamp, list) else None, table)
+    def _merged_listing(
+        self, user: str, subs: list[Directory]
+    ) -> Iterator[tuple[Directory, os.DirEntry[str]]]:
+        """The entries of ``cur`` and ``new`` in one name order (the order of the state)."""
+        listings = [[(sub, entry) for entry in self._listing(user, sub)] for sub in subs]
+        listings = [listing for listing in listings if listing]
+        if len(listings) == 1:
+            return iter(listings[0])  # new/ is empty between deliveries
+        return heapq.merge(*listings, key=lambda found: found[1].name)
 
     def _carry_folder(
-        self, user: str, state: _DirState, seen: set[str]
+        self,
+        user: str,
+        folder: _Folder,
+        state: StateReader,
+        writer: StateWriter,
+        seen: set[str],
+    ) -> Generator[CarriedBlock | SourceItem, None, bool]:
+        """Every message of an unchanged folder as the previous run recorded it, a page of its
+        state at a time, without listing or opening anything (Maildir messages are immutable,
+        and any delivery, flag change or removal renames or unlinks in ``cur``/``new``); the
+        state's pages and head as they were. False when a page's messages cannot all be
+        carried: the folder is then scanned, and the messages carried so far (in ``seen``)
+        are not given again."""
+        for number in state.page_numbers():
+            head = number > state.pages
+            entries = state.entries_of(number)
+            page = None if head else state.record_of(number)
+            records = None if entries is None else self._carry_entries(user, entries, seen)
+            if records is None or (not head and page is None):
+                return False
+            if records:
+                yield CarriedBlock(user, "mail", folder.path, records)
+            if page is not None:
+                yield CarriedBlock(user, "folder", folder.path, [page])
+                writer.pages += 1
+            elif state.version == STATE_VERSION and (same := state.record_of(number)):
+                yield CarriedBlock(user, "folder", folder.path, [same])
+            else:  # a head of an older version: written again, in pages
+                for entry in entries.values():  # type: ignore[union-attr]
+                    writer.add(entry)
+                    yield from writer.take()
+                yield writer.head(state.stamp)
+        return True
+
+    def _carry_entries(
+        self, user: str, entries: dict[str, Entry], seen: set[str]
     ) -> list[CarriedRecord] | None:
-        """Every message of an unchanged folder as the previous run recorded it, without
-        listing or opening anything (Maildir messages are immutable, and any delivery, flag
-        change or removal renames or unlinks in ``cur``/``new``); None when one of them cannot
-        be carried (then the folder is scanned)."""
+        """The previous JSON of every message of one page of a folder's state; None when one
+        of them cannot be carried."""
         records: list[CarriedRecord] = []
         uniques: list[str] = []
-        for name, token, _mode in state.entries.values():
+        for name, token, _mode in entries.values():
             unique = _split_name(name)[0]
             record = self._previous.carry(f"{user}/mail/{key_part(unique)}", str(token))
             if record is None or unique in seen:
@@ -558,11 +576,11 @@ class LocalOrganization:
     def _carry_message(
         self,
         user: str,
-        state: _DirState | None,
+        state: StateReader | None,
         sub_dir: Directory,
         entry: os.DirEntry[str],
         unique: str,
-    ) -> tuple[CarriedRecord, list[Any]] | None:
+    ) -> tuple[CarriedRecord, Entry] | None:
         """The message's previous JSON and state entry when the previous run recorded this very
         name (so the same folder, unique name and flags) with the same change token and mode:
         everything the item holds is then what it held (its headers were read from the same
@@ -712,13 +730,17 @@ class LocalOrganization:
                     stack.append(self._drive_level(user, below, listing, rel, backup))
             elif self._is_file(user, directory, entry):
                 if self._carry_file(user, level, entry):
+                    if level.writer is not None and level.writer.ready:
+                        yield from level.writer.take()
                     continue
                 yield from _drive_block(user, level)
                 item = self._file_item(user, directory, entry, prefix_len)
                 if item is not None:
-                    if level.state is not None and is_text(entry.name):
-                        level.found.append([entry.name, item.change_token, item.mode])
+                    if level.writer is not None and is_text(entry.name):
+                        level.writer.add([entry.name, item.change_token, item.mode])
                     yield item
+                    if level.writer is not None:
+                        yield from level.writer.take()
 
     def _drive_level(
         self,
@@ -728,10 +750,11 @@ class LocalOrganization:
         rel: str,
         backup: bool,
     ) -> _DriveLevel:
-        state = None
-        if backup and is_text(rel):
-            state = self._dir_state(_drive_state_key(user, rel)) or _DirState(None, {})
-        return _DriveLevel(directory, iter(listing), rel, state)
+        if not (backup and is_text(rel)):
+            return _DriveLevel(directory, iter(listing), rel, None, None)
+        key = _drive_state_key(user, rel)
+        state = StateReader.of(self._previous, key)
+        return _DriveLevel(directory, iter(listing), rel, state, StateWriter(key, user, rel or "."))
 
     def _carry_file(self, user: str, level: _DriveLevel, entry: os.DirEntry[str]) -> bool:
         """Carry the file as its previous JSON (see ``_scan_drive``); False when it must go the
@@ -744,7 +767,8 @@ class LocalOrganization:
         if record is None:
             return False
         level.block.append(record)
-        level.found.append([entry.name, *same])
+        if level.writer is not None:
+            level.writer.add([entry.name, *same])
         return True
 
     def _subdirectory(self, user: str, directory: Directory, name: str) -> Directory | None:
@@ -821,14 +845,14 @@ class _MessageOpener:
 
 
 def _as_recorded(
-    state: _DirState | None,
+    state: StateReader | None,
     entry: os.DirEntry[str],
     directory: Directory,
     token_of: Callable[[os.stat_result], str],
 ) -> tuple[str, int] | None:
     """The entry's change token and mode (one ``lstat``) when its directory's state recorded
     the same for its name; None otherwise."""
-    before = None if state is None else state.entries.get(entry.name)
+    before = None if state is None else state.get(entry.name)
     if before is None:
         return None
     try:
@@ -858,26 +882,18 @@ def _drive_block(user: str, level: _DriveLevel) -> Iterator[CarriedBlock]:
 
 def _drive_level_end(user: str, level: _DriveLevel) -> Iterator[SourceItem | CarriedBlock]:
     yield from _drive_block(user, level)
-    if level.state is not None:
-        yield _state_item(
-            _drive_state_key(user, level.rel), user, level.rel or ".", None, level.found
-        )
+    if level.writer is not None:
+        yield _state_head(level.state, level.writer, None)
 
 
-def _state_item(
-    key: str, user: str, path: str, stamp: Stamp | None, entries: list[list[Any]]
-) -> SourceItem:
-    """A directory's state for the next run (``kind="folder"``, no content, invisible to
-    browsing): per file the name, change token and mode of the item given for it, and for a
-    Maildir folder the stamp of its ``cur``/``new`` when it may be trusted for a skip."""
-    meta = {"source": "local", "version": STATE_VERSION, "stamp": stamp, "entries": entries}
-    return SourceItem(
-        key, user, "folder", path, 0, 0.0, 0o700, meta, "local-state", None, _no_content
-    )
-
-
-def _no_content() -> BinaryIO:
-    return io.BytesIO(b"")
+def _state_head(
+    state: StateReader | None, writer: StateWriter, stamp: Stamp | None
+) -> SourceItem | CarriedBlock:
+    """A directory's state head; carried as it was when nothing in it changed."""
+    same = None if state is None else state.same_head(writer, stamp)
+    if same is None:
+        return writer.head(stamp)
+    return CarriedBlock(writer.user, "folder", writer.path, [same])
 
 
 def _stamp(subs: list[Directory]) -> Stamp:
