@@ -15,6 +15,7 @@ from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, ses
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
+from keepstone.api.em.query import Clause
 from keepstone.api.em.queryable import Asked, Found, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
@@ -26,6 +27,7 @@ from keepstone.api.em.tasks import task_document
 from keepstone.api.em.xml import NS
 from keepstone.api.vb365.views import iso
 from keepstone.services import catalog, jobs, restore_points, runs, tasks
+from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession
 
 
@@ -98,11 +100,9 @@ def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     if order is not None and order[0] not in SESSION_ORDERS:
         return None
     ctx = ctx_of(request)
-    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
-    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS, few_jobs)
-    if clause is not None and condition is None:
+    where = _session_filter(ctx, clause)
+    if where is None:
         return None
-    where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)
     page = runs.list_sessions(
@@ -112,6 +112,33 @@ def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     failures = runs.failures_of(ctx, [s.id for s in page])
     rows = [_session_row(who, s, names.get(s.job_id, ""), failures.get(s.id, "")) for s in page]
     return Window(rows, total)
+
+
+def _session_filter(ctx: Context, clause: Clause | None) -> runs.SessionFilter | None:
+    """The sessions ``clause`` keeps, as the catalog finds them; None: only in memory. A filter
+    on fields the status and the retry decide keeps some (status, retried) pairs, counted and
+    paged by the hour (store/session_hours.py); any other, its condition."""
+    if clause is None:
+        return runs.SessionFilter()
+    kinds = query_sql.rows_kept(clause, SESSION_FIELDS, SESSION_KINDS)
+    if kinds is not None:
+        return runs.SessionFilter(kinds=kinds)
+    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
+    condition = query_sql.condition(clause, SESSION_FIELDS, few_jobs)
+    return None if condition is None else runs.SessionFilter(condition=condition)
+
+
+def _kind_fields(status: str, retried: bool) -> dict[str, str]:
+    """The fields of ``_session_row`` that a session's status and retry alone decide."""
+    state, result = SESSION_STATES[status]
+    return {"jobtype": "Backup", "state": state, "result": result, "isretry": boolean(retried)}
+
+
+SESSION_KINDS = {
+    (status, retried): _kind_fields(status, retried)
+    for status in SESSION_STATES
+    for retried in (False, True)
+}
 
 
 def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choices:

@@ -31,14 +31,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, String, and_, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from keepstone.api.em.query import OPERATORS, Clause, Term, comparable, is_plain_text, predicate_of
+from keepstone.api.em.query import (
+    OPERATORS,
+    Clause,
+    Row,
+    Term,
+    comparable,
+    is_plain_text,
+    predicate_of,
+)
 
 # The non-ASCII characters whose Python lower case holds ASCII (checked by the tests over all
 # of Unicode): replaced by it before the catalog's ASCII-only lower case.
@@ -104,6 +112,8 @@ def constant(value: str) -> Choices:
     return Choices([(true(), value)])
 
 
+K = TypeVar("K")
+
 # The keys a query of ``Text.through`` finds, when they are few; None: many (or not looked up).
 FewKeys = Callable[[Select[Any]], list[Any] | None]
 
@@ -124,6 +134,35 @@ def condition(
     if len(kept) < len(conditions):
         return None
     return or_(*kept) if kind == "or" else and_(*kept)
+
+
+def rows_kept(clause: Clause, fields: Fields, rows: Mapping[K, Row]) -> frozenset[K] | None:
+    """Which of ``rows`` (each the values of some of a type's fields, keyed by what decides
+    them) ``clause`` keeps, or None when it names a field the type has and they do not: a
+    filter naming only fields that a few columns decide (a session's result, from its
+    status) keeps the rows whose columns are one of the keys returned."""
+    if not rows or not _names(clause) <= {*next(iter(rows.values())), *_absent(clause, fields)}:
+        return None
+    return frozenset(key for key, row in rows.items() if _keeps(clause, row))
+
+
+def _names(clause: Clause) -> set[str]:
+    if isinstance(clause, Term):
+        return {clause.name}
+    return set().union(*(_names(part) for part in clause[1]))
+
+
+def _absent(clause: Clause, fields: Fields) -> set[str]:
+    """The fields ``clause`` names that the type does not have (they keep nothing)."""
+    return {name for name in _names(clause) if name not in fields}
+
+
+def _keeps(clause: Clause, row: Row) -> bool:
+    if isinstance(clause, Term):
+        return predicate_of(clause)(row)
+    kind, parts = clause
+    kept = (_keeps(part, row) for part in parts)
+    return any(kept) if kind == "or" else all(kept)
 
 
 def _term(term: Term, fields: Fields, few_keys: FewKeys | None) -> ColumnElement[bool] | None:
