@@ -71,9 +71,19 @@ JOB_FILTERS = [
 ]
 
 
-def _both(em: Em, monkeypatch: pytest.MonkeyPatch, kind: str, text: str) -> tuple[str, str]:
-    """The served answer, and the answer with every row filtered in memory."""
-    params = {"type": kind, "format": "Entities", "filter": text, "pageSize": "1000"}
+def _both(
+    em: Em,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    text: str,
+    size: int = 1000,
+    page: int = 1,
+    oldest_by: str = "",
+) -> tuple[str, str]:
+    """The served answer, and the answer with every row filtered in memory: a page of ``size``
+    (newest first, or sorted ascending by ``oldest_by``)."""
+    params = {"type": kind, "format": "Entities", "filter": text, "pageSize": str(size)}
+    params |= {"page": str(page)} | ({"sortAsc": oldest_by} if oldest_by else {})
     served = em.request("GET", "/api/query", params=params)
     lower = kind.lower()
     with monkeypatch.context() as patched:
@@ -116,12 +126,15 @@ def test_filters_keep_what_the_predicate_keeps(
                 .where(JobSession.id == session_id)
                 .values(
                     status=statuses[n % len(statuses)],
+                    # Over several hours: a page of a filter on the status and the retry is
+                    # found by the hour (store/session_hours.py).
+                    creation_time=bulk.BASE + timedelta(minutes=25 * n),
                     retry_count=n % 3,
                     progress=(n * 7) % 101,
                     end_time=None if n % 4 == 0 else bulk.BASE + timedelta(seconds=n, minutes=1),
                 )
             )
-    middle = (bulk.BASE + timedelta(seconds=8)).strftime("%Y-%m-%dT%H:%M:%S")
+    middle = (bulk.BASE + timedelta(minutes=25 * 8)).strftime("%Y-%m-%dT%H:%M:%S")
     filters = [
         ("result==Failed", True),
         ("result>=warning", True),
@@ -144,6 +157,11 @@ def test_filters_keep_what_the_predicate_keeps(
     ]
     _check(em, monkeypatch, "BackupJobSession", SESSION_FIELDS, filters)
     _check_fields_mapped(em, monkeypatch)
+    for text in ("result==Failed", "isretry==true;state==stopped", "result>=warning,isretry!=true"):
+        for order in ("", "creationTime"):
+            for page in range(1, 5):
+                served, in_memory = _both(em, monkeypatch, "BackupJobSession", text, 3, page, order)
+                assert served == in_memory, (text, order, page)
 
 
 def _check(
