@@ -40,6 +40,7 @@ NAMES = [
 ]
 ASCII = re.compile("[\x00-\x7f]")
 NEXT = datetime(2026, 3, 1, tzinfo=UTC)
+EXACT_NAME = "name==ALPHA@2026-01-01t01:40:00.1200050z"
 
 # (filter, whether the catalog evaluates it)
 JOB_FILTERS = [
@@ -66,8 +67,10 @@ JOB_FILTERS = [
     ("nextrun==none", False),
     ("nosuchfield==x", True),
     ("(name==alpha,description==x);scheduleenabled==false", True),
-    ("scheduleconfigured==true", False),
-    ("name==alpha,scheduleconfigured==true", False),
+    ("scheduleconfigured==true", True),
+    ("scheduleconfigured!=TRUE;scheduleenabled==true", True),
+    ("name==alpha,scheduleconfigured==true", True),
+    ("scheduleconfigured>=f", True),
 ]
 
 
@@ -97,7 +100,9 @@ def _both(
 def _jobs(ctx: Context, template: str) -> list[str]:
     ids = [template, *bulk.copies_of_job(ctx, template, len(NAMES) - 1)]
     with ctx.db.write() as s:
+        policy = s.get_one(Job, template).schedule_policy
         for n, (job_id, name) in enumerate(zip(ids, NAMES, strict=True)):
+            scheduled = policy | ({"type": "ManualOnly"} if n % 4 == 1 else {})
             s.execute(
                 update(Job)
                 .where(Job.id == job_id)
@@ -106,6 +111,7 @@ def _jobs(ctx: Context, template: str) -> list[str]:
                     description=["", "some text", "Some TEXT", "x"][n % 4],
                     is_enabled=n % 3 != 0,
                     next_run=None if n % 5 == 0 else NEXT + timedelta(seconds=n),
+                    schedule_policy=scheduled,
                 )
             )
     return ids
@@ -128,7 +134,9 @@ def test_filters_keep_what_the_predicate_keeps(
                     status=statuses[n % len(statuses)],
                     # Over several hours: a page of a filter on the status and the retry is
                     # found by the hour (store/session_hours.py).
-                    creation_time=bulk.BASE + timedelta(minutes=25 * n),
+                    # Some with a fraction of a second (a Name shows seven digits of it).
+                    creation_time=bulk.BASE
+                    + timedelta(minutes=25 * n, microseconds=(n % 3) * 120_005),
                     retry_count=n % 3,
                     progress=(n * 7) % 101,
                     end_time=None if n % 4 == 0 else bulk.BASE + timedelta(seconds=n, minutes=1),
@@ -152,10 +160,20 @@ def test_filters_keep_what_the_predicate_keeps(
         ("jobname>m", True),
         (f"jobuid==urn:veeam:job:{ids[1].upper()}", True),
         (f"uid!=urn:veeam:BackupJobSession:{sessions[3]}", True),
-        ("name==x", False),
+        ("name==x", True),
+        ("name==alpha@2026-01-01T00:00:00Z", True),  # the first session
+        (EXACT_NAME, True),  # the fifth, with a fraction
+        ("name>=alpha@2026-01-01T01:40:00.12", True),
+        ("name<alpha2", True),
+        ("name!=alpha@2026-01-01T01:40:00Z;name<b", True),
+        ("name>\u212a", False),  # a non-ASCII wanted value
+        ("name==123@2026-01-01T00:50:00.2400100Z", True),
         ("jobtype==Backup;result==success,nosuch==1", True),
     ]
     _check(em, monkeypatch, "BackupJobSession", SESSION_FIELDS, filters)
+    assert (
+        _both(em, monkeypatch, "BackupJobSession", EXACT_NAME)[0].count("<BackupJobSession ") == 1
+    )
     _check_fields_mapped(em, monkeypatch)
     for text in ("result==Failed", "isretry==true;state==stopped", "result>=warning,isretry!=true"):
         for order in ("", "creationTime"):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import partial
 
 from fastapi import Request
+from sqlalchemy import select
 
 from keepstone import __version__
 from keepstone.api.em import query_sql
@@ -26,6 +27,7 @@ from keepstone.api.em.restore_points import (
 from keepstone.api.em.tasks import task_document
 from keepstone.api.em.xml import NS
 from keepstone.api.vb365.views import iso
+from keepstone.domain.policy import ScheduleType
 from keepstone.services import catalog, jobs, restore_points, runs, tasks
 from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession
@@ -49,8 +51,10 @@ def job_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     return Window([_job_row(who, job) for job in page], total)
 
 
-# What each field of ``_job_row`` is computed from. ScheduleConfigured comes from the schedule
-# policy, a JSON document: a filter on it is evaluated in memory.
+# A job's schedule type, from its schedule policy (a JSON document; every policy has one).
+_SCHEDULE_TYPE = Job.schedule_policy["type"].as_string()
+
+# What each field of ``_job_row`` is computed from.
 JOB_FIELDS: query_sql.Fields = {
     "name": query_sql.Text(Job.name),
     "uid": query_sql.Text(Job.id, "urn:veeam:Job:"),
@@ -61,7 +65,12 @@ JOB_FIELDS: query_sql.Fields = {
         [(Job.is_enabled.is_(True), boolean(True)), (Job.is_enabled.is_(False), boolean(False))]
     ),
     "nextrun": query_sql.Instant(Job.next_run),
-    "scheduleconfigured": None,
+    "scheduleconfigured": query_sql.Choices(
+        [
+            (ScheduleType.MANUAL_ONLY.value != _SCHEDULE_TYPE, boolean(True)),
+            (ScheduleType.MANUAL_ONLY.value == _SCHEDULE_TYPE, boolean(False)),
+        ]
+    ),
 }
 
 
@@ -150,10 +159,16 @@ def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choi
 
 _OF_JOB = (JobSession.job_id, Job.id)  # a session's job (a foreign key)
 
-# What each field of ``_session_row`` is computed from. Its Name joins the job's name and the
-# creation time as text: a filter on it is evaluated in memory.
+# A session's Name (``session_name``): its job's name, "@" and its creation time as shown.
+_SESSION_NAME = (
+    select(Job.name).where(Job.id == JobSession.job_id).scalar_subquery()
+    + "@"
+    + query_sql.iso_text(JobSession.creation_time)
+)
+
+# What each field of ``_session_row`` is computed from.
 SESSION_FIELDS: query_sql.Fields = {
-    "name": None,
+    "name": query_sql.Text(_SESSION_NAME),
     "jobname": query_sql.Text(Job.name, through=_OF_JOB),
     "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
     "jobuid": query_sql.Text(Job.id, "urn:veeam:Job:", through=_OF_JOB),

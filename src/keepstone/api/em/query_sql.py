@@ -21,8 +21,9 @@ None and the caller filters every row in memory, as before. What is exact:
   time compares as the text ``none``, like the predicate's fallback).
 - ``Number``: an integer column compared with a wanted number.
 
-A field mapped to None has no column (a name built from others, a setting inside a JSON
-document): a filter naming it is evaluated in memory. A field a type does not have keeps nothing,
+A ``Text`` column may be an expression: a session's Name is its job's name, ``@`` and its
+creation time as ``views.iso`` writes it (``iso_text``, per dialect). A field mapped to None has
+no SQL form: a filter naming it is evaluated in memory. A field a type does not have keeps nothing,
 as the predicate says.
 """
 
@@ -71,6 +72,37 @@ def _ascii_lower(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> str:
 def _ascii_lower_pg(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> str:
     # Under the C collation PostgreSQL lowers ASCII letters only and compares bytes.
     return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
+
+
+class iso_text(FunctionElement[str]):
+    """A stored instant as ``views.iso`` shows it: ``YYYY-MM-DDTHH:MM:SS``, then seven fraction
+    digits (the microseconds and a 0) when there is a fraction, then ``Z``."""
+
+    type = String()
+    inherit_cache = True
+    name = "iso_text"
+
+
+@compiles(iso_text)
+def _iso_text(element: iso_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite holds an instant as the text YYYY-MM-DD HH:MM:SS.ffffff (UTC).
+    stored = compiler.process(element.clauses, **kw)
+    fraction = f"substr({stored}, 21, 6)"
+    return (
+        f"(replace(substr({stored}, 1, 19), ' ', 'T') || CASE WHEN {fraction} IN ('', '000000') "
+        f"THEN '' ELSE '.' || {fraction} || '0' END || 'Z')"
+    )
+
+
+@compiles(iso_text, "postgresql")
+def _iso_text_pg(element: iso_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL holds it as a timestamp without time zone (UTC).
+    stored = compiler.process(element.clauses, **kw)
+    return (
+        f"""(to_char({stored}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN """
+        f"date_trunc('second', {stored}) = {stored} THEN '' "
+        f"ELSE '.' || to_char({stored}, 'US') || '0' END || 'Z')"
+    )
 
 
 @dataclass(frozen=True, slots=True)
