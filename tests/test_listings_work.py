@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from lxml import etree
 from sqlalchemy import update
 
 from keepstone.clock import ManualClock
@@ -624,6 +625,42 @@ def test_em_jobs_documents_cost_the_same_statements_for_n_and_4n_jobs(
     assert large[1].rows - small[1].rows == 3 * N  # one per job
     listed = client.get("/api/jobs", headers=headers).text
     assert listed.count("<Ref ") == 4 * N and "more 000120" in listed
+
+
+def test_em_jobs_documents_build_every_job_inside_the_list(
+    ctx: Context, client: TestClient, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /api/jobs`` (references and entities) makes each job's elements inside the list:
+    an element made apart is a document of its own, and appending it to the list moves it
+    there (lxml walks it again to reconcile its namespaces), which was most of the per-job
+    work. N and 4N jobs: the same number of documents made apart (one per job or more
+    before)."""
+    headers = _em_session(client)
+    made = []
+    real = etree.Element
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        made.append(args[0])
+        return real(*args, **kw)
+
+    def documents() -> list[int]:
+        counts = []
+        for path in ("/api/jobs", "/api/jobs?format=Entity"):
+            made.clear()
+            with monkeypatch.context() as patched:
+                patched.setattr(etree, "Element", counted)
+                response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.text
+            counts.append(len(made))
+        return counts
+
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    small = documents()
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = documents()
+    assert small == large and max(large) < N, (small, large)
+    listed = client.get("/api/jobs?format=Entity", headers=headers).text
+    assert listed.count("<Job ") == 4 * N and listed.count("<JobScheduleOptions") == 4 * N
 
 
 # ---- opening a restore session ----------------------------------------------------------------

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from keepstone.api.em.deps import Caller
-from keepstone.api.em.xml import element, sub_element
+from keepstone.api.em.xml import element_in, sub_element
 
 SERVER_ID = "00000000-0000-0000-0000-000000000001"  # this server: the only one there is
 
@@ -32,7 +32,12 @@ class Link:
 def links_of(*entries: Link) -> etree._Element:
     """``<Links>``, attributes in the vendor's order (Rel, Type, Href, Name); no Type on action
     links and no Name where the vendor writes none."""
-    made = element("Links")
+    return links_in(None, *entries)
+
+
+def links_in(parent: etree._Element | None, *entries: Link) -> etree._Element:
+    """``links_of`` made inside ``parent`` (``xml.element_in``)."""
+    made = element_in(parent, "Links")
     for entry in entries:
         attributes = {"Rel": entry.rel}
         if entry.type:

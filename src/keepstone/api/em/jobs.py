@@ -24,10 +24,10 @@ from keepstone.api.em.deps import (
     caller,
     ctx_of,
 )
-from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
+from keepstone.api.em.hypermedia import Link, entity_href, links_in, server_up
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import child, element, parse_body, text_of
+from keepstone.api.em.xml import child_in, element, element_in, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import JobEdit
@@ -52,12 +52,13 @@ def job_uid(job: Named) -> str:
     return f"urn:veeam:Job:{job.id}"
 
 
-def job_links(who: Caller, job: Job) -> etree._Element:
+def job_links(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
     """The vendor's order (jobs_id.html): Up server, Alternate, Edit, Clone, toggle, Down
     includes and sessions, Start, Stop, Retry. Create ObjectInJob is left out: Keepstone jobs
     protect organizations, not objects added one by one."""
     href = who.href("jobs", job.id)
-    return links_of(
+    return links_in(
+        parent,
         server_up(who),
         Link("Alternate", href, "JobReference", job.name),
         Link("Edit", href, "JobReference", job.name),
@@ -71,40 +72,46 @@ def job_links(who: Caller, job: Job) -> etree._Element:
     )
 
 
-def job_reference(who: Caller, job: Named, tag: str = "EntityRef") -> etree._Element:
+def job_reference(
+    who: Caller, job: Named, tag: str = "EntityRef", parent: etree._Element | None = None
+) -> etree._Element:
     """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
-    Down its sessions."""
+    Down its sessions. Made inside ``parent`` when given (a list of every job: see
+    ``xml.sub_element``)."""
     href = who.href("jobs", job.id)
-    return element(
+    made = element_in(
+        parent,
         tag,
         {"Href": href, "Type": "JobReference", "Name": job.name, "UID": job_uid(job)},
-        links_of(
-            server_up(who),
-            Link("Alternate", entity_href(href), "Job", job.name),
-            Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
-        ),
     )
+    links_in(
+        made,
+        server_up(who),
+        Link("Alternate", entity_href(href), "Job", job.name),
+        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
+    )
+    return made
 
 
-def job_entity(who: Caller, job: Job) -> etree._Element:
+def job_entity(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
+    """A job's entity, made inside ``parent`` when given."""
     policy = policy_from_record(job.schedule_policy)
-    return element(
-        "Job",
-        {
-            "Href": f"{who.href('jobs', job.id)}?format=Entity",
-            "Type": "Job",
-            "Name": job.name,
-            "UID": job_uid(job),
-        },
-        job_links(who, job),
-        child("JobType", "Backup"),
-        child("Platform", "Microsoft365"),
-        child("Description", job.description),
-        child("ScheduleConfigured", boolean(policy.type.value != "ManualOnly")),
-        child("ScheduleEnabled", boolean(job.is_enabled)),
-        child("NextRun", iso(job.next_run)),
-        render_schedule_options(policy),
-    )
+    attributes = {
+        "Href": f"{who.href('jobs', job.id)}?format=Entity",
+        "Type": "Job",
+        "Name": job.name,
+        "UID": job_uid(job),
+    }
+    made = element_in(parent, "Job", attributes)
+    job_links(who, job, made)
+    child_in(made, "JobType", "Backup")
+    child_in(made, "Platform", "Microsoft365")
+    child_in(made, "Description", job.description)
+    child_in(made, "ScheduleConfigured", boolean(policy.type.value != "ManualOnly"))
+    child_in(made, "ScheduleEnabled", boolean(job.is_enabled))
+    child_in(made, "NextRun", iso(job.next_run))
+    made.append(render_schedule_options(policy))
+    return made
 
 
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
@@ -112,12 +119,14 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
     name only, so only those are read."""
     ctx = ctx_of(request)
     if format.lower() == "entity":
-        rows = jobs.list_jobs(ctx)
-        return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
-    names = jobs.list_job_names(ctx)
-    return answer(
-        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in names))
-    )
+        listed = element("Jobs")
+        for job in jobs.list_jobs(ctx):
+            job_entity(who, job, listed)
+        return answer(request, listed)
+    listed = element("EntityReferences")
+    for named in jobs.list_job_names(ctx):
+        job_reference(who, named, "Ref", listed)
+    return answer(request, listed)
 
 
 @router.get("/jobs")

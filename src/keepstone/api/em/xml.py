@@ -128,6 +128,29 @@ def sub_element(parent: etree._Element, name: str, attributes: dict[str, str]) -
     )
 
 
+def element_in(
+    parent: etree._Element | None,
+    name: str,
+    attributes: dict[str, str] | None = None,
+    text: str | None = None,
+) -> etree._Element:
+    """``element`` (without children) made inside ``parent`` when there is one (see
+    ``sub_element``), else a document of its own: a builder that takes a parent serves a
+    single answer and a long list alike."""
+    made = (
+        element(name, attributes) if parent is None else sub_element(parent, name, attributes or {})
+    )
+    if text is not None:
+        made.text = xml_safe(text)
+    return made
+
+
+def child_in(parent: etree._Element, name: str, text: str | None) -> None:
+    """``child`` made inside ``parent``."""
+    if text is not None:
+        element_in(parent, name, text=text)
+
+
 def child(name: str, text: str | None) -> etree._Element | None:
     """A simple text element, or nothing when there is no value."""
     return None if text is None else element(name, text=text)
