@@ -24,13 +24,22 @@ from keepstone.api.em.deps import (
     caller,
     ctx_of,
 )
-from keepstone.api.em.hypermedia import Link, entity_href, links_in, server_up
+from keepstone.api.em.hypermedia import (
+    LINK,
+    LINKS,
+    Link,
+    entity_href,
+    link_attributes,
+    links_in,
+    server_up,
+)
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import child_in, element, element_in, parse_body, text_of
+from keepstone.api.em.xml import NAMESPACES, NS, child_in, element, element_in, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import JobEdit
+from keepstone.domain.text import xml_safe
 from keepstone.services import jobs, runs, tasks
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, Task
@@ -78,19 +87,37 @@ def job_reference(
     """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
     Down its sessions. Made inside ``parent`` when given (a list of every job: see
     ``xml.sub_element``)."""
-    href = who.href("jobs", job.id)
-    made = element_in(
-        parent,
-        tag,
-        {"Href": href, "Type": "JobReference", "Name": job.name, "UID": job_uid(job)},
-    )
-    links_in(
-        made,
-        server_up(who),
-        Link("Alternate", entity_href(href), "Job", job.name),
-        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
-    )
-    return made
+    return JobReferences(who, tag).add(job, parent)
+
+
+class JobReferences:
+    """References to jobs for one caller: what every reference shares (the server's link, the
+    jobs' base address, made XML-safe) is made once, so that a list of every job makes for
+    each only its own strings and elements. Each attribute is what ``element`` and
+    ``links_of`` would write: ``xml_safe`` replaces character by character, so the safe base
+    joined with a safe id is the safe address."""
+
+    def __init__(self, who: Caller, tag: str = "EntityRef") -> None:
+        self.tag = f"{{{NS}}}{tag}"
+        self.up = link_attributes(server_up(who))
+        self.jobs = xml_safe(who.href("jobs"))
+
+    def add(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
+        job_id, name = xml_safe(job.id), xml_safe(job.name)
+        href = f"{self.jobs}/{job_id}"
+        uid = f"urn:veeam:Job:{job_id}"
+        attributes = {"Href": href, "Type": "JobReference", "Name": name, "UID": uid}
+        if parent is None:
+            made = etree.Element(self.tag, attributes, nsmap=NAMESPACES)
+        else:
+            made = etree.SubElement(parent, self.tag, attributes)
+        links = etree.SubElement(made, LINKS)
+        etree.SubElement(links, LINK, self.up)
+        alternate = {"Rel": "Alternate", "Type": "Job", "Href": entity_href(href), "Name": name}
+        etree.SubElement(links, LINK, alternate)
+        down = {"Rel": "Down", "Type": "BackupJobSessionReferenceList"}
+        etree.SubElement(links, LINK, down | {"Href": f"{href}/backupSessions"})
+        return made
 
 
 def job_entity(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
@@ -123,9 +150,9 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
         for job in jobs.list_jobs(ctx):
             job_entity(who, job, listed)
         return answer(request, listed)
-    listed = element("EntityReferences")
+    listed, references = element("EntityReferences"), JobReferences(who, "Ref")
     for named in jobs.list_job_names(ctx):
-        job_reference(who, named, "Ref", listed)
+        references.add(named, listed)
     return answer(request, listed)
 
 

@@ -97,7 +97,7 @@ def _check_schema(document: etree._Element) -> None:
         )
 
 
-_NAMESPACES: dict[str | None, str] = {None: NS, "xsd": XSD, "xsi": XSI}
+NAMESPACES: dict[str | None, str] = {None: NS, "xsd": XSD, "xsi": XSI}
 
 
 def element(
@@ -109,7 +109,7 @@ def element(
     made = etree.Element(
         f"{{{NS}}}{name}",
         {k: xml_safe(v) for k, v in (attributes or {}).items()},
-        nsmap=_NAMESPACES,
+        nsmap=NAMESPACES,
     )
     for child in children:
         if child is not None:
