@@ -168,6 +168,12 @@ def test_filters_keep_what_the_predicate_keeps(
         ("name!=alpha@2026-01-01T01:40:00Z;name<b", True),
         ("name>\u212a", False),  # a non-ASCII wanted value
         ("name==123@2026-01-01T00:50:00.2400100Z", True),
+        # Equality is looked up by the creation time written after the last "@".
+        ("name==alpha@2026-01-01T00:00:00.0000000Z", True),  # a whole second has no fraction
+        ("name==alpha@2026-02-30T00:00:00Z", True),  # no such day
+        ("name==alpha@2026-01-01T00:00:00.120005Z", True),  # six digits: not as written
+        ('name=="alpha@2026-01-01 00:00:00"', True),
+        ("name==alpha", True),
         ("jobtype==Backup;result==success,nosuch==1", True),
     ]
     _check(em, monkeypatch, "BackupJobSession", SESSION_FIELDS, filters)

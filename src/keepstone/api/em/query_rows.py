@@ -3,11 +3,13 @@ name (get_query_<type>.html), lower-cased."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, select
 
 from keepstone import __version__
 from keepstone.api.em import query_sql
@@ -166,9 +168,32 @@ _SESSION_NAME = (
     + query_sql.iso_text(JobSession.creation_time)
 )
 
+# A Name as ``views.iso`` writes its time, lower-cased: seven fraction digits when there is one.
+_ISO_LOWER = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})t([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{6})0)?z"
+)
+
+
+def _created_as_named(wanted: str) -> ColumnElement[bool] | None:
+    """The sessions a Name equal to ``wanted`` (lower-case) can be: those created at the instant
+    written after its last ``@`` (a time holds none), found in the creation-time index; None
+    when it is not written as a four-digit year's time (the Name's own comparison decides)."""
+    written = _ISO_LOWER.fullmatch(wanted.rpartition("@")[2])
+    if "@" not in wanted or written is None:
+        return None
+    if written[3] == "000000":  # a whole second is written without a fraction
+        return false()
+    day, time, fraction = written.groups()
+    try:
+        instant = datetime.fromisoformat(f"{day}T{time}.{fraction or '000000'}+00:00")
+    except ValueError:  # digits in place, but no such date (2026-02-30)
+        return false()
+    return JobSession.creation_time == instant
+
+
 # What each field of ``_session_row`` is computed from.
 SESSION_FIELDS: query_sql.Fields = {
-    "name": query_sql.Text(_SESSION_NAME),
+    "name": query_sql.Text(_SESSION_NAME, equal_needs=_created_as_named),
     "jobname": query_sql.Text(Job.name, through=_OF_JOB),
     "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
     "jobuid": query_sql.Text(Job.id, "urn:veeam:Job:", through=_OF_JOB),

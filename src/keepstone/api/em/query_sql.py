@@ -116,6 +116,9 @@ class Text:
     column: Any
     prefix: str = ""
     through: tuple[Any, Any] | None = None
+    # For ``==``: a condition every row equal to the wanted (lower-case) value meets, which an
+    # index answers (the column alone is an expression no index holds).
+    equal_needs: Callable[[str], ColumnElement[bool] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,10 @@ def _term(term: Term, fields: Fields, few_keys: FewKeys | None) -> ColumnElement
         for character, lowered in LOWERED_TO_ASCII.items():
             shown = func.replace(shown, character, lowered)
         kept = _compared(ascii_lower(func.coalesce(shown, "")), term.op, term.value.lower())
+        needs = field.equal_needs if term.op == "==" else None
+        needed = None if needs is None else needs(term.value.lower())
+        if needed is not None:
+            kept = and_(needed, kept)
         if field.through is None:
             return kept
         key, referred = field.through
