@@ -204,7 +204,7 @@ def test_sessions_counted_by_the_hour_are_every_session(
     """Pages found by the hour are the pages of the whole list, newest or oldest first, at
     any offset (within an hour, across hours, at either end), in a set pinned before newer
     sessions came, and after sessions are deleted with their job (a cascade in the catalog,
-    which the triggers of migration 0022 count too)."""
+    which the triggers of migration 0031 count too)."""
     other = bulk.copies_of_job(ctx, job["id"], 1)[0]
     bulk.add_sessions(ctx, [job["id"], other], 60, spacing=600)  # 6 per hour for 10 hours
     clock.set(bulk.BASE + timedelta(days=1))
