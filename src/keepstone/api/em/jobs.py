@@ -27,15 +27,13 @@ from keepstone.api.em.deps import (
 from keepstone.api.em.hypermedia import (
     LINK,
     LINKS,
-    Link,
     entity_href,
     link_attributes,
-    links_in,
     server_up,
 )
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import NAMESPACES, NS, child_in, element, element_in, parse_body, text_of
+from keepstone.api.em.xml import NAMESPACES, NS, child_in, element, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import JobEdit
@@ -65,20 +63,7 @@ def job_links(who: Caller, job: Job, parent: etree._Element | None = None) -> et
     """The vendor's order (jobs_id.html): Up server, Alternate, Edit, Clone, toggle, Down
     includes and sessions, Start, Stop, Retry. Create ObjectInJob is left out: Keepstone jobs
     protect organizations, not objects added one by one."""
-    href = who.href("jobs", job.id)
-    return links_in(
-        parent,
-        server_up(who),
-        Link("Alternate", href, "JobReference", job.name),
-        Link("Edit", href, "JobReference", job.name),
-        Link("Clone", f"{href}?action=clone"),
-        Link("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled"),
-        Link("Down", f"{href}/includes", "ObjectInJobList"),
-        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
-        Link("Start", f"{href}?action=start"),
-        Link("Stop", f"{href}?action=stop"),
-        Link("Retry", f"{href}?action=retry"),
-    )
+    return JobXml(who).links(job, parent)
 
 
 def job_reference(
@@ -87,30 +72,45 @@ def job_reference(
     """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
     Down its sessions. Made inside ``parent`` when given (a list of every job: see
     ``xml.sub_element``)."""
-    return JobReferences(who, tag).add(job, parent)
+    return JobXml(who, tag).reference(job, parent)
 
 
-class JobReferences:
-    """References to jobs for one caller: what every reference shares (the server's link, the
-    jobs' base address, made XML-safe) is made once, so that a list of every job makes for
-    each only its own strings and elements. Each attribute is what ``element`` and
-    ``links_of`` would write: ``xml_safe`` replaces character by character, so the safe base
-    joined with a safe id is the safe address."""
+def job_entity(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
+    """A job's entity, made inside ``parent`` when given."""
+    return JobXml(who).entity(job, parent)
+
+
+_ACTIONS = ("Start", "Stop", "Retry")
+
+
+class JobXml:
+    """A caller's job elements: what every one shares (the server's link, the jobs' base
+    address, made XML-safe) is made once, so that a list of every job makes for each only its
+    own strings and elements. Each attribute is what ``element`` and ``links_of`` would write:
+    ``xml_safe`` replaces character by character, so the safe base joined with a safe id is
+    the safe address."""
 
     def __init__(self, who: Caller, tag: str = "EntityRef") -> None:
         self.tag = f"{{{NS}}}{tag}"
         self.up = link_attributes(server_up(who))
         self.jobs = xml_safe(who.href("jobs"))
 
-    def add(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
-        job_id, name = xml_safe(job.id), xml_safe(job.name)
-        href = f"{self.jobs}/{job_id}"
-        uid = f"urn:veeam:Job:{job_id}"
-        attributes = {"Href": href, "Type": "JobReference", "Name": name, "UID": uid}
+    def _made(
+        self, tag: str, attributes: dict[str, str], parent: etree._Element | None
+    ) -> etree._Element:
         if parent is None:
-            made = etree.Element(self.tag, attributes, nsmap=NAMESPACES)
-        else:
-            made = etree.SubElement(parent, self.tag, attributes)
+            return etree.Element(tag, attributes, nsmap=NAMESPACES)
+        return etree.SubElement(parent, tag, attributes)
+
+    def _safe(self, job: Named) -> tuple[str, str, str]:
+        """The job's address, name and UID, XML-safe."""
+        job_id = xml_safe(job.id)
+        return f"{self.jobs}/{job_id}", xml_safe(job.name), f"urn:veeam:Job:{job_id}"
+
+    def reference(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
+        href, name, uid = self._safe(job)
+        attributes = {"Href": href, "Type": "JobReference", "Name": name, "UID": uid}
+        made = self._made(self.tag, attributes, parent)
         links = etree.SubElement(made, LINKS)
         etree.SubElement(links, LINK, self.up)
         alternate = {"Rel": "Alternate", "Type": "Job", "Href": entity_href(href), "Name": name}
@@ -119,26 +119,40 @@ class JobReferences:
         etree.SubElement(links, LINK, down | {"Href": f"{href}/backupSessions"})
         return made
 
+    def links(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
+        href, name, _ = self._safe(job)
+        made = self._made(LINKS, {}, parent)
+        for attributes in (
+            self.up,
+            {"Rel": "Alternate", "Type": "JobReference", "Href": href, "Name": name},
+            {"Rel": "Edit", "Type": "JobReference", "Href": href, "Name": name},
+            {"Rel": "Clone", "Href": f"{href}?action=clone"},
+            {"Rel": "ToggleScheduleEnabled", "Href": f"{href}?action=toggleScheduleEnabled"},
+            {"Rel": "Down", "Type": "ObjectInJobList", "Href": f"{href}/includes"},
+            {
+                "Rel": "Down",
+                "Type": "BackupJobSessionReferenceList",
+                "Href": f"{href}/backupSessions",
+            },
+            *({"Rel": action, "Href": f"{href}?action={action.lower()}"} for action in _ACTIONS),
+        ):
+            etree.SubElement(made, LINK, attributes)
+        return made
 
-def job_entity(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
-    """A job's entity, made inside ``parent`` when given."""
-    policy = policy_from_record(job.schedule_policy)
-    attributes = {
-        "Href": f"{who.href('jobs', job.id)}?format=Entity",
-        "Type": "Job",
-        "Name": job.name,
-        "UID": job_uid(job),
-    }
-    made = element_in(parent, "Job", attributes)
-    job_links(who, job, made)
-    child_in(made, "JobType", "Backup")
-    child_in(made, "Platform", "Microsoft365")
-    child_in(made, "Description", job.description)
-    child_in(made, "ScheduleConfigured", boolean(policy.type.value != "ManualOnly"))
-    child_in(made, "ScheduleEnabled", boolean(job.is_enabled))
-    child_in(made, "NextRun", iso(job.next_run))
-    made.append(render_schedule_options(policy))
-    return made
+    def entity(self, job: Job, parent: etree._Element | None = None) -> etree._Element:
+        href, name, uid = self._safe(job)
+        policy = policy_from_record(job.schedule_policy)
+        attributes = {"Href": entity_href(href), "Type": "Job", "Name": name, "UID": uid}
+        made = self._made(f"{{{NS}}}Job", attributes, parent)
+        self.links(job, made)
+        child_in(made, "JobType", "Backup")
+        child_in(made, "Platform", "Microsoft365")
+        child_in(made, "Description", job.description)
+        child_in(made, "ScheduleConfigured", boolean(policy.type.value != "ManualOnly"))
+        child_in(made, "ScheduleEnabled", boolean(job.is_enabled))
+        child_in(made, "NextRun", iso(job.next_run))
+        made.append(render_schedule_options(policy))
+        return made
 
 
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
@@ -146,13 +160,13 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
     name only, so only those are read."""
     ctx = ctx_of(request)
     if format.lower() == "entity":
-        listed = element("Jobs")
+        listed, made = element("Jobs"), JobXml(who)
         for job in jobs.list_jobs(ctx):
-            job_entity(who, job, listed)
+            made.entity(job, listed)
         return answer(request, listed)
-    listed, references = element("EntityReferences"), JobReferences(who, "Ref")
+    listed, made = element("EntityReferences"), JobXml(who, "Ref")
     for named in jobs.list_job_names(ctx):
-        references.add(named, listed)
+        made.reference(named, listed)
     return answer(request, listed)
 
 
