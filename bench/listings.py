@@ -363,7 +363,8 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
                 time_query(em, "BackupJobSession", sizes.sessions, repeat),
                 time_query(em, "BackupJobSession", sizes.sessions, repeat, "&sortAsc=creationTime"),
                 # Filters the catalog evaluates (api/em/query_sql.py): half the jobs by name,
-                # every session (the deepest filtered page there is), one job's sessions.
+                # every session (by status and retry: the deepest filtered page there is, counted
+                # by the hour), one job's sessions.
                 time_query(
                     em,
                     "Job",
@@ -385,6 +386,8 @@ def run(sizes: Sizes, repeat: int, database: str | None, work: Path) -> tuple[st
                     repeat,
                     f"&filter=jobUid==urn:veeam:Job:{built.big_job}",
                 ),
+                # A field read from each job's policy document (every job here is scheduled).
+                time_query(em, "Job", sizes.jobs, repeat, "&filter=scheduleConfigured==true"),
             ]
             unpaged = median_ms(max(1, repeat // 2), lambda: em.get("/api/jobs"))
     finally:

@@ -6,6 +6,7 @@ never timed."""
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from lxml import etree
+from sqlalchemy import update
 
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
@@ -201,7 +204,7 @@ def test_sessions_counted_by_the_hour_are_every_session(
     """Pages found by the hour are the pages of the whole list, newest or oldest first, at
     any offset (within an hour, across hours, at either end), in a set pinned before newer
     sessions came, and after sessions are deleted with their job (a cascade in the catalog,
-    which the triggers of migration 0022 count too)."""
+    which the triggers of migration 0031 count too)."""
     other = bulk.copies_of_job(ctx, job["id"], 1)[0]
     bulk.add_sessions(ctx, [job["id"], other], 60, spacing=600)  # 6 per hour for 10 hours
     clock.set(bulk.BASE + timedelta(days=1))
@@ -232,6 +235,104 @@ def test_sessions_counted_by_the_hour_are_every_session(
     check(67)
     jobs.delete_job(ctx, other)
     check(37)
+
+
+def _mix_kinds(ctx: Context, ids: list[str]) -> None:
+    """Every third session failed, every fifth a retry (updates: the triggers move them)."""
+    with ctx.db.write() as s:
+        s.execute(update(JobSession).where(JobSession.id.in_(ids[::3])).values(status="Failed"))
+        s.execute(update(JobSession).where(JobSession.id.in_(ids[::5])).values(retry_count=2))
+
+
+def _of_kinds(sessions: list[JobSession], kinds: frozenset[tuple[str, bool]]) -> list[str]:
+    return [s.id for s in sessions if (s.status, s.retry_count > 0) in kinds]
+
+
+def test_filtered_session_pages_asked_alone_cost_the_same_at_any_depth(
+    ctx: Context, client: TestClient, job: dict[str, Any]
+) -> None:
+    """A query service page of sessions filtered by result and retry (the fields a session's
+    status and retry count decide) neither counts the sessions it keeps nor skips those before
+    it: both come from the per-hour tallies of each (status, retried) pair
+    (store/session_hours.py). N and 4N sessions over the same two hours, a third failed and a
+    fifth retried: the first, middle and last pages run the same statements, load the same rows
+    and, on SQLite, about the same instructions (counting and skipping thousands of sessions
+    runs tens of thousands more)."""
+    headers = _em_session(client)
+    # 900 sessions over two hours, then 2,700 more: each hour holds a multiple of 15 sessions
+    # of each batch, so 8 in 15 of them are kept and the middle page starts an hour.
+    n = 900
+    _mix_kinds(ctx, bulk.add_sessions(ctx, [job["id"]], n, spacing=7200 / n))
+    wanted = "result==Success;isRetry==false"
+    kinds = frozenset({("Success", False)})
+
+    def pages() -> list[tuple[int, ...]]:
+        kept = _of_kinds(runs.list_sessions(ctx), kinds)
+        costs = []
+        for page in (1, len(kept) // 2 // PAGE + 1, len(kept) // PAGE):
+            query = f"type=BackupJobSession&format=Entities&pageSize={PAGE}&page={page}"
+            with catalog_work(ctx) as work:
+                response = client.get(f"/api/query?{query}&filter={wanted}", headers=headers)
+            assert response.status_code == 200, response.text
+            listed = re.findall(r'UID="urn:veeam:BackupJobSession:([^"]+)"', response.text)
+            assert listed == kept[(page - 1) * PAGE :][:PAGE]
+            assert f'PagesCount="{-(-len(kept) // PAGE)}"' in response.text
+            costs.append((work.count, work.rows_loaded, work.vm_steps))
+        return costs
+
+    small = pages()
+    _mix_kinds(ctx, bulk.add_sessions(ctx, [job["id"]], 3 * n, start=1, spacing=7200 / (3 * n)))
+    large = pages()
+    costs = {*small, *large}
+    assert len({(c[0], c[1]) for c in costs}) == 1, f"statements or rows differ: {costs}"
+    steps = [c[2] for c in costs]
+    # The request's other statements (its caller's) vary by a few hundred instructions.
+    assert max(steps) - min(steps) <= 5, f"instructions differ with size or depth: {costs}"
+
+
+def test_sessions_of_some_kinds_counted_by_the_hour_are_theirs(
+    ctx: Context, job: dict[str, Any], clock: ManualClock
+) -> None:
+    """Pages of the sessions of some (status, retried) pairs found by the hour are the pages
+    of the whole list filtered, newest or oldest first, at any offset, in a set pinned before
+    newer sessions came, after sessions change status or are retried, and after sessions are
+    deleted with their job (the triggers of migration 0031)."""
+    other = bulk.copies_of_job(ctx, job["id"], 1)[0]
+    ids = bulk.add_sessions(ctx, [job["id"], other], 60, spacing=600)  # 6 per hour, 10 hours
+    _mix_kinds(ctx, ids)
+    clock.set(bulk.BASE + timedelta(days=1))
+    cutoff = clock.now()
+    every = [("Success", False), ("Success", True), ("Failed", False), ("Failed", True)]
+    sets = [frozenset(every[:1]), frozenset(every[1:3]), frozenset(every), frozenset()]
+
+    def check(where: runs.SessionFilter) -> None:
+        assert where.kinds is not None
+        pinned = [s for s in runs.list_sessions(ctx) if s.creation_time <= cutoff]
+        newest = _of_kinds(pinned, where.kinds)
+        assert runs.count_sessions(ctx, where) == len(newest)
+        for offset in {0, 5, 7, len(newest) // 2, max(0, len(newest) - 5), len(newest)}:
+            for limit in (1, 13):
+                page = runs.list_sessions(ctx, None, offset, limit, where)
+                assert [s.id for s in page] == newest[offset : offset + limit], (where, offset)
+                oldest = runs.list_sessions(ctx, None, offset, limit, where, oldest_first=True)
+                assert [s.id for s in oldest] == newest[::-1][offset : offset + limit]
+
+    def check_all() -> None:
+        for kinds in sets:
+            check(runs.SessionFilter(kinds=kinds))
+            check(runs.SessionFilter(kinds=kinds, created_until=cutoff))
+
+    check_all()
+    later = int((clock.now() - bulk.BASE).total_seconds()) + 60
+    _mix_kinds(ctx, bulk.add_sessions(ctx, [job["id"]], 7, start=later))  # after the cutoff
+    check(runs.SessionFilter(kinds=sets[2], created_until=cutoff))
+    cutoff = clock.now() + timedelta(days=1)
+    with ctx.db.write() as s:  # sessions change status, retries are counted
+        s.execute(update(JobSession).where(JobSession.id.in_(ids[1::4])).values(status="Failed"))
+        s.execute(update(JobSession).where(JobSession.id.in_(ids[::7])).values(retry_count=0))
+    check_all()
+    jobs.delete_job(ctx, other)
+    check_all()
 
 
 def test_log_pages_cost_the_same_for_n_and_4n_items(
@@ -524,6 +625,42 @@ def test_em_jobs_documents_cost_the_same_statements_for_n_and_4n_jobs(
     assert large[1].rows - small[1].rows == 3 * N  # one per job
     listed = client.get("/api/jobs", headers=headers).text
     assert listed.count("<Ref ") == 4 * N and "more 000120" in listed
+
+
+def test_em_jobs_documents_build_every_job_inside_the_list(
+    ctx: Context, client: TestClient, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /api/jobs`` (references and entities) makes each job's elements inside the list:
+    an element made apart is a document of its own, and appending it to the list moves it
+    there (lxml walks it again to reconcile its namespaces), which was most of the per-job
+    work. N and 4N jobs: the same number of documents made apart (one per job or more
+    before)."""
+    headers = _em_session(client)
+    made = []
+    real = etree.Element
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        made.append(args[0])
+        return real(*args, **kw)
+
+    def documents() -> list[int]:
+        counts = []
+        for path in ("/api/jobs", "/api/jobs?format=Entity"):
+            made.clear()
+            with monkeypatch.context() as patched:
+                patched.setattr(etree, "Element", counted)
+                response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.text
+            counts.append(len(made))
+        return counts
+
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    small = documents()
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = documents()
+    assert small == large and max(large) < N, (small, large)
+    listed = client.get("/api/jobs?format=Entity", headers=headers).text
+    assert listed.count("<Job ") == 4 * N and listed.count("<JobScheduleOptions") == 4 * N
 
 
 # ---- opening a restore session ----------------------------------------------------------------

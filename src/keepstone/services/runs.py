@@ -697,12 +697,15 @@ class SessionFilter:
     # Any further condition on the sessions (an Enterprise Manager query's filter); an SQL
     # expression has no equality of its own, so it takes no part in comparing filters.
     condition: ColumnElement[bool] | None = field(default=None, compare=False)
+    # Only the sessions of these (status, retried) pairs (None: any).
+    kinds: frozenset[tuple[str, bool]] | None = None
 
     @property
-    def every_session(self) -> bool:
-        """Whether it keeps every session (created until its cutoff): such a set is counted
-        and paged by the hour of creation (store/session_hours.py)."""
-        return self.condition is None and self == SessionFilter(created_until=self.created_until)
+    def tallied(self) -> bool:
+        """Whether it keeps every session of its ``kinds`` (created until its cutoff): such a
+        set is counted and paged by the hour of creation (store/session_hours.py)."""
+        alike = SessionFilter(created_until=self.created_until, kinds=self.kinds)
+        return self.condition is None and self == alike
 
     def apply(self, query: Any) -> Any:
         kind = (self.job_type or "").lower()
@@ -715,6 +718,7 @@ class SessionFilter:
             BACKUP_RUNS if kind == "backup" else ~BACKUP_RUNS if kind == "copy" else None,
             false() if kind not in ("", "backup", "copy") else None,
             self.condition,
+            None if self.kinds is None else session_hours.session_of_kinds(self.kinds),
         ]
         return query.where(*(c for c in conditions if c is not None))
 
@@ -744,8 +748,9 @@ def list_sessions(
     with ctx.db.read() as s:
         if where.job_id is not None and s.get(CopyJob, where.job_id) is None:
             get_job_in(s, where.job_id)
-        if limit is not None and after is None and where.every_session:
-            # A window of every session, found by the hour (store/session_hours.py).
+        if limit is not None and after is None and where.tallied:
+            # A window of every session (of some kinds), found by the hour
+            # (store/session_hours.py).
             return session_hours.page(
                 s,
                 offset,
@@ -753,6 +758,7 @@ def list_sessions(
                 descending=not oldest_first,
                 cutoff=where.created_until,
                 total=total,
+                kinds=where.kinds,
             )
         if after is not None and not oldest_first:
             # Newest first, a session of the pinned set is older than its cutoff: the cutoff
@@ -779,8 +785,8 @@ def session_key(session: JobSession) -> tuple[datetime, str]:
 
 def count_sessions(ctx: Context, where: SessionFilter) -> int:
     with ctx.db.read() as s:
-        if where.every_session:
-            return session_hours.count(s, where.created_until)
+        if where.tallied:
+            return session_hours.count(s, where.created_until, where.kinds)
         query = _without_idle_cutoff(s, where).apply(select(func.count()).select_from(JobSession))
         return s.scalar(query) or 0
 

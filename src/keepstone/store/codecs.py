@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
+from functools import lru_cache
 from typing import Any
 
 from keepstone.domain.policy import DailyType, Period, SchedulePolicy, ScheduleType
@@ -31,23 +32,23 @@ def policy_to_record(policy: SchedulePolicy) -> dict[str, Any]:
 
 
 def policy_from_record(record: dict[str, Any]) -> SchedulePolicy:
-    """The policy of a stored record. A policy is immutable and a catalog holds few distinct
-    ones, so each is built (and validated) once: every job answer reads one, and building it
-    anew costs more than the rest of the answer (docs/benchmarks.md)."""
-    key = tuple(record.items())
-    found = _POLICIES.get(key)
-    if found is None:
-        if len(_POLICIES) >= _POLICIES_KEPT:
-            _POLICIES.clear()  # a bound, not an eviction order: refilling costs one build each
-        found = _POLICIES[key] = _build_policy(record)
-    return found
+    """The policy a record holds: jobs share a few schedules, and a list of every job reads one
+    per job (its 168-hour window parsed each time), so an equal record's policy is reused (a
+    ``SchedulePolicy`` is immutable)."""
+    # Each value with its type: True and 1 are equal keys, but not the same record.
+    items = tuple((name, type(value), value) for name, value in record.items())
+    try:
+        return _cached_policy(items)
+    except TypeError:  # a value that cannot be a key (not one this module writes)
+        return _policy(record)
 
 
-_POLICIES: dict[tuple[tuple[str, Any], ...], SchedulePolicy] = {}
-_POLICIES_KEPT = 4096
+@lru_cache(maxsize=4096)
+def _cached_policy(items: tuple[tuple[str, type, Any], ...]) -> SchedulePolicy:
+    return _policy({name: value for name, _, value in items})
 
 
-def _build_policy(record: dict[str, Any]) -> SchedulePolicy:
+def _policy(record: dict[str, Any]) -> SchedulePolicy:
     return SchedulePolicy(
         type=ScheduleType(record["type"]),
         daily_type=DailyType(record["daily_type"]),

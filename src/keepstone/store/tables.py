@@ -212,13 +212,16 @@ class JobSession(Base):
     )
 
 
-class JobSessionHour(Base):
-    """How many job sessions were created in an hour (the creation time cut to the hour):
-    kept by triggers (migration 0022), read by store/session_hours.py to count and page every
-    session without reading them all."""
+class JobSessionTally(Base):
+    """How many job sessions were created in an hour (the creation time cut to the hour) with
+    a status, retried or not: kept by triggers (migration 0031), read by
+    store/session_hours.py to count and page every session, or those of some statuses and
+    retries, without reading them all."""
 
-    __tablename__ = "job_session_hours"
+    __tablename__ = "job_session_tallies"
     hour: Mapped[datetime] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    retried: Mapped[bool] = mapped_column(primary_key=True)
     sessions: Mapped[int]
 
 

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from keepstone.api.em.deps import Caller
-from keepstone.api.em.xml import element, sub_element
+from keepstone.api.em.xml import NS, element_in
+from keepstone.domain.text import xml_safe
 
 SERVER_ID = "00000000-0000-0000-0000-000000000001"  # this server: the only one there is
 
@@ -32,16 +33,29 @@ class Link:
 def links_of(*entries: Link) -> etree._Element:
     """``<Links>``, attributes in the vendor's order (Rel, Type, Href, Name); no Type on action
     links and no Name where the vendor writes none."""
-    made = element("Links")
+    return links_in(None, *entries)
+
+
+def links_in(parent: etree._Element | None, *entries: Link) -> etree._Element:
+    """``links_of`` made inside ``parent`` (``xml.element_in``)."""
+    made = element_in(parent, "Links")
     for entry in entries:
-        attributes = {"Rel": entry.rel}
-        if entry.type:
-            attributes["Type"] = entry.type
-        attributes["Href"] = entry.href
-        if entry.name is not None:
-            attributes["Name"] = entry.name
-        sub_element(made, "Link", attributes)
+        etree.SubElement(made, LINK, link_attributes(entry))
     return made
+
+
+LINKS, LINK = f"{{{NS}}}Links", f"{{{NS}}}Link"
+
+
+def link_attributes(entry: Link) -> dict[str, str]:
+    """A ``<Link>``'s attributes, XML-safe, in the vendor's order."""
+    attributes = {"Rel": xml_safe(entry.rel)}
+    if entry.type:
+        attributes["Type"] = xml_safe(entry.type)
+    attributes["Href"] = xml_safe(entry.href)
+    if entry.name is not None:
+        attributes["Name"] = xml_safe(entry.name)
+    return attributes
 
 
 def server_name(who: Caller) -> str:

@@ -24,13 +24,20 @@ from keepstone.api.em.deps import (
     caller,
     ctx_of,
 )
-from keepstone.api.em.hypermedia import Link, entity_href, links_of, server_up
+from keepstone.api.em.hypermedia import (
+    LINK,
+    LINKS,
+    entity_href,
+    link_attributes,
+    server_up,
+)
 from keepstone.api.em.schedule_xml import parse_schedule_options, render_schedule_options
 from keepstone.api.em.tasks import task_accepted
-from keepstone.api.em.xml import child, element, parse_body, text_of
+from keepstone.api.em.xml import NAMESPACES, NS, child_in, element, parse_body, text_of
 from keepstone.api.vb365.views import iso
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import JobEdit
+from keepstone.domain.text import xml_safe
 from keepstone.services import jobs, runs, tasks
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job, Task
@@ -52,59 +59,100 @@ def job_uid(job: Named) -> str:
     return f"urn:veeam:Job:{job.id}"
 
 
-def job_links(who: Caller, job: Job) -> etree._Element:
+def job_links(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
     """The vendor's order (jobs_id.html): Up server, Alternate, Edit, Clone, toggle, Down
     includes and sessions, Start, Stop, Retry. Create ObjectInJob is left out: Keepstone jobs
     protect organizations, not objects added one by one."""
-    href = who.href("jobs", job.id)
-    return links_of(
-        server_up(who),
-        Link("Alternate", href, "JobReference", job.name),
-        Link("Edit", href, "JobReference", job.name),
-        Link("Clone", f"{href}?action=clone"),
-        Link("ToggleScheduleEnabled", f"{href}?action=toggleScheduleEnabled"),
-        Link("Down", f"{href}/includes", "ObjectInJobList"),
-        Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
-        Link("Start", f"{href}?action=start"),
-        Link("Stop", f"{href}?action=stop"),
-        Link("Retry", f"{href}?action=retry"),
-    )
+    return JobXml(who).links(job, parent)
 
 
-def job_reference(who: Caller, job: Named, tag: str = "EntityRef") -> etree._Element:
+def job_reference(
+    who: Caller, job: Named, tag: str = "EntityRef", parent: etree._Element | None = None
+) -> etree._Element:
     """A job's reference (resource_representation_for_ke.html): Up server, Alternate entity,
-    Down its sessions."""
-    href = who.href("jobs", job.id)
-    return element(
-        tag,
-        {"Href": href, "Type": "JobReference", "Name": job.name, "UID": job_uid(job)},
-        links_of(
-            server_up(who),
-            Link("Alternate", entity_href(href), "Job", job.name),
-            Link("Down", f"{href}/backupSessions", "BackupJobSessionReferenceList"),
-        ),
-    )
+    Down its sessions. Made inside ``parent`` when given (a list of every job: see
+    ``xml.sub_element``)."""
+    return JobXml(who, tag).reference(job, parent)
 
 
-def job_entity(who: Caller, job: Job) -> etree._Element:
-    policy = policy_from_record(job.schedule_policy)
-    return element(
-        "Job",
-        {
-            "Href": f"{who.href('jobs', job.id)}?format=Entity",
-            "Type": "Job",
-            "Name": job.name,
-            "UID": job_uid(job),
-        },
-        job_links(who, job),
-        child("JobType", "Backup"),
-        child("Platform", "Microsoft365"),
-        child("Description", job.description),
-        child("ScheduleConfigured", boolean(policy.type.value != "ManualOnly")),
-        child("ScheduleEnabled", boolean(job.is_enabled)),
-        child("NextRun", iso(job.next_run)),
-        render_schedule_options(policy),
-    )
+def job_entity(who: Caller, job: Job, parent: etree._Element | None = None) -> etree._Element:
+    """A job's entity, made inside ``parent`` when given."""
+    return JobXml(who).entity(job, parent)
+
+
+_ACTIONS = ("Start", "Stop", "Retry")
+
+
+class JobXml:
+    """A caller's job elements: what every one shares (the server's link, the jobs' base
+    address, made XML-safe) is made once, so that a list of every job makes for each only its
+    own strings and elements. Each attribute is what ``element`` and ``links_of`` would write:
+    ``xml_safe`` replaces character by character, so the safe base joined with a safe id is
+    the safe address."""
+
+    def __init__(self, who: Caller, tag: str = "EntityRef") -> None:
+        self.tag = f"{{{NS}}}{tag}"
+        self.up = link_attributes(server_up(who))
+        self.jobs = xml_safe(who.href("jobs"))
+
+    def _made(
+        self, tag: str, attributes: dict[str, str], parent: etree._Element | None
+    ) -> etree._Element:
+        if parent is None:
+            return etree.Element(tag, attributes, nsmap=NAMESPACES)
+        return etree.SubElement(parent, tag, attributes)
+
+    def _safe(self, job: Named) -> tuple[str, str, str]:
+        """The job's address, name and UID, XML-safe."""
+        job_id = xml_safe(job.id)
+        return f"{self.jobs}/{job_id}", xml_safe(job.name), f"urn:veeam:Job:{job_id}"
+
+    def reference(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
+        href, name, uid = self._safe(job)
+        attributes = {"Href": href, "Type": "JobReference", "Name": name, "UID": uid}
+        made = self._made(self.tag, attributes, parent)
+        links = etree.SubElement(made, LINKS)
+        etree.SubElement(links, LINK, self.up)
+        alternate = {"Rel": "Alternate", "Type": "Job", "Href": entity_href(href), "Name": name}
+        etree.SubElement(links, LINK, alternate)
+        down = {"Rel": "Down", "Type": "BackupJobSessionReferenceList"}
+        etree.SubElement(links, LINK, down | {"Href": f"{href}/backupSessions"})
+        return made
+
+    def links(self, job: Named, parent: etree._Element | None = None) -> etree._Element:
+        href, name, _ = self._safe(job)
+        made = self._made(LINKS, {}, parent)
+        for attributes in (
+            self.up,
+            {"Rel": "Alternate", "Type": "JobReference", "Href": href, "Name": name},
+            {"Rel": "Edit", "Type": "JobReference", "Href": href, "Name": name},
+            {"Rel": "Clone", "Href": f"{href}?action=clone"},
+            {"Rel": "ToggleScheduleEnabled", "Href": f"{href}?action=toggleScheduleEnabled"},
+            {"Rel": "Down", "Type": "ObjectInJobList", "Href": f"{href}/includes"},
+            {
+                "Rel": "Down",
+                "Type": "BackupJobSessionReferenceList",
+                "Href": f"{href}/backupSessions",
+            },
+            *({"Rel": action, "Href": f"{href}?action={action.lower()}"} for action in _ACTIONS),
+        ):
+            etree.SubElement(made, LINK, attributes)
+        return made
+
+    def entity(self, job: Job, parent: etree._Element | None = None) -> etree._Element:
+        href, name, uid = self._safe(job)
+        policy = policy_from_record(job.schedule_policy)
+        attributes = {"Href": entity_href(href), "Type": "Job", "Name": name, "UID": uid}
+        made = self._made(f"{{{NS}}}Job", attributes, parent)
+        self.links(job, made)
+        child_in(made, "JobType", "Backup")
+        child_in(made, "Platform", "Microsoft365")
+        child_in(made, "Description", job.description)
+        child_in(made, "ScheduleConfigured", boolean(policy.type.value != "ManualOnly"))
+        child_in(made, "ScheduleEnabled", boolean(job.is_enabled))
+        child_in(made, "NextRun", iso(job.next_run))
+        made.append(render_schedule_options(policy))
+        return made
 
 
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
@@ -112,12 +160,14 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
     name only, so only those are read."""
     ctx = ctx_of(request)
     if format.lower() == "entity":
-        rows = jobs.list_jobs(ctx)
-        return answer(request, element("Jobs", None, *(job_entity(who, j) for j in rows)))
-    names = jobs.list_job_names(ctx)
-    return answer(
-        request, element("EntityReferences", None, *(job_reference(who, j, "Ref") for j in names))
-    )
+        listed, made = element("Jobs"), JobXml(who)
+        for job in jobs.list_jobs(ctx):
+            made.entity(job, listed)
+        return answer(request, listed)
+    listed, made = element("EntityReferences"), JobXml(who, "Ref")
+    for named in jobs.list_job_names(ctx):
+        made.reference(named, listed)
+    return answer(request, listed)
 
 
 @router.get("/jobs")

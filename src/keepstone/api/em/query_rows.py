@@ -3,10 +3,13 @@ name (get_query_<type>.html), lower-cased."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
 
 from fastapi import Request
+from sqlalchemy import ColumnElement, false, select
 
 from keepstone import __version__
 from keepstone.api.em import query_sql
@@ -15,6 +18,7 @@ from keepstone.api.em.backup_sessions import SESSION_STATES, session_entity, ses
 from keepstone.api.em.backups import Names, backup_entity, backup_reference
 from keepstone.api.em.deps import Caller, boolean, ctx_of
 from keepstone.api.em.jobs import job_entity, job_reference, job_uid
+from keepstone.api.em.query import Clause
 from keepstone.api.em.queryable import Asked, Found, Window
 from keepstone.api.em.repositories import repository_entity, repository_reference
 from keepstone.api.em.restore_points import (
@@ -25,7 +29,9 @@ from keepstone.api.em.restore_points import (
 from keepstone.api.em.tasks import task_document
 from keepstone.api.em.xml import NS
 from keepstone.api.vb365.views import iso
+from keepstone.domain.policy import ScheduleType
 from keepstone.services import catalog, jobs, restore_points, runs, tasks
+from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession
 
 
@@ -47,8 +53,10 @@ def job_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     return Window([_job_row(who, job) for job in page], total)
 
 
-# What each field of ``_job_row`` is computed from. ScheduleConfigured comes from the schedule
-# policy, a JSON document: a filter on it is evaluated in memory.
+# A job's schedule type, from its schedule policy (a JSON document; every policy has one).
+_SCHEDULE_TYPE = Job.schedule_policy["type"].as_string()
+
+# What each field of ``_job_row`` is computed from.
 JOB_FIELDS: query_sql.Fields = {
     "name": query_sql.Text(Job.name),
     "uid": query_sql.Text(Job.id, "urn:veeam:Job:"),
@@ -59,7 +67,12 @@ JOB_FIELDS: query_sql.Fields = {
         [(Job.is_enabled.is_(True), boolean(True)), (Job.is_enabled.is_(False), boolean(False))]
     ),
     "nextrun": query_sql.Instant(Job.next_run),
-    "scheduleconfigured": None,
+    "scheduleconfigured": query_sql.Choices(
+        [
+            (ScheduleType.MANUAL_ONLY.value != _SCHEDULE_TYPE, boolean(True)),
+            (ScheduleType.MANUAL_ONLY.value == _SCHEDULE_TYPE, boolean(False)),
+        ]
+    ),
 }
 
 
@@ -98,11 +111,9 @@ def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     if order is not None and order[0] not in SESSION_ORDERS:
         return None
     ctx = ctx_of(request)
-    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
-    condition = None if clause is None else query_sql.condition(clause, SESSION_FIELDS, few_jobs)
-    if clause is not None and condition is None:
+    where = _session_filter(ctx, clause)
+    if where is None:
         return None
-    where = runs.SessionFilter(condition=condition)
     oldest = order is not None and order[1]
     total = runs.count_sessions(ctx, where)
     page = runs.list_sessions(
@@ -114,6 +125,33 @@ def session_page(request: Request, who: Caller, asked: Asked) -> Window | None:
     return Window(rows, total)
 
 
+def _session_filter(ctx: Context, clause: Clause | None) -> runs.SessionFilter | None:
+    """The sessions ``clause`` keeps, as the catalog finds them; None: only in memory. A filter
+    on fields the status and the retry decide keeps some (status, retried) pairs, counted and
+    paged by the hour (store/session_hours.py); any other, its condition."""
+    if clause is None:
+        return runs.SessionFilter()
+    kinds = query_sql.rows_kept(clause, SESSION_FIELDS, SESSION_KINDS)
+    if kinds is not None:
+        return runs.SessionFilter(kinds=kinds)
+    few_jobs = partial(jobs.few_job_ids, ctx, most=FEW_JOBS)
+    condition = query_sql.condition(clause, SESSION_FIELDS, few_jobs)
+    return None if condition is None else runs.SessionFilter(condition=condition)
+
+
+def _kind_fields(status: str, retried: bool) -> dict[str, str]:
+    """The fields of ``_session_row`` that a session's status and retry alone decide."""
+    state, result = SESSION_STATES[status]
+    return {"jobtype": "Backup", "state": state, "result": result, "isretry": boolean(retried)}
+
+
+SESSION_KINDS = {
+    (status, retried): _kind_fields(status, retried)
+    for status in SESSION_STATES
+    for retried in (False, True)
+}
+
+
 def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choices:
     """A field computed from the session's status (its State or Result)."""
     return query_sql.Choices(
@@ -123,10 +161,39 @@ def _session_status_is(kept: Callable[[tuple[str, str]], str]) -> query_sql.Choi
 
 _OF_JOB = (JobSession.job_id, Job.id)  # a session's job (a foreign key)
 
-# What each field of ``_session_row`` is computed from. Its Name joins the job's name and the
-# creation time as text: a filter on it is evaluated in memory.
+# A session's Name (``session_name``): its job's name, "@" and its creation time as shown.
+_SESSION_NAME = (
+    select(Job.name).where(Job.id == JobSession.job_id).scalar_subquery()
+    + "@"
+    + query_sql.iso_text(JobSession.creation_time)
+)
+
+# A Name as ``views.iso`` writes its time, lower-cased: seven fraction digits when there is one.
+_ISO_LOWER = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2})t([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]{6})0)?z"
+)
+
+
+def _created_as_named(wanted: str) -> ColumnElement[bool] | None:
+    """The sessions a Name equal to ``wanted`` (lower-case) can be: those created at the instant
+    written after its last ``@`` (a time holds none), found in the creation-time index; None
+    when it is not written as a four-digit year's time (the Name's own comparison decides)."""
+    written = _ISO_LOWER.fullmatch(wanted.rpartition("@")[2])
+    if "@" not in wanted or written is None:
+        return None
+    if written[3] == "000000":  # a whole second is written without a fraction
+        return false()
+    day, time, fraction = written.groups()
+    try:
+        instant = datetime.fromisoformat(f"{day}T{time}.{fraction or '000000'}+00:00")
+    except ValueError:  # digits in place, but no such date (2026-02-30)
+        return false()
+    return JobSession.creation_time == instant
+
+
+# What each field of ``_session_row`` is computed from.
 SESSION_FIELDS: query_sql.Fields = {
-    "name": None,
+    "name": query_sql.Text(_SESSION_NAME, equal_needs=_created_as_named),
     "jobname": query_sql.Text(Job.name, through=_OF_JOB),
     "uid": query_sql.Text(JobSession.id, "urn:veeam:BackupJobSession:"),
     "jobuid": query_sql.Text(Job.id, "urn:veeam:Job:", through=_OF_JOB),

@@ -21,8 +21,9 @@ None and the caller filters every row in memory, as before. What is exact:
   time compares as the text ``none``, like the predicate's fallback).
 - ``Number``: an integer column compared with a wanted number.
 
-A field mapped to None has no column (a name built from others, a setting inside a JSON
-document): a filter naming it is evaluated in memory. A field a type does not have keeps nothing,
+A ``Text`` column may be an expression: a session's Name is its job's name, ``@`` and its
+creation time as ``views.iso`` writes it (``iso_text``, per dialect). A field mapped to None has
+no SQL form: a filter naming it is evaluated in memory. A field a type does not have keeps nothing,
 as the predicate says.
 """
 
@@ -31,14 +32,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, String, and_, false, func, literal, or_, select, true
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from keepstone.api.em.query import OPERATORS, Clause, Term, comparable, is_plain_text, predicate_of
+from keepstone.api.em.query import (
+    OPERATORS,
+    Clause,
+    Row,
+    Term,
+    comparable,
+    is_plain_text,
+    predicate_of,
+)
 
 # The non-ASCII characters whose Python lower case holds ASCII (checked by the tests over all
 # of Unicode): replaced by it before the catalog's ASCII-only lower case.
@@ -65,6 +74,37 @@ def _ascii_lower_pg(element: ascii_lower, compiler: SQLCompiler, **kw: Any) -> s
     return f'lower(({compiler.process(element.clauses, **kw)}) COLLATE "C")'
 
 
+class iso_text(FunctionElement[str]):
+    """A stored instant as ``views.iso`` shows it: ``YYYY-MM-DDTHH:MM:SS``, then seven fraction
+    digits (the microseconds and a 0) when there is a fraction, then ``Z``."""
+
+    type = String()
+    inherit_cache = True
+    name = "iso_text"
+
+
+@compiles(iso_text)
+def _iso_text(element: iso_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite holds an instant as the text YYYY-MM-DD HH:MM:SS.ffffff (UTC).
+    stored = compiler.process(element.clauses, **kw)
+    fraction = f"substr({stored}, 21, 6)"
+    return (
+        f"(replace(substr({stored}, 1, 19), ' ', 'T') || CASE WHEN {fraction} IN ('', '000000') "
+        f"THEN '' ELSE '.' || {fraction} || '0' END || 'Z')"
+    )
+
+
+@compiles(iso_text, "postgresql")
+def _iso_text_pg(element: iso_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # PostgreSQL holds it as a timestamp without time zone (UTC).
+    stored = compiler.process(element.clauses, **kw)
+    return (
+        f"""(to_char({stored}, 'YYYY-MM-DD"T"HH24:MI:SS') || CASE WHEN """
+        f"date_trunc('second', {stored}) = {stored} THEN '' "
+        f"ELSE '.' || to_char({stored}, 'US') || '0' END || 'Z')"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Text:
     """A text column (after ``prefix``); with ``through`` (a row's key, the other table's
@@ -76,6 +116,9 @@ class Text:
     column: Any
     prefix: str = ""
     through: tuple[Any, Any] | None = None
+    # For ``==``: a condition every row equal to the wanted (lower-case) value meets, which an
+    # index answers (the column alone is an expression no index holds).
+    equal_needs: Callable[[str], ColumnElement[bool] | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +147,8 @@ def constant(value: str) -> Choices:
     return Choices([(true(), value)])
 
 
+K = TypeVar("K")
+
 # The keys a query of ``Text.through`` finds, when they are few; None: many (or not looked up).
 FewKeys = Callable[[Select[Any]], list[Any] | None]
 
@@ -126,6 +171,35 @@ def condition(
     return or_(*kept) if kind == "or" else and_(*kept)
 
 
+def rows_kept(clause: Clause, fields: Fields, rows: Mapping[K, Row]) -> frozenset[K] | None:
+    """Which of ``rows`` (each the values of some of a type's fields, keyed by what decides
+    them) ``clause`` keeps, or None when it names a field the type has and they do not: a
+    filter naming only fields that a few columns decide (a session's result, from its
+    status) keeps the rows whose columns are one of the keys returned."""
+    if not rows or not _names(clause) <= {*next(iter(rows.values())), *_absent(clause, fields)}:
+        return None
+    return frozenset(key for key, row in rows.items() if _keeps(clause, row))
+
+
+def _names(clause: Clause) -> set[str]:
+    if isinstance(clause, Term):
+        return {clause.name}
+    return set().union(*(_names(part) for part in clause[1]))
+
+
+def _absent(clause: Clause, fields: Fields) -> set[str]:
+    """The fields ``clause`` names that the type does not have (they keep nothing)."""
+    return {name for name in _names(clause) if name not in fields}
+
+
+def _keeps(clause: Clause, row: Row) -> bool:
+    if isinstance(clause, Term):
+        return predicate_of(clause)(row)
+    kind, parts = clause
+    kept = (_keeps(part, row) for part in parts)
+    return any(kept) if kind == "or" else all(kept)
+
+
 def _term(term: Term, fields: Fields, few_keys: FewKeys | None) -> ColumnElement[bool] | None:
     if term.name not in fields:
         return false()  # a field the type does not have: no row holds it
@@ -139,6 +213,10 @@ def _term(term: Term, fields: Fields, few_keys: FewKeys | None) -> ColumnElement
         for character, lowered in LOWERED_TO_ASCII.items():
             shown = func.replace(shown, character, lowered)
         kept = _compared(ascii_lower(func.coalesce(shown, "")), term.op, term.value.lower())
+        needs = field.equal_needs if term.op == "==" else None
+        needed = None if needs is None else needs(term.value.lower())
+        if needed is not None:
+            kept = and_(needed, kept)
         if field.through is None:
             return kept
         key, referred = field.through

@@ -97,7 +97,7 @@ def _check_schema(document: etree._Element) -> None:
         )
 
 
-_NAMESPACES: dict[str | None, str] = {None: NS, "xsd": XSD, "xsi": XSI}
+NAMESPACES: dict[str | None, str] = {None: NS, "xsd": XSD, "xsi": XSI}
 
 
 def element(
@@ -109,7 +109,7 @@ def element(
     made = etree.Element(
         f"{{{NS}}}{name}",
         {k: xml_safe(v) for k, v in (attributes or {}).items()},
-        nsmap=_NAMESPACES,
+        nsmap=NAMESPACES,
     )
     for child in children:
         if child is not None:
@@ -126,6 +126,29 @@ def sub_element(parent: etree._Element, name: str, attributes: dict[str, str]) -
     return etree.SubElement(
         parent, f"{{{NS}}}{name}", {k: xml_safe(v) for k, v in attributes.items()}
     )
+
+
+def element_in(
+    parent: etree._Element | None,
+    name: str,
+    attributes: dict[str, str] | None = None,
+    text: str | None = None,
+) -> etree._Element:
+    """``element`` (without children) made inside ``parent`` when there is one (see
+    ``sub_element``), else a document of its own: a builder that takes a parent serves a
+    single answer and a long list alike."""
+    made = (
+        element(name, attributes) if parent is None else sub_element(parent, name, attributes or {})
+    )
+    if text is not None:
+        made.text = xml_safe(text)
+    return made
+
+
+def child_in(parent: etree._Element, name: str, text: str | None) -> None:
+    """``child`` made inside ``parent``."""
+    if text is not None:
+        element_in(parent, name, text=text)
 
 
 def child(name: str, text: str | None) -> etree._Element | None:
