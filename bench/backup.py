@@ -399,11 +399,10 @@ def ks_restore(ctx: Context, state: dict[str, Any], params: dict[str, Any]) -> d
     session = restores.explore_at(ctx, at=None, user_name="bench", job_id=state["job_id"])
     view = restores.browser(ctx, session.id)
     users = sorted(view.owners.values()) if user is None else [user]
-    # One user's items at a time (as `keepstone restore save` holds them), not the whole point.
+    # One tree's items at a time (as `keepstone restore save` walks them), not the whole point.
     chosen = (
         i
-        for name in users
-        for i in view.items_of_user(name)
+        for i in view.each_item(users)
         if i.kind != "folder" and (user is None or i.kind == "mail")
     )
     made: set[Path] = set()

@@ -137,8 +137,9 @@ def save(
     try:
         session = _session_on(ctx, point)
         view = restores.browser(ctx, session)
-        # Folder items are a source's state for its next run (no content): never saved.
-        items = [item for item in view.items_of_user(user) if item.kind != "folder"]
+        # Folder items are a source's state for its next run (no content): never saved. The
+        # user's items only: the point's trees are read one at a time, not kept.
+        items = [item for item in view.each_item([user]) if item.kind != "folder"]
         if not items:
             raise NotFound(f"user '{user}' has no items in restore point {point}")
         with bytes_progress() as bar, SaveTree(to) as tree:

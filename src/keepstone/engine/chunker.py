@@ -22,6 +22,9 @@ class Readable(Protocol):
 
 
 Source = Readable | bytes | bytearray | memoryview
+# What a thread's window keeps resident between streams (a multiple of the page size): small
+# files fit in it and cost no page faults; a larger one's pages past it are given back after it.
+WINDOW_KEPT = 1024 * 1024
 NormalizedChunking = Literal[0, 1, 2, 3]
 
 
@@ -82,20 +85,31 @@ class Chunker:
         # bytes follow its start (or the stream ended), which gives FastCDC's cuts of the whole.
         view = self._window()
         max_size = self.params.max_size
-        start = end = 0
+        start = end = reached = 0
         eof = False
-        while True:
-            if not eof:
-                view[: end - start] = view[start:end]
-                start, end = 0, end - start
-                end, eof = _fill(stream, view, end)
-            if start == end:
-                return
-            for chunk in self._cdc().cut_buf(view[start:end]):
-                if not eof and end - start < max_size:
-                    break
-                start += chunk.length
-                yield chunk.data
+        try:
+            while True:
+                if not eof:
+                    view[: end - start] = view[start:end]
+                    start, end = 0, end - start
+                    end, eof = _fill(stream, view, end)
+                    reached = max(reached, end)
+                if start == end:
+                    return
+                for chunk in self._cdc().cut_buf(view[start:end]):
+                    if not eof and end - start < max_size:
+                        break
+                    start += chunk.length
+                    yield chunk.data
+        finally:
+            if reached > WINDOW_KEPT:
+                self._release(view)
+
+    def _release(self, view: memoryview) -> None:
+        """Give the window's pages past ``WINDOW_KEPT`` back: a large file made them resident,
+        and each backup thread would otherwise hold 2 * max_size for the rest of the run."""
+        window = cast(mmap.mmap, view.obj)
+        window.madvise(mmap.MADV_DONTNEED, WINDOW_KEPT, len(window) - WINDOW_KEPT)
 
     def _cdc(self) -> FastCDC:
         cdc: FastCDC | None = getattr(self._local, "cdc", None)

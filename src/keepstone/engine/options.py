@@ -20,8 +20,9 @@ class Options:
     hostname: str = field(default_factory=socket.gethostname)
     pid: int | None = None  # None: the current pid, read when a lock is written
     # A writer closes a pack once it is this big. A writer holds up to three packs in memory
-    # (one filling, two uploading): 8 MiB keeps that near 24 MiB (16 MiB made it 48).
-    pack_size: int = 8 * MiB
+    # (one filling, two uploading): 4 MiB keeps that near 12 MiB (8 MiB made it 24, and the
+    # bench's initial backup peak 144 MB instead of 125; restic's packs are 4 MiB too).
+    pack_size: int = 4 * MiB
     index_every: int = 32  # packs per index file while a run goes on
     uploads: int = 2  # packs uploaded at once (each holds a pack in memory)
     index_refresh: float = 5.0  # seconds between re-reads of other processes' index files

@@ -13,10 +13,11 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from keepstone.engine.heap import release_big_buffers
 from keepstone.engine.model import Item
 
 READ_WORKERS = 2  # one per core of the machines this runs on; more only adds GIL hand-offs
-AHEAD_BYTES = 16 * 1024 * 1024  # plaintext read ahead of the chunk being consumed
+AHEAD_BYTES = 8 * 1024 * 1024  # plaintext read ahead of the chunk being consumed
 AHEAD_CHUNKS = 64  # small messages are one chunk each: enough to keep the pool fed
 
 ReadBlob = Callable[[bytes], bytes]
@@ -34,6 +35,7 @@ def read_items(
     """Each item with its content, one checked chunk at a time, in the order given. The
     content of an item must be consumed before the next item is asked for (what is left of it
     is read and dropped). A failure to read a chunk is raised where that chunk is consumed."""
+    release_big_buffers()  # chunks are read in pool threads and freed in the caller's
     reader = _Reader(read_blob, chunk_size, parse_id, workers)
     try:
         for item in reader.planned(items):

@@ -18,6 +18,7 @@ from keepstone.engine.chunker import Source
 from keepstone.engine.codec import BytesLike
 from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
 from keepstone.engine.errors import BackupFailed
+from keepstone.engine.heap import release_big_buffers
 from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
     CarriedRecord,
@@ -50,6 +51,7 @@ class BackupWriter:
     def __init__(
         self, ctx: RepoContext, lock: Lock, tags: dict[str, str], parent: str | None
     ) -> None:
+        release_big_buffers()  # chunks and packs pass between threads
         self._ctx = ctx
         self._lock = lock
         self._tags = dict(tags)

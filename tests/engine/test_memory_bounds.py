@@ -1,0 +1,65 @@
+"""What a backup thread keeps resident between files, counted in the kernel's own page counts
+(``/proc/self/smaps``), not timed: a large file's window pages are given back after it."""
+
+from __future__ import annotations
+
+import ctypes
+import io
+import mmap
+
+import pytest
+
+from keepstone.engine import ChunkerParams, heap
+from keepstone.engine.chunker import WINDOW_KEPT, Chunker
+
+from .helpers import pseudo_random
+
+MiB = 1024 * 1024
+# Real-sized bounds: a 16 MiB window per thread, of which a large file makes all resident.
+PARAMS = ChunkerParams(min_size=256 * 1024, avg_size=MiB, max_size=8 * MiB)
+
+
+def _resident(window: mmap.mmap) -> int:
+    """Bytes of ``window``'s mapping resident now, as the kernel counts them."""
+    start = ctypes.addressof(ctypes.c_char.from_buffer(window))
+    found = None
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                low, high = (int(part, 16) for part in head.split("-"))
+                found = low <= start < high
+            elif found and line.startswith("Rss:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("the window's mapping is not in smaps")
+
+
+def _window(chunker: Chunker) -> mmap.mmap:
+    view: memoryview = chunker._local.window
+    window = view.obj
+    assert isinstance(window, mmap.mmap)
+    return window
+
+
+@pytest.mark.parametrize("size_mib", [6, 24], ids=["N", "4N"])
+def test_a_large_file_leaves_at_most_the_kept_window_resident(size_mib: int) -> None:
+    chunker = Chunker(PARAMS)
+    data = pseudo_random(f"big{size_mib}", size_mib * MiB)
+    cut = [bytes(c) for c in chunker.chunks(io.BytesIO(data))]
+    assert b"".join(cut) == data
+    assert _resident(_window(chunker)) <= WINDOW_KEPT  # 6 or 24 MiB read through it
+    # The released pages read back as the next stream fills them: the same cuts as before.
+    assert [bytes(c) for c in chunker.chunks(io.BytesIO(data))] == cut
+
+
+def test_small_files_keep_their_pages() -> None:
+    chunker = Chunker(PARAMS)
+    for n in range(3):
+        data = pseudo_random(f"small{n}", 300_000)
+        assert b"".join(bytes(c) for c in chunker.chunks(io.BytesIO(data))) == data
+    assert 300_000 <= _resident(_window(chunker)) <= WINDOW_KEPT
+
+
+def test_big_buffers_are_mapped_on_their_own_once_asked() -> None:
+    assert heap.release_big_buffers()  # glibc: this machine's and CI's
+    assert heap.release_big_buffers()  # once per process, then a no-op
