@@ -270,6 +270,15 @@ def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
     return records
 
 
+def tree_piece_count(plain: bytes) -> int | None:
+    """How many pieces ``cut_tree_records`` would cut the tree into, without cutting it (None
+    when the tree is not in the canonical shape): a snapshot whose trees' counts add up to its
+    ``item_count`` has no separator inside an item, so every cut of its trees is trusted."""
+    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    return plain.count(_BETWEEN_ITEMS, 1, len(plain) - 1) + 1
+
+
 _KEY_MARK, _KIND_MARK, _USER_MARK = b'],"key":"', b'","kind":"', b',"user":"'
 
 

@@ -42,6 +42,7 @@ from keepstone.engine.options import Options
 from keepstone.engine.pack import TREE
 from keepstone.engine.read_ahead import read_items
 from keepstone.engine.store import ObjectStore
+from keepstone.engine.user_records import UserRecords
 from keepstone.engine.verify import verify
 from keepstone.engine.writer import BackupWriter, parse_chunk_id
 
@@ -179,6 +180,11 @@ class Repository:
         del cut
         trees = snapshot.trees
         return (record for tree in trees for record in self._ctx.load_tree_records(tree))
+
+    def user_records(self, snapshot_id: str) -> UserRecords | None:
+        """The snapshot's records a user at a time (called with a user name, that user's
+        ``item_records``), or None when the snapshot cannot be read so: then ``item_records``."""
+        return UserRecords.of(self._ctx, self._snapshot(snapshot_id))
 
     def folders(self, snapshot_id: str) -> tuple[FolderSummary, ...] | None:
         """The snapshot's folder summary, read from the snapshot object alone (None for a

@@ -192,7 +192,7 @@ class Backup:
                 plan.append((user.name, _parts(chosen, user)))
         parent = self._parent(repo)
         with _collector_paused():
-            previous = PreviousPoint.of_records(repo.item_records(parent) if parent else ())
+            previous = _previous_point(repo, parent)
         self.source.start(plan, previous)
         writer = repo.writer(self._tags(), parent=parent)
         previous.check_chunks_with(writer.known_ids)  # the lock is held: chunks stay
@@ -203,6 +203,7 @@ class Backup:
         try:
             for user_name, parts in plan:
                 self.run.check()
+                previous.enter(user_name)  # only this user's records are held
                 self._finish_user(self._backup_user(pool, writer, user_name, parts, previous))
                 if time.monotonic() - checkpointed >= CHECKPOINT_SECONDS:
                     writer.checkpoint()  # a run taken over resumes from here
@@ -462,6 +463,16 @@ class Backup:
         info = next(s for s in repo.snapshots() if s.id == snapshot_id)
         kinds = {"mail": self.total.messages, "file": self.total.files}
         self.run.record(self.claim.scope.repository_id, facts_of(repo, info, kinds))
+
+
+def _previous_point(repo: Repository, parent: str | None) -> PreviousPoint:
+    """The parent's records a user at a time when its trees allow it, else all at once."""
+    if parent is None:
+        return PreviousPoint()
+    by_user = repo.user_records(parent)
+    if by_user is None:
+        return PreviousPoint.of_records(repo.item_records(parent))
+    return PreviousPoint.of_users(by_user)
 
 
 def facts_of(

@@ -125,15 +125,38 @@ class PreviousPoint:
         # Whether chunk ids are all in the repository: set by the executor once its writer
         # holds the repository's lock; until then nothing is carried undecoded.
         self._known: Callable[[list[bytes]], bool] | None = None
+        # Set by ``of_users``: a user's records, read when the run reaches that user.
+        self._load: Callable[[str], list[ItemRecord]] | None = None
 
     @classmethod
     def of_records(cls, records: Iterable[ItemRecord]) -> PreviousPoint:
         point = cls()
-        for key, user, record in records:
-            if key not in point._records:
-                point._by_user[user].append(key)
-            point._records[key] = record
+        point._hold(records)
         return point
+
+    @classmethod
+    def of_users(cls, load: Callable[[str], list[ItemRecord]]) -> PreviousPoint:
+        """A point read a user at a time: it holds only the records of the user the run last
+        ``enter``ed (``get``, ``record`` and ``carry`` see only those), so a run's memory does
+        not grow with the organization; ``of_user`` of any other user reads that user's records
+        for the call alone."""
+        point = cls()
+        point._load = load
+        return point
+
+    def enter(self, user: str) -> None:
+        """The run goes on with ``user``'s items: its records replace those held (a point
+        loaded whole keeps everything)."""
+        if self._load is None:
+            return
+        self._records, self._by_user, self._last = {}, defaultdict(list), None
+        self._hold(self._load(user))
+
+    def _hold(self, records: Iterable[ItemRecord]) -> None:
+        for key, user, record in records:
+            if key not in self._records:
+                self._by_user[user].append(key)
+            self._records[key] = record
 
     def get(self, key: str) -> Item | None:
         found = self._decoded.get(key)
@@ -174,6 +197,8 @@ class PreviousPoint:
         return record, facts[0], facts[1]
 
     def of_user(self, user: str) -> list[Item]:
+        if self._load is not None:  # read apart from what is held: readers run ahead of it
+            return PreviousPoint.of_records(self._load(user)).of_user(user)
         return [item for key in self._by_user.get(user, []) if (item := self.get(key))]
 
     def __len__(self) -> int:
