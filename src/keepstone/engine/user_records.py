@@ -28,6 +28,9 @@ class UserRecords:
         for folder in snapshot.folders:
             self._positions[folder.user].update(folder.trees)
             self._counts[folder.user] += folder.count
+        # The tree cut last: users follow each other in a snapshot's trees, so the next user
+        # starts in it (a tree holds a few users): each tree is cut once, one held at a time.
+        self._last: tuple[int, list[ItemRecord]] | None = None
 
     @classmethod
     def of(cls, ctx: RepoContext, snapshot: Snapshot) -> UserRecords | None:
@@ -56,7 +59,13 @@ class UserRecords:
         return records
 
     def _tree(self, position: int) -> list[ItemRecord]:
+        last = self._last  # one read: connectors may load other users from their threads
+        if last is not None and last[0] == position:
+            return last[1]
+        self._last = None  # not held while the next one is read
         tree = self._trees[position]
         plain = self._ctx.read_blob(bytes.fromhex(tree))
         cut = cut_tree_records(plain)
-        return cut if cut is not None else tree_records(plain, f"tree {tree}")
+        records = cut if cut is not None else tree_records(plain, f"tree {tree}")
+        self._last = (position, records)
+        return records
