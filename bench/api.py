@@ -136,8 +136,11 @@ def wait_for_answer(url: str, process: subprocess.Popen[bytes], wait: float = 60
     raise SystemExit(f"{url} did not answer within {wait:g} s")
 
 
-def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], float]:
-    """``keepstone serve``, and the seconds from its exec to its first answer (a 401)."""
+def start_server(
+    data_dir: Path, port: int, wait: float = 60
+) -> tuple[subprocess.Popen[bytes], float]:
+    """``keepstone serve``, and the seconds from its exec to its first answer (a 401), waited
+    for up to ``wait`` seconds."""
     env = os.environ | {"KEEPSTONE_ADMIN_PASSWORD": PASSWORD}
     log = (data_dir.parent / "server.log").open("wb")
     started = time.perf_counter()
@@ -156,7 +159,7 @@ def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], fl
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_for_answer(f"http://127.0.0.1:{port}/v2/Jobs", process)
+    wait_for_answer(f"http://127.0.0.1:{port}/v2/Jobs", process, wait)
     return process, time.perf_counter() - started
 
 

@@ -195,7 +195,7 @@ class KeepstoneApi:
         self.dir.mkdir(parents=True)
         port = free_tcp_port()
         # A loaded shared machine can take a while to import and open a fresh catalog.
-        self.server = start_server(self.dir / "data", port, wait=180)
+        self.server, _seconds = start_server(self.dir / "data", port, wait=180)
         self.base = f"http://127.0.0.1:{port}{self.API}"
         token = self.http.post(
             f"{self.base}/Token",

@@ -162,7 +162,7 @@ def main() -> None:
         data_dir, org_dir = Path(tmp) / "data", Path(tmp) / "org"
         write_organization(org_dir, args.messages)
         port = free_port()
-        server = start_server(data_dir, port)
+        server, _seconds = start_server(data_dir, port)
         try:
             client = Client(f"http://127.0.0.1:{port}")
             org_id = backed_up(client, org_dir)
