@@ -99,8 +99,8 @@ def _unanchored(template: str) -> str:
 
 
 class CredentialGate:
-    def __init__(self, checks: Mapping[Check, Carries]) -> None:
-        self.checks: dict[object, Carries] = {check: c for check, c in checks.items()}
+    def __init__(self, checks: Mapping[Any, Carries]) -> None:
+        self.checks = checks  # keyed by the dependency's callable
         self._by_segment_and_method: dict[tuple[str, str], _Candidates] = {}
 
     def build(self, routes: Iterable[BaseRoute]) -> None:

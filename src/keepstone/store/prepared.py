@@ -45,7 +45,6 @@ class KeyRead(Generic[M]):
     def __init__(self, mapped: type[M]) -> None:
         table = mapped.__table__
         (key,) = table.primary_key.columns  # type: ignore[attr-defined]
-        self.mapped = mapped
         self.statement = select(table).where(key == bindparam("key"))
         self.names = [column.key for column in table.columns]
         self._types = [column.type for column in table.columns]
