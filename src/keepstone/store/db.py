@@ -28,6 +28,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
 
+from keepstone.hidden_imports import hidden
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
@@ -98,7 +100,10 @@ class Database:
         """Bring the schema to the newest revision (creates it on first start)."""
         if self.revision() == HEAD_REVISION:
             return
-        from alembic import command  # imported here: heavy, and needed only to change the schema
+        # Imported here: heavy, and needed only to change the schema; Mako (Alembic's templates,
+        # for writing new migrations) would import Pygments to colour its error pages.
+        with hidden("pygments"):
+            from alembic import command
 
         with self._writer.connect() as connection:
             sqlite = self.dialect == "sqlite"
