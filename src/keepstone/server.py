@@ -31,6 +31,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keepstone.api.client_address import Network, parse_networks
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
+from keepstone.engine.s3location import is_loopback
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
 from keepstone.services import auth, catalog, proxies, tasks, vault
@@ -290,15 +291,6 @@ def self_signed_certificate(data_dir: Path) -> tuple[Path, Path]:
     )
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def check_service_point(url: str, prop: str = "servicePoint") -> str:
         raise InvalidInput(f"{prop} must be an http(s) URL; got '{url}'", prop)
     if parts.username or parts.password or parts.query or parts.fragment:
         raise InvalidInput(f"{prop} must not carry credentials, a query or a fragment", prop)
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InvalidInput(f"{prop} must use https:// unless it is on loopback", prop)
     try:
         parts.port  # noqa: B018 - raises on a bad port
@@ -90,7 +90,8 @@ def check_folder(folder: str, prop: str = "s3Folder") -> str:
     return folder
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address: the only hosts plain HTTP may reach."""
     if host == "localhost":
         return True
     try:
