@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -42,6 +43,8 @@ from keepstone.sources.graph.settings import GraphEndpoints
 from keepstone.store.db import Database, DatabaseUrlError, database_url, sqlite_url
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from keepstone.store.postgres import Listener
 
 if TYPE_CHECKING:
@@ -361,7 +364,12 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             database=options.database,
             secret_box=resolve_secret_key(options.secret_key_file),
         )
-        started = bootstrap(ctx, options.data_dir)
+        # A first start hashes the administrator's password (Argon2, about 0.2 s in C, which
+        # releases the GIL): it runs beside the app's imports and analysis, which need no catalog.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap") as pool:
+            bootstrapping = pool.submit(bootstrap, ctx, options.data_dir)
+            app = _create_app(ctx, options, public)
+            started = bootstrapping.result()
         ctx.server_id = started.server_id
         tasks.fail_interrupted(ctx, alone=not other_servers_online(ctx, started.proxy_id))
         if started.generated_password:
@@ -380,16 +388,6 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             )
         scheme = "https" if cert else "http"
         ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
-        from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
-
-        # The app first: creating it is most of a start's CPU, which the proxy's and the
-        # scheduler's first rounds would otherwise share (they are running before it answers).
-        app = create_app(
-            ctx,
-            trusted_proxies=options.trusted_proxies,
-            public=public,
-            metrics_access=resolve_metrics_access(),
-        )
         worker = ProxyWorker(ctx, started.proxy_id)
         listener = wire_wakeups(ctx, worker.wake)
         worker.start()
@@ -424,6 +422,19 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     finally:
         lock.release()
         log.info("data directory released", data_dir=str(options.data_dir))
+
+
+def _create_app(ctx: Context, options: ServeOptions, public: str | None) -> FastAPI:
+    """The app first: creating it is most of a start's CPU, which the proxy's and the
+    scheduler's first rounds would otherwise share (they are running before it answers)."""
+    from keepstone.api.app import create_app  # here: the CLI's other commands need no web stack
+
+    return create_app(
+        ctx,
+        trusted_proxies=options.trusted_proxies,
+        public=public,
+        metrics_access=resolve_metrics_access(),
+    )
 
 
 def other_servers_online(ctx: Context, own_proxy_id: str) -> bool:
