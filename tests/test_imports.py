@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.process_helpers import process_env
 
 SERVE_PATH = """
@@ -93,3 +95,30 @@ def test_structlog_without_rich_renders_an_exception_without_locals() -> None:
     )
     assert "RuntimeError: the failure" in done.stdout and "Traceback" in done.stdout
     assert "hunter2" not in done.stdout
+
+
+def test_a_bucket_that_cannot_be_reached_is_still_caught_by_its_lazy_names() -> None:
+    """``object_storage.unreachable()`` names botocore's errors only once one was raised."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from keepstone.domain.errors import InvalidInput
+    from keepstone.engine.s3location import S3Refused
+    from keepstone.services import object_storage
+
+    raised: list[Exception] = [
+        EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+        S3Refused("no such bucket", "NoSuchBucket"),
+        InvalidInput("no secret key kept here"),
+    ]
+    caught = []
+    for error in raised:
+        try:
+            raise error
+        except object_storage.unreachable(InvalidInput) as e:
+            caught.append(e)
+    assert caught == raised
+    with pytest.raises(ValueError):  # what is not a bucket's failure goes through
+        try:
+            raise ValueError("not an S3 failure")
+        except object_storage.unreachable(InvalidInput):
+            pass
