@@ -120,8 +120,11 @@ class Stored(Generic[M]):
 def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The driver's values, hashable: a JSON document PostgreSQL's driver gives as a dict or list
     is written as its text, keys in their order (equal texts, equal documents, equal answers)."""
-    if all(type(value) in _PLAIN for value in values):  # SQLite's, always
+    try:
+        hash(values)  # SQLite's always are: text, numbers, bytes
         return values
+    except TypeError:
+        pass
     frozen = tuple(
         ("json", json.dumps(value)) if isinstance(value, dict | list) else value for value in values
     )
@@ -130,6 +133,3 @@ def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     except TypeError:
         return None
     return frozen
-
-
-_PLAIN = frozenset({str, int, float, bytes, bool, type(None)})
