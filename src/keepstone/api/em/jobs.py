@@ -156,6 +156,11 @@ class JobXml:
         return made
 
 
+# Every job's references, by every job's id and name, the caller's base address and whether JSON
+# was asked for: two kept (a monitoring script's XML or JSON; 6 MB each for 10,000 jobs).
+_REFERENCE_LISTS: AnswerMemo[tuple[bytes, str | None]] = AnswerMemo(capacity=2)
+
+
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
     """Every job: references, or entities with ``format=Entity``. References show a job's id and
     name only, so only those are read."""
@@ -165,10 +170,19 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
         for job in jobs.list_jobs(ctx):
             made.entity(job, listed)
         return answer(request, listed)
-    listed, made = element("EntityReferences"), JobXml(who, "Ref")
-    for named in jobs.list_job_names(ctx):
-        made.reference(named, listed)
-    return answer(request, listed)
+    names = tuple(jobs.list_job_names(ctx))
+
+    def make() -> tuple[bytes, str | None]:
+        listed, made = element("EntityReferences"), JobXml(who, "Ref")
+        for named in names:
+            made.reference(named, listed)
+        document = answer(request, listed)
+        return bytes(document.body), document.media_type
+
+    # a list of references shows each job's id and name alone: kept by those (api.answer_memo)
+    as_json = "json" in request.headers.get("accept", "").lower()  # as deps.answer decides
+    body, media_type = _REFERENCE_LISTS.get((names, who.base, as_json), make)
+    return Response(body, media_type=media_type)
 
 
 @router.get("/jobs")
