@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import ipaddress
 import os
 import secrets
@@ -411,6 +412,11 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             proxy_headers=False,
             timeout_graceful_shutdown=10,
         )
+        # What start made (modules, routes, the ORM's mappers: some 240,000 objects) lives as
+        # long as the process: out of the collector's sight, a full collection no longer walks
+        # it (one took 160 ms of a busy server's loop, a whole p99).
+        gc.collect()
+        gc.freeze()
         try:
             _Server(config).run()
         finally:
