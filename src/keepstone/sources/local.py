@@ -480,9 +480,7 @@ class LocalOrganization:
             unique = entry.name.partition(":")[0]  # the flags only if it goes the long way
             if unique in seen:
                 continue
-            if not entry.is_file(follow_symlinks=False) and not self._is_file(
-                user, sub_dir, entry
-            ):
+            if not entry.is_file(follow_symlinks=False) and not self._is_file(user, sub_dir, entry):
                 continue
             carried_one = self._carry_message(user, state, sub_dir, entry, unique)
             if carried_one is not None:
