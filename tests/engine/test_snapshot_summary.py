@@ -85,3 +85,26 @@ def test_malformed_tree_places_are_refused() -> None:
         )
         with pytest.raises(RepositoryCorrupt):
             Snapshot.parse("b" * 64, plain.encode())
+
+
+def test_records_carried_in_blocks_give_the_trees_and_summary_of_items_added_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``add_records`` (an incremental's unchanged items, a folder block at a time, counted in
+    the summary once per tree) writes what ``add_item`` writes, blocks crossing trees included."""
+    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", 3)
+    repo = new_repo(tmp_path)
+    first = backup(repo, _files())
+    records = list(repo.item_records(first))
+    items = {item.key: item for item in repo.items(first)}
+    with repo.writer({}) as again:
+        for user in ("alice", "bob"):  # 7 items each: blocks of 5 and 2, across trees
+            mine = [(r, items[k].size, items[k].mtime) for k, u, r in records if u == user]
+            folder = folder_of(items[f"{user}/docs/0.txt"])
+            for block in (mine[:5], mine[5:]):
+                again.add_records(user, "file", folder, block)
+        second = again.commit()
+    assert repo.folders(second) == repo.folders(first)
+    assert [repo.tree_items(second, p) for p in range(5)] == [
+        repo.tree_items(first, p) for p in range(5)
+    ]

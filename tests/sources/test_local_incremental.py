@@ -323,3 +323,35 @@ def test_a_state_written_before_pages_is_still_read(tmp_path: Path, work: Work) 
     assert first.messages().keys() <= second.carried
     heads = [wire.loads(r, k)["meta"] for k, r in second.records.items() if "-folder/" in k]
     assert {head["version"] for head in heads} == {2}
+
+
+@pytest.mark.parametrize("messages", [12, 48])
+def test_a_changed_folder_carries_each_unchanged_message_once_and_decodes_none(
+    tmp_path: Path, work: Work, messages: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Work in a changed Maildir folder (a delivery) for N and 4N messages: the new message is
+    the only one opened, each unchanged one is looked up once in the previous point and handed
+    over undecoded; the only records decoded are the state heads (one per directory)."""
+    org = Organization(tmp_path / "org")
+    org.user("alice")
+    for n in range(messages):
+        org.mail("alice", "", f"Message {n}")
+    first = backup(org.root)
+    new = org.mail("alice", "", "Just arrived")
+    carries: list[str] = []
+    carry = PreviousPoint.carry
+
+    def counting_carry(self: PreviousPoint, key: str, change_token: str) -> Any:
+        carries.append(key)
+        return carry(self, key, change_token)
+
+    monkeypatch.setattr(PreviousPoint, "carry", counting_carry)
+    work.opened.clear()
+    work.decoded = 0
+    second = backup(org.root, first.previous())
+    assert [Path(name).name for name in work.opened] == [new.name]
+    assert work.decoded == len([key for key in first.records if "-folder/" in key])  # heads
+    states = [key for key in first.records if "-folder/" in key]
+    assert sorted(key for key in carries if "/mail/" in key) == sorted(first.messages())
+    assert len(carries) <= messages + len(states)  # the other directories' state as it was
+    assert second.carried >= set(first.messages())

@@ -21,7 +21,7 @@ from keepstone.engine.errors import (
     SnapshotNotFound,
     UnsupportedFormat,
 )
-from keepstone.engine.index import BlobLocation, Index, encode_index, parse_index
+from keepstone.engine.index import BlobLocation, Index, encode_index, index_rows, parse_index
 from keepstone.engine.keys import MasterKey
 from keepstone.engine.model import Item, ItemRecord, Snapshot, parse_tree, tree_records
 from keepstone.engine.options import Options
@@ -65,10 +65,13 @@ class RepoContext:
             put_parts(self.store, pack_path(pack_id), parts)
 
     def load_index_file(self, name: str) -> dict[str, list[PackEntry]]:
+        return parse_index(self._index_plain(name), name)
+
+    def _index_plain(self, name: str) -> bytes:
         data = self.store.get(name)
         if blake3(data).hexdigest() != name.removeprefix(INDEX_PREFIX):
             raise RepositoryCorrupt(f"{name} does not match its name")
-        return parse_index(self.codec.decode(data, name), name)
+        return self.codec.decode(data, name)
 
     def write_index(self, packs: PackMap) -> str:
         """Put an index file for durable ``packs`` and let this process deduplicate against it."""
@@ -99,15 +102,14 @@ class RepoContext:
 
     def _load_into(self, index: Index, name: str) -> None:
         try:
-            packs = self.load_index_file(name)
+            pack_ids, rows = index_rows(self._index_plain(name), name)
         except ObjectNotFound:
             return  # deleted since the listing: its replacement is in the listing too
         except (RepositoryCorrupt, UnsupportedFormat) as e:
             log.warning("engine.index_unreadable", name=name, error=e.message)
             self.bad_index[name] = e.message
             return
-        for pack_id, entries in packs.items():
-            index.add(pack_id, entries)
+        index.add_rows(pack_ids, rows)
         self.index_files.add(name)
 
     def read_blob(self, blob_id: bytes) -> bytes:

@@ -261,12 +261,23 @@ def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
     pieces = plain[1:-1].split(_BETWEEN_ITEMS)
     last = len(pieces) - 1
     records: list[ItemRecord] = []
+    # Users follow each other: the user of the piece before, as bytes and as text, spares
+    # decoding the same name again (this loop runs once per item of the previous point).
+    user_bytes, user = b"", ""
     for n, piece in enumerate(pieces):
         record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+        user_at = record.rfind(_USER_MARK)
+        if user_at >= 0 and record[user_at:] == user_bytes:
+            key = _record_key(record, user_at)
+            if key is None:
+                return None
+            records.append((key, user, record))
+            continue
         owner = _record_owner(record)
         if owner is None:
             return None
         records.append((owner[0], owner[1], record))
+        user_bytes, user = record[user_at:], owner[1]
     return records
 
 
@@ -286,17 +297,28 @@ def _record_owner(record: bytes) -> tuple[str, str] | None:
     """Key and user of a canonical item record, read from its bytes: the key follows the chunk
     list (ids hold no "]"), the user is the last value; a quote inside a string is escaped, so
     neither marker can occur inside one."""
-    key_at = record.find(_KEY_MARK)
-    key_end = record.find(_KIND_MARK, key_at + len(_KEY_MARK) - 1)
     user_at = record.rfind(_USER_MARK)
-    if key_at < 0 or key_end < 0 or user_at < key_end or not record.endswith(b'"}'):
+    key = _record_key(record, user_at)
+    if key is None or not record.endswith(b'"}'):
         return None
     try:
-        key = _json_string(record[key_at + len(_KEY_MARK) - 1 : key_end + 1])
         user = _json_string(record[user_at + len(_USER_MARK) - 1 : -1])
     except (UnicodeDecodeError, ValueError):
         return None
     return key, sys.intern(user)
+
+
+def _record_key(record: bytes, user_at: int) -> str | None:
+    """The key of a canonical item record whose user field starts at ``user_at`` (see
+    ``_record_owner``); None when the record is not in that shape."""
+    key_at = record.find(_KEY_MARK)
+    key_end = record.find(_KIND_MARK, key_at + len(_KEY_MARK) - 1)
+    if key_at < 0 or key_end < 0 or user_at < key_end:
+        return None
+    try:
+        return _json_string(record[key_at + len(_KEY_MARK) - 1 : key_end + 1])
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def _json_string(quoted: bytes) -> str:

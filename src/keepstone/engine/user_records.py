@@ -30,7 +30,7 @@ class UserRecords:
             self._counts[folder.user] += folder.count
         # The tree cut last: users follow each other in a snapshot's trees, so the next user
         # starts in it (a tree holds a few users): each tree is cut once, one held at a time.
-        self._last: tuple[int, list[ItemRecord]] | None = None
+        self._last: tuple[int, dict[str, list[ItemRecord]]] | None = None
 
     @classmethod
     def of(cls, ctx: RepoContext, snapshot: Snapshot) -> UserRecords | None:
@@ -53,12 +53,15 @@ class UserRecords:
         """``user``'s records in the order they were added. A summary that disagrees with the
         trees (fewer records found than it counts) costs a read of every tree, never an item."""
         positions = sorted(self._positions.get(user, ()))
-        records = [r for p in positions for r in self._tree(p) if r[1] == user]
+        records = [r for p in positions for r in self._tree(p).get(user, ())]
         if len(records) != self._counts.get(user, 0):
-            records = [r for p in range(len(self._trees)) for r in self._tree(p) if r[1] == user]
+            everywhere = range(len(self._trees))
+            records = [r for p in everywhere for r in self._tree(p).get(user, ())]
         return records
 
-    def _tree(self, position: int) -> list[ItemRecord]:
+    def _tree(self, position: int) -> dict[str, list[ItemRecord]]:
+        """The tree's records by user, in their order (a tree holds a few users: each is
+        asked for its own, not for a pass over the whole tree)."""
         last = self._last  # one read: connectors may load other users from their threads
         if last is not None and last[0] == position:
             return last[1]
@@ -66,6 +69,8 @@ class UserRecords:
         tree = self._trees[position]
         plain = self._ctx.read_blob(bytes.fromhex(tree))
         cut = cut_tree_records(plain)
-        records = cut if cut is not None else tree_records(plain, f"tree {tree}")
-        self._last = (position, records)
-        return records
+        by_user: dict[str, list[ItemRecord]] = defaultdict(list)
+        for record in cut if cut is not None else tree_records(plain, f"tree {tree}"):
+            by_user[record[1]].append(record)
+        self._last = (position, by_user)
+        return by_user

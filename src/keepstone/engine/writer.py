@@ -117,10 +117,8 @@ class BackupWriter:
         of their sizes."""
         self._check_usable()
         with self._items_mutex:
-            for record, size, mtime in records:
-                full = self._trees.add_encoded(record, user, kind, folder, size, mtime)
-                if full is not None:
-                    self._store_tree(full)
+            for full in self._trees.add_block(user, kind, folder, records):
+                self._store_tree(full)
         with self._mutex:
             self.stats.items += len(records)
         return sum(size for _, size, _ in records)
@@ -329,9 +327,10 @@ class _TreeBuilder:
             for (user, kind, folder), (numbers, trees) in self._folders.items()
         )
 
-    def _count(self, user: str, kind: str, folder: str, mtime: float) -> None:
+    def _count(self, user: str, kind: str, folder: str, mtime: float, count: int = 1) -> None:
+        """``count`` items of the folder go into the tree being filled, the newest ``mtime``."""
         numbers, trees = self._folders.setdefault((user, kind, folder), ([0, mtime], []))
-        numbers[0] += 1
+        numbers[0] += count
         numbers[1] = max(numbers[1], mtime)
         position = self.taken  # the tree this item goes into is stored as the next one
         if not trees or trees[-1] != position:
@@ -363,6 +362,30 @@ class _TreeBuilder:
         if len(self._items) >= TREE_MAX_ITEMS or self._bytes >= TREE_MAX_BYTES:
             return self.take()
         return None
+
+    def add_block(
+        self, user: str, kind: str, folder: str, records: Sequence[CarriedRecord]
+    ) -> Iterator[bytes]:
+        """``add_encoded`` of items of one folder (``BackupWriter.add_records``): the folder
+        summary counted once per tree they go into, not once per item; the JSON of each tree
+        they fill."""
+        added, newest = 0, 0.0
+        for record, size, mtime in records:
+            self._items.append(record)
+            self._bytes += len(record) + 1
+            self.size += size
+            newest = mtime if not added or mtime > newest else newest
+            added += 1
+            if len(self._items) >= TREE_MAX_ITEMS or self._bytes >= TREE_MAX_BYTES:
+                self._count(user, kind, folder, newest, added)
+                self.count += added
+                added = 0
+                full = self.take()
+                assert full is not None  # it holds this item at least
+                yield full
+        if added:
+            self._count(user, kind, folder, newest, added)
+            self.count += added
 
     def take(self) -> bytes | None:
         if not self._items:

@@ -256,8 +256,11 @@ def with_source_access(
 
 def place_of(ctx: Context, repository_id: str, path: str) -> RepositoryPlace:
     """Where a repository lives, with what opens it (read from the catalog and the vault)."""
+    password = vault.password_of(ctx, repository_id)
+    if not catalog.in_object_storage(ctx, repository_id):
+        return RepositoryPlace(repository_id, path, None, password)
     from keepstone.services import object_storage  # it reads its secrets through the vault
 
     storage = object_storage.storage_of_repository(ctx, repository_id)
     location = None if storage is None else object_storage.location_of(ctx, storage)
-    return RepositoryPlace(repository_id, path, location, vault.password_of(ctx, repository_id))
+    return RepositoryPlace(repository_id, path, location, password)

@@ -170,17 +170,21 @@ def open_repository(
     """The repository ``repo_id`` (in its object storage, else at ``path``) with its kept
     password; created (unencrypted) on first use. ``load_index`` False: the index is loaded by
     the first read that needs it (browsing needs none)."""
+    from keepstone.services.catalog import in_object_storage  # catalog imports this module
+
+    password = password_of(ctx, repo_id)
+    if not in_object_storage(ctx, repo_id):  # the S3 client is not loaded for it
+        return open_or_create(path, password, load_index=load_index)
     from keepstone.services.object_storage import store_of  # it reads its secrets from here
 
-    store = store_of(ctx, repo_id, path)
-    return open_store(store, path, password_of(ctx, repo_id), load_index=load_index)
+    return open_store(store_of(ctx, repo_id, path), path, password, load_index=load_index)
 
 
-def open_or_create(path: str, password: str | None) -> Repository:
+def open_or_create(path: str, password: str | None, *, load_index: bool = True) -> Repository:
     """Open the repository at ``path``, or create it there."""
     store = LocalStore(Path(path))
     store.make_private()
-    return open_store(store, path, password)
+    return open_store(store, path, password, load_index=load_index)
 
 
 def open_store(

@@ -149,8 +149,9 @@ class PreviousPoint:
         loaded whole keeps everything)."""
         if self._load is None:
             return
-        self._records, self._by_user, self._last = {}, defaultdict(list), None
-        self._hold(self._load(user))
+        self._last = None
+        # Keyed only: ``of_user`` of a point read a user at a time reads apart from this.
+        self._records = {key: record for key, _, record in self._load(user)}
 
     def _hold(self, records: Iterable[ItemRecord]) -> None:
         for key, user, record in records:
