@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import ipaddress
 import os
 import secrets
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keepstone.api.client_address import Network, parse_networks
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
+from keepstone.engine.heap import freeze_long_lived
 from keepstone.engine.s3location import is_loopback
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
@@ -412,11 +412,7 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
             proxy_headers=False,
             timeout_graceful_shutdown=10,
         )
-        # What start made (modules, routes, the ORM's mappers: some 240,000 objects) lives as
-        # long as the process: out of the collector's sight, a full collection no longer walks
-        # it (one took 160 ms of a busy server's loop, a whole p99).
-        gc.collect()
-        gc.freeze()
+        freeze_long_lived()  # what start made: no collection walks it again (engine/heap.py)
         try:
             _Server(config).run()
         finally:

@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import ctypes
+import gc
 import io
 import mmap
+import sys
+from pathlib import Path
 
 import pytest
 
 from keepstone.engine import ChunkerParams, heap
 from keepstone.engine.chunker import WINDOW_KEPT, Chunker
 
-from .helpers import pseudo_random
+from .helpers import backup, new_repo, pseudo_random
 
 MiB = 1024 * 1024
 # Real-sized bounds: a 16 MiB window per thread, of which a large file makes all resident.
@@ -63,3 +66,18 @@ def test_small_files_keep_their_pages() -> None:
 def test_big_buffers_are_mapped_on_their_own_once_asked() -> None:
     assert heap.release_big_buffers()  # glibc: this machine's and CI's
     assert heap.release_big_buffers()  # once per process, then a no-op
+
+
+def test_a_backup_leaves_what_the_process_made_before_it_to_no_collection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's full collections walk only what the run makes: the process's modules and tables
+    are in the collector's permanent generation once a backup begins (engine/heap.py)."""
+    monkeypatch.setattr(heap, "_frozen", False)
+    gc.unfreeze()  # as a new process: nothing frozen yet
+    long_lived = sys.modules["keepstone.engine.writer"].__dict__
+    assert any(o is long_lived for o in gc.get_objects())
+    backup(new_repo(tmp_path / "repo"), {"a": b"x" * 1000})
+    assert gc.get_freeze_count() > 10_000
+    assert not any(o is long_lived for o in gc.get_objects())  # no generation holds it now
+    assert gc.is_tracked(long_lived)

