@@ -165,6 +165,32 @@ class Database:
         with self._write_lock, self._write_sessions() as session, session.begin():
             yield session
 
+    BUSY = object()  # write_now's answer when it could not write at once
+
+    def write_now(self, work: Callable[[Any], T]) -> T | object:
+        """``work(cursor)`` in a write transaction on a pooled DBAPI connection of the writer
+        (``BEGIN IMMEDIATE`` ... ``COMMIT``), begun at once or not at all: for a short write from
+        the event loop, which must never wait. ``BUSY``, with nothing written, when it could
+        not: not SQLite (on PostgreSQL a write is a network round trip), another thread of this
+        process writing (the writers' lock is taken without waiting), another process holding
+        the catalog's write lock (no busy handler meanwhile), or the driver raised (the
+        connection is invalidated); the caller then writes through ``write()`` on a worker
+        thread, whose errors are SQLAlchemy's. An exception of ``work`` rolls back and
+        propagates."""
+        if self.dialect != "sqlite" or not self._write_lock.acquire(blocking=False):
+            return self.BUSY
+        try:
+            connection = self._writer.raw_connection()
+            try:
+                return _immediately(connection.driver_connection, work)
+            except sqlite3.Error:
+                connection.invalidate()
+                return self.BUSY
+            finally:
+                connection.close()  # back to the pool
+        finally:
+            self._write_lock.release()
+
     @contextmanager
     def claim(self) -> Iterator[Session]:
         """A write transaction whose statements lock the rows they take (``with_for_update``):
@@ -191,6 +217,28 @@ class Database:
     def dispose(self) -> None:
         self._reader.dispose()
         self._writer.dispose()
+
+
+def _immediately(driver: Any, work: Callable[[Any], T]) -> T:
+    """``work`` in ``BEGIN IMMEDIATE`` on a pysqlite connection (in autocommit mode: SQLAlchemy's
+    "begin" hook issues BEGIN), without its busy handler so a held lock fails at once."""
+    cursor = driver.cursor()
+    try:
+        cursor.execute("PRAGMA busy_timeout=0")
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                done = work(cursor)
+                cursor.execute("COMMIT")
+            except BaseException:
+                if driver.in_transaction:
+                    cursor.execute("ROLLBACK")
+                raise
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+    return done
 
 
 def retrying_disconnects(call: Callable[[], T], attempts: int = 5) -> T:
