@@ -27,7 +27,7 @@ from keepstone.store.tables import Job
 from tests.conftest import Api
 from tests.work import catalog_work
 
-pytestmark = pytest.mark.sqlite_catalog  # the edit on the event loop is SQLite's (see below)
+pytestmark = pytest.mark.sqlite_catalog  # the edit on the event loop is SQLite's (the last test)
 
 ITEMS = [{"type": "User", "user": {"id": "u1"}, "mailbox": True, "id": "item-1"}]
 EDITS = [
@@ -174,3 +174,11 @@ def test_a_put_costs_the_same_few_statements_each_time(
     assert orm_writes == 0 and len(four) == 4 * len(one)
     stored = _row(ctx, job["id"])["version"]
     assert api.get(f"/v2/Jobs/{job['id']}").headers["etag"] == f'"{stored}"'
+
+
+@pytest.mark.postgresql_catalog
+def test_on_postgresql_every_edit_is_declined(ctx: Context, job: dict[str, Any]) -> None:
+    """A PostgreSQL write is a network round trip: never on the event loop."""
+    before = _row(ctx, job["id"])
+    assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="x")) is None
+    assert _row(ctx, job["id"]) == before
