@@ -158,8 +158,8 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     ctx: Context = request.app.state.ctx
     api = await api_version(request)
     if_match = request.headers.get("if-match")
-    edit = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
-    done = await direct.write(partial(jobs.edit_job_now, *edit), partial(jobs.edit_job, *edit))
+    args = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
+    done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job, *args))
     return _edited(done.job, api)
 
 
