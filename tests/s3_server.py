@@ -25,7 +25,8 @@ from typing import Any
 import httpx
 import pytest
 
-from keepstone.engine.s3store import S3Location, S3Store, S3Tuning
+from keepstone.engine.s3location import S3Location, S3Tuning
+from keepstone.engine.s3store import S3Store
 
 ACCESS_KEY = "testaccesskey"
 SECRET_KEY = "test-secret-key-not-real"

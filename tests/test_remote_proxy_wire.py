@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from keepstone.engine.s3store import S3Location
+from keepstone.engine.s3location import S3Location
 from keepstone.proxy.channel import GraphWork, RepositoryPlace, WorkPackage
 from keepstone.services import proxy_wire
 from keepstone.services.oauth_tokens import TokenSource, token_source

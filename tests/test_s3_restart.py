@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from keepstone.engine import Repository
-from keepstone.engine.s3store import S3Location, S3Store, S3Unavailable
+from keepstone.engine.s3location import S3Location, S3Unavailable
+from keepstone.engine.s3store import S3Store
 from tests.engine.helpers import CHEAP_KDF, PASSWORD, SMALL_CHUNKS, backup, small_options, text
 from tests.s3_server import ACCESS_KEY, FAST, REGION, SECRET_KEY, RcloneServer, running_rclone
 

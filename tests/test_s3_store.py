@@ -10,15 +10,15 @@ import pytest
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import ObjectExists, ObjectNotFound, Repository, RepositoryCorrupt
-from keepstone.engine.s3store import (
+from keepstone.engine.s3location import (
     MiB,
-    S3Store,
     S3Tuning,
     S3Unavailable,
     check_bucket,
     check_folder,
     check_service_point,
 )
+from keepstone.engine.s3store import S3Store
 from tests.engine.helpers import (
     CHEAP_KDF,
     PASSWORD,

@@ -86,3 +86,18 @@ def test_what_fastapi_decides_first_is_left_to_it(
     plain = [_answer(client, method, path, **kw) for method, path, kw in cases]
     assert gated == plain
     assert [status for status, _h, _b in gated][:3] == [400, 401, 401]
+
+
+@pytest.mark.sqlite_catalog
+def test_a_path_matched_again_is_the_same_route_and_the_memory_is_bounded(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(credential_gate, "MATCHES_KEPT", 8)
+    routes = [route for _s, route in credential_gate._flatten(client.app.routes) if route]  # type: ignore[attr-defined]
+    candidates = credential_gate._Candidates([r for r in routes if r.template.startswith("/v8/")])
+    paths = [f"/v8/Jobs/{n}" for n in range(20)] + ["/v8/Nowhere/1", "/v8/Jobs"]
+    first = [candidates.first_match(path) for path in paths]
+    again = [candidates.first_match(path) for path in paths]
+    assert first == again and len(candidates._matched) <= 8
+    assert first[0] is not None and first[0].template == "/v8/Jobs/{job_id}"
+    assert first[-2] is None

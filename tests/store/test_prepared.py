@@ -4,15 +4,18 @@ the API answers with a 503) and the connection it broke is not handed out again.
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, update
+from sqlalchemy import event, inspect, update
 from sqlalchemy.exc import DBAPIError
 
 from keepstone.services import jobs
 from keepstone.services.context import Context
+from keepstone.store.db import HELD_CONNECTIONS
 from keepstone.store.prepared import KeyRead
 from keepstone.store.tables import Job
 
@@ -66,3 +69,73 @@ def test_a_driver_error_is_sqlalchemy_s_and_the_pool_recovers(
         connection.exec_driver_sql("ALTER TABLE jobs_away RENAME TO jobs")
     found = reads(ctx.db, job["id"])
     assert found is not None and found.name == job["name"]
+
+
+def _checkouts(ctx: Context) -> list[int]:
+    counted: list[int] = []
+    event.listen(ctx.db._reader, "checkout", lambda *_: counted.append(1))
+    return counted
+
+
+def test_a_loop_keeps_one_connection_and_sees_every_commit(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    """On SQLite a thread running an event loop reads on a connection it keeps (no pool
+    hand-out per read), and each read still sees what was committed since the last one."""
+    reads = KeyRead(Job)
+    counted = _checkouts(ctx)
+
+    async def statuses() -> list[str | None]:
+        seen = []
+        for status in ("Success", "Warning", "Failed", "Success", "Warning"):
+            with ctx.db.write() as s:
+                s.execute(update(Job).where(Job.id == job["id"]).values(last_status=status))
+            found = reads(ctx.db, job["id"])
+            seen.append(None if found is None else found.last_status)
+        return seen
+
+    assert asyncio.run(statuses()) == ["Success", "Warning", "Failed", "Success", "Warning"]
+    on_loop = len(counted)
+    for _ in range(5):  # off a loop (a worker thread's read): the pool, each time
+        assert reads(ctx.db, job["id"]) is not None
+    if ctx.db.dialect == "sqlite":
+        assert on_loop == 1 and len(counted) == 1 + 5
+    else:  # PostgreSQL reads go through the pool everywhere
+        assert on_loop == 5 and len(counted) == 10
+
+
+@pytest.mark.sqlite_catalog
+def test_loops_keep_a_bounded_number_of_connections(ctx: Context, job: dict[str, Any]) -> None:
+    reads = KeyRead(Job)
+    for _ in range(HELD_CONNECTIONS + 3):  # each a new thread with a loop of its own
+
+        async def read() -> None:
+            assert reads(ctx.db, job["id"]) is not None
+
+        thread = threading.Thread(target=asyncio.run, args=(read(),))
+        thread.start()
+        thread.join()
+    assert len(ctx.db._held) == HELD_CONNECTIONS
+
+
+@pytest.mark.sqlite_catalog
+def test_a_driver_error_on_a_kept_connection_gives_it_back(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    reads = KeyRead(Job)
+
+    async def around_an_error() -> str:
+        assert reads(ctx.db, job["id"]) is not None
+        kept = ctx.db._held[threading.get_ident()]
+        with ctx.db._writer.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE jobs RENAME TO jobs_away")
+        with pytest.raises(DBAPIError):
+            reads(ctx.db, job["id"])
+        assert threading.get_ident() not in ctx.db._held and not kept.is_valid
+        with ctx.db._writer.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE jobs_away RENAME TO jobs")
+        found = reads(ctx.db, job["id"])
+        assert threading.get_ident() in ctx.db._held
+        return "" if found is None else found.name
+
+    assert asyncio.run(around_an_error()) == job["name"]

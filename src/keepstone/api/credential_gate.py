@@ -77,6 +77,9 @@ def _segment(template: str) -> str:
     return "" if "{" in segment else segment
 
 
+MATCHES_KEPT = 1024  # per first segment and method
+
+
 class _Candidates:
     """The routes of one first segment that accept one method, as one pattern."""
 
@@ -85,10 +88,19 @@ class _Candidates:
         self.pattern = re.compile(
             "|".join(f"(?P<r{i}>{_unanchored(r.template)})" for i, r in enumerate(routes))
         )
+        # paths asked again (a client polling one resource): the match of a hundred routes'
+        # pattern is most of the gate's cost; bounded, as the paths are the client's
+        self._matched: dict[str, _Route | None] = {}
 
     def first_match(self, path: str) -> _Route | None:
+        if path in self._matched:
+            return self._matched[path]
         found = self.pattern.fullmatch(path)
-        return None if found is None else self.routes[int(str(found.lastgroup)[1:])]
+        route = None if found is None else self.routes[int(str(found.lastgroup)[1:])]
+        if len(self._matched) >= MATCHES_KEPT:
+            self._matched.clear()
+        self._matched[path] = route
+        return route
 
 
 def _unanchored(template: str) -> str:

@@ -15,10 +15,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
+from functools import lru_cache
 
 from starlette.types import Scope
-
-from keepstone.api import public_url
 
 API_POLICY = "default-src 'none'; frame-ancestors 'none'"
 HSTS = "max-age=31536000"
@@ -42,24 +42,32 @@ def page_policy(html: str) -> str:
 
 def security_headers(
     scope: Scope, public: str | None, pages: dict[str, str]
-) -> list[tuple[bytes, bytes]]:
+) -> tuple[tuple[bytes, bytes], ...]:
     """The headers above for the request of ``scope`` (``pages``: path -> Content-Security-Policy
     of the HTML page served there; ``public``: the ``--public-url``)."""
     path: str = scope["path"]
+    # the scheme of api.public_url.bound_address(scope), without writing the address out
+    https = public.startswith("https://") if public else scope.get("scheme", "http") == "https"
+    return _encoded(pages.get(path, API_POLICY), not path.startswith(STATIC_PREFIX), https)
+
+
+@lru_cache(maxsize=64)
+def _encoded(policy: str, no_store: bool, https: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """A few policies and two flags: each set of headers is encoded once, not per request."""
     headers = {
         "x-content-type-options": "nosniff",
         "x-frame-options": "DENY",
-        "content-security-policy": pages.get(path, API_POLICY),
+        "content-security-policy": policy,
     }
-    if not path.startswith(STATIC_PREFIX):
+    if no_store:
         headers |= {"cache-control": "no-store", "pragma": "no-cache"}
-    if (public or public_url.bound_address(scope)).startswith("https://"):
+    if https:
         headers["strict-transport-security"] = HSTS
-    return [(name.encode(), value.encode()) for name, value in headers.items()]
+    return tuple((name.encode(), value.encode()) for name, value in headers.items())
 
 
 def adding(
-    headers: list[tuple[bytes, bytes]], extra: list[tuple[bytes, bytes]]
+    headers: list[tuple[bytes, bytes]], extra: Sequence[tuple[bytes, bytes]]
 ) -> list[tuple[bytes, bytes]]:
     """``headers`` (a response's) with those of ``extra`` it does not already carry: a header a
     handler set is kept."""

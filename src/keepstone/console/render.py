@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from keepstone.api.inputs import fields
 from keepstone.console.web_session import WebSession
 from keepstone.services.context import Context
+
+if TYPE_CHECKING:
+    import jinja2
 
 HERE = Path(__file__).parent
 STATIC_PATH = "/console/static"
@@ -28,13 +31,19 @@ POLICY = (
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 
-_env = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+@cache
+def _environment() -> jinja2.Environment:
+    """Made at the first page: the API's start does not import Jinja2 (tests/test_imports.py)."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _when(instant: datetime | None, ctx: Context) -> str:
@@ -70,17 +79,21 @@ def page(
 ) -> HTMLResponse:
     ctx: Context = request.app.state.ctx
     now = ctx.clock.now()
-    text = _env.get_template(template).render(
-        request=request,
-        session=session,
-        csrf=session.csrf if session else "",
-        static=STATIC_PATH,
-        when=lambda instant: _when(instant, ctx),
-        size=_size,
-        zone=str(ctx.tz),
-        offset=utc_offset(ctx, now),
-        now=now,
-        **values,
+    text = (
+        _environment()
+        .get_template(template)
+        .render(
+            request=request,
+            session=session,
+            csrf=session.csrf if session else "",
+            static=STATIC_PATH,
+            when=lambda instant: _when(instant, ctx),
+            size=_size,
+            zone=str(ctx.tz),
+            offset=utc_offset(ctx, now),
+            now=now,
+            **values,
+        )
     )
     return HTMLResponse(text, status_code=status, headers={"Content-Security-Policy": POLICY})
 

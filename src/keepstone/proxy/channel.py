@@ -27,7 +27,7 @@ from keepstone.services.task_sessions import UserTally
 from keepstone.store.tables import Organization
 
 if TYPE_CHECKING:  # the S3, Graph and IMAP clients load for the runs that use them
-    from keepstone.engine.s3store import S3Location
+    from keepstone.engine.s3location import S3Location
     from keepstone.sources.graph.access import GraphAccess, GraphUser
     from keepstone.sources.imap.model import ImapAccess
 

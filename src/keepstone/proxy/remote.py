@@ -27,6 +27,7 @@ import structlog
 from keepstone import __version__
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.jobs import SessionStatus
+from keepstone.engine.s3location import is_loopback
 from keepstone.proxy import load
 from keepstone.proxy.channel import WorkPackage
 from keepstone.proxy.executor import StopRun
@@ -71,10 +72,6 @@ def check_server_url(url: str) -> str:
 
 
 def _loopback(host: str) -> bool:
-    # Imported here: the server module loads the whole application (its web stack, the
-    # scheduler), about 65 MB a proxy that only runs jobs does not need.
-    from keepstone.server import is_loopback
-
     return is_loopback(host)
 
 

@@ -21,6 +21,7 @@ forget within the second. A logon session's uses are written at most once a seco
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import os
 import secrets
@@ -174,10 +175,16 @@ def _revocations_identity(data_dir: Path | None) -> tuple[int, int] | None:
     if data_dir is None:
         return None
     try:
-        found = os.stat(data_dir / REVOCATIONS_FILE)
+        found = os.stat(_revocations_path(data_dir))
     except OSError:
         return None
     return (found.st_ino, found.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _revocations_path(data_dir: Path) -> str:
+    """The file every request stats: its path joined once, not per request."""
+    return str(data_dir / REVOCATIONS_FILE)
 
 
 # One memory per catalog connection pool: tests run many catalogs in one process.

@@ -20,7 +20,7 @@ from keepstone.services.catalog import get_job_in, get_organization_in, get_repo
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.paging import page_of
-from keepstone.store.prepared import KeyRead, KeyUpdate
+from keepstone.store.prepared import KeyRead, KeyUpdate, Stored
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -231,10 +231,16 @@ _JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns if not colum
 def read_job(ctx: Context, job_id: str) -> Job:
     """``get_job`` for a hot read (an API answer): a detached ``Job`` read without an ORM
     session or SQLAlchemy's per-statement work (``store.prepared``)."""
-    job = _JOB_BY_ID(ctx.db, job_id)
-    if job is None:
+    return stored_job(ctx, job_id).instance()
+
+
+def stored_job(ctx: Context, job_id: str) -> Stored[Job]:
+    """``read_job``'s row as stored: an answer made from the job alone may be kept by its
+    ``snapshot`` (``api.answer_memo``)."""
+    found = _JOB_BY_ID.stored(ctx.db, job_id)
+    if found is None:
         raise NotFound(f"job '{job_id}' does not exist")
-    return job
+    return found
 
 
 def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:

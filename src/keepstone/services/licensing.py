@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import case, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from keepstone.services import catalog
@@ -44,7 +43,7 @@ def backed_up_in(s: Session, session_id: str, subject: tuple[str, str], now: dat
         return  # its job was deleted meanwhile
     user_id, name = subject
     dialect = s.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert: Any = _upsert_of(dialect)
     statement = insert(Row).values(
         organization_id=organization_id,
         user_id=user_id,
@@ -114,3 +113,15 @@ class License:
 
 def license_of(ctx: Context) -> License:
     return License(catalog.installation_id(ctx), used_units=count_licensed(ctx))
+
+
+def _upsert_of(dialect: str) -> Any:
+    """The dialect's INSERT with ON CONFLICT. PostgreSQL's dialect module is imported only by a
+    process on a PostgreSQL catalog (every server and proxy start paid about 0.04 s for it)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert

@@ -13,19 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from botocore.exceptions import BotoCoreError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import Conflict, InvalidInput, NotFound
 from keepstone.domain.jobs import check_description, check_name
 from keepstone.engine import LocalStore, ObjectStore
-from keepstone.engine.s3store import (
+from keepstone.engine.s3location import (
     S3Location,
     S3Refused,
-    S3Store,
     S3Tuning,
     S3Unavailable,
     check_bucket,
@@ -36,6 +34,9 @@ from keepstone.services import catalog, vault
 from keepstone.services.context import Context, new_id
 from keepstone.store.tables import CloudAccount, ObjectStorage
 from keepstone.store.tables import Repository as RepositoryRow
+
+if TYPE_CHECKING:
+    from keepstone.engine.s3store import S3Store
 
 R = TypeVar("R", CloudAccount, ObjectStorage)
 S3_COMPATIBLE = "amazonS3CompatibleAccount"
@@ -332,23 +333,40 @@ def store_of(ctx: Context, repo_id: str, path: str) -> ObjectStore:
         local = LocalStore(Path(path))
         local.make_private()
         return local
-    return S3Store(location_of(ctx, storage), TUNING())
+    return _s3_store(location_of(ctx, storage), TUNING())
 
 
 def used_bytes(ctx: Context, storage: ObjectStorage) -> int:
     """The bytes the repository kept in ``storage`` takes in its bucket folder."""
-    return S3Store(location_of(ctx, storage), TUNING()).used_bytes()
+    return _s3_store(location_of(ctx, storage), TUNING()).used_bytes()
+
+
+def _s3_store(location: S3Location, tuning: S3Tuning) -> S3Store:
+    # botocore (about 0.2 s and 200 modules) is imported when a bucket is first reached, not
+    # with the API that names object storages.
+    from keepstone.engine.s3store import S3Store
+
+    return S3Store(location, tuning)
+
+
+def unreachable(*also: type[Exception]) -> tuple[type[Exception], ...]:
+    """What a bucket that cannot be reached raises (``S3Unavailable``, botocore's own errors),
+    and ``also``. Called in an ``except`` clause, which evaluates it only once something was
+    raised: the API's start does not import botocore."""
+    from botocore.exceptions import BotoCoreError
+
+    return (S3Unavailable, BotoCoreError, *also)
 
 
 def _check_reachable(ctx: Context, storage: ObjectStorage, prefix: str) -> None:
     # A probe, not a run: one retry is enough to tell a wrong service point from a hiccup.
-    store = S3Store(location_of(ctx, storage), replace(TUNING(), attempts=2))
+    store = _s3_store(location_of(ctx, storage), replace(TUNING(), attempts=2))
     try:
         store.list("config")
     except S3Refused as e:
         why = "does not exist" if e.code == "NoSuchBucket" else f"refused access ({e.code})"
         raise InvalidInput(f"bucket '{storage.bucket}' {why}", prefix + BUCKET) from None
-    except (S3Unavailable, BotoCoreError) as e:
+    except unreachable() as e:
         raise InvalidInput(
             f"the service point does not answer: {type(e).__name__}", prefix + SERVICE_POINT
         ) from None

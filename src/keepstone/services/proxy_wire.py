@@ -14,7 +14,7 @@ from typing import Any
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import BackupType
-from keepstone.engine.s3store import S3Location
+from keepstone.engine.s3location import S3Location
 from keepstone.proxy.channel import GraphWork, RepositoryPlace, WorkPackage
 from keepstone.services import restore_points, runs
 from keepstone.services.oauth_tokens import TokenSource, token_source

@@ -9,12 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from botocore.exceptions import BotoCoreError
 from sqlalchemy import case, func, select
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import SessionStatus
-from keepstone.engine.s3store import S3Unavailable
 from keepstone.services import catalog, object_storage
 from keepstone.services.context import Context
 from keepstone.store.tables import (
@@ -141,7 +139,7 @@ def _used_in_bucket(ctx: Context, storage: ObjectStorage) -> int:
     that cannot be listed is a warning and a 0 in the report, not a failed report."""
     try:
         return object_storage.used_bytes(ctx, storage)
-    except (S3Unavailable, InvalidInput, BotoCoreError) as e:
+    except object_storage.unreachable(InvalidInput) as e:
         log.warning("reports.bucket_unlisted", storage=storage.name, error=str(e))
         return 0
 

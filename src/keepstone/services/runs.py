@@ -305,6 +305,8 @@ def claim_next(ctx: Context, proxy_id: str) -> ClaimedRun | None:
     still Queued, for the window's next opening.
     """
     now = ctx.clock.now()
+    if not _any_queued(ctx, now):  # every second, nearly always none: no claim transaction
+        return None
     with ctx.db.claim() as s:
         waiting: list[str] = []  # passed over: their backup window is closed
         while (row := _next_queued(s, proxy_id, now, waiting)) is not None:
@@ -376,6 +378,16 @@ def scope_of_in(s: Session, session: JobSession) -> tuple[Organization, JobScope
     copy = None if marker is None else s.get(CopyJob, marker.copy_job_id)
     owner: Job | CopyJob = job if copy is None else copy
     return org, _scope(s, job, owner), None if copy is None else _copy_scope(s, job, copy)
+
+
+def _any_queued(ctx: Context, now: datetime) -> bool:
+    """Whether any session is queued and startable now, whoever may claim it: a read, so an
+    idle proxy's poll takes no write lock (a session queued just after is the next poll's, or
+    its wake-up's)."""
+    startable = (JobSession.not_before.is_(None)) | (JobSession.not_before <= now)
+    queued = JobSession.status == SessionStatus.QUEUED.value
+    with ctx.db.read() as s:
+        return s.scalar(select(JobSession.id).where(queued, startable).limit(1)) is not None
 
 
 def _next_queued(
@@ -540,17 +552,14 @@ def reap_lost_runs(ctx: Context, fence: Fence | None = None) -> int:
     the first proxy, if it comes back, finds its claim gone and commits nothing. Only while
     ``fence``, the leader's, lets this server write."""
     now = ctx.clock.now()
+    lost = (JobSession.status == SessionStatus.RUNNING.value) & (JobSession.lease_expires_at < now)
+    with ctx.db.read() as s:  # every second, nearly always nothing: no write lock for that
+        if s.scalar(select(JobSession.id).where(lost).limit(1)) is None:
+            return 0
     with ctx.db.write() as s:
         if fence is not None:
             fence(s)
-        sessions = list(
-            s.scalars(
-                select(JobSession).where(
-                    JobSession.status == SessionStatus.RUNNING.value,
-                    JobSession.lease_expires_at < now,
-                )
-            )
-        )
+        sessions = list(s.scalars(select(JobSession).where(lost)))
         for session in sessions:
             _hand_back_in(s, session, now)
     return len(sessions)

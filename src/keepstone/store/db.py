@@ -13,6 +13,7 @@ LOCKED``) so proxies claim runs concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 import time
@@ -27,6 +28,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql import Executable
+
+from keepstone.hidden_imports import hidden
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -67,6 +70,11 @@ def database_url(given: str) -> str:
     )
 
 
+# At most this many loop threads keep a connection each (Database._loop_connection): a server has
+# one; a thread that ended keeps its connection until dispose, so the number is bounded.
+HELD_CONNECTIONS = 2
+
+
 class Database:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -78,6 +86,8 @@ class Database:
         self._write_sessions = sessionmaker(self._writer, expire_on_commit=False, autoflush=False)
         # On PostgreSQL claims write through the reader's pool: without the writers' lock.
         claims = self._writer if self.dialect == "sqlite" else self._reader
+        # dbapi_row's connection for each thread running an event loop, on SQLite (see there)
+        self._held: dict[int, Any] = {}
         self._claim_sessions = sessionmaker(claims, expire_on_commit=False, autoflush=False)
         # Writers of this process queue here rather than in SQLite's busy handler, whose sleeps
         # (up to 100 ms each) would turn brief contention into long tail latencies.
@@ -99,7 +109,10 @@ class Database:
         """Bring the schema to the newest revision (creates it on first start)."""
         if self.revision() == HEAD_REVISION:
             return
-        from alembic import command  # imported here: heavy, and needed only to change the schema
+        # Imported here: heavy, and needed only to change the schema; Mako (Alembic's templates,
+        # for writing new migrations) would import Pygments to colour its error pages.
+        with hidden("pygments"):
+            from alembic import command
 
         with self._writer.connect() as connection:
             sqlite = self.dialect == "sqlite"
@@ -140,13 +153,15 @@ class Database:
         return self._reader.dialect
 
     def dbapi_row(self, sql: str, params: Any) -> tuple[Any, ...] | object | None:
-        """The first row of ``sql`` (in the driver's parameter style) run on a pooled DBAPI
-        connection, its values as the driver gives them (``store.prepared`` converts them).
-        ``FAILED`` when the driver raised: the connection is then invalidated, and the caller
-        reads again through SQLAlchemy, whose errors the rest of Keepstone knows. On SQLite a
-        single SELECT outside BEGIN is its own read transaction; on PostgreSQL the pool's reset
-        (a rollback) ends the one the select began."""
-        connection = self._reader.raw_connection()
+        """The first row of ``sql`` (in the driver's parameter style) run on a DBAPI connection,
+        its values as the driver gives them (``store.prepared`` converts them). ``FAILED`` when
+        the driver raised: the connection is then invalidated, and the caller reads again
+        through SQLAlchemy, whose errors the rest of Keepstone knows. On SQLite a single SELECT
+        outside BEGIN is its own read transaction (closing the cursor ends it, so the next read
+        sees every commit since); on PostgreSQL the pool's reset (a rollback) ends the one the
+        select began."""
+        held = self._loop_connection()
+        connection = held if held is not None else self._reader.raw_connection()
         try:
             cursor = connection.cursor()
             try:
@@ -156,10 +171,32 @@ class Database:
                 cursor.close()
         except self._reader.dialect.loaded_dbapi.Error:
             connection.invalidate()
+            if held is not None:
+                self._held.pop(threading.get_ident(), None)
+                held.close()  # back to the pool, which connects it again when next handed out
             return self.FAILED
         finally:
-            connection.close()  # back to the pool
+            if held is None:
+                connection.close()  # back to the pool
         return None if row is None else tuple(row)
+
+    def _loop_connection(self) -> Any:
+        """On SQLite, in a thread running an event loop (the API's hot reads, ``api.direct``),
+        a pooled connection that thread keeps: handing one out of the pool and back costs more
+        than the read itself. None elsewhere: worker threads, and PostgreSQL, use the pool."""
+        if self.dialect != "sqlite":
+            return None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        ident = threading.get_ident()
+        held = self._held.get(ident)
+        if held is None:
+            if len(self._held) >= HELD_CONNECTIONS:  # more loops (tests): the pool serves them
+                return None
+            held = self._held[ident] = self._reader.raw_connection()
+        return held
 
     @contextmanager
     def write(self) -> Iterator[Session]:
@@ -232,6 +269,9 @@ class Database:
         now, self._now_connection = self._now_connection, None
         if now is not None:
             now.close()
+        for held in list(self._held.values()):
+            held.close()
+        self._held.clear()
         self._reader.dispose()
         self._writer.dispose()
 

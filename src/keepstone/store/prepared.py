@@ -23,6 +23,7 @@ and ``KeyUpdate.run_in``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
@@ -59,16 +60,22 @@ class KeyRead(Generic[M]):
         self._compiled: dict[str, _Compiled] = {}
 
     def __call__(self, db: Database, key: str) -> M | None:
+        found = self.stored(db, key)
+        return None if found is None else found.instance()
+
+    def stored(self, db: Database, key: str) -> Stored[M] | None:
+        """The row as stored: its instance made on demand, and the driver's values as a
+        hashable snapshot where they make one (an answer made from the row can be kept by it)."""
         compiled = self._compiled.get(db.dialect) or self._compile(db.driver_dialect)
         params: Any = (key,) if compiled.positional else {"key": key}
         values = db.dbapi_row(compiled.sql, params)
         if values is db.FAILED:  # the DBAPI's error: the wrapped read decides
             row = db.read_row(self.statement.params(key=key))
-            return None if row is None else self._instance(tuple(row))
+            return None if row is None else Stored(self, None, tuple(row))
         if values is None:
             return None
         assert isinstance(values, tuple)
-        return self._converted(compiled, values)
+        return Stored(self, _snapshot(values), values, compiled.processors)
 
     def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
@@ -76,13 +83,13 @@ class KeyRead(Generic[M]):
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
-        return None if values is None else self._converted(compiled, tuple(values))
+        return None if values is None else self._converted(tuple(values), compiled.processors)
 
-    def _converted(self, compiled: _Compiled, values: tuple[Any, ...]) -> M:
+    def _converted(self, values: tuple[Any, ...], processors: Sequence[Processor]) -> M:
         return self._instance(
             tuple(
                 value if process is None else process(value)
-                for process, value in zip(compiled.processors, values, strict=True)
+                for process, value in zip(processors, values, strict=True)
             )
         )
 
@@ -158,3 +165,45 @@ class _CompiledUpdate:
         self.positional = positional
         self.order = order  # the bound names in the SQL's order (positional styles)
         self.processors = processors
+
+
+class Stored(Generic[M]):
+    """One row read by ``KeyRead``. ``snapshot``: the driver's values made hashable
+    (``_snapshot``), None for a row read again through SQLAlchemy (its values converted): equal
+    snapshots are equal rows, so whatever is made from one row alone may be kept by it."""
+
+    def __init__(
+        self,
+        reader: KeyRead[M],
+        snapshot: tuple[Any, ...] | None,
+        values: tuple[Any, ...],
+        processors: Sequence[Processor] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.snapshot = snapshot
+        self._values = values
+        self._processors = processors  # None: the values are converted already
+
+    def instance(self) -> M:
+        """A new detached instance of the row (each call its own: callers may change it)."""
+        if self._processors is None:
+            return self.reader._instance(self._values)
+        return self.reader._converted(self._values, self._processors)
+
+
+def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The driver's values, hashable: a JSON document PostgreSQL's driver gives as a dict or list
+    is written as its text, keys in their order (equal texts, equal documents, equal answers)."""
+    try:
+        hash(values)  # SQLite's always are: text, numbers, bytes
+        return values
+    except TypeError:
+        pass
+    frozen = tuple(
+        ("json", json.dumps(value)) if isinstance(value, dict | list) else value for value in values
+    )
+    try:
+        hash(frozen)
+    except TypeError:
+        return None
+    return frozen

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from keepstone.api import direct
+from keepstone.api.answer_memo import AnswerMemo
 from keepstone.api.direct import DirectRoute
 from keepstone.api.em.deps import (
     Caller,
@@ -155,6 +156,11 @@ class JobXml:
         return made
 
 
+# Every job's references, by every job's id and name, the caller's base address and whether JSON
+# was asked for: two kept (a monitoring script's XML or JSON; 6 MB each for 10,000 jobs).
+_REFERENCE_LISTS: AnswerMemo[tuple[bytes, str | None]] = AnswerMemo(capacity=2)
+
+
 def jobs_document(request: Request, who: Caller, format: str) -> Response:
     """Every job: references, or entities with ``format=Entity``. References show a job's id and
     name only, so only those are read."""
@@ -164,10 +170,19 @@ def jobs_document(request: Request, who: Caller, format: str) -> Response:
         for job in jobs.list_jobs(ctx):
             made.entity(job, listed)
         return answer(request, listed)
-    listed, made = element("EntityReferences"), JobXml(who, "Ref")
-    for named in jobs.list_job_names(ctx):
-        made.reference(named, listed)
-    return answer(request, listed)
+    names = tuple(jobs.list_job_names(ctx))
+
+    def make() -> tuple[bytes, str | None]:
+        listed, made = element("EntityReferences"), JobXml(who, "Ref")
+        for named in names:
+            made.reference(named, listed)
+        document = answer(request, listed)
+        return bytes(document.body), document.media_type
+
+    # a list of references shows each job's id and name alone: kept by those (api.answer_memo)
+    as_json = "json" in request.headers.get("accept", "").lower()  # as deps.answer decides
+    body, media_type = _REFERENCE_LISTS.get((names, who.base, as_json), make)
+    return Response(body, media_type=media_type)
 
 
 @router.get("/jobs")
@@ -195,12 +210,28 @@ def _job_answer(request: Request, who: Caller, job: Job, format: str) -> Respons
     )
 
 
+# A job's answer by its stored row, the caller's base address, the format and whether JSON was
+# asked for (api.answer_memo): the body and its media type.
+_JOB_ANSWERS: AnswerMemo[tuple[bytes, str | None]] = AnswerMemo()
+
+
 async def get_job_direct(request: Request, params: dict[str, str], _body: bytes) -> Response:
-    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order."""
+    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order,
+    and the same bytes as ``_job_answer``, kept by what they are made from."""
     who = await caller(request)
     ctx = ctx_of(request)
-    job = await direct.read(ctx, partial(jobs.read_job, ctx, params["job_id"]))
-    return _job_answer(request, who, job, request.query_params.get("format", "Reference"))
+    stored = await direct.read(ctx, partial(jobs.stored_job, ctx, params["job_id"]))
+    format = request.query_params.get("format", "Reference")
+
+    def make() -> tuple[bytes, str | None]:
+        made = _job_answer(request, who, stored.instance(), format)
+        return bytes(made.body), made.media_type
+
+    as_json = "json" in request.headers.get("accept", "").lower()  # as deps.answer decides
+    entity = format.lower() == "entity"
+    key = None if stored.snapshot is None else (stored.snapshot, who.base, entity, as_json)
+    body, media_type = _JOB_ANSWERS.get(key, make)
+    return Response(body, media_type=media_type)
 
 
 DIRECT_ROUTES = [DirectRoute("GET", "/api/jobs/{job_id}", get_job_direct)]

@@ -11,7 +11,9 @@ from fastapi import Header, Query, Request
 from starlette.responses import Response
 
 from keepstone.api import direct
+from keepstone.api.answer_memo import AnswerMemo
 from keepstone.api.direct import DirectRoute
+from keepstone.api.errors import JSON_MEDIA_TYPE
 from keepstone.api.inputs import INT64_MAX, shorten
 from keepstone.api.plumbing import plain, plain_with
 from keepstone.api.vb365 import views
@@ -97,12 +99,25 @@ def _job_answer(job: Job, api: ApiVersion) -> Response:
     return json(views.job(job, api), headers={"ETag": etag(job)})
 
 
+# A job's answer by its stored row, version and link base (api.answer_memo): body and ETag.
+_JOB_ANSWERS: AnswerMemo[tuple[bytes, str]] = AnswerMemo()
+
+
 async def get_job_direct(request: Request, params: dict[str, str], _body: bytes) -> Response:
-    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order."""
+    """``get_job`` without FastAPI (``api.direct``): the same dependencies in the same order,
+    and the same bytes as ``_job_answer``, kept by the stored row they are made from."""
     await principal(request)
     ctx: Context = request.app.state.ctx
     api = await api_version(request)
-    return _job_answer(await direct.read(ctx, partial(jobs.read_job, ctx, params["job_id"])), api)
+    stored = await direct.read(ctx, partial(jobs.stored_job, ctx, params["job_id"]))
+
+    def make() -> tuple[bytes, str]:
+        job = stored.instance()
+        return bytes(_job_answer(job, api).body), etag(job)
+
+    key = None if stored.snapshot is None else (stored.snapshot, api.number, api.link.root)
+    body, tag = _JOB_ANSWERS.get(key, make)
+    return Response(body, headers={"ETag": tag}, media_type=JSON_MEDIA_TYPE)
 
 
 @router.post("/Organizations/{org_id}/Jobs", until=7)
