@@ -107,13 +107,18 @@ def test_a_loop_keeps_one_connection_and_sees_every_commit(
 @pytest.mark.sqlite_catalog
 def test_loops_keep_a_bounded_number_of_connections(ctx: Context, job: dict[str, Any]) -> None:
     reads = KeyRead(Job)
-    for _ in range(HELD_CONNECTIONS + 3):  # each a new thread with a loop of its own
+    threads = HELD_CONNECTIONS + 3
+    together = threading.Barrier(threads)  # all alive at once: no thread id is used twice
 
-        async def read() -> None:
-            assert reads(ctx.db, job["id"]) is not None
+    async def read() -> None:
+        assert reads(ctx.db, job["id"]) is not None
+        together.wait(timeout=60)
+        assert reads(ctx.db, job["id"]) is not None  # kept, or the pool's when over the bound
 
-        thread = threading.Thread(target=asyncio.run, args=(read(),))
+    running = [threading.Thread(target=asyncio.run, args=(read(),)) for _ in range(threads)]
+    for thread in running:
         thread.start()
+    for thread in running:
         thread.join()
     assert len(ctx.db._held) == HELD_CONNECTIONS
 

@@ -146,3 +146,12 @@ async def read(ctx: Context, work: Callable[[], T]) -> T:
     if ctx.db.dialect == "sqlite":
         return work()
     return await run_in_threadpool(work)
+
+
+async def write(now: Callable[[], T | None], later: Callable[[], T]) -> T:
+    """A short catalog write from a direct handler: ``now`` on the event loop, which makes it
+    only when it can begin at once (``Database.write_now``) and answers ``None`` otherwise,
+    with nothing written; then ``later``, the same write, on a worker thread (where it may wait
+    for the catalog's writer). A thread hop costs more than the write itself."""
+    done = now()
+    return done if done is not None else await run_in_threadpool(later)

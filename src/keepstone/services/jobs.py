@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
@@ -20,7 +20,7 @@ from keepstone.services.catalog import get_job_in, get_organization_in, get_repo
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.paging import page_of
-from keepstone.store.prepared import KeyRead, Stored
+from keepstone.store.prepared import KeyRead, KeyUpdate, Stored
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -69,6 +69,42 @@ def edit_job(
         check_version(f"job '{job.name}'", job.version, if_match)
         _apply(s, job, edit, ctx.clock.now(), ctx.tz)
     return JobEditResult(job, _run_now(ctx, job, edit))
+
+
+def edit_job_now(
+    ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None
+) -> JobEditResult | None:
+    """``edit_job`` for a caller that must not wait (an API answer on the event loop): the
+    same edit, checks and errors, in one catalog transaction on a DBAPI connection
+    (``Database.write_now``): the row read (``store.prepared.KeyRead``), ``_apply`` on it, and
+    one UPDATE of the columns it changed, as the ORM's flush would write them. ``None``, with
+    nothing written, when it cannot: the catalog's writer is busy or not SQLite, the edit
+    starts a run (``IsRun``), or ``_apply`` needs a lookup in the catalog (a new name, another
+    repository or proxy), which ``edit_job`` makes with its session; the caller then calls
+    ``edit_job``."""
+    if edit.run_now:
+        return None
+    dialect = ctx.db.driver_dialect
+    now = ctx.clock.now()
+
+    def work(cursor: Any) -> Job:
+        job = _JOB_BY_ID.read_in(cursor, dialect, job_id)
+        if job is None:
+            raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
+        check_version(f"job '{job.name}'", job.version, if_match)
+        before = dict(job.__dict__)
+        _apply(None, job, edit, now, ctx.tz)
+        changed = {
+            name: job.__dict__[name] for name in _JOB_COLUMNS if job.__dict__[name] != before[name]
+        }
+        _JOB_UPDATE.run_in(cursor, dialect, job_id, changed)
+        return job
+
+    try:
+        done = ctx.db.write_now(work)
+    except _NeedsSession:
+        return None
+    return None if done is ctx.db.BUSY else JobEditResult(cast(Job, done), None)
 
 
 def check_version(what: str, version: int, if_match: int | None) -> None:
@@ -188,6 +224,8 @@ def get_job(ctx: Context, job_id: str) -> Job:
 
 
 _JOB_BY_ID = KeyRead(Job)
+_JOB_UPDATE = KeyUpdate(Job)
+_JOB_COLUMNS = tuple(column.key for column in Job.__table__.columns if not column.primary_key)
 
 
 def read_job(ctx: Context, job_id: str) -> Job:
@@ -212,11 +250,23 @@ def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:
     return next_run(policy_from_record(job.schedule_policy), now, tz)
 
 
-def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
-    """Validate every property of ``edit`` against ``job``, then change ``job`` in place."""
+class _NeedsSession(Exception):
+    """``_apply`` without a session (``edit_job_now``) came to a lookup in the catalog."""
+
+
+def _session(s: Session | None) -> Session:
+    if s is None:
+        raise _NeedsSession
+    return s
+
+
+def _apply(s: Session | None, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
+    """Validate every property of ``edit`` against ``job``, then change ``job`` in place.
+    Without a session (``s`` None) a property that needs a lookup raises ``_NeedsSession``: the
+    caller discards ``job`` and makes the edit again with one."""
     if edit.name is not None and check_name(edit.name) != job.name:
         job.name = check_name(edit.name)
-        _ensure_unique_name(s, job)
+        _ensure_unique_name(_session(s), job)
     if edit.description is not None:
         job.description = check_description(edit.description)
     if edit.schedule is not None:
@@ -224,13 +274,15 @@ def _apply(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> No
             edit.schedule.apply(policy_from_record(job.schedule_policy))
         )
     if edit.repository_id is not None and edit.repository_id != job.repository_id:
-        job.repository_id = get_repository_in(s, edit.repository_id, prop="repositoryId").id
+        job.repository_id = get_repository_in(
+            _session(s), edit.repository_id, prop="repositoryId"
+        ).id
     if edit.proxy_id is not None and edit.proxy_id != job.proxy_id:
-        if s.get(Proxy, edit.proxy_id) is None:
+        if _session(s).get(Proxy, edit.proxy_id) is None:
             raise InvalidInput(f"proxy '{edit.proxy_id}' does not exist", "proxyId")
         job.proxy_id = edit.proxy_id
     elif not job.proxy_id:
-        job.proxy_id = get_repository_in(s, job.repository_id).proxy_id
+        job.proxy_id = get_repository_in(_session(s), job.repository_id).proxy_id
     if edit.backup_type is not None:
         job.backup_type = edit.backup_type.value
     if edit.selected_items is not None:

@@ -23,12 +23,20 @@ def policy_to_record(policy: SchedulePolicy) -> dict[str, Any]:
         "daily_time": policy.daily_time.isoformat(timespec="seconds"),
         "periodically_every": policy.periodically_every.value,
         "backup_window_enabled": policy.backup_window_enabled,
-        "backup_window": "".join("1" if hour else "0" for hour in policy.backup_window),
+        "backup_window": _window_text(policy.backup_window),
         "minute_offset": policy.minute_offset,
         "retry_enabled": policy.retry_enabled,
         "retry_number": policy.retry_number,
         "retry_wait_interval": policy.retry_wait_interval,
     }
+
+
+@lru_cache(maxsize=256)
+def _window_text(window: tuple[bool, ...]) -> str:
+    """A 168-hour window as its record's text. Jobs share a few windows and every edit of a
+    job's schedule (the seed PUT's) writes its record again: the join, not the lookup, was the
+    larger part of that (equal windows give equal text, so 1 and True as keys are alike)."""
+    return "".join("1" if hour else "0" for hour in window)
 
 
 def policy_from_record(record: dict[str, Any]) -> SchedulePolicy:

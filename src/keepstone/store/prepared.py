@@ -1,4 +1,5 @@
-"""One mapped row by its primary key, read without SQLAlchemy's per-execution machinery.
+"""One mapped row by its primary key, read or updated without SQLAlchemy's per-execution
+machinery.
 
 An API answer such as ``GET /v2/Jobs/{id}`` reads one row. Through a Core select that read cost
 about 400 us of CPU here, nearly all of it SQLAlchemy's work around the statement (building it,
@@ -12,15 +13,21 @@ instance's ``__dict__``).
 A DBAPI error is never raised from here: the connection is invalidated and the read is made again
 through SQLAlchemy (``Database.read_row``), which reconnects where it can and otherwise raises its
 own wrapped error, as every other read does (the API answers a catalog that is away with a 503).
+
+``KeyUpdate`` is the write of the same kind: ``UPDATE <table> SET <the columns given> WHERE
+<primary key> = :key``, compiled once per dialect and set of columns, each value converted by its
+column type's own bind processor (so the stored value is exactly what the ORM would store). Both
+run inside a caller's DBAPI write transaction (``Database.write_now``) through ``KeyRead.read_in``
+and ``KeyUpdate.run_in``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -70,6 +77,14 @@ class KeyRead(Generic[M]):
         assert isinstance(values, tuple)
         return Stored(self, _snapshot(values), values, compiled.processors)
 
+    def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
+        """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
+        driver's errors are the caller's to handle."""
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
+        cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
+        values = cursor.fetchone()
+        return None if values is None else self._converted(tuple(values), compiled.processors)
+
     def _converted(self, values: tuple[Any, ...], processors: Sequence[Processor]) -> M:
         return self._instance(
             tuple(
@@ -91,6 +106,65 @@ class KeyRead(Generic[M]):
         made = _Compiled(str(compiled), compiled.positional, processors)
         self._compiled[dialect.name] = made
         return made
+
+
+class KeyUpdate(Generic[M]):
+    """``UPDATE <mapped table> SET <columns> WHERE <primary key> = :key`` for any set of the
+    table's columns, each set compiled once per dialect."""
+
+    def __init__(self, mapped: type[M]) -> None:
+        self._table = cast(Table, mapped.__table__)
+        (self._key,) = self._table.primary_key.columns
+        self._types = {column.key: column.type for column in self._table.columns}
+        # (dialect, columns) -> SQL, positional, the bound names in order, their processors
+        self._compiled: dict[tuple[str, tuple[str, ...]], _CompiledUpdate] = {}
+
+    def run_in(self, cursor: Any, dialect: Dialect, key: str, values: dict[str, Any]) -> int:
+        """Set ``values`` (column name to Python value) on the row ``key`` in the transaction of
+        ``cursor``; the rows changed (1, or 0 for no such row)."""
+        names = tuple(values)
+        compiled = self._compiled.get((dialect.name, names)) or self._compile(dialect, names)
+        given = values | {"key": key}
+        converted = {
+            name: given[name] if process is None else process(given[name])
+            for name, process in compiled.processors.items()
+        }
+        if compiled.positional:
+            cursor.execute(compiled.sql, tuple(converted[name] for name in compiled.order))
+        else:
+            cursor.execute(compiled.sql, converted)
+        return int(cursor.rowcount)
+
+    def _compile(self, dialect: Dialect, names: tuple[str, ...]) -> _CompiledUpdate:
+        statement = (
+            update(self._table)
+            .where(self._key == bindparam("key"))
+            .values({name: bindparam(name) for name in names})
+        )
+        compiled = statement.compile(dialect=dialect)
+        order = tuple(compiled.positiontup or ()) if compiled.positional else ()
+        types = self._types | {"key": self._key.type}
+        processors = {
+            name: types[name].dialect_impl(dialect).bind_processor(dialect)
+            for name in (*names, "key")
+        }
+        made = _CompiledUpdate(str(compiled), compiled.positional, order, processors)
+        self._compiled[(dialect.name, names)] = made
+        return made
+
+
+class _CompiledUpdate:
+    def __init__(
+        self,
+        sql: str,
+        positional: bool,
+        order: tuple[str, ...],
+        processors: Mapping[str, Processor],
+    ) -> None:
+        self.sql = sql
+        self.positional = positional
+        self.order = order  # the bound names in the SQL's order (positional styles)
+        self.processors = processors
 
 
 class Stored(Generic[M]):

@@ -8,7 +8,6 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Header, Query, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from keepstone.api import direct
@@ -153,6 +152,10 @@ def _edit(
     ctx: Context, job_id: str, body: JobBody, api: ApiVersion, if_match: str | None
 ) -> Response:
     job = jobs.edit_job(ctx, job_id, body.to_edit(), expected_version(if_match)).job
+    return _edited(job, api)
+
+
+def _edited(job: Job, api: ApiVersion) -> Response:
     response = plain(204 if api.at_least(6) else 200)
     response.headers["ETag"] = etag(job)
     return response
@@ -160,7 +163,9 @@ def _edit(
 
 async def edit_job_direct(request: Request, params: dict[str, str], body: bytes) -> Response | None:
     """``edit_job`` without FastAPI (``api.direct``) for a JSON body that parses and validates;
-    any other body is declined, and the FastAPI route answers it as before."""
+    any other body is declined, and the FastAPI route answers it as before. The edit is made
+    on the event loop when the catalog's writer is free at once (``jobs.edit_job_now``), else
+    on a worker thread as the FastAPI route makes it."""
     parsed = direct.json_body(request, body, JobBody)
     if parsed is None:
         return None
@@ -168,7 +173,9 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     ctx: Context = request.app.state.ctx
     api = await api_version(request)
     if_match = request.headers.get("if-match")
-    return await run_in_threadpool(_edit, ctx, params["job_id"], parsed, api, if_match)
+    args = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
+    done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job, *args))
+    return _edited(done.job, api)
 
 
 def direct_routes() -> list[DirectRoute]:

@@ -1,0 +1,187 @@
+"""``services.jobs.edit_job_now``, the job edit the API makes on the event loop: the row it
+leaves is the row ``edit_job`` (the ORM's flush) leaves, value for value; its errors are
+``edit_job``'s, with nothing written; it declines (``None``, nothing written) whatever it cannot
+do at once or without a lookup; and a PUT of the seed body costs the same few DBAPI statements
+each time, none of them through SQLAlchemy."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import inspect
+
+from keepstone.clock import ManualClock
+from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
+from keepstone.domain.jobs import BackupType, JobEdit, ScheduleEdit
+from keepstone.domain.policy import ScheduleType
+from keepstone.server import DATABASE_FILE
+from keepstone.services import jobs
+from keepstone.services.context import Context
+from keepstone.store.tables import Job
+from tests.conftest import Api
+from tests.work import catalog_work
+
+pytestmark = pytest.mark.sqlite_catalog  # the edit on the event loop is SQLite's (the last test)
+
+ITEMS = [{"type": "User", "user": {"id": "u1"}, "mailbox": True, "id": "item-1"}]
+EDITS = [
+    JobEdit(description="edited"),
+    JobEdit(description="", is_enabled=False),
+    JobEdit(is_enabled=True, schedule=ScheduleEdit(type=ScheduleType.DAILY, retry_number=5)),
+    JobEdit(backup_type=BackupType.SELECTED_ITEMS, selected_items=ITEMS),
+    JobEdit(excluded_items=ITEMS),
+    JobEdit(),  # nothing but the version (and the next run, recomputed)
+]
+
+
+def _row(ctx: Context, job_id: str) -> dict[str, Any]:
+    with ctx.db.read() as s:
+        job = s.get_one(Job, job_id)
+        return {c.key: getattr(job, c.key) for c in inspect(Job).columns if c.key != "id"}
+
+
+def _twin(api: Api, org: dict[str, Any], repo: dict[str, Any]) -> str:
+    """A second job of the ``job`` fixture's organization, equal to it but for id and name."""
+    body = {"name": "twin", "backupType": "EntireOrganization", "repositoryId": repo["id"]}
+    created = api.post(f"/v2/Organizations/{org['id']}/Jobs", body)
+    assert created.status_code == 200, created.text
+    twin: str = created.json()["id"]
+    return twin
+
+
+def test_the_row_is_the_row_the_orm_writes(
+    ctx: Context,
+    clock: ManualClock,
+    api: Api,
+    org: dict[str, Any],
+    repo: dict[str, Any],
+    job: dict[str, Any],
+) -> None:
+    twin = _twin(api, org, repo)
+    for edit in EDITS:
+        clock.advance(timedelta(hours=7))  # the next run moves on
+        jobs.edit_job(ctx, job["id"], edit)
+        now = jobs.edit_job_now(ctx, twin, edit)
+        assert now is not None, edit  # made at once: no lookup, the writer free
+        assert now.started is None
+        ours, theirs = _row(ctx, twin), _row(ctx, job["id"])
+        assert ours.pop("name") == "twin" and theirs.pop("name") == job["name"]
+        assert ours == theirs, edit
+        assert {c: getattr(now.job, c) for c in ours} == ours  # the answer is the row stored
+
+
+def test_errors_are_edit_job_s_and_nothing_is_written(ctx: Context, job: dict[str, Any]) -> None:
+    before = _row(ctx, job["id"])
+    version = before["version"]
+    cases: list[tuple[str, JobEdit, int | None, type[Exception]]] = [
+        ("00000000-0000-0000-0000-000000000000", JobEdit(), None, NotFound),
+        (job["id"], JobEdit(description="x"), version + 5, PreconditionFailed),
+        (job["id"], JobEdit(description="bad\x00text"), None, InvalidInput),
+        (job["id"], JobEdit(backup_type=BackupType.SELECTED_ITEMS), None, InvalidInput),
+    ]
+    for job_id, edit, if_match, error in cases:
+        with pytest.raises(error) as by_orm:
+            jobs.edit_job(ctx, job_id, edit, if_match)
+        with pytest.raises(error) as now:
+            jobs.edit_job_now(ctx, job_id, edit, if_match)
+        assert str(now.value) == str(by_orm.value)
+    assert _row(ctx, job["id"]) == before
+
+
+def test_what_needs_a_lookup_or_a_run_is_declined_unwritten(
+    ctx: Context, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    before = _row(ctx, job["id"])
+    for edit in [
+        JobEdit(name="another name"),  # its uniqueness is a query
+        JobEdit(description="a", proxy_id="00000000-0000-0000-0000-000000000000"),
+        JobEdit(description="b", repository_id="00000000-0000-0000-0000-000000000000"),
+        JobEdit(description="c", run_now=True),  # starts a run after the edit
+    ]:
+        assert jobs.edit_job_now(ctx, job["id"], edit) is None, edit
+    assert _row(ctx, job["id"]) == before
+    # the name, repository and proxy it has need no lookup: made at once
+    same = JobEdit(name=job["name"], repository_id=repo["id"], proxy_id=before["proxy_id"])
+    done = jobs.edit_job_now(ctx, job["id"], same)
+    assert done is not None and done.job.version == before["version"] + 1
+
+
+def test_a_busy_writer_is_declined_without_waiting(
+    ctx: Context, data_dir: Path, job: dict[str, Any]
+) -> None:
+    version = _row(ctx, job["id"])["version"]
+    with ctx.db.write():  # another writer of this process (the lock is not reentrant)
+        assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="x")) is None
+    other = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer: the catalog is locked
+        started = time.monotonic()
+        assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="y")) is None
+        assert time.monotonic() - started < 10  # its busy handler would wait 30 s
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert _row(ctx, job["id"])["version"] == version
+    done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="z"))
+    assert done is not None and done.job.version == version + 1
+
+
+@pytest.fixture
+def traced(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every statement the writer's DBAPI connections made from now on run, as SQLite traces
+    it (``write_now`` keeps the one it makes first)."""
+    seen: list[str] = []
+    real = ctx.db._writer.raw_connection
+
+    def tracing() -> Any:
+        connection = real()
+        connection.driver_connection.set_trace_callback(seen.append)
+        return connection
+
+    monkeypatch.setattr(ctx.db._writer, "raw_connection", tracing)
+    yield seen
+
+
+def test_a_put_costs_the_same_few_statements_each_time(
+    ctx: Context, api: Api, job: dict[str, Any], repo: dict[str, Any], traced: list[str]
+) -> None:
+    seed = {
+        "name": job["name"],
+        "description": "",
+        "isEnabled": True,
+        "schedulePolicy": {"type": "Daily", "dailyType": "Wednesday", "dailyTime": "08:00:00"},
+        "repositoryId": repo["id"],
+        "isRun": "false",
+    }
+
+    assert api.put(f"/v2/Jobs/{job['id']}", seed).status_code == 200  # its connection made
+
+    def puts(n: int) -> tuple[list[str], int]:
+        traced.clear()
+        with catalog_work(ctx) as work:
+            for _ in range(n):
+                assert api.put(f"/v2/Jobs/{job['id']}", seed).status_code == 200
+        return list(traced), work.writes
+
+    one, orm_writes = puts(1)
+    assert orm_writes == 0  # nothing written through SQLAlchemy (its session, its flush)
+    verbs = [statement.split()[0].upper() for statement in one]
+    assert verbs == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+    four, orm_writes = puts(4)
+    assert orm_writes == 0 and len(four) == 4 * len(one)
+    stored = _row(ctx, job["id"])["version"]
+    assert api.get(f"/v2/Jobs/{job['id']}").headers["etag"] == f'"{stored}"'
+
+
+@pytest.mark.postgresql_catalog
+def test_on_postgresql_every_edit_is_declined(ctx: Context, job: dict[str, Any]) -> None:
+    """A PostgreSQL write is a network round trip: never on the event loop."""
+    before = _row(ctx, job["id"])
+    assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="x")) is None
+    assert _row(ctx, job["id"]) == before
