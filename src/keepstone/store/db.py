@@ -88,6 +88,7 @@ class Database:
         claims = self._writer if self.dialect == "sqlite" else self._reader
         # dbapi_row's connection for each thread running an event loop, on SQLite (see there)
         self._held: dict[int, Any] = {}
+        self._held_lock = threading.Lock()
         self._claim_sessions = sessionmaker(claims, expire_on_commit=False, autoflush=False)
         # Writers of this process queue here rather than in SQLite's busy handler, whose sleeps
         # (up to 100 ms each) would turn brief contention into long tail latencies.
@@ -193,9 +194,10 @@ class Database:
         ident = threading.get_ident()
         held = self._held.get(ident)
         if held is None:
-            if len(self._held) >= HELD_CONNECTIONS:  # more loops (tests): the pool serves them
-                return None
-            held = self._held[ident] = self._reader.raw_connection()
+            with self._held_lock:  # loops of several threads may ask at once
+                if len(self._held) >= HELD_CONNECTIONS:  # more loops (tests): the pool's
+                    return None
+                held = self._held[ident] = self._reader.raw_connection()
         return held
 
     @contextmanager
