@@ -5,6 +5,7 @@ matches before theirs."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -199,3 +200,27 @@ def test_a_direct_route_must_shadow_a_route_of_the_app() -> None:
 
     with pytest.raises(ValueError, match="no app route"):
         direct.bind([DirectRoute("GET", "/v2/Nothing/{x}", shortcut)], FastAPI().router.routes)
+
+
+@pytest.mark.sqlite_catalog
+def test_the_loop_s_writes_take_turns() -> None:
+    """A write waiting on its worker thread holds the next back (api/direct.write): otherwise the
+    next finds the writer busy with it and hops to a thread too, and so on (a convoy)."""
+    order: list[str] = []
+
+    def later(name: str) -> str:
+        order.append(f"{name} later")
+        return name
+
+    def now(name: str, decline: bool) -> str | None:
+        order.append(f"{name} now")
+        return None if decline else name
+
+    async def both() -> list[str]:
+        first = asyncio.create_task(direct.write(lambda: now("a", True), lambda: later("a")))
+        await asyncio.sleep(0)  # a has begun and waits on its thread
+        second = asyncio.create_task(direct.write(lambda: now("b", False), lambda: later("b")))
+        return [await first, await second]
+
+    assert asyncio.run(both()) == ["a", "b"]
+    assert order == ["a now", "a later", "b now"]

@@ -13,8 +13,10 @@ FastAPI route then answers it, with the same error as before).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -152,6 +154,20 @@ async def write(now: Callable[[], T | None], later: Callable[[], T]) -> T:
     """A short catalog write from a direct handler: ``now`` on the event loop, which makes it
     only when it can begin at once (``Database.write_now``) and answers ``None`` otherwise,
     with nothing written; then ``later``, the same write, on a worker thread (where it may wait
-    for the catalog's writer). A thread hop costs more than the write itself."""
-    done = now()
-    return done if done is not None else await run_in_threadpool(later)
+    for the catalog's writer). A thread hop costs more than the write itself. The loop's
+    writes go one at a time: while one waits on its thread, the next would find the writer
+    busy with it and take a thread too, and under a burst of PUTs every write did (a convoy,
+    measured: 728 PUTs a second, each hopping, against 1,460 with half of them hopping)."""
+    loop = asyncio.get_running_loop()
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = asyncio.Lock()
+    async with turn:
+        done = now()
+        return done if done is not None else await run_in_threadpool(later)
+
+
+# One turn to write per event loop (tests run several loops, each in a thread of its own).
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)

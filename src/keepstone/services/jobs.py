@@ -71,8 +71,19 @@ def edit_job(
     return JobEditResult(job, _run_now(ctx, job, edit))
 
 
-def edit_job_now(
+def edit_job_soon(
     ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None
+) -> JobEditResult:
+    """``edit_job`` on a worker thread after ``edit_job_now`` found the writer busy: the same
+    short transaction once this process's other writer is done (PUTs that come together would
+    otherwise all take the ORM's longer one, which keeps the writer busy for the next), else
+    ``edit_job``."""
+    done = edit_job_now(ctx, job_id, edit, if_match, wait=True)
+    return done if done is not None else edit_job(ctx, job_id, edit, if_match)
+
+
+def edit_job_now(
+    ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None, *, wait: bool = False
 ) -> JobEditResult | None:
     """``edit_job`` for a caller that must not wait (an API answer on the event loop): the
     same edit, checks and errors, in one catalog transaction on a DBAPI connection
@@ -81,7 +92,8 @@ def edit_job_now(
     nothing written, when it cannot: the catalog's writer is busy or not SQLite, the edit
     starts a run (``IsRun``), or ``_apply`` needs a lookup in the catalog (a new name, another
     repository or proxy), which ``edit_job`` makes with its session; the caller then calls
-    ``edit_job``."""
+    ``edit_job``. ``wait``: for this process's other writer (a worker thread may wait), never
+    for another process's."""
     if edit.run_now:
         return None
     dialect = ctx.db.driver_dialect
@@ -101,7 +113,7 @@ def edit_job_now(
         return job
 
     try:
-        done = ctx.db.write_now(work)
+        done = ctx.db.write_now(work, wait=wait)
     except _NeedsSession:
         return None
     return None if done is ctx.db.BUSY else JobEditResult(cast(Job, done), None)

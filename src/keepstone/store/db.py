@@ -207,7 +207,7 @@ class Database:
 
     BUSY = object()  # write_now's answer when it could not write at once
 
-    def write_now(self, work: Callable[[Any], T]) -> T | object:
+    def write_now(self, work: Callable[[Any], T], *, wait: bool = False) -> T | object:
         """``work(cursor)`` in a write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on a DBAPI
         connection of the writer's kept for it (a pool's checkout and reset cost a quarter of
         the write), begun at once or not at all: for a short write from the event loop, which
@@ -217,8 +217,9 @@ class Database:
         write lock (that connection has no busy handler), or the driver raised (the connection
         is closed, and the next call makes another); the caller then writes through
         ``write()`` on a worker thread, whose errors are SQLAlchemy's. An exception of ``work``
-        rolls back and propagates."""
-        if self.dialect != "sqlite" or not self._write_lock.acquire(blocking=False):
+        rolls back and propagates. ``wait`` (a worker thread): for this process's other writer
+        first, as ``write()`` does."""
+        if self.dialect != "sqlite" or not self._write_lock.acquire(blocking=wait):
             return self.BUSY
         try:
             try:

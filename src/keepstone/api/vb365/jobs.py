@@ -165,7 +165,7 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     """``edit_job`` without FastAPI (``api.direct``) for a JSON body that parses and validates;
     any other body is declined, and the FastAPI route answers it as before. The edit is made
     on the event loop when the catalog's writer is free at once (``jobs.edit_job_now``), else
-    on a worker thread as the FastAPI route makes it."""
+    on a worker thread (``jobs.edit_job_soon``)."""
     parsed = direct.json_body(request, body, JobBody)
     if parsed is None:
         return None
@@ -174,7 +174,7 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     api = await api_version(request)
     if_match = request.headers.get("if-match")
     args = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
-    done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job, *args))
+    done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job_soon, *args))
     return _edited(done.job, api)
 
 
