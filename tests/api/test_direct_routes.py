@@ -224,3 +224,22 @@ def test_the_loop_s_writes_take_turns() -> None:
 
     assert asyncio.run(both()) == ["a", "b"]
     assert order == ["a now", "a later", "b now"]
+
+
+def test_a_direct_edit_parses_its_body_once(
+    api: Any, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edge's check parsed the JSON body already (api/inputs.py): the handler takes that
+    value rather than parsing the text again."""
+    parsed: list[bytes] = []
+    real = json.loads
+
+    def counted(text: Any, **kw: Any) -> Any:
+        if isinstance(text, bytes):  # the body as received (the edge parses it decoded)
+            parsed.append(text)
+        return real(text, **kw)
+
+    monkeypatch.setattr(direct.json, "loads", counted)
+    assert api.put(f"/v8/Jobs/{job['id']}", {"description": "once"}).status_code == 204
+    assert parsed == []
+    assert api.get(f"/v8/Jobs/{job['id']}").json()["description"] == "once"

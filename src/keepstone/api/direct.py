@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, compile_path
 
+from keepstone.api.inputs import PARSED_BODY
 from keepstone.services.context import Context
 
 T = TypeVar("T")
@@ -134,9 +135,12 @@ def json_body(request: Request, body: bytes, model: type[M]) -> M | None:
     content_type = request.headers.get("content-type", "")
     if not body or content_type.partition(";")[0].strip().lower() != "application/json":
         return None
+    state = request.scope.get("state") or {}
     try:
-        # as FastAPI does: the standard library's parse, then validation of the Python value
-        return model.model_validate(json.loads(body), from_attributes=True)
+        # as FastAPI does: the standard library's parse (made by the edge's check already,
+        # api.inputs), then validation of the Python value
+        value = state[PARSED_BODY] if PARSED_BODY in state else json.loads(body)
+        return model.model_validate(value, from_attributes=True)
     except Exception:
         return None
 

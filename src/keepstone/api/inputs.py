@@ -128,6 +128,9 @@ def fields(raw: bytes, kind: str) -> list[tuple[str, str]]:
     return found
 
 
+PARSED_BODY = "keepstone.parsed_body"  # the scope state's key for a JSON body's value
+
+
 def check_request(scope: Scope, body: bytes) -> None:
     """``InvalidInput`` (answered with the dialect's 400) if the path, query or ``body`` (the
     whole body, already buffered) breaks the rules above."""
@@ -141,9 +144,12 @@ def check_request(scope: Scope, body: bytes) -> None:
         fields(body, "form field")
     elif not media_type or media_type.endswith(("/json", "+json")):
         try:
-            load_json(body)
+            value = load_json(body)
         except ValueError:  # not JSON: the handler's parser says so
             return
+        # the value json.loads(body) gives (numbers as int and float, as json.loads makes
+        # them): a direct handler takes it rather than parsing the body again (api.direct)
+        scope.setdefault("state", {})[PARSED_BODY] = value
 
 
 def _header(scope: Scope, name: bytes) -> str:
