@@ -589,21 +589,12 @@ class LocalOrganization:
         name (so the same folder, unique name and flags) with the same change token and mode:
         everything the item holds is then what it held (its headers were read from the same
         content). None when it must go the long way."""
-        # Called for every message of a changed folder: the steps of ``_as_recorded`` are
-        # spelled out here (a Python call each was most of the cost of an unchanged message).
-        before = None if state is None else state.get(entry.name)
-        if before is None:
-            return None
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            return None
         part = unique if unique.isascii() else key_part(unique)  # ASCII is text
-        token, mode = _token_of_message(part, st), stat.S_IMODE(st.st_mode)
-        if token != before[1] or mode != before[2] or st.st_dev != sub_dir.device:
+        same = _as_recorded(state, entry, sub_dir, _token_of_message, part)
+        if same is None:
             return None
-        record = self._previous.carry(f"{user}/mail/{part}", token)
-        return None if record is None else (record, [entry.name, token, mode])
+        record = self._previous.carry(f"{user}/mail/{part}", same[0])
+        return None if record is None else (record, [entry.name, *same])
 
     def _folder_subs(self, user: str, mail: Directory, folder: _Folder) -> Iterator[Directory]:
         """The folder's ``cur`` and ``new`` that exist; one that cannot be opened is skipped."""
@@ -861,10 +852,12 @@ def _as_recorded(
     state: StateReader | None,
     entry: os.DirEntry[str],
     directory: Directory,
-    token_of: Callable[[os.stat_result], str],
+    token_of: Callable[..., str],
+    *before_stat: Any,
 ) -> tuple[str, int] | None:
-    """The entry's change token and mode (one ``lstat``) when its directory's state recorded
-    the same for its name; None otherwise."""
+    """The entry's change token (``token_of(*before_stat, lstat)``: no closure made per entry,
+    as this runs for every message of a changed folder) and mode when its directory's state
+    recorded the same for its name; None otherwise."""
     before = None if state is None else state.get(entry.name)
     if before is None:
         return None
@@ -872,7 +865,7 @@ def _as_recorded(
         st = entry.stat(follow_symlinks=False)
     except OSError:
         return None
-    token, mode = token_of(st), stat.S_IMODE(st.st_mode)
+    token, mode = token_of(*before_stat, st), stat.S_IMODE(st.st_mode)
     if token != before[1] or mode != before[2] or st.st_dev != directory.device:
         return None
     return token, mode
