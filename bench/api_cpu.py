@@ -67,7 +67,7 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str], body: 
     return status
 
 
-async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
+async def run(requests: int, data_dir: Path, only: str = "") -> list[tuple[str, float]]:
     os.environ["KEEPSTONE_ADMIN_PASSWORD"] = PASSWORD
     ctx = server.open_context(data_dir)
     started = server.bootstrap(ctx, data_dir)
@@ -126,6 +126,8 @@ async def run(requests: int, data_dir: Path) -> list[tuple[str, float]]:
         ]
         results = [("bare Starlette app (the floor)", await _cpu(bare_app(), "/", {}, requests))]
         for name, method, target, headers, bodies, expected in rows:
+            if only not in name:
+                continue
             for n in range(50):  # warm caches (credentials, canonical paths, routes)
                 body = bodies[n % len(bodies)]
                 assert await call(app, method, target, headers, body) == expected, name
@@ -162,10 +164,11 @@ async def _cpu(app: Any, path: str, headers: dict[str, str], requests: int) -> f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--only", default="", help="only the rows whose name contains this")
     args = parser.parse_args()
     logs.configure()
     with tempfile.TemporaryDirectory() as scratch:
-        results = asyncio.run(run(args.requests, Path(scratch) / "data"))
+        results = asyncio.run(run(args.requests, Path(scratch) / "data", args.only))
     floor = results[0][1]
     for name, ms in results:
         print(f"{name:40} {ms:6.3f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
+import logging
 from typing import Any
 
 import pytest
@@ -40,3 +43,100 @@ def test_a_logged_exception_shows_its_traceback_but_no_locals(
     assert "RuntimeError" in output and "the failure" in output
     assert "_log_a_failure_holding_a_secret" in output  # the traceback is there
     assert "hunter2" not in output
+
+
+@pytest.mark.parametrize("level", [logging.INFO, logging.WARNING])
+def test_an_info_line_is_the_line_structlog_writes(
+    level: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    saved = structlog.get_config()
+    logger = structlog.get_logger("keepstone.test")
+    bound = structlog.contextvars.bind_contextvars(request_id="r-1")
+    try:
+        logs.configure(level)
+        fields = {"method": "GET", "path": "/v2/Jobs", "status": 401, "ms": 0.25}
+        logger.info("request", **fields)
+        logs.info_line(logger, "request", dict(fields))
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
+        structlog.configure(**saved)
+    lines = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    if level > logging.INFO:
+        assert lines == []
+        return
+    by_structlog, by_hand = lines
+    assert list(by_hand) == list(by_structlog)  # the same keys, in the same order
+    assert by_hand.pop("timestamp").endswith("Z") and by_structlog.pop("timestamp").endswith("Z")
+    assert (
+        by_hand
+        == by_structlog
+        == {
+            "method": "GET",
+            "path": "/v2/Jobs",
+            "status": 401,
+            "ms": 0.25,
+            "event": "request",
+            "request_id": "r-1",
+            "level": "info",
+        }
+    )
+
+
+def test_an_info_line_is_seen_by_a_test_capturing_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    saved = structlog.get_config()
+    try:
+        logs.configure()
+        with structlog.testing.capture_logs() as captured:
+            logs.info_line(structlog.get_logger(), "request", {"status": 200})
+    finally:
+        structlog.configure(**saved)
+    assert captured == [{"status": 200, "event": "request", "log_level": "info"}]
+
+
+class Recording(io.StringIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_the_lines_of_a_loop_turn_are_written_together_in_order() -> None:
+    stream = Recording()
+    lines = logs.Lines(stream)
+
+    async def serve() -> None:
+        for n in range(12):  # a dozen requests' lines in one turn
+            lines.write(f"line {n}")
+        assert stream.writes == []
+        await asyncio.sleep(0)  # the turn ends
+        assert stream.writes == ["".join(f"line {n}\n" for n in range(12))]
+        lines.write("after")
+        await asyncio.sleep(0)
+
+    asyncio.run(serve())
+    lines.write("no loop")  # a worker thread's, the CLI's: at once
+    assert stream.writes[1:] == ["after\n", "no loop\n"]
+
+
+def test_a_line_of_a_loop_closed_before_its_turn_ended_is_not_lost() -> None:
+    stream = Recording()
+    lines = logs.Lines(stream)
+    loop = asyncio.new_event_loop()
+
+    async def stop_midway() -> None:
+        lines.write("last words")
+        loop.stop()  # this turn is the loop's last
+        await asyncio.Event().wait()
+
+    with pytest.raises(RuntimeError):
+        loop.run_until_complete(stop_midway())
+    loop.close()
+    assert stream.getvalue() == ""
+    lines.write("next")
+    assert stream.getvalue() == "last words\nnext\n"

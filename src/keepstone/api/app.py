@@ -126,19 +126,24 @@ def create_app(
     app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
     swagger_policy = _add_swagger(app)
     # /api never scans the seven /vN copies of the JSON dialect; the hottest routes skip
-    # FastAPI's per-request machinery (api/direct.py), as does a request sent without the
-    # credentials its route needs (api/credential_gate.py).
-    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES], _credential_gate())
+    # FastAPI's per-request machinery (api/direct.py).
+    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES])
     _add_error_handlers(app)
     # One layer for every cross-cutting concern (headers, request id and logs, body limit,
-    # well-formed input, case-insensitive paths): see api/edge.py.
+    # well-formed input, case-insensitive paths, and the credential gate, which refuses a request
+    # sent without the credentials its route needs: api/credential_gate.py): see api/edge.py.
     app.add_middleware(
-        Edge, templates=templates, public=public, pages={SWAGGER_PAGE: swagger_policy}
+        Edge,
+        templates=templates,
+        public=public,
+        pages={SWAGGER_PAGE: swagger_policy},
+        gate=_credential_gate(app),
+        refusal=domain_error,
     )
     return app
 
 
-def _credential_gate() -> CredentialGate:
+def _credential_gate(app: FastAPI) -> CredentialGate:
     """Each credential check a route may solve first, and the headers it reads."""
     logon = has_header(em_deps.SESSION_HEADER.lower().encode(), b"cookie")
     return CredentialGate(
@@ -146,7 +151,8 @@ def _credential_gate() -> CredentialGate:
             deps.principal: has_header(b"authorization"),
             em_deps.caller: logon,
             em_deps.logged_on: logon,
-        }
+        },
+        app.router,
     )
 
 
@@ -184,21 +190,23 @@ def _add_swagger(app: FastAPI) -> str:
     return page_policy(bytes(page).decode())
 
 
+async def domain_error(request: Request, error: KeepstoneError) -> Response:
+    """The answer to a domain error, in the dialect (or the console page) of the request's
+    path: the app's exception handler, and the credential gate's refusal."""
+    path = request.scope["path"]  # the dialect's prefix: no need to build the whole URL
+    if console.owns(path):
+        return console.error_page(request, error)
+    status = status_of(error)
+    em = path.startswith("/api")
+    challenge = 'Basic realm="RestSvc"' if em else 'Bearer realm="keepstone"'
+    headers = {"WWW-Authenticate": challenge} if status == 401 else None
+    if isinstance(error, RetryLater):
+        headers = {"Retry-After": str(error.retry_after)}
+    return error_response(path, status, error.message, headers, request.headers.get("accept", ""))
+
+
 def _add_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(KeepstoneError)
-    async def domain_error(request: Request, error: KeepstoneError) -> Response:
-        path = request.scope["path"]  # the dialect's prefix: no need to build the whole URL
-        if console.owns(path):
-            return console.error_page(request, error)
-        status = status_of(error)
-        em = path.startswith("/api")
-        challenge = 'Basic realm="RestSvc"' if em else 'Bearer realm="keepstone"'
-        headers = {"WWW-Authenticate": challenge} if status == 401 else None
-        if isinstance(error, RetryLater):
-            headers = {"Retry-After": str(error.retry_after)}
-        return error_response(
-            path, status, error.message, headers, request.headers.get("accept", "")
-        )
+    app.add_exception_handler(KeepstoneError, domain_error)  # type: ignore[arg-type]
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, error: RequestValidationError) -> Response:

@@ -4,11 +4,12 @@ Such a request's answer is settled before anything else is looked at: the route'
 dependency is its credential check (the JSON dialect's routers declare ``principal`` ahead of
 every other dependency; an EM route takes ``caller`` or ``logged_on`` first), FastAPI solves
 dependencies in order and raises what it found wrong with the parameters only after all of them,
-and a check given no credentials raises at once. Running that check here, and letting its error
-reach the app's exception handlers as FastAPI would, answers the 401 without FastAPI's matching,
-dependency solving and exit stacks (most of that answer's CPU: docs/benchmarks.md). Only a request
-without a body is taken, since FastAPI parses a body before solving dependencies, so a malformed
-one is refused for that first; anything else goes to FastAPI.
+and a check given no credentials raises at once. Running that check in the one layer in front of
+the app (``api.edge``), and answering its error as the app's exception handler does, answers the
+401 without Starlette's exception middleware, FastAPI's matching, dependency solving and exit
+stacks (most of that answer's CPU: docs/benchmarks.md). Only a request without a body is taken,
+since FastAPI parses a body before solving dependencies, so a malformed one is refused for that
+first; anything else goes to FastAPI.
 
 Which route FastAPI would run is found as FastAPI finds it: the first route, in the app's order,
 whose path pattern matches and whose methods include the request's (one regular expression per
@@ -26,7 +27,7 @@ from typing import Any
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
-from starlette.routing import BaseRoute, compile_path
+from starlette.routing import BaseRoute, Router, compile_path
 from starlette.types import Scope
 
 from keepstone.api.prefix_routing import first_segment
@@ -111,8 +112,10 @@ def _unanchored(template: str) -> str:
 
 
 class CredentialGate:
-    def __init__(self, checks: Mapping[Any, Carries]) -> None:
+    def __init__(self, checks: Mapping[Any, Carries], router: Router) -> None:
         self.checks = checks  # keyed by the dependency's callable
+        self.router = router  # the app's: its routes, in its order
+        self._built_for = -1  # len(router.routes) the index was made for
         self._by_segment_and_method: dict[tuple[str, str], _Candidates] = {}
 
     def build(self, routes: Iterable[BaseRoute]) -> None:
@@ -134,6 +137,9 @@ class CredentialGate:
         """The credential check of the route FastAPI would run for ``scope``, when the request
         carries nothing that check reads; None otherwise (FastAPI then answers as usual). Sets
         the scope's route, as FastAPI's routing does, for the access log and metrics."""
+        if self._built_for != len(self.router.routes):  # also routes added after the first request
+            self.build(self.router.routes)
+            self._built_for = len(self.router.routes)
         path = scope["path"]
         candidates = self._by_segment_and_method.get((first_segment(path), scope["method"]))
         if candidates is None:

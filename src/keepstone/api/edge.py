@@ -7,23 +7,31 @@ request). Outermost first, as they were stacked:
 3. body limit: the body is buffered and refused past the limit (``api.plumbing``);
 4. well-formed input: path, query and body checked before any handler (``api.inputs``);
 5. case-insensitive paths: the app sees the path in the case its route declares
-   (``api.plumbing``); everything above sees (and logs) the path as the client sent it.
+   (``api.plumbing``); everything above sees (and logs) the path as the client sent it;
+6. the credential gate: a request without the credentials its route needs is refused here, as
+   the app would refuse it (``api.credential_gate``).
 """
 
 from __future__ import annotations
 
 import time
-import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keepstone.api import plumbing
+from keepstone.api.credential_gate import CredentialGate
 from keepstone.api.errors import error_response
 from keepstone.api.headers import adding, security_headers
 from keepstone.api.inputs import check_request
-from keepstone.domain.errors import InvalidInput
+from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.services import metrics
+
+# the app's answer to a domain error (its exception handler)
+Refusal = Callable[[Request, KeepstoneError], Awaitable[Response]]
 
 
 class Edge:
@@ -35,8 +43,12 @@ class Edge:
         public: str | None = None,
         pages: dict[str, str] | None = None,
         body_limit: int = plumbing.MAX_BODY_BYTES,
+        gate: CredentialGate | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
         self.app = app
+        self.gate = gate if refusal is not None else None
+        self.refusal = refusal
         self.public = public
         self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
         self.body_limit = body_limit
@@ -47,7 +59,7 @@ class Edge:
             await self.app(scope, receive, send)
             return
         extra = security_headers(scope, self.public, self.pages)
-        request_id = plumbing.incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = plumbing.incoming_request_id(scope) or plumbing.new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         id_header = (b"x-request-id", request_id.encode())
         started = time.perf_counter()
@@ -82,8 +94,8 @@ class Edge:
     async def _checked(
         self, scope: Scope, receive: Receive, send: Send, routed: dict[str, object]
     ) -> None:
-        """Body limit, well-formed input, then the app on the canonical path (whose scope,
-        with the route the router chose, ends up in ``routed``)."""
+        """Body limit, well-formed input, the credential gate, then the app on the canonical
+        path (whose scope, with the route the router chose, ends up in ``routed``)."""
         try:
             body = await plumbing.read_body(scope, receive, self.body_limit)
         except plumbing.BodyTooLarge:
@@ -98,7 +110,25 @@ class Edge:
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         canonical = {**scope, "path": self.canonical(scope["path"])}
+        if not body and await self._refused(canonical, receive, send):
+            routed["route"] = canonical.get("route")
+            return
         try:
             await self.app(canonical, plumbing.replaying(whole, receive), send)
         finally:
             routed["route"] = canonical.get("route")
+
+    async def _refused(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Whether the gate refused the request (and answered it): its route's credential check
+        raised, given no credentials, and the error is answered as the app's handler would."""
+        check = None if self.gate is None else self.gate.check_without_credentials(scope)
+        if check is None or self.refusal is None:
+            return False
+        request = Request(scope, receive)
+        try:
+            await check(request)
+        except KeepstoneError as error:
+            answer = await self.refusal(request, error)
+            await answer(scope, receive, send)
+            return True
+        return False  # cannot happen: a check given no credentials raises

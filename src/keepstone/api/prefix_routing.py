@@ -12,7 +12,7 @@ order: the first full or partial match is therefore the one the whole scan would
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi.routing import APIRouter
 from starlette.requests import Request
@@ -21,9 +21,6 @@ from starlette.types import Message, Receive, Scope, Send
 
 from keepstone.api import direct as direct_routes
 from keepstone.api.plumbing import replaying
-
-if TYPE_CHECKING:
-    from keepstone.api.credential_gate import CredentialGate
 
 ANY = None  # a route whose first segment is a parameter (or unknown) may match any path
 
@@ -66,7 +63,6 @@ class PrefixRouting:
         self,
         router: APIRouter,
         direct: list[direct_routes.DirectRoute] | None = None,
-        gate: CredentialGate | None = None,
     ) -> None:
         self.router = router
         self._built_for = -1  # len(router.routes) the partition was made for
@@ -74,7 +70,6 @@ class PrefixRouting:
         self._rest = router
         self._direct = direct or []
         self._direct_by_segment: dict[str, list[direct_routes.Bound]] = {}
-        self._gate = gate
 
     def _partition(self) -> None:
         routes = list(self.router.routes)
@@ -91,8 +86,6 @@ class PrefixRouting:
         for bound in direct_routes.bind(self._direct, routes):
             segment = first_segment(bound.route.template)
             self._direct_by_segment.setdefault(segment, []).append(bound)
-        if self._gate is not None:
-            self._gate.build(routes)
         self._built_for = len(routes)
 
     def _subset(self, routes: Iterable[BaseRoute]) -> APIRouter:
@@ -120,12 +113,6 @@ class PrefixRouting:
             if params is not None:
                 await self._answer_directly(bound, params, router, scope, receive, send)
                 return
-        check = None if self._gate is None else self._gate.check_without_credentials(scope)
-        if check is not None:
-            message: Message = await receive()
-            receive = replaying(message, receive)
-            if not message.get("body"):  # FastAPI would parse a body first
-                await check(Request(scope, receive))  # raises: its error is the answer
         await router.app(scope, receive, send)
 
     async def _answer_directly(
@@ -153,11 +140,9 @@ class PrefixRouting:
 def install(
     router: APIRouter,
     direct: list[direct_routes.DirectRoute] | None = None,
-    gate: CredentialGate | None = None,
 ) -> None:
     """Route ``router``'s requests by first segment, ``direct`` routes first where they match
     (``api.direct``); a router with middleware of its own is left as it is (its stack is not
-    ``router.app``). ``gate`` refuses requests sent without credentials early
-    (``api.credential_gate``)."""
+    ``router.app``)."""
     if router.middleware_stack == router.app:
-        router.middleware_stack = PrefixRouting(router, direct, gate)
+        router.middleware_stack = PrefixRouting(router, direct)
