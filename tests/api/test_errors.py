@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from keepstone.api import errors
 from keepstone.services import jobs
 from tests.conftest import Api
 
@@ -71,3 +73,32 @@ def test_swagger_and_openapi_are_served(client: TestClient) -> None:
     spec = client.get("/swagger/openapi.json").json()
     assert "/v2/Jobs/{job_id}" in spec["paths"]
     assert "put" in spec["paths"]["/v2/Jobs/{job_id}"]
+
+
+@pytest.mark.sqlite_catalog
+@pytest.mark.parametrize(
+    ("path", "accept", "expected_body"),
+    [
+        ("/v2/Jobs", "", {"message": "no"}),
+        ("/v8/Jobs", "", {"message": "no", "errorCode": "ResourceNotFound"}),
+        ("/api/jobs", "application/json", {"Message": "no", "StatusCode": 404}),
+    ],
+)
+def test_an_error_answer_encoded_once_is_answered_again_whole(
+    path: str, accept: str, expected_body: dict[str, Any]
+) -> None:
+    """Error answers are kept encoded (api/errors.py): the same bytes each time, each answer
+    with a list of headers of its own, and a long message (quoting input) never kept."""
+    first = errors.error_response(path, 404, "no", {"Retry-After": "2"}, accept)
+    second = errors.error_response(path, 404, "no", {"Retry-After": "2"}, accept)
+    assert first.body == second.body and first.raw_headers == second.raw_headers
+    assert expected_body.items() <= json.loads(first.body).items()
+    assert (b"retry-after", b"2") in first.raw_headers
+    first.raw_headers.append((b"x-added", b"1"))
+    assert (b"x-added", b"1") not in errors.error_response(
+        path, 404, "no", {"Retry-After": "2"}, accept
+    ).raw_headers
+    kept = errors._encoded_error.cache_info().currsize
+    long = errors.error_response(path, 404, "x" * (errors.MESSAGE_KEPT + 1), None, accept)
+    assert errors._encoded_error.cache_info().currsize == kept
+    assert "x" * (errors.MESSAGE_KEPT + 1) in long.body.decode()

@@ -30,6 +30,7 @@ from keepstone.api.headers import page_policy
 from keepstone.api.health import router as health_router
 from keepstone.api.metrics import MetricsAccess
 from keepstone.api.metrics import router as metrics_router
+from keepstone.api.prefix_routing import DirectRoutes
 from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
@@ -125,18 +126,18 @@ def create_app(
     app.include_router(health_router)  # probes: no credential, no data
     app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
     swagger_policy = _add_swagger(app)
-    # /api never scans the seven /vN copies of the JSON dialect; the hottest routes skip
-    # FastAPI's per-request machinery (api/direct.py).
-    route_by_prefix(app.router, [*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES])
+    route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
     # One layer for every cross-cutting concern (headers, request id and logs, body limit,
-    # well-formed input, case-insensitive paths, and the credential gate, which refuses a request
-    # sent without the credentials its route needs: api/credential_gate.py): see api/edge.py.
+    # well-formed input, case-insensitive paths), which also answers, before the app, the hottest
+    # routes without FastAPI's per-request machinery (api/direct.py) and a request sent without
+    # the credentials its route needs (api/credential_gate.py): see api/edge.py.
     app.add_middleware(
         Edge,
         templates=templates,
         public=public,
         pages={SWAGGER_PAGE: swagger_policy},
+        direct=DirectRoutes([*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES], app.router),
         gate=_credential_gate(app),
         refusal=domain_error,
     )

@@ -4,8 +4,10 @@ A FastAPI route costs, on every request, its dependency solving (a coroutine and
 dependency), its exit stacks, and for a sync handler a hop to a worker thread and back, which
 hands the GIL over twice: together most of the CPU of a short request (profile in
 docs/benchmarks.md). The few routes clients hit the most (a job read or edited by id) are also
-registered here as plain coroutines over the same services; ``api.prefix_routing`` runs one when
-its method and path match and no route before it in the app could take the path. The FastAPI
+registered here as plain coroutines over the same services; ``api.edge`` runs one, in front of
+the app, when its method and path match and no route before it in the app could take the path
+(``api.prefix_routing.DirectRoutes``); a domain error it raises is answered by the app's own
+handler, as the app would answer it. The FastAPI
 route stays in the app (OpenAPI, and every request the direct one declines: a direct handler
 returns ``None`` for whatever is not its plain case, such as a body that does not parse, and the
 FastAPI route then answers it, with the same error as before).

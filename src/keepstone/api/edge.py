@@ -8,8 +8,10 @@ request). Outermost first, as they were stacked:
 4. well-formed input: path, query and body checked before any handler (``api.inputs``);
 5. case-insensitive paths: the app sees the path in the case its route declares
    (``api.plumbing``); everything above sees (and logs) the path as the client sent it;
-6. the credential gate: a request without the credentials its route needs is refused here, as
-   the app would refuse it (``api.credential_gate``).
+6. before the app: a direct route's handler (``api.direct``), else the credential gate, which
+   refuses a request without the credentials its route needs as the app would refuse it
+   (``api.credential_gate``); a domain error either raises is answered by the app's own
+   handler. Neither goes through Starlette's exception middleware or FastAPI's router.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from keepstone.api.credential_gate import CredentialGate
 from keepstone.api.errors import error_response
 from keepstone.api.headers import adding, security_headers
 from keepstone.api.inputs import check_request
+from keepstone.api.prefix_routing import DirectRoutes
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.services import metrics
 
@@ -43,12 +46,14 @@ class Edge:
         public: str | None = None,
         pages: dict[str, str] | None = None,
         body_limit: int = plumbing.MAX_BODY_BYTES,
+        direct: DirectRoutes | None = None,
         gate: CredentialGate | None = None,
         refusal: Refusal | None = None,
     ) -> None:
         self.app = app
-        self.gate = gate if refusal is not None else None
-        self.refusal = refusal
+        self.direct = direct
+        self.gate = gate
+        self.refusal = refusal  # without it, everything goes to the app
         self.public = public
         self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
         self.body_limit = body_limit
@@ -94,8 +99,9 @@ class Edge:
     async def _checked(
         self, scope: Scope, receive: Receive, send: Send, routed: dict[str, object]
     ) -> None:
-        """Body limit, well-formed input, the credential gate, then the app on the canonical
-        path (whose scope, with the route the router chose, ends up in ``routed``)."""
+        """Body limit, well-formed input, a direct route or the credential gate, then the app
+        on the canonical path (whose scope, with the route the router chose, ends up in
+        ``routed``)."""
         try:
             body = await plumbing.read_body(scope, receive, self.body_limit)
         except plumbing.BodyTooLarge:
@@ -110,7 +116,7 @@ class Edge:
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         canonical = {**scope, "path": self.canonical(scope["path"])}
-        if not body and await self._refused(canonical, receive, send):
+        if await self._answered(canonical, body, plumbing.replaying(whole, receive), send):
             routed["route"] = canonical.get("route")
             return
         try:
@@ -118,17 +124,32 @@ class Edge:
         finally:
             routed["route"] = canonical.get("route")
 
-    async def _refused(self, scope: Scope, receive: Receive, send: Send) -> bool:
-        """Whether the gate refused the request (and answered it): its route's credential check
-        raised, given no credentials, and the error is answered as the app's handler would."""
-        check = None if self.gate is None else self.gate.check_without_credentials(scope)
-        if check is None or self.refusal is None:
+    async def _answered(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
+        """Whether the request was answered before the app: by its direct route's handler
+        (unless the handler declined it), or by the gate (its route's credential check raised,
+        given no credentials and no body); a domain error is answered as the app's handler
+        answers it."""
+        if self.refusal is None:
             return False
         request = Request(scope, receive)
+        found = None if self.direct is None else self.direct.match(scope["method"], scope["path"])
         try:
-            await check(request)
+            if found is not None:
+                route, params = found
+                answer = await route.route.handler(request, params, body)
+            else:
+                check = (
+                    None
+                    if body or self.gate is None
+                    else self.gate.check_without_credentials(scope)
+                )
+                if check is None:
+                    return False
+                await check(request)
+                return False  # cannot happen: a check given no credentials raises
         except KeepstoneError as error:
             answer = await self.refusal(request, error)
-            await answer(scope, receive, send)
-            return True
-        return False  # cannot happen: a check given no credentials raises
+        if answer is None:  # declined: the app's route answers
+            return False
+        await answer(scope, receive, send)
+        return True

@@ -7,6 +7,8 @@ through every ``/vN`` router first (profile in docs/benchmarks.md). ``PrefixRout
 app's routes as they are (OpenAPI, ``app.routes`` and the contract tests see no change) and, per
 request, lets FastAPI scan only the routes that can match the path's first segment, in their
 order: the first full or partial match is therefore the one the whole scan would have found.
+``DirectRoutes`` finds, the same way, the direct route (``api.direct``) a request is for, which
+``api.edge`` runs before the app.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from fastapi.routing import APIRouter
-from starlette.requests import Request
-from starlette.routing import BaseRoute
-from starlette.types import Message, Receive, Scope, Send
+from starlette.routing import BaseRoute, Router
+from starlette.types import Receive, Scope, Send
 
 from keepstone.api import direct as direct_routes
-from keepstone.api.plumbing import replaying
 
 ANY = None  # a route whose first segment is a parameter (or unknown) may match any path
 
@@ -59,17 +59,11 @@ class PrefixRouting:
     """Stands in for ``router``'s own dispatch (``router.middleware_stack``); lifespan events and
     websockets go to the router itself."""
 
-    def __init__(
-        self,
-        router: APIRouter,
-        direct: list[direct_routes.DirectRoute] | None = None,
-    ) -> None:
+    def __init__(self, router: APIRouter) -> None:
         self.router = router
         self._built_for = -1  # len(router.routes) the partition was made for
         self._by_segment: dict[str, APIRouter] = {}
         self._rest = router
-        self._direct = direct or []
-        self._direct_by_segment: dict[str, list[direct_routes.Bound]] = {}
 
     def _partition(self) -> None:
         routes = list(self.router.routes)
@@ -82,10 +76,6 @@ class PrefixRouting:
             for key in known
         }
         self._rest = self._subset(r for r, s in zip(routes, segments, strict=True) if s is ANY)
-        self._direct_by_segment = {}
-        for bound in direct_routes.bind(self._direct, routes):
-            segment = first_segment(bound.route.template)
-            self._direct_by_segment.setdefault(segment, []).append(bound)
         self._built_for = len(routes)
 
     def _subset(self, routes: Iterable[BaseRoute]) -> APIRouter:
@@ -107,42 +97,40 @@ class PrefixRouting:
             await self.router.app(scope, receive, send)
             return
         scope.setdefault("router", self.router)  # url_for sees every route
-        router = self.router_for(scope["path"])
-        for bound in self._direct_by_segment.get(first_segment(scope["path"]), ()):
-            params = bound.match(scope["method"], scope["path"])
-            if params is not None:
-                await self._answer_directly(bound, params, router, scope, receive, send)
-                return
-        await router.app(scope, receive, send)
-
-    async def _answer_directly(
-        self,
-        bound: direct_routes.Bound,
-        params: dict[str, str],
-        router: APIRouter,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-    ) -> None:
-        """The direct handler's answer, else (it declined) the FastAPI route's, which reads the
-        same body again. ``api.edge`` hands the whole body over in one message."""
-        message: Message = await receive()
-        body = message.get("body", b"")
-        response = await bound.route.handler(
-            Request(scope, replaying(message, receive)), params, body
-        )
-        if response is None:
-            await router.app(scope, replaying(message, receive), send)
-            return
-        await response(scope, receive, send)
+        await self.router_for(scope["path"]).app(scope, receive, send)
 
 
-def install(
-    router: APIRouter,
-    direct: list[direct_routes.DirectRoute] | None = None,
-) -> None:
-    """Route ``router``'s requests by first segment, ``direct`` routes first where they match
-    (``api.direct``); a router with middleware of its own is left as it is (its stack is not
-    ``router.app``)."""
+def install(router: APIRouter) -> None:
+    """Route ``router``'s requests by first segment; a router with middleware of its own is
+    left as it is (its stack is not ``router.app``)."""
     if router.middleware_stack == router.app:
-        router.middleware_stack = PrefixRouting(router, direct)
+        router.middleware_stack = PrefixRouting(router)
+
+
+class DirectRoutes:
+    """The direct routes of an app (``api.direct``) by first segment, each bound to the app's
+    routes (again whenever their number changes: routes added after the first request)."""
+
+    def __init__(self, direct: list[direct_routes.DirectRoute], router: Router) -> None:
+        self.direct = direct
+        self.router = router
+        self._built_for = -1
+        self._by_segment: dict[str, list[direct_routes.Bound]] = {}
+
+    def match(self, method: str, path: str) -> tuple[direct_routes.Bound, dict[str, str]] | None:
+        """The direct route for ``method`` and ``path`` and its path parameters, if any."""
+        if self._built_for != len(self.router.routes):
+            self._bind()
+        for bound in self._by_segment.get(first_segment(path), ()):
+            params = bound.match(method, path)
+            if params is not None:
+                return bound, params
+        return None
+
+    def _bind(self) -> None:
+        routes = list(self.router.routes)
+        self._by_segment = {}
+        for bound in direct_routes.bind(self.direct, routes):
+            segment = first_segment(bound.route.template)
+            self._by_segment.setdefault(segment, []).append(bound)
+        self._built_for = len(routes)
