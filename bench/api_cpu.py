@@ -171,7 +171,7 @@ def main() -> None:
         results = asyncio.run(run(args.requests, Path(scratch) / "data", args.only))
     floor = results[0][1]
     for name, ms in results:
-        print(f"{name:40} {ms:6.3f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)")
+        print(f"{name:40} {ms:7.4f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)")
 
 
 if __name__ == "__main__":

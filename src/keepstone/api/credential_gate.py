@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Router, compile_path
 from starlette.types import Scope
 
 from keepstone.api.prefix_routing import first_segment
+from keepstone.domain.errors import KeepstoneError
 
 Check = Callable[[Request], Awaitable[Any]]
 # a credential check -> whether a request carries what that check reads
@@ -117,6 +118,22 @@ class CredentialGate:
         self.router = router  # the app's: its routes, in its order
         self._built_for = -1  # len(router.routes) the index was made for
         self._by_segment_and_method: dict[tuple[str, str], _Candidates] = {}
+        self._refusals: dict[Check, KeepstoneError] = {}
+
+    async def refusal(self, check: Check, request: Request) -> KeepstoneError | None:
+        """What ``check`` raises for a request without the credentials it reads: it is asked
+        once, and what it raised is kept (its message names what to send, never anything of
+        the request; raising it again, through a coroutine and its traceback, was a sixth of a
+        refused request's CPU). None when it did not raise (the app then answers)."""
+        known = self._refusals.get(check)
+        if known is not None:
+            return known
+        try:
+            await check(request)
+        except KeepstoneError as error:
+            self._refusals[check] = error.with_traceback(None)  # not the first request's frames
+            return error
+        return None
 
     def build(self, routes: Iterable[BaseRoute]) -> None:
         """Index the app's routes (in its order) by first path segment and method; a route that

@@ -133,22 +133,20 @@ class Edge:
             return False
         request = Request(scope, receive)
         found = None if self.direct is None else self.direct.match(scope["method"], scope["path"])
-        try:
-            if found is not None:
-                route, params = found
+        if found is not None:
+            route, params = found
+            try:
                 answer = await route.route.handler(request, params, body)
-            else:
-                check = (
-                    None
-                    if body or self.gate is None
-                    else self.gate.check_without_credentials(scope)
-                )
-                if check is None:
-                    return False
-                await check(request)
-                return False  # cannot happen: a check given no credentials raises
-        except KeepstoneError as error:
-            answer = await self.refusal(request, error)
+            except KeepstoneError as error:
+                answer = await self.refusal(request, error)
+        elif body or self.gate is None:  # FastAPI would parse a body before any check
+            return False
+        else:
+            check = self.gate.check_without_credentials(scope)
+            refused = None if check is None else await self.gate.refusal(check, request)
+            if refused is None:
+                return False
+            answer = await self.refusal(request, refused)
         if answer is None:  # declined: the app's route answers
             return False
         await answer(scope, receive, send)

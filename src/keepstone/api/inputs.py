@@ -135,8 +135,12 @@ def check_request(scope: Scope, body: bytes) -> None:
     """``InvalidInput`` (answered with the dialect's 400) if the path, query or ``body`` (the
     whole body, already buffered) breaks the rules above."""
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
-    decode(unquote_to_bytes(raw_path.partition(b"?")[0]), "utf-8", "path")
-    fields(scope.get("query_string", b""), "query parameter")
+    path = raw_path.partition(b"?")[0]
+    if b"%" in path or not path.isascii():  # else it is ASCII, and so UTF-8, as it is
+        decode(unquote_to_bytes(path), "utf-8", "path")
+    query = scope.get("query_string", b"")
+    if query:
+        fields(query, "query parameter")
     if not body:
         return
     media_type = _header(scope, b"content-type").partition(";")[0].strip().lower()

@@ -126,9 +126,9 @@ class BodyTooLarge(Exception):
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
     """The whole request body, buffered up to ``limit`` (``BodyTooLarge`` past it); ``None``
     when the client went away first."""
-    declared = dict(scope["headers"]).get(b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge
+    for name, declared in scope["headers"]:
+        if name == b"content-length" and declared.isdigit() and int(declared) > limit:
+            raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     while True:
