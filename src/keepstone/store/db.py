@@ -107,9 +107,26 @@ class Database:
             return None  # no alembic_version table yet
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (creates it on first start)."""
-        if self.revision() == HEAD_REVISION:
+        """Bring the schema to the newest revision (creates it on first start: a new SQLite
+        catalog from the schema the migrations make, ``store.sqlite_schema``)."""
+        revision = self.revision()
+        if revision == HEAD_REVISION:
             return
+        if revision is None and self.dialect == "sqlite" and self._create_sqlite_schema():
+            return
+        self.migrate_with_alembic()
+
+    def _create_sqlite_schema(self) -> bool:
+        from keepstone.store import sqlite_schema
+
+        fairy = self._writer.raw_connection()
+        try:
+            return sqlite_schema.create(fairy.dbapi_connection, HEAD_REVISION)
+        finally:
+            fairy.close()
+
+    def migrate_with_alembic(self) -> None:
+        """Run Alembic's migrations from the catalog's revision to the newest."""
         # Imported here: heavy, and needed only to change the schema; Mako (Alembic's templates,
         # for writing new migrations) would import Pygments to colour its error pages.
         with hidden("pygments"):
@@ -225,7 +242,7 @@ class Database:
             try:
                 if self._now_connection is None:
                     self._now_connection = self._own_connection()
-                return _immediately(self._now_connection, work)
+                return immediately(self._now_connection, work)
             except sqlite3.Error:
                 if self._now_connection is not None:
                     self._now_connection.close()  # whatever state the driver left it in
@@ -279,7 +296,7 @@ class Database:
         self._writer.dispose()
 
 
-def _immediately(driver: Any, work: Callable[[Any], T]) -> T:
+def immediately(driver: Any, work: Callable[[Any], T]) -> T:
     """``work`` in ``BEGIN IMMEDIATE`` on a pysqlite connection (in autocommit mode: SQLAlchemy's
     "begin" hook issues BEGIN)."""
     cursor = driver.cursor()
