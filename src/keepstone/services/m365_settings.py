@@ -26,8 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from keepstone.domain.errors import Conflict, InvalidInput
 from keepstone.services import vault
@@ -341,6 +339,10 @@ def _region(value: Any, kept: str) -> str:
 def thumbprint_of(secrets: M365Secrets, where: str) -> str | None:
     """The certificate's SHA-1 thumbprint (upper-case hex, as Entra shows it); a PFX that
     cannot be read with its password is the client's 400."""
+    # imported here: PKCS #12 loads X.509, needed only for a certificate (20 ms of a start)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     if not secrets.certificate_pfx:
         return None
     password = secrets.certificate_password

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from keepstone.sources.graph.errors import TokenError
 from keepstone.sources.graph.settings import GraphEndpoints
@@ -38,6 +36,10 @@ class AppCredentials:
 def certificate_credential(pfx_base64: str, password: str | None) -> dict[str, str]:
     """MSAL's certificate credential from a base64 PFX: the private key and the certificate
     (PEM), from which MSAL computes the assertion's thumbprint."""
+    # imported here: PKCS #12 loads X.509, needed only for a certificate (20 ms of a start)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         data = base64.b64decode(pfx_base64, validate=True)
         key, certificate, _ = pkcs12.load_key_and_certificates(
