@@ -69,7 +69,7 @@ def _found(modules: set[str], packages: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in packages or m in packages)
 
 
-def test_a_new_servers_start_imports_no_terminal_extras_s3_templates_or_migrations(tmp_path: Path) -> None:
+def test_a_new_servers_start_imports_no_extras_s3_templates_or_migrations(tmp_path: Path) -> None:
     modules = _imported(SERVE_PATH, str(tmp_path / "data"))
     assert "keepstone.api.app" in modules and "keepstone.store.sqlite_schema" in modules
     assert "httpx" in modules and "structlog" in modules  # the libraries whose extras are left

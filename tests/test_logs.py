@@ -124,7 +124,7 @@ def test_the_lines_of_a_loop_turn_are_written_together_in_order() -> None:
     assert stream.writes[1:] == ["after\n", "no loop\n"]
 
 
-def test_a_line_of_a_loop_closed_before_its_turn_ended_is_not_lost() -> None:
+def test_a_line_of_a_loop_stopped_before_its_turn_ended_is_not_lost() -> None:
     stream = Recording()
     lines = logs.Lines(stream)
     loop = asyncio.new_event_loop()
@@ -136,7 +136,11 @@ def test_a_line_of_a_loop_closed_before_its_turn_ended_is_not_lost() -> None:
 
     with pytest.raises(RuntimeError):
         loop.run_until_complete(stop_midway())
-    loop.close()
     assert stream.getvalue() == ""
-    lines.write("next")
+
+    async def elsewhere() -> None:  # another loop's line: the stopped one's are written first
+        lines.write("next")
+
+    asyncio.run(elsewhere())
+    loop.close()
     assert stream.getvalue() == "last words\nnext\n"

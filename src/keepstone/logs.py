@@ -29,8 +29,8 @@ class Lines:
     other lines of the turn: a server under load answers a dozen requests a turn, each with its
     access-log line, and one write call instead of a dozen is a tenth of a refused request's CPU.
     Lines keep their order; a line logged elsewhere (a worker thread, the CLI) is written at once,
-    after any waiting; a loop closed before its turn ended, and the process's exit, write what
-    waits."""
+    after any waiting; what waits on a loop that stopped before its turn ended is written by
+    the next line logged, or at the process's exit."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -46,8 +46,8 @@ class Lines:
             if loop is None:
                 self._write_waiting()
                 return
-            if self._flushed_by is not None and self._flushed_by.is_closed():
-                self._write_waiting()  # that loop's turn will never end
+            if self._flushed_by is not None and not self._flushed_by.is_running():
+                self._write_waiting()  # that loop stopped: its turn may never end
             elif self._flushed_by is None:
                 self._flushed_by = loop
                 loop.call_soon(self.flush)
