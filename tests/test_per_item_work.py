@@ -248,6 +248,23 @@ def test_a_backup_of_n_and_4n_items_or_users_grows_catalog_work_linearly(
     assert licensing.count_licensed(ctx) == small[0] + large[0]
 
 
+def test_a_backup_writes_two_catalog_transactions_per_user(
+    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
+) -> None:
+    """N and 4N users: each user's task starts in one transaction and ends, with its success
+    log item (which licenses it), in another (three before: the log item had its own)."""
+    for name, users in (("small", 3), ("large", 12)):
+        _backup_of(api, tmp_path, name, users=users, mails=1)
+        with catalog_work(ctx) as work:
+            assert backup_proxy.run_one()
+        of_users = [
+            t for t in work.transactions if any("task_sessions" in w or "log_items" in w for w in t)
+        ]
+        # The run's start and end touch them too, once each whatever its users.
+        assert len(of_users) <= 2 * users + 2, (users, len(of_users))
+    assert licensing.count_licensed(ctx) == 15
+
+
 # ---- licensing: its answers read the licensed users, never the history ------------------------
 
 
