@@ -297,6 +297,27 @@ def test_the_licence_costs_the_same_whatever_the_number_of_runs(
     assert licensing.license_of(ctx).used_units == 3
 
 
+def test_the_licence_upsert_is_built_once_not_per_user(
+    ctx: Context, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N and 4N users finished: the statement that licenses each is built at most once in the
+    process (built per user, it was as much work again as running it)."""
+    built: list[str] = []
+    real = licensing._upsert_of
+
+    def building(dialect: str) -> Any:
+        built.append(dialect)
+        return real(dialect)
+
+    monkeypatch.setattr(licensing, "_upsert_of", building)
+    run = _claimed(ctx, job["id"])
+    _finish_users(ctx, run, 0, 5)
+    first = len(built)
+    _finish_users(ctx, run, 5, 20)
+    assert len(built) == first <= 1
+    assert licensing.count_licensed(ctx) == 25
+
+
 def test_licensed_users_are_who_a_run_finished_with_their_latest_backup(
     ctx: Context, org: dict[str, Any], job: dict[str, Any], clock: ManualClock
 ) -> None:
