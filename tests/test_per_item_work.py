@@ -248,6 +248,23 @@ def test_a_backup_of_n_and_4n_items_or_users_grows_catalog_work_linearly(
     assert licensing.count_licensed(ctx) == small[0] + large[0]
 
 
+def test_a_backup_writes_two_catalog_transactions_per_user(
+    ctx: Context, api: Api, backup_proxy: ProxyWorker, tmp_path: Path
+) -> None:
+    """N and 4N users: each user's task starts in one transaction and ends, with its success
+    log item (which licenses it), in another (three before: the log item had its own)."""
+    for name, users in (("small", 3), ("large", 12)):
+        _backup_of(api, tmp_path, name, users=users, mails=1)
+        with catalog_work(ctx) as work:
+            assert backup_proxy.run_one()
+        of_users = [
+            t for t in work.transactions if any("task_sessions" in w or "log_items" in w for w in t)
+        ]
+        # The run's start and end touch them too, once each whatever its users.
+        assert len(of_users) <= 2 * users + 2, (users, len(of_users))
+    assert licensing.count_licensed(ctx) == 15
+
+
 # ---- licensing: its answers read the licensed users, never the history ------------------------
 
 
@@ -278,6 +295,27 @@ def test_the_licence_costs_the_same_whatever_the_number_of_runs(
     assert many[0] == few[0]  # the same statements
     assert many[2] <= few[2] * 1.2 + 10  # and the same rows read: 3 users, however many runs
     assert licensing.license_of(ctx).used_units == 3
+
+
+def test_the_licence_upsert_is_built_once_not_per_user(
+    ctx: Context, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """N and 4N users finished: the statement that licenses each is built at most once in the
+    process (built per user, it was as much work again as running it)."""
+    built: list[str] = []
+    real = licensing._upsert_of
+
+    def building(dialect: str) -> Any:
+        built.append(dialect)
+        return real(dialect)
+
+    monkeypatch.setattr(licensing, "_upsert_of", building)
+    run = _claimed(ctx, job["id"])
+    _finish_users(ctx, run, 0, 5)
+    first = len(built)
+    _finish_users(ctx, run, 5, 20)
+    assert len(built) == first <= 1
+    assert licensing.count_licensed(ctx) == 25
 
 
 def test_licensed_users_are_who_a_run_finished_with_their_latest_backup(

@@ -43,6 +43,8 @@ class CatalogWork:
     written_bytes: int = 0
     vm_steps: int = 0  # SQLite only (0 on PostgreSQL): instructions run, in VM_STEP units
     rows_loaded: int = 0  # ORM objects read from the catalog (each row a listing loads)
+    # The writing statements of each transaction committed on the writers' engine.
+    transactions: list[list[str]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -58,6 +60,7 @@ def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
     """Count the statements and written bytes of everything ``ctx``'s catalog runs inside."""
     work = CatalogWork()
     watched: dict[int, Any] = {}  # SQLite connections whose instructions are being counted
+    pending: dict[int, list[str]] = {}  # the writing statements of each open transaction
 
     def step() -> int:
         work.vm_steps += 1
@@ -69,6 +72,7 @@ def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
         work.statements.append(statement)
         if statement.lstrip().upper().startswith(WRITES):
             work.written_bytes += parameter_bytes(parameters)
+            pending.setdefault(id(conn.connection), []).append(statement)
         raw = conn.connection.driver_connection
         if conn.dialect.name == "sqlite" and id(raw) not in watched:
             raw.set_progress_handler(step, VM_STEP)
@@ -77,16 +81,21 @@ def catalog_work(ctx: Context) -> Iterator[CatalogWork]:
     def loaded(_session: Any, _instance: Any) -> None:
         work.rows_loaded += 1
 
+    def committed(conn: Any) -> None:
+        work.transactions.append(pending.pop(id(conn.connection), []))
+
     engines = {ctx.db._reader, ctx.db._writer}  # reads and writes run on their own engines
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
     event.listen(Session, "loaded_as_persistent", loaded)
+    event.listen(ctx.db._writer, "commit", committed)
     try:
         yield work
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
         event.remove(Session, "loaded_as_persistent", loaded)
+        event.remove(ctx.db._writer, "commit", committed)
         for raw in watched.values():
             raw.set_progress_handler(None, 0)
 

@@ -4,6 +4,7 @@ opens, never in time."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from keepstone.engine import Item, LocalStore, Repository, wire
 from keepstone.proxy.worker import ProxyWorker
+from keepstone.services import vault
 from keepstone.services.context import Context
 from keepstone.services.restore_points import TAG_JOB
 from keepstone.sources import local
@@ -165,3 +167,28 @@ def test_a_backup_and_its_incrementals_grow_linearly_and_read_only_what_changed(
     opened.clear()
     _backup(ctx, api, large_job, backup_proxy)
     assert sorted(Path(name).name for name in opened) == sorted([edited.name, new.name, new.name])
+
+
+def test_a_run_opens_its_repository_with_the_collector_paused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    ctx: Context,
+    api: Api,
+    repo: dict[str, Any],
+    backup_proxy: ProxyWorker,
+) -> None:
+    """Opening reads a tuple per index entry, and no cycle: a collection then (a full one
+    walked every module of the process in the bench's incremental) would free nothing."""
+    enabled: list[bool] = []
+    real = vault.open_store
+
+    def opening(*args: Any, **kwargs: Any) -> Repository:
+        enabled.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vault, "open_store", opening)
+    job = _job(api, _organization(tmp_path / "org", 2), repo)
+    assert gc.isenabled()
+    _backup(ctx, api, job, backup_proxy)
+    assert enabled == [False]
+    assert gc.isenabled()  # and on again after

@@ -117,7 +117,11 @@ class RunChannel(Protocol):
         status: SessionStatus,
         tally: UserTally,
         reason: str,
-    ) -> None: ...
+        outcome: str = "",
+    ) -> None:
+        """The task ends; ``outcome`` (unless empty) is the success log item about its user,
+        written in the same transaction."""
+        ...
 
     def record(
         self, run: runs.ClaimedRun, repository_id: str, facts: restore_points.SnapshotFacts
@@ -187,8 +191,9 @@ class CatalogChannel:
         status: SessionStatus,
         tally: UserTally,
         reason: str,
+        outcome: str = "",
     ) -> None:
-        task_sessions.finish(self.ctx, task_id, status, tally, reason)
+        runs.finish_task(self.ctx, task_id, status, tally, reason=reason, outcome=outcome)
 
     def record(
         self, run: runs.ClaimedRun, repository_id: str, facts: restore_points.SnapshotFacts

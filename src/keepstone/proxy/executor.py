@@ -97,9 +97,13 @@ class RunContext:
         status: SessionStatus,
         tally: task_sessions.UserTally,
         reason: str = "",
+        outcome: str = "",
     ) -> None:
-        """The run is done with a user: how it ended and what it read and wrote."""
-        self.channel.finish_task(self.run, task_id, status, tally, display(reason))
+        """The run is done with a user: how it ended and what it read and wrote; ``outcome``
+        (unless empty) is the user's success log item, written with it (one transaction)."""
+        self.channel.finish_task(
+            self.run, task_id, status, tally, display(reason), display(outcome)
+        )
 
     def record(self, repository_id: str, facts: restore_points.SnapshotFacts) -> None:
         """The run's snapshot is in ``repository_id``: the catalog records its restore point."""

@@ -251,8 +251,9 @@ class ServerChannel:
         status: SessionStatus,
         tally: UserTally,
         reason: str,
+        outcome: str = "",
     ) -> None:
-        body = {
+        body: dict[str, Any] = {
             "status": status.value,
             "items": tally.items,
             "totalBytes": tally.total_bytes,
@@ -260,6 +261,8 @@ class ServerChannel:
             "writtenBytes": tally.written_bytes,
             "reason": reason,
         }
+        if outcome:
+            body["outcome"] = outcome[:8000]
         self._run_call(run, f"tasks/{task_id}/finish", body)
 
     def record(

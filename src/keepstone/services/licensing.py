@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from keepstone.services import catalog
@@ -42,30 +42,44 @@ def backed_up_in(s: Session, session_id: str, subject: tuple[str, str], now: dat
     if organization_id is None:
         return  # its job was deleted meanwhile
     user_id, name = subject
-    dialect = s.get_bind().dialect.name
+    parameters = {"organization": organization_id, "user": user_id, "name": name, "now": now}
+    s.execute(_upsert(s.get_bind().dialect.name), parameters)
+
+
+_UPSERTS: dict[str, Any] = {}  # by dialect: the statement is built once per process
+
+
+def _upsert(dialect: str) -> Any:
+    """The licence's upsert with bound parameters (organization, user, name, now), built once:
+    building it (its ``excluded`` columns, its cases) was most of a run's per-user catalog
+    work, as much again as executing it."""
+    statement = _UPSERTS.get(dialect)
+    if statement is not None:
+        return statement
     insert: Any = _upsert_of(dialect)
-    statement = insert(Row).values(
-        organization_id=organization_id,
-        user_id=user_id,
-        user_name=name,
+    columns = Row.__table__.c
+    now = bindparam("now", type_=columns.last_backup.type)
+    values = insert(Row).values(
+        organization_id=bindparam("organization", type_=columns.organization_id.type),
+        user_id=bindparam("user", type_=columns.user_id.type),
+        user_name=bindparam("name", type_=columns.user_name.type),
         first_backup=now,
         last_backup=now,
     )
-    new = statement.excluded
+    new = values.excluded
     later = new.last_backup >= Row.last_backup  # clocks may disagree between servers
-    s.execute(
-        statement.on_conflict_do_update(
-            index_elements=[Row.organization_id, Row.user_id],
-            set_={
-                "user_name": case((later, new.user_name), else_=Row.user_name),
-                "last_backup": case((later, new.last_backup), else_=Row.last_backup),
-                "first_backup": case(
-                    (new.first_backup < Row.first_backup, new.first_backup),
-                    else_=Row.first_backup,
-                ),
-            },
-        )
+    statement = _UPSERTS[dialect] = values.on_conflict_do_update(
+        index_elements=[Row.organization_id, Row.user_id],
+        set_={
+            "user_name": case((later, new.user_name), else_=Row.user_name),
+            "last_backup": case((later, new.last_backup), else_=Row.last_backup),
+            "first_backup": case(
+                (new.first_backup < Row.first_backup, new.first_backup),
+                else_=Row.first_backup,
+            ),
+        },
     )
+    return statement
 
 
 def licensed_users(

@@ -223,15 +223,14 @@ def finish_task(
     status: SessionStatus,
     tally: UserTally,
     reason: str,
+    outcome: str = "",
 ) -> None:
     with ctx.db.read() as s:
         _claimed_in(s, proxy_id, attempt)
         task = s.get(TaskSession, task_id)
         if task is None or task.session_id != attempt.session_id:
             raise NotFound(f"task session '{task_id}' is not one of this run's")
-    from keepstone.services import task_sessions
-
-    task_sessions.finish(ctx, task_id, status, tally, reason)
+    runs.finish_task(ctx, task_id, status, tally, reason=reason, outcome=outcome)
 
 
 def record(

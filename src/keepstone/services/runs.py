@@ -653,6 +653,27 @@ def add_log(
         add_log_in(s, session_id, status, message, now, end=now, subject=subject)
 
 
+def finish_task(
+    ctx: Context,
+    task_id: str,
+    status: SessionStatus,
+    tally: task_sessions.UserTally,
+    *,
+    reason: str,
+    outcome: str,
+) -> None:
+    """A run is done with a user: its task session ends (``task_sessions.finish``) and, unless
+    ``outcome`` is empty, the success log item about that user (which licenses it) is
+    appended, in one transaction: a run's catalog work per user is two transactions, not
+    three."""
+    now = ctx.clock.now()
+    with ctx.db.write() as s:
+        task = task_sessions.finish_in(s, task_id, status, tally, reason, now)
+        if task is not None and outcome:
+            subject = (task.object_id, task.name)
+            add_log_in(s, task.session_id, SessionStatus.SUCCESS, outcome, now, now, None, subject)
+
+
 def add_log_in(
     s: Session,
     session_id: str,

@@ -59,16 +59,30 @@ def finish(
     ctx: Context, task_id: str, status: SessionStatus, tally: UserTally, reason: str = ""
 ) -> None:
     """A user's task ends with ``status`` (one of ``ENDED``) and what it did."""
+    with ctx.db.write() as s:
+        finish_in(s, task_id, status, tally, reason, ctx.clock.now())
+
+
+def finish_in(
+    s: Session,
+    task_id: str,
+    status: SessionStatus,
+    tally: UserTally,
+    reason: str,
+    now: datetime,
+) -> TaskSession | None:
+    """``finish`` in the caller's transaction; the task, or None when its session was deleted
+    meanwhile."""
     if status not in ENDED:
         raise ValueError(f"a task ends Success, Warning or Failed, not {status}")
-    with ctx.db.write() as s:
-        task = s.get(TaskSession, task_id)
-        if task is None:
-            return  # its session was deleted meanwhile
-        task.status = status.value
-        task.end_time = ctx.clock.now()
-        _set_tally(task, tally)
-        task.reason = reason
+    task = s.get(TaskSession, task_id)
+    if task is None:
+        return None
+    task.status = status.value
+    task.end_time = now
+    _set_tally(task, tally)
+    task.reason = reason
+    return task
 
 
 def close_running_in(
