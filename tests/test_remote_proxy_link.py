@@ -21,7 +21,7 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import StopRun
 from keepstone.proxy.remote import ServerChannel
 from keepstone.proxy.worker import ProxyWorker, Worker
-from keepstone.services import catalog, proxies, proxy_link, proxy_wire, runs
+from keepstone.services import catalog, licensing, proxies, proxy_link, proxy_wire, runs
 from keepstone.services.context import Context, new_id
 from keepstone.store.tables import JobSession, LogItem, Proxy
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
@@ -172,6 +172,12 @@ def test_a_remote_proxy_works_a_run_over_http_byte_for_byte(
     assert any("on proxy edge-1" in t for t in titles), titles
     assert len(api.get(f"/v2/RestorePoints?jobId={job['id']}").json()) == 1
     assert everything_in(api, explore(api, job)) == by_subject(organization)
+    # each user's success log item came with its user (from start_task): it licenses the user
+    successes = [t for t in titles if t.startswith("[Success] User ")]
+    licensed = {u.name for u in licensing.licensed_users(ctx)}
+    assert (
+        successes and licensed and all(f"User {name}:" in " ".join(successes) for name in licensed)
+    )
     with ctx.db.read() as s:
         row = s.get(Proxy, proxy_id)
         assert row is not None and row.version and row.memory_percent is not None

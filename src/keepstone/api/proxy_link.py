@@ -92,7 +92,6 @@ class TaskEnd(Strict):
     read_bytes: int = Field(alias="readBytes", ge=0)
     written_bytes: int = Field(alias="writtenBytes", ge=0)
     reason: str = Field("", max_length=MESSAGE_MAX)
-    outcome: str = Field("", max_length=MESSAGE_MAX)  # the user's success log item, if any
 
 
 class Recording(Strict):
@@ -172,9 +171,7 @@ def finish_task(
     task_id: str, body: TaskEnd, ctx: Ctx, proxy_id: ProxyId, attempt: Attempt
 ) -> Response:
     tally = UserTally(body.items, body.total_bytes, body.read_bytes, body.written_bytes)
-    proxy_link.finish_task(
-        ctx, proxy_id, attempt, task_id, body.status, tally, body.reason, body.outcome
-    )
+    proxy_link.finish_task(ctx, proxy_id, attempt, task_id, body.status, tally, body.reason)
     return Response(status_code=204)
 
 

@@ -146,6 +146,7 @@ class ServerChannel:
         self.proxy_id = proxy_id
         self.clock: Clock = clock or SystemClock()
         self.away_patience = AWAY_PATIENCE_SECONDS
+        self._subjects: dict[str, tuple[str, str]] = {}  # task id -> its user, until it ends
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return self.client.post(API + path, json=body or {})
@@ -242,7 +243,9 @@ class ServerChannel:
 
     def start_task(self, run: runs.ClaimedRun, subject: tuple[str, str]) -> str:
         response = self._run_call(run, "tasks", {"id": subject[0], "name": subject[1]})
-        return str(response.json()["taskId"])
+        task_id = str(response.json()["taskId"])
+        self._subjects[task_id] = subject  # for its success log item (finish_task)
+        return task_id
 
     def finish_task(
         self,
@@ -261,9 +264,12 @@ class ServerChannel:
             "writtenBytes": tally.written_bytes,
             "reason": reason,
         }
-        if outcome:
-            body["outcome"] = outcome[:8000]
         self._run_call(run, f"tasks/{task_id}/finish", body)
+        # The success log item goes as it always went, in a call of its own: the wire stays as
+        # servers of every version take it (in process, CatalogChannel writes both at once).
+        subject = self._subjects.pop(task_id, None)
+        if outcome:
+            self.log(run, SessionStatus.SUCCESS, outcome, subject)
 
     def record(
         self, run: runs.ClaimedRun, repository_id: str, facts: restore_points.SnapshotFacts

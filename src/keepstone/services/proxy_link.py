@@ -223,14 +223,13 @@ def finish_task(
     status: SessionStatus,
     tally: UserTally,
     reason: str,
-    outcome: str = "",
 ) -> None:
     with ctx.db.read() as s:
         _claimed_in(s, proxy_id, attempt)
         task = s.get(TaskSession, task_id)
         if task is None or task.session_id != attempt.session_id:
             raise NotFound(f"task session '{task_id}' is not one of this run's")
-    runs.finish_task(ctx, task_id, status, tally, reason=reason, outcome=outcome)
+    runs.finish_task(ctx, task_id, status, tally, reason=reason, outcome="")
 
 
 def record(
