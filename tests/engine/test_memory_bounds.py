@@ -8,17 +8,21 @@ import gc
 import io
 import mmap
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
 
-from keepstone.engine import ChunkerParams, heap
+from keepstone.engine import ChunkerParams, heap, wire
+from keepstone.engine import chunker as chunker_module
 from keepstone.engine.chunker import WINDOW_KEPT, Chunker
+from keepstone.engine.writer import _TreeBuilder
 
 from .helpers import backup, new_repo, pseudo_random
 
 MiB = 1024 * 1024
-# Real-sized bounds: a 16 MiB window per thread, of which a large file makes all resident.
+# Real-sized bounds: an 8 MiB window (max_size) per thread, of which a large file makes all
+# resident while it is read.
 PARAMS = ChunkerParams(min_size=256 * 1024, avg_size=MiB, max_size=8 * MiB)
 
 
@@ -55,6 +59,31 @@ def test_a_large_file_leaves_at_most_the_kept_window_resident(size_mib: int) -> 
     assert [bytes(c) for c in chunker.chunks(io.BytesIO(data))] == cut
 
 
+@pytest.mark.parametrize("size_mib", [6, 24], ids=["N", "4N"])
+def test_a_large_file_never_holds_more_than_one_largest_chunk(
+    size_mib: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a file is read, its thread's window holds at most ``max_size`` bytes resident (it
+    was twice that), and only a tail without a cut point is moved to the window's front: a few
+    chunks' worth for the whole file, not the rest of every window (7.3 of 24 MiB before)."""
+    moved: list[int] = []
+    shift = chunker_module._shift
+    monkeypatch.setattr(
+        chunker_module, "_shift", lambda view, a, b: moved.append(b - a) or shift(view, a, b)
+    )
+    chunker = Chunker(PARAMS)
+    data = pseudo_random(f"big{size_mib}", size_mib * MiB)
+    peak = 0
+    cut = []
+    for chunk in chunker.chunks(io.BytesIO(data)):
+        peak = max(peak, _resident(_window(chunker)))
+        cut.append(bytes(chunk))
+    assert b"".join(cut) == data
+    assert peak <= PARAMS.max_size
+    assert sum(moved) <= len(data) // 4
+    assert len(moved) <= size_mib * MiB // (PARAMS.max_size // 2)
+
+
 def test_small_files_keep_their_pages() -> None:
     chunker = Chunker(PARAMS)
     for n in range(3):
@@ -81,3 +110,23 @@ def test_a_backup_leaves_what_the_process_made_before_it_to_no_collection(
     assert gc.get_freeze_count() > 10_000
     assert not any(o is long_lived for o in gc.get_objects())  # no generation holds it now
     assert gc.is_tracked(long_lived)
+
+
+@pytest.mark.parametrize("items", [1000, 4000], ids=["N", "4N"])
+def test_a_full_tree_is_made_with_one_copy_of_its_items(items: int) -> None:
+    """Cutting a tree (4 MiB at most) allocates about its size once: the bracket-and-join of
+    before held three copies at its peak (traced by Python's allocator, not timed)."""
+    trees = _TreeBuilder()
+    records = [wire.dumps({"key": f"k{n}", "pad": "x" * 1000}) for n in range(items)]
+    for record in records:
+        trees.add_encoded(record, "u", "mail", "Inbox", 1, 0.0)
+    size = sum(len(r) + 1 for r in records)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tree = trees.take()
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert tree == wire.dumps([wire.loads(r, "item") for r in records])
+    assert peak <= size * 1.2

@@ -81,8 +81,10 @@ class Chunker:
         return self._stream_chunks(source)
 
     def _stream_chunks(self, stream: Readable) -> Iterator[memoryview]:
-        # One reusable window of 2 * max_size per thread: a cut is accepted only when max_size
-        # bytes follow its start (or the stream ended), which gives FastCDC's cuts of the whole.
+        # One reusable window of max_size bytes per thread. FastCDC scans a chunk's bytes in
+        # order and stops at the first cut point, so a cut found before the end of what the
+        # window holds is the cut of the whole stream; only a tail without a cut (shorter than
+        # max_size: a full window always ends a chunk) waits for more bytes, moved to the front.
         view = self._window()
         max_size = self.params.max_size
         start = end = reached = 0
@@ -90,16 +92,17 @@ class Chunker:
         try:
             while True:
                 if not eof:
-                    view[: end - start] = view[start:end]
-                    start, end = 0, end - start
+                    if start:
+                        start, end = 0, _shift(view, start, end)
                     end, eof = _fill(stream, view, end)
                     reached = max(reached, end)
                 if start == end:
                     return
                 for chunk in self._cdc().cut_buf(view[start:end]):
-                    if not eof and end - start < max_size:
-                        break
-                    start += chunk.length
+                    length = chunk.length
+                    if not eof and length == end - start and length < max_size:
+                        break  # no cut point in what is here yet
+                    start += length
                     yield chunk.data
         finally:
             if reached > WINDOW_KEPT:
@@ -107,7 +110,7 @@ class Chunker:
 
     def _release(self, view: memoryview) -> None:
         """Give the window's pages past ``WINDOW_KEPT`` back: a large file made them resident,
-        and each backup thread would otherwise hold 2 * max_size for the rest of the run."""
+        and each backup thread would otherwise hold max_size for the rest of the run."""
         window = cast(mmap.mmap, view.obj)
         window.madvise(mmap.MADV_DONTNEED, WINDOW_KEPT, len(window) - WINDOW_KEPT)
 
@@ -128,11 +131,17 @@ class Chunker:
         window: memoryview | None = getattr(self._local, "window", None)
         if window is None:
             # Anonymous memory: a page is resident only once a read reaches it, so a thread
-            # that reads small files holds a few pages, not 2 * max_size (a zeroed bytearray
-            # made all 16 MiB resident per thread). It is unmapped when its thread ends.
-            buffer = mmap.mmap(-1, 2 * self.params.max_size)
+            # that reads small files holds a few pages, not max_size (a zeroed bytearray made
+            # all of it resident per thread). It is unmapped when its thread ends.
+            buffer = mmap.mmap(-1, self.params.max_size)
             window = self._local.window = memoryview(buffer)
         return window
+
+
+def _shift(view: memoryview, start: int, end: int) -> int:
+    """Move ``view[start:end]`` to the front; its new end."""
+    view[: end - start] = view[start:end]
+    return end - start
 
 
 def _fill(stream: Readable, view: memoryview, end: int) -> tuple[int, bool]:
