@@ -159,7 +159,7 @@ def start_server(
         [
             sys.executable,
             "-c",
-            "from keepstone.cli.main import app; app()",
+            "from keepstone.cli import main; main()",
             "serve",
             "--data-dir",
             str(data_dir),

@@ -144,7 +144,7 @@ def keepstone_server(work: Path, fake: FakeGraph) -> Iterator[str]:
     command = [
         sys.executable,
         "-c",
-        "from keepstone.cli.main import app; app()",
+        "from keepstone.cli import main; main()",
         "serve",
         "--data-dir",
         str(work / "data"),

@@ -44,7 +44,7 @@ def keepstone_command(*args: str) -> list[str]:
     )
     if script is not None:
         return [script, *args]
-    return [sys.executable, "-c", "from keepstone.cli.main import app; app()", *args]
+    return [sys.executable, "-c", "from keepstone.cli import main; main()", *args]
 
 
 def process_env(home: Path | None = None, **overrides: str | None) -> dict[str, str]:

@@ -45,6 +45,20 @@ except RuntimeError:
     print(renderer(None, "error", {"event": "failed", "exc_info": True}))
 """
 
+COMMAND_IMPORTS = """
+import gc, sys, typer
+from keepstone import cli
+
+def reached(self, *args, **kwargs):  # the command is about to run: its imports are done
+    print(len(collections), gc.isenabled(), "keepstone.server" in sys.modules)
+    raise SystemExit(0)
+
+typer.Typer.__call__ = reached
+collections = []
+gc.callbacks.append(lambda phase, info: collections.append(1) if phase == "start" else None)
+cli.main()
+"""
+
 TERMINAL_EXTRAS = ("rich", "pygments", "httpx._main")
 AT_FIRST_USE = ("botocore", "boto3", "urllib3", "jinja2")
 # Alembic loads every dialect it knows when it migrates; a run on SQLite needs no other.
@@ -86,19 +100,24 @@ def test_a_backup_runs_process_imports_no_terminal_extras() -> None:
     assert _found(modules, OTHER_DIALECTS) == []
 
 
-def test_structlog_without_rich_renders_an_exception_without_locals() -> None:
-    """Before ``logs.configure`` (or in a library's use), structlog's default console renderer
-    prints a plain traceback, which shows no frame's locals (Rich's showed them all)."""
+def _printed(script: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", UNCONFIGURED_LOG],
+        [sys.executable, "-c", script],
         env=process_env(),
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    assert "RuntimeError: the failure" in done.stdout and "Traceback" in done.stdout
-    assert "hunter2" not in done.stdout
+    return done.stdout
+
+
+def test_structlog_without_rich_renders_an_exception_without_locals() -> None:
+    """Before ``logs.configure`` (or in a library's use), structlog's default console renderer
+    prints a plain traceback, which shows no frame's locals (Rich's showed them all)."""
+    printed = _printed(UNCONFIGURED_LOG)
+    assert "RuntimeError: the failure" in printed and "Traceback" in printed
+    assert "hunter2" not in printed
 
 
 def test_a_bucket_that_cannot_be_reached_is_still_caught_by_its_lazy_names() -> None:
@@ -126,3 +145,9 @@ def test_a_bucket_that_cannot_be_reached_is_still_caught_by_its_lazy_names() -> 
             raise ValueError("not an S3 failure")
         except object_storage.unreachable(InvalidInput):
             pass
+
+
+def test_the_command_imports_its_modules_without_a_collection() -> None:
+    """``keepstone`` (``cli.main``) imports the CLI, the server and the tables with the
+    collector paused, then restores it: importing them set off about 220 collections."""
+    assert _printed(COMMAND_IMPORTS).split() == ["0", "True", "True"]

@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keepstone.api.client_address import Network, parse_networks
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
-from keepstone.engine.heap import freeze_long_lived
+from keepstone.engine.heap import collector_paused, freeze_long_lived
 from keepstone.engine.s3location import is_loopback
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.scheduler import Scheduler
@@ -360,72 +360,95 @@ def serve(options: ServeOptions, say: Callable[[str], None] = print) -> None:
     lock = DataDirLock(options.data_dir)
     lock.acquire()
     try:
-        ctx = open_context(
-            options.data_dir,
-            tz=tz,
-            graph=options.graph,
-            database=options.database,
-            secret_box=resolve_secret_key(options.secret_key_file),
-        )
-        # A first start hashes the administrator's password (Argon2, about 0.2 s in C, which
-        # releases the GIL): it runs beside the app's imports and analysis, which need no catalog.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap") as pool:
-            bootstrapping = pool.submit(bootstrap, ctx, options.data_dir)
-            app = _create_app(ctx, options, public)
-            started = bootstrapping.result()
-        ctx.server_id = started.server_id
-        tasks.fail_interrupted(ctx, alone=not other_servers_online(ctx, started.proxy_id))
-        if started.generated_password:
-            say(
-                f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
-                f"password: {started.generated_password}\n(also written to "
-                f"{options.data_dir / INITIAL_PASSWORD_FILE}; "
-                "change it with 'keepstone admin user passwd')"
-            )
-        cert, key = _tls_files(options)
-        if cert is None and not is_loopback(options.host):
-            say(
-                f"WARNING: serving plain HTTP on non-loopback address {options.host}: passwords "
-                "and tokens cross the network unencrypted; use --tls-self-signed or "
-                "--tls-cert/--tls-key"
-            )
-        scheme = "https" if cert else "http"
-        ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
-        worker = ProxyWorker(ctx, started.proxy_id)
-        listener = wire_wakeups(ctx, worker.wake)
-        worker.start()
-        scheduler = Scheduler(ctx, Leadership(ctx, started.server_id))
-        scheduler.start()
-        say(
-            f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
-            f"(data directory {options.data_dir})"
-        )
-        config = uvicorn.Config(
-            app,
-            host=options.host,
-            port=options.port,
-            ssl_certfile=cert,
-            ssl_keyfile=key,
-            ssl_context_factory=strict_tls if cert else None,
-            log_config=None,
-            access_log=False,
-            # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
-            # --trusted-proxy list is believed (api/client_address.py).
-            proxy_headers=False,
-            timeout_graceful_shutdown=10,
-        )
-        freeze_long_lived()  # what start made: no collection walks it again (engine/heap.py)
+        # A start makes a few hundred thousand objects (the app's routes and models above all)
+        # and no garbage worth a collection: none runs until they are frozen (engine/heap.py).
+        with collector_paused():
+            running = _start(options, tz, public, say)
+            freeze_long_lived()
         try:
-            _Server(config).run()
+            _Server(running.config).run()
         finally:
-            stop_background_work(scheduler, worker)
-            if listener is not None:
-                listener.stop(STOP_GRACE_SECONDS)
-            ctx.db.dispose()
+            stop_background_work(running.scheduler, running.worker)
+            if running.listener is not None:
+                running.listener.stop(STOP_GRACE_SECONDS)
+            running.ctx.db.dispose()
             say("Keepstone stopped")
     finally:
         lock.release()
         log.info("data directory released", data_dir=str(options.data_dir))
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    """A started server's parts, for ``serve`` to run and then stop."""
+
+    ctx: Context
+    config: uvicorn.Config
+    worker: ProxyWorker
+    scheduler: Scheduler
+    listener: Listener | None
+
+
+def _start(
+    options: ServeOptions, tz: tzinfo, public: str | None, say: Callable[[str], None]
+) -> _Running:
+    """The catalog opened, the server bootstrapped, the app made, the proxy and scheduler
+    running: everything but answering."""
+    ctx = open_context(
+        options.data_dir,
+        tz=tz,
+        graph=options.graph,
+        database=options.database,
+        secret_box=resolve_secret_key(options.secret_key_file),
+    )
+    # A first start hashes the administrator's password (Argon2, about 0.2 s in C, which
+    # releases the GIL): it runs beside the app's imports and analysis, which need no catalog.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bootstrap") as pool:
+        bootstrapping = pool.submit(bootstrap, ctx, options.data_dir)
+        app = _create_app(ctx, options, public)
+        started = bootstrapping.result()
+    ctx.server_id = started.server_id
+    tasks.fail_interrupted(ctx, alone=not other_servers_online(ctx, started.proxy_id))
+    if started.generated_password:
+        say(
+            f"Created administrator '{os.environ.get('KEEPSTONE_ADMIN_USER') or 'admin'}' with "
+            f"password: {started.generated_password}\n(also written to "
+            f"{options.data_dir / INITIAL_PASSWORD_FILE}; "
+            "change it with 'keepstone admin user passwd')"
+        )
+    cert, key = _tls_files(options)
+    if cert is None and not is_loopback(options.host):
+        say(
+            f"WARNING: serving plain HTTP on non-loopback address {options.host}: passwords "
+            "and tokens cross the network unencrypted; use --tls-self-signed or "
+            "--tls-cert/--tls-key"
+        )
+    scheme = "https" if cert else "http"
+    ctx.public_url = public or f"{scheme}://{options.host}:{options.port}"
+    worker = ProxyWorker(ctx, started.proxy_id)
+    listener = wire_wakeups(ctx, worker.wake)
+    worker.start()
+    scheduler = Scheduler(ctx, Leadership(ctx, started.server_id))
+    scheduler.start()
+    say(
+        f"Keepstone serving {scheme}://{options.host}:{options.port}/ "
+        f"(data directory {options.data_dir})"
+    )
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        ssl_certfile=cert,
+        ssl_keyfile=key,
+        ssl_context_factory=strict_tls if cert else None,
+        log_config=None,
+        access_log=False,
+        # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
+        # --trusted-proxy list is believed (api/client_address.py).
+        proxy_headers=False,
+        timeout_graceful_shutdown=10,
+    )
+    return _Running(ctx, config, worker, scheduler, listener)
 
 
 def _create_app(ctx: Context, options: ServeOptions, public: str | None) -> FastAPI:

@@ -16,6 +16,8 @@ import ctypes
 import gc
 import platform
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 MMAP_THRESHOLD = 1024 * 1024
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
@@ -50,3 +52,17 @@ def freeze_long_lived() -> None:
     if not _frozen:
         gc.freeze()
         _frozen = True
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection within: for work that makes many objects and no cycles
+    worth collecting (a server's start, a repository's index, a previous point's trees), whose
+    collections would walk everything and free nothing. Restores what it found."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
