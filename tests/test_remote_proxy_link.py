@@ -23,6 +23,7 @@ from keepstone.proxy.remote import ServerChannel
 from keepstone.proxy.worker import ProxyWorker, Worker
 from keepstone.services import catalog, licensing, proxies, proxy_link, proxy_wire, runs
 from keepstone.services.context import Context, new_id
+from keepstone.services.task_sessions import UserTally
 from keepstone.store.tables import JobSession, LogItem, Proxy
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
 from tests.conftest import BASE_URL, Api, SharedApp, catalog_text
@@ -178,6 +179,7 @@ def test_a_remote_proxy_works_a_run_over_http_byte_for_byte(
     assert (
         successes and licensed and all(f"User {name}:" in " ".join(successes) for name in licensed)
     )
+    assert remote.channel._subjects == {}  # each task's user forgotten once it ended
     with ctx.db.read() as s:
         row = s.get(Proxy, proxy_id)
         assert row is not None and row.version and row.memory_percent is not None
@@ -329,3 +331,23 @@ def test_a_claim_lost_and_taken_again_by_the_same_proxy_is_a_new_claim(
     [done] = api.get(f"/v2/Jobs/{job['id']}/JobSessions").json()
     assert done["status"] == "Success"
     assert len(api.get(f"/v2/RestorePoints?jobId={job['id']}").json()) == 1
+
+
+def test_the_users_of_a_run_stopped_midway_are_forgotten_at_its_end(
+    app: FastAPI, ctx: Context, api: Api, organization: Organization
+) -> None:
+    """A remote proxy remembers each started task's user for its success log item; a run that
+    ends without finishing its tasks (stopped, taken over) leaves nothing behind."""
+    proxy_id, link = register(app, ctx, "edge-1")
+    remote_job(api, organization, proxy_id)
+    channel = ServerChannel(link, proxy_id, ctx.clock)
+    run = channel.claim()
+    assert run is not None
+    channel.start_task(run, ("u1", "alice"))
+    finished = channel.start_task(run, ("u2", "bob"))
+    channel.start_task(run, ("u3", "carol"))
+    tally = UserTally(1, 1, 1, 1)
+    channel.finish_task(run, finished, SessionStatus.SUCCESS, tally, "", "User bob: 1 message")
+    assert len(channel._subjects) == 2
+    channel.end(run, SessionStatus.FAILED, "stopped", {}, 0, retryable=False)
+    assert channel._subjects == {}

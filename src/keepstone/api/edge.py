@@ -131,10 +131,10 @@ class Edge:
         answers it."""
         if self.refusal is None:
             return False
-        request = Request(scope, receive)
         found = None if self.direct is None else self.direct.match(scope["method"], scope["path"])
         if found is not None:
             route, params = found
+            request = Request(scope, receive)
             try:
                 answer = await route.route.handler(request, params, body)
             except KeepstoneError as error:
@@ -143,7 +143,10 @@ class Edge:
             return False
         else:
             check = self.gate.check_without_credentials(scope)
-            refused = None if check is None else await self.gate.refusal(check, request)
+            if check is None:
+                return False
+            request = Request(scope, receive)
+            refused = await self.gate.refusal(check, request)
             if refused is None:
                 return False
             answer = await self.refusal(request, refused)

@@ -146,7 +146,8 @@ class ServerChannel:
         self.proxy_id = proxy_id
         self.clock: Clock = clock or SystemClock()
         self.away_patience = AWAY_PATIENCE_SECONDS
-        self._subjects: dict[str, tuple[str, str]] = {}  # task id -> its user, until it ends
+        # (run, task id) -> the task's user, until the task or its run ends
+        self._subjects: dict[tuple[str, str], tuple[str, str]] = {}
 
     def _post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
         return self.client.post(API + path, json=body or {})
@@ -244,7 +245,7 @@ class ServerChannel:
     def start_task(self, run: runs.ClaimedRun, subject: tuple[str, str]) -> str:
         response = self._run_call(run, "tasks", {"id": subject[0], "name": subject[1]})
         task_id = str(response.json()["taskId"])
-        self._subjects[task_id] = subject  # for its success log item (finish_task)
+        self._subjects[run.session_id, task_id] = subject  # for its success log item
         return task_id
 
     def finish_task(
@@ -267,7 +268,7 @@ class ServerChannel:
         self._run_call(run, f"tasks/{task_id}/finish", body)
         # The success log item goes as it always went, in a call of its own: the wire stays as
         # servers of every version take it (in process, CatalogChannel writes both at once).
-        subject = self._subjects.pop(task_id, None)
+        subject = self._subjects.pop((run.session_id, task_id), None)
         if outcome:
             self.log(run, SessionStatus.SUCCESS, outcome, subject)
 
@@ -287,6 +288,9 @@ class ServerChannel:
         *,
         retryable: bool,
     ) -> None:
+        for key in list(self._subjects):  # tasks a stopped run never finished
+            if key[0] == run.session_id:
+                self._subjects.pop(key, None)
         body = {
             "status": status.value,
             "message": message,
