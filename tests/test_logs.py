@@ -144,3 +144,24 @@ def test_a_line_of_a_loop_stopped_before_its_turn_ended_is_not_lost() -> None:
     asyncio.run(elsewhere())
     loop.close()
     assert stream.getvalue() == "last words\nnext\n"
+
+
+class _Opaque:
+    def __repr__(self) -> str:
+        return "<opaque ünïcode>"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"event": "request", "status": 401, "ms": 0.12, "path": "/v2/Jobs"},
+        {"name": 'naïve \u2028 "quoted" \\ \x00 \ud800', "nested": {"a": [1, 2.5, None, True]}},
+        {"nan": float("nan"), "inf": float("-inf"), "big": 10**30, "flag": False},
+        {"object": _Opaque(), "bytes": b"\xff", "empty": {}, "list": []},
+        "a plain string",
+    ],
+)
+def test_a_line_is_what_json_dumps_writes(fields: Any) -> None:
+    """The line encoder made once is the encoder ``json.dumps`` makes per call."""
+    default = structlog.processors._json_fallback_handler
+    assert logs._line(fields) == json.dumps(fields, default=default)

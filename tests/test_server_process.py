@@ -473,6 +473,7 @@ def test_https_answers_carry_hsts_and_a_secure_httponly_session_cookie(fleet: Fl
         for answer in (logon, client.get("/v2/no-such-thing")):
             assert answer.headers["x-content-type-options"] == "nosniff"
             assert answer.headers["x-frame-options"] == "DENY"
+            assert "server" not in answer.headers  # uvicorn's name is not told
 
 
 def test_links_use_the_bound_address_not_the_host_header(first_start: ServerProcess) -> None:

@@ -9,6 +9,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, TextIO
 
@@ -18,8 +19,35 @@ from structlog.processors import _json_fallback_handler
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 # One encoder for every line: ``json.dumps`` given a ``default`` builds a new encoder per call,
-# a few microseconds of every access-log line.
+# a few microseconds of every access-log line, and so does ``JSONEncoder.encode`` (its C encoder,
+# made per call with a new set of the containers it is in). A line's fields are one flat object,
+# so the C encoder is made once, without that set: a cycle is a RecursionError, not a ValueError.
 _ENCODER = json.JSONEncoder(default=_json_fallback_handler)
+_make_c_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_C_ENCODER = (
+    None
+    if _make_c_encoder is None
+    else _make_c_encoder(
+        None,  # no set of containers
+        _json_fallback_handler,
+        json.encoder.encode_basestring_ascii,
+        None,  # no indent
+        ": ",
+        ", ",
+        False,  # keys unsorted
+        False,  # keys not skipped
+        True,  # NaN allowed
+    )
+)
+
+
+def _line(fields: Any) -> str:
+    """``fields`` as JSON, as ``json.dumps(fields, default=...)`` writes it."""
+    if _C_ENCODER is None:
+        return _ENCODER.encode(fields)
+    return "".join(_C_ENCODER(fields, 0))
 
 
 class Lines:
@@ -133,11 +161,11 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     merge_contextvars(None, "info", fields)
     fields["level"] = "info"
     utc_timestamp(None, "info", fields)
-    configured.lines.write(_ENCODER.encode(fields))
+    configured.lines.write(_line(fields))
 
 
 def _encode(event_dict: EventDict, **_options: Any) -> str:
-    return _ENCODER.encode(event_dict)
+    return _line(event_dict)
 
 
 def utc_timestamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -446,6 +446,9 @@ def _start(
         # uvicorn would believe X-Forwarded-For from loopback peers; only the operator's
         # --trusted-proxy list is believed (api/client_address.py).
         proxy_headers=False,
+        # no "server: uvicorn": the software and its version are nobody's business (and a
+        # header less on every answer)
+        server_header=False,
         timeout_graceful_shutdown=10,
     )
     return _Running(ctx, config, worker, scheduler, listener)

@@ -102,3 +102,28 @@ def test_an_error_answer_encoded_once_is_answered_again_whole(
     long = errors.error_response(path, 404, "x" * (errors.MESSAGE_KEPT + 1), None, accept)
     assert errors._encoded_error.cache_info().currsize == kept
     assert "x" * (errors.MESSAGE_KEPT + 1) in long.body.decode()
+
+
+def test_edge_is_the_outermost_layer_and_fastapis_own_are_gone(client: TestClient) -> None:
+    """``KeepstoneApp``: nothing in front of ``Edge`` (whose 500 is the dialect's, above), and no
+    handler for 500 or ``Exception`` that FastAPI's own layer would have called."""
+    from fastapi import FastAPI
+    from starlette.middleware.errors import ServerErrorMiddleware
+
+    from keepstone.api.app import KeepstoneApp
+    from keepstone.api.edge import Edge
+
+    app = client.app
+    assert isinstance(app, KeepstoneApp)
+    stack = app.build_middleware_stack()
+    assert isinstance(stack, Edge)
+    layers = []
+    while stack is not None:
+        layers.append(type(stack))
+        stack = getattr(stack, "app", None)
+    assert ServerErrorMiddleware not in layers
+    assert FastAPI.build_middleware_stack(app).__class__ is ServerErrorMiddleware  # FastAPI's
+    given_one = KeepstoneApp()
+    given_one.add_exception_handler(Exception, lambda request, error: None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="no handler for 500 or Exception"):
+        given_one.build_middleware_stack()
