@@ -20,8 +20,9 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 # One encoder for every line: ``json.dumps`` given a ``default`` builds a new encoder per call,
 # a few microseconds of every access-log line, and so does ``JSONEncoder.encode`` (its C encoder,
-# made per call with a new set of the containers it is in). A line's fields are one flat object,
-# so the C encoder is made once, without that set: a cycle is a RecursionError, not a ValueError.
+# made per call with a new set of the containers it is in, to refuse a cycle). The C encoder is
+# made once, without that set (it is then stateless, so threads share it): a log event holding
+# a cycle fails with a RecursionError rather than a ValueError.
 _ENCODER = json.JSONEncoder(default=_json_fallback_handler)
 _make_c_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
     json.encoder, "c_make_encoder", None
