@@ -331,12 +331,15 @@ class Backup:
         """An unchanged item is carried over as is (its stored JSON too when nothing about it
         changed); anything else is read and stored. A folder item (a source's state, never any
         content) is kept as the source gives it, without decoding the one it replaces: that
-        gives the very same item, and a folder's state can be large."""
+        gives the very same item, and a folder's state can be large. An item with
+        ``content_meta`` is always read: part of its metadata is in its content."""
         if item.kind == "folder" and item.size == 0:
             meta = _meta(item)
             return Stored(
                 Item(item.key, item.user, "folder", item.path, 0, item.mtime, item.mode, meta)
             )
+        if item.content_meta is not None:
+            return pool.submit(self._store, writer, item)
         before = previous.get(item.key)
         if (
             before is not None
@@ -361,14 +364,15 @@ class Backup:
             stream = item.open()
         except (OSError, InvalidInput) as error:
             raise UnreadableItem(_why(error)) from error
+        wanted = item.content_meta
         with stream:
-            timed = TimedReader(stream)
+            timed = TimedReader(stream, wanted.head_bytes if wanted is not None else 0)
             chunks, size, new = writer.add_file(timed)
             changed = _changed_while_read(stream, size)
         with self._lock:  # statistics only; the pool's threads add to them
             self.source_seconds += timed.seconds + SOURCE_LATENCY
             self.target_seconds += time.perf_counter() - started - timed.seconds - SOURCE_LATENCY
-        meta = _meta(item)
+        meta = _meta(item) if wanted is None else _meta(item, wanted.parse(timed.head()))
         if changed:
             meta["change_token"] = ""  # not what was read: the next run reads it again
         stored = Item(
@@ -583,11 +587,23 @@ def _changed_while_read(stream: BinaryIO | Watched, size: int) -> bool:
 
 class TimedReader(io.RawIOBase):
     """A stream that counts the time spent reading the source (the bottleneck statistic); an
-    error of the source while reading is the item's, not the run's (``UnreadableItem``)."""
+    error of the source while reading is the item's, not the run's (``UnreadableItem``). It
+    keeps a copy of the first ``head_bytes`` read (``head``): an item's metadata from its
+    content comes from the read that stores it."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, head_bytes: int = 0) -> None:
         self.stream = stream
         self.seconds = 0.0
+        self._head: list[bytes] = []
+        self._head_wanted = head_bytes
+
+    def head(self) -> bytes:
+        return b"".join(self._head)
+
+    def _keep(self, data: bytes | memoryview) -> None:
+        taken = data[: self._head_wanted]
+        self._head.append(bytes(taken))
+        self._head_wanted -= len(taken)
 
     def readable(self) -> bool:
         return True
@@ -599,16 +615,20 @@ class TimedReader(io.RawIOBase):
         except OSError as error:
             raise UnreadableItem(_why(error)) from error
         self.seconds += time.perf_counter() - started
+        if self._head_wanted > 0:
+            self._keep(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
         started = time.perf_counter()
         try:
-            count = self.stream.readinto(buffer)  # type: ignore[attr-defined]
+            count = int(self.stream.readinto(buffer) or 0)  # type: ignore[attr-defined]
         except OSError as error:
             raise UnreadableItem(_why(error)) from error
         self.seconds += time.perf_counter() - started
-        return int(count or 0)
+        if self._head_wanted > 0 and count:
+            self._keep(memoryview(buffer)[:count])
+        return count
 
 
 def _parts(chosen: Parts, user: SourceUser) -> list[Part]:
@@ -631,5 +651,7 @@ def _carried(before: Item, key: str, item: SourceItem) -> Item:
     )  # fmt: skip
 
 
-def _meta(item: SourceItem) -> dict[str, object]:
-    return {**item.meta, "change_token": item.change_token}
+def _meta(item: SourceItem, from_content: Mapping[str, Any] | None = None) -> dict[str, object]:
+    if from_content is None:
+        return {**item.meta, "change_token": item.change_token}
+    return {**item.meta, **from_content, "change_token": item.change_token}
