@@ -60,7 +60,9 @@ IN_FLIGHT_BYTES = 64 * 1024 * 1024
 # Small items go to the pool in batches: a task costs a future, a queue hand-off and a thread's
 # wake-up, all under the GIL (the bench's initial backup: 34,800 tasks for 30,000 messages and
 # 4,800 files; 5,122 in batches). Ordered as the source gives them; a batch of 16 small
-# messages is a few milliseconds of a worker's time.
+# messages is a few milliseconds of a worker's time. Only for the Local source: a remote
+# connector's iterator may wait for its earlier items to be stored (Graph's and IMAP's bounded
+# read-ahead), which a batch not yet full would hold back for ever.
 BATCH_ITEMS = 16
 BATCH_ITEM_BYTES = 256 * 1024  # larger items go alone
 ITEM_WARNINGS = 100  # per user, items skipped that get a log item of their own
@@ -86,7 +88,8 @@ def run_backup(run: RunContext) -> Outcome:
         return Outcome(SessionStatus.FAILED, run.work().unavailable, retryable=False)
     if organization.type == "Local":
         root = Path(organization.settings["path"])
-        return Backup(run, lambda on_skip: LocalOrganization(root, on_skip=on_skip)).execute()
+        local = lambda on_skip: LocalOrganization(root, on_skip=on_skip)  # noqa: E731
+        return Backup(run, local, batch_items=BATCH_ITEMS).execute()
     if organization.type == "Imap":
         return Backup(run, _imap_connector(run)).execute()
     if organization.type == "Office365":
@@ -164,9 +167,12 @@ class Backup:
         run: RunContext,
         connector: ConnectorFactory,
         user_ids: Mapping[str, str] | None = None,
+        batch_items: int = 1,
     ) -> None:
         """``user_ids``: user name -> the id the organization's API lists the user under (an
-        Office365 user's vendor id); others get a stable id derived from the name."""
+        Office365 user's vendor id); others get a stable id derived from the name.
+        ``batch_items``: small items given to the pool per task (see ``BATCH_ITEMS``)."""
+        self.batch_items = batch_items
         self.run = run
         self.claim = run.run
         self.user_ids = dict(user_ids or {})
@@ -297,7 +303,7 @@ class Backup:
         state = UserRun(user, subject, self.run.start_task(subject))
         sources = [self._guarded(state, user, part) for part in parts]
         pending = ReadAhead()
-        batches = Batches(pool, lambda items: self._store_all(writer, items))
+        batches = Batches(pool, lambda items: self._store_all(writer, items), self.batch_items)
         try:
             for source in sources:
                 for item in source:
@@ -559,13 +565,16 @@ class Slot:
 
 class Batches:
     """Items to store, given to the pool in the source's order: small ones (at most
-    ``BATCH_ITEM_BYTES``) ``BATCH_ITEMS`` to a task, a larger one alone. A batch is submitted
+    ``BATCH_ITEM_BYTES``) ``items`` to a task, a larger one alone. A batch is submitted
     when full, when a larger item comes, on ``flush``, or when one of its items is asked for."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, store: Callable[[list[SourceItem]], Stores]
+        self,
+        pool: ThreadPoolExecutor,
+        store: Callable[[list[SourceItem]], Stores],
+        items: int = BATCH_ITEMS,
     ) -> None:
-        self._pool, self._store = pool, store
+        self._pool, self._store, self._items = pool, store, items
         self._open = _Batch()
 
     def add(self, item: SourceItem) -> Slot:
@@ -575,7 +584,7 @@ class Batches:
         batch = self._open
         slot = Slot(self, batch, len(batch.items))
         batch.items.append(item)
-        if large or len(batch.items) >= BATCH_ITEMS:
+        if large or len(batch.items) >= self._items:
             self.flush()
         return slot
 
