@@ -8,17 +8,22 @@ from __future__ import annotations
 import io
 import os
 import typing
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from keepstone.engine import Item
 from keepstone.proxy.backup import (
+    BATCH_ITEM_BYTES,
+    BATCH_ITEMS,
     IN_FLIGHT,
     IN_FLIGHT_BYTES,
+    Batches,
     ReadAhead,
     Stored,
+    UnreadableItem,
     _changed_while_read,
 )
 from keepstone.sources.confined import OpenedFile
@@ -92,3 +97,64 @@ def test_read_ahead_counts_only_items_given_to_the_pool() -> None:
     assert list(ahead.due()) == []
     ahead.add(CarriedBlock("u", "mail", "Inbox", []))
     assert len(list(ahead.due())) == 1
+
+
+class _CountingPool(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.tasks = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.tasks += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def _through_batches(sizes: list[int], unreadable: int = -1) -> tuple[int, list[str]]:
+    """Items of ``sizes`` stored through ``Batches`` (item ``unreadable`` fails): the pool's
+    tasks, and each item's outcome in the order given."""
+
+    def store(items: list[SourceItem]) -> list[Stored | UnreadableItem]:
+        return [
+            UnreadableItem("gone") if i.key == f"u/file/{unreadable}" else
+            Stored(Item(i.key, "u", "file", i.path, i.size, 0.0, 0o644))
+            for i in items
+        ]  # fmt: skip
+
+    outcomes = []
+    with _CountingPool() as pool:
+        batches = Batches(pool, store)  # type: ignore[arg-type]
+        slots = [batches.add(_item(n, size)) for n, size in enumerate(sizes)]
+        batches.flush()
+        for slot in slots:
+            try:
+                outcomes.append(slot.result().item.key)
+            except UnreadableItem as error:
+                outcomes.append(str(error))
+    return pool.tasks, outcomes
+
+
+@pytest.mark.parametrize("items", [160, 640], ids=["N", "4N"])
+def test_small_items_go_to_the_pool_a_batch_at_a_time(items: int) -> None:
+    """A task per item cost a future, a queue hand-off and a wake-up under the GIL each."""
+    tasks, outcomes = _through_batches([30_000] * items, unreadable=7)
+    assert tasks == items // BATCH_ITEMS
+    assert outcomes == [f"u/file/{n}" if n != 7 else "gone" for n in range(items)]
+
+
+def test_a_large_item_goes_alone_and_keeps_its_place() -> None:
+    large = BATCH_ITEM_BYTES + 1
+    tasks, outcomes = _through_batches([100, 100, large, 100])
+    assert tasks == 3  # [0, 1], [2], [3]
+    assert outcomes == [f"u/file/{n}" for n in range(4)]
+
+
+def test_an_item_asked_for_before_its_batch_is_full_is_stored() -> None:
+    with _CountingPool() as pool:
+        batches = Batches(
+            pool,
+            lambda items: [Stored(Item(i.key, "u", "file", "p", 1, 0.0, 0o644)) for i in items],
+        )
+        slot = batches.add(_item(0, 100))
+        assert slot.result().item.key == "u/file/0"
+        batches.flush()  # nothing left to submit
+    assert pool.tasks == 1

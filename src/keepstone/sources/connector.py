@@ -7,6 +7,10 @@ items over, reading and storing the others, warnings, task sessions, progress, t
 - An item's ``opener`` gives its content as a stream: a file opened on demand (Local) or bytes
   already in memory (an IMAP body fetched in a batch). A stream that can tell whether its source
   changed while it was read implements ``Watched``; others are taken as read.
+- Metadata that lives in the content (a Local message's headers) may be left to the executor:
+  an item with ``content_meta`` is read (never carried over), and the executor adds what
+  ``content_meta.parse`` finds in the first ``head_bytes`` of the very read that stores it, so
+  a message is opened and read once, not once by the scan for its headers and again to store it.
 - An item is carried over without being read when the previous restore point has an item under
   the same key with the same change token, or when the connector names that item explicitly in
   ``previous`` (the content is known to be the same under a new key: an IMAP folder whose
@@ -52,6 +56,15 @@ class Skipped:
 SkipHandler = Callable[[Skipped], None]
 
 
+@dataclass(frozen=True, slots=True)
+class ContentMeta:
+    """How an item's remaining metadata comes from its content: ``parse`` of its first
+    ``head_bytes`` (all of it when shorter), merged after the item's own ``meta``."""
+
+    head_bytes: int
+    parse: Callable[[bytes], dict[str, Any]]
+
+
 @runtime_checkable
 class Watched(Protocol):
     """A stream that knows whether its source changed while ``bytes_read`` bytes were read."""
@@ -74,6 +87,9 @@ class SourceItem:
     opener: Callable[[], BinaryIO] = field(compare=False, repr=False)
     # The previous restore point's item with the same content, under another key (see above).
     previous: Item | None = field(default=None, compare=False, repr=False)
+    # Metadata the executor takes from the content as it stores it (see above); None: ``meta``
+    # is all of it.
+    content_meta: ContentMeta | None = field(default=None, compare=False, repr=False)
 
     def open(self) -> BinaryIO:
         return self.opener()

@@ -80,7 +80,13 @@ from typing import Any, BinaryIO
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine.model import CarriedRecord
 from keepstone.sources.confined import ConfinedRoot, Directory, OpenedFile, Refused
-from keepstone.sources.connector import CarriedBlock, Part, PreviousPoint, SkipHandler
+from keepstone.sources.connector import (
+    CarriedBlock,
+    ContentMeta,
+    Part,
+    PreviousPoint,
+    SkipHandler,
+)
 from keepstone.sources.connector import Skipped as Skipped  # re-exported: older imports
 from keepstone.sources.connector import SourceItem as SourceItem
 from keepstone.sources.local_state import STATE_VERSION, Entry, Stamp, StateReader, StateWriter
@@ -95,7 +101,6 @@ COLLISIONS = ("skip", "overwrite", "keepBoth")
 HEADER_LIMIT = 64 * 1024
 _READ_CHUNK = 8 * 1024
 _HEADERS = ("subject", "from", "to", "date")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 # Maildir flags (uppercase) plus Dovecot keyword letters (lowercase) are kept as they are.
 _FLAG_CHARS = re.compile(r"[A-Za-z]*")
 _MAIL_SUBS = ("cur", "new")
@@ -128,6 +133,7 @@ def _item_of_file(
     change_token: str,
     source_path: Path,
     opener: Callable[[], OpenedFile],
+    content_meta: ContentMeta | None = None,
 ) -> SourceItem:
     """The item of a file whose status is ``st``; reading it opens it by name in the directory
     it was found in (a message re-flagged since the scan is found again by its unique name)."""
@@ -144,6 +150,7 @@ def _item_of_file(
         change_token,
         source_path,
         opener,
+        content_meta=content_meta,
     )
 
 
@@ -497,7 +504,7 @@ class LocalOrganization:
             split = _split_name(entry.name)
             item = self._known_mail_item(user, folder, sub_dir, entry, split)
             if item is None:
-                item = self._mail_item(user, folder, sub_dir, entry.name, split)
+                item = self._mail_item(user, folder, sub_dir, entry.name, split, backup)
             if item is not None:
                 seen.add(unique)
                 if writer is not None and is_text(entry.name):
@@ -659,9 +666,18 @@ class LocalOrganization:
         return self._mail_source(user, folder, sub_dir, entry.name, split, st, headers)
 
     def _mail_item(
-        self, user: str, folder: _Folder, sub_dir: Directory, name: str, split: tuple[str, str]
+        self,
+        user: str,
+        folder: _Folder,
+        sub_dir: Directory,
+        name: str,
+        split: tuple[str, str],
+        backup: bool = False,
     ) -> SourceItem | None:
-        """The message's item; None if it vanished since the listing (expunged or moved)."""
+        """The message's item; None if it vanished since the listing (expunged or moved). It
+        is opened here either way (a link, a special file or a mount is refused, and reported,
+        by the scan). In a backup the executor reads it through that descriptor, and takes its
+        headers from that read (``content_meta``): the scan neither reads nor parses it."""
         try:
             fd, st = sub_dir.open_fd(name)
         except FileNotFoundError:
@@ -669,11 +685,17 @@ class LocalOrganization:
         except (OSError, Refused) as error:
             self._skip_error(user, sub_dir.below(name), error)
             return None
+        if backup:
+            opened = _OpenedMessage(fd, sub_dir.below(name), self._opener(sub_dir, name, split))
+            return self._mail_source(user, folder, sub_dir, name, split, st, None, opened)
         try:
             headers = _parse_headers(_read_header_block(fd))
         finally:
             os.close(fd)
         return self._mail_source(user, folder, sub_dir, name, split, st, headers)
+
+    def _opener(self, sub_dir: Directory, name: str, split: tuple[str, str]) -> _MessageOpener:
+        return _MessageOpener(self.confined, sub_dir, name, split[0])
 
     def _mail_source(
         self,
@@ -683,14 +705,18 @@ class LocalOrganization:
         name: str,
         split: tuple[str, str],
         st: os.stat_result,
-        headers: dict[str, Any],
+        headers: dict[str, Any] | None,
+        opened: _OpenedMessage | None = None,
     ) -> SourceItem:
+        """``headers`` None: the executor takes them from the content it reads through
+        ``opened`` (the same keys, in the same place: after the flags)."""
         unique, flags = split
         meta: dict[str, Any] = {}
         put_exact(meta, "folder_dir", folder.dir_name)
         put_exact(meta, "file_name", name)
         meta["flags"] = flags
-        meta.update(headers)
+        if headers is not None:
+            meta.update(headers)
         return _item_of_file(
             st,
             key=f"{user}/mail/{key_part(unique)}",
@@ -700,7 +726,8 @@ class LocalOrganization:
             meta=meta,
             change_token=_mail_token(unique, st),
             source_path=self._source_path(sub_dir, name),
-            opener=_MessageOpener(self.confined, sub_dir, name, unique),
+            opener=opened or self._opener(sub_dir, name, split),
+            content_meta=None if headers is not None else _HEADERS_OF_CONTENT,
         )
 
     def _scan_drive(
@@ -848,6 +875,33 @@ class _MessageOpener:
         return None
 
 
+class _OpenedMessage:
+    """A message the scan opened: its first read uses that very descriptor (so a backup opens
+    a message once); a later one opens it again as ``_MessageOpener`` does. The descriptor is
+    closed with the item when it is never read (a stopped run). Whether it changed while read
+    is judged from its status when the read begins, as when it was opened then: a flag change
+    since the scan renames it, which changes its ctime, not its content."""
+
+    __slots__ = ("_again", "_fd", "_path")
+
+    def __init__(self, fd: int, path: str, again: _MessageOpener) -> None:
+        self._fd, self._path, self._again = fd, path, again
+
+    def __call__(self) -> OpenedFile:
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            return self._again()
+        try:
+            return OpenedFile(fd, os.fstat(fd), self._path)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def __del__(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+
+
 def _as_recorded(
     state: StateReader | None,
     entry: os.DirEntry[str],
@@ -976,10 +1030,19 @@ def _read_header_block(fd: int) -> bytes:
 
 
 def _header_end(data: bytes) -> int | None:
+    """Where the first blank line (``\\r?\\n\\r?\\n``) begins: found with ``bytes.find`` (the
+    regular expression tried every byte of the header block: about 13 us a message). The
+    first match of the pattern begins at the first ``\\n\\r?\\n``, or a byte earlier when a
+    ``\\r`` stands there."""
     if data.startswith((b"\n", b"\r\n")):  # no headers at all
         return 0
-    match = _HEADER_END.search(data)
-    return match.start() if match else None
+    lf = data.find(b"\n\n")
+    # Only a "\n\r\n" that begins before the first "\n\n" can come first.
+    crlf = data.find(b"\n\r\n", 0, len(data) if lf < 0 else lf + 2)
+    first = lf if crlf < 0 else crlf
+    if first < 0:
+        return None
+    return first - 1 if first and data[first - 1] == 0x0D else first
 
 
 def headers_of(message: bytes) -> dict[str, str]:
@@ -988,6 +1051,10 @@ def headers_of(message: bytes) -> dict[str, str]:
     block = message[:HEADER_LIMIT]
     end = _header_end(block)
     return _parse_headers(block if end is None else block[:end])
+
+
+# A backup's messages: the executor parses the headers from the read that stores the message.
+_HEADERS_OF_CONTENT = ContentMeta(HEADER_LIMIT, headers_of)
 
 
 def _parse_headers(block: bytes) -> dict[str, str]:
@@ -1006,6 +1073,8 @@ def _parse_headers(block: bytes) -> dict[str, str]:
         name = key if key in _HEADERS and key not in raw else None
         if name is not None:
             raw[name] = [value]
+        elif len(raw) == len(_HEADERS):
+            break  # all found, and the last one's folded lines are over
     for key, lines in raw.items():
         found[key] = _decode_header_value(b"".join(lines).decode("utf-8", "replace"))
     return found
