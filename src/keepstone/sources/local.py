@@ -13,8 +13,10 @@ device below it is skipped on backup and reported through ``on_skip`` (a per-ite
 refused on restore (``confined.Refused``, a 400).
 
 Scans are streaming generators in a deterministic (name-sorted) order and cost one ``stat`` per
-file (mail: one ``fstat`` on the descriptor that also reads the header block). An item keeps its
-directory open, so reading it later opens it by name in that directory, never by path. A bad
+file (mail: one ``fstat`` on the descriptor the scan opens it with; a browse listing reads the
+header block through it, a backup's item keeps it and the run reads the message and its headers
+through it once). An item keeps its directory open, so reading it later (again) opens it by name
+in that directory, never by path. A bad
 item (unreadable, vanished, a link, a FIFO) is skipped and reported; only a user's own
 directory, ``Mail`` or ``OneDrive`` failing ends that part of the user's scan with an error.
 
@@ -135,8 +137,9 @@ def _item_of_file(
     opener: Callable[[], OpenedFile],
     content_meta: ContentMeta | None = None,
 ) -> SourceItem:
-    """The item of a file whose status is ``st``; reading it opens it by name in the directory
-    it was found in (a message re-flagged since the scan is found again by its unique name)."""
+    """The item of a file whose status is ``st``; reading it calls ``opener``: the descriptor
+    the scan opened (a backup's message, read once), else an open by name in the directory it
+    was found in (a message re-flagged since the scan is found again by its unique name)."""
     mode = stat.S_IMODE(st.st_mode)
     return SourceItem(
         key,
