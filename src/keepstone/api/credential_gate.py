@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from fastapi.routing import APIRoute
@@ -87,12 +88,18 @@ class _Candidates:
 
     def __init__(self, routes: list[_Route]) -> None:
         self.routes = routes
-        self.pattern = re.compile(
-            "|".join(f"(?P<r{i}>{_unanchored(r.template)})" for i, r in enumerate(routes))
-        )
         # paths asked again (a client polling one resource): the match of a hundred routes'
         # pattern is most of the gate's cost; bounded, as the paths are the client's
         self._matched: dict[str, _Route | None] = {}
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        """Compiled when its segment and method are first asked for: the index holds a pattern
+        per version of the JSON dialect and method, and compiling them all (Python's regular
+        expression compiler, over a thousand routes) was most of a server's first answer."""
+        return re.compile(
+            "|".join(f"(?P<r{i}>{_unanchored(r.template)})" for i, r in enumerate(self.routes))
+        )
 
     def first_match(self, path: str) -> _Route | None:
         if path in self._matched:

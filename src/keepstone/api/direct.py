@@ -72,14 +72,16 @@ class Bound:
 def bind(direct: list[DirectRoute], routes: list[BaseRoute]) -> list[Bound]:
     """Each direct route beside the app's routes that come before its own and could match some
     of its paths (a literal where it has a parameter, say): their paths stay theirs. A direct
-    route whose template the app does not serve is an error: it would answer for no route."""
+    route whose template the app does not serve is an error: it would answer for no route.
+    Only those routes' patterns are compiled (compiling every route's, a thousand of them over
+    the seven versions, was most of a server's first answer)."""
     flat = list(_flatten(routes))
     bound = []
     for route in direct:
         position = next(
             (
                 index
-                for index, (template, methods, _regex) in enumerate(flat)
+                for index, (template, methods) in enumerate(flat)
                 if template == route.template and route.method in (methods or ())
             ),
             None,
@@ -87,8 +89,8 @@ def bind(direct: list[DirectRoute], routes: list[BaseRoute]) -> list[Bound]:
         if position is None:
             raise ValueError(f"no app route {route.method} {route.template} to answer for")
         before = tuple(
-            regex
-            for template, methods, regex in flat[:position]
+            _pattern(template, methods)
+            for template, methods in flat[:position]
             if (methods is None and route.template.startswith(template.rstrip("/") + "/"))
             or (
                 methods is not None and _any_of(methods, route.method) and _overlap(template, route)
@@ -98,22 +100,24 @@ def bind(direct: list[DirectRoute], routes: list[BaseRoute]) -> list[Bound]:
     return bound
 
 
-def _flatten(
-    routes: list[BaseRoute], prefix: str = ""
-) -> Iterator[tuple[str, set[str] | None, re.Pattern[str]]]:
-    """(template, methods, regex) of every route in matching order; methods None: a mount,
-    whose regex matches whatever lies under it."""
+def _flatten(routes: list[BaseRoute], prefix: str = "") -> Iterator[tuple[str, set[str] | None]]:
+    """(template, methods) of every route in matching order; methods None: a mount, which
+    matches whatever lies under it."""
     for route in routes:
         context: Any = getattr(route, "include_context", None)
         if context is not None:
             yield from _flatten(context.included_router.routes, prefix + context.prefix)
         elif isinstance(route, Mount):
-            template = prefix + route.path
-            yield template, None, re.compile(f"^{re.escape(template)}(/.*)?$")
+            yield prefix + route.path, None
         else:
-            template = prefix + getattr(route, "path", "")
-            methods = set(getattr(route, "methods", None) or ())
-            yield template, methods, compile_path(template)[0]
+            yield prefix + getattr(route, "path", ""), set(getattr(route, "methods", None) or ())
+
+
+def _pattern(template: str, methods: set[str] | None) -> re.Pattern[str]:
+    """The paths a route takes: a mount's, all under it; another's, as Starlette compiles it."""
+    if methods is None:
+        return re.compile(f"^{re.escape(template)}(/.*)?$")
+    return compile_path(template)[0]
 
 
 def _any_of(methods: set[str], method: str) -> bool:
