@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from keepstone import console
+from keepstone.api.app import create_app
 from keepstone.clock import ManualClock
 from keepstone.console.admin_pages import AUDIT_SHOWN
 from keepstone.domain.jobs import SessionStatus
@@ -40,6 +42,30 @@ def console_login(client: TestClient, user: str = "admin", password: str = ADMIN
     )
     assert response.status_code == 303, response.text
     return csrf_of(client.get("/").text)
+
+
+def test_the_pages_take_their_place_in_the_app_at_the_first_console_request(
+    ctx: Context,
+) -> None:
+    """A new app holds ``console.Pages`` where the console's routers go (the pages are imported
+    at the first request for one); that request gets its page, and the routers are then in that
+    very place, so the app's order of routes is what it always was."""
+    app = create_app(ctx)
+    routes = app.router.routes
+    at = next(n for n, route in enumerate(routes) if isinstance(route, console.Pages))
+    after = routes[at + 1 :]
+    with TestClient(app, base_url="https://testserver") as fresh:
+        assert fresh.get("/api/jobs").status_code == 401  # an API request leaves them alone
+        assert any(isinstance(route, console.Pages) for route in routes)
+        form = fresh.get("/login")
+        assert form.status_code == 200 and 'autocomplete="current-password"' in form.text
+        assert fresh.get("/no-such-page").status_code == 404
+        unknown = fresh.get("/jobs/x/no-such-page", follow_redirects=False)
+        assert unknown.status_code == 404, unknown.text
+    assert not any(isinstance(route, console.Pages) for route in routes)
+    placed = [getattr(route, "original_router", None) for route in routes[at : at + 7]]
+    assert placed == console._routers() and len(placed) == 7
+    assert routes[at + 7 :] == after
 
 
 def test_login_sets_a_strict_httponly_secure_cookie_and_is_audited(

@@ -16,7 +16,8 @@ from fastapi.routing import APIRoute
 from keepstone.api.app import VB365_ROUTERS
 from keepstone.api.vb365.versions import VERSIONS
 
-DEFERRED = ("psycopg", "msal", "requests")
+# and the console's pages, imported at the first request for one (console.Pages)
+DEFERRED = ("psycopg", "msal", "requests", "keepstone.console.pages")
 
 
 @pytest.mark.sqlite_catalog  # building routes: the catalog plays no part

@@ -71,6 +71,9 @@ def _flatten(
                 template, frozenset(route.methods or ()), first[0] if first else None, route
             )
             yield _segment(template), flat
+        elif isinstance(declared := getattr(route, "segments", None), frozenset):
+            # a route that says which first segments it takes (console.Pages): those only
+            yield from ((segment, None) for segment in declared if segment)
         else:
             yield _segment(prefix + str(getattr(route, "path", ""))), None
 

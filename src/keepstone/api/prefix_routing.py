@@ -42,6 +42,9 @@ def segments_of(route: BaseRoute) -> set[str] | None:
         if context.prefix:
             return _segments_of_path(context.prefix)
         return _union(segments_of(inner) for inner in context.included_router.routes)
+    declared = getattr(route, "segments", None)  # a route that says which (console.Pages)
+    if isinstance(declared, frozenset):
+        return set(declared)
     path = getattr(route, "path", None)
     return _segments_of_path(path) if isinstance(path, str) else ANY
 
