@@ -63,6 +63,9 @@ def test_the_pages_take_their_place_in_the_app_at_the_first_console_request(
         unknown = fresh.get("/jobs/x/no-such-page", follow_redirects=False)
         assert unknown.status_code == 404, unknown.text
     assert not any(isinstance(route, console.Pages) for route in routes)
+    assert create_app(ctx).url_path_for("console-static", path="console.css") == (
+        "/console/static/console.css"  # a name asked for before any console request
+    )
     placed = [getattr(route, "original_router", None) for route in routes[at : at + 7]]
     assert placed == console._routers() and len(placed) == 7
     assert routes[at + 7 :] == after

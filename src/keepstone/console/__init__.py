@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import URLPath
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
@@ -74,6 +76,16 @@ class Pages(BaseRoute):
         return Match.NONE, {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._install()
+        await self._app.router(scope, receive, send)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        """A console route's path by name: the pages are put in first (a name of another
+        route's: that route answers, after this one, as the router goes on)."""
+        self._install()
+        return self._app.router.url_path_for(name, **path_params)
+
+    def _install(self) -> None:
         routes = self._app.router.routes
         if self in routes:  # else a request that came before has put the pages in
             at, count = routes.index(self), len(routes)
@@ -82,7 +94,6 @@ class Pages(BaseRoute):
             added = routes[count:]
             del routes[count:]
             routes[at : at + 1] = added
-        await self._app.router(scope, receive, send)
 
 
 def _routers() -> list[APIRouter]:
