@@ -48,8 +48,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """For this module only: Playwright's sync API runs an event loop in the main thread until
+    it stops, and a later test's ``asyncio.run`` would find it running."""
     with sync_playwright() as driver:
         launched = driver.chromium.launch(
             executable_path=CHROMIUM or "chromium", headless=True, args=["--no-sandbox"]
