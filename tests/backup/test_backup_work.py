@@ -5,9 +5,10 @@ opens, never in time."""
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,8 @@ class ItemCoding:
 
     encoded: int = 0
     decoded: int = 0
+    # The threads that encoded each message's or file's JSON, by name.
+    encoded_in: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -100,6 +103,8 @@ def coding(monkeypatch: pytest.MonkeyPatch) -> ItemCoding:
 
     def dumps(value: object) -> bytes:
         counts.encoded += isinstance(value, dict) and "chunks" in value
+        if isinstance(value, dict) and value.get("kind") in ("mail", "file"):
+            counts.encoded_in.append(threading.current_thread().name)
         return real_dumps(value)
 
     def from_json(value: object, what: str) -> Item:
@@ -192,6 +197,24 @@ def test_a_backup_and_its_incrementals_grow_linearly_and_read_only_what_changed(
     opened.clear()
     _backup(ctx, api, large_job, backup_proxy)
     assert sorted(Path(name).name for name in opened) == sorted([edited.name, new.name])
+
+
+def test_an_initial_backup_encodes_each_item_once_in_the_pool_not_the_runs_thread(
+    ctx: Context,
+    api: Api,
+    repo: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    tmp_path: Path,
+    coding: ItemCoding,
+) -> None:
+    """The run's thread records every item in order: each message's and file's JSON is made
+    once, by the pool thread that stored its content (it was made by the run's thread)."""
+    for items in (SMALL, 4 * SMALL):
+        coding.encoded_in.clear()
+        org = _organization(tmp_path / f"org{items}", items)
+        _backup(ctx, api, _job(api, org, repo), backup_proxy)
+        assert len(coding.encoded_in) == 2 * items  # N messages, N files, each once
+        assert all(name.startswith("keepstone-backup") for name in coding.encoded_in)
 
 
 def test_a_run_opens_its_repository_with_the_collector_paused(

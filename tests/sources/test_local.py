@@ -642,3 +642,33 @@ def test_any_restorable_folder_name_comes_back_the_same(parts: list[str]) -> Non
         org.restore_message("u", folder, b"Subject: s\r\n\r\n", "S", None, "skip")
         assert org.mail_folders("u") == ["Inbox", folder]
         assert [item.path for item in org.mailbox_items("u")] == [folder]
+
+
+def test_a_scan_joins_no_path_per_item(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An item's ``source_path`` is joined only when asked (nothing in a run asks): a scan of N
+    or 4N messages and files makes as many pathlib joins, one per directory (it made one more
+    per item)."""
+    joins: list[int] = []
+    real = Path.__truediv__
+
+    def counting(self: Path, other: str) -> Path:
+        joins.append(1)
+        return real(self, other)
+
+    counts = []
+    for n in (10, 40):
+        root = tmp_path / f"org{n}"
+        for i in range(n):
+            deliver(root / "alice" / "Mail", "", f"{1000 + i}.M1P1.host", message(f"m{i}"), "S")
+            write_file(root / "alice" / "OneDrive", f"d/f{i}.txt", b"x")
+        org = LocalOrganization(root)
+        monkeypatch.setattr(Path, "__truediv__", counting)
+        items = [*org.mailbox_items("alice"), *org.onedrive_items("alice")]
+        monkeypatch.undo()
+        assert len(items) == 2 * n
+        counts.append(len(joins))
+        joins.clear()
+        paths = {item.source_path for item in items}  # still where each was found
+        assert root / "alice" / "Mail" / "cur" / "1000.M1P1.host:2,S" in paths
+        assert root / "alice" / "OneDrive" / "d" / f"f{n - 1}.txt" in paths
+    assert counts[0] == counts[1]

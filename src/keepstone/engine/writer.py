@@ -94,9 +94,12 @@ class BackupWriter:
         return all(self._has(parse_chunk_id(c)) for c in chunk_ids)
 
     def add_item(self, item: Item, record: bytes | None = None) -> None:
-        """Add ``item`` to the snapshot. ``record``: the item's JSON as a previous tree holds it
-        (``Repository.item_records``), written as it is when ``item`` is what it decodes to (an
-        unchanged item of an incremental): encoding items is much of an incremental's work."""
+        """Add ``item`` to the snapshot. ``record``: the item's JSON, written as it is: as a
+        previous tree holds it (``Repository.item_records``) when ``item`` is what it decodes
+        to (an unchanged item of an incremental: encoding items is much of an incremental's
+        work), or as ``item_record`` made it in the thread that stored the item's content
+        (items are added in order, in one thread: their JSON is made where it runs in
+        parallel)."""
         self._check_usable()
         missing = [c for c in item.chunks if not self._has(parse_chunk_id(c))]
         if missing:
@@ -441,6 +444,15 @@ class _Uploads:
                 self.failure = self.failure or e
         finally:
             self._slots.release()
+
+
+def item_record(item: Item) -> bytes | None:
+    """``item``'s JSON as ``add_item`` writes it; None when it holds text that is not valid
+    Unicode (a lone surrogate): ``add_item`` refuses such an item, with its reason."""
+    try:
+        return wire.dumps(item.to_json())
+    except UnicodeEncodeError:
+        return None
 
 
 def parse_chunk_id(text: str) -> bytes:

@@ -31,6 +31,7 @@ from keepstone.domain.scope import Parts, ScopeUser, resolve_scope, stable_user_
 from keepstone.domain.units import human_bytes
 from keepstone.engine import BackupWriter, Item, Repository, SnapshotInfo
 from keepstone.engine.heap import collector_paused
+from keepstone.engine.writer import item_record
 from keepstone.proxy.executor import Outcome, RunContext, no_connector
 from keepstone.services import restore_points
 from keepstone.services.task_sessions import UserTally
@@ -413,7 +414,9 @@ class Backup:
             meta=meta,
             chunks=chunks,
         )
-        return Stored(stored, new, changed)
+        # Its JSON made here, in parallel: the run's thread records every item in order, and
+        # encoding them there was a sixth of its work (the bench's initial backup).
+        return Stored(stored, new, changed, item_record(stored))
 
     def _record_entry(
         self,
@@ -634,8 +637,8 @@ class ReadAhead:
 @dataclass(frozen=True)
 class Stored:
     """An item ready for the snapshot: ``new_bytes`` it added to the repository, whether its
-    file ``changed`` while it was read, and its ``record`` (JSON) when the previous point holds
-    the very same item."""
+    file ``changed`` while it was read, and its ``record`` (JSON): made by the thread that read
+    it, or the previous point's when it holds the very same item."""
 
     item: Item
     new_bytes: int = 0

@@ -133,7 +133,7 @@ def _item_of_file(
     path: str,
     meta: dict[str, Any],
     change_token: str,
-    source_path: Path,
+    found_in: tuple[Path, str],
     opener: Callable[[], OpenedFile],
     content_meta: ContentMeta | None = None,
 ) -> SourceItem:
@@ -151,7 +151,7 @@ def _item_of_file(
         mode,
         meta,
         change_token,
-        source_path,
+        found_in,
         opener,
         content_meta=content_meta,
     )
@@ -383,13 +383,13 @@ class LocalOrganization:
     def _skip_error(self, user: str, path: str, error: OSError | Refused) -> None:
         self._skip(user, path, _reason(error))
 
-    def _source_path(self, directory: Directory, name: str) -> Path:
-        """Where an item was found, for people (joined per directory once: pathlib's joins
-        were a tenth of a scan)."""
+    def _found_in(self, directory: Directory, name: str) -> tuple[Path, str]:
+        """Where an item was found (``SourceItem.source_path``): its directory's path, made
+        once per directory, and its name, joined only when asked."""
         base = self._paths.get(directory.path)
         if base is None:
             base = self._paths[directory.path] = self.root / directory.path
-        return base / name
+        return base, name
 
     def _area(self, user: str, area: str) -> Directory | None:
         """The user's ``Mail`` or ``OneDrive``, None when absent; a link is refused."""
@@ -728,7 +728,7 @@ class LocalOrganization:
             path=folder.path,
             meta=meta,
             change_token=_mail_token(unique, st),
-            source_path=self._source_path(sub_dir, name),
+            found_in=self._found_in(sub_dir, name),
             opener=opened or self._opener(sub_dir, name, split),
             content_meta=None if headers is not None else _HEADERS_OF_CONTENT,
         )
@@ -839,7 +839,7 @@ class LocalOrganization:
             path=display(rel),
             meta=meta,
             change_token=_file_token(st),
-            source_path=self._source_path(directory, name),
+            found_in=self._found_in(directory, name),
             opener=lambda: directory.open_file(name),
         )
 

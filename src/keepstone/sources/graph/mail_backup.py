@@ -512,7 +512,7 @@ def _message_item(
         mode=MESSAGE_MODE,
         meta=meta,
         change_token=_content_token(gid, meta["is_draft"], meta["change_key"]),
-        source_path=None,
+        found_in=None,
         opener=lambda: io.BytesIO(mime),
     )
 
@@ -532,7 +532,7 @@ def _carried(item: Item, folder: MailFolder | None, meta: dict[str, Any]) -> Sou
         mode=item.mode,
         meta=meta,
         change_token=str(item.meta.get("change_token", "")),
-        source_path=None,
+        found_in=None,
         opener=_gone,
     )
 
@@ -549,7 +549,7 @@ def _carried_state(item: Item) -> SourceItem:
         mode=item.mode,
         meta=meta,
         change_token=str(item.meta.get("change_token", "")),
-        source_path=None,
+        found_in=None,
         opener=lambda: io.BytesIO(b""),
     )
 
@@ -579,7 +579,7 @@ def _folder_item(user: GraphUser, mailbox: str, folder: MailFolder, state: _Pass
         mode=0o700,
         meta=meta,
         change_token=token,
-        source_path=None,
+        found_in=None,
         opener=lambda: io.BytesIO(b""),
     )
 

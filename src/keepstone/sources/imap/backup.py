@@ -491,7 +491,7 @@ def _message_item(user: str, folder: Folder, status: FolderStatus, message: Mess
         mode=MESSAGE_MODE,
         meta=meta,
         change_token=f"{status.uidvalidity}:{message.uid}",
-        source_path=None,
+        found_in=None,
         opener=lambda: io.BytesIO(body),
     )
 
@@ -514,7 +514,7 @@ def _remapped_item(
         mode=MESSAGE_MODE,
         meta=meta,
         change_token=f"{status.uidvalidity}:{envelope.uid}",
-        source_path=None,
+        found_in=None,
         opener=_gone,
         previous=same,
     )
@@ -541,7 +541,7 @@ def _carried(item: Item, folder: Folder | None, flags: tuple[str, ...] | None) -
         mode=item.mode,
         meta=meta,
         change_token=str(item.meta.get("change_token", "")),
-        source_path=None,
+        found_in=None,
         opener=_gone,
     )
 
@@ -573,7 +573,7 @@ def _folder_item(
         change_token=(
             f"{status.uidvalidity}:{status.uidnext}:{meta['highestmodseq']}:{messages}:{complete}"
         ),
-        source_path=None,
+        found_in=None,
         opener=lambda: io.BytesIO(b""),
     )
 
