@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from keepstone.cli import main
+import keepstone.cli.main as main  # the module (the package also has a function `main`)
 from keepstone.server import ServeOptions, open_context
 from keepstone.sources.graph.settings import GraphEndpoints
 
