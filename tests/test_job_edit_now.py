@@ -23,6 +23,7 @@ from keepstone.domain.policy import ScheduleType
 from keepstone.server import DATABASE_FILE
 from keepstone.services import jobs
 from keepstone.services.context import Context
+from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job
 from tests.conftest import Api
 from tests.work import catalog_work
@@ -130,6 +131,26 @@ def test_a_busy_writer_is_declined_without_waiting(
     assert _row(ctx, job["id"])["version"] == version
     done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="z"))
     assert done is not None and done.job.version == version + 1
+
+
+def test_what_the_edit_sends_as_kept_is_not_set_again(ctx: Context, job: dict[str, Any]) -> None:
+    """A seed PUT sends mostly what the job holds: only the version (and a next run that moved)
+    is set on the job, each instrumented set costing more than the comparison that skips it;
+    the schedule keeps its record, equal to the one a new policy would make."""
+    stored = jobs.read_job(ctx, job["id"])
+    policy = policy_from_record(stored.schedule_policy)
+    edit = JobEdit(
+        description=stored.description,
+        backup_type=BackupType(stored.backup_type),
+        is_enabled=stored.is_enabled,
+        schedule=ScheduleEdit(type=policy.type, daily_time=policy.daily_time),
+    )
+    record = stored.schedule_policy
+    jobs._apply(None, stored, edit, ctx.clock.now(), ctx.tz)
+    assert set(inspect(stored).committed_state) == {"version"}
+    assert stored.schedule_policy is record
+    done = jobs.edit_job_now(ctx, job["id"], edit)
+    assert done is not None and _row(ctx, job["id"])["schedule_policy"] == record
 
 
 @pytest.fixture

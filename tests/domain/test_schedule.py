@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from keepstone.domain.jobs import ScheduleEdit
 from keepstone.domain.policy import (
     ALWAYS_OPEN,
     DailyType,
@@ -578,3 +579,16 @@ def test_a_daily_time_at_the_end_of_a_gap_runs_when_the_clock_shows_it() -> None
         True,
         utc("2023-03-13T07:00"),
     )
+
+
+def test_an_edit_that_changes_nothing_keeps_the_policy() -> None:
+    """The same policy, not an equal one made and validated anew; one value of another type
+    (1 for True: its record would differ) is a change."""
+    policy = SchedulePolicy(type=ScheduleType.DAILY, retry_enabled=True, retry_number=3)
+    same = ScheduleEdit(type=ScheduleType.DAILY, retry_enabled=True, retry_number=3)
+    assert same.apply(policy) is policy
+    assert ScheduleEdit().apply(policy) is policy
+    other_type = ScheduleEdit(retry_enabled=1)  # type: ignore[arg-type]
+    assert other_type.apply(policy) is not policy
+    changed = ScheduleEdit(retry_number=4).apply(policy)
+    assert changed.retry_number == 4 and changed is not policy

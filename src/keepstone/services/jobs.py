@@ -255,11 +255,16 @@ def stored_job(ctx: Context, job_id: str) -> Stored[Job]:
     return found
 
 
-def compute_next_run(job: Job, now: datetime, tz: tzinfo) -> datetime | None:
-    """Disabled jobs have no next run; the schedule decides for enabled ones."""
+def compute_next_run(
+    job: Job, now: datetime, tz: tzinfo, policy: SchedulePolicy | None = None
+) -> datetime | None:
+    """Disabled jobs have no next run; the schedule decides for enabled ones (``policy``: the
+    job's, when the caller has it already)."""
     if not job.is_enabled:
         return None
-    return next_run(policy_from_record(job.schedule_policy), now, tz)
+    if policy is None:
+        policy = policy_from_record(job.schedule_policy)
+    return next_run(policy, now, tz)
 
 
 class _NeedsSession(Exception):
@@ -280,11 +285,14 @@ def _apply(s: Session | None, job: Job, edit: JobEdit, now: datetime, tz: tzinfo
         job.name = check_name(edit.name)
         _ensure_unique_name(_session(s), job)
     if edit.description is not None:
-        job.description = check_description(edit.description)
+        _set(job, "description", check_description(edit.description))
+    kept = None  # the job's policy, when it is the one its record held already
     if edit.schedule is not None:
-        job.schedule_policy = policy_to_record(
-            edit.schedule.apply(policy_from_record(job.schedule_policy))
-        )
+        kept = policy_from_record(job.schedule_policy)
+        edited = edit.schedule.apply(kept)
+        if edited is not kept:  # an edit that changes nothing keeps the record it had
+            kept = None
+            _set(job, "schedule_policy", policy_to_record(edited))
     if edit.repository_id is not None and edit.repository_id != job.repository_id:
         job.repository_id = get_repository_in(
             _session(s), edit.repository_id, prop="repositoryId"
@@ -296,16 +304,24 @@ def _apply(s: Session | None, job: Job, edit: JobEdit, now: datetime, tz: tzinfo
     elif not job.proxy_id:
         job.proxy_id = get_repository_in(_session(s), job.repository_id).proxy_id
     if edit.backup_type is not None:
-        job.backup_type = edit.backup_type.value
+        _set(job, "backup_type", edit.backup_type.value)
     if edit.selected_items is not None:
         job.selected_items = _with_ids(edit.selected_items)
     if edit.excluded_items is not None:
         job.excluded_items = _with_ids(edit.excluded_items)
     check_scope(BackupType(job.backup_type), job.selected_items)
     if edit.is_enabled is not None:
-        job.is_enabled = edit.is_enabled
-    job.next_run = compute_next_run(job, now, tz)
+        _set(job, "is_enabled", edit.is_enabled)
+    _set(job, "next_run", compute_next_run(job, now, tz, kept))
     job.version += 1
+
+
+def _set(job: Job, name: str, value: Any) -> None:
+    """``job.<name> = value`` unless it holds an equal value already: the UPDATE is the same
+    (the ORM's flush and ``edit_job_now``'s diff both leave an equal value out), and an
+    instrumented set costs more than the comparison (a seed PUT sends mostly what is kept)."""
+    if getattr(job, name) != value:
+        setattr(job, name, value)
 
 
 def _with_ids(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=DeclarativeBase)
 Processor = Callable[[Any], Any] | None
+# the columns whose type converts a driver's value: each one's position and processor
+Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
 
 
 class _Compiled:
@@ -44,7 +46,10 @@ class _Compiled:
     def __init__(self, select_sql: str, positional: bool, processors: Sequence[Processor]) -> None:
         self.sql = select_sql
         self.positional = positional
-        self.processors = processors
+        # only these are called on a row (a job's JSON, dates and flag: 7 of its 16 columns)
+        self.converters: Converters = tuple(
+            (index, process) for index, process in enumerate(processors) if process is not None
+        )
 
 
 class KeyRead(Generic[M]):
@@ -75,7 +80,7 @@ class KeyRead(Generic[M]):
         if values is None:
             return None
         assert isinstance(values, tuple)
-        return Stored(self, _snapshot(values), values, compiled.processors)
+        return Stored(self, _snapshot(values), values, compiled.converters)
 
     def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
@@ -83,17 +88,15 @@ class KeyRead(Generic[M]):
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
-        return None if values is None else self._converted(tuple(values), compiled.processors)
+        return None if values is None else self._converted(values, compiled.converters)
 
-    def _converted(self, values: tuple[Any, ...], processors: Sequence[Processor]) -> M:
-        return self._instance(
-            tuple(
-                value if process is None else process(value)
-                for process, value in zip(processors, values, strict=True)
-            )
-        )
+    def _converted(self, values: Sequence[Any], converters: Converters) -> M:
+        converted = list(values)
+        for index, process in converters:
+            converted[index] = process(converted[index])
+        return self._instance(converted)
 
-    def _instance(self, values: tuple[Any, ...]) -> M:
+    def _instance(self, values: Sequence[Any]) -> M:
         instance: M = self._manager.new_instance()
         instance.__dict__.update(zip(self.names, values, strict=True))
         return instance
@@ -177,18 +180,18 @@ class Stored(Generic[M]):
         reader: KeyRead[M],
         snapshot: tuple[Any, ...] | None,
         values: tuple[Any, ...],
-        processors: Sequence[Processor] | None = None,
+        converters: Converters | None = None,
     ) -> None:
         self.reader = reader
         self.snapshot = snapshot
         self._values = values
-        self._processors = processors  # None: the values are converted already
+        self._converters = converters  # None: the values are converted already
 
     def instance(self) -> M:
         """A new detached instance of the row (each call its own: callers may change it)."""
-        if self._processors is None:
+        if self._converters is None:
             return self.reader._instance(self._values)
-        return self.reader._converted(self._values, self._processors)
+        return self.reader._converted(self._values, self._converters)
 
 
 def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
