@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 
 from keepstone.clock import ManualClock
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
@@ -151,6 +151,30 @@ def test_what_the_edit_sends_as_kept_is_not_set_again(ctx: Context, job: dict[st
     assert stored.schedule_policy is record
     done = jobs.edit_job_now(ctx, job["id"], edit)
     assert done is not None and _row(ctx, job["id"])["schedule_policy"] == record
+
+
+def test_the_edit_on_the_event_loop_sets_no_instrumented_attribute(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    """``edit_job_now`` applies the edit to the row's plain values and makes the ``Job`` of the
+    result once: none of the ORM's attribute events (each a cost of its instrumentation)."""
+    fired: list[str] = []
+    columns = [c.key for c in inspect(Job).columns]
+
+    def record(name: str) -> Any:
+        return lambda *_args: fired.append(name)
+
+    listeners = [(getattr(Job, name), record(name)) for name in columns]
+    for attribute, listener in listeners:
+        event.listen(attribute, "set", listener)
+    try:
+        done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="plain", is_enabled=False))
+    finally:
+        for attribute, listener in listeners:
+            event.remove(attribute, "set", listener)
+    assert done is not None and fired == []
+    assert (done.job.description, done.job.is_enabled, done.job.next_run) == ("plain", False, None)
+    assert _row(ctx, job["id"])["version"] == done.job.version
 
 
 @pytest.fixture

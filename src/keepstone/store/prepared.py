@@ -36,19 +36,27 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=DeclarativeBase)
 Processor = Callable[[Any], Any] | None
-# the columns whose type converts a driver's value: each one's position and processor
-Converters = tuple[tuple[int, Callable[[Any], Any]], ...]
+# the columns whose type converts a driver's value: each one's name and processor
+Converters = tuple[tuple[str, Callable[[Any], Any]], ...]
 
 
 class _Compiled:
     """The select's SQL in one dialect's parameter style, and a processor per column."""
 
-    def __init__(self, select_sql: str, positional: bool, processors: Sequence[Processor]) -> None:
+    def __init__(
+        self,
+        select_sql: str,
+        positional: bool,
+        names: Sequence[str],
+        processors: Sequence[Processor],
+    ) -> None:
         self.sql = select_sql
         self.positional = positional
         # only these are called on a row (a job's JSON, dates and flag: 7 of its 16 columns)
         self.converters: Converters = tuple(
-            (index, process) for index, process in enumerate(processors) if process is not None
+            (name, process)
+            for name, process in zip(names, processors, strict=True)
+            if process is not None
         )
 
 
@@ -85,28 +93,41 @@ class KeyRead(Generic[M]):
     def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
         driver's errors are the caller's to handle."""
+        values = self.values_in(cursor, dialect, key)
+        return None if values is None else self.instance_of(values)
+
+    def values_in(self, cursor: Any, dialect: Dialect, key: str) -> dict[str, Any] | None:
+        """``read_in``'s row as its values by column name, no instance made (for a caller that
+        works on plain values and makes the instance of the result, ``instance_of``)."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
-        return None if values is None else self._converted(values, compiled.converters)
+        return None if values is None else self._by_name(values, compiled.converters)
+
+    def instance_of(self, values: dict[str, Any]) -> M:
+        """A detached instance holding ``values`` (every column's, converted)."""
+        instance: M = self._manager.new_instance()
+        instance.__dict__.update(values)
+        return instance
+
+    def _by_name(self, values: Sequence[Any], converters: Converters) -> dict[str, Any]:
+        converted = dict(zip(self.names, values, strict=True))
+        for name, process in converters:
+            converted[name] = process(converted[name])
+        return converted
 
     def _converted(self, values: Sequence[Any], converters: Converters) -> M:
-        converted = list(values)
-        for index, process in converters:
-            converted[index] = process(converted[index])
-        return self._instance(converted)
+        return self.instance_of(self._by_name(values, converters))
 
     def _instance(self, values: Sequence[Any]) -> M:
-        instance: M = self._manager.new_instance()
-        instance.__dict__.update(zip(self.names, values, strict=True))
-        return instance
+        return self.instance_of(dict(zip(self.names, values, strict=True)))
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         processors = [
             kind.dialect_impl(dialect).result_processor(dialect, None) for kind in self._types
         ]
-        made = _Compiled(str(compiled), compiled.positional, processors)
+        made = _Compiled(str(compiled), compiled.positional, self.names, processors)
         self._compiled[dialect.name] = made
         return made
 
