@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -125,11 +126,49 @@ class KeyRead(Generic[M]):
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         processors = [
-            kind.dialect_impl(dialect).result_processor(dialect, None) for kind in self._types
+            _decoded_once(kind.dialect_impl(dialect).result_processor(dialect, None))
+            if isinstance(kind, JSON)
+            else kind.dialect_impl(dialect).result_processor(dialect, None)
+            for kind in self._types
         ]
         made = _Compiled(str(compiled), compiled.positional, self.names, processors)
         self._compiled[dialect.name] = made
         return made
+
+
+_FLAT_TEXT = 4096  # longer documents are decoded every time, and never kept
+_SCALARS = (str, int, float, bool, type(None))
+_NESTED = object()  # a kept text whose document holds an object or an array
+
+
+def _decoded_once(process: Processor) -> Processor:
+    """A JSON column's result processor that decodes a short text of a flat document (an object
+    or array of scalars: a job's schedule record, an empty item list) once, then hands out a
+    shallow copy of it: a new dict or list of the same immutable values, equal to what
+    ``process`` makes and as much the caller's own (a job's schedule record cost about as
+    much to decode again as its copy and the rest of the read together). Anything else is
+    ``process``'s, as before (a driver that decodes JSON itself hands over no text)."""
+    if process is None:
+        return None
+    decode = process
+
+    @lru_cache(maxsize=256)
+    def flat(text: str) -> Any:
+        value = decode(text)
+        if isinstance(value, dict) and all(type(v) in _SCALARS for v in value.values()):
+            return value
+        if isinstance(value, list) and all(type(v) in _SCALARS for v in value):
+            return value
+        return _NESTED
+
+    def convert(value: Any) -> Any:
+        if type(value) is str and len(value) <= _FLAT_TEXT:
+            kept = flat(value)
+            if kept is not _NESTED:
+                return kept.copy()
+        return decode(value)
+
+    return convert
 
 
 class KeyUpdate(Generic[M]):
