@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 
 from keepstone.clock import ManualClock
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
@@ -23,6 +23,7 @@ from keepstone.domain.policy import ScheduleType
 from keepstone.server import DATABASE_FILE
 from keepstone.services import jobs
 from keepstone.services.context import Context
+from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job
 from tests.conftest import Api
 from tests.work import catalog_work
@@ -130,6 +131,50 @@ def test_a_busy_writer_is_declined_without_waiting(
     assert _row(ctx, job["id"])["version"] == version
     done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="z"))
     assert done is not None and done.job.version == version + 1
+
+
+def test_what_the_edit_sends_as_kept_is_not_set_again(ctx: Context, job: dict[str, Any]) -> None:
+    """A seed PUT sends mostly what the job holds: only the version (and a next run that moved)
+    is set on the job, each instrumented set costing more than the comparison that skips it;
+    the schedule keeps its record, equal to the one a new policy would make."""
+    stored = jobs.read_job(ctx, job["id"])
+    policy = policy_from_record(stored.schedule_policy)
+    edit = JobEdit(
+        description=stored.description,
+        backup_type=BackupType(stored.backup_type),
+        is_enabled=stored.is_enabled,
+        schedule=ScheduleEdit(type=policy.type, daily_time=policy.daily_time),
+    )
+    record = stored.schedule_policy
+    jobs._apply(None, stored, edit, ctx.clock.now(), ctx.tz)
+    assert set(inspect(stored).committed_state) == {"version"}
+    assert stored.schedule_policy is record
+    done = jobs.edit_job_now(ctx, job["id"], edit)
+    assert done is not None and _row(ctx, job["id"])["schedule_policy"] == record
+
+
+def test_the_edit_on_the_event_loop_sets_no_instrumented_attribute(
+    ctx: Context, job: dict[str, Any]
+) -> None:
+    """``edit_job_now`` applies the edit to the row's plain values and makes the ``Job`` of the
+    result once: none of the ORM's attribute events (each a cost of its instrumentation)."""
+    fired: list[str] = []
+    columns = [c.key for c in inspect(Job).columns]
+
+    def record(name: str) -> Any:
+        return lambda *_args: fired.append(name)
+
+    listeners = [(getattr(Job, name), record(name)) for name in columns]
+    for attribute, listener in listeners:
+        event.listen(attribute, "set", listener)
+    try:
+        done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="plain", is_enabled=False))
+    finally:
+        for attribute, listener in listeners:
+            event.remove(attribute, "set", listener)
+    assert done is not None and fired == []
+    assert (done.job.description, done.job.is_enabled, done.job.next_run) == ("plain", False, None)
+    assert _row(ctx, job["id"])["version"] == done.job.version
 
 
 @pytest.fixture

@@ -243,3 +243,19 @@ def test_a_direct_edit_parses_its_body_once(
     assert api.put(f"/v8/Jobs/{job['id']}", {"description": "once"}).status_code == 204
     assert parsed == []
     assert api.get(f"/v8/Jobs/{job['id']}").json()["description"] == "once"
+
+
+@pytest.mark.parametrize("version", [2, 5, 6, 8])
+def test_an_edit_s_answer_has_its_etag_after_the_content_headers(version: int) -> None:
+    """The ETag an edit answers with, appended to the raw headers, is where and as the mutable
+    headers' ``response.headers["ETag"] = ...`` puts it (the answer's bytes unchanged)."""
+    from keepstone.api.plumbing import plain
+    from keepstone.api.vb365.jobs import _edited
+    from keepstone.api.vb365.versions import ApiVersion, LinkBuilder
+    from keepstone.store.tables import Job
+
+    api = ApiVersion(version, LinkBuilder("http://testserver", f"v{version}"))
+    answer = _edited(Job(version=41), api)
+    expected = plain(204 if version >= 6 else 200)
+    expected.headers["ETag"] = '"41"'
+    assert (answer.status_code, answer.raw_headers) == (expected.status_code, expected.raw_headers)

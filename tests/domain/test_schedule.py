@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from keepstone.domain.jobs import ScheduleEdit
 from keepstone.domain.policy import (
     ALWAYS_OPEN,
     DailyType,
@@ -578,3 +579,59 @@ def test_a_daily_time_at_the_end_of_a_gap_runs_when_the_clock_shows_it() -> None
         True,
         utc("2023-03-13T07:00"),
     )
+
+
+def test_an_edit_that_changes_nothing_keeps_the_policy() -> None:
+    """The same policy, not an equal one made and validated anew; one value of another type
+    (1 for True: its record would differ) is a change."""
+    policy = SchedulePolicy(type=ScheduleType.DAILY, retry_enabled=True, retry_number=3)
+    same = ScheduleEdit(type=ScheduleType.DAILY, retry_enabled=True, retry_number=3)
+    assert same.apply(policy) is policy
+    assert ScheduleEdit().apply(policy) is policy
+    other_type = ScheduleEdit(retry_enabled=1)  # type: ignore[arg-type]
+    assert other_type.apply(policy) is not policy
+    changed = ScheduleEdit(retry_number=4).apply(policy)
+    assert changed.retry_number == 4 and changed is not policy
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    policies,
+    instants,
+    zones,
+    st.lists(st.integers(0, 3 * 86_400), min_size=1, max_size=6),
+)
+def test_the_kept_run_is_the_run_computed_again(
+    policy: SchedulePolicy, after: datetime, tz: tzinfo, steps: list[int]
+) -> None:
+    """next_run keeps the last run it found for a policy and zone, and gives it again for a
+    later instant before that run: always the run found without it."""
+    from keepstone.domain import schedule
+
+    for step in [0, *steps]:
+        after += timedelta(seconds=step)
+        assert next_run(policy, after, tz) == schedule._next_run(policy, after, tz)
+
+
+def test_a_later_instant_before_the_kept_run_computes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from keepstone.domain import schedule
+
+    policy = daily(time(15, 0), DailyType.WEDNESDAY)
+    run = next_run(policy, WEDNESDAY_AFTER_RUN, BERLIN)
+    assert run is not None
+
+    def computed(*_args: object) -> datetime | None:
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(schedule, "_next_run", computed)
+    for later in (WEDNESDAY_AFTER_RUN, WEDNESDAY_AFTER_RUN + timedelta(days=3), run - MINUTE):
+        assert next_run(policy, later, BERLIN) == run
+    with pytest.raises(AssertionError, match="computed again"):
+        next_run(policy, run, BERLIN)  # at the run itself: the next one is another
+    with pytest.raises(AssertionError, match="computed again"):
+        next_run(policy, WEDNESDAY_AFTER_RUN - MINUTE, BERLIN)  # before what it was found after
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="timezone-aware"):
+        next_run(policy, datetime(2025, 1, 9, 12, 0), BERLIN)  # naive: refused, never compared

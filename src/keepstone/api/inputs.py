@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -33,6 +34,7 @@ class _Refused:
 
     def __init__(self, text: str, why: str) -> None:
         self.text, self.why = text, why
+        _parsing.refused = True  # the parse in progress in this thread made one
 
 
 def _integer(text: str) -> int | _Refused:
@@ -55,29 +57,33 @@ def load_json(raw: bytes) -> Any:
     """The JSON value of ``raw``; ``ValueError`` if it is not JSON (an XML body without a
     content type, bytes that are not text), ``InvalidInput`` if it is JSON no handler may see."""
     text = raw.decode(json.detect_encoding(raw))  # UnicodeDecodeError: not JSON either
-    refused = False
-
-    def kept(number: Any) -> Any:
-        nonlocal refused
-        refused = refused or isinstance(number, _Refused)
-        return number
-
+    _parsing.refused = False
     try:
-        value = json.loads(
-            text,
-            parse_int=lambda t: kept(_integer(t)),
-            parse_float=lambda t: kept(_real(t)),
-            parse_constant=lambda t: kept(_constant(t)),
-        )
+        value = _decoder().decode(text)
     except RecursionError:
         raise InvalidInput(f"request body is nested deeper than {MAX_DEPTH} levels") from None
     # The walk that names the offending place costs more than the rest of a request for a body
     # of a few hundred values (seed 003's backup window has 168): it runs only when the text can
     # hold something to refuse. A lone surrogate can only come from a \uD800-\uDFFF escape (the
     # text decoded strictly), and nesting deeper than MAX_DEPTH needs more brackets than that.
-    if refused or _SURROGATE_ESCAPE.search(text) or _brackets(text) > MAX_DEPTH:
+    if _parsing.refused or _SURROGATE_ESCAPE.search(text) or _brackets(text) > MAX_DEPTH:
         check_value(value)
     return value
+
+
+# Per thread: its decoder (made once: making one for every body, as json.loads does when given
+# hooks, cost a third of the parse of seed 003's body) and whether its parse in progress made a
+# _Refused (the hooks are plain functions, so the decoder can be kept).
+_parsing = threading.local()
+
+
+def _decoder() -> json.JSONDecoder:
+    made: json.JSONDecoder | None = getattr(_parsing, "decoder", None)
+    if made is None:
+        made = _parsing.decoder = json.JSONDecoder(
+            parse_int=_integer, parse_float=_real, parse_constant=_constant
+        )
+    return made
 
 
 def _brackets(text: str) -> int:

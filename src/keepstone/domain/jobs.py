@@ -95,7 +95,13 @@ class ScheduleEdit:
             )
             if value is not None
         }
-        return replace(policy, **changes)  # __post_init__ validates the result
+        for field, value in changes.items():
+            kept = getattr(policy, field)
+            # of one type too: True and 1 are equal, but a policy holding either is not the
+            # same policy (its record differs)
+            if type(kept) is not type(value) or kept != value:
+                return replace(policy, **changes)  # __post_init__ validates the result
+        return policy  # nothing changes: valid already, as a new one would be to the same end
 
 
 @dataclass(frozen=True, slots=True)

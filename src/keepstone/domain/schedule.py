@@ -115,7 +115,37 @@ def next_run(policy: SchedulePolicy, after: datetime, tz: tzinfo = UTC) -> datet
 
     ``tz`` is the server's time zone, the clock of a daily job's ``daily_time``; periodic slots
     and the backup window ignore it.
+
+    A slot ``run`` found after ``found_after`` is also the answer for any instant from
+    ``found_after`` up to ``run`` (no allowed slot lies between them, and ``run`` is within
+    the horizon of both): the last one found for a policy object and zone is kept and given
+    again while it holds, as for every edit of a job whose schedule stays (a seed PUT).
     """
+    key = (id(policy), id(tz))
+    last = _LAST_RUNS.get(key)
+    if (
+        last is not None
+        and last[0] is policy
+        and last[1] is tz
+        and after.utcoffset() is not None  # else _next_run refuses it, or compares naive
+        and last[2] <= after < last[3]
+    ):
+        return last[3]
+    found = _next_run(policy, after, tz)
+    if found is not None:
+        if len(_LAST_RUNS) >= _LAST_RUNS_KEPT:
+            _LAST_RUNS.clear()
+        # the policy and zone are kept with their ids: no other object takes those ids meanwhile
+        _LAST_RUNS[key] = (policy, tz, after, found)
+    return found
+
+
+# (id(policy), id(tz)) -> (policy, tz, after, the run found after it)
+_LAST_RUNS: dict[tuple[int, int], tuple[SchedulePolicy, tzinfo, datetime, datetime]] = {}
+_LAST_RUNS_KEPT = 256
+
+
+def _next_run(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> datetime | None:
     match policy.type:
         case ScheduleType.DAILY:
             return _next_daily(policy, after, tz)

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
@@ -36,15 +37,28 @@ if TYPE_CHECKING:
 
 M = TypeVar("M", bound=DeclarativeBase)
 Processor = Callable[[Any], Any] | None
+# the columns whose type converts a driver's value: each one's name and processor
+Converters = tuple[tuple[str, Callable[[Any], Any]], ...]
 
 
 class _Compiled:
     """The select's SQL in one dialect's parameter style, and a processor per column."""
 
-    def __init__(self, select_sql: str, positional: bool, processors: Sequence[Processor]) -> None:
+    def __init__(
+        self,
+        select_sql: str,
+        positional: bool,
+        names: Sequence[str],
+        processors: Sequence[Processor],
+    ) -> None:
         self.sql = select_sql
         self.positional = positional
-        self.processors = processors
+        # only these are called on a row (a job's JSON, dates and flag: 7 of its 16 columns)
+        self.converters: Converters = tuple(
+            (name, process)
+            for name, process in zip(names, processors, strict=True)
+            if process is not None
+        )
 
 
 class KeyRead(Generic[M]):
@@ -75,37 +89,86 @@ class KeyRead(Generic[M]):
         if values is None:
             return None
         assert isinstance(values, tuple)
-        return Stored(self, _snapshot(values), values, compiled.processors)
+        return Stored(self, _snapshot(values), values, compiled.converters)
 
     def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
         driver's errors are the caller's to handle."""
+        values = self.values_in(cursor, dialect, key)
+        return None if values is None else self.instance_of(values)
+
+    def values_in(self, cursor: Any, dialect: Dialect, key: str) -> dict[str, Any] | None:
+        """``read_in``'s row as its values by column name, no instance made (for a caller that
+        works on plain values and makes the instance of the result, ``instance_of``)."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
-        return None if values is None else self._converted(tuple(values), compiled.processors)
+        return None if values is None else self._by_name(values, compiled.converters)
 
-    def _converted(self, values: tuple[Any, ...], processors: Sequence[Processor]) -> M:
-        return self._instance(
-            tuple(
-                value if process is None else process(value)
-                for process, value in zip(processors, values, strict=True)
-            )
-        )
-
-    def _instance(self, values: tuple[Any, ...]) -> M:
+    def instance_of(self, values: dict[str, Any]) -> M:
+        """A detached instance holding ``values`` (every column's, converted)."""
         instance: M = self._manager.new_instance()
-        instance.__dict__.update(zip(self.names, values, strict=True))
+        instance.__dict__.update(values)
         return instance
+
+    def _by_name(self, values: Sequence[Any], converters: Converters) -> dict[str, Any]:
+        converted = dict(zip(self.names, values, strict=True))
+        for name, process in converters:
+            converted[name] = process(converted[name])
+        return converted
+
+    def _converted(self, values: Sequence[Any], converters: Converters) -> M:
+        return self.instance_of(self._by_name(values, converters))
+
+    def _instance(self, values: Sequence[Any]) -> M:
+        return self.instance_of(dict(zip(self.names, values, strict=True)))
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
         processors = [
-            kind.dialect_impl(dialect).result_processor(dialect, None) for kind in self._types
+            _decoded_once(kind.dialect_impl(dialect).result_processor(dialect, None))
+            if isinstance(kind, JSON)
+            else kind.dialect_impl(dialect).result_processor(dialect, None)
+            for kind in self._types
         ]
-        made = _Compiled(str(compiled), compiled.positional, processors)
+        made = _Compiled(str(compiled), compiled.positional, self.names, processors)
         self._compiled[dialect.name] = made
         return made
+
+
+_FLAT_TEXT = 4096  # longer documents are decoded every time, and never kept
+_SCALARS = (str, int, float, bool, type(None))
+_NESTED = object()  # a kept text whose document holds an object or an array
+
+
+def _decoded_once(process: Processor) -> Processor:
+    """A JSON column's result processor that decodes a short text of a flat document (an object
+    or array of scalars: a job's schedule record, an empty item list) once, then hands out a
+    shallow copy of it: a new dict or list of the same immutable values, equal to what
+    ``process`` makes and as much the caller's own (a job's schedule record cost about as
+    much to decode again as its copy and the rest of the read together). Anything else is
+    ``process``'s, as before (a driver that decodes JSON itself hands over no text)."""
+    if process is None:
+        return None
+    decode = process
+
+    @lru_cache(maxsize=256)
+    def flat(text: str) -> Any:
+        value = decode(text)
+        if isinstance(value, dict) and all(type(v) in _SCALARS for v in value.values()):
+            return value
+        if isinstance(value, list) and all(type(v) in _SCALARS for v in value):
+            return value
+        return _NESTED
+
+    def convert(value: Any) -> Any:
+        if type(value) is str and len(value) <= _FLAT_TEXT:
+            kept = flat(value)
+            if kept is not _NESTED:
+                return kept.copy()
+        return decode(value)
+
+    return convert
 
 
 class KeyUpdate(Generic[M]):
@@ -177,18 +240,18 @@ class Stored(Generic[M]):
         reader: KeyRead[M],
         snapshot: tuple[Any, ...] | None,
         values: tuple[Any, ...],
-        processors: Sequence[Processor] | None = None,
+        converters: Converters | None = None,
     ) -> None:
         self.reader = reader
         self.snapshot = snapshot
         self._values = values
-        self._processors = processors  # None: the values are converted already
+        self._converters = converters  # None: the values are converted already
 
     def instance(self) -> M:
         """A new detached instance of the row (each call its own: callers may change it)."""
-        if self._processors is None:
+        if self._converters is None:
             return self.reader._instance(self._values)
-        return self.reader._converted(self._values, self._processors)
+        return self.reader._converted(self._values, self._converters)
 
 
 def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:

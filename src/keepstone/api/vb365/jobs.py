@@ -157,7 +157,9 @@ def _edit(
 
 def _edited(job: Job, api: ApiVersion) -> Response:
     response = plain(204 if api.at_least(6) else 200)
-    response.headers["ETag"] = etag(job)
+    # after the content headers, as ``response.headers["ETag"] = ...`` puts it, without making
+    # the mutable view of the headers and searching them for one an empty answer never has
+    response.raw_headers.append((b"etag", etag(job).encode("latin-1")))
     return response
 
 
