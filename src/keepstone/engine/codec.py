@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import zstandard
 from blake3 import blake3
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keepstone.engine.errors import RepositoryCorrupt
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 BytesLike = bytes | bytearray | memoryview
 
@@ -39,7 +41,7 @@ class Codec:
         id_key: bytes | None,
         random_bytes: Callable[[int], bytes],
     ) -> None:
-        self._aead = AESGCM(data_key) if data_key is not None else None
+        self._aead = _aes_gcm(data_key) if data_key is not None else None
         self._id_key = id_key
         self._random = random_bytes
         # zstd contexts are not thread-safe but are costly to create: one per thread.
@@ -108,6 +110,8 @@ class Codec:
         if len(stored) < NONCE_SIZE + TAG_SIZE + 1:
             raise RepositoryCorrupt(f"{what} is too short to be encrypted")
         view = memoryview(stored)
+        from cryptography.exceptions import InvalidTag  # imported by _aes_gcm already
+
         try:
             return memoryview(self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], None))
         except InvalidTag:
@@ -136,3 +140,12 @@ class Codec:
         if decompressor is None:
             decompressor = self._local.d = zstandard.ZstdDecompressor()
         return decompressor
+
+
+def _aes_gcm(data_key: bytes) -> AESGCM:
+    """An encrypted repository's cipher. cryptography is imported here, not with the module: its
+    library is about 8 MB resident, which the processes of an unencrypted repository (a
+    backup's, a restore's, the bench's) never need (docs/benchmarks.md, the peak memory)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(data_key)

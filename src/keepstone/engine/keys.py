@@ -9,8 +9,6 @@ from typing import Any
 
 from argon2.exceptions import HashingError
 from argon2.low_level import ARGON2_VERSION, Type, hash_secret_raw
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from keepstone.engine import wire
 from keepstone.engine.errors import RepositoryCorrupt
@@ -68,6 +66,8 @@ def make_key_file(
             "chunker_seed": master.chunker_seed,
         }
     )
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # as in engine.codec
+
     nonce = random_bytes(_NONCE_SIZE)
     sealed = nonce + AESGCM(_derive(password, kdf)).encrypt(nonce, secret, None)
     document = {
@@ -81,6 +81,9 @@ def make_key_file(
 
 def open_key_file(data: bytes, name: str, password: str, repository_id: str) -> MasterKey | None:
     """The master key if ``password`` unwraps this key file, else None."""
+    from cryptography.exceptions import InvalidTag  # as in engine.codec
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     document = wire.load_object(data, name)
     sealed = wire.unb64(document.get("data"), name)
     try:

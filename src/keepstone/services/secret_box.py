@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 KEY_BYTES = 32
 _SEPARATOR = b"\0"
@@ -28,7 +30,11 @@ class SecretBox:
     __slots__ = ("_fernet",)
 
     def __init__(self, key: str) -> None:
-        self._fernet = Fernet(_checked_key(key))
+        # imported with the first key: cryptography's library is about 8 MB resident, which a
+        # process without a secret key (a backup's, with no secret to open) never needs
+        from cryptography.fernet import Fernet
+
+        self._fernet: Fernet = Fernet(_checked_key(key))
 
     def __repr__(self) -> str:
         return "SecretBox(<key withheld>)"
@@ -39,6 +45,8 @@ class SecretBox:
 
     def open(self, name: str, token: str) -> bytes:
         """The secret sealed as ``name``; a wrong key or another name's token is refused."""
+        from cryptography.fernet import InvalidToken
+
         try:
             plain = self._fernet.decrypt(token.encode("ascii"))
         except (InvalidToken, UnicodeEncodeError):
