@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from keepstone.cli import main
+import keepstone.cli.main as main  # the module (the package also has a function `main`)
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import audit, auth
 from keepstone.services.context import Context
