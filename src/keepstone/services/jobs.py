@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from functools import partial
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
@@ -276,24 +276,6 @@ def _session(s: Session | None) -> Session:
     return s
 
 
-class JobFields(Protocol):
-    """What ``_apply`` reads and changes of a job: a ``Job``, or ``edit_job_now``'s row."""
-
-    id: str
-    organization_id: str
-    name: str
-    description: str
-    backup_type: str
-    selected_items: list[Any]
-    excluded_items: list[Any]
-    schedule_policy: dict[str, Any]
-    repository_id: str
-    proxy_id: str
-    is_enabled: bool
-    next_run: datetime | None
-    version: int
-
-
 class _JobRow:
     """A job's row as plain attributes (its column values, converted as the ORM loads them):
     ``edit_job_now`` applies the edit to this rather than to a ``Job``, whose instrumented
@@ -315,6 +297,10 @@ class _JobRow:
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.__dict__.update(values)
+
+
+# What ``_apply`` reads and changes of a job: a ``Job``, or ``edit_job_now``'s row.
+JobFields = Job | _JobRow
 
 
 def _apply(s: Session | None, job: JobFields, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
