@@ -301,6 +301,51 @@ def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
     return records
 
 
+def folder_marker(kind: str, folder: str) -> bytes | None:
+    """Bytes every canonical record of an item of ``kind`` browsed in ``folder`` holds (its own
+    ``path`` field, or the start of it), for ``marked_items``; None for a drive's root, whose
+    files' paths have no common start."""
+    if kind != "file":
+        return _PATH_MARK + wire.dumps(folder) + b","
+    if folder in ("", "."):
+        return None
+    return _PATH_MARK + wire.dumps(folder)[:-1] + b"/"  # the quoted folder, open, then a slash
+
+
+def marked_items(plain: bytes, marker: bytes, what: str) -> list[Item] | None:
+    """The items of a canonical tree blob whose JSON holds ``marker``, each decoded alone: one
+    folder's items (``folder_marker``) without decoding the tree's others (a tree holds up to
+    10,000 items, and decoding them all is most of a folder's first page). Items whose ``meta``
+    merely holds the marker come too: the caller keeps what it asked for. None when the tree
+    does not look canonical or a marked piece is not one whole item (a separator inside an
+    item's ``meta``, see ``cut_tree_records``: such a piece never decodes as one whole object);
+    the caller then decodes the whole tree. A marker cannot straddle two pieces: it ends in a
+    comma or a slash, and the separator holds a quote, which no string holds unescaped. An item
+    of a tree written otherwise (spaces, other escapes) may hold no marker and be missed: the
+    caller compares what it finds with the count it expects (the snapshot's folder summary)."""
+    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
+    last = len(pieces) - 1
+    found: list[Item] = []
+    for n, piece in enumerate(pieces):
+        if marker not in piece:
+            continue
+        record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+        try:
+            text = record.decode()
+            value, end = _scan_json(text, 0)
+        except (UnicodeDecodeError, StopIteration, json.JSONDecodeError):
+            return None
+        if end != len(text):
+            return None
+        try:
+            found.append(Item.from_json(value, what))
+        except RepositoryCorrupt:
+            return None  # decoding the whole tree says what is wrong with it
+    return found
+
+
 def tree_piece_count(plain: bytes) -> int | None:
     """How many pieces ``cut_tree_records`` would cut the tree into, without cutting it (None
     when the tree is not in the canonical shape): a snapshot whose trees' counts add up to its

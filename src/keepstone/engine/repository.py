@@ -36,6 +36,7 @@ from keepstone.engine.model import (
     SnapshotInfo,
     VerifyReport,
     cut_tree_records,
+    marked_items,
     parse_tree,
 )
 from keepstone.engine.options import Options
@@ -195,22 +196,34 @@ class Repository:
         return len(self._snapshot(snapshot_id).trees)
 
     def tree_items(self, snapshot_id: str, position: int) -> list[Item]:
-        """The items of the snapshot's tree at ``position`` (one tree blob read): from where the
-        snapshot says it was stored, else (moved by a prune, or no place recorded) where the
+        """The items of the snapshot's tree at ``position`` (one tree blob read)."""
+        plain, what = self._tree_blob(snapshot_id, position)
+        return parse_tree(plain, what)
+
+    def marked_tree_items(
+        self, snapshot_id: str, position: int, marker: bytes
+    ) -> list[Item] | None:
+        """The items of the tree at ``position`` whose JSON holds ``marker``, the others left
+        undecoded (``model.marked_items``); None when the tree must be decoded whole."""
+        plain, what = self._tree_blob(snapshot_id, position)
+        return marked_items(plain, marker, what)
+
+    def _tree_blob(self, snapshot_id: str, position: int) -> tuple[bytes, str]:
+        """The plaintext of the snapshot's tree at ``position`` and what to call it: from where
+        the snapshot says it was stored, else (moved by a prune, or no place recorded) where the
         index says it is."""
         snapshot = self._snapshot(snapshot_id)
         tree = snapshot.trees[position]
+        what = f"tree {tree}"
         place = None if snapshot.places is None else snapshot.places[position]
         if place is not None:
             pack, offset, length, raw_length = place
             where = BlobLocation(pack, TREE, offset, length, raw_length)
             try:
-                plain = self._ctx.read_at(bytes.fromhex(tree), where)
+                return self._ctx.read_at(bytes.fromhex(tree), where), what
             except (ObjectNotFound, RepositoryCorrupt):
                 pass  # not there any more: the index knows where it went
-            else:
-                return parse_tree(plain, f"tree {tree}")
-        return self._ctx.load_tree(tree)
+        return self._ctx.read_blob(bytes.fromhex(tree)), what
 
     def read(self, item: Item) -> Iterator[bytes]:
         """The item's content, one checked chunk at a time."""

@@ -27,6 +27,7 @@ from keepstone.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from keepstone.domain.names import UniqueNames, safe_component, safe_parts
 from keepstone.domain.scope import stable_user_id as user_id
 from keepstone.engine import FolderSummary, Item, Repository, folder_of
+from keepstone.engine.model import folder_marker
 from keepstone.services import access, audit, restore_points
 from keepstone.services.access import Access
 from keepstone.services.audit import AuditAction, Entry
@@ -138,6 +139,29 @@ class Browser:
         positions = sorted({t for f in summaries for t in f.trees})
         return [i for position in positions for i in self._tree(position) if keep(i)]
 
+    def _marked(
+        self, summaries: list[FolderSummary], marker: bytes | None, keep: Callable[[Item], bool]
+    ) -> list[Item] | None:
+        """``_items`` for one folder, whose summaries say how many items it holds: of a tree not
+        kept already only the items holding ``marker`` are decoded (``model.marked_items``), so
+        a folder's first page does not decode the thousands of other items its trees hold. None
+        when a tree is not in the canonical shape (or ``marker`` is None); the caller also
+        checks the count against the summaries, so an item the marker missed cannot go unseen."""
+        if marker is None:
+            return None
+        found: list[Item] = []
+        for position in sorted({t for f in summaries for t in f.trees}):
+            with self._lock:
+                kept = self._trees.get(position)
+            if kept is None:
+                items = self.repository.marked_tree_items(self._snapshot, position, marker)
+            else:
+                items = kept
+            if items is None:
+                return None
+            found.extend(i for i in items if keep(i))
+        return found
+
     def limited_to(self, allows: Callable[[str], bool]) -> Browser:
         """This browser as a viewer reaching only the owners ``allows`` accepts sees it: the
         others are not listed, and asking for one (its folders, items, a save, a put-back) is
@@ -198,9 +222,15 @@ class Browser:
             raise NotFound(f"folder '{folder}' does not exist in this restore point")
         path = matches[0]
         summaries = [f for f in summaries if f.folder == path]
-        return self._items(
-            summaries, lambda i: i.user == user and i.kind == kind and folder_of(i) == path
-        )
+
+        def keep(item: Item) -> bool:
+            return item.user == user and item.kind == kind and folder_of(item) == path
+
+        expected = sum(f.count for f in summaries)
+        marked = self._marked(summaries, folder_marker(kind, path), keep)
+        if marked is not None and len(marked) == expected:
+            return marked
+        return self._items(summaries, keep)  # a tree not cut as expected: each read whole
 
     def top(self, owner_id: str, kind: str) -> list[Item]:
         """The owner's items of ``kind`` in no folder: only the trees that hold such items are
