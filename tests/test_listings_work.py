@@ -10,7 +10,7 @@ import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,14 +18,15 @@ from fastapi.testclient import TestClient
 from lxml import etree
 from sqlalchemy import update
 
+from keepstone.api.em.jobs import JobXml
 from keepstone.clock import ManualClock
-from keepstone.domain.jobs import SessionStatus
+from keepstone.domain.jobs import JobEdit, SessionStatus
 from keepstone.engine import Item, LocalStore, writer
 from keepstone.services import catalog, jobs, reports, restore_points, runs
 from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
-from keepstone.store.tables import AuditEvent, JobSession, RestorePoint, TaskSession
+from keepstone.store.tables import AuditEvent, Job, JobSession, RestorePoint, TaskSession
 from tests import listing_rows as bulk
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.work import catalog_work
@@ -661,6 +662,49 @@ def test_em_jobs_documents_build_every_job_inside_the_list(
     assert small == large and max(large) < N, (small, large)
     listed = client.get("/api/jobs?format=Entity", headers=headers).text
     assert listed.count("<Job ") == 4 * N and listed.count("<JobScheduleOptions") == 4 * N
+
+
+def test_em_job_entities_are_made_once_until_a_job_changes(
+    ctx: Context, client: TestClient, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``GET /api/jobs?format=Entity`` is kept by every job's ``JobVersion``: asked again it makes
+    no entity; an edit, a next run set by the scheduler, a disabled job and a deleted one each
+    give the list made again, showing the change, in XML and in JSON."""
+    headers = _em_session(client)
+    made: list[str] = []
+    real = JobXml.entity
+
+    def counted(self: JobXml, job: Any, parent: Any = None) -> Any:
+        made.append(job.id)
+        return real(self, job, parent)
+
+    monkeypatch.setattr(JobXml, "entity", counted)
+
+    def listed(accept: str = "application/xml") -> str:
+        made.clear()
+        response = client.get("/api/jobs?format=Entity", headers=headers | {"Accept": accept})
+        assert response.status_code == 200, response.text
+        return response.text
+
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+    first = listed()
+    assert len(made) == N and first.count("<Job ") == N
+    assert listed() == first and made == []
+    assert "a new description" not in first
+    jobs.edit_job(ctx, job["id"], JobEdit(description="a new description"))
+    assert "a new description" in listed() and len(made) == N
+    with ctx.db.write() as s:  # as the scheduler sets it, without an edit
+        s.execute(
+            update(Job).where(Job.id == job["id"]).values(next_run=datetime(2031, 1, 2, tzinfo=UTC))
+        )
+    assert "2031-01-02T00:00:00" in listed() and len(made) == N
+    jobs.set_enabled(ctx, job["id"], False)
+    assert listed().count("<ScheduleEnabled>false</ScheduleEnabled>") == 1
+    as_json = listed("application/json")
+    assert len(made) == N and as_json.count('"ScheduleEnabled"') == N
+    assert listed("application/json") == as_json and made == []
+    jobs.delete_job(ctx, job["id"])
+    assert listed().count("<Job ") == N - 1 and len(made) == N - 1
 
 
 # ---- opening a restore session ----------------------------------------------------------------

@@ -176,5 +176,6 @@ def test_the_json_form_is_read_from_the_schema_once(em: Em, catalog: Catalog) ->
     forms.cache_clear()
     for path in ("/api/jobs?format=Entity", "/api/repositories", "/api/tasks") * 3:
         assert em.request("GET", path, headers=JSON).status_code == 200
-    assert forms.cache_info().misses == 1 and forms.cache_info().hits >= 8
+    # seven answers made in JSON (the jobs' entities are made once, then kept by their jobs)
+    assert forms.cache_info().misses == 1 and forms.cache_info().hits >= 6
     assert schema_document.cache_info().misses == 1

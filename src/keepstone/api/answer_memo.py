@@ -36,5 +36,17 @@ class AnswerMemo(Generic[V]):
                 self._kept[key] = found
         return found
 
+    def kept(self, key: Hashable) -> V | None:
+        """The value kept for ``key``, if any."""
+        return self._kept.get(key)
+
+    def keep(self, key: Hashable, value: V) -> None:
+        """Keep ``value`` for ``key``: for an answer whose key is known only once it is made
+        (read from the very rows it is made from)."""
+        with self._lock:
+            if key not in self._kept and len(self._kept) >= self.capacity:
+                self._kept.pop(next(iter(self._kept)), None)
+            self._kept[key] = value
+
     def __len__(self) -> int:
         return len(self._kept)
