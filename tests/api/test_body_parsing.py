@@ -73,8 +73,7 @@ def test_another_case_is_folded_beside_documented_spellings() -> None:
 
 
 def test_the_parse_makes_one_decoder_per_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """json.loads with hooks makes a decoder for every body; load_json keeps its thread's (for
-    a body with a number in exponent form, which the standard library parses)."""
+    """json.loads with hooks makes a decoder for every body; load_json keeps its thread's."""
     made = []
 
     class Counted(json.JSONDecoder):
@@ -86,7 +85,7 @@ def test_the_parse_makes_one_decoder_per_thread(monkeypatch: pytest.MonkeyPatch)
     values = []
 
     def parse() -> None:
-        values.extend(inputs.load_json(b'{"a": [1, 25e-1, "x"]}') for _ in range(3))
+        values.extend(inputs.load_json(b'{"a": [1, 2.5, "x"]}') for _ in range(3))
 
     worker = threading.Thread(target=parse)  # a thread of its own: it has no decoder yet
     worker.start()
@@ -111,63 +110,3 @@ def test_numbers_are_refused_between_good_bodies(text: str, place: str) -> None:
         inputs.load_json(text.encode())
     assert refused.value.prop == place
     assert inputs.load_json(b'{"ok": 9223372036854775807}') == {"ok": 2**63 - 1}
-
-
-JSON_VALUES = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=12,
-)
-
-
-def _parsed(parse: Any, raw: bytes) -> tuple[str, Any]:
-    try:
-        return "value", parse(raw)
-    except InvalidInput as error:
-        return "refused", (error.message, error.prop)
-    except ValueError:
-        return "not JSON", None
-
-
-@given(JSON_VALUES, st.booleans())
-def test_the_fast_parse_gives_what_the_checked_parse_gives(value: Any, ascii_only: bool) -> None:
-    """load_json (pydantic-core's parser for a text with nothing to refuse) answers as the
-    standard library's parse with hooks does: the same value, refusal or "not JSON"."""
-    raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-    fast, checked = _parsed(inputs.load_json, raw), _parsed(inputs._checked_json, raw)
-    assert fast == checked
-    assert repr(fast) == repr(checked)  # -0.0 and 0.0, 1 and 1.0 are told apart
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        b'{"a": 1, "a": 2}',
-        b'{"a": -0, "b": -0.0, "c": 123456789012345678.5}',
-        b'"\\u00e9\\/\\n"',
-        b'"a\x01b"',
-        b'"\xff"',
-        b"\xef\xbb\xbf{}",
-        b"[1,]",
-        b"{} x",
-        b"01",
-        b"tru",
-        b'"\\ud800"',
-        b'"\xed\xa0\x80"',
-        b"[" * 70 + b"]" * 70,
-        b"\t[ 1 , 2 ]\r\n",
-    ],
-)
-def test_the_fast_parse_on_edge_texts(raw: bytes) -> None:
-    assert repr(_parsed(inputs.load_json, raw)) == repr(_parsed(inputs._checked_json, raw))
-
-
-def test_a_plain_body_is_not_parsed_with_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Seed 003's body (168 booleans, no number to refuse) takes pydantic-core's parse."""
-    monkeypatch.setattr(inputs, "_checked_json", lambda raw: pytest.fail("parsed with hooks"))
-    body = {"schedulePolicy": {"backupWindowSettings": {"backupWindow": [True] * 168}}}
-    assert inputs.load_json(json.dumps(body).encode()) == body

@@ -18,7 +18,6 @@ import threading
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from pydantic_core import from_json
 from starlette.types import Scope
 
 from keepstone.domain.errors import InvalidInput
@@ -28,10 +27,6 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _INT64_DIGITS = 19
-# What a JSON text must hold for a parse of it to be refused or to need the standard library's
-# parser: a number of 19 digits or more (past 64 bits) or with an exponent (past a float's
-# range), a NaN or Infinity, or a \uD800-\uDFFF escape (a lone surrogate).
-_NEEDS_HOOKS = re.compile(rb"[0-9](?:[eE]|[0-9]{18})|NaN|Infinity|\\u[dD][89a-fA-F]")
 
 
 class _Refused:
@@ -61,35 +56,6 @@ def _constant(text: str) -> _Refused:
 def load_json(raw: bytes) -> Any:
     """The JSON value of ``raw``; ``ValueError`` if it is not JSON (an XML body without a
     content type, bytes that are not text), ``InvalidInput`` if it is JSON no handler may see."""
-    value = _plain_json(raw)
-    return _checked_json(raw) if value is _NOT_PLAIN else value
-
-
-_NOT_PLAIN = object()
-
-
-def _plain_json(raw: bytes) -> Any:
-    """The value of a UTF-8 JSON text that holds nothing to refuse (``_NEEDS_HOOKS``, at most
-    ``MAX_DEPTH`` brackets), parsed by pydantic-core's parser: about half the CPU of the
-    standard library's with hooks, and a value the body's validation then walks faster (its
-    keys are shared strings). Its values are those ``json.loads`` makes (ints as int, floats
-    as float, a repeated key's last value). ``_NOT_PLAIN`` for anything else, and for a text
-    that parser refuses (whatever it is, the standard library's parse then says so, as before)."""
-    if (
-        json.detect_encoding(raw) != "utf-8"
-        or _NEEDS_HOOKS.search(raw)
-        or raw.count(b"[") + raw.count(b"{") > MAX_DEPTH
-    ):
-        return _NOT_PLAIN
-    try:
-        return from_json(raw, allow_inf_nan=False)
-    except ValueError:
-        return _NOT_PLAIN
-
-
-def _checked_json(raw: bytes) -> Any:
-    """``load_json`` by the standard library's parser, each number through a hook that refuses
-    what cannot be kept."""
     text = raw.decode(json.detect_encoding(raw))  # UnicodeDecodeError: not JSON either
     _parsing.refused = False
     try:
