@@ -2,11 +2,11 @@
 
 Sets up a job through ``httpx.ASGITransport``, then calls ``create_app``'s ASGI interface
 directly (no client library: a scope, a body, a ``send`` that keeps the status) on one event
-loop, N requests in turn per row, and prints the process CPU time (``time.process_time``) per
-request: the cost of the middleware, routing, dependencies, handlers and access log alone, which
-the wrk figures of ``bench/api.py`` bury under the server's and the machine's noise; the bare
-Starlette app of ``bench/api.py`` is driven the same way first (uvicorn's own share, the same for
-both, is not in these figures). Rows as in
+loop, N requests in turn per row, and prints the process CPU time (``time.process_time``) and
+the wall time (``time.perf_counter``) per request: the cost of the middleware, routing,
+dependencies, handlers and access log alone, which the wrk figures of ``bench/api.py`` bury
+under the server's and the machine's noise; the bare Starlette app of ``bench/api.py`` is driven
+the same way first (uvicorn's own share, the same for both, is not in these figures). Rows as in
 ``bench/api.py`` (401, authenticated ``GET`` and seed ``PUT /v2/Jobs/{id}``, EM
 ``GET /api/jobs/{id}`` in XML and JSON, the seed PUT with two descriptions in turn).
 
@@ -67,7 +67,7 @@ async def call(app: Any, method: str, path: str, headers: dict[str, str], body: 
     return status
 
 
-async def run(requests: int, data_dir: Path, only: str = "") -> list[tuple[str, float]]:
+async def run(requests: int, data_dir: Path, only: str = "") -> list[tuple[str, float, float]]:
     os.environ["KEEPSTONE_ADMIN_PASSWORD"] = PASSWORD
     ctx = server.open_context(data_dir)
     started = server.bootstrap(ctx, data_dir)
@@ -124,17 +124,18 @@ async def run(requests: int, data_dir: Path, only: str = "") -> list[tuple[str, 
             ),
             ("PUT /v2/Jobs/{id} (description alternating)", "PUT", path, put, changing, 200),
         ]
-        results = [("bare Starlette app (the floor)", await _cpu(bare_app(), "/", {}, requests))]
+        results = [("bare Starlette app (the floor)", *await _cpu(bare_app(), "/", {}, requests))]
         for name, method, target, headers, bodies, expected in rows:
             if only not in name:
                 continue
             for n in range(50):  # warm caches (credentials, canonical paths, routes)
                 body = bodies[n % len(bodies)]
                 assert await call(app, method, target, headers, body) == expected, name
-            began = time.process_time()
+            began, began_wall = time.process_time(), time.perf_counter()
             for n in range(requests):
                 await call(app, method, target, headers, bodies[n % len(bodies)])
-            results.append((name, (time.process_time() - began) / requests * 1000))
+            cpu, wall = time.process_time() - began, time.perf_counter() - began_wall
+            results.append((name, cpu / requests * 1000, wall / requests * 1000))
     ctx.db.dispose()
     return results
 
@@ -151,14 +152,15 @@ def bare_app() -> Any:
     return Starlette(routes=[Route("/", answer)])
 
 
-async def _cpu(app: Any, path: str, headers: dict[str, str], requests: int) -> float:
-    """CPU milliseconds per ``GET path`` (after a warm-up)."""
+async def _cpu(app: Any, path: str, headers: dict[str, str], requests: int) -> tuple[float, float]:
+    """CPU and wall milliseconds per ``GET path`` (after a warm-up)."""
     for _ in range(50):
         assert await call(app, "GET", path, headers, b"") == 200
-    began = time.process_time()
+    began, began_wall = time.process_time(), time.perf_counter()
     for _ in range(requests):
         await call(app, "GET", path, headers, b"")
-    return (time.process_time() - began) / requests * 1000
+    cpu, wall = time.process_time() - began, time.perf_counter() - began_wall
+    return cpu / requests * 1000, wall / requests * 1000
 
 
 def main() -> None:
@@ -170,8 +172,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         results = asyncio.run(run(args.requests, Path(scratch) / "data", args.only))
     floor = results[0][1]
-    for name, ms in results:
-        print(f"{name:40} {ms:7.4f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)")
+    for name, ms, wall in results:
+        print(
+            f"{name:40} {ms:7.4f} ms CPU per request  ({floor / ms:4.2f}x the bare app's rate)"
+            f"  {wall:7.4f} ms wall"
+        )
 
 
 if __name__ == "__main__":

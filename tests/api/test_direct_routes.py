@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from keepstone.api import direct
 from keepstone.api.direct import DirectRoute
-from keepstone.api.prefix_routing import DirectRoutes
+from keepstone.api.prefix_routing import DirectRoutes, Found
 from keepstone.services import auth
 from keepstone.services.context import Context
 from tests.conftest import ADMIN_PASSWORD, READER_PASSWORD, login
@@ -32,15 +32,15 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     """The paths the direct handlers took (every one, as long as the test does not turn them
     off)."""
     seen: list[str] = []
-    match = direct.Bound.match
+    match = DirectRoutes.match
 
-    def counting(self: direct.Bound, method: str, path: str) -> dict[str, str] | None:
-        params = match(self, method, path)
-        if params is not None:
+    def counting(self: DirectRoutes, method: str, path: str) -> Found | None:
+        found = match(self, method, path)
+        if found is not None:
             seen.append(f"{method} {path}")
-        return params
+        return found
 
-    monkeypatch.setattr(direct.Bound, "match", counting)
+    monkeypatch.setattr(DirectRoutes, "match", counting)
     yield seen
 
 
@@ -158,7 +158,7 @@ def test_direct_routes_answer_what_the_fastapi_routes_answer(
 
     directly = exchange(client, requests, first)
     assert len(taken) >= 30  # the plain GETs and PUTs of both dialects
-    monkeypatch.setattr(direct.Bound, "match", lambda self, method, path: None)
+    monkeypatch.setattr(DirectRoutes, "match", lambda self, method, path: None)
     through_fastapi = exchange(client, requests, second)
 
     for ours, theirs in zip(directly, through_fastapi, strict=True):
@@ -191,6 +191,38 @@ def test_a_route_before_the_direct_one_keeps_its_paths() -> None:
     assert routes.match("POST", "/v2/Things/7") is None
     app.router.routes.insert(0, Route("/v2/Things/7", literal, methods=["GET"]))
     assert routes.match("GET", "/v2/Things/7") is None  # a route added later is seen
+
+
+@pytest.mark.sqlite_catalog  # routing: the catalog plays no part
+def test_a_path_is_matched_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The direct route of a (method, path) seen before is looked up, not matched again; each
+    caller gets a dict of its own; routes added later are seen."""
+
+    async def shortcut(request: Any, params: dict[str, str], body: bytes) -> Response:
+        return Response("direct")
+
+    async def templated(request: Any) -> Response:
+        return Response("fastapi")
+
+    app = FastAPI()
+    app.router.routes.append(Route("/v2/Things/{item_id}", templated, methods=["GET"]))
+    routes = DirectRoutes([DirectRoute("GET", "/v2/Things/{item_id}", shortcut)], app.router)
+    matched: list[str] = []
+    real = direct.Bound.match
+
+    def counted(self: direct.Bound, method: str, path: str) -> dict[str, str] | None:
+        matched.append(path)
+        return real(self, method, path)
+
+    monkeypatch.setattr(direct.Bound, "match", counted)
+    first, second = routes.match("GET", "/v2/Things/7"), routes.match("GET", "/v2/Things/7")
+    assert routes.match("GET", "/v2/Things/8") is not None
+    assert routes.match("GET", "/v2/Other/1") is None and routes.match("GET", "/v2/Other/1") is None
+    assert matched == ["/v2/Things/7", "/v2/Things/8", "/v2/Other/1"]
+    assert first is not None and second is not None
+    assert first[1] == second[1] == {"item_id": "7"} and first[1] is not second[1]
+    app.router.routes.insert(0, Route("/v2/Things/7", templated, methods=["GET"]))
+    assert routes.match("GET", "/v2/Things/7") is None
 
 
 @pytest.mark.sqlite_catalog
@@ -251,11 +283,9 @@ def test_an_edit_s_answer_has_its_etag_after_the_content_headers(version: int) -
     headers' ``response.headers["ETag"] = ...`` puts it (the answer's bytes unchanged)."""
     from keepstone.api.plumbing import plain
     from keepstone.api.vb365.jobs import _edited
-    from keepstone.api.vb365.versions import ApiVersion, LinkBuilder
     from keepstone.store.tables import Job
 
-    api = ApiVersion(version, LinkBuilder("http://testserver", f"v{version}"))
-    answer = _edited(Job(version=41), api)
+    answer = _edited(Job(version=41), version)
     expected = plain(204 if version >= 6 else 200)
     expected.headers["ETag"] = '"41"'
     assert (answer.status_code, answer.raw_headers) == (expected.status_code, expected.raw_headers)

@@ -110,6 +110,11 @@ def install(router: APIRouter) -> None:
         router.middleware_stack = PrefixRouting(router)
 
 
+# a direct route and the path parameters it found
+Found = tuple[direct_routes.Bound, dict[str, str]]
+MATCHES_KEPT = 4096  # (method, path) pairs whose direct route, or none, is remembered
+
+
 class DirectRoutes:
     """The direct routes of an app (``api.direct``) by first segment, each bound to the app's
     routes (again whenever their number changes: routes added after the first request)."""
@@ -119,11 +124,26 @@ class DirectRoutes:
         self.router = router
         self._built_for = -1
         self._by_segment: dict[str, list[direct_routes.Bound]] = {}
+        # (method, path) -> what _find answered: a client reads or edits the same job again
+        # and again, and the routes' regexes (and those of the routes before them) cost more
+        # than a look-up; forgotten whole when full or when the routes change
+        self._found: dict[tuple[str, str], Found | None] = {}
 
-    def match(self, method: str, path: str) -> tuple[direct_routes.Bound, dict[str, str]] | None:
+    def match(self, method: str, path: str) -> Found | None:
         """The direct route for ``method`` and ``path`` and its path parameters, if any."""
         if self._built_for != len(self.router.routes):
             self._bind()
+        key = (method, path)
+        if key in self._found:
+            found = self._found[key]
+        else:
+            found = self._find(method, path)
+            if len(self._found) >= MATCHES_KEPT:
+                self._found.clear()
+            self._found[key] = found
+        return None if found is None else (found[0], dict(found[1]))  # the caller's own dict
+
+    def _find(self, method: str, path: str) -> Found | None:
         for bound in self._by_segment.get(first_segment(path), ()):
             params = bound.match(method, path)
             if params is not None:
@@ -132,6 +152,7 @@ class DirectRoutes:
 
     def _bind(self) -> None:
         routes = list(self.router.routes)
+        self._found = {}
         self._by_segment = {}
         for bound in direct_routes.bind(self.direct, routes):
             segment = first_segment(bound.route.template)
