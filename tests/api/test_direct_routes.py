@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from keepstone.api import direct
 from keepstone.api.direct import DirectRoute
-from keepstone.api.prefix_routing import DirectRoutes, Found
+from keepstone.api.prefix_routing import PATH_KEPT, DirectRoutes, Found
 from keepstone.services import auth
 from keepstone.services.context import Context
 from tests.conftest import ADMIN_PASSWORD, READER_PASSWORD, login
@@ -221,6 +221,9 @@ def test_a_path_is_matched_once(monkeypatch: pytest.MonkeyPatch) -> None:
     assert matched == ["/v2/Things/7", "/v2/Things/8", "/v2/Other/1"]
     assert first is not None and second is not None
     assert first[1] == second[1] == {"item_id": "7"} and first[1] is not second[1]
+    long = "/v2/Things/" + "x" * PATH_KEPT  # a long path is matched each time, never kept
+    assert routes.match("GET", long) is not None and routes.match("GET", long) is not None
+    assert matched[3:] == [long, long]
     app.router.routes.insert(0, Route("/v2/Things/7", templated, methods=["GET"]))
     assert routes.match("GET", "/v2/Things/7") is None
 

@@ -113,6 +113,9 @@ def install(router: APIRouter) -> None:
 # a direct route and the path parameters it found
 Found = tuple[direct_routes.Bound, dict[str, str]]
 MATCHES_KEPT = 4096  # (method, path) pairs whose direct route, or none, is remembered
+# Only paths this short are remembered: a direct route's path (``/v8/Jobs/<uuid>``) is about 45
+# characters, and 4,096 of the longest paths a client may send would hold hundreds of MB.
+PATH_KEPT = 256
 
 
 class DirectRoutes:
@@ -138,9 +141,10 @@ class DirectRoutes:
             found = self._found[key]
         else:
             found = self._find(method, path)
-            if len(self._found) >= MATCHES_KEPT:
-                self._found.clear()
-            self._found[key] = found
+            if len(path) <= PATH_KEPT:
+                if len(self._found) >= MATCHES_KEPT:
+                    self._found.clear()
+                self._found[key] = found
         return None if found is None else (found[0], dict(found[1]))  # the caller's own dict
 
     def _find(self, method: str, path: str) -> Found | None:
