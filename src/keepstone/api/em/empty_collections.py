@@ -7,8 +7,6 @@ schema (agents, NAS, CDP, external repositories) use the vendor's plural (``NasJ
 vendor's rule for list types (``XList`` -> plural root), outside the schema.
 """
 
-from __future__ import annotations
-
 from collections.abc import Callable
 
 from fastapi import APIRouter, Request
