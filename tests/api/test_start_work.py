@@ -15,6 +15,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from keepstone.api.app import VB365_ROUTERS
+from keepstone.api.em.empty_collections import router as empty_collections_router
 from keepstone.api.em.resources import ROUTERS as EM_ROUTERS
 from keepstone.api.health import router as health_router
 from keepstone.api.metrics import router as metrics_router
@@ -47,6 +48,16 @@ def test_each_handler_is_analysed_once_for_every_version() -> None:
     analyses = sum(len(ids) for ids in dependants.values())
     # one analysis per handler, and one per version for the few with a form body
     assert analyses <= len(dependants) + embedded * (len(VERSIONS) - 1)
+
+
+@pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
+def test_the_empty_em_lists_share_one_analysis() -> None:
+    """The 42 collections Keepstone has none of are answered by one handler, analysed once (each
+    analysed apart was 0.03-0.04 s of every start, 2026-12-05)."""
+    routes = [r for r in empty_collections_router.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 45
+    assert len({r.path for r in routes}) == len(routes)
+    assert len({id(r.dependant) for r in routes}) < 10
 
 
 def _calls(dependant: Dependant) -> list[object]:
