@@ -151,3 +151,13 @@ def test_the_command_imports_its_modules_without_a_collection() -> None:
     """``keepstone`` (``cli.main``) imports the CLI, the server and the tables with the
     collector paused, then restores it: importing them set off about 220 collections."""
     assert _printed(COMMAND_IMPORTS).split() == ["0", "True", "True"]
+
+
+def test_the_command_imports_rich_tables_and_progress_bars_only_where_shown() -> None:
+    """``keepstone serve`` (like every command) imports the CLI's modules; Rich's tables and
+    progress bars are imported by the few commands that show them (cli/repo.py), not by those."""
+    shown = ("rich.table", "rich.progress")
+    script = (
+        f"import sys, keepstone.cli.main; print(sorted(m for m in sys.modules if m in {shown}))"
+    )
+    assert _printed(script).strip() == "[]"

@@ -11,9 +11,15 @@ import textwrap
 from collections import defaultdict
 
 import pytest
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from keepstone.api.app import VB365_ROUTERS
+from keepstone.api.em.empty_collections import router as empty_collections_router
+from keepstone.api.em.resources import ROUTERS as EM_ROUTERS
+from keepstone.api.health import router as health_router
+from keepstone.api.metrics import router as metrics_router
+from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365.versions import VERSIONS
 
 # and the console's pages, imported at the first request for one (console.Pages)
@@ -42,6 +48,45 @@ def test_each_handler_is_analysed_once_for_every_version() -> None:
     analyses = sum(len(ids) for ids in dependants.values())
     # one analysis per handler, and one per version for the few with a form body
     assert analyses <= len(dependants) + embedded * (len(VERSIONS) - 1)
+
+
+@pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
+def test_the_empty_em_lists_share_one_analysis() -> None:
+    """The 42 collections Keepstone has none of are answered by one handler, analysed once (each
+    analysed apart was 0.03-0.04 s of every start, 2026-12-05)."""
+    routes = [r for r in empty_collections_router.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 45
+    assert len({r.path for r in routes}) == len(routes)
+    assert len({id(r.dependant) for r in routes}) < 10
+
+
+def _calls(dependant: Dependant) -> list[object]:
+    return [dependant.call, *(c for d in dependant.dependencies for c in _calls(d))]
+
+
+@pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
+def test_no_handler_or_dependency_has_an_annotation_fastapi_must_evaluate() -> None:
+    """FastAPI reads a handler's and each of its dependencies' signatures with their string
+    annotations evaluated, at every analysis: a module of handlers or dependencies written with
+    ``from __future__ import annotations`` made 3,649 evaluations at each start (2026-12-05)."""
+    routers = [
+        versioned.for_version(number) for versioned, _, _ in VB365_ROUTERS for number in VERSIONS
+    ]
+    routers += [*EM_ROUTERS, proxy_link_router, health_router, metrics_router]
+    calls = {
+        call
+        for router in routers
+        for route in router.routes
+        if isinstance(route, APIRoute)
+        for call in _calls(route.dependant)
+    }
+    assert len(calls) > 200
+    strings = sorted(
+        f"{getattr(call, '__module__', '')}.{getattr(call, '__qualname__', call)}"
+        for call in calls
+        if any(isinstance(a, str) for a in getattr(call, "__annotations__", {}).values())
+    )
+    assert strings == []
 
 
 @pytest.mark.sqlite_catalog

@@ -1,7 +1,5 @@
 """The ASGI application: both dialects' routers over one services context."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 from collections.abc import AsyncIterator

@@ -1,8 +1,6 @@
 """``/healthz`` and ``/readyz`` for load balancers and service managers: no authentication, and
 nothing in them but the verdict (``services.health`` logs why a server is not ready)."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 

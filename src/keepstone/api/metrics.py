@@ -10,8 +10,6 @@ a user's token: a scraper is configured once and must not hold an administrator'
 With neither, ``/metrics`` answers 404: nothing is exposed until the operator chooses how.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import hmac

@@ -7,8 +7,6 @@ calls name its session and the claim the proxy holds (``/runs/{session}/{claim}/
 The work package carries secrets: it is answered only over TLS or to a loopback peer.
 """
 
-from __future__ import annotations
-
 import ipaddress
 from typing import Annotated, Any
 

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from keepstone import logs
 from keepstone.api.client_address import parse_networks
@@ -164,6 +162,9 @@ def user_add(
 @users.command("list")
 def user_list(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
     """List users and their roles."""
+    from rich.table import Table  # here: ``keepstone serve`` shows no table (cli/repo.py)
+    from rich.text import Text
+
     table = Table("Name", "Role", "Created (UTC)")
     for user in auth.list_users(context(data_dir, database_url)):
         table.add_row(Text(user.name), user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
@@ -224,6 +225,9 @@ def audit_list(
         found = audit.events(context(data_dir, database_url), since=since, limit=limit)
     except KeepstoneError as error:
         raise fail(error) from None
+    from rich.table import Table  # here: see user_list
+    from rich.text import Text
+
     table = Table("Time (UTC)", "Action", "Outcome", "User", "Address", "Dialect", "About")
     for event in found:
         table.add_row(

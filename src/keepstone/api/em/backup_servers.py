@@ -1,8 +1,6 @@
 """Backup servers: ``/api/backupServers``, of which there is one, this server
 (backupservers_id.html)."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response

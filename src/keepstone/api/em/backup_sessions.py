@@ -1,7 +1,5 @@
 """Backup job sessions: ``/api/backupSessions`` and a job's sessions."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from fastapi import APIRouter, Request

@@ -5,8 +5,6 @@ job's restore points are exactly that, so a Backup's id is its job's id and its 
 one holding the job's latest restore point.
 """
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response

@@ -3,8 +3,6 @@
 Each resource module of the dialect has its own router (see ``resources``); they share these.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """Discovery and logon: ``/api/`` (the EnterpriseManager entry point) and logon sessions."""
 
-from __future__ import annotations
-
 import base64
 import binascii
 

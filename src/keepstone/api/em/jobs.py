@@ -4,8 +4,6 @@ Every write that changes a job is an asynchronous operation: the answer is ``202
 ``Task`` the client polls (seed 000), even when the work is quick, so clients have one rule.
 """
 
-from __future__ import annotations
-
 from functools import partial
 from typing import Any, Protocol
 

@@ -7,8 +7,6 @@ reports_summary_processed_vms.html: one ``Day`` per day of the last seven, the n
 stamped at the server's local midnight). Keepstone replicates nothing: replica figures are 0.
 """
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 

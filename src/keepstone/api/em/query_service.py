@@ -8,8 +8,6 @@ A result nests as RestAPI.xsd's ``QueryResultType`` says: ``Refs/Ref`` or
 way under its plural name, outside the schema.
 """
 
-from __future__ import annotations
-
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request

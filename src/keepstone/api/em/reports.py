@@ -1,7 +1,5 @@
 """Summary reports: ``/api/reports/summary/...``."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 
 from fastapi import APIRouter, Request

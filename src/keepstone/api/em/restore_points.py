@@ -1,7 +1,5 @@
 """Restore points: ``/api/restorePoints`` and a backup's (restorepoints_id.html)."""
 
-from __future__ import annotations
-
 from fastapi import APIRouter, Request
 from lxml import etree
 from starlette.responses import Response

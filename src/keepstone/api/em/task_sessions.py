@@ -8,8 +8,6 @@ its name), Up to the job session (with its name), then Alternate to the entity; 
 the size of the user's items in the run's restore point.
 """
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Tasks: the asynchronous operations a logon session started (``/api/tasks``)."""
 
-from __future__ import annotations
-
 import re
 
 from fastapi import APIRouter, Request

@@ -3,8 +3,6 @@
 The secret key (``password``) is write-only: it goes to the vault and no answer carries it.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from starlette.responses import Response

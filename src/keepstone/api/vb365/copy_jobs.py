@@ -5,8 +5,6 @@ Bodies and representations follow the vendor's ``RESTCopyJob`` (v6, v7; v8 creat
 the work is ``services/copy_jobs.py``.
 """
 
-from __future__ import annotations
-
 import enum
 from functools import partial
 from typing import Annotated, Any

@@ -1,7 +1,5 @@
 """What every JSON-dialect handler needs: the services context, the caller, links, responses."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 from fastapi import Depends, Request

@@ -1,7 +1,5 @@
 """Proxies, backup repositories and the encryption keys of encrypted repositories."""
 
-from __future__ import annotations
-
 from functools import partial
 from typing import Any
 

@@ -1,7 +1,5 @@
 """The server itself: its version, its licence, the restore portal."""
 
-from __future__ import annotations
-
 from fastapi import Request
 from starlette.responses import Response
 

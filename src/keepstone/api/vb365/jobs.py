@@ -1,7 +1,5 @@
 """Jobs: list, get, create, the seed 003 PUT, delete, actions, and their selected/excluded items."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Sequence
 from functools import partial

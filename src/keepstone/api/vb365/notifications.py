@@ -4,8 +4,6 @@ carries it (services/notifications.py keeps it in the vault). ``dailyDigest`` an
 ``dailyDigestTime`` are Keepstone's extension (the vendor's model has no digest): vendor clients
 never send them, so a PUT of theirs keeps them, and ignore them in answers."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field, StrictBool, StrictStr

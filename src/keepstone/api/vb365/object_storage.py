@@ -6,8 +6,6 @@ by name. Shapes follow ``RESTObjectStorageRepositoryComposed`` (v6, v7) and
 ``RESTObjectStorageComposed`` (v8).
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 from pydantic import Field

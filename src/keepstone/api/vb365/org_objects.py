@@ -6,8 +6,6 @@ sites, teams; and the cache's sync (``POST /Sync``, ``GET /SyncState``). What a 
 The routes are installed on the organizations router (``install``), beside the routes of the
 other organization types they share paths with."""
 
-from __future__ import annotations
-
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any

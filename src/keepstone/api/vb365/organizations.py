@@ -1,7 +1,5 @@
 """Organizations, their users, licensing and audit items, and the licensed users across them."""
 
-from __future__ import annotations
-
 from functools import partial
 from typing import Any
 

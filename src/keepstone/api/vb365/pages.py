@@ -11,8 +11,6 @@ apply, and the set's count is kept with it. Small collections are still listed w
 (:func:`listing`).
 """
 
-from __future__ import annotations
-
 import threading
 import uuid
 from collections import OrderedDict

@@ -2,8 +2,6 @@
 (``services/proxies.py``). Shapes: ``RESTProxyPool``, ``RESTProxyPoolFromClient``,
 ``RESTProxyIdFromClient``."""
 
-from __future__ import annotations
-
 from functools import partial
 
 from fastapi import Request

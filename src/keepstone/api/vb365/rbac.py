@@ -3,8 +3,6 @@ vendor's specs: the roles, their operators and the users in their scope. Bare ar
 specs have them. Administrators change them (the method rule of ``deps.principal``); the rules
 are ``services.rbac``'s."""
 
-from __future__ import annotations
-
 from typing import Any
 
 from fastapi import Request

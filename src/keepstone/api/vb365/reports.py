@@ -4,8 +4,6 @@ services/protection_reports.py.
 ``GenerateSharepointProtection`` and ``GenerateTeamsProtection`` do not map: Keepstone backs up
 no sites or teams."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Literal

@@ -1,7 +1,5 @@
 """Restore points and restore sessions: explore, browse, save, put back."""
 
-from __future__ import annotations
-
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime

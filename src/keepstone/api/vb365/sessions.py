@@ -1,7 +1,5 @@
 """Job sessions, their log items and the objects (users) each run processed."""
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime

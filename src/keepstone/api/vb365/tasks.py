@@ -2,8 +2,6 @@
 answers ``202 Accepted`` with a ``Location`` to poll, backed by the same persisted tasks as the
 Enterprise Manager dialect."""
 
-from __future__ import annotations
-
 import re
 from typing import Any
 

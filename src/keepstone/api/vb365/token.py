@@ -1,7 +1,5 @@
 """``POST /v2/Token``: the OAuth2-style password and refresh-token grants."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 from typing import Any
 

@@ -5,8 +5,6 @@ One set of handlers serves ``/v2`` … ``/v8``. A route declares the versions it
 decided by the representation code from the request's :class:`ApiVersion`.
 """
 
-from __future__ import annotations
-
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
