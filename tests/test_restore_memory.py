@@ -1,11 +1,9 @@
-"""A restore of many items holds two trees' items at most (the one walked and the next, read
-ahead), whatever the point's size (issue 15: the bench's full restore held every item of the
-point as objects, several times its trees); the trees are read off the caller's thread."""
+"""A restore of many items holds one tree's items at a time, whatever the point's size (issue 15:
+the bench's full restore held every item of the point as objects, several times its trees)."""
 
 from __future__ import annotations
 
 import io
-import threading
 import weakref
 from pathlib import Path
 
@@ -63,31 +61,10 @@ def test_walking_a_point_holds_one_tree_for_n_and_4n_items(
     repo, snapshot = _point(tmp_path / "repo", per_user)
     walked, most, browser = _trees_alive_while_walking(repo, snapshot, None)
     assert walked == 3 * per_user
-    assert most <= 2  # 6 or 24 trees in the point: the one walked and the next, none kept
+    assert most == 1  # 6 or 24 trees in the point: one at a time, none kept
     assert not browser._trees  # browsing's cache is left alone
     walked, most, _ = _trees_alive_while_walking(repo, snapshot, ["bob"])
-    assert walked == per_user
-    assert most <= 2
-
-
-@pytest.mark.parametrize("per_user", [20, 80], ids=["N", "4N"])
-def test_walking_reads_every_tree_once_off_the_callers_thread(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, per_user: int
-) -> None:
-    """The caller's thread (a restore's, which writes the files) reads and decodes no tree."""
-    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", TREE_ITEMS)
-    repo, snapshot = _point(tmp_path / "repo", per_user)
-    read = repo.tree_items
-    readers: list[threading.Thread] = []
-
-    def tracked(snapshot_id: str, position: int) -> list[Item]:
-        readers.append(threading.current_thread())
-        return read(snapshot_id, position)
-
-    repo.tree_items = tracked  # type: ignore[method-assign]
-    assert sum(1 for _ in Browser(repo, "org", snapshot).each_item()) == 3 * per_user
-    assert len(readers) == 3 * per_user // TREE_ITEMS  # 6 or 24 trees: each read once
-    assert threading.current_thread() not in readers
+    assert (walked, most) == (per_user, 1)
 
 
 def test_walking_gives_what_listing_gives_in_snapshot_order(

@@ -16,10 +16,8 @@ import uuid
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -232,10 +230,9 @@ class Browser:
 
     def each_item(self, users: Collection[str] | None = None) -> Iterator[Item]:
         """Every item of ``users`` (by name; None: every owner this viewer reaches), in snapshot
-        order, read one tree at a time (the next one ahead) and kept nowhere: what a restore of
-        many items walks. It holds two trees' items at most, never the point's (the trees
-        browsing reads stay cached; a point's items as objects are several times its trees'
-        JSON)."""
+        order, read one tree at a time and kept nowhere: what a restore of many items walks. It
+        holds one tree's items, never the point's (the trees browsing reads stay cached; a
+        point's items as objects are several times its trees' JSON)."""
         wanted = {
             f.user
             for f in self._folders
@@ -243,24 +240,10 @@ class Browser:
             and (self._allows is None or self._allows(user_id(self.organization_id, f.user)))
         }
         positions = sorted({t for f in self._folders if f.user in wanted for t in f.trees})
-        if not positions:
-            return
-        # The next tree is read, checked and decoded in a thread while the caller works through
-        # this one: a full restore's caller thread creates and writes every file, and its time
-        # in system calls (the GIL released) pays for the decoding. Two trees at most are held.
-        with ThreadPoolExecutor(1, thread_name_prefix="ks-tree") as pool:
-            read = partial(self.repository.tree_items, self._snapshot)
-
-            def load(position: int) -> Future[list[Item]]:
-                return pool.submit(read, position)
-
-            pending = [load(positions[0])]
-            for following in [*positions[1:], None]:
-                tree = pending.pop().result()
-                if following is not None:
-                    pending.append(load(following))
-                yield from (item for item in tree if item.user in wanted)
-                del tree
+        for position in positions:
+            tree = self.repository.tree_items(self._snapshot, position)
+            yield from (item for item in tree if item.user in wanted)
+            del tree
 
     def items_of(self, owner_id: str, identifiers: list[str]) -> list[Item]:
         """The owner's items by id, each once however often it is listed (in first-listed
