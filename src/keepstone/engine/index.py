@@ -117,6 +117,11 @@ class Index:
             raw_length=packed >> 104 & mask,
         )
 
+    def raw_length(self, blob_id: bytes) -> int:
+        """The blob's plaintext size (0: not in the index), without building its location: the
+        restore's read-ahead asks this of every chunk on the caller's thread."""
+        return self._blobs.get(blob_id, 0) >> 104 & 0xFFFFFFFF
+
     def __contains__(self, blob_id: bytes) -> bool:
         return blob_id in self._blobs
 

@@ -234,11 +234,10 @@ class Repository:
         """Each item with its content (as ``read`` gives it), in order, while a few threads
         read the next chunks ahead: for restores of many items. Consume an item's content
         before asking for the next item."""
-        return read_items(items, self._ctx.read_blob, self._chunk_size, parse_chunk_id)
+        return read_items(items, self._ctx.read_blobs, self._chunk_size, parse_chunk_id)
 
     def _chunk_size(self, blob_id: bytes) -> int:
-        location = self._ctx.index.get(blob_id)
-        return 0 if location is None else location.raw_length
+        return self._ctx.index.raw_length(blob_id)
 
     def verify(
         self, *, read_data: bool = True, progress: Callable[[int, int], None] | None = None
