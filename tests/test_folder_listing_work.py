@@ -98,6 +98,9 @@ def test_a_folders_listing_decodes_its_own_items_alone(
     assert [i.path for i in listed] == ["Inbox/Folder 7"] * per_folder
     # the folder's items, not the tree's FOLDERS * per_folder (the whole tree before)
     assert len(decoded) == per_folder
+    listed.clear()  # the caller's own list: what is kept does not change
+    again = browser.contents(owner, "mail", folder)
+    assert len(decoded) == per_folder and len(again) == per_folder  # kept: nothing decoded
 
 
 def test_a_folders_listing_is_the_whole_trees_listing_whatever_the_names(
@@ -131,6 +134,7 @@ def test_a_folders_listing_is_the_whole_trees_listing_whatever_the_names(
 
     marked = listings()
     monkeypatch.setattr(Browser, "_marked", lambda *_args: None)
+    browser = Browser(repo, "org", snapshot)  # nothing kept: every folder read whole
     assert marked == listings()
     assert sum(map(len, marked.values())) >= 4 * len(HOSTILE)  # not all empty
 

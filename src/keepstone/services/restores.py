@@ -91,6 +91,7 @@ class Browser:
     """
 
     TREES_KEPT = 16
+    FOLDERS_KEPT = 16  # folders listed lately (paged without a set, as the console pages them)
     # Which owners the viewer may reach (``limited_to``); None: all of them.
     _allows: Callable[[str], bool] | None = None
 
@@ -99,6 +100,7 @@ class Browser:
         self.organization_id = organization_id
         self._snapshot = snapshot_id
         self._trees: OrderedDict[int, list[Item]] = OrderedDict()
+        self._folder_items: OrderedDict[tuple[str, str, str], tuple[Item, ...]] = OrderedDict()
         self._lock = threading.Lock()
         summary = repository.folders(snapshot_id)
         if summary is None:
@@ -221,7 +223,22 @@ class Browser:
         if not matches:
             raise NotFound(f"folder '{folder}' does not exist in this restore point")
         path = matches[0]
-        summaries = [f for f in summaries if f.folder == path]
+        key = (user, kind, path)
+        with self._lock:
+            if key in self._folder_items:
+                self._folder_items.move_to_end(key)
+                return list(self._folder_items[key])
+        found = self._folder(user, kind, path, [f for f in summaries if f.folder == path])
+        with self._lock:
+            self._folder_items[key] = tuple(found)
+            while len(self._folder_items) > self.FOLDERS_KEPT:
+                self._folder_items.popitem(last=False)
+        return found
+
+    def _folder(
+        self, user: str, kind: str, path: str, summaries: list[FolderSummary]
+    ) -> list[Item]:
+        """The items of one folder, in snapshot order, from the trees ``summaries`` name."""
 
         def keep(item: Item) -> bool:
             return item.user == user and item.kind == kind and folder_of(item) == path
