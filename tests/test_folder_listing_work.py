@@ -103,6 +103,20 @@ def test_a_folders_listing_decodes_its_own_items_alone(
     assert len(decoded) == per_folder and len(again) == per_folder  # kept: nothing decoded
 
 
+def test_the_folders_kept_hold_a_bounded_number_of_items(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Browser, "FOLDER_ITEMS_KEPT", 50)
+    repo, snapshot = _point(tmp_path, _mailbox(20))
+    browser = Browser(repo, "org", snapshot)
+    owner = browser.owners_with("mail")[0].id
+    folders = _folder_ids(browser, owner, "mail")
+    for n in range(FOLDERS):
+        assert len(browser.contents(owner, "mail", folders[f"Inbox/Folder {n}"])) == 20
+        assert sum(map(len, browser._folder_items.values())) <= 50
+    assert len(browser._folder_items) == 2  # the last two listed
+
+
 def test_a_folders_listing_is_the_whole_trees_listing_whatever_the_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

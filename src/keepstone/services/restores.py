@@ -91,7 +91,10 @@ class Browser:
     """
 
     TREES_KEPT = 16
-    FOLDERS_KEPT = 16  # folders listed lately (paged without a set, as the console pages them)
+    # Folders listed lately (paged without a set, as the console pages them), at most this many
+    # items in all: a folder may hold 100,000, and 16 of those would hold gigabytes.
+    FOLDERS_KEPT = 16
+    FOLDER_ITEMS_KEPT = 20_000
     # Which owners the viewer may reach (``limited_to``); None: all of them.
     _allows: Callable[[str], bool] | None = None
 
@@ -229,11 +232,18 @@ class Browser:
                 self._folder_items.move_to_end(key)
                 return list(self._folder_items[key])
         found = self._folder(user, kind, path, [f for f in summaries if f.folder == path])
-        with self._lock:
-            self._folder_items[key] = tuple(found)
-            while len(self._folder_items) > self.FOLDERS_KEPT:
-                self._folder_items.popitem(last=False)
+        if len(found) <= self.FOLDER_ITEMS_KEPT:
+            self._keep_folder(key, tuple(found))
         return found
+
+    def _keep_folder(self, key: tuple[str, str, str], items: tuple[Item, ...]) -> None:
+        with self._lock:
+            kept = self._folder_items
+            kept[key] = items
+            while len(kept) > self.FOLDERS_KEPT or (
+                sum(map(len, kept.values())) > self.FOLDER_ITEMS_KEPT
+            ):
+                kept.popitem(last=False)
 
     def _folder(
         self, user: str, kind: str, path: str, summaries: list[FolderSummary]
