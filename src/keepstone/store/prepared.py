@@ -17,7 +17,7 @@ own wrapped error, as every other read does (the API answers a catalog that is a
 ``KeyUpdate`` is the write of the same kind: ``UPDATE <table> SET <the columns given> WHERE
 <primary key> = :key``, compiled once per dialect and set of columns, each value converted by its
 column type's own bind processor (so the stored value is exactly what the ORM would store). Both
-run inside a caller's DBAPI write transaction (``Database.write_now``) through ``KeyRead.read_in``
+run inside a caller's DBAPI write transaction (``Database.write_now``) through ``KeyRead.values_in``
 and ``KeyUpdate.run_in``.
 """
 
@@ -91,15 +91,11 @@ class KeyRead(Generic[M]):
         assert isinstance(values, tuple)
         return Stored(self, _snapshot(values), values, compiled.converters)
 
-    def read_in(self, cursor: Any, dialect: Dialect, key: str) -> M | None:
-        """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``); the
-        driver's errors are the caller's to handle."""
-        values = self.values_in(cursor, dialect, key)
-        return None if values is None else self.instance_of(values)
-
     def values_in(self, cursor: Any, dialect: Dialect, key: str) -> dict[str, Any] | None:
-        """``read_in``'s row as its values by column name, no instance made (for a caller that
-        works on plain values and makes the instance of the result, ``instance_of``)."""
+        """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``) as its
+        values by column name, converted, no instance made (a caller works on plain values and
+        makes the instance of the result, ``instance_of``); the driver's errors are the
+        caller's to handle."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
