@@ -146,3 +146,20 @@ def test_bad_copy_jobs_are_refused_naming_what_is_wrong(
     assert api.delete(f"/v6/Jobs/{org_job['id']}").status_code == 204
     assert api.get("/v6/CopyJobs").json() == []
     assert api.delete(f"/v6/BackupRepositories/{target['id']}").status_code == 204
+
+
+def test_a_copy_job_edit_that_changes_nothing_keeps_its_etag(
+    api: Api, org_job: dict[str, Any], tmp_path: Path
+) -> None:
+    """As for a backup job: sending what the copy job holds is no edit (the ETag stays, an
+    If-Match taken before still matches); a change makes a new version."""
+    copy = _copy_job(api, org_job, _repository(api, tmp_path / "copies", "copies"))
+    url = f"/v6/CopyJobs/{copy['id']}"
+    etag = api.get(url).headers["etag"]
+    same = {"backupJobId": org_job["id"], "schedulePolicy": {"type": "Immediate"}}
+    for _ in range(2):
+        kept = api.put(url, same, headers={"If-Match": etag})
+        assert (kept.status_code, kept.headers["etag"]) == (204, etag)
+    changed = api.put(url, {"backupJobId": org_job["id"], "isEnabled": False})
+    assert changed.status_code == 204 and changed.headers["etag"] != etag
+    assert api.get(url).headers["etag"] == changed.headers["etag"]

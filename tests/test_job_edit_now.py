@@ -1,8 +1,8 @@
 """``services.jobs.edit_job_now``, the job edit the API makes on the event loop: the row it
 leaves is the row ``edit_job`` (the ORM's flush) leaves, value for value; its errors are
 ``edit_job``'s, with nothing written; it declines (``None``, nothing written) whatever it cannot
-do at once or without a lookup; and a PUT of the seed body costs the same few DBAPI statements
-each time, none of them through SQLAlchemy."""
+do at once or without a lookup; an edit that changes nothing writes nothing; and a PUT of the
+seed body costs the same few DBAPI statements each time, none of them through SQLAlchemy."""
 
 from __future__ import annotations
 
@@ -108,9 +108,60 @@ def test_what_needs_a_lookup_or_a_run_is_declined_unwritten(
         assert jobs.edit_job_now(ctx, job["id"], edit) is None, edit
     assert _row(ctx, job["id"]) == before
     # the name, repository and proxy it has need no lookup: made at once
-    same = JobEdit(name=job["name"], repository_id=repo["id"], proxy_id=before["proxy_id"])
+    same = JobEdit(
+        name=job["name"], repository_id=repo["id"], proxy_id=before["proxy_id"], description="d"
+    )
     done = jobs.edit_job_now(ctx, job["id"], same)
     assert done is not None and done.job.version == before["version"] + 1
+
+
+def test_an_edit_that_changes_nothing_writes_nothing_and_keeps_the_version(
+    ctx: Context, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """Sending what the job holds (a client applying the configuration it keeps) is no edit:
+    no version, so an ``If-Match`` taken before stays good, on either path."""
+    before = _row(ctx, job["id"])
+    same = JobEdit(
+        name=job["name"],
+        description=before["description"],
+        repository_id=repo["id"],
+        is_enabled=before["is_enabled"],
+    )
+    now = jobs.edit_job_now(ctx, job["id"], same, if_match=before["version"])
+    assert now is not None and now.job.version == before["version"]
+    by_orm = jobs.edit_job(ctx, job["id"], same, if_match=before["version"])
+    assert by_orm.job.version == before["version"]
+    assert _row(ctx, job["id"]) == before
+    changed = jobs.edit_job(ctx, job["id"], JobEdit(description="now it changes"))
+    assert changed.job.version == before["version"] + 1
+
+
+def test_a_write_by_another_process_since_the_read_declines_the_edit(
+    ctx: Context, data_dir: Path, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``edit_job_now`` begins deferred (an edit that changes nothing only reads): when another
+    process commits between its read and its UPDATE, SQLite refuses the UPDATE (the read is
+    stale) and the edit is declined with nothing of it written; the other's write stays."""
+    version = _row(ctx, job["id"])["version"]
+    read = jobs._JOB_BY_ID.values_in
+
+    def read_then_another_writes(*args: Any) -> Any:
+        values = read(*args)
+        other = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+        try:
+            other.execute(
+                "UPDATE jobs SET description = 'theirs', version = version + 1 WHERE id = ?",
+                (job["id"],),
+            )
+        finally:
+            other.close()
+        return values
+
+    monkeypatch.setattr(jobs._JOB_BY_ID, "values_in", read_then_another_writes)
+    assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="ours")) is None
+    monkeypatch.undo()
+    after = _row(ctx, job["id"])
+    assert (after["description"], after["version"]) == ("theirs", version + 1)
 
 
 def test_a_busy_writer_is_declined_without_waiting(
@@ -134,7 +185,7 @@ def test_a_busy_writer_is_declined_without_waiting(
 
 
 def test_what_the_edit_sends_as_kept_is_not_set_again(ctx: Context, job: dict[str, Any]) -> None:
-    """A seed PUT sends mostly what the job holds: only the version (and a next run that moved)
+    """A seed PUT sends mostly what the job holds: only what differs (a next run that moved)
     is set on the job, each instrumented set costing more than the comparison that skips it;
     the schedule keeps its record, equal to the one a new policy would make."""
     stored = jobs.read_job(ctx, job["id"])
@@ -147,7 +198,7 @@ def test_what_the_edit_sends_as_kept_is_not_set_again(ctx: Context, job: dict[st
     )
     record = stored.schedule_policy
     jobs._apply(None, stored, edit, ctx.clock.now(), ctx.tz)
-    assert set(inspect(stored).committed_state) == {"version"}
+    assert set(inspect(stored).committed_state) == set()
     assert stored.schedule_policy is record
     done = jobs.edit_job_now(ctx, job["id"], edit)
     assert done is not None and _row(ctx, job["id"])["schedule_policy"] == record
@@ -217,11 +268,21 @@ def test_a_put_costs_the_same_few_statements_each_time(
     one, orm_writes = puts(1)
     assert orm_writes == 0  # nothing written through SQLAlchemy (its session, its flush)
     verbs = [statement.split()[0].upper() for statement in one]
-    assert verbs == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
+    assert verbs == ["BEGIN", "SELECT", "COMMIT"]  # the job holds the body: nothing to write
     four, orm_writes = puts(4)
     assert orm_writes == 0 and len(four) == 4 * len(one)
     stored = _row(ctx, job["id"])["version"]
     assert api.get(f"/v2/Jobs/{job['id']}").headers["etag"] == f'"{stored}"'
+    seed["description"] = "a change"
+    edited, orm_writes = puts(1)
+    assert orm_writes == 0
+    assert [statement.split()[0].upper() for statement in edited] == [
+        "BEGIN",
+        "SELECT",
+        "UPDATE",
+        "COMMIT",
+    ]
+    assert _row(ctx, job["id"])["version"] == stored + 1
 
 
 @pytest.mark.postgresql_catalog

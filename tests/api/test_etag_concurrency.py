@@ -17,6 +17,18 @@ def test_every_job_response_carries_an_etag_that_changes_with_edits(
     assert api.get(f"/v2/Jobs/{job['id']}").headers["etag"] == put.headers["etag"]
 
 
+def test_a_put_of_what_the_job_holds_keeps_its_etag(api: Api, job: dict[str, Any]) -> None:
+    """A client that applies the configuration it keeps, again and again, changes nothing: the
+    ETag stays, and an If-Match taken before the PUT still matches after it."""
+    first = api.get(f"/v2/Jobs/{job['id']}")
+    same = {"name": job["name"], "description": first.json()["description"]}
+    for _ in range(2):
+        put = api.put(f"/v2/Jobs/{job['id']}", same, headers={"If-Match": first.headers["etag"]})
+        assert (put.status_code, put.headers["etag"]) == (200, first.headers["etag"])
+    changed = api.put(f"/v2/Jobs/{job['id']}", {"description": "changed"})
+    assert changed.headers["etag"] != first.headers["etag"]
+
+
 def test_if_match_that_still_matches_applies(api: Api, job: dict[str, Any]) -> None:
     etag = api.get(f"/v2/Jobs/{job['id']}").headers["etag"]
     response = api.put(f"/v2/Jobs/{job['id']}", {"name": "renamed"}, headers={"If-Match": etag})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
@@ -69,7 +69,7 @@ def create_copy_job(ctx: Context, spec: CopyJobEdit) -> CopyJob:
             last_backup=None,
             last_status=None,
             next_run=None,
-            version=0,
+            version=1,
         )
         _apply(s, copy, job, spec, ctx)
         s.add(copy)
@@ -84,8 +84,18 @@ def edit_copy_job(
         check_version(f"copy job '{copy.name}'", copy.version, if_match)
         if edit.backup_job_id not in (None, copy.backup_job_id):
             raise InvalidInput("a copy job stays with its backup job", "backupJobId")
+        before = _values(copy)
         _apply(s, copy, _backup_job_in(s, copy.backup_job_id), edit, ctx)
+        if _values(copy) != before:  # an edit that changes nothing keeps the version (ETag)
+            copy.version += 1
     return copy
+
+
+_COPY_COLUMNS = tuple(column.key for column in CopyJob.__table__.columns)
+
+
+def _values(copy: CopyJob) -> tuple[Any, ...]:
+    return tuple(getattr(copy, name) for name in _COPY_COLUMNS)
 
 
 def delete_copy_job(ctx: Context, copy_id: str) -> None:
@@ -175,7 +185,6 @@ def _apply(s: Session, copy: CopyJob, job: Job, edit: CopyJobEdit, ctx: Context)
         copy.schedule_policy = {**copy.schedule_policy, "type": ScheduleType.MANUAL_ONLY.value}
     if edit.is_enabled is not None:
         copy.is_enabled = edit.is_enabled
-    copy.version += 1
     copy.next_run = _next_run(copy, ctx)
 
 

@@ -53,7 +53,7 @@ def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
             last_backup=None,
             last_status=None,
             next_run=None,
-            version=0,
+            version=1,
         )
         _apply(s, job, spec, ctx.clock.now(), ctx.tz)
         s.add(job)
@@ -67,7 +67,7 @@ def edit_job(
     with ctx.db.write() as s:
         job = get_job_in(s, job_id)
         check_version(f"job '{job.name}'", job.version, if_match)
-        _apply(s, job, edit, ctx.clock.now(), ctx.tz)
+        _edit(s, job, edit, ctx.clock.now(), ctx.tz)
     return JobEditResult(job, _run_now(ctx, job, edit))
 
 
@@ -87,8 +87,9 @@ def edit_job_now(
 ) -> JobEditResult | None:
     """``edit_job`` for a caller that must not wait (an API answer on the event loop): the
     same edit, checks and errors, in one catalog transaction on a DBAPI connection
-    (``Database.write_now``): the row read (``store.prepared.KeyRead``), ``_apply`` on it, and
-    one UPDATE of the columns it changed, as the ORM's flush would write them. ``None``, with
+    (``Database.write_now``, begun deferred: an edit that changes nothing only reads): the row
+    read (``store.prepared.KeyRead``), ``_apply`` on it, and one UPDATE of the columns it
+    changed and the version, as the ORM's flush would write them. ``None``, with
     nothing written, when it cannot: the catalog's writer is busy or not SQLite, the edit
     starts a run (``IsRun``), or ``_apply`` needs a lookup in the catalog (a new name, another
     repository or proxy), which ``edit_job`` makes with its session; the caller then calls
@@ -108,11 +109,14 @@ def edit_job_now(
         _apply(None, job, edit, now, ctx.tz)
         after = job.__dict__
         changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
+        if not changed:  # see _edit
+            return _JOB_BY_ID.instance_of(before)
+        after["version"] = changed["version"] = before["version"] + 1
         _JOB_UPDATE.run_in(cursor, dialect, job_id, changed)
         return _JOB_BY_ID.instance_of(after)
 
     try:
-        done = ctx.db.write_now(work, wait=wait)
+        done = ctx.db.write_now(work, wait=wait, deferred=True)
     except _NeedsSession:
         return None
     return None if done is ctx.db.BUSY else JobEditResult(cast(Job, done), None)
@@ -135,7 +139,7 @@ def toggle_schedule(ctx: Context, job_id: str) -> Job:
     """Enable a disabled job's schedule or disable an enabled one, in one transaction."""
     with ctx.db.write() as s:
         job = get_job_in(s, job_id)
-        _apply(s, job, JobEdit(is_enabled=not job.is_enabled), ctx.clock.now(), ctx.tz)
+        _edit(s, job, JobEdit(is_enabled=not job.is_enabled), ctx.clock.now(), ctx.tz)
     return job
 
 
@@ -365,7 +369,22 @@ def _apply(s: Session | None, job: JobFields, edit: JobEdit, now: datetime, tz: 
     if edit.is_enabled is not None:
         _set(job, "is_enabled", edit.is_enabled)
     _set(job, "next_run", compute_next_run(job, now, tz, kept))
-    job.version += 1
+
+
+def _edit(s: Session, job: Job, edit: JobEdit, now: datetime, tz: tzinfo) -> None:
+    """``_apply``, and the job's next version (its ETag) when that changed any of its values.
+    An edit that sends what the job holds already changes nothing: nothing is written and the
+    version is kept, as Kubernetes keeps an object's ``resourceVersion`` through an update
+    that changes nothing (a client applying the configuration it keeps, again and again, is
+    the common case; its ``If-Match`` stays good)."""
+    before = _values(job)
+    _apply(s, job, edit, now, tz)
+    if _values(job) != before:
+        job.version += 1
+
+
+def _values(job: Job) -> tuple[Any, ...]:
+    return tuple(getattr(job, name) for name in _JOB_COLUMNS)
 
 
 def _set(job: JobFields, name: str, value: Any) -> None:
@@ -421,7 +440,7 @@ def change_items(
         edit = (
             JobEdit(selected_items=items) if which == "selected" else JobEdit(excluded_items=items)
         )
-        _apply(s, job, edit, ctx.clock.now(), ctx.tz)
+        _edit(s, job, edit, ctx.clock.now(), ctx.tz)
     return job
 
 

@@ -177,7 +177,8 @@ class Job(Base):
     last_backup: Mapped[datetime | None]
     last_status: Mapped[str | None] = mapped_column(String(32))
     next_run: Mapped[datetime | None] = mapped_column(index=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)  # the ETag: bumped by every edit
+    # the ETag: bumped by every edit that changes the job
+    version: Mapped[int] = mapped_column(Integer, default=1)
     # Listings page jobs by name in the catalog (migration 0018).
     __table_args__ = (Index("ix_jobs_name", "name", "id"),)
 
