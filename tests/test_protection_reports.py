@@ -129,6 +129,10 @@ def test_reports_tell_the_catalogs_figures(
         ("GenerateUserProtection", {"format": "XLSX"}, "format"),
         ("GenerateUserProtection", {"organizationId": "not-a-uuid"}, "organizationId"),
         ("GenerateMailboxProtection", {"timezone": "Mars/Olympus"}, "timezone"),
+        # longer than a file name: ZoneInfo's OSError was a 500 (found by test_fuzz_writes)
+        ("GenerateOneDriveProtection", {"timezone": "Europe/" + "x" * 300}, "timezone"),
+        ("GenerateOneDriveProtection", {"timezone": "../../etc/passwd"}, "timezone"),
+        ("GenerateOneDriveProtection", {"timezone": "Europe/\x00Berlin"}, "timezone"),
         ("GenerateStorageConsumption", {"startTime": "yesterday"}, "startTime"),
         (
             "GenerateLicenseOverview",

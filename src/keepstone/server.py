@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
 import uvicorn
@@ -28,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from keepstone.api.client_address import Network, parse_networks
 from keepstone.clock import Clock, SystemClock
 from keepstone.domain.errors import InvalidInput
+from keepstone.domain.time_zones import UnknownTimeZone, time_zone
 from keepstone.engine.heap import collector_paused, freeze_long_lived
 from keepstone.engine.s3location import is_loopback
 from keepstone.proxy.worker import ProxyWorker
@@ -108,11 +108,9 @@ def resolve_timezone(name: str | None) -> tzinfo:
     """The server's time zone (schedules' ``dailyTime`` is read in it): ``$KEEPSTONE_TIMEZONE``."""
     name = name or os.environ.get("KEEPSTONE_TIMEZONE") or "UTC"
     try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ServerError(
-            f"unknown time zone '{name}' (use an IANA name such as Europe/Berlin)"
-        ) from None
+        return time_zone(name)
+    except UnknownTimeZone as error:
+        raise ServerError(str(error)) from None
 
 
 class DataDirLock:

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.responses import Response
 
@@ -16,6 +15,7 @@ from keepstone.api.vb365.bodies import WireModel
 from keepstone.api.vb365.deps import Ctx
 from keepstone.api.vb365.versions import VersionedRouter
 from keepstone.domain.errors import InvalidInput
+from keepstone.domain.time_zones import UnknownTimeZone, time_zone
 from keepstone.services import protection_reports, report_files
 from keepstone.services.protection_reports import Part, Table
 
@@ -49,12 +49,9 @@ class IntervalOptions(WireModel):
 
 def _zone(name: str | None) -> tzinfo:
     try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"timezone: unknown time zone '{name}' (use an IANA name such as Europe/Berlin)",
-            "timezone",
-        ) from None
+        return time_zone(name or "UTC")
+    except UnknownTimeZone as error:
+        raise InvalidInput(f"timezone: {error}", "timezone") from None
 
 
 def _file(table: Table, kind: str, chosen: str | None) -> Response:
