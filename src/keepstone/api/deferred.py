@@ -21,7 +21,6 @@ from starlette.datastructures import URLPath
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-
 _installs = 0  # of every DeferredRoutes, so far
 
 
