@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from keepstone.api.deferred import install_all
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services import access
 from keepstone.services.context import Context
@@ -40,6 +41,7 @@ NONE = "00000000-0000-0000-0000-000000000000"
 def newest_routes(client: TestClient) -> dict[tuple[str, str], str]:
     """(method, template without /vN) -> the newest version's path of that route."""
     found: dict[tuple[str, str], tuple[int, str]] = {}
+    install_all(client.app)  # type: ignore[attr-defined]  # the deferred parts' routes too
     for method, path in served_routes(client.app.routes):  # type: ignore[attr-defined]
         version = re.match(r"^/v(\d+)/", path)
         number = int(version.group(1)) if version else 0

@@ -13,17 +13,32 @@ from collections import defaultdict
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 
-from keepstone.api.app import VB365_ROUTERS
+from keepstone.api.app import VB365_ROUTERS, EnterpriseManager, create_app
+from keepstone.api.deferred import DeferredRoutes
 from keepstone.api.em.empty_collections import router as empty_collections_router
 from keepstone.api.em.resources import ROUTERS as EM_ROUTERS
 from keepstone.api.health import router as health_router
 from keepstone.api.metrics import router as metrics_router
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365.versions import VERSIONS
+from keepstone.services.context import Context
 
-# and the console's pages, imported at the first request for one (console.Pages)
-DEFERRED = ("psycopg", "msal", "requests", "keepstone.console.pages")
+# and the parts of the app imported at the first request for one of their paths
+# (api.deferred): the console's pages, the Enterprise Manager dialect (and lxml, which only it
+# uses), the remote proxies' API
+DEFERRED = (
+    "psycopg",
+    "msal",
+    "requests",
+    "keepstone.console.pages",
+    "keepstone.api.em.resources",
+    "keepstone.api.em.jobs",
+    "keepstone.api.em.xml",
+    "lxml.etree",
+    "keepstone.api.proxy_link",
+)
 
 
 @pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
@@ -143,7 +158,62 @@ def test_the_first_answer_imports_no_connector_or_other_catalog_library() -> Non
     assert run.returncode == 0, run.stderr
     assert run.stdout.split("\n")[-2] == "[401] []", run.stdout
     compiled, routes = map(int, run.stdout.split("\n")[-3].split())
-    assert routes > 800  # every version's routes, the EM's, the console's
+    assert routes > 700  # every version's routes (the deferred parts' are not in yet)
     # the gate's pattern for /v2 and GET (its routes, then their alternation) and the direct
     # routes' few overlaps: not one pattern per route of the app (1,373 before, 2026-12-05)
     assert compiled < routes / 5, (compiled, routes)
+
+
+def test_the_em_dialect_takes_its_place_in_the_app_at_its_first_request(ctx: Context) -> None:
+    """A new app holds ``EnterpriseManager`` where the EM dialect's routers go; the first
+    request under ``/api`` (in any case, as every EM path) puts them in that very place, with
+    their templates (for the case of paths), their direct routes and their credential checks,
+    and gets the answer it always got."""
+    app = create_app(ctx)
+    routes = app.router.routes
+    at = next(n for n, route in enumerate(routes) if isinstance(route, EnterpriseManager))
+    after = routes[at + 1 :]
+    direct = next(m.kwargs["direct"] for m in app.user_middleware)
+    job = "/api/jobs/8ad1c0f8-7ad5-4a2c-9a5e-4d4a8bbd8a57"
+    with TestClient(app, base_url="https://testserver") as fresh:
+        assert fresh.get("/v2/Jobs").status_code == 401  # the JSON dialect leaves it alone
+        assert routes[at] is not None and isinstance(routes[at], EnterpriseManager)
+        refused = fresh.get("/API/Jobs", headers={"accept": "application/json"})
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["www-authenticate"] == 'Basic realm="RestSvc"'
+        assert refused.json()["StatusCode"] == 401  # the EM's error, as JSON: its own
+        assert direct.match("GET", job) is not None  # the EM's direct routes are in
+        assert fresh.get("/api/no-such-thing").status_code == 404
+    placed = [
+        getattr(route, "original_router", None) for route in routes[at : at + len(EM_ROUTERS)]
+    ]
+    assert placed == list(EM_ROUTERS)
+    assert routes[at + len(EM_ROUTERS) :] == after
+    assert not any(
+        isinstance(route, DeferredRoutes) and route.segments == {"api"} for route in routes
+    )
+
+
+@pytest.mark.sqlite_catalog  # building routes: the catalog plays no part
+def test_the_openapi_document_describes_the_deferred_routes(ctx: Context) -> None:
+    paths = create_app(ctx).openapi()["paths"]
+    assert "/api/jobs/{job_id}" in paths and "/v8/Jobs/{job_id}" in paths
+
+
+def test_the_remote_proxies_api_answers_its_first_request(ctx: Context) -> None:
+    """Its one router takes the place of its ``DeferredRoutes``: the number of the app's routes
+    is the same after, and the indexes of the routes (prefix routing, direct routes, credential
+    gate) are still rebuilt (with stale ones, the request went round the placeholder forever)."""
+    app = create_app(ctx)
+    count = len(app.router.routes)
+    with TestClient(app, base_url="https://testserver") as fresh:
+        assert fresh.get("/v2/Jobs").status_code == 401  # the indexes are built
+        refused = fresh.post("/_proxy/v1/claim")
+        assert refused.status_code == 401, refused.text
+        assert "proxy credential" in refused.json()["message"]
+        assert fresh.post("/_proxy/v1/claim").status_code == 401
+    assert len(app.router.routes) == count
+    assert not any(
+        isinstance(route, DeferredRoutes) and "_proxy" in route.segments
+        for route in app.router.routes
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from keepstone.api.app import create_app
+from keepstone.api.deferred import install_all
 from keepstone.server import open_context
 from tests.contract.openapi import VERSIONS, Operation, implemented_operations
 
@@ -20,7 +21,9 @@ def route_table_app() -> FastAPI:
     with tempfile.TemporaryDirectory(prefix="keepstone-routes-") as folder:
         ctx = open_context(Path(folder) / "data")
         try:
-            return create_app(ctx)
+            app = create_app(ctx)
+            install_all(app)  # the parts put in at their first request too (api.deferred)
+            return app
         finally:
             ctx.db.dispose()
 

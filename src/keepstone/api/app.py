@@ -7,7 +7,7 @@ from typing import Any
 
 import anyio
 import swagger_ui_bundle
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -22,10 +22,9 @@ from starlette.types import ASGIApp
 from keepstone import __version__, console
 from keepstone.api.client_address import Network
 from keepstone.api.credential_gate import CredentialGate, has_header
+from keepstone.api.deferred import DeferredRoutes, install_all
 from keepstone.api.edge import Edge
 from keepstone.api.em import deps as em_deps
-from keepstone.api.em import jobs as em_jobs
-from keepstone.api.em import resources as em_resources
 from keepstone.api.errors import error_response, status_of
 from keepstone.api.headers import page_policy
 from keepstone.api.health import router as health_router
@@ -33,7 +32,6 @@ from keepstone.api.metrics import MetricsAccess
 from keepstone.api.metrics import router as metrics_router
 from keepstone.api.prefix_routing import DirectRoutes
 from keepstone.api.prefix_routing import install as route_by_prefix
-from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365 import (
     accounts,
     copy_jobs,
@@ -95,6 +93,28 @@ class KeepstoneApp(FastAPI):
             app = cls(app, *args, **kwargs)
         return app
 
+    def openapi(self) -> dict[str, Any]:
+        install_all(self)  # the document describes every route, deferred or not
+        return super().openapi()
+
+
+class EnterpriseManager(DeferredRoutes):
+    """Where the Enterprise Manager dialect's routes go (``api.deferred``), until the first
+    request under ``/api``: importing its modules (lxml among them) was 0.07-0.1 s of a
+    server's start (docs/benchmarks.md), which a client of the JSON dialect never needs. Its
+    direct routes join the app's with its routes."""
+
+    def __init__(self, app: FastAPI, direct: DirectRoutes) -> None:
+        super().__init__(app, frozenset({"api"}), self._routers, tags=["Enterprise Manager"])
+        self._direct = direct
+
+    def _routers(self) -> tuple[APIRouter, ...]:
+        from keepstone.api.em import jobs as em_jobs  # here: see the class
+        from keepstone.api.em.resources import ROUTERS
+
+        self._direct.add(em_jobs.DIRECT_ROUTES)  # bound with the routes at the next match
+        return ROUTERS
+
 
 def create_app(
     ctx: Context,
@@ -136,10 +156,12 @@ def create_app(
             templates += [
                 f"/v{number}{route.path}" for route in router.routes if isinstance(route, APIRoute)
             ]
-    for em_router in em_resources.ROUTERS:
-        app.include_router(em_router, tags=["Enterprise Manager"])
-        templates += [route.path for route in em_router.routes if isinstance(route, APIRoute)]
-    app.include_router(proxy_link_router)  # remote proxies: their credential, not a user's
+    direct = DirectRoutes(jobs.direct_routes(), app.router)
+    enterprise_manager = EnterpriseManager(app, direct)
+    app.router.routes.append(enterprise_manager)
+    # remote proxies: their credential, not a user's (imported at their first request: a
+    # server without remote proxies never needs it)
+    app.router.routes.append(DeferredRoutes(app, frozenset({"_proxy"}), _proxy_link))
     console.install(app)  # the web console at /, over the same services
     app.include_router(health_router)  # probes: no credential, no data
     app.include_router(metrics_router)  # its own credential or allow-list (api/metrics.py)
@@ -155,11 +177,18 @@ def create_app(
         templates=templates,
         public=public,
         pages={SWAGGER_PAGE: swagger_policy},
-        direct=DirectRoutes([*jobs.direct_routes(), *em_jobs.DIRECT_ROUTES], app.router),
+        direct=direct,
         gate=_credential_gate(app),
         refusal=domain_error,
+        deferred=[enterprise_manager],
     )
     return app
+
+
+def _proxy_link() -> list[APIRouter]:
+    from keepstone.api.proxy_link import router  # here: see create_app
+
+    return [router]
 
 
 def _credential_gate(app: FastAPI) -> CredentialGate:

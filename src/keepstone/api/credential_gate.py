@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Router, compile_path
 from starlette.types import Scope
 
+from keepstone.api.deferred import routes_state
 from keepstone.api.prefix_routing import first_segment
 from keepstone.domain.errors import KeepstoneError
 
@@ -126,7 +127,7 @@ class CredentialGate:
     def __init__(self, checks: Mapping[Any, Carries], router: Router) -> None:
         self.checks = checks  # keyed by the dependency's callable
         self.router = router  # the app's: its routes, in its order
-        self._built_for = -1  # len(router.routes) the index was made for
+        self._built_for = (-1, -1)  # the routes_state the index was made for
         self._by_segment_and_method: dict[tuple[str, str], _Candidates] = {}
         self._refusals: dict[Check, KeepstoneError] = {}
 
@@ -164,9 +165,10 @@ class CredentialGate:
         """The credential check of the route FastAPI would run for ``scope``, when the request
         carries nothing that check reads; None otherwise (FastAPI then answers as usual). Sets
         the scope's route, as FastAPI's routing does, for the access log and metrics."""
-        if self._built_for != len(self.router.routes):  # also routes added after the first request
+        state = routes_state(self.router.routes)
+        if self._built_for != state:  # also routes added after the first request
             self.build(self.router.routes)
-            self._built_for = len(self.router.routes)
+            self._built_for = state
         path = scope["path"]
         candidates = self._by_segment_and_method.get((first_segment(path), scope["method"]))
         if candidates is None:

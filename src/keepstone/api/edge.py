@@ -7,7 +7,9 @@ request). Outermost first, as they were stacked:
 3. body limit: the body is buffered and refused past the limit (``api.plumbing``);
 4. well-formed input: path, query and body checked before any handler (``api.inputs``);
 5. case-insensitive paths: the app sees the path in the case its route declares
-   (``api.plumbing``); everything above sees (and logs) the path as the client sent it;
+   (``api.plumbing``); everything above sees (and logs) the path as the client sent it; the
+   routes put in the app at the first request for their paths (``api.deferred``) are put in
+   before, so their templates, direct routes and credential checks apply to that request too;
 6. before the app: a direct route's handler (``api.direct``), else the credential gate, which
    refuses a request without the credentials its route needs as the app would refuse it
    (``api.credential_gate``); a domain error either raises is answered by the app's own
@@ -26,10 +28,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keepstone.api import plumbing
 from keepstone.api.credential_gate import CredentialGate
+from keepstone.api.deferred import DeferredRoutes
 from keepstone.api.errors import error_response
 from keepstone.api.headers import adding, security_headers
 from keepstone.api.inputs import check_request
-from keepstone.api.prefix_routing import DirectRoutes
+from keepstone.api.prefix_routing import DirectRoutes, first_segment
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.services import metrics
 
@@ -49,6 +52,7 @@ class Edge:
         direct: DirectRoutes | None = None,
         gate: CredentialGate | None = None,
         refusal: Refusal | None = None,
+        deferred: list[DeferredRoutes] | None = None,
     ) -> None:
         self.app = app
         self.direct = direct
@@ -57,7 +61,11 @@ class Edge:
         self.public = public
         self.pages = pages or {}  # path -> Content-Security-Policy of the page served there
         self.body_limit = body_limit
+        self.templates = templates
         self.canonical = plumbing.canonicaliser(templates)
+        # until their first request: a path's first segment is compared without its case, as
+        # the canonical path's is
+        self.deferred = list(deferred or ())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -115,6 +123,8 @@ class Edge:
             await error_response(scope["path"], 400, error.message)(scope, receive, send)
             return
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
+        if self.deferred:
+            self._install_for(scope["path"])
         canonical = {**scope, "path": self.canonical(scope["path"])}
         if await self._answered(canonical, body, plumbing.replaying(whole, receive), send):
             routed["route"] = canonical.get("route")
@@ -123,6 +133,16 @@ class Edge:
             await self.app(canonical, plumbing.replaying(whole, receive), send)
         finally:
             routed["route"] = canonical.get("route")
+
+    def _install_for(self, path: str) -> None:
+        """The deferred routes of ``path``'s first segment put in the app, and their templates
+        in the canonical paths."""
+        segment = first_segment(path).lower()
+        for deferred in [d for d in self.deferred if segment in d.segments]:
+            deferred.install()
+            self.deferred.remove(deferred)
+            self.templates = [*self.templates, *deferred.templates]
+            self.canonical = plumbing.canonicaliser(self.templates)
 
     async def _answered(self, scope: Scope, body: bytes, receive: Receive, send: Send) -> bool:
         """Whether the request was answered before the app: by its direct route's handler

@@ -7,7 +7,6 @@ from http import HTTPStatus
 
 from starlette.responses import JSONResponse, Response
 
-from keepstone.api.em.xml import element, render, to_json
 from keepstone.api.vb365.versions import version_of
 from keepstone.domain.errors import (
     BadCredentials,
@@ -103,6 +102,9 @@ def _encoded_error(
 def em_error(status: int, message: str, headers: dict[str, str] | None, accept: str) -> Response:
     """``<Error Message StatusCode Status/>`` in the EM namespace, or its JSON form. Built like
     every EM answer, so a message quoting the client's bad input is still valid XML and UTF-8."""
+    # here: lxml is imported by the first EM answer, not by a server's start (docs/benchmarks.md)
+    from keepstone.api.em.xml import element, render, to_json
+
     reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     error = element("Error", {"Message": message, "StatusCode": str(status), "Status": reason})
     if "json" in accept.lower():

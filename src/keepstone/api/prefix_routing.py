@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Router
 from starlette.types import Receive, Scope, Send
 
 from keepstone.api import direct as direct_routes
+from keepstone.api.deferred import routes_state
 
 ANY = None  # a route whose first segment is a parameter (or unknown) may match any path
 
@@ -64,7 +65,7 @@ class PrefixRouting:
 
     def __init__(self, router: APIRouter) -> None:
         self.router = router
-        self._built_for = -1  # len(router.routes) the partition was made for
+        self._built_for = (-1, -1)  # the routes_state the partition was made for
         self._by_segment: dict[str, APIRouter] = {}
         self._rest = router
 
@@ -79,7 +80,7 @@ class PrefixRouting:
             for key in known
         }
         self._rest = self._subset(r for r, s in zip(routes, segments, strict=True) if s is ANY)
-        self._built_for = len(routes)
+        self._built_for = routes_state(routes)
 
     def _subset(self, routes: Iterable[BaseRoute]) -> APIRouter:
         subset = APIRouter(
@@ -91,7 +92,7 @@ class PrefixRouting:
 
     def router_for(self, path: str) -> APIRouter:
         """The routes a request for ``path`` may match, in the app's order."""
-        if self._built_for != len(self.router.routes):  # also routes added after the first request
+        if self._built_for != routes_state(self.router.routes):  # also routes added later
             self._partition()
         return self._by_segment.get(first_segment(path), self._rest)
 
@@ -125,16 +126,22 @@ class DirectRoutes:
     def __init__(self, direct: list[direct_routes.DirectRoute], router: Router) -> None:
         self.direct = direct
         self.router = router
-        self._built_for = -1
+        self._built_for = (-1, -1)
         self._by_segment: dict[str, list[direct_routes.Bound]] = {}
         # (method, path) -> what _find answered: a client reads or edits the same job again
         # and again, and the routes' regexes (and those of the routes before them) cost more
         # than a look-up; forgotten whole when full or when the routes change
         self._found: dict[tuple[str, str], Found | None] = {}
 
+    def add(self, direct: list[direct_routes.DirectRoute]) -> None:
+        """More direct routes, for routes put in the app after it was made (``api.deferred``):
+        bound with the routes at the next match."""
+        self.direct = [*self.direct, *direct]
+        self._built_for = (-1, -1)
+
     def match(self, method: str, path: str) -> Found | None:
         """The direct route for ``method`` and ``path`` and its path parameters, if any."""
-        if self._built_for != len(self.router.routes):
+        if self._built_for != routes_state(self.router.routes):
             self._bind()
         key = (method, path)
         if key in self._found:
@@ -161,4 +168,4 @@ class DirectRoutes:
         for bound in direct_routes.bind(self.direct, routes):
             segment = first_segment(bound.route.template)
             self._by_segment.setdefault(segment, []).append(bound)
-        self._built_for = len(routes)
+        self._built_for = routes_state(routes)

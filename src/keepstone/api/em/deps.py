@@ -4,22 +4,23 @@ Each resource module of the dialect has its own router (see ``resources``); they
 """
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
-from lxml import etree
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from keepstone.api import public_url
 from keepstone.api.client_address import client_address
-from keepstone.api.em.xml import render, to_json
 from keepstone.api.errors import JSON_MEDIA_TYPE
 from keepstone.api.vb365.deps import route_of
 from keepstone.domain.errors import Unauthenticated
 from keepstone.services import access, auth
 from keepstone.services.audit import Origin
 from keepstone.services.context import Context
+
+if TYPE_CHECKING:
+    from lxml import etree
 
 SESSION_HEADER = "X-RestSvcSessionId"
 
@@ -88,11 +89,14 @@ def origin_of(request: Request) -> Origin:
 
 def answer(
     request: Request,
-    document: etree._Element,
+    document: "etree._Element",
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
     """XML, or JSON when the client asks for it."""
+    # here: the credential gate needs this module at the start, lxml only the first EM answer
+    from keepstone.api.em.xml import render, to_json
+
     if "json" in request.headers.get("accept", "").lower():
         return JSONResponse(to_json(document), status, headers, media_type=JSON_MEDIA_TYPE)
     return Response(render(document), status, headers, media_type="application/xml; charset=utf-8")
