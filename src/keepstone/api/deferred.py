@@ -11,6 +11,7 @@ the credential gate read ``segments`` (they index routes by first segment, and w
 take this route for one that may match any path).
 """
 
+import threading
 from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any
@@ -22,6 +23,9 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 _installs = 0  # of every DeferredRoutes, so far
+# One install at a time: a request installs on the event loop, but ``url_path_for`` may be
+# called from a worker thread, and two installs would splice the same routes in twice.
+_installing = threading.Lock()
 
 
 def routes_state(routes: list[BaseRoute]) -> tuple[int, int]:
@@ -70,6 +74,10 @@ class DeferredRoutes(BaseRoute):
 
     def install(self) -> None:
         """The routers in this route's place (nothing when a request before has put them in)."""
+        with _installing:
+            self._install()
+
+    def _install(self) -> None:
         global _installs
         routes = self._app.router.routes
         if self not in routes:
