@@ -901,6 +901,46 @@ def test_opening_a_restore_session_reads_the_same_for_n_and_4n_items(
     assert small[3] == large[3] == 10
 
 
+def test_a_page_of_an_owners_items_decodes_that_page_alone(
+    ctx: Context, api: Api, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mailbox's items without ``folderId`` (every item of the owner) are read a page at a
+    time (``restores.OwnerItems``): on a point whose trees each hold one mailbox, as on the
+    bench's, the first page and a middle one (asked alone, and within the set) decode their
+    own items, not the mailbox's (every item of its trees before: 10,000 on the bench's point,
+    about 70 ms), and list what the whole listing lists there."""
+    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", 30)  # one tree per mailbox of 3 x 10
+    org = _org_of(ctx, job["id"])
+    _point(ctx, org, job["id"], users=3, folders=3, per_folder=10)
+    decoded: list[str] = []
+    real = Item.from_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Item], value: object, what: str) -> Item:
+        item: Item = real(cls, value, what)
+        decoded.append(item.key)
+        return item
+
+    session = api.post(f"/v8/Organizations/{org}/explore", {"type": "Vex"})
+    assert session.status_code == 201, session.text
+    base = f"/v8/RestoreSessions/{session.json()['id']}/Organization/Mailboxes"
+    owner = api.get(f"{base}?limit=100").json()["results"][1]["id"]
+    items = f"{base}/{owner}/Items"
+    pages = []
+    with monkeypatch.context() as patched:
+        patched.setattr(Item, "from_json", classmethod(counted))
+        first = api.get(f"{items}?offset=0&limit=5").json()
+        pages.append((first, list(decoded)))
+        for asked in ("offset=15&limit=5", f"offset=20&limit=5&setId={first['setId']}"):
+            decoded.clear()
+            pages.append((api.get(f"{items}?{asked}").json(), list(decoded)))
+    whole = api.get(f"{items}?limit=100").json()
+    assert whole["totalCount"] == 30 and len(whole["results"]) == 30
+    for (page, keys), offset in zip(pages, (0, 15, 20), strict=True):
+        assert page["totalCount"] == 30
+        assert page["results"] == whole["results"][offset : offset + 5]
+        assert keys == [f"user001/{(offset + n) // 10}/{(offset + n) % 10}" for n in range(5)]
+
+
 def test_failures_of_a_page_match_each_sessions_last_failure(
     ctx: Context, job: dict[str, Any]
 ) -> None:
