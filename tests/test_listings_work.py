@@ -6,9 +6,11 @@ never timed."""
 from __future__ import annotations
 
 import base64
+import gc
 import re
 import sqlite3
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from keepstone.clock import ManualClock
 from keepstone.domain.jobs import JobEdit, ScheduleEdit, SessionStatus
 from keepstone.domain.policy import ScheduleType
 from keepstone.engine import Item, LocalStore, writer
-from keepstone.services import catalog, jobs, reports, restore_points, runs
+from keepstone.services import catalog, jobs, reports, restore_points, restores, runs
 from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
@@ -939,6 +941,29 @@ def test_a_page_of_an_owners_items_decodes_that_page_alone(
         assert page["totalCount"] == 30
         assert page["results"] == whole["results"][offset : offset + 5]
         assert keys == [f"user001/{(offset + n) // 10}/{(offset + n) % 10}" for n in range(5)]
+
+
+def test_a_listed_set_of_an_owners_items_keeps_no_browser_alive(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """The set a mailbox's items were listed in (kept up to 30 minutes, 256 of them) holds the
+    owner's counts, not the session's browser: a browser evicted from the few kept
+    (``restores.OPEN_BROWSERS``) is freed with its trees and repository, and the set's next
+    page is read through the session's browser opened again."""
+    org = _org_of(ctx, job["id"])
+    _point(ctx, org, job["id"], users=2, folders=3, per_folder=10)
+    session = api.post(f"/v8/Organizations/{org}/explore", {"type": "Vex"}).json()["id"]
+    base = f"/v8/RestoreSessions/{session}/Organization/Mailboxes"
+    owner = api.get(f"{base}?limit=100").json()["results"][1]["id"]
+    first = api.get(f"{base}/{owner}/Items?offset=0&limit=5").json()
+    opened = weakref.ref(restores._browsers[session])
+    with restores._browsers_lock:
+        restores._browsers.clear()  # as when more sessions were opened since
+    gc.collect()
+    assert opened() is None  # the set did not keep it
+    again = api.get(f"{base}/{owner}/Items?offset=5&limit=5&setId={first['setId']}").json()
+    whole = api.get(f"{base}/{owner}/Items?limit=100").json()["results"]
+    assert again["results"] == whole[5:10] and again["totalCount"] == 30
 
 
 def test_failures_of_a_page_match_each_sessions_last_failure(

@@ -259,11 +259,15 @@ class Browser:
             return marked
         return self._items(summaries, keep)  # a tree not cut as expected: each read whole
 
-    def owner_items(self, owner_id: str, kind: str) -> Sequence[Item]:
+    def owner_items(
+        self, owner_id: str, kind: str, reopen: Callable[[], Browser] | None = None
+    ) -> Sequence[Item]:
         """``contents(owner_id, kind, None)`` read a window at a time (``OwnerItems``): a page
-        of a mailbox's items without decoding every item of its trees."""
+        of a mailbox's items without decoding every item of its trees. ``reopen`` gives the
+        session's browser for each later window (a listed set outlives this browser: it must
+        not keep it, its trees and repository, alive); None: this browser."""
         user = self.user(owner_id)
-        return OwnerItems(self, user, kind)
+        return OwnerItems(self, user, kind, reopen)
 
     def top(self, owner_id: str, kind: str) -> list[Item]:
         """The owner's items of ``kind`` in no folder: only the trees that hold such items are
@@ -342,7 +346,9 @@ class Browser:
 class OwnerItems(Sequence[Item]):
     """One owner's items of one kind in snapshot order, as ``Browser.contents`` lists them
     without a folder, read a window at a time: its length is the snapshot's folder summaries'
-    count, and a window decodes only what it needs. A tree whose every summary is this
+    count, and a window decodes only what it needs, through the session's browser of the
+    moment (``reopen``; a listed set keeps this for up to 30 minutes, which must not keep an
+    evicted browser's trees and repository alive). A tree whose every summary is this
     owner's and kind's, naming it alone (``_pure``), holds exactly their count of items: a
     window inside it decodes its own items alone (``Repository.tree_window``, which also checks
     the tree cuts into that many items). Any other tree is decoded whole (``Browser._tree``),
@@ -351,8 +357,11 @@ class OwnerItems(Sequence[Item]):
     summary names that tree alone), else decoded to count them. Immutable, like the snapshot:
     a listed set keeps it instead of every item."""
 
-    def __init__(self, browser: Browser, user: str, kind: str) -> None:
-        self._browser, self._user, self._kind = browser, user, kind
+    def __init__(
+        self, browser: Browser, user: str, kind: str, reopen: Callable[[], Browser] | None
+    ) -> None:
+        self._user, self._kind = user, kind
+        self._reopen: Callable[[], Browser] = reopen or (lambda: browser)
         touching: dict[int, list[FolderSummary]] = {}
         for summary in browser._folders:
             for position in summary.trees:
@@ -389,14 +398,16 @@ class OwnerItems(Sequence[Item]):
         return self._window(position, position + 1)[0]
 
     def __iter__(self) -> Iterator[Item]:
+        browser = self._reopen()
         for position in self._trees:
-            yield from self._mine(position)
+            yield from self._mine(browser, position)
 
-    def _mine(self, position: int) -> list[Item]:
+    def _mine(self, browser: Browser, position: int) -> list[Item]:
         user, kind = self._user, self._kind
-        return [i for i in self._browser._tree(position) if i.user == user and i.kind == kind]
+        return [i for i in browser._tree(position) if i.user == user and i.kind == kind]
 
     def _window(self, start: int, stop: int) -> list[Item]:
+        browser = self._reopen()
         found: list[Item] = []
         seen = 0  # this owner's and kind's items in the trees before
         for position in self._trees:
@@ -406,15 +417,14 @@ class OwnerItems(Sequence[Item]):
             if count is not None and seen + count <= start:
                 seen += count  # wholly before the window: not read
                 continue
-            found += self._part(position, start - seen, stop - seen)
-            seen += len(self._mine(position)) if count is None else count
+            found += self._part(browser, position, start - seen, stop - seen)
+            seen += len(self._mine(browser, position)) if count is None else count
         return found
 
-    def _part(self, position: int, start: int, stop: int) -> list[Item]:
+    def _part(self, browser: Browser, position: int, start: int, stop: int) -> list[Item]:
         """This owner's and kind's items ``start`` to ``stop`` of the tree at ``position``."""
         start = max(0, start)
         if position in self._pure:
-            browser = self._browser
             with browser._lock:
                 kept = browser._trees.get(position)
             if kept is None:
@@ -423,7 +433,7 @@ class OwnerItems(Sequence[Item]):
                 part = browser.repository.tree_window(snapshot, position, count, start, stop)
                 if part is not None and all(self._ours(i) for i in part):
                     return part
-        return self._mine(position)[start:stop]
+        return self._mine(browser, position)[start:stop]
 
     def _ours(self, item: Item) -> bool:
         return item.user == self._user and item.kind == self._kind

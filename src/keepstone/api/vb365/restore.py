@@ -284,9 +284,11 @@ def _contents(
 ) -> Response:
     browser = restores.browser(ctx, session_id, caller)
     kind = KINDS[collection]
-    # Without a folder, every item of the owner: read a page at a time, not decoded all first.
+    # Without a folder, every item of the owner: read a page at a time, not decoded all first,
+    # each page through the session's browser of the moment (the set outlives this one).
+    reopen = partial(restores.browser, ctx, session_id, caller)
     rows = (
-        partial(browser.owner_items, owner_id, kind)
+        partial(browser.owner_items, owner_id, kind, reopen)
         if folder_id is None
         else partial(browser.contents, owner_id, kind, folder_id)
     )
