@@ -113,6 +113,7 @@ def main() -> None:
                 "selected_items": [],
                 "excluded_items": [],
                 "schedule_policy": policy_to_record(policy),
+                "schedule_type": policy.type.value,
                 "repository_id": repo.id,
                 "proxy_id": repo.proxy_id,
                 "is_enabled": True,
@@ -147,6 +148,7 @@ def main() -> None:
                             type=ScheduleType.PERIODICALLY, periodically_every=Period.HOURS1
                         )
                     ),
+                    schedule_type=ScheduleType.PERIODICALLY.value,
                 )
             )
         scheduler.start()

@@ -7,10 +7,11 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keepstone.engine import Item, Repository, wire
+from keepstone.engine import Item, Repository, wire, writer
 from keepstone.engine.model import folder_marker, marked_items
 from keepstone.services.restores import Browser
 from tests.engine.helpers import new_repo, text
@@ -188,4 +189,117 @@ def test_a_tree_written_otherwise_is_listed_whole(
     assert repo.marked_tree_items(snapshot, 0, folder_marker("mail", "Inbox/Folder 3") or b"") == []
     assert [i.key for i in browser.contents(owner, "mail", folder)] == [
         f"alice/mail/{n}" for n in range(15, 20)
+    ]
+
+
+PAGE = 5
+
+
+@pytest.mark.parametrize("per_folder", [20, 80], ids=["N", "4N"])
+def test_an_owners_page_decodes_its_own_items_alone(
+    tmp_path: Path, per_folder: int, decoded: list[str]
+) -> None:
+    """Every item of a mailbox (no folder), read a page at a time (``OwnerItems``): in a tree
+    holding that mailbox alone, a page decodes its own items whatever the tree's size (every
+    item of the tree before)."""
+    items = _mailbox(per_folder)
+    repo, snapshot = _point(tmp_path, items)
+    browser = Browser(repo, "org", snapshot)
+    owner = browser.owners_with("mail")[0].id
+    decoded.clear()
+    listed = browser.owner_items(owner, "mail")
+    assert len(listed) == len(items) and not decoded  # counted from the folder summaries
+    middle = len(items) // 2
+    for start in (0, middle, len(items) - PAGE):
+        decoded.clear()
+        page = [i.key for i in items[start : start + PAGE]]
+        assert [i.key for i in listed[start : start + PAGE]] == page
+        assert decoded == page
+
+
+def _owner_listings(browser: Browser) -> dict[tuple[str, str], list[list[Item]]]:
+    """Each owner's items of each kind: every window of 3 (and one past the end), each item
+    by index (from either end), and all of them iterated."""
+    listed = {}
+    for owner in browser.owners_with("mail") + browser.owners_with("file"):
+        for kind in ("mail", "file"):
+            every = browser.owner_items(owner.id, kind)
+            total = len(every)
+            windows = [every[start : start + 3] for start in range(total + 1)]
+            singles = [[every[n] for n in range(total)], [every[-n] for n in range(1, total + 1)]]
+            listed[owner.id, kind] = [*windows, *singles, list(every), every[::2]]
+    return listed
+
+
+@pytest.mark.parametrize(
+    ("tree_items", "grouped"),
+    [(7, False), (10_000, False), (16, True), (8, True), (5, True)],
+    ids=["mixed-trees", "one-tree", "a-tree-per-owner-kind", "two-per-owner-kind", "straddling"],
+)
+def test_an_owners_pages_are_its_whole_listing_whatever_the_trees(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tree_items: int, grouped: bool
+) -> None:
+    """Three users' mail and files, with hostile names and a meta holding the separator between
+    items (a false cut: that tree is decoded whole), added kind by kind or mixed, in trees of
+    one owner and kind (read a window at a time), of several, or cut anywhere (an owner and a
+    folder across trees): every window, index and iteration of every owner's items is what
+    decoding its trees whole lists (``contents`` without a folder)."""
+    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", tree_items)
+    items: list[Item] = []
+    for user in ("alice", 'b"ob', "carol"):
+        mail, files = [], []
+        for n, name in enumerate(HOSTILE):
+            meta: dict[str, object] = {"subject": name}
+            if user == "carol" and n == 3:
+                meta["nested"] = [{}, {"chunks": [], "path": name}]  # the separator, in a meta
+            mail.append(_item(user, "mail", name, n, meta))
+            files.append(_item(user, "file", f"{name}/f", n, {}))
+        mail += [_item(user, "mail", "Inbox", 100 + n, {}) for n in range(8)]
+        files += [_item(user, "file", f"root {n}", 100 + n, {}) for n in range(8)]
+        items += (
+            mail + files if grouped else [i for pair in zip(mail, files, strict=True) for i in pair]
+        )
+    repo, snapshot = _point(tmp_path, items)
+    windows: list[bool] = []
+    real = Repository.tree_window
+
+    def tried(self: Repository, *args: Any) -> list[Item] | None:
+        found = real(self, *args)
+        windows.append(found is not None)
+        return found
+
+    monkeypatch.setattr(Repository, "tree_window", tried)
+    paged = _owner_listings(Browser(repo, "org", snapshot))
+    if grouped:  # trees of one owner and kind are cut (carol's false cut: decoded whole)
+        assert True in windows and False in windows
+    else:
+        assert not windows  # no tree of one owner and kind alone: each read whole
+
+    def whole(self: Browser, owner_id: str, kind: str) -> list[Item]:
+        return self.contents(owner_id, kind, None)
+
+    monkeypatch.setattr(Browser, "owner_items", whole)
+    assert paged == _owner_listings(Browser(repo, "org", snapshot))
+    assert all(paged[key][-2] for key in paged)  # none empty
+
+
+def test_an_owners_tree_written_otherwise_is_listed_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tree not in the canonical shape (spaced JSON, another writer's) cannot be cut into
+    its items: the page is read from the tree decoded whole."""
+    items = _mailbox(5)
+    repo, snapshot = _point(tmp_path, items)
+    real = Repository._tree_blob
+
+    def spaced(self: Repository, snapshot_id: str, position: int) -> tuple[bytes, str]:
+        plain, what = real(self, snapshot_id, position)
+        return plain.replace(b"},{", b"}, {"), what
+
+    monkeypatch.setattr(Repository, "_tree_blob", spaced)
+    browser = Browser(repo, "org", snapshot)
+    owner = browser.owners_with("mail")[0].id
+    assert repo.tree_window(snapshot, 0, len(items), 0, PAGE) is None
+    assert [i.key for i in browser.owner_items(owner, "mail")[12:17]] == [
+        i.key for i in items[12:17]
     ]

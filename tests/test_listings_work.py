@@ -6,23 +6,29 @@ never timed."""
 from __future__ import annotations
 
 import base64
+import gc
 import re
+import sqlite3
 import uuid
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from lxml import etree
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from keepstone.api.em.jobs import JobXml
 from keepstone.clock import ManualClock
-from keepstone.domain.jobs import JobEdit, SessionStatus
+from keepstone.domain.jobs import JobEdit, ScheduleEdit, SessionStatus
+from keepstone.domain.policy import ScheduleType
 from keepstone.engine import Item, LocalStore, writer
-from keepstone.services import catalog, jobs, reports, restore_points, runs
+from keepstone.services import catalog, jobs, reports, restore_points, restores, runs
 from keepstone.services.audit import audited_users
 from keepstone.services.context import Context
 from keepstone.services.vault import open_repository
@@ -602,6 +608,86 @@ def test_query_service_pages_cost_the_same_for_n_and_4n_rows(
     )
 
 
+@contextmanager
+def json_extractions(ctx: Context) -> Iterator[list[int]]:
+    """Count the calls of SQLite's ``json_extract`` on the catalog's connections (each reads a
+    value out of one JSON document, decoding it): the function is replaced by one that counts,
+    then asks an in-memory SQLite for the built-in's answer."""
+    calls = [0]
+    builtin = sqlite3.connect(":memory:", check_same_thread=False)
+    replaced: dict[int, Any] = {}
+
+    def counted(document: Any, path: Any) -> Any:
+        calls[0] += 1
+        return builtin.execute("SELECT json_extract(?, ?)", (document, path)).fetchone()[0]
+
+    def replace(conn: Any, *_args: Any) -> None:
+        raw = conn.connection.driver_connection
+        if id(raw) not in replaced:
+            raw.create_function("json_extract", 2, counted, deterministic=True)
+            replaced[id(raw)] = raw
+
+    engines = {ctx.db._reader, ctx.db._writer}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", replace)
+    try:
+        yield calls
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", replace)
+        for raw in replaced.values():
+            raw.create_function("json_extract", 2, None)  # the built-in again
+        builtin.close()
+
+
+@pytest.mark.sqlite_catalog  # counts SQLite's JSON function calls
+def test_scheduled_job_pages_decode_no_job_s_policy(
+    ctx: Context, client: TestClient, job: dict[str, Any]
+) -> None:
+    """``scheduleConfigured`` filters jobs on their ``schedule_type`` column (migration 0032):
+    counting the jobs it keeps and finding a page of them decodes no job's schedule policy (it
+    read each job's ``type`` out of its policy document to count, and each skipped job's again
+    to find the page: 51.9 ms of a middle page on PostgreSQL at 10,000 jobs). N and 4N jobs, a
+    quarter made manual by the job edit: the first and the middle page of either filter list
+    the jobs their policies say, loading the same rows with the same statements, and SQLite's
+    ``json_extract`` runs for none of them."""
+    headers = _em_session(client)
+    bulk.copies_of_job(ctx, job["id"], N - 1)
+
+    def pages() -> list[tuple[PageWork, PageWork]]:
+        every = jobs.list_jobs(ctx)
+        manual = ScheduleEdit(type=ScheduleType.MANUAL_ONLY)
+        for made in every[::4]:
+            jobs.edit_job(ctx, made.id, JobEdit(schedule=manual))
+        every = jobs.list_jobs(ctx)
+        costs = []
+        for wanted in ("true", "false"):
+            kept = [
+                j.name
+                for j in every
+                if (j.schedule_policy["type"] != "ManualOnly") == (wanted == "true")
+            ]
+            query = f"type=Job&format=Entities&pageSize={PAGE}&filter=scheduleConfigured=={wanted}"
+            both = []
+            for page in (1, len(kept) // PAGE // 2 + 1):
+                path = f"/api/query?{query}&page={page}"
+                with json_extractions(ctx) as calls:
+                    work = page_work(ctx, partial(client.get, path, headers=headers))
+                    listed = client.get(path, headers=headers).text
+                assert calls == [0], (wanted, page)
+                names = re.findall(r'<Job [^>]*Name="([^"]+)"', listed)
+                assert names == kept[(page - 1) * PAGE :][:PAGE], (wanted, page)
+                both.append(work)
+            costs.append((both[0], both[1]))
+        return costs
+
+    small = pages()
+    bulk.copies_of_job(ctx, job["id"], 3 * N, prefix="more")
+    large = pages()
+    for a, b in zip(small, large, strict=True):
+        assert_paged(a, b)
+
+
 def test_em_jobs_documents_cost_the_same_statements_for_n_and_4n_jobs(
     ctx: Context, client: TestClient, job: dict[str, Any]
 ) -> None:
@@ -815,6 +901,69 @@ def test_opening_a_restore_session_reads_the_same_for_n_and_4n_items(
     assert small[1] == large[1] == 0  # no tree (nor any other blob) read to list owners, folders
     assert small[2] == large[2] <= 2  # one folder: its own tree(s)
     assert small[3] == large[3] == 10
+
+
+def test_a_page_of_an_owners_items_decodes_that_page_alone(
+    ctx: Context, api: Api, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mailbox's items without ``folderId`` (every item of the owner) are read a page at a
+    time (``restores.OwnerItems``): on a point whose trees each hold one mailbox, as on the
+    bench's, the first page and a middle one (asked alone, and within the set) decode their
+    own items, not the mailbox's (every item of its trees before: 10,000 on the bench's point,
+    about 70 ms), and list what the whole listing lists there."""
+    monkeypatch.setattr(writer, "TREE_MAX_ITEMS", 30)  # one tree per mailbox of 3 x 10
+    org = _org_of(ctx, job["id"])
+    _point(ctx, org, job["id"], users=3, folders=3, per_folder=10)
+    decoded: list[str] = []
+    real = Item.from_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[Item], value: object, what: str) -> Item:
+        item: Item = real(cls, value, what)
+        decoded.append(item.key)
+        return item
+
+    session = api.post(f"/v8/Organizations/{org}/explore", {"type": "Vex"})
+    assert session.status_code == 201, session.text
+    base = f"/v8/RestoreSessions/{session.json()['id']}/Organization/Mailboxes"
+    owner = api.get(f"{base}?limit=100").json()["results"][1]["id"]
+    items = f"{base}/{owner}/Items"
+    pages = []
+    with monkeypatch.context() as patched:
+        patched.setattr(Item, "from_json", classmethod(counted))
+        first = api.get(f"{items}?offset=0&limit=5").json()
+        pages.append((first, list(decoded)))
+        for asked in ("offset=15&limit=5", f"offset=20&limit=5&setId={first['setId']}"):
+            decoded.clear()
+            pages.append((api.get(f"{items}?{asked}").json(), list(decoded)))
+    whole = api.get(f"{items}?limit=100").json()
+    assert whole["totalCount"] == 30 and len(whole["results"]) == 30
+    for (page, keys), offset in zip(pages, (0, 15, 20), strict=True):
+        assert page["totalCount"] == 30
+        assert page["results"] == whole["results"][offset : offset + 5]
+        assert keys == [f"user001/{(offset + n) // 10}/{(offset + n) % 10}" for n in range(5)]
+
+
+def test_a_listed_set_of_an_owners_items_keeps_no_browser_alive(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """The set a mailbox's items were listed in (kept up to 30 minutes, 256 of them) holds the
+    owner's counts, not the session's browser: a browser evicted from the few kept
+    (``restores.OPEN_BROWSERS``) is freed with its trees and repository, and the set's next
+    page is read through the session's browser opened again."""
+    org = _org_of(ctx, job["id"])
+    _point(ctx, org, job["id"], users=2, folders=3, per_folder=10)
+    session = api.post(f"/v8/Organizations/{org}/explore", {"type": "Vex"}).json()["id"]
+    base = f"/v8/RestoreSessions/{session}/Organization/Mailboxes"
+    owner = api.get(f"{base}?limit=100").json()["results"][1]["id"]
+    first = api.get(f"{base}/{owner}/Items?offset=0&limit=5").json()
+    opened = weakref.ref(restores._browsers[session])
+    with restores._browsers_lock:
+        restores._browsers.clear()  # as when more sessions were opened since
+    gc.collect()
+    assert opened() is None  # the set did not keep it
+    again = api.get(f"{base}/{owner}/Items?offset=5&limit=5&setId={first['setId']}").json()
+    whole = api.get(f"{base}/{owner}/Items?limit=100").json()["results"]
+    assert again["results"] == whole[5:10] and again["totalCount"] == 30
 
 
 def test_failures_of_a_page_match_each_sessions_last_failure(

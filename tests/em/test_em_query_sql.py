@@ -12,14 +12,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from keepstone.api.em import query_sql, query_types
 from keepstone.api.em.query import parse_filter_clause
 from keepstone.api.em.query_rows import JOB_FIELDS, SESSION_FIELDS
+from keepstone.domain.jobs import JobEdit, ScheduleEdit
+from keepstone.domain.policy import ScheduleType
+from keepstone.services import jobs
 from keepstone.services.context import Context
 from keepstone.store.tables import Job, JobSession
 from tests import listing_rows as bulk
+from tests.conftest import Api
 from tests.em.conftest import Em
 
 # Names chosen to sit on every edge of the predicate: case, numbers and dates as names, the two
@@ -112,6 +116,7 @@ def _jobs(ctx: Context, template: str) -> list[str]:
                     is_enabled=n % 3 != 0,
                     next_run=None if n % 5 == 0 else NEXT + timedelta(seconds=n),
                     schedule_policy=scheduled,
+                    schedule_type=scheduled["type"],  # kept with the policy, as jobs.py does
                 )
             )
     return ids
@@ -186,6 +191,56 @@ def test_filters_keep_what_the_predicate_keeps(
             for page in range(1, 5):
                 served, in_memory = _both(em, monkeypatch, "BackupJobSession", text, 3, page, order)
                 assert served == in_memory, (text, order, page)
+
+
+def test_the_scheduled_filter_follows_every_writer_of_a_job_s_schedule(
+    em: Em,
+    api: Api,
+    ctx: Context,
+    org: dict[str, Any],
+    repo: dict[str, Any],
+    job: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``scheduleConfigured`` is read in the catalog from the job's ``schedule_type`` (migration
+    0032), written beside the policy: after a job is created with a policy, edited by the API
+    (the edit on the event loop, ``edit_job_now``, where it can) and by the ORM's edit, and
+    cloned, the filter keeps what the policies say (the in-memory answer, read from them)."""
+    api_id = _api_job(api, org, repo, "made manual", {"type": "ManualOnly"})
+    assert (
+        api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"type": "ManualOnly"}}).status_code
+        == 200
+    )
+    _assert_manual(em, monkeypatch, ctx, {"made manual", job["name"]})
+    jobs.edit_job(ctx, api_id, JobEdit(schedule=ScheduleEdit(type=ScheduleType.PERIODICALLY)))
+    _assert_manual(em, monkeypatch, ctx, {job["name"]})
+    clone = jobs.clone_job(ctx, job["id"])
+    _assert_manual(em, monkeypatch, ctx, {job["name"], clone.name})
+    assert (
+        api.put(f"/v2/Jobs/{job['id']}", {"schedulePolicy": {"type": "Daily"}}).status_code == 200
+    )
+    _assert_manual(em, monkeypatch, ctx, {clone.name})
+
+
+def _api_job(
+    api: Api, org: dict[str, Any], repo: dict[str, Any], name: str, policy: dict[str, Any]
+) -> str:
+    body = {"name": name, "backupType": "EntireOrganization", "repositoryId": repo["id"]}
+    created = api.post(f"/v2/Organizations/{org['id']}/Jobs", body | {"schedulePolicy": policy})
+    assert created.status_code == 200, created.text
+    made: str = created.json()["id"]
+    return made
+
+
+def _assert_manual(em: Em, monkeypatch: pytest.MonkeyPatch, ctx: Context, names: set[str]) -> None:
+    with ctx.db.read() as s:
+        stored = s.execute(select(Job.name, Job.schedule_type, Job.schedule_policy)).all()
+    assert all(kind == policy["type"] for _, kind, policy in stored), stored
+    for text, kept in (("scheduleconfigured==false", names), ("scheduleconfigured==true", None)):
+        served, in_memory = _both(em, monkeypatch, "Job", text)
+        assert served == in_memory, text
+        listed = set(re.findall(r'<Job [^>]*Name="([^"]+)"', served))
+        assert listed == (kept if kept is not None else {n for n, *_ in stored} - names), text
 
 
 def _check(

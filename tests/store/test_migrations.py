@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from keepstone.services import catalog, licensing, runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.store.db import Database, sqlite_url
 from keepstone.store.tables import Base
+from tests.conftest import ADMIN_PASSWORD, Api
+from tests.em.conftest import basic
 
 
 def test_migrations_match_the_declared_tables(tmp_path: Path) -> None:
@@ -247,6 +250,56 @@ def test_the_outbox_and_the_mail_settings_survive_the_daily_digest_migration(
         "2026-06-11",
         "None",
     ]
+
+
+def test_the_jobs_schedule_types_are_filled_from_their_policies(
+    ctx: Context, api: Api, org: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """Revision 0032 on a catalog of 0031 holding jobs of each schedule type: each job's
+    ``schedule_type`` is its policy's ``type``, required from then on, and the query service's
+    filter on it keeps the jobs the policies say; on SQLite, the rebuilt table's indexes are
+    made in the order the migrations first made them."""
+    from alembic import command
+
+    from keepstone.store.db import _alembic_config
+
+    made = {}
+    for kind in ("Daily", "Periodically", "ManualOnly", "Daily"):
+        body = {
+            "name": f"{kind} {len(made)}",
+            "backupType": "EntireOrganization",
+            "repositoryId": repo["id"],
+            "schedulePolicy": {"type": kind},
+        }
+        created = api.post(f"/v2/Organizations/{org['id']}/Jobs", body)
+        assert created.status_code == 200, created.text
+        made[created.json()["id"]] = kind
+    command.downgrade(_alembic_config(ctx.db.url), "0031")
+    engine = create_engine(ctx.db.url)
+    assert "schedule_type" not in {c["name"] for c in inspect(engine).get_columns("jobs")}
+    ctx.db.migrate()
+    with engine.connect() as connection:
+        filled = dict(connection.execute(text("SELECT id, schedule_type FROM jobs")).all())
+        column = next(
+            c for c in inspect(connection).get_columns("jobs") if c["name"] == "schedule_type"
+        )
+        if engine.dialect.name == "sqlite":
+            order = "SELECT name FROM sqlite_master WHERE tbl_name = 'jobs' AND type = 'index'"
+            indexes = [n for (n,) in connection.execute(text(f"{order} ORDER BY rowid"))]
+            assert [i for i in indexes if not i.startswith("sqlite_")] == [
+                "ix_jobs_next_run",
+                "ix_jobs_organization_id",
+                "ix_jobs_repository_id",
+                "ix_jobs_name",
+            ]
+    engine.dispose()
+    assert filled == made and column["nullable"] is False
+    logon = api.client.post("/api/sessionMngr/?v=latest", headers=basic("admin", ADMIN_PASSWORD))
+    manual = api.client.get(
+        "/api/query?type=Job&format=Entities&filter=scheduleConfigured==false",
+        headers={"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]},
+    )
+    assert re.findall(r'<Job [^>]*Name="([^"]+)"', manual.text) == ["ManualOnly 2"]
 
 
 def test_the_head_revision_is_alembic_s_and_a_catalog_there_is_left_alone(

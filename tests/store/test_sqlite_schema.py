@@ -30,7 +30,7 @@ def fingerprint(connection: sqlite3.Connection) -> dict[str, object]:
             indexes = connection.execute(f'PRAGMA index_list("{name}")').fetchall()
             found[name] = (
                 connection.execute(f'PRAGMA table_xinfo("{name}")').fetchall(),
-                sorted(connection.execute(f'PRAGMA foreign_key_list("{name}")').fetchall()),
+                _foreign_keys(connection, name),
                 # as sets: Alembic's batch mode rebuilds a table's indexes and constraints in a
                 # set's order (by object identity), so their order differs from run to run
                 # (the file keeps one: store/sqlite_schema.py)
@@ -41,6 +41,16 @@ def fingerprint(connection: sqlite3.Connection) -> dict[str, object]:
         else:  # an index (also its table's, above), a trigger, a view: their text
             found[name] = sql
     return found
+
+
+def _foreign_keys(connection: sqlite3.Connection, table: str) -> list[tuple[Any, ...]]:
+    """A table's foreign keys as a set: SQLite numbers them (``id``) in the order the table's
+    text declares them, which a batch rebuild of a table of several (``jobs``, migration 0032)
+    writes in a set's order."""
+    keys: dict[int, list[tuple[Any, ...]]] = {}
+    for number, *rest in connection.execute(f'PRAGMA foreign_key_list("{table}")'):
+        keys.setdefault(number, []).append(tuple(rest))
+    return sorted(tuple(sorted(rows)) for rows in keys.values())
 
 
 def _index(connection: sqlite3.Connection, row: tuple[Any, ...]) -> tuple[Any, ...]:

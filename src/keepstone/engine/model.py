@@ -346,6 +346,36 @@ def marked_items(plain: bytes, marker: bytes, what: str) -> list[Item] | None:
     return found
 
 
+def window_items(plain: bytes, count: int, start: int, stop: int, what: str) -> list[Item] | None:
+    """Items ``start`` to ``stop`` of a canonical tree blob known to hold ``count`` items, each
+    decoded alone, the others left undecoded (a page of an owner's items without decoding the
+    10,000 items of its tree). None when the tree is not canonical, is not cut into exactly
+    ``count`` pieces (each item gives at least one piece, so as many pieces as items means each
+    piece is one whole item: a separator inside an item's ``meta`` makes more) or a piece does
+    not decode as one whole item; the caller then decodes the whole tree."""
+    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+        return None
+    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
+    if len(pieces) != count:
+        return None
+    last = count - 1
+    found: list[Item] = []
+    for n in range(max(0, start), min(stop, count)):
+        record = (_ITEM_START if n else b"") + pieces[n] + (b"}" if n < last else b"")
+        try:
+            text = record.decode()
+            value, end = _scan_json(text, 0)
+        except (UnicodeDecodeError, StopIteration, json.JSONDecodeError):
+            return None
+        if end != len(text):
+            return None
+        try:
+            found.append(Item.from_json(value, what))
+        except RepositoryCorrupt:
+            return None  # decoding the whole tree says what is wrong with it
+    return found
+
+
 def tree_piece_count(plain: bytes) -> int | None:
     """How many pieces ``cut_tree_records`` would cut the tree into, without cutting it (None
     when the tree is not in the canonical shape): a snapshot whose trees' counts add up to its

@@ -38,6 +38,7 @@ from keepstone.engine.model import (
     cut_tree_records,
     marked_items,
     parse_tree,
+    window_items,
 )
 from keepstone.engine.options import Options
 from keepstone.engine.pack import TREE
@@ -207,6 +208,15 @@ class Repository:
         undecoded (``model.marked_items``); None when the tree must be decoded whole."""
         plain, what = self._tree_blob(snapshot_id, position)
         return marked_items(plain, marker, what)
+
+    def tree_window(
+        self, snapshot_id: str, position: int, count: int, start: int, stop: int
+    ) -> list[Item] | None:
+        """Items ``start`` to ``stop`` of the tree at ``position``, which holds ``count`` items,
+        the others left undecoded (``model.window_items``); None when the tree must be decoded
+        whole."""
+        plain, what = self._tree_blob(snapshot_id, position)
+        return window_items(plain, count, start, stop, what)
 
     def _tree_blob(self, snapshot_id: str, position: int) -> tuple[bytes, str]:
         """The plaintext of the snapshot's tree at ``position`` and what to call it: from where

@@ -35,6 +35,7 @@ def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
         raise InvalidInput("name is required", "name")
     if spec.repository_id is None:
         raise InvalidInput("repositoryId is required", "repositoryId")
+    default = SchedulePolicy()
     with ctx.db.write() as s:
         org = get_organization_in(s, org_id)
         job = Job(
@@ -45,7 +46,8 @@ def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
             backup_type=BackupType.ENTIRE_ORGANIZATION.value,
             selected_items=[],
             excluded_items=[],
-            schedule_policy=policy_to_record(SchedulePolicy()),
+            schedule_policy=policy_to_record(default),
+            schedule_type=default.type.value,
             repository_id="",
             proxy_id="",
             is_enabled=True,
@@ -319,6 +321,7 @@ class _JobRow:
     selected_items: list[Any]
     excluded_items: list[Any]
     schedule_policy: dict[str, Any]
+    schedule_type: str
     repository_id: str
     proxy_id: str
     is_enabled: bool
@@ -349,6 +352,7 @@ def _apply(s: Session | None, job: JobFields, edit: JobEdit, now: datetime, tz: 
         if edited is not kept:  # an edit that changes nothing keeps the record it had
             kept = None
             _set(job, "schedule_policy", policy_to_record(edited))
+            _set(job, "schedule_type", edited.type.value)
     if edit.repository_id is not None and edit.repository_id != job.repository_id:
         job.repository_id = get_repository_in(
             _session(s), edit.repository_id, prop="repositoryId"
@@ -488,6 +492,7 @@ def clone_job(ctx: Context, job_id: str) -> Job:
             selected_items=list(source.selected_items),
             excluded_items=list(source.excluded_items),
             schedule_policy=dict(source.schedule_policy),
+            schedule_type=source.schedule_type,
             repository_id=source.repository_id,
             proxy_id=source.proxy_id,
             is_enabled=False,

@@ -15,11 +15,11 @@ import time
 import uuid
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, overload
 
 from sqlalchemy import func, select
 
@@ -259,6 +259,16 @@ class Browser:
             return marked
         return self._items(summaries, keep)  # a tree not cut as expected: each read whole
 
+    def owner_items(
+        self, owner_id: str, kind: str, reopen: Callable[[], Browser] | None = None
+    ) -> Sequence[Item]:
+        """``contents(owner_id, kind, None)`` read a window at a time (``OwnerItems``): a page
+        of a mailbox's items without decoding every item of its trees. ``reopen`` gives the
+        session's browser for each later window (a listed set outlives this browser: it must
+        not keep it, its trees and repository, alive); None: this browser."""
+        user = self.user(owner_id)
+        return OwnerItems(self, user, kind, reopen)
+
     def top(self, owner_id: str, kind: str) -> list[Item]:
         """The owner's items of ``kind`` in no folder: only the trees that hold such items are
         read (a mailbox whose messages are all in folders reads none)."""
@@ -331,6 +341,102 @@ class Browser:
             while len(self._by_owner) > 2:
                 self._by_owner.popitem(last=False)
         return found
+
+
+class OwnerItems(Sequence[Item]):
+    """One owner's items of one kind in snapshot order, as ``Browser.contents`` lists them
+    without a folder, read a window at a time: its length is the snapshot's folder summaries'
+    count, and a window decodes only what it needs, through the session's browser of the
+    moment (``reopen``; a listed set keeps this for up to 30 minutes, which must not keep an
+    evicted browser's trees and repository alive). A tree whose every summary is this
+    owner's and kind's, naming it alone (``_pure``), holds exactly their count of items: a
+    window inside it decodes its own items alone (``Repository.tree_window``, which also checks
+    the tree cuts into that many items). Any other tree is decoded whole (``Browser._tree``),
+    as is a tree that does not cut as expected. Trees before the window are skipped by their
+    count of this owner's and kind's items when the summaries give it (``_known``: each such
+    summary names that tree alone), else decoded to count them. Immutable, like the snapshot:
+    a listed set keeps it instead of every item."""
+
+    def __init__(
+        self, browser: Browser, user: str, kind: str, reopen: Callable[[], Browser] | None
+    ) -> None:
+        self._user, self._kind = user, kind
+        self._reopen: Callable[[], Browser] = reopen or (lambda: browser)
+        touching: dict[int, list[FolderSummary]] = {}
+        for summary in browser._folders:
+            for position in summary.trees:
+                touching.setdefault(position, []).append(summary)
+        mine = [f for f in browser._folders if f.user == user and f.kind == kind]
+        self._total = sum(f.count for f in mine)
+        self._trees = sorted({t for f in mine for t in f.trees})
+        self._known: dict[int, int] = {}
+        self._pure: set[int] = set()
+        for position in self._trees:
+            ours = [f for f in touching[position] if f.user == user and f.kind == kind]
+            if all(f.trees == (position,) for f in ours):
+                self._known[position] = sum(f.count for f in ours)
+                if len(ours) == len(touching[position]):
+                    self._pure.add(position)
+
+    def __len__(self) -> int:
+        return self._total
+
+    @overload
+    def __getitem__(self, index: int) -> Item: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Item]: ...
+
+    def __getitem__(self, index: int | slice) -> Item | list[Item]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self._total)
+            window = self._window(start, max(start, stop)) if step == 1 else list(self)[index]
+            return window
+        position = index + self._total if index < 0 else index
+        if not 0 <= position < self._total:
+            raise IndexError(index)
+        return self._window(position, position + 1)[0]
+
+    def __iter__(self) -> Iterator[Item]:
+        browser = self._reopen()
+        for position in self._trees:
+            yield from self._mine(browser, position)
+
+    def _mine(self, browser: Browser, position: int) -> list[Item]:
+        user, kind = self._user, self._kind
+        return [i for i in browser._tree(position) if i.user == user and i.kind == kind]
+
+    def _window(self, start: int, stop: int) -> list[Item]:
+        browser = self._reopen()
+        found: list[Item] = []
+        seen = 0  # this owner's and kind's items in the trees before
+        for position in self._trees:
+            if seen >= stop:
+                break
+            count = self._known.get(position)
+            if count is not None and seen + count <= start:
+                seen += count  # wholly before the window: not read
+                continue
+            found += self._part(browser, position, start - seen, stop - seen)
+            seen += len(self._mine(browser, position)) if count is None else count
+        return found
+
+    def _part(self, browser: Browser, position: int, start: int, stop: int) -> list[Item]:
+        """This owner's and kind's items ``start`` to ``stop`` of the tree at ``position``."""
+        start = max(0, start)
+        if position in self._pure:
+            with browser._lock:
+                kept = browser._trees.get(position)
+            if kept is None:
+                count = self._known[position]
+                snapshot = browser._snapshot
+                part = browser.repository.tree_window(snapshot, position, count, start, stop)
+                if part is not None and all(self._ours(i) for i in part):
+                    return part
+        return self._mine(browser, position)[start:stop]
+
+    def _ours(self, item: Item) -> bool:
+        return item.user == self._user and item.kind == self._kind
 
 
 _browsers: OrderedDict[str, Browser] = OrderedDict()

@@ -1,4 +1,4 @@
--- revision 0031
+-- revision 0032
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -39,35 +39,6 @@ CREATE TABLE tokens (
 )
 ;
 CREATE INDEX ix_tokens_user_id ON tokens (user_id)
-;
-CREATE TABLE jobs (
-	id VARCHAR(36) NOT NULL, 
-	organization_id VARCHAR(36) NOT NULL, 
-	name VARCHAR(255) NOT NULL, 
-	description TEXT NOT NULL, 
-	backup_type VARCHAR(32) NOT NULL, 
-	selected_items JSON NOT NULL, 
-	excluded_items JSON NOT NULL, 
-	schedule_policy JSON NOT NULL, 
-	repository_id VARCHAR(36) NOT NULL, 
-	proxy_id VARCHAR(36) NOT NULL, 
-	is_enabled BOOLEAN NOT NULL, 
-	last_run DATETIME, 
-	last_backup DATETIME, 
-	last_status VARCHAR(32), 
-	next_run DATETIME, 
-	version INTEGER NOT NULL, 
-	PRIMARY KEY (id), 
-	FOREIGN KEY(organization_id) REFERENCES organizations (id) ON DELETE CASCADE, 
-	FOREIGN KEY(proxy_id) REFERENCES proxies (id), 
-	FOREIGN KEY(repository_id) REFERENCES repositories (id)
-)
-;
-CREATE INDEX ix_jobs_next_run ON jobs (next_run)
-;
-CREATE INDEX ix_jobs_organization_id ON jobs (organization_id)
-;
-CREATE INDEX ix_jobs_repository_id ON jobs (repository_id)
 ;
 CREATE TABLE log_items (
 	id VARCHAR(36) NOT NULL, 
@@ -475,8 +446,6 @@ CREATE INDEX ix_log_items_session_usn ON log_items (session_id, usn, id)
 ;
 CREATE INDEX ix_task_sessions_end_time ON task_sessions (end_time)
 ;
-CREATE INDEX ix_jobs_name ON jobs (name, id)
-;
 CREATE INDEX ix_job_sessions_created ON job_sessions (creation_time, id)
 ;
 CREATE INDEX ix_log_items_session_status ON log_items (session_id, status, usn)
@@ -561,4 +530,36 @@ CREATE TRIGGER job_session_tallies_insert AFTER INSERT ON job_sessions BEGIN INS
 CREATE TRIGGER job_session_tallies_delete AFTER DELETE ON job_sessions BEGIN UPDATE job_session_tallies SET sessions = sessions - 1 WHERE (hour, status, retried) = (strftime('%Y-%m-%d %H:00:00.000000', OLD.creation_time), OLD.status, OLD.retry_count > 0); DELETE FROM job_session_tallies WHERE (hour, status, retried) = (strftime('%Y-%m-%d %H:00:00.000000', OLD.creation_time), OLD.status, OLD.retry_count > 0) AND sessions = 0; END
 ;
 CREATE TRIGGER job_session_tallies_update AFTER UPDATE OF creation_time, status, retry_count ON job_sessions WHEN (strftime('%Y-%m-%d %H:00:00.000000', OLD.creation_time), OLD.status, OLD.retry_count > 0) IS NOT (strftime('%Y-%m-%d %H:00:00.000000', NEW.creation_time), NEW.status, NEW.retry_count > 0) BEGIN UPDATE job_session_tallies SET sessions = sessions - 1 WHERE (hour, status, retried) = (strftime('%Y-%m-%d %H:00:00.000000', OLD.creation_time), OLD.status, OLD.retry_count > 0); DELETE FROM job_session_tallies WHERE (hour, status, retried) = (strftime('%Y-%m-%d %H:00:00.000000', OLD.creation_time), OLD.status, OLD.retry_count > 0) AND sessions = 0; INSERT INTO job_session_tallies (hour, status, retried, sessions) VALUES (strftime('%Y-%m-%d %H:00:00.000000', NEW.creation_time), NEW.status, NEW.retry_count > 0, 1) ON CONFLICT (hour, status, retried) DO UPDATE SET sessions = sessions + 1; END
+;
+CREATE TABLE "jobs" (
+	id VARCHAR(36) NOT NULL, 
+	organization_id VARCHAR(36) NOT NULL, 
+	name VARCHAR(255) NOT NULL, 
+	description TEXT NOT NULL, 
+	backup_type VARCHAR(32) NOT NULL, 
+	selected_items JSON NOT NULL, 
+	excluded_items JSON NOT NULL, 
+	schedule_policy JSON NOT NULL, 
+	repository_id VARCHAR(36) NOT NULL, 
+	proxy_id VARCHAR(36) NOT NULL, 
+	is_enabled BOOLEAN NOT NULL, 
+	last_run DATETIME, 
+	last_backup DATETIME, 
+	last_status VARCHAR(32), 
+	next_run DATETIME, 
+	version INTEGER NOT NULL, 
+	schedule_type VARCHAR(32) NOT NULL, 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(repository_id) REFERENCES repositories (id), 
+	FOREIGN KEY(proxy_id) REFERENCES proxies (id), 
+	FOREIGN KEY(organization_id) REFERENCES organizations (id) ON DELETE CASCADE
+)
+;
+CREATE INDEX ix_jobs_next_run ON jobs (next_run)
+;
+CREATE INDEX ix_jobs_organization_id ON jobs (organization_id)
+;
+CREATE INDEX ix_jobs_repository_id ON jobs (repository_id)
+;
+CREATE INDEX ix_jobs_name ON jobs (name, id)
 ;

@@ -170,6 +170,9 @@ class Job(Base):
     selected_items: Mapped[list[Any]]
     excluded_items: Mapped[list[Any]]
     schedule_policy: Mapped[dict[str, Any]]
+    # The policy's type, kept beside it by every writer of the policy (migration 0032): a query
+    # filter on whether jobs are scheduled reads this short text, not every job's policy document.
+    schedule_type: Mapped[str] = mapped_column(String(32))
     repository_id: Mapped[str] = mapped_column(ForeignKey("repositories.id"), index=True)
     proxy_id: Mapped[str] = mapped_column(ForeignKey("proxies.id"))
     is_enabled: Mapped[bool]

@@ -222,15 +222,22 @@ def listing(
     paging: PageRequest,
     now: datetime,
 ) -> Any:
-    """A whole collection listed in memory, answered as this version lists ``collection``."""
+    """A whole collection listed in memory, answered as this version lists ``collection``.
+    ``rows()`` gives a list (copied: the set kept must not change) or an immutable sequence
+    read a window at a time (``restores.OwnerItems``), kept as it is: a page reads its own
+    window of it."""
     if not api.pages(collection):
-        everything = list(rows())
+        everything = _kept(rows())
         end = None if paging.limit is None else paging.offset + paging.limit
         return [render(row) for row in everything[paging.offset : end]]
 
-    def take() -> list[Any]:
-        return list(rows())
+    def take() -> Sequence[Any]:
+        return _kept(rows())
 
     set_id, snapshot = page_sets(request).snapshot(collection, paging.set_id, take, now)
     window = snapshot[paging.offset : paging.offset + paging.size]
     return envelope(request, [render(row) for row in window], paging, len(snapshot), set_id)
+
+
+def _kept(rows: Sequence[Any]) -> Sequence[Any]:
+    return list(rows) if isinstance(rows, list) else rows

@@ -283,7 +283,15 @@ def _contents(
     caller: Principal,
 ) -> Response:
     browser = restores.browser(ctx, session_id, caller)
-    rows = partial(browser.contents, owner_id, KINDS[collection], folder_id)
+    kind = KINDS[collection]
+    # Without a folder, every item of the owner: read a page at a time, not decoded all first,
+    # each page through the session's browser of the moment (the set outlives this one).
+    reopen = partial(restores.browser, ctx, session_id, caller)
+    rows = (
+        partial(browser.owner_items, owner_id, kind, reopen)
+        if folder_id is None
+        else partial(browser.contents, owner_id, kind, folder_id)
+    )
     render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
     return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
 
