@@ -6,6 +6,7 @@ import binascii
 import json
 import json.scanner
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
@@ -323,27 +324,10 @@ def marked_items(plain: bytes, marker: bytes, what: str) -> list[Item] | None:
     comma or a slash, and the separator holds a quote, which no string holds unescaped. An item
     of a tree written otherwise (spaces, other escapes) may hold no marker and be missed: the
     caller compares what it finds with the count it expects (the snapshot's folder summary)."""
-    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+    pieces = _canonical_pieces(plain)
+    if pieces is None:
         return None
-    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
-    last = len(pieces) - 1
-    found: list[Item] = []
-    for n, piece in enumerate(pieces):
-        if marker not in piece:
-            continue
-        record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
-        try:
-            text = record.decode()
-            value, end = _scan_json(text, 0)
-        except (UnicodeDecodeError, StopIteration, json.JSONDecodeError):
-            return None
-        if end != len(text):
-            return None
-        try:
-            found.append(Item.from_json(value, what))
-        except RepositoryCorrupt:
-            return None  # decoding the whole tree says what is wrong with it
-    return found
+    return _items_of(pieces, (n for n, piece in enumerate(pieces) if marker in piece), what)
 
 
 def window_items(plain: bytes, count: int, start: int, stop: int, what: str) -> list[Item] | None:
@@ -353,14 +337,26 @@ def window_items(plain: bytes, count: int, start: int, stop: int, what: str) -> 
     ``count`` pieces (each item gives at least one piece, so as many pieces as items means each
     piece is one whole item: a separator inside an item's ``meta`` makes more) or a piece does
     not decode as one whole item; the caller then decodes the whole tree."""
+    pieces = _canonical_pieces(plain)
+    if pieces is None or len(pieces) != count:
+        return None
+    return _items_of(pieces, range(max(0, start), min(stop, count)), what)
+
+
+def _canonical_pieces(plain: bytes) -> list[bytes] | None:
+    """A canonical tree blob cut at every separator between items (``cut_tree_records``' cut);
+    None when it is not in the canonical shape."""
     if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
         return None
-    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
-    if len(pieces) != count:
-        return None
-    last = count - 1
+    return plain[1:-1].split(_BETWEEN_ITEMS)
+
+
+def _items_of(pieces: list[bytes], chosen: Iterable[int], what: str) -> list[Item] | None:
+    """The items of the pieces numbered ``chosen``, each decoded alone; None when one is not
+    one whole item (the caller then decodes the whole tree)."""
+    last = len(pieces) - 1
     found: list[Item] = []
-    for n in range(max(0, start), min(stop, count)):
+    for n in chosen:
         record = (_ITEM_START if n else b"") + pieces[n] + (b"}" if n < last else b"")
         try:
             text = record.decode()
