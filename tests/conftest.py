@@ -116,36 +116,46 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("catalog_kind", kinds, scope="function")
 
 
-# The files that take longest (real servers, proxies, leases running out): collected first, so
-# the workers start them first (pytest-xdist hands out whole files in collection order) and the
-# suite's last minutes are not one worker finishing a long file while the others idle.
+# The files that take longest (real servers, proxies, leases running out, hypothesis), by their
+# summed durations in a run of the whole suite (2026-12-05, `--durations=0`): collected first, so
+# the workers start them first and the suite's last minutes are not one worker finishing a long
+# file while the others idle. pytest-xdist hands out whole files in collection order only with
+# `--no-loadscope-reorder` (scripts/test): by default it orders files by their number of tests.
 LONGEST_FIRST = (
-    "tests/test_failure_matrix.py",
-    "tests/contract/test_served_reads.py",
-    "tests/test_remote_proxy_process.py",
-    "tests/test_cluster_servers.py",
-    "tests/contract/test_conformance.py",
-    "tests/test_admin_cli.py",
     "tests/test_server_process.py",
-    "tests/test_s3_reports.py",
     "tests/api/test_fuzz_writes.py",
-    "tests/api/test_prefix_routing.py",
-    "tests/test_bench_graph.py",
-    "tests/test_s3_repository.py",
-    "tests/test_postgres_serve.py",
-    "tests/backup/test_vault_crash.py",
-    "tests/clients/test_clients.py",
-    "tests/em/test_em_fuzz.py",
-    "tests/graph/test_mail_backup.py",
-    "tests/test_s3_copy.py",
-    "tests/graph/test_org_serve.py",
     "tests/contract/test_schemathesis.py",
-    "tests/test_trusted_proxies.py",
-    "tests/test_server_stop.py",
     "tests/test_per_item_work.py",
+    "tests/api/test_rbac.py",
+    "tests/contract/test_served_reads.py",
+    "tests/scheduler/test_dispatch.py",
+    "tests/test_s3_repository.py",
+    "tests/test_listings_work.py",
+    "tests/test_admin_cli.py",
+    "tests/test_remote_proxy_process.py",
+    "tests/test_failure_matrix.py",
+    "tests/test_console_browser.py",
+    "tests/em/test_em_query_service.py",
+    "tests/contract/test_em_contract.py",
+    "tests/contract/test_conformance.py",
+    "tests/domain/test_schedule.py",
+    "tests/test_notifications.py",
+    "tests/test_console.py",
+    "tests/scheduler/test_execution.py",
+    "tests/api/test_prefix_routing.py",
+    "tests/em/test_em_collections.py",
+    "tests/backup/test_confinement.py",
+    "tests/api/test_credential_cache.py",
+    "tests/test_s3_reports.py",
+    "tests/api/test_versions.py",
+    "tests/api/test_no_500.py",
+    "tests/test_remote_proxy_link.py",
+    "tests/api/test_job_validation.py",
+    "tests/api/test_next_run.py",
+    "tests/em/test_em_hostile_input.py",
+    "tests/imap/test_backup.py",
+    "tests/test_cluster_servers.py",
     "tests/graph/test_e2e_faults.py",
-    "tests/graph/test_e2e_remote_proxy.py",
-    "tests/engine/test_crash.py",
 )
 
 
