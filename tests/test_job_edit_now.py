@@ -136,57 +136,32 @@ def test_an_edit_that_changes_nothing_writes_nothing_and_keeps_the_version(
     assert changed.job.version == before["version"] + 1
 
 
-def _another_process_between_read_and_write(
-    data_dir: Path, monkeypatch: pytest.MonkeyPatch, statement: str, job_id: str
+def test_a_write_by_another_process_since_the_read_declines_the_edit(
+    ctx: Context, data_dir: Path, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """From now on, ``statement`` (of ``?`` the job's id) is committed by another connection
-    right after ``edit_job_now`` read the job, before its write."""
-    read = jobs._JOB_BY_ID.values
+    """``edit_job_now`` begins deferred (an edit that changes nothing only reads): when another
+    process commits between its read and its UPDATE, SQLite refuses the UPDATE (the read is
+    stale) and the edit is declined with nothing of it written; the other's write stays."""
+    version = _row(ctx, job["id"])["version"]
+    read = jobs._JOB_BY_ID.values_in
 
     def read_then_another_writes(*args: Any) -> Any:
         values = read(*args)
         other = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
         try:
-            other.execute(statement, (job_id,))
+            other.execute(
+                "UPDATE jobs SET description = 'theirs', version = version + 1 WHERE id = ?",
+                (job["id"],),
+            )
         finally:
             other.close()
         return values
 
-    monkeypatch.setattr(jobs._JOB_BY_ID, "values", read_then_another_writes)
-
-
-def test_a_write_by_another_process_since_the_read_declines_the_edit(
-    ctx: Context, data_dir: Path, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``edit_job_now`` decides on a read of its own (an edit that changes nothing only reads)
-    and writes with an UPDATE guarded by the row as read: when another process commits between
-    the two, the UPDATE changes nothing and the edit is declined with nothing of it written;
-    the other's write stays."""
-    version = _row(ctx, job["id"])["version"]
-    theirs = "UPDATE jobs SET description = 'theirs', version = version + 1 WHERE id = ?"
-    _another_process_between_read_and_write(data_dir, monkeypatch, theirs, job["id"])
+    monkeypatch.setattr(jobs._JOB_BY_ID, "values_in", read_then_another_writes)
     assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="ours")) is None
     monkeypatch.undo()
     after = _row(ctx, job["id"])
     assert (after["description"], after["version"]) == ("theirs", version + 1)
-
-
-def test_a_change_the_edit_does_not_touch_since_the_read_declines_it_too(
-    ctx: Context, data_dir: Path, job: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The scheduler and a run set a job's next run and status without a new version: the
-    guard is the whole row as read, not its version, so the edit (which sets the next run it
-    computed from the row it read) never writes over a row it did not see."""
-    before = _row(ctx, job["id"])
-    status = "UPDATE jobs SET last_status = 'Failed' WHERE id = ?"
-    _another_process_between_read_and_write(data_dir, monkeypatch, status, job["id"])
-    assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="ours")) is None
-    monkeypatch.undo()
-    after = _row(ctx, job["id"])
-    assert after == before | {"last_status": "Failed"}
-    done = jobs.edit_job_now(ctx, job["id"], JobEdit(description="ours"))  # read again: made
-    assert done is not None and done.job.last_status == "Failed"
-    assert _row(ctx, job["id"]) == after | {"description": "ours", "version": after["version"] + 1}
 
 
 def test_a_busy_writer_is_declined_without_waiting(
@@ -293,7 +268,7 @@ def test_a_put_costs_the_same_few_statements_each_time(
     one, orm_writes = puts(1)
     assert orm_writes == 0  # nothing written through SQLAlchemy (its session, its flush)
     verbs = [statement.split()[0].upper() for statement in one]
-    assert verbs == ["SELECT"]  # the job holds the body: a read, no write transaction
+    assert verbs == ["BEGIN", "SELECT", "COMMIT"]  # the job holds the body: nothing to write
     four, orm_writes = puts(4)
     assert orm_writes == 0 and len(four) == 4 * len(one)
     stored = _row(ctx, job["id"])["version"]
@@ -302,9 +277,8 @@ def test_a_put_costs_the_same_few_statements_each_time(
     edited, orm_writes = puts(1)
     assert orm_writes == 0
     assert [statement.split()[0].upper() for statement in edited] == [
-        "SELECT",
         "BEGIN",
-        "SELECT",  # the row again: still the one the edit was decided on
+        "SELECT",
         "UPDATE",
         "COMMIT",
     ]

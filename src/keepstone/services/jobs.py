@@ -20,7 +20,7 @@ from keepstone.services.catalog import get_job_in, get_organization_in, get_repo
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.paging import page_of
-from keepstone.store.prepared import KeyRead, KeyUpdate, Stored, Values
+from keepstone.store.prepared import KeyRead, KeyUpdate, Stored
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -88,87 +88,40 @@ def edit_job_now(
     ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None, *, wait: bool = False
 ) -> JobEditResult | None:
     """``edit_job`` for a caller that must not wait (an API answer on the event loop): the
-    same edit, checks and errors, without an ORM session: ``plan_edit_now``, then, when it
-    changes something, ``write_planned_now``. ``None``, with nothing written, when it cannot
-    (either declines). ``wait``: for this process's other writer (a worker thread may wait),
-    never for another process's."""
-    planned = plan_edit_now(ctx, job_id, edit, if_match)
-    if planned is None or isinstance(planned, JobEditResult):
-        return planned
-    return write_planned_now(ctx, planned, wait=wait)
-
-
-class PlannedEdit(NamedTuple):
-    """An edit decided on the job's row as read outside any write: what it changes."""
-
-    job_id: str
-    read: tuple[Any, ...]  # the row as the driver gave it: the write applies only to that row
-    changed: dict[str, Any]  # the columns the edit changes, the next version among them
-    after: dict[str, Any]  # every column's value once changed
-
-
-def plan_edit_now(
-    ctx: Context, job_id: str, edit: JobEdit, if_match: int | None = None
-) -> JobEditResult | PlannedEdit | None:
-    """``edit_job``'s checks and errors on the row read in a read transaction of its own
-    (``store.prepared.KeyRead.values``: on the event loop, SQLite's single SELECT in
-    autocommit), ``_apply`` on its plain values, and the columns it changes: the result when
-    it changes none (nothing to write, the version kept: no write transaction, no write lock,
-    as a read; a client re-applying the configuration it keeps, as the seed PUT does), else
-    the ``PlannedEdit`` for ``write_planned_now``. ``None``, nothing written, when it cannot:
-    not SQLite (a read there is a network round trip), the driver raised (the ORM's path
-    reads again and says why), the edit starts a run (``IsRun``), or ``_apply`` needs a
-    lookup in the catalog (a new name, another repository or proxy), which ``edit_job``
-    makes with its session."""
-    if edit.run_now or ctx.db.dialect != "sqlite":
+    same edit, checks and errors, in one catalog transaction on a DBAPI connection
+    (``Database.write_now``, begun deferred: an edit that changes nothing only reads): the row
+    read (``store.prepared.KeyRead``), ``_apply`` on it, and one UPDATE of the columns it
+    changed and the version, as the ORM's flush would write them. ``None``, with
+    nothing written, when it cannot: the catalog's writer is busy or not SQLite, the edit
+    starts a run (``IsRun``), or ``_apply`` needs a lookup in the catalog (a new name, another
+    repository or proxy), which ``edit_job`` makes with its session; the caller then calls
+    ``edit_job``. ``wait``: for this process's other writer (a worker thread may wait), never
+    for another process's."""
+    if edit.run_now:
         return None
-    now = ctx.clock.now()
-    found = _JOB_BY_ID.values(ctx.db, job_id)
-    if found is ctx.db.FAILED:
-        return None
-    if found is None:
-        raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
-    assert isinstance(found, Values)
-    before = found.by_name
-    check_version(f"job '{before['name']}'", before["version"], if_match)
-    job = _JobRow(before)
-    try:
-        _apply(None, job, edit, now, ctx.tz)
-    except _NeedsSession:
-        return None
-    after = job.__dict__
-    changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
-    if not changed:  # see _edit
-        return JobEditResult(_JOB_BY_ID.instance_of(before), None)
-    after["version"] = changed["version"] = before["version"] + 1
-    return PlannedEdit(job_id, found.raw, changed, after)
-
-
-def write_planned_now(
-    ctx: Context, planned: PlannedEdit, *, wait: bool = False
-) -> JobEditResult | None:
-    """``planned``'s one UPDATE in a write transaction on a DBAPI connection
-    (``Database.write_now``) begun at once or not at all, made only when the row, read again
-    in it, is the row the plan was made from, every column as it was (the scheduler's next run
-    and status, another process's edit), as the ORM's flush would have written it. ``None``, nothing written, when the writer is busy or the row changed since
-    the read (the caller then calls ``edit_job``, which reads it again)."""
     dialect = ctx.db.driver_dialect
+    now = ctx.clock.now()
 
     def work(cursor: Any) -> Job:
-        if _JOB_BY_ID.raw_in(cursor, dialect, planned.job_id) != planned.read:
-            raise _Stale
-        _JOB_UPDATE.run_in(cursor, dialect, planned.job_id, planned.changed)
-        return _JOB_BY_ID.instance_of(planned.after)
+        before = _JOB_BY_ID.values_in(cursor, dialect, job_id)
+        if before is None:
+            raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
+        check_version(f"job '{before['name']}'", before["version"], if_match)
+        job = _JobRow(before)
+        _apply(None, job, edit, now, ctx.tz)
+        after = job.__dict__
+        changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
+        if not changed:  # see _edit
+            return _JOB_BY_ID.instance_of(before)
+        after["version"] = changed["version"] = before["version"] + 1
+        _JOB_UPDATE.run_in(cursor, dialect, job_id, changed)
+        return _JOB_BY_ID.instance_of(after)
 
     try:
-        done = ctx.db.write_now(work, wait=wait)
-    except _Stale:
+        done = ctx.db.write_now(work, wait=wait, deferred=True)
+    except _NeedsSession:
         return None
     return None if done is ctx.db.BUSY else JobEditResult(cast(Job, done), None)
-
-
-class _Stale(Exception):
-    """The row changed between ``plan_edit_now``'s read and its write (or was deleted)."""
 
 
 def check_version(what: str, version: int, if_match: int | None) -> None:

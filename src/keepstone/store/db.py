@@ -198,34 +198,6 @@ class Database:
                 connection.close()  # back to the pool
         return None if row is None else tuple(row)
 
-    def row_for_write(self, sql: str, params: Any) -> tuple[Any, ...] | object | None:
-        """``dbapi_row`` for a read that decides a write (``services.jobs.plan_edit_now``): on
-        the connection ``write_now`` writes with, in autocommit (a read transaction of its own),
-        when this process's writer is free at once. That connection's page cache holds its own
-        last writes, which another connection reads again from the WAL after each of them (a
-        job edited again and again read on the loop's connection cost more than its edit).
-        Elsewhere (the writer busy, not SQLite) ``dbapi_row``; ``FAILED`` when the driver
-        raised (a lock, say: that connection waits for none), the connection then closed."""
-        if self.dialect != "sqlite" or not self._write_lock.acquire(blocking=False):
-            return self.dbapi_row(sql, params)
-        try:
-            if self._now_connection is None:
-                self._now_connection = self._own_connection()
-            cursor = self._now_connection.cursor()
-            try:
-                cursor.execute(sql, params)
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-        except sqlite3.Error:
-            if self._now_connection is not None:
-                self._now_connection.close()
-            self._now_connection = None
-            return self.FAILED
-        finally:
-            self._write_lock.release()
-        return None if row is None else tuple(row)
-
     def _loop_connection(self) -> Any:
         """On SQLite, in a thread running an event loop (the API's hot reads, ``api.direct``),
         a pooled connection that thread keeps: handing one out of the pool and back costs more
@@ -252,7 +224,9 @@ class Database:
 
     BUSY = object()  # write_now's answer when it could not write at once
 
-    def write_now(self, work: Callable[[Any], T], *, wait: bool = False) -> T | object:
+    def write_now(
+        self, work: Callable[[Any], T], *, wait: bool = False, deferred: bool = False
+    ) -> T | object:
         """``work(cursor)`` in a write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``) on a DBAPI
         connection of the writer's kept for it (a pool's checkout and reset cost a quarter of
         the write), begun at once or not at all: for a short write from the event loop, which
@@ -263,14 +237,17 @@ class Database:
         is closed, and the next call makes another); the caller then writes through
         ``write()`` on a worker thread, whose errors are SQLAlchemy's. An exception of ``work``
         rolls back and propagates. ``wait`` (a worker thread): for this process's other writer
-        first, as ``write()`` does."""
+        first, as ``write()`` does. ``deferred``: a plain ``BEGIN``, for a ``work`` that often
+        finds nothing to write (its read and ``COMMIT`` then take no write lock and append no WAL
+        frame); its first write takes the lock then, and is ``BUSY`` (nothing written) when
+        another process holds it or wrote since the read began."""
         if self.dialect != "sqlite" or not self._write_lock.acquire(blocking=wait):
             return self.BUSY
         try:
             try:
                 if self._now_connection is None:
                     self._now_connection = self._own_connection()
-                return immediately(self._now_connection, work)
+                return immediately(self._now_connection, work, deferred=deferred)
             except sqlite3.Error:
                 if self._now_connection is not None:
                     self._now_connection.close()  # whatever state the driver left it in
@@ -324,12 +301,12 @@ class Database:
         self._writer.dispose()
 
 
-def immediately(driver: Any, work: Callable[[Any], T]) -> T:
-    """``work`` in ``BEGIN IMMEDIATE`` on a pysqlite connection (in autocommit mode:
-    SQLAlchemy's "begin" hook issues BEGIN)."""
+def immediately(driver: Any, work: Callable[[Any], T], *, deferred: bool = False) -> T:
+    """``work`` in ``BEGIN IMMEDIATE`` (``deferred``: ``BEGIN``) on a pysqlite connection (in
+    autocommit mode: SQLAlchemy's "begin" hook issues BEGIN)."""
     cursor = driver.cursor()
     try:
-        cursor.execute("BEGIN IMMEDIATE")
+        cursor.execute("BEGIN" if deferred else "BEGIN IMMEDIATE")
         try:
             done = work(cursor)
             cursor.execute("COMMIT")

@@ -16,11 +16,9 @@ own wrapped error, as every other read does (the API answers a catalog that is a
 
 ``KeyUpdate`` is the write of the same kind: ``UPDATE <table> SET <the columns given> WHERE
 <primary key> = :key``, compiled once per dialect and set of columns, each value converted by its
-column type's own bind processor (so the stored value is exactly what the ORM would store). It
-runs inside a caller's DBAPI write transaction (``Database.write_now``) through
-``KeyUpdate.run_in``, after ``KeyRead.raw_in`` found the row still as the caller read it
-outside that transaction (``KeyRead.values``: an edit decided on such a read needs no write
-transaction when it changes nothing).
+column type's own bind processor (so the stored value is exactly what the ORM would store). Both
+run inside a caller's DBAPI write transaction (``Database.write_now``) through ``KeyRead.values_in``
+and ``KeyUpdate.run_in``.
 """
 
 from __future__ import annotations
@@ -28,7 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sqlalchemy import JSON, Table, bindparam, select, update
 from sqlalchemy.engine import Dialect
@@ -93,27 +91,15 @@ class KeyRead(Generic[M]):
         assert isinstance(values, tuple)
         return Stored(self, _snapshot(values), values, compiled.converters)
 
-    def values(self, db: Database, key: str) -> Values | object | None:
-        """The row read to decide a write (``Database.row_for_write``: a read transaction of
-        its own): the driver's values (``raw_in`` tells whether the row is still that one) and the
+    def values_in(self, cursor: Any, dialect: Dialect, key: str) -> dict[str, Any] | None:
+        """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``) as its
         values by column name, converted, no instance made (a caller works on plain values and
-        makes the instance of the result, ``instance_of``). ``db.FAILED`` when the driver
-        raised (nothing is read again here: the caller declines)."""
-        compiled = self._compiled.get(db.dialect) or self._compile(db.driver_dialect)
-        raw = db.row_for_write(compiled.sql, (key,) if compiled.positional else {"key": key})
-        if raw is None or raw is db.FAILED:
-            return raw
-        assert isinstance(raw, tuple)
-        return Values(raw, self._by_name(raw, compiled.converters))
-
-    def raw_in(self, cursor: Any, dialect: Dialect, key: str) -> tuple[Any, ...] | None:
-        """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``) as the
-        driver gives it (``Values.raw``): a write decided on ``values`` checks that the row is
-        still the one it read. The driver's errors are the caller's to handle."""
+        makes the instance of the result, ``instance_of``); the driver's errors are the
+        caller's to handle."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
-        row = cursor.fetchone()
-        return None if row is None else tuple(row)
+        values = cursor.fetchone()
+        return None if values is None else self._by_name(values, compiled.converters)
 
     def instance_of(self, values: dict[str, Any]) -> M:
         """A detached instance holding ``values`` (every column's, converted)."""
@@ -179,13 +165,6 @@ def _decoded_once(process: Processor) -> Processor:
         return decode(value)
 
     return convert
-
-
-class Values(NamedTuple):
-    """A row as the driver gave it (every column, in the table's order) and converted, by name."""
-
-    raw: tuple[Any, ...]
-    by_name: dict[str, Any]
 
 
 class KeyUpdate(Generic[M]):

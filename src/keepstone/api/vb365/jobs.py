@@ -165,12 +165,9 @@ def _edited(job: Job, version: int) -> Response:
 
 async def edit_job_direct(request: Request, params: dict[str, str], body: bytes) -> Response | None:
     """``edit_job`` without FastAPI (``api.direct``) for a JSON body that parses and validates;
-    any other body is declined, and the FastAPI route answers it as before. The edit is decided
-    on the event loop on the job's row as read (``jobs.plan_edit_now``, a read like the GET's):
-    one that changes nothing is answered then, taking no turn to write; one that changes
-    something is written on the event loop when the catalog's writer is free at once and the
-    row is still as read (``jobs.write_planned_now``), else made again on a worker thread
-    (``jobs.edit_job_soon``)."""
+    any other body is declined, and the FastAPI route answers it as before. The edit is made
+    on the event loop when the catalog's writer is free at once (``jobs.edit_job_now``), else
+    on a worker thread (``jobs.edit_job_soon``)."""
     parsed = direct.json_body(request, body, JobBody)
     if parsed is None:
         return None
@@ -181,16 +178,8 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     version = version_of(request.scope["path"])
     if_match = request.headers.get("if-match")
     args = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
-    planned = jobs.plan_edit_now(*args)
-    if isinstance(planned, jobs.JobEditResult):  # nothing changes
-        return _edited(planned.job, version)
-    now = _declined if planned is None else partial(jobs.write_planned_now, ctx, planned)
-    done = await direct.write(now, partial(jobs.edit_job_soon, *args))
+    done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job_soon, *args))
     return _edited(done.job, version)
-
-
-def _declined() -> None:
-    return None
 
 
 def direct_routes() -> list[DirectRoute]:
