@@ -39,6 +39,13 @@ DEFERRED = (
     "keepstone.api.em.xml",
     "lxml.etree",
     "keepstone.api.proxy_link",
+    # Microsoft Graph's connector and httpx: imported where a tenant is reached (a sync, a
+    # check, a restore), not with the services that read the organizations' cache
+    "httpx",
+    "keepstone.sources.graph.access",
+    "keepstone.sources.graph.client",
+    "keepstone.sources.graph.directory",
+    "keepstone.sources.graph.restore",
 )
 
 # and what only ``keepstone serve`` itself (the command, uvicorn) imported: Rich's console (the
