@@ -46,6 +46,9 @@ DEFERRED = (
     "keepstone.sources.graph.client",
     "keepstone.sources.graph.directory",
     "keepstone.sources.graph.restore",
+    # the IMAP session and its transport: imported by a connection, not with the settings' values
+    "keepstone.sources.imap.session",
+    "keepstone.sources.imap.transport",
 )
 
 # and what only ``keepstone serve`` itself (the command, uvicorn) imported: Rich's console (the
