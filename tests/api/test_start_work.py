@@ -24,6 +24,7 @@ from keepstone.api.metrics import router as metrics_router
 from keepstone.api.proxy_link import router as proxy_link_router
 from keepstone.api.vb365.versions import VERSIONS
 from keepstone.services.context import Context
+from tests.process_helpers import free_port
 
 # and the parts of the app imported at the first request for one of their paths
 # (api.deferred): the console's pages, the Enterprise Manager dialect (and lxml, which only it
@@ -38,6 +39,24 @@ DEFERRED = (
     "keepstone.api.em.xml",
     "lxml.etree",
     "keepstone.api.proxy_link",
+    # Microsoft Graph's connector and httpx: imported where a tenant is reached (a sync, a
+    # check, a restore), not with the services that read the organizations' cache
+    "httpx",
+    "keepstone.sources.graph.access",
+    "keepstone.sources.graph.client",
+    "keepstone.sources.graph.directory",
+    "keepstone.sources.graph.restore",
+    # the IMAP session and its transport: imported by a connection, not with the settings' values
+    "keepstone.sources.imap.session",
+    "keepstone.sources.imap.transport",
+)
+
+# and what only ``keepstone serve`` itself (the command, uvicorn) imported: Rich's console (the
+# commands that show tables or progress make it), the websockets library (no WebSocket route)
+SERVE_DEFERRED = (
+    *DEFERRED,
+    "rich.console",
+    "websockets",
 )
 
 
@@ -217,3 +236,51 @@ def test_the_remote_proxies_api_answers_its_first_request(ctx: Context) -> None:
         isinstance(route, DeferredRoutes) and "_proxy" in route.segments
         for route in app.router.routes
     )
+
+
+@pytest.mark.sqlite_catalog
+def test_serve_imports_nothing_deferred_by_its_first_answer_and_first_tick() -> None:
+    """The real command (``keepstone serve`` in the main thread, as the CLI runs it) asked for
+    ``/v2/Jobs`` by a plain socket; the modules are listed once it has answered and its scheduler
+    has ended its first tick (which runs beside the start, and would import what it needs)."""
+    port = free_port()
+    program = textwrap.dedent(
+        f"""
+        import os, socket, sys, tempfile, threading, time
+        os.environ["KEEPSTONE_ADMIN_PASSWORD"] = "first-answer-password"
+        from keepstone.scheduler import Scheduler
+        ticked = threading.Event()
+        tick = Scheduler.tick
+
+        def counted(self):
+            try:
+                return tick(self)
+            finally:
+                ticked.set()
+
+        Scheduler.tick = counted
+
+        def ask():
+            while True:
+                try:
+                    peer = socket.create_connection(("127.0.0.1", {port}), timeout=60)
+                    break
+                except ConnectionRefusedError:
+                    time.sleep(0.01)
+            peer.sendall(b"GET /v2/Jobs HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n")
+            status = peer.recv(64).split()[1].decode()
+            ticked.wait(60)
+            print(status, sorted(m for m in {SERVE_DEFERRED!r} if m in sys.modules), flush=True)
+            os._exit(0)
+
+        threading.Thread(target=ask, daemon=True).start()
+        from keepstone.cli.main import app
+        data = os.path.join(tempfile.mkdtemp(), "data")
+        app(["serve", "--data-dir", data, "--port", "{port}"])
+        """
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split("\n")[-2] == "401 []", run.stdout

@@ -168,7 +168,7 @@ def user_list(data_dir: DataDir = None, database_url: DatabaseOption = None) -> 
     table = Table("Name", "Role", "Created (UTC)")
     for user in auth.list_users(context(data_dir, database_url)):
         table.add_row(Text(user.name), user.role, f"{user.created_at:%Y-%m-%d %H:%M:%S}")
-    console.print(table)
+    console().print(table)
 
 
 @users.command("remove")
@@ -239,7 +239,7 @@ def audit_list(
             event.dialect or "",
             Text(_about(event)),
         )
-    console.print(table)
+    console().print(table)
 
 
 def _about(event: audit.AuditEvent) -> str:

@@ -45,7 +45,7 @@ def bytes_progress() -> Progress:
         BarColumn(),
         DownloadColumn(),
         TimeRemainingColumn(),
-        console=console,
+        console=console(),
         transient=True,
     )
 
@@ -128,7 +128,7 @@ def points(
             str(point.item_count),
             Text(point.job_id or ""),
         )
-    console.print(table)
+    console().print(table)
 
 
 @restore_app.command("save")
@@ -182,7 +182,7 @@ def put_back(
         session = _session_on(ctx, point)
         view = restores.browser(ctx, session)
         counts = restores.RestoreCounts()
-        with console.status(f"Restoring the items of {user}"):
+        with console().status(f"Restoring the items of {user}"):
             for kind in ("mail", "file"):
                 owner = next((o for o in view.owners_with(kind) if o.name == user), None)
                 if owner is not None:

@@ -25,11 +25,6 @@ from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import NotFound
 from keepstone.services.context import Context
-from keepstone.sources.graph import directory
-from keepstone.sources.graph.access import GraphAccess, GraphUser
-from keepstone.sources.graph.client import GraphClient
-from keepstone.sources.graph.directory import Counter
-from keepstone.sources.graph.errors import GraphError, TokenError
 from keepstone.store.tables import (
     M365Group,
     M365GroupMember,
@@ -39,8 +34,18 @@ from keepstone.store.tables import (
     Organization,
 )
 
+# Microsoft Graph's modules (and httpx under them) are imported by a sync, not with the cache:
+# a server imports this module at its start, for the scheduler and the API, and needs them only
+# when an Office365 organization is synced.
 if TYPE_CHECKING:
     from keepstone.services.leadership import Fence
+    from keepstone.sources.graph import directory
+    from keepstone.sources.graph.access import GraphAccess, GraphUser
+    from keepstone.sources.graph.client import GraphClient
+    from keepstone.sources.graph.directory import Counter
+
+    Reader = Callable[[Context, str, GraphClient, Counter], None]
+    AccessOf = Callable[[Context, Organization], GraphAccess]
 
 log = structlog.get_logger(__name__)
 OFFICE365 = "Office365"
@@ -74,6 +79,8 @@ def page_cached_users(
 
 
 def graph_user(row: M365User) -> GraphUser:
+    from keepstone.sources.graph.access import GraphUser
+
     return GraphUser(
         name=row.name,
         graph_id=row.graph_id,
@@ -190,6 +197,8 @@ def sync(ctx: Context, org_id: str, access: GraphAccess, *, sharepoint: bool = T
 
 
 def _sync(ctx: Context, org_id: str, access: GraphAccess, sharepoint: bool) -> SyncResult:
+    from keepstone.sources.graph.directory import Counter
+
     started = ctx.clock.now()
     _set_state(ctx, org_id, current_status="Running", current_type=FULL, current_start=started)
     counter, errors = Counter(), []
@@ -212,9 +221,6 @@ def _fatal(error: str) -> bool:
     return error.startswith("users: the login service")
 
 
-Reader = Callable[[Context, str, GraphClient, Counter], None]
-
-
 def _parts(sharepoint: bool) -> list[tuple[str, Reader]]:
     parts: list[tuple[str, Reader]] = [("users", _sync_users), ("groups", _sync_groups)]
     return [*parts, ("sites", _sync_sites)] if sharepoint else parts
@@ -223,6 +229,8 @@ def _parts(sharepoint: bool) -> list[tuple[str, Reader]]:
 def _sync_part(
     ctx: Context, org_id: str, client: GraphClient, counter: Counter, part: str, read: Reader
 ) -> str | None:
+    from keepstone.sources.graph.errors import GraphError, TokenError
+
     try:
         read(ctx, org_id, client, counter)
     except TokenError as error:
@@ -233,6 +241,8 @@ def _sync_part(
 
 
 def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    from keepstone.sources.graph import directory
+
     users: list[directory.DirectoryUser] = []
     known = _known_users(ctx, org_id)  # what a lookup Graph does not answer keeps
     for page in directory.list_users(client, counter):
@@ -244,6 +254,8 @@ def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter
 
 def _known_users(ctx: Context, org_id: str) -> dict[str, directory.DirectoryUser]:
     """The cached users as the previous sync found them, by Graph id."""
+    from keepstone.sources.graph import directory
+
     fields = directory.DirectoryUser.__slots__
     return {
         row.graph_id: directory.DirectoryUser(
@@ -260,6 +272,8 @@ def _user_row(org_id: str, user: directory.DirectoryUser) -> dict[str, Any]:
 
 
 def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    from keepstone.sources.graph import directory
+
     groups = {g.graph_id: g for g in directory.list_groups(client, counter)}
     members: dict[tuple[str, str], dict[str, Any]] = {}
     for group in groups.values():
@@ -274,6 +288,8 @@ def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counte
 
 
 def _sync_sites(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+    from keepstone.sources.graph import directory
+
     sites = {s.graph_id: s for s in directory.list_sites(client, counter)}
     rows = [{"organization_id": org_id, **asdict(s)} for s in sites.values()]
     _replace(ctx, org_id, [(M365Site, rows)])
@@ -331,8 +347,6 @@ def _finish(ctx: Context, org_id: str, started: datetime, errors: list[str]) -> 
 
 
 # ---- background syncs -------------------------------------------------------------------------
-
-AccessOf = Callable[[Context, Organization], GraphAccess]
 
 
 class Syncs:

@@ -18,18 +18,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.services import m365_settings
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context
 from keepstone.services.m365_settings import Configured, M365Secrets
-from keepstone.sources.graph.access import GraphAccess
-from keepstone.sources.graph.mail_restore import MailOptions
-from keepstone.sources.graph.restore import GraphTarget
 from keepstone.sources.targets import RestoreTarget
 from keepstone.store.tables import Organization
+
+# Graph's restore modules (and httpx under them) are imported by a restore that uses them: the
+# API's restore routes import this module at a server's start.
+if TYPE_CHECKING:
+    from keepstone.sources.graph.access import GraphAccess
+    from keepstone.sources.graph.mail_restore import MailOptions
 
 WHERE = "restore"  # the prefix m365_settings' checks give properties; dropped in answers
 MAX_SECRET = m365_settings.MAX_SECRET
@@ -111,6 +114,8 @@ def _named(
 def checked_access(ctx: Context, org: Organization, given: RestoreCredentials) -> GraphAccess:
     """The organization's tenant reached with the application a request named, once the
     tenant has accepted it (a 400 naming the property otherwise)."""
+    from keepstone.sources.graph.access import GraphAccess
+
     stored = m365_settings.configured_of(ctx, org).settings
     settings = replace(
         stored, tenant=stored.tenant_id or stored.tenant, application_id=given.application_id
@@ -201,6 +206,8 @@ def mail_options(given: ExchangeOptions, kind: str) -> MailOptions | None:
     - ``casServer`` and ``impersonationAccountName`` belong to on-premises Exchange and EWS
       impersonation: refused; ``officeRegion`` other than Worldwide is refused (Graph's global
       endpoints are what Keepstone writes to)."""
+    from keepstone.sources.graph.mail_restore import MailOptions
+
     _refuse_foreign(given)
     asked = [(_wire(name), getattr(given, name)) for name in MAIL_ONLY]
     if kind != "mail":
@@ -276,6 +283,8 @@ def check_organization_name(ctx: Context, org: Organization, name: str | None) -
 def with_mail_options(target: RestoreTarget, options: MailOptions | None) -> RestoreTarget:
     """``target`` putting messages back with ``options``; only an Office365 organization
     offers them (a 400 naming the first given for another)."""
+    from keepstone.sources.graph.restore import GraphTarget
+
     if options is None:
         return target
     if isinstance(target, GraphTarget):

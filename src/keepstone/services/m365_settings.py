@@ -23,18 +23,21 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from keepstone.domain.errors import Conflict, InvalidInput
 from keepstone.services import vault
 from keepstone.services.context import Context
-from keepstone.sources.graph.access import GraphAccess, GraphUser
-from keepstone.sources.graph.auth import AppCredentials, CredentialError
 from keepstone.sources.graph.errors import GraphAuthError, GraphError, TokenError
 from keepstone.sources.graph.settings import EndpointError, GraphEndpoints
 from keepstone.store.tables import Organization
+
+# Graph's access and login (and httpx under them) are imported where a tenant is reached: a
+# server imports this module at its start (the API's views, the role checks) and reaches a
+# tenant only for an Office365 organization.
+if TYPE_CHECKING:
+    from keepstone.sources.graph.access import GraphAccess, GraphUser
+    from keepstone.sources.graph.auth import AppCredentials
 
 OFFICE365_TYPE = "Office365"
 EXCHANGE = "exchangeOnlineSettings"
@@ -363,6 +366,8 @@ def thumbprint_of(secrets: M365Secrets, where: str) -> str | None:
 
 
 def credentials_of(settings: M365Settings, secrets: M365Secrets) -> AppCredentials:
+    from keepstone.sources.graph.auth import AppCredentials
+
     return AppCredentials(
         tenant=settings.tenant_id or settings.tenant,
         client_id=settings.application_id,
@@ -375,6 +380,11 @@ def credentials_of(settings: M365Settings, secrets: M365Secrets) -> AppCredentia
 def check(endpoints: GraphEndpoints, configured: Configured, where: str) -> TenantFacts:
     """Log in as the application and read the tenant (``GET /organization``): a refusal is a
     400 naming the property at fault, with the login service's or Graph's own words."""
+    import httpx
+
+    from keepstone.sources.graph.access import GraphAccess
+    from keepstone.sources.graph.auth import AppCredentials, CredentialError
+
     settings = configured.settings
     credentials = AppCredentials(
         tenant=settings.tenant,
@@ -544,6 +554,8 @@ def configured_of(ctx: Context, org: Organization) -> Configured:
 def access_of(ctx: Context, org: Organization) -> GraphAccess:
     """How the connector's parts reach ``org``'s tenant: the server's Graph endpoints and the
     organization's application (by the tenant id Graph gave at the check)."""
+    from keepstone.sources.graph.access import GraphAccess
+
     configured = configured_of(ctx, org)
     return GraphAccess(ctx.graph, credentials_of(configured.settings, configured.secrets))
 

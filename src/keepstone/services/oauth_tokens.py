@@ -16,11 +16,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from keepstone.domain.errors import KeepstoneError
+
+# httpx is imported by a token's fetch: a server imports this module at its start (the IMAP
+# settings of the API's views) and fetches a token only for an IMAP organization's XOAUTH2.
+if TYPE_CHECKING:
+    import httpx
 
 TIMEOUT = 15.0
 EARLY = 60.0  # renew this many seconds before the announced expiry (clock skew, slow logins)
@@ -85,6 +88,8 @@ class TokenSource:
             self._token = None
 
     def _fetch(self) -> tuple[str, float]:
+        import httpx
+
         self.fetches += 1
         try:
             response = httpx.post(

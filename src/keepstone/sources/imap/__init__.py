@@ -5,6 +5,8 @@ Everything the connectors need is exported here; see each module for one concept
 protocol), ``login``, ``folders``, ``fetch``, ``append``, ``mutf7``, ``errors``, ``session``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from keepstone.sources.imap.errors import (
     AuthenticationFailed,
     ConnectionLost,
@@ -36,7 +38,13 @@ from keepstone.sources.imap.model import (
     Trust,
     TrustedCa,
 )
-from keepstone.sources.imap.session import ImapSession, connect
+
+# The session (and under it the transport, the protocol, login, fetch and append) is imported
+# at the first use of ``ImapSession`` or ``connect``: a server imports this package at its start
+# for the settings' values (services/imap_settings.py) and connects only for an IMAP
+# organization.
+if TYPE_CHECKING:
+    from keepstone.sources.imap.session import ImapSession, connect
 
 __all__ = [
     "Appended",
@@ -69,3 +77,13 @@ __all__ = [
     "Unsupported",
     "connect",
 ]
+
+
+if not TYPE_CHECKING:  # hidden from mypy, which would type every unknown name of the package Any
+
+    def __getattr__(name: str) -> Any:
+        if name in ("ImapSession", "connect"):
+            from keepstone.sources.imap import session
+
+            return getattr(session, name)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
