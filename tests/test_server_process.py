@@ -301,6 +301,24 @@ def test_openapi_document_lists_the_job_route(first_start: ServerProcess) -> Non
     assert "/v2/Token" in document["paths"]
 
 
+def test_a_websocket_upgrade_is_answered_as_http_and_writes_no_advice(
+    first_start: ServerProcess,
+) -> None:
+    """No route is a WebSocket and uvicorn runs without WebSocket support (``ws="none"``): an
+    upgrade request is an ordinary request (here refused for its missing token), and the advice
+    to install a WebSocket library, which uvicorn logs at each one, is kept out of the log."""
+    request = (
+        b"GET /v2/Jobs HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", first_start.port), timeout=60) as peer:
+        peer.sendall(request)
+        status = peer.recv(64).split()[1]
+    assert status == b"401"
+    assert "Unsupported upgrade request" in first_start.stderr  # reached uvicorn's check
+    assert "WebSocket library" not in first_start.stderr
+
+
 def test_a_second_server_on_the_same_data_dir_refuses_to_start(first_start: ServerProcess) -> None:
     assert first_start.data_dir is not None
     command = keepstone_command(

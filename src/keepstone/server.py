@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import ipaddress
+import logging
 import os
 import secrets
 import signal
@@ -452,7 +453,15 @@ def _start(
         ws="none",
         timeout_graceful_shutdown=10,
     )
+    logging.getLogger("uvicorn.error").addFilter(no_websocket_advice)
     return _Running(ctx, config, worker, scheduler, listener)
+
+
+def no_websocket_advice(record: logging.LogRecord) -> bool:
+    """uvicorn without WebSocket support advises installing a WebSocket library at every
+    upgrade request; Keepstone serves no WebSocket, so the advice is noise that any client
+    could write into the log at will (the request itself is answered as plain HTTP)."""
+    return not record.getMessage().startswith("No supported WebSocket library")
 
 
 def _create_app(ctx: Context, options: ServeOptions, public: str | None) -> FastAPI:

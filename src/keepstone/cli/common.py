@@ -20,6 +20,7 @@ from keepstone.server import (
 )
 from keepstone.services import catalog
 from keepstone.services.context import Context
+from keepstone.sources.names import display
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -78,11 +79,17 @@ def console() -> Console:
     return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 
 
+# Control characters but the line feed and the tab, each shown as U+FFFD: a name or a path can
+# carry any of them (an escape sequence would drive the operator's terminal).
+_CONTROLS = dict.fromkeys([*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)], "\ufffd")
+
+
 def say(text: str) -> None:
-    """Print text as it is: user names and paths are never read as Rich markup or emoji codes.
-    Flushed at once, as Rich did: whoever reads a server's output through a pipe sees each line
-    when it is said."""
-    print(text, flush=True)
+    """Print text as data: user names and paths are never read as Rich markup or emoji codes,
+    their control characters never reach the terminal, and bytes that are not UTF-8 (a path's)
+    show as U+FFFD. Flushed at once, as Rich did: whoever reads a server's output through a
+    pipe sees each line when it is said."""
+    print(display(text).translate(_CONTROLS), flush=True)
 
 
 def say_error(text: str) -> None:
