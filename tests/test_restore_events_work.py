@@ -108,9 +108,9 @@ def _pages(ctx: Context, session_id: str) -> Iterator[tuple[Any, ...]]:
 
 
 def _offset_path_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refused(*_args: Any, **kwargs: Any) -> list[Any]:
+    def refused(*args: Any, **kwargs: Any) -> list[Any]:
         assert kwargs.get("after") is not None, "a page of events numbered 1..n was skipped to"
-        return page_of(*_args, **kwargs)
+        return page_of(*args, **kwargs)
 
     monkeypatch.setattr(restores, "page_of", refused)
 
