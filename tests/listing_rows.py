@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 
 from keepstone.services.context import Context
 from keepstone.store.tables import (
@@ -180,6 +180,8 @@ def add_restore_sessions(
 
 
 def add_events(ctx: Context, session_id: str, count: int, first_seq: int = 1) -> None:
+    """``count`` events numbered from ``first_seq``, counted in the session's row as
+    ``record_event`` counts each."""
     insert_all(
         ctx,
         RestoreEvent,
@@ -202,6 +204,13 @@ def add_events(ctx: Context, session_id: str, count: int, first_seq: int = 1) ->
             for n in range(count)
         ),
     )
+    with ctx.db.write() as s:
+        counted = RestoreSession.events_count + count
+        s.execute(
+            update(RestoreSession)
+            .where(RestoreSession.id == session_id)
+            .values(events_count=counted)
+        )
 
 
 def add_users(ctx: Context, names: Sequence[str], roles: Sequence[str], password_hash: str) -> None:

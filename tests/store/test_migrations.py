@@ -15,10 +15,10 @@ from sqlalchemy import create_engine, inspect, text
 
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
-from keepstone.services import catalog, licensing, runs, task_sessions
-from keepstone.services.context import Context
+from keepstone.services import catalog, licensing, restores, runs, task_sessions
+from keepstone.services.context import Context, new_id
 from keepstone.store.db import Database, sqlite_url
-from keepstone.store.tables import Base
+from keepstone.store.tables import Base, RestorePoint
 from tests.conftest import ADMIN_PASSWORD, Api
 from tests.em.conftest import basic
 
@@ -300,6 +300,71 @@ def test_the_jobs_schedule_types_are_filled_from_their_policies(
         headers={"X-RestSvcSessionId": logon.headers["X-RestSvcSessionId"]},
     )
     assert re.findall(r'<Job [^>]*Name="([^"]+)"', manual.text) == ["ManualOnly 2"]
+
+
+def test_the_restore_sessions_count_their_events(ctx: Context) -> None:
+    """Revision 0033 on a catalog of 0032 holding restore sessions of 3 events, of none and
+    of 2 numbered 5 and 7 (an old JSON list's "order", as 0016 kept it): each session's
+    ``events_count`` is its events, required from then on, and every session's events are
+    listed and counted as before."""
+    from alembic import command
+
+    from keepstone.store.db import _alembic_config
+
+    three, none, old = (_restore_session(ctx) for _ in range(3))
+    for n in range(3):
+        started = ctx.clock.now()
+        event = restores.Event("Restore", "Success", f"put back {n}", started, None, "alice")
+        restores.record_event(ctx, three, event)
+    command.downgrade(_alembic_config(ctx.db.url), "0032")
+    engine = create_engine(ctx.db.url)
+    assert "events_count" not in {
+        c["name"] for c in inspect(engine).get_columns("restore_sessions")
+    }
+    with engine.begin() as connection:
+        for seq in (5, 7):
+            connection.execute(
+                text(
+                    "INSERT INTO restore_events (id, session_id, seq, type, status, message,"
+                    " start_time, end_time, item_name, item_type, item_size_bytes, source, target)"
+                    " VALUES (:id, :session, :seq, 'Save', 'Success', '', :at, :at, '', '', 0,"
+                    " '', '')"
+                ),
+                {"id": f"e{seq}", "session": old, "seq": seq, "at": ctx.clock.now()},
+            )
+    ctx.db.migrate()
+    with engine.connect() as connection:
+        counts = dict(
+            connection.execute(text("SELECT id, events_count FROM restore_sessions")).all()
+        )
+        column = next(
+            c
+            for c in inspect(connection).get_columns("restore_sessions")
+            if c["name"] == "events_count"
+        )
+    engine.dispose()
+    assert counts == {three: 3, none: 0, old: 2} and column["nullable"] is False
+    for session, seqs in ((three, [1, 2, 3]), (none, []), (old, [5, 7])):
+        assert [e.seq for e in restores.list_events(ctx, session)] == seqs
+        assert [e.seq for e in restores.list_events(ctx, session, 1, 1, 9, len(seqs))] == seqs[1:2]
+        assert restores.count_events(ctx, session, 9) == len(seqs)
+
+
+def _restore_session(ctx: Context) -> str:
+    repository = catalog.list_repositories(ctx)[0]
+    point = RestorePoint(
+        id=new_id(),
+        repository_id=repository.id,
+        snapshot_id=new_id(),
+        backup_time=ctx.clock.now(),
+        is_exchange=True,
+        is_onedrive=False,
+        item_count=0,
+        size=0,
+    )
+    with ctx.db.write() as s:
+        s.add(point)
+    return restores.explore(ctx, point, user_name="admin").id
 
 
 def test_the_head_revision_is_alembic_s_and_a_catalog_there_is_left_alone(

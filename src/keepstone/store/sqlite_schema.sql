@@ -1,4 +1,4 @@
--- revision 0032
+-- revision 0033
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
@@ -423,7 +423,7 @@ CREATE TABLE "restore_sessions" (
 	end_time DATETIME, 
 	initiated_by VARCHAR(255) NOT NULL, 
 	details TEXT NOT NULL, 
-	statistics JSON NOT NULL, 
+	statistics JSON NOT NULL, events_count INTEGER DEFAULT '0' NOT NULL, 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(restore_point_id) REFERENCES restore_points (id) ON DELETE CASCADE
 )

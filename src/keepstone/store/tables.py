@@ -339,6 +339,9 @@ class RestoreSession(Base):
     initiated_by: Mapped[str] = mapped_column(String(255))
     details: Mapped[str] = mapped_column(Text, default="")
     statistics: Mapped[dict[str, Any]]  # restored / skipped / failed items and bytes, so far
+    # Its events, counted as they are recorded (migration 0033): equal to their highest ``seq``,
+    # it proves them numbered 1..n, so a page of them is found by ``seq`` (services/restores.py).
+    events_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Listings page restore sessions newest first (migration 0018).
     __table_args__ = (Index("ix_restore_sessions_created", "creation_time", "id"),)
 
