@@ -39,26 +39,14 @@ HERE = Path(__file__).resolve()
 
 
 def build(work: Path, database: str | None, events: int) -> None:
-    import httpx
     from tests import listing_rows as rows
-    from tests import process_helpers as processes
 
     import listings
     from keepstone.server import open_context
     from keepstone.services import restore_points
 
     data = work / "data"
-    server = listings.serve(work, data, database)
-    try:
-        with httpx.Client(base_url=server.base_url, timeout=600) as client:
-            token = processes.login(client, "admin", listings.PASSWORD)
-            client.headers.update(processes.bearer(token))
-            (work / "org").mkdir(exist_ok=True)
-            org = processes.add_local_organization(client, "bench", work / "org")
-            repo = client.get("/v2/BackupRepositories").json()[0]["id"]
-            job = processes.add_job(client, org, "job 000000", repo)
-    finally:
-        server.stop()
+    org, repo, job = listings.first_job(work, data, database)
     ctx = open_context(data, database=database)
     rows.add_points(ctx, repo, org, [job], 1)
     point = restore_points.list_points(ctx)[0].id

@@ -295,7 +295,10 @@ def open_point(client: httpx.Client, server: processes.ServerProcess, org_id: st
     )
 
 
-def build_catalog(sizes: Sizes, database: str | None, work: Path, data_dir: Path) -> Built:
+def first_job(work: Path, data_dir: Path, database: str | None) -> tuple[str, str, str]:
+    """A new catalog's organization, repository and first job, made through the API of a
+    server then stopped: what the rows written in bulk hang on. (organization, repository,
+    job) ids."""
     server = serve(work, data_dir, database)
     try:
         with httpx.Client(base_url=server.base_url, timeout=600) as client:
@@ -303,9 +306,13 @@ def build_catalog(sizes: Sizes, database: str | None, work: Path, data_dir: Path
             (work / "org").mkdir(exist_ok=True)
             org_id = processes.add_local_organization(client, "bench", work / "org")
             repo_id = client.get("/v2/BackupRepositories").json()[0]["id"]
-            template = processes.add_job(client, org_id, "job 000000", repo_id)
+            return org_id, repo_id, processes.add_job(client, org_id, "job 000000", repo_id)
     finally:
         server.stop()
+
+
+def build_catalog(sizes: Sizes, database: str | None, work: Path, data_dir: Path) -> Built:
+    org_id, _repo_id, template = first_job(work, data_dir, database)
     ctx = open_context(data_dir, database=database)
     built = build(ctx, org_id, template, sizes)
     if database is not None:
