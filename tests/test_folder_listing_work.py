@@ -66,6 +66,17 @@ def _mailbox(per_folder: int) -> list[Item]:
     ]
 
 
+def _trees_written_otherwise(monkeypatch: pytest.MonkeyPatch, old: bytes, new: bytes) -> None:
+    """Every tree read as another writer would have spaced its JSON: ``old`` made ``new``."""
+    real = Repository._tree_blob
+
+    def spaced(self: Repository, snapshot_id: str, position: int) -> tuple[bytes, str]:
+        plain, what = real(self, snapshot_id, position)
+        return plain.replace(old, new), what
+
+    monkeypatch.setattr(Repository, "_tree_blob", spaced)
+
+
 def _folder_ids(browser: Browser, owner: str, kind: str) -> dict[str, str]:
     return {f.path: f.id for f in browser.folders(owner, kind)}
 
@@ -176,13 +187,7 @@ def test_a_tree_written_otherwise_is_listed_whole(
     """A tree whose JSON is spaced (another writer's) holds no marker: the count the folder
     summary gives shows the items missed, and the trees are decoded whole."""
     repo, snapshot = _point(tmp_path, _mailbox(5))
-    real = Repository._tree_blob
-
-    def spaced(self: Repository, snapshot_id: str, position: int) -> tuple[bytes, str]:
-        plain, what = real(self, snapshot_id, position)
-        return plain.replace(b',"path":', b', "path":'), what
-
-    monkeypatch.setattr(Repository, "_tree_blob", spaced)
+    _trees_written_otherwise(monkeypatch, b',"path":', b', "path":')
     browser = Browser(repo, "org", snapshot)
     owner = browser.owners_with("mail")[0].id
     folder = _folder_ids(browser, owner, "mail")["Inbox/Folder 3"]
@@ -290,13 +295,7 @@ def test_an_owners_tree_written_otherwise_is_listed_whole(
     its items: the page is read from the tree decoded whole."""
     items = _mailbox(5)
     repo, snapshot = _point(tmp_path, items)
-    real = Repository._tree_blob
-
-    def spaced(self: Repository, snapshot_id: str, position: int) -> tuple[bytes, str]:
-        plain, what = real(self, snapshot_id, position)
-        return plain.replace(b"},{", b"}, {"), what
-
-    monkeypatch.setattr(Repository, "_tree_blob", spaced)
+    _trees_written_otherwise(monkeypatch, b"},{", b"}, {")
     browser = Browser(repo, "org", snapshot)
     owner = browser.owners_with("mail")[0].id
     assert repo.tree_window(snapshot, 0, len(items), 0, PAGE) is None
