@@ -35,7 +35,7 @@ class Bench:
 
 
 BENCHES = [
-    Bench("api", "api.py", ("--seconds", "3")),
+    Bench("api", "api.py", ("--seconds", "3", "--starts", "2")),
     Bench("scheduler", "scheduler.py", ("--jobs", "2000", "--due", "200")),
     Bench("listings", "listings.py", ("--small",)),
     # 500 saves in one restore session (2,000 with --growth): per-save cost must not grow.
