@@ -42,6 +42,12 @@ class UtcDateTime(TypeDecorator[datetime]):
         return None if value is None else value.replace(tzinfo=UTC)
 
 
+# A count of bytes: past 2**31 on any real mailbox or restore point. 64 bits on every catalog:
+# BIGINT on PostgreSQL (whose INTEGER is 32), and on SQLite its INTEGER, which holds 64 bits
+# already (so its tables keep the type name they were made with; migration 0034).
+ByteCount = BigInteger().with_variant(Integer(), "sqlite")
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UtcDateTime,
@@ -286,9 +292,11 @@ class TaskSession(Base):
     # Indexed: the processed-users report reads the tasks that ended in its last days only.
     end_time: Mapped[datetime | None] = mapped_column(index=True)
     items: Mapped[int] = mapped_column(default=0)  # messages and files in the restore point
-    total_bytes: Mapped[int] = mapped_column(default=0)  # their size, unchanged ones included
-    read_bytes: Mapped[int] = mapped_column(default=0)  # read from the source this run
-    written_bytes: Mapped[int] = mapped_column(default=0)  # new in the repository (deduplicated)
+    # their size, unchanged ones included; read from the source this run; new in the repository
+    # (deduplicated)
+    total_bytes: Mapped[int] = mapped_column(ByteCount, default=0)
+    read_bytes: Mapped[int] = mapped_column(ByteCount, default=0)
+    written_bytes: Mapped[int] = mapped_column(ByteCount, default=0)
     reason: Mapped[str] = mapped_column(Text, default="")  # why Warning or Failed
     __table_args__ = (
         # One row per user per session: a retried attempt takes its user's row over.
@@ -313,7 +321,7 @@ class RestorePoint(Base):
     is_exchange: Mapped[bool]
     is_onedrive: Mapped[bool]
     item_count: Mapped[int]
-    size: Mapped[int]
+    size: Mapped[int] = mapped_column(ByteCount)
     __table_args__ = (
         Index("ux_restore_points_snapshot", "repository_id", "snapshot_id", unique=True),
         # Listings page restore points by time, all or a job's (migration 0018).
