@@ -1,16 +1,18 @@
 """Backup benchmark: Keepstone's real job run beside restic, borg and the machine's floor
 (tar | zstd) on one generated organization, side by side.
 
-    uv run python bench/backup.py [--scale 1.0] [--workdir DIR] [--keep]
-        [--write docs/benchmarks.md]
+    uv run python bench/backup.py [--scale 1.0] [--catalog sqlite|postgresql] [--workdir DIR]
+        [--keep] [--write docs/benchmarks.md]
 
 Generates a reproducible Local organization (``bench/orggen.py``: 20 users, 1,500 messages and
 240 OneDrive files each at scale 1, about 2 GB), then measures for every tool: the initial backup,
 a 1 % incremental, a full restore and a one-mailbox restore (both checked byte for byte against
 the source), the repository's size and the peak memory; and for Keepstone the time to save one
 item through ``restores.stream_item``. Keepstone runs exactly as a job run does in the server
-(``runs.start_job`` then ``ProxyWorker(..., run_backup).run_one()`` on a real SQLite catalog),
-each step in a child process of this script so its peak RSS is its own. restic, borg and tar run
+(``runs.start_job`` then ``ProxyWorker(..., run_backup).run_one()`` on a real SQLite catalog, or
+with ``--catalog postgresql`` on a database of a PostgreSQL cluster the run starts, as the tests
+do: Debian's postgresql package), each step in a child process of this script so its peak RSS is
+its own (the PostgreSQL server's memory is not counted). restic, borg and tar run
 under ``/usr/bin/time -v``. Needs the Debian packages restic, borgbackup, zstd and time.
 """
 
@@ -248,15 +250,16 @@ class Floor:
 class Keepstone:
     name = "Keepstone"
 
-    def __init__(self, work: Path, org: Path) -> None:
+    def __init__(self, work: Path, org: Path, database: str | None = None) -> None:
         self.dir, self.org, self.log = work / "keepstone", org, work / "keepstone.log"
+        self.database = database  # a PostgreSQL catalog's URL; None: the data dir's SQLite
         self.state: dict[str, Any] = {}
         self.steps = 0
         self.messages: dict[str, str] = {}  # the job run's last log line, by backup label
 
     def prepare(self) -> None:
         self.dir.mkdir()
-        self.state = self.step("setup", org=str(self.org))[1]
+        self.state = self.step("setup", org=str(self.org), database=self.database)[1]
 
     def backup(self, label: str) -> Measure:
         measure, result = self.step("backup")
@@ -308,7 +311,7 @@ def child_main(step: str, directory: Path, params: dict[str, Any], result_path: 
     """Entry point of a Keepstone child process: one step, its result as JSON."""
     state_path = directory / "state.json"
     if step == "setup":
-        result = ks_setup(directory / "data", Path(params["org"]))
+        result = ks_setup(directory / "data", Path(params["org"]), params.get("database"))
         state_path.write_text(json.dumps(result))
     else:
         state = json.loads(state_path.read_text())
@@ -334,14 +337,15 @@ def run_context(state: dict[str, Any]) -> Context:
     )
 
 
-def ks_setup(data_dir: Path, org_root: Path) -> dict[str, Any]:
-    """A fresh server: catalog, default repository, a Local organization and a manual job."""
+def ks_setup(data_dir: Path, org_root: Path, database: str | None = None) -> dict[str, Any]:
+    """A fresh server: catalog (``database``, else the data directory's SQLite file), default
+    repository, a Local organization and a manual job."""
     # Imported here: only the set-up step needs the server's modules.
     from keepstone.server import DATABASE_FILE, bootstrap, open_context
     from keepstone.services import jobs
     from keepstone.store.db import sqlite_url
 
-    ctx = open_context(data_dir, SystemClock())
+    ctx = open_context(data_dir, SystemClock(), database=database)
     boot = bootstrap(ctx, data_dir)
     org = catalog.create_organization(
         ctx, catalog.OrganizationEdit(name="bench", type="Local", local_path=str(org_root))
@@ -357,7 +361,7 @@ def ks_setup(data_dir: Path, org_root: Path) -> dict[str, Any]:
     ctx.db.dispose()
     return {
         "data_dir": str(data_dir),
-        "database": sqlite_url(data_dir / DATABASE_FILE),
+        "database": database or sqlite_url(data_dir / DATABASE_FILE),
         "job_id": job.id,
         "organization_id": org.id,
         "proxy_id": boot.proxy_id,
@@ -527,6 +531,7 @@ class Run:
     versions: dict[str, str]
     total_seconds: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at the start and the end
+    catalog: str = "sqlite"  # Keepstone's: "sqlite" or "postgresql" (``--catalog``)
 
 
 def settle() -> None:
@@ -591,6 +596,22 @@ def workspace(parent: Path | None, keep: bool) -> Iterator[Path]:
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def catalog_database(kind: str) -> Iterator[str | None]:
+    """``--catalog postgresql``: a database of a PostgreSQL cluster started for the run (the
+    tests' harness, ``tests/postgres_server.py``), as its URL; ``sqlite``: None."""
+    if kind == "sqlite":
+        yield None
+        return
+    sys.path.insert(0, str(SCRIPT.parent.parent))  # the tests' harnesses
+    from tests import postgres_server
+
+    from keepstone.store.db import database_url
+
+    with postgres_server.running() as server:
+        yield database_url(server.url(server.create_database()))
 
 
 def check_disk(parent: Path, planned: int) -> None:
@@ -741,11 +762,18 @@ def setup_text(run: Run) -> str:
     )
 
 
+CATALOGS = {
+    "sqlite": "a SQLite catalog",
+    "postgresql": "a PostgreSQL catalog (a cluster started for the run)",
+}
+
+
 def tools_text(run: Run) -> str:
     v = run.versions
     return (
         f"Keepstone {v['keepstone']}: a real job run (`runs.start_job`, then "
-        "`ProxyWorker(ctx, proxy, run_backup).run_one()`) on a SQLite catalog into its default, "
+        f"`ProxyWorker(ctx, proxy, run_backup).run_one()`) on {CATALOGS[run.catalog]} "
+        "into its default, "
         "unencrypted repository, in a process that holds the catalog and the run path but not "
         "the server's web stack (as a `keepstone proxy` process does); restores through the "
         "restore service as `keepstone restore save` saves (`explore_at`, every item read "
@@ -820,6 +848,13 @@ def main() -> None:
         help="multiplies every user's item counts (1.0: about 2 GB)",
     )
     parser.add_argument(
+        "--catalog",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Keepstone's catalog: the data directory's SQLite file (the embedded default), or "
+        "a PostgreSQL cluster started for the run",
+    )
+    parser.add_argument(
         "--workdir", type=Path, help="where the temporary directory goes (default: the system's)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -852,7 +887,7 @@ def main() -> None:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f} s] {text}", file=sys.stderr, flush=True)
 
-    with workspace(parent, args.keep) as work:
+    with workspace(parent, args.keep) as work, catalog_database(args.catalog) as database:
         org = Organization(work / "org", args.scale, SEED)
         check_disk(parent, org.planned_bytes())
         generating = time.perf_counter()
@@ -862,7 +897,7 @@ def main() -> None:
             f"generated {stats.items:,} items, {stats.total_bytes / MB:,.0f} MB "
             f"in {generated:.1f} s"
         )
-        keepstone = Keepstone(work, org.root)
+        keepstone = Keepstone(work, org.root, database)
         tools: list[Tool] = [
             keepstone,
             Restic(work, org.root),
@@ -887,6 +922,7 @@ def main() -> None:
         found,
         time.perf_counter() - started,
         (load_at_start, os.getloadavg()[0]),
+        args.catalog,
     )
     text = report(run)
     print(text)
