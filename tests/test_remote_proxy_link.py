@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from keepstone.api.app import create_app
+from keepstone.api.proxy_link import SUBJECT_ID_MAX, SUBJECT_NAME_MAX
 from keepstone.clock import ManualClock
 from keepstone.domain.jobs import SessionStatus
 from keepstone.proxy.executor import StopRun
@@ -24,7 +25,7 @@ from keepstone.proxy.worker import ProxyWorker, Worker
 from keepstone.services import catalog, licensing, proxies, proxy_link, proxy_wire, runs
 from keepstone.services.context import Context, new_id
 from keepstone.services.task_sessions import UserTally
-from keepstone.store.tables import JobSession, LogItem, Proxy
+from keepstone.store.tables import JobSession, LogItem, Proxy, TaskSession
 from tests.backup.test_backup_restore import by_subject, everything_in, explore
 from tests.conftest import BASE_URL, Api, SharedApp, catalog_text
 from tests.local_org import Organization, api, organization
@@ -277,11 +278,33 @@ def test_bad_calls_get_a_clear_400_and_change_nothing(
     app: FastAPI, ctx: Context, api: Api, organization: Organization
 ) -> None:
     link, claimed, run = claimed_run(app, ctx, api, organization)
+    started = link.post(f"{run}/tasks", json={"id": "user-1", "name": "alice"})
+    assert started.status_code == 200, started.text
+    task = started.json()["taskId"]
+    too_many = {
+        "status": "Success",
+        "items": 2**31,
+        "totalBytes": 1,
+        "readBytes": 1,
+        "writtenBytes": 1,
+    }
+    long_subject = {"id": "user-1", "name": "n" * (SUBJECT_NAME_MAX + 1)}
+    # beyond what the catalog's columns keep: PostgreSQL refused these with a 500 before
     for what, body, named in (
         ("renew", {"statistics": {}, "progress": -1}, "progress"),
+        ("renew", {"statistics": {}, "progress": 2**31}, "progress"),
         ("log", {"status": "Happy", "message": "x"}, "status"),
+        ("log", {"status": "Warning", "message": "x", "subject": long_subject}, "name"),
+        ("tasks", {"id": "u" * (SUBJECT_ID_MAX + 1), "name": "alice"}, "id"),
+        ("tasks", long_subject, "name"),
+        (f"tasks/{task}/finish", too_many, "items"),
         ("record", {"repositoryId": claimed["scope"]["repositoryId"], "facts": {}}, "facts"),
         ("end", {"status": "Success"}, "message"),
+        (
+            "end",
+            {"status": "Success", "message": "m", "statistics": {}, "progress": 2**31},
+            "progress",
+        ),
     ):
         answer = link.post(f"{run}/{what}", json=body)
         assert answer.status_code == 400, (what, answer.text)
@@ -291,6 +314,10 @@ def test_bad_calls_get_a_clear_400_and_change_nothing(
     with ctx.db.read() as s:
         session = s.get(JobSession, claimed["sessionId"])
         assert session is not None and session.progress == 0 and session.status == "Running"
+        tasks = s.scalars(select(TaskSession).where(TaskSession.session_id == session.id)).all()
+        assert [(t.name, t.status, t.items) for t in tasks] == [("alice", "Running", 0)]
+        logged = s.scalars(select(LogItem).where(LogItem.session_id == session.id)).all()
+        assert all(item.subject_name != long_subject["name"] for item in logged)
 
 
 def test_a_heartbeat_reports_load_version_and_runs(app: FastAPI, ctx: Context) -> None:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import ColumnElement, String
 from starlette.responses import JSONResponse, Response
 
 from keepstone.domain.errors import Forbidden, Unauthenticated
@@ -19,10 +20,26 @@ from keepstone.domain.jobs import SessionStatus
 from keepstone.services import proxy_link, proxy_wire, runs
 from keepstone.services.context import Context
 from keepstone.services.task_sessions import UserTally
+from keepstone.store.tables import TaskSession
 
 PREFIX = "/_proxy/v1"
 MESSAGE_MAX = 8000
-NAME_MAX = 1000
+# What the catalog keeps is refused beyond here, with a 400 naming the field, on every catalog:
+# PostgreSQL enforces its columns (a longer subject or a larger count was a 500 there, and SQLite
+# kept it). A subject is kept as a task's (and a log item's, and a licensed user's) id and name;
+# a run's progress and a user's items are counts in 32-bit columns.
+COUNT_MAX = 2**31 - 1
+
+
+def _length(column: ColumnElement[Any]) -> int:
+    """A ``String(n)`` column's ``n``."""
+    kind = column.type
+    assert isinstance(kind, String) and kind.length is not None
+    return kind.length
+
+
+SUBJECT_ID_MAX = _length(TaskSession.__table__.c.object_id)
+SUBJECT_NAME_MAX = _length(TaskSession.__table__.c.name)
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -69,12 +86,12 @@ Statistics = dict[str, float | Annotated[str, Field(max_length=64)]]
 
 class Renewal(Strict):
     statistics: Statistics = Field(max_length=32)
-    progress: int = Field(ge=0)
+    progress: int = Field(ge=0, le=COUNT_MAX)
 
 
 class Subject(Strict):
-    id: str = Field(min_length=1, max_length=NAME_MAX)
-    name: str = Field(max_length=NAME_MAX)
+    id: str = Field(min_length=1, max_length=SUBJECT_ID_MAX)
+    name: str = Field(max_length=SUBJECT_NAME_MAX)
 
 
 class LogEntry(Strict):
@@ -85,7 +102,7 @@ class LogEntry(Strict):
 
 class TaskEnd(Strict):
     status: SessionStatus
-    items: int = Field(ge=0)
+    items: int = Field(ge=0, le=COUNT_MAX)
     total_bytes: int = Field(alias="totalBytes", ge=0)
     read_bytes: int = Field(alias="readBytes", ge=0)
     written_bytes: int = Field(alias="writtenBytes", ge=0)
@@ -101,7 +118,7 @@ class Ending(Strict):
     status: SessionStatus
     message: str = Field(max_length=MESSAGE_MAX)
     statistics: Statistics = Field(max_length=32)
-    progress: int = Field(ge=0)
+    progress: int = Field(ge=0, le=COUNT_MAX)
     retryable: bool = True
 
 

@@ -1,4 +1,4 @@
--- revision 0034
+-- revision 0035
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)

@@ -48,6 +48,18 @@ class UtcDateTime(TypeDecorator[datetime]):
 ByteCount = BigInteger().with_variant(Integer(), "sqlite")
 
 
+# A user's id as the vendor's APIs list it: an Office 365 user's Entra object id followed by its
+# on-premises GUID (``services.m365_directory.vendor_id``: 72 characters, at most the 64 and 36
+# that ``M365User`` keeps them in), a UUID in other organizations. PostgreSQL enforces a
+# column's length; SQLite enforces none, so its tables keep the length they were made with
+# (``made_with``): widening them would rebuild every log item for nothing (migration 0035).
+USER_ID_LENGTH = 100
+
+
+def user_id_type(made_with: int) -> String:
+    return String(USER_ID_LENGTH).with_variant(String(made_with), "sqlite")
+
+
 class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UtcDateTime,
@@ -250,7 +262,7 @@ class LogItem(Base):
     creation_time: Mapped[datetime]
     end_time: Mapped[datetime | None]
     # The user the item is about (the run's processed objects); None for the run's own items.
-    subject_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    subject_id: Mapped[str | None] = mapped_column(user_id_type(36), index=True)
     subject_name: Mapped[str | None] = mapped_column(String(255))
     __table_args__ = (
         # A session's next sequence number (its highest ``usn``) is one index lookup (with an
@@ -270,7 +282,9 @@ class LicensedUser(Base):
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
-    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)  # log items' subject_id
+    user_id: Mapped[str] = mapped_column(
+        user_id_type(36), primary_key=True
+    )  # log items' subject_id
     user_name: Mapped[str] = mapped_column(String(255))  # as of its latest backup
     first_backup: Mapped[datetime]
     last_backup: Mapped[datetime]
@@ -284,7 +298,7 @@ class TaskSession(Base):
     __tablename__ = "task_sessions"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     session_id: Mapped[str] = mapped_column(ForeignKey("job_sessions.id", ondelete="CASCADE"))
-    object_id: Mapped[str] = mapped_column(String(36), index=True)  # the log items' subject_id
+    object_id: Mapped[str] = mapped_column(user_id_type(36), index=True)  # log items' subject_id
     name: Mapped[str] = mapped_column(String(255))
     # Running | Success | Warning | Failed | Stopped
     status: Mapped[str] = mapped_column(String(16))
@@ -646,7 +660,7 @@ class RbacItem(Base):
         ForeignKey("rbac_roles.id", ondelete="CASCADE"), primary_key=True
     )
     excluded: Mapped[bool] = mapped_column(primary_key=True)
-    item_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the user's id
+    item_id: Mapped[str] = mapped_column(user_id_type(64), primary_key=True)  # the user's id
     name: Mapped[str] = mapped_column(String(255))  # the user's name (address)
     display_name: Mapped[str] = mapped_column(Text)
 
