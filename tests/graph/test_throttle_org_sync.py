@@ -18,7 +18,7 @@ import pytest
 
 from keepstone.clock import SystemClock
 from keepstone.scheduler import Scheduler
-from keepstone.services import m365_directory
+from keepstone.services import m365_directory, m365_settings
 from tests.graph.org_fixtures import (
     SECRET,
     OrgEnv,
@@ -98,3 +98,35 @@ def test_the_create_and_the_scheduler_never_sync_at_once(
     assert premature == 0
     users = m365_directory.cached_users(org_env.ctx, answers[0].json()["id"])
     assert len(users) == USERS and not any(u.has_onedrive for u in users)
+
+
+def test_a_created_organization_is_never_due_for_a_sync_before_its_first_sync_ends(
+    org_env: OrgEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between storing the organization and starting its first sync the create makes its
+    Graph access; the scheduler looking then found the organization due (stored, never synced,
+    no sync running) and started a second sync beside the create's. Asked exactly then, and
+    whenever the users are read, it is not due."""
+    seen: list[list[str]] = []
+
+    def due() -> None:
+        seen.append([org.id for org in m365_directory.due_for_sync(org_env.ctx)])
+
+    access_of, read = m365_settings.access_of, m365_directory._sync_users
+
+    def access_then_look(*args: Any) -> Any:
+        due()
+        return access_of(*args)
+
+    def read_then_look(*args: Any) -> None:
+        due()
+        read(*args)
+
+    monkeypatch.setattr(m365_settings, "access_of", access_then_look)
+    monkeypatch.setattr(m365_directory, "_sync_users", read_then_look)
+    tenant = _without_onedrive(org_env.fake.state, 2)
+    app = org_env.fake.state.add_app(tenant, secret=SECRET)
+    created = org_env.api.post("/v8/Organizations", org_body(app, "many.onmicrosoft.com"))
+    assert created.status_code == 201, created.text
+    assert len(seen) >= 2 and seen == [[]] * len(seen)
+    assert m365_directory.due_for_sync(org_env.ctx) == []  # and once it has ended

@@ -161,15 +161,17 @@ def _create_office365_organization(ctx: Context, spec: OrganizationEdit) -> Orga
         settings=m365_settings.to_record(settings),
         created_at=ctx.clock.now(),
     )
-    _store_with_secret(
-        ctx,
-        org,
-        m365_settings.secrets_name(org.id),
-        m365_settings.encode_secrets(configured.secrets),
-    )
-    m365_directory.sync(
-        ctx, org.id, m365_settings.access_of(ctx, org), sharepoint=settings.is_sharepoint_online
-    )
+    # Its sync slot is held before the organization is stored: from the moment the scheduler
+    # can see it, it sees the create's sync running and starts none beside it.
+    with m365_directory.SYNCS.exclusive(org.id):
+        _store_with_secret(
+            ctx,
+            org,
+            m365_settings.secrets_name(org.id),
+            m365_settings.encode_secrets(configured.secrets),
+        )
+        access = m365_settings.access_of(ctx, org)
+        m365_directory.sync(ctx, org.id, access, sharepoint=settings.is_sharepoint_online)
     return org
 
 

@@ -355,15 +355,17 @@ class Syncs:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running: dict[str, threading.Thread] = {}
-        self._exclusive: dict[str, threading.Lock] = {}
+        self._exclusive: dict[str, threading.RLock] = {}
         self._syncing: collections.Counter[str] = collections.Counter()
 
     @contextmanager
     def exclusive(self, org_id: str) -> Iterator[None]:
         """Hold ``org_id``'s one sync slot (waiting for a sync already in it); meanwhile
-        ``running`` says so, so the scheduler does not start another beside it."""
+        ``running`` says so, so the scheduler does not start another beside it. The thread
+        holding it may take it again (a create holds it from before its organization is
+        stored until its first sync has ended)."""
         with self._lock:
-            slot = self._exclusive.setdefault(org_id, threading.Lock())
+            slot = self._exclusive.setdefault(org_id, threading.RLock())
             self._syncing[org_id] += 1
         try:
             with slot:
