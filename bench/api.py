@@ -370,6 +370,8 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=5, help="starts of each kind timed")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
+    if args.starts < 1:
+        parser.error("--starts must be at least 1")
     with tempfile.TemporaryDirectory() as tmp:
         data_dir, org_dir = Path(tmp) / "data", Path(tmp) / "org"
         org_dir.mkdir()

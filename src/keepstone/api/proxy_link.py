@@ -34,7 +34,8 @@ COUNT_MAX = 2**31 - 1
 def _length(column: ColumnElement[Any]) -> int:
     """A ``String(n)`` column's ``n``."""
     kind = column.type
-    assert isinstance(kind, String) and kind.length is not None
+    if not isinstance(kind, String) or kind.length is None:
+        raise TypeError(f"{column} is not a String(n) column")
     return kind.length
 
 
