@@ -7,15 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine, text
 
 from keepstone.domain.jobs import SessionStatus
 from keepstone.services import catalog, restore_points, runs, task_sessions
 from keepstone.services.context import Context
 from keepstone.services.restore_points import SnapshotFacts
-from keepstone.store.db import Database, _alembic_config, database_url
 from tests.postgres_server import PostgresServer
+from tests.store.postgres_columns import before_and_after
 
 GIB = 2**30
 BYTE_COUNTS = {
@@ -55,22 +53,6 @@ def test_a_postgresql_catalog_of_revision_0033_takes_its_byte_counts_to_bigint(
     catalog_kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: PostgresServer = request.getfixturevalue("postgres")
-    url = database_url(server.url(server.create_database()))
-    command.upgrade(_alembic_config(url), "0033")
-    engine = create_engine(url)
-    assert _types(engine) == dict.fromkeys(BYTE_COUNTS, "integer")
-    db = Database(url)
-    db.migrate()  # what the next start does
-    db.dispose()
-    assert _types(engine) == dict.fromkeys(BYTE_COUNTS, "bigint")
-    engine.dispose()
-
-
-def _types(engine: Any) -> dict[tuple[str, str], str]:
-    query = text(
-        "SELECT table_name, column_name, data_type FROM information_schema.columns "
-        "WHERE table_name IN ('task_sessions', 'restore_points')"
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return {(t, c): kind for t, c, kind in rows if (t, c) in BYTE_COUNTS}
+    before, after = before_and_after(server, "0033", "data_type", BYTE_COUNTS)
+    assert before == dict.fromkeys(BYTE_COUNTS, "integer")
+    assert after == dict.fromkeys(BYTE_COUNTS, "bigint")

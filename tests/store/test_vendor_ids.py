@@ -8,16 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from keepstone.domain.jobs import SessionStatus
 from keepstone.services import licensing, runs, task_sessions
 from keepstone.services.context import Context, new_id
 from keepstone.services.m365_directory import vendor_id
-from keepstone.store.db import Database, _alembic_config, database_url
 from keepstone.store.tables import LogItem, RbacItem, RbacRole
 from tests.postgres_server import PostgresServer
+from tests.store.postgres_columns import before_and_after
 
 ENTRA_ID = "8f7c3c0e-2b1d-4a8e-9f0a-1c2d3e4f5a6b"
 ON_PREMISES = "3d2c1b0a-9e8f-4d7c-8b6a-5f4e3d2c1b0a"
@@ -67,27 +66,11 @@ def test_a_postgresql_catalog_of_revision_0034_widens_its_user_ids(
     catalog_kind: str, request: pytest.FixtureRequest
 ) -> None:
     server: PostgresServer = request.getfixturevalue("postgres")
-    url = database_url(server.url(server.create_database()))
-    command.upgrade(_alembic_config(url), "0034")
-    engine = create_engine(url)
-    assert _lengths(engine) == {
+    before, after = before_and_after(server, "0034", "character_maximum_length", USER_IDS)
+    assert before == {
         ("task_sessions", "object_id"): 36,
         ("log_items", "subject_id"): 36,
         ("licensed_users", "user_id"): 36,
         ("rbac_items", "item_id"): 64,
     }
-    db = Database(url)
-    db.migrate()  # what the next start does
-    db.dispose()
-    assert _lengths(engine) == dict.fromkeys(USER_IDS, 100)
-    engine.dispose()
-
-
-def _lengths(engine: Any) -> dict[tuple[str, str], int]:
-    query = text(
-        "SELECT table_name, column_name, character_maximum_length "
-        "FROM information_schema.columns WHERE table_schema = 'public'"
-    )
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
-    return {(t, c): n for t, c, n in rows if (t, c) in USER_IDS}
+    assert after == dict.fromkeys(USER_IDS, 100)
