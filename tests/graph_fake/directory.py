@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse as StarletteJSON
+from starlette.responses import Response
 
 from tests.graph_fake import paging
 from tests.graph_fake.access_tokens import Caller
@@ -21,6 +23,15 @@ from tests.graph_fake.state import USER_PROPERTIES, FakeState
 
 USER_TYPE = "Microsoft.DirectoryServices.User"
 READ_USERS = ("User.Read.All", "User.ReadWrite.All", "Directory.Read.All")
+
+
+class JSONResponse(StarletteJSON):
+    """JSON with every character past ASCII escaped (``\\u00e9``), which is as valid as UTF-8
+    text and is how a directory's lone surrogate (a broken name, "\\ud800") crosses JSON at
+    all: what a client must read either way."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
 def graph_base(request: Request) -> str:

@@ -7,6 +7,13 @@ part's rows in one transaction, so a listing never sees half a sync; a part Grap
 application lacks ``Group.Read.All`` or ``Sites.Read.All``) keeps its previous rows and makes the
 sync's result ``Error`` naming what failed, while the other parts are still refreshed. Only one
 sync of an organization runs at a time; background syncs run on their own threads.
+
+The directory is a source's data, and hostile: an object whose key (an id, a sign-in name, a
+site's URL) the catalogs cannot keep as it is and alike (longer than its column, or holding NUL
+or a lone surrogate: ``domain.text.storable``) is skipped, and the sync's result names how many;
+an optional property too long for its column is dropped. One bad object never fails the sync:
+a value longer than its column (which PostgreSQL refuses) or a lone surrogate (which neither
+catalog encodes) once failed it whole, and the organization then had no users to back up.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import String, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from keepstone.domain.errors import NotFound
+from keepstone.domain.text import storable
 from keepstone.services.context import Context
 from keepstone.store.tables import (
     M365Group,
@@ -44,7 +52,7 @@ if TYPE_CHECKING:
     from keepstone.sources.graph.client import GraphClient
     from keepstone.sources.graph.directory import Counter
 
-    Reader = Callable[[Context, str, GraphClient, Counter], None]
+    Reader = Callable[[Context, str, GraphClient, Counter], str | None]
     AccessOf = Callable[[Context, Organization], GraphAccess]
 
 log = structlog.get_logger(__name__)
@@ -232,15 +240,15 @@ def _sync_part(
     from keepstone.sources.graph.errors import GraphError, TokenError
 
     try:
-        read(ctx, org_id, client, counter)
+        skipped = read(ctx, org_id, client, counter)
     except TokenError as error:
         return f"{part}: the login service refused the application: {error.code}"
     except GraphError as error:
         return f"{part}: Graph answered {error.status} {error.code}: {error.message[:200]}"
-    return None
+    return None if skipped is None else f"{part}: {skipped}"
 
 
-def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> str | None:
     from keepstone.sources.graph import directory
 
     users: list[directory.DirectoryUser] = []
@@ -248,8 +256,9 @@ def _sync_users(ctx: Context, org_id: str, client: GraphClient, counter: Counter
     for page in directory.list_users(client, counter):
         users.extend(directory.with_mailboxes_and_drives(client, page, counter, known))
     unique = {u.graph_id: u for u in users}  # a replayed page must not double a row
-    rows = [_user_row(org_id, u) for u in unique.values()]
+    rows, skipped = kept_rows(M365User, [_user_row(org_id, u) for u in unique.values()], USER_KEYS)
     _replace(ctx, org_id, [(M365User, rows)])
+    return _skipped(skipped, "an id or sign-in name")
 
 
 def _known_users(ctx: Context, org_id: str) -> dict[str, directory.DirectoryUser]:
@@ -271,7 +280,7 @@ def _user_row(org_id: str, user: directory.DirectoryUser) -> dict[str, Any]:
     return {"organization_id": org_id, **row}
 
 
-def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> str | None:
     from keepstone.sources.graph import directory
 
     groups = {g.graph_id: g for g in directory.list_groups(client, counter)}
@@ -283,19 +292,71 @@ def _sync_groups(ctx: Context, org_id: str, client: GraphClient, counter: Counte
                 "group_id": group.graph_id,
                 **asdict(member),
             }
-    group_rows = [{"organization_id": org_id, **asdict(g)} for g in groups.values()]
-    _replace(ctx, org_id, [(M365Group, group_rows), (M365GroupMember, list(members.values()))])
+    group_rows, skipped = kept_rows(
+        M365Group, [{"organization_id": org_id, **asdict(g)} for g in groups.values()]
+    )
+    member_rows, members_skipped = kept_rows(M365GroupMember, list(members.values()))
+    _replace(ctx, org_id, [(M365Group, group_rows), (M365GroupMember, member_rows)])
+    if members_skipped:
+        return _skipped(skipped, "an id", f", members: {members_skipped} skipped")
+    return _skipped(skipped, "an id")
 
 
-def _sync_sites(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> None:
+def _sync_sites(ctx: Context, org_id: str, client: GraphClient, counter: Counter) -> str | None:
     from keepstone.sources.graph import directory
 
     sites = {s.graph_id: s for s in directory.list_sites(client, counter)}
-    rows = [{"organization_id": org_id, **asdict(s)} for s in sites.values()]
+    rows, skipped = kept_rows(
+        M365Site, [{"organization_id": org_id, **asdict(s)} for s in sites.values()], SITE_KEYS
+    )
     _replace(ctx, org_id, [(M365Site, rows)])
+    return _skipped(skipped, "an id or URL")
 
 
 Table = type[M365User] | type[M365Group] | type[M365GroupMember] | type[M365Site]
+# Besides each table's primary key, what finds an object: the user's sign-in name (its key in
+# Keepstone's jobs, items and restores), the site's URL (how a restore reaches it).
+USER_KEYS = frozenset({"name"})
+SITE_KEYS = frozenset({"url"})
+
+
+def kept_rows(
+    table: Table, rows: list[dict[str, Any]], keys: frozenset[str] = frozenset()
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows the catalogs keep as they are and alike, and how many they cannot. A row whose
+    key (the table's primary key or one of ``keys``) is not ``storable`` or is longer than its
+    column is dropped; any other text that is either becomes None, or drops its row if its
+    column requires a value. The lengths are the table's own (SQLite would keep a longer value,
+    PostgreSQL refuses it)."""
+    columns = table.__table__.columns
+    required = {c.name for c in columns if c.primary_key} | keys
+    lengths = {c.name: c.type.length for c in columns if isinstance(c.type, String)}
+    nullable = {c.name for c in columns if c.nullable}
+    kept = []
+    for row in rows:
+        for name, value in row.items():
+            if not isinstance(value, str) or _fits(value, lengths.get(name)):
+                continue
+            if name in required or name not in nullable:
+                break
+            row[name] = None
+        else:
+            kept.append(row)
+    return kept, len(rows) - len(kept)
+
+
+def _fits(text: str, length: int | None) -> bool:
+    return storable(text) and (length is None or len(text) <= length)
+
+
+def _skipped(count: int, what: str, also: str = "") -> str | None:
+    """The sync's note about objects the cache could not keep (None: it kept every one)."""
+    if not count and not also:
+        return None
+    return (
+        f"{count} skipped{also}: {what} longer than the catalog keeps, "
+        "or holding NUL or a lone surrogate"
+    )
 
 
 def _replace(

@@ -879,10 +879,10 @@ def _audit_entry(session: SessionRow, event: Event) -> Entry:
         "restorePoint": session.restore_point_id,
         "to": event.target,
         "items": event.count,
-        "message": event.message,
+        "message": names.display(event.message),  # as the event's row: names from a source
     }
     if event.item is not None:
-        details["item"] = event.item.path
+        details["item"] = names.display(event.item.path)
     return Entry(
         AUDIT_ACTIONS[event.type],
         event.by,

@@ -29,10 +29,16 @@ def is_text(name: str) -> bool:
 
 
 def display(name: str) -> str:
-    """The name as valid Unicode: bytes that are not UTF-8 become U+FFFD."""
+    """The name as text every catalog, JSON document and page takes: bytes that are not UTF-8
+    (surrogate escapes) become U+FFFD, and so do NUL (PostgreSQL refuses it) and any other lone
+    surrogate (a remote source's JSON can hold "\\ud800")."""
     if is_text(name):
-        return name
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return name.replace("\0", "\ufffd") if "\0" in name else name
+    try:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate no file system name gives
+        shown = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in name)
+    return shown.replace("\0", "\ufffd")
 
 
 def key_part(name: str) -> str:

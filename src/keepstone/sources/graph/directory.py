@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
+from keepstone.domain.text import storable, xml_safe
 from keepstone.domain.throttle import APP_SCOPE
 from keepstone.sources.graph.client import GraphClient, inner_retry_after
 from keepstone.sources.graph.drive_backup import DRIVE_SCOPE
@@ -106,6 +107,14 @@ class Counter:
 
 
 def _text(value: Any) -> str | None:
+    """A property that is only shown, as text for people: what neither a catalog nor XML can
+    carry (NUL, a lone surrogate, ...) replaced by U+FFFD."""
+    return xml_safe(value) if isinstance(value, str) and value else None
+
+
+def _key(value: Any) -> str | None:
+    """A property that names or finds the object (an id, a sign-in name, a URL), as Graph gave
+    it: the cache keeps it only if every catalog can (``services.m365_directory``)."""
     return value if isinstance(value, str) and value else None
 
 
@@ -122,14 +131,14 @@ def onprem_guid(immutable_id: Any) -> str:
 
 
 def _user(row: Mapping[str, Any]) -> DirectoryUser | None:
-    graph_id, upn = _text(row.get("id")), _text(row.get("userPrincipalName"))
+    graph_id, upn = _key(row.get("id")), _key(row.get("userPrincipalName"))
     if graph_id is None or upn is None:
         return None
     synced = row.get("onPremisesSyncEnabled") is True
     licenses = [
-        str(lic.get("skuId"))
+        lic["skuId"]
         for lic in row.get("assignedLicenses") or []
-        if isinstance(lic, dict) and lic.get("skuId")
+        if isinstance(lic, dict) and isinstance(lic.get("skuId"), str) and storable(lic["skuId"])
     ]
     return DirectoryUser(
         graph_id=graph_id,
@@ -139,7 +148,7 @@ def _user(row: Mapping[str, Any]) -> DirectoryUser | None:
         onprem_guid=onprem_guid(row.get("onPremisesImmutableId")) if synced else ZERO_GUID,
         location="Hybrid" if synced else "Cloud",
         office=_text(row.get("officeLocation")),
-        onprem_sid=_text(row.get("onPremisesSecurityIdentifier")),
+        onprem_sid=_key(row.get("onPremisesSecurityIdentifier")),
         licenses=tuple(licenses),
     )
 
@@ -241,8 +250,8 @@ def _drive_facts(answer: tuple[int, Any], known: DirectoryUser) -> dict[str, Any
     drive = drive if status == 200 and isinstance(drive, dict) else {}
     return {
         "has_onedrive": status == 200,
-        "drive_id": _text(drive.get("id")),
-        "drive_url": _text(drive.get("webUrl")),
+        "drive_id": _key(drive.get("id")),
+        "drive_url": _key(drive.get("webUrl")),
     }
 
 
@@ -337,7 +346,7 @@ def _group_kind(row: Mapping[str, Any]) -> str:
 
 
 def _group(row: Mapping[str, Any]) -> DirectoryGroup | None:
-    graph_id = _text(row.get("id"))
+    graph_id = _key(row.get("id"))
     if graph_id is None:
         return None
     synced = row.get("onPremisesSyncEnabled") is True
@@ -351,7 +360,7 @@ def _group(row: Mapping[str, Any]) -> DirectoryGroup | None:
         mail=mail,
         kind=_group_kind(row),
         location="Hybrid" if synced else "Cloud",
-        onprem_sid=_text(row.get("onPremisesSecurityIdentifier")),
+        onprem_sid=_key(row.get("onPremisesSecurityIdentifier")),
         is_team="team" in options,
     )
 
@@ -365,7 +374,7 @@ def list_groups(client: GraphClient, counter: Counter) -> list[DirectoryGroup]:
 
 
 def _member(row: Mapping[str, Any]) -> GroupMember | None:
-    member_id = _text(row.get("id"))
+    member_id = _key(row.get("id"))
     if member_id is None:
         return None
     kind = {"#microsoft.graph.user": "User", "#microsoft.graph.group": "Group"}.get(
@@ -391,7 +400,7 @@ def list_members(client: GraphClient, group_id: str, counter: Counter) -> list[G
 
 
 def _site(row: Mapping[str, Any]) -> Site | None:
-    graph_id, url = _text(row.get("id")), _text(row.get("webUrl"))
+    graph_id, url = _key(row.get("id")), _key(row.get("webUrl"))
     if graph_id is None or url is None:
         return None
     name = _text(row.get("name")) or url.rstrip("/").rsplit("/", 1)[-1]
