@@ -67,7 +67,7 @@ Manifest = dict[str, bytes]
 @dataclass
 class Measure:
     seconds: float
-    rss: int  # bytes: peak resident set of the process (tree)
+    rss: int  # bytes: the largest peak resident set of one process of the step
     process_seconds: float | None = None  # Keepstone: the child process's whole wall time
     baseline_rss: int = 0  # Keepstone: the child's RSS when the step began (imports, catalog)
 
@@ -115,7 +115,9 @@ def tool_version(command: list[str], pattern: str) -> str:
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> Measure:
-    """Run ``command`` under GNU time: wall time and the maximum RSS of its process tree."""
+    """Run ``command`` under GNU time: wall time and the largest peak RSS of any one process of
+    its tree (``wait4``'s rusage: the floor's pipeline reports zstd's or tar's, not their sum;
+    every other tool's step is one process)."""
     report = log.with_suffix(".time")
     with log.open("ab") as out:
         out.write(f"$ {' '.join(command)}\n".encode())
