@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 
 @dataclass
 class FaultRule:
-    """`action`: an HTTP status (500, 502, 503, 504, 507), "reset", "hold", or "lose"."""
+    """`action`: an HTTP status (500, 502, 503, 504, 507; or 400, a request Graph refuses),
+    "reset", "hold", or "lose"."""
 
     pattern: str
     action: int | str
