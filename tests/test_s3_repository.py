@@ -116,11 +116,15 @@ def test_the_secret_key_is_write_only_and_kept_outside_the_catalog(api: Api, ctx
         ({"accountType": "azureBlobAccount", "userName": "a", "password": "b"}, "accountType"),
         ({"accountType": "amazonS3CompatibleAccount", "userName": "a"}, "password"),
         ({"accountType": "amazonS3CompatibleAccount", "password": "b"}, "userName"),
+        (
+            {"accountType": "amazonS3CompatibleAccount", "userName": "k" * 256, "password": "b"},
+            "userName (the access key) must be at most 255 characters",
+        ),
     ],
 )
 def test_bad_accounts_are_refused_by_name(api: Api, body: dict[str, Any], prop: str) -> None:
     response = api.post("/v8/Accounts", body)
-    assert response.status_code == 400 and prop in response.text
+    assert response.status_code == 400 and prop in response.text, response.text
     assert api.get("/v8/Accounts").json() == []
 
 

@@ -72,7 +72,9 @@ def _account_type(value: str | None) -> str:
 
 def _user_name(value: str | None) -> str:
     name = (value or "").strip()
-    if not name or len(name) > 255 or any(c.isspace() or not c.isprintable() for c in name):
+    if len(name) > 255:
+        raise InvalidInput("userName (the access key) must be at most 255 characters", "userName")
+    if not name or any(c.isspace() or not c.isprintable() for c in name):
         raise InvalidInput("userName (the access key) must be non-empty printable text", "userName")
     return name
 
