@@ -190,6 +190,23 @@ def back_up_and_save(
 ) -> list[bytes]:
     """A job over the organization into ``repository_id`` (else the first repository, the
     server's own proxy's), then adele's mail saved."""
+    session = run_org_job(http, org_id, repository_id)
+    assert session["status"] == "Success", session
+    explored = http.post(f"/v8/Organizations/{org_id}/explore", json={}).json()["id"]
+    base = f"/v8/RestoreSessions/{explored}/Organization/Mailboxes"
+    owner = next(m for m in http.get(base).json()["results"] if m["name"].startswith("adele"))
+    items = http.get(f"{base}/{owner['id']}/Items").json()["results"]
+    saved = http.post(f"{base}/{owner['id']}/Items/save", json={"ids": [i["id"] for i in items]})
+    assert saved.status_code == 200, saved.text
+    with zipfile.ZipFile(io.BytesIO(saved.content)) as archive:
+        return sorted(archive.read(name) for name in archive.namelist())
+
+
+def run_org_job(
+    http: httpx.Client, org_id: str, repository_id: str | None = None
+) -> dict[str, Any]:
+    """A job over the organization into ``repository_id`` (else the first repository, the
+    server's own proxy's), started and waited for: its session as it ended."""
     repository = (
         {"id": repository_id}
         if repository_id is not None
@@ -212,12 +229,4 @@ def back_up_and_save(
         assert time.monotonic() < deadline, session
         time.sleep(0.1)
         session = http.get(f"/v8/JobSessions/{session['id']}").json()
-    assert session["status"] == "Success", session
-    explored = http.post(f"/v8/Organizations/{org_id}/explore", json={}).json()["id"]
-    base = f"/v8/RestoreSessions/{explored}/Organization/Mailboxes"
-    owner = next(m for m in http.get(base).json()["results"] if m["name"].startswith("adele"))
-    items = http.get(f"{base}/{owner['id']}/Items").json()["results"]
-    saved = http.post(f"{base}/{owner['id']}/Items/save", json={"ids": [i["id"] for i in items]})
-    assert saved.status_code == 200, saved.text
-    with zipfile.ZipFile(io.BytesIO(saved.content)) as archive:
-        return sorted(archive.read(name) for name in archive.namelist())
+    return dict(session)

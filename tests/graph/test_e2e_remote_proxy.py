@@ -1,18 +1,21 @@
 """An Office365 organization backed up by a remote proxy: a real ``keepstone serve`` pointed at
 the fake Graph, a real ``keepstone proxy`` (trusting the fake's CA) to which the server sends the
 application's credentials in the work package; the proxy reads the tenant through Graph itself and
-the mailbox is saved back byte for byte."""
+the mailbox is saved back byte for byte; a hostile folder name is quoted in the proxy's warning."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
 
 from keepstone.clock import SystemClock
 from tests.conftest import ADMIN_PASSWORD
+from tests.graph.fake_mail import mime_of
 from tests.graph.org_fixtures import SECRET, org_body
-from tests.graph.test_e2e_org import back_up_and_save, edge_tenant
+from tests.graph.test_e2e_org import back_up_and_save, edge_tenant, run_org_job
+from tests.graph_fake.faults import FaultRule
 from tests.graph_fake.server import FakeGraph
 from tests.process_helpers import process_env, start_server
 from tests.proxy_process import ProxyProcess, registration_token, start_proxy
@@ -66,3 +69,59 @@ def test_a_remote_proxy_backs_up_an_office365_organization(
         adele = next(u for u in tenant.users.values() if u.user_principal_name.startswith("ad"))
         held = sorted(m.mime for m in graph_fake.state.mailboxes[adele.id].messages.values())
     assert saved == held
+
+
+def test_a_remote_proxy_quotes_a_hostile_folder_name_in_its_warning(
+    graph_fake: FakeGraph, tmp_path: Path
+) -> None:
+    """A mail folder named with NUL whose read Graph refuses is one warning on a remote proxy
+    too, the name quoted with U+FFFD as the built-in proxy quotes it (before ``names.display``
+    replaced NUL, the proxy sent it and the server's SQLite catalog kept it)."""
+    tenant = edge_tenant(graph_fake)
+    adele = next(u for u in tenant.users.values() if u.user_principal_name.startswith("ad"))
+    mailbox = graph_fake.state.mailboxes[adele.id]
+    folder = mailbox.add_folder("Bad\x00Folder", mailbox.folder("msgfolderroot"))
+    mailbox.add_message(
+        folder, mime_of(9), graph_fake.state.clock.now()
+    )  # an empty one is not read
+    graph_fake.state.faults.add(FaultRule(re.escape(folder.id) + "/messages", 400))
+    app = graph_fake.state.add_app(tenant, secret=SECRET)
+    graph_fake.state.clock = SystemClock()
+    trust = str(graph_fake.ca_pem)
+    env = process_env(KEEPSTONE_ADMIN_PASSWORD=ADMIN_PASSWORD, SSL_CERT_FILE=trust)
+    urls = ("--graph-url", graph_fake.graph_url, "--login-url", graph_fake.login_url)
+    server = start_server(tmp_path / "logs", tmp_path / "data", *urls, env=env)
+    proxy: ProxyProcess | None = None
+    try:
+        token = registration_token(tmp_path / "data", env)
+        proxy = start_proxy(
+            tmp_path / "logs",
+            server.base_url,
+            "far-1",
+            token,
+            tmp_path / "state",
+            env=process_env(SSL_CERT_FILE=trust),
+        )
+        with httpx.Client(base_url=server.base_url, timeout=60) as http:
+            login = {"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD}
+            bearer = http.post("/v8/Token", data=login).json()["access_token"]
+            http.headers["Authorization"] = f"Bearer {bearer}"
+            created = http.post("/v8/Organizations", json=org_body(app))
+            assert created.status_code == 201, created.text
+            far = next(
+                p for p in http.get("/v8/Proxies").json()["results"] if p["hostName"] == "far-1"
+            )
+            repository = http.post(
+                "/v8/BackupRepositories",
+                json={"name": "far", "path": str(tmp_path / "far"), "proxyId": far["id"]},
+            )
+            assert repository.status_code == 201, repository.text
+            session = run_org_job(http, created.json()["id"], repository.json()["id"])
+            assert session["status"] == "Warning", session
+            logs = http.get(f"/v8/JobSessions/{session['id']}/LogItems").json()["results"]
+            (warning,) = [item["message"] for item in logs if "Folder" in item["message"]]
+            assert "Bad\ufffdFolder: folder cannot be read" in warning, warning
+    finally:
+        if proxy is not None:
+            proxy.stop()
+        server.stop()
