@@ -76,6 +76,34 @@ def test_the_nagios_style_check_names_the_failed_job(served: Served) -> None:
     assert not done.stderr, shown
 
 
+def test_the_influx_collector_that_makes_its_token_from_the_session_id_reads_everything(
+    served: Served,
+) -> None:
+    assert shutil.which("jq"), "jq is missing: scripts/test installs it"
+    done = _run(
+        "bash", str(HERE / "em_influx_lines.sh"), served.server.base_url, "admin", ADMIN_PASSWORD
+    )
+    shown = f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0 and not done.stderr, shown
+    lines = done.stdout.splitlines()
+    made = served.catalog
+    measurements = [line.split(",", 1)[0].split(" ", 1)[0] for line in lines]
+    assert measurements.count("em_repository") == len(made.repositories), shown
+    assert measurements.count("em_job_session") == len(made.sessions), shown
+    assert measurements.count("em_task_session") == made.task_sessions, shown
+    assert "null" not in done.stdout, shown
+    [overview] = [line for line in lines if line.startswith("em_overview ")]
+    assert "backupServers=1," in overview, shown
+    runs = [line for line in lines if line.startswith("em_job_session,")]
+    # the job's name with its spaces escaped, the result, a duration and a time in seconds
+    failed_job = FAILED_JOB.replace(" ", "\\ ")
+    assert any(
+        line.startswith(f"em_job_session,job={failed_job},result=Failed ") for line in runs
+    ), shown
+    tags = r"em_job_session,(?:[^ \\]|\\ )+"
+    assert all(re.fullmatch(rf"{tags} duration=\d+ \d{{10}}", line) for line in runs), shown
+
+
 def test_the_prometheus_style_collector_reads_everything(served: Served) -> None:
     done = _run(
         sys.executable,

@@ -91,7 +91,10 @@ async def report_unhandled(
     stack trace). Called from the ``except`` that caught ``error``."""
     if catalog_unavailable(error):
         log.warning(
-            "catalog unavailable", method=scope["method"], path=scope["path"], error=str(error)
+            "catalog unavailable",
+            method=scope["method"],
+            path=loggable_path(scope["path"]),
+            error=str(error),
         )
         if not response_started:
             seconds = CATALOG_RETRY_AFTER_SECONDS
@@ -99,17 +102,29 @@ async def report_unhandled(
             headers = {"Retry-After": str(seconds)}
             await error_response(scope["path"], 503, message, headers)(scope, receive, send)
         return
-    log.exception("unhandled error", method=scope["method"], path=scope["path"])
+    log.exception("unhandled error", method=scope["method"], path=loggable_path(scope["path"]))
     if not response_started:
         message = f"Internal server error; quote request id {request_id} when reporting it"
         await error_response(scope["path"], 500, message)(scope, receive, send)
+
+
+# An Enterprise Manager logon session's SessionId is a credential (``auth.logon_token``)
+_LOGON_SESSION = re.compile(r"(/api/logonsessions/)[^/]+", re.IGNORECASE)
+HIDDEN = "(hidden)"
+
+
+def loggable_path(path: str) -> str:
+    """``path`` as logs and the audit trail may keep it: a logon session's id hidden."""
+    if "/api/logonsessions/" not in path.lower():
+        return path
+    return _LOGON_SESSION.sub(lambda found: found.group(1) + HIDDEN, path)
 
 
 def log_request(scope: Scope, status: int, started: float) -> None:
     """The access log line (``started`` from ``time.perf_counter``)."""
     fields = {
         "method": scope["method"],
-        "path": scope["path"],
+        "path": loggable_path(scope["path"]),
         "status": status,
         "ms": round((time.perf_counter() - started) * 1000, 2),
     }

@@ -5,8 +5,10 @@ Access tokens live 60 minutes; refresh tokens live 14 days and rotate: using one
 tokens of one login form a family: logging out ends the family, and presenting a refresh token
 that was already rotated (a stolen copy, or the thief's) revokes the whole family (OAuth 2.0
 Security BCP). Enterprise Manager logon sessions end after 15 idle minutes and at most 8 hours
-after logon. A password change, ``revoke-tokens`` and removing a user end all of the user's
-tokens and logon sessions. Logins of both dialects pass the same ``LoginGuard``.
+after logon; a logon session's token is the base64 of the ``SessionId`` its logon answered, a
+random uuid that only its holder is told (``logon_token``). A password change,
+``revoke-tokens`` and removing a user end all of the user's tokens and logon sessions. Logins
+of both dialects pass the same ``LoginGuard``.
 
 What the catalog answers for a token is remembered for a second (``services.credential_cache``):
 every request would otherwise pay a catalog transaction before its own work. Each revocation
@@ -20,11 +22,14 @@ forget within the second. A logon session's uses are written at most once a seco
 
 from __future__ import annotations
 
+import base64
+import binascii
 import enum
 import functools
 import hashlib
 import os
 import secrets
+import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -574,16 +579,39 @@ def _issue(s: Session, user: User, now: datetime, family_id: str) -> IssuedToken
 
 @dataclass(frozen=True, slots=True)
 class Logon:
-    session_id: str
+    session_id: str  # the session's row: what the catalog, the audit log and tasks name it by
+    key: str  # the SessionId its holder is told, which its token is made from (``logon_token``)
     token: str
     principal: Principal
+
+
+def logon_token(key: str) -> str:
+    """The token of the logon session whose ``SessionId`` is ``key``: the base64 of its text, as
+    Enterprise Manager's is. Monitoring scripts in wide use log on and send
+    ``base64(SessionId)`` as their ``X-RestSvcSessionId`` rather than the header they were given
+    (jorgedlcruz's Grafana collectors do), so the two must agree. The key is therefore as secret
+    as the token: a random uuid told only to its holder (the logon's answer, its own session's
+    representation), never stored (the catalog keeps the token's SHA-256, as for every token),
+    and masked in logs (``api.plumbing.loggable_path``). Others, administrators listing every
+    session included, see a session by its row id, which is no credential."""
+    return base64.b64encode(key.encode()).decode("ascii")
+
+
+def logon_key(token: str) -> str | None:
+    """The ``SessionId`` a token was made from by ``logon_token``, if it was (None otherwise)."""
+    try:
+        key = base64.b64decode(token, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return key if logon_token(key) == token else None
 
 
 def start_logon(ctx: Context, guard: LoginGuard, name: str, password: str, origin: Origin) -> Logon:
     """Basic-auth logon of the Enterprise Manager dialect: same users, roles and guard as the
     bearer tokens of the JSON dialect."""
     user = _verified_user(ctx, guard, name, password, origin)
-    token, now = secrets.token_urlsafe(24), ctx.clock.now()
+    key, now = str(uuid.UUID(bytes=secrets.token_bytes(16), version=4)), ctx.clock.now()
+    token = logon_token(key)
     with ctx.db.write() as s:
         purge_expired(s, now)
         session = LogonSession(
@@ -596,7 +624,7 @@ def start_logon(ctx: Context, guard: LoginGuard, name: str, password: str, origi
         )
         s.add(session)
         audit.add(s, now, Entry(AuditAction.LOGIN, user.name, origin))
-    return Logon(session.id, token, Principal(user.id, user.name, Role(user.role)))
+    return Logon(session.id, key, token, Principal(user.id, user.name, Role(user.role)))
 
 
 def cached_logon(ctx: Context, token: str) -> tuple[Principal, str] | None:
@@ -642,31 +670,44 @@ def resume_logon(ctx: Context, token: str) -> tuple[Principal, str]:
     return principal, session.id
 
 
-def get_logon(ctx: Context, session_id: str, caller: Principal) -> LogonSession:
+def _logon_named(s: Session, ref: str) -> LogonSession | None:
+    """The logon session ``ref`` names: its ``SessionId`` (which its holder knows) or its row id
+    (what others see of it)."""
+    by_key = s.scalar(
+        select(LogonSession).where(LogonSession.token_hash == _digest(logon_token(ref)))
+    )
+    return by_key if by_key is not None else s.get(LogonSession, ref)
+
+
+def get_logon(ctx: Context, ref: str, caller: Principal) -> tuple[LogonSession, str]:
+    """The live logon session ``ref`` names (``_logon_named``) and its user's name, if the caller
+    may see it: its own, or anyone's for an administrator."""
     with ctx.db.read() as s:
-        session = s.get(LogonSession, session_id)
+        session = _logon_named(s, ref)
+        owner = None if session is None else s.get(User, session.user_id)
     if (
         session is None
+        or owner is None
         or session.ended_at is not None
         or (session.user_id != caller.user_id and caller.role is not Role.ADMINISTRATOR)
     ):
-        raise NotFound(f"logon session '{session_id}' does not exist")
-    return session
+        raise NotFound(f"logon session '{ref}' does not exist")
+    return session, owner.name
 
 
-def end_logon(ctx: Context, session_id: str, caller: Principal, origin: Origin) -> None:
+def end_logon(ctx: Context, ref: str, caller: Principal, origin: Origin) -> None:
     """Log off: any user may end their own session (administrators anyone's)."""
-    get_logon(ctx, session_id, caller)
+    found, _ = get_logon(ctx, ref, caller)
     now = ctx.clock.now()
     with ctx.db.write() as s:
-        session = s.get(LogonSession, session_id)
+        session = s.get(LogonSession, found.id)
         assert session is not None
         session.ended_at = now
         audit.add(
             s,
             now,
             Entry(
-                AuditAction.LOGOUT, caller.user_name, origin, details={"logonSession": session_id}
+                AuditAction.LOGOUT, caller.user_name, origin, details={"logonSession": session.id}
             ),
         )
     _forget_credentials(ctx)

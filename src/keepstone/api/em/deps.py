@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from keepstone.api import public_url
 from keepstone.api.client_address import client_address
 from keepstone.api.errors import JSON_MEDIA_TYPE
+from keepstone.api.plumbing import loggable_path
 from keepstone.api.vb365.deps import route_of
 from keepstone.domain.errors import Unauthenticated
 from keepstone.services import access, auth
@@ -44,11 +45,17 @@ def base_of(request: Request) -> str:
     return f"{public_url.base_url(request)}/api"
 
 
+def presented_token(request: Request) -> str | None:
+    """The logon session's token a request carries: its cookie's, which wins as in EM, or its
+    header's."""
+    return request.cookies.get(SESSION_HEADER) or request.headers.get(SESSION_HEADER)
+
+
 async def logged_on(request: Request) -> Caller:
     """The logon session's user: the token from the cookie (which wins, as in EM) or header. No
     role check: logging off changes only one's own session, so ReadOnly users may do it too.
     A session the catalog vouched for a moment ago costs no thread hop (``auth.cached_logon``)."""
-    token = request.cookies.get(SESSION_HEADER) or request.headers.get(SESSION_HEADER)
+    token = presented_token(request)
     if not token:
         raise Unauthenticated(f"log on first (POST /api/sessionMngr/) and send {SESSION_HEADER}")
     ctx = ctx_of(request)
@@ -70,7 +77,7 @@ async def caller(request: Request) -> Caller:
             who.principal,
             request.method,
             route_of(request),
-            request.url.path,
+            loggable_path(request.url.path),
             origin_of(request),
         )
         return Caller(admitted, who.logon_session_id, who.base)

@@ -16,6 +16,7 @@ from keepstone.api.em.deps import (
     base_of,
     ctx_of,
     origin_of,
+    presented_token,
 )
 from keepstone.api.em.directory import LOGON_SESSION_LINKS
 from keepstone.api.em.hypermedia import Link, links_of
@@ -75,12 +76,10 @@ def log_on(request: Request, v: str = "latest") -> Response:
     base = base_of(request)
     headers = {
         SESSION_HEADER: logon.token,
-        "Location": f"{base}/logonSessions/{logon.session_id}",
+        "Location": f"{base}/logonSessions/{logon.key}",
         "Set-Cookie": session_cookie(request, logon.token),
     }
-    return answer(
-        request, logon_session(base, logon.session_id, logon.principal.user_name), 201, headers
-    )
+    return answer(request, logon_session(base, logon.key, logon.principal.user_name), 201, headers)
 
 
 def session_cookie(request: Request, token: str) -> str:
@@ -120,22 +119,38 @@ def logon_session(base: str, session_id: str, user: str) -> etree._Element:
 
 @router.get("/logonSessions")
 def list_logon_sessions(request: Request, who: Who) -> Response:
-    """The live logon sessions: the caller's own, or everyone's for an administrator."""
+    """The live logon sessions: the caller's own, or everyone's for an administrator. The
+    caller's session shows the ``SessionId`` it was given; any other, its row id (a session's
+    ``SessionId`` is a credential: ``auth.logon_token``)."""
     found = auth.list_logons(ctx_of(request), who.principal)
+    own = _own_key(request)
     return answer(
         request,
         element(
             "LogonSessions",
             None,
-            *(logon_session(who.base, session.id, name) for session, name in found),
+            *(
+                logon_session(
+                    who.base,
+                    own if own and session.id == who.logon_session_id else session.id,
+                    name,
+                )
+                for session, name in found
+            ),
         ),
     )
 
 
 @router.get("/logonSessions/{session_id}")
 def get_logon_session(session_id: str, request: Request, who: Who) -> Response:
-    auth.get_logon(ctx_of(request), session_id, who.principal)
-    return answer(request, logon_session(who.base, session_id, who.principal.user_name))
+    """One logon session, by the ``SessionId`` its holder was given or by its row id."""
+    _, user_name = auth.get_logon(ctx_of(request), session_id, who.principal)
+    return answer(request, logon_session(who.base, session_id, user_name))
+
+
+def _own_key(request: Request) -> str | None:
+    token = presented_token(request)
+    return None if token is None else auth.logon_key(token)
 
 
 @router.delete("/logonSessions/{session_id}", status_code=204)
