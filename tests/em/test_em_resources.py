@@ -150,6 +150,31 @@ def test_summary_reports(
     assert int(period.findtext("e:BackupSize", namespaces=N) or 0) > 0
 
 
+def test_the_reports_count_a_stopped_run_as_the_sessions_show_it(
+    em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker
+) -> None:
+    """A run stopped while queued is ``Failed`` in ``/api/backupSessions``; the reports, which
+    monitors read instead (``FailedJobRuns > 0`` is critical in Linuxfabrik's veeam-status),
+    counted it in ``TotalJobRuns`` and as nothing else."""
+    api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
+    worker.run_one()
+    assert api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None}).status_code == 200
+    assert api.post(f"/v2/Jobs/{job['id']}/Action", {"stop": None}).status_code == 200
+    sessions = em.xml("GET", "/api/backupSessions?format=Entity")
+    results = sorted(s.findtext("e:Result", namespaces=N) or "" for s in sessions)
+    assert results == ["Failed", "Success"]
+    stats = em.xml("GET", "/api/reports/summary/job_statistics")
+    assert [
+        stats.findtext(f"e:{name}", namespaces=N)
+        for name in ("TotalJobRuns", "SuccessfulJobRuns", "WarningsJobRuns", "FailedJobRuns")
+    ] == ["2", "1", "0", "1"]
+    overview = em.xml("GET", "/api/reports/summary/overview")  # the job's latest run: stopped
+    assert [
+        overview.findtext(f"e:{state}VmLastestStates", namespaces=N)
+        for state in ("Successful", "Warning", "Failed")
+    ] == ["0", "0", "1"]
+
+
 def test_restore_points(em: Em, api: Api, job: dict[str, Any], worker: ProxyWorker) -> None:
     api.post(f"/v2/Jobs/{job['id']}/Action", {"start": None})
     worker.run_one()

@@ -37,23 +37,21 @@ class Overview:
     repositories: int
     running_jobs: int
     scheduled_jobs: int
-    # Latest state of each job (the vendor counts VMs; Keepstone's protected unit is the job).
-    successful: int
-    warning: int
-    failed: int
+    # How many jobs' latest runs ended in each status (``SessionStatus`` values; the vendor
+    # counts VMs, Keepstone's protected unit is the job). A dialect names them in its own words.
+    latest: dict[str, int]
 
 
 def overview(ctx: Context) -> Overview:
     with ctx.db.read() as s:
-        statuses = list(s.scalars(select(Job.last_status)))
+        counted = s.execute(select(Job.last_status, func.count()).group_by(Job.last_status))
+        latest = {status: count for status, count in counted if status is not None}
         return Overview(
             proxies=s.scalar(select(func.count()).select_from(Proxy)) or 0,
             repositories=s.scalar(select(func.count()).select_from(Repository)) or 0,
             running_jobs=_running(ctx),
             scheduled_jobs=_scheduled(ctx),
-            successful=statuses.count(SessionStatus.SUCCESS.value),
-            warning=statuses.count(SessionStatus.WARNING.value),
-            failed=statuses.count(SessionStatus.FAILED.value),
+            latest=latest,
         )
 
 
@@ -61,12 +59,13 @@ def overview(ctx: Context) -> Overview:
 class JobStatistics:
     running_jobs: int
     scheduled_jobs: int
-    total_runs: int
-    successful_runs: int
-    warning_runs: int
-    failed_runs: int
+    runs: dict[str, int]  # how many runs are in each status (``SessionStatus`` values)
     longest_seconds: int
     longest_job: str
+
+    @property
+    def total_runs(self) -> int:
+        return sum(self.runs.values())
 
 
 def job_statistics(ctx: Context) -> JobStatistics:
@@ -90,10 +89,7 @@ def job_statistics(ctx: Context) -> JobStatistics:
     return JobStatistics(
         running_jobs=_running(ctx),
         scheduled_jobs=_scheduled(ctx),
-        total_runs=sum(counts.values()),
-        successful_runs=counts.get(SessionStatus.SUCCESS.value, 0),
-        warning_runs=counts.get(SessionStatus.WARNING.value, 0),
-        failed_runs=counts.get(SessionStatus.FAILED.value, 0),
+        runs=counts,
         longest_seconds=int(longest[0]),
         longest_job=longest[1],
     )
