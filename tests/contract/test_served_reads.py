@@ -305,7 +305,6 @@ KNOWN_UNKNOWN: dict[tuple[str, str], str] = {
     ): "a top-level folder has no parent",
     ("/Organizations/{org_id}/SyncState", "/lastSyncState"): "v8: a Local organization never syncs",
     ("/Organizations/{org_id}/SyncState", "/lastSyncTime"): "v7: a Local organization never syncs",
-    ("/Organizations/{org_id}/SyncState", "/type"): "v7: no sync, so no sync type",
     ("/Organizations/{org_id}/SyncState", "/error"): "v7: no sync, so no sync error",
 }
 

@@ -904,13 +904,16 @@ def m365_team(org_id: str, row: M365Group, api: ApiVersion) -> dict[str, Any]:
 
 
 def sync_state_v7(row: M365SyncState) -> dict[str, Any]:
-    """v7's ``RESTOrganizationSyncState``: the last sync's type, status and time."""
-    return {
+    """v7's ``RESTOrganizationSyncState``: the last sync's type, status and time. Before any
+    sync ``type`` is left out rather than null: the spec lets it be either, and SDKs generated
+    from the spec (veeam-365's, by openapi-python-client) cannot read a null enum."""
+    body = {
         "type": row.last_type or row.current_type,
         "status": row.last_result or "None",
         "lastSyncTime": iso(row.last_end),
         "error": row.last_error,
     }
+    return _present(body, "type")
 
 
 def sync_state(row: M365SyncState, api: ApiVersion) -> dict[str, Any]:
