@@ -1,5 +1,5 @@
-"""/healthz and /readyz: unauthenticated, without data, and /readyz true to the catalog, its
-schema and the repositories."""
+"""/healthz, /readyz and the JSON dialect's /v8/Health: unauthenticated, without data (no path,
+no error), and /readyz and /v8/Health true to the catalog, its schema and the repositories."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy import text
 from keepstone.services import catalog
 from keepstone.services.context import Context
 from keepstone.store.db import Database
+from tests.contract.openapi import spec
 from tests.work import catalog_work
 
 PROBES = ("/healthz", "/readyz")
@@ -96,3 +97,55 @@ def test_readiness_reads_the_catalog_a_fixed_number_of_times(
         return work.count
 
     assert statements(2) == statements(8)
+
+
+def _health_report(served: TestClient) -> dict[str, object]:
+    """``GET /v8/Health`` without credentials: always a 200 with the v8 spec's RESTHealthReport
+    (the spec declares no other answer for it)."""
+    answer = served.get("/v8/Health")
+    assert answer.status_code == 200, answer.text
+    spec(8).check_response("GET", "/v8/Health", 200, answer.headers["content-type"], answer.content)
+    body: dict[str, object] = answer.json()
+    return body
+
+
+def _statuses(body: dict[str, object]) -> dict[str, object]:
+    entries = body["entries"]
+    assert isinstance(entries, dict)
+    return {"": body["status"]} | {name: entry["status"] for name, entry in entries.items()}
+
+
+def test_the_health_report_says_what_readyz_says_in_the_vendors_shape(
+    ctx: Context, served: TestClient
+) -> None:
+    body = _health_report(served)
+    assert _statuses(body) == {"": "Healthy", "catalog": "Healthy", "repositories": "Healthy"}
+    assert served.get("/v7/Health").status_code == 404  # the vendor added it in v8
+
+    path = _default_repository(ctx)
+    shutil.rmtree(path)
+    body = _health_report(served)
+    assert _statuses(body) == {"": "Unhealthy", "catalog": "Healthy", "repositories": "Unhealthy"}
+    assert path not in str(body) and "not a writable directory" not in str(body)
+    Path(path).mkdir()
+
+    with ctx.db.write() as s:
+        s.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+    body = _health_report(served)
+    assert _statuses(body)["catalog"] == "Unhealthy"
+    assert "0017" not in str(body)
+
+
+@pytest.mark.sqlite_catalog
+def test_the_health_report_does_not_check_repositories_without_the_catalog(
+    ctx: Context, served: TestClient, tmp_path: Path
+) -> None:
+    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-directory' / 'catalog.db'}")
+    served.app.state.ctx = dataclasses.replace(ctx, db=unreachable)  # type: ignore[attr-defined]
+    try:
+        body = _health_report(served)
+    finally:
+        served.app.state.ctx = ctx  # type: ignore[attr-defined]
+        unreachable.dispose()
+    assert _statuses(body) == {"": "Unhealthy", "catalog": "Unhealthy", "repositories": "Unhealthy"}
+    assert "no-such-directory" not in str(body)

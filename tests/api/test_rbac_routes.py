@@ -29,7 +29,7 @@ __all__ = ["backup_proxy"]
 # are still called (all but logout, which would end the operator's login) and must leak nothing.
 UNGUARDED = re.compile(
     r"^(/v\d+/Token|/api/sessionMngr/|/api/$|/api/logonSessions|/_proxy/|/swagger|/login$"
-    r"|/healthz$|/readyz$|/metrics$)"
+    r"|/healthz$|/readyz$|/v\d+/Health$|/metrics$)"
 )
 SKIPPED = {("POST", "/v8/Token/logout"), ("POST", "/v7/Token/logout"), ("POST", "/logout")}
 # The web console's pages (a browser's cookie session, not a bearer token or an EM session).

@@ -158,7 +158,8 @@ def test_the_vb365_check_reads_jobs_sessions_and_the_license(served: Served) -> 
 
 
 # Reads a monitor makes, which veeam-365 must turn into its models (in v6, v7 and v8, and the
-# sync state from v7, where the vendor added it), by the names of the SDK's modules.
+# sync state from v7 and the health report from v8, where the vendor added them), by the names
+# of the SDK's modules.
 MUST_PARSE = {
     version: (
         "service_instance_get",
@@ -180,6 +181,7 @@ MUST_PARSE = {
         "restore_point_get_restore_point",
         "restore_session_get_page",
         *(("organization_sync_get_state",) if version != "v6" else ()),
+        *(("health_get",) if version == "v8" else ()),
     )
     for version in vb365_sdk.VERSIONS
 }

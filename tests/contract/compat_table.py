@@ -201,11 +201,6 @@ REASONS: list[tuple[str, str]] = [
         "deployment tooling",
     ),
     (
-        r"^/Health$",
-        "it reports on the vendor's NATS server and PostgreSQL configuration database, which "
-        "Keepstone has not; `GET /ServiceInstance` answers while the server is up",
-    ),
-    (
         r"^/(JobSessions|RestorePoints)/Changes$|^/Events$",
         "change feeds (a change token and long polling) are not served; poll the lists instead",
     ),

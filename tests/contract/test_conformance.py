@@ -145,6 +145,9 @@ def _server(v: Checked, org: dict[str, Any]) -> None:
     assert v.json("get", "/RestorePortalSettings")["isEnabled"] is False
     licence = v.json("get", "/License")
     assert (licence["status"], licence["type"], licence["usedNumber"]) == ("Valid", "Community", 2)
+    if v.version >= 8:
+        report = v.json("get", "/Health")
+        assert set(report["entries"]) == {"catalog", "repositories"}
 
 
 def _roles(v: Checked, org: dict[str, Any], ctx: Context) -> None:

@@ -36,6 +36,7 @@ from keepstone.api.vb365 import (
     accounts,
     copy_jobs,
     deps,
+    health,
     infrastructure,
     instance,
     jobs,
@@ -60,6 +61,7 @@ SWAGGER_PAGE = "/swagger"
 WORKER_THREADS = int(os.environ.get("KEEPSTONE_WORKER_THREADS", "8"))
 VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behind authentication
     (token.router, "Auth", False),
+    (health.router, "Health", False),  # anonymous, as the vendor's
     (instance.router, "ServiceInstance", True),
     (organizations.router, "Organizations", True),
     (jobs.router, "Jobs", True),

@@ -13,6 +13,7 @@ path or an error text is information for the operator, not for whoever can reach
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select, text
@@ -31,9 +32,26 @@ def expected_revision() -> str:
     return HEAD_REVISION
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """What keeps this server from being ready, by what was checked, worded for the log."""
+
+    catalog: list[str]
+    repositories: list[str] | None  # None: not checked (the catalog that lists them is away)
+
+    @property
+    def problems(self) -> list[str]:
+        return [*self.catalog, *(self.repositories or [])]
+
+
 def problems(ctx: Context) -> list[str]:
-    """What keeps this server from being ready, worded for the log; empty when it is ready.
-    Two catalog statements whatever the number of repositories."""
+    """What keeps this server from being ready, worded for the log; empty when it is ready."""
+    return checks(ctx).problems
+
+
+def checks(ctx: Context) -> Checks:
+    """The catalog's and the repositories' checks: two catalog statements whatever the number
+    of repositories. The repositories are not checked while the catalog cannot be read."""
     try:
         with ctx.db.read() as s:
             revision = s.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -43,23 +61,31 @@ def problems(ctx: Context) -> list[str]:
                 )
             ).all()
     except SQLAlchemyError as error:
-        return [f"catalog unreachable: {error.__class__.__name__}: {error}".splitlines()[0]]
-    found: list[str] = []
+        unreachable = f"catalog unreachable: {error.__class__.__name__}: {error}"
+        return Checks([unreachable.splitlines()[0]], None)
+    catalog: list[str] = []
     if revision != expected_revision():
-        found.append(f"catalog schema is at {revision}, this server expects {expected_revision()}")
+        catalog.append(
+            f"catalog schema is at {revision}, this server expects {expected_revision()}"
+        )
+    repositories: list[str] = []
     now = ctx.clock.now()
     for name, path, proxy in rows:
         if proxy.is_local and proxy.server_id == ctx.server_id:
             if not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
-                found.append(f"repository '{name}': '{path}' is not a writable directory")
+                repositories.append(f"repository '{name}': '{path}' is not a writable directory")
         elif proxy_status(proxy, now) != "Online":
-            found.append(f"repository '{name}': its proxy {proxy.host_name} is offline")
-    return found
+            repositories.append(f"repository '{name}': its proxy {proxy.host_name} is offline")
+    return Checks(catalog, repositories)
 
 
 def ready(ctx: Context) -> bool:
     """Whether the server is ready; each reason it is not is logged as a warning."""
-    found = problems(ctx)
-    for problem in found:
+    return not logged(checks(ctx)).problems
+
+
+def logged(found: Checks) -> Checks:
+    """``found``, each of its problems logged as a warning (never answered: see above)."""
+    for problem in found.problems:
         log.warning("not ready", reason=problem)
-    return not found
+    return found
