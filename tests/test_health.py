@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -70,18 +72,25 @@ def test_another_servers_repository_is_reachable_while_its_proxy_is_online(
     assert served.get("/readyz").status_code == 200
 
 
+@contextmanager
+def _catalog_away(ctx: Context, served: TestClient, tmp_path: Path) -> Iterator[None]:
+    """The served app's catalog, for the duration, a file in a directory that does not exist."""
+    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-directory' / 'catalog.db'}")
+    served.app.state.ctx = dataclasses.replace(ctx, db=unreachable)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        served.app.state.ctx = ctx  # type: ignore[attr-defined]
+        unreachable.dispose()
+
+
 @pytest.mark.sqlite_catalog
 def test_not_ready_when_the_catalog_cannot_be_reached(
     ctx: Context, served: TestClient, tmp_path: Path
 ) -> None:
-    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-directory' / 'catalog.db'}")
-    served.app.state.ctx = dataclasses.replace(ctx, db=unreachable)  # type: ignore[attr-defined]
-    try:
+    with _catalog_away(ctx, served, tmp_path):
         assert served.get("/readyz").status_code == 503
         assert served.get("/healthz").status_code == 200
-    finally:
-        served.app.state.ctx = ctx  # type: ignore[attr-defined]
-        unreachable.dispose()
 
 
 def test_readiness_reads_the_catalog_a_fixed_number_of_times(
@@ -140,12 +149,7 @@ def test_the_health_report_says_what_readyz_says_in_the_vendors_shape(
 def test_the_health_report_does_not_check_repositories_without_the_catalog(
     ctx: Context, served: TestClient, tmp_path: Path
 ) -> None:
-    unreachable = Database(f"sqlite:///{tmp_path / 'no-such-directory' / 'catalog.db'}")
-    served.app.state.ctx = dataclasses.replace(ctx, db=unreachable)  # type: ignore[attr-defined]
-    try:
+    with _catalog_away(ctx, served, tmp_path):
         body = _health_report(served)
-    finally:
-        served.app.state.ctx = ctx  # type: ignore[attr-defined]
-        unreachable.dispose()
     assert _statuses(body) == {"": "Unhealthy", "catalog": "Unhealthy", "repositories": "Unhealthy"}
     assert "no-such-directory" not in str(body)
