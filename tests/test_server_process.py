@@ -497,9 +497,9 @@ def test_https_answers_carry_hsts_and_a_secure_httponly_session_cookie(fleet: Fl
 def test_links_use_the_bound_address_not_the_host_header(first_start: ServerProcess) -> None:
     assert first_start.data_dir is not None
     with admin_client(first_start, initial_password(first_start.data_dir)) as client:
-        answer = client.get("/v8/BackupRepositories", headers=EVIL_HOST)
+        answer = client.get("/v5/BackupRepositories", headers=EVIL_HOST)  # v5: absolute links
     assert "evil.example" not in answer.text
-    assert answer.json()["_links"]["self"]["href"].startswith(f"{first_start.base_url}/v8/")
+    assert answer.json()[0]["_links"]["self"]["href"].startswith(f"{first_start.base_url}/v5/")
 
 
 def test_links_use_the_configured_public_url(tmp_path: Path) -> None:
@@ -511,11 +511,11 @@ def test_links_use_the_configured_public_url(tmp_path: Path) -> None:
         password = initial_password(tmp_path / "data")
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
             token = login(client, "admin", password)
-            answer = client.get("/v8/BackupRepositories", headers=EVIL_HOST | bearer(token))
+            answer = client.get("/v5/BackupRepositories", headers=EVIL_HOST | bearer(token))
             logon = client.post("/api/sessionMngr/?v=latest", auth=("admin", password))
     finally:
         server.stop()
-    assert answer.json()["_links"]["self"]["href"].startswith(f"{PUBLIC_URL}/v8/")
+    assert answer.json()[0]["_links"]["self"]["href"].startswith(f"{PUBLIC_URL}/v5/")
     assert logon.headers["location"].startswith(f"{PUBLIC_URL}/api/logonSessions/")
 
 

@@ -49,10 +49,29 @@ def public_client(ctx: Context) -> Iterator[TestClient]:
 
 def test_json_links_ignore_the_host_header(api: Api, job: dict[str, Any]) -> None:
     only_links_to(BASE_URL, api.get(f"/v2/Jobs/{job['id']}", headers=EVIL))
-    only_links_to(BASE_URL, api.get("/v8/Jobs", headers=EVIL))  # the page's _links
+    # from v6, paths: the vendor's own, and a client joins them to the base URL it knows
+    only_links_to("/v8", api.get("/v8/Jobs", headers=EVIL))  # the page's _links
+    only_links_to("/v6", api.get(f"/v6/Jobs/{job['id']}", headers=EVIL))
     started = api.post(f"/v8/Jobs/{job['id']}/start", headers=EVIL | {"Prefer": "respond-async"})
     assert started.status_code == 202, started.text
     assert started.headers["location"].startswith(f"{BASE_URL}/v8/jobsessions/")
+
+
+def test_from_v6_links_are_paths_a_client_joins_to_the_base_url_it_knows(
+    api: Api, org: dict[str, Any], job: dict[str, Any]
+) -> None:
+    """As the vendor's server writes them from v6; v2-v5 keep the references' absolute URLs."""
+    for version in range(2, 9):
+        body = api.get(f"/v{version}/Jobs/{job['id']}").json()
+        organization = body["_links"]["organization"]["href"]
+        if version < 6:
+            assert organization.startswith(f"{BASE_URL}/v{version}/"), organization
+            continue
+        assert organization.startswith(f"/v{version}/"), organization
+        # joined to the base URL (a PRTG sensor's ``$apiUrl$href``) it is the organization
+        assert api.get(organization).json()["id"] == org["id"]
+        # the version cut off and put back (shapedthought/vbo_job_backup: ``href[3:]``)
+        assert api.get(f"/v{version}" + body["_links"]["self"]["href"][3:]).json() == body
 
 
 def test_em_links_and_location_ignore_the_host_header(client: TestClient, job: Any) -> None:

@@ -252,7 +252,7 @@ def _start(request: Request, ctx: Ctx, api: Version, job_id: str) -> Response:
     session = runs.start_job(ctx, job_id, "Started by user")
     assert session is not None  # a start refuses (409) while a run is active; it never skips
     if wants_async(request):
-        href = api.link("jobsessions", session.id)["href"]
+        href = api.link.absolute("jobsessions", session.id)
         return plain_with(202, {"Location": href, "Preference-Applied": "respond-async"})
     if api.at_least(8):
         return json(views.job_session(session, api, jobs.get_job(ctx, job_id)))

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import Depends, Query, Request
 
 from keepstone.api import public_url
-from keepstone.api.vb365.versions import ApiVersion
+from keepstone.api.vb365.versions import RELATIVE_LINKS_SINCE, ApiVersion, version_of
 from keepstone.domain.errors import InvalidInput
 
 DEFAULT_LIMIT, MAX_LIMIT = 30, 10_000
@@ -104,7 +104,9 @@ def envelope(
     """The vendor's page: the results plus links to the first, previous, this and next page."""
     offset, limit = paging.offset, paging.size
     kept = _filters(request)
-    base = public_url.base_url(request) + request.url.path
+    # paths from v6, absolute URLs before, as every other link (versions.RELATIVE_LINKS_SINCE)
+    relative = version_of(request.scope["path"]) >= RELATIVE_LINKS_SINCE
+    base = request.url.path if relative else public_url.base_url(request) + request.url.path
 
     def at(start: int) -> dict[str, str]:
         query = [*kept, ("offset", str(start)), ("limit", str(limit)), ("setId", set_id)]

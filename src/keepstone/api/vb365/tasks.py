@@ -30,7 +30,7 @@ def accepted(
 ) -> Response:
     """Run ``work`` as a task started by ``caller``; answer 202 with where to poll it."""
     task = tasks.submit(ctx, None, operation, work, started_by=caller.user_id)
-    href = link("tasks", f"task-{task.number}")["href"]
+    href = link.absolute("tasks", f"task-{task.number}")
     return json(
         task_view(task, link),
         202,

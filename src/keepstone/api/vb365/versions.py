@@ -22,14 +22,28 @@ VERSIONS = tuple(range(OLDEST, NEWEST + 1))
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class LinkBuilder:
-    """Absolute hrefs for one request: ``https://host:port/v8/jobs/<id>``."""
+# From v6 the vendor's server writes its ``_links`` as paths (``/v6/Jobs/<id>/SelectedItems``),
+# not as the absolute URLs of the v2-v5 references: clients written against it join the server's
+# base URL and an href (a PRTG sensor: ``$apiUrl$href``), or cut the version off one
+# (shapedthought/vbo_job_backup: ``href[3:]``), and a v8 client's notes quote its paging links as
+# ``/v8/Organizations?offset=0&limit=30``. Such a client breaks on an absolute URL.
+RELATIVE_LINKS_SINCE = 6
 
-    def __init__(self, base_url: str, version: str) -> None:
-        self.root = f"{base_url.rstrip('/')}/{version}"
+
+class LinkBuilder:
+    """The hrefs of one request's ``_links``: ``/v8/jobs/<id>`` from v6, the absolute
+    ``https://host:port/v5/jobs/<id>`` before (``RELATIVE_LINKS_SINCE``); ``absolute`` for a
+    ``Location`` header, absolute in every version."""
+
+    def __init__(self, base_url: str, version: str, *, relative: bool = False) -> None:
+        self.base = f"{base_url.rstrip('/')}/{version}"
+        self.root = f"/{version}" if relative else self.base
 
     def __call__(self, *parts: str) -> dict[str, str]:
         return {"href": "/".join((self.root, *parts))}
+
+    def absolute(self, *parts: str) -> str:
+        return "/".join((self.base, *parts))
 
 
 def iso(instant: datetime | None) -> str | None:
@@ -100,7 +114,9 @@ def version_of(path: str) -> int:
 
 async def api_version(request: Request) -> ApiVersion:
     number = version_of(request.scope["path"])
-    return ApiVersion(number, LinkBuilder(public_url.base_url(request), f"v{number}"))
+    base = public_url.base_url(request)
+    relative = number >= RELATIVE_LINKS_SINCE
+    return ApiVersion(number, LinkBuilder(base, f"v{number}", relative=relative))
 
 
 Version = Annotated[ApiVersion, Depends(api_version)]
