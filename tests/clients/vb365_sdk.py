@@ -10,7 +10,6 @@ proxy, a job session, a restore point, an organization user)."""
 
 from __future__ import annotations
 
-import builtins
 import importlib
 import inspect
 import pkgutil
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from veeam_365.client import _import_with_unset_patch as import_with_unset_patch
 
 VERSIONS = ("v6", "v7", "v8")
 NOT_SERVED = "no resource at "  # how Keepstone answers a path it serves no route for
@@ -68,9 +68,6 @@ def _read_version(
     base: str, token: str, version: str, known: dict[str, list[str]]
 ) -> Iterator[Read]:
     package = f"veeam_365.{version}"
-    # the generated modules name Unset in annotations without importing it (the SDK's own
-    # client injects it the same way: veeam_365.client._import_with_unset_patch)
-    builtins.Unset = importlib.import_module(f"{package}.types").Unset  # type: ignore[attr-defined]
     client_module = importlib.import_module(f"{package}.client")
     client = client_module.AuthenticatedClient(base_url=base, token=token)
     api = importlib.import_module(f"{package}.api")
@@ -78,7 +75,9 @@ def _read_version(
         name = found.name.rsplit(".", 1)[1]
         if found.ispkg or "_get" not in name:
             continue
-        module = importlib.import_module(found.name)
+        # as the SDK's own client imports an operation (its generated modules name Unset in
+        # annotations without importing it; the helper lends it for the import alone)
+        module = import_with_unset_patch(found.name, package)
         arguments = _arguments(module.sync_detailed, known)
         if arguments is None:
             continue

@@ -44,11 +44,6 @@ class Checks:
         return [*self.catalog, *(self.repositories or [])]
 
 
-def problems(ctx: Context) -> list[str]:
-    """What keeps this server from being ready, worded for the log; empty when it is ready."""
-    return checks(ctx).problems
-
-
 def checks(ctx: Context) -> Checks:
     """The catalog's and the repositories' checks: two catalog statements whatever the number
     of repositories. The repositories are not checked while the catalog cannot be read."""
