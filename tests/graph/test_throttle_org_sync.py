@@ -130,3 +130,29 @@ def test_a_created_organization_is_never_due_for_a_sync_before_its_first_sync_en
     assert created.status_code == 201, created.text
     assert len(seen) >= 2 and seen == [[]] * len(seen)
     assert m365_directory.due_for_sync(org_env.ctx) == []  # and once it has ended
+
+
+def test_a_sync_that_ends_while_the_scheduler_looks_is_not_taken_for_one_that_never_ran(
+    org_env: OrgEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The states are read, then each organization's slot is asked about; a first sync that
+    ended in between (its end recorded, its slot let go) looked never synced and not running:
+    due, and the scheduler started a second sync beside the create's (the flaky
+    test_the_create_and_the_scheduler_never_sync_at_once). Made to end exactly then."""
+    tenant = _without_onedrive(org_env.fake.state, 2)
+    app = org_env.fake.state.add_app(tenant, secret=SECRET)
+    created = org_env.api.post("/v8/Organizations", org_body(app, "many.onmicrosoft.com"))
+    assert created.status_code == 201, created.text
+    org_id = created.json()["id"]
+    # as during its first sync: running, never ended
+    m365_directory._set_state(org_env.ctx, org_id, last_end=None, current_status="Running")
+    running = m365_directory.SYNCS.running
+
+    def ends_meanwhile(asked: str) -> bool:
+        if asked == org_id:  # the sync records its end, then lets the slot go
+            m365_directory._finish(org_env.ctx, org_id, org_env.ctx.clock.now(), [])
+            return False
+        return running(asked)
+
+    monkeypatch.setattr(m365_directory.SYNCS, "running", ends_meanwhile)
+    assert m365_directory.due_for_sync(org_env.ctx) == []

@@ -495,18 +495,33 @@ SYNCS = Syncs()
 
 def due_for_sync(ctx: Context) -> list[Organization]:
     """Office365 organizations whose last sync ended more than :data:`SYNC_INTERVAL` ago (or
-    never), and none of whose syncs is queued or running."""
+    never), and none of whose syncs is queued or running. Whether a sync runs is asked after
+    the states are read (a create holds its organization's slot from before storing it), and
+    the states of the organizations that then look due are read again: a sync records its end
+    before it lets the slot go, so one that ended between the read and the question is seen
+    to have ended, not taken for one that never ran (a second sync beside the create's)."""
     now = ctx.clock.now()
     with ctx.db.read() as s:
         orgs = list(s.scalars(select(Organization).where(Organization.type == OFFICE365)))
         states = {row.organization_id: row for row in s.scalars(select(M365SyncState))}
-    due = []
-    for org in orgs:
-        state = states.get(org.id)
-        # a Queued/Running state no thread of this process runs was cut short by a restart
-        if SYNCS.running(org.id):
-            continue
-        last = state.last_end if state is not None else None
-        if last is None or now - last >= SYNC_INTERVAL:
-            due.append(org)
-    return due
+    # a Queued/Running state no thread of this process runs was cut short by a restart
+    candidates = [
+        org for org in orgs if _due(states.get(org.id), now) and not SYNCS.running(org.id)
+    ]
+    if not candidates:
+        return []
+    with ctx.db.read() as s:
+        again = {
+            row.organization_id: row
+            for row in s.scalars(
+                select(M365SyncState).where(
+                    M365SyncState.organization_id.in_([org.id for org in candidates])
+                )
+            )
+        }
+    return [org for org in candidates if _due(again.get(org.id), now)]
+
+
+def _due(state: M365SyncState | None, now: datetime) -> bool:
+    last = state.last_end if state is not None else None
+    return last is None or now - last >= SYNC_INTERVAL
