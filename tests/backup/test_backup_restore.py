@@ -145,11 +145,19 @@ def test_restore_to_the_original_place_and_to_another_user(
     assert restored.status_code == 200, restored.text
     assert restored.json()["restoredItemsCount"] == 1  # the deleted sent message
     assert restored.json()["skippedItemsCount"] == 3  # the rest was still there
+    # and under the vendor's names for an Exchange restore (RESTItemsRestoreStatistics)
+    assert (restored.json()["createdItemsCount"], restored.json()["mergedItemsCount"]) == (1, 0)
     alice_drive = next(d for d in api.rows(f"{base}/OneDrives") if d["name"] == "alice")
     overwrite = api.post(
         f"{base}/OneDrives/{alice_drive['id']}/restore", {"collisionPolicy": "overwrite"}
     )
     assert overwrite.json()["restoredItemsCount"] == 3
+    kept = api.post(f"{base}/OneDrives/{alice_drive['id']}/restore", {"collisionPolicy": "skip"})
+    # a OneDrive restore's own names (RESTItemRestoreStatistics): all there, unchanged
+    assert {
+        name: kept.json()[name]
+        for name in ("totalItemsCount", "restoredItemsCount", "skippedItemsByNoChangesCount")
+    } == {"totalItemsCount": 3, "restoredItemsCount": 0, "skippedItemsByNoChangesCount": 3}
     assert organization.contents() == before
 
     copied = api.post(
@@ -160,7 +168,7 @@ def test_restore_to_the_original_place_and_to_another_user(
     restored_dir = organization.root / "bob/Mail/.Restored from alice/cur"
     assert len(list(restored_dir.iterdir())) == 4
     stats = api.get(f"/v2/RestoreSessions/{session}").json()["statistics"]
-    assert stats["restored"] == 1 + 3 + 4 and stats["skipped"] == 3
+    assert stats["restored"] == 1 + 3 + 4 and stats["skipped"] == 3 + 3
 
 
 def test_a_user_that_cannot_be_read_gives_a_warning_and_the_rest_continues(

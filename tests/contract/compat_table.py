@@ -163,11 +163,6 @@ REASONS: list[tuple[str, str]] = [
         "the OneDrives that were backed up are listed in a restore session "
         "(`.../Organization/OneDrives`)",
     ),
-    (
-        rf"^/Organizations/{_ID}/usedRepositories$",
-        "not implemented: an organization's repositories are the `repositoryId`s of its jobs "
-        "(`GET /Jobs`)",
-    ),
     # -- infrastructure and settings --
     (
         r"^/Prox",
@@ -266,6 +261,12 @@ DIFFERENCES: dict[str, str] = {
     "/BackupRepositories/{repositoryId}": (
         "the path of an existing repository cannot change (400); a repository used by a job "
         "cannot be deleted (409)"
+    ),
+    "/Organizations/{organizationId}/usedRepositories": (
+        "the repositories its backup and copy jobs write to or that hold its restore points; "
+        "a repository shared by organizations is apportioned among them by the size of their "
+        "latest restore points there (deduplication makes a shared byte no one's); "
+        "`details` is the repository's name; `protectedObjectsCount` is `null`"
     ),
     "/License": (
         "type `Community`, status `Valid`, no expiry (`null`), `totalNumber` the int32 maximum "

@@ -221,7 +221,20 @@ CATALOG: dict[str, Truth] = {
     "/RestoreSessions": lambda ctx, _: _count(ctx, RestoreSession),
     "/LicensedUsers": lambda ctx, _: len(licensing.licensed_users(ctx)),
     "/RbacRoles": lambda ctx, _: _count(ctx, RbacRole),
+    "/Organizations/{org_id}/usedRepositories": lambda ctx, p: len(
+        _targets_and_holders(ctx, p["org_id"])
+    ),
 }
+
+
+def _targets_and_holders(ctx: Context, org_id: str) -> set[str]:
+    """The repositories an organization's jobs write to or that hold its restore points."""
+    with ctx.db.read() as s:
+        targets = s.scalars(select(Job.repository_id).where(Job.organization_id == org_id))
+        holders = s.scalars(
+            select(RestorePoint.repository_id).where(RestorePoint.organization_id == org_id)
+        )
+        return {*targets, *holders}
 
 
 def _params(template: str, path: str) -> dict[str, str]:
@@ -306,6 +319,9 @@ KNOWN_UNKNOWN: dict[tuple[str, str], str] = {
     ("/Organizations/{org_id}/SyncState", "/lastSyncState"): "v8: a Local organization never syncs",
     ("/Organizations/{org_id}/SyncState", "/lastSyncTime"): "v7: a Local organization never syncs",
     ("/Organizations/{org_id}/SyncState", "/error"): "v7: no sync, so no sync error",
+    ("/Organizations/{org_id}/usedRepositories", "/protectedObjectsCount"): "v8: the vendor "
+    "counts the protected objects of object storage repositories; Keepstone keeps no count of "
+    "the users each repository holds",
 }
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -118,19 +119,31 @@ def repository_use(ctx: Context) -> list[RepositoryUse]:
 def _use(ctx: Context, row: Repository, storage: ObjectStorage | None) -> RepositoryUse:
     space = catalog.disk_space(row.path)
     if storage is None:
-        return RepositoryUse(row.name, space.capacity, space.free, _used_on_disk(Path(row.path)))
-    used = _used_in_bucket(ctx, storage)
+        return RepositoryUse(row.name, space.capacity, space.free, bytes_in_directory(row.path))
+    used = used_in_bucket(ctx, storage)
     if storage.size_limit_gb is None:  # a bucket has no capacity: the cache path's disk stands in
         return RepositoryUse(row.name, space.capacity, space.free, used)
     limit = storage.size_limit_gb * GiB  # the object storage's size limit is the capacity
     return RepositoryUse(row.name, limit, max(0, limit - used), used)
 
 
-def _used_on_disk(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+def bytes_in_directory(path: str) -> int:
+    """What the regular files under ``path`` take, read without following a link; a file that
+    disappears meanwhile (a prune, a pack being written) does not count, nor does a directory
+    that cannot be read."""
+    total = 0
+    for top, _directories, files in os.walk(path):
+        for name in files:
+            try:
+                status = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(status.st_mode):
+                total += status.st_size
+    return total
 
 
-def _used_in_bucket(ctx: Context, storage: ObjectStorage) -> int:
+def used_in_bucket(ctx: Context, storage: ObjectStorage) -> int:
     """The objects' sizes from the bucket's listing: the cache path holds none of them. A bucket
     that cannot be listed is a warning and a 0 in the report, not a failed report."""
     try:

@@ -14,7 +14,15 @@ from keepstone.api.vb365.pages import Paging, listing
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import NotFound
 from keepstone.domain.scope import stable_user_id
-from keepstone.services import audit, auth, catalog, imap_settings, licensing, m365_settings
+from keepstone.services import (
+    audit,
+    auth,
+    catalog,
+    imap_settings,
+    licensing,
+    m365_settings,
+    organization_storage,
+)
 from keepstone.services.context import Context
 from keepstone.sources.local import LocalUser
 from keepstone.store.tables import Organization
@@ -127,6 +135,18 @@ def list_audit_items(org_id: str, ctx: Ctx, api: Version, caller: Caller) -> Res
     catalog.get_organization(ctx, org_id)
     names = audit.audited_users(ctx, org_id)
     return json([views.audit_item(org_id, name, api) for name in names])
+
+
+# Since v3 (helpcenter.veeam.com/archive/vbo365/30/rest/get_organizations_id_usedrepositories
+# .html): a bare array until v5, a page from v6.
+@router.get("/Organizations/{org_id}/usedRepositories", since=3)
+def used_repositories(
+    org_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging, caller: Caller
+) -> Response:
+    catalog.get_organization(ctx, org_id, caller)
+    rows = partial(organization_storage.used_repositories, ctx, org_id)
+    render = partial(views.used_repository, api=api)
+    return json(listing(request, api, "usedRepositories", rows, render, paging, ctx.clock.now()))
 
 
 # In every version since v2 (helpcenter.veeam.com/archive/vbo365/20/rest/

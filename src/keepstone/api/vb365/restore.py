@@ -455,7 +455,7 @@ def _put_back(
             target=target,
             caller=caller,
         )
-        return f"Restored {counts.restored} items", {"result": views.restore_counts(counts)}
+        return f"Restored {counts.restored} items", {"result": views.restore_counts(counts, kind)}
 
     if wants_async(request):
         return accepted(ctx, api.link, "Restore", work, caller)

@@ -71,6 +71,7 @@ PAGED_SINCE = {
     "restoreSessions": OLDEST,
     "events": 6,
     "licensedUsers": 6,
+    "usedRepositories": 6,
     "processedObjects": 7,
     "restorePoints": 7,
     "jobs": 8,

@@ -28,6 +28,7 @@ from keepstone.services.licensing import License
 from keepstone.services.m365_directory import vendor_id
 from keepstone.services.m365_settings import OFFICE365_TYPE, M365Settings
 from keepstone.services.m365_settings import from_record as m365_from_record
+from keepstone.services.organization_storage import RepositoryShare
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
     CopyJob,
@@ -163,9 +164,16 @@ def organization(
         "self": link("organizations", row.id),
         "jobs": link("organizations", row.id, "jobs"),
         "users": link("organizations", row.id, "users"),
-    }
+    } | _used_repositories_link(row.id, api)
     body["_actions"] = {}
     return body
+
+
+def _used_repositories_link(organization_id: str, api: ApiVersion) -> dict[str, Any]:
+    """Since v3, as the resource it names (v6's spec spells it ``usedRepositories``)."""
+    if not api.at_least(3):
+        return {}
+    return {"usedRepositories": api.link("organizations", organization_id, "usedRepositories")}
 
 
 def imap_settings_view(settings: ImapSettings, secrets: ImapSecrets | None) -> dict[str, Any]:
@@ -242,6 +250,25 @@ def audit_item(org_id: str, user_name: str, api: ApiVersion) -> dict[str, Any]:
 
 def licensing(licensed: int) -> dict[str, int]:
     return {"licensedUsers": licensed, "newUsers": 0}
+
+
+def used_repository(share: RepositoryShare, api: ApiVersion) -> dict[str, Any]:
+    """One of an organization's used repositories: v3's three properties, v4's space in object
+    storage and its cache, v8's ``repositoryId`` and ``protectedObjectsCount``."""
+    body: dict[str, Any] = {}
+    if api.at_least(8):
+        body["repositoryId"] = share.repository_id
+    body["usedSpaceBytes"] = share.used_bytes
+    if api.at_least(4):
+        body |= {
+            "localCacheUsedSpaceBytes": share.cached_bytes,
+            "objectStorageUsedSpaceBytes": share.used_bytes if share.in_object_storage else 0,
+        }
+    body |= {"isAvailable": share.available, "details": share.name}
+    if api.at_least(8):
+        body["protectedObjectsCount"] = None  # the vendor counts them for object storage only
+    body["_links"] = {"backupRepository": api.link("backuprepositories", share.repository_id)}
+    return body
 
 
 def licensed_user(user: Any, api: ApiVersion) -> dict[str, Any]:
@@ -589,12 +616,24 @@ def _mail_date(header: str) -> str | None:
         return None
 
 
-def restore_counts(counts: Any) -> dict[str, int]:
-    return {
+def restore_counts(counts: Any, kind: str) -> dict[str, int]:
+    """What a put-back did, under the vendor's names for its kind: Exchange's
+    ``RESTItemsRestoreStatistics`` (items created; none merged: Keepstone never merges into an
+    existing item) or OneDrive's ``RESTItemRestoreStatistics`` (items skipped because they were
+    there unchanged), with Keepstone's own ``restoredItemsCount`` and ``restoredBytes`` in both."""
+    body = {
         "restoredItemsCount": counts.restored,
         "skippedItemsCount": counts.skipped,
         "failedItemsCount": counts.failed,
         "restoredBytes": counts.bytes,
+    }
+    if kind == "mail":
+        return body | {"createdItemsCount": counts.restored, "mergedItemsCount": 0}
+    return body | {
+        "totalItemsCount": counts.restored + counts.skipped + counts.failed,
+        "skippedItemsByErrorCount": 0,
+        "skippedItemsByNoChangesCount": counts.skipped,
+        "failedRestrictionsCount": 0,
     }
 
 
@@ -757,7 +796,7 @@ def office365_organization(row: Organization, api: ApiVersion, backups: Any) -> 
         "groups": api.link("organizations", row.id, "groups"),
         "sites": api.link("organizations", row.id, "sites"),
         "teams": api.link("organizations", row.id, "teams"),
-    }
+    } | _used_repositories_link(row.id, api)
     body["_actions"] = {}
     return body
 
