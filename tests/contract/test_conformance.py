@@ -196,6 +196,8 @@ def _organizations(v: Checked, org: dict[str, Any]) -> None:
     assert licensing["licensedUsers"] == 2
     licensed = v.results(f"/LicensedUsers?organizationId={org['id']}")
     assert {u["name"] for u in licensed} == {"alice", "bob"}
+    used = v.results(f"/Organizations/{org['id']}/usedRepositories")
+    assert len(used) == 1 and used[0]["usedSpaceBytes"] > 0
 
     spare = v.call(
         "post",
