@@ -206,16 +206,6 @@ REASONS: list[tuple[str, str]] = [
         "`backupTime`) and list the mailboxes and OneDrives of the restore session",
     ),
     (
-        rf"^/RestoreSessions/{_ID}/organization$",
-        "not implemented: a restore session names its organization; list its mailboxes and "
-        "OneDrives directly",
-    ),
-    (
-        rf"^/RestoreSessions/{_ID}/Events/{_ID}$",
-        "not implemented: `GET /RestoreSessions/{restoreSessionId}/Events` lists every event "
-        "with its properties",
-    ),
-    (
         rf"^/RestoreSessions/{_ID}/organization/(mailboxes|OneDrives)/restore$",
         "restoring several mailboxes or OneDrives in one request is not served; restore each "
         "one (`.../{mailboxId}/restore`, `.../{oneDriveId}/restore`)",

@@ -432,6 +432,10 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     v.json("get", f"/RestoreSessions/{session['id']}")
     events = v.results(f"/RestoreSessions/{session['id']}/Events")
     assert {e["type"] for e in events} == {"Save", "Restore"}
+    one = v.json("get", f"/RestoreSessions/{session['id']}/Events/{events[0]['id']}")
+    assert one == events[0]
+    explored = v.json("get", f"/RestoreSessions/{session['id']}/organization")
+    assert (explored["id"], explored["type"]) == (org["id"], "OnPremises")
     if v.version >= 8:
         stats = v.json("get", f"/RestoreSessions/{session['id']}/Statistics")
         assert stats["restoredItemsCount"] > 0

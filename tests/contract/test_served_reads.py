@@ -167,14 +167,24 @@ def populated(
         _run(api, job["id"], backup_proxy, clock)
     for job, (_, _, source) in zip(jobs, plans, strict=True):  # each copied to the other one
         _copy(api, job, sealed if source is repo else repo, backup_proxy)
-    for job in jobs:
-        _created(api.post(f"/v8/Jobs/{job['id']}/explore", {"type": "Vex"}))
-    _created(api.post(f"/v8/Jobs/{jobs[0]['id']}/explore", {"type": "Veod"}))
+    explored = [_created(api.post(f"/v8/Jobs/{j['id']}/explore", {"type": "Vex"})) for j in jobs]
+    explored.append(_created(api.post(f"/v8/Jobs/{jobs[0]['id']}/explore", {"type": "Veod"})))
+    for session in explored:  # an event in each, whichever ones the crawl reads
+        _save_first_item(api, session["id"], session["type"])
     verify = api.post(
         f"/v8/BackupRepositories/{repo['id']}/verify", headers={"Prefer": "respond-async"}
     )
     assert verify.status_code == 202, verify.text
     return {"orgs": orgs, "jobs": jobs, "repos": [repo, sealed], "task": verify.json()["id"]}
+
+
+def _save_first_item(api: Api, session_id: str, kind: str) -> None:
+    owners, items = ("Mailboxes", "Items") if kind == "Vex" else ("OneDrives", "Documents")
+    base = f"/v8/RestoreSessions/{session_id}/Organization/{owners}"
+    owner = api.rows(base)[0]["id"]
+    item = api.rows(f"{base}/{owner}/{items}")[0]["id"]
+    saved = api.post(f"{base}/{owner}/{items}/{item}/save")
+    assert saved.status_code == 200, saved.text
 
 
 def crawl(client: TestClient, api: Api, populated: dict[str, Any], version: int) -> Crawl:
@@ -371,6 +381,18 @@ def test_v2_lists_have_the_v2_shapes(api: Api, populated: dict[str, Any]) -> Non
     }
     for version in (2, 5, 8):  # a page of restore sessions reads to its end in every version
         _reads_to_its_end(api, version)
+    # the archived references' pages: a session's events from v2, licensed users from v3 (a
+    # v3/v4 self-service portal reads their `results`)
+    events = api.get(f"/v2/RestoreSessions/{session}/Events").json()
+    assert {"offset", "limit", "results"} <= set(events)
+    stranger = api.get(f"/v2/RestoreSessions/{session}/Events/{populated['task']}")
+    assert stranger.status_code == 404 and "has no event" in stranger.json()["message"]
+    licensed = api.get(f"/v3/LicensedUsers?organizationId={org}").json()
+    assert len(licensed["results"]) == 3
+    assert {u["backedUpOrganizationId"] for u in licensed["results"]} == {org}
+    explored = api.get(f"/v2/RestoreSessions/{session}/Organization").json()
+    assert explored["type"] == "Local" and explored["name"] in USERS
+    assert api.get(f"/v4/RestoreSessions/{session}/Organization").json()["type"] == "OnPremises"
 
 
 def _reads_to_its_end(api: Api, version: int) -> None:

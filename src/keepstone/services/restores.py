@@ -46,6 +46,7 @@ from keepstone.sources.targets import (
 )
 from keepstone.sources.targets import Collision as Collision  # part of this service's API
 from keepstone.store.paging import page_of
+from keepstone.store.tables import Organization as OrganizationRow
 from keepstone.store.tables import Repository as RepositoryRow
 from keepstone.store.tables import RestoreEvent as EventRow
 from keepstone.store.tables import RestorePoint
@@ -806,6 +807,35 @@ def list_events(
         return page_of(
             s, EventRow, where, keys, offset=offset, limit=limit, total=total, after=after
         )
+
+
+def get_event(ctx: Context, session_id: str, event_id: str, caller: Principal) -> EventRow:
+    """One event of a session the caller may read; a 404 names what is missing."""
+    get_session(ctx, session_id, caller)
+    with ctx.db.read() as s:
+        event = s.get(EventRow, event_id)
+    if event is None or event.session_id != session_id:
+        raise NotFound(f"restore session '{session_id}' has no event '{event_id}'")
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOrganization:
+    """The organization a restore session explores: ``name`` and ``type`` are empty once the
+    organization was removed (its restore points may outlive it)."""
+
+    id: str | None
+    name: str
+    type: str
+
+
+def session_organization(ctx: Context, session_id: str, caller: Principal) -> SessionOrganization:
+    session = get_session(ctx, session_id, caller)
+    with ctx.db.read() as s:
+        org = s.get(OrganizationRow, session.organization_id) if session.organization_id else None
+    if org is None:
+        return SessionOrganization(session.organization_id, "", "")
+    return SessionOrganization(org.id, org.name, org.type)
 
 
 def event_key(event: EventRow) -> tuple[int, str]:

@@ -195,7 +195,8 @@ def session_action(
     return json(views.restore_session(restores.stop(ctx, session_id, caller), api))
 
 
-@router.get("/RestoreSessions/{session_id}/Events", since=6)
+# Since v2 (helpcenter.veeam.com/archive/vbo365/20/rest/events.html: a page there too).
+@router.get("/RestoreSessions/{session_id}/Events")
 def list_events(
     session_id: str, request: Request, ctx: Ctx, api: Version, paging: Paging, caller: Caller
 ) -> Response:
@@ -215,6 +216,19 @@ def list_events(
     now = ctx.clock.now()
     walk = Continuation(restores.event_key, after)
     return json(query_listing(request, api, "events", pin, page, count, render, paging, now, walk))
+
+
+@router.get("/RestoreSessions/{session_id}/Events/{event_id}")
+def get_event(session_id: str, event_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    event = restores.get_event(ctx, session_id, event_id, caller)
+    return json(views.restore_event(session_id, event, api=api))
+
+
+# Since v2 (helpcenter.veeam.com/archive/vbo365/20/rest/restore_sessions.html links to it).
+@router.get("/RestoreSessions/{session_id}/Organization")
+def session_organization(session_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
+    organization = restores.session_organization(ctx, session_id, caller)
+    return json(views.restore_session_organization(session_id, organization, api))
 
 
 @router.get("/RestoreSessions/{session_id}/Statistics", since=8)

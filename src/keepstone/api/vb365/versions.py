@@ -63,14 +63,17 @@ def iso(instant: datetime | None) -> str | None:
 # (`get_job_sessions.html`); a restore session's mailboxes, OneDrives and folders are paged from v1
 # on (`pagination.html` of every version pages `/RestoreSessions/{id}/Organization/Mailboxes` and
 # `.../Folders`); and `/RestoreSessions` itself answers a page in v2 as the product did (issue 11:
-# v2 clients read `results`), although the v2 resource page sketches it as an array.
+# v2 clients read `results`), although the v2 resource page sketches it as an array. A restore
+# session's events are a page from v2 (`events.html`); licensed users from v3, where they begin
+# (v5's `get_licensedusers.html` lists `offset` and `limit`; a v3/v4 self-service portal written
+# by the vendor's staff reads their `results`).
 PAGED_SINCE = {
     "jobSessions": 5,
     "logItems": 6,
     "users": 6,
     "restoreSessions": OLDEST,
-    "events": 6,
-    "licensedUsers": 6,
+    "events": OLDEST,
+    "licensedUsers": OLDEST,
     "usedRepositories": 6,
     "processedObjects": 7,
     "restorePoints": 7,

@@ -29,6 +29,7 @@ from keepstone.services.m365_directory import vendor_id
 from keepstone.services.m365_settings import OFFICE365_TYPE, M365Settings
 from keepstone.services.m365_settings import from_record as m365_from_record
 from keepstone.services.organization_storage import RepositoryShare
+from keepstone.services.restores import SessionOrganization
 from keepstone.store.codecs import policy_from_record, retention_from_record
 from keepstone.store.tables import (
     CopyJob,
@@ -279,6 +280,8 @@ def licensed_user(user: Any, api: ApiVersion) -> dict[str, Any]:
         "lastBackupDate": iso(user.last_backup),
         "licenseState": "Licensed",
         "organizationId": user.organization_id,
+        # the organization as its backups name it: Keepstone's backups carry its own id
+        "backedUpOrganizationId": user.organization_id,
         "organizationName": user.organization_name,
         "_links": {
             "self": api.link("licensedusers", user.id),
@@ -545,8 +548,31 @@ def restore_session(row: RestoreSession, api: ApiVersion) -> dict[str, Any]:
         "statistics": row.statistics,
         "_links": {
             "self": link("restoresessions", row.id),
+            "organization": link("restoresessions", row.id, "organization"),
             "mailboxes": link("restoresessions", row.id, "organization", "mailboxes"),
             "oneDrives": link("restoresessions", row.id, "organization", "onedrives"),
+        },
+    }
+
+
+def restore_session_organization(
+    session_id: str, org: SessionOrganization, api: ApiVersion
+) -> dict[str, Any]:
+    """``RESTBackupOrganization``: the organization a session explores, typed as organizations
+    are (v2 Keepstone's own type, later the vendor's enum)."""
+    kind = org.type
+    if api.number > 2 and org.type:
+        kind = "Office365" if org.type == OFFICE365_TYPE else "OnPremises"
+    base = ("restoresessions", session_id, "organization")
+    return {
+        "id": org.id,
+        "name": org.name,
+        "type": kind or None,
+        "_links": {
+            "self": api.link(*base),
+            "restoreSession": api.link("restoresessions", session_id),
+            "mailboxes": api.link(*base, "mailboxes"),
+            "oneDrives": api.link(*base, "onedrives"),
         },
     }
 
