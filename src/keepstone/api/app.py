@@ -32,6 +32,7 @@ from keepstone.api.metrics import MetricsAccess
 from keepstone.api.metrics import router as metrics_router
 from keepstone.api.prefix_routing import DirectRoutes
 from keepstone.api.prefix_routing import install as route_by_prefix
+from keepstone.api.query_names import QueryNames
 from keepstone.api.vb365 import (
     accounts,
     copy_jobs,
@@ -171,9 +172,10 @@ def create_app(
     route_by_prefix(app.router)  # /api never scans the seven /vN copies of the JSON dialect
     _add_error_handlers(app)
     # One layer for every cross-cutting concern (headers, request id and logs, body limit,
-    # well-formed input, case-insensitive paths), which also answers, before the app, the hottest
-    # routes without FastAPI's per-request machinery (api/direct.py) and a request sent without
-    # the credentials its route needs (api/credential_gate.py): see api/edge.py.
+    # well-formed input, case-insensitive paths and query names), which also answers, before
+    # the app, the hottest routes without FastAPI's per-request machinery (api/direct.py) and a
+    # request sent without the credentials its route needs (api/credential_gate.py): see
+    # api/edge.py.
     app.add_middleware(
         Edge,
         templates=templates,
@@ -183,6 +185,7 @@ def create_app(
         gate=_credential_gate(app),
         refusal=domain_error,
         deferred=[enterprise_manager],
+        query_names=QueryNames(app.router),  # a conflict among the declared names fails here
     )
     return app
 

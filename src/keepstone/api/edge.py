@@ -7,9 +7,11 @@ request). Outermost first, as they were stacked:
 3. body limit: the body is buffered and refused past the limit (``api.plumbing``);
 4. well-formed input: path, query and body checked before any handler (``api.inputs``);
 5. case-insensitive paths: the app sees the path in the case its route declares
-   (``api.plumbing``); everything above sees (and logs) the path as the client sent it; the
-   routes put in the app at the first request for their paths (``api.deferred``) are put in
-   before, so their templates, direct routes and credential checks apply to that request too;
+   (``api.plumbing``), and the query's parameter names as declared, without the empty values
+   that mean "not sent" (``api.query_names``); everything above sees (and logs) the path as
+   the client sent it; the routes put in the app at the first request for their paths
+   (``api.deferred``) are put in before, so their templates, direct routes, credential checks
+   and query parameters apply to that request too;
 6. before the app: a direct route's handler (``api.direct``), else the credential gate, which
    refuses a request without the credentials its route needs as the app would refuse it
    (``api.credential_gate``); a domain error either raises is answered by the app's own
@@ -33,6 +35,7 @@ from keepstone.api.errors import error_response
 from keepstone.api.headers import adding, security_headers
 from keepstone.api.inputs import check_request
 from keepstone.api.prefix_routing import DirectRoutes, first_segment
+from keepstone.api.query_names import QueryNames
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.services import metrics
 
@@ -53,8 +56,10 @@ class Edge:
         gate: CredentialGate | None = None,
         refusal: Refusal | None = None,
         deferred: list[DeferredRoutes] | None = None,
+        query_names: QueryNames | None = None,
     ) -> None:
         self.app = app
+        self.query_names = query_names
         self.direct = direct
         self.gate = gate
         self.refusal = refusal  # without it, everything goes to the app
@@ -126,6 +131,9 @@ class Edge:
         if self.deferred:
             self._install_for(scope["path"])
         canonical = {**scope, "path": self.canonical(scope["path"])}
+        query = scope.get("query_string")
+        if query and self.query_names is not None:  # nothing to do without a query
+            canonical["query_string"] = self.query_names.canonical(canonical["path"], query)
         if await self._answered(canonical, body, plumbing.replaying(whole, receive), send):
             routed["route"] = canonical.get("route")
             return
