@@ -25,7 +25,7 @@ from keepstone.api.vb365.restore import (
 )
 from keepstone.api.vb365.versions import ApiVersion, Version, VersionedRouter
 from keepstone.domain.errors import InvalidInput
-from keepstone.services import restores
+from keepstone.services import catalog, restores
 from keepstone.services.auth import Principal
 
 router = VersionedRouter()
@@ -62,6 +62,7 @@ def organization_action(
     org_id: str, body: dict[str, Any], ctx: Ctx, api: Version, caller: Caller
 ) -> Response:
     """``{"explore": {...}}``: the session, answered 201 as the v2-v5 portal expects."""
+    catalog.get_organization(ctx, org_id, caller)  # unknown or out of reach: 404 before the body
     name, options = one_action(body, ("explore",))
     if name != "explore":
         raise InvalidInput(
