@@ -260,6 +260,7 @@ def _real_ids(client: TestClient, headers: dict[str, str]) -> dict[str, str]:
     ids["item@OneDrives"] = _first(
         client, headers, f"{session}/OneDrives/{ids['owner_id']}/Documents"
     )
+    ids["folder"] = _first(client, headers, f"{session}/Mailboxes/{ids['owner_id']}/Folders")
     ids["account_id"] = client.post("/v8/Accounts", json=account_body(), headers=headers).json()[
         "id"
     ]

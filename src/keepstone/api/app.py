@@ -35,6 +35,7 @@ from keepstone.api.prefix_routing import install as route_by_prefix
 from keepstone.api.query_names import QueryNames
 from keepstone.api.vb365 import (
     accounts,
+    actions,
     copy_jobs,
     deps,
     health,
@@ -73,6 +74,7 @@ VB365_ROUTERS: list[tuple[VersionedRouter, str, bool]] = [  # router, tag, behin
     (accounts.router, "Account", True),
     (object_storage.router, "ObjectStorageRepository", True),
     (restore.router, "Restore", True),
+    (actions.router, "Restore", True),  # v2-v5 /Action bodies over the same handlers
     (rbac.router, "RbacRole", True),
     (vb365_tasks.router, "Tasks", True),
     (notifications.router, "VboEmailSettings", True),

@@ -86,6 +86,7 @@ def _restore_operations() -> set[tuple[str, str]]:
         ("POST", "/Jobs/{job_id}/explore"),
         ("POST", "/RestoreSessions/{session_id}/stop"),
         ("POST", "/RestoreSessions/{session_id}/Action"),
+        ("POST", "/Organizations/{org_id}/Action"),  # v2-v5: explore
     }
     for collection, items in _ITEMS.items():
         base = _BROWSE.replace("{collection}", collection)
@@ -96,6 +97,13 @@ def _restore_operations() -> set[tuple[str, str]]:
             ("GET", f"{base}/{items}"),
             ("POST", f"{base}/{items}/save"),
             ("POST", f"{base}/{items}/{{item}}/save"),
+        }
+        # v2-v5: the same put-backs and saves as one /Action body (api/vb365/actions.py)
+        found |= {
+            ("POST", f"{base}/Action"),
+            ("POST", f"{base}/{items}/Action"),
+            ("POST", f"{base}/{items}/{{item}}/Action"),
+            ("POST", f"{base}/Folders/{{folder}}/Action"),
         }
         for action in ("restore", "restoreTo", "copyTo"):
             found |= {

@@ -181,6 +181,8 @@ def exchange_options(given: Mapping[str, Any]) -> ExchangeOptions:
         if name is None or value is None:
             continue
         kind = str if name in TEXT_OPTIONS else bool
+        if kind is bool and isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"  # as every body's booleans (v2-v5 clients send "true")
         if not isinstance(value, kind):
             shown = "a string" if kind is str else "true or false"
             raise InvalidInput(f"must be {shown}", _wire(name))

@@ -124,7 +124,10 @@ def start_explore(
     *,
     job_id: str | None = None,
     organization_id: str | None = None,
+    status: int | None = None,
 ) -> Response:
+    """Open a restore session; ``status`` where the dialect answers otherwise than
+    ``api.created`` (the v2-v5 organization ``/Action``: 201)."""
     session = restores.explore_at(
         ctx,
         at=explore_time(body.date_time),
@@ -134,7 +137,7 @@ def start_explore(
         kind=explore_kind(body.type),
         caller=caller,
     )
-    return json(views.restore_session(session, api), api.created)
+    return json(views.restore_session(session, api), status or api.created)
 
 
 @router.post("/Organizations/{org_id}/explore")
@@ -431,7 +434,7 @@ def save_many(
 # ---- put back ----------------------------------------------------------------------------------
 
 
-def _put_back(
+def put_back(
     request: Request,
     api: ApiVersion,
     session_id: str,
@@ -495,9 +498,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         body: ItemsBody | None = None,
     ) -> Response:
         ids = body.item_ids() if body else None
-        return _put_back(
-            request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller
-        )
+        return put_back(request, api, session_id, kind, owner_id, ids, ctx, body, elsewhere, caller)
 
     def one(
         session_id: str,
@@ -509,7 +510,7 @@ def _handlers(kind: str, elsewhere: bool) -> tuple[Any, Any]:
         caller: Caller,
         body: ItemsBody | None = None,
     ) -> Response:
-        return _put_back(
+        return put_back(
             request, api, session_id, kind, owner_id, [item], ctx, body, elsewhere, caller
         )
 
