@@ -58,16 +58,24 @@ def restore_credentials(
     certificate_password: str | None,
     user_password: str | None = None,
     user_code: str | None = None,
+    office365: bool = True,
 ) -> RestoreCredentials | None:
-    """The application a restore request names, or None (the organization's own). Pure."""
-    if user_password:
+    """The application a restore request names, or None (the organization's own). Pure.
+
+    An Office365 organization is written as an application, so a user's sign-in (a password,
+    a device code) is refused there: it would not be what the restore runs as. Any other
+    organization is written through Keepstone's own access to its source, which the caller's
+    role authorizes: a user's sign-in, which v2-v5 clients send with every restore (the
+    vendor's self-service portal among them), is accepted there and not used (neither kept
+    nor logged)."""
+    if user_password and office365:
         raise InvalidInput(
             "a user's password is not used: Office365 restores run as an application "
             "(applicationId with applicationCertificate or applicationSecret), or as the "
             "organization's own when none is named",
             "userPassword",
         )
-    if user_code:
+    if user_code and office365:
         raise InvalidInput("device-code sign-in is not used", "userCode")
     if not application_id:
         for name, value in (
@@ -79,6 +87,11 @@ def restore_credentials(
                 raise InvalidInput("is given without applicationId", name)
         return None
     return _named(application_id, secret, certificate, certificate_password)
+
+
+def is_office365(ctx: Context, organization_id: str) -> bool:
+    with ctx.db.read() as s:
+        return get_organization_in(s, organization_id).type == m365_settings.OFFICE365_TYPE
 
 
 def _named(

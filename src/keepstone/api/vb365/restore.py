@@ -412,7 +412,7 @@ class ItemsBody(WireModel):
         from the properties this model does not declare itself."""
         return exchange_options(self.model_extra or {})
 
-    def credentials(self) -> RestoreCredentials | None:
+    def credentials(self, office365: bool) -> RestoreCredentials | None:
         return restore_credentials(
             application_id=self.application_id,
             secret=self.application_secret,
@@ -420,6 +420,7 @@ class ItemsBody(WireModel):
             certificate_password=self.application_certificate_password,
             user_password=self.user_password,
             user_code=self.user_code,
+            office365=office365,
         )
 
 
@@ -448,14 +449,17 @@ def put_back(
 ) -> Response:
     """Put items back; ``Prefer: respond-async`` makes it a task to poll (counts in its result)."""
     options = body or ItemsBody()
-    to_user = options.mailbox or options.user_name
+    # A restore to the original place has no target: there, as in the vendor's
+    # RESTRestoreToOriginalLocation, userName is the account a server would sign in as.
+    to_user = (options.mailbox or options.user_name) if elsewhere else None
     view = restores.browser(ctx, session_id, caller)
     view.user(owner_id)  # a wrong session or owner (or one out of the caller's scope): a 404
     if elsewhere and not to_user and not options.folder:
         raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
     mail = m365_restore.checked_options(ctx, view.organization_id, options.exchange(), kind)
     # the organization, with the application the request named, is checked now: a 400
-    target = restores.session_target(ctx, session_id, options.credentials())
+    office365 = m365_restore.is_office365(ctx, view.organization_id)
+    target = restores.session_target(ctx, session_id, options.credentials(office365))
     target = m365_restore.with_mail_options(target, mail)
 
     def work() -> tuple[str, dict[str, Any]]:
