@@ -164,9 +164,9 @@ def test_items_outside_the_scope_are_404_on_every_route_of_a_restore_session(
     values = {"session_id": session, "owner_id": bob, "item": bob_mail["id"]}
     routes = [call for call in calls(newest_routes(client), values) if "{owner_id}" in call[1]]
     owner_routes = [call for call in routes if not CONSOLE.match(call[1])]
-    # every browse, save and put-back route of both kinds, and (v5) their /Action forms: on
-    # the owner, its items, one item and a folder
-    assert len(owner_routes) == 28 + 8
+    # every browse (a folder by id too), save and put-back route of both kinds, and (v5) their
+    # /Action forms: on the owner, its items, one item and a folder
+    assert len(owner_routes) == 30 + 8
     console_routes = [call for call in routes if CONSOLE.match(call[1])]
     assert len(console_routes) == 5  # the console's folder, preview, save, zip and put-back
     browser, csrf = _console_login(client)

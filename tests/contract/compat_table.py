@@ -227,9 +227,9 @@ REASONS: list[tuple[str, str]] = [
         "table does not count as the spec's path",
     ),
     (
-        rf"/(items|Documents|Folders)/{_ID}$",
-        "not implemented: an item's, document's or folder's properties are in its listing "
-        "(`.../items`, `.../Documents`, `.../Folders`)",
+        rf"/(items|Documents)/{_ID}$",
+        "not implemented: an item's or document's properties are in its listing "
+        "(`.../items`, `.../Documents`)",
     ),
 ]
 

@@ -386,6 +386,18 @@ def _copy_jobs(
     v.call("delete", f"/BackupRepositories/{target['id']}", status=204)
 
 
+def _follows_folder_links(v: Checked, folders: list[dict[str, Any]], owner: str) -> None:
+    """Each folder is read by id, and its links lead to itself and to its parent: a top-level
+    folder (no parentId) has no parent link, which is how clients tell one."""
+    nested = next(f for f in folders if f["parentId"] is not None)
+    top = next(f for f in folders if f["parentId"] is None)
+    assert "parent" not in top["_links"]
+    for folder in (nested, top):
+        assert v.json("get", f"{owner}/folders/{folder['id']}")["id"] == folder["id"]
+    parent = v.json("get", nested["_links"]["parent"]["href"].removeprefix(f"/v{v.version}"))
+    assert parent["id"] == nested["parentId"]
+
+
 def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     points = v.results(f"/RestorePoints?jobId={job['id']}")
     v.json("get", f"/RestorePoints/{points[0]['id']}")
@@ -398,7 +410,8 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     mailboxes = v.results(f"{base}/mailboxes")
     alice = next(m for m in mailboxes if m["name"] == "alice")
     assert v.json("get", f"{base}/mailboxes/{alice['id']}")["name"] == "alice"
-    v.results(f"{base}/mailboxes/{alice['id']}/folders")
+    folders = v.results(f"{base}/mailboxes/{alice['id']}/folders")
+    _follows_folder_links(v, folders, f"{base}/mailboxes/{alice['id']}")
     messages = v.results(f"{base}/mailboxes/{alice['id']}/items")
     one = messages[0]["id"]
     v.call("post", f"{base}/mailboxes/{alice['id']}/items/{one}/save")
@@ -417,7 +430,9 @@ def _restore(v: Checked, org: dict[str, Any], job: dict[str, Any]) -> None:
     owners = v.results(drives)
     owner = next(o for o in owners if o["name"] == "alice")
     assert v.json("get", f"{drives}/{owner['id']}")["name"] == "alice"
-    v.results(f"{drives}/{owner['id']}/Folders")
+    _follows_folder_links(
+        v, v.results(f"{drives}/{owner['id']}/Folders"), f"{drives}/{owner['id']}"
+    )
     documents = v.results(f"{drives}/{owner['id']}/Documents")
     doc = documents[0]["id"]
     v.call("post", f"{drives}/{owner['id']}/Documents/{doc}/save")

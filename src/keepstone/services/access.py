@@ -94,6 +94,7 @@ def _restore_operations() -> set[tuple[str, str]]:
             ("GET", base.removesuffix("/{owner_id}")),
             ("GET", base),
             ("GET", f"{base}/Folders"),
+            ("GET", f"{base}/Folders/{{folder_id}}"),
             ("GET", f"{base}/{items}"),
             ("POST", f"{base}/{items}/save"),
             ("POST", f"{base}/{items}/{{item}}/save"),

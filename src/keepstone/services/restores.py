@@ -207,6 +207,13 @@ class Browser:
             for p in sorted(paths)
         ]
 
+    def folder(self, owner_id: str, kind: str, folder: str) -> Folder:
+        """One folder of one owner and kind, by id (a 404 when the point has none such)."""
+        for found in self.folders(owner_id, kind):
+            if found.id == folder:
+                return found
+        raise NotFound(f"folder '{folder}' does not exist in this restore point")
+
     def newest(self, owner_id: str, kind: str) -> dict[str, float]:
         """The newest modification time under every folder path of the owner's ``kind``."""
         newest: dict[str, float] = {}
@@ -224,10 +231,7 @@ class Browser:
         summaries = self._summaries(user, kind)
         if folder is None:
             return self._items(summaries, lambda i: i.user == user and i.kind == kind)
-        matches = [f.path for f in self.folders(owner_id, kind) if f.id == folder]
-        if not matches:
-            raise NotFound(f"folder '{folder}' does not exist in this restore point")
-        path = matches[0]
+        path = self.folder(owner_id, kind, folder).path
         key = (user, kind, path)
         with self._lock:
             if key in self._folder_items:

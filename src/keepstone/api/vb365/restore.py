@@ -284,8 +284,25 @@ def _folders(
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
     newest = browser.newest(owner_id, kind)
-    render = partial(views.restore_folder, owner, newest)
+    render = partial(views.restore_folder, (session_id, collection), owner, newest, api=api)
     return json(listing(request, api, "restoreFolders", rows, render, paging, ctx.clock.now()))
+
+
+def _folder(
+    ctx: Any,
+    api: ApiVersion,
+    where: tuple[str, str],
+    owner_id: str,
+    folder_id: str,
+    caller: Principal,
+) -> Response:
+    session_id, collection = where
+    browser = restores.browser(ctx, session_id, caller)
+    kind = KINDS[collection]
+    owner = restores.Owner(owner_id, browser.user(owner_id))
+    found = browser.folder(owner_id, kind, folder_id)
+    newest = browser.newest(owner_id, kind)
+    return json(views.restore_folder(where, owner, newest, found, api))
 
 
 def _contents(
@@ -341,6 +358,11 @@ def _browse_routes(collection: str, items: str) -> None:
     ) -> Response:
         return _folders(request, ctx, api, paging, session_id, name, owner_id, parentId, caller)
 
+    def get_folder(
+        session_id: str, owner_id: str, folder_id: str, ctx: Ctx, api: Version, caller: Caller
+    ) -> Response:
+        return _folder(ctx, api, (session_id, name), owner_id, folder_id, caller)
+
     def list_contents(
         session_id: str,
         owner_id: str,
@@ -356,6 +378,7 @@ def _browse_routes(collection: str, items: str) -> None:
     router.get(base)(list_owners)
     router.get(f"{base}/{{owner_id}}")(get_owner)
     router.get(f"{base}/{{owner_id}}/Folders")(list_folders)
+    router.get(f"{base}/{{owner_id}}/Folders/{{folder_id}}")(get_folder)
     router.get(f"{base}/{{owner_id}}/{items}")(list_contents)
 
 

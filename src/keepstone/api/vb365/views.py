@@ -589,10 +589,18 @@ def restore_owner(session_id: str, collection: str, owner: Any, api: ApiVersion)
     }
 
 
-def restore_folder(owner: Any, newest: dict[str, float], folder: Any) -> dict[str, Any]:
-    """A folder of a mailbox or OneDrive; its times are those of the newest item under it."""
+def restore_folder(
+    where: tuple[str, str], owner: Any, newest: dict[str, float], folder: Any, api: ApiVersion
+) -> dict[str, Any]:
+    """A folder of a mailbox or OneDrive (``where``: the session and ``mailboxes`` or
+    ``onedrives``); its times are those of the newest item under it. A mail folder's ``type``
+    is the vendor's ``None``, a folder of messages (Keepstone backs up no calendars, contacts
+    or tasks); ``_links`` leads to the folder, its parent (a top-level folder has none: how
+    clients tell one), its owner and what it holds."""
+    session_id, collection = where
     changed = iso(datetime.fromtimestamp(newest.get(folder.path, 0), UTC))
-    return {
+    owner_path = ("restoresessions", session_id, "organization", collection, owner.id)
+    body: dict[str, Any] = {
         "id": folder.id,
         "name": folder.name,
         "path": folder.path,
@@ -605,6 +613,17 @@ def restore_folder(owner: Any, newest: dict[str, float], folder: Any) -> dict[st
         "creationTime": changed,
         "modificationTime": changed,
     }
+    if collection == "mailboxes":
+        body["type"] = "None"
+    contents = "items" if collection == "mailboxes" else "documents"
+    links = {
+        "self": api.link(*owner_path, "folders", folder.id),
+        "mailbox" if collection == "mailboxes" else "oneDrive": api.link(*owner_path),
+        contents: api.link(*owner_path, f"{contents}?folderId={folder.id}"),
+    }
+    if folder.parent_id is not None:
+        links["parent"] = api.link(*owner_path, "folders", folder.parent_id)
+    return body | {"_links": links}
 
 
 def restore_item(owner: Any, item: Any) -> dict[str, Any]:
