@@ -319,19 +319,34 @@ class DovecotServer:
         return maildir / ("." + folder)  # Maildir++
 
     def kick(self, user: str) -> None:
-        """Drop every connection of ``user``."""
+        """Drop every connection of ``user`` (none is fine)."""
         self.doveadm("kick", user)
 
+    def kick_connected(self, user: str, within: float = 60.0) -> None:
+        """Drop ``user``'s connection and return once it is gone. Dovecot lists a connection
+        a moment after its login (a kick before then finds none: doveadm's 68, and the
+        connection lives on), and its process goes a moment after the kick (a command sent
+        meanwhile may still be answered): so kick until one is found, then until none is."""
+        deadline = time.monotonic() + within
+        for wanted in (0, 68):
+            while self._doveadm("kick", user).returncode != wanted:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"kicking {user}: doveadm never answered {wanted}")
+                time.sleep(0.05)
+
     def doveadm(self, *args: str) -> str:
-        result = subprocess.run(
+        result = self._doveadm(*args)
+        if result.returncode not in (0, 68):  # 68: kick found no connection
+            raise RuntimeError(f"doveadm {args} failed: {result.stderr.decode(errors='replace')}")
+        return result.stdout.decode(errors="replace")
+
+    def _doveadm(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
             [str(DOVEADM), "-c", str(self.config_path), *args],
             capture_output=True,
             timeout=60,
             check=False,
         )
-        if result.returncode not in (0, 68):  # 68: kick found no connection
-            raise RuntimeError(f"doveadm {args} failed: {result.stderr.decode(errors='replace')}")
-        return result.stdout.decode(errors="replace")
 
     # ----- files -----
 

@@ -157,7 +157,7 @@ def test_master_user_logs_in_as_the_user(imap_user: ImapUser, dovecot: DovecotSe
 
 def test_kicked_session_is_connection_lost(imap_user: ImapUser, dovecot: DovecotServer) -> None:
     with connect(imap_user.endpoint(), imap_user.credentials) as session:
-        dovecot.kick(imap_user.name)
+        dovecot.kick_connected(imap_user.name)
         with pytest.raises(ConnectionLost) as caught:
             session.folders()
         assert caught.value.retryable
