@@ -110,3 +110,47 @@ def test_numbers_are_refused_between_good_bodies(text: str, place: str) -> None:
         inputs.load_json(text.encode())
     assert refused.value.prop == place
     assert inputs.load_json(b'{"ok": 9223372036854775807}') == {"ok": 2**63 - 1}
+
+
+# ---- commas before closing brackets, as Json.NET reads them ----------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def with_trailing_commas(value: Any) -> str:
+    """``value`` as JSON with a comma (and some space) before every non-empty closing bracket."""
+    if isinstance(value, list) and value:
+        return "[" + "".join(f"{with_trailing_commas(v)}, " for v in value) + " ]"
+    if isinstance(value, dict) and value:
+        pairs = (f"{json.dumps(k)}: {with_trailing_commas(v)},\n" for k, v in value.items())
+        return "{" + "".join(pairs) + "}"
+    return json.dumps(value)
+
+
+@given(JSON_VALUES)
+def test_trailing_commas_are_read_as_nothing(value: Any) -> None:
+    assert inputs.load_json(with_trailing_commas(value).encode()) == value
+
+
+@given(JSON_VALUES)
+def test_strict_json_is_read_as_it_was_and_its_strings_untouched(value: Any) -> None:
+    text = json.dumps(value)
+    assert inputs.without_trailing_commas(text) == text or "," in text
+    assert inputs.load_json(text.encode()) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1,,}', "[,]", '{"a": 1, // note\n}', "{'a': 1}", '{"a": ",]"'],
+)
+def test_other_broken_json_stays_broken(text: str) -> None:
+    with pytest.raises(ValueError):
+        inputs.load_json(text.encode())
+
+
+def test_a_comma_inside_a_string_is_kept() -> None:
+    assert inputs.load_json(b'{"a": "x, ]", "b": ["y",],}') == {"a": "x, ]", "b": ["y"]}

@@ -99,10 +99,15 @@ def test_restore_to_another_user(
     session = portal_explore(api, backed_up)
     alice = owner(api, session, "Mailboxes", "alice")
     wanted = items_of(api, session, alice)
-    ids = [{"Id": wanted["Quarterly report"]}, {"Id": wanted["Old news"]}]
-    body = {"restoreTo": {"mailbox": "bob", "folder": "From alice", "items": ids}}
+    ids = [f'{{"Id": "{wanted[subject]}"}}, ' for subject in ("Quarterly report", "Old news")]
+    # as the portal writes it, with commas before closing brackets, which the vendor's
+    # Json.NET reads as nothing
+    listed = "".join(ids)
+    target = '"mailbox": "bob", "folder": "From alice", '
+    body = '{"restoreTo": {' + target + '"items": [' + listed + "], }, }"
     base = f"/v4/RestoreSessions/{session}/Organization/Mailboxes/{alice}"
-    answer = api.post(f"{base}/Items/Action", body)
+    json_type = {"Content-Type": "application/json"}
+    answer = api.post(f"{base}/Items/Action", content=body.encode(), headers=json_type)
     assert answer.status_code == 200, answer.text
     assert answer.json()["createdItemsCount"] == 2
     restored = sorted((organization.root / "bob/Mail/.From alice/cur").iterdir())

@@ -123,10 +123,12 @@ class Edge:
         if body is None:  # the client went away
             return
         try:
-            check_request(scope, body)
+            checked = check_request(scope, body)
         except InvalidInput as error:
             await error_response(scope["path"], 400, error.message)(scope, receive, send)
             return
+        if checked is not body:  # JSON as Json.NET reads it (api.inputs): its new length too
+            scope, body = plumbing.with_content_length(scope, len(checked)), checked
         whole: Message = {"type": "http.request", "body": body, "more_body": False}
         if self.deferred:
             self._install_for(scope["path"])

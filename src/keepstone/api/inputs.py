@@ -56,19 +56,53 @@ def _constant(text: str) -> _Refused:
 def load_json(raw: bytes) -> Any:
     """The JSON value of ``raw``; ``ValueError`` if it is not JSON (an XML body without a
     content type, bytes that are not text), ``InvalidInput`` if it is JSON no handler may see."""
+    return _load(raw)[0]
+
+
+def _load(raw: bytes) -> tuple[Any, str | None]:
+    """``raw``'s JSON value, and the text it was read from when that is not ``raw``'s own: the
+    vendor's servers read JSON with Json.NET, which takes a comma before a closing bracket as
+    nothing, and real clients send such commas (a v3/v4 portal's ``{"items": [{"Id": "…"}, ]}``).
+    Keepstone reads them too, but only once the strict parse has failed: valid JSON pays
+    nothing, and no other leniency (comments, single quotes) is taken."""
     text = raw.decode(json.detect_encoding(raw))  # UnicodeDecodeError: not JSON either
     _parsing.refused = False
+    lenient = None
     try:
-        value = _decoder().decode(text)
-    except RecursionError:
-        raise InvalidInput(f"request body is nested deeper than {MAX_DEPTH} levels") from None
+        value = _decode(text)
+    except json.JSONDecodeError as error:
+        lenient = without_trailing_commas(text)
+        if lenient == text:
+            raise
+        try:
+            value = _decode(lenient)
+        except json.JSONDecodeError:
+            raise error from None
     # The walk that names the offending place costs more than the rest of a request for a body
     # of a few hundred values (seed 003's backup window has 168): it runs only when the text can
     # hold something to refuse. A lone surrogate can only come from a \uD800-\uDFFF escape (the
     # text decoded strictly), and nesting deeper than MAX_DEPTH needs more brackets than that.
     if _parsing.refused or _SURROGATE_ESCAPE.search(text) or _brackets(text) > MAX_DEPTH:
         check_value(value)
-    return value
+    return value, lenient
+
+
+def _decode(text: str) -> Any:
+    try:
+        return _decoder().decode(text)
+    except RecursionError:
+        raise InvalidInput(f"request body is nested deeper than {MAX_DEPTH} levels") from None
+
+
+# A JSON string (group 1: kept as it is), or a comma after a value (a string's quote, a
+# bracket, a number's or a literal's last character; group 2: the space before it, kept) that
+# only space separates from a closing bracket. ``[,]`` has no value before its comma: it stays.
+_TRAILING_COMMA = re.compile(r'("(?:[^"\\]|\\.)*")|(?<=[\]}"\w])(\s*),(?=\s*[\]}])', re.DOTALL)
+
+
+def without_trailing_commas(text: str) -> str:
+    """``text`` without the commas that end a list or an object, outside its strings. Pure."""
+    return _TRAILING_COMMA.sub(lambda m: m.group(1) or m.group(2), text)
 
 
 # Per thread: its decoder (made once: making one for every body, as json.loads does when given
@@ -137,9 +171,11 @@ def fields(raw: bytes, kind: str) -> list[tuple[str, str]]:
 PARSED_BODY = "keepstone.parsed_body"  # the scope state's key for a JSON body's value
 
 
-def check_request(scope: Scope, body: bytes) -> None:
+def check_request(scope: Scope, body: bytes) -> bytes:
     """``InvalidInput`` (answered with the dialect's 400) if the path, query or ``body`` (the
-    whole body, already buffered) breaks the rules above."""
+    whole body, already buffered) breaks the rules above; else the body the app is to read:
+    ``body`` itself, or, for JSON with commas before closing brackets, that JSON without them
+    (so every parser after this one reads what Json.NET would)."""
     raw_path = scope.get("raw_path") or scope["path"].encode("utf-8", "surrogateescape")
     path = raw_path.partition(b"?")[0]
     if b"%" in path or not path.isascii():  # else it is ASCII, and so UTF-8, as it is
@@ -148,18 +184,21 @@ def check_request(scope: Scope, body: bytes) -> None:
     if query:
         fields(query, "query parameter")
     if not body:
-        return
+        return body
     media_type = _header(scope, b"content-type").partition(";")[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
         fields(body, "form field")
     elif not media_type or media_type.endswith(("/json", "+json")):
         try:
-            value = load_json(body)
+            value, lenient = _load(body)
         except ValueError:  # not JSON: the handler's parser says so
-            return
+            return body
         # the value json.loads(body) gives (numbers as int and float, as json.loads makes
         # them): a direct handler takes it rather than parsing the body again (api.direct)
         scope.setdefault("state", {})[PARSED_BODY] = value
+        if lenient is not None:
+            return lenient.encode("utf-8")
+    return body
 
 
 def _header(scope: Scope, name: bytes) -> str:

@@ -164,6 +164,12 @@ async def refuse_body(scope: Scope, receive: Receive, send: Send, limit: int) ->
     await error_response(scope["path"], 400, message)(scope, receive, send)
 
 
+def with_content_length(scope: Scope, length: int) -> Scope:
+    """``scope`` (a copy) whose body is now ``length`` bytes long, as its headers say."""
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+    return {**scope, "headers": [*headers, (b"content-length", str(length).encode("ascii"))]}
+
+
 def replaying(first: Message, receive: Receive) -> Receive:
     """``receive`` that hands out ``first`` (a body already read) once, then the real ones."""
     delivered = False
