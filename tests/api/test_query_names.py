@@ -51,9 +51,9 @@ def test_a_folder_listing_takes_parent_id_in_any_case(api: Api, browse: str) -> 
     assert [f["name"] for f in children] == ["Photos"]  # not the whole tree
     for spelling in ("parentID", "PARENTID", "parentid", "ParentId"):
         assert _results(api, f"{drive}/Folders?{spelling}={documents['id']}") == children
-    # empty: not sent (ASP.NET binds it as null); "null": a parent id like any other
+    # empty: not sent (ASP.NET binds it as null); "null": the vendor's top of the tree
     assert _results(api, f"{drive}/Folders?parentID=") == everything
-    assert _results(api, f"{drive}/Folders?parentID=null") == []
+    assert _results(api, f"{drive}/Folders?parentID=null") == [documents]
 
 
 def test_an_empty_folder_id_lists_as_without_one(api: Api, browse: str) -> None:

@@ -64,6 +64,11 @@ def item_id(key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone-item:{key}"))
 
 
+# The vendor's ``parentId=null`` (v5's get_onedrives_id_folders.html): the top of an owner's
+# tree, its top-level folders or a drive's root documents; an absent parentId means them all.
+TOP = "null"
+
+
 def folder_id(user: str, kind: str, path: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone-folder:{user}/{kind}/{path}"))
 
@@ -207,6 +212,15 @@ class Browser:
             for p in sorted(paths)
         ]
 
+    def children(self, owner_id: str, kind: str, parent: str | None) -> list[Folder]:
+        """The owner's folders of ``kind``: all of them (``parent`` None), the top-level ones
+        (``TOP``), or one folder's subfolders (none for an id the point does not have)."""
+        folders = self.folders(owner_id, kind)
+        if parent is None:
+            return folders
+        wanted = None if parent.lower() == TOP else parent
+        return [f for f in folders if f.parent_id == wanted]
+
     def folder(self, owner_id: str, kind: str, folder: str) -> Folder:
         """One folder of one owner and kind, by id (a 404 when the point has none such)."""
         for found in self.folders(owner_id, kind):
@@ -231,7 +245,10 @@ class Browser:
         summaries = self._summaries(user, kind)
         if folder is None:
             return self._items(summaries, lambda i: i.user == user and i.kind == kind)
-        path = self.folder(owner_id, kind, folder).path
+        if kind == "file" and folder.lower() == TOP:
+            path = "."  # the files at the drive's root (folder_of)
+        else:
+            path = self.folder(owner_id, kind, folder).path
         key = (user, kind, path)
         with self._lock:
             if key in self._folder_items:

@@ -279,8 +279,7 @@ def _folders(
     kind = KINDS[collection]
 
     def rows() -> list[Any]:
-        folders = browser.folders(owner_id, kind)
-        return [f for f in folders if parent_id in (None, f.parent_id)]
+        return browser.children(owner_id, kind, parent_id)
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
     newest = browser.newest(owner_id, kind)
@@ -303,6 +302,14 @@ def _folder(
     found = browser.folder(owner_id, kind, folder_id)
     newest = browser.newest(owner_id, kind)
     return json(views.restore_folder(where, owner, newest, found, api))
+
+
+def _one_of(folder_id: str | None, parent_id: str | None) -> str | None:
+    """The folder a listing of items names: ``parentId`` is the vendor's name for a OneDrive's
+    documents, ``folderId`` for a mailbox's items (and Keepstone's older one for documents)."""
+    if folder_id is not None and parent_id is not None and folder_id != parent_id:
+        raise InvalidInput("give the folder once, as parentId or folderId", "parentId")
+    return folder_id if folder_id is not None else parent_id
 
 
 def _contents(
@@ -372,8 +379,10 @@ def _browse_routes(collection: str, items: str) -> None:
         paging: Paging,
         caller: Caller,
         folderId: str | None = None,
+        parentId: str | None = None,
     ) -> Response:
-        return _contents(request, ctx, api, paging, session_id, name, owner_id, folderId, caller)
+        folder = _one_of(folderId, parentId)
+        return _contents(request, ctx, api, paging, session_id, name, owner_id, folder, caller)
 
     router.get(base)(list_owners)
     router.get(f"{base}/{{owner_id}}")(get_owner)
