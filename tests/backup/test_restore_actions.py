@@ -165,6 +165,7 @@ def test_onedrive_documents_restore_and_save(
         ({"sendTo": {}}, "'sendto' is not served"),
         ({"save": {}, "restoreTo": {"mailbox": "bob"}}, "exactly one action, not 2"),
         ({}, "exactly one action, not 0"),
+        ({"save": {"asZip": "true"}}, "a whole mailbox or OneDrive"),
         # as on the v6 verbs: no on-premises Exchange
         ({"restoreTo": {"mailbox": "bob", "casServer": "outlook.office365.com"}}, "casServer"),
     ],

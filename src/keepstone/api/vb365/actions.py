@@ -116,6 +116,12 @@ def _act(
     if name == SAVE:
         if item is not None:
             return save_one(session_id, owner_id, item, ctx, caller)
+        if not given.item_ids():  # the vendor's save of a whole mailbox or OneDrive
+            raise InvalidInput(
+                "saving a whole mailbox or OneDrive in one request is not served; list its "
+                'items and save them by id (items: [{"Id": ...}])',
+                "save",
+            )
         return save_many(session_id, owner_id, given, ctx, caller)
     ids = [item] if item is not None else given.item_ids()
     kind, elsewhere = KINDS[collection.lower()], PUT_BACK[name]
