@@ -258,6 +258,12 @@ DIFFERENCES: dict[str, str] = {
         "latest restore points there (deduplication makes a shared byte no one's); "
         "`details` is the repository's name; `protectedObjectsCount` is `null`"
     ),
+    "/RestorePoints": (
+        "`from`/`to` (inclusive; an instant without a zone is UTC), `isCopy` (a copy job's "
+        "points), `orderAsc`; `isLongTermCopy`, `isRetrieved`, `groupId`, `siteId`, `teamId` "
+        "find no point (none are made); `userId` is refused (400): which points hold a user "
+        "is in their snapshots, not the catalog; v6's `backupTime` is not read"
+    ),
     "/License": (
         "type `Community`, status `Valid`, no expiry (`null`), `totalNumber` the int32 maximum "
         "(no limit), `usedNumber` the users with a backup, `licenseID` the installation's id"

@@ -6,20 +6,21 @@ run adds to and that attaching a repository rebuilds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, false, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from keepstone.domain.errors import NotFound
+from keepstone.domain.errors import InvalidInput, NotFound
 from keepstone.services import access
 from keepstone.services.auth import Principal
 from keepstone.services.context import Context, new_id
 from keepstone.store.paging import page_of
-from keepstone.store.tables import RestorePoint
+from keepstone.store.tables import CopyJob, RestorePoint
 
 TAG_JOB, TAG_ORGANIZATION, TAG_SESSION = "job_id", "organization_id", "session_id"
 
@@ -108,10 +109,19 @@ class PointFilter:
     organizations: frozenset[str] | None = None  # a scoped caller's (access.organizations_of)
     taken_before: datetime | None = None  # only the points taken before this instant
     taken_from: datetime | None = None  # only the points taken at or after this instant
+    taken_until: datetime | None = None  # only the points taken at or before this instant
+    copies: bool | None = None  # only the points copy jobs made (True) or the others (False)
+    none: bool = False  # asks for what Keepstone never stores (a team's points): no point
 
     def apply(self, query: Any) -> Any:
+        if self.none:
+            return query.where(false())
         if self.organizations is not None:
             query = query.where(RestorePoint.organization_id.in_(self.organizations))
+        if self.taken_until is not None:
+            query = query.where(RestorePoint.backup_time <= self.taken_until)
+        if self.copies is not None:
+            query = query.where(_OF_COPIES if self.copies else ~_OF_COPIES)
         if self.taken_before is not None:
             query = query.where(RestorePoint.backup_time < self.taken_before)
         if self.taken_from is not None:
@@ -126,6 +136,72 @@ class PointFilter:
         return query
 
     KEYS = (RestorePoint.backup_time, RestorePoint.id)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """The vendor's filters of ``GET /RestorePoints`` beyond job, organization and repository
+    (v6-v8), as a client sends them (None: not sent)."""
+
+    taken_from: datetime | None = None  # v7 ``from``
+    taken_until: datetime | None = None  # v7 ``to``
+    copies: bool | None = None  # v7 ``isCopy``
+    long_term: bool | None = None  # ``isLongTermCopy``: archive-tier copies
+    retrieved: bool | None = None  # ``isRetrieved``: points a data retrieval brought back
+    user_id: str | None = None  # v8: the points holding one user's data
+    others: tuple[str | None, ...] = ()  # v8 ``groupId``, ``siteId``, ``teamId``
+
+
+def narrowed(where: PointFilter, asked: Asked) -> PointFilter:
+    """``where`` with the vendor's other filters: ``from``/``to`` (inclusive), copy jobs' points
+    or the others. Keepstone makes no archive-tier copies, retrieves nothing and backs up no
+    group, site or team, so asking for those finds no point. Which points hold one user is not
+    in the catalog (a point's users are in its snapshot): ``userId`` is refused, never ignored
+    (every point would be listed as that user's)."""
+    if asked.user_id is not None:
+        raise InvalidInput(
+            "listing restore points by user is not served: explore a point (POST "
+            "/Jobs/{jobId}/explore with its backupTime) and list its mailboxes and OneDrives",
+            "userId",
+        )
+    never = asked.long_term is True or asked.retrieved is True
+    never = never or any(other is not None for other in asked.others)
+    return replace(
+        where,
+        taken_from=_utc(asked.taken_from) if asked.taken_from else where.taken_from,
+        taken_until=_utc(asked.taken_until),
+        copies=asked.copies,
+        none=never,
+    )
+
+
+def _utc(instant: datetime | None) -> datetime | None:
+    """An instant without a zone is UTC, as the vendor's server reads it."""
+    if instant is None or instant.tzinfo is not None:
+        return instant
+    return instant.replace(tzinfo=UTC)
+
+
+# A copy job's point is its backup job's, kept in the copy job's repository (its snapshot's
+# tags name the copy; the catalog's row names the job, as the backup's point does).
+_OF_COPIES = (
+    select(CopyJob.id)
+    .where(
+        CopyJob.backup_job_id == RestorePoint.job_id,
+        CopyJob.repository_id == RestorePoint.repository_id,
+    )
+    .exists()
+)
+
+
+def made_by_copies(ctx: Context, points: Sequence[RestorePoint]) -> set[str]:
+    """The ids of ``points`` that copy jobs made (one query for a page of them)."""
+    ids = [p.id for p in points]
+    if not ids:
+        return set()
+    query = select(RestorePoint.id).where(RestorePoint.id.in_(ids), _OF_COPIES)
+    with ctx.db.read() as s:
+        return set(s.scalars(query))
 
 
 def list_points(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Query, Request
 from pydantic import ConfigDict
 from starlette.responses import Response
 
@@ -36,6 +36,23 @@ KINDS = {"mailboxes": "mail", "onedrives": "file"}
 # ---- restore points -----------------------------------------------------------------------------
 
 
+def _asked(
+    taken_from: Annotated[datetime | None, Query(alias="from")] = None,
+    taken_until: Annotated[datetime | None, Query(alias="to")] = None,
+    isCopy: bool | None = None,
+    isLongTermCopy: bool | None = None,
+    isRetrieved: bool | None = None,
+    userId: str | None = None,
+    groupId: str | None = None,
+    siteId: str | None = None,
+    teamId: str | None = None,
+) -> restore_points.Asked:
+    others = (groupId, siteId, teamId)
+    return restore_points.Asked(
+        taken_from, taken_until, isCopy, isLongTermCopy, isRetrieved, userId, others
+    )
+
+
 @router.get("/RestorePoints")
 def list_restore_points(
     request: Request,
@@ -47,16 +64,19 @@ def list_restore_points(
     organizationId: str | None = None,
     repositoryId: str | None = None,
     orderAsc: bool = False,
+    asked: restore_points.Asked = Depends(_asked),
 ) -> Response:
     where = restore_points.PointFilter(
         jobId, organizationId, repositoryId, orderAsc, access.organizations_of(caller)
     )
+    where = restore_points.narrowed(where, asked)
 
     def page(_pin: None, offset: int, limit: int | None, total: int | None) -> list[RestorePoint]:
         return restore_points.page_points(ctx, where, offset, limit, total)
 
     def render(rows: Sequence[RestorePoint]) -> list[dict[str, Any]]:
-        return [views.restore_point(point, api) for point in rows]
+        copies = restore_points.made_by_copies(ctx, rows)
+        return [views.restore_point(point, api, point.id in copies) for point in rows]
 
     # Attaching a repository adds points of any age: a set's pages read the points as they are.
     count = partial(_count_points, ctx, where)
@@ -72,7 +92,9 @@ def _count_points(ctx: Any, where: restore_points.PointFilter, _pin: None) -> in
 
 @router.get("/RestorePoints/{point_id}")
 def get_restore_point(point_id: str, ctx: Ctx, api: Version, caller: Caller) -> Response:
-    return json(views.restore_point(restore_points.get_point(ctx, point_id, caller), api))
+    point = restore_points.get_point(ctx, point_id, caller)
+    is_copy = bool(restore_points.made_by_copies(ctx, [point]))
+    return json(views.restore_point(point, api, is_copy))
 
 
 @router.get("/Jobs/{job_id}/RestorePoints", until=5)

@@ -508,7 +508,8 @@ def processed_object(row: TaskSession, api: ApiVersion) -> dict[str, Any]:
     }
 
 
-def restore_point(row: RestorePoint, api: ApiVersion) -> dict[str, Any]:
+def restore_point(row: RestorePoint, api: ApiVersion, is_copy: bool = False) -> dict[str, Any]:
+    """``is_copy``: a copy job made it (``restore_points.made_by_copies``)."""
     link = api.link
     body: dict[str, Any] = {
         "id": row.id,
@@ -524,7 +525,7 @@ def restore_point(row: RestorePoint, api: ApiVersion) -> dict[str, Any]:
         "isRetrieved": False,
     }
     if api.at_least(7):
-        body |= {"isCopy": False, "isDeleted": False}
+        body |= {"isCopy": is_copy, "isDeleted": False}
     body["_links"] = {
         "self": link("restorepoints", row.id),
         "backupRepository": link("backuprepositories", row.repository_id),
