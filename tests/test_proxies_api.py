@@ -63,6 +63,11 @@ def test_added_proxies_await_registration(api: Api) -> None:
     )
     assert added["version"] is None and added["cpuUsagePercent"] is None
     assert "proxyPoolId" not in added
+    # v8's role and internet proxy; a remote proxy's system is not reported, so not shown
+    assert (added["role"], added["useInternetProxy"]) == (["Processor"], False)
+    assert "operatingSystem" not in added
+    local = next(p for p in api.rows("/v8/Proxies") if p["type"] == "Local")
+    assert local["operatingSystem"] == "Linux" and local["role"] == ["Processor"]
     v6 = _add(api, "proxy-2.example.test", version=6, threadsNumber=8)
     assert v6["threadsNumber"] == 8 and "maintenanceModeState" not in v6
     v7 = _checked(api, "get", f"/v7/Proxies/{added['id']}")

@@ -13,6 +13,7 @@ maintenance works a smaller share of its threads (:func:`claimable_by`).
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,6 +48,15 @@ def proxy_status(proxy: Proxy, now: datetime) -> str:
 
 def proxy_type(proxy: Proxy) -> str:
     return LOCAL_TYPE if proxy.is_local else REMOTE_TYPE
+
+
+def operating_system(proxy: Proxy) -> str | None:
+    """v8 ``operatingSystem`` (Windows or Linux) of a server's built-in proxy: this process's
+    system; None for a remote one, which does not report it."""
+    if not proxy.is_local:
+        return None
+    system = platform.system()
+    return system if system in ("Linux", "Windows") else None
 
 
 def maintenance_state(proxy: Proxy) -> str:

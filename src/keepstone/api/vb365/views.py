@@ -307,7 +307,8 @@ def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
     if api.number <= 7:
         body["threadsNumber"] = row.threads_number
     if api.at_least(6):
-        body["type"] = proxies.proxy_type(row)
+        # a Keepstone proxy reaches its sources and buckets directly, never through a proxy
+        body |= {"type": proxies.proxy_type(row), "useInternetProxy": False}
     if api.at_least(7):
         body["fqdn"] = row.host_name
     if api.at_least(8):
@@ -316,7 +317,12 @@ def proxy(row: Proxy, api: ApiVersion, now: datetime) -> dict[str, Any]:
             "version": row.version or None,
             "cpuUsagePercent": row.cpu_percent,
             "memoryUsagePercent": row.memory_percent,
+            # it runs the jobs' work; scheduling is the server's, not a proxy's
+            "role": ["Processor"],
         }
+        system = proxies.operating_system(row)
+        if system is not None:  # not reported by a remote proxy: left out, not guessed
+            body["operatingSystem"] = system
     body["_links"] = {
         "self": api.link("proxies", row.id),
         "repositories": api.link(f"backuprepositories?proxyId={row.id}"),
