@@ -276,7 +276,9 @@ DIFFERENCES: dict[str, str] = {
     "/Proxies": (
         "POST adds a remote proxy (`hostName`, `port`, `description`, `threadsNumber`) that "
         "`keepstone proxy --name <hostName>` then registers as; the vendor's deployment "
-        "properties (domain, credentials, SSH, service account) are ignored"
+        "properties (domain, credentials, SSH, service account) are ignored; v8's `role` is "
+        "`Processor` (the server schedules), `useInternetProxy` false, `operatingSystem` "
+        "shown for a server's built-in proxy only (a remote one does not report it)"
     ),
     "/Proxies/{proxyId}/maintenance/enable": (
         "the proxy claims nothing more; the runs it works finish (`maintenanceModeState` is "
