@@ -262,7 +262,13 @@ DIFFERENCES: dict[str, str] = {
         "`from`/`to` (inclusive; an instant without a zone is UTC), `isCopy` (a copy job's "
         "points), `orderAsc`; `isLongTermCopy`, `isRetrieved`, `groupId`, `siteId`, `teamId` "
         "find no point (none are made); `userId` is refused (400): which points hold a user "
-        "is in their snapshots, not the catalog; v6's `backupTime` is not read"
+        "is in their snapshots, not the catalog; v6's `backupTime` is not read; v8's `eTag` "
+        "and `objectsEtag` are a digest of the point's snapshot (item-level retention changes "
+        "them)"
+    ),
+    "/JobSessions": (
+        "v8's `eTag` is a digest of what changes in a session (status, progress, end, retries, "
+        "details): it changes when the session does"
     ),
     "/License": (
         "type `Community`, status `Valid`, no expiry (`null`), `totalNumber` the int32 maximum "

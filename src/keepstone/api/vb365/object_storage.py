@@ -149,10 +149,12 @@ def repository_fields(
     row: ObjectStorage | None, api: ApiVersion, encrypted: bool
 ) -> dict[str, Any]:
     """What a repository's view says of its object storage (encrypted as any repository is:
-    by its ``encryptionPassword``); nothing for a repository on disk. A v8 ``proxyPoolId``
-    is ``views.repository``'s: a pool may own either kind."""
-    if api.number < 6 or row is None:
+    by its ``encryptionPassword``); for a repository on disk, that none is encrypted. A v8
+    ``proxyPoolId`` is ``views.repository``'s: a pool may own either kind."""
+    if api.number < 6:
         return {}
+    if row is None:  # nothing kept in a bucket, so nothing encrypted there
+        return {"objectStorageEncryptionEnabled": False}
     fields: dict[str, Any] = {"objectStorageEncryptionEnabled": encrypted}
     if api.at_least(8):
         return fields | {"objectStorage": storage_view(row, api)}
