@@ -427,6 +427,23 @@ def test_restore_listings_cost_the_same_for_n_and_4n_rows(
         assert_paged(a, b)
 
 
+def test_used_repositories_and_filtered_points_cost_the_same_for_n_and_4n_points(
+    ctx: Context, api: Api, job: dict[str, Any]
+) -> None:
+    """An organization's used repositories read each job's latest point (one grouped query),
+    and a page of points filtered by copy (with each row's isCopy, one query a page) reads its
+    page: the same statements and rows for N and 4N points."""
+    repository = catalog.list_repositories(ctx)[0]
+    org = _org_of(ctx, job["id"])
+    used = f"/v8/Organizations/{org}/usedRepositories"
+    bulk.add_points(ctx, repository.id, org, [job["id"]], N)
+    small_used = page_work(ctx, lambda: api.get(used))
+    small_points = first_and_last(ctx, api, "/v8/RestorePoints?isCopy=false", N)
+    bulk.add_points(ctx, repository.id, org, [job["id"]], 3 * N)
+    assert page_work(ctx, lambda: api.get(used)) == small_used
+    assert_paged(small_points, first_and_last(ctx, api, "/v8/RestorePoints?isCopy=false", 4 * N))
+
+
 def test_audit_items_read_one_entry_per_user_for_n_and_4n_events(
     ctx: Context, api: Api, job: dict[str, Any]
 ) -> None:
