@@ -9,6 +9,7 @@ so opening a session on a point of a million items reads one snapshot object.
 from __future__ import annotations
 
 import copy
+import enum
 import io
 import threading
 import time
@@ -64,9 +65,14 @@ def item_id(key: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"keepstone-item:{key}"))
 
 
-# The vendor's ``parentId=null`` (v5's get_onedrives_id_folders.html): the top of an owner's
-# tree, its top-level folders or a drive's root documents; an absent parentId means them all.
-TOP = "null"
+class Top(enum.Enum):
+    """The top of an owner's tree, asked for in place of a folder: its top-level folders, or
+    the files at a drive's root (not in any folder)."""
+
+    TOP = "top"
+
+
+TOP = Top.TOP
 
 
 def folder_id(user: str, kind: str, path: str) -> str:
@@ -212,13 +218,13 @@ class Browser:
             for p in sorted(paths)
         ]
 
-    def children(self, owner_id: str, kind: str, parent: str | None) -> list[Folder]:
+    def children(self, owner_id: str, kind: str, parent: str | Top | None) -> list[Folder]:
         """The owner's folders of ``kind``: all of them (``parent`` None), the top-level ones
         (``TOP``), or one folder's subfolders (none for an id the point does not have)."""
         folders = self.folders(owner_id, kind)
         if parent is None:
             return folders
-        wanted = None if parent.lower() == TOP else parent
+        wanted = None if parent is TOP else parent
         return [f for f in folders if f.parent_id == wanted]
 
     def folder(self, owner_id: str, kind: str, folder: str) -> Folder:
@@ -239,13 +245,16 @@ class Browser:
                 newest[path] = max(newest.get(path, 0.0), summary.newest)
         return newest
 
-    def contents(self, owner_id: str, kind: str, folder: str | None) -> list[Item]:
-        """Items of one owner and kind, in one folder (by id) or all of them."""
+    def contents(self, owner_id: str, kind: str, folder: str | Top | None) -> list[Item]:
+        """Items of one owner and kind, in one folder (by id), at a drive's root (``TOP``), or
+        all of them."""
         user = self.user(owner_id)
         summaries = self._summaries(user, kind)
         if folder is None:
             return self._items(summaries, lambda i: i.user == user and i.kind == kind)
-        if kind == "file" and folder.lower() == TOP:
+        if folder is TOP:
+            if kind != "file":
+                raise NotFound("a mailbox's items are all in folders: name one")
             path = "."  # the files at the drive's root (folder_of)
         else:
             path = self.folder(owner_id, kind, folder).path

@@ -301,7 +301,7 @@ def _folders(
     kind = KINDS[collection]
 
     def rows() -> list[Any]:
-        return browser.children(owner_id, kind, parent_id)
+        return browser.children(owner_id, kind, _place(parent_id))
 
     owner = restores.Owner(owner_id, browser.user(owner_id))
     newest = browser.newest(owner_id, kind)
@@ -324,6 +324,15 @@ def _folder(
     found = browser.folder(owner_id, kind, folder_id)
     newest = browser.newest(owner_id, kind)
     return json(views.restore_folder(where, owner, newest, found, api))
+
+
+# The vendor's ``parentId=null`` (v5's get_onedrives_id_folders.html): the top of an owner's
+# tree (its top-level folders, a drive's root documents); an absent parentId means them all.
+VENDOR_TOP = "null"
+
+
+def _place(folder_id: str | None) -> str | restores.Top | None:
+    return restores.TOP if folder_id is not None and folder_id.lower() == VENDOR_TOP else folder_id
 
 
 def _one_of(folder_id: str | None, parent_id: str | None) -> str | None:
@@ -350,10 +359,12 @@ def _contents(
     # Without a folder, every item of the owner: read a page at a time, not decoded all first,
     # each page through the session's browser of the moment (the set outlives this one).
     reopen = partial(restores.browser, ctx, session_id, caller)
+    # a drive's documents may be asked for at its top; a mailbox's items only by folder
+    folder = _place(folder_id) if kind == "file" else folder_id
     rows = (
         partial(browser.owner_items, owner_id, kind, reopen)
-        if folder_id is None
-        else partial(browser.contents, owner_id, kind, folder_id)
+        if folder is None
+        else partial(browser.contents, owner_id, kind, folder)
     )
     render = partial(views.restore_item, restores.Owner(owner_id, browser.user(owner_id)))
     return json(listing(request, api, "restoreItems", rows, render, paging, ctx.clock.now()))
