@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, inspect
 
+from keepstone.api.vb365.jobs import NoOpEdits
 from keepstone.clock import ManualClock
 from keepstone.domain.errors import InvalidInput, NotFound, PreconditionFailed
 from keepstone.domain.jobs import BackupType, JobEdit, ScheduleEdit
@@ -25,7 +25,7 @@ from keepstone.services import jobs
 from keepstone.services.context import Context
 from keepstone.store.codecs import policy_from_record
 from keepstone.store.tables import Job
-from tests.conftest import Api
+from tests.conftest import START, Api, LongLivedApi
 from tests.work import catalog_work
 
 pytestmark = pytest.mark.sqlite_catalog  # the edit on the event loop is SQLite's (the last test)
@@ -45,6 +45,16 @@ def _row(ctx: Context, job_id: str) -> dict[str, Any]:
     with ctx.db.read() as s:
         job = s.get_one(Job, job_id)
         return {c.key: getattr(job, c.key) for c in inspect(Job).columns if c.key != "id"}
+
+
+def _another_process_writes(data_dir: Path, job_id: str, *, version: bool = True) -> None:
+    """Another process sets the job's description to 'theirs' (and its next version)."""
+    bump = ", version = version + 1" if version else ""
+    other = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
+    try:
+        other.execute(f"UPDATE jobs SET description = 'theirs'{bump} WHERE id = ?", (job_id,))
+    finally:
+        other.close()
 
 
 def _twin(api: Api, org: dict[str, Any], repo: dict[str, Any]) -> str:
@@ -147,14 +157,7 @@ def test_a_write_by_another_process_since_the_read_declines_the_edit(
 
     def read_then_another_writes(*args: Any) -> Any:
         values = read(*args)
-        other = sqlite3.connect(data_dir / DATABASE_FILE, isolation_level=None)
-        try:
-            other.execute(
-                "UPDATE jobs SET description = 'theirs', version = version + 1 WHERE id = ?",
-                (job["id"],),
-            )
-        finally:
-            other.close()
+        _another_process_writes(data_dir, job["id"])
         return values
 
     monkeypatch.setattr(jobs._JOB_BY_ID, "values_in", read_then_another_writes)
@@ -228,26 +231,38 @@ def test_the_edit_on_the_event_loop_sets_no_instrumented_attribute(
     assert _row(ctx, job["id"])["version"] == done.job.version
 
 
-@pytest.fixture
-def traced(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every statement the writer's DBAPI connections made from now on run, as SQLite traces
-    it (``write_now`` keeps the one it makes first)."""
+def _tracing(engine: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every statement the DBAPI connections ``engine`` hands out from now on run, as SQLite
+    traces it."""
     seen: list[str] = []
-    real = ctx.db._writer.raw_connection
+    real = engine.raw_connection
 
     def tracing() -> Any:
         connection = real()
         connection.driver_connection.set_trace_callback(seen.append)
         return connection
 
-    monkeypatch.setattr(ctx.db._writer, "raw_connection", tracing)
-    yield seen
+    monkeypatch.setattr(engine, "raw_connection", tracing)
+    return seen
 
 
-def test_a_put_costs_the_same_few_statements_each_time(
-    ctx: Context, api: Api, job: dict[str, Any], repo: dict[str, Any], traced: list[str]
-) -> None:
-    seed = {
+@pytest.fixture
+def traced(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The writer's statements (``write_now`` keeps the connection it makes first)."""
+    return _tracing(ctx.db._writer, monkeypatch)
+
+
+@pytest.fixture
+def traced_reads(ctx: Context, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The readers' statements (the hot reads' kept connections among them)."""
+    for held in list(ctx.db._held.values()):  # made before: back to the pool, made again
+        held.close()
+    ctx.db._held.clear()
+    return _tracing(ctx.db._reader, monkeypatch)
+
+
+def _seed(job: dict[str, Any], repo: dict[str, Any]) -> dict[str, Any]:
+    return {
         "name": job["name"],
         "description": "",
         "isEnabled": True,
@@ -256,33 +271,125 @@ def test_a_put_costs_the_same_few_statements_each_time(
         "isRun": "false",
     }
 
-    assert api.put(f"/v2/Jobs/{job['id']}", seed).status_code == 200  # its connection made
 
-    def puts(n: int) -> tuple[list[str], int]:
+def _verbs(statements: list[str]) -> list[str]:
+    return [statement.split()[0].upper() for statement in statements]
+
+
+def test_a_put_costs_the_same_few_statements_each_time(
+    ctx: Context,
+    api: Api,
+    job: dict[str, Any],
+    repo: dict[str, Any],
+    traced: list[str],
+    traced_reads: list[str],
+) -> None:
+    """The first seed PUT reads the job in a write transaction (it writes nothing: the job
+    holds the body) and reads its row again to keep that finding; every later one is one read
+    of the row, as a GET's, and nothing on the writer."""
+    seed = _seed(job, repo)
+
+    def puts(n: int) -> tuple[list[str], list[str], int]:
         traced.clear()
+        traced_reads.clear()
         with catalog_work(ctx) as work:
             for _ in range(n):
                 assert api.put(f"/v2/Jobs/{job['id']}", seed).status_code == 200
-        return list(traced), work.writes
+        return list(traced), list(traced_reads), work.writes
 
-    one, orm_writes = puts(1)
+    assert api.put(f"/v2/Jobs/{job['id']}", seed).status_code == 200  # its schedule set
+    first, first_reads, orm_writes = puts(1)
     assert orm_writes == 0  # nothing written through SQLAlchemy (its session, its flush)
-    verbs = [statement.split()[0].upper() for statement in one]
-    assert verbs == ["BEGIN", "SELECT", "COMMIT"]  # the job holds the body: nothing to write
-    four, orm_writes = puts(4)
-    assert orm_writes == 0 and len(four) == 4 * len(one)
+    assert _verbs(first) == ["BEGIN", "SELECT", "COMMIT"]  # the job holds the body
+    assert _verbs(first_reads) == ["SELECT"]  # the row again, to keep the finding by it
+    one, one_reads, orm_writes = puts(1)
+    assert (one, one_reads, orm_writes) == ([], first_reads, 0)  # that row, as a GET reads it
+    four, four_reads, orm_writes = puts(4)
+    assert (four, four_reads, orm_writes) == ([], first_reads * 4, 0)
     stored = _row(ctx, job["id"])["version"]
     assert api.get(f"/v2/Jobs/{job['id']}").headers["etag"] == f'"{stored}"'
     seed["description"] = "a change"
-    edited, orm_writes = puts(1)
+    edited, _edited_reads, orm_writes = puts(1)
     assert orm_writes == 0
-    assert [statement.split()[0].upper() for statement in edited] == [
-        "BEGIN",
-        "SELECT",
-        "UPDATE",
-        "COMMIT",
-    ]
+    assert _verbs(edited) == ["BEGIN", "SELECT", "UPDATE", "COMMIT"]
     assert _row(ctx, job["id"])["version"] == stored + 1
+
+
+def test_a_kept_finding_answers_only_the_row_it_was_made_on(
+    ctx: Context, api: Api, data_dir: Path, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """A PUT found to change nothing is answered from that finding only while the job's row is
+    the one it was found on: another process's edit since, and the same PUT is made again (its
+    description back), and an If-Match of the version it was found on is refused."""
+    seed, path = _seed(job, repo), f"/v2/Jobs/{job['id']}"
+    first = api.put(path, seed)
+    version = _row(ctx, job["id"])["version"]
+    pinned = {"If-Match": f'"{version}"'}
+    for _ in range(2):  # kept, then answered from what was kept
+        assert api.put(path, seed).headers["etag"] == first.headers["etag"] == f'"{version}"'
+        assert api.put(path, seed, headers=pinned).status_code == 200
+    _another_process_writes(data_dir, job["id"])
+    refused = api.put(path, seed, headers=pinned)
+    assert refused.status_code == 412, refused.text
+    again = api.put(path, seed)
+    assert again.status_code == 200 and again.headers["etag"] == f'"{version + 2}"'
+    assert _row(ctx, job["id"])["description"] == ""
+    assert api.put(path, seed).headers["etag"] == f'"{version + 2}"'  # kept again
+    api.delete(path)
+    assert api.put(path, seed).status_code == 404
+
+
+def test_a_kept_finding_ends_when_the_job_s_next_run_passes(
+    ctx: Context, clock: ManualClock, api: Api, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """The edit reads the time through the job's next run: once that slot has passed (no
+    scheduler here moved it), the same PUT is made again and moves it, a new version; a
+    disabled job has no next run, and its finding holds at any time."""
+    api = LongLivedApi(api.client, api.token)
+    seed, path = _seed(job, repo), f"/v2/Jobs/{job['id']}"
+    for _ in range(2):
+        api.put(path, seed)
+    before = _row(ctx, job["id"])
+    assert before["next_run"] is not None
+    clock.set(before["next_run"] - timedelta(seconds=1))
+    assert api.put(path, seed).headers["etag"] == f'"{before["version"]}"'  # still that slot
+    clock.set(before["next_run"])
+    moved = api.put(path, seed)
+    assert moved.headers["etag"] == f'"{before["version"] + 1}"'
+    after = _row(ctx, job["id"])
+    assert after["next_run"] == before["next_run"] + timedelta(days=7)  # the next Wednesday
+    seed["isEnabled"] = False
+    disabled = api.put(path, seed).headers["etag"]
+    for days in (0, 400):
+        clock.advance(timedelta(days=days))
+        assert api.put(path, seed).headers["etag"] == disabled
+    assert _row(ctx, job["id"])["next_run"] is None
+
+
+def test_a_body_never_kept_is_validated_every_time(
+    api: Api, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    seed, path = _seed(job, repo), f"/v2/Jobs/{job['id']}"
+    seed["schedulePolicy"] = {"type": "Daily", "dailyTime": "25:00:00"}
+    for _ in range(3):
+        refused = api.put(path, seed)
+        assert refused.status_code == 400, refused.text
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_no_op_holds_from_when_it_was_found_up_to_the_next_run(enabled: bool) -> None:
+    found = START
+    next_run = found + timedelta(hours=5)
+    no_op = jobs.NoOp(3, found, enabled, next_run)
+    for now, holds in [
+        (found - timedelta(microseconds=1), not enabled),
+        (found, True),
+        (next_run - timedelta(microseconds=1), True),
+        (next_run, not enabled),
+        (next_run + timedelta(days=9), not enabled),
+    ]:
+        assert no_op.holds(now) is holds, now
+    assert jobs.NoOp(3, found, True, None).holds(found) is False  # an enabled job without a run
 
 
 @pytest.mark.postgresql_catalog
@@ -291,3 +398,21 @@ def test_on_postgresql_every_edit_is_declined(ctx: Context, job: dict[str, Any])
     before = _row(ctx, job["id"])
     assert jobs.edit_job_now(ctx, job["id"], JobEdit(description="x")) is None
     assert _row(ctx, job["id"]) == before
+
+
+def test_a_finding_is_kept_only_by_the_row_the_edit_read(
+    ctx: Context, data_dir: Path, job: dict[str, Any]
+) -> None:
+    """The row is read again after the edit to keep its finding: when another writer came
+    between, that row is not the one the edit read, and nothing is kept by it."""
+    memo = NoOpEdits()
+    key = memo.key(job["id"], b'{"description": ""}', None)
+    done = jobs.edit_job_now(ctx, job["id"], JobEdit(description=""))
+    assert done is not None and done.no_op is not None
+    _another_process_writes(data_dir, job["id"], version=False)
+    memo.learn(key, jobs.find_stored_job(ctx, job["id"]), done)
+    assert not memo.known(key)
+    again = jobs.edit_job_now(ctx, job["id"], JobEdit(description="theirs"))
+    assert again is not None and again.no_op is not None
+    memo.learn(key, jobs.find_stored_job(ctx, job["id"]), again)
+    assert memo.known(key)

@@ -133,13 +133,19 @@ def _overlap(template: str, route: DirectRoute) -> bool:
     )
 
 
+def is_json(request: Request, body: bytes) -> bool:
+    """Whether ``body`` is one ``json_body`` may take: sent as ``application/json`` (with or
+    without parameters), and not empty."""
+    content_type = request.headers.get("content-type", "")
+    return bool(body) and content_type.partition(";")[0].strip().lower() == "application/json"
+
+
 def json_body(request: Request, body: bytes, model: type[M]) -> M | None:
     """``body`` as ``model`` when FastAPI would take it without a word: a JSON content type
-    (``application/json``, with or without parameters), a body that parses and validates.
-    ``None`` for anything else, which the FastAPI route then answers (its errors are the
-    dialect's, and it decides on the rarer content types)."""
-    content_type = request.headers.get("content-type", "")
-    if not body or content_type.partition(";")[0].strip().lower() != "application/json":
+    (``is_json``), a body that parses and validates. ``None`` for anything else, which the
+    FastAPI route then answers (its errors are the dialect's, and it decides on the rarer
+    content types)."""
+    if not is_json(request, body):
         return None
     state = request.scope.get("state") or {}
     try:

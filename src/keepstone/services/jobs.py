@@ -25,9 +25,33 @@ from keepstone.store.tables import Job, JobSession, Proxy
 
 
 @dataclass(frozen=True, slots=True)
+class NoOp:
+    """An edit found to change nothing in a job's row (its values ``is_enabled`` and
+    ``next_run``, its ``version``) at ``found_at``. The same edit of the same row changes
+    nothing again while it ``holds``: ``_apply`` reads nothing but the row, the edit, the
+    server's zone and the time, and the time only through the job's next run, which is the same
+    slot from ``found_at`` up to that slot (``domain.schedule.next_run``); a disabled job has
+    none at any time. So a client applying the configuration it keeps, again and again, can be
+    answered from what the first application found (``api.vb365.jobs``)."""
+
+    version: int
+    found_at: datetime
+    is_enabled: bool
+    next_run: datetime | None
+
+    def holds(self, now: datetime) -> bool:
+        if not self.is_enabled:
+            return True
+        return self.next_run is not None and self.found_at <= now < self.next_run
+
+
+@dataclass(frozen=True, slots=True)
 class JobEditResult:
     job: Job
     started: JobSession | None
+    # set when the edit was found to change nothing (by ``edit_job_now``, which reads no other
+    # row: an edit that needs a lookup is declined there)
+    no_op: NoOp | None = None
 
 
 def create_job(ctx: Context, org_id: str, spec: JobEdit) -> JobEditResult:
@@ -102,7 +126,7 @@ def edit_job_now(
     dialect = ctx.db.driver_dialect
     now = ctx.clock.now()
 
-    def work(cursor: Any) -> Job:
+    def work(cursor: Any) -> JobEditResult:
         before = _JOB_BY_ID.values_in(cursor, dialect, job_id)
         if before is None:
             raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
@@ -112,16 +136,17 @@ def edit_job_now(
         after = job.__dict__
         changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
         if not changed:  # see _edit
-            return _JOB_BY_ID.instance_of(before)
+            no_op = NoOp(before["version"], now, before["is_enabled"], before["next_run"])
+            return JobEditResult(_JOB_BY_ID.instance_of(before), None, no_op)
         after["version"] = changed["version"] = before["version"] + 1
         _JOB_UPDATE.run_in(cursor, dialect, job_id, changed)
-        return _JOB_BY_ID.instance_of(after)
+        return JobEditResult(_JOB_BY_ID.instance_of(after), None)
 
     try:
         done = ctx.db.write_now(work, wait=wait, deferred=True)
     except _NeedsSession:
         return None
-    return None if done is ctx.db.BUSY else JobEditResult(cast(Job, done), None)
+    return None if done is ctx.db.BUSY else cast(JobEditResult, done)
 
 
 def check_version(what: str, version: int, if_match: int | None) -> None:
@@ -284,6 +309,17 @@ def stored_job(ctx: Context, job_id: str) -> Stored[Job]:
     if found is None:
         raise NotFound(f"job '{job_id}' does not exist")
     return found
+
+
+def find_stored_job(ctx: Context, job_id: str) -> Stored[Job] | None:
+    """``stored_job``, or None when there is no such job."""
+    return _JOB_BY_ID.stored(ctx.db, job_id)
+
+
+def holds_row(stored: Stored[Job], job: Job) -> bool:
+    """Whether ``job`` (an edit's result) holds the values of the row ``stored``: the edit read
+    that row, not one another writer left after it."""
+    return _values(stored.instance()) == _values(job)
 
 
 def compute_next_run(

@@ -1,7 +1,10 @@
 """Jobs: list, get, create, the seed 003 PUT, delete, actions, and their selected/excluded items."""
 
+import hashlib
 import re
-from collections.abc import Sequence
+import weakref
+from collections.abc import Hashable, Sequence
+from datetime import datetime
 from functools import partial
 from typing import Annotated, Any
 
@@ -31,6 +34,7 @@ from keepstone.api.vb365.versions import (
 from keepstone.domain.errors import InvalidInput, PreconditionFailed
 from keepstone.services import jobs, runs
 from keepstone.services.context import Context
+from keepstone.store.prepared import Stored
 from keepstone.store.tables import Job
 
 router = VersionedRouter()
@@ -38,7 +42,7 @@ _ETAG = re.compile(r'^\s*(?:W/)?"([0-9]{1,19})"\s*$')  # versions are SQLite int
 
 
 def etag(job: Job) -> str:
-    return f'"{job.version}"'
+    return f'"{job.version}"'  # as _edited_version writes it
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -156,10 +160,15 @@ def _edit(
 
 def _edited(job: Job, version: int) -> Response:
     """The answer to an edit in API ``version``: empty (204 from v6, 200 before), its ETag."""
+    return _edited_version(job.version, version)
+
+
+def _edited_version(job_version: int, version: int) -> Response:
+    """``_edited`` of a job whose version is ``job_version``."""
     response = plain(204 if version >= 6 else 200)
     # after the content headers, as ``response.headers["ETag"] = ...`` puts it, without making
     # the mutable view of the headers and searching them for one an empty answer never has
-    response.raw_headers.append((b"etag", etag(job).encode("latin-1")))
+    response.raw_headers.append((b"etag", f'"{job_version}"'.encode("latin-1")))
     return response
 
 
@@ -167,19 +176,89 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     """``edit_job`` without FastAPI (``api.direct``) for a JSON body that parses and validates;
     any other body is declined, and the FastAPI route answers it as before. The edit is made
     on the event loop when the catalog's writer is free at once (``jobs.edit_job_now``), else
-    on a worker thread (``jobs.edit_job_soon``)."""
-    parsed = direct.json_body(request, body, JobBody)
-    if parsed is None:
+    on a worker thread (``jobs.edit_job_soon``). A body an earlier PUT found to change nothing
+    in the row the job still has is answered from that finding (``NoOpEdits``): a read, as a
+    GET's, instead of the body's validation and the edit's transaction."""
+    if not direct.is_json(request, body):
         return None
-    await principal(request)
     ctx: Context = request.app.state.ctx
+    no_ops = _no_op_edits(request)
     # the answer is empty: only the version's number matters, not its links (``api_version``
     # makes a link builder and the public URL, about 2 % of the request's CPU)
     version = version_of(request.scope["path"])
-    if_match = request.headers.get("if-match")
-    args = (ctx, params["job_id"], parsed.to_edit(), expected_version(if_match))
+    expected = expected_version(request.headers.get("if-match"))
+    job_id = params["job_id"]
+    key = no_ops.key(job_id, body, expected)
+    known = no_ops.known(key)  # then its body validated when it was kept, and does again
+    parsed = None if known else direct.json_body(request, body, JobBody)
+    if not known and parsed is None:
+        return None
+    await principal(request)
+    if known:
+        stored = await direct.read(ctx, partial(jobs.find_stored_job, ctx, job_id))
+        no_op = no_ops.found(key, stored, ctx.clock.now())
+        if no_op is not None:
+            return _edited_version(no_op.version, version)
+        parsed = direct.json_body(request, body, JobBody)  # as it did when it was kept
+    if parsed is None:
+        return None
+    args = (ctx, job_id, parsed.to_edit(), expected)
     done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job_soon, *args))
-    return _edited(done.job, version)
+    if done.no_op is not None and key is not None:  # read again: what the edit read, or not
+        stored = await direct.read(ctx, partial(jobs.find_stored_job, ctx, job_id))
+        no_ops.learn(key, stored, done)
+    return _edited_version(done.job.version, version)
+
+
+class NoOpEdits:
+    """Job PUTs found to change nothing, by the job, the body (a digest of it) and its
+    If-Match, with the row (``store.prepared.Stored.snapshot``) they changed nothing in and
+    what was found (``jobs.NoOp``). Exact: the same body validates to the same edit, which
+    changes nothing again in a row with the same values while the finding ``holds`` (the time
+    moves the job's next run only when its slot passes); any other row (another writer's edit,
+    the scheduler's next run) is another snapshot, and the PUT is made again. Bounded
+    (``AnswerMemo``); bodies over ``MAX_BODY`` are not kept."""
+
+    MAX_BODY = 64 * 1024
+
+    def __init__(self) -> None:
+        self._kept: AnswerMemo[tuple[tuple[Any, ...], jobs.NoOp]] = AnswerMemo()
+
+    def key(self, job_id: str, body: bytes, expected: int | None) -> Hashable | None:
+        if len(body) > self.MAX_BODY:
+            return None
+        return job_id, hashlib.blake2b(body, digest_size=32).digest(), expected
+
+    def known(self, key: Hashable | None) -> bool:
+        return key is not None and self._kept.kept(key) is not None
+
+    def found(self, key: Hashable, stored: Stored[Job] | None, now: datetime) -> jobs.NoOp | None:
+        """What was found for ``key`` if it holds for ``stored`` (the job's row now) at ``now``."""
+        kept = self._kept.kept(key)
+        if kept is None or stored is None or stored.snapshot is None:
+            return None
+        snapshot, no_op = kept
+        return no_op if snapshot == stored.snapshot and no_op.holds(now) else None
+
+    def learn(self, key: Hashable, stored: Stored[Job] | None, done: jobs.JobEditResult) -> None:
+        """Keep ``done``'s finding for ``key`` when ``stored``, read after the edit, is the row
+        the edit read (no other writer came between)."""
+        if done.no_op is None or stored is None or stored.snapshot is None:
+            return
+        if jobs.holds_row(stored, done.job):
+            self._kept.keep(key, (stored.snapshot, done.no_op))
+
+
+def _no_op_edits(request: Request) -> NoOpEdits:
+    """The ``NoOpEdits`` of the app's state: of its context (its catalog, clock and zone)."""
+    state = request.app.state
+    found = _NO_OP_EDITS.get(state)
+    if found is None:
+        found = _NO_OP_EDITS[state] = NoOpEdits()
+    return found
+
+
+_NO_OP_EDITS: weakref.WeakKeyDictionary[Any, NoOpEdits] = weakref.WeakKeyDictionary()
 
 
 def direct_routes() -> list[DirectRoute]:
