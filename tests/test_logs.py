@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keepstone import logs
 
@@ -165,3 +167,57 @@ def test_a_line_is_what_json_dumps_writes(fields: Any) -> None:
     """The line encoder made once is the encoder ``json.dumps`` makes per call."""
     default = structlog.processors._json_fallback_handler
     assert logs._line(fields) == json.dumps(fields, default=default)
+
+
+@given(
+    method=st.text(max_size=8),
+    path=st.text(max_size=40),
+    status=st.integers(min_value=100, max_value=599),
+    ms=st.floats(min_value=0, max_value=1e7, allow_nan=False),
+    user=st.one_of(st.none(), st.text(max_size=12)),
+    request_id=st.text(max_size=34),
+)
+def test_a_request_s_line_from_its_template_is_the_encoder_s(
+    method: str, path: str, status: int, ms: float, user: str | None, request_id: str
+) -> None:
+    at = "2026-12-05T20:18:54.767218Z"
+    fields: dict[str, Any] = {"method": method, "path": path, "status": status, "ms": ms}
+    if user:
+        fields["user"] = user
+    fields |= {"event": "request", "request_id": request_id, "level": "info", "timestamp": at}
+    made = logs._request_text(method, path, status, ms, user, request_id, at)
+    assert made == logs._line(fields)
+
+
+@pytest.mark.parametrize("more", [{}, {"job_id": "j-1"}], ids=["request id", "more bound"])
+def test_a_request_s_line_is_info_line_s(
+    more: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``request_line`` writes what ``info_line`` writes for the same request, from its template
+    while the request id is all that is bound, else through ``info_line``."""
+    stderr = io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    saved = structlog.get_config()
+    logger = structlog.get_logger("keepstone.test")
+    bound = structlog.contextvars.bind_contextvars(request_id='r-\u00e9"1', **more)
+    try:
+        logs.configure()
+        for user in ("admin", None, ""):
+            fields: dict[str, Any] = {"method": "PUT", "path": "/v2/Jobs/\u00e9", "status": 204}
+            fields["ms"] = 0.3
+            if user:
+                fields["user"] = user
+            logs.info_line(logger, "request", fields)
+            logs.request_line(logger, "PUT", "/v2/Jobs/\u00e9", 204, 0.3, user)
+    finally:
+        structlog.contextvars.reset_contextvars(**bound)
+        structlog.configure(**saved)
+    lines = [json.loads(line) for line in stderr.getvalue().splitlines()]
+    assert len(lines) == 6
+    for by_info_line, by_template in zip(lines[::2], lines[1::2], strict=True):
+        assert by_info_line.pop("timestamp").endswith("Z")
+        assert by_template.pop("timestamp").endswith("Z")
+        assert list(by_template.items()) == list(by_info_line.items())
+        assert by_template["request_id"] == 'r-\u00e9"1' and by_template.get("job_id") == (
+            more.get("job_id")
+        )

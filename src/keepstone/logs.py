@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import json
 import logging
+import math
 import sys
 import threading
 import time
@@ -165,6 +166,52 @@ def info_line(logger: Any, event: str, fields: dict[str, Any]) -> None:
     configured.lines.write(_line(fields))
 
 
+def request_line(
+    logger: Any, method: str, path: str, status: int, ms: float, user: str | None
+) -> None:
+    """The access log's line: ``info_line(logger, "request", fields)`` of the request's fields
+    (``user`` left out when empty), the same text. While ``configure``'s JSON lines are in
+    place and the request's bound context is its request id alone (as ``api.edge`` binds it),
+    the line is made from one template (``_request_text``) rather than a dict of its fields
+    walked by the encoder: about a sixth of a refused request's CPU less."""
+    configured = _json_lines
+    if (
+        configured is not None
+        and configured.info
+        and structlog.get_config()["processors"] == configured.processors
+        and type(status) is int  # what the template writes as the encoder does
+        and type(ms) is float
+        and math.isfinite(ms)
+        and (not user or type(user) is str)
+    ):
+        bound = merge_contextvars(None, "info", {})
+        request_id = bound.get("request_id")
+        if len(bound) == 1 and isinstance(request_id, str):
+            text = _request_text(method, path, status, ms, user, request_id, _utc_now())
+            configured.lines.write(text)
+            return
+    fields: dict[str, Any] = {"method": method, "path": path, "status": status, "ms": ms}
+    if user:
+        fields["user"] = user
+    info_line(logger, "request", fields)
+
+
+def _request_text(
+    method: str, path: str, status: int, ms: float, user: str | None, request_id: str, at: str
+) -> str:
+    """``_line`` of a request's fields in ``info_line``'s order (its own, the event, the bound
+    request id, the level, the time), as the encoder writes each value."""
+    who = f", {_STRING('user')}: {_STRING(user)}" if user else ""
+    return (
+        f'{{"method": {_STRING(method)}, "path": {_STRING(path)}, "status": {status}, '
+        f'"ms": {float.__repr__(ms)}{who}, "event": "request", '
+        f'"request_id": {_STRING(request_id)}, "level": "info", "timestamp": "{at}"}}'
+    )
+
+
+_STRING = json.encoder.encode_basestring_ascii  # the encoder's, for every text
+
+
 def _encode(event_dict: EventDict, **_options: Any) -> str:
     return _line(event_dict)
 
@@ -173,12 +220,16 @@ def utc_timestamp(_logger: WrappedLogger, _method: str, event_dict: EventDict) -
     """``timestamp``: ISO 8601 UTC with microseconds, ``2026-12-04T16:10:18.032007Z``, as
     structlog's ``TimeStamper(fmt="iso", utc=True)`` writes it (which drops a zero fraction),
     from one clock read and the second's text made once (a request's line is made each time)."""
+    event_dict["timestamp"] = _utc_now()
+    return event_dict
+
+
+def _utc_now() -> str:
     now = time.time()
     second = int(now)
     micros = int((now - second) * 1_000_000)
     fraction = f".{micros:06d}" if micros else ""
-    event_dict["timestamp"] = f"{_utc_second(second)}{fraction}Z"
-    return event_dict
+    return f"{_utc_second(second)}{fraction}Z"
 
 
 @lru_cache(maxsize=4)

@@ -122,16 +122,9 @@ def loggable_path(path: str) -> str:
 
 def log_request(scope: Scope, status: int, started: float) -> None:
     """The access log line (``started`` from ``time.perf_counter``)."""
-    fields = {
-        "method": scope["method"],
-        "path": loggable_path(scope["path"]),
-        "status": status,
-        "ms": round((time.perf_counter() - started) * 1000, 2),
-    }
-    user = scope["state"].get("user_name")
-    if user:
-        fields["user"] = user
-    logs.info_line(log, "request", fields)
+    ms = round((time.perf_counter() - started) * 1000, 2)
+    path = loggable_path(scope["path"])
+    logs.request_line(log, scope["method"], path, status, ms, scope["state"].get("user_name"))
 
 
 class BodyTooLarge(Exception):
