@@ -48,5 +48,10 @@ class AnswerMemo(Generic[V]):
                 self._kept.pop(next(iter(self._kept)), None)
             self._kept[key] = value
 
+    def forget(self, key: Hashable) -> None:
+        """Keep nothing for ``key``."""
+        with self._lock:
+            self._kept.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._kept)

@@ -38,6 +38,7 @@ class NoOp:
     found_at: datetime
     is_enabled: bool
     next_run: datetime | None
+    row: tuple[Any, ...] | None  # the row's ``Stored.snapshot`` (None: the driver's has none)
 
     def holds(self, now: datetime) -> bool:
         if not self.is_enabled:
@@ -127,16 +128,17 @@ def edit_job_now(
     now = ctx.clock.now()
 
     def work(cursor: Any) -> JobEditResult:
-        before = _JOB_BY_ID.values_in(cursor, dialect, job_id)
-        if before is None:
+        read = _JOB_BY_ID.values_in(cursor, dialect, job_id)
+        if read is None:
             raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
+        before, row = read
         check_version(f"job '{before['name']}'", before["version"], if_match)
         job = _JobRow(before)
         _apply(None, job, edit, now, ctx.tz)
         after = job.__dict__
         changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
         if not changed:  # see _edit
-            no_op = NoOp(before["version"], now, before["is_enabled"], before["next_run"])
+            no_op = NoOp(before["version"], now, before["is_enabled"], before["next_run"], row)
             return JobEditResult(_JOB_BY_ID.instance_of(before), None, no_op)
         after["version"] = changed["version"] = before["version"] + 1
         _JOB_UPDATE.run_in(cursor, dialect, job_id, changed)
@@ -314,12 +316,6 @@ def stored_job(ctx: Context, job_id: str) -> Stored[Job]:
 def find_stored_job(ctx: Context, job_id: str) -> Stored[Job] | None:
     """``stored_job``, or None when there is no such job."""
     return _JOB_BY_ID.stored(ctx.db, job_id)
-
-
-def holds_row(stored: Stored[Job], job: Job) -> bool:
-    """Whether ``job`` (an edit's result) holds the values of the row ``stored``: the edit read
-    that row, not one another writer left after it."""
-    return _values(stored.instance()) == _values(job)
 
 
 def compute_next_run(

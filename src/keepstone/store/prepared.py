@@ -91,15 +91,21 @@ class KeyRead(Generic[M]):
         assert isinstance(values, tuple)
         return Stored(self, _snapshot(values), values, compiled.converters)
 
-    def values_in(self, cursor: Any, dialect: Dialect, key: str) -> dict[str, Any] | None:
+    def values_in(
+        self, cursor: Any, dialect: Dialect, key: str
+    ) -> tuple[dict[str, Any], tuple[Any, ...] | None] | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``) as its
         values by column name, converted, no instance made (a caller works on plain values and
-        makes the instance of the result, ``instance_of``); the driver's errors are the
-        caller's to handle."""
+        makes the instance of the result, ``instance_of``), and its ``Stored.snapshot`` (what
+        ``stored`` would give for the same row); the driver's errors are the caller's to
+        handle."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
-        return None if values is None else self._by_name(values, compiled.converters)
+        if values is None:
+            return None
+        values = tuple(values)
+        return self._by_name(values, compiled.converters), _snapshot(values)
 
     def instance_of(self, values: dict[str, Any]) -> M:
         """A detached instance holding ``values`` (every column's, converted)."""

@@ -204,25 +204,25 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
         return None
     args = (ctx, job_id, parsed.to_edit(), expected)
     done = await direct.write(partial(jobs.edit_job_now, *args), partial(jobs.edit_job_soon, *args))
-    if done.no_op is not None and key is not None:  # read again: what the edit read, or not
-        stored = await direct.read(ctx, partial(jobs.find_stored_job, ctx, job_id))
-        no_ops.learn(key, stored, done)
+    if key is not None:
+        no_ops.learn(key, done.no_op)
     return _edited_version(done.job.version, version)
 
 
 class NoOpEdits:
     """Job PUTs found to change nothing, by the job, the body (a digest of it) and its
-    If-Match, with the row (``store.prepared.Stored.snapshot``) they changed nothing in and
-    what was found (``jobs.NoOp``). Exact: the same body validates to the same edit, which
-    changes nothing again in a row with the same values while the finding ``holds`` (the time
-    moves the job's next run only when its slot passes); any other row (another writer's edit,
-    the scheduler's next run) is another snapshot, and the PUT is made again. Bounded
-    (``AnswerMemo``); bodies over ``MAX_BODY`` are not kept."""
+    If-Match: what was found (``jobs.NoOp``), with the row the edit read (its snapshot, as
+    ``store.prepared.Stored`` gives it). Exact: the same body validates to the same edit,
+    which changes nothing again in a row with the same values while the finding ``holds`` (the
+    time moves the job's next run only when its slot passes); any other row (another writer's
+    edit, the scheduler's next run) is another snapshot, and the PUT is made again (and the
+    finding forgotten, so a body that alternates with others does not pay for a read it
+    cannot use). Bounded (``AnswerMemo``); bodies over ``MAX_BODY`` are not kept."""
 
     MAX_BODY = 64 * 1024
 
     def __init__(self) -> None:
-        self._kept: AnswerMemo[tuple[tuple[Any, ...], jobs.NoOp]] = AnswerMemo()
+        self._kept: AnswerMemo[jobs.NoOp] = AnswerMemo()
 
     def key(self, job_id: str, body: bytes, expected: int | None) -> Hashable | None:
         if len(body) > self.MAX_BODY:
@@ -233,20 +233,20 @@ class NoOpEdits:
         return key is not None and self._kept.kept(key) is not None
 
     def found(self, key: Hashable, stored: Stored[Job] | None, now: datetime) -> jobs.NoOp | None:
-        """What was found for ``key`` if it holds for ``stored`` (the job's row now) at ``now``."""
+        """What was found for ``key`` if it holds for ``stored`` (the job's row now) at ``now``;
+        else None, and it is forgotten."""
         kept = self._kept.kept(key)
-        if kept is None or stored is None or stored.snapshot is None:
+        if kept is None:
             return None
-        snapshot, no_op = kept
-        return no_op if snapshot == stored.snapshot and no_op.holds(now) else None
+        if stored is not None and kept.row == stored.snapshot and kept.holds(now):
+            return kept
+        self._kept.forget(key)
+        return None
 
-    def learn(self, key: Hashable, stored: Stored[Job] | None, done: jobs.JobEditResult) -> None:
-        """Keep ``done``'s finding for ``key`` when ``stored``, read after the edit, is the row
-        the edit read (no other writer came between)."""
-        if done.no_op is None or stored is None or stored.snapshot is None:
-            return
-        if jobs.holds_row(stored, done.job):
-            self._kept.keep(key, (stored.snapshot, done.no_op))
+    def learn(self, key: Hashable, no_op: jobs.NoOp | None) -> None:
+        """Keep what an edit found, if it changed nothing in a row with a snapshot."""
+        if no_op is not None and no_op.row is not None:
+            self._kept.keep(key, no_op)
 
 
 def _no_op_edits(request: Request) -> NoOpEdits:
