@@ -182,6 +182,34 @@ def test_restore_to_another_user_and_copy_to_a_new_nested_folder(
     assert one.json()["skippedItemsCount"] == 1
 
 
+def test_restore_unread_as_a_v4_portal_asks_it(
+    api: Api, backed_up: tuple[Org, str], alice: ImapUser, bob: ImapUser
+) -> None:
+    """``markRestoredAsUnread``: every message goes back without ``\\Seen`` and with its other
+    flags; the vendor's ``casServer`` names where its server would sign in, which Keepstone
+    never does for an Imap organization (it writes through the organization's own server):
+    taken, not used. The portal sends its options as strings."""
+    _, session = backed_up
+    base = f"/v2/RestoreSessions/{session}/Organization/Mailboxes/{mailbox(api, session, alice)}"
+    body = {
+        "userName": bob.name,
+        "folder": "Unread",
+        "casServer": "outlook.office365.com",
+        "markRestoredAsUnread": "true",
+        "excludeInPlaceHoldItems": "true",
+    }
+    done = api.post(f"{base}/restoreTo", body)
+    assert done.status_code == 200, done.text
+    theirs = snapshot(alice)
+    backed = sorted(m for messages in theirs.values() for m in messages)
+    assert any("\\Seen" in flags for _, flags, _ in backed)  # some were read
+    unread = sorted((b, tuple(f for f in flags if f != "\\Seen"), at) for b, flags, at in backed)
+    assert snapshot(bob) == {("Unread",): unread}
+    refused = api.post(f"{base}/restoreTo", {"userName": bob.name, "excludeDrafts": True})
+    assert refused.status_code == 400 and "excludeDrafts" in refused.text
+    assert snapshot(bob) == {("Unread",): unread}
+
+
 HOSTILE = ["x\r\nA1 DELETE INBOX", "a/\x01/b", "../up", "a//b"]
 
 

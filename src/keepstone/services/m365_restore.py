@@ -25,7 +25,7 @@ from keepstone.services import m365_settings
 from keepstone.services.catalog import get_organization_in
 from keepstone.services.context import Context
 from keepstone.services.m365_settings import Configured, M365Secrets
-from keepstone.sources.targets import RestoreTarget
+from keepstone.sources.targets import LocalTarget, RestoreTarget
 from keepstone.store.tables import Organization
 
 # Graph's restore modules (and httpx under them) are imported by a restore that uses them: the
@@ -208,9 +208,9 @@ MAIL_ONLY = tuple(name for name in ExchangeOptions.__dataclass_fields__ if name 
 REGIONS = ("worldwide",)  # Graph's global service; national clouds have other endpoints
 
 
-def mail_options(given: ExchangeOptions, kind: str) -> MailOptions | None:
-    """What the options ask of a put-back of ``kind`` items (None: nothing beyond the
-    defaults). Pure; a refusal is a 400 naming the option.
+def mail_options(given: ExchangeOptions, kind: str, office365: bool = True) -> MailOptions | None:
+    """What the options ask of a put-back of ``kind`` items into an organization (``office365``
+    or not) (None: nothing beyond the defaults). Pure; a refusal is a 400 naming the option.
 
     - ``changedItems``/``deletedItems`` (default true): whether a message already in its
       target folder / missing from it is put back; both false would restore nothing.
@@ -219,11 +219,16 @@ def mail_options(given: ExchangeOptions, kind: str) -> MailOptions | None:
       backup never reads the Recoverable Items folders that hold such items: there are none to
       exclude or include.
     - ``casServer`` and ``impersonationAccountName`` belong to on-premises Exchange and EWS
-      impersonation: refused; ``officeRegion`` other than Worldwide is refused (Graph's global
-      endpoints are what Keepstone writes to)."""
+      impersonation: refused for an Office365 organization; for a Local or Imap one they name
+      where and as whom the vendor's server would sign in, which Keepstone never does there (it
+      writes through the organization's own access), so they are taken and not used, as a
+      user's name and password are (``restore_credentials``); ``officeRegion`` other than
+      Worldwide is refused (Graph's global endpoints are what Keepstone writes to)."""
     from keepstone.sources.graph.mail_restore import MailOptions
 
-    _refuse_foreign(given)
+    _refuse_foreign(
+        given if office365 else replace(given, cas_server=None, impersonation_account_name=None)
+    )
     asked = [(_wire(name), getattr(given, name)) for name in MAIL_ONLY]
     if kind != "mail":
         for wire, value in asked:
@@ -296,15 +301,21 @@ def check_organization_name(ctx: Context, org: Organization, name: str | None) -
 
 
 def with_mail_options(target: RestoreTarget, options: MailOptions | None) -> RestoreTarget:
-    """``target`` putting messages back with ``options``; only an Office365 organization
-    offers them (a 400 naming the first given for another)."""
+    """``target`` putting messages back with ``options``: an Office365 organization offers
+    them all; a Local or Imap one marking messages unread (their Maildir or IMAP flags without
+    Seen), and a 400 naming the first other option given."""
+    from keepstone.sources.graph.mail_restore import MailOptions
     from keepstone.sources.graph.restore import GraphTarget
+    from keepstone.sources.imap.restore import ImapTarget
 
     if options is None:
         return target
     if isinstance(target, GraphTarget):
         return target.with_mail_options(options)
-    raise InvalidInput("is offered for Office365 organizations only", _first_option_name(options))
+    others = replace(options, mark_unread=False)
+    if others == MailOptions() and isinstance(target, LocalTarget | ImapTarget):
+        return target.marking_unread()
+    raise InvalidInput("is offered for Office365 organizations only", _first_option_name(others))
 
 
 def _first_option_name(options: MailOptions) -> str:
@@ -318,11 +329,11 @@ def _first_option_name(options: MailOptions) -> str:
 
 
 def checked_options(
-    ctx: Context, organization_id: str, given: ExchangeOptions, kind: str
+    ctx: Context, organization_id: str, given: ExchangeOptions, kind: str, office365: bool
 ) -> MailOptions | None:
-    """The options of a restore into ``organization_id``, checked before anything is written
-    or any login is tried (a 400 naming the option)."""
-    options = mail_options(given, kind)
+    """The options of a restore into ``organization_id`` (``office365`` or not), checked before
+    anything is written or any login is tried (a 400 naming the option)."""
+    options = mail_options(given, kind, office365)
     if given.office_organization_name:
         with ctx.db.read() as s:
             org = get_organization_in(s, organization_id)

@@ -96,10 +96,16 @@ def from_imap(item: Item) -> bool:
 
 
 class LocalTarget:
-    """A Local organization: each item written on its own, atomically, in the order given."""
+    """A Local organization: each item written on its own, atomically, in the order given;
+    ``unread``: messages without their Seen flag (``S``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, unread: bool = False) -> None:
         self.organization = LocalOrganization(root)
+        self.unread = unread
+
+    def marking_unread(self) -> LocalTarget:
+        """The same organization, putting messages back unread."""
+        return LocalTarget(self.organization.root, unread=True)
 
     def users(self) -> list[str]:
         return [user.name for user in self.organization.users()]
@@ -131,7 +137,7 @@ class LocalTarget:
                 where.user,
                 folder or item.path,
                 data,
-                str(item.meta.get("flags", "")),
+                _flags(item, self.unread),
                 message_unique(file_name) if file_name else None,
                 collision,
                 # Back into its own folder: the directory's own name, not the shown path
@@ -143,3 +149,9 @@ class LocalTarget:
         return self.organization.restore_file(
             where.user, path, data, item.mtime, item.mode, collision
         )
+
+
+def _flags(item: Item, unread: bool) -> str:
+    """A message's Maildir flags as backed up, without Seen when it goes back ``unread``."""
+    flags = str(item.meta.get("flags", ""))
+    return flags.replace("S", "") if unread else flags

@@ -521,9 +521,11 @@ def put_back(
     view.user(owner_id)  # a wrong session or owner (or one out of the caller's scope): a 404
     if elsewhere and not to_user and not options.folder:
         raise InvalidInput("restoreTo needs userName (or mailbox) and/or folder", "userName")
-    mail = m365_restore.checked_options(ctx, view.organization_id, options.exchange(), kind)
-    # the organization, with the application the request named, is checked now: a 400
     office365 = m365_restore.is_office365(ctx, view.organization_id)
+    mail = m365_restore.checked_options(
+        ctx, view.organization_id, options.exchange(), kind, office365
+    )
+    # the organization, with the application the request named, is checked now: a 400
     target = restores.session_target(ctx, session_id, options.credentials(office365))
     target = m365_restore.with_mail_options(target, mail)
 

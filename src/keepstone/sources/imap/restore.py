@@ -55,8 +55,13 @@ def message_id(item: Item) -> str:
     return re.sub(r"\s+", "", str(item.meta.get("message_id") or ""))
 
 
-def appended(item: Item, body: bytes) -> Appended:
-    flags = tuple(str(f) for f in item.meta.get("imap_flags") or () if str(f).lower() != "\\recent")
+def appended(item: Item, body: bytes, unread: bool = False) -> Appended:
+    """What APPEND sends of ``item``: its flags as backed up (not ``\\Recent``, which only the
+    server sets, nor ``\\Seen`` when it goes back ``unread``) and its INTERNALDATE."""
+    dropped = ("\\recent", "\\seen") if unread else ("\\recent",)
+    flags = tuple(
+        str(f) for f in item.meta.get("imap_flags") or () if str(f).lower() not in dropped
+    )
     stamp = item.meta.get("internal_date")
     return Appended(body, flags, datetime.fromisoformat(stamp) if stamp else None)
 
@@ -64,9 +69,20 @@ def appended(item: Item, body: bytes) -> Appended:
 class ImapTarget:
     """An Imap organization: its configured users, and messages put back over IMAP."""
 
-    def __init__(self, access: ImapAccess, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        access: ImapAccess,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        unread: bool = False,
+    ) -> None:
         self.access = access
         self.sleep = sleep
+        self.unread = unread  # messages go back without \\Seen
+
+    def marking_unread(self) -> ImapTarget:
+        """The same organization, putting messages back unread."""
+        return ImapTarget(self.access, self.sleep, unread=True)
 
     def users(self) -> list[str]:
         return list(self.access.logins)
@@ -202,7 +218,7 @@ class _Restore:
         messages: list[tuple[Item, Appended]] = []
         for item in batch:
             try:
-                messages.append((item, appended(item, self.read(item).read())))
+                messages.append((item, appended(item, self.read(item).read(), self.target.unread)))
             except (OSError, ValueError, KeepstoneError) as error:
                 yield Outcome(item, error=_unreadable(error))
         try:
