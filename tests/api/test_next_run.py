@@ -127,3 +127,82 @@ def test_new_job_gets_the_default_schedule_and_its_next_run(api: Api, job: dict[
         "15:00:00",
     )
     assert job["nextRun"] == "2026-06-10T15:00:00Z"
+
+
+def test_periodic_offset_and_window_as_v6_to_v8_send_and_show_them(
+    api: Api, job: dict[str, Any]
+) -> None:
+    """``periodicallyOffsetMinutes`` shifts an hourly grid within the hour, and the periodic
+    window (``periodicallyWindowEnabled`` from v7, with ``periodicallyWindowSettings``) holds
+    the runs to its hours; v6 on shows them with ``scheduleEnabled``, v7 on the window's
+    switch; v2-v5 show neither, as their references have none."""
+    # Wednesday (day 3) from 13:00 only, on a clock an hour ahead of UTC: 12:20 UTC at the
+    # earliest, every two hours from 00:20 on the window clock
+    policy = {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours2",
+        "scheduleEnabled": True,
+        "periodicallyOffsetMinutes": 20,
+        "periodicallyWindowEnabled": True,
+        "periodicallyWindowSettings": {
+            "backupWindow": window({3 * 24 + h for h in range(13, 24)}),
+            "minuteOffset": 60,
+        },
+    }
+    path = f"/v8/Jobs/{job['id']}"
+    assert api.put(path, {"schedulePolicy": policy}).status_code == 204
+    shown = api.get(path).json()
+    assert shown["nextRun"] == "2026-06-10T12:20:00Z"
+    for name in ("scheduleEnabled", "periodicallyOffsetMinutes", "periodicallyWindowEnabled"):
+        assert shown["schedulePolicy"][name] == policy[name], name
+    assert (
+        shown["schedulePolicy"]["periodicallyWindowSettings"]
+        == policy["periodicallyWindowSettings"]
+    )
+    v6 = api.get(f"/v6/Jobs/{job['id']}").json()["schedulePolicy"]
+    assert "periodicallyWindowEnabled" not in v6 and v6["periodicallyOffsetMinutes"] == 20
+    v2 = api.get(f"/v2/Jobs/{job['id']}").json()["schedulePolicy"]
+    assert not {"scheduleEnabled", "periodicallyOffsetMinutes"} & set(v2)
+    off = {
+        "type": "Periodically",
+        "periodicallyEvery": "Hours2",
+        "periodicallyWindowEnabled": False,
+    }
+    assert api.put(path, {"schedulePolicy": off}).status_code == 204
+    assert api.get(path).json()["nextRun"] == "2026-06-10T10:20:00Z"
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [
+        (
+            {
+                "type": "Periodically",
+                "periodicallyEvery": "Minutes30",
+                "periodicallyOffsetMinutes": 5,
+            },
+            "periodicallyOffsetMinutes",
+        ),
+        ({"periodicallyOffsetMinutes": 60}, "periodicallyOffsetMinutes"),
+        (
+            {
+                "periodicallyWindowEnabled": True,
+                "periodicallyWindowSettings": {"backupWindow": [False] * 168},
+            },
+            "periodicallyWindowSettings.backupWindow",
+        ),
+        (
+            {"periodicallyWindowSettings": {"backupWindow": [True] * 24}},
+            "periodicallyWindowSettings.backupWindow",
+        ),
+        ({"scheduleEnabled": False}, "scheduleEnabled"),
+        ({"type": "ManualOnly", "scheduleEnabled": True}, "scheduleEnabled"),
+    ],
+)
+def test_impossible_periodic_settings_are_400s_naming_them_and_change_nothing(
+    api: Api, job: dict[str, Any], policy: dict[str, Any], named: str
+) -> None:
+    before = api.get(f"/v8/Jobs/{job['id']}").json()
+    refused = api.put(f"/v8/Jobs/{job['id']}", {"schedulePolicy": policy})
+    assert refused.status_code == 400 and named in refused.json()["message"], refused.text
+    assert api.get(f"/v8/Jobs/{job['id']}").json() == before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from keepstone.domain.errors import InvalidInput
 from keepstone.domain.jobs import ScheduleEdit
 from keepstone.domain.policy import (
     ALWAYS_OPEN,
@@ -24,6 +26,7 @@ from keepstone.domain.schedule import (
     window_allows,
     window_closes_at,
 )
+from keepstone.store.codecs import policy_from_record, policy_to_record
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -80,17 +83,28 @@ def floor_minute(instant: datetime) -> datetime:
     return instant.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def oracle_window(window: tuple[bool, ...], offset: int, minute: datetime) -> bool:
+    clock = minute.astimezone(UTC).replace(tzinfo=None) + timedelta(minutes=offset)
+    sunday_first_day = (clock.weekday() + 1) % 7
+    return window[sunday_first_day * 24 + clock.hour]
+
+
 def oracle_allows(policy: SchedulePolicy, minute: datetime) -> bool:
     if not policy.backup_window_enabled:
         return True
-    clock = minute.astimezone(UTC).replace(tzinfo=None) + timedelta(minutes=policy.minute_offset)
-    sunday_first_day = (clock.weekday() + 1) % 7
-    return policy.backup_window[sunday_first_day * 24 + clock.hour]
+    return oracle_window(policy.backup_window, policy.minute_offset, minute)
 
 
 def oracle_is_periodic_slot(policy: SchedulePolicy, minute: datetime) -> bool:
+    """On the grid (window-clock midnight, shifted by the periodic offset) and in an hour the
+    periodic window allows, when it is enabled."""
     clock = minute.replace(tzinfo=None) + timedelta(minutes=policy.minute_offset)
-    return (clock.hour * 60 + clock.minute) % policy.periodically_every.minutes == 0
+    since_midnight = clock.hour * 60 + clock.minute - policy.periodically_offset
+    if since_midnight % policy.periodically_every.minutes:
+        return False
+    if not policy.periodic_window_enabled:
+        return True
+    return oracle_window(policy.periodic_window, policy.periodic_minute_offset, minute)
 
 
 def oracle_daily_slots(
@@ -440,16 +454,27 @@ daily_times = st.builds(
     minute=st.sampled_from([0, 30, 59]) | st.integers(0, 59),
     second=st.sampled_from([0, 0, 59]),
 )
-policies = st.builds(
-    SchedulePolicy,
-    type=st.sampled_from([*ScheduleType, ScheduleType.DAILY, ScheduleType.PERIODICALLY]),
-    daily_type=st.sampled_from(DailyType),
-    daily_time=daily_times,
-    periodically_every=st.sampled_from(Period),
-    backup_window_enabled=st.booleans(),
-    backup_window=windows,
-    minute_offset=st.integers(-720, 840),
-)
+
+
+@st.composite
+def policies(draw: st.DrawFn) -> SchedulePolicy:
+    every = draw(st.sampled_from(Period))
+    return SchedulePolicy(
+        type=draw(st.sampled_from([*ScheduleType, ScheduleType.DAILY, ScheduleType.PERIODICALLY])),
+        daily_type=draw(st.sampled_from(DailyType)),
+        daily_time=draw(daily_times),
+        periodically_every=every,
+        backup_window_enabled=draw(st.booleans()),
+        backup_window=draw(windows),
+        minute_offset=draw(st.integers(-720, 840)),
+        # a shift within the hour is for periods in hours only
+        periodically_offset=draw(st.integers(0, 59)) if every.minutes >= 60 else 0,
+        periodic_window_enabled=draw(st.booleans()),
+        periodic_window=draw(windows),
+        periodic_minute_offset=draw(st.integers(-720, 840)),
+    )
+
+
 anywhere = st.datetimes(
     min_value=datetime(2019, 1, 1), max_value=datetime(2032, 12, 31), timezones=st.just(UTC)
 )
@@ -478,13 +503,13 @@ def _check_against_oracle(policy: SchedulePolicy, after: datetime, tz: tzinfo) -
 
 
 @SETTINGS
-@given(policies, instants, zones)
+@given(policies(), instants, zones)
 def test_next_run_matches_the_oracle(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> None:
     _check_against_oracle(policy, after, tz)
 
 
 @SETTINGS
-@given(policies, instants, zones)
+@given(policies(), instants, zones)
 def test_next_run_from_a_slot_matches_the_oracle(
     policy: SchedulePolicy, after: datetime, tz: tzinfo
 ) -> None:
@@ -596,7 +621,7 @@ def test_an_edit_that_changes_nothing_keeps_the_policy() -> None:
 
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    policies,
+    policies(),
     instants,
     zones,
     st.lists(st.integers(0, 3 * 86_400), min_size=1, max_size=6),
@@ -635,3 +660,90 @@ def test_a_later_instant_before_the_kept_run_computes_nothing(
     monkeypatch.undo()
     with pytest.raises(ValueError, match="timezone-aware"):
         next_run(policy, datetime(2025, 1, 9, 12, 0), BERLIN)  # naive: refused, never compared
+
+
+# ---------------------------------------------------------------------------------------------
+# The vendor's periodic offset and window (periodicallyOffsetMinutes, periodicallyWindowSettings).
+
+
+def test_an_hourly_job_shifted_by_its_offset_runs_at_that_minute() -> None:
+    policy = SchedulePolicy(
+        type=ScheduleType.PERIODICALLY, periodically_every=Period.HOURS2, periodically_offset=15
+    )
+    assert next_run(policy, utc("2025-01-08T10:15")) == utc("2025-01-08T12:15")
+    assert next_run(policy, utc("2025-01-08T10:14")) == utc("2025-01-08T10:15")
+    half_hour_clock = replace(policy, minute_offset=30)  # the grid's midnight on the window clock
+    assert next_run(half_hour_clock, utc("2025-01-08T10:00")) == utc("2025-01-08T11:45")
+
+
+def test_a_periodic_job_runs_only_in_the_hours_its_periodic_window_allows() -> None:
+    """Hourly, Monday to Friday 08:00-18:00 on a UTC+1 clock: Friday's last run is 17:00 local
+    (16:00 UTC), the next Monday 08:00 local (07:00 UTC); the backup window, when enabled too,
+    narrows it further."""
+    working = tuple(1 <= h // 24 <= 5 and 8 <= h % 24 < 18 for h in range(168))
+    policy = SchedulePolicy(
+        type=ScheduleType.PERIODICALLY,
+        periodically_every=Period.HOURS1,
+        periodic_window_enabled=True,
+        periodic_window=working,
+        periodic_minute_offset=60,
+    )
+    assert next_run(policy, utc("2025-01-10T15:30")) == utc("2025-01-10T16:00")  # Friday
+    assert next_run(policy, utc("2025-01-10T16:00")) == utc("2025-01-13T07:00")  # Monday
+    mornings = replace(policy, backup_window_enabled=True, backup_window=hours_open(24 + 10))
+    assert next_run(mornings, utc("2025-01-10T16:00")) == utc("2025-01-13T10:00")
+    assert next_run(replace(policy, periodic_window_enabled=False), utc("2025-01-10T16:00")) == (
+        utc("2025-01-10T17:00")
+    )
+    never = replace(mornings, backup_window=hours_open(0))  # Sunday: the periodic one is shut
+    assert next_run(never, utc("2025-01-10T16:00")) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"periodically_offset": 60}, "periodicallyOffsetMinutes"),
+        ({"periodically_offset": -1}, "periodicallyOffsetMinutes"),
+        ({"periodically_offset": 5, "periodically_every": Period.MINUTES30}, "periodicallyOffset"),
+        ({"periodic_window": (True,) * 167}, "periodicallyWindowSettings.backupWindow"),
+        ({"periodic_window_enabled": True, "periodic_window": (False,) * 168}, "periodicallyWin"),
+        ({"periodic_minute_offset": 15 * 60}, "periodicallyWindowSettings.minuteOffset"),
+    ],
+)
+def test_an_impossible_periodic_setting_is_refused_by_name(
+    changes: dict[str, object], named: str
+) -> None:
+    base = SchedulePolicy(type=ScheduleType.PERIODICALLY, periodically_every=Period.HOURS1)
+    with pytest.raises(InvalidInput) as refused:
+        replace(base, **changes)
+    assert refused.value.prop is not None and named in refused.value.prop
+
+
+def test_schedule_enabled_must_agree_with_the_type_the_edit_leaves() -> None:
+    daily_policy = SchedulePolicy(type=ScheduleType.DAILY)
+    assert ScheduleEdit(schedule_enabled=True).apply(daily_policy) is daily_policy
+    manual = ScheduleEdit(type=ScheduleType.MANUAL_ONLY, schedule_enabled=False).apply(daily_policy)
+    assert manual.type is ScheduleType.MANUAL_ONLY
+    for edit in (
+        ScheduleEdit(schedule_enabled=False),
+        ScheduleEdit(type=ScheduleType.MANUAL_ONLY, schedule_enabled=True),
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            edit.apply(daily_policy)
+        assert refused.value.prop == "schedulePolicy.scheduleEnabled"
+
+
+def test_a_record_written_before_the_periodic_settings_reads_as_their_defaults() -> None:
+    record = policy_to_record(SchedulePolicy(type=ScheduleType.PERIODICALLY))
+    for name in ("periodically_offset", "periodic_window_enabled", "periodic_window"):
+        del record[name]
+    del record["periodic_minute_offset"]
+    assert policy_from_record(record) == SchedulePolicy(type=ScheduleType.PERIODICALLY)
+    shifted = SchedulePolicy(
+        type=ScheduleType.PERIODICALLY,
+        periodically_offset=20,
+        periodic_window_enabled=True,
+        periodic_window=hours_open(3, 4),
+        periodic_minute_offset=-300,
+    )
+    assert policy_from_record(policy_to_record(shifted)) == shifted

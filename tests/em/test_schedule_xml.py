@@ -87,8 +87,13 @@ def week(rows: dict[str, str] | None = None, tag: str = "TimePeriods") -> str:
     return f"<{tag}>{days}</{tag}>"
 
 
+# what the XML has no element for: the periodic shift within the hour and the periodic
+# window's own clock (set through the JSON dialect, kept by an EM edit)
+NOT_IN_XML = ("periodically_offset", "periodic_minute_offset")
+
+
 def full_edit(policy: SchedulePolicy) -> ScheduleEdit:
-    return ScheduleEdit(**asdict(policy))
+    return ScheduleEdit(**{k: v for k, v in asdict(policy).items() if k not in NOT_IN_XML})
 
 
 def local(node: etree._Element) -> str:
@@ -275,8 +280,10 @@ def test_every_representable_policy_round_trips_and_is_schema_valid(
     assert_valid(schema, element)
     edit = parse_schedule_options(element)
     assert edit == full_edit(policy)
-    # every field is set, so the edit reproduces the policy whatever it is applied to
-    assert all(getattr(edit, f.name) is not None for f in fields(edit))
+    # every field the XML has is set, so the edit reproduces the policy whatever it is applied to
+    # (but for what the XML has no element for, and scheduleEnabled, which follows the type)
+    unset = {f.name for f in fields(edit) if getattr(edit, f.name) is None}
+    assert unset == {*NOT_IN_XML, "schedule_enabled"}
     assert edit.apply(SchedulePolicy(type=ScheduleType.MANUAL_ONLY, minute_offset=330)) == policy
 
 
@@ -339,6 +346,8 @@ def test_a_veeam_shaped_body_parses_and_ignores_disabled_extras(
         retry_enabled=True,
         retry_number=5,
         retry_wait_interval=20,
+        periodic_window_enabled=False,  # its Schedule allows every hour
+        periodic_window=ALWAYS_OPEN,
     )
 
 
@@ -621,8 +630,8 @@ REFUSALS: list[tuple[str, str, str]] = [
         "OptionsPeriodically/FullPeriod",
     ),
     (
-        "periodic-schedule-restricted",
-        PERIODIC_ON.format(week({"Friday": "0," + ",".join(["1"] * 23)}, tag="Schedule")),
+        "periodic-schedule-no-hour",
+        PERIODIC_ON.format(week(dict.fromkeys(WEEK, ",".join(["0"] * 24)), tag="Schedule")),
         "OptionsPeriodically/Schedule",
     ),
     (
@@ -719,3 +728,29 @@ def test_a_foreign_element_is_refused() -> None:
     with pytest.raises(InvalidInput) as raised:
         parse_schedule_options(etree.fromstring("<JobScheduleOptions/>"))
     assert raised.value.prop == "JobScheduleOptions"
+
+
+def test_the_periodic_schedule_is_the_periodic_window() -> None:
+    """``OptionsPeriodically/Schedule`` holds the hours a periodic job's slots may fall in: the
+    JSON dialect's ``periodicallyWindowSettings``, enabled when it forbids some hour; rendered
+    back as it was read, and all hours when the window is off."""
+    friday_morning_off = "0," + ",".join(["1"] * 23)
+    edit = parse_schedule_options(
+        body(PERIODIC_ON.format(week({"Friday": friday_morning_off}, tag="Schedule")))
+    )
+    assert edit.periodic_window_enabled is True and edit.periodic_window is not None
+    assert edit.periodic_window.count(False) == 1 and not edit.periodic_window[5 * 24]
+    policy = edit.apply(SchedulePolicy())
+    ns = {"v": NS}
+    rendered = render_schedule_options(policy)
+    rows = rendered.xpath("v:OptionsPeriodically/v:Schedule/v:Day", namespaces=ns)
+    assert [(d.get("Name"), d.text) for d in rows] == [
+        (d, friday_morning_off if d == "Friday" else ONES) for d in WEEK
+    ]
+    every_hour = parse_schedule_options(body(PERIODIC_ON.format(week({}, tag="Schedule"))))
+    opened = every_hour.apply(policy)
+    assert not opened.periodic_window_enabled
+    rows = render_schedule_options(opened).xpath(
+        "v:OptionsPeriodically/v:Schedule/v:Day", namespaces=ns
+    )
+    assert [d.text for d in rows] == [ONES] * 7

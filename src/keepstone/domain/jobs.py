@@ -61,6 +61,13 @@ class ScheduleEdit:
     retry_enabled: bool | None = None
     retry_number: int | None = None
     retry_wait_interval: int | None = None
+    periodically_offset: int | None = None
+    periodic_window_enabled: bool | None = None
+    periodic_window: tuple[bool, ...] | None = None
+    periodic_minute_offset: int | None = None
+    # the vendor's scheduleEnabled: whether the job follows its schedule, which a ManualOnly
+    # one does not (checked against the type the edit leaves, never stored on its own)
+    schedule_enabled: bool | None = None
 
     def apply(self, policy: SchedulePolicy) -> SchedulePolicy:
         """The policy with this edit applied; raises InvalidInput naming the offending property."""
@@ -92,16 +99,35 @@ class ScheduleEdit:
                 ("retry_enabled", self.retry_enabled),
                 ("retry_number", self.retry_number),
                 ("retry_wait_interval", self.retry_wait_interval),
+                ("periodically_offset", self.periodically_offset),
+                ("periodic_window_enabled", self.periodic_window_enabled),
+                ("periodic_window", self.periodic_window),
+                ("periodic_minute_offset", self.periodic_minute_offset),
             )
             if value is not None
         }
+        edited = policy
         for field, value in changes.items():
             kept = getattr(policy, field)
             # of one type too: True and 1 are equal, but a policy holding either is not the
             # same policy (its record differs)
             if type(kept) is not type(value) or kept != value:
-                return replace(policy, **changes)  # __post_init__ validates the result
-        return policy  # nothing changes: valid already, as a new one would be to the same end
+                edited = replace(policy, **changes)  # __post_init__ validates the result
+                break
+        # nothing changed: the policy is kept, valid already, as a new one would be to the end
+        self._check_schedule_enabled(edited)
+        return edited
+
+    def _check_schedule_enabled(self, policy: SchedulePolicy) -> None:
+        scheduled = policy.type is not ScheduleType.MANUAL_ONLY
+        if self.schedule_enabled is None or self.schedule_enabled == scheduled:
+            return
+        wanted = "ManualOnly" if scheduled else "Daily or Periodically"
+        raise InvalidInput(
+            f"schedulePolicy.scheduleEnabled {str(self.schedule_enabled).lower()} needs "
+            f"schedulePolicy.type {wanted} (a job follows its schedule unless it is ManualOnly)",
+            "schedulePolicy.scheduleEnabled",
+        )
 
 
 @dataclass(frozen=True, slots=True)

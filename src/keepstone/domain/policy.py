@@ -74,7 +74,11 @@ class SchedulePolicy:
 
     ``backup_window`` holds 168 hours, hour 0 being Sunday 00:00-01:00 on the window's clock,
     which runs ``minute_offset`` minutes ahead of UTC (the seed: "the current minute offset from
-    the UTC time").
+    the UTC time"). A periodic job's slots may also be shifted within the hour
+    (``periodically_offset`` minutes, for periods in hours) and held to the hours its own
+    window allows (``periodic_window``, on a clock ``periodic_minute_offset`` ahead of UTC), as
+    the vendor's ``periodicallyOffsetMinutes`` and ``periodicallyWindowSettings`` ask
+    (docs/scheduling.md).
     """
 
     type: ScheduleType = ScheduleType.DAILY
@@ -87,6 +91,10 @@ class SchedulePolicy:
     retry_enabled: bool = True
     retry_number: int = 3
     retry_wait_interval: int = 10
+    periodically_offset: int = 0
+    periodic_window_enabled: bool = False
+    periodic_window: tuple[bool, ...] = field(default=ALWAYS_OPEN)
+    periodic_minute_offset: int = 0
 
     def __post_init__(self) -> None:
         validate_policy(self)
@@ -94,22 +102,26 @@ class SchedulePolicy:
 
 def validate_policy(policy: SchedulePolicy) -> None:
     """Raise InvalidInput naming the first property whose value cannot be a schedule."""
-    window = "schedulePolicy.backupWindowSettings"
-    if len(policy.backup_window) != HOURS_PER_WEEK:
+    _validate_window(
+        "backupWindow", policy.backup_window_enabled, policy.backup_window, policy.minute_offset
+    )
+    _validate_window(
+        "periodicallyWindow",
+        policy.periodic_window_enabled,
+        policy.periodic_window,
+        policy.periodic_minute_offset,
+    )
+    if not 0 <= policy.periodically_offset < 60:
         raise InvalidInput(
-            f"{window}.backupWindow must have exactly {HOURS_PER_WEEK} booleans "
-            f"(7 days x 24 hours, Sunday first); got {len(policy.backup_window)}",
-            f"{window}.backupWindow",
+            "schedulePolicy.periodicallyOffsetMinutes must be 0 to 59 (a shift within the hour)",
+            "schedulePolicy.periodicallyOffsetMinutes",
         )
-    if not -MAX_MINUTE_OFFSET <= policy.minute_offset <= MAX_MINUTE_OFFSET:
+    hourly = policy.periodically_every.minutes >= 60
+    if policy.type is ScheduleType.PERIODICALLY and policy.periodically_offset and not hourly:
         raise InvalidInput(
-            f"{window}.minuteOffset must be between {-MAX_MINUTE_OFFSET} and {MAX_MINUTE_OFFSET}",
-            f"{window}.minuteOffset",
-        )
-    if policy.backup_window_enabled and not any(policy.backup_window):
-        raise InvalidInput(
-            f"{window}.backupWindow allows no hour at all while backupWindowEnabled is true",
-            f"{window}.backupWindow",
+            "schedulePolicy.periodicallyOffsetMinutes applies to periods in hours, not to "
+            f"{policy.periodically_every.value}",
+            "schedulePolicy.periodicallyOffsetMinutes",
         )
     if not 0 <= policy.retry_number <= MAX_RETRY_NUMBER:
         raise InvalidInput(
@@ -120,4 +132,27 @@ def validate_policy(policy: SchedulePolicy) -> None:
         raise InvalidInput(
             f"schedulePolicy.retryWaitInterval must be 1 to {MAX_RETRY_WAIT_MINUTES} minutes",
             "schedulePolicy.retryWaitInterval",
+        )
+
+
+def _validate_window(name: str, enabled: bool, window: tuple[bool, ...], offset: int) -> None:
+    """A window of 168 hours on a clock ``offset`` minutes from UTC, allowing some hour when
+    ``enabled`` (``name``: the window's wire prefix, ``backupWindow`` or
+    ``periodicallyWindow``)."""
+    settings = f"schedulePolicy.{name}Settings"
+    if len(window) != HOURS_PER_WEEK:
+        raise InvalidInput(
+            f"{settings}.backupWindow must have exactly {HOURS_PER_WEEK} booleans "
+            f"(7 days x 24 hours, Sunday first); got {len(window)}",
+            f"{settings}.backupWindow",
+        )
+    if not -MAX_MINUTE_OFFSET <= offset <= MAX_MINUTE_OFFSET:
+        raise InvalidInput(
+            f"{settings}.minuteOffset must be between {-MAX_MINUTE_OFFSET} and {MAX_MINUTE_OFFSET}",
+            f"{settings}.minuteOffset",
+        )
+    if enabled and not any(window):
+        raise InvalidInput(
+            f"{settings}.backupWindow allows no hour at all while {name}Enabled is true",
+            f"{settings}.backupWindow",
         )

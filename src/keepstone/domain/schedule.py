@@ -66,10 +66,10 @@ def _week_hour(minutes: int, offset: int) -> int:
     return ((minutes + offset) // 60 + _EPOCH_WEEK_HOUR) % HOURS_PER_WEEK
 
 
-def _open_from(policy: SchedulePolicy, minutes: int) -> int | None:
-    """First minute >= ``minutes`` that the (enabled) window allows."""
-    offset = policy.minute_offset
-    wait = _window_table(policy.backup_window).to_open[_week_hour(minutes, offset)]
+def _open_from(window: tuple[bool, ...], offset: int, minutes: int) -> int | None:
+    """First minute >= ``minutes`` that ``window`` (on a clock ``offset`` minutes ahead of UTC)
+    allows."""
+    wait = _window_table(window).to_open[_week_hour(minutes, offset)]
     if wait is None:
         return None
     if wait == 0:
@@ -89,7 +89,7 @@ def next_window_open(policy: SchedulePolicy, instant: datetime) -> datetime | No
     minutes = _minutes(instant)
     if not policy.backup_window_enabled:
         return _instant(minutes)
-    opened = _open_from(policy, minutes)
+    opened = _open_from(policy.backup_window, policy.minute_offset, minutes)
     return None if opened is None else _instant(opened)
 
 
@@ -156,20 +156,37 @@ def _next_run(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> datetime |
 
 
 def _next_periodic(policy: SchedulePolicy, start: int) -> int | None:
-    """First grid minute >= ``start`` the window allows; the grid is anchored at window midnight."""
-    period, offset = policy.periodically_every.minutes, policy.minute_offset
-    slot = start + (-(start + offset)) % period
-    if not policy.backup_window_enabled:
-        return slot
-    # Every period divides a week, so the pattern repeats weekly: one week without a hit is never.
+    """First grid minute >= ``start`` that the enabled windows (the backup window, the periodic
+    one) both allow; the grid is anchored at window midnight, shifted by
+    ``periodically_offset`` minutes."""
+    period = policy.periodically_every.minutes
+    anchor = policy.minute_offset - policy.periodically_offset
+
+    def on_grid(minutes: int) -> int:
+        return minutes + (-(minutes + anchor)) % period
+
+    windows = [
+        (window, offset)
+        for enabled, window, offset in (
+            (policy.backup_window_enabled, policy.backup_window, policy.minute_offset),
+            (policy.periodic_window_enabled, policy.periodic_window, policy.periodic_minute_offset),
+        )
+        if enabled
+    ]
+    slot = on_grid(start)
+    # Every period divides a week and both windows repeat weekly, so the pattern repeats weekly:
+    # one week without a hit is never.
     limit = slot + _MINUTES_PER_WEEK
     while slot < limit:
-        opened = _open_from(policy, slot)
-        if opened is None:
-            return None
-        if opened == slot:
+        latest = slot
+        for window, offset in windows:
+            opened = _open_from(window, offset, slot)
+            if opened is None:
+                return None
+            latest = max(latest, opened)
+        if latest == slot:
             return slot
-        slot = opened + (-(opened + offset)) % period
+        slot = on_grid(latest)
     return None
 
 

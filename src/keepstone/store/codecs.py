@@ -28,6 +28,10 @@ def policy_to_record(policy: SchedulePolicy) -> dict[str, Any]:
         "retry_enabled": policy.retry_enabled,
         "retry_number": policy.retry_number,
         "retry_wait_interval": policy.retry_wait_interval,
+        "periodically_offset": policy.periodically_offset,
+        "periodic_window_enabled": policy.periodic_window_enabled,
+        "periodic_window": _window_text(policy.periodic_window),
+        "periodic_minute_offset": policy.periodic_minute_offset,
     }
 
 
@@ -68,6 +72,11 @@ def _policy(record: dict[str, Any]) -> SchedulePolicy:
         retry_enabled=record["retry_enabled"],
         retry_number=record["retry_number"],
         retry_wait_interval=record["retry_wait_interval"],
+        # a record written before these were kept holds none: the defaults, what it meant
+        periodically_offset=record.get("periodically_offset", 0),
+        periodic_window_enabled=record.get("periodic_window_enabled", False),
+        periodic_window=tuple(bit == "1" for bit in record.get("periodic_window", "1" * 168)),
+        periodic_minute_offset=record.get("periodic_minute_offset", 0),
     )
 
 

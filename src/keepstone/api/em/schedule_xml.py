@@ -29,8 +29,11 @@ Mapping (paths below ``JobScheduleOptions``)::
     OptionsPeriodically/@Enabled        type == Periodically
     OptionsPeriodically/Kind+FullPeriod periodically_every: Minutes 5/10/15/30, Hours 1/2/4/8/12
                                         (read by duration: Minutes 60 = Hours 1)
-    OptionsPeriodically/Schedule        rendered all 1; a 0 anywhere is refused (Keepstone limits
-                                        hours only through the backup window)
+    OptionsPeriodically/Schedule        periodic_window: the hours a periodic job's slots may
+                                        fall in (rows as in TimePeriods, on the periodic window's
+                                        own clock); all 1 = periodic_window_enabled false, a 0
+                                        anywhere = enabled (the JSON dialect's
+                                        periodicallyWindowSettings)
     OptionsContinuous                   rendered Enabled="false"; Enabled="true" refused
     OptionsBackupWindow/@Enabled        backup_window_enabled
     OptionsBackupWindow/TimePeriods     backup_window: rows <Day Name="Sunday">24 x 0/1</Day> to
@@ -181,7 +184,8 @@ def _rendered(policy: SchedulePolicy) -> etree._Element:
     kind, full_period = ("Minutes", minutes) if minutes < 60 else ("Hours", minutes // 60)
     _sub(periodic, "Kind", kind)
     _sub(periodic, "FullPeriod", str(full_period))
-    _render_week(periodic, "Schedule", ALWAYS_OPEN)
+    hours = policy.periodic_window if policy.periodic_window_enabled else ALWAYS_OPEN
+    _render_week(periodic, "Schedule", hours)
 
     etree.SubElement(root, _q("OptionsContinuous"), Enabled="false")
 
@@ -404,12 +408,11 @@ def _parse_periodic(periodic: etree._Element, changes: dict[str, Any]) -> bool |
     if schedule is not None:
         prop = _path("OptionsPeriodically", "Schedule")
         hours = _parse_week(schedule, prop)
-        if hours is not None and not all(hours):
-            raise InvalidInput(
-                "must allow every hour: Keepstone limits the hours a job may run only through "
-                "OptionsBackupWindow, so send the restriction there",
-                prop,
-            )
+        if hours is not None:
+            if not any(hours):
+                raise InvalidInput("allows no hour at all: a periodic job would never run", prop)
+            changes["periodic_window_enabled"] = not all(hours)
+            changes["periodic_window"] = hours
     return enabled
 
 

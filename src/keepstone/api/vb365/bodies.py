@@ -167,9 +167,13 @@ class SchedulePolicyBody(WireModel):
     retry_enabled: bool | None = None
     retry_number: Int64 | None = None
     retry_wait_interval: Int64 | None = None
+    schedule_enabled: bool | None = None
+    periodically_offset_minutes: Int64 | None = None
+    periodically_window_enabled: bool | None = None
+    periodically_window_settings: BackupWindowSettingsBody | None = None
 
     def to_edit(self) -> ScheduleEdit:
-        window = self.backup_window_settings
+        window, periodic = self.backup_window_settings, self.periodically_window_settings
         return ScheduleEdit(
             type=self.type,
             daily_type=self.daily_type,
@@ -181,6 +185,13 @@ class SchedulePolicyBody(WireModel):
             retry_enabled=self.retry_enabled,
             retry_number=self.retry_number,
             retry_wait_interval=self.retry_wait_interval,
+            periodically_offset=self.periodically_offset_minutes,
+            periodic_window_enabled=self.periodically_window_enabled,
+            periodic_window=(
+                tuple(periodic.backup_window) if periodic and periodic.backup_window else None
+            ),
+            periodic_minute_offset=periodic.minute_offset if periodic else None,
+            schedule_enabled=self.schedule_enabled,
         )
 
 

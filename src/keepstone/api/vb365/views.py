@@ -14,6 +14,7 @@ from typing import Any
 
 from keepstone import __version__
 from keepstone.api.vb365.versions import ApiVersion, LinkBuilder, iso
+from keepstone.domain.policy import ScheduleType
 from keepstone.domain.scope import stable_user_id
 from keepstone.domain.units import human_bytes
 from keepstone.services import proxies, restores
@@ -74,7 +75,7 @@ def job(row: Job, api: ApiVersion) -> dict[str, Any]:
         "isEnabled": row.is_enabled,
         "backupType": row.backup_type,
         "lastStatus": row.last_status or "NotConfigured",
-        "schedulePolicy": schedule_policy(row.schedule_policy),
+        "schedulePolicy": schedule_policy(row.schedule_policy, api.number),
         "repositoryId": row.repository_id,
     }
     if api.number <= 5:
@@ -110,9 +111,11 @@ def job_item(job_id: str, record: dict[str, Any], kind: str, api: ApiVersion) ->
     return body
 
 
-def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
+def schedule_policy(record: dict[str, Any], version: int = 2) -> dict[str, Any]:
+    """``RESTJobSchedulePolicy`` as API ``version`` has it (v6 adds ``scheduleEnabled``, the
+    periodic offset and window; v7 whether that window is enabled)."""
     policy = policy_from_record(record)
-    return {
+    body: dict[str, Any] = {
         "type": policy.type.value,
         "dailyType": policy.daily_type.value,
         "dailyTime": policy.daily_time.isoformat(timespec="seconds"),
@@ -126,6 +129,16 @@ def schedule_policy(record: dict[str, Any]) -> dict[str, Any]:
         "retryNumber": policy.retry_number,
         "retryWaitInterval": policy.retry_wait_interval,
     }
+    if version >= 6:
+        body["scheduleEnabled"] = policy.type is not ScheduleType.MANUAL_ONLY
+        body["periodicallyOffsetMinutes"] = policy.periodically_offset
+        body["periodicallyWindowSettings"] = {
+            "backupWindow": list(policy.periodic_window),
+            "minuteOffset": policy.periodic_minute_offset,
+        }
+    if version >= 7:
+        body["periodicallyWindowEnabled"] = policy.periodic_window_enabled
+    return body
 
 
 def organization(
