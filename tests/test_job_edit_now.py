@@ -418,3 +418,18 @@ def test_a_finding_is_kept_by_the_row_the_edit_read_and_forgotten_with_it(
     _another_process_writes(data_dir, job["id"], version=False)
     assert memo.found(key, jobs.find_stored_job(ctx, job["id"]), ctx.clock.now()) is None
     assert not memo.known(key)
+
+
+def test_the_caller_is_known_before_the_if_match_is_read(
+    api: Api, job: dict[str, Any], repo: dict[str, Any]
+) -> None:
+    """A PUT without a token is a 401 whatever its If-Match says, kept body or not; with one,
+    an If-Match that is no ETag of this server is a 412."""
+    seed, path = _seed(job, repo), f"/v2/Jobs/{job['id']}"
+    for _ in range(2):  # kept by the second
+        assert api.put(path, seed).status_code == 200
+    for headers in ({"If-Match": "not an etag"}, {}):
+        anonymous = api.client.put(path, json=seed, headers=headers)
+        assert anonymous.status_code == 401, anonymous.text
+    refused = api.put(path, seed, headers={"If-Match": "not an etag"})
+    assert refused.status_code == 412, refused.text

@@ -186,14 +186,15 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
     # the answer is empty: only the version's number matters, not its links (``api_version``
     # makes a link builder and the public URL, about 2 % of the request's CPU)
     version = version_of(request.scope["path"])
-    expected = expected_version(request.headers.get("if-match"))
+    if_match = request.headers.get("if-match")
     job_id = params["job_id"]
-    key = no_ops.key(job_id, body, expected)
+    key = no_ops.key(job_id, body, if_match)
     known = no_ops.known(key)  # then its body validated when it was kept, and does again
     parsed = None if known else direct.json_body(request, body, JobBody)
     if not known and parsed is None:
         return None
     await principal(request)
+    expected = expected_version(if_match)  # after the caller is known, as the route checks it
     if known:
         stored = await direct.read(ctx, partial(jobs.find_stored_job, ctx, job_id))
         no_op = no_ops.found(key, stored, ctx.clock.now())
@@ -211,8 +212,9 @@ async def edit_job_direct(request: Request, params: dict[str, str], body: bytes)
 
 class NoOpEdits:
     """Job PUTs found to change nothing, by the job, the body (a digest of it) and its
-    If-Match: what was found (``jobs.NoOp``), with the row the edit read (its snapshot, as
-    ``store.prepared.Stored`` gives it). Exact: the same body validates to the same edit,
+    If-Match header as sent: what was found (``jobs.NoOp``), with the row the edit read (its
+    snapshot, as ``store.prepared.Stored`` gives it). Exact: the same body validates to the
+    same edit,
     which changes nothing again in a row with the same values while the finding ``holds`` (the
     time moves the job's next run only when its slot passes); any other row (another writer's
     edit, the scheduler's next run) is another snapshot, and the PUT is made again (and the
@@ -224,10 +226,10 @@ class NoOpEdits:
     def __init__(self) -> None:
         self._kept: AnswerMemo[jobs.NoOp] = AnswerMemo()
 
-    def key(self, job_id: str, body: bytes, expected: int | None) -> Hashable | None:
+    def key(self, job_id: str, body: bytes, if_match: str | None) -> Hashable | None:
         if len(body) > self.MAX_BODY:
             return None
-        return job_id, hashlib.blake2b(body, digest_size=32).digest(), expected
+        return job_id, hashlib.blake2b(body, digest_size=32).digest(), if_match
 
     def known(self, key: Hashable | None) -> bool:
         return key is not None and self._kept.kept(key) is not None
