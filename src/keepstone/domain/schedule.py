@@ -161,19 +161,10 @@ def _next_periodic(policy: SchedulePolicy, start: int) -> int | None:
     ``periodically_offset`` minutes."""
     period = policy.periodically_every.minutes
     anchor = policy.minute_offset - policy.periodically_offset
-
-    def on_grid(minutes: int) -> int:
-        return minutes + (-(minutes + anchor)) % period
-
-    windows = [
-        (window, offset)
-        for enabled, window, offset in (
-            (policy.backup_window_enabled, policy.backup_window, policy.minute_offset),
-            (policy.periodic_window_enabled, policy.periodic_window, policy.periodic_minute_offset),
-        )
-        if enabled
-    ]
-    slot = on_grid(start)
+    slot = start + (-(start + anchor)) % period
+    windows = _periodic_windows(policy)
+    if not windows:
+        return slot
     # Every period divides a week and both windows repeat weekly, so the pattern repeats weekly:
     # one week without a hit is never.
     limit = slot + _MINUTES_PER_WEEK
@@ -186,8 +177,18 @@ def _next_periodic(policy: SchedulePolicy, start: int) -> int | None:
             latest = max(latest, opened)
         if latest == slot:
             return slot
-        slot = on_grid(latest)
+        slot = latest + (-(latest + anchor)) % period
     return None
+
+
+def _periodic_windows(policy: SchedulePolicy) -> tuple[tuple[tuple[bool, ...], int], ...]:
+    """The enabled windows a periodic slot must fall in, each with its clock's offset."""
+    windows: tuple[tuple[tuple[bool, ...], int], ...] = ()
+    if policy.backup_window_enabled:
+        windows += ((policy.backup_window, policy.minute_offset),)
+    if policy.periodic_window_enabled:
+        windows += ((policy.periodic_window, policy.periodic_minute_offset),)
+    return windows
 
 
 def _next_daily(policy: SchedulePolicy, after: datetime, tz: tzinfo) -> datetime | None:
