@@ -214,12 +214,11 @@ class NoOpEdits:
     """Job PUTs found to change nothing, by the job, the body (a digest of it) and its
     If-Match header as sent: what was found (``jobs.NoOp``), with the row the edit read (its
     snapshot, as ``store.prepared.Stored`` gives it). Exact: the same body validates to the
-    same edit,
-    which changes nothing again in a row with the same values while the finding ``holds`` (the
-    time moves the job's next run only when its slot passes); any other row (another writer's
-    edit, the scheduler's next run) is another snapshot, and the PUT is made again (and the
-    finding forgotten, so a body that alternates with others does not pay for a read it
-    cannot use). Bounded (``AnswerMemo``); bodies over ``MAX_BODY`` are not kept."""
+    same edit, which changes nothing again in a row with the same values while the finding
+    ``holds`` (the time moves the job's next run only when its slot passes); any other row
+    (another writer's edit, the scheduler's next run) is another snapshot, and the PUT is made
+    again (and the finding forgotten, so a body that alternates with others does not pay for
+    a read it cannot use). Bounded (``AnswerMemo``); bodies over ``MAX_BODY`` are not kept."""
 
     MAX_BODY = 64 * 1024
 
