@@ -114,7 +114,7 @@ class ScheduleEdit:
             if type(kept) is not type(value) or kept != value:
                 edited = replace(policy, **changes)  # __post_init__ validates the result
                 break
-        # nothing changed: the policy is kept, valid already, as a new one would be to the end
+        # when nothing changed the policy is kept: valid already, as an equal new one would be
         self._check_schedule_enabled(edited)
         return edited
 

@@ -20,7 +20,7 @@ from keepstone.services.catalog import get_job_in, get_organization_in, get_repo
 from keepstone.services.context import Context, new_id
 from keepstone.store.codecs import policy_from_record, policy_to_record
 from keepstone.store.paging import page_of
-from keepstone.store.prepared import KeyRead, KeyUpdate, Stored
+from keepstone.store.prepared import KeyRead, KeyUpdate, Stored, snapshot
 from keepstone.store.tables import Job, JobSession, Proxy
 
 
@@ -131,13 +131,14 @@ def edit_job_now(
         read = _JOB_BY_ID.values_in(cursor, dialect, job_id)
         if read is None:
             raise NotFound(f"job '{job_id}' does not exist")  # as get_job_in says it
-        before, row = read
+        before, raw = read
         check_version(f"job '{before['name']}'", before["version"], if_match)
         job = _JobRow(before)
         _apply(None, job, edit, now, ctx.tz)
         after = job.__dict__
         changed = {name: after[name] for name in _JOB_COLUMNS if after[name] != before[name]}
         if not changed:  # see _edit
+            row = snapshot(raw)  # what a later read of the same row gives, to keep it by
             no_op = NoOp(before["version"], now, before["is_enabled"], before["next_run"], row)
             return JobEditResult(_JOB_BY_ID.instance_of(before), None, no_op)
         after["version"] = changed["version"] = before["version"] + 1

@@ -208,7 +208,7 @@ MAIL_ONLY = tuple(name for name in ExchangeOptions.__dataclass_fields__ if name 
 REGIONS = ("worldwide",)  # Graph's global service; national clouds have other endpoints
 
 
-def mail_options(given: ExchangeOptions, kind: str, office365: bool = True) -> MailOptions | None:
+def mail_options(given: ExchangeOptions, kind: str, office365: bool) -> MailOptions | None:
     """What the options ask of a put-back of ``kind`` items into an organization (``office365``
     or not) (None: nothing beyond the defaults). Pure; a refusal is a 400 naming the option.
 

@@ -6,7 +6,7 @@ from datetime import time
 from functools import lru_cache
 from typing import Any
 
-from keepstone.domain.policy import DailyType, Period, SchedulePolicy, ScheduleType
+from keepstone.domain.policy import ALWAYS_OPEN, DailyType, Period, SchedulePolicy, ScheduleType
 from keepstone.domain.retention import (
     RetentionFrequency,
     RetentionPeriodType,
@@ -75,7 +75,9 @@ def _policy(record: dict[str, Any]) -> SchedulePolicy:
         # a record written before these were kept holds none: the defaults, what it meant
         periodically_offset=record.get("periodically_offset", 0),
         periodic_window_enabled=record.get("periodic_window_enabled", False),
-        periodic_window=tuple(bit == "1" for bit in record.get("periodic_window", "1" * 168)),
+        periodic_window=tuple(
+            bit == "1" for bit in record.get("periodic_window", _window_text(ALWAYS_OPEN))
+        ),
         periodic_minute_offset=record.get("periodic_minute_offset", 0),
     )
 

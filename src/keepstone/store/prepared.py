@@ -89,23 +89,23 @@ class KeyRead(Generic[M]):
         if values is None:
             return None
         assert isinstance(values, tuple)
-        return Stored(self, _snapshot(values), values, compiled.converters)
+        return Stored(self, snapshot(values), values, compiled.converters)
 
     def values_in(
         self, cursor: Any, dialect: Dialect, key: str
-    ) -> tuple[dict[str, Any], tuple[Any, ...] | None] | None:
+    ) -> tuple[dict[str, Any], tuple[Any, ...]] | None:
         """The row in the transaction of ``cursor`` (a DBAPI cursor of ``dialect``) as its
         values by column name, converted, no instance made (a caller works on plain values and
-        makes the instance of the result, ``instance_of``), and its ``Stored.snapshot`` (what
-        ``stored`` would give for the same row); the driver's errors are the caller's to
-        handle."""
+        makes the instance of the result, ``instance_of``), and the driver's values as read
+        (``snapshot`` of them is what ``stored`` gives for the same row, made only when a caller
+        keeps something by it); the driver's errors are the caller's to handle."""
         compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         cursor.execute(compiled.sql, (key,) if compiled.positional else {"key": key})
         values = cursor.fetchone()
         if values is None:
             return None
         values = tuple(values)
-        return self._by_name(values, compiled.converters), _snapshot(values)
+        return self._by_name(values, compiled.converters), values
 
     def instance_of(self, values: dict[str, Any]) -> M:
         """A detached instance holding ``values`` (every column's, converted)."""
@@ -233,9 +233,10 @@ class _CompiledUpdate:
 
 
 class Stored(Generic[M]):
-    """One row read by ``KeyRead``. ``snapshot``: the driver's values made hashable
-    (``_snapshot``), None for a row read again through SQLAlchemy (its values converted): equal
-    snapshots are equal rows, so whatever is made from one row alone may be kept by it."""
+    """One row read by ``KeyRead``. ``snapshot``: the driver's values made hashable (by the
+    function ``snapshot``), None for a row read again through SQLAlchemy (its values
+    converted): equal snapshots are equal rows, so whatever is made from one row alone may be
+    kept by it."""
 
     def __init__(
         self,
@@ -256,7 +257,7 @@ class Stored(Generic[M]):
         return self.reader._converted(self._values, self._converters)
 
 
-def _snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+def snapshot(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """The driver's values, hashable: a JSON document PostgreSQL's driver gives as a dict or list
     is written as its text, keys in their order (equal texts, equal documents, equal answers)."""
     try:
