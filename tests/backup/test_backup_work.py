@@ -5,7 +5,10 @@ opens, never in time."""
 from __future__ import annotations
 
 import gc
+import os
+import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -84,6 +87,27 @@ def tasks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(ThreadPoolExecutor, "submit", submit)
     return given
+
+
+# The calls through ``os`` that reach the kernel for a source file (the Local source's only).
+SOURCE_CALLS = ("open", "fstat", "stat", "readv", "read", "lseek", "set_blocking", "close")
+
+
+@pytest.fixture
+def source_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """The system calls the Local source makes through ``os``, by name. Each one releases the
+    GIL, which the backup's threads then hand to one another."""
+    made: Counter[str] = Counter()
+    for name in SOURCE_CALLS:
+        real = getattr(os, name)
+
+        def counting(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            if sys._getframe(1).f_globals.get("__name__", "").startswith("keepstone.sources"):
+                made[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(os, name, counting)
+    return made
 
 
 @dataclass
@@ -215,6 +239,34 @@ def test_an_initial_backup_encodes_each_item_once_in_the_pool_not_the_runs_threa
         _backup(ctx, api, _job(api, org, repo), backup_proxy)
         assert len(coding.encoded_in) == 2 * items  # N messages, N files, each once
         assert all(name.startswith("keepstone-backup") for name in coding.encoded_in)
+
+
+def test_an_initial_backup_reads_each_file_in_a_few_system_calls(
+    ctx: Context,
+    api: Api,
+    repo: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    tmp_path: Path,
+    source_calls: Counter[str],
+) -> None:
+    """What each item adds, from N to 4N items: the open, its status, the reads to the end
+    (two for a small file: its bytes, then the end) straight into the chunker's window, the
+    status again (did it change while read), the close; a message adds one status, taken when
+    its read begins (the scan opened it). A buffered file made four calls more (its own status,
+    a seek, a third read, and clearing O_NONBLOCK), each a hand-off of the GIL between the
+    backup's threads. The folders' own calls are as many for 4N items as for N."""
+    made: list[Counter[str]] = []
+    for items in (SMALL, 4 * SMALL):
+        org = _organization(tmp_path / f"org{items}", items)
+        job = _job(api, org, repo)
+        source_calls.clear()
+        _backup(ctx, api, job, backup_proxy)
+        made.append(Counter(source_calls))
+    small, large = made
+    added = 2 * (4 * SMALL - SMALL)  # N messages and N files each time
+    per_item = {name: (large[name] - small[name]) / added for name in large}
+    assert per_item == {"open": 1, "fstat": 2.5, "stat": 0, "readv": 2, "close": 1}
+    assert not {"read", "lseek", "set_blocking"} & set(large)
 
 
 def test_a_run_opens_its_repository_with_the_collector_paused(

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from keepstone.domain.errors import InvalidInput, KeepstoneError
 from keepstone.domain.jobs import SessionStatus
@@ -39,6 +39,7 @@ from keepstone.sources.connector import (
     CarriedBlock,
     Connector,
     ConnectorFactory,
+    Content,
     Part,
     PartFailed,
     PreviousPoint,
@@ -668,7 +669,7 @@ def _why(error: BaseException) -> str:
     return display(str(error))
 
 
-def _changed_while_read(stream: BinaryIO | Watched, size: int) -> bool:
+def _changed_while_read(stream: Content | Watched, size: int) -> bool:
     """Whether a ``Watched`` stream's source changed while ``size`` bytes were read (always
     False for another stream). Asked of the attribute: ``isinstance`` with a runtime-checkable
     protocol walks the protocol's members, about 5 us an item."""
@@ -687,7 +688,7 @@ class TimedReader(io.RawIOBase):
     keeps a copy of the first ``head_bytes`` read (``head``): an item's metadata from its
     content comes from the read that stores it."""
 
-    def __init__(self, stream: BinaryIO, head_bytes: int = 0) -> None:
+    def __init__(self, stream: Content, head_bytes: int = 0) -> None:
         self.stream = stream
         self.seconds = 0.0
         self._head: list[bytes] = []

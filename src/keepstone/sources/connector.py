@@ -28,7 +28,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, Protocol, runtime_checkable
+from types import TracebackType
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from keepstone.domain.errors import KeepstoneError
 from keepstone.engine import Item
@@ -65,6 +66,26 @@ class ContentMeta:
     parse: Callable[[bytes], dict[str, Any]]
 
 
+class Content(Protocol):
+    """An item's content as its ``opener`` gives it: read in order, then closed. Every
+    connector's stream has ``readinto`` as well (a file, ``io.BytesIO``, a spooled download),
+    which the executor reads through."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Content: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> None: ...
+
+
 @runtime_checkable
 class Watched(Protocol):
     """A stream that knows whether its source changed while ``bytes_read`` bytes were read."""
@@ -87,14 +108,14 @@ class SourceItem:
     # its directory and its name, joined only when asked (a pathlib join for every item of a
     # scan was a tenth of the run thread's work in an initial backup, and nothing reads it).
     found_in: tuple[Path, str] | None
-    opener: Callable[[], BinaryIO] = field(compare=False, repr=False)
+    opener: Callable[[], Content] = field(compare=False, repr=False)
     # The previous restore point's item with the same content, under another key (see above).
     previous: Item | None = field(default=None, compare=False, repr=False)
     # Metadata the executor takes from the content as it stores it (see above); None: ``meta``
     # is all of it.
     content_meta: ContentMeta | None = field(default=None, compare=False, repr=False)
 
-    def open(self) -> BinaryIO:
+    def open(self) -> Content:
         return self.opener()
 
     @property
