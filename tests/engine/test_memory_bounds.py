@@ -7,6 +7,7 @@ import ctypes
 import gc
 import io
 import mmap
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -96,6 +97,48 @@ def test_big_buffers_are_mapped_on_their_own_once_asked() -> None:
     assert heap.release_big_buffers()  # glibc: this machine's and CI's
     assert heap.release_big_buffers()  # once per process, then a no-op
 
+
+# Threads that each allocate, then glibc's count of heaps (``malloc_info``'s ``<heap nr=``), in
+# a new process (heaps made before the limit stay).
+_HEAPS_AFTER_THREADS = """
+import ctypes, sys, threading
+from keepstone.engine import heap
+if sys.argv[1] == "limited":
+    assert heap.release_big_buffers()
+started, done = threading.Barrier(9), threading.Event()
+def work():
+    kept = bytearray(100_000)  # glibc's malloc, not Python's small-object allocator
+    started.wait()
+    done.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+started.wait()  # all eight allocated at once
+libc = ctypes.CDLL(None)
+libc.open_memstream.restype = ctypes.c_void_p
+buffer, size = ctypes.c_char_p(), ctypes.c_size_t()
+stream = libc.open_memstream(ctypes.byref(buffer), ctypes.byref(size))
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+done.set()
+print(buffer.value.decode().count("<heap nr="))
+"""
+
+
+@pytest.mark.parametrize(("mode", "most"), [("limited", heap.HEAPS), ("default", 64)])
+def test_the_threads_share_a_few_heaps_once_asked(mode: str, most: int) -> None:
+    """Each thread that allocates gets a heap of its own by default (up to eight a core), and
+    keeps what it freed there resident; once ``release_big_buffers`` ran, all share two."""
+    found = subprocess.run(
+        [sys.executable, "-c", _HEAPS_AFTER_THREADS, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    heaps = int(found.stdout)
+    assert heaps <= most
+    if mode == "default":  # the control: the threads did make heaps of their own
+        assert heaps > heap.HEAPS
 
 def test_a_backup_leaves_what_the_process_made_before_it_to_no_collection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -279,14 +279,19 @@ def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
     gives at least its own count); None when the tree is not in the canonical shape."""
     if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
         return None
-    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
-    last = len(pieces) - 1
     records: list[ItemRecord] = []
     # Users follow each other: the user of the piece before, as bytes and as text, spares
     # decoding the same name again (this loop runs once per item of the previous point).
     user_bytes, user = b"", ""
-    for n, piece in enumerate(pieces):
-        record = (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
+    # Each record is sliced from the tree as it stands there, from its opening to its closing
+    # brace: one copy of its bytes (a split and a concatenation made three, and the split's
+    # pieces, as large as the tree, were the peak of an incremental's memory).
+    start, body_end = 1, len(plain) - 1
+    while start < body_end:
+        cut = plain.find(_BETWEEN_ITEMS, start, body_end)
+        end = body_end if cut < 0 else cut + 1
+        record = plain[start:end]
+        start = body_end if cut < 0 else cut + 2  # past "},"
         user_at = record.rfind(_USER_MARK)
         if user_at >= 0 and record[user_at:] == user_bytes:
             key = _record_key(record, user_at)
