@@ -140,6 +140,7 @@ def test_the_threads_share_a_few_heaps_once_asked(mode: str, most: int) -> None:
     if mode == "default":  # the control: the threads did make heaps of their own
         assert heaps > heap.HEAPS
 
+
 def test_a_backup_leaves_what_the_process_made_before_it_to_no_collection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
