@@ -277,21 +277,14 @@ def cut_tree_records(plain: bytes) -> list[ItemRecord] | None:
     inside an item's ``meta`` would make more pieces than items, so the caller trusts the cut
     only when the pieces of all a snapshot's trees add up to its ``item_count`` (each tree
     gives at least its own count); None when the tree is not in the canonical shape."""
-    if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
+    cut = _canonical_records(plain)
+    if cut is None:
         return None
     records: list[ItemRecord] = []
     # Users follow each other: the user of the piece before, as bytes and as text, spares
     # decoding the same name again (this loop runs once per item of the previous point).
     user_bytes, user = b"", ""
-    # Each record is sliced from the tree as it stands there, from its opening to its closing
-    # brace: one copy of its bytes (a split and a concatenation made three, and the split's
-    # pieces, as large as the tree, were the peak of an incremental's memory).
-    start, body_end = 1, len(plain) - 1
-    while start < body_end:
-        cut = plain.find(_BETWEEN_ITEMS, start, body_end)
-        end = body_end if cut < 0 else cut + 1
-        record = plain[start:end]
-        start = body_end if cut < 0 else cut + 2  # past "},"
+    for record in cut:
         user_at = record.rfind(_USER_MARK)
         if user_at >= 0 and record[user_at:] == user_bytes:
             key = _record_key(record, user_at)
@@ -329,10 +322,10 @@ def marked_items(plain: bytes, marker: bytes, what: str) -> list[Item] | None:
     comma or a slash, and the separator holds a quote, which no string holds unescaped. An item
     of a tree written otherwise (spaces, other escapes) may hold no marker and be missed: the
     caller compares what it finds with the count it expects (the snapshot's folder summary)."""
-    pieces = _canonical_pieces(plain)
-    if pieces is None:
+    records = _canonical_records(plain)
+    if records is None:
         return None
-    return _items_of(pieces, (n for n, piece in enumerate(pieces) if marker in piece), what)
+    return _items_of(records, (n for n, record in enumerate(records) if marker in record), what)
 
 
 def window_items(plain: bytes, count: int, start: int, stop: int, what: str) -> list[Item] | None:
@@ -342,29 +335,36 @@ def window_items(plain: bytes, count: int, start: int, stop: int, what: str) -> 
     ``count`` pieces (each item gives at least one piece, so as many pieces as items means each
     piece is one whole item: a separator inside an item's ``meta`` makes more) or a piece does
     not decode as one whole item; the caller then decodes the whole tree."""
-    pieces = _canonical_pieces(plain)
-    if pieces is None or len(pieces) != count:
+    records = _canonical_records(plain)
+    if records is None or len(records) != count:
         return None
-    return _items_of(pieces, range(max(0, start), min(stop, count)), what)
+    return _items_of(records, range(max(0, start), min(stop, count)), what)
 
 
-def _canonical_pieces(plain: bytes) -> list[bytes] | None:
-    """A canonical tree blob cut at every separator between items (``cut_tree_records``' cut);
-    None when it is not in the canonical shape."""
+def _canonical_records(plain: bytes) -> list[bytes] | None:
+    """A canonical tree blob cut at every separator between items, each piece as the tree holds
+    it from its opening to its closing brace (an item's JSON when the piece is one whole item;
+    see ``cut_tree_records``); None when it is not in the canonical shape. Each piece is sliced
+    from the tree: one copy of its bytes (a split and a concatenation per piece made three, and
+    the split's list, as large as the tree, was an incremental's memory peak)."""
     if not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
         return None
-    return plain[1:-1].split(_BETWEEN_ITEMS)
+    records: list[bytes] = []
+    start, body_end = 1, len(plain) - 1
+    while (cut := plain.find(_BETWEEN_ITEMS, start, body_end)) >= 0:
+        records.append(plain[start : cut + 1])
+        start = cut + 2  # past "},"
+    records.append(plain[start:body_end])
+    return records
 
 
-def _items_of(pieces: list[bytes], chosen: Iterable[int], what: str) -> list[Item] | None:
-    """The items of the pieces numbered ``chosen``, each decoded alone; None when one is not
+def _items_of(records: list[bytes], chosen: Iterable[int], what: str) -> list[Item] | None:
+    """The items of the records numbered ``chosen``, each decoded alone; None when one is not
     one whole item (the caller then decodes the whole tree)."""
-    last = len(pieces) - 1
     found: list[Item] = []
     for n in chosen:
-        record = (_ITEM_START if n else b"") + pieces[n] + (b"}" if n < last else b"")
         try:
-            text = record.decode()
+            text = records[n].decode()
             value, end = _scan_json(text, 0)
         except (UnicodeDecodeError, StopIteration, json.JSONDecodeError):
             return None
@@ -428,16 +428,10 @@ def _json_string(quoted: bytes) -> str:
 
 def _item_pieces(plain: bytes, count: int) -> list[bytes] | None:
     """The tree's JSON cut between its items without decoding it (None if it cannot be)."""
-    if count == 0 or not (plain.startswith(b"[" + _ITEM_START) and plain.endswith(b"}]")):
-        return None
-    pieces = plain[1:-1].split(_BETWEEN_ITEMS)
-    if len(pieces) != count:
-        return None  # the separator inside an item's meta: no cut is trusted
-    last = count - 1
-    return [
-        (_ITEM_START if n else b"") + piece + (b"}" if n < last else b"")
-        for n, piece in enumerate(pieces)
-    ]
+    records = _canonical_records(plain) if count else None
+    if records is None or len(records) != count:
+        return None  # not canonical, or the separator inside an item's meta: no cut is trusted
+    return records
 
 
 def item_of_record(record: bytes, key: str, what: str) -> Item:
