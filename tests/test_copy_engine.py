@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import shutil
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from keepstone.engine import LocalStore, Repository, WrongPassword
 from keepstone.engine.copy import TAG_COPY_OF, copy_snapshots, pending
+from keepstone.engine.store import FileSpool
 from tests.engine.helpers import PASSWORD, backup, new_repo, pseudo_random, small_options
 
 OTHER_PASSWORD = "another battery, another horse"
@@ -32,9 +32,20 @@ class CountingStore(LocalStore):
         self.reads[name.split("/", 1)[0]] += 1
         return super().get_range(name, offset, length)
 
-    def put_parts(self, name: str, parts: Sequence[bytes]) -> None:
+    def open_spool(self) -> FileSpool:
+        return CountingSpool(self)
+
+
+class CountingSpool(FileSpool):
+    """Every object a local store writes is a spool committed under its name."""
+
+    def __init__(self, store: CountingStore) -> None:
+        super().__init__(store)
+        self.puts = store.puts
+
+    def commit(self, name: str) -> None:
         self.puts[name.split("/", 1)[0]] += 1
-        super().put_parts(name, parts)
+        super().commit(name)
 
 
 def _open(root: Path, password: str | None) -> tuple[Repository, CountingStore]:

@@ -17,8 +17,14 @@ PASSWORD = "correct horse battery staple"
 
 
 def small_options(**overrides: object) -> Options:
-    """Small packs and an index file per pack: crashes and prunes meet many object boundaries."""
-    values: dict[str, object] = {"pack_size": 64 * 1024, "index_every": 1, "index_refresh": 0.0}
+    """Small packs, each spooled in several pieces, and an index file per pack: crashes and
+    prunes meet many object boundaries."""
+    values: dict[str, object] = {
+        "pack_size": 64 * 1024,
+        "spool_piece": 16 * 1024,
+        "index_every": 1,
+        "index_refresh": 0.0,
+    }
     values.update(overrides)
     return Options(**values)  # type: ignore[arg-type]
 

@@ -25,8 +25,8 @@ from keepstone.engine.index import BlobLocation, Index, encode_index, index_rows
 from keepstone.engine.keys import MasterKey
 from keepstone.engine.model import Item, ItemRecord, Snapshot, parse_tree, tree_records
 from keepstone.engine.options import Options
-from keepstone.engine.pack import PackEntry, pack_path
-from keepstone.engine.store import ObjectStore, put_parts
+from keepstone.engine.pack import PackBuilder, PackEntry, pack_path
+from keepstone.engine.store import ObjectStore
 
 log = structlog.get_logger(__name__)
 
@@ -66,9 +66,18 @@ class RepoContext:
             self.store.put(name, data)
         return object_id
 
-    def put_pack(self, pack_id: str, parts: Sequence[bytes]) -> None:
-        with contextlib.suppress(ObjectExists):  # same name, same bytes
-            put_parts(self.store, pack_path(pack_id), parts)
+    def new_pack(self) -> PackBuilder:
+        return PackBuilder(self.store, self.options.spool_piece)
+
+    def store_pack(self, pack: PackBuilder) -> str:
+        """Finish ``pack``, store it durably under its id, and return the id."""
+        try:
+            pack_id = pack.finish(self.codec)
+            pack.store(pack_id)
+        except BaseException:
+            pack.discard()
+            raise
+        return pack_id
 
     def load_index_file(self, name: str) -> dict[str, list[PackEntry]]:
         return parse_index(self._index_plain(name), name)

@@ -145,20 +145,24 @@ class _Pruner:
         """Copy the chosen blobs of packs to rewrite into new packs; keep a pack whose blobs do
         not check out rather than lose the damaged copies too."""
         new_packs: dict[str, list[PackEntry]] = {}
-        builder = PackBuilder()
-        for pack_id in list(plan.rewrite):
-            blobs = self._chosen_blobs(pack_id)
-            if blobs is None:
-                plan.rewrite.remove(pack_id)
-                plan.keep[pack_id] = _unique(self.entries[pack_id])
-                continue
-            for entry, stored in blobs:
-                builder.add(entry.id, entry.type, (stored,), entry.raw_length)
-                if builder.size >= self.ctx.options.pack_size:
-                    self._flush(builder, new_packs)
-                    builder = PackBuilder()
-        if builder.entries:
-            self._flush(builder, new_packs)
+        builder = self.ctx.new_pack()
+        try:
+            for pack_id in list(plan.rewrite):
+                blobs = self._chosen_blobs(pack_id)
+                if blobs is None:
+                    plan.rewrite.remove(pack_id)
+                    plan.keep[pack_id] = _unique(self.entries[pack_id])
+                    continue
+                for entry, stored in blobs:
+                    builder.add(entry.id, entry.type, (stored,), entry.raw_length)
+                    if builder.size >= self.ctx.options.pack_size:
+                        self._flush(builder, new_packs)
+                        builder = self.ctx.new_pack()
+            if builder.entries:
+                self._flush(builder, new_packs)
+        except BaseException:
+            builder.discard()  # its spool, if any: nothing of it was stored
+            raise
         return new_packs
 
     def _chosen_blobs(self, pack_id: str) -> list[tuple[PackEntry, bytes]] | None:
@@ -178,9 +182,8 @@ class _Pruner:
         return blobs
 
     def _flush(self, builder: PackBuilder, new_packs: dict[str, list[PackEntry]]) -> None:
-        pack_id, parts = builder.finish(self.ctx.codec)
-        self.ctx.put_pack(pack_id, parts)
-        self.sizes[pack_id] = sum(len(part) for part in parts)
+        pack_id = self.ctx.store_pack(builder)
+        self.sizes[pack_id] = builder.size
         new_packs[pack_id] = builder.entries
 
     def _size(self, pack_id: str) -> int:

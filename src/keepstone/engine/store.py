@@ -66,6 +66,54 @@ def put_parts(store: ObjectStore, name: str, parts: Sequence[bytes]) -> None:
         store.put(name, b"".join(parts))
 
 
+class Spool(Protocol):
+    """An object written piece by piece before its name is known (a pack is named by the hash
+    of all its bytes): ``write`` as often as needed, then ``commit`` or ``discard`` once."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def commit(self, name: str) -> None:
+        """Store what was written under ``name``, atomically and durably, as ``put`` does;
+        ``ObjectExists`` if ``name`` exists. The spool is spent either way."""
+        ...
+
+    def discard(self) -> None:
+        """Drop what was written; harmless after ``commit`` or a first ``discard``."""
+        ...
+
+
+@runtime_checkable
+class SpoolingStore(Protocol):
+    """A store that keeps a spool's bytes outside memory until it is committed."""
+
+    def open_spool(self) -> Spool: ...
+
+
+def open_spool(store: ObjectStore) -> Spool:
+    """The store's own spool (a local store's is a temporary file), else one in memory."""
+    if isinstance(store, SpoolingStore):
+        return store.open_spool()
+    return MemorySpool(store)
+
+
+class MemorySpool:
+    """A spool for stores that write an object in one request (S3): its pieces in memory."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self._store = store
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self._parts.append(data)
+
+    def commit(self, name: str) -> None:
+        parts, self._parts = self._parts, []
+        put_parts(self._store, name, parts)
+
+    def discard(self) -> None:
+        self._parts = []
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name) or name.split("/", 1)[0] == _TMP:
         raise InvalidInput(f"not a valid object name: {name!r}")
@@ -91,16 +139,17 @@ class LocalStore:
         self.put_parts(name, (data,))
 
     def put_parts(self, name: str, parts: Sequence[bytes]) -> None:
-        final = self._path(name)
-        tmp = self._tmp_dir() / f"{secrets.token_hex(8)}.tmp"
+        self._path(name)  # a bad name is refused before anything is written
+        spool = self.open_spool()
         try:
-            _write_synced(tmp, parts)
-            self._make_dirs(final.parent)
-            _link_no_replace(tmp, final)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        _fsync_dir(final.parent)
+            spool.write_parts(parts)
+        except BaseException:
+            spool.discard()
+            raise
+        spool.commit(name)
+
+    def open_spool(self) -> FileSpool:
+        return FileSpool(self)
 
     def get(self, name: str) -> bytes:
         try:
@@ -162,14 +211,46 @@ class LocalStore:
             _fsync_dir(directory.parent)
 
 
-def _write_synced(path: Path, parts: Sequence[bytes]) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)  # open's mode is filtered by the umask
-        _write_all(fd, [memoryview(p) for p in parts if p])
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+class FileSpool:
+    """A local object being written: a file in ``tmp/`` that ``commit`` makes durable and then
+    links into place under its name (never replacing one), as ``put`` does."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+        self._tmp = store._tmp_dir() / f"{secrets.token_hex(8)}.tmp"
+        self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        try:
+            os.fchmod(self._fd, FILE_MODE)  # open's mode is filtered by the umask
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: bytes) -> None:
+        self.write_parts((data,))
+
+    def write_parts(self, parts: Sequence[bytes]) -> None:
+        if self._fd < 0:
+            raise ValueError("this spool is already committed or discarded")
+        _write_all(self._fd, [memoryview(p) for p in parts if p])
+
+    def commit(self, name: str) -> None:
+        final = self._store._path(name)
+        try:
+            if self._fd < 0:
+                raise ValueError("this spool is already committed or discarded")
+            os.fsync(self._fd)
+            self._store._make_dirs(final.parent)
+            _link_no_replace(self._tmp, final)
+        finally:
+            self.discard()
+        _fsync_dir(final.parent)
+
+    def discard(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            self._tmp.unlink()
 
 
 def _write_all(fd: int, views: list[memoryview]) -> None:

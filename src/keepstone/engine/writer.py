@@ -60,7 +60,7 @@ class BackupWriter:
         self.stats = WriterStats()
         self._mutex = threading.Lock()  # guards _own, _pack, _unindexed, stats
         self._own: set[bytes] = set()  # every blob this run stored, in whatever state
-        self._pack = PackBuilder()
+        self._pack = ctx.new_pack()
         self._unindexed: dict[str, list[PackEntry]] = {}  # durable packs no index names yet
         self._uploads = _Uploads(ctx, self._pack_durable)
         self._trees = _TreeBuilder()
@@ -196,18 +196,32 @@ class BackupWriter:
             raise
         stored = len(encoded[0]) + len(encoded[1])
         with self._mutex:
-            self._pack.add(blob_id, blob_type, encoded, len(data))
+            self._add_to_pack(blob_id, blob_type, encoded, len(data))
             if blob_type == DATA:
                 self.stats.chunks_new += 1
                 self.stats.bytes_new += len(data)
             self.stats.bytes_stored += stored
             full = None
             if self._pack.size >= self._ctx.options.pack_size:
-                full, self._pack = self._pack, PackBuilder()
+                full, self._pack = self._pack, self._ctx.new_pack()
         if full is not None:
             self._uploads.submit(full)
             self._refresh_index()
         return stored
+
+    def _add_to_pack(
+        self, blob_id: bytes, blob_type: int, encoded: tuple[bytes, bytes], raw_length: int
+    ) -> None:
+        """Add to the pack being filled (the caller holds ``_mutex``). Its spool failing (a
+        full disk) loses that pack: it is dropped, never finished with a hole in it, and the
+        run fails as when an upload fails."""
+        try:
+            self._pack.add(blob_id, blob_type, encoded, raw_length)
+        except BaseException as e:
+            lost, self._pack = self._pack, self._ctx.new_pack()
+            lost.discard()
+            self._failure = self._failure or e
+            raise BackupFailed(f"this backup run could not store its data: {e!r}") from e
 
     def _refresh_index(self) -> None:
         """Learn what other processes finished since, to deduplicate against it."""
@@ -247,7 +261,7 @@ class BackupWriter:
         with self._items_mutex:
             wait(self._tree_ids)  # their blobs are in the pack being built or submitted
         with self._mutex:
-            pack, self._pack = self._pack, PackBuilder()
+            pack, self._pack = self._pack, self._ctx.new_pack()
         if pack.entries:
             self._uploads.submit(pack)
         self._uploads.drain()
@@ -407,7 +421,8 @@ class _TreeBuilder:
 
 class _Uploads:
     """A few upload threads; ``submit`` blocks while ``options.uploads`` packs are in flight,
-    which bounds memory. The first failure is kept for the writer to raise."""
+    which bounds what waits to be stored (on S3, packs in memory). The first failure is kept
+    for the writer to raise."""
 
     def __init__(self, ctx: RepoContext, on_durable: OnDurable) -> None:
         self._ctx = ctx
@@ -435,8 +450,7 @@ class _Uploads:
 
     def _upload(self, pack: PackBuilder) -> None:
         try:
-            pack_id, parts = pack.finish(self._ctx.codec)
-            self._ctx.put_pack(pack_id, parts)
+            pack_id = self._ctx.store_pack(pack)
             self._on_durable(pack_id, pack.entries)
         except BaseException as e:  # recorded before the future completes: drain() sees it
             log.error("engine.upload_failed", error=repr(e))
