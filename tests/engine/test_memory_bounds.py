@@ -19,7 +19,7 @@ from keepstone.engine import chunker as chunker_module
 from keepstone.engine.chunker import WINDOW_KEPT, Chunker
 from keepstone.engine.writer import _TreeBuilder
 
-from .helpers import backup, new_repo, pseudo_random
+from .helpers import backup, item_for, new_repo, pseudo_random, restore, small_options
 
 MiB = 1024 * 1024
 # Real-sized bounds: an 8 MiB window (max_size) per thread, of which a large file makes all
@@ -174,3 +174,27 @@ def test_a_full_tree_is_made_with_one_copy_of_its_items(items: int) -> None:
         tracemalloc.stop()
     assert tree == wire.dumps([wire.loads(r, "item") for r in records])
     assert peak <= size * 1.2
+
+
+@pytest.mark.parametrize("size_mib", [8, 32], ids=["N", "4N"])
+def test_a_run_holds_a_spool_piece_of_each_pack_not_the_pack(tmp_path: Path, size_mib: int) -> None:
+    """Packs go to their spools (temporary files) in pieces while they fill: what a run's packs
+    hold in memory is a few pieces, whatever the pack size and however much is stored (held
+    whole until stored, the one filling and two being stored were three packs)."""
+    options = small_options(pack_size=4 * MiB, spool_piece=256 * 1024, index_every=32)
+    repo = new_repo(tmp_path / "repo", options=options)
+    files = {f"f{n}": pseudo_random(f"spool{n}", MiB) for n in range(size_mib)}
+    writer = repo.writer({"job_id": "test"})
+    tracemalloc.start()
+    try:
+        for key, content in files.items():
+            chunks, size, _ = writer.add_file(io.BytesIO(content))
+            writer.add_item(item_for(key, chunks, size))
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    snapshot = writer.commit()
+    assert writer.stats.packs >= size_mib // 4
+    # Beyond what the run keeps per item (its chunk ids, entries, items), at its peak.
+    assert peak - kept <= 2 * MiB
+    assert restore(repo, snapshot) == files
