@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from keepstone.clock import ManualClock
 from keepstone.engine import LocalStore, Repository, RepositoryLocked, SnapshotNotFound
 from keepstone.engine.locks import Lock
+from keepstone.engine.maintenance import STALE_TEMPORARIES
 
 from .helpers import backup, item_for, new_repo, pseudo_random, restore, small_options
 
@@ -123,6 +126,31 @@ def test_prune_deletes_crash_leftovers(tmp_path: Path) -> None:
     assert sorted(pruned.deleted_packs) == report.unindexed_packs
     assert restore(repo, kept) == _files("kept")
     assert repo.verify().unindexed_packs == []
+
+
+def test_prune_deletes_what_killed_runs_left_in_tmp_once_a_day_old(tmp_path: Path) -> None:
+    """A run killed while it spooled a pack leaves the spool's file in ``tmp/``: prune deletes
+    it once it is a day old, and never a temporary file that may still be written."""
+    repo = new_repo(tmp_path)
+    kept = backup(repo, _files("kept"))
+    killed = repo.writer({})  # its pack being filled is spooled in pieces: then it "dies"
+    killed.add_file(pseudo_random("killed", 40_000))
+    killed._lock.release()
+    left = sorted((tmp_path / "tmp").iterdir())
+    assert left and all(path.stat().st_size >= 16 * 1024 for path in left)
+    under_way = LocalStore(tmp_path).open_spool()
+    under_way.write(b"a put still being written")
+    day_old = time.time() - STALE_TEMPORARIES - 60
+    for path in left:
+        os.utime(path, (day_old, day_old))
+    sizes = sum(path.stat().st_size for path in left)
+    pruned = repo.prune()
+    assert pruned.freed_bytes == sizes
+    assert not any(path.exists() for path in left)
+    assert len(list((tmp_path / "tmp").iterdir())) == 1  # the one under way
+    under_way.discard()
+    assert restore(repo, kept) == _files("kept")
+    assert repo.verify().ok
 
 
 def test_prune_stops_before_deleting_when_a_snapshot_is_unreadable(tmp_path: Path) -> None:

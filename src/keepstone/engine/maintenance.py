@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from keepstone.engine.errors import (
 from keepstone.engine.locks import Lock
 from keepstone.engine.model import PruneReport
 from keepstone.engine.pack import PackBuilder, PackEntry, pack_id_of, pack_path, read_header
+from keepstone.engine.store import TemporaryFiles
 
 log = structlog.get_logger(__name__)
 
@@ -24,6 +26,8 @@ log = structlog.get_logger(__name__)
 REWRITE_UNUSED_RATIO = 0.2
 # Blobs per index file written by prune and rebuild_index (about 2.5 MB each).
 INDEX_FILE_ENTRIES = 50_000
+# A temporary file untouched this long is a crashed run's (a live run's lock is stale long before).
+STALE_TEMPORARIES = 24 * 3600.0
 _DAMAGE = (RepositoryCorrupt, UnsupportedFormat, ObjectNotFound)
 
 
@@ -52,8 +56,14 @@ def rebuild_index(ctx: RepoContext) -> None:
 
 
 def prune(ctx: RepoContext) -> PruneReport:
+    """Delete what no snapshot needs: packs, their index entries, and temporary files that
+    crashed or killed runs left (untouched for ``STALE_TEMPORARIES`` seconds)."""
     with _exclusive(ctx):
-        return _Pruner(ctx).run()
+        report = _Pruner(ctx).run()
+        if not isinstance(ctx.store, TemporaryFiles):
+            return report
+        freed = ctx.store.remove_stale_temporaries(STALE_TEMPORARIES)
+        return dataclasses.replace(report, freed_bytes=report.freed_bytes + freed)
 
 
 @dataclass

@@ -12,6 +12,8 @@ import errno
 import os
 import re
 import secrets
+import stat
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -87,6 +89,15 @@ class SpoolingStore(Protocol):
     """A store that keeps a spool's bytes outside memory until it is committed."""
 
     def open_spool(self) -> Spool: ...
+
+
+@runtime_checkable
+class TemporaryFiles(Protocol):
+    """A store whose interrupted puts and spools can leave temporary files behind."""
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """Delete temporary files untouched for ``older_than`` seconds; the bytes they held."""
+        ...
 
 
 def open_spool(store: ObjectStore) -> Spool:
@@ -189,6 +200,23 @@ class LocalStore:
             return self._path(name).stat().st_size
         except FileNotFoundError:
             raise ObjectNotFound(f"object {name} does not exist") from None
+
+    def remove_stale_temporaries(self, older_than: float) -> int:
+        """A put or a spool writes its file at least once a piece: one untouched for long was
+        left by a crash or a kill (a live one is never older than a stale lock)."""
+        oldest = time.time() - older_than
+        freed = 0
+        try:
+            entries = list(os.scandir(self.root / _TMP))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            with contextlib.suppress(FileNotFoundError):
+                found = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(found.st_mode) and found.st_mtime < oldest:
+                    os.unlink(entry.path)
+                    freed += found.st_size
+        return freed
 
     def _tmp_dir(self) -> Path:
         tmp = self.root / _TMP
