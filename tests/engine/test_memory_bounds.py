@@ -10,16 +10,27 @@ import mmap
 import subprocess
 import sys
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from keepstone.engine import ChunkerParams, heap, wire
+from keepstone.engine import ChunkerParams, LocalStore, Repository, heap, wire
 from keepstone.engine import chunker as chunker_module
 from keepstone.engine.chunker import WINDOW_KEPT, Chunker
+from keepstone.engine.store import FileSpool
 from keepstone.engine.writer import _TreeBuilder
 
-from .helpers import backup, item_for, new_repo, pseudo_random, restore, small_options
+from .helpers import (
+    CHEAP_KDF,
+    SMALL_CHUNKS,
+    backup,
+    item_for,
+    new_repo,
+    pseudo_random,
+    restore,
+    small_options,
+)
 
 MiB = 1024 * 1024
 # Real-sized bounds: an 8 MiB window (max_size) per thread, of which a large file makes all
@@ -198,3 +209,39 @@ def test_a_run_holds_a_spool_piece_of_each_pack_not_the_pack(tmp_path: Path, siz
     # Beyond what the run keeps per item (its chunk ids, entries, items), at its peak.
     assert peak - kept <= 2 * MiB
     assert restore(repo, snapshot) == files
+
+
+class _CountedWrites(LocalStore):
+    """A local store that counts its spools' writes (each a system call)."""
+
+    writes = 0
+
+    def open_spool(self) -> FileSpool:
+        store = self
+
+        class Counted(FileSpool):
+            def write_parts(self, parts: Sequence[bytes]) -> None:
+                store.writes += 1
+                super().write_parts(parts)
+
+        return Counted(self)
+
+
+@pytest.mark.parametrize("size_mib", [2, 8], ids=["N", "4N"])
+def test_a_pack_is_written_a_piece_at_a_time_not_a_blob_at_a_time(
+    tmp_path: Path, size_mib: int
+) -> None:
+    """Spooling writes a pack in pieces: the writes grow with the bytes stored over the piece
+    size (plus a header per pack), not with the blobs (about 4 KiB each here)."""
+    store = _CountedWrites(tmp_path)
+    options = small_options(pack_size=MiB, spool_piece=64 * 1024, index_every=32)
+    repo = Repository.init(store, None, kdf_cost=CHEAP_KDF, chunker=SMALL_CHUNKS, options=options)
+    store.writes = 0
+    snapshot = backup(
+        repo, {f"f{n}": pseudo_random(f"w{n}", 256 * 1024) for n in range(4 * size_mib)}
+    )
+    blobs = sum(len(item.chunks) for item in repo.items(snapshot))
+    packs = len(store.list("packs/"))
+    assert blobs >= size_mib * 200
+    # pieces of the packs, their headers, and the few other objects (index, snapshot, lock)
+    assert store.writes <= size_mib * MiB // (64 * 1024) + 2 * packs + 8
