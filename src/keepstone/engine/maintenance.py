@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 REWRITE_UNUSED_RATIO = 0.2
 # Blobs per index file written by prune and rebuild_index (about 2.5 MB each).
 INDEX_FILE_ENTRIES = 50_000
-# A temporary file untouched this long is a crashed run's (a live run's lock is stale long before).
+# A temporary file untouched this long was left by a crash or a kill: prune deletes it.
 STALE_TEMPORARIES = 24 * 3600.0
 _DAMAGE = (RepositoryCorrupt, UnsupportedFormat, ObjectNotFound)
 

@@ -202,8 +202,8 @@ class LocalStore:
             raise ObjectNotFound(f"object {name} does not exist") from None
 
     def remove_stale_temporaries(self, older_than: float) -> int:
-        """A put or a spool writes its file at least once a piece: one untouched for long was
-        left by a crash or a kill (a live one is never older than a stale lock)."""
+        """Prune calls this under its exclusive lock, so no live run is writing a pack; the age
+        spares the brief puts made without a lock (a lock's own), which last seconds."""
         oldest = time.time() - older_than
         freed = 0
         try:
@@ -262,8 +262,8 @@ class FileSpool:
         _write_all(self._fd, [memoryview(p) for p in parts if p])
 
     def commit(self, name: str) -> None:
-        final = self._store._path(name)
         try:
+            final = self._store._path(name)  # a bad name discards the spool too
             if self._fd < 0:
                 raise ValueError("this spool is already committed or discarded")
             os.fsync(self._fd)
