@@ -39,10 +39,10 @@ class FlakySpool(FileSpool):
         super().__init__(store)
         self.flaky = store
 
-    def write_parts(self, parts: Sequence[bytes]) -> None:
+    def write(self, parts: Sequence[bytes]) -> None:
         if self.flaky.full:
             raise FULL
-        super().write_parts(parts)
+        super().write(parts)
 
     def commit(self, name: str) -> None:
         if name.startswith("packs/"):

@@ -220,9 +220,9 @@ class _CountedWrites(LocalStore):
         store = self
 
         class Counted(FileSpool):
-            def write_parts(self, parts: Sequence[bytes]) -> None:
+            def write(self, parts: Sequence[bytes]) -> None:
                 store.writes += 1
-                super().write_parts(parts)
+                super().write(parts)
 
         return Counted(self)
 

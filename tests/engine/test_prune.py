@@ -139,7 +139,7 @@ def test_prune_deletes_what_killed_runs_left_in_tmp_once_a_day_old(tmp_path: Pat
     left = sorted((tmp_path / "tmp").iterdir())
     assert left and all(path.stat().st_size >= 16 * 1024 for path in left)
     under_way = LocalStore(tmp_path).open_spool()
-    under_way.write(b"a put still being written")
+    under_way.write([b"a put still being written"])
     day_old = time.time() - STALE_TEMPORARIES - 60
     for path in left:
         os.utime(path, (day_old, day_old))

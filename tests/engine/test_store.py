@@ -63,13 +63,13 @@ def test_root_is_created_on_first_put(tmp_path: Path) -> None:
 def test_a_spool_is_stored_under_the_name_it_learns_last(tmp_path: Path) -> None:
     store = LocalStore(tmp_path)
     spool = store.open_spool()
-    for piece in (b"written ", b"in ", b"pieces"):
-        spool.write(piece)
+    spool.write([b"written ", b"in "])
+    spool.write([b"pieces"])
     spool.commit("packs/ab/abcdef")
     assert store.get("packs/ab/abcdef") == b"written in pieces"
     assert list((tmp_path / "tmp").iterdir()) == []
     taken = store.open_spool()
-    taken.write(b"other bytes")
+    taken.write([b"other bytes"])
     with pytest.raises(ObjectExists):
         taken.commit("packs/ab/abcdef")
     assert store.get("packs/ab/abcdef") == b"written in pieces"
@@ -82,7 +82,7 @@ def test_a_spool_given_a_bad_name_stores_nothing_and_leaves_nothing(
 ) -> None:
     store = LocalStore(tmp_path)
     spool = store.open_spool()
-    spool.write(b"bytes")
+    spool.write([b"bytes"])
     with pytest.raises(InvalidInput):
         spool.commit(name)
     assert list((tmp_path / "tmp").iterdir()) == []

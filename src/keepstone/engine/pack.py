@@ -87,13 +87,14 @@ class PackBuilder:
             self._spool.discard()
 
     def _spool_pending(self) -> None:
-        # One write and one hash update per piece (each gives up the GIL), not per blob.
-        piece = b"".join(self._pending)
-        self._pending, self._pending_size = [], 0
+        # One write (writev) per piece, not per blob, and no join: a large chunk's envelope is
+        # written as it is, never copied once more.
+        pending, self._pending, self._pending_size = self._pending, [], 0
         if self._spool is None:
             self._spool = open_spool(self._store)
-        self._hasher.update(piece)
-        self._spool.write(piece)
+        for part in pending:
+            self._hasher.update(part)
+        self._spool.write(pending)
 
 
 def encode_header(entries: list[PackEntry]) -> bytes:

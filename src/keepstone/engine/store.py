@@ -72,7 +72,9 @@ class Spool(Protocol):
     """An object written piece by piece before its name is known (a pack is named by the hash
     of all its bytes): ``write`` as often as needed, then ``commit`` or ``discard`` once."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, parts: Sequence[bytes]) -> None:
+        """Append the concatenation of ``parts`` (never joined first)."""
+        ...
 
     def commit(self, name: str) -> None:
         """Store what was written under ``name``, atomically and durably, as ``put`` does;
@@ -114,8 +116,8 @@ class MemorySpool:
         self._store = store
         self._parts: list[bytes] = []
 
-    def write(self, data: bytes) -> None:
-        self._parts.append(data)
+    def write(self, parts: Sequence[bytes]) -> None:
+        self._parts.extend(parts)
 
     def commit(self, name: str) -> None:
         parts, self._parts = self._parts, []
@@ -153,7 +155,7 @@ class LocalStore:
         self._path(name)  # a bad name is refused before anything is written
         spool = self.open_spool()
         try:
-            spool.write_parts(parts)
+            spool.write(parts)
         except BaseException:
             spool.discard()
             raise
@@ -253,10 +255,7 @@ class FileSpool:
             self.discard()
             raise
 
-    def write(self, data: bytes) -> None:
-        self.write_parts((data,))
-
-    def write_parts(self, parts: Sequence[bytes]) -> None:
+    def write(self, parts: Sequence[bytes]) -> None:
         if self._fd < 0:
             raise ValueError("this spool is already committed or discarded")
         _write_all(self._fd, [memoryview(p) for p in parts if p])

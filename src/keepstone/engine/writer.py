@@ -221,7 +221,7 @@ class BackupWriter:
             lost, self._pack = self._pack, self._ctx.new_pack()
             lost.discard()
             self._failure = self._failure or e
-            raise BackupFailed(f"this backup run could not store its data: {e!r}") from e
+            self._raise_failure()  # raises: the failure was just kept
 
     def _refresh_index(self) -> None:
         """Learn what other processes finished since, to deduplicate against it."""
