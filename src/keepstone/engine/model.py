@@ -5,12 +5,15 @@ from __future__ import annotations
 import binascii
 import json
 import json.scanner
+import math
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal, cast
+
+import orjson
 
 from keepstone.domain.errors import InvalidInput
 from keepstone.engine import wire
@@ -51,6 +54,12 @@ class Item:
             "chunks": list(self.chunks),
         }
 
+    def record(self) -> bytes:
+        """The item's canonical JSON, ``wire.dumps(self.to_json())``; raises
+        ``UnicodeEncodeError`` as that does for text that is not valid Unicode (a lone
+        surrogate). A backup makes one per item: orjson writes it about five times faster."""
+        return _fast_record(self) or wire.dumps(self.to_json())
+
     @classmethod
     def from_json(cls, value: object, what: str) -> Item:
         if not isinstance(value, dict):
@@ -74,6 +83,56 @@ class Item:
             )
         except (KeyError, TypeError, ValueError):
             raise RepositoryCorrupt(f"{what} holds a malformed item") from None
+
+
+def _fast_record(item: Item) -> bytes | None:
+    """``wire.dumps(item.to_json())`` by orjson, or None where the two could differ.
+
+    orjson writes the same bytes as the format's JSON for strings (escapes included), integers,
+    booleans, null, lists and dicts with string keys (``tests/engine/test_item_record.py``), but
+    spells some floats its own way (``0.00009999``, not ``9.999e-05``; NaN as null) and accepts
+    types ``json`` refuses (dates, dataclasses). So the one float, ``mtime``, is spelled by
+    Python's repr between the keys orjson writes before it and after it (sorted: chunks, key,
+    kind, meta, mode | mtime | path, size, user), and anything else takes ``wire.dumps``: a
+    float or another type in ``meta``, a non-finite ``mtime``, what orjson refuses (a lone
+    surrogate, an integer beyond 64 bits)."""
+    mtime = float(item.mtime) if type(item.mtime) is int else item.mtime
+    if (
+        type(mtime) is not float
+        or not math.isfinite(mtime)
+        or type(item.size) is not int
+        or type(item.mode) is not int
+        or not _plain_json(item.meta)
+    ):
+        return None
+    try:
+        before = orjson.dumps(
+            {
+                "chunks": item.chunks,
+                "key": item.key,
+                "kind": item.kind,
+                "meta": item.meta,
+                "mode": item.mode,
+            },
+            option=orjson.OPT_SORT_KEYS,
+        )
+        after = orjson.dumps({"path": item.path, "size": item.size, "user": item.user})
+    except orjson.JSONEncodeError:
+        return None
+    return b"".join((before[:-1], _MTIME_MARK, repr(mtime).encode(), b",", after[1:]))
+
+
+_PLAIN_SCALARS = (str, int, bool, type(None))
+
+
+def _plain_json(value: object) -> bool:
+    """Whether ``value`` holds only strings, integers, booleans, None, lists and dicts with
+    string keys: what ``json`` and orjson spell alike."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _plain_json(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_plain_json(v) for v in value)
+    return type(value) in _PLAIN_SCALARS
 
 
 @dataclass(frozen=True)

@@ -358,7 +358,7 @@ class _TreeBuilder:
         """Add ``item`` (``record``: its JSON, already encoded); the JSON of a full tree blob
         when this one filled it."""
         try:
-            encoded = record if record is not None else wire.dumps(item.to_json())
+            encoded = record if record is not None else item.record()
         except UnicodeEncodeError:  # a lone surrogate (an undecoded file name): refuse the item
             raise InvalidInput(
                 f"item {item.key.encode('utf-8', 'backslashreplace').decode()!r} holds text "
@@ -464,7 +464,7 @@ def item_record(item: Item) -> bytes | None:
     """``item``'s JSON as ``add_item`` writes it; None when it holds text that is not valid
     Unicode (a lone surrogate): ``add_item`` refuses such an item, with its reason."""
     try:
-        return wire.dumps(item.to_json())
+        return item.record()
     except UnicodeEncodeError:
         return None
 

@@ -1,0 +1,105 @@
+"""``Item.record`` writes an item's canonical JSON by orjson where orjson spells it as the
+format does, and by ``wire.dumps`` everywhere else: the same bytes, or the same error, for any
+item."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keepstone.engine import model, wire
+from keepstone.engine.model import ITEM_KINDS, Item
+
+_text = st.text() | st.sampled_from(["bad\udcff", '\u2028"\\\n\x00\x1f\x7f', "é 日本 😀"])
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.sampled_from([9.999e-05, 1e-07, 1e22, math.nan])  # floats orjson spells otherwise
+    | _text
+)
+_meta_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=12,
+)
+_items = st.builds(
+    Item,
+    key=_text,
+    user=_text,
+    kind=st.sampled_from(ITEM_KINDS),
+    path=_text,
+    size=st.integers(min_value=-(2**70), max_value=2**70),
+    mtime=st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(min_value=-(2**40), max_value=2**40)
+    | st.sampled_from([9.999e-05, 1e-07, 1e16, 1e22, -0.0, 1733312345.123456]),
+    mode=st.integers(min_value=-(2**70), max_value=2**70),
+    meta=st.dictionaries(_text, _meta_values, max_size=6),
+    chunks=st.lists(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)).map(tuple),
+)
+
+
+def _outcome(make: object) -> bytes | type[BaseException]:
+    try:
+        return make()  # type: ignore[operator, no-any-return]
+    except (UnicodeEncodeError, TypeError, ValueError, OverflowError) as error:
+        return type(error)
+
+
+@settings(max_examples=600)
+@given(_items)
+def test_the_same_bytes_as_wire_dumps_for_any_item(item: Item) -> None:
+    assert _outcome(item.record) == _outcome(lambda: wire.dumps(item.to_json()))
+
+
+def _mail(**changes: object) -> Item:
+    fields: dict[str, object] = {
+        "key": "alice/Mail/INBOX/1",
+        "user": "alice",
+        "kind": "mail",
+        "path": "Mail/INBOX",
+        "size": 1234,
+        "mtime": 1733312345.123456,
+        "mode": 0o600,
+        "meta": {"subject": 'Hello \u2028 "you"', "from": "Bob <bob@example.test>", "n": 3},
+        "chunks": ("ab" * 32, "cd" * 32),
+    }
+    return Item(**(fields | changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"mtime": 0.0},
+        {"mtime": 1733312345},  # an integer mtime is written as a float, as to_json does
+        {"mtime": 9.999e-05},  # orjson alone would write 0.00009999: mtime is Python's repr
+        {"meta": {}, "chunks": ()},
+        {"meta": {"nested": {"b": [1, None, True], "a": "x"}}},
+    ],
+)
+def test_an_ordinary_item_takes_orjson(changes: dict[str, object]) -> None:
+    item = _mail(**changes)
+    assert model._fast_record(item) == wire.dumps(item.to_json())
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"mtime": math.nan},
+        {"mtime": math.inf},
+        {"meta": {"score": 0.5}},
+        {"meta": {"deep": [{"x": 1e-7}]}},
+        {"meta": {1: "a non-string key"}},
+        {"size": 2**70},
+        {"path": "bad\udcff"},
+    ],
+)
+def test_what_orjson_could_spell_otherwise_takes_wire_dumps(changes: dict[str, object]) -> None:
+    item = _mail(**changes)
+    assert model._fast_record(item) is None
+    assert _outcome(item.record) == _outcome(lambda: wire.dumps(item.to_json()))
