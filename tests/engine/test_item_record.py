@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,6 +57,15 @@ def test_the_same_bytes_as_wire_dumps_for_any_item(item: Item) -> None:
     assert _outcome(item.record) == _outcome(lambda: wire.dumps(item.to_json()))
 
 
+@settings(max_examples=2000)
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_orjson_spells_the_floats_it_is_given_as_python_does(value: float) -> None:
+    """What ``_fast_record`` relies on for ``mtime``: from 1e-4 up (and zero), orjson's
+    spelling of a float is Python's repr, which is ``json``'s."""
+    if value == 0.0 or abs(value) >= model._SMALLEST_ALIKE:
+        assert orjson.dumps(value) == repr(value).encode()
+
+
 def _mail(**changes: object) -> Item:
     fields: dict[str, object] = {
         "key": "alice/Mail/INBOX/1",
@@ -77,7 +87,8 @@ def _mail(**changes: object) -> Item:
         {},
         {"mtime": 0.0},
         {"mtime": 1733312345},  # an integer mtime is written as a float, as to_json does
-        {"mtime": 9.999e-05},  # orjson alone would write 0.00009999: mtime is Python's repr
+        {"mtime": 1e-4},  # the smallest that orjson spells as Python's repr does
+        {"mtime": -1e16},
         {"meta": {}, "chunks": ()},
         {"meta": {"nested": {"b": [1, None, True], "a": "x"}}},
     ],
@@ -92,6 +103,7 @@ def test_an_ordinary_item_takes_orjson(changes: dict[str, object]) -> None:
     [
         {"mtime": math.nan},
         {"mtime": math.inf},
+        {"mtime": 9.999e-05},  # orjson: 0.00009999
         {"meta": {"score": 0.5}},
         {"meta": {"deep": [{"x": 1e-7}]}},
         {"meta": {1: "a non-string key"}},

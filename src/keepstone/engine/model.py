@@ -57,7 +57,8 @@ class Item:
     def record(self) -> bytes:
         """The item's canonical JSON, ``wire.dumps(self.to_json())``; raises
         ``UnicodeEncodeError`` as that does for text that is not valid Unicode (a lone
-        surrogate). A backup makes one per item: orjson writes it about five times faster."""
+        surrogate). A backup makes one per item: orjson writes it almost four times faster
+        (1.3 against 5.0 us for a message of the bench's)."""
         return _fast_record(self) or wire.dumps(self.to_json())
 
     @classmethod
@@ -89,50 +90,59 @@ def _fast_record(item: Item) -> bytes | None:
     """``wire.dumps(item.to_json())`` by orjson, or None where the two could differ.
 
     orjson writes the same bytes as the format's JSON for strings (escapes included), integers,
-    booleans, null, lists and dicts with string keys (``tests/engine/test_item_record.py``), but
-    spells some floats its own way (``0.00009999``, not ``9.999e-05``; NaN as null) and accepts
-    types ``json`` refuses (dates, dataclasses). So the one float, ``mtime``, is spelled by
-    Python's repr between the keys orjson writes before it and after it (sorted: chunks, key,
-    kind, meta, mode | mtime | path, size, user), and anything else takes ``wire.dumps``: a
-    float or another type in ``meta``, a non-finite ``mtime``, what orjson refuses (a lone
-    surrogate, an integer beyond 64 bits)."""
+    booleans, null, lists and dicts with string keys, and for finite floats of magnitude 1e-4
+    or more, and zero (``tests/engine/test_item_record.py``); it spells smaller floats its own
+    way (``0.00009999``, not ``9.999e-05``), NaN as null, and accepts types ``json`` refuses
+    (dates, dataclasses). So an item whose ``mtime`` is outside that range, whose ``meta``
+    holds a float or another type, or that orjson refuses (a lone surrogate, an integer beyond
+    64 bits, a key that is not a string) takes ``wire.dumps``."""
     mtime = float(item.mtime) if type(item.mtime) is int else item.mtime
     if (
         type(mtime) is not float
-        or not math.isfinite(mtime)
+        or not (mtime == 0.0 or _SMALLEST_ALIKE <= abs(mtime) < math.inf)
         or type(item.size) is not int
         or type(item.mode) is not int
         or not _plain_json(item.meta)
     ):
         return None
     try:
-        before = orjson.dumps(
+        return orjson.dumps(
             {
                 "chunks": item.chunks,
                 "key": item.key,
                 "kind": item.kind,
                 "meta": item.meta,
                 "mode": item.mode,
+                "mtime": mtime,
+                "path": item.path,
+                "size": item.size,
+                "user": item.user,
             },
             option=orjson.OPT_SORT_KEYS,
         )
-        after = orjson.dumps({"path": item.path, "size": item.size, "user": item.user})
     except orjson.JSONEncodeError:
         return None
-    return b"".join((before[:-1], _MTIME_MARK, repr(mtime).encode(), b",", after[1:]))
 
 
-_PLAIN_SCALARS = (str, int, bool, type(None))
+# orjson and Python's repr spell every finite float alike from here up (and zero).
+_SMALLEST_ALIKE = 1e-4
+
+
+_PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
 
 
 def _plain_json(value: object) -> bool:
-    """Whether ``value`` holds only strings, integers, booleans, None, lists and dicts with
-    string keys: what ``json`` and orjson spell alike."""
+    """Whether ``value`` holds only strings, integers, booleans, None, lists and dicts: what
+    ``json`` and orjson spell alike (a dict key that is not a string makes orjson fail)."""
+    values: Iterable[object]
     if isinstance(value, dict):
-        return all(type(k) is str and _plain_json(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_plain_json(v) for v in value)
-    return type(value) in _PLAIN_SCALARS
+        values = value.values()
+    elif isinstance(value, list | tuple):
+        values = value
+    else:
+        return type(value) in _PLAIN_SCALARS
+    # The usual value, a flat meta of strings, in one pass in C; nested values one by one.
+    return _PLAIN_SCALARS.issuperset(map(type, values)) or all(map(_plain_json, values))
 
 
 @dataclass(frozen=True)
