@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import math
+import os
+import stat
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from typer.testing import CliRunner
 from keepstone.cli.main import app
 from keepstone.proxy.worker import ProxyWorker
 from keepstone.services.context import Context
+from keepstone.services.save_tree import SaveTree, stamp
 from tests.conftest import Api
 from tests.local_org import Organization, run_job
 
@@ -51,6 +56,50 @@ def test_restore_commands_save_and_put_back_items(
     assert back.exit_code == 0, back.output
     assert "Restored 1, skipped 6, failed 0 items" in back.output
     assert photo.read_bytes() == (out / "alice/OneDrive/Documents/Photos/cat.jpg").read_bytes()
+
+
+def test_a_saved_file_keeps_its_permission_bits_and_time_but_never_setuid(
+    api: Api,
+    organization: Organization,
+    org_job: dict[str, Any],
+    backup_proxy: ProxyWorker,
+    data_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """As restic restores them and as a put-back writes them: the mode's permission bits and
+    the modification time, on the open file; setuid, setgid and sticky never."""
+    photo = organization.root / "alice/OneDrive/Documents/Photos/cat.jpg"
+    photo.chmod(0o6751)
+    os.utime(photo, (1_600_000_000.25, 1_600_000_000.25))
+    message = next((organization.root / "alice/Mail").rglob("cur/*"))
+    message.chmod(0o640)
+    os.utime(message, (1_500_000_000, 1_500_000_000))
+    run_job(api, org_job, backup_proxy)
+    [point] = api.get("/v2/RestorePoints").json()
+
+    out = tmp_path / "saved"
+    saved = cli(data_dir, "restore", "save", point["id"], "--user", "alice", "--to", str(out))
+
+    assert saved.exit_code == 0, saved.output
+    copy = (out / "alice/OneDrive/Documents/Photos/cat.jpg").stat()
+    assert stat.S_IMODE(copy.st_mode) == 0o751
+    assert copy.st_mtime == 1_600_000_000.25
+    times = {p.stat().st_mtime: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*.eml")}
+    assert times[1_500_000_000] == 0o640
+
+
+@pytest.mark.parametrize("mtime", [math.nan, math.inf, -math.inf, 1e30, -1e30])
+def test_a_time_the_system_cannot_hold_leaves_the_saved_file_at_its_writing(
+    tmp_path: Path, mtime: float
+) -> None:
+    with SaveTree(tmp_path) as tree:
+        path, out = tree.create(["alice", "OneDrive", "odd.txt"])
+        with out:
+            out.write(b"content")
+            stamp(out, 0o100644, mtime)
+    assert path.read_bytes() == b"content"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert abs(path.stat().st_mtime - time.time()) < 3600
 
 
 def test_repo_commands_verify_attach_and_retention(

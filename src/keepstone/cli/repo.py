@@ -13,7 +13,7 @@ from keepstone.domain.errors import KeepstoneError, NotFound
 from keepstone.domain.names import safe_component
 from keepstone.services import catalog, maintenance, restore_points, restores
 from keepstone.services.context import Context
-from keepstone.services.save_tree import SaveTree
+from keepstone.services.save_tree import SaveTree, stamp
 from keepstone.store.tables import Repository
 
 if TYPE_CHECKING:
@@ -158,6 +158,7 @@ def save(
                     for chunk in content:
                         out.write(chunk)
                         bar.advance(task, len(chunk))
+                    stamp(out, item.mode, item.mtime)
         restores.record_saved(
             ctx, session, user, len(items), str(to / safe_component(user)), by=operator()
         )

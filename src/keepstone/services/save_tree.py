@@ -6,12 +6,15 @@ Every component below DIR is a ``names.safe_component`` and is walked by ``sourc
 a file is created with ``O_CREAT | O_EXCL | O_NOFOLLOW``, so a symbolic link planted inside DIR
 (or swapped in while the save runs) is never followed, and an existing file is never
 overwritten: the item gets a numbered name beside it instead, as two items whose names sanitize
-to the same one do.
+to the same one do. A saved file keeps the item's permission bits and modification time
+(``stamp``), as a put-back's file does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -88,3 +91,15 @@ class SaveTree:
         if os.path.commonpath([self.root, os.path.realpath(path)]) != str(self.root):
             raise InvalidInput(f"'{path}' is outside the save directory {self.root}", "to")
         return path
+
+
+def stamp(out: BinaryIO, mode: int, mtime: float) -> None:
+    """Give a saved file, still open, the item's permission bits and modification time, as
+    ``Directory.write_atomic`` gives a put-back's: on the open file, so no path is resolved
+    again. Setuid, setgid and sticky bits are never restored (the operator may run this as
+    root, and a source is hostile); a time the system cannot hold (NaN, beyond its range)
+    leaves the file at the time it was written."""
+    out.flush()
+    os.fchmod(out.fileno(), stat.S_IMODE(mode) & 0o777)
+    with contextlib.suppress(OverflowError, ValueError, OSError):
+        os.utime(out.fileno(), (mtime, mtime))
