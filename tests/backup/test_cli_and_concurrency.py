@@ -35,6 +35,14 @@ def test_restore_commands_save_and_put_back_items(
     data_dir: Path,
     tmp_path: Path,
 ) -> None:
+    # A saved file keeps the permission bits and the time, as restic and a put-back do; never
+    # setuid, setgid or sticky.
+    photo = organization.root / "alice/OneDrive/Documents/Photos/cat.jpg"
+    photo.chmod(0o6751)
+    os.utime(photo, (1_600_000_000.25, 1_600_000_000.25))
+    message = next((organization.root / "alice/Mail").rglob("cur/*"))
+    message.chmod(0o640)
+    os.utime(message, (1_500_000_000, 1_500_000_000))
     run_job(api, org_job, backup_proxy)
     listed = cli(data_dir, "restore", "points")
     assert listed.exit_code == 0, listed.output
@@ -45,9 +53,12 @@ def test_restore_commands_save_and_put_back_items(
     saved = cli(data_dir, "restore", "save", point["id"], "--user", "alice", "--to", str(out))
     assert saved.exit_code == 0, saved.output
     assert "Saved 7 items of alice" in saved.output
-    photo = organization.root / "alice/OneDrive/Documents/Photos/cat.jpg"
-    assert (out / "alice/OneDrive/Documents/Photos/cat.jpg").read_bytes() == photo.read_bytes()
-    assert len(list((out / "alice/Mail").rglob("*.eml"))) == 4
+    copy = out / "alice/OneDrive/Documents/Photos/cat.jpg"
+    assert copy.read_bytes() == photo.read_bytes()
+    assert (stat.S_IMODE(copy.stat().st_mode), copy.stat().st_mtime) == (0o751, 1_600_000_000.25)
+    messages = [p.stat() for p in (out / "alice/Mail").rglob("*.eml")]
+    assert len(messages) == 4
+    assert [stat.S_IMODE(m.st_mode) for m in messages if m.st_mtime == 1_500_000_000] == [0o640]
 
     photo.unlink()
     back = cli(
@@ -56,36 +67,6 @@ def test_restore_commands_save_and_put_back_items(
     assert back.exit_code == 0, back.output
     assert "Restored 1, skipped 6, failed 0 items" in back.output
     assert photo.read_bytes() == (out / "alice/OneDrive/Documents/Photos/cat.jpg").read_bytes()
-
-
-def test_a_saved_file_keeps_its_permission_bits_and_time_but_never_setuid(
-    api: Api,
-    organization: Organization,
-    org_job: dict[str, Any],
-    backup_proxy: ProxyWorker,
-    data_dir: Path,
-    tmp_path: Path,
-) -> None:
-    """As restic restores them and as a put-back writes them: the mode's permission bits and
-    the modification time, on the open file; setuid, setgid and sticky never."""
-    photo = organization.root / "alice/OneDrive/Documents/Photos/cat.jpg"
-    photo.chmod(0o6751)
-    os.utime(photo, (1_600_000_000.25, 1_600_000_000.25))
-    message = next((organization.root / "alice/Mail").rglob("cur/*"))
-    message.chmod(0o640)
-    os.utime(message, (1_500_000_000, 1_500_000_000))
-    run_job(api, org_job, backup_proxy)
-    [point] = api.get("/v2/RestorePoints").json()
-
-    out = tmp_path / "saved"
-    saved = cli(data_dir, "restore", "save", point["id"], "--user", "alice", "--to", str(out))
-
-    assert saved.exit_code == 0, saved.output
-    copy = (out / "alice/OneDrive/Documents/Photos/cat.jpg").stat()
-    assert stat.S_IMODE(copy.st_mode) == 0o751
-    assert copy.st_mtime == 1_600_000_000.25
-    times = {p.stat().st_mtime: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*.eml")}
-    assert times[1_500_000_000] == 0o640
 
 
 @pytest.mark.parametrize("mtime", [math.nan, math.inf, -math.inf, 1e30, -1e30])
