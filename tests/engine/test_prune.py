@@ -166,16 +166,19 @@ def test_prune_stops_before_deleting_when_a_snapshot_is_unreadable(tmp_path: Pat
     assert sorted((tmp_path / "packs").rglob("*")) == packs_before
 
 
-def test_an_abandoned_writer_releases_its_lock(tmp_path: Path) -> None:
+def test_an_abandoned_writer_releases_its_lock_and_its_spool(tmp_path: Path) -> None:
     import gc
 
-    repo = new_repo(tmp_path)
+    # One pack, not yet full, past its first spool piece: its file is open, no upload runs.
+    repo = new_repo(tmp_path, options=small_options(pack_size=8 << 20))
     writer = repo.writer({})
-    writer.add_file(b"some data")
+    writer.add_file(os.urandom(1 << 20))
     assert repo._ctx.store.list("locks/")
+    assert list((tmp_path / "tmp").iterdir())
     del writer
     gc.collect()
     assert repo._ctx.store.list("locks/") == []
+    assert list((tmp_path / "tmp").iterdir()) == []
     repo.prune()
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import os
 from pathlib import Path
 
 import pytest
@@ -74,6 +77,30 @@ def test_a_spool_is_stored_under_the_name_it_learns_last(tmp_path: Path) -> None
         taken.commit("packs/ab/abcdef")
     assert store.get("packs/ab/abcdef") == b"written in pieces"
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_spool_dropped_unfinished_closes_its_file_and_removes_it(tmp_path: Path) -> None:
+    """A writer abandoned mid-pack drops its spool: no descriptor is left open, no file in
+    tmp/ (prune would remove it a day later)."""
+    store = LocalStore(tmp_path)
+    spools = [store.open_spool() for _ in range(5)]
+    for spool in spools:
+        spool.write([b"half a pack"])
+    assert len(os.listdir(tmp_path / "tmp")) == 5
+    assert len(_open_below(tmp_path)) == 5
+    del spool, spools
+    gc.collect()
+    assert os.listdir(tmp_path / "tmp") == []
+    assert _open_below(tmp_path) == []
+
+
+def _open_below(root: Path) -> list[str]:
+    """The files below ``root`` this process holds open."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(FileNotFoundError):  # the listing's own, closed since
+            held.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return [path for path in held if path.startswith(f"{root}/")]
 
 
 @pytest.mark.parametrize("name", ["../x", "tmp/x", "a//b"])

@@ -24,6 +24,7 @@ from keepstone.engine.errors import (
     UnsupportedFormat,
     WrongPassword,
 )
+from keepstone.engine.heap import freeze_long_lived
 from keepstone.engine.index import BlobLocation
 from keepstone.engine.keys import KdfCost, MasterKey, make_key_file, open_key_file
 from keepstone.engine.locks import Lock
@@ -135,6 +136,10 @@ class Repository:
 
     def writer(self, tags: dict[str, str], parent: str | None = None) -> BackupWriter:
         """Start a backup run; it holds a shared lock until ``commit`` or ``abort``."""
+        # A run's collections walk only what the run makes. Before the writer exists: one
+        # frozen with the rest would never be collected if it were dropped unfinished, and
+        # its finalizer (which releases its lock and its spool) would never run.
+        freeze_long_lived()
         lock = Lock.acquire(self._ctx.store, self._ctx.codec, self._ctx.options, exclusive=False)
         try:
             self._ctx.refresh_index()  # a prune may have run since open: forget its packs

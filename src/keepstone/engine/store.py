@@ -14,6 +14,7 @@ import re
 import secrets
 import stat
 import time
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -243,12 +244,15 @@ class LocalStore:
 
 class FileSpool:
     """A local object being written: a file in ``tmp/`` that ``commit`` makes durable and then
-    links into place under its name (never replacing one), as ``put`` does."""
+    links into place under its name (never replacing one), as ``put`` does. One dropped
+    without ``commit`` or ``discard`` (a writer abandoned mid-pack) is discarded when it is
+    collected: its descriptor closed, its file removed."""
 
     def __init__(self, store: LocalStore) -> None:
         self._store = store
         self._tmp = store._tmp_dir() / f"{secrets.token_hex(8)}.tmp"
         self._fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        self._drop = weakref.finalize(self, _drop_temporary, self._fd, self._tmp)
         try:
             os.fchmod(self._fd, FILE_MODE)  # open's mode is filtered by the umask
         except BaseException:
@@ -273,11 +277,14 @@ class FileSpool:
         _fsync_dir(final.parent)
 
     def discard(self) -> None:
-        if self._fd >= 0:
-            fd, self._fd = self._fd, -1
-            os.close(fd)
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        self._fd = -1
+        self._drop()  # once: later calls do nothing
+
+
+def _drop_temporary(fd: int, tmp: Path) -> None:
+    os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
 
 
 def _write_all(fd: int, views: list[memoryview]) -> None:

@@ -18,7 +18,7 @@ from keepstone.engine.chunker import Source
 from keepstone.engine.codec import BytesLike
 from keepstone.engine.context import SNAPSHOT_PREFIX, RepoContext
 from keepstone.engine.errors import BackupFailed
-from keepstone.engine.heap import freeze_long_lived, release_big_buffers
+from keepstone.engine.heap import release_big_buffers
 from keepstone.engine.locks import Lock
 from keepstone.engine.model import (
     CarriedRecord,
@@ -52,7 +52,6 @@ class BackupWriter:
         self, ctx: RepoContext, lock: Lock, tags: dict[str, str], parent: str | None
     ) -> None:
         release_big_buffers()  # chunks and packs pass between threads
-        freeze_long_lived()  # a run's collections walk only what the run makes
         self._ctx = ctx
         self._lock = lock
         self._tags = dict(tags)
