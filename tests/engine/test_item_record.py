@@ -110,6 +110,8 @@ def test_an_ordinary_item_takes_orjson(changes: dict[str, object]) -> None:
         {"meta": {1: "a non-string key"}},
         {"size": 2**70},
         {"path": "bad\udcff"},
+        {"path": 1e-07},  # not the declared type: orjson would spell it 1e-7
+        {"chunks": (1e-07,)},
     ],
 )
 def test_what_orjson_could_spell_otherwise_takes_wire_dumps(changes: dict[str, object]) -> None:

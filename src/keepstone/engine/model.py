@@ -94,15 +94,18 @@ def _fast_record(item: Item) -> bytes | None:
     or more, and zero (``tests/engine/test_item_record.py``); it spells smaller floats its own
     way (``0.00009999``, not ``9.999e-05``), NaN as null, and accepts types ``json`` refuses
     (dates, dataclasses). So an item whose ``mtime`` is outside that range, whose ``meta``
-    holds a float or another type, or that orjson refuses (a lone surrogate, an integer beyond
-    64 bits, a key that is not a string) takes ``wire.dumps``."""
+    holds a float or another type, whose other fields are not exactly the types they are
+    declared with, or that orjson refuses (a lone surrogate, an integer beyond 64 bits, a key
+    that is not a string) takes ``wire.dumps``."""
     mtime = float(item.mtime) if type(item.mtime) is int else item.mtime
     if (
         type(mtime) is not float
         or not (mtime == 0.0 or _SMALLEST_ALIKE <= abs(mtime) < math.inf)
+        or not _TEXT.issuperset(map(type, (item.key, item.user, item.kind, item.path)))
         or type(item.size) is not int
         or type(item.mode) is not int
         or not _plain_json(item.meta)
+        or not _TEXT.issuperset(map(type, item.chunks))
     ):
         return None
     try:
@@ -133,6 +136,7 @@ _SMALLEST_ALIKE = 1e-4
 
 
 _PLAIN_SCALARS = frozenset({str, int, bool, type(None)})
+_TEXT = frozenset({str})
 
 
 def _plain_json(value: object) -> bool:
