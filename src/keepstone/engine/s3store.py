@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import builtins
 import random
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 import structlog
 import urllib3.exceptions
@@ -114,7 +115,21 @@ class S3Store:
         if total <= self.tuning.multipart_threshold:
             self._put_single(name, key, b"".join(parts))
         else:
-            self._put_multipart(name, key, parts)
+            whole = partial(b"".join, parts)
+            self._put_multipart(name, key, partial(_slices, parts, self.tuning.part_size), whole)
+
+    def open_spool(self) -> S3Spool:
+        return S3Spool(self)
+
+    def put_file(self, name: str, file: BinaryIO, size: int) -> None:
+        """Store the ``size`` bytes of ``file`` from its start under ``name``: read whole for
+        one PUT when small, else one part at a time for a multipart upload."""
+        key = self._key(name)
+        if size <= self.tuning.multipart_threshold:
+            self._put_single(name, key, _read_all(file))
+        else:
+            pieces = partial(_file_slices, file, self.tuning.part_size)
+            self._put_multipart(name, key, pieces, partial(_read_all, file))
 
     def get(self, name: str) -> bytes:
         key = self._key(name)
@@ -236,7 +251,15 @@ class S3Store:
                 return  # our own earlier attempt landed; its answer was lost
             raise
 
-    def _put_multipart(self, name: str, key: str, parts: Sequence[bytes]) -> None:
+    def _put_multipart(
+        self,
+        name: str,
+        key: str,
+        pieces: Callable[[], Iterator[bytes]],
+        whole: Callable[[], bytes],
+    ) -> None:
+        """``pieces()``: the object in parts of ``part_size``; ``whole()``: all of it, read only
+        when a retried completion must tell our own object from another writer's."""
         if self.exists(name):  # cheap early refusal; the completion's condition is the real one
             raise ObjectExists(f"object {name} already exists")
         bucket = self.location.bucket
@@ -248,9 +271,9 @@ class S3Store:
         try:
             done = [
                 self._upload_part(name, key, upload_id, number, chunk)
-                for number, chunk in enumerate(_slices(parts, self.tuning.part_size), start=1)
+                for number, chunk in enumerate(pieces(), start=1)
             ]
-            self._complete(name, key, upload_id, done, parts)
+            self._complete(name, key, upload_id, done, whole)
         except BaseException:
             self._abort(name, key, upload_id)
             raise
@@ -275,7 +298,7 @@ class S3Store:
         key: str,
         upload_id: str,
         done: builtins.list[CompletedPartTypeDef],
-        parts: Sequence[bytes],
+        whole: Callable[[], bytes],
     ) -> None:
         attempts = {"n": 0}
 
@@ -292,12 +315,12 @@ class S3Store:
         try:
             self._call(f"COMPLETE {name}", once, name)
         except ObjectExists:
-            if attempts["n"] > 1 and self._holds(name, b"".join(parts)):
+            if attempts["n"] > 1 and self._holds(name, whole()):
                 return
             raise
         except ObjectNotFound:
             # A retried completion after a lost answer finds the upload gone (NoSuchUpload).
-            if attempts["n"] > 1 and self._holds(name, b"".join(parts)):
+            if attempts["n"] > 1 and self._holds(name, whole()):
                 return
             raise
 
@@ -352,6 +375,52 @@ def _code(error: ClientError) -> str:
 
 def _status(error: ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+
+
+class S3Spool:
+    """A pack on its way to S3, in an unnamed temporary file (the system's temporary directory,
+    ``TMPDIR``: mode 0600, gone when closed or when the process ends) until ``commit`` uploads
+    it from there, as restic spools its packs. A pack being filled holds no memory, and a small
+    one is read back whole only while its PUT runs (``MemorySpool`` held every piece, and a
+    joined copy during the PUT)."""
+
+    def __init__(self, store: S3Store) -> None:
+        self._store = store
+        # Owned until commit or discard, not a block's: hence no context manager.
+        self._file: BinaryIO | None = tempfile.TemporaryFile()  # noqa: SIM115
+        self._size = 0
+
+    def write(self, parts: Sequence[bytes]) -> None:
+        if self._file is None:
+            raise ValueError("this spool is already committed or discarded")
+        for part in parts:
+            self._file.write(part)
+            self._size += len(part)
+
+    def commit(self, name: str) -> None:
+        if self._file is None:
+            raise ValueError("this spool is already committed or discarded")
+        try:
+            self._file.flush()
+            self._store.put_file(name, self._file, self._size)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self._file is not None:
+            file, self._file = self._file, None
+            file.close()
+
+
+def _read_all(file: BinaryIO) -> bytes:
+    file.seek(0)
+    return file.read()
+
+
+def _file_slices(file: BinaryIO, size: int) -> Iterator[bytes]:
+    file.seek(0)
+    while piece := file.read(size):
+        yield piece
 
 
 def _slices(parts: Sequence[bytes], size: int) -> Iterator[bytes]:
