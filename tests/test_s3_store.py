@@ -3,6 +3,9 @@ conditional writes, retries through the fault proxy, and a whole repository on S
 
 from __future__ import annotations
 
+import os
+import stat
+import tracemalloc
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -123,6 +126,39 @@ def test_multipart_for_large_objects(moto: MotoServer) -> None:
     assert store.size("packs/00/big") == 12 * MiB
     uploads = store._client.list_multipart_uploads(Bucket=store.location.bucket)
     assert not uploads.get("Uploads")  # the refused one left nothing behind
+
+
+@pytest.mark.parametrize("pieces", [1, 24], ids=["one PUT", "multipart"])
+def test_a_spool_holds_its_object_in_a_file_until_it_is_stored(
+    moto: MotoServer, pieces: int
+) -> None:
+    """A pack being filled holds no memory: its pieces go to an unnamed temporary file of mode
+    0600, read back at commit (whole for one PUT, a part at a time for a multipart upload)."""
+    tuning = S3Tuning(multipart_threshold=5 * MiB, part_size=5 * MiB, backoff_base=0.005)
+    store = new_store(moto.url, tuning=tuning)
+    spool = store.open_spool()
+    held_in = os.fstat(spool._file.fileno())  # type: ignore[union-attr]
+    assert (held_in.st_nlink, stat.S_IMODE(held_in.st_mode)) == (0, 0o600)  # no name, private
+    tracemalloc.start()
+    try:
+        for n in range(pieces):
+            spool.write([b"%d" % n, bytes([n]) * (512 * 1024)])
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 256 * 1024  # a MemorySpool held every piece: 12 MiB for 24
+    spool.commit("packs/00/spooled")
+    expected = b"".join(b"%d" % n + bytes([n]) * (512 * 1024) for n in range(pieces))
+    assert store.get("packs/00/spooled") == expected
+    with pytest.raises(ValueError, match="already committed"):
+        spool.write([b"more"])
+    taken = store.open_spool()
+    taken.write([b"other bytes"])
+    with pytest.raises(ObjectExists):
+        taken.commit("packs/00/spooled")
+    assert store.get("packs/00/spooled") == expected
+    uploads = store._client.list_multipart_uploads(Bucket=store.location.bucket)
+    assert not uploads.get("Uploads")
 
 
 def test_multipart_completion_is_conditional(moto: MotoServer) -> None:
