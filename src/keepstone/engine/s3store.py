@@ -388,21 +388,19 @@ class S3Spool:
         self._store = store
         # Owned until commit or discard, not a block's: hence no context manager.
         self._file: BinaryIO | None = tempfile.TemporaryFile()  # noqa: SIM115
-        self._size = 0
 
     def write(self, parts: Sequence[bytes]) -> None:
         if self._file is None:
             raise ValueError("this spool is already committed or discarded")
         for part in parts:
             self._file.write(part)
-            self._size += len(part)
 
     def commit(self, name: str) -> None:
         if self._file is None:
             raise ValueError("this spool is already committed or discarded")
         try:
             self._file.flush()
-            self._store.put_file(name, self._file, self._size)
+            self._store.put_file(name, self._file, self._file.tell())
         finally:
             self.discard()
 
